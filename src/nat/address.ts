@@ -30,6 +30,8 @@ export interface AddressClass {
 export interface TargetPolicy {
   /** Accept the lab's ranges (never on a real network). */
   allowLab?: boolean;
+  /** Accept loopback targets: only for tests that punch over 127.0.0.1 (never on a real network). */
+  allowLoopback?: boolean;
 }
 
 /** A target address refused by policy; code NAT_TARGET_REFUSED. */
@@ -96,6 +98,7 @@ export function classifyAddress(addr: string): AddressClass {
 export function isAllowedTarget(addr: string, policy: TargetPolicy = {}): boolean {
   const k = classifyAddress(addr);
   if (k.kind === 'public') return true;
+  if (policy.allowLoopback === true && k.kind === 'loopback') return true;
   return policy.allowLab === true && k.labRange;
 }
 

@@ -11,6 +11,7 @@ import type { Release } from '../limits/concurrency-cap.js';
 import type { Endpoint, Observer } from '../nat/types.js';
 import { discoverMapping, type DiscoveryMethod } from '../nat/mapping.js';
 import type { EimVerdict } from '../nat/eim-check.js';
+import type { TargetPolicy } from '../nat/address.js';
 import { StreamChannel, type FrameCodec } from './channel.js';
 import { runInitiator } from './initiator.js';
 import type { PunchEngineLike } from './engine-port.js';
@@ -36,6 +37,8 @@ export interface PunchClientOptions {
   family?: 4 | 6;
   localAddress?: string;
   allowLab?: boolean;
+  /** Full target policy (tests may allow loopback); merged with `allowLab`. */
+  policy?: TargetPolicy;
   limits?: { perEndpoint?: number; perNetgroup?: number; maxKeys?: number; maxSynsPerSession?: number };
   tuning?: PlanTuning;
   dialTimeoutMs?: number;
@@ -121,7 +124,7 @@ export class PunchClient {
         engine: this.opts.engine,
         local,
         discovery,
-        policy: { allowLab: this.opts.allowLab === true },
+        policy: { ...(this.opts.policy ?? {}), ...(this.opts.allowLab ? { allowLab: true } : {}) },
         timeline: tl,
         ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),
         ...(this.opts.limits?.maxSynsPerSession !== undefined ? { maxSynsPerSession: this.opts.limits.maxSynsPerSession } : {}),

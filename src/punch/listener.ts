@@ -15,6 +15,7 @@ import { ConcurrencyCap } from '../limits/concurrency-cap.js';
 import type { Endpoint, Observer } from '../nat/types.js';
 import { discoverMapping, type DiscoveryMethod, type DiscoveryResult } from '../nat/mapping.js';
 import type { EimVerdict } from '../nat/eim-check.js';
+import type { TargetPolicy } from '../nat/address.js';
 import { StreamChannel, type FrameCodec } from './channel.js';
 import { runResponder } from './responder.js';
 import type { PunchEngineLike } from './engine-port.js';
@@ -54,6 +55,8 @@ export interface PunchListenerOptions {
   limits?: ListenerLimits;
   /** Allow the lab's address ranges as targets (never on a real network). */
   allowLab?: boolean;
+  /** Full target policy (tests may allow loopback); merged with `allowLab`. */
+  policy?: TargetPolicy;
   /** Local address to punch from (default: wildcard of the family). */
   localAddress?: { v4?: string; v6?: string };
   tuning?: PlanTuning;
@@ -158,7 +161,7 @@ export class PunchListener extends EventEmitter {
         });
       },
       natVerdict: () => this.verdict(),
-      policy: { allowLab: lab },
+      policy: { ...(this.opts.policy ?? {}), ...(lab ? { allowLab: true } : {}) },
       ...(this.opts.limits?.maxSynsPerSession !== undefined ? { maxSynsPerSession: this.opts.limits.maxSynsPerSession } : {}),
       ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),
       ...(this.opts.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.opts.handshakeTimeoutMs } : {}),
