@@ -11,7 +11,8 @@ export interface PunchPlanLike {
   remotes: Endpoint[];
   startAtNs?: bigint;
   startDelayMs?: number;
-  waves?: number;
+  /** Wave offsets in ms from the start. */
+  waves?: number[];
   resynIntervalUs?: number;
   profile?: PunchProfile;
   primeTtl?: number;

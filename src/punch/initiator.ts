@@ -15,7 +15,7 @@ import type { DiscoveryResult } from '../nat/mapping.js';
 import { Timeline } from './timeline.js';
 import { verifyPeer } from './verify.js';
 import { classifyEngineError } from './engine-errors.js';
-import { type PlanTuning, type PunchedConnection, capWaves, familyOf, newSessionId, randomNonce, usableEndpoints } from './session-common.js';
+import { type PlanTuning, type PunchedConnection, capPlan, familyOf, newSessionId, randomNonce, usableEndpoints } from './session-common.js';
 
 export interface InitiatorOptions {
   engine: PunchEngineLike;
@@ -123,7 +123,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
         local: opts.local,
         remotes: usable,
         startAtNs: sentNs + BigInt(delayUs) * 1000n + BigInt(Math.round((rttMs / 2) * 1e6)),
-        waves: capWaves(tuning, usable.length, opts.maxSynsPerSession ?? 32),
+        ...capPlan(tuning, usable.length, opts.maxSynsPerSession ?? 100, deadlineMs),
         deadlineMs,
         ...(opts.signal ? { signal: opts.signal } : {}),
       });

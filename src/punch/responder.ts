@@ -16,7 +16,7 @@ import type { EimVerdict } from '../nat/eim-check.js';
 import { Timeline } from './timeline.js';
 import { verifyPeer } from './verify.js';
 import { classifyEngineError } from './engine-errors.js';
-import { type PlanTuning, type PunchedConnection, capWaves, familyOf, randomNonce, usableEndpoints } from './session-common.js';
+import { type PlanTuning, type PunchedConnection, capPlan, familyOf, randomNonce, usableEndpoints } from './session-common.js';
 
 export interface ResponderOptions {
   engine: PunchEngineLike;
@@ -118,7 +118,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     tl.mark('fire-received', `delay ${fire.delayUs} us, profile ${fire.profile}`);
 
     const tuning = { ...(opts.tuning ?? {}), profile: fire.profile };
-    const waves = capWaves(tuning, usable.length, opts.maxSynsPerSession ?? 32);
+    const capped = capPlan(tuning, usable.length, opts.maxSynsPerSession ?? 100, fire.deadlineMs);
     let outcome;
     try {
       outcome = await opts.engine.punch({
@@ -126,7 +126,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
         local,
         remotes: usable,
         startAtNs: recvNs + BigInt(fire.delayUs) * 1000n,
-        waves,
+        ...capped,
         deadlineMs: fire.deadlineMs,
         signal: ac.signal,
       });

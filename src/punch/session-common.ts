@@ -9,7 +9,8 @@ import type { PunchProfile } from './messages.js';
 /** The engine knobs a session passes through (bounded by the SYN cap). */
 export interface PlanTuning {
   profile?: PunchProfile;
-  waves?: number;
+  /** Wave offsets (ms from the start instant). Default [0, 1000, 2000]. */
+  waves?: number[];
   resynIntervalUs?: number;
   primeTtl?: number;
   primeDelayMs?: number;
@@ -56,9 +57,21 @@ export function randomNonce(): bigint {
   return randomBytes(8).readBigUInt64LE(0);
 }
 
-/** Bounds waves so that (waves × remotes) never exceeds the per-session SYN cap. */
-export function capWaves(tuning: PlanTuning, remotes: number, maxSyns: number): number {
-  const wanted = tuning.waves ?? 3;
+/**
+ * Bounds a plan so one session never sends more than `maxSyns` SYNs: each wave costs (1 + prime) SYNs per
+ * remote, and re-SYNs after a failure come at most every `resynIntervalUs` within the deadline; the
+ * interval is stretched (and waves dropped) until the worst case fits.
+ */
+export function capPlan(tuning: PlanTuning, remotes: number, maxSyns: number, deadlineMs: number): { waves: number[]; resynIntervalUs: number } {
   const perWave = Math.max(1, remotes) * ((tuning.profile ?? 'prime') === 'prime' ? 2 : 1);
-  return Math.max(1, Math.min(wanted, Math.floor(maxSyns / perWave)));
+  const wanted = (tuning.waves ?? [0, 1000, 2000]).filter((w) => w >= 0 && w < deadlineMs);
+  const nWaves = Math.max(1, Math.min(wanted.length || 1, Math.floor(maxSyns / perWave)));
+  const waves = (wanted.length ? wanted : [0]).slice(0, nWaves);
+  const budget = Math.max(0, maxSyns - nWaves * perWave);
+  let resyn = tuning.resynIntervalUs ?? 20_000;
+  if (resyn > 0) {
+    const worst = Math.ceil((deadlineMs * 1000) / resyn) * Math.max(1, remotes);
+    if (worst > budget) resyn = budget === 0 ? 0 : Math.ceil((deadlineMs * 1000 * Math.max(1, remotes)) / budget);
+  }
+  return { waves, resynIntervalUs: resyn };
 }
