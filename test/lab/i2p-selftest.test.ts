@@ -10,13 +10,14 @@ test('overlay selftest --i2p --json: ok, bring-up and first-connect times, nothi
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const code = await new Promise<number | null>((r) => child.on('exit', r));
-  const res = JSON.parse(out) as { i2p: { ok: boolean; bringUpMs: number; firstConnectMs: number; sessionsMs: number; networkUpMs: number; endpoint: string } };
+  const res = JSON.parse(out) as { i2p: { ok: boolean; bringUpMs: number; firstConnectMs: number; sessionsMs: number; networkUpMs: number; endpoint: string; handshake: string } };
   console.log(`# i2p selftest: ${JSON.stringify(res.i2p)}`);
   assert.equal(code, 0);
   assert.equal(res.i2p.ok, true);
   assert.ok(res.i2p.bringUpMs > 0 && res.i2p.bringUpMs < 120_000);
   assert.ok(res.i2p.firstConnectMs >= 0 && res.i2p.firstConnectMs < 60_000);
   assert.ok(res.i2p.networkUpMs < res.i2p.bringUpMs);
+  assert.equal(res.i2p.handshake, 'version/verack');
   assert.match(res.i2p.endpoint, /^[a-z2-7]{52}\.b32\.i2p$/);
   // The selftest's namespace and i2pd routers are gone.
   const after = await run('ip', ['netns', 'list']);

@@ -1,7 +1,8 @@
 /**
  * `onionpunch overlay selftest --i2p`: brings up the private I2P network, creates a coordination endpoint on one
  * router's SAM bridge and a dialer on another's (both sessions in parallel: each costs i2pd's ~20 s readiness
- * cycle), dials the endpoint by its b32 address, exchanges bytes both ways, and tears everything down.
+ * cycle), dials the endpoint by its b32 address, exchanges bytes both ways and a Bitcoin version/verack, and
+ * tears everything down.
  */
 import type { Duplex } from 'node:stream';
 import { OnionpunchError } from '../../errors.js';
@@ -10,6 +11,7 @@ import { startPrivateI2p, type PrivateI2p } from '../../lab/private-i2p.js';
 import { I2pCoordinationEndpoint } from './endpoint.js';
 import { I2pCoordinationDialer } from './dialer.js';
 import { SamError } from './errors.js';
+import { versionHandshake } from './selftest-handshake.js';
 
 /** Bound on the whole selftest: it never hangs. */
 const SELFTEST_TIMEOUT_MS = 180_000;
@@ -87,9 +89,14 @@ export async function selftestI2p(opts: { log?: (line: string) => void } = {}): 
     const gotPong = await readN(b, pong.length, 30_000);
     if (!gotPong.equals(pong)) throw new OnionpunchError('OVERLAY_SELFTEST', 'B received wrong bytes');
     firstConnectMs = ms(tc);
-    // Until src/peer lands on main this is a bytes-both-ways exchange (not a version/verack handshake).
-    extra.handshake = 'bytes-both-ways';
     log(`i2p: first connect + bytes both ways in ${firstConnectMs} ms`);
+    // Bitcoin version/verack across the stream (src/wire codecs; the full Peer of src/peer has not landed).
+    const th = performance.now();
+    const { seenByA } = await versionHandshake(b, acc.stream, 30_000);
+    if (seenByA.services !== 0n) throw new OnionpunchError('OVERLAY_SELFTEST', 'B revealed services');
+    extra.handshakeMs = ms(th);
+    extra.handshake = 'version/verack';
+    log(`i2p: version/verack in ${extra.handshakeMs} ms`);
     return { ok: true, bringUpMs, firstConnectMs, ...extra };
   } catch (err) {
     const e =
