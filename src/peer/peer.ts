@@ -311,7 +311,10 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.destroy(
       trunc
         ? new PeerError('PEER_WIRE', `peer closed mid-message: ${trunc.message}`, { cause: trunc })
-        : new PeerError('PEER_CLOSED', 'peer closed the connection'),
+        : new PeerError(
+            'PEER_CLOSED',
+            this.peerVersion ? 'peer closed the connection' : 'peer closed the connection before sending a version (not a Bitcoin node, or another network?)',
+          ),
     );
   }
 
