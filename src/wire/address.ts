@@ -130,6 +130,44 @@ export function parseIPv6(s: string): Buffer | undefined {
   return out;
 }
 
+/**
+ * Writes dotted-quad IPv4 text as 4 bytes at `off` without allocating; false if `s` is not strict
+ * dotted-quad (no leading zeros, each part 0-255).
+ */
+export function writeIPv4(s: string, buf: Uint8Array, off: number): boolean {
+  let part = 0;
+  let digits = 0;
+  let n = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46; // '.' sentinel ends the last part
+    if (c === 46) {
+      if (digits === 0 || n > 255 || part > 3) return false;
+      buf[off + part++] = n;
+      n = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && n === 0) return false; // leading zero
+      n = n * 10 + (c - 48);
+      digits++;
+      if (digits > 3) return false;
+    } else return false;
+  }
+  return part === 4;
+}
+
+/** Writes any IP text as the 16-byte v1 form at `off` (IPv4 IPv4-mapped). Throws WIRE_BAD_ADDRESS. */
+export function writeAddrV1(s: string, buf: Buffer, off: number): void {
+  if (writeIPv4(s, buf, off + 12)) {
+    buf.fill(0, off, off + 10);
+    buf[off + 10] = 0xff;
+    buf[off + 11] = 0xff;
+    return;
+  }
+  const v6 = parseIPv6(s);
+  if (!v6) throw new WireError('WIRE_BAD_ADDRESS', `not an IP address: '${s}'`);
+  v6.copy(buf, off);
+}
+
 /** Parses any IP text into the 16-byte v1 form (IPv4 becomes IPv4-mapped). */
 export function parseAddrV1(s: string): Buffer {
   const v4 = parseIPv4(s);

@@ -37,7 +37,7 @@ import {
   formatIPv4,
   formatIPv6,
   formatOnion,
-  parseAddrV1,
+  writeAddrV1,
   parseB32,
   parseIPv4,
   parseIPv6,
@@ -195,7 +195,7 @@ const empty: Codec<EmptyPayload> = {
 function writeNetAddrV1(ctx: string, a: NetAddrV1, buf: Buffer, off: number): number {
   checkPort(ctx, 'port', a.port);
   buf.writeBigUInt64LE(BigInt.asUintN(64, a.services), off);
-  parseAddrV1(a.address).copy(buf, off + 8);
+  writeAddrV1(a.address, buf, off + 8);
   buf.writeUInt16BE(a.port, off + 24);
   return off + 26;
 }

@@ -85,3 +85,12 @@ test('parseEndpoint: IPv4, bracketed IPv6, onion, b32, names, and rejections', (
   for (const s of ['1.2.3.4', '1.2.3.4:65536', '::1:8333', '[::1', '[::1]x', '[zz::1]:1', 'a b:1', '1.2.3.4:-1', 'x.onion:1', ':5'])
     assert.throws(() => parseEndpoint(s), WireError, s);
 });
+
+test('writeIPv4: strict dotted quad without allocation', async () => {
+  const { writeIPv4 } = await import('../../../src/wire/index.js');
+  const b = Buffer.alloc(6);
+  assert.equal(writeIPv4('10.0.255.1', b, 1), true);
+  assert.equal(b.toString('hex'), '000a00ff0100');
+  for (const s of ['', '1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', '1..2.3', '1.2.3.4 ', 'a.b.c.d', '1.2.3.1000'])
+    assert.equal(writeIPv4(s, b, 0), false, s);
+});
