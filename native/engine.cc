@@ -81,6 +81,7 @@ struct Plan {
   PlanSpec spec;
   std::vector<Attempt> att;
   std::unique_ptr<Outcome> out;
+  Fd hold;  // port-0 plans: the socket that reserved the port, used by the first attempt
 };
 
 }  // namespace
@@ -159,11 +160,18 @@ struct Engine::Impl {
     for (auto& r : plan.spec.remotes) bad_family = bad_family || r.family() != plan.spec.local.family();
     if (bad_family) return finish(plan, Status::SocketError, EAFNOSUPPORT, "connect");
     if (plan.spec.local.port() == 0) {
-      // Choose the port once so that every attempt of the plan (and every wave) leaves from it.
-      uint16_t port = 0;
-      SysError e = probe_bind(plan.spec.local, &port);
+      // Choose the port once so that every attempt of the plan (and every wave) leaves from it. The socket
+      // stays bound until the first SYN uses it: a bound port is never handed to another bind(0) meanwhile.
+      SocketOptions o;
+      o.syn_cnt = plan.spec.syn_cnt;
+      o.no_delay = plan.spec.no_delay;
+      SysError e;
+      Fd hold = open_bound_socket(plan.spec.local, o, &e);
+      SockAddr name;
+      if (!e) e = local_name(hold.get(), &name);
       if (e) return finish(plan, e.syscall[0] == 'b' ? Status::BindError : Status::SocketError, e.err, e.syscall);
-      plan.spec.local.set_port(port);
+      plan.spec.local.set_port(name.port());
+      plan.hold = std::move(hold);
     }
     push_timer(plan.spec.start_ns + plan.spec.waves_ns[0], id, 0, 0, TimerKind::Wave);
     push_timer(plan.spec.deadline_ns, id, 0, 0, TimerKind::Deadline);
@@ -178,7 +186,16 @@ struct Engine::Impl {
     o.no_delay = p.spec.no_delay;
     o.ttl = prime ? p.spec.prime_ttl : p.spec.first_syn_ttl;
     SysError e;
-    Fd fd = open_bound_socket(p.spec.local, o, &e);
+    Fd fd;
+    if (p.hold) {
+      fd = std::move(p.hold);
+      if (o.ttl > 0) {
+        int te = set_ttl(fd.get(), p.spec.local.family(), o.ttl);
+        if (te != 0) e = {te, "setsockopt"};
+      }
+    } else {
+      fd = open_bound_socket(p.spec.local, o, &e);
+    }
     if (e) {
       if (e.syscall[0] == 'b' && (e.err == EADDRINUSE || e.err == EACCES || e.err == EADDRNOTAVAIL)) {
         finish(p, Status::BindError, e.err, e.syscall);
