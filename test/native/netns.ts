@@ -71,8 +71,8 @@ export function dropNewSynIn(ns: string): void {
   sh(
     'ip',
     ['netns', 'exec', ns, 'nft', '-f', '-'],
-    'table inet opdrop { chain input { type filter hook input priority 0; policy accept; ' +
-      'tcp flags & (syn | ack) == syn ct state new drop; } }\n',
+    'table inet opdrop {\n chain input {\n  type filter hook input priority 0; policy accept;\n' +
+      '  tcp flags & (syn | ack) == syn ct state new drop\n }\n}\n',
   );
 }
 
@@ -81,7 +81,7 @@ export function dropAllSynIn(ns: string): void {
   sh(
     'ip',
     ['netns', 'exec', ns, 'nft', '-f', '-'],
-    'table inet opdrop { chain input { type filter hook input priority 0; policy accept; ' +
-      'tcp flags & (syn | ack) == syn drop; } }\n',
+    'table inet opdrop {\n chain input {\n  type filter hook input priority 0; policy accept;\n' +
+      '  tcp flags & (syn | ack) == syn drop\n }\n}\n',
   );
 }
