@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
-import { once } from 'node:events';
+import { once, setMaxListeners } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { PunchEngine, PunchError, connectFrom, raiseFdLimit } from '../../src/native/engine.js';
 import { fdCount, synBlackhole, threadCount, waitFor } from './helpers.js';
@@ -65,6 +65,7 @@ test('10,000 concurrent plans on one engine thread, then abort: no fd leak', { t
     const filler = await connectFrom({ address: LO, port: 0 }, { address: LO, port: hole.port }, { engine: eng });
     filler.socket.destroy();
     const ac = new AbortController();
+    setMaxListeners(N + 16, ac.signal);
     const remotes = [{ address: LO, port: hole.port }];
     const t0 = performance.now();
     const plans = Array.from({ length: N }, () =>

@@ -1,6 +1,6 @@
 /**
- * Network namespaces for the engine tests and benchmark (root only). Names carry a per-instance prefix so
- * parallel runs never clash; `destroy()` removes everything, and is safe to call twice.
+ * Network namespaces for the engine tests and benchmark (root only). No namespace gets a route out; names
+ * carry a per-instance prefix so parallel runs never clash; `destroy()` removes everything (safe twice).
  */
 import { execFileSync } from 'node:child_process';
 
@@ -84,4 +84,9 @@ export function dropAllSynIn(ns: string): void {
     'table inet opdrop {\n chain input {\n  type filter hook input priority 0; policy accept;\n' +
       '  tcp flags & (syn | ack) == syn drop\n }\n}\n',
   );
+}
+
+/** Runs a command inside a namespace. */
+export function nsExec(ns: string, cmd: string, args: string[], input?: string): string {
+  return sh('ip', ['netns', 'exec', ns, cmd, ...args], input);
 }
