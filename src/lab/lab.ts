@@ -335,7 +335,9 @@ export async function reapLabs(): Promise<ReapResult> {
     res.removedLabs.push(s.prefix.replace(/-$/, ''));
   }
   for (const ns of await listNamespaces()) {
-    if (LAB_NS_PATTERN.test(ns) && !known.has(ns)) {
+    const m = LAB_NS_PATTERN.exec(ns);
+    // Re-check the state file now: a lab being built right now wrote its state before its first namespace.
+    if (m && !known.has(ns) && !existsSync(stateFile(m[1]!))) {
       await removeNs(ns);
       res.removedOrphanNamespaces.push(ns);
     }

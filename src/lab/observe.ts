@@ -5,7 +5,7 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { LabError } from './errors.js';
 import type { Lab } from './lab.js';
-import { ECHO_SERVER_PY, INBOUND_PROBE_PY, SEEN_CLIENT_PY, SIMOPEN_PY, UDP_PROBE_PY } from './probes.js';
+import { ECHO_SERVER_PY, INBOUND_PROBE_PY, SEEN_CLIENT_PY, SIMOPEN_PY, TTL_PROBE_PY, UDP_PROBE_PY } from './probes.js';
 
 export interface SeenResult {
   localIp: string;
@@ -141,4 +141,19 @@ export async function simultaneousOpen(lab: Lab, a: SimOpenSide, b: SimOpenSide,
       .then((r) => parseJson<SimOpenResult>(`simultaneous open on ${s.node}`, r));
   const [ra, rb] = await Promise.all([one(a, a.node), one(b, b.node)]);
   return [ra, rb];
+}
+
+export interface TtlProbeResult {
+  ttl: number;
+  /** Address of the router whose ICMP error came back (time exceeded: type 11), or null. */
+  from: string | null;
+  type: number | null;
+  code: number | null;
+  ms: number;
+}
+
+/** From `node`, sends one UDP datagram to `ip:port` with IP TTL `ttl`; which router answered with ICMP. */
+export async function ttlProbe(lab: Lab, node: string, ip: string, port: number, ttl: number): Promise<TtlProbeResult> {
+  const r = await lab.exec(node, [python(), '-c', TTL_PROBE_PY, ip, String(port), String(ttl)], { timeoutMs: 10000 });
+  return parseJson<TtlProbeResult>(`ttl probe on ${node}`, r);
 }
