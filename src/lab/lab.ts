@@ -222,10 +222,12 @@ export class Lab {
       });
     });
     child.removeAllListeners('exit');
-    if (this.detached) {
-      child.stdout!.destroy();
-      child.unref();
-    }
+    if (this.detached) child.stdout!.destroy();
+    // A delay line never keeps the owner's event loop alive: a script that ends without down() still exits,
+    // and the 'exit' hook removes the lab.
+    child.unref();
+    (child.stdout as unknown as { unref?: () => void } | null)?.unref?.();
+    (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
   }
 
   /** The namespace name of a lab node: `a`, `a-h2`, `a-router`, `a-carrier`, `core1`, `pub1`, or a full name. */
