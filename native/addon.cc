@@ -1,19 +1,324 @@
 // onionpunch native addon: sockets, time and races only. Knows nothing about Bitcoin.
+// N-API glue around the engine core (engine.h): plans in, outcomes out through a thread-safe function.
+// No C++ exceptions cross this boundary (NAPI_DISABLE_CPP_EXCEPTIONS): bad input becomes a pending JS error.
 #include <napi.h>
-#include <time.h>
+
+#include <memory>
+#include <string>
+
+#include "engine.h"
+#include "sock.h"
 
 namespace {
 
+using onionpunch::Engine;
+using onionpunch::Outcome;
+using onionpunch::PlanSpec;
+using onionpunch::SockAddr;
+
 // Monotonic clock in nanoseconds, as a BigInt: the engine schedules SYNs against this clock.
 Napi::Value MonotonicNs(const Napi::CallbackInfo& info) {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  uint64_t ns = static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-  return Napi::BigInt::New(info.Env(), ns);
+  return Napi::BigInt::New(info.Env(), static_cast<int64_t>(onionpunch::monotonic_ns()));
 }
+
+Napi::Value ErrnoName(const Napi::CallbackInfo& info) {
+  int e = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+  return Napi::String::New(info.Env(), onionpunch::errno_name(e));
+}
+
+Napi::Object ErrorObject(Napi::Env env, int err, const char* syscall) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("errno", Napi::Number::New(env, err));
+  o.Set("code", Napi::String::New(env, onionpunch::errno_name(err)));
+  o.Set("syscall", Napi::String::New(env, syscall));
+  return o;
+}
+
+bool ReadAddr(Napi::Env env, Napi::Value addr, Napi::Value port, SockAddr* out) {
+  if (!addr.IsString() || !port.IsNumber()) {
+    Napi::TypeError::New(env, "address must be a string and port a number").ThrowAsJavaScriptException();
+    return false;
+  }
+  int32_t p = port.As<Napi::Number>().Int32Value();
+  std::string a = addr.As<Napi::String>().Utf8Value();
+  if (p < 0 || p > 65535 || !onionpunch::parse_addr(a, static_cast<uint16_t>(p), out)) {
+    Napi::TypeError::New(env, "not an IPv4/IPv6 literal with a port 0-65535: " + a).ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+// probeBind(address, port) -> {port} | {errno, code, syscall}: binds a reusable socket, reports the port.
+Napi::Value ProbeBind(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SockAddr local;
+  if (!ReadAddr(env, info[0], info[1], &local)) return env.Undefined();
+  uint16_t port = 0;
+  onionpunch::SysError e = onionpunch::probe_bind(local, &port);
+  if (e) return ErrorObject(env, e.err, e.syscall);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("port", Napi::Number::New(env, port));
+  return o;
+}
+
+Napi::Value RaiseFdLimit(const Napi::CallbackInfo& info) {
+  double want = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
+  return Napi::Number::New(info.Env(), static_cast<double>(onionpunch::raise_fd_limit(static_cast<long>(want))));
+}
+
+int64_t ReadI64(Napi::Value v, int64_t dflt) {
+  if (v.IsBigInt()) {
+    bool lossless = true;
+    return v.As<Napi::BigInt>().Int64Value(&lossless);
+  }
+  if (v.IsNumber()) return static_cast<int64_t>(v.As<Napi::Number>().DoubleValue());
+  return dflt;
+}
+
+/** One native engine: a thread plus the thread-safe function that wakes JS when outcomes are ready. */
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {InstanceMethod("submit", &EngineWrap::Submit), InstanceMethod("abort", &EngineWrap::Abort),
+                        InstanceMethod("stop", &EngineWrap::Stop), InstanceMethod("drain", &EngineWrap::Drain),
+                        InstanceMethod("stats", &EngineWrap::Stats)});
+  }
+
+  // new Engine(wake: () => void): `wake` runs on the JS thread whenever outcomes are ready; it calls drain().
+  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info), env_(info.Env()) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsFunction()) {
+      Napi::TypeError::New(env, "Engine(wake) needs a function").ThrowAsJavaScriptException();
+      return;
+    }
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "onionpunch-engine", 0, 1);
+    tsfn_live_ = true;
+    tsfn_.Unref(env);  // idle engines never keep the process alive
+    engine_ = std::make_unique<Engine>([this] {
+      // Engine thread. No payload: the JS side pulls with drain(), so nothing dangles if JS is gone.
+      tsfn_.NonBlockingCall();
+    });
+    int err = engine_->start();
+    if (err != 0) {
+      Shutdown();
+      Napi::Error e = Napi::Error::New(env, std::string("engine start failed: ") + onionpunch::errno_name(err));
+      e.Set("code", Napi::String::New(env, onionpunch::errno_name(err)));
+      e.ThrowAsJavaScriptException();
+      return;
+    }
+    // Registered after the TSFN so that it runs before the TSFN's own teardown (hooks run in reverse order).
+    napi_add_env_cleanup_hook(env, &EngineWrap::Cleanup, this);
+    hooked_ = true;
+  }
+
+  ~EngineWrap() override {
+    Shutdown();
+    if (hooked_) napi_remove_env_cleanup_hook(env_, &EngineWrap::Cleanup, this);
+  }
+
+ private:
+  static void Cleanup(void* arg) {
+    auto* self = static_cast<EngineWrap*>(arg);
+    self->hooked_ = false;
+    self->Shutdown();
+  }
+
+  /** Stops and joins the thread, drops undelivered outcomes (closing their fds), releases the TSFN. */
+  void Shutdown() {
+    if (engine_) {
+      engine_->request_stop();
+      engine_->join();
+      engine_->take();
+    }
+    if (tsfn_live_) {
+      tsfn_live_ = false;
+      tsfn_.Release();
+    }
+  }
+
+  void Hold(Napi::Env env) {
+    if (!refd_ && tsfn_live_) {
+      tsfn_.Ref(env);
+      refd_ = true;
+    }
+  }
+
+  void Unhold(Napi::Env env) {
+    if (refd_ && tsfn_live_) {
+      tsfn_.Unref(env);
+      refd_ = false;
+    }
+  }
+
+  // submit(plan) -> id (number)
+  Napi::Value Submit(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!engine_ || stopping_ || !tsfn_live_) {
+      Napi::Error::New(env, "engine stopped").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (!info[0].IsObject()) {
+      Napi::TypeError::New(env, "submit(plan) needs an object").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Object o = info[0].As<Napi::Object>();
+    PlanSpec s;
+    if (!ReadAddr(env, o.Get("localAddress"), o.Get("localPort"), &s.local)) return env.Undefined();
+    Napi::Value rv = o.Get("remotes");
+    if (!rv.IsArray()) {
+      Napi::TypeError::New(env, "remotes must be an array").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Array ra = rv.As<Napi::Array>();
+    for (uint32_t i = 0; i < ra.Length(); i++) {
+      Napi::Value item = ra.Get(i);
+      if (!item.IsObject()) {
+        Napi::TypeError::New(env, "remote must be {address, port}").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      Napi::Object r = item.As<Napi::Object>();
+      SockAddr a;
+      if (!ReadAddr(env, r.Get("address"), r.Get("port"), &a)) return env.Undefined();
+      s.remotes.push_back(a);
+    }
+    s.start_ns = ReadI64(o.Get("startNs"), onionpunch::monotonic_ns());
+    s.deadline_ns = ReadI64(o.Get("deadlineNs"), s.start_ns + 10'000'000'000LL);
+    Napi::Value wv = o.Get("wavesNs");
+    if (wv.IsArray()) {
+      Napi::Array wa = wv.As<Napi::Array>();
+      s.waves_ns.clear();
+      for (uint32_t i = 0; i < wa.Length(); i++) s.waves_ns.push_back(ReadI64(wa.Get(i), 0));
+    }
+    s.resyn_ns = ReadI64(o.Get("resynNs"), s.resyn_ns);
+    s.profile = ReadI64(o.Get("profile"), 0) == 1 ? onionpunch::Profile::Prime : onionpunch::Profile::Plain;
+    s.prime_ttl = static_cast<int>(ReadI64(o.Get("primeTtl"), 2));
+    s.prime_delay_ns = ReadI64(o.Get("primeDelayNs"), s.prime_delay_ns);
+    s.first_syn_ttl = static_cast<int>(ReadI64(o.Get("firstSynTtl"), 0));
+    Napi::Value retry = o.Get("retryOnRefused");
+    s.retry_on_refused = retry.IsBoolean() ? retry.As<Napi::Boolean>().Value() : true;
+    s.syn_cnt = static_cast<int>(ReadI64(o.Get("synCnt"), 0));
+    Napi::Value nd = o.Get("noDelay");
+    s.no_delay = nd.IsBoolean() ? nd.As<Napi::Boolean>().Value() : true;
+    uint64_t id = engine_->submit(std::move(s));
+    inflight_++;
+    Hold(env);
+    return Napi::Number::New(env, static_cast<double>(id));
+  }
+
+  Napi::Value Abort(const Napi::CallbackInfo& info) {
+    if (engine_ && info[0].IsNumber())
+      engine_->abort(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
+    return info.Env().Undefined();
+  }
+
+  // stop(): asks the thread to end; the last wake() reports {stopped: true} from drain().
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (engine_ && !stopping_ && tsfn_live_) {
+      stopping_ = true;
+      Hold(env);  // keep the loop alive until the thread has said goodbye
+      engine_->request_stop();
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    onionpunch::EngineStats s = engine_ ? engine_->stats() : onionpunch::EngineStats{};
+    o.Set("plans", Napi::Number::New(env, static_cast<double>(s.plans)));
+    o.Set("sockets", Napi::Number::New(env, static_cast<double>(s.sockets)));
+    o.Set("maxSockets", Napi::Number::New(env, static_cast<double>(s.max_sockets)));
+    o.Set("syns", Napi::Number::New(env, static_cast<double>(s.syns)));
+    o.Set("plansDone", Napi::Number::New(env, static_cast<double>(s.plans_done)));
+    o.Set("inFlight", Napi::Number::New(env, static_cast<double>(inflight_)));
+    return o;
+  }
+
+  Napi::Object ToJs(Napi::Env env, Outcome& out) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("id", Napi::Number::New(env, static_cast<double>(out.plan_id)));
+    o.Set("status", Napi::Number::New(env, static_cast<int>(out.status)));
+    o.Set("errno", Napi::Number::New(env, out.err));
+    o.Set("code", Napi::String::New(env, out.err ? onionpunch::errno_name(out.err) : ""));
+    o.Set("syscall", Napi::String::New(env, out.syscall));
+    o.Set("attempts", Napi::Number::New(env, out.attempts));
+    o.Set("startedNs", Napi::BigInt::New(env, out.started_ns));
+    o.Set("establishedNs", Napi::BigInt::New(env, out.established_ns));
+    o.Set("remoteIndex", Napi::Number::New(env, out.remote_index));
+    if (out.fd) {
+      o.Set("localAddress", Napi::String::New(env, out.local.address()));
+      o.Set("localPort", Napi::Number::New(env, out.local.port()));
+      o.Set("remoteAddress", Napi::String::New(env, out.remote.address()));
+      o.Set("remotePort", Napi::Number::New(env, out.remote.port()));
+      o.Set("fd", Napi::Number::New(env, out.fd.release()));  // from here on JS owns the descriptor
+    } else {
+      o.Set("fd", Napi::Number::New(env, -1));
+    }
+    // Timeline rows of 5 int64: kind, remote, errno, target (-1 = none), actual.
+    size_t n = out.timeline.size();
+    Napi::BigInt64Array tl = Napi::BigInt64Array::New(env, n * 5);
+    int64_t* d = tl.Data();
+    for (size_t i = 0; i < n; i++) {
+      const auto& ev = out.timeline[i];
+      d[i * 5 + 0] = static_cast<int64_t>(ev.kind);
+      d[i * 5 + 1] = ev.remote;
+      d[i * 5 + 2] = ev.err;
+      d[i * 5 + 3] = ev.target_ns;
+      d[i * 5 + 4] = ev.actual_ns;
+    }
+    o.Set("timeline", tl);
+    return o;
+  }
+
+  // drain() -> {outcomes: object[], stopped: boolean}
+  Napi::Value Drain(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object res = Napi::Object::New(env);
+    Napi::Array arr = Napi::Array::New(env);
+    bool stopped = false;
+    if (engine_) {
+      auto outs = engine_->take();
+      for (size_t i = 0; i < outs.size(); i++) arr.Set(static_cast<uint32_t>(i), ToJs(env, *outs[i]));
+      inflight_ = outs.size() > inflight_ ? 0 : inflight_ - outs.size();
+      stopped = engine_->stopped();
+      if (stopped) {
+        engine_->join();
+        auto rest = engine_->take();  // whatever the thread added between the two takes
+        for (size_t i = 0; i < rest.size(); i++)
+          arr.Set(static_cast<uint32_t>(arr.Length()), ToJs(env, *rest[i]));
+        inflight_ = 0;
+        Unhold(env);
+        if (tsfn_live_) {
+          tsfn_live_ = false;
+          tsfn_.Release();
+        }
+      } else if (inflight_ == 0 && !stopping_) {
+        Unhold(env);
+      }
+    }
+    res.Set("outcomes", arr);
+    res.Set("stopped", Napi::Boolean::New(env, stopped || !tsfn_live_));
+    return res;
+  }
+
+  napi_env env_;
+  std::unique_ptr<Engine> engine_;
+  Napi::ThreadSafeFunction tsfn_;
+  bool tsfn_live_ = false;
+  bool hooked_ = false;
+  bool refd_ = false;
+  bool stopping_ = false;
+  size_t inflight_ = 0;
+};
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("monotonicNs", Napi::Function::New(env, MonotonicNs, "monotonicNs"));
+  exports.Set("errnoName", Napi::Function::New(env, ErrnoName, "errnoName"));
+  exports.Set("probeBind", Napi::Function::New(env, ProbeBind, "probeBind"));
+  exports.Set("raiseFdLimit", Napi::Function::New(env, RaiseFdLimit, "raiseFdLimit"));
+  exports.Set("Engine", EngineWrap::Define(env));
   return exports;
 }
 

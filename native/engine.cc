@@ -1,0 +1,520 @@
+#include "engine.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/timerfd.h>
+#include <time.h>
+
+#include <algorithm>
+#include <queue>
+#include <unordered_map>
+
+namespace onionpunch {
+
+int64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000LL + ts.tv_nsec;
+}
+
+namespace {
+
+constexpr uint64_t kEventTok = 1;  // epoll tokens below kFirstSerial are the engine's own fds
+constexpr uint64_t kTimerTok = 2;
+constexpr uint64_t kFirstSerial = 16;
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+
+EventKind failure_kind(int err) {
+  switch (err) {
+    case ECONNREFUSED:
+    case ECONNRESET:
+      return EventKind::Rst;
+    case EHOSTUNREACH:
+    case ENETUNREACH:
+    case EHOSTDOWN:
+    case ENETDOWN:
+    case EPROTO:
+    case ENOPROTOOPT:
+      return EventKind::Icmp;  // what an ICMP error (unreachable, time exceeded) turns into in SYN_SENT
+    case ETIMEDOUT:
+      return EventKind::Timeout;
+    default:
+      return EventKind::Error;
+  }
+}
+
+enum class TimerKind : uint8_t { Wave, Fire, Resyn, Deadline };
+
+struct Timer {
+  int64_t at;
+  uint64_t plan;
+  uint32_t arg;  // wave index or remote index
+  uint32_t gen;
+  TimerKind kind;
+  bool operator>(const Timer& o) const { return at > o.at; }
+};
+
+struct Attempt {
+  Fd fd;
+  uint64_t serial = 0;
+  bool prime = false;
+  bool out = false;      // taken out of the race (failure with retries off)
+  int64_t base_ns = 0;   // grid origin for re-SYNs
+  uint32_t gen = 0;      // bumps when a wave supersedes the attempt: stale timers are ignored
+  int last_err = 0;
+};
+
+struct Plan {
+  uint64_t id = 0;
+  PlanSpec spec;
+  std::vector<Attempt> att;
+  std::unique_ptr<Outcome> out;
+};
+
+}  // namespace
+
+struct Engine::Impl {
+  Engine* owner = nullptr;
+  Fd ep, tfd, efd;
+  int64_t armed_at = -1;
+  std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> heap;
+  std::unordered_map<uint64_t, std::unique_ptr<Plan>> plans;
+  struct Ref {
+    Plan* plan;
+    uint32_t remote;
+  };
+  std::unordered_map<uint64_t, Ref> by_serial;
+  uint64_t next_serial = kFirstSerial;
+  std::vector<std::unique_ptr<Outcome>> pending;
+  bool stopping = false;
+
+  std::atomic<uint64_t> st_plans{0}, st_sockets{0}, st_max_sockets{0}, st_syns{0}, st_done{0};
+
+  void record(Plan& p, EventKind k, int remote, int err, int64_t target, int64_t actual) {
+    p.out->timeline.push_back(TimelineEvent{k, static_cast<int16_t>(remote), err, target, actual});
+  }
+
+  void arm(int64_t at) {
+    if (at == armed_at) return;
+    itimerspec its{};
+    if (at <= 0) at = 1;
+    its.it_value.tv_sec = at / 1'000'000'000LL;
+    its.it_value.tv_nsec = at % 1'000'000'000LL;
+    timerfd_settime(tfd.get(), TFD_TIMER_ABSTIME, &its, nullptr);
+    armed_at = at;
+  }
+
+  void push_timer(int64_t at, uint64_t plan, uint32_t arg, uint32_t gen, TimerKind k) {
+    heap.push(Timer{at, plan, arg, gen, k});
+  }
+
+  void close_attempt(Attempt& a) {
+    if (!a.fd) return;
+    by_serial.erase(a.serial);
+    a.serial = 0;
+    a.fd.reset();  // the only reference to the file, so this also leaves the epoll set
+    st_sockets.fetch_sub(1, std::memory_order_relaxed);
+  }
+
+  /** Ends a plan. `p` is destroyed: callers return right after. */
+  void finish(Plan& p, Status st, int err, const char* syscall) {
+    for (auto& a : p.att) close_attempt(a);
+    p.out->status = st;
+    p.out->err = err;
+    p.out->syscall = syscall;
+    pending.push_back(std::move(p.out));
+    uint64_t id = p.id;
+    plans.erase(id);
+    st_plans.fetch_sub(1, std::memory_order_relaxed);
+    st_done.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  void add_plan(uint64_t id, PlanSpec&& spec) {
+    auto p = std::make_unique<Plan>();
+    p->id = id;
+    p->spec = std::move(spec);
+    p->out = std::make_unique<Outcome>();
+    p->out->plan_id = id;
+    p->out->started_ns = p->spec.start_ns;
+    p->att.resize(p->spec.remotes.size());
+    if (p->spec.waves_ns.empty()) p->spec.waves_ns.push_back(0);
+    std::sort(p->spec.waves_ns.begin(), p->spec.waves_ns.end());
+    Plan& plan = *p;
+    plans.emplace(id, std::move(p));
+    st_plans.fetch_add(1, std::memory_order_relaxed);
+    if (stopping) return finish(plan, Status::Stopped, 0, "");
+    bool bad_family = plan.spec.remotes.empty();
+    for (auto& r : plan.spec.remotes) bad_family = bad_family || r.family() != plan.spec.local.family();
+    if (bad_family) return finish(plan, Status::SocketError, EAFNOSUPPORT, "connect");
+    if (plan.spec.local.port() == 0) {
+      // Choose the port once so that every attempt of the plan (and every wave) leaves from it.
+      uint16_t port = 0;
+      SysError e = probe_bind(plan.spec.local, &port);
+      if (e) return finish(plan, e.syscall[0] == 'b' ? Status::BindError : Status::SocketError, e.err, e.syscall);
+      plan.spec.local.set_port(port);
+    }
+    push_timer(plan.spec.start_ns + plan.spec.waves_ns[0], id, 0, 0, TimerKind::Wave);
+    push_timer(plan.spec.deadline_ns, id, 0, 0, TimerKind::Deadline);
+  }
+
+  /** Opens one attempt socket and sends its SYN. Returns false when the plan ended meanwhile. */
+  bool open_attempt(Plan& p, uint32_t r, bool prime, int64_t target) {
+    Attempt& a = p.att[r];
+    close_attempt(a);
+    SocketOptions o;
+    o.syn_cnt = p.spec.syn_cnt;
+    o.no_delay = p.spec.no_delay;
+    o.ttl = prime ? p.spec.prime_ttl : p.spec.first_syn_ttl;
+    SysError e;
+    Fd fd = open_bound_socket(p.spec.local, o, &e);
+    if (e) {
+      if (e.syscall[0] == 'b' && (e.err == EADDRINUSE || e.err == EACCES || e.err == EADDRNOTAVAIL)) {
+        finish(p, Status::BindError, e.err, e.syscall);
+        return false;
+      }
+      int64_t now = monotonic_ns();
+      record(p, EventKind::Error, static_cast<int>(r), e.err, target, now);
+      if (prime) return true;
+      return on_failure(p, r, e.err, now, Status::SocketError);
+    }
+    const SockAddr& remote = p.spec.remotes[r];
+    int64_t actual = monotonic_ns();
+    int ce = start_connect(fd.get(), remote);
+    st_syns.fetch_add(1, std::memory_order_relaxed);
+    p.out->attempts++;
+    record(p, prime ? EventKind::Prime : EventKind::Syn, static_cast<int>(r), 0, target, actual);
+    if (ce != 0) {
+      int64_t now = monotonic_ns();
+      record(p, failure_kind(ce), static_cast<int>(r), ce, -1, now);
+      if (prime) return true;
+      return on_failure(p, r, ce, now, Status::Unreachable);
+    }
+    // Only the first SYN goes out with the low TTL: the kernel's retransmissions use the default again.
+    if (!prime && p.spec.first_syn_ttl > 0) set_ttl(fd.get(), remote.family(), -1);
+    uint64_t serial = next_serial++;
+    epoll_event ev{};
+    ev.events = EPOLLOUT | EPOLLERR | EPOLLHUP;
+    ev.data.u64 = serial;
+    if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd.get(), &ev) != 0) {
+      int err = errno;
+      int64_t now = monotonic_ns();
+      record(p, EventKind::Error, static_cast<int>(r), err, -1, now);
+      return on_failure(p, r, err, now, Status::SocketError);
+    }
+    a.fd = std::move(fd);
+    a.serial = serial;
+    a.prime = prime;
+    by_serial.emplace(serial, Ref{&p, r});
+    uint64_t n = st_sockets.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (n > st_max_sockets.load(std::memory_order_relaxed)) st_max_sockets.store(n, std::memory_order_relaxed);
+    return true;
+  }
+
+  /** A non-prime attempt failed: schedule its re-SYN, or take it out. Returns false if the plan ended. */
+  bool on_failure(Plan& p, uint32_t r, int err, int64_t now, Status fail_status) {
+    Attempt& a = p.att[r];
+    a.last_err = err;
+    if (!p.spec.retry_on_refused) {
+      a.out = true;
+      bool all_out = std::all_of(p.att.begin(), p.att.end(), [](const Attempt& x) { return x.out; });
+      if (all_out) {
+        Status st = err == ECONNREFUSED ? Status::Refused : fail_status;
+        finish(p, st, err, "connect");
+        return false;
+      }
+      return true;
+    }
+    if (p.spec.resyn_ns <= 0) return true;
+    int64_t k = now >= a.base_ns ? (now - a.base_ns) / p.spec.resyn_ns + 1 : 1;
+    int64_t next = a.base_ns + k * p.spec.resyn_ns;
+    if (next >= p.spec.deadline_ns) return true;
+    push_timer(next, p.id, r, a.gen, TimerKind::Resyn);
+    return true;
+  }
+
+  void fire(const Timer& t) {
+    auto it = plans.find(t.plan);
+    if (it == plans.end()) return;
+    Plan& p = *it->second;
+    switch (t.kind) {
+      case TimerKind::Deadline:
+        record(p, EventKind::Timeout, -1, ETIMEDOUT, t.at, monotonic_ns());
+        return finish(p, Status::Timeout, ETIMEDOUT, "connect");
+      case TimerKind::Wave: {
+        uint32_t w = t.arg;
+        if (w + 1 < p.spec.waves_ns.size()) {
+          int64_t nxt = p.spec.start_ns + p.spec.waves_ns[w + 1];
+          if (nxt < p.spec.deadline_ns) push_timer(nxt, p.id, w + 1, 0, TimerKind::Wave);
+        }
+        uint64_t id = p.id;
+        for (uint32_t r = 0; r < p.att.size(); r++) {
+          Attempt& a = p.att[r];
+          if (a.out) continue;
+          a.gen++;  // supersedes the previous wave's re-SYN and fire timers
+          a.base_ns = t.at;
+          bool prime = p.spec.profile == Profile::Prime;
+          if (!open_attempt(p, r, prime, t.at)) return;
+          if (prime && t.at + p.spec.prime_delay_ns < p.spec.deadline_ns)
+            push_timer(t.at + p.spec.prime_delay_ns, id, r, a.gen, TimerKind::Fire);
+        }
+        return;
+      }
+      case TimerKind::Fire: {
+        Attempt& a = p.att[t.arg];
+        if (a.out || a.gen != t.gen) return;
+        a.base_ns = t.at;
+        open_attempt(p, t.arg, false, t.at);  // closes the prime socket first: same 4-tuple
+        return;
+      }
+      case TimerKind::Resyn: {
+        Attempt& a = p.att[t.arg];
+        if (a.out || a.gen != t.gen || a.fd) return;
+        open_attempt(p, t.arg, false, t.at);
+        return;
+      }
+    }
+  }
+
+  void on_socket(uint64_t serial, uint32_t events) {
+    auto it = by_serial.find(serial);
+    if (it == by_serial.end()) return;  // closed earlier in this batch
+    Plan& p = *it->second.plan;
+    uint32_t r = it->second.remote;
+    Attempt& a = p.att[r];
+    int err = socket_error(a.fd.get());
+    if (err == 0 && (events & (EPOLLERR | EPOLLHUP))) err = ECONNRESET;
+    int64_t now = monotonic_ns();
+    if (err == 0) {
+      // The first established connection wins: hand its fd out, close every other attempt.
+      record(p, EventKind::Established, static_cast<int>(r), 0, -1, now);
+      epoll_ctl(ep.get(), EPOLL_CTL_DEL, a.fd.get(), nullptr);  // the fd outlives our epoll interest
+      if (!p.spec.no_delay) {
+        int zero = 0;
+        setsockopt(a.fd.get(), IPPROTO_TCP, TCP_NODELAY, &zero, sizeof zero);
+      }
+      by_serial.erase(a.serial);
+      a.serial = 0;
+      st_sockets.fetch_sub(1, std::memory_order_relaxed);
+      Outcome& o = *p.out;
+      o.fd = std::move(a.fd);
+      local_name(o.fd.get(), &o.local);
+      peer_name(o.fd.get(), &o.remote);
+      o.remote_index = static_cast<int>(r);
+      o.established_ns = now;
+      return finish(p, Status::Established, 0, "");
+    }
+    bool prime = a.prime;
+    record(p, failure_kind(err), static_cast<int>(r), err, -1, now);
+    close_attempt(a);
+    if (prime) return;  // expected: the prime SYN dies at a router; the fire timer sends the real one
+    on_failure(p, r, err, now, Status::Unreachable);
+  }
+
+  void run_due() {
+    if (heap.empty()) return;
+    int64_t t = heap.top().at;
+    int64_t now = monotonic_ns();
+    if (t - now > kSpinNs) return;
+    while (now < t) {  // the last stretch: spin, timerfd wakeups are only good to tens of microseconds
+      cpu_relax();
+      now = monotonic_ns();
+    }
+    while (!heap.empty() && heap.top().at <= now) {
+      Timer tm = heap.top();
+      heap.pop();
+      fire(tm);
+    }
+  }
+};
+
+Engine::Engine(std::function<void()> notify) : notify_(std::move(notify)), impl_(std::make_unique<Impl>()) {
+  impl_->owner = this;
+}
+
+Engine::~Engine() {
+  request_stop();
+  join();
+}
+
+int Engine::start() {
+  if (thread_.joinable()) return EALREADY;
+  Impl& im = *impl_;
+  im.ep.reset(epoll_create1(EPOLL_CLOEXEC));
+  if (!im.ep) return errno;
+  im.tfd.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
+  if (!im.tfd) return errno;
+  im.efd.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
+  if (!im.efd) return errno;
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.u64 = kEventTok;
+  if (epoll_ctl(im.ep.get(), EPOLL_CTL_ADD, im.efd.get(), &ev) != 0) return errno;
+  ev.data.u64 = kTimerTok;
+  if (epoll_ctl(im.ep.get(), EPOLL_CTL_ADD, im.tfd.get(), &ev) != 0) return errno;
+  {
+    std::lock_guard<std::mutex> lk(cmd_mu_);
+    cmds_.clear();  // a stop request that raced the previous thread's exit must not stop this one
+  }
+  stopped_.store(false);
+  thread_ = std::thread([this] { run(); });
+  return 0;
+}
+
+void Engine::post(std::function<void(Impl&)> cmd) {
+  // Under the lock so that the thread cannot close the eventfd between our check and our write.
+  std::lock_guard<std::mutex> lk(cmd_mu_);
+  cmds_.push_back(std::move(cmd));
+  if (impl_->efd) {
+    uint64_t one = 1;
+    ssize_t w = write(impl_->efd.get(), &one, sizeof one);
+    (void)w;  // EAGAIN means the counter is already non-zero: the thread wakes anyway
+  }
+}
+
+uint64_t Engine::submit(PlanSpec spec) {
+  uint64_t id = next_id_.fetch_add(1);
+  auto holder = std::make_shared<PlanSpec>(std::move(spec));
+  post([id, holder](Impl& im) { im.add_plan(id, std::move(*holder)); });
+  return id;
+}
+
+void Engine::abort(uint64_t id) {
+  post([id](Impl& im) {
+    auto it = im.plans.find(id);
+    if (it == im.plans.end()) return;
+    Plan& p = *it->second;
+    im.record(p, EventKind::Abort, -1, ECANCELED, -1, monotonic_ns());
+    im.finish(p, Status::Aborted, ECANCELED, "");
+  });
+}
+
+void Engine::request_stop() {
+  if (!thread_.joinable()) return;
+  post([](Impl& im) { im.stopping = true; });
+}
+
+void Engine::join() {
+  if (thread_.joinable()) thread_.join();
+}
+
+std::vector<std::unique_ptr<Outcome>> Engine::take() {
+  std::lock_guard<std::mutex> lk(out_mu_);
+  std::vector<std::unique_ptr<Outcome>> v;
+  v.swap(outs_);
+  return v;
+}
+
+EngineStats Engine::stats() const {
+  EngineStats s;
+  s.plans = impl_->st_plans.load(std::memory_order_relaxed);
+  s.sockets = impl_->st_sockets.load(std::memory_order_relaxed);
+  s.max_sockets = impl_->st_max_sockets.load(std::memory_order_relaxed);
+  s.syns = impl_->st_syns.load(std::memory_order_relaxed);
+  s.plans_done = impl_->st_done.load(std::memory_order_relaxed);
+  return s;
+}
+
+void Engine::run() {
+  // Signals belong to Node's main thread; timer slack 1 ns so timerfd wakes us when asked, not 50 us later.
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, nullptr);
+  prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+  pthread_setname_np(pthread_self(), "onionpunch-eng");
+
+  Impl& im = *impl_;
+  std::vector<epoll_event> evs(512);
+  std::vector<std::function<void(Impl&)>> cmds;
+  for (;;) {
+    int timeout = -1;
+    if (!im.heap.empty()) {
+      int64_t at = im.heap.top().at - kSpinNs;
+      if (at <= monotonic_ns()) {
+        timeout = 0;
+      } else {
+        im.arm(at);
+      }
+    }
+    int n = epoll_wait(im.ep.get(), evs.data(), static_cast<int>(evs.size()), timeout);
+    if (n < 0 && errno != EINTR) break;
+    for (int i = 0; i < n; i++) {
+      uint64_t tok = evs[i].data.u64;
+      if (tok == kEventTok) {
+        uint64_t v;
+        ssize_t r = read(im.efd.get(), &v, sizeof v);
+        (void)r;
+        {
+          std::lock_guard<std::mutex> lk(cmd_mu_);
+          cmds.swap(cmds_);
+        }
+        for (auto& c : cmds) c(im);
+        cmds.clear();
+      } else if (tok == kTimerTok) {
+        uint64_t v;
+        ssize_t r = read(im.tfd.get(), &v, sizeof v);
+        (void)r;
+        im.armed_at = -1;
+      } else {
+        im.on_socket(tok, evs[i].events);
+      }
+    }
+    if (im.stopping) {
+      std::vector<uint64_t> ids;
+      for (auto& kv : im.plans) ids.push_back(kv.first);
+      for (uint64_t id : ids) {
+        auto it = im.plans.find(id);
+        if (it != im.plans.end()) im.finish(*it->second, Status::Stopped, 0, "");
+      }
+    } else {
+      im.run_due();
+    }
+    if (!im.pending.empty()) {
+      bool was_empty;
+      {
+        std::lock_guard<std::mutex> lk(out_mu_);
+        was_empty = outs_.empty();
+        for (auto& o : im.pending) outs_.push_back(std::move(o));
+      }
+      im.pending.clear();
+      if (was_empty && notify_) notify_();
+    }
+    if (im.stopping) break;
+  }
+  // Plans submitted after the stop request end as Stopped too. Taking the last commands and closing the
+  // eventfd under one lock means nothing posted before that moment is lost.
+  {
+    std::lock_guard<std::mutex> lk(cmd_mu_);
+    cmds.swap(cmds_);
+    im.efd.reset();
+  }
+  for (auto& c : cmds) c(im);
+  cmds.clear();
+  if (!im.pending.empty()) {
+    std::lock_guard<std::mutex> lk(out_mu_);
+    for (auto& o : im.pending) outs_.push_back(std::move(o));
+    im.pending.clear();
+  }
+  im.heap = {};
+  im.by_serial.clear();
+  im.plans.clear();
+  im.ep.reset();
+  im.tfd.reset();
+  im.stopping = false;
+  im.armed_at = -1;
+  stopped_.store(true, std::memory_order_release);
+  if (notify_) notify_();
+}
+
+}  // namespace onionpunch

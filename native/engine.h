@@ -1,0 +1,131 @@
+// The punch engine core: one thread, one epoll loop, timerfd deadlines on CLOCK_MONOTONIC, and many punch
+// plans at once. Pure C++ (no Node): the N-API glue in addon.cc feeds it plans and drains its outcomes, and
+// the sanitizer test drives it directly.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "fd.h"
+#include "sock.h"
+
+namespace onionpunch {
+
+/** CLOCK_MONOTONIC in nanoseconds. */
+int64_t monotonic_ns();
+
+enum class Profile : uint8_t { Plain = 0, Prime = 1 };
+
+/** Everything the engine needs to run one punch plan. Times are absolute CLOCK_MONOTONIC ns. */
+struct PlanSpec {
+  SockAddr local;                    // port 0 = let the kernel choose once; every attempt then reuses it
+  std::vector<SockAddr> remotes;     // raced candidates, same family as local
+  int64_t start_ns = 0;
+  std::vector<int64_t> waves_ns{0};  // offsets from start, ascending
+  int64_t resyn_ns = 20'000'000;     // re-create a failed attempt on this grid within a wave; 0 = never
+  Profile profile = Profile::Plain;
+  int prime_ttl = 2;
+  int64_t prime_delay_ns = 100'000'000;
+  int first_syn_ttl = 0;             // plain profile: TTL of each socket's first SYN, then the default
+  bool retry_on_refused = true;      // false: any failure takes the candidate out (ordinary connect)
+  int syn_cnt = 0;                   // TCP_SYNCNT, 0 = default
+  bool no_delay = true;              // TCP_NODELAY on the sockets
+  int64_t deadline_ns = 0;           // absolute; the plan ends with Timeout then
+};
+
+enum class EventKind : uint8_t { Syn = 0, Prime, Rst, Icmp, Error, Timeout, Established, Abort };
+
+/** One timeline entry. target_ns < 0 means "no target" (reactive events). remote < 0 = plan-wide. */
+struct TimelineEvent {
+  EventKind kind;
+  int16_t remote;
+  int32_t err;
+  int64_t target_ns;
+  int64_t actual_ns;
+};
+
+enum class Status : uint8_t {
+  Established = 0,
+  Timeout,
+  Aborted,
+  Refused,      // every candidate failed with ECONNREFUSED and retries were off
+  Unreachable,  // every candidate failed with another error and retries were off
+  BindError,    // the local endpoint could not be bound
+  SocketError,  // socket()/setsockopt() failed (EMFILE, ...)
+  Stopped,      // the engine stopped before the plan ended
+};
+
+/** How a plan ended. Owns the winning socket until it is released to the caller. */
+struct Outcome {
+  uint64_t plan_id = 0;
+  Status status = Status::Timeout;
+  int err = 0;
+  const char* syscall = "";
+  Fd fd;
+  SockAddr local, remote;
+  int remote_index = -1;
+  std::vector<TimelineEvent> timeline;
+  uint32_t attempts = 0;  // sockets that sent a SYN (prime SYNs included)
+  int64_t started_ns = 0;
+  int64_t established_ns = 0;
+};
+
+struct EngineStats {
+  uint64_t plans = 0;          // in flight
+  uint64_t sockets = 0;        // open attempt sockets
+  uint64_t max_sockets = 0;    // high-water mark of open attempt sockets
+  uint64_t syns = 0;           // SYNs sent (connect() calls) since start
+  uint64_t plans_done = 0;
+};
+
+class Engine {
+ public:
+  /** `notify` runs on the engine thread when outcomes become available (or the engine stopped). */
+  explicit Engine(std::function<void()> notify);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  /** Creates epoll/timerfd/eventfd and the thread. Returns 0 or an errno. */
+  int start();
+  /** Asks the thread to end every plan (Stopped) and exit. Non-blocking. */
+  void request_stop();
+  /** Waits for the thread to exit (after request_stop). */
+  void join();
+  /** True once the thread has finished its last iteration. */
+  bool stopped() const { return stopped_.load(std::memory_order_acquire); }
+
+  /** Queues a plan. Thread-safe. Returns its id (never 0). */
+  uint64_t submit(PlanSpec spec);
+  /** Ends a plan with Aborted (no-op if it already ended). Thread-safe. */
+  void abort(uint64_t id);
+  /** Takes the outcomes produced so far. Thread-safe. */
+  std::vector<std::unique_ptr<Outcome>> take();
+  EngineStats stats() const;
+
+  /** How long before a deadline the thread stops sleeping and spins (precision vs CPU). */
+  static constexpr int64_t kSpinNs = 150'000;
+
+ private:
+  struct Impl;
+  void run();
+  void post(std::function<void(Impl&)> cmd);
+
+  std::function<void()> notify_;
+  std::unique_ptr<Impl> impl_;
+  std::thread thread_;
+  std::atomic<bool> stopped_{false};
+  std::atomic<uint64_t> next_id_{1};
+
+  std::mutex cmd_mu_;
+  std::vector<std::function<void(Impl&)>> cmds_;
+  std::mutex out_mu_;
+  std::vector<std::unique_ptr<Outcome>> outs_;
+};
+
+}  // namespace onionpunch

@@ -1,0 +1,183 @@
+#include "sock.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <cstdio>
+
+namespace onionpunch {
+
+uint16_t SockAddr::port() const {
+  if (ss.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in*>(&ss)->sin_port);
+  if (ss.ss_family == AF_INET6) return ntohs(reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_port);
+  return 0;
+}
+
+void SockAddr::set_port(uint16_t port) {
+  if (ss.ss_family == AF_INET) reinterpret_cast<sockaddr_in*>(&ss)->sin_port = htons(port);
+  if (ss.ss_family == AF_INET6) reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port = htons(port);
+}
+
+std::string SockAddr::address() const {
+  char buf[INET6_ADDRSTRLEN + 1] = {0};
+  if (ss.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
+  } else if (ss.ss_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
+  }
+  return buf;
+}
+
+bool SockAddr::operator==(const SockAddr& o) const {
+  return len == o.len && memcmp(&ss, &o.ss, len) == 0;
+}
+
+bool parse_addr(const std::string& text, uint16_t port, SockAddr* out) {
+  *out = SockAddr{};
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out->ss);
+  if (inet_pton(AF_INET, text.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(port);
+    out->len = sizeof(sockaddr_in);
+    return true;
+  }
+  std::string host = text;
+  unsigned scope = 0;
+  auto pct = text.find('%');
+  if (pct != std::string::npos) {
+    host = text.substr(0, pct);
+    std::string zone = text.substr(pct + 1);
+    scope = if_nametoindex(zone.c_str());
+    if (scope == 0) {
+      char* end = nullptr;
+      unsigned long v = strtoul(zone.c_str(), &end, 10);
+      if (zone.empty() || *end != '\0') return false;
+      scope = static_cast<unsigned>(v);
+    }
+  }
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out->ss);
+  if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(port);
+    v6->sin6_scope_id = scope;
+    out->len = sizeof(sockaddr_in6);
+    return true;
+  }
+  return false;
+}
+
+const char* errno_name(int err) {
+  const char* n = strerrorname_np(err);
+  if (n != nullptr) return n;
+  static thread_local char buf[16];
+  snprintf(buf, sizeof buf, "E%d", err);
+  return buf;
+}
+
+int set_ttl(int fd, int family, int ttl) {
+  int rc = family == AF_INET6 ? setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &ttl, sizeof ttl)
+                              : setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof ttl);
+  return rc == 0 ? 0 : errno;
+}
+
+Fd open_bound_socket(const SockAddr& local, const SocketOptions& opt, SysError* err) {
+  *err = SysError{};
+  Fd fd(socket(local.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP));
+  if (!fd) {
+    *err = {errno, "socket"};
+    return Fd();
+  }
+  int one = 1;
+  if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    *err = {errno, "setsockopt"};
+    return Fd();
+  }
+  if (local.family() == AF_INET6 &&
+      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
+    *err = {errno, "setsockopt"};
+    return Fd();
+  }
+  if (opt.syn_cnt > 0 && setsockopt(fd.get(), IPPROTO_TCP, TCP_SYNCNT, &opt.syn_cnt, sizeof opt.syn_cnt) != 0) {
+    *err = {errno, "setsockopt"};
+    return Fd();
+  }
+  if (opt.no_delay && setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+    *err = {errno, "setsockopt"};
+    return Fd();
+  }
+  if (opt.ttl > 0) {
+    int e = set_ttl(fd.get(), local.family(), opt.ttl);
+    if (e != 0) {
+      *err = {e, "setsockopt"};
+      return Fd();
+    }
+  }
+  if (bind(fd.get(), local.sa(), local.len) != 0) {
+    *err = {errno, "bind"};
+    return Fd();
+  }
+  return fd;
+}
+
+int start_connect(int fd, const SockAddr& remote) {
+  if (connect(fd, remote.sa(), remote.len) == 0) return 0;
+  int e = errno;
+  return e == EINPROGRESS ? 0 : e;
+}
+
+int socket_error(int fd) {
+  int e = 0;
+  socklen_t l = sizeof e;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &l) != 0) return errno;
+  return e;
+}
+
+SysError local_name(int fd, SockAddr* out) {
+  *out = SockAddr{};
+  out->len = sizeof out->ss;
+  if (getsockname(fd, out->sa(), &out->len) != 0) return {errno, "getsockname"};
+  return {};
+}
+
+SysError peer_name(int fd, SockAddr* out) {
+  *out = SockAddr{};
+  out->len = sizeof out->ss;
+  if (getpeername(fd, out->sa(), &out->len) != 0) return {errno, "getpeername"};
+  return {};
+}
+
+long raise_fd_limit(long want) {
+  rlimit rl{};
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return -1;
+  if (static_cast<long>(rl.rlim_cur) >= want) return static_cast<long>(rl.rlim_cur);
+  rlimit next = rl;
+  next.rlim_cur = static_cast<rlim_t>(want);
+  if (next.rlim_max < next.rlim_cur) next.rlim_max = next.rlim_cur;
+  if (setrlimit(RLIMIT_NOFILE, &next) != 0) {
+    // Not allowed to raise the hard limit: go as high as it permits.
+    next = rl;
+    next.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &next);
+  }
+  getrlimit(RLIMIT_NOFILE, &rl);
+  return static_cast<long>(rl.rlim_cur);
+}
+
+SysError probe_bind(const SockAddr& local, uint16_t* port) {
+  SysError err;
+  SocketOptions opt;
+  Fd fd = open_bound_socket(local, opt, &err);
+  if (err) return err;
+  SockAddr name;
+  err = local_name(fd.get(), &name);
+  if (err) return err;
+  *port = name.port();
+  return {};
+}
+
+}  // namespace onionpunch

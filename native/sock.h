@@ -1,0 +1,72 @@
+// Socket setup for punch attempts: address parsing, reusable binds, TTL/hop limit, TCP_SYNCNT, non-blocking
+// connect. Plain functions returning errno values (never exceptions), usable without Node.
+#pragma once
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cstdint>
+#include <string>
+
+#include "fd.h"
+
+namespace onionpunch {
+
+/** An IPv4 or IPv6 socket address. */
+struct SockAddr {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+
+  int family() const { return ss.ss_family; }
+  uint16_t port() const;
+  void set_port(uint16_t port);
+  const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&ss); }
+  sockaddr* sa() { return reinterpret_cast<sockaddr*>(&ss); }
+  /** Numeric address without the port ("10.0.0.1", "fd00::1"). */
+  std::string address() const;
+  bool operator==(const SockAddr& o) const;
+};
+
+/** Parses a numeric IPv4/IPv6 literal (IPv6 may carry a %scope). Returns false when it is not one. */
+bool parse_addr(const std::string& text, uint16_t port, SockAddr* out);
+
+/** Name of an errno value ("ECONNREFUSED"), or "E<number>" when unknown. */
+const char* errno_name(int err);
+
+/** A failure: errno and the syscall that produced it. */
+struct SysError {
+  int err = 0;
+  const char* syscall = "";
+  explicit operator bool() const { return err != 0; }
+};
+
+struct SocketOptions {
+  int ttl = 0;       // IP_TTL / IPV6_UNICAST_HOPS for the first SYN; 0 = system default
+  int syn_cnt = 0;   // TCP_SYNCNT; 0 = system default
+  bool no_delay = true;
+};
+
+/**
+ * A non-blocking TCP socket with SO_REUSEADDR + SO_REUSEPORT bound to `local` (port 0 = any).
+ * IPv6 sockets are V6ONLY so an IPv4 attempt on the same port never clashes with them.
+ */
+Fd open_bound_socket(const SockAddr& local, const SocketOptions& opt, SysError* err);
+
+/** Starts a non-blocking connect. Returns 0 when in progress or connected at once, else the errno. */
+int start_connect(int fd, const SockAddr& remote);
+
+/** Sets the unicast TTL / hop limit; -1 restores the system default. */
+int set_ttl(int fd, int family, int ttl);
+
+/** The pending error of a socket (SO_ERROR), 0 if none. */
+int socket_error(int fd);
+
+SysError local_name(int fd, SockAddr* out);
+SysError peer_name(int fd, SockAddr* out);
+
+/** Raises RLIMIT_NOFILE (soft, and hard when permitted) to at least `want`. Returns the new soft limit. */
+long raise_fd_limit(long want);
+
+/** Binds a reusable socket to `local` and returns the port the kernel gave it (then closes it). */
+SysError probe_bind(const SockAddr& local, uint16_t* port);
+
+}  // namespace onionpunch

@@ -1,0 +1,395 @@
+/**
+ * The punch engine facade. A native thread runs an epoll loop that fires timed SYN bursts from reusable local
+ * ports, races candidates and hands the first established connection back as an ordinary `net.Socket`.
+ * The JS thread never blocks: plans go in with `punch()`, outcomes come back through a thread-safe function.
+ * See docs/ENGINE.md for the design.
+ */
+import net from 'node:net';
+import { closeSync } from 'node:fs';
+import { loadNative } from './addon.js';
+import type { Endpoint } from './endpoint.js';
+import { NativeError, PunchError, type PunchErrorCode } from './errors.js';
+import { decodeTimeline, type TimelineEvent } from './timeline.js';
+
+export type { Endpoint } from './endpoint.js';
+export type { TimelineEvent, TimelineKind } from './timeline.js';
+export { NativeError, PunchError, type PunchErrorCode } from './errors.js';
+
+/** One punch: where to bind, whom to race, when to fire, when to give up. */
+export interface PunchPlan {
+  /** Bind address/port; port 0 = any (all attempts of the plan share the port chosen). */
+  local: Endpoint;
+  /** Candidates, raced; the first established connection wins. Same address family as `local`. */
+  remotes: Endpoint[];
+  /** Absolute CLOCK_MONOTONIC ns (see `PunchEngine.now()`) of the first wave. */
+  startAtNs?: bigint;
+  /** Or: start this many ms from now. Neither: start at once. */
+  startDelayMs?: number;
+  /** Wave offsets in ms from the start; each wave re-creates every candidate's socket. Default [0]. */
+  waves?: number[];
+  /** Within a wave, re-create a failed attempt on this grid (µs). Default 20000; 0 = no re-SYN. */
+  resynIntervalUs?: number;
+  /** 'prime' = per wave a low-TTL SYN, then after primeDelayMs a full-TTL SYN from a fresh socket. */
+  profile?: 'plain' | 'prime';
+  /** TTL / hop limit of prime SYNs (default 2). */
+  primeTtl?: number;
+  /** Delay between the prime SYN and the full SYN (default 100 ms). */
+  primeDelayMs?: number;
+  /** Plain profile: TTL of each socket's first SYN; the kernel's retransmissions use the default TTL. */
+  firstSynTtl?: number;
+  /** Default true; false = fail fast on RST or any error (ordinary connects). */
+  retryOnRefused?: boolean;
+  /** TCP_SYNCNT for the attempt sockets. */
+  synCnt?: number;
+  /** TCP_NODELAY on the winning socket (default true). */
+  noDelay?: boolean;
+  /** From the start instant. */
+  deadlineMs: number;
+  signal?: AbortSignal;
+}
+
+/** A won punch: a connected socket plus how it came about. */
+export interface PunchResult {
+  socket: net.Socket;
+  local: Endpoint;
+  remote: Endpoint;
+  timeline: TimelineEvent[];
+  /** Sockets that sent a SYN (prime SYNs included). */
+  attempts: number;
+  startedNs: bigint;
+  establishedNs: bigint;
+}
+
+/** Counters of one engine. */
+export interface EngineStats {
+  /** Plans in flight on the engine thread. */
+  plans: number;
+  /** Attempt sockets open right now (each one a SYN in flight). */
+  sockets: number;
+  /** High-water mark of `sockets` since the engine started. */
+  maxSockets: number;
+  /** SYNs sent since the engine started. */
+  syns: number;
+  plansDone: number;
+  /** Plans submitted whose outcome JS has not received yet. */
+  inFlight: number;
+}
+
+interface NativeOutcome {
+  id: number;
+  status: number;
+  errno: number;
+  code: string;
+  syscall: string;
+  attempts: number;
+  startedNs: bigint;
+  establishedNs: bigint;
+  remoteIndex: number;
+  fd: number;
+  localAddress?: string;
+  localPort?: number;
+  remoteAddress?: string;
+  remotePort?: number;
+  timeline: BigInt64Array;
+}
+
+interface NativeEngine {
+  submit(plan: object): number;
+  abort(id: number): void;
+  stop(): void;
+  drain(): { outcomes: NativeOutcome[]; stopped: boolean };
+  stats(): EngineStats;
+}
+
+interface EngineBinding {
+  monotonicNs(): bigint;
+  errnoName(n: number): string;
+  probeBind(address: string, port: number): { port: number } | { errno: number; code: string; syscall: string };
+  raiseFdLimit(n: number): number;
+  Engine: new (wake: () => void) => NativeEngine;
+}
+
+function binding(): EngineBinding {
+  return loadNative() as unknown as EngineBinding;
+}
+
+const errnoCache = new Map<number, string>();
+function errnoName(n: number): string {
+  let s = errnoCache.get(n);
+  if (s === undefined) {
+    s = binding().errnoName(n);
+    errnoCache.set(n, s);
+  }
+  return s;
+}
+
+const STATUS_CODES: (PunchErrorCode | 'OK')[] = [
+  'OK',
+  'PUNCH_TIMEOUT',
+  'PUNCH_ABORTED',
+  'PUNCH_REFUSED',
+  'PUNCH_UNREACHABLE',
+  'PUNCH_BIND',
+  'PUNCH_SOCKET',
+  'PUNCH_STOPPED',
+];
+
+interface Pending {
+  plan: PunchPlan;
+  resolve: (r: PunchResult) => void;
+  reject: (e: unknown) => void;
+  onAbort?: () => void;
+}
+
+function invalid(msg: string): PunchError {
+  return new PunchError('PUNCH_INVALID', msg);
+}
+
+function checkEndpoint(e: Endpoint | undefined, what: string, portZeroOk: boolean): number {
+  if (e === null || typeof e !== 'object') throw invalid(`${what} must be {address, port}`);
+  const fam = net.isIP(e.address);
+  if (fam === 0) throw invalid(`${what}.address is not an IPv4/IPv6 literal: ${String(e.address)}`);
+  if (!Number.isInteger(e.port) || e.port < (portZeroOk ? 0 : 1) || e.port > 65535)
+    throw invalid(`${what}.port out of range: ${String(e.port)}`);
+  return fam;
+}
+
+function msToNs(ms: number): number {
+  return Math.round(ms * 1e6);
+}
+
+/** Validates a plan and turns it into what the addon reads. Throws PUNCH_INVALID. */
+function toNativePlan(plan: PunchPlan, now: bigint): object {
+  if (plan === null || typeof plan !== 'object') throw invalid('plan must be an object');
+  const fam = checkEndpoint(plan.local, 'local', true);
+  if (!Array.isArray(plan.remotes) || plan.remotes.length === 0) throw invalid('remotes must be a non-empty array');
+  if (plan.remotes.length > 1024) throw invalid('at most 1024 remotes per plan');
+  plan.remotes.forEach((r, i) => {
+    if (checkEndpoint(r, `remotes[${i}]`, false) !== fam) throw invalid(`remotes[${i}] is not the family of local`);
+  });
+  if (typeof plan.deadlineMs !== 'number' || !(plan.deadlineMs > 0) || !Number.isFinite(plan.deadlineMs))
+    throw invalid('deadlineMs must be a positive number');
+  const waves = plan.waves ?? [0];
+  if (!Array.isArray(waves) || waves.length === 0 || waves.some((w) => typeof w !== 'number' || !(w >= 0) || !Number.isFinite(w)))
+    throw invalid('waves must be non-negative ms offsets');
+  const resynUs = plan.resynIntervalUs ?? 20_000;
+  if (!(resynUs >= 0) || !Number.isFinite(resynUs)) throw invalid('resynIntervalUs must be >= 0');
+  const ttlOk = (t: number | undefined): boolean => t === undefined || (Number.isInteger(t) && t >= 1 && t <= 255);
+  if (!ttlOk(plan.primeTtl) || !ttlOk(plan.firstSynTtl)) throw invalid('TTLs must be integers 1..255');
+  if (plan.synCnt !== undefined && !(Number.isInteger(plan.synCnt) && plan.synCnt >= 1 && plan.synCnt <= 127))
+    throw invalid('synCnt must be 1..127');
+  if (plan.profile !== undefined && plan.profile !== 'plain' && plan.profile !== 'prime') throw invalid('bad profile');
+  const primeDelayMs = plan.primeDelayMs ?? 100;
+  if (!(primeDelayMs >= 0) || !Number.isFinite(primeDelayMs)) throw invalid('primeDelayMs must be >= 0');
+  let start = now;
+  if (plan.startAtNs !== undefined) {
+    if (typeof plan.startAtNs !== 'bigint') throw invalid('startAtNs must be a bigint');
+    start = plan.startAtNs;
+  } else if (plan.startDelayMs !== undefined) {
+    if (!(plan.startDelayMs >= 0) || !Number.isFinite(plan.startDelayMs)) throw invalid('startDelayMs must be >= 0');
+    start = now + BigInt(msToNs(plan.startDelayMs));
+  }
+  return {
+    localAddress: plan.local.address,
+    localPort: plan.local.port,
+    remotes: plan.remotes.map((r) => ({ address: r.address, port: r.port })),
+    startNs: start,
+    deadlineNs: start + BigInt(msToNs(plan.deadlineMs)),
+    wavesNs: waves.map(msToNs),
+    resynNs: Math.round(resynUs * 1000),
+    profile: plan.profile === 'prime' ? 1 : 0,
+    primeTtl: plan.primeTtl ?? 2,
+    primeDelayNs: msToNs(primeDelayMs),
+    firstSynTtl: plan.firstSynTtl ?? 0,
+    retryOnRefused: plan.retryOnRefused ?? true,
+    synCnt: plan.synCnt ?? 0,
+    noDelay: plan.noDelay ?? true,
+  };
+}
+
+/**
+ * One engine: a native thread and the plans it runs. `PunchEngine.shared()` is the process-wide one; tests
+ * and benchmarks may make their own. The thread starts with the first plan, and again after `stop()`.
+ */
+export class PunchEngine {
+  private static sharedEngine: PunchEngine | undefined;
+  private native: NativeEngine | undefined;
+  private readonly pending = new Map<number, Pending>();
+  private stopping: Promise<void> | undefined;
+  private stopDone: (() => void) | undefined;
+
+  /** The process-wide engine. */
+  static shared(): PunchEngine {
+    PunchEngine.sharedEngine ??= new PunchEngine();
+    return PunchEngine.sharedEngine;
+  }
+
+  /** CLOCK_MONOTONIC now, in ns: the clock of `startAtNs` and of every timeline. */
+  now(): bigint {
+    return binding().monotonicNs();
+  }
+
+  /** Plans submitted and not settled yet. */
+  inFlight(): number {
+    return this.pending.size;
+  }
+
+  /** Engine counters (zeros when the thread is not running). */
+  stats(): EngineStats {
+    if (!this.native) return { plans: 0, sockets: 0, maxSockets: 0, syns: 0, plansDone: 0, inFlight: 0 };
+    return this.native.stats();
+  }
+
+  /**
+   * Runs a plan. Resolves with the first established connection as a `net.Socket`; rejects with a
+   * `PunchError` (PUNCH_TIMEOUT, PUNCH_ABORTED, PUNCH_REFUSED, PUNCH_UNREACHABLE, PUNCH_BIND, PUNCH_SOCKET,
+   * PUNCH_STOPPED, PUNCH_INVALID) that carries the timeline.
+   */
+  punch(plan: PunchPlan): Promise<PunchResult> {
+    let spec: object;
+    try {
+      spec = toNativePlan(plan, this.now());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (plan.signal?.aborted) return Promise.reject(new PunchError('PUNCH_ABORTED', 'aborted before start'));
+    return new Promise<PunchResult>((resolve, reject) => {
+      let id: number;
+      try {
+        id = this.engine().submit(spec);
+      } catch (err) {
+        reject(new PunchError('PUNCH_INVALID', (err as Error).message));
+        return;
+      }
+      const p: Pending = { plan, resolve, reject };
+      if (plan.signal) {
+        const native = this.native!;
+        p.onAbort = () => native.abort(id);
+        plan.signal.addEventListener('abort', p.onAbort, { once: true });
+      }
+      this.pending.set(id, p);
+    });
+  }
+
+  /** Ends every plan (they reject with PUNCH_STOPPED) and joins the thread. The engine can be used again. */
+  stop(): Promise<void> {
+    if (this.stopping) return this.stopping;
+    const native = this.native;
+    if (!native) return Promise.resolve();
+    this.stopping = new Promise<void>((resolve) => {
+      this.stopDone = resolve;
+    });
+    native.stop();
+    return this.stopping;
+  }
+
+  private engine(): NativeEngine {
+    if (this.stopping) throw new Error('engine is stopping');
+    if (!this.native) {
+      const b = binding();
+      let native: NativeEngine | undefined = undefined;
+      native = new b.Engine(() => this.wake(native!));
+      this.native = native;
+    }
+    return this.native;
+  }
+
+  /** Runs on the JS thread when the engine has outcomes (or has stopped). */
+  private wake(native: NativeEngine): void {
+    let batch: { outcomes: NativeOutcome[]; stopped: boolean };
+    try {
+      batch = native.drain();
+    } catch {
+      return;
+    }
+    for (const o of batch.outcomes) this.settle(o);
+    if (batch.stopped && this.native === native) {
+      this.native = undefined;
+      for (const [id, p] of this.pending) {
+        this.pending.delete(id);
+        this.cleanup(p);
+        p.reject(new PunchError('PUNCH_STOPPED', 'engine stopped'));
+      }
+      const done = this.stopDone;
+      this.stopping = undefined;
+      this.stopDone = undefined;
+      done?.();
+    }
+  }
+
+  private cleanup(p: Pending): void {
+    if (p.onAbort) p.plan.signal?.removeEventListener('abort', p.onAbort);
+  }
+
+  private settle(o: NativeOutcome): void {
+    const p = this.pending.get(o.id);
+    if (!p) {
+      if (o.fd >= 0) closeSync(o.fd);
+      return;
+    }
+    this.pending.delete(o.id);
+    this.cleanup(p);
+    const timeline = decodeTimeline(o.timeline, p.plan.remotes, errnoName);
+    const code = STATUS_CODES[o.status] ?? 'PUNCH_SOCKET';
+    if (code === 'OK' && o.fd >= 0) {
+      if (p.plan.signal?.aborted) {
+        // Won the race against the abort: the caller no longer wants it.
+        closeSync(o.fd);
+        p.reject(new PunchError('PUNCH_ABORTED', 'aborted', timeline, { attempts: o.attempts }));
+        return;
+      }
+      let socket: net.Socket;
+      try {
+        socket = new net.Socket({ fd: o.fd, readable: true, writable: true });
+      } catch (err) {
+        closeSync(o.fd);
+        p.reject(new PunchError('PUNCH_SOCKET', `cannot wrap fd: ${(err as Error).message}`, timeline));
+        return;
+      }
+      p.resolve({
+        socket,
+        local: { address: o.localAddress!, port: o.localPort! },
+        remote: { address: o.remoteAddress!, port: o.remotePort! },
+        timeline,
+        attempts: o.attempts,
+        startedNs: o.startedNs,
+        establishedNs: o.establishedNs,
+      });
+      return;
+    }
+    const cause = o.errno !== 0 ? new NativeError(o.code, o.errno, o.syscall || 'connect') : undefined;
+    const what = code === 'OK' ? 'PUNCH_SOCKET' : code;
+    const msg = `${what.slice(6).toLowerCase()}${cause ? ` (${cause.code})` : ''} after ${o.attempts} attempt(s)`;
+    p.reject(new PunchError(what, msg, timeline, { ...(cause ? { cause } : {}), attempts: o.attempts }));
+  }
+}
+
+/**
+ * Binds a reusable (SO_REUSEADDR + SO_REUSEPORT) socket to `local` and reports the port the kernel chose;
+ * the socket is closed again. Throws `NativeError` (EADDRINUSE, EADDRNOTAVAIL, ...).
+ */
+export function probeBind(local: Endpoint): Endpoint {
+  checkEndpoint(local, 'local', true);
+  const r = binding().probeBind(local.address, local.port);
+  if ('errno' in r) throw new NativeError(r.code, r.errno, r.syscall);
+  return { address: local.address, port: r.port };
+}
+
+/** Raises RLIMIT_NOFILE to at least `n` (as far as permitted). Returns the new soft limit. */
+export function raiseFdLimit(n: number): number {
+  return binding().raiseFdLimit(n);
+}
+
+/**
+ * An ordinary connect from a reusable local port (EIM checks, mapping discovery): one SYN, fail fast on
+ * RST (PUNCH_REFUSED) or any error, PUNCH_TIMEOUT after `timeoutMs` (default 10 s).
+ */
+export function connectFrom(
+  local: Endpoint,
+  remote: Endpoint,
+  opts: { timeoutMs?: number; signal?: AbortSignal; engine?: PunchEngine } = {},
+): Promise<PunchResult> {
+  const plan: PunchPlan = { local, remotes: [remote], retryOnRefused: false, deadlineMs: opts.timeoutMs ?? 10_000 };
+  if (opts.signal) plan.signal = opts.signal;
+  return (opts.engine ?? PunchEngine.shared()).punch(plan);
+}

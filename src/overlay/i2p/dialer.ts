@@ -1,0 +1,48 @@
+/**
+ * The I2P coordination dialer (B side): one transient SAM STREAM session (a destination used for nothing
+ * else and thrown away on close) that opens streams to `.b32.i2p` addresses (NAMING LOOKUP first) or to full
+ * destinations.
+ */
+import type { Duplex } from 'node:stream';
+import type { CoordinationDialer, DialOptions } from '../types.js';
+import { SamSession, type SamAddress } from './sam.js';
+
+/** Options of {@link I2pCoordinationDialer.create}. */
+export interface I2pDialerOptions {
+  sam: SamAddress;
+  sessionOptions?: Record<string, string | number>;
+  /** Bound on session creation (default 90 s). */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/** Default bound on one dial (lookup + connect). */
+export const I2P_DIAL_TIMEOUT_MS = 60_000;
+
+/** Opens coordination streams over I2P. */
+export class I2pCoordinationDialer implements CoordinationDialer {
+  readonly kind = 'i2p' as const;
+
+  private constructor(readonly session: SamSession) {}
+
+  /** Creates the transient session (~20 s on a fresh router). */
+  static async create(opts: I2pDialerOptions): Promise<I2pCoordinationDialer> {
+    const session = await SamSession.create(opts.sam, { options: opts.sessionOptions, timeoutMs: opts.timeoutMs, signal: opts.signal });
+    return new I2pCoordinationDialer(session);
+  }
+
+  /**
+   * Opens a stream to `address` (`.b32.i2p` or a full destination in I2P base64). `port` is ignored (SAM 3.1
+   * has no ports). `isolationKey` is not supported: every dial uses this dialer's one destination.
+   * Note that the stream may be returned before the remote side accepted: wait for its first bytes.
+   * Errors: `SamError` (`SAM_CANT_REACH_PEER`, `SAM_INVALID_KEY`, `SAM_TIMEOUT`, `SAM_CLOSED`, ...).
+   */
+  async dial(address: string, _port: number, opts: DialOptions = {}): Promise<Duplex> {
+    return this.session.connect(address, { timeoutMs: opts.timeoutMs ?? I2P_DIAL_TIMEOUT_MS, signal: opts.signal });
+  }
+
+  /** Ends the session and every stream opened through it. */
+  async close(): Promise<void> {
+    await this.session.close();
+  }
+}
