@@ -209,9 +209,17 @@ export class PunchRig {
     this.a = this.b = undefined;
   }
 
-  /** Changes both home routers' NAT behaviour in place (no rebuild) and restarts the workers. */
-  async reconfigure(a: SiteBehaviour, b: SiteBehaviour): Promise<void> {
+  /**
+   * Changes both home routers' NAT behaviour in place (no rebuild: the lab, the NAT-check servers and the
+   * Tor network stay) and restarts the workers, optionally over the other address family.
+   */
+  async reconfigure(a: SiteBehaviour, b: SiteBehaviour, family?: 4 | 6): Promise<void> {
     await this.stopWorkers();
+    if (family !== undefined && family !== (this.opts.family ?? 4)) {
+      if (family === 6 && !this.opts.ipv6) throw new Error('this rig has no IPv6 (build it with ipv6: true)');
+      this.opts.family = family;
+      this.natcheck = this.lab.publicHosts.slice(0, 2).map((p) => ({ address: family === 6 ? p.ip6! : p.ip, port: 8333 }));
+    }
     for (const [name, s] of [['a', a], ['b', b]] as const) {
       const site = this.lab.sites[name]!;
       const ns = site.router.ns;
