@@ -127,7 +127,7 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
       .catch((err: Error) => emit('handshake-failed', { side: 'A', message: err.message }))
       .finally(() => setTimeout(() => peer.close(), 500));
   });
-  listener.on('failure', (err: PunchSessionError) => emit('failure', { error: err.toJSON(), timeline: err.timeline ? serializeTimeline(err.timeline as never) : undefined }));
+  listener.on('failure', (err: PunchSessionError) => emit('failure', { error: err.toJSON(), timeline: err.timeline ? serializeTimeline(err.timeline as never) : undefined, engine: engineEvents(engine, err.engineTimeline) }));
   emit('ready', { address: endpoint.address, port: endpoint.port, eim: verdict.mapping });
   onCommands(async (c) => {
     if (c.cmd === 'quit') {
@@ -179,7 +179,7 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
       }
     } catch (err) {
       const e = err instanceof PunchSessionError ? err : new PunchSessionError('PUNCH_ENGINE', String(err));
-      emit('punch-failed', { error: e.toJSON(), timeline: e.timeline ? serializeTimeline(e.timeline as never) : undefined, totalMs: wallMs() - t0 });
+      emit('punch-failed', { error: e.toJSON(), timeline: e.timeline ? serializeTimeline(e.timeline as never) : undefined, engine: engineEvents(engine, e.engineTimeline), totalMs: wallMs() - t0 });
     }
   });
 }
