@@ -78,8 +78,8 @@ test('a network whose owner was SIGKILLed is removed by the next start', { ...ne
   await new Promise((r) => child.once('exit', r));
   assert.ok(nsList().includes(info.ns), 'the killed owner left its namespace');
   assert.notEqual(i2pdPids(info.dir), '', 'and its routers');
-  const removed = reapStalePrivateI2p();
-  assert.ok(removed.some((d) => info.dir.startsWith(d)), `reaped ${JSON.stringify(removed)}`);
+  // (A network started at this moment by another worktree's tests may reap it first: check the end state.)
+  reapStalePrivateI2p();
   assert.ok(!nsList().includes(info.ns));
   assert.ok(!existsSync(info.dir));
   await new Promise((r) => setTimeout(r, 200));
