@@ -74,6 +74,7 @@ export async function selftestI2p(opts: { log?: (line: string) => void } = {}): 
     const b = await dialer.dial(ep.address, ep.port, { timeoutMs: 60_000, signal: aborter.signal });
     streams.push(b);
     extra.connectStatusMs = ms(tc);
+    extra.dialRetries = dialer.retries;
     const ping = Buffer.from('onionpunch i2p selftest: B -> A\n');
     const pong = Buffer.from('onionpunch i2p selftest: A -> B\n');
     b.write(ping);
