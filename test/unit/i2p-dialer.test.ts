@@ -72,3 +72,33 @@ test('dial gives up at its deadline with the last typed error', { timeout: 20_00
     f.close();
   }
 });
+
+test('session creation makes a fresh attempt after SAM_TIMEOUT when attempts > 1 (fake bridge)', { timeout: 20_000 }, async () => {
+  let creates = 0;
+  const server = createServer((s) => {
+    s.on('error', () => {});
+    let buf = '';
+    s.on('data', (d) => {
+      buf += d.toString('latin1');
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, nl);
+        buf = buf.slice(nl + 1);
+        if (line.startsWith('HELLO')) s.write('HELLO REPLY RESULT=OK VERSION=3.1\n');
+        // The first session never becomes ready (no reply); the second does.
+        else if (line.startsWith('SESSION') && creates++ > 0) s.write(`SESSION STATUS RESULT=OK DESTINATION=${PRIV}\n`);
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const sam = { host: '127.0.0.1', port: (server.address() as { port: number }).port };
+  try {
+    await assert.rejects(I2pCoordinationDialer.create({ sam, timeoutMs: 100 }), (e: unknown) => e instanceof SamError && e.code === 'SAM_TIMEOUT');
+    creates = 0;
+    const dialer = await I2pCoordinationDialer.create({ sam, timeoutMs: 100, attempts: 2 });
+    assert.equal(creates, 2);
+    await dialer.close();
+  } finally {
+    server.close();
+  }
+});

@@ -16,8 +16,10 @@ const CONNECT_RETRY_MS = 1000;
 export interface I2pDialerOptions {
   sam: SamAddress;
   sessionOptions?: Record<string, string | number>;
-  /** Bound on session creation (default 90 s). */
+  /** Bound on session creation, per attempt (default 90 s). */
   timeoutMs?: number;
+  /** Session creation attempts after `SAM_TIMEOUT` (default 1; see `SamSessionOptions.attempts`). */
+  attempts?: number;
   signal?: AbortSignal;
 }
 
@@ -34,7 +36,12 @@ export class I2pCoordinationDialer implements CoordinationDialer {
 
   /** Creates the transient session (~20 s on a fresh router). */
   static async create(opts: I2pDialerOptions): Promise<I2pCoordinationDialer> {
-    const session = await SamSession.create(opts.sam, { options: opts.sessionOptions, timeoutMs: opts.timeoutMs, signal: opts.signal });
+    const session = await SamSession.create(opts.sam, {
+      options: opts.sessionOptions,
+      timeoutMs: opts.timeoutMs,
+      attempts: opts.attempts,
+      signal: opts.signal,
+    });
     return new I2pCoordinationDialer(session);
   }
 
