@@ -24,10 +24,11 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     clearTimeout(t),
   );
 }
-function nextStream(ep: I2pCoordinationEndpoint, ms = 30_000): Promise<{ stream: Duplex; info: AcceptedStreamInfo }> {
+// i2pd's streaming retransmits a lost SYN only after its initial RTO (~9 s, then doubling): allow for two losses.
+function nextStream(ep: I2pCoordinationEndpoint, ms = 60_000): Promise<{ stream: Duplex; info: AcceptedStreamInfo }> {
   return withTimeout(new Promise((r) => ep.once('stream', (stream: Duplex, info: AcceptedStreamInfo) => r({ stream, info }))), ms, 'accept');
 }
-function readExactly(s: Duplex, n: number, ms = 20_000): Promise<Buffer> {
+function readExactly(s: Duplex, n: number, ms = 60_000): Promise<Buffer> {
   return withTimeout(
     new Promise<Buffer>((resolve, reject) => {
       let buf = Buffer.alloc(0);
@@ -136,7 +137,7 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
     );
     const dials = await Promise.all([0, 1, 2].map(() => dialer.dial(endpoint.address, 0, { timeoutMs: 30_000 })));
     dials.forEach((d, i) => d.write(`caller ${i}\n`));
-    await withTimeout(three, 30_000, 'three accepts');
+    await withTimeout(three, 60_000, 'three accepts');
     const lines = await Promise.all(got.map((s) => readExactly(s, 9).then((b) => b.toString())));
     assert.deepEqual(lines.sort(), ['caller 0\n', 'caller 1\n', 'caller 2\n']);
     for (const s of [...got, ...dials]) s.destroy();
