@@ -55,6 +55,7 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
   let keys: I2pKeys;
   let doomed: I2pCoordinationEndpoint; // router 3: killed in the last test
   const times: Record<string, number> = {};
+  const epLog: string[] = [];
 
   before(async () => {
     net = await startPrivateI2p({ log: (l) => console.log(`# ${l}`) });
@@ -63,7 +64,7 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
     keys = await samGenerateDestination(net.sam[3]!, { timeoutMs: 10_000 });
     // All sessions in parallel: each waits for i2pd's ~20 s tunnel readiness cycle.
     [endpoint, dialer, keyed, doomed] = await Promise.all([
-      I2pCoordinationEndpoint.create({ sam: net.sam[0]!, sessionOptions: net.sessionOptions, ...net.sessionCreate, acceptPool: 2 }),
+      I2pCoordinationEndpoint.create({ sam: net.sam[0]!, sessionOptions: net.sessionOptions, ...net.sessionCreate, acceptPool: 2, log: (l) => epLog.push(l) }),
       I2pCoordinationDialer.create({ sam: net.sam[1]!, sessionOptions: net.sessionOptions, ...net.sessionCreate }),
       SamSession.create(net.sam[3]!, { privateKey: keys.privateKey, options: net.sessionOptions, ...net.sessionCreate }),
       I2pCoordinationEndpoint.create({ sam: net.sam[3]!, sessionOptions: net.sessionOptions, ...net.sessionCreate }),
@@ -137,7 +138,9 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
     );
     const dials = await Promise.all([0, 1, 2].map(() => dialer.dial(endpoint.address, 0, { timeoutMs: 30_000 })));
     dials.forEach((d, i) => d.write(`caller ${i}\n`));
-    await withTimeout(three, 60_000, 'three accepts');
+    await withTimeout(three, 60_000, 'three accepts').catch((err: Error) => {
+      throw new Error(`${err.message}: accepted ${got.length} of 3; endpoint log: ${JSON.stringify(epLog.slice(-10))}`);
+    });
     const lines = await Promise.all(got.map((s) => readExactly(s, 9).then((b) => b.toString())));
     assert.deepEqual(lines.sort(), ['caller 0\n', 'caller 1\n', 'caller 2\n']);
     for (const s of [...got, ...dials]) s.destroy();
