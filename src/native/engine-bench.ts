@@ -10,7 +10,7 @@ import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { PunchEngine, probeBind, type PunchError } from './engine.js';
+import { PunchEngine, probeBind, raiseFdLimit, type PunchError } from './engine.js';
 import { makeNsPair, dropAllSynIn, nsExec } from './netns.js';
 
 export interface InflightResult {
@@ -26,6 +26,8 @@ export interface InflightResult {
   jsThreadCpuPct: number;
   /** CPU of the whole process over the same window. */
   processCpuPct: number;
+  /** Processes the attempts were spread over (RLIMIT_NOFILE per process); CPU figures are per process (max). */
+  processes?: number;
 }
 
 export interface SideResult {
@@ -175,17 +177,50 @@ async function rateBaseline(workers: number, ms: number): Promise<number> {
 
 const CHILD = fileURLToPath(new URL('./engine-bench-child.js', import.meta.url));
 
-async function runInflightChild(ns: string, side: 'native' | 'baseline', n: number, target: string): Promise<InflightResult> {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--expose-gc', CHILD, side, String(n), target], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+/**
+ * Runs (c) for one side with `n` attempts, in `shards` concurrent processes (RLIMIT_NOFILE may cap one
+ * process below n): each ramps up, reports 'held', and measures its hold window only once every shard holds.
+ */
+async function runInflight(ns: string, side: 'native' | 'baseline', n: number, target: string, shards: number): Promise<InflightResult> {
+  const per = Math.ceil(n / shards);
+  const kids = Array.from({ length: shards }, (_, k) => {
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--expose-gc', CHILD, side, String(per), target, String(k)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    let out = '';
+    let onHeld: () => void = () => {};
+    const held = new Promise<void>((r) => (onHeld = r));
+    child.stdout.on('data', (d) => {
+      out += String(d);
+      if (/^held /m.test(out)) onHeld();
+    });
+    const exit = new Promise<number | null>((r) => child.on('exit', r));
+    return { child, held, exit, out: () => out };
   });
-  let out = '';
-  child.stdout.on('data', (d) => (out += String(d)));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-  const code = await new Promise<number | null>((r) => child.on('exit', r));
-  clearTimeout(timer);
-  if (code !== 0) throw new Error(`in-flight child (${side}, ${n}) exited ${code}: ${out}`);
-  return JSON.parse(out.trim().split('\n').at(-1)!) as InflightResult;
+  const timer = setTimeout(() => kids.forEach((k) => k.child.kill('SIGKILL')), 180_000);
+  try {
+    await Promise.race([Promise.all(kids.map((k) => k.held)), Promise.all(kids.map((k) => k.exit))]);
+    for (const k of kids) k.child.stdin.end('measure\n');
+    const codes = await Promise.all(kids.map((k) => k.exit));
+    const rs = kids.map((k, i) => {
+      if (codes[i] !== 0) throw new Error(`in-flight child (${side}, ${per}) exited ${codes[i]}: ${k.out()}`);
+      return JSON.parse(k.out().trim().split('\n').at(-1)!) as InflightResult;
+    });
+    const held = rs.reduce((a, r) => a + r.held, 0);
+    const wavg = (f: (r: InflightResult) => number): number => Math.round(rs.reduce((a, r) => a + f(r) * r.held, 0) / Math.max(1, held));
+    return {
+      n,
+      held,
+      rampMs: Math.max(...rs.map((r) => r.rampMs)),
+      rssBytesPerAttempt: wavg((r) => r.rssBytesPerAttempt),
+      slabBytesPerAttempt: Math.round(rs.reduce((a, r) => a + r.slabBytesPerAttempt * r.held, 0) / Math.max(1, held) / shards),
+      jsThreadCpuPct: Math.max(...rs.map((r) => r.jsThreadCpuPct)),
+      processCpuPct: Math.max(...rs.map((r) => r.processCpuPct)),
+      processes: shards,
+    };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** (c): attempts into a namespace that drops every SYN; each side measured in its own fresh process. */
@@ -197,11 +232,14 @@ async function inflight(sizes: number[], log: (s: string) => void): Promise<{ na
     nsExec(pair.a, 'sysctl', ['-q', '-w', 'net.ipv4.ip_local_port_range=1024 65535']);
     const native: InflightResult[] = [];
     const baseline: InflightResult[] = [];
+    // Without CAP_SYS_RESOURCE the hard RLIMIT_NOFILE cannot be raised: spread over processes then.
+    const fdCap = raiseFdLimit(200_000) - 2048;
     for (const n of sizes) {
-      log(`  (c) ${n} in flight: native...`);
-      native.push(await runInflightChild(pair.a, 'native', n, pair.addrB));
+      const shards = Math.max(1, Math.ceil(n / fdCap));
+      log(`  (c) ${n} in flight (${shards} process${shards > 1 ? 'es' : ''}, fd limit ${fdCap + 2048}): native...`);
+      native.push(await runInflight(pair.a, 'native', n, pair.addrB, shards));
       log(`  (c) ${n} in flight: baseline...`);
-      baseline.push(await runInflightChild(pair.a, 'baseline', n, pair.addrB));
+      baseline.push(await runInflight(pair.a, 'baseline', n, pair.addrB, shards));
     }
     return { native, baseline };
   } finally {
@@ -304,7 +342,7 @@ export function formatEngineBench(r: EngineBenchReport): string {
     const n = r.native.inflight[i]!;
     const b = r.baseline.inflight[i];
     l.push(
-      `(c) ${n.n} in flight      native held ${n.held}, ${n.rssBytesPerAttempt} B RSS + ${n.slabBytesPerAttempt} B slab /attempt, JS thread ${n.jsThreadCpuPct}% CPU, ramp ${n.rampMs} ms` +
+      `(c) ${n.n} in flight${n.processes && n.processes > 1 ? ` (${n.processes} procs)` : ''}  native held ${n.held}, ${n.rssBytesPerAttempt} B RSS + ${n.slabBytesPerAttempt} B slab /attempt, JS thread ${n.jsThreadCpuPct}% CPU, ramp ${n.rampMs} ms` +
         (b ? `  |  baseline held ${b.held}, ${b.rssBytesPerAttempt} B RSS + ${b.slabBytesPerAttempt} B slab /attempt, JS thread ${b.jsThreadCpuPct}% CPU, ramp ${b.rampMs} ms` : ''),
     );
   }

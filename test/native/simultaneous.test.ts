@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { PunchEngine, probeBind, type PunchResult } from '../../src/native/engine.js';
 import { needsRoot } from '../helpers/root.js';
 import { fillPattern, patternByte } from './helpers.js';
-import { makeNsPair } from '../../src/native/netns.js';
+import { makeNsPair, makeRoutedPair } from '../../src/native/netns.js';
 
 const LO = '127.0.0.1';
 // Two engines, two threads: each side's connect() fires from its own thread at the same instant, the way
@@ -102,6 +102,7 @@ interface SideReport {
   remote?: { address: string; port: number };
   got?: string;
   kinds?: string[];
+  errnos?: string[];
   attempts?: number;
 }
 
@@ -143,6 +144,33 @@ test(
       assert.deepEqual(b.kinds, ['syn', 'established']);
     } finally {
       pair.destroy();
+    }
+  },
+);
+
+test(
+  'prime then fire across a router: the TTL-1 prime dies with ICMP time exceeded, the full SYNs meet',
+  { ...needsRoot('network namespaces'), timeout: 60_000 },
+  async () => {
+    const net3 = makeRoutedPair({ dropNewSynInA: true, dropNewSynInB: true });
+    try {
+      const startAtNs = String(engA.now() + 1_500_000_000n);
+      const port = 40_000 + Math.floor(Math.random() * 20_000);
+      const common = { startAtNs, profile: 'prime', primeTtl: 1, primeDelayMs: 100, resynIntervalUs: 20_000, deadlineMs: 5000 };
+      const [a, b] = await Promise.all([
+        runSide(net3.a, 'A', { ...common, local: { address: net3.addrA, port }, remotes: [{ address: net3.addrB, port }] }),
+        runSide(net3.b, 'B', { ...common, local: { address: net3.addrB, port }, remotes: [{ address: net3.addrA, port }] }),
+      ]);
+      assert.ok(a.ok, JSON.stringify(a));
+      assert.ok(b.ok, JSON.stringify(b));
+      assert.equal(a.got, 'hello from B');
+      assert.equal(b.got, 'hello from A');
+      for (const side of [a, b]) {
+        assert.deepEqual(side.kinds, ['prime', 'icmp', 'syn', 'established'], JSON.stringify(side));
+        assert.deepEqual(side.errnos, ['icmp:EHOSTUNREACH']);
+      }
+    } finally {
+      net3.destroy();
     }
   },
 );
