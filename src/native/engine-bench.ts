@@ -55,7 +55,7 @@ export interface EngineBenchReport {
   ratios: { p99Error: number; p50Error: number; attemptRate: number };
   targets: { p50Le20us: boolean; p99Le200us: boolean; p99TenXBaseline: boolean; rateThreeXBaseline: boolean };
   inflightSkipped?: string;
-  machine: { nproc: number; cpu: string; kernel: string; node: string };
+  machine: { nproc: number; cpu: string; kernel: string; node: string; loadavg: number[] };
   quick: boolean;
   date: string;
 }
@@ -182,8 +182,8 @@ const CHILD = fileURLToPath(new URL('./engine-bench-child.js', import.meta.url))
  * process below n): each ramps up, reports 'held', and measures its hold window only once every shard holds.
  */
 async function runInflight(ns: string, side: 'native' | 'baseline', n: number, target: string, shards: number): Promise<InflightResult> {
-  const per = Math.ceil(n / shards);
   const kids = Array.from({ length: shards }, (_, k) => {
+    const per = Math.floor(n / shards) + (k < n % shards ? 1 : 0);
     const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--expose-gc', CHILD, side, String(per), target, String(k)], {
       stdio: ['pipe', 'pipe', 'inherit'],
     });
@@ -195,7 +195,7 @@ async function runInflight(ns: string, side: 'native' | 'baseline', n: number, t
       if (/^held /m.test(out)) onHeld();
     });
     const exit = new Promise<number | null>((r) => child.on('exit', r));
-    return { child, held, exit, out: () => out };
+    return { child, held, exit, per, out: () => out };
   });
   const timer = setTimeout(() => kids.forEach((k) => k.child.kill('SIGKILL')), 180_000);
   try {
@@ -203,7 +203,7 @@ async function runInflight(ns: string, side: 'native' | 'baseline', n: number, t
     for (const k of kids) k.child.stdin.end('measure\n');
     const codes = await Promise.all(kids.map((k) => k.exit));
     const rs = kids.map((k, i) => {
-      if (codes[i] !== 0) throw new Error(`in-flight child (${side}, ${per}) exited ${codes[i]}: ${k.out()}`);
+      if (codes[i] !== 0) throw new Error(`in-flight child (${side}, ${k.per}) exited ${codes[i]}: ${k.out()}`);
       return JSON.parse(k.out().trim().split('\n').at(-1)!) as InflightResult;
     });
     const held = rs.reduce((a, r) => a + r.held, 0);
@@ -249,7 +249,8 @@ async function inflight(sizes: number[], log: (s: string) => void): Promise<{ na
 
 function machine(): EngineBenchReport['machine'] {
   const cpu = os.cpus()[0]?.model ?? 'unknown';
-  return { nproc: os.availableParallelism(), cpu, kernel: os.release(), node: process.version };
+  // The load average matters: the benchmark shares the machine with whatever else runs.
+  return { nproc: os.availableParallelism(), cpu, kernel: os.release(), node: process.version, loadavg: os.loadavg().map((x) => round(x, 2)) };
 }
 
 /** Runs the whole benchmark. `quick`: fewer SYNs, shorter rate window, only 10k in flight. */
@@ -334,7 +335,7 @@ export async function runEngineBench(opts: { quick?: boolean; log?: (s: string) 
 /** A short human summary of a report. */
 export function formatEngineBench(r: EngineBenchReport): string {
   const l: string[] = [];
-  l.push(`machine: ${r.machine.nproc} x ${r.machine.cpu}, kernel ${r.machine.kernel}, node ${r.machine.node}`);
+  l.push(`machine: ${r.machine.nproc} x ${r.machine.cpu}, kernel ${r.machine.kernel}, node ${r.machine.node}, load ${r.machine.loadavg.join(' ')}`);
   l.push(`(a) SYN schedule error   native p50 ${r.native.p50ErrorUs} us  p99 ${r.native.p99ErrorUs} us  |  baseline p50 ${r.baseline.p50ErrorUs} us  p99 ${r.baseline.p99ErrorUs} us  (p99 ${r.ratios.p99Error}x better)`);
   l.push(`    native, SCHED_OTHER  p50 ${r.native.normalSched.p50ErrorUs} us  p99 ${r.native.normalSched.p99ErrorUs} us  (engine thread realtime in the main run: ${r.native.realtime})`);
   l.push(`(b) attempts/s (RST)     native ${r.native.attemptsPerSec}  |  baseline ${r.baseline.attemptsPerSec}  (${r.ratios.attemptRate}x)`);
