@@ -16,6 +16,15 @@
       "conditions": [
         ["OS!='linux'", {"sources!": ["native/addon.cc", "native/engine.cc", "native/sock.cc"]}]
       ]
+    },
+    {
+      "target_name": "onionpunch_delayline",
+      "type": "executable",
+      "sources": ["native/tools/delayline.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-std=gnu11"],
+      "conditions": [
+        ["OS!='linux'", {"sources!": ["native/tools/delayline.c"]}]
+      ]
     }
   ]
 }

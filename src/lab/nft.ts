@@ -1,0 +1,102 @@
+/**
+ * nftables rulesets of the lab's routers, one function per role. Pure string builders (unit-testable).
+ *
+ * Why each rule is there is documented in docs/LAB.md ("Behaviours").
+ */
+import type { InboundPolicy, NatKind } from './spec.js';
+
+/** The NAT statement for one mapping behaviour, applied to packets leaving the WAN interface. */
+export function natStatements(kind: NatKind, wanIp: string, seed: number): string[] {
+  switch (kind) {
+    case 'eim':
+      // Port-preserving masquerade: nf_nat keeps the source port whenever the resulting tuple is unique, so
+      // one local port maps to one public port for every destination (endpoint-independent in practice).
+      return ['oifname "wan" masquerade'];
+    case 'eim-shift':
+      // Endpoint-independent but port-translating: the public port is a hash of (LAN address, LAN port) only,
+      // so every destination sees the same public port, and it differs from the local one. Plain
+      // `snat to IP:range` is NOT EIM on this kernel (nf_nat picks a random port in the range per connection).
+      return [
+        `oifname "wan" meta l4proto { tcp, udp } snat to ${wanIp} : jhash ip saddr . th sport mod 30000 seed 0x${seed.toString(16)} offset 20000`,
+        'oifname "wan" masquerade',
+      ];
+    case 'edm':
+      // A random public port per connection (endpoint-dependent mapping, "symmetric NAT").
+      return ['oifname "wan" masquerade fully-random'];
+  }
+}
+
+/** The verdict for a new unsolicited inbound packet under one policy, in the forward chain. */
+function forwardVerdict(policy: InboundPolicy): string[] {
+  switch (policy) {
+    case 'drop':
+      return ['iifname "wan" ct state new drop'];
+    case 'rst':
+      return ['iifname "wan" ct state new meta l4proto tcp reject with tcp reset', 'iifname "wan" ct state new reject'];
+    case 'icmp':
+      return ['iifname "wan" ct state new reject with icmpx type port-unreachable'];
+  }
+}
+
+/** The verdict for a new unsolicited inbound packet addressed to the router itself (input chain). */
+function inputVerdict(policy: InboundPolicy): string[] {
+  switch (policy) {
+    case 'drop':
+      // Without this rule the router's own TCP stack would answer with a RST.
+      return ['iifname "wan" ct state new drop'];
+    case 'rst':
+      // No rule on purpose: the router's own stack answers the SYN with a RST and the conntrack entry the SYN
+      // created stays (state CLOSE, ~10 s), exactly like a stock Linux router. That entry is what makes a
+      // later outbound SYN to the same peer get a different public port (see LAB-FACTS.md).
+      return [];
+    case 'icmp':
+      return ['iifname "wan" ct state new reject with icmpx type port-unreachable'];
+  }
+}
+
+/** A home (or carrier) router: NAT on `wan`, stateful firewall on `wan` for IPv4 and IPv6. */
+export function routerRuleset(opts: { nat: NatKind; inbound: InboundPolicy; wanIp: string; seed: number }): string {
+  const nat = natStatements(opts.nat, opts.wanIp, opts.seed);
+  return [
+    'table ip lab_nat {',
+    '  chain postrouting {',
+    '    type nat hook postrouting priority srcnat; policy accept;',
+    ...nat.map((r) => `    ${r}`),
+    '  }',
+    '}',
+    'table inet lab_fw {',
+    '  chain input {',
+    '    type filter hook input priority filter; policy accept;',
+    '    ct state established,related accept',
+    '    iifname != "wan" accept',
+    // ping of the router and IPv6 neighbour discovery must keep working
+    '    meta l4proto { icmp, ipv6-icmp } accept',
+    ...inputVerdict(opts.inbound).map((r) => `    ${r}`),
+    '  }',
+    '  chain forward {',
+    '    type filter hook forward priority filter; policy accept;',
+    '    ct state established,related accept',
+    ...forwardVerdict(opts.inbound).map((r) => `    ${r}`),
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}
+
+/** Random loss on one interface, each direction independently, before conntrack/NAT sees the packet. */
+export function lossRuleset(ifname: string, lossPct: number): string {
+  const n = Math.round(lossPct * 100); // out of 10000
+  return [
+    'table inet lab_loss {',
+    '  chain ingress_loss {',
+    '    type filter hook prerouting priority -300; policy accept;',
+    `    iifname "${ifname}" numgen random mod 10000 < ${n} drop`,
+    '  }',
+    '  chain egress_loss {',
+    '    type filter hook postrouting priority 300; policy accept;',
+    `    oifname "${ifname}" numgen random mod 10000 < ${n} drop`,
+    '  }',
+    '}',
+    '',
+  ].join('\n');
+}

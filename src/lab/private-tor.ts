@@ -1,0 +1,296 @@
+/**
+ * A private Tor network started by our own code for tests, the lab and the demo (recipe: PRIVATE-TOR.md):
+ * one directory authority + three relays (onion-service circuits need 4 distinct relays), node A (a client with
+ * a ControlPort that hosts onion services) and node B (a client with a SocksPort that dials them).
+ *
+ * Loopback mode (default): every tor on 127.0.0.1 with free ports. Namespace mode: a role with `netns` runs as
+ * `ip netns exec NS tor -f torrc` and binds/advertises its `ip`; A's ControlPort and B's SocksPort then listen
+ * on 127.0.0.1 inside their namespaces (the processes using them run there too).
+ *
+ * Bring-up is staged and polled, never slept: keys (in parallel), authority + relays, wait until every relay
+ * holds a consensus listing all four relays with descriptors, then A and B, wait for "Bootstrapped 100%".
+ */
+import { mkdtemp, mkdir, writeFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import {
+  authorityTorrc,
+  relayTorrc,
+  clientATorrc,
+  clientBTorrc,
+  type AuthorityRef,
+  type CommonTorrc,
+} from './private-tor-torrc.js';
+import { PrivateTorError, TorProcess, freePort, pollUntil, readText, registerDir, run, unregisterDir } from './private-tor-process.js';
+
+export { PrivateTorError } from './private-tor-process.js';
+
+/** Where one role runs: a network namespace (optional) and the address it binds and advertises. */
+export interface PrivateTorRole {
+  netns?: string;
+  ip?: string;
+}
+
+export interface PrivateTorOptions {
+  /** Parent of the network's temp dir (default os.tmpdir()); the temp dir is removed by stop(). */
+  dir?: string;
+  roles?: { authority?: PrivateTorRole; relays?: PrivateTorRole[]; a?: PrivateTorRole; b?: PrivateTorRole };
+  /** A's control-port authentication: cookie (default) or a password (HashedControlPassword). */
+  controlPassword?: string;
+  /** Extra torrc lines per role (e.g. `{ b: ['Log info file /tmp/b.log'] }` to debug). */
+  extraTorrc?: Partial<Record<PrivateTorRoleName, string[]>>;
+  /** Whole bring-up timeout, ms (default 120000). */
+  timeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+/** A's control port as seen from inside A's namespace (or loopback). */
+export interface PrivateTorControl {
+  host: string;
+  port: number;
+  netns?: string;
+  /** Set with cookie auth (default): the cookie tor writes (readable by root / the user running the test). */
+  cookieFile?: string;
+  /** Set when `controlPassword` was given. */
+  password?: string;
+}
+
+export interface PrivateTorSocks {
+  host: string;
+  port: number;
+  netns?: string;
+}
+
+export type PrivateTorRoleName = 'authority' | 'relay1' | 'relay2' | 'relay3' | 'a' | 'b';
+
+export interface PrivateTorNode {
+  role: PrivateTorRoleName;
+  nickname: string;
+  ip: string;
+  netns?: string;
+  dataDir: string;
+  orPort?: number;
+  pid: number | undefined;
+}
+
+/** Bring-up timings, ms from the call to startPrivateTor. */
+export interface PrivateTorTimings {
+  keysMs: number;
+  firstConsensusMs: number;
+  relaysReadyMs: number;
+  clientsReadyMs: number;
+}
+
+export interface PrivateTor {
+  controlA: PrivateTorControl;
+  socksB: PrivateTorSocks;
+  /** Total bring-up time (= timings.clientsReadyMs). */
+  bringUpMs: number;
+  timings: PrivateTorTimings;
+  dir: string;
+  nodes(): PrivateTorNode[];
+  /** Stops one client's tor (SIGKILL with `hard`, else SIGTERM). */
+  stopClient(role: 'a' | 'b', hard?: boolean): Promise<void>;
+  /** Starts it again with the same torrc, data dir and ports; waits for bootstrap unless `wait` is false. */
+  startClient(role: 'a' | 'b', wait?: boolean): Promise<number>;
+  /** Stops every tor and removes the temp dir. Idempotent. */
+  stop(): Promise<void>;
+}
+
+interface NodeSpec {
+  role: PrivateTorRoleName;
+  nickname: string;
+  ip: string;
+  netns: string | undefined;
+  dataDir: string;
+  torrc: string;
+  orPort?: number;
+  proc?: TorProcess;
+}
+
+/** Port allocator: the kernel's free ports on loopback; a private counter inside namespaces (own port space). */
+function portAllocator(): (role: PrivateTorRole) => Promise<number> {
+  let next = 20000 + Math.floor(Math.random() * 30000);
+  return async (role) => {
+    if (role.netns) return next++;
+    return freePort(role.ip ?? '127.0.0.1');
+  };
+}
+
+/** Starts the private network; resolves when A and B have bootstrapped. Cleans up on failure. */
+export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<PrivateTor> {
+  const t0 = Date.now();
+  const log = opts.log ?? (() => {});
+  const timeoutMs = opts.timeoutMs ?? 120_000;
+  const deadline = () => Math.max(1000, timeoutMs - (Date.now() - t0));
+  await mkdir(opts.dir ?? tmpdir(), { recursive: true });
+  const dir = await mkdtemp(join(opts.dir ?? tmpdir(), 'onionpunch-tor-'));
+  registerDir(dir);
+  const tag = randomBytes(2).toString('hex');
+  const roles = opts.roles ?? {};
+  const relayRoles = [0, 1, 2].map((i) => roles.relays?.[i] ?? {});
+  const specs: NodeSpec[] = [];
+  const ipOf = (r: PrivateTorRole) => r.ip ?? '127.0.0.1';
+  const alloc = portAllocator();
+
+  const stopAll = async () => {
+    await Promise.all(specs.map((s) => s.proc?.stop()));
+  };
+
+  try {
+    // ---- keys: authority certificate + RSA fingerprints of the four relays, in parallel ----
+    const authRole = roles.authority ?? {};
+    const auth: NodeSpec = mk('authority', `auth${tag}`, authRole);
+    const relays = relayRoles.map((r, i) => mk(`relay${i + 1}` as PrivateTorRoleName, `relay${i + 1}${tag}`, r));
+    const aRole = roles.a ?? {};
+    const bRole = roles.b ?? {};
+    const a = mk('a', `clienta${tag}`, aRole);
+    const b = mk('b', `clientb${tag}`, bRole);
+    for (const s of specs) await mkdir(join(s.dataDir, 'keys'), { recursive: true, mode: 0o700 });
+    const dirPort = await alloc(authRole);
+    auth.orPort = await alloc(authRole);
+    for (let i = 0; i < 3; i++) relays[i]!.orPort = await alloc(relayRoles[i]!);
+    const keysDir = join(auth.dataDir, 'keys');
+    const [, ...fps] = await Promise.all([
+      run('tor-gencert', [
+        '--create-identity-key', '--passphrase-fd', '0',
+        '-i', join(keysDir, 'authority_identity_key'),
+        '-s', join(keysDir, 'authority_signing_key'),
+        '-c', join(keysDir, 'authority_certificate'),
+        '-m', '12', '-a', `${ipOf(authRole)}:${dirPort}`,
+      ], '\n'),
+      ...[auth, ...relays].map((s) =>
+        run('tor', ['--list-fingerprint', '--DataDirectory', s.dataDir, '--ORPort', '1', '--ignore-missing-torrc', '-f', '/dev/null', '--Log', 'err stdout']),
+      ),
+    ]);
+    const cert = await readText(join(keysDir, 'authority_certificate'));
+    const v3ident = /^fingerprint ([0-9A-F]{40})$/m.exec(cert)?.[1];
+    const rsa = /([0-9A-F]{4}(?: [0-9A-F]{4}){9})/.exec(fps[0]!)?.[1]?.replace(/ /g, '');
+    if (!v3ident || !rsa) throw new PrivateTorError('LAB_TOR_KEYS', `cannot read the authority's fingerprints (${fps[0]})`);
+    const authority: AuthorityRef = { nickname: auth.nickname, ip: ipOf(authRole), orPort: auth.orPort, dirPort, v3ident, fingerprint: rsa };
+    const keysMs = Date.now() - t0;
+    log(`private tor: keys in ${keysMs} ms (authority ${v3ident.slice(0, 8)}… at ${authority.ip}:${dirPort})`);
+
+    // ---- torrc files ----
+    const c = (s: NodeSpec): CommonTorrc => ({ nickname: s.nickname, dataDir: s.dataDir, ownerPid: process.pid, authority });
+    const extra = (s: NodeSpec) => (opts.extraTorrc?.[s.role] ?? []).map((l) => l + '\n').join('');
+    await writeFile(auth.torrc, authorityTorrc(c(auth)) + extra(auth));
+    for (const r of relays) await writeFile(r.torrc, relayTorrc(c(r), r.ip, r.orPort!) + extra(r));
+    const controlPort = await alloc(aRole.netns ? aRole : {});
+    const socksPort = await alloc(bRole.netns ? bRole : {});
+    let hashedPassword: string | undefined;
+    if (opts.controlPassword !== undefined) {
+      const out = await run('tor', ['--quiet', '--hash-password', opts.controlPassword]);
+      hashedPassword = out.trim().split('\n').pop()!.trim();
+    }
+    await writeFile(a.torrc, clientATorrc(c(a), { host: '127.0.0.1', port: controlPort, ...(hashedPassword ? { hashedPassword } : {}) }) + extra(a));
+    await writeFile(b.torrc, clientBTorrc(c(b), { host: '127.0.0.1', port: socksPort }) + extra(b));
+
+    // ---- stage 1: authority + relays ----
+    const servers = [auth, ...relays];
+    for (const s of servers) launch(s);
+    const serverProcs = () => servers.map((s) => s.proc!);
+    let firstConsensusMs = -1;
+    await pollUntil('the first consensus', async () => {
+      const text = await readText(join(auth.dataDir, 'cached-consensus'));
+      if (text.includes('\nr ')) firstConsensusMs = Date.now() - t0;
+      return firstConsensusMs >= 0;
+    }, serverProcs(), deadline());
+    log(`private tor: first consensus at ${firstConsensusMs} ms`);
+    const nicks = servers.map((s) => s.nickname);
+    await pollUntil('every relay to hold a consensus listing all 4 relays with descriptors', async () => {
+      const ok = await Promise.all(servers.map((s) => relayReady(s.dataDir, nicks)));
+      return ok.every(Boolean);
+    }, serverProcs(), deadline());
+    const relaysReadyMs = Date.now() - t0;
+    log(`private tor: relays ready at ${relaysReadyMs} ms`);
+
+    // ---- stage 2: clients ----
+    launch(a);
+    launch(b);
+    await Promise.all([waitBootstrapped(a, 0, deadline()), waitBootstrapped(b, 0, deadline())]);
+    const clientsReadyMs = Date.now() - t0;
+    log(`private tor: A and B bootstrapped at ${clientsReadyMs} ms`);
+
+    let stopped = false;
+    const net: PrivateTor = {
+      controlA: {
+        host: '127.0.0.1',
+        port: controlPort,
+        ...(aRole.netns ? { netns: aRole.netns } : {}),
+        ...(opts.controlPassword !== undefined ? { password: opts.controlPassword } : { cookieFile: join(a.dataDir, 'control_auth_cookie') }),
+      },
+      socksB: { host: '127.0.0.1', port: socksPort, ...(bRole.netns ? { netns: bRole.netns } : {}) },
+      bringUpMs: clientsReadyMs,
+      timings: { keysMs, firstConsensusMs, relaysReadyMs, clientsReadyMs },
+      dir,
+      nodes: () =>
+        specs.map((s) => ({
+          role: s.role, nickname: s.nickname, ip: s.ip, dataDir: s.dataDir, pid: s.proc?.child.pid,
+          ...(s.netns ? { netns: s.netns } : {}), ...(s.orPort ? { orPort: s.orPort } : {}),
+        })),
+      async stopClient(role, hard = false) {
+        const s = role === 'a' ? a : b;
+        await s.proc?.stop(3000, hard ? 'SIGKILL' : 'SIGTERM');
+      },
+      async startClient(role, wait = true) {
+        const s = role === 'a' ? a : b;
+        if (s.proc?.running) throw new PrivateTorError('LAB_TOR_SPAWN', `tor ${role} is already running`);
+        const t = Date.now();
+        const from = (await readText(join(s.dataDir, 'notice.log'))).length;
+        launch(s);
+        if (wait) await waitBootstrapped(s, from, 60_000);
+        return Date.now() - t;
+      },
+      async stop() {
+        if (stopped) return;
+        stopped = true;
+        await stopAll();
+        await rm(dir, { recursive: true, force: true });
+        unregisterDir(dir);
+      },
+    };
+    return net;
+  } catch (err) {
+    await stopAll();
+    await rm(dir, { recursive: true, force: true });
+    unregisterDir(dir);
+    throw err;
+  }
+
+  function mk(role: PrivateTorRoleName, nickname: string, r: PrivateTorRole): NodeSpec {
+    const dataDir = join(dir, role);
+    const s: NodeSpec = { role, nickname, ip: ipOf(r), netns: r.netns, dataDir, torrc: join(dir, `${role}.torrc`) };
+    specs.push(s);
+    return s;
+  }
+
+  function launch(s: NodeSpec): void {
+    s.proc = new TorProcess(s.nickname, s.torrc, join(s.dataDir, 'notice.log'), s.netns);
+  }
+}
+
+/** Waits for "Bootstrapped 100%" in the notice log after byte offset `from`. */
+async function waitBootstrapped(s: NodeSpec, from: number, timeoutMs: number): Promise<void> {
+  const logFile = join(s.dataDir, 'notice.log');
+  await pollUntil(`tor ${s.role} to bootstrap`, async () => (await readText(logFile)).slice(from).includes('Bootstrapped 100%'), [s.proc!], timeoutMs);
+}
+
+/**
+ * A relay is ready when its cached consensus lists every relay (by nickname) as Running and Valid, and it holds
+ * a descriptor of each (router descriptors are what relays fetch as directory caches).
+ */
+async function relayReady(dataDir: string, nicks: string[]): Promise<boolean> {
+  const cons = await readText(join(dataDir, 'cached-consensus'));
+  if (!cons) return false;
+  const entries = cons.split('\nr ').slice(1);
+  for (const n of nicks) {
+    const e = entries.find((x) => x.startsWith(n + ' '));
+    if (!e) return false;
+    const flags = /\ns ([^\n]*)/.exec(e)?.[1] ?? '';
+    if (!flags.includes('Running') || !flags.includes('Valid')) return false;
+  }
+  const descs = (await readText(join(dataDir, 'cached-descriptors'))) + (await readText(join(dataDir, 'cached-descriptors.new')));
+  return nicks.every((n) => descs.includes(`\nrouter ${n} `) || descs.startsWith(`router ${n} `));
+}

@@ -1,0 +1,113 @@
+/**
+ * Every control-port authentication method against real tor: one small standalone tor per auth config
+ * (DisableNetwork 1: no network traffic at all, it only serves its control port on loopback).
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { TorControlClient } from '../../src/overlay/tor/control.js';
+import { TorControlError } from '../../src/overlay/tor/errors.js';
+import { TorProcess, freePort, pollUntil, readText, run } from '../../src/lab/private-tor-process.js';
+
+type Kind = 'null' | 'password' | 'cookie';
+const PASSWORD = 'correct horse "battery" \\ staple';
+
+describe('tor control-port authentication (standalone tor per auth config)', { timeout: 60_000 }, () => {
+  let dir = '';
+  const tors: Partial<Record<Kind, { port: number; proc: TorProcess; dataDir: string }>> = {};
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'op-torauth-'));
+    const hashed = (await run('tor', ['--quiet', '--hash-password', PASSWORD])).trim().split('\n').pop()!.trim();
+    await Promise.all(
+      (['null', 'password', 'cookie'] as Kind[]).map(async (kind) => {
+        const port = await freePort();
+        const dataDir = join(dir, kind);
+        const torrc = join(dir, kind + '.torrc');
+        const logFile = join(dataDir, 'notice.log');
+        await writeFile(torrc, [
+          `DataDirectory ${dataDir}`, 'DisableNetwork 1', 'SocksPort 0', `ControlPort 127.0.0.1:${port}`,
+          'GeoIPFile ""', 'GeoIPv6File ""', 'RunAsDaemon 0', 'ShutdownWaitLength 0', `Log notice file ${logFile}`,
+          `__OwningControllerProcess ${process.pid}`,
+          kind === 'password' ? `HashedControlPassword ${hashed}` : kind === 'cookie' ? 'CookieAuthentication 1' : '',
+          '',
+        ].join('\n'));
+        const proc = new TorProcess(kind, torrc, logFile);
+        tors[kind] = { port, proc, dataDir };
+        await pollUntil(`tor (${kind}) control port`, async () => (await readText(logFile)).includes('Opened Control listener'), [proc], 20_000);
+      }),
+    );
+  });
+
+  after(async () => {
+    await Promise.all(Object.values(tors).map((t) => t.proc.stop()));
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('PROTOCOLINFO works before authentication and lists each config’s methods', async () => {
+    const expect: Record<Kind, string[]> = { null: ['NULL'], password: ['HASHEDPASSWORD'], cookie: ['COOKIE', 'SAFECOOKIE'] };
+    for (const kind of ['null', 'password', 'cookie'] as Kind[]) {
+      const c = await TorControlClient.open({ port: tors[kind]!.port });
+      try {
+        const info = await c.protocolInfo();
+        assert.equal(info.protocolVersion, 1);
+        assert.deepEqual(info.methods, expect[kind]);
+        assert.match(info.torVersion ?? '', /^0\.\d+\.\d+/);
+        if (kind === 'cookie') assert.equal(info.cookieFile, join(tors.cookie!.dataDir, 'control_auth_cookie'));
+        // Anything but PROTOCOLINFO/AUTHENTICATE/AUTHCHALLENGE is refused before authentication.
+        await assert.rejects(c.getInfo(['version']), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_REPLY_514');
+      } finally {
+        c.close();
+      }
+    }
+  });
+
+  test('NULL authentication', async () => {
+    const c = await TorControlClient.connect({ port: tors.null!.port, auth: { method: 'NULL' } });
+    try {
+      const v = await c.getInfo(['version']);
+      assert.match(v['version']!, /^0\.\d+/);
+    } finally {
+      c.close();
+    }
+  });
+
+  test('HASHEDPASSWORD: the right password works, a wrong or missing one gives TOR_AUTH_FAILED', async () => {
+    const port = tors.password!.port;
+    const c = await TorControlClient.connect({ port, auth: { password: PASSWORD } });
+    assert.ok((await c.getInfo(['version']))['version']);
+    c.close();
+    await assert.rejects(TorControlClient.connect({ port, auth: { password: 'wrong' } }), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_FAILED');
+    await assert.rejects(TorControlClient.connect({ port, auth: {} }), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_FAILED' && /password/.test(e.message));
+  });
+
+  test('COOKIE: the cookie tor wrote works, another 32-byte cookie gives TOR_AUTH_FAILED', async () => {
+    const port = tors.cookie!.port;
+    const c = await TorControlClient.connect({ port, auth: { method: 'COOKIE' } });
+    assert.ok((await c.getInfo(['version']))['version']);
+    c.close();
+    const fake = join(dir, 'fake-cookie');
+    await writeFile(fake, randomBytes(32));
+    await assert.rejects(TorControlClient.connect({ port, auth: { method: 'COOKIE', cookieFile: fake } }), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_FAILED');
+    await assert.rejects(TorControlClient.connect({ port, auth: { method: 'COOKIE', cookieFile: join(dir, 'missing') } }), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_FAILED' && /cannot read/.test(e.message));
+  });
+
+  test('SAFECOOKIE: the HMAC exchange with the real tor succeeds (also what auto picks); a wrong cookie fails the server-hash check', async () => {
+    const port = tors.cookie!.port;
+    const c = await TorControlClient.connect({ port, auth: { method: 'SAFECOOKIE' } });
+    assert.ok((await c.getInfo(['version']))['version']);
+    c.close();
+    const auto = await TorControlClient.connect({ port });
+    assert.ok((await auto.getInfo(['version']))['version']);
+    auto.close();
+    const fake = join(dir, 'fake-cookie2');
+    await writeFile(fake, randomBytes(32));
+    await assert.rejects(
+      TorControlClient.connect({ port, auth: { method: 'SAFECOOKIE', cookieFile: fake } }),
+      (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_FAILED' && /server hash/.test(e.message),
+    );
+  });
+});
