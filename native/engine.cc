@@ -163,7 +163,7 @@ struct Engine::Impl {
 
   void observe_wakeup(int64_t late) {
     if (fixed_spin_ns > 0) return;
-    late_est_ns = std::max(late_est_ns * 0.97, static_cast<double>(std::max<int64_t>(late, 0)));
+    late_est_ns = std::max(late_est_ns * 0.995, static_cast<double>(std::max<int64_t>(late, 0)));
     int64_t want = static_cast<int64_t>(late_est_ns * 1.5) + 50'000;
     spin_ns = std::min(std::max(want, Engine::kMinSpinNs), Engine::kMaxSpinNs);
   }
