@@ -30,6 +30,8 @@ export interface UdpProbeResult {
 
 export interface SimOpenResult {
   connected: boolean;
+  /** How it connected: the connecting socket, or the listener's accept(). */
+  via?: 'connect' | 'accept' | 'prime';
   tries: number;
   ms: number;
   got?: string;
@@ -117,6 +119,17 @@ export async function udpProbe(lab: Lab, node: string, ip: string, port: number,
   return parseJson<UdpProbeResult>(`udp probe on ${node}`, r);
 }
 
+export interface SimOpenOptions {
+  /** First send one SYN with this TTL (0: no priming), then the full-TTL attempts 100 ms later. */
+  primeTtl?: number;
+  /** Retry interval (default 50 ms). */
+  retryMs?: number;
+  /** Also listen on the local port (SO_REUSEPORT) so a peer SYN arriving between attempts is accepted. */
+  listen?: boolean;
+  /** Side b starts this many ms after side a (default 0). */
+  skewMs?: number;
+}
+
 export interface SimOpenSide {
   node: string;
   localIp: string;
@@ -127,19 +140,28 @@ export interface SimOpenSide {
 
 /**
  * TCP simultaneous open with plain kernel sockets: both sides bind their port and connect() to the other at
- * the same wall-clock instant (`startInMs` from now), retrying every 50 ms until `deadlineMs`.
+ * the same wall-clock instant (`startInMs` from now), retrying every `retryMs` (50) until `deadlineMs`.
+ * `primeTtl`: first one low-TTL SYN per side, then the full-TTL attempts 100 ms later ("prime then fire").
  */
-export async function simultaneousOpen(lab: Lab, a: SimOpenSide, b: SimOpenSide, deadlineMs = 3000, startInMs = 300): Promise<[SimOpenResult, SimOpenResult]> {
+export async function simultaneousOpen(
+  lab: Lab,
+  a: SimOpenSide,
+  b: SimOpenSide,
+  deadlineMs = 3000,
+  startInMs = 300,
+  opts: SimOpenOptions = {},
+): Promise<[SimOpenResult, SimOpenResult]> {
   const start = Date.now() + startInMs;
-  const one = (s: SimOpenSide, label: string) =>
+  const extra = [String(opts.primeTtl ?? 0), String(opts.retryMs ?? 50), opts.listen ? '1' : '0'];
+  const one = (s: SimOpenSide, label: string, skew: number) =>
     lab
       .exec(
         s.node,
-        [python(), '-c', SIMOPEN_PY, s.localIp, String(s.localPort), s.remoteIp, String(s.remotePort), String(start), String(deadlineMs), label],
+        [python(), '-c', SIMOPEN_PY, s.localIp, String(s.localPort), s.remoteIp, String(s.remotePort), String(start + skew), String(deadlineMs), label, ...extra],
         { timeoutMs: deadlineMs + startInMs + 10000 },
       )
       .then((r) => parseJson<SimOpenResult>(`simultaneous open on ${s.node}`, r));
-  const [ra, rb] = await Promise.all([one(a, a.node), one(b, b.node)]);
+  const [ra, rb] = await Promise.all([one(a, a.node, 0), one(b, b.node, opts.skewMs ?? 0)]);
   return [ra, rb];
 }
 
