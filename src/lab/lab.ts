@@ -277,6 +277,11 @@ export class Lab {
     liveLabs.delete(this);
   }
 
+  /** Pids of the lab's delay-line processes (one per delayed access link). */
+  get helperPids(): number[] {
+    return [...this.state.helperPids];
+  }
+
   /** Plain description (the CLI's JSON). */
   describe(): LabDescription {
     return describePlan(this.plan, stateFile(this.prefix), this.namespaces);
