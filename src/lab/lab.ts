@@ -194,7 +194,7 @@ export class Lab {
   }
 
   private async startDelayLine(dl: DelayLineConfig, path: string, inOrder: boolean): Promise<void> {
-    const args = ['netns', 'exec', dl.ns, path, '--tun-a', dl.tunA, '--tun-b', dl.tunB, '--ttl-fix'];
+    const args = ['netns', 'exec', dl.ns, path, '--tun-a', dl.tunA, '--tun-b', dl.tunB, '--ttl-fix', '--realtime'];
     for (const d of ['ab', 'ba']) args.push(`--delay-${d}`, String(dl.delayMs), `--jitter-${d}`, String(dl.jitterMs));
     if (inOrder) args.push('--in-order');
     if (!this.detached) args.push('--parent-pid', String(process.pid));

@@ -3,6 +3,7 @@
  * unsolicited SYN gets back, UDP round-trip time and loss, and a kernel-level TCP simultaneous open.
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { LabError } from './errors.js';
 import type { Lab } from './lab.js';
 import { ECHO_SERVER_PY, INBOUND_PROBE_PY, SEEN_CLIENT_PY, SIMOPEN_PY, TTL_PROBE_PY, UDP_PROBE_PY } from './probes.js';
@@ -61,6 +62,14 @@ export function python(): string {
   return pythonExe;
 }
 
+/**
+ * Timing-sensitive probes (UDP RTT, the echo service) run as SCHED_FIFO via chrt when it exists, so a busy
+ * machine's scheduling latency does not show up as link delay. They sleep in select(), so they cannot starve it.
+ */
+function realtime(argv: string[]): string[] {
+  return existsSync('/usr/bin/chrt') ? ['/usr/bin/chrt', '-f', '5', ...argv] : argv;
+}
+
 /** A random port in [20000, 60000). */
 export function randomPort(): number {
   return 20000 + Math.floor(Math.random() * 40000);
@@ -71,7 +80,7 @@ export function randomPort(): number {
  * given node and waits until all listen. The processes belong to the lab (killed by `lab.down()`).
  */
 export async function startEchoServers(lab: Lab, nodes: string[], port: number): Promise<ChildProcess[]> {
-  const procs = nodes.map((n) => lab.spawn(n, [python(), '-c', ECHO_SERVER_PY, String(port)]));
+  const procs = nodes.map((n) => lab.spawn(n, realtime([python(), '-c', ECHO_SERVER_PY, String(port)])));
   await Promise.all(
     procs.map(
       (p, i) =>
@@ -113,7 +122,7 @@ export async function inboundProbe(lab: Lab, node: string, ip: string, port: num
 /** From `node`, sends `count` UDP echo probes every `intervalMs` to `ip:port`; RTT statistics and loss. */
 export async function udpProbe(lab: Lab, node: string, ip: string, port: number, count: number, intervalMs: number, waitMs = 1000): Promise<UdpProbeResult> {
   const budget = count * intervalMs + waitMs + 10000;
-  const r = await lab.exec(node, [python(), '-c', UDP_PROBE_PY, ip, String(port), String(count), String(intervalMs), String(waitMs)], {
+  const r = await lab.exec(node, realtime([python(), '-c', UDP_PROBE_PY, ip, String(port), String(count), String(intervalMs), String(waitMs)]), {
     timeoutMs: budget,
   });
   return parseJson<UdpProbeResult>(`udp probe on ${node}`, r);
