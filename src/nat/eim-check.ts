@@ -1,0 +1,161 @@
+/**
+ * The EIM check: two connections from the same local port to two different peers. If both peers report the
+ * same public address and port in `addr_recv`, the NAT maps endpoint-independently (EIM) and a mapping
+ * learned from one peer is valid toward any other — the precondition for hole punching. Verdicts are cached
+ * per network (local address, gateway, public IP) with an expiry and dropped when the network changes.
+ */
+import { readFileSync } from 'node:fs';
+import { classifyAddress } from './address.js';
+import { type Endpoint, type Observation, type Observer, formatEndpoint } from './types.js';
+
+export type MappingVerdict = 'eim' | 'edm' | 'unknown';
+
+export interface EimVerdict {
+  mapping: MappingVerdict;
+  /** EIM and the public port equals the local port (port prediction works). null when not EIM. */
+  portPreserving: boolean | null;
+  /** Public address seen by the peers (when they agree). */
+  publicAddress?: string;
+  localPort: number;
+  observed: Observation[];
+  /** Why the verdict is `unknown` (or what made it `edm`). */
+  reason?: string;
+  /** Monotonic ms when checked. */
+  checkedAt: number;
+}
+
+/** Pure verdict from two (or more) observations from one local port. */
+export function verdictFrom(localPort: number, observed: Observation[], failures: string[] = []): Omit<EimVerdict, 'checkedAt'> {
+  const base = { localPort, observed };
+  if (observed.length < 2) {
+    return { ...base, mapping: 'unknown', portPreserving: null, reason: failures.length ? failures.join('; ') : 'fewer than two observations' };
+  }
+  for (const o of observed) {
+    const k = classifyAddress(o.address);
+    if (k.kind === 'unspecified' || k.kind === 'invalid' || o.port === 0) {
+      return { ...base, mapping: 'unknown', portPreserving: null, reason: `peer ${o.peer} did not report our address (addr_recv ${o.address}:${o.port})` };
+    }
+  }
+  const first = observed[0]!;
+  const sameAddr = observed.every((o) => o.address === first.address);
+  const samePort = observed.every((o) => o.port === first.port);
+  if (!sameAddr) {
+    return { ...base, mapping: 'unknown', portPreserving: null, reason: `peers saw different public addresses (${observed.map((o) => o.address).join(', ')}): address pooling or multihoming` };
+  }
+  if (!samePort) {
+    return { ...base, mapping: 'edm', portPreserving: null, publicAddress: first.address, reason: `mapped port differs per destination (${observed.map((o) => o.port).join(', ')}): endpoint-dependent mapping` };
+  }
+  return { ...base, mapping: 'eim', portPreserving: first.port === localPort, publicAddress: first.address };
+}
+
+export interface EimCheckOptions {
+  local: Endpoint;
+  /** Two (or more) distinct peers. */
+  peers: Endpoint[];
+  observe: Observer;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  /** Run the observations one after the other (default true: some NATs treat simultaneous SYNs oddly). */
+  sequential?: boolean;
+  clock?: () => number;
+}
+
+/** Runs the EIM check; never throws for network failures (they give `unknown` with the reason). */
+export async function eimCheck(opts: EimCheckOptions): Promise<EimVerdict> {
+  const clock = opts.clock ?? (() => performance.now());
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const distinct = new Set(opts.peers.map(formatEndpoint));
+  if (distinct.size < 2) {
+    return { localPort: opts.local.port, observed: [], mapping: 'unknown', portPreserving: null, reason: 'the EIM check needs two different peers', checkedAt: clock() };
+  }
+  const observed: Observation[] = [];
+  const failures: string[] = [];
+  const one = async (p: Endpoint): Promise<void> => {
+    try {
+      const got = await opts.observe(opts.local, p, { timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
+      observed.push({ peer: formatEndpoint(p), address: got.address, port: got.port });
+    } catch (err) {
+      failures.push(`${formatEndpoint(p)}: ${(err as Error).message}`);
+    }
+  };
+  if (opts.sequential === false) await Promise.all(opts.peers.map(one));
+  else for (const p of opts.peers) await one(p);
+  // Keep the peers' order stable for output.
+  const order = opts.peers.map(formatEndpoint);
+  observed.sort((a, b) => order.indexOf(a.peer) - order.indexOf(b.peer));
+  return { ...verdictFrom(opts.local.port, observed, failures), checkedAt: clock() };
+}
+
+/** What identifies "the same network" for the cache. */
+export interface NetworkId {
+  localAddress: string;
+  gateway: string;
+}
+
+/** The IPv4 default gateway from /proc/net/route ('' if none or not Linux). */
+export function defaultGateway4(): string {
+  try {
+    const lines = readFileSync('/proc/net/route', 'utf8').trim().split('\n').slice(1);
+    for (const l of lines) {
+      const f = l.trim().split(/\s+/);
+      if (f[1] === '00000000' && f[2]) {
+        const h = parseInt(f[2], 16);
+        return [h & 0xff, (h >>> 8) & 0xff, (h >>> 16) & 0xff, h >>> 24].join('.');
+      }
+    }
+  } catch {
+    /* not Linux: no gateway known */
+  }
+  return '';
+}
+
+/**
+ * Verdict cache per network. An entry is valid until `ttlMs` passes, the network id changes (other local
+ * address / gateway), or a later observation shows another public IP (`notePublicAddress`).
+ */
+export class EimCache {
+  private readonly entries = new Map<string, EimVerdict>();
+  constructor(private readonly ttlMs = 30 * 60_000, private readonly clock: () => number = () => performance.now(), private readonly maxEntries = 16) {}
+
+  private key(n: NetworkId): string {
+    return `${n.localAddress}|${n.gateway}`;
+  }
+
+  get(n: NetworkId): EimVerdict | undefined {
+    const k = this.key(n);
+    const v = this.entries.get(k);
+    if (!v) return undefined;
+    if (this.clock() - v.checkedAt > this.ttlMs) {
+      this.entries.delete(k);
+      return undefined;
+    }
+    return v;
+  }
+
+  set(n: NetworkId, v: EimVerdict): void {
+    if (this.entries.size >= this.maxEntries) {
+      const oldest = this.entries.keys().next();
+      if (!oldest.done) this.entries.delete(oldest.value);
+    }
+    this.entries.set(this.key(n), v);
+  }
+
+  /** A fresh observation of our public address: if it differs from the cached one, drop the entry. */
+  notePublicAddress(n: NetworkId, address: string): void {
+    const v = this.entries.get(this.key(n));
+    if (v?.publicAddress !== undefined && v.publicAddress !== address) this.entries.delete(this.key(n));
+  }
+
+  clear(): void {
+    this.entries.clear();
+  }
+
+  /** Cached verdict, or a new check (stored) when missing/expired. */
+  async getOrCheck(n: NetworkId, run: () => Promise<EimVerdict>): Promise<EimVerdict> {
+    const hit = this.get(n);
+    if (hit) return hit;
+    const v = await run();
+    if (v.mapping !== 'unknown') this.set(n, v);
+    return v;
+  }
+}

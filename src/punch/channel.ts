@@ -1,0 +1,144 @@
+/**
+ * A message channel over the coordination stream (a Tor/I2P Duplex, or a TCP socket in tests): frames
+ * out, a queue of decoded messages in, `next()` with a per-step timeout. The frame codec is pluggable
+ * (`FrameCodec`); `wire-codec.ts` provides the real one over src/wire/.
+ */
+import type { Duplex } from 'node:stream';
+import type { CoordMessage } from './messages.js';
+import { PunchSessionError } from './errors.js';
+
+/** Turns messages into frames and a byte stream back into messages. */
+export interface FrameCodec {
+  encode(m: CoordMessage): Buffer;
+  /** A stateful decoder; `push` returns the complete messages so far and throws on malformed input. */
+  decoder(): { push(chunk: Buffer): CoordMessage[] };
+}
+
+export interface CoordChannel {
+  send(m: CoordMessage): void;
+  /** The next message, or a PunchSessionError (PUNCH_TIMEOUT with `step`, PUNCH_CLOSED, PUNCH_PROTOCOL). */
+  next(timeoutMs: number, step: string, signal?: AbortSignal): Promise<CoordMessage>;
+  close(): void;
+  readonly closed: boolean;
+  /** Bytes received so far (memory accounting, tests). */
+  readonly bytesIn: number;
+}
+
+/** Longest a peer may keep unparsed bytes buffered: op* payloads are ≤ 1024 bytes, version < 400. */
+const MAX_QUEUED = 64;
+
+export class StreamChannel implements CoordChannel {
+  private readonly queue: CoordMessage[] = [];
+  private waiter: ((m: CoordMessage | Error) => void) | undefined;
+  private failure: Error | undefined;
+  private isClosed = false;
+  bytesIn = 0;
+
+  /** Monotonic ms when the last message was received (set before it is queued). */
+  lastReceivedAt = 0;
+
+  /**
+   * @param autoPong answer `ping` at once, at any step, without queueing it: the peer's RTT samples then
+   *   measure the channel, not our session logic.
+   */
+  constructor(private readonly stream: Duplex, private readonly codec: FrameCodec, private readonly autoPong = true) {
+    const dec = codec.decoder();
+    // Small messages written back to back (version, verack, opendpoint, ping) must not wait for a delayed
+    // ACK (Nagle): on the local hop to tor/i2pd that stall is 40 ms per message pair.
+    const nd = (stream as { setNoDelay?: (v: boolean) => unknown }).setNoDelay;
+    if (typeof nd === 'function') nd.call(stream, true);
+    stream.on('data', (chunk: Buffer) => {
+      this.bytesIn += chunk.length;
+      let msgs: CoordMessage[];
+      try {
+        msgs = dec.push(chunk);
+      } catch (err) {
+        this.fail(new PunchSessionError('PUNCH_PROTOCOL', `bad frame from peer: ${(err as Error).message}`, { cause: err }));
+        return;
+      }
+      for (const m of msgs) this.deliver(m);
+    });
+    const onEnd = (): void => this.fail(new PunchSessionError('PUNCH_CLOSED', 'coordination stream closed by peer'));
+    stream.on('end', onEnd);
+    stream.on('close', onEnd);
+    stream.on('error', (err: Error) => this.fail(new PunchSessionError('PUNCH_CLOSED', `coordination stream error: ${err.message}`, { cause: err })));
+  }
+
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  private deliver(m: CoordMessage): void {
+    this.lastReceivedAt = performance.now();
+    if (m.cmd === 'ping' && this.autoPong) {
+      this.send({ cmd: 'pong', nonce: m.nonce });
+      return;
+    }
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w(m);
+      return;
+    }
+    if (this.queue.length >= MAX_QUEUED) {
+      this.fail(new PunchSessionError('PUNCH_PROTOCOL', 'peer flooded the coordination stream'));
+      return;
+    }
+    this.queue.push(m);
+  }
+
+  private fail(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = undefined;
+      w(err);
+    }
+    if (err instanceof PunchSessionError && err.code === 'PUNCH_PROTOCOL') this.close();
+  }
+
+  send(m: CoordMessage): void {
+    if (this.isClosed || this.stream.destroyed) return;
+    this.stream.write(this.codec.encode(m));
+  }
+
+  next(timeoutMs: number, step: string, signal?: AbortSignal): Promise<CoordMessage> {
+    const queued = this.queue.shift();
+    if (queued) return Promise.resolve(queued);
+    if (this.failure) return Promise.reject(this.failure);
+    if (signal?.aborted) return Promise.reject(new PunchSessionError('PUNCH_ABORTED', `aborted during ${step}`, { step }));
+    return new Promise<CoordMessage>((resolve, reject) => {
+      const cleanup = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const timer = setTimeout(() => {
+        this.waiter = undefined;
+        cleanup();
+        reject(new PunchSessionError('PUNCH_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${step}`, { step }));
+      }, timeoutMs);
+      const onAbort = (): void => {
+        this.waiter = undefined;
+        cleanup();
+        reject(new PunchSessionError('PUNCH_ABORTED', `aborted during ${step}`, { step }));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.waiter = (m) => {
+        cleanup();
+        if (m instanceof Error) reject(m);
+        else resolve(m);
+      };
+    });
+  }
+
+  close(): void {
+    if (this.isClosed) return;
+    this.isClosed = true;
+    // end() lets queued frames (opresult/opreject) go out before FIN; destroy after a grace period.
+    this.stream.end();
+    const t = setTimeout(() => this.stream.destroy(), 2000);
+    t.unref();
+    this.fail(new PunchSessionError('PUNCH_CLOSED', 'coordination stream closed'));
+  }
+}

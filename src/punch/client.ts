@@ -1,0 +1,147 @@
+/**
+ * B's embeddable API: `new PunchClient(opts).punch(target)` → `{socket, timeline, ...}`. B starts its
+ * mapping discovery and the overlay dial at the same time, then runs the session (initiator.ts).
+ * Limits: at most `perEndpoint` attempts at once per coordination endpoint (all announcements naming one
+ * endpoint count as one address) and `perNetgroup` per clearnet netgroup (/16 v4, /32 v6) when known.
+ */
+import type { CoordinationDialer } from '../overlay/types.js';
+import { KeyedCaps } from '../limits/keyed.js';
+import { netgroupOf } from '../limits/netgroup.js';
+import type { Release } from '../limits/concurrency-cap.js';
+import type { Endpoint, Observer } from '../nat/types.js';
+import { discoverMapping, type DiscoveryMethod } from '../nat/mapping.js';
+import type { EimVerdict } from '../nat/eim-check.js';
+import type { TargetPolicy } from '../nat/address.js';
+import { StreamChannel, type FrameCodec } from './channel.js';
+import { runInitiator } from './initiator.js';
+import type { PunchEngineLike } from './engine-port.js';
+import type { PlanTuning, PunchedConnection } from './session-common.js';
+import { allocateLocalEndpoint } from './local-port.js';
+import { PunchSessionError } from './errors.js';
+import { Timeline } from './timeline.js';
+
+export interface PunchTarget {
+  /** Coordination address (`xxx.onion` / `xxx.b32.i2p`) and virtual port. */
+  address: string;
+  port: number;
+  /** The clearnet endpoint from the announcement, if known (netgroup cap). */
+  clearnet?: Endpoint;
+}
+
+export interface PunchClientOptions {
+  dialer: CoordinationDialer;
+  engine: PunchEngineLike;
+  codec: FrameCodec;
+  discovery: { methods: DiscoveryMethod[]; feelerPeers?: Endpoint[]; natcheckServers?: Endpoint[]; observe?: Observer; timeoutMs?: number };
+  eim?: EimVerdict | (() => EimVerdict | undefined);
+  family?: 4 | 6;
+  localAddress?: string;
+  allowLab?: boolean;
+  /** Full target policy (tests may allow loopback); merged with `allowLab`. */
+  policy?: TargetPolicy;
+  limits?: { perEndpoint?: number; perNetgroup?: number; maxKeys?: number; maxSynsPerSession?: number };
+  tuning?: PlanTuning;
+  dialTimeoutMs?: number;
+  handshakeTimeoutMs?: number;
+  stepTimeoutMs?: number;
+  fireDelayMs?: number;
+  deadlineMs?: number;
+  pings?: number;
+}
+
+export interface PunchOptions {
+  signal?: AbortSignal;
+}
+
+export class PunchClient {
+  private readonly perEndpoint: KeyedCaps<string>;
+  private readonly perNetgroup: KeyedCaps<string>;
+
+  constructor(private readonly opts: PunchClientOptions) {
+    const l = opts.limits ?? {};
+    this.perEndpoint = new KeyedCaps({ perKey: l.perEndpoint ?? 1, maxKeys: l.maxKeys ?? 256 });
+    this.perNetgroup = new KeyedCaps({ perKey: l.perNetgroup ?? 2, maxKeys: l.maxKeys ?? 256 });
+  }
+
+  private verdict(): EimVerdict | undefined {
+    const e = this.opts.eim;
+    return typeof e === 'function' ? e() : e;
+  }
+
+  /** One punch to `target`. Rejects with PunchSessionError (code names the reason, `side` whose). */
+  async punch(target: PunchTarget, popts: PunchOptions = {}): Promise<PunchedConnection> {
+    const tl = new Timeline();
+    const v = this.verdict();
+    if (v?.mapping === 'edm') {
+      throw new PunchSessionError('PUNCH_NAT_UNSUITABLE', "B's NAT maps endpoint-dependently (edm): hole punching cannot work", { step: 'nat-check', side: 'B', timeline: tl });
+    }
+    const key = `${target.address.toLowerCase()}:${target.port}`;
+    const releases: Release[] = [];
+    const r1 = this.perEndpoint.tryAcquire(key);
+    if (!r1) throw new PunchSessionError('PUNCH_RATE_LIMITED', `attempt already in progress for ${key}`, { step: 'limits', side: 'B' });
+    releases.push(r1);
+    if (target.clearnet) {
+      const r2 = this.perNetgroup.tryAcquire(netgroupOf(target.clearnet.address));
+      if (!r2) {
+        r1();
+        throw new PunchSessionError('PUNCH_RATE_LIMITED', `too many attempts to netgroup ${netgroupOf(target.clearnet.address)}`, { step: 'limits', side: 'B' });
+      }
+      releases.push(r2);
+    }
+    try {
+      const family = this.opts.family ?? 4;
+      const local = await allocateLocalEndpoint(family, this.opts.localAddress);
+      tl.mark('start', `punch port ${local.port}`);
+      const d = this.opts.discovery;
+      const discovery = discoverMapping({
+        local,
+        methods: d.methods,
+        ...(d.feelerPeers ? { feelerPeers: d.feelerPeers } : {}),
+        ...(d.natcheckServers ? { natcheckServers: d.natcheckServers } : {}),
+        ...(v ? { eim: v } : {}),
+        ...(d.observe ? { observe: d.observe } : {}),
+        timeoutMs: d.timeoutMs ?? 3000,
+        ...(popts.signal ? { signal: popts.signal } : {}),
+      }).then((r) => {
+        tl.mark('discovered', r.endpoints.map((e) => `${e.method} ${e.address}:${e.port}`).join(' '));
+        return r;
+      });
+      discovery.catch(() => undefined); // awaited in the session; avoid an unhandled rejection meanwhile
+      let stream;
+      try {
+        stream = await this.opts.dialer.dial(target.address, target.port, {
+          timeoutMs: this.opts.dialTimeoutMs ?? 60_000,
+          isolationKey: key,
+          ...(popts.signal ? { signal: popts.signal } : {}),
+        });
+      } catch (err) {
+        throw new PunchSessionError('PUNCH_OVERLAY_DIAL', `B: cannot reach ${key} over ${this.opts.dialer.kind}: ${(err as Error).message}`, { step: 'dial', side: 'B', cause: err, timeline: tl });
+      }
+      tl.mark('overlay-connected');
+      stream.on('error', () => undefined);
+      const ch = new StreamChannel(stream, this.opts.codec);
+      return await runInitiator(ch, {
+        engine: this.opts.engine,
+        local,
+        discovery,
+        policy: { ...(this.opts.policy ?? {}), ...(this.opts.allowLab ? { allowLab: true } : {}) },
+        timeline: tl,
+        ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),
+        ...(this.opts.limits?.maxSynsPerSession !== undefined ? { maxSynsPerSession: this.opts.limits.maxSynsPerSession } : {}),
+        ...(this.opts.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.opts.handshakeTimeoutMs } : {}),
+        ...(this.opts.stepTimeoutMs !== undefined ? { stepTimeoutMs: this.opts.stepTimeoutMs } : {}),
+        ...(this.opts.fireDelayMs !== undefined ? { fireDelayMs: this.opts.fireDelayMs } : {}),
+        ...(this.opts.deadlineMs !== undefined ? { deadlineMs: this.opts.deadlineMs } : {}),
+        ...(this.opts.pings !== undefined ? { pings: this.opts.pings } : {}),
+        ...(popts.signal ? { signal: popts.signal } : {}),
+      });
+    } finally {
+      for (const r of releases) r();
+    }
+  }
+}
+
+/** One-shot convenience: `punch(target, clientOptions)`. */
+export async function punch(target: PunchTarget, opts: PunchClientOptions & PunchOptions): Promise<PunchedConnection> {
+  return new PunchClient(opts).punch(target, opts.signal ? { signal: opts.signal } : {});
+}

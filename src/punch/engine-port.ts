@@ -1,0 +1,36 @@
+/**
+ * What the punch session needs from the native engine (src/native/engine.ts). Kept as a narrow interface so
+ * the session logic is independent of the addon's full surface.
+ */
+import type { Socket } from 'node:net';
+import type { Endpoint } from '../nat/types.js';
+import type { PunchProfile } from './messages.js';
+
+export interface PunchPlanLike {
+  local: Endpoint;
+  remotes: Endpoint[];
+  startAtNs?: bigint;
+  startDelayMs?: number;
+  /** Wave offsets in ms from the start. */
+  waves?: number[];
+  resynIntervalUs?: number;
+  profile?: PunchProfile;
+  primeTtl?: number;
+  primeDelayMs?: number;
+  retryOnRefused?: boolean;
+  deadlineMs: number;
+  signal?: AbortSignal;
+}
+
+export interface PunchOutcomeLike {
+  socket: Socket;
+  local: Endpoint;
+  remote: Endpoint;
+  timeline?: unknown;
+}
+
+export interface PunchEngineLike {
+  punch(plan: PunchPlanLike): Promise<PunchOutcomeLike>;
+  /** CLOCK_MONOTONIC in ns. */
+  now(): bigint;
+}

@@ -1,0 +1,60 @@
+import { OnionpunchError } from '../errors.js';
+
+/**
+ * Stable failure reasons of a punch session. Each names what failed; `side` says whose fault or whose NAT
+ * (`A` = the inbound side with the coordination endpoint, `B` = the dialing side).
+ */
+export type PunchSessionCode =
+  | 'PUNCH_OVERLAY_DIAL' // B could not open the coordination stream
+  | 'PUNCH_TIMEOUT' // a protocol step timed out (see `step`)
+  | 'PUNCH_CLOSED' // the coordination stream closed early
+  | 'PUNCH_PROTOCOL' // unexpected or malformed message, wrong session id
+  | 'PUNCH_REJECTED' // A sent opreject (see `rejectCode`)
+  | 'PUNCH_RATE_LIMITED' // a local limit refused the attempt
+  | 'PUNCH_NAT_UNSUITABLE' // a side's NAT cannot be punched (EDM); `side` names it
+  | 'PUNCH_DISCOVERY' // mapping discovery failed
+  | 'PUNCH_TARGET_REFUSED' // the peer's endpoint is not a public unicast address
+  | 'PUNCH_CONNECT_TIMEOUT' // the simultaneous open did not connect before the deadline
+  | 'PUNCH_REFUSED' // the simultaneous open was refused
+  | 'PUNCH_VERIFY_FAILED' // the connected peer is not the endpoint learned over the overlay
+  | 'PUNCH_REMOTE_FAILED' // the other side reported a failure in opresult
+  | 'PUNCH_ABORTED' // the caller aborted
+  | 'PUNCH_ENGINE'; // the native engine failed otherwise
+
+export type Side = 'A' | 'B';
+
+export interface PunchSessionErrorInfo {
+  step?: string;
+  side?: Side;
+  rejectCode?: string;
+  timeline?: unknown;
+  cause?: unknown;
+}
+
+export class PunchSessionError extends OnionpunchError {
+  declare readonly code: PunchSessionCode;
+  readonly step: string | undefined;
+  readonly side: Side | undefined;
+  readonly rejectCode: string | undefined;
+  timeline: unknown;
+  /** The native engine's timeline of a failed punch (SYNs, RSTs, ICMP errors, timeout). */
+  engineTimeline: unknown;
+  constructor(code: PunchSessionCode, message: string, info: PunchSessionErrorInfo = {}) {
+    super(code, message, info.cause !== undefined ? { cause: info.cause } : undefined);
+    this.step = info.step;
+    this.side = info.side;
+    this.rejectCode = info.rejectCode;
+    this.timeline = info.timeline;
+    this.engineTimeline = undefined;
+  }
+
+  override toJSON(): { code: string; message: string; step?: string; side?: string; rejectCode?: string } {
+    return {
+      code: this.code,
+      message: this.message,
+      ...(this.step ? { step: this.step } : {}),
+      ...(this.side ? { side: this.side } : {}),
+      ...(this.rejectCode ? { rejectCode: this.rejectCode } : {}),
+    };
+  }
+}

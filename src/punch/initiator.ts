@@ -1,0 +1,159 @@
+/**
+ * B's side of one coordination session (B dials the overlay and is the Bitcoin initiator on the punched
+ * socket). B pipelines: `version`, then — as soon as its mapping is known — `opendpoint` and the RTT
+ * `ping`s, without waiting for A's handshake. On A's opendpoint it sends `opfire` and fires itself at
+ * send + delay + rtt/2, which is when A, `delay` after receipt, fires too.
+ */
+import type { CoordChannel } from './channel.js';
+import type { CoordMessage } from './messages.js';
+import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, USER_AGENT } from './messages.js';
+import { PunchSessionError } from './errors.js';
+import type { PunchEngineLike } from './engine-port.js';
+import type { Endpoint } from '../nat/types.js';
+import type { TargetPolicy } from '../nat/address.js';
+import type { DiscoveryResult } from '../nat/mapping.js';
+import { Timeline } from './timeline.js';
+import { verifyPeer } from './verify.js';
+import { classifyEngineError } from './engine-errors.js';
+import { type PlanTuning, type PunchedConnection, capPlan, familyOf, newSessionId, randomNonce, usableEndpoints } from './session-common.js';
+
+export interface InitiatorOptions {
+  engine: PunchEngineLike;
+  /** B's local punch endpoint (already allocated; discovery ran or runs for it). */
+  local: Endpoint;
+  /** B's mapping, usually started before the overlay dial so both overlap. */
+  discovery: Promise<DiscoveryResult>;
+  policy?: TargetPolicy;
+  handshakeTimeoutMs?: number;
+  stepTimeoutMs?: number;
+  /** RTT probes over the overlay (1..3; the minimum is used). */
+  pings?: number;
+  /** Margin A gets between receiving opfire and firing (ms). */
+  fireDelayMs?: number;
+  /** Engine deadline for the simultaneous open (ms). */
+  deadlineMs?: number;
+  maxSynsPerSession?: number;
+  tuning?: PlanTuning;
+  signal?: AbortSignal;
+  timeline?: Timeline;
+}
+
+export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Promise<PunchedConnection> {
+  const tl = opts.timeline ?? new Timeline();
+  const handshakeMs = opts.handshakeTimeoutMs ?? 15_000;
+  const stepMs = opts.stepTimeoutMs ?? 15_000;
+  const pings = Math.max(1, Math.min(3, opts.pings ?? 2));
+  const profile = opts.tuning?.profile ?? 'prime';
+  const sessionId = newSessionId();
+  const family = familyOf(opts.local.address === '0.0.0.0' || opts.local.address === '::' ? (opts.local.address === '::' ? '::1' : '0.0.0.0') : opts.local.address);
+  try {
+    ch.send({ cmd: 'version', nonce: randomNonce(), userAgent: USER_AGENT });
+    tl.mark('version-sent');
+    let disco: DiscoveryResult;
+    try {
+      disco = await opts.discovery;
+    } catch (err) {
+      throw new PunchSessionError('PUNCH_DISCOVERY', `B: mapping discovery failed: ${(err as Error).message}`, { step: 'discovery', side: 'B', cause: err });
+    }
+    const mine = disco.endpoints.filter((e) => familyOf(e.address) === family).slice(0, 8);
+    if (mine.length === 0) throw new PunchSessionError('PUNCH_DISCOVERY', `B has no IPv${family} mapping`, { step: 'discovery', side: 'B' });
+    const flags = (disco.portPreserving ? FLAG_PORT_PRESERVING : 0) | (disco.predicted ? FLAG_PREDICTED : 0);
+    ch.send({ cmd: 'opendpoint', sessionId, flags, endpoints: mine.map((e) => ({ address: e.address, port: e.port })) });
+    const sent = new Map<bigint, number>();
+    for (let i = 0; i < pings; i++) {
+      const n = randomNonce();
+      sent.set(n, performance.now());
+      ch.send({ cmd: 'ping', nonce: n });
+    }
+    tl.mark('endpoints-sent', mine.map((e) => `${e.address}:${e.port}`).join(' '));
+
+    let gotVersion = false;
+    let peerEp: Extract<CoordMessage, { cmd: 'opendpoint' }> | undefined;
+    const rtts: number[] = [];
+    // Until A's version, its opendpoint, and every pong (or A's opendpoint plus one pong) arrived.
+    while (!(gotVersion && peerEp && (rtts.length === pings || (rtts.length > 0 && peerEp)))) {
+      const m = await ch.next(gotVersion ? stepMs : handshakeMs, gotVersion ? 'opendpoint' : 'version', opts.signal);
+      switch (m.cmd) {
+        case 'version':
+          if (gotVersion) throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent version twice', { step: 'version', side: 'A' });
+          gotVersion = true;
+          tl.mark('handshake', `A version ${m.userAgent}`);
+          ch.send({ cmd: 'verack' });
+          break;
+        case 'pong': {
+          const t = sent.get(m.nonce);
+          if (t !== undefined) {
+            rtts.push(performance.now() - t);
+            sent.delete(m.nonce);
+          }
+          break;
+        }
+        case 'opendpoint':
+          if (!gotVersion) throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent opendpoint before version', { step: 'opendpoint', side: 'A' });
+          if (!m.sessionId.equals(sessionId)) throw new PunchSessionError('PUNCH_PROTOCOL', 'A echoed another session id', { step: 'opendpoint', side: 'A' });
+          peerEp = m;
+          tl.mark('peer-endpoints', m.endpoints.map((e) => `${e.address}:${e.port}`).join(' '));
+          break;
+        case 'opreject':
+          throw new PunchSessionError(m.code === 'rate-limited' ? 'PUNCH_RATE_LIMITED' : m.code === 'nat-unsuitable' ? 'PUNCH_NAT_UNSUITABLE' : 'PUNCH_REJECTED', `A rejected (${m.code}): ${m.reason}`, { step: gotVersion ? 'opendpoint' : 'version', side: 'A', rejectCode: m.code });
+        case 'verack':
+        case 'other':
+          break;
+        default:
+          throw new PunchSessionError('PUNCH_PROTOCOL', `unexpected ${m.cmd} from A`, { side: 'A' });
+      }
+    }
+    const rttMs = Math.min(...rtts);
+    tl.mark('rtt', `${rttMs.toFixed(1)} ms over the overlay`);
+    const { usable, refused } = usableEndpoints(peerEp.endpoints, family, opts.policy ?? {});
+    if (usable.length === 0) {
+      throw new PunchSessionError('PUNCH_TARGET_REFUSED', `A's endpoints refused: ${refused.join(', ') || 'none'}`, { step: 'opendpoint', side: 'A' });
+    }
+
+    const delayUs = Math.round((opts.fireDelayMs ?? 20) * 1000);
+    const deadlineMs = opts.deadlineMs ?? 5000;
+    ch.send({ cmd: 'opfire', sessionId, delayUs, profile, deadlineMs });
+    const sentNs = opts.engine.now();
+    tl.mark('fire-sent', `A fires in ${(delayUs / 1000).toFixed(0)} ms after receipt; B in ${(delayUs / 1000 + rttMs / 2).toFixed(1)} ms`);
+    const tuning = { ...(opts.tuning ?? {}), profile };
+    let outcome;
+    try {
+      outcome = await opts.engine.punch({
+        ...tuning,
+        local: opts.local,
+        remotes: usable,
+        startAtNs: sentNs + BigInt(delayUs) * 1000n + BigInt(Math.round((rttMs / 2) * 1e6)),
+        ...capPlan(tuning, usable.length, opts.maxSynsPerSession ?? 100, deadlineMs),
+        deadlineMs,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+    } catch (err) {
+      const { status, error } = classifyEngineError(err, 'B');
+      tl.mark('punch-failed', error.message);
+      ch.send({ cmd: 'opresult', sessionId, status, elapsedMs: Math.round(tl.mark('result')), reason: error.message.slice(0, 256) });
+      // A's opresult may name its own failure; wait briefly so the error says both sides' story.
+      const theirs = await ch.next(1000, 'opresult').catch(() => undefined);
+      if (theirs?.cmd === 'opresult' && theirs.status !== 'connected') error.message += ` (A reported ${theirs.status}: ${theirs.reason})`;
+      error.timeline = tl;
+      throw error;
+    }
+    tl.mark('established', `${outcome.remote.address}:${outcome.remote.port}`);
+    const remote = verifyPeer(outcome.socket, usable);
+    if (!remote) {
+      const got = `${outcome.socket.remoteAddress}:${outcome.socket.remotePort}`;
+      outcome.socket.destroy();
+      ch.send({ cmd: 'opresult', sessionId, status: 'verify-failed', elapsedMs: Math.round(tl.mark('verify-failed')), reason: `peer ${got} is not an endpoint from opendpoint` });
+      throw new PunchSessionError('PUNCH_VERIFY_FAILED', `B: connected peer ${got} is not one of A's endpoints`, { step: 'verify', side: 'B' });
+    }
+    ch.send({ cmd: 'opresult', sessionId, status: 'connected', elapsedMs: Math.round(tl.mark('verified')), reason: '' });
+    void ch.next(3000, 'opresult').catch(() => undefined).finally(() => ch.close());
+    return { socket: outcome.socket, local: outcome.local ?? opts.local, remote, sessionId: sessionId.toString('hex'), timeline: tl, engineTimeline: outcome.timeline, overlayRttMs: rttMs };
+  } catch (err) {
+    ch.close();
+    if (err instanceof PunchSessionError) {
+      if (err.timeline === undefined) err.timeline = tl;
+      throw err;
+    }
+    throw new PunchSessionError('PUNCH_ENGINE', `B: ${(err as Error).message}`, { cause: err });
+  }
+}

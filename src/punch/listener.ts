@@ -1,0 +1,200 @@
+/**
+ * A's embeddable API: `createPunchListener()` serves punch requests arriving on a coordination endpoint and
+ * emits each verified punched socket as a `'connection'` event. Limits (all enforced before any work):
+ *  - coordination sessions: token bucket + concurrency cap → `opreject rate-limited` / `busy`;
+ *  - discovery connections the sessions cause: their own token bucket (the proposal's warning);
+ *  - SYNs per session: bounds the engine plan;
+ *  - targets: only public unicast unless `allowLab`.
+ */
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import type { CoordinationEndpoint, AcceptedStreamInfo } from '../overlay/types.js';
+import { TokenBucket } from '../limits/token-bucket.js';
+import { ConcurrencyCap } from '../limits/concurrency-cap.js';
+import type { Endpoint, Observer } from '../nat/types.js';
+import { discoverMapping, type DiscoveryMethod, type DiscoveryResult } from '../nat/mapping.js';
+import type { EimVerdict } from '../nat/eim-check.js';
+import type { TargetPolicy } from '../nat/address.js';
+import { StreamChannel, type FrameCodec } from './channel.js';
+import { runResponder } from './responder.js';
+import type { PunchEngineLike } from './engine-port.js';
+import type { PlanTuning, PunchedConnection } from './session-common.js';
+import { allocateLocalEndpoint } from './local-port.js';
+import { PunchSessionError } from './errors.js';
+import { Timeline } from './timeline.js';
+
+export interface ListenerLimits {
+  /** Coordination sessions per second (refill) and burst. */
+  sessionsPerSec?: number;
+  sessionBurst?: number;
+  /** Sessions in progress at once. */
+  maxConcurrentSessions?: number;
+  /** Discovery connections per second and burst. */
+  discoveryPerSec?: number;
+  discoveryBurst?: number;
+  maxSynsPerSession?: number;
+}
+
+export interface DiscoveryConfig {
+  methods: DiscoveryMethod[];
+  feelerPeers?: Endpoint[];
+  natcheckServers?: Endpoint[];
+  observe?: Observer;
+  timeoutMs?: number;
+}
+
+export interface PunchListenerOptions {
+  /** Where requests arrive. Optional: without it, feed streams to `listener.handle()` yourself. */
+  endpoint?: CoordinationEndpoint;
+  engine: PunchEngineLike;
+  codec: FrameCodec;
+  discovery: DiscoveryConfig;
+  /** Cached EIM verdict for our network (from eimCheck); `edm` → every request gets nat-unsuitable. */
+  eim?: EimVerdict | (() => EimVerdict | undefined);
+  limits?: ListenerLimits;
+  /** Allow the lab's address ranges as targets (never on a real network). */
+  allowLab?: boolean;
+  /** Full target policy (tests may allow loopback); merged with `allowLab`. */
+  policy?: TargetPolicy;
+  /** Local address to punch from (default: wildcard of the family). */
+  localAddress?: { v4?: string; v6?: string };
+  tuning?: PlanTuning;
+  handshakeTimeoutMs?: number;
+  stepTimeoutMs?: number;
+}
+
+export interface ConnectionInfo {
+  remote: Endpoint;
+  local: Endpoint;
+  sessionId: string;
+  timeline: Timeline;
+  engineTimeline?: unknown;
+  overlay?: AcceptedStreamInfo;
+}
+
+export interface ListenerStats {
+  accepted: number;
+  rejectedRate: number;
+  rejectedBusy: number;
+  discoveryConnections: number;
+  connected: number;
+  failed: number;
+  active: number;
+}
+
+/**
+ * Events: `connection` (socket: net.Socket, info: ConnectionInfo) — a verified punched socket, B will send
+ * `version` first; `failure` (err: PunchSessionError) — one session failed; `error` never for a session.
+ */
+export class PunchListener extends EventEmitter {
+  readonly stats: ListenerStats = { accepted: 0, rejectedRate: 0, rejectedBusy: 0, discoveryConnections: 0, connected: 0, failed: 0, active: 0 };
+  private readonly sessionBucket: TokenBucket;
+  private readonly sessionCap: ConcurrencyCap;
+  private readonly discoveryBudget: TokenBucket;
+  private readonly ac = new AbortController();
+  private closing = false;
+  private readonly onStream = (s: Duplex, info: AcceptedStreamInfo): void => this.handle(s, info);
+
+  constructor(private readonly opts: PunchListenerOptions) {
+    super();
+    const l = opts.limits ?? {};
+    this.sessionBucket = new TokenBucket({ ratePerSec: l.sessionsPerSec ?? 2, capacity: l.sessionBurst ?? 10 });
+    this.sessionCap = new ConcurrencyCap(l.maxConcurrentSessions ?? 8);
+    this.discoveryBudget = new TokenBucket({ ratePerSec: l.discoveryPerSec ?? 1, capacity: l.discoveryBurst ?? 5 });
+    opts.endpoint?.on('stream', this.onStream);
+  }
+
+  private verdict(): EimVerdict | undefined {
+    const e = this.opts.eim;
+    return typeof e === 'function' ? e() : e;
+  }
+
+  /** Serves one coordination stream (from the endpoint, or any Duplex in tests / custom transports). */
+  handle(stream: Duplex, info: AcceptedStreamInfo = {}): void {
+    const ch = new StreamChannel(stream, this.opts.codec);
+    stream.on('error', () => undefined); // the channel reports stream errors; never crash
+    if (this.closing) {
+      ch.send({ cmd: 'opreject', code: 'shutting-down', reason: 'listener closing' });
+      ch.close();
+      return;
+    }
+    if (!this.sessionBucket.tryTake()) {
+      this.stats.rejectedRate++;
+      ch.send({ cmd: 'opreject', code: 'rate-limited', reason: 'too many coordination sessions' });
+      ch.close();
+      return;
+    }
+    const release = this.sessionCap.tryAcquire();
+    if (!release) {
+      this.stats.rejectedBusy++;
+      ch.send({ cmd: 'opreject', code: 'busy', reason: 'too many sessions in progress' });
+      ch.close();
+      return;
+    }
+    this.stats.accepted++;
+    this.stats.active++;
+    const tl = new Timeline();
+    const d = this.opts.discovery;
+    const lab = this.opts.allowLab === true;
+    const observe: Observer | undefined = d.observe
+      ? (local, peer, o) => {
+          this.stats.discoveryConnections++;
+          return d.observe!(local, peer, o);
+        }
+      : undefined;
+    runResponder(ch, {
+      engine: this.opts.engine,
+      localEndpoint: (family) => allocateLocalEndpoint(family, family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4),
+      discover: (local: Endpoint, signal: AbortSignal): Promise<DiscoveryResult> => {
+        const eim = this.verdict();
+        return discoverMapping({
+          local,
+          methods: d.methods,
+          ...(d.feelerPeers ? { feelerPeers: d.feelerPeers } : {}),
+          ...(d.natcheckServers ? { natcheckServers: d.natcheckServers } : {}),
+          ...(eim ? { eim } : {}),
+          ...(observe ? { observe } : {}),
+          budget: this.discoveryBudget,
+          timeoutMs: d.timeoutMs ?? 3000,
+          signal,
+        });
+      },
+      natVerdict: () => this.verdict(),
+      policy: { ...(this.opts.policy ?? {}), ...(lab ? { allowLab: true } : {}) },
+      ...(this.opts.limits?.maxSynsPerSession !== undefined ? { maxSynsPerSession: this.opts.limits.maxSynsPerSession } : {}),
+      ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),
+      ...(this.opts.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.opts.handshakeTimeoutMs } : {}),
+      ...(this.opts.stepTimeoutMs !== undefined ? { stepTimeoutMs: this.opts.stepTimeoutMs } : {}),
+      signal: this.ac.signal,
+      timeline: tl,
+    })
+      .then((c: PunchedConnection) => {
+        this.stats.connected++;
+        const info2: ConnectionInfo = { remote: c.remote, local: c.local, sessionId: c.sessionId, timeline: c.timeline, engineTimeline: c.engineTimeline, overlay: info };
+        if (this.listenerCount('connection') === 0) c.socket.destroy();
+        else this.emit('connection', c.socket as Socket, info2);
+      })
+      .catch((err: unknown) => {
+        this.stats.failed++;
+        const e = err instanceof PunchSessionError ? err : new PunchSessionError('PUNCH_ENGINE', String(err), { cause: err });
+        if (this.listenerCount('failure') > 0) this.emit('failure', e);
+      })
+      .finally(() => {
+        this.stats.active--;
+        release();
+      });
+  }
+
+  /** Stops serving: detaches from the endpoint, aborts sessions in progress. Does not close the endpoint. */
+  async close(): Promise<void> {
+    this.closing = true;
+    this.opts.endpoint?.off('stream', this.onStream);
+    this.ac.abort();
+  }
+}
+
+/** Creates a listener (see PunchListener). */
+export async function createPunchListener(opts: PunchListenerOptions): Promise<PunchListener> {
+  return new PunchListener(opts);
+}

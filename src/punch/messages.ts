@@ -1,0 +1,33 @@
+/**
+ * The coordination messages as the session logic sees them (decoded). The wire codecs (src/wire/) turn
+ * them into frames; `channel.ts` adapts. Names and fields follow docs/PROTOCOL.md.
+ */
+import type { Endpoint } from '../nat/types.js';
+
+/** opendpoint flags. */
+export const FLAG_PORT_PRESERVING = 0x01;
+export const FLAG_PREDICTED = 0x02;
+
+/** opfire schedule ids. */
+export const PROFILE_IDS = { plain: 0, prime: 1 } as const;
+export type PunchProfile = keyof typeof PROFILE_IDS;
+
+export const RESULT_STATUS = ['connected', 'timeout', 'refused', 'verify-failed', 'aborted', 'error'] as const;
+export type ResultStatus = (typeof RESULT_STATUS)[number];
+
+export const REJECT_CODES = { 'rate-limited': 1, busy: 2, 'nat-unsuitable': 3, 'bad-request': 4, 'shutting-down': 5 } as const;
+export type RejectCode = keyof typeof REJECT_CODES;
+
+export type CoordMessage =
+  | { cmd: 'version'; nonce: bigint; userAgent: string }
+  | { cmd: 'verack' }
+  | { cmd: 'ping'; nonce: bigint }
+  | { cmd: 'pong'; nonce: bigint }
+  | { cmd: 'opendpoint'; sessionId: Buffer; flags: number; endpoints: Endpoint[] }
+  | { cmd: 'opfire'; sessionId: Buffer; delayUs: number; profile: PunchProfile; deadlineMs: number }
+  | { cmd: 'opresult'; sessionId: Buffer; status: ResultStatus; elapsedMs: number; reason: string }
+  | { cmd: 'opreject'; code: RejectCode; reason: string }
+  /** Any other command: ignored by the session (Bitcoin's rule for unknown messages). */
+  | { cmd: 'other'; command: string };
+
+export const USER_AGENT = '/onionpunch:0.1.0/';

@@ -1,0 +1,123 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ManualClock, TokenBucket, ConcurrencyCap, KeyedBuckets, KeyedCaps, LimitError, netgroupOf } from '../../src/limits/index.js';
+
+test('token bucket: burst up to capacity, then refills at the rate', () => {
+  const c = new ManualClock();
+  const b = new TokenBucket({ ratePerSec: 2, capacity: 5, clock: c.now });
+  for (let i = 0; i < 5; i++) assert.equal(b.tryTake(), true);
+  assert.equal(b.tryTake(), false);
+  assert.equal(b.msUntil(1), 500);
+  c.advance(499);
+  assert.equal(b.tryTake(), false);
+  c.advance(1);
+  assert.equal(b.tryTake(), true);
+  c.advance(1_000_000);
+  assert.equal(b.available(), 5, 'never more than capacity');
+});
+
+test('token bucket: fractional rates (0.1/s like Bitcoin Core addr) and take() throws LIMIT_RATE', () => {
+  const c = new ManualClock();
+  const b = new TokenBucket({ ratePerSec: 0.1, capacity: 1, initial: 0, clock: c.now });
+  assert.throws(() => b.take(1, 'addr'), (e: unknown) => e instanceof LimitError && e.code === 'LIMIT_RATE');
+  c.advance(9_999);
+  assert.equal(b.tryTake(), false);
+  c.advance(1);
+  assert.equal(b.tryTake(), true);
+  assert.equal(b.msUntil(2), Infinity, 'more than capacity never comes');
+});
+
+test('token bucket: bad config is a typed error', () => {
+  assert.throws(() => new TokenBucket({ ratePerSec: -1, capacity: 1 }), /ratePerSec/);
+  assert.throws(() => new TokenBucket({ ratePerSec: 1, capacity: 0 }), /capacity/);
+  assert.throws(() => new TokenBucket({ ratePerSec: NaN, capacity: 1 }), (e: unknown) => (e as LimitError).code === 'LIMIT_BAD_CONFIG');
+});
+
+test('token bucket: default clock is monotonic and real', async () => {
+  const b = new TokenBucket({ ratePerSec: 100, capacity: 1 });
+  assert.equal(b.tryTake(), true);
+  assert.equal(b.tryTake(), false);
+  await new Promise((r) => setTimeout(r, 30));
+  assert.equal(b.tryTake(), true);
+});
+
+test('concurrency cap: hard max, idempotent release, run() frees on throw', async () => {
+  const cap = new ConcurrencyCap(2);
+  const r1 = cap.tryAcquire();
+  const r2 = cap.tryAcquire();
+  assert.ok(r1 && r2);
+  assert.equal(cap.tryAcquire(), undefined);
+  r1();
+  r1(); // second release must not free another slot
+  assert.equal(cap.active, 1);
+  const r3 = cap.tryAcquire();
+  assert.ok(r3);
+  assert.equal(cap.tryAcquire(), undefined);
+  r2();
+  r3();
+  assert.equal(cap.active, 0);
+  await assert.rejects(cap.run(async () => { throw new Error('boom'); }), /boom/);
+  assert.equal(cap.active, 0, 'no leak on error');
+  const held = cap.acquire();
+  const held2 = cap.acquire();
+  await assert.rejects(cap.run(() => 1, 'session'), (e: unknown) => e instanceof LimitError && e.code === 'LIMIT_BUSY');
+  held();
+  held2();
+  assert.equal(await cap.run(() => 42), 42);
+  assert.equal(cap.active, 0);
+});
+
+test('keyed buckets: per-key limits and bounded key count (LRU eviction)', () => {
+  const c = new ManualClock();
+  const kb = new KeyedBuckets<string>({ ratePerSec: 1, capacity: 2, maxKeys: 3, clock: c.now });
+  assert.ok(kb.tryTake('a'));
+  assert.ok(kb.tryTake('a'));
+  assert.equal(kb.tryTake('a'), false, 'a is empty');
+  assert.ok(kb.tryTake('b'));
+  assert.ok(kb.tryTake('c'));
+  assert.equal(kb.size, 3);
+  for (let i = 0; i < 10_000; i++) kb.tryTake(`k${i}`);
+  assert.equal(kb.size, 3, 'key table never exceeds maxKeys');
+  assert.ok(kb.evictions >= 10_000);
+});
+
+test('keyed buckets: eviction prefers full buckets, keeping drained keys limited', () => {
+  const c = new ManualClock();
+  const kb = new KeyedBuckets<string>({ ratePerSec: 0.001, capacity: 1, maxKeys: 2, clock: c.now });
+  assert.ok(kb.tryTake('drained'));
+  // 'full' is created and then refilled (it never took): it is the one to forget.
+  kb.tryTake('x');
+  c.advance(2_000_000);
+  assert.ok(kb.tryTake('drained'), 'refilled after a long time');
+  assert.equal(kb.tryTake('drained'), false);
+  kb.tryTake('new1'); // evicts x (full, oldest) not drained
+  assert.equal(kb.tryTake('drained'), false, 'drained key kept its state');
+});
+
+test('keyed caps: per-key cap, idle keys forgotten, busy key table refuses new keys', () => {
+  const kc = new KeyedCaps<string>({ perKey: 2, maxKeys: 2 });
+  const a1 = kc.tryAcquire('a');
+  const a2 = kc.tryAcquire('a');
+  assert.ok(a1 && a2);
+  assert.equal(kc.tryAcquire('a'), undefined);
+  const b1 = kc.tryAcquire('b');
+  assert.ok(b1);
+  assert.equal(kc.tryAcquire('c'), undefined, 'all keys busy: refuse rather than evict holders');
+  b1();
+  assert.equal(kc.size, 1, 'idle key dropped');
+  const c1 = kc.tryAcquire('c');
+  assert.ok(c1);
+  a1(); a2(); c1();
+  assert.equal(kc.size, 0);
+});
+
+test('netgroups: /16 for IPv4 and IPv4-mapped, /32 for IPv6', () => {
+  assert.equal(netgroupOf('198.18.3.4'), 'v4:198.18');
+  assert.equal(netgroupOf('198.18.200.1'), 'v4:198.18');
+  assert.notEqual(netgroupOf('198.19.0.1'), netgroupOf('198.18.0.1'));
+  assert.equal(netgroupOf('::ffff:198.18.3.4'), 'v4:198.18');
+  assert.equal(netgroupOf('2001:db8:1::1'), 'v6:2001:db8');
+  assert.equal(netgroupOf('2001:0db8:ffff::'), 'v6:2001:db8');
+  assert.equal(netgroupOf('fd00::1'), 'v6:fd00:0');
+  assert.throws(() => netgroupOf('not-an-ip'), (e: unknown) => (e as LimitError).code === 'LIMIT_BAD_CONFIG');
+});
