@@ -26,7 +26,8 @@ export interface LabUpOptions {
 /** Seconds a lab step may take before it counts as hung. */
 const STEP_TIMEOUT_MS = 20000;
 
-function packageRoot(): string {
+/** The package root (where bin/, build/ and dist/ are). */
+export function packageRoot(): string {
   // dist/src/lab/lab.js -> package root
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 }

@@ -5,7 +5,8 @@
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { LabError } from './errors.js';
-import type { Lab } from './lab.js';
+import { join } from 'node:path';
+import { packageRoot, type Lab } from './lab.js';
 import { ECHO_SERVER_PY, INBOUND_PROBE_PY, SEEN_CLIENT_PY, SIMOPEN_PY, TTL_PROBE_PY, UDP_PROBE_PY } from './probes.js';
 
 export interface SeenResult {
@@ -187,4 +188,59 @@ export interface TtlProbeResult {
 export async function ttlProbe(lab: Lab, node: string, ip: string, port: number, ttl: number): Promise<TtlProbeResult> {
   const r = await lab.exec(node, [python(), '-c', TTL_PROBE_PY, ip, String(port), String(ttl)], { timeoutMs: 10000 });
   return parseJson<TtlProbeResult>(`ttl probe on ${node}`, r);
+}
+
+/** What `onionpunch nat-check --json` prints (the subset the lab reads). */
+export interface NatCheckResult {
+  mapping: 'eim' | 'edm' | 'unknown';
+  portPreserving: boolean | null;
+  publicAddress: string | null;
+  localPort: number;
+  observed: Array<{ peer: string; address: string; port: number }>;
+  reason?: string;
+}
+
+/** The onionpunch CLI as argv for a namespace: the running node binary and bin/onionpunch.js. */
+export function onionpunchArgv(...args: string[]): string[] {
+  return [process.execPath, join(packageRoot(), 'bin', 'onionpunch.js'), ...args];
+}
+
+/**
+ * Starts the Bitcoin-protocol NAT-check service (`onionpunch natcheck-server --listen IP:PORT --json`) on each
+ * public host and waits for its `{"listening":...}` line. Killed by `lab.down()`.
+ */
+export async function startNatcheckServers(lab: Lab, hosts: Array<{ key: string; ip: string }>, port: number): Promise<ChildProcess[]> {
+  const procs = hosts.map((h) => lab.spawn(h.key, onionpunchArgv('natcheck-server', '--listen', `${h.ip}:${port}`, '--json')));
+  await Promise.all(
+    procs.map(
+      (p, i) =>
+        new Promise<void>((resolve, reject) => {
+          let out = '';
+          let err = '';
+          const timer = setTimeout(() => reject(new LabError('LAB_TIMEOUT', `natcheck-server on ${hosts[i]!.key} did not start`)), 15000);
+          p.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+          p.stdout?.on('data', (d: Buffer) => {
+            out += d.toString();
+            if (out.includes('"listening"')) {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+          p.on('exit', (code) => {
+            clearTimeout(timer);
+            reject(new LabError('LAB_COMMAND_FAILED', `natcheck-server on ${hosts[i]!.key} exited (${code}): ${err.trim().slice(0, 300)}`));
+          });
+        }),
+    ),
+  );
+  for (const p of procs) p.removeAllListeners('exit');
+  return procs;
+}
+
+/** Runs `onionpunch nat-check --json` from `node` against two NAT-check servers. */
+export async function natCheck(lab: Lab, node: string, peers: string[]): Promise<NatCheckResult> {
+  const args = ['nat-check', '--json'];
+  for (const p of peers) args.push('--peer', p);
+  const r = await lab.exec(node, onionpunchArgv(...args), { timeoutMs: 30000 });
+  return parseJson<NatCheckResult>(`nat-check on ${node}`, r);
 }
