@@ -114,9 +114,12 @@ export async function seenFrom(lab: Lab, node: string, localIp: string, localPor
   return parseJson<SeenResult>(`seen-client on ${node}`, r);
 }
 
-/** From `node`, sends one unsolicited SYN to `ip:port` and reports the answer (RST, ICMP error, nothing). */
-export async function inboundProbe(lab: Lab, node: string, ip: string, port: number, timeoutS = 0.8): Promise<InboundResult> {
-  const r = await lab.exec(node, [python(), '-c', INBOUND_PROBE_PY, ip, String(port), String(timeoutS)], { timeoutMs: 15000 });
+/**
+ * From `node`, sends one unsolicited SYN to `ip:port` (from source port `srcPort` if given) and reports the
+ * answer (RST, ICMP error, nothing).
+ */
+export async function inboundProbe(lab: Lab, node: string, ip: string, port: number, timeoutS = 0.8, srcPort = 0): Promise<InboundResult> {
+  const r = await lab.exec(node, [python(), '-c', INBOUND_PROBE_PY, ip, String(port), String(timeoutS), String(srcPort)], { timeoutMs: 15000 });
   return parseJson<InboundResult>(`inbound probe on ${node}`, r);
 }
 

@@ -70,10 +70,14 @@ for dst in sys.argv[4:]:
 print(json.dumps({'localIp': lip, 'localPort': lport, 'seen': seen}))
 `;
 
-/** argv: TARGET_IP TARGET_PORT TIMEOUT_S. Sends one unsolicited SYN (a connect) and reports what came back. */
+/**
+ * argv: TARGET_IP TARGET_PORT TIMEOUT_S [SRC_PORT]. Sends one unsolicited SYN (a connect), optionally from a
+ * given source port, and reports what came back.
+ */
 export const INBOUND_PROBE_PY = String.raw`
 import json, select, socket, struct, sys, time
 tip, tport, tmo = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+sport = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 v6 = ':' in tip
 raws = []
 if not v6:
@@ -81,6 +85,9 @@ if not v6:
     ri = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); ri.setblocking(False)
     raws = [rt, ri]
 s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
+if sport:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(('::' if v6 else '0.0.0.0', sport))
 s.settimeout(tmo)
 t0 = time.time()
 try:

@@ -20,6 +20,7 @@ describe('TCP simultaneous open through lab NATs', needsRoot('network namespaces
         { name: 'f', ipv6: 'fw6' },
         { name: 'g', nat: 'eim', inbound: 'rst' },
         { name: 'h', nat: 'eim', inbound: 'rst' },
+        { name: 'k', nat: 'eim', inbound: 'drop', cgnat: true },
       ],
     });
   });
@@ -49,6 +50,13 @@ describe('TCP simultaneous open through lab NATs', needsRoot('network namespaces
     assert.equal(rb.connected, true, JSON.stringify(rb));
     assert.equal(ra.got, 'hello from ' + lab.sites.b!.host.key);
     assert.equal(rb.got, 'hello from ' + lab.sites.a!.host.key);
+  });
+
+  test('cgnat(eim, drop) <-> eim(drop): connects through both NAT layers', async () => {
+    const [rk, ra] = await pair('k', 'a', false, { skewMs: 20 });
+    assert.equal(rk.connected, true, JSON.stringify(rk));
+    assert.equal(ra.connected, true, JSON.stringify(ra));
+    assert.equal(rk.got, 'hello from a');
   });
 
   test('edm <-> edm: never connects (random public ports)', async () => {
