@@ -8,6 +8,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { startPrivateTor, type PrivateTor } from '../../src/lab/private-tor.js';
+import { freePort } from '../../src/lab/private-tor-process.js';
+import { join } from 'node:path';
 import { TorControlClient } from '../../src/overlay/tor/control.js';
 import { TorCoordinationEndpoint } from '../../src/overlay/tor/endpoint.js';
 import { TorCoordinationDialer } from '../../src/overlay/tor/dialer.js';
@@ -50,8 +52,11 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
   let dialer: TorCoordinationDialer;
   const control = () => ({ port: net!.controlA.port, auth: { cookieFile: net!.controlA.cookieFile! } });
 
+  let bControlPort = 0;
   before(async () => {
-    net = await startPrivateTor({ log, timeoutMs: 120_000 });
+    // B gets a control port too (only to observe which circuit carries which stream for the isolation test).
+    bControlPort = await freePort();
+    net = await startPrivateTor({ log, timeoutMs: 120_000, extraTorrc: { b: [`ControlPort 127.0.0.1:${bControlPort}`, 'CookieAuthentication 1'] } });
     log(`bring-up ${JSON.stringify(net.timings)}`);
     dialer = new TorCoordinationDialer({ socksPort: net.socksB.port });
   });
@@ -124,6 +129,31 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
     assert.equal(await withTimeout(served[1]!, 5000, 'responder'), 70016);
     h.destroy();
     log(`publish ${publishMs} ms, first connect ${firstConnectMs} ms, second ${secondConnectMs} ms`);
+  });
+
+  test('stream isolation: distinct isolation keys get distinct circuits, one key shares its circuit', async () => {
+    assert.ok(ep && net);
+    const b = net.nodes().find((n) => n.role === 'b')!;
+    const c = await TorControlClient.connect({ port: bControlPort, auth: { cookieFile: join(b.dataDir, 'control_auth_cookie') } });
+    const socks: Duplex[] = [];
+    try {
+      for (const key of ['iso-1', 'iso-1', 'iso-2']) {
+        const s = await dialer.dial(ep.address, ep.port, { isolationKey: key });
+        socks.push(s);
+        s.write('ping from B');
+        await withTimeout(once(s, 'data'), 20_000, 'pong');
+      }
+      // stream-status lines: "<StreamID> <Status> <CircuitID> <Target>"; stream ids grow in dial order.
+      const lines = (await c.getInfo(['stream-status']))['stream-status']!.split('\n').filter((l) => l.includes(ep!.address));
+      assert.equal(lines.length, 3, lines.join(' | '));
+      const byId = lines.map((l) => l.split(' ')).sort((x, y) => Number(x[0]) - Number(y[0]));
+      const circs = byId.map((f) => f[2]);
+      assert.equal(circs[0], circs[1], 'the same isolation key should reuse its rendezvous circuit');
+      assert.notEqual(circs[2], circs[0], 'a different isolation key must not share the circuit');
+    } finally {
+      socks.forEach((s) => s.destroy());
+      c.close();
+    }
   });
 
   test('tor A killed and restarted: the endpoint goes down, re-publishes the same key by itself and is reachable again', async () => {
