@@ -206,7 +206,7 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
         },
         (e: unknown) => e,
       );
-    const errs = await Promise.all([fail(address), fail(gone.address)]);
+    const errs = [await fail(address), await fail(gone.address)];
     for (const err of errs) {
       assert.ok(err instanceof TorSocksError, String(err));
       assert.ok(['TOR_SOCKS_HS_INTRO_FAILED', 'TOR_SOCKS_HS_INTRO_TIMEDOUT', 'TOR_SOCKS_HS_DESC_NOT_FOUND', 'TOR_SOCKS_TTL_EXPIRED'].includes(err.code), err.message);
