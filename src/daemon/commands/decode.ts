@@ -1,0 +1,69 @@
+/**
+ * `onionpunch decode [HEX]`: decodes one or more framed P2P messages (hex argument or stdin; whitespace
+ * tolerated), any known network. One JSON line per message: {network, command, length, checksumOk,
+ * payload}; a bad message gives a line with `error: {code, message}` and exit code 1.
+ * bigints print as numbers when |v| <= 2^53-1, else as decimal strings; bytes as hex.
+ */
+import { UsageError } from '../../errors.js';
+import { FrameParser, isKnownCommand, payloadToJSON, tryDecodePayload, type Frame } from '../../wire/index.js';
+
+const USAGE = 'usage: onionpunch decode [HEX]   (reads stdin when HEX is absent)';
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('latin1');
+}
+
+/** Decodes a hex string of framed messages into JSON-ready lines; `ok` false if any line is an error. */
+export function decodeHex(text: string): { lines: object[]; ok: boolean } {
+  const hex = text.replace(/\s+/g, '').replace(/^0x/i, '');
+  if (hex.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(hex)) {
+    return { lines: [{ error: { code: 'DECODE_BAD_HEX', message: hex.length % 2 ? 'odd number of hex digits' : 'input is not hex' } }], ok: false };
+  }
+  const bytes = Buffer.from(hex, 'hex');
+  const parser = new FrameParser({ verifyChecksum: false });
+  const lines: object[] = [];
+  let ok = true;
+  const { frames, error } = parser.push(bytes);
+  for (const f of frames) {
+    const line = frameLine(f);
+    if ('error' in line) ok = false;
+    lines.push(line);
+    if (!f.checksumOk) return { lines, ok: false }; // framing can no longer be trusted
+  }
+  const err = error ?? parser.end();
+  if (err) {
+    lines.push({ error: err.toJSON() });
+    ok = false;
+  }
+  if (bytes.length === 0) {
+    lines.push({ error: { code: 'DECODE_EMPTY', message: 'no input' } });
+    ok = false;
+  }
+  return { lines, ok };
+}
+
+function frameLine(f: Frame): Record<string, unknown> {
+  const base = { network: f.network, command: f.command, length: f.length, checksumOk: f.checksumOk };
+  if (!f.checksumOk) {
+    return { ...base, error: { code: 'WIRE_BAD_CHECKSUM', message: `${f.command}: checksum does not match header ${f.checksum.toString('hex')}` } };
+  }
+  if (!isKnownCommand(f.command)) return { ...base, payload: { hex: f.payload.toString('hex') } };
+  const r = tryDecodePayload(f.command, f.payload);
+  if (!r.ok) return { ...base, error: r.error.toJSON() };
+  return { ...base, payload: payloadToJSON(f.command, r.value) };
+}
+
+export async function main(args: string[]): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const opts = args.filter((a) => a.startsWith('--'));
+  if (opts.length) throw new UsageError(`unknown option '${opts[0]}'\n${USAGE}`);
+  const text = args.length ? args.join('') : await readStdin();
+  const { lines, ok } = decodeHex(text);
+  for (const l of lines) process.stdout.write(JSON.stringify(l) + '\n');
+  return ok ? 0 : 1;
+}

@@ -1,0 +1,82 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { startNatcheckServer, type NatcheckResult } from '../../../src/nat/natcheck-server.js';
+import { Peer, PeerError } from '../../../src/peer/index.js';
+import { FrameParser, decodePayload } from '../../../src/wire/index.js';
+
+async function dial(host: string, port: number): Promise<Socket> {
+  const s = connect(port, host);
+  await once(s, 'connect');
+  return s;
+}
+
+for (const [listen, dialHost] of [['127.0.0.1', '127.0.0.1'], ['::1', '::1'], ['::', '127.0.0.1']] as const) {
+  test(`natcheck server on ${listen} reports the client's address:port seen (client via ${dialHost}), then closes`, async () => {
+    const results: NatcheckResult[] = [];
+    const srv = await startNatcheckServer({ host: listen, port: 0, network: 'regtest', onResult: (r) => results.push(r) });
+    try {
+      const sock = await dial(dialHost, srv.port);
+      const peer = new Peer(sock, { network: 'regtest', role: 'initiator', handshakeTimeoutMs: 3000 });
+      const closed = once(peer, 'close');
+      const r = await peer.handshake();
+      assert.deepEqual(r.version.addrRecv, { services: 0n, address: dialHost, port: sock.localPort });
+      assert.equal(r.version.userAgent, '/onionpunch:0.1.0/');
+      const [why] = (await closed) as [PeerError | undefined];
+      assert.equal(why?.code, 'PEER_CLOSED', 'server closes after the handshake');
+      assert.equal(results.length, 1);
+      assert.equal(results[0]!.ok, true);
+      assert.equal(results[0]!.client.address, dialHost);
+    } finally {
+      await srv.close();
+    }
+  });
+}
+
+test('natcheck server: IPv4 client is IPv4-mapped on the wire', async () => {
+  const srv = await startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'main' });
+  try {
+    const sock = await dial('127.0.0.1', srv.port);
+    const parser = new FrameParser({ network: 'main' });
+    // send a version by hand via a Peer, then inspect the raw reply bytes too
+    const raw: Buffer[] = [];
+    sock.on('data', (d: Buffer) => raw.push(d));
+    const peer = new Peer(sock, { network: 'main', role: 'initiator' });
+    await peer.handshake();
+    const frames = parser.push(Buffer.concat(raw)).frames;
+    const v = frames.find((f) => f.command === 'version')!;
+    assert.equal(v.payload.subarray(20 + 8, 20 + 24).toString('hex'), '00000000000000000000ffff7f000001');
+    assert.equal(v.payload.readUInt16BE(20 + 24), sock.localPort);
+    assert.equal(decodePayload('version', v.payload).addrRecv.address, '127.0.0.1');
+    peer.close();
+  } finally {
+    await srv.close();
+  }
+});
+
+test('natcheck server: per-IP cap and handshake timeout; close() ends open connections', async () => {
+  const results: NatcheckResult[] = [];
+  const srv = await startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest', perIpLimit: 1, handshakeTimeoutMs: 200, onResult: (r) => results.push(r) });
+  try {
+    const first = await dial('127.0.0.1', srv.port); // silent: holds the only slot until the timeout
+    first.on('error', () => {});
+    const second = await dial('127.0.0.1', srv.port);
+    second.on('error', () => {});
+    await once(second, 'close');
+    assert.ok(results.some((r) => r.error === 'NATCHECK_PER_IP_LIMIT'));
+    await once(first, 'close');
+    assert.ok(results.some((r) => r.error === 'PEER_HANDSHAKE_TIMEOUT'));
+    // slot is free again
+    const third = await dial('127.0.0.1', srv.port);
+    const r = await new Peer(third, { network: 'regtest', role: 'initiator', handshakeTimeoutMs: 2000 }).handshake();
+    assert.equal(r.version.addrRecv.port, third.localPort);
+    const hanging = await dial('127.0.0.1', srv.port);
+    hanging.on('error', () => {});
+    const t0 = Date.now();
+    await srv.close();
+    assert.ok(Date.now() - t0 < 1000);
+  } finally {
+    await srv.close();
+  }
+});
