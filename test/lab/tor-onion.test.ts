@@ -10,6 +10,8 @@ import type { Duplex } from 'node:stream';
 import { startPrivateTor, type PrivateTor } from '../../src/lab/private-tor.js';
 import { freePort } from '../../src/lab/private-tor-process.js';
 import { join } from 'node:path';
+import { generateKeyPairSync } from 'node:crypto';
+import { formatOnion } from '../../src/wire/index.js';
 import { TorControlClient } from '../../src/overlay/tor/control.js';
 import { TorCoordinationEndpoint } from '../../src/overlay/tor/endpoint.js';
 import { TorCoordinationDialer } from '../../src/overlay/tor/dialer.js';
@@ -159,8 +161,14 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
   test('tor A killed and restarted: the endpoint goes down, re-publishes the same key by itself and is reachable again', async () => {
     assert.ok(ep && net);
     const address = ep.address;
+    // A second endpoint whose key tor discarded cannot come back: it reports TOR_ENDPOINT_LOST.
+    const lost = await TorCoordinationEndpoint.create({ control: control(), discardPk: true, waitForUpload: false });
+    const lostErr = once(lost, 'error');
     const down = once(ep, 'down');
     await net.stopClient('a', true);
+    const [le] = await withTimeout(lostErr, 10_000, 'TOR_ENDPOINT_LOST');
+    assert.ok(le instanceof TorControlError && le.code === 'TOR_ENDPOINT_LOST', String(le));
+    await lost.close();
     const [err] = await withTimeout(down, 10_000, 'down event');
     assert.ok(err instanceof TorControlError);
     assert.equal(ep.isUp, false);
@@ -213,6 +221,12 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
       assert.ok(err.reply === 0x06 || (err.reply! >= 0xf0 && err.reply! <= 0xf7));
     }
     log(`after DEL_ONION: ${errs.map((e) => (e as TorSocksError).code).join(', ')} within ${Date.now() - t0} ms`);
+    // An onion that was never published: the HSDirs have no descriptor (0xF0).
+    const pub = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
+    const never = formatOnion(pub);
+    const t1 = Date.now();
+    await assert.rejects(dialer.dial(never, 8333, { timeoutMs: 60_000 }), (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_HS_DESC_NOT_FOUND' && e.reply === 0xf0);
+    log(`never-published onion: TOR_SOCKS_HS_DESC_NOT_FOUND in ${Date.now() - t1} ms`);
     await assert.rejects(dialer.dial('not-an-onion.example', 80), (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_BAD_ADDRESS');
   });
 });
