@@ -60,26 +60,33 @@ export function formatIPv4(b: Uint8Array): string {
 
 /** Formats 16 bytes as RFC 5952 IPv6 text (longest zero run compressed, lower case). */
 export function formatIPv6(b: Uint8Array): string {
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push((b[i]! << 8) | b[i + 1]!);
+  // Find the longest run (>= 2) of zero groups; the first one wins a tie (RFC 5952 4.2.3).
   let bestStart = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
+  let runStart = -1;
+  for (let i = 0; i <= 8; i++) {
+    const zero = i < 8 && b[2 * i] === 0 && b[2 * i + 1] === 0;
+    if (zero) {
+      if (runStart < 0) runStart = i;
+    } else if (runStart >= 0) {
+      if (i - runStart > bestLen) {
+        bestStart = runStart;
+        bestLen = i - runStart;
+      }
+      runStart = -1;
+    }
+  }
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      out += '::';
+      i += bestLen - 1;
       continue;
     }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
+    if (out.length > 0 && !out.endsWith(':')) out += ':';
+    out += ((b[2 * i]! << 8) | b[2 * i + 1]!).toString(16);
   }
-  const hex = (a: number[]) => a.map((x) => x.toString(16)).join(':');
-  if (bestStart < 0) return hex(g);
-  return `${hex(g.slice(0, bestStart))}::${hex(g.slice(bestStart + bestLen))}`;
+  return out;
 }
 
 const V4_MAPPED_PREFIX = Buffer.from('00000000000000000000ffff', 'hex');
@@ -128,6 +135,44 @@ export function parseIPv6(s: string): Buffer | undefined {
   const out = Buffer.alloc(16);
   groups.forEach((x, i) => out.writeUInt16BE(x, i * 2));
   return out;
+}
+
+/**
+ * Writes dotted-quad IPv4 text as 4 bytes at `off` without allocating; false if `s` is not strict
+ * dotted-quad (no leading zeros, each part 0-255).
+ */
+export function writeIPv4(s: string, buf: Uint8Array, off: number): boolean {
+  let part = 0;
+  let digits = 0;
+  let n = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46; // '.' sentinel ends the last part
+    if (c === 46) {
+      if (digits === 0 || n > 255 || part > 3) return false;
+      buf[off + part++] = n;
+      n = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && n === 0) return false; // leading zero
+      n = n * 10 + (c - 48);
+      digits++;
+      if (digits > 3) return false;
+    } else return false;
+  }
+  return part === 4;
+}
+
+/** Writes any IP text as the 16-byte v1 form at `off` (IPv4 IPv4-mapped). Throws WIRE_BAD_ADDRESS. */
+export function writeAddrV1(s: string, buf: Buffer, off: number): void {
+  if (writeIPv4(s, buf, off + 12)) {
+    buf.fill(0, off, off + 10);
+    buf[off + 10] = 0xff;
+    buf[off + 11] = 0xff;
+    return;
+  }
+  const v6 = parseIPv6(s);
+  if (!v6) throw new WireError('WIRE_BAD_ADDRESS', `not an IP address: '${s}'`);
+  v6.copy(buf, off);
 }
 
 /** Parses any IP text into the 16-byte v1 form (IPv4 becomes IPv4-mapped). */

@@ -15,6 +15,8 @@ export {
   parseIPv4,
   parseIPv6,
   parseAddrV1,
+  writeAddrV1,
+  writeIPv4,
   formatOnion,
   parseOnion,
   formatB32,

@@ -37,7 +37,8 @@ import {
   formatIPv4,
   formatIPv6,
   formatOnion,
-  parseAddrV1,
+  writeAddrV1,
+  writeIPv4,
   parseB32,
   parseIPv4,
   parseIPv6,
@@ -195,7 +196,7 @@ const empty: Codec<EmptyPayload> = {
 function writeNetAddrV1(ctx: string, a: NetAddrV1, buf: Buffer, off: number): number {
   checkPort(ctx, 'port', a.port);
   buf.writeBigUInt64LE(BigInt.asUintN(64, a.services), off);
-  parseAddrV1(a.address).copy(buf, off + 8);
+  writeAddrV1(a.address, buf, off + 8);
   buf.writeUInt16BE(a.port, off + 24);
   return off + 26;
 }
@@ -405,14 +406,21 @@ export const addrV2Codec: Codec<AddrV2Payload> = {
       checkPort('addrv2', 'port', e.port);
       const id = entryId(e);
       if (!Number.isInteger(id) || id < 0 || id > 255) throw bad('addrv2', 'networkId', String(id));
-      const bytes = addrV2Bytes(e);
-      const fixed = BIP155_LENGTHS.get(id);
-      if (fixed !== undefined && bytes.length !== fixed) throw bad('addrv2', 'address', `length ${bytes.length} (should be ${fixed})`);
       buf.writeUInt32LE(e.time, off);
       off = writeCompactSize(buf, off + 4, BigInt.asUintN(64, e.services));
       buf[off++] = id;
-      off = writeCompactSize(buf, off, bytes.length);
-      off += bytes.copy(buf, off);
+      if (id === NET_IPV4 && e.network === 'ipv4') {
+        // Hot path: no intermediate buffer.
+        buf[off++] = 4;
+        if (!writeIPv4(e.address, buf, off)) throw new WireError('WIRE_BAD_ADDRESS', `addrv2: '${e.address}' is not a ipv4 address`);
+        off += 4;
+      } else {
+        const bytes = addrV2Bytes(e);
+        const fixed = BIP155_LENGTHS.get(id);
+        if (fixed !== undefined && bytes.length !== fixed) throw bad('addrv2', 'address', `length ${bytes.length} (should be ${fixed})`);
+        off = writeCompactSize(buf, off, bytes.length);
+        off += bytes.copy(buf, off);
+      }
       buf.writeUInt16BE(e.port, off);
       off += 2;
     }

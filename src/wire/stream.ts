@@ -35,7 +35,11 @@ export class FrameParser {
   private readonly hdr = Buffer.alloc(HEADER_SIZE);
   private hdrFill = 0;
   private header: FrameHeader | null = null;
-  private pieces: Buffer[] = [];
+  /**
+   * A partial payload is copied into an owned buffer (grown by doubling up to the declared length):
+   * keeping views of many small socket chunks could pin far more memory than the bytes they hold.
+   */
+  private acc: Buffer | null = null;
   private pieceBytes = 0;
   private err: WireError | null = null;
 
@@ -97,13 +101,20 @@ export class FrameParser {
         } else {
           const take = Math.min(want, buf.length - off);
           if (take > 0) {
-            this.pieces.push(buf.subarray(off, off + take));
-            this.pieceBytes += take;
+            const need = this.pieceBytes + take;
+            if (this.acc === null || this.acc.length < need) {
+              const cap = Math.min(h.length, Math.max(need, 16_384, (this.acc?.length ?? 0) * 2));
+              const grown = Buffer.allocUnsafe(cap);
+              if (this.acc !== null) this.acc.copy(grown, 0, 0, this.pieceBytes);
+              this.acc = grown;
+            }
+            buf.copy(this.acc, this.pieceBytes, off, off + take);
+            this.pieceBytes = need;
             off += take;
           }
           if (this.pieceBytes < h.length) break;
-          payload = this.pieces.length === 1 ? this.pieces[0]! : Buffer.concat(this.pieces, this.pieceBytes);
-          this.pieces = [];
+          payload = this.acc!.subarray(0, h.length);
+          this.acc = null;
           this.pieceBytes = 0;
         }
         this.header = null;
@@ -145,7 +156,7 @@ export class FrameParser {
   private fail(e: unknown): void {
     this.err = e instanceof WireError ? e : new WireError('WIRE_BAD_FIELD', `frame: ${(e as Error)?.message ?? String(e)}`);
     // Drop whatever was buffered: a dead stream holds no memory.
-    this.pieces = [];
+    this.acc = null;
     this.pieceBytes = 0;
     this.hdrFill = 0;
     this.header = null;

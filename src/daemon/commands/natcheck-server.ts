@@ -46,6 +46,9 @@ export async function main(args: string[]): Promise<number> {
   }
   if (ep.kind !== 'ipv4' && ep.kind !== 'ipv6') throw new UsageError(`--listen needs an IP address, got '${ep.host}'`);
 
+  // Under `ip netns exec ... | reader`, the reader may go away first: a broken stdout must not kill the server.
+  process.stdout.on('error', () => {});
+  process.stderr.on('error', () => {});
   let srv;
   try {
     srv = await startNatcheckServer({

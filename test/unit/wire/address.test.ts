@@ -85,3 +85,30 @@ test('parseEndpoint: IPv4, bracketed IPv6, onion, b32, names, and rejections', (
   for (const s of ['1.2.3.4', '1.2.3.4:65536', '::1:8333', '[::1', '[::1]x', '[zz::1]:1', 'a b:1', '1.2.3.4:-1', 'x.onion:1', ':5'])
     assert.throws(() => parseEndpoint(s), WireError, s);
 });
+
+test('writeIPv4: strict dotted quad without allocation', async () => {
+  const { writeIPv4 } = await import('../../../src/wire/index.js');
+  const b = Buffer.alloc(6);
+  assert.equal(writeIPv4('10.0.255.1', b, 1), true);
+  assert.equal(b.toString('hex'), '000a00ff0100');
+  for (const s of ['', '1.2.3', '1.2.3.4.5', '256.1.1.1', '01.2.3.4', '1..2.3', '1.2.3.4 ', 'a.b.c.d', '1.2.3.1000'])
+    assert.equal(writeIPv4(s, b, 0), false, s);
+});
+
+test('formatIPv6 agrees with the WHATWG URL serializer and round-trips (5,000 random addresses)', async () => {
+  const fc = (await import('fast-check')).default;
+  fc.assert(
+    fc.property(
+      fc.array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 }),
+      (groups) => {
+        const b = Buffer.alloc(16);
+        groups.forEach((g, i) => b.writeUInt16BE(g, i * 2));
+        const text = formatIPv6(b);
+        assert.deepEqual(parseIPv6(text), b);
+        const ref = new URL(`http://[${text}]/`).hostname.slice(1, -1);
+        if (!/\./.test(ref)) assert.equal(text, ref);
+      },
+    ),
+    { numRuns: 5000 },
+  );
+});

@@ -94,7 +94,7 @@ const mutated = fc
     return b.subarray(0, Math.max(0, b.length - truncate));
   });
 
-test('stream parser: 60,000 random and mutated byte streams in random chunkings', () => {
+test('stream parser: 100,000 random and mutated byte streams in random chunkings', () => {
   const before = process.memoryUsage().heapUsed;
   fc.assert(
     fc.property(
@@ -104,7 +104,7 @@ test('stream parser: 60,000 random and mutated byte streams in random chunkings'
         drive(data, cuts);
       },
     ),
-    { numRuns: 60_000 },
+    { numRuns: 100_000 },
   );
   globalThis.gc?.();
   const growth = process.memoryUsage().heapUsed - before;
