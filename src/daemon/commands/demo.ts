@@ -84,11 +84,6 @@ export async function main(args: string[]): Promise<number> {
     if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: 'DEMO_NOT_ROOT', message: 'needs root' }, natA, natB, overlay }) + '\n');
     return 1;
   }
-  if (overlay === 'i2p') {
-    process.stderr.write('onionpunch demo: --overlay i2p is not wired into the demo yet; use --overlay tor\n');
-    if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: 'DEMO_OVERLAY_UNAVAILABLE', message: 'i2p not wired into the demo' }, natA, natB, overlay }) + '\n');
-    return 1;
-  }
   const { PunchRig } = await import('../../punch/demo/rig.js');
   const { wallMs } = await import('../../punch/demo/jsonl.js');
   const t0 = wallMs();
@@ -125,8 +120,8 @@ export async function main(args: string[]): Promise<number> {
       },
     });
     const tm = rig.timings;
-    say(`lab up at ${tm.labUp} ms, NAT-check servers at ${tm.natcheckUp} ms, private Tor network at ${tm.torUp} ms, A and B ready at ${tm.workersUp} ms`);
-    say('B: punching A (discovery + Tor dial + coordination + simultaneous open), then Bitcoin version handshake');
+    say(`lab up at ${tm.labUp} ms, NAT-check servers at ${tm.natcheckUp} ms, private ${overlay === 'tor' ? `Tor network at ${tm.torUp}` : `I2P network at ${tm.i2pUp}`} ms, A and B ready at ${tm.workersUp} ms`);
+    say(`B: punching A (discovery + ${overlay === 'tor' ? 'Tor' : 'I2P'} dial + coordination + simultaneous open), then Bitcoin version handshake`);
     const r = await rig.attempt();
     const base = r.events[0]?.at ?? wallMs();
     for (const e of r.events) {

@@ -12,6 +12,7 @@ import { Lab } from '../../lab/index.js';
 import { routerRuleset } from '../../lab/nft.js';
 import type { NatKind, InboundPolicy, SiteSpec } from '../../lab/spec.js';
 import { startPrivateTor, type PrivateTor } from '../../lab/private-tor.js';
+import { startPrivateI2p, type PrivateI2p } from '../../lab/private-i2p.js';
 import { MessageQueue, readMessages, wallMs, type WorkerMessage } from './jsonl.js';
 import type { WorkerConfig } from './worker-config.js';
 import type { Endpoint } from '../../nat/types.js';
@@ -64,6 +65,7 @@ interface Worker {
 export class PunchRig {
   lab!: Lab;
   tor: PrivateTor | undefined;
+  i2p: PrivateI2p | undefined;
   natcheck: Endpoint[] = [];
   private workers: Worker[] = [];
   private a: Worker | undefined;
@@ -155,7 +157,16 @@ export class PunchRig {
       });
       this.mark('torUp');
     } else {
-      throw new Error('i2p overlay: not wired in this build');
+      // i2pd refuses private addresses: the four routers run on public hosts (198.18/15) with their SAM bridges
+      // on those addresses, and A and B reach them through their NATs (as a node using a router elsewhere).
+      this.log('i2p: starting a private network (4 routers on public hosts)');
+      const ph = this.lab.publicHosts;
+      this.i2p = await startPrivateI2p({
+        routers: [2, 3, 4, 5].map((i) => ({ netns: ph[i]!.ns, ip: ph[i]!.ip, samHost: ph[i]!.ip })),
+        log: (l) => this.log(`[i2p] ${l}`),
+        timeoutMs: 120_000,
+      });
+      this.mark('i2pUp');
     }
     await this.startWorkers();
   }
@@ -181,20 +192,29 @@ export class PunchRig {
 
   /** (Re)starts the A and B workers: EIM checks, A's onion endpoint, B's dialer. */
   async startWorkers(): Promise<void> {
-    const tor = this.tor!;
+    const tor = this.tor;
+    const i2p = this.i2p;
     const ca = this.workerConfig('a');
-    ca.control = { host: tor.controlA.host, port: tor.controlA.port, ...(tor.controlA.cookieFile ? { cookieFile: tor.controlA.cookieFile } : {}), ...(tor.controlA.password ? { password: tor.controlA.password } : {}) };
+    if (tor) ca.control = { host: tor.controlA.host, port: tor.controlA.port, ...(tor.controlA.cookieFile ? { cookieFile: tor.controlA.cookieFile } : {}), ...(tor.controlA.password ? { password: tor.controlA.password } : {}) };
+    if (i2p) {
+      ca.sam = { host: i2p.sam[2]!.host, port: i2p.sam[2]!.port };
+      ca.samOptions = i2p.sessionOptions;
+    }
     this.a = this.spawnWorker('A', 'a', ca);
     this.eimA = await this.a.q.waitFor(['eim', 'fatal'], 30_000);
-    const ra = await this.ready(this.a, 120_000);
+    const ra = await this.ready(this.a, 150_000);
     this.target = { address: String(ra.address), port: Number(ra.port) };
     this.mark('endpointUp');
     const cb = this.workerConfig('b');
-    cb.socks = { host: tor.socksB.host, port: tor.socksB.port };
+    if (tor) cb.socks = { host: tor.socksB.host, port: tor.socksB.port };
+    if (i2p) {
+      cb.sam = { host: i2p.sam[3]!.host, port: i2p.sam[3]!.port };
+      cb.samOptions = i2p.sessionOptions;
+    }
     cb.target = this.target;
     this.b = this.spawnWorker('B', 'b', cb);
     this.eimB = await this.b.q.waitFor(['eim', 'fatal'], 30_000);
-    await this.ready(this.b, 30_000);
+    await this.ready(this.b, 150_000);
     this.mark('workersUp');
   }
 
@@ -295,6 +315,7 @@ export class PunchRig {
     await this.stopWorkers().catch(() => undefined);
     for (const w of this.workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
     if (this.tor) await this.tor.stop().catch(() => undefined);
+    if (this.i2p) await this.i2p.stop().catch(() => undefined);
     if (this.lab) await this.lab.down().catch(() => undefined);
   }
 }
