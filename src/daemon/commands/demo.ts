@@ -143,7 +143,7 @@ export async function main(args: string[]): Promise<number> {
     say(`FAILED: ${e.code ?? 'error'}: ${e.message ?? String(err)}`);
   } finally {
     if (!interrupted) {
-      say('tearing down (workers, Tor, lab)');
+      say(`tearing down (workers, ${overlay === 'tor' ? 'Tor' : 'I2P'}, lab)`);
       await rig?.down();
       process.removeListener('SIGINT', onSigint);
       process.removeListener('SIGTERM', onSigint);
