@@ -11,7 +11,7 @@ import { listNamespaces } from '../../src/lab/index.js';
 
 const BIN = join(process.cwd(), 'bin', 'onionpunch.js');
 
-function runDemo(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runDemo(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; pid: number }> {
   return new Promise((resolve) => {
     const c = spawn(process.execPath, [BIN, 'demo', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -21,14 +21,13 @@ function runDemo(args: string[], timeoutMs: number): Promise<{ code: number | nu
     const t = setTimeout(() => c.kill('SIGINT'), timeoutMs);
     c.on('exit', (code) => {
       clearTimeout(t);
-      resolve({ code, stdout, stderr });
+      resolve({ code, stdout, stderr, pid: c.pid ?? -1 });
     });
   });
 }
 
 for (const overlay of ['tor', 'i2p'] as const) {
   test(`onionpunch demo --json --overlay ${overlay}: ok, timeline, contract line, nothing left behind`, { ...needsRoot('network namespaces, nftables, tor/i2pd'), timeout: 240_000 }, async () => {
-    const before = new Set(await listNamespaces());
     const r = await runDemo(['--overlay', overlay, '--loss', '2'], 200_000);
     const last = r.stdout.trim().split('\n').pop() ?? '';
     const j = JSON.parse(last) as { ok: boolean; timeToConnectMs: number; natA: string; natB: string; overlay: string };
@@ -39,7 +38,9 @@ for (const overlay of ['tor', 'i2p'] as const) {
     assert.equal(j.natB, 'eim');
     assert.ok(j.timeToConnectMs > 0 && j.timeToConnectMs < 5000, `timeToConnectMs ${j.timeToConnectMs}`);
     for (const ev of ['request', 'engine:syn', 'established', 'verified', 'bitcoin-handshake']) assert.match(r.stdout, new RegExp(`\\b${ev}\\b`), `timeline shows ${ev}`);
-    const leftover = (await listNamespaces()).filter((n) => !before.has(n));
+    // The demo's lab namespaces carry its pid (prefix `opl<pid % 10000><3 chars>-`); other labs may be running.
+    const mine = new RegExp(`^opl${r.pid % 10000}[a-z0-9]{3}-`);
+    const leftover = (await listNamespaces()).filter((n) => mine.test(n));
     assert.deepEqual(leftover, [], 'the demo removed its namespaces');
   });
 }
