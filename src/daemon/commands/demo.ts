@@ -114,10 +114,12 @@ export async function main(args: string[]): Promise<number> {
       log: (l) => {
         if (verbose) say(l);
       },
-      onMessage: (who, m) => {
+      onMessage: (who: string, m: { type: string; [k: string]: unknown }) => {
         if (m.type === 'eim') say(`${who}: EIM check: ${String(m.mapping)}${m.portPreserving ? ' (port-preserving)' : ''}${m.reason ? ` — ${String(m.reason)}` : ''}; observed ${JSON.stringify(m.observed)}`);
         if (m.type === 'ready' && who === 'A') say(`A: coordination endpoint ${String(m.address)}:${String(m.port)} published`);
       },
+    }, (r) => {
+      rig = r;
     });
     const tm = rig.timings;
     say(`lab up at ${tm.labUp} ms, NAT-check servers at ${tm.natcheckUp} ms, private ${overlay === 'tor' ? `Tor network at ${tm.torUp}` : `I2P network at ${tm.i2pUp}`} ms, A and B ready at ${tm.workersUp} ms`);

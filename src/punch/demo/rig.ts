@@ -83,8 +83,10 @@ export class PunchRig {
     this.opts.log?.(s);
   }
 
-  static async up(opts: RigOptions): Promise<PunchRig> {
+  /** Builds a rig. `onCreated` gets the rig before the build starts, so a SIGINT handler can `down()` it. */
+  static async up(opts: RigOptions, onCreated?: (rig: PunchRig) => void): Promise<PunchRig> {
     const rig = new PunchRig(opts);
+    onCreated?.(rig);
     try {
       await rig.build();
       return rig;
@@ -127,6 +129,7 @@ export class PunchRig {
 
   private async build(): Promise<void> {
     const o = this.opts;
+    const stopped = (): boolean => this.downP !== undefined;
     this.log('lab: building two sites, 2 NAT-check hosts, 4 Tor hosts');
     this.lab = await Lab.up({
       sites: [this.site('a', o.a), this.site('b', o.b)],
@@ -137,6 +140,7 @@ export class PunchRig {
       extraPublicHosts: 4,
     });
     this.mark('labUp');
+    if (stopped()) throw new Error('rig stopped during bring-up');
     // NAT-check servers on pub1, pub2 (dual stack).
     const nc = [1, 2].map((i) => this.spawnWorker(`natcheck${i}`, `pub${i}`, { role: 'natcheck', network: 'regtest', listen: { address: '::', port: 8333 } }));
     await Promise.all(nc.map((w) => this.ready(w, 15_000)));
@@ -156,6 +160,7 @@ export class PunchRig {
         log: (l) => this.log(`[tor] ${l}`),
       });
       this.mark('torUp');
+      if (stopped()) throw new Error('rig stopped during bring-up');
     } else {
       // i2pd refuses private addresses: the four routers run on public hosts (198.18/15) with their SAM bridges
       // on those addresses, and A and B reach them through their NATs (as a node using a router elsewhere).
