@@ -20,14 +20,15 @@ import { INBOUND_POLICIES, NAT_KINDS, type InboundPolicy, type LabSpec, type Nat
 import { ownerAlive, readAllStates, stateFile, type LabState } from '../../lab/state.js';
 import { runSelftest } from '../../lab/selftest.js';
 
-const HELP = `usage: onionpunch lab <up|exec|status|down|selftest> [options]
+const HELP = `usage: onionpunch lab <up|exec|status|down|selftest|matrix> [options]
   lab up [--sites N] [--nat-<site> SPEC]... [--delay MS] [--jitter MS] [--loss PCT]
          [--public-hosts N] [--extra-public-hosts N] [--json]
       SPEC: comma list of eim|eim-shift|edm, drop|rst|icmp, cgnat, fw6 (e.g. --nat-b edm,rst)
   lab exec [--lab NAME] NODE -- CMD...   NODE: a, b, a-router, a-carrier, core1, core2, pub1, ...
   lab status [--json]
   lab down NAME | --all [--json]
-  lab selftest [--delay MS] [--loss PCT] [--json]`;
+  lab selftest [--delay MS] [--loss PCT] [--json]
+  lab matrix [--runs N] [--delay MS] [--loss PCT] [--json]   punch every NAT pair over private Tor`;
 
 /** "25ms", "25", "0.5s" -> milliseconds. */
 export function parseMs(v: string, what: string): number {
@@ -247,6 +248,9 @@ export async function main(args: string[]): Promise<number> {
       return cmdDown(rest);
     case 'selftest':
       return cmdSelftest(rest);
+    case 'matrix':
+      // The punch matrix lives with the punch code (src/punch/matrix.ts).
+      return (await import('../../punch/matrix.js')).matrixMain(rest);
     case undefined:
     case '--help':
     case '-h':
