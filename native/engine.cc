@@ -234,7 +234,7 @@ struct Engine::Impl {
       // stays bound until the first SYN uses it: a bound port is never handed to another bind(0) meanwhile.
       SocketOptions o;
       o.syn_cnt = plan.spec.syn_cnt;
-      o.no_delay = plan.spec.no_delay;
+      o.no_delay = false;  // set on the winner only: one syscall less per attempt
       SysError e;
       Fd hold = ports.take(plan.spec.local, o, &e);
       if (e) return finish(plan, e.syscall[0] == 'b' ? Status::BindError : Status::SocketError, e.err, e.syscall);
@@ -255,7 +255,7 @@ struct Engine::Impl {
     close_attempt(a);
     SocketOptions o;
     o.syn_cnt = p.spec.syn_cnt;
-    o.no_delay = p.spec.no_delay;
+    o.no_delay = false;
     o.ttl = prime ? p.spec.prime_ttl : p.spec.first_syn_ttl;
     SysError e;
     Fd fd;
@@ -294,6 +294,15 @@ struct Engine::Impl {
     }
     // Only the first SYN goes out with the low TTL: the kernel's retransmissions use the default again.
     if (!prime && p.spec.first_syn_ttl > 0) set_ttl(fd.get(), remote.family(), -1);
+    // A local peer answers within connect() (the RST is processed when connect releases the socket):
+    // one getsockopt here spares the epoll registration and a loop round for it.
+    int early = socket_error(fd.get());
+    if (early != 0) {
+      int64_t now = monotonic_ns();
+      record(p, failure_kind(early), static_cast<int>(r), early, -1, now);
+      if (prime) return true;
+      return on_failure(p, r, early, now, Status::Unreachable);
+    }
     uint64_t serial = next_serial++;
     epoll_event ev{};
     ev.events = EPOLLOUT | EPOLLERR | EPOLLHUP;
@@ -391,9 +400,9 @@ struct Engine::Impl {
       // The first established connection wins: hand its fd out, close every other attempt.
       record(p, EventKind::Established, static_cast<int>(r), 0, -1, now);
       epoll_ctl(ep.get(), EPOLL_CTL_DEL, a.fd.get(), nullptr);  // the fd outlives our epoll interest
-      if (!p.spec.no_delay) {
-        int zero = 0;
-        setsockopt(a.fd.get(), IPPROTO_TCP, TCP_NODELAY, &zero, sizeof zero);
+      if (p.spec.no_delay) {
+        int one = 1;
+        setsockopt(a.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       }
       by_serial.erase(a.serial);
       a.serial = 0;
@@ -441,7 +450,7 @@ struct Engine::Impl {
       if (a.out || a.pre) return;
       SocketOptions o;
       o.syn_cnt = p.spec.syn_cnt;
-      o.no_delay = p.spec.no_delay;
+      o.no_delay = false;
       o.ttl = prime ? p.spec.prime_ttl : p.spec.first_syn_ttl;
       SysError e;
       a.pre = open_bound_socket(p.spec.local, o, &e);  // on failure open_attempt retries and reports
