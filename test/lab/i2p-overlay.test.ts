@@ -62,10 +62,10 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
     keys = await samGenerateDestination(net.sam[3]!, { timeoutMs: 10_000 });
     // All sessions in parallel: each waits for i2pd's ~20 s tunnel readiness cycle.
     [endpoint, dialer, keyed, doomed] = await Promise.all([
-      I2pCoordinationEndpoint.create({ sam: net.sam[0]!, sessionOptions: net.sessionOptions, acceptPool: 2 }),
-      I2pCoordinationDialer.create({ sam: net.sam[1]!, sessionOptions: net.sessionOptions }),
-      SamSession.create(net.sam[3]!, { privateKey: keys.privateKey, options: net.sessionOptions }),
-      I2pCoordinationEndpoint.create({ sam: net.sam[3]!, sessionOptions: net.sessionOptions }),
+      I2pCoordinationEndpoint.create({ sam: net.sam[0]!, sessionOptions: net.sessionOptions, ...net.sessionCreate, acceptPool: 2 }),
+      I2pCoordinationDialer.create({ sam: net.sam[1]!, sessionOptions: net.sessionOptions, ...net.sessionCreate }),
+      SamSession.create(net.sam[3]!, { privateKey: keys.privateKey, options: net.sessionOptions, ...net.sessionCreate }),
+      I2pCoordinationEndpoint.create({ sam: net.sam[3]!, sessionOptions: net.sessionOptions, ...net.sessionCreate }),
     ]);
     times.sessionsMs = Math.round(performance.now() - t);
     console.log(`# i2p: network up in ${times.bringUpMs} ms, 4 sessions in parallel in ${times.sessionsMs} ms`);
