@@ -88,7 +88,7 @@ function clientOpts(dialer: CoordinationDialer, extra: Partial<ConstructorParame
     tuning: LOOPBACK_TUNING_B,
     limits: { maxSynsPerSession: 20_000 },
     fireDelayMs: 10,
-    deadlineMs: 3000,
+    deadlineMs: 8000,
     ...extra,
   };
 }
