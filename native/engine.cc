@@ -163,7 +163,7 @@ struct Engine::Impl {
 
   void observe_wakeup(int64_t late) {
     if (fixed_spin_ns > 0) return;
-    late_est_ns = std::max(late_est_ns * 0.97, static_cast<double>(std::max<int64_t>(late, 0)));
+    late_est_ns = std::max(late_est_ns * 0.995, static_cast<double>(std::max<int64_t>(late, 0)));
     int64_t want = static_cast<int64_t>(late_est_ns * 1.5) + 50'000;
     spin_ns = std::min(std::max(want, Engine::kMinSpinNs), Engine::kMaxSpinNs);
   }
@@ -409,7 +409,21 @@ struct Engine::Impl {
     on_failure(p, r, err, now, Status::Unreachable);
   }
 
+  /** True when a timer no longer matters (its plan ended, or its attempt moved on). */
+  bool stale(const Timer& t) const {
+    auto it = plans.find(t.plan);
+    if (it == plans.end()) return true;
+    if (t.kind == TimerKind::Fire || t.kind == TimerKind::Resyn) return it->second->att[t.arg].gen != t.gen;
+    return false;
+  }
+
+  /** Drops stale timers from the top of the heap, so we neither wake nor spin for them. */
+  void prune_top() {
+    while (!heap.empty() && stale(heap.top())) heap.pop();
+  }
+
   void run_due() {
+    prune_top();
     if (heap.empty()) return;
     int64_t t = heap.top().at;
     int64_t now = monotonic_ns();
@@ -536,6 +550,7 @@ void Engine::run() {
   std::vector<std::function<void(Impl&)>> cmds;
   for (;;) {
     int timeout = -1;
+    im.prune_top();
     if (!im.heap.empty()) {
       int64_t at = im.heap.top().at - im.spin_ns;
       if (at <= monotonic_ns()) {

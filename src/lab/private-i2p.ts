@@ -18,13 +18,14 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
-import { OnionpunchError } from '../errors.js';
+import { LabError } from './errors.js';
 import { i2pdConf } from './private-i2p-config.js';
+import { reapStalePrivateI2p, writeOwner, PRIVATE_I2P_DIR_PREFIX } from './private-i2p-reaper.js';
 
 const execFileP = promisify(execFile);
 
-/** Errors of the private I2P network. */
-export class PrivateI2pError extends OnionpunchError {
+/** Errors of the private I2P network (a {@link LabError}). */
+export class PrivateI2pError extends LabError {
   constructor(code: 'LAB_NOT_ROOT' | 'LAB_I2P_START' | 'LAB_I2P_NETNS' | 'LAB_I2P_BAD_OPTIONS', message: string, options?: { cause?: unknown }) {
     super(code, message, options);
   }
@@ -258,9 +259,17 @@ export async function startPrivateI2p(opts: PrivateI2pOptions = {}): Promise<Pri
   const logLevel = opts.logLevel ?? 'warn';
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const state: Live = { routers: [], ownNetns: [], rmDirs: [] };
+  reapStalePrivateI2p();
   installExitHook();
   live.add(state);
-  const root = opts.dir ? mkdtempSync(join(opts.dir, 'i2p-')) : mkdtempSync(join(tmpdir(), 'onionpunch-i2p-'));
+  const root = opts.dir ? mkdtempSync(join(opts.dir, 'i2p-')) : mkdtempSync(join(tmpdir(), PRIVATE_I2P_DIR_PREFIX));
+  const record = () =>
+    writeOwner(root, {
+      pid: process.pid,
+      netns: [...state.ownNetns],
+      i2pdPids: state.routers.flatMap((r) => (r.proc?.pid ? [r.proc.pid] : [])),
+    });
+  record();
   state.rmDirs.push(root);
 
   const stop = async () => {
@@ -285,8 +294,9 @@ export async function startPrivateI2p(opts: PrivateI2pOptions = {}): Promise<Pri
       if (count < 3 || count > 50) throw new PrivateI2pError('LAB_I2P_BAD_OPTIONS', 'count must be 3..50');
       const tag = `op${process.pid % 10000}${randomBytes(2).toString('hex')}`;
       const ns = `${tag}-i2p`;
-      await ip(['netns', 'add', ns]);
       state.ownNetns.push(ns);
+      record();
+      await ip(['netns', 'add', ns]);
       await ip(['-n', ns, 'link', 'set', 'lo', 'up']);
       for (let i = 1; i <= count; i++) await ip(['-n', ns, 'addr', 'add', `198.18.0.${i}/32`, 'dev', 'lo']);
       const [rootIp, nsIp] = pickVethSubnet();
@@ -318,6 +328,7 @@ export async function startPrivateI2p(opts: PrivateI2pOptions = {}): Promise<Pri
     // 1. Key creation: each router writes router.keys + router.info on its first start.
     for (const r of state.routers) writeRouterFiles(r, undefined, logLevel);
     for (const r of state.routers) r.proc = spawnRouter(r, log);
+    record();
     const riPath = (r: Router) => join(r.datadir, 'router.info');
     while (!state.routers.every((r) => existsSync(riPath(r)) && statSync(riPath(r)).size > 0)) {
       const dead = state.routers.find((r) => r.proc && r.proc.exitCode !== null);
@@ -340,6 +351,7 @@ export async function startPrivateI2p(opts: PrivateI2pOptions = {}): Promise<Pri
     await execFileP('zip', ['-q', '-j', zip, ...readdirSync(staging).map((f) => join(staging, f))]);
     for (const r of state.routers) writeRouterFiles(r, zip, logLevel);
     for (const r of state.routers) r.proc = spawnRouter(r, log);
+    record();
 
     // 3. Every SAM bridge answers HELLO.
     for (const r of state.routers) {

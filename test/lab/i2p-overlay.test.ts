@@ -5,7 +5,7 @@
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
@@ -15,75 +15,7 @@ import { I2pCoordinationEndpoint } from '../../src/overlay/i2p/endpoint.js';
 import { I2pCoordinationDialer } from '../../src/overlay/i2p/dialer.js';
 import { SamSession, samGenerateDestination, SamError, isB32Address, type I2pKeys } from '../../src/overlay/i2p/sam.js';
 import type { AcceptedStreamInfo } from '../../src/overlay/types.js';
-
-// ---- a minimal Bitcoin P2P version/verack exchange, for this test only (the real one lives in src/peer) ----
-const MAGIC = Buffer.from('fabfb5da', 'hex'); // regtest
-const sha256d = (b: Buffer) => createHash('sha256').update(createHash('sha256').update(b).digest()).digest();
-function frame(command: string, payload: Buffer): Buffer {
-  const h = Buffer.alloc(24);
-  MAGIC.copy(h, 0);
-  h.write(command, 4, 'ascii');
-  h.writeUInt32LE(payload.length, 16);
-  sha256d(payload).copy(h, 20, 0, 4);
-  return Buffer.concat([h, payload]);
-}
-function versionPayload(nonce: Buffer): Buffer {
-  const p = Buffer.alloc(4 + 8 + 8 + 26 + 26 + 8 + 1 + 4 + 1);
-  let o = p.writeInt32LE(70016, 0);
-  o = p.writeBigUInt64LE(0n, o); // services: none (B reveals nothing)
-  o = p.writeBigInt64LE(BigInt(Math.floor(Date.now() / 1000)), o);
-  o += 26 + 26; // addr_recv, addr_from: zero
-  nonce.copy(p, o);
-  o += 8;
-  o = p.writeUInt8(0, o); // empty user agent
-  o = p.writeInt32LE(0, o);
-  p.writeUInt8(0, o);
-  return p;
-}
-/** Reads framed messages from a stream; checks magic and checksum. */
-function messageReader(s: Duplex): () => Promise<{ command: string; payload: Buffer }> {
-  let buf = Buffer.alloc(0);
-  const waiting: (() => void)[] = [];
-  s.on('data', (d: Buffer) => {
-    buf = Buffer.concat([buf, d]);
-    waiting.splice(0).forEach((w) => w());
-  });
-  return async () => {
-    for (;;) {
-      if (buf.length >= 24) {
-        assert.deepEqual(buf.subarray(0, 4), MAGIC);
-        const len = buf.readUInt32LE(16);
-        if (buf.length >= 24 + len) {
-          const payload = buf.subarray(24, 24 + len);
-          assert.deepEqual(sha256d(payload).subarray(0, 4), buf.subarray(20, 24));
-          const command = buf.subarray(4, 16).toString('ascii').replace(/\0+$/, '');
-          buf = buf.subarray(24 + len);
-          return { command, payload };
-        }
-      }
-      await new Promise<void>((r) => waiting.push(r));
-    }
-  };
-}
-/** B (initiator) sends version first; A answers version + verack; B sends verack. Returns both nonces seen. */
-async function versionHandshake(b: Duplex, a: Duplex): Promise<void> {
-  const readA = messageReader(a);
-  const readB = messageReader(b);
-  const nb = randomBytes(8);
-  const na = randomBytes(8);
-  b.write(frame('version', versionPayload(nb)));
-  const v1 = await readA();
-  assert.equal(v1.command, 'version');
-  assert.equal(v1.payload.readInt32LE(0), 70016);
-  assert.deepEqual(v1.payload.subarray(72, 80), nb);
-  a.write(Buffer.concat([frame('version', versionPayload(na)), frame('verack', Buffer.alloc(0))]));
-  const v2 = await readB();
-  assert.equal(v2.command, 'version');
-  assert.deepEqual(v2.payload.subarray(72, 80), na);
-  assert.equal((await readB()).command, 'verack');
-  b.write(frame('verack', Buffer.alloc(0)));
-  assert.equal((await readA()).command, 'verack');
-}
+import { Peer } from '../../src/peer/index.js';
 
 // ---- helpers ----
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -175,11 +107,20 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
     const big = randomBytes(200_000);
     a.write(big);
     assert.deepEqual(await readExactly(b, big.length), big);
-    await versionHandshake(b, a);
+    // The Bitcoin version handshake (src/peer) across the I2P stream: B initiates, A responds.
+    const pb = new Peer(b, { network: 'regtest', role: 'initiator', handshakeTimeoutMs: 20_000 });
+    const pa = new Peer(a, { network: 'regtest', role: 'responder', handshakeTimeoutMs: 20_000 });
+    const [hb, ha] = await Promise.all([pb.handshake(), pa.handshake()]);
+    assert.equal(ha.version.version, 70016);
+    assert.equal(ha.version.services, 0n, 'B reveals no services');
+    assert.equal(hb.version.version, 70016);
+    assert.ok(pb.isReady && pa.isReady);
+    const rtt = await pb.ping(20_000);
+    assert.ok(rtt > 0);
     times.connectAndHandshakeMs = Math.round(performance.now() - t);
-    console.log(`# i2p: first connect + bytes ${times.firstConnectMs} ms, + 200 kB + version/verack ${times.connectAndHandshakeMs} ms`);
-    b.destroy();
-    a.destroy();
+    console.log(`# i2p: first connect + bytes ${times.firstConnectMs} ms, + 200 kB + version handshake + ping (${Math.round(rtt)} ms) ${times.connectAndHandshakeMs} ms`);
+    pb.close();
+    pa.close();
   });
 
   test('the accept pool takes concurrent callers and re-arms', async () => {

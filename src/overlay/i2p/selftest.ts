@@ -1,7 +1,8 @@
 /**
  * `onionpunch overlay selftest --i2p`: brings up the private I2P network, creates a coordination endpoint on one
  * router's SAM bridge and a dialer on another's (both sessions in parallel: each costs i2pd's ~20 s readiness
- * cycle), dials the endpoint by its b32 address, exchanges bytes both ways, and tears everything down.
+ * cycle), dials the endpoint by its b32 address, exchanges bytes both ways, runs the Bitcoin version handshake
+ * (src/peer) and a ping across it, and tears everything down.
  */
 import type { Duplex } from 'node:stream';
 import { OnionpunchError } from '../../errors.js';
@@ -10,6 +11,7 @@ import { startPrivateI2p, type PrivateI2p } from '../../lab/private-i2p.js';
 import { I2pCoordinationEndpoint } from './endpoint.js';
 import { I2pCoordinationDialer } from './dialer.js';
 import { SamError } from './errors.js';
+import { Peer } from '../../peer/index.js';
 
 /** Bound on the whole selftest: it never hangs. */
 const SELFTEST_TIMEOUT_MS = 180_000;
@@ -49,6 +51,7 @@ export async function selftestI2p(opts: { log?: (line: string) => void } = {}): 
   let endpoint: I2pCoordinationEndpoint | undefined;
   let dialer: I2pCoordinationDialer | undefined;
   const streams: Duplex[] = [];
+  const peers: Peer[] = [];
   try {
     net = await startPrivateI2p({ log, timeoutMs: 60_000 });
     extra.networkUpMs = net.bringUpMs;
@@ -87,9 +90,19 @@ export async function selftestI2p(opts: { log?: (line: string) => void } = {}): 
     const gotPong = await readN(b, pong.length, 30_000);
     if (!gotPong.equals(pong)) throw new OnionpunchError('OVERLAY_SELFTEST', 'B received wrong bytes');
     firstConnectMs = ms(tc);
-    // Until src/peer lands on main this is a bytes-both-ways exchange (not a version/verack handshake).
-    extra.handshake = 'bytes-both-ways';
     log(`i2p: first connect + bytes both ways in ${firstConnectMs} ms`);
+    // The Bitcoin version handshake across the stream, B the initiator (its version reveals nothing), A the
+    // responder, then one ping for the channel's RTT.
+    const th = performance.now();
+    const pb = new Peer(b, { network: 'regtest', role: 'initiator', handshakeTimeoutMs: 30_000 });
+    const pa = new Peer(acc.stream, { network: 'regtest', role: 'responder', handshakeTimeoutMs: 30_000 });
+    peers.push(pb, pa);
+    const [, seenByA] = await Promise.all([pb.handshake(), pa.handshake()]);
+    if (seenByA.version.services !== 0n) throw new OnionpunchError('OVERLAY_SELFTEST', 'B revealed services');
+    extra.handshakeMs = ms(th);
+    extra.handshake = 'version/verack';
+    extra.pingMs = Math.round(await pb.ping(30_000));
+    log(`i2p: version handshake in ${extra.handshakeMs} ms, ping ${extra.pingMs} ms`);
     return { ok: true, bringUpMs, firstConnectMs, ...extra };
   } catch (err) {
     const e =
@@ -101,6 +114,7 @@ export async function selftestI2p(opts: { log?: (line: string) => void } = {}): 
     return { ok: false, bringUpMs, firstConnectMs, error: e, ...extra };
   } finally {
     clearTimeout(watchdog);
+    for (const p of peers) p.close();
     for (const s of streams) s.destroy();
     await endpoint?.close().catch(() => {});
     await dialer?.close().catch(() => {});
