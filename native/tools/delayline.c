@@ -16,7 +16,7 @@
  * probes (the core router still counts as exactly one hop).
  *
  * Usage: onionpunch-delayline --tun-a NAME --tun-b NAME [--delay-ab MS] [--jitter-ab MS] [--delay-ba MS]
- *          [--jitter-ba MS] [--queue N] [--in-order] [--ttl-fix] [--parent-pid PID] [--seed N]
+ *          [--jitter-ba MS] [--queue N] [--in-order] [--ttl-fix] [--realtime] [--parent-pid PID] [--seed N]
  * Prints "ready" on stdout once both devices are attached.
  */
 #define _GNU_SOURCE
@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
@@ -60,7 +61,7 @@ static uint32_t *heap, heap_count;
 static uint32_t capacity = 4096;
 static uint64_t seq_counter;
 static uint64_t rng_state;
-static int in_order, ttl_fix;
+static int in_order, ttl_fix, realtime;
 static direction_t dirs[2];
 
 static uint64_t now_ns(void) {
@@ -207,6 +208,7 @@ int main(int argc, char **argv) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--in-order")) { in_order = 1; continue; }
     if (!strcmp(a, "--ttl-fix")) { ttl_fix = 1; continue; }
+    if (!strcmp(a, "--realtime")) { realtime = 1; continue; }
     if (v == NULL) { fprintf(stderr, "delayline: %s needs a value\n", a); return 2; }
     i++;
     if (!strcmp(a, "--tun-a")) tun_a = v;
@@ -229,6 +231,12 @@ int main(int argc, char **argv) {
     if (getppid() != (pid_t)parent_pid) return 0;
   }
   signal(SIGPIPE, SIG_IGN);
+  if (realtime) {
+    /* A busy machine must not add its scheduling latency to the configured delay: run as SCHED_FIFO (root).
+     * The loop only sleeps in epoll_wait, so it cannot starve the machine. Failure is not fatal. */
+    struct sched_param sp = {.sched_priority = 10};
+    if (sched_setscheduler(0, SCHED_FIFO, &sp) != 0) fprintf(stderr, "delayline: SCHED_FIFO unavailable: %s\n", strerror(errno));
+  }
 
   pool = calloc(capacity, sizeof *pool);
   free_list = calloc(capacity, sizeof *free_list);

@@ -26,7 +26,8 @@ export interface LabUpOptions {
 /** Seconds a lab step may take before it counts as hung. */
 const STEP_TIMEOUT_MS = 20000;
 
-function packageRoot(): string {
+/** The package root (where bin/, build/ and dist/ are). */
+export function packageRoot(): string {
   // dist/src/lab/lab.js -> package root
   return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 }
@@ -194,7 +195,7 @@ export class Lab {
   }
 
   private async startDelayLine(dl: DelayLineConfig, path: string, inOrder: boolean): Promise<void> {
-    const args = ['netns', 'exec', dl.ns, path, '--tun-a', dl.tunA, '--tun-b', dl.tunB, '--ttl-fix'];
+    const args = ['netns', 'exec', dl.ns, path, '--tun-a', dl.tunA, '--tun-b', dl.tunB, '--ttl-fix', '--realtime'];
     for (const d of ['ab', 'ba']) args.push(`--delay-${d}`, String(dl.delayMs), `--jitter-${d}`, String(dl.jitterMs));
     if (inOrder) args.push('--in-order');
     if (!this.detached) args.push('--parent-pid', String(process.pid));
@@ -275,6 +276,11 @@ export class Lab {
     for (const ns of this.namespaces) removeNsSync(ns);
     removeState(this.prefix);
     liveLabs.delete(this);
+  }
+
+  /** Pids of the lab's delay-line processes (one per delayed access link). */
+  get helperPids(): number[] {
+    return [...this.state.helperPids];
   }
 
   /** Plain description (the CLI's JSON). */

@@ -16,6 +16,8 @@ export function natStatements(kind: NatKind, wanIp: string, seed: number): strin
       // Endpoint-independent but port-translating: the public port is a hash of (LAN address, LAN port) only,
       // so every destination sees the same public port, and it differs from the local one. Plain
       // `snat to IP:range` is NOT EIM on this kernel (nf_nat picks a random port in the range per connection).
+      // nft hands the hash to NAT in host byte order, so the port seen is the byte-swapped value of
+      // 20000..49999: spread over 78..65535 (never 0), still a pure function of (LAN address, LAN port).
       return [
         `oifname "wan" meta l4proto { tcp, udp } snat to ${wanIp} : jhash ip saddr . th sport mod 30000 seed 0x${seed.toString(16)} offset 20000`,
         'oifname "wan" masquerade',

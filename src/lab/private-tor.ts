@@ -38,6 +38,12 @@ export interface PrivateTorOptions {
   roles?: { authority?: PrivateTorRole; relays?: PrivateTorRole[]; a?: PrivateTorRole; b?: PrivateTorRole };
   /** A's control-port authentication: cookie (default) or a password (HashedControlPassword). */
   controlPassword?: string;
+  /**
+   * When to start A and B: 'relays' (default, PRIVATE-TOR.md's staged start) once every relay holds a consensus
+   * listing all four relays as Running, Valid and HSDir with descriptors; 'consensus' as soon as the authority
+   * has published such a consensus (measured no faster: the clients then often wait for the next consensus).
+   */
+  clientsStart?: 'consensus' | 'relays';
   /** Extra torrc lines per role (e.g. `{ b: ['Log info file /tmp/b.log'] }` to debug). */
   extraTorrc?: Partial<Record<PrivateTorRoleName, string[]>>;
   /** Whole bring-up timeout, ms (default 120000). */
@@ -160,9 +166,8 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
         '-c', join(keysDir, 'authority_certificate'),
         '-m', '12', '-a', `${ipOf(authRole)}:${dirPort}`,
       ], '\n'),
-      ...[auth, ...relays].map((s) =>
-        run('tor', ['--list-fingerprint', '--DataDirectory', s.dataDir, '--ORPort', '1', '--ignore-missing-torrc', '-f', '/dev/null', '--Log', 'err stdout']),
-      ),
+      // Only the authority's RSA fingerprint appears in a torrc (DirAuthority); relays make their keys at start.
+      run('tor', ['--list-fingerprint', '--DataDirectory', auth.dataDir, '--ORPort', '1', '--ignore-missing-torrc', '-f', '/dev/null', '--Log', 'err stdout']),
     ]);
     const cert = await readText(join(keysDir, 'authority_certificate'));
     const v3ident = /^fingerprint ([0-9A-F]{40})$/m.exec(cert)?.[1];
@@ -199,8 +204,9 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
     }, serverProcs(), deadline());
     log(`private tor: first consensus at ${firstConsensusMs} ms`);
     const nicks = servers.map((s) => s.nickname);
-    await pollUntil('every relay to hold a consensus listing all 4 relays with descriptors', async () => {
-      const ok = await Promise.all(servers.map((s) => relayReady(s.dataDir, nicks)));
+    const readyDirs = (opts.clientsStart ?? 'relays') === 'relays' ? servers.map((s) => s.dataDir) : [auth.dataDir];
+    await pollUntil('a consensus listing all 4 relays with descriptors', async () => {
+      const ok = await Promise.all(readyDirs.map((d) => relayReady(d, nicks)));
       return ok.every(Boolean);
     }, serverProcs(), deadline());
     const relaysReadyMs = Date.now() - t0;
@@ -289,7 +295,7 @@ async function relayReady(dataDir: string, nicks: string[]): Promise<boolean> {
     const e = entries.find((x) => x.startsWith(n + ' '));
     if (!e) return false;
     const flags = /\ns ([^\n]*)/.exec(e)?.[1] ?? '';
-    if (!flags.includes('Running') || !flags.includes('Valid')) return false;
+    if (!flags.includes('Running') || !flags.includes('Valid') || !flags.includes('HSDir')) return false;
   }
   const descs = (await readText(join(dataDir, 'cached-descriptors'))) + (await readText(join(dataDir, 'cached-descriptors.new')));
   return nicks.every((n) => descs.includes(`\nrouter ${n} `) || descs.startsWith(`router ${n} `));

@@ -70,10 +70,14 @@ for dst in sys.argv[4:]:
 print(json.dumps({'localIp': lip, 'localPort': lport, 'seen': seen}))
 `;
 
-/** argv: TARGET_IP TARGET_PORT TIMEOUT_S. Sends one unsolicited SYN (a connect) and reports what came back. */
+/**
+ * argv: TARGET_IP TARGET_PORT TIMEOUT_S [SRC_PORT]. Sends one unsolicited SYN (a connect), optionally from a
+ * given source port, and reports what came back.
+ */
 export const INBOUND_PROBE_PY = String.raw`
 import json, select, socket, struct, sys, time
 tip, tport, tmo = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+sport = int(sys.argv[4]) if len(sys.argv) > 4 else 0
 v6 = ':' in tip
 raws = []
 if not v6:
@@ -81,6 +85,9 @@ if not v6:
     ri = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); ri.setblocking(False)
     raws = [rt, ri]
 s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
+if sport:
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(('::' if v6 else '0.0.0.0', sport))
 s.settimeout(tmo)
 t0 = time.time()
 try:
@@ -160,17 +167,79 @@ print(json.dumps({'sent': count, 'received': n, 'lossPct': round(100 * (count - 
 `;
 
 /**
- * argv: LOCAL_IP LOCAL_PORT REMOTE_IP REMOTE_PORT START_EPOCH_MS DEADLINE_MS LABEL.
+ * argv: LOCAL_IP LOCAL_PORT REMOTE_IP REMOTE_PORT START_EPOCH_MS DEADLINE_MS LABEL [PRIME_TTL RETRY_MS LISTEN].
  * TCP simultaneous open with plain sockets: at the start instant, bind the local port and connect() to the peer;
- * on failure retry every 50 ms until the deadline. Once connected, exchange one line to prove data flows.
+ * on failure retry every RETRY_MS (default 50) until the deadline. With PRIME_TTL > 0, first send one SYN with
+ * that IP TTL (it opens our own NAT's mapping and expires inside the simulated internet; the socket's TTL is
+ * put back to 64 right after, so its own answers travel the full path), wait up to 100 ms on it, then start
+ * the full-TTL attempts from fresh sockets on the same port. With LISTEN=1 a listening socket on the same
+ * port (SO_REUSEPORT) also accepts the peer's SYN. Once connected, exchange one line.
  */
 export const SIMOPEN_PY = String.raw`
 import errno, json, select, socket, sys, time
 lip, lport, rip, rport = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 start, deadline, label = float(sys.argv[5]) / 1000, float(sys.argv[6]) / 1000, sys.argv[7]
+prime_ttl = int(sys.argv[8]) if len(sys.argv) > 8 else 0
+retry = float(sys.argv[9]) / 1000 if len(sys.argv) > 9 else 0.05
+listen = len(sys.argv) > 10 and sys.argv[10] == '1'
 fam = socket.AF_INET6 if ':' in lip else socket.AF_INET
 time.sleep(max(0, start - time.time()))
 t0 = time.time(); tries = 0; errors = {}
+lst = None
+if listen:
+    # a listener on the same port takes a peer SYN that arrives while no connecting socket exists
+    lst = socket.socket(fam, socket.SOCK_STREAM)
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    lst.bind((lip, lport)); lst.listen(8); lst.setblocking(False)
+def finish(conn, how):
+    conn.setblocking(True); conn.settimeout(3)
+    got = ''
+    try:
+        conn.sendall(('hello from %s\n' % label).encode())
+        buf = b''
+        while not buf.endswith(b'\n'):
+            d = conn.recv(100)
+            if not d: break
+            buf += d
+        got = buf.decode().strip()
+    except OSError as e:
+        got = 'error: %s' % e
+    print(json.dumps({'connected': True, 'via': how, 'tries': tries, 'ms': round((time.time() - t0) * 1000, 1), 'got': got, 'errors': errors}))
+    conn.close(); sys.exit(0)
+if prime_ttl > 0:
+    p = socket.socket(fam, socket.SOCK_STREAM)
+    p.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    p.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if fam == socket.AF_INET:
+        p.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, prime_ttl)
+    else:
+        p.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, prime_ttl)
+    p.bind((lip, lport)); p.setblocking(False)
+    p.connect_ex((rip, rport))
+    # the SYN is out with the low TTL; anything this socket sends later (a SYN-ACK of a simultaneous open,
+    # retransmissions) goes out with the normal TTL again
+    if fam == socket.AF_INET:
+        p.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 64)
+    else:
+        p.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 64)
+    # The ICMP time exceeded may kill this socket or only leave a soft error; if it survives, the peer's SYN
+    # can complete a simultaneous open on it. Wait up to 100 ms for either.
+    end = t0 + 0.1
+    while time.time() < end:
+        r, w, _ = select.select([lst] if lst else [], [p], [], max(0, end - time.time()))
+        if lst is not None and lst in r:
+            c, _ = lst.accept(); p.close(); finish(c, 'accept')
+        if w:
+            err = p.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            try:
+                p.getpeername(); connected = True
+            except OSError:
+                connected = False
+            if connected and err == 0:
+                finish(p, 'prime')
+            time.sleep(0.005)
+    p.close()
 while time.time() - t0 < deadline:
     tries += 1
     s = socket.socket(fam, socket.SOCK_STREAM)
@@ -179,32 +248,25 @@ while time.time() - t0 < deadline:
     s.bind((lip, lport)); s.setblocking(False)
     t_try = time.time()
     err = s.connect_ex((rip, rport))
-    ok = False
     if err in (0, errno.EINPROGRESS):
-        _, w, _ = select.select([], [s], [], 0.05)
+        r, w, _ = select.select([lst] if lst else [], [s], [], retry)
+        if lst in r:
+            c, _ = lst.accept(); s.close(); finish(c, 'accept')
         if w:
             err = s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-            ok = err == 0
+            if err == 0:
+                finish(s, 'connect')
         else:
             err = errno.ETIMEDOUT
-    if ok:
-        s.setblocking(True); s.settimeout(3)
-        got = ''
-        try:
-            s.sendall(('hello from %s\n' % label).encode())
-            buf = b''
-            while not buf.endswith(b'\n'):
-                d = s.recv(100)
-                if not d: break
-                buf += d
-            got = buf.decode().strip()
-        except OSError as e:
-            got = 'error: %s' % e
-        print(json.dumps({'connected': True, 'tries': tries, 'ms': round((time.time() - t0) * 1000, 1), 'got': got, 'errors': errors}))
-        s.close(); sys.exit(0)
     errors[errno.errorcode.get(err, str(err))] = errors.get(errno.errorcode.get(err, str(err)), 0) + 1
     s.close()
-    time.sleep(max(0, 0.05 - (time.time() - t_try)))
+    left = retry - (time.time() - t_try)
+    if left > 0 and lst is not None:
+        r, _, _ = select.select([lst], [], [], left)
+        if r:
+            c, _ = lst.accept(); finish(c, 'accept')
+    elif left > 0:
+        time.sleep(left)
 print(json.dumps({'connected': False, 'tries': tries, 'ms': round((time.time() - t0) * 1000, 1), 'errors': errors}))
 `;
 

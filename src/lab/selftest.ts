@@ -2,9 +2,14 @@
  * `onionpunch lab selftest`: builds one lab holding every behaviour (one site per behaviour) and measures
  * each from the inside. Result contract (JSON): `{ behaviours: { eim, "eim-shift", edm, drop, rst, icmp,
  * cgnat, fw6, delay, loss }, lab: {...}, upMs, downMs, totalMs, ok }`, each behaviour `{ ok, ...observed }`.
+ * The mappings are observed twice: by a plain TCP peer-address echo (`seen`) and by the real Bitcoin-protocol
+ * NAT check (`natcheck`: `onionpunch natcheck-server` on both public hosts, `onionpunch nat-check` on the host).
  */
 import { Lab } from './lab.js';
-import { inboundProbe, randomPort, seenFrom, startEchoServers, udpProbe } from './observe.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { packageRoot } from './lab.js';
+import { inboundProbe, natCheck, randomPort, seenFrom, startEchoServers, startNatcheckServers, udpProbe, type NatCheckResult } from './observe.js';
 import type { LabSpec } from './spec.js';
 
 export interface SelftestOptions {
@@ -73,32 +78,83 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
     };
     const [eim, shift, edm, cgn] = await Promise.all(['eim', 'shift', 'edm', 'cgn'].map(mapping));
     const allIs = (xs: Array<string | null>, v: string) => xs.length === 2 && xs.every((x) => x === v);
+
+    // the same mappings through the Bitcoin-protocol NAT check (version handshake, addr_recv)
+    const nc: Record<string, NatCheckResult | { error: string }> = {};
+    const haveNatcheck = existsSync(join(packageRoot(), 'dist', 'src', 'nat', 'natcheck-server.js'));
+    if (haveNatcheck) {
+      const ncPort = randomPort();
+      try {
+        await startNatcheckServers(lab, pubs, ncPort);
+        const peers = pubs.map((p) => `${p.ip}:${ncPort}`);
+        for (const site of ['eim', 'shift', 'edm', 'cgn']) {
+          nc[site] = await natCheck(lab, site, peers).catch((e: unknown) => ({ error: String(e) }));
+        }
+      } catch (e) {
+        for (const site of ['eim', 'shift', 'edm', 'cgn']) nc[site] = { error: String(e) };
+      }
+    }
+    // without the natcheck module (older build) the echo observation alone decides
+    const ncIs = (site: string, want: (r: NatCheckResult) => boolean) => {
+      if (!haveNatcheck) return true;
+      const r = nc[site];
+      return r !== undefined && !('error' in r) && want(r);
+    };
+    const ncOf = (site: string) => (haveNatcheck ? nc[site] : { skipped: 'natcheck-server not built' });
     b['eim'] = {
-      ok: allIs(eim!.ips, eim!.s.publicIp) && eim!.ports[0] === eim!.lp && eim!.ports[1] === eim!.lp,
+      ok:
+        allIs(eim!.ips, eim!.s.publicIp) &&
+        eim!.ports[0] === eim!.lp &&
+        eim!.ports[1] === eim!.lp &&
+        ncIs('eim', (r) => r.mapping === 'eim' && r.portPreserving === true && r.publicAddress === eim!.s.publicIp),
       localPort: eim!.lp,
       publicIp: eim!.s.publicIp,
       seen: eim!.seen,
+      natcheck: ncOf('eim'),
     };
     b['eim-shift'] = {
-      ok: allIs(shift!.ips, shift!.s.publicIp) && shift!.ports[0] !== null && shift!.ports[0] === shift!.ports[1] && shift!.ports[0] !== shift!.lp,
+      ok:
+        allIs(shift!.ips, shift!.s.publicIp) &&
+        shift!.ports[0] !== null &&
+        shift!.ports[0] === shift!.ports[1] &&
+        shift!.ports[0] !== shift!.lp &&
+        ncIs('shift', (r) => r.mapping === 'eim' && r.portPreserving === false && r.publicAddress === shift!.s.publicIp),
       localPort: shift!.lp,
       publicIp: shift!.s.publicIp,
       seen: shift!.seen,
+      natcheck: ncOf('shift'),
     };
     b['edm'] = {
-      ok: allIs(edm!.ips, edm!.s.publicIp) && edm!.ports[0] !== null && edm!.ports[1] !== null && edm!.ports[0] !== edm!.ports[1],
+      ok:
+        allIs(edm!.ips, edm!.s.publicIp) &&
+        edm!.ports[0] !== null &&
+        edm!.ports[1] !== null &&
+        edm!.ports[0] !== edm!.ports[1] &&
+        ncIs('edm', (r) => r.mapping === 'edm'),
       localPort: edm!.lp,
       publicIp: edm!.s.publicIp,
       seen: edm!.seen,
+      natcheck: ncOf('edm'),
     };
     b['cgnat'] = {
-      ok: allIs(cgn!.ips, cgn!.s.publicIp) && cgn!.s.router.wanIp.startsWith('100.64.'),
+      ok:
+        allIs(cgn!.ips, cgn!.s.publicIp) &&
+        cgn!.s.router.wanIp.startsWith('100.64.') &&
+        ncIs('cgn', (r) => r.publicAddress === cgn!.s.publicIp && r.observed.every((o) => o.address === cgn!.s.publicIp)),
       homeWanIp: cgn!.s.router.wanIp,
       carrierWanIp: cgn!.s.publicIp,
       localPort: cgn!.lp,
       seen: cgn!.seen,
+      natcheck: ncOf('cgn'),
     };
     log(`mappings: eim ${eim!.ports.join('/')} (local ${eim!.lp}), eim-shift ${shift!.ports.join('/')} (local ${shift!.lp}), edm ${edm!.ports.join('/')}, cgnat seen ${cgn!.ips.join('/')}`);
+    if (haveNatcheck) {
+      const show = (k: string) => {
+        const r = nc[k];
+        return r === undefined ? '?' : 'error' in r ? `error ${r.error}` : `${r.mapping}${r.portPreserving === false ? ' (port-translating)' : ''} ${r.observed.map((o) => `${o.address}:${o.port}`).join(' ')}`;
+      };
+      log(`nat-check (Bitcoin version handshake): eim ${show('eim')}; eim-shift ${show('shift')}; edm ${show('edm')}; cgnat ${show('cgn')}`);
+    }
 
     // --- unsolicited inbound SYN to the router's WAN address, from pub1
     const inbound = async (site: string) => {

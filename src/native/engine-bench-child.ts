@@ -12,6 +12,8 @@ import { slabBytes, type InflightResult } from './engine-bench.js';
 const side = process.argv[2];
 const n = Number(process.argv[3]);
 const target = process.argv[4]!;
+/** Shard index: shards of one run use disjoint destination ports. */
+const shard = Number(process.argv[5] ?? 0);
 
 /** utime+stime of one thread of this process, in ms (clock ticks are 10 ms). */
 function threadCpuMs(tid: number): number {
@@ -35,7 +37,7 @@ async function main(): Promise<void> {
   let held = 0;
   let finish: () => Promise<void>;
   // Spread over many destination ports: no two attempts share a 4-tuple even if a local port repeats.
-  const port = (i: number): number => 1024 + (i % 60000);
+  const port = (i: number): number => 1024 + ((i + shard * n) % 60000);
   if (side === 'native') {
     const eng = new PunchEngine();
     const ac = new AbortController();
@@ -69,6 +71,13 @@ async function main(): Promise<void> {
     };
   }
   const rampMs = performance.now() - t0;
+  // Tell the parent we hold them; it says 'measure' once every shard does (all in flight at once).
+  process.stdout.write(`held ${held}\n`);
+  await new Promise<void>((resolve) => {
+    process.stdin.once('data', () => resolve());
+    process.stdin.once('end', () => resolve());
+  });
+  process.stdin.pause();
   gc?.();
   await sleep(200);
   const rss1 = process.memoryUsage.rss();

@@ -10,7 +10,7 @@ import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { PunchEngine, probeBind, type PunchError } from './engine.js';
+import { PunchEngine, probeBind, raiseFdLimit, type PunchError } from './engine.js';
 import { makeNsPair, dropAllSynIn, nsExec } from './netns.js';
 
 export interface InflightResult {
@@ -26,6 +26,8 @@ export interface InflightResult {
   jsThreadCpuPct: number;
   /** CPU of the whole process over the same window. */
   processCpuPct: number;
+  /** Processes the attempts were spread over (RLIMIT_NOFILE per process); CPU figures are per process (max). */
+  processes?: number;
 }
 
 export interface SideResult {
@@ -53,7 +55,7 @@ export interface EngineBenchReport {
   ratios: { p99Error: number; p50Error: number; attemptRate: number };
   targets: { p50Le20us: boolean; p99Le200us: boolean; p99TenXBaseline: boolean; rateThreeXBaseline: boolean };
   inflightSkipped?: string;
-  machine: { nproc: number; cpu: string; kernel: string; node: string };
+  machine: { nproc: number; cpu: string; kernel: string; node: string; loadavg: number[] };
   quick: boolean;
   date: string;
 }
@@ -75,6 +77,13 @@ function closedPort(): number {
   return probeBind({ address: LO, port: 0 }).port;
 }
 
+/**
+ * SYN instants are SPACING_US apart plus a random sub-spacing offset. Not denser: the engine spins up to
+ * 2 ms before each timer on a busy machine, and a SCHED_FIFO thread spinning without pause would be
+ * throttled by the kernel (sched_rt_runtime_us), which is not what a punch schedule looks like.
+ */
+const SPACING_US = 4000;
+
 function targets(n: number, startNs: bigint, spacingUs: number): bigint[] {
   // Sub-millisecond offsets on purpose: a ms-granular scheduler cannot hit them.
   const out: bigint[] = [];
@@ -82,14 +91,17 @@ function targets(n: number, startNs: bigint, spacingUs: number): bigint[] {
   return out;
 }
 
-/** (a) native: one plan per SYN, one wave, no retry; error = |actual - target| of each SYN. */
+/**
+ * (a) native: one plan per SYN, one wave, no retry; error = |actual - target| of each SYN. Each plan binds
+ * an explicit local port (from probeBind), as punch sessions do.
+ */
 async function precisionNative(eng: PunchEngine, n: number): Promise<number[]> {
   const port = closedPort();
-  const ts = targets(n, eng.now() + 300_000_000n, 1000);
+  const ts = targets(n, eng.now() + 300_000_000n, SPACING_US);
   const remotes = [{ address: LO, port }];
   const res = await Promise.allSettled(
     ts.map((t) =>
-      eng.punch({ local: { address: LO, port: 0 }, remotes, startAtNs: t, retryOnRefused: false, deadlineMs: 1000 }),
+      eng.punch({ local: probeBind({ address: LO, port: 0 }), remotes, startAtNs: t, retryOnRefused: false, deadlineMs: 1000 }),
     ),
   );
   const errs: number[] = [];
@@ -105,7 +117,7 @@ async function precisionNative(eng: PunchEngine, n: number): Promise<number[]> {
 /** (a) baseline: setTimeout to each target, then net.connect. */
 async function precisionBaseline(eng: PunchEngine, n: number): Promise<number[]> {
   const port = closedPort();
-  const ts = targets(n, eng.now() + 300_000_000n, 1000);
+  const ts = targets(n, eng.now() + 300_000_000n, SPACING_US);
   const errs: number[] = [];
   await new Promise<void>((resolve) => {
     let left = n;
@@ -175,17 +187,50 @@ async function rateBaseline(workers: number, ms: number): Promise<number> {
 
 const CHILD = fileURLToPath(new URL('./engine-bench-child.js', import.meta.url));
 
-async function runInflightChild(ns: string, side: 'native' | 'baseline', n: number, target: string): Promise<InflightResult> {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--expose-gc', CHILD, side, String(n), target], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+/**
+ * Runs (c) for one side with `n` attempts, in `shards` concurrent processes (RLIMIT_NOFILE may cap one
+ * process below n): each ramps up, reports 'held', and measures its hold window only once every shard holds.
+ */
+async function runInflight(ns: string, side: 'native' | 'baseline', n: number, target: string, shards: number): Promise<InflightResult> {
+  const kids = Array.from({ length: shards }, (_, k) => {
+    const per = Math.floor(n / shards) + (k < n % shards ? 1 : 0);
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--expose-gc', CHILD, side, String(per), target, String(k)], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    let out = '';
+    let onHeld: () => void = () => {};
+    const held = new Promise<void>((r) => (onHeld = r));
+    child.stdout.on('data', (d) => {
+      out += String(d);
+      if (/^held /m.test(out)) onHeld();
+    });
+    const exit = new Promise<number | null>((r) => child.on('exit', r));
+    return { child, held, exit, per, out: () => out };
   });
-  let out = '';
-  child.stdout.on('data', (d) => (out += String(d)));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-  const code = await new Promise<number | null>((r) => child.on('exit', r));
-  clearTimeout(timer);
-  if (code !== 0) throw new Error(`in-flight child (${side}, ${n}) exited ${code}: ${out}`);
-  return JSON.parse(out.trim().split('\n').at(-1)!) as InflightResult;
+  const timer = setTimeout(() => kids.forEach((k) => k.child.kill('SIGKILL')), 180_000);
+  try {
+    await Promise.race([Promise.all(kids.map((k) => k.held)), Promise.all(kids.map((k) => k.exit))]);
+    for (const k of kids) k.child.stdin.end('measure\n');
+    const codes = await Promise.all(kids.map((k) => k.exit));
+    const rs = kids.map((k, i) => {
+      if (codes[i] !== 0) throw new Error(`in-flight child (${side}, ${k.per}) exited ${codes[i]}: ${k.out()}`);
+      return JSON.parse(k.out().trim().split('\n').at(-1)!) as InflightResult;
+    });
+    const held = rs.reduce((a, r) => a + r.held, 0);
+    const wavg = (f: (r: InflightResult) => number): number => Math.round(rs.reduce((a, r) => a + f(r) * r.held, 0) / Math.max(1, held));
+    return {
+      n,
+      held,
+      rampMs: Math.max(...rs.map((r) => r.rampMs)),
+      rssBytesPerAttempt: wavg((r) => r.rssBytesPerAttempt),
+      slabBytesPerAttempt: Math.round(rs.reduce((a, r) => a + r.slabBytesPerAttempt * r.held, 0) / Math.max(1, held) / shards),
+      jsThreadCpuPct: Math.max(...rs.map((r) => r.jsThreadCpuPct)),
+      processCpuPct: Math.max(...rs.map((r) => r.processCpuPct)),
+      processes: shards,
+    };
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** (c): attempts into a namespace that drops every SYN; each side measured in its own fresh process. */
@@ -197,11 +242,14 @@ async function inflight(sizes: number[], log: (s: string) => void): Promise<{ na
     nsExec(pair.a, 'sysctl', ['-q', '-w', 'net.ipv4.ip_local_port_range=1024 65535']);
     const native: InflightResult[] = [];
     const baseline: InflightResult[] = [];
+    // Without CAP_SYS_RESOURCE the hard RLIMIT_NOFILE cannot be raised: spread over processes then.
+    const fdCap = raiseFdLimit(200_000) - 2048;
     for (const n of sizes) {
-      log(`  (c) ${n} in flight: native...`);
-      native.push(await runInflightChild(pair.a, 'native', n, pair.addrB));
+      const shards = Math.max(1, Math.ceil(n / fdCap));
+      log(`  (c) ${n} in flight (${shards} process${shards > 1 ? 'es' : ''}, fd limit ${fdCap + 2048}): native...`);
+      native.push(await runInflight(pair.a, 'native', n, pair.addrB, shards));
       log(`  (c) ${n} in flight: baseline...`);
-      baseline.push(await runInflightChild(pair.a, 'baseline', n, pair.addrB));
+      baseline.push(await runInflight(pair.a, 'baseline', n, pair.addrB, shards));
     }
     return { native, baseline };
   } finally {
@@ -211,7 +259,8 @@ async function inflight(sizes: number[], log: (s: string) => void): Promise<{ na
 
 function machine(): EngineBenchReport['machine'] {
   const cpu = os.cpus()[0]?.model ?? 'unknown';
-  return { nproc: os.availableParallelism(), cpu, kernel: os.release(), node: process.version };
+  // The load average matters: the benchmark shares the machine with whatever else runs.
+  return { nproc: os.availableParallelism(), cpu, kernel: os.release(), node: process.version, loadavg: os.loadavg().map((x) => round(x, 2)) };
 }
 
 /** Runs the whole benchmark. `quick`: fewer SYNs, shorter rate window, only 10k in flight. */
@@ -222,7 +271,7 @@ export async function runEngineBench(opts: { quick?: boolean; log?: (s: string) 
   // that fires on time is the point. The same run repeats (a) with normal scheduling for comparison.
   const eng = new PunchEngine({ realtime: true });
   try {
-    const nSyn = quick ? 1000 : 2000;
+    const nSyn = quick ? 1000 : 1500;
     log(`(a) schedule precision: ${nSyn} SYNs each side`);
     const pn = (await precisionNative(eng, nSyn)).sort((x, y) => x - y);
     const realtime = eng.stats().realtime;
@@ -296,7 +345,7 @@ export async function runEngineBench(opts: { quick?: boolean; log?: (s: string) 
 /** A short human summary of a report. */
 export function formatEngineBench(r: EngineBenchReport): string {
   const l: string[] = [];
-  l.push(`machine: ${r.machine.nproc} x ${r.machine.cpu}, kernel ${r.machine.kernel}, node ${r.machine.node}`);
+  l.push(`machine: ${r.machine.nproc} x ${r.machine.cpu}, kernel ${r.machine.kernel}, node ${r.machine.node}, load ${r.machine.loadavg.join(' ')}`);
   l.push(`(a) SYN schedule error   native p50 ${r.native.p50ErrorUs} us  p99 ${r.native.p99ErrorUs} us  |  baseline p50 ${r.baseline.p50ErrorUs} us  p99 ${r.baseline.p99ErrorUs} us  (p99 ${r.ratios.p99Error}x better)`);
   l.push(`    native, SCHED_OTHER  p50 ${r.native.normalSched.p50ErrorUs} us  p99 ${r.native.normalSched.p99ErrorUs} us  (engine thread realtime in the main run: ${r.native.realtime})`);
   l.push(`(b) attempts/s (RST)     native ${r.native.attemptsPerSec}  |  baseline ${r.baseline.attemptsPerSec}  (${r.ratios.attemptRate}x)`);
@@ -304,7 +353,7 @@ export function formatEngineBench(r: EngineBenchReport): string {
     const n = r.native.inflight[i]!;
     const b = r.baseline.inflight[i];
     l.push(
-      `(c) ${n.n} in flight      native held ${n.held}, ${n.rssBytesPerAttempt} B RSS + ${n.slabBytesPerAttempt} B slab /attempt, JS thread ${n.jsThreadCpuPct}% CPU, ramp ${n.rampMs} ms` +
+      `(c) ${n.n} in flight${n.processes && n.processes > 1 ? ` (${n.processes} procs)` : ''}  native held ${n.held}, ${n.rssBytesPerAttempt} B RSS + ${n.slabBytesPerAttempt} B slab /attempt, JS thread ${n.jsThreadCpuPct}% CPU, ramp ${n.rampMs} ms` +
         (b ? `  |  baseline held ${b.held}, ${b.rssBytesPerAttempt} B RSS + ${b.slabBytesPerAttempt} B slab /attempt, JS thread ${b.jsThreadCpuPct}% CPU, ramp ${b.rampMs} ms` : ''),
     );
   }

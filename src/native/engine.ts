@@ -282,6 +282,10 @@ export class PunchEngine {
     if (plan.signal?.aborted) return Promise.reject(new PunchError('PUNCH_ABORTED', 'aborted before start'));
     return new Promise<PunchResult>((resolve, reject) => {
       let id: number;
+      if (this.stopping) {
+        reject(new PunchError('PUNCH_STOPPED', 'engine is stopping'));
+        return;
+      }
       try {
         id = this.engine().submit(spec);
       } catch (err) {

@@ -110,7 +110,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
       throw new PunchSessionError('PUNCH_TARGET_REFUSED', `A's endpoints refused: ${refused.join(', ') || 'none'}`, { step: 'opendpoint', side: 'A' });
     }
 
-    const delayUs = Math.round((opts.fireDelayMs ?? 20) * 1000);
+    const delayUs = Math.round((opts.fireDelayMs ?? 15) * 1000);
     const deadlineMs = opts.deadlineMs ?? 5000;
     ch.send({ cmd: 'opfire', sessionId, delayUs, profile, deadlineMs });
     const sentNs = opts.engine.now();

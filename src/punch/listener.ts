@@ -60,6 +60,13 @@ export interface PunchListenerOptions {
   /** Local address to punch from (default: wildcard of the family). */
   localAddress?: { v4?: string; v6?: string };
   tuning?: PlanTuning;
+  /**
+   * Keep one punch port with its mapping already discovered (default true when prediction cannot work, i.e.
+   * the NAT is EIM but not port-preserving): a session then answers without a discovery round trip. Refreshed
+   * after use and when older than `warmMaxAgeMs` (default 20 s), always within the discovery budget.
+   */
+  prewarm?: boolean;
+  warmMaxAgeMs?: number;
   handshakeTimeoutMs?: number;
   stepTimeoutMs?: number;
 }
@@ -94,6 +101,9 @@ export class PunchListener extends EventEmitter {
   private readonly discoveryBudget: TokenBucket;
   private readonly ac = new AbortController();
   private closing = false;
+  private warm: { local: Endpoint; result: DiscoveryResult; at: number } | undefined;
+  private warming = false;
+  private readonly taken = new Map<string, DiscoveryResult>();
   private readonly onStream = (s: Duplex, info: AcceptedStreamInfo): void => this.handle(s, info);
 
   constructor(private readonly opts: PunchListenerOptions) {
@@ -103,6 +113,52 @@ export class PunchListener extends EventEmitter {
     this.sessionCap = new ConcurrencyCap(l.maxConcurrentSessions ?? 8);
     this.discoveryBudget = new TokenBucket({ ratePerSec: l.discoveryPerSec ?? 1, capacity: l.discoveryBurst ?? 5 });
     opts.endpoint?.on('stream', this.onStream);
+    this.prewarm();
+  }
+
+  private wantsWarm(): boolean {
+    if (this.opts.prewarm === false || !this.opts.discovery.observe) return false;
+    if (this.opts.prewarm === true) return true;
+    const v = this.verdict();
+    const canPredict = this.opts.discovery.methods.includes('predict') && v?.mapping === 'eim' && v.portPreserving === true;
+    return v?.mapping === 'eim' && !canPredict;
+  }
+
+  private discoverFor(local: Endpoint, signal?: AbortSignal): Promise<DiscoveryResult> {
+    const d = this.opts.discovery;
+    const eim = this.verdict();
+    const observe: Observer | undefined = d.observe
+      ? (l, peer, o) => {
+          this.stats.discoveryConnections++;
+          return d.observe!(l, peer, o);
+        }
+      : undefined;
+    return discoverMapping({
+      local,
+      methods: d.methods,
+      ...(d.feelerPeers ? { feelerPeers: d.feelerPeers } : {}),
+      ...(d.natcheckServers ? { natcheckServers: d.natcheckServers } : {}),
+      ...(eim ? { eim } : {}),
+      ...(observe ? { observe } : {}),
+      budget: this.discoveryBudget,
+      timeoutMs: d.timeoutMs ?? 3000,
+      ...(signal ? { signal } : {}),
+    });
+  }
+
+  /** Discovers one spare punch port in the background (IPv4 or the configured v6 address). */
+  private prewarm(): void {
+    if (this.warming || this.closing || !this.wantsWarm()) return;
+    this.warming = true;
+    const fam: 4 | 6 = this.opts.localAddress?.v6 && !this.opts.localAddress.v4 ? 6 : 4;
+    void allocateLocalEndpoint(fam, fam === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4)
+      .then((local) => this.discoverFor(local, this.ac.signal).then((result) => {
+        this.warm = { local, result, at: performance.now() };
+      }))
+      .catch(() => undefined)
+      .finally(() => {
+        this.warming = false;
+      });
   }
 
   private verdict(): EimVerdict | undefined {
@@ -135,30 +191,32 @@ export class PunchListener extends EventEmitter {
     this.stats.accepted++;
     this.stats.active++;
     const tl = new Timeline();
-    const d = this.opts.discovery;
     const lab = this.opts.allowLab === true;
-    const observe: Observer | undefined = d.observe
-      ? (local, peer, o) => {
-          this.stats.discoveryConnections++;
-          return d.observe!(local, peer, o);
-        }
-      : undefined;
     runResponder(ch, {
       engine: this.opts.engine,
-      localEndpoint: (family) => allocateLocalEndpoint(family, family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4),
+      localEndpoint: (family) => {
+        const w = this.warm;
+        if (w && performance.now() - w.at < (this.opts.warmMaxAgeMs ?? 20_000) && (w.local.address.includes(':') ? 6 : 4) === family) {
+          this.warm = undefined;
+          const key = `${w.local.address}|${w.local.port}`;
+          this.taken.set(key, w.result);
+          this.prewarm();
+          return Promise.resolve(w.local);
+        }
+        if (w && performance.now() - w.at >= (this.opts.warmMaxAgeMs ?? 20_000)) {
+          this.warm = undefined;
+          this.prewarm();
+        }
+        return allocateLocalEndpoint(family, family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4);
+      },
       discover: (local: Endpoint, signal: AbortSignal): Promise<DiscoveryResult> => {
-        const eim = this.verdict();
-        return discoverMapping({
-          local,
-          methods: d.methods,
-          ...(d.feelerPeers ? { feelerPeers: d.feelerPeers } : {}),
-          ...(d.natcheckServers ? { natcheckServers: d.natcheckServers } : {}),
-          ...(eim ? { eim } : {}),
-          ...(observe ? { observe } : {}),
-          budget: this.discoveryBudget,
-          timeoutMs: d.timeoutMs ?? 3000,
-          signal,
-        });
+        const key = `${local.address}|${local.port}`;
+        const pre = this.taken.get(key);
+        if (pre) {
+          this.taken.delete(key);
+          return Promise.resolve(pre);
+        }
+        return this.discoverFor(local, signal);
       },
       natVerdict: () => this.verdict(),
       policy: { ...(this.opts.policy ?? {}), ...(lab ? { allowLab: true } : {}) },

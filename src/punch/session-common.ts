@@ -9,7 +9,11 @@ import type { PunchProfile } from './messages.js';
 /** The engine knobs a session passes through (bounded by the SYN cap). */
 export interface PlanTuning {
   profile?: PunchProfile;
-  /** Wave offsets (ms from the start instant). Default [0, 1000, 2000]. */
+  /**
+   * Wave offsets (ms from the start instant). Default [0]: one socket per candidate whose SYN the kernel
+   * retransmits (1 s, 3 s); the engine re-SYNs after a RST/error. A second wave at 1 s collided with the
+   * kernel's own retransmission and could orphan a connection the far side had already completed.
+   */
   waves?: number[];
   resynIntervalUs?: number;
   primeTtl?: number;
@@ -64,7 +68,7 @@ export function randomNonce(): bigint {
  */
 export function capPlan(tuning: PlanTuning, remotes: number, maxSyns: number, deadlineMs: number): { waves: number[]; resynIntervalUs: number } {
   const perWave = Math.max(1, remotes) * ((tuning.profile ?? 'prime') === 'prime' ? 2 : 1);
-  const wanted = (tuning.waves ?? [0, 1000, 2000]).filter((w) => w >= 0 && w < deadlineMs);
+  const wanted = (tuning.waves ?? [0]).filter((w) => w >= 0 && w < deadlineMs);
   const nWaves = Math.max(1, Math.min(wanted.length || 1, Math.floor(maxSyns / perWave)));
   const waves = (wanted.length ? wanted : [0]).slice(0, nWaves);
   const budget = Math.max(0, maxSyns - nWaves * perWave);

@@ -18,6 +18,13 @@ test('lab selftest --json: every behaviour ok, with observations', needsRoot('ne
   for (const k of keys) assert.equal(res.behaviours[k]!.ok, true, `${k}: ${JSON.stringify(res.behaviours[k])}`);
   assert.equal(res.ok, true);
   assert.ok(Array.isArray(res.behaviours.eim!.seen));
+  // the real Bitcoin-protocol NAT check agrees with the plain observation
+  const nc = (k: string) => res.behaviours[k]!.natcheck as { mapping: string; portPreserving: boolean | null };
+  assert.equal(nc('eim').mapping, 'eim');
+  assert.equal(nc('eim').portPreserving, true);
+  assert.equal(nc('eim-shift').mapping, 'eim');
+  assert.equal(nc('eim-shift').portPreserving, false);
+  assert.equal(nc('edm').mapping, 'edm');
   assert.equal(typeof res.behaviours.delay!.addedRttMs, 'number');
   assert.equal(typeof res.behaviours.loss!.measuredPctPerDirection, 'number');
 });

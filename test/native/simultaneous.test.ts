@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { PunchEngine, probeBind, type PunchResult } from '../../src/native/engine.js';
 import { needsRoot } from '../helpers/root.js';
 import { fillPattern, patternByte } from './helpers.js';
-import { makeNsPair } from '../../src/native/netns.js';
+import { makeNsPair, makeRoutedPair } from '../../src/native/netns.js';
 
 const LO = '127.0.0.1';
 // Two engines, two threads: each side's connect() fires from its own thread at the same instant, the way
@@ -102,20 +102,40 @@ interface SideReport {
   remote?: { address: string; port: number };
   got?: string;
   kinds?: string[];
+  errnos?: string[];
   attempts?: number;
 }
 
-async function runSide(ns: string, name: string, plan: object): Promise<SideReport> {
-  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, SIDE, JSON.stringify({ name, plan })], {
-    stdio: ['ignore', 'pipe', 'inherit'],
+/** Starts one punch-side child per namespace; once all are ready, gives them one start instant. */
+async function runSides(sides: { ns: string; name: string; plan: object }[], leadMs = 300): Promise<SideReport[]> {
+  const kids = sides.map(({ ns, name, plan }) => {
+    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, SIDE, JSON.stringify({ name, plan })], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    let out = '';
+    let onReady: () => void = () => {};
+    const ready = new Promise<void>((r) => (onReady = r));
+    child.stdout.on('data', (d) => {
+      out += String(d);
+      if (out.includes('ready\n')) onReady();
+    });
+    const exit = new Promise<number | null>((r) => child.on('exit', r));
+    return { child, name, ready, exit, out: () => out };
   });
-  let out = '';
-  child.stdout.on('data', (d) => (out += String(d)));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-  const [code] = (await once(child, 'exit')) as [number];
-  clearTimeout(timer);
-  assert.equal(code, 0, `side ${name} exited ${code}: ${out}`);
-  return JSON.parse(out.trim().split('\n').at(-1)!) as SideReport;
+  const timer = setTimeout(() => kids.forEach((k) => k.child.kill('SIGKILL')), 30_000);
+  try {
+    await Promise.race([Promise.all(kids.map((k) => k.ready)), Promise.all(kids.map((k) => k.exit))]);
+    // CLOCK_MONOTONIC is shared by every namespace of the machine, so one start instant serves all sides.
+    const start = engA.now() + BigInt(leadMs) * 1_000_000n;
+    for (const k of kids) k.child.stdin.end(`${start}\n`);
+    const codes = await Promise.all(kids.map((k) => k.exit));
+    return kids.map((k, i) => {
+      assert.equal(codes[i], 0, `side ${k.name} exited ${codes[i]}: ${k.out()}`);
+      return JSON.parse(k.out().trim().split('\n').at(-1)!) as SideReport;
+    });
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 test(
@@ -124,14 +144,12 @@ test(
   async () => {
     const pair = makeNsPair({ dropNewSynInA: true, dropNewSynInB: true });
     try {
-      // CLOCK_MONOTONIC is shared by every namespace of the machine, so one start instant serves both.
-      const startAtNs = String(engA.now() + 1_500_000_000n);
       const port = 40_000 + Math.floor(Math.random() * 20_000);
-      const common = { startAtNs, resynIntervalUs: 20_000, deadlineMs: 5000 };
-      const [a, b] = await Promise.all([
-        runSide(pair.a, 'A', { ...common, local: { address: pair.addrA, port }, remotes: [{ address: pair.addrB, port }] }),
-        runSide(pair.b, 'B', { ...common, local: { address: pair.addrB, port }, remotes: [{ address: pair.addrA, port }] }),
-      ]);
+      const common = { resynIntervalUs: 20_000, deadlineMs: 5000 };
+      const [a, b] = (await runSides([
+        { ns: pair.a, name: 'A', plan: { ...common, local: { address: pair.addrA, port }, remotes: [{ address: pair.addrB, port }] } },
+        { ns: pair.b, name: 'B', plan: { ...common, local: { address: pair.addrB, port }, remotes: [{ address: pair.addrA, port }] } },
+      ])) as [SideReport, SideReport];
       assert.ok(a.ok, JSON.stringify(a));
       assert.ok(b.ok, JSON.stringify(b));
       assert.equal(a.got, 'hello from B');
@@ -146,3 +164,35 @@ test(
     }
   },
 );
+
+for (const family of [4, 6] as const) {
+  test(
+    `prime then fire across a router (IPv${family}): the ${family === 4 ? 'TTL' : 'hop limit'}-1 prime dies with ICMP time exceeded, the full SYNs meet`,
+    { ...needsRoot('network namespaces'), timeout: 60_000 },
+    async () => {
+      const net3 = makeRoutedPair({ dropNewSynInA: true, dropNewSynInB: true, family });
+      try {
+        const port = 40_000 + Math.floor(Math.random() * 20_000);
+        const common = { profile: 'prime', primeTtl: 1, primeDelayMs: 100, resynIntervalUs: 20_000, deadlineMs: 5000 };
+        const [a, b] = (await runSides([
+          { ns: net3.a, name: 'A', plan: { ...common, local: { address: net3.addrA, port }, remotes: [{ address: net3.addrB, port }] } },
+          { ns: net3.b, name: 'B', plan: { ...common, local: { address: net3.addrB, port }, remotes: [{ address: net3.addrA, port }] } },
+        ])) as [SideReport, SideReport];
+        assert.ok(a.ok, JSON.stringify(a));
+        assert.ok(b.ok, JSON.stringify(b));
+        assert.equal(a.got, 'hello from B');
+        assert.equal(b.got, 'hello from A');
+        assert.deepEqual(a.local, { address: net3.addrA, port });
+        for (const side of [a, b]) {
+          // The prime SYN expired at the router and the ICMP time exceeded killed its socket; then the full
+          // SYN (possibly RST once if it arrived before the peer's full SYN left, and re-sent) met the peer's.
+          assert.deepEqual(side.kinds!.slice(0, 3), ['prime', 'icmp', 'syn'], JSON.stringify(side));
+          assert.equal(side.errnos![0], 'icmp:EHOSTUNREACH');
+          assert.equal(side.kinds!.at(-1), 'established');
+        }
+      } finally {
+        net3.destroy();
+      }
+    },
+  );
+}

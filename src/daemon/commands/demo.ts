@@ -84,11 +84,6 @@ export async function main(args: string[]): Promise<number> {
     if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: 'DEMO_NOT_ROOT', message: 'needs root' }, natA, natB, overlay }) + '\n');
     return 1;
   }
-  if (overlay === 'i2p') {
-    process.stderr.write('onionpunch demo: --overlay i2p is not wired into the demo yet; use --overlay tor\n');
-    if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: 'DEMO_OVERLAY_UNAVAILABLE', message: 'i2p not wired into the demo' }, natA, natB, overlay }) + '\n');
-    return 1;
-  }
   const { PunchRig } = await import('../../punch/demo/rig.js');
   const { wallMs } = await import('../../punch/demo/jsonl.js');
   const t0 = wallMs();
@@ -119,14 +114,16 @@ export async function main(args: string[]): Promise<number> {
       log: (l) => {
         if (verbose) say(l);
       },
-      onMessage: (who, m) => {
+      onMessage: (who: string, m: { type: string; [k: string]: unknown }) => {
         if (m.type === 'eim') say(`${who}: EIM check: ${String(m.mapping)}${m.portPreserving ? ' (port-preserving)' : ''}${m.reason ? ` — ${String(m.reason)}` : ''}; observed ${JSON.stringify(m.observed)}`);
         if (m.type === 'ready' && who === 'A') say(`A: coordination endpoint ${String(m.address)}:${String(m.port)} published`);
       },
+    }, (r) => {
+      rig = r;
     });
     const tm = rig.timings;
-    say(`lab up at ${tm.labUp} ms, NAT-check servers at ${tm.natcheckUp} ms, private Tor network at ${tm.torUp} ms, A and B ready at ${tm.workersUp} ms`);
-    say('B: punching A (discovery + Tor dial + coordination + simultaneous open), then Bitcoin version handshake');
+    say(`lab up at ${tm.labUp} ms, NAT-check servers at ${tm.natcheckUp} ms, private ${overlay === 'tor' ? `Tor network at ${tm.torUp}` : `I2P network at ${tm.i2pUp}`} ms, A and B ready at ${tm.workersUp} ms`);
+    say(`B: punching A (discovery + ${overlay === 'tor' ? 'Tor' : 'I2P'} dial + coordination + simultaneous open), then Bitcoin version handshake`);
     const r = await rig.attempt();
     const base = r.events[0]?.at ?? wallMs();
     for (const e of r.events) {
@@ -148,7 +145,7 @@ export async function main(args: string[]): Promise<number> {
     say(`FAILED: ${e.code ?? 'error'}: ${e.message ?? String(err)}`);
   } finally {
     if (!interrupted) {
-      say('tearing down (workers, Tor, lab)');
+      say(`tearing down (workers, ${overlay === 'tor' ? 'Tor' : 'I2P'}, lab)`);
       await rig?.down();
       process.removeListener('SIGINT', onSigint);
       process.removeListener('SIGTERM', onSigint);

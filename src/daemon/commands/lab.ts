@@ -8,7 +8,8 @@
  *       the lab left up (state in /run/onionpunch-lab/<name>.json).
  *   lab exec [--lab NAME] NODE -- CMD...      run CMD inside NODE (a, b, a-router, a-carrier, core1, pub1, ...)
  *   lab status [--json]                       list labs, their owners and namespaces
- *   lab down NAME | --all [--json]            remove one lab, or every lab whose owner is gone (the reaper)
+ *   lab down [NAME] | --all [--json]          remove one lab (no NAME: the only detached one), or every lab whose owner
+ *                                             is gone or detached (the reaper)
  *   lab selftest [--delay 20ms] [--loss 10%] [--json]   build every behaviour and measure it from inside
  */
 import { spawn } from 'node:child_process';
@@ -19,14 +20,15 @@ import { INBOUND_POLICIES, NAT_KINDS, type InboundPolicy, type LabSpec, type Nat
 import { ownerAlive, readAllStates, stateFile, type LabState } from '../../lab/state.js';
 import { runSelftest } from '../../lab/selftest.js';
 
-const HELP = `usage: onionpunch lab <up|exec|status|down|selftest> [options]
+const HELP = `usage: onionpunch lab <up|exec|status|down|selftest|matrix> [options]
   lab up [--sites N] [--nat-<site> SPEC]... [--delay MS] [--jitter MS] [--loss PCT]
          [--public-hosts N] [--extra-public-hosts N] [--json]
       SPEC: comma list of eim|eim-shift|edm, drop|rst|icmp, cgnat, fw6 (e.g. --nat-b edm,rst)
   lab exec [--lab NAME] NODE -- CMD...   NODE: a, b, a-router, a-carrier, core1, core2, pub1, ...
   lab status [--json]
   lab down NAME | --all [--json]
-  lab selftest [--delay MS] [--loss PCT] [--json]`;
+  lab selftest [--delay MS] [--loss PCT] [--json]
+  lab matrix [--runs N] [--delay MS] [--loss PCT] [--json]   punch every NAT pair over private Tor`;
 
 /** "25ms", "25", "0.5s" -> milliseconds. */
 export function parseMs(v: string, what: string): number {
@@ -193,13 +195,23 @@ async function cmdDown(args: string[]): Promise<number> {
     print(json, r, `removed ${r.removedLabs.length} lab(s)${r.removedLabs.length ? ': ' + r.removedLabs.join(' ') : ''}; ${r.removedOrphanNamespaces.length} orphan namespace(s); kept ${r.keptLabs.length} lab(s) with a live owner`);
     return 0;
   }
-  if (names.length !== 1) throw new UsageError('lab down NAME | --all');
-  const s = findLab(names[0]);
+  if (names.length > 1) throw new UsageError('lab down [NAME] | --all');
+  let s: LabState;
+  if (names[0] !== undefined) s = findLab(names[0]);
+  else {
+    // no NAME: the only lab nobody owns (never a lab a live process is using)
+    const free = readAllStates().filter((x) => !ownerAlive(x));
+    if (free.length !== 1) {
+      throw new UsageError(free.length === 0 ? 'no detached lab is up' : `several labs are up; name one (${free.map((x) => x.prefix.replace(/-$/, '')).join(', ')})`);
+    }
+    s = free[0]!;
+  }
+  const name = s.prefix.replace(/-$/, '');
   if (ownerAlive(s)) {
-    process.stderr.write(`note: lab ${names[0]} is owned by live process ${s.ownerPid}; removing it anyway\n`);
+    process.stderr.write(`note: lab ${name} is owned by live process ${s.ownerPid}; removing it anyway\n`);
   }
   await downByState(s);
-  print(json, { removedLabs: [s.prefix.replace(/-$/, '')] }, `removed lab ${s.prefix.replace(/-$/, '')}`);
+  print(json, { removedLabs: [name] }, `removed lab ${name}`);
   return 0;
 }
 
@@ -236,6 +248,9 @@ export async function main(args: string[]): Promise<number> {
       return cmdDown(rest);
     case 'selftest':
       return cmdSelftest(rest);
+    case 'matrix':
+      // The punch matrix lives with the punch code (src/punch/matrix.ts).
+      return (await import('../../punch/matrix.js')).matrixMain(rest);
     case undefined:
     case '--help':
     case '-h':

@@ -28,13 +28,28 @@ export class TorCoordinationDialer implements CoordinationDialer {
    */
   async dial(address: string, port: number, opts: DialOptions = {}): Promise<Duplex> {
     if (this.closed) throw new TorSocksError('TOR_SOCKS_ABORTED', 'dialer is closed');
-    const s = await dialOnion(address, port, {
-      socksHost: this.opts.socksHost ?? '127.0.0.1',
-      socksPort: this.opts.socksPort,
-      isolationKey: opts.isolationKey ?? randomUUID(),
-      timeoutMs: opts.timeoutMs ?? this.opts.timeoutMs ?? 120_000,
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    });
+    const timeoutMs = opts.timeoutMs ?? this.opts.timeoutMs ?? 120_000;
+    const deadline = Date.now() + timeoutMs;
+    const isolationKey = opts.isolationKey ?? randomUUID();
+    const once = (ms: number) =>
+      dialOnion(address, port, {
+        socksHost: this.opts.socksHost ?? '127.0.0.1',
+        socksPort: this.opts.socksPort,
+        isolationKey,
+        timeoutMs: ms,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+    let s: Duplex;
+    try {
+      s = await once(timeoutMs);
+    } catch (err) {
+      // tor parks a stream whose intro points all refused while it refetches the descriptor, and ends it with a
+      // plain TTL-expired (0x06) at SocksTimeout. By then it knows the intro points failed: one more attempt
+      // gets the precise extended error (0xF2 ...) within seconds, or connects if the service is back.
+      const left = deadline - Date.now();
+      if (!(err instanceof TorSocksError && err.code === 'TOR_SOCKS_TTL_EXPIRED') || left < 1000) throw err;
+      s = await once(left);
+    }
     this.open.add(s);
     s.once('close', () => this.open.delete(s));
     return s;

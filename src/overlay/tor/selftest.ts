@@ -1,6 +1,6 @@
 /**
  * `onionpunch overlay selftest --tor`: brings up the private Tor network, creates a coordination endpoint on
- * node A, dials it from node B through SOCKS5, exchanges bytes both ways over it, and tears everything down.
+ * node A, dials it from node B through SOCKS5, runs a Bitcoin version/verack handshake over it, tears down.
  */
 import { OnionpunchError } from '../../errors.js';
 import type { OverlaySelftestResult } from '../types.js';
@@ -8,30 +8,10 @@ import type { Duplex } from 'node:stream';
 import { startPrivateTor } from '../../lab/private-tor.js';
 import { TorCoordinationEndpoint } from './endpoint.js';
 import { TorCoordinationDialer } from './dialer.js';
+import { versionHandshake } from './handshake.js';
+import { PROTOCOL_VERSION } from '../../wire/index.js';
 
-/** Reads exactly `n` bytes or fails after `ms`. */
-function readExactly(s: Duplex, n: number, ms: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    let buf = Buffer.alloc(0);
-    const done = (err?: Error) => {
-      clearTimeout(timer);
-      s.off('data', onData);
-      s.off('close', onClose);
-      if (err) reject(err);
-      else resolve(buf.subarray(0, n));
-    };
-    const onData = (d: Buffer) => {
-      buf = Buffer.concat([buf, d]);
-      if (buf.length >= n) done();
-    };
-    const onClose = () => done(new OnionpunchError('OVERLAY_SELFTEST', 'stream closed during the exchange'));
-    const timer = setTimeout(() => done(new OnionpunchError('OVERLAY_SELFTEST', `no reply within ${ms} ms`)), ms);
-    s.on('data', onData);
-    s.on('close', onClose);
-  });
-}
-
-/** Brings up the private tor network, creates an endpoint, dials it, exchanges bytes both ways, tears down. */
+/** Brings up the private tor network, creates an endpoint, dials it, runs a version handshake, tears down. */
 export async function selftestTor(opts: { log?: (line: string) => void } = {}): Promise<OverlaySelftestResult> {
   const log = opts.log ?? (() => {});
   const net = await startPrivateTor({ log });
@@ -44,31 +24,36 @@ export async function selftestTor(opts: { log?: (line: string) => void } = {}): 
       log,
     });
     const publishMs = Date.now() - tPub;
-    // A's side: answers B's 32-byte challenge with the bytes reversed (proves data flows both ways).
+    // A answers B's version/verack handshake (real wire codecs) on every coordination stream.
     ep.on('stream', (s: Duplex) => {
-      readExactly(s, 32, 30_000).then(
-        (b) => s.write(Buffer.from(b).reverse()),
+      versionHandshake(s, false).then(
+        () => s.end(),
         () => s.destroy(),
       );
     });
     const t1 = Date.now();
     const s = await dialer.dial(ep.address, ep.port, { timeoutMs: 90_000 });
     const firstConnectMs = Date.now() - t1;
-    const challenge = Buffer.from(Array.from({ length: 32 }, (_, i) => i * 7 + 1));
-    s.write(challenge);
-    const answer = await readExactly(s, 32, 30_000);
-    const roundTripMs = Date.now() - t1 - firstConnectMs;
+    let ok = false;
+    let error: { code: string; message: string } | undefined;
+    try {
+      const peer = await versionHandshake(s, true, { timeoutMs: 30_000 });
+      ok = peer.version === PROTOCOL_VERSION;
+      if (!ok) error = { code: 'OVERLAY_SELFTEST', message: `unexpected peer version ${peer.version}` };
+    } catch (err) {
+      error = err instanceof OnionpunchError ? err.toJSON() : { code: 'OVERLAY_SELFTEST', message: String(err) };
+    }
+    const handshakeMs = Date.now() - t1 - firstConnectMs;
     s.destroy();
-    const ok = answer.equals(Buffer.from(challenge).reverse());
-    log(`tor selftest: ${ep.address} published in ${publishMs} ms, first connect ${firstConnectMs} ms, exchange ${roundTripMs} ms`);
+    log(`tor selftest: ${ep.address} published in ${publishMs} ms, first connect ${firstConnectMs} ms, version handshake ${handshakeMs} ms`);
     return {
       ok,
       bringUpMs: net.bringUpMs,
       firstConnectMs,
       publishMs,
-      exchangeMs: roundTripMs,
+      handshakeMs,
       timings: net.timings,
-      ...(ok ? {} : { error: { code: 'OVERLAY_SELFTEST', message: 'the reply did not match' } }),
+      ...(error ? { error } : {}),
     };
   } finally {
     await dialer.close();

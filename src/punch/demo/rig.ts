@@ -12,6 +12,7 @@ import { Lab } from '../../lab/index.js';
 import { routerRuleset } from '../../lab/nft.js';
 import type { NatKind, InboundPolicy, SiteSpec } from '../../lab/spec.js';
 import { startPrivateTor, type PrivateTor } from '../../lab/private-tor.js';
+import { startPrivateI2p, type PrivateI2p } from '../../lab/private-i2p.js';
 import { MessageQueue, readMessages, wallMs, type WorkerMessage } from './jsonl.js';
 import type { WorkerConfig } from './worker-config.js';
 import type { Endpoint } from '../../nat/types.js';
@@ -64,6 +65,7 @@ interface Worker {
 export class PunchRig {
   lab!: Lab;
   tor: PrivateTor | undefined;
+  i2p: PrivateI2p | undefined;
   natcheck: Endpoint[] = [];
   private workers: Worker[] = [];
   private a: Worker | undefined;
@@ -81,8 +83,10 @@ export class PunchRig {
     this.opts.log?.(s);
   }
 
-  static async up(opts: RigOptions): Promise<PunchRig> {
+  /** Builds a rig. `onCreated` gets the rig before the build starts, so a SIGINT handler can `down()` it. */
+  static async up(opts: RigOptions, onCreated?: (rig: PunchRig) => void): Promise<PunchRig> {
     const rig = new PunchRig(opts);
+    onCreated?.(rig);
     try {
       await rig.build();
       return rig;
@@ -125,6 +129,7 @@ export class PunchRig {
 
   private async build(): Promise<void> {
     const o = this.opts;
+    const stopped = (): boolean => this.downP !== undefined;
     this.log('lab: building two sites, 2 NAT-check hosts, 4 Tor hosts');
     this.lab = await Lab.up({
       sites: [this.site('a', o.a), this.site('b', o.b)],
@@ -135,6 +140,7 @@ export class PunchRig {
       extraPublicHosts: 4,
     });
     this.mark('labUp');
+    if (stopped()) throw new Error('rig stopped during bring-up');
     // NAT-check servers on pub1, pub2 (dual stack).
     const nc = [1, 2].map((i) => this.spawnWorker(`natcheck${i}`, `pub${i}`, { role: 'natcheck', network: 'regtest', listen: { address: '::', port: 8333 } }));
     await Promise.all(nc.map((w) => this.ready(w, 15_000)));
@@ -154,8 +160,18 @@ export class PunchRig {
         log: (l) => this.log(`[tor] ${l}`),
       });
       this.mark('torUp');
+      if (stopped()) throw new Error('rig stopped during bring-up');
     } else {
-      throw new Error('i2p overlay: not wired in this build');
+      // i2pd refuses private addresses: the four routers run on public hosts (198.18/15) with their SAM bridges
+      // on those addresses, and A and B reach them through their NATs (as a node using a router elsewhere).
+      this.log('i2p: starting a private network (4 routers on public hosts)');
+      const ph = this.lab.publicHosts;
+      this.i2p = await startPrivateI2p({
+        routers: [2, 3, 4, 5].map((i) => ({ netns: ph[i]!.ns, ip: ph[i]!.ip, samHost: ph[i]!.ip })),
+        log: (l) => this.log(`[i2p] ${l}`),
+        timeoutMs: 120_000,
+      });
+      this.mark('i2pUp');
     }
     await this.startWorkers();
   }
@@ -181,20 +197,29 @@ export class PunchRig {
 
   /** (Re)starts the A and B workers: EIM checks, A's onion endpoint, B's dialer. */
   async startWorkers(): Promise<void> {
-    const tor = this.tor!;
+    const tor = this.tor;
+    const i2p = this.i2p;
     const ca = this.workerConfig('a');
-    ca.control = { host: tor.controlA.host, port: tor.controlA.port, ...(tor.controlA.cookieFile ? { cookieFile: tor.controlA.cookieFile } : {}), ...(tor.controlA.password ? { password: tor.controlA.password } : {}) };
+    if (tor) ca.control = { host: tor.controlA.host, port: tor.controlA.port, ...(tor.controlA.cookieFile ? { cookieFile: tor.controlA.cookieFile } : {}), ...(tor.controlA.password ? { password: tor.controlA.password } : {}) };
+    if (i2p) {
+      ca.sam = { host: i2p.sam[2]!.host, port: i2p.sam[2]!.port };
+      ca.samOptions = i2p.sessionOptions;
+    }
     this.a = this.spawnWorker('A', 'a', ca);
     this.eimA = await this.a.q.waitFor(['eim', 'fatal'], 30_000);
-    const ra = await this.ready(this.a, 120_000);
+    const ra = await this.ready(this.a, 150_000);
     this.target = { address: String(ra.address), port: Number(ra.port) };
     this.mark('endpointUp');
     const cb = this.workerConfig('b');
-    cb.socks = { host: tor.socksB.host, port: tor.socksB.port };
+    if (tor) cb.socks = { host: tor.socksB.host, port: tor.socksB.port };
+    if (i2p) {
+      cb.sam = { host: i2p.sam[3]!.host, port: i2p.sam[3]!.port };
+      cb.samOptions = i2p.sessionOptions;
+    }
     cb.target = this.target;
     this.b = this.spawnWorker('B', 'b', cb);
     this.eimB = await this.b.q.waitFor(['eim', 'fatal'], 30_000);
-    await this.ready(this.b, 30_000);
+    await this.ready(this.b, 150_000);
     this.mark('workersUp');
   }
 
@@ -295,6 +320,7 @@ export class PunchRig {
     await this.stopWorkers().catch(() => undefined);
     for (const w of this.workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
     if (this.tor) await this.tor.stop().catch(() => undefined);
+    if (this.i2p) await this.i2p.stop().catch(() => undefined);
     if (this.lab) await this.lab.down().catch(() => undefined);
   }
 }

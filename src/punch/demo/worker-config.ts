@@ -20,6 +20,8 @@ export interface WorkerConfig {
   socks?: { host: string; port: number };
   /** a: I2P SAM; b: I2P SAM. */
   sam?: { host: string; port: number };
+  /** I2CP options for the SAM session (short tunnels on the private network). */
+  samOptions?: Record<string, string | number>;
   /** b: the coordination endpoint to punch. */
   target?: { address: string; port: number };
   profile?: PunchProfile;

@@ -65,7 +65,8 @@ async function makeEndpoint(cfg: WorkerConfig): Promise<CoordinationEndpoint> {
       virtualPort: 8333,
     });
   }
-  throw new Error('i2p overlay not wired in this build');
+  const { I2pCoordinationEndpoint } = await import('../../overlay/i2p/endpoint.js');
+  return I2pCoordinationEndpoint.create({ sam: cfg.sam!, ...(cfg.samOptions ? { sessionOptions: cfg.samOptions } : {}), timeoutMs: 120_000 });
 }
 
 async function makeDialer(cfg: WorkerConfig): Promise<CoordinationDialer> {
@@ -73,7 +74,8 @@ async function makeDialer(cfg: WorkerConfig): Promise<CoordinationDialer> {
     const { TorCoordinationDialer } = await import('../../overlay/tor/dialer.js');
     return new TorCoordinationDialer({ socksHost: cfg.socks!.host, socksPort: cfg.socks!.port });
   }
-  throw new Error('i2p overlay not wired in this build');
+  const { I2pCoordinationDialer } = await import('../../overlay/i2p/dialer.js');
+  return I2pCoordinationDialer.create({ sam: cfg.sam!, ...(cfg.samOptions ? { sessionOptions: cfg.samOptions } : {}), timeoutMs: 120_000 });
 }
 
 function onCommands(handler: (cmd: Record<string, unknown>) => Promise<void> | void): void {
