@@ -47,6 +47,22 @@ function readExactly(s: Duplex, n: number, ms = 60_000): Promise<Buffer> {
   );
 }
 
+/**
+ * A fresh endpoint's LeaseSet is sometimes not findable for tens of seconds after its session is ready (seen:
+ * ~40 s): retry "not found" like the dialer does.
+ */
+async function lookupSoon(session: SamSession, name: string, ms = 60_000): Promise<string> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    try {
+      return await session.lookup(name, { timeoutMs: Math.max(1, deadline - Date.now()) });
+    } catch (err) {
+      if (!(err instanceof SamError) || err.code !== 'SAM_INVALID_KEY' || Date.now() > deadline - 500) throw err;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 describe('I2P over SAM against a private i2pd network', needsRoot('network namespaces and i2pd'), () => {
   let net: PrivateI2p;
   let endpoint: I2pCoordinationEndpoint;
@@ -86,7 +102,7 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
     assert.equal(endpoint.kind, 'i2p');
     assert.notEqual(endpoint.address, dialer.session.b32, 'endpoint and dialer have distinct keys');
     // i2pd's own answer for our computed b32 is the endpoint's destination: the b32 computation is right.
-    assert.equal(await dialer.session.lookup(endpoint.address, { timeoutMs: 20_000 }), endpoint.session.destination);
+    assert.equal(await lookupSoon(dialer.session, endpoint.address), endpoint.session.destination);
     assert.equal(await endpoint.session.lookup('ME'), endpoint.session.destination);
     assert.equal(keyed.b32, keys.b32);
     assert.equal(keyed.destination, keys.destination);
@@ -100,7 +116,7 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
   test('dial the endpoint by b32: bytes both ways, the caller\'s b32 reported, a version handshake across it', async () => {
     const t = performance.now();
     const accepted = nextStream(endpoint);
-    const b = await dialer.dial(endpoint.address, endpoint.port, { timeoutMs: 30_000 });
+    const b = await dialer.dial(endpoint.address, endpoint.port, { timeoutMs: 60_000 });
     b.write('ping from B');
     const { stream: a, info } = await accepted;
     assert.equal(info.peer, dialer.session.b32);
@@ -136,7 +152,7 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
         }
       }),
     );
-    const dials = await Promise.all([0, 1, 2].map(() => dialer.dial(endpoint.address, 0, { timeoutMs: 30_000 })));
+    const dials = await Promise.all([0, 1, 2].map(() => dialer.dial(endpoint.address, 0, { timeoutMs: 60_000 })));
     dials.forEach((d, i) => d.write(`caller ${i}\n`));
     await withTimeout(three, 60_000, 'three accepts').catch((err: Error) => {
       throw new Error(`${err.message}: accepted ${got.length} of 3; endpoint log: ${JSON.stringify(epLog.slice(-10))}`);
@@ -152,7 +168,7 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
     await assert.rejects(dialer.dial(unknown, 0, { timeoutMs: 8000 }), (e: unknown) => e instanceof SamError && ['SAM_INVALID_KEY', 'SAM_KEY_NOT_FOUND', 'SAM_TIMEOUT'].includes(e.code));
     assert.ok(performance.now() - t < 12_000, 'the dial bound holds');
     assert.equal(dialer.session.closed, false);
-    assert.equal(await dialer.session.lookup(endpoint.address, { timeoutMs: 20_000 }), endpoint.session.destination);
+    assert.equal(await lookupSoon(dialer.session, endpoint.address), endpoint.session.destination);
   });
 
   test('a killed router: pending accept and new connects fail with SAM_CLOSED, the endpoint emits down, nothing hangs', async () => {
