@@ -3,7 +3,7 @@
  * log, stopping it, and a process-exit hook that kills every tor still running and removes the temp dirs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { OnionpunchError } from '../errors.js';
@@ -129,8 +129,48 @@ export async function pollUntil(
   }
 }
 
-/** A TCP port free on `host` right now (bind port 0, read it, close). */
-export function freePort(host = '127.0.0.1'): Promise<number> {
+/** A TCP port free on `host` right now, below the ephemeral range, not handed out before by this process. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  // A port from the kernel's ephemeral range can be taken by any outgoing connection (tor's own circuits
+  // among them) between this check and the daemon's bind: seen as "Could not bind ... Address already in
+  // use" in CI-like runs. So pick below that range, and never hand out the same port twice in a process.
+  const low = ephemeralLow();
+  const min = 10000;
+  const max = low - 1;
+  if (max - min >= 1000) {
+    for (let i = 0; i < 200; i++) {
+      const port = min + Math.floor(Math.random() * (max - min));
+      if (handedOut.has(port)) continue;
+      if (await canBind(host, port)) {
+        handedOut.add(port);
+        return port;
+      }
+    }
+  }
+  return kernelPort(host);
+}
+
+const handedOut = new Set<number>();
+
+/** Low end of net.ipv4.ip_local_port_range (Linux default 32768). */
+function ephemeralLow(): number {
+  try {
+    const n = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(n) && n > 0 ? n : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+function canBind(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen({ port, host, exclusive: true }, () => s.close(() => resolve(true)));
+  });
+}
+
+function kernelPort(host: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);

@@ -115,9 +115,12 @@ interface NodeSpec {
   proc?: TorProcess;
 }
 
-/** Port allocator: the kernel's free ports on loopback; a private counter inside namespaces (own port space). */
+/**
+ * Port allocator: free ports below the ephemeral range on loopback; a private counter inside namespaces (own
+ * port space), also kept below the ephemeral range (32768) so tor's outgoing connections never take them.
+ */
 function portAllocator(): (role: PrivateTorRole) => Promise<number> {
-  let next = 20000 + Math.floor(Math.random() * 30000);
+  let next = 20000 + Math.floor(Math.random() * 10000);
   return async (role) => {
     if (role.netns) return next++;
     return freePort(role.ip ?? '127.0.0.1');
