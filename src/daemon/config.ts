@@ -70,6 +70,8 @@ interface KeySpec {
   max?: number;
   /** Only as a flag (never from a file or the environment). */
   flagOnly?: boolean;
+  /** hostport: port 0 (pick a free port) allowed. */
+  zeroPort?: boolean;
   doc: string;
 }
 
@@ -90,7 +92,7 @@ export const CONFIG_KEYS: Record<keyof DaemonConfig, KeySpec> = {
   announceinterval: { kind: 'int', min: 10, max: 590, doc: 'seconds between announcements (default 300; < 600, the freshness window)' },
   peer: { kind: 'hostport', list: true, doc: 'proxy: clearnet peer to learn announcements from (repeatable; default: the announce list)' },
   known: { kind: 'known', list: true, doc: 'proxy: static announcement COORD:PORT@CLEARHOST:PORT (repeatable)' },
-  listen: { kind: 'hostport', doc: "proxy: SOCKS5 listen address for bitcoind's -proxy (default 127.0.0.1:9064)" },
+  listen: { kind: 'hostport', zeroPort: true, doc: "proxy: SOCKS5 listen address for bitcoind's -proxy (default 127.0.0.1:9064)" },
   natcheck: { kind: 'hostport', list: true, doc: 'NAT-check server (repeatable; two give the EIM check)' },
   labranges: { kind: 'bool', doc: 'allow the NAT lab address ranges as punch targets (never on a real network)' },
   maxsessions: { kind: 'int', min: 1, max: 1024, doc: 'punch sessions at once (default 8)' },
@@ -210,7 +212,7 @@ export function readConfigFile(path: string): Raw[] {
 }
 
 /** `host:port` or `[v6]:port`; a host without a port takes `defPort` when given. */
-export function parseHostPort(s: string, defPort?: number): HostPort | undefined {
+export function parseHostPort(s: string, defPort?: number, zeroPort = false): HostPort | undefined {
   const v6 = /^\[([0-9a-fA-F:.]+)\](?::(\d{1,5}))?$/.exec(s);
   let host: string;
   let portS: string | undefined;
@@ -225,7 +227,7 @@ export function parseHostPort(s: string, defPort?: number): HostPort | undefined
     portS = m[2];
   }
   const port = portS === undefined ? defPort : Number(portS);
-  if (port === undefined || !Number.isInteger(port) || port < 1 || port > 65535) return undefined;
+  if (port === undefined || !Number.isInteger(port) || port < (zeroPort ? 0 : 1) || port > 65535) return undefined;
   return { host, port };
 }
 
@@ -253,7 +255,7 @@ function convert(r: Raw): unknown {
       if (isIP(v) === 0) throw bad('not an IP address');
       return v;
     case 'hostport': {
-      const hp = parseHostPort(v);
+      const hp = parseHostPort(v, undefined, spec.zeroPort === true);
       if (!hp) throw bad('expected host:port or [v6]:port');
       return hp;
     }
