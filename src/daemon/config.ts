@@ -7,6 +7,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
+import { parseB32, parseOnion } from '../wire/index.js';
 import { ConfigError, type ConfigSource } from './errors.js';
 
 /** Hard limits on what we read. */
@@ -237,7 +238,13 @@ function parseKnown(s: string): KnownEntry | undefined {
   const coord = parseHostPort(s.slice(0, at));
   const clear = parseHostPort(s.slice(at + 1));
   if (!coord || !clear || isIP(clear.host) === 0) return undefined;
-  if (!/^[a-z2-7]{56}\.onion$|^[a-z2-7]{52}\.b32\.i2p$/i.test(coord.host)) return undefined;
+  // The wire parsers check the onion checksum/version and the b32 length, as the addrv2 codec will.
+  try {
+    if (/\.onion$/i.test(coord.host)) parseOnion(coord.host.toLowerCase());
+    else parseB32(coord.host.toLowerCase());
+  } catch {
+    return undefined;
+  }
   return { coordination: coord.host.toLowerCase(), coordinationPort: coord.port, clearnet: { address: clear.host, port: clear.port } };
 }
 

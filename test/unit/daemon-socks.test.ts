@@ -10,6 +10,7 @@ import { Logger } from '../../src/daemon/log.js';
 import { loadConfig } from '../../src/daemon/config.js';
 import { runProxy } from '../../src/daemon/proxy.js';
 import { PunchSessionError } from '../../src/punch/index.js';
+import { formatOnion } from '../../src/wire/index.js';
 
 const quiet = new Logger({ write: () => undefined });
 
@@ -194,7 +195,7 @@ test('proxy daemon: plain CONNECT goes through; a --known destination is punched
   dead.server.close();
   await once(dead.server, 'close');
   const lines: string[] = [];
-  const onion = 'b'.repeat(56) + '.onion';
+  const onion = formatOnion(randomBytes(32));
   const cfg = loadConfig({ args: ['--listen', '127.0.0.1:0', '--proxy', `127.0.0.1:${dead.port}`, '--known', `${onion}:8333@198.51.100.7:8333`, '--network', 'regtest'] });
   const ac = new AbortController();
   let ready!: (i: Record<string, unknown>) => void;
