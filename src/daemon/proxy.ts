@@ -13,7 +13,7 @@ import { AnnouncementCollector } from './announce.js';
 import { tcpConnect } from './handoff.js';
 import { Socks5Server, type SocksConnector, type SocksRequest } from './socks5.js';
 import { waitForShutdown } from './shutdown.js';
-import { checkNat, toEndpoint } from './serve.js';
+import { checkNat, toEndpoint, type DaemonHooks } from './serve.js';
 
 /** Static entries first, then the directory of fresh announcements. */
 export function lookupTarget(cfg: Pick<DaemonConfig, 'known'>, directory: AnnouncementDirectory, host: string, port: number): Omit<Announcement, 'services' | 'time'> | undefined {
@@ -43,7 +43,7 @@ export function makeConnector(o: { cfg: Pick<DaemonConfig, 'known'>; directory: 
 }
 
 /** Runs the proxy until SIGINT/SIGTERM (or `hooks.signal`). Resolves the exit code. */
-export async function runProxy(cfg: DaemonConfig, log: Logger, hooks: { ready?: (info: Record<string, unknown>) => void; signal?: AbortSignal } = {}): Promise<number> {
+export async function runProxy(cfg: DaemonConfig, log: Logger, hooks: DaemonHooks = {}): Promise<number> {
   const directory = new AnnouncementDirectory();
   let clientP: Promise<PunchClient> | undefined;
   let dialer: CoordinationDialer | undefined;
@@ -60,15 +60,17 @@ export async function runProxy(cfg: DaemonConfig, log: Logger, hooks: { ready?: 
         const { I2pCoordinationDialer } = await import('../overlay/i2p/dialer.js');
         dialer = await I2pCoordinationDialer.create({ sam: { host: cfg.i2psam.host, port: cfg.i2psam.port }, timeoutMs: 120_000 });
       }
-      const verdict = await checkNat(cfg, log);
+      const verdict = hooks.testing?.eim ?? (await checkNat(cfg, log));
       return new Client({
         dialer,
-        engine: PunchEngine.shared(),
+        engine: hooks.testing?.engine ?? PunchEngine.shared(),
         codec: wireCodec(cfg.network),
-        discovery: { methods: ['predict', 'natcheck'], natcheckServers: cfg.natcheck.map(toEndpoint), observe: nativeObserver({ network: cfg.network }) },
+        discovery: { methods: hooks.testing?.methods ?? ['predict', 'natcheck'], natcheckServers: cfg.natcheck.map(toEndpoint), observe: nativeObserver({ network: cfg.network }) },
         ...(verdict ? { eim: verdict } : {}),
         allowLab: cfg.labranges,
+        ...(hooks.testing?.policy ? { policy: hooks.testing.policy } : {}),
         ...(cfg.bind ? { localAddress: cfg.bind, family: cfg.bind.includes(':') ? 6 : 4 } : {}),
+        ...(hooks.testing?.localAddress ? { localAddress: hooks.testing.localAddress, tuning: { profile: 'plain' as const } } : {}),
       });
     })();
     clientP.catch(() => (clientP = undefined));

@@ -8,6 +8,9 @@ import { OnionpunchError } from '../errors.js';
 import type { CoordinationEndpoint } from '../overlay/types.js';
 import type { EimVerdict } from '../nat/eim-check.js';
 import type { Endpoint } from '../nat/types.js';
+import type { TargetPolicy } from '../nat/address.js';
+import type { DiscoveryMethod } from '../nat/mapping.js';
+import type { PunchEngineLike } from '../punch/engine-port.js';
 import { makeAnnouncement } from '../relay/index.js';
 import type { DaemonConfig, HostPort } from './config.js';
 import type { Logger } from './log.js';
@@ -48,17 +51,31 @@ async function makeEndpoint(cfg: DaemonConfig, log: Logger): Promise<Coordinatio
   return I2pCoordinationEndpoint.create({ sam: { host: cfg.i2psam.host, port: cfg.i2psam.port }, timeoutMs: 120_000 });
 }
 
-export interface ServeRuntime {
-  /** Resolves with the exit code after shutdown. */
-  done: Promise<number>;
+/**
+ * Knobs for tests that punch over loopback (never reachable from configuration: a real network never needs them).
+ */
+export interface DaemonTestKnobs {
+  policy?: TargetPolicy;
+  eim?: EimVerdict;
+  methods?: DiscoveryMethod[];
+  /** Replaces the native engine: loopback cannot cross SYNs, so loopback tests use a rendezvous stand-in. */
+  engine?: PunchEngineLike;
+  /** Local address punches are made from (loopback tests). */
+  localAddress?: string;
+}
+
+export interface DaemonHooks {
+  ready?: (info: Record<string, unknown>) => void;
+  signal?: AbortSignal;
+  testing?: DaemonTestKnobs;
 }
 
 /** Starts everything; `ready` is called once up (serve prints it with --json). */
-export async function runServe(cfg: DaemonConfig, log: Logger, hooks: { ready?: (info: Record<string, unknown>) => void; signal?: AbortSignal } = {}): Promise<number> {
+export async function runServe(cfg: DaemonConfig, log: Logger, hooks: DaemonHooks = {}): Promise<number> {
   const { PunchEngine } = await import('../native/engine.js');
   const { nativeObserver } = await import('../nat/observe.js');
   const { createPunchListener, wireCodec } = await import('../punch/index.js');
-  const verdict = await checkNat(cfg, log);
+  const verdict = hooks.testing?.eim ?? (await checkNat(cfg, log));
   if (verdict?.mapping === 'edm') log.warn('nat-unsuitable', { why: 'endpoint-dependent mapping: punches will be refused' });
   const endpoint = await makeEndpoint(cfg, log);
   log.info('endpoint-published', { overlay: endpoint.kind, coordination: `${endpoint.address}:${endpoint.port}` });
@@ -68,13 +85,15 @@ export async function runServe(cfg: DaemonConfig, log: Logger, hooks: { ready?: 
 
   const listener = await createPunchListener({
     endpoint,
-    engine: PunchEngine.shared(),
+    engine: hooks.testing?.engine ?? PunchEngine.shared(),
     codec: wireCodec(cfg.network),
-    discovery: { methods: ['predict', 'natcheck'], natcheckServers: cfg.natcheck.map(toEndpoint), observe: nativeObserver({ network: cfg.network }) },
+    discovery: { methods: hooks.testing?.methods ?? ['predict', 'natcheck'], natcheckServers: cfg.natcheck.map(toEndpoint), observe: nativeObserver({ network: cfg.network }) },
     ...(verdict ? { eim: verdict } : {}),
     allowLab: cfg.labranges,
+    ...(hooks.testing?.policy ? { policy: hooks.testing.policy } : {}),
     limits: { maxConcurrentSessions: cfg.maxsessions },
     ...(cfg.bind ? { localAddress: cfg.bind.includes(':') ? { v6: cfg.bind } : { v4: cfg.bind } } : {}),
+    ...(hooks.testing?.localAddress ? { localAddress: { v4: hooks.testing.localAddress }, tuning: { profile: 'plain' as const } } : {}),
   });
   const bridges = new Set<Bridge>();
   listener.on('connection', (socket: import('node:net').Socket, info: { remote: Endpoint; sessionId: string }) => {
