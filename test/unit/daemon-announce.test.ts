@@ -73,7 +73,7 @@ test("serve's announcer: sendaddrv2 before verack, then an addrv2 whose entry is
   }
 });
 
-test('announcer: overlay hosts are refused, an unreachable peer is survived and retried', { timeout: 10_000 }, async () => {
+test('announcer: overlay hosts are refused, an unreachable peer is logged and survived', { timeout: 10_000 }, async () => {
   assert.ok(isOverlayHost(ONION) && isOverlayHost('x.b32.i2p') && !isOverlayHost('198.51.100.1'));
   const cp = await clearnetPeer(() => undefined);
   const port = cp.port;
@@ -117,4 +117,21 @@ test("proxy's collector: getaddr to the peer, holepunch entries of its addrv2 la
     c.stop();
     shut(cp);
   }
+});
+
+test('serve: an unreachable Tor control port is a typed error and exit code 1, nothing left running', { timeout: 20_000 }, async () => {
+  const { main } = await import('../../src/daemon/cli.js');
+  const cp = await clearnetPeer(() => undefined);
+  const port = cp.port;
+  shut(cp);
+  await once(cp.server, 'close');
+  const write = process.stderr.write;
+  let err = '';
+  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
+  try {
+    assert.equal(await main(['serve', '--torcontrol', `127.0.0.1:${port}`, '--log', 'json', '--loglevel', 'error']), 1);
+  } finally {
+    process.stderr.write = write;
+  }
+  assert.match(err, /onionpunch serve: TOR_\w+: /);
 });
