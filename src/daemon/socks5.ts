@@ -332,9 +332,14 @@ export class Socks5Server {
     const log = this.opts.log;
     log?.debug('socks-request', { from, host: req.host, port: req.port, atyp: req.atyp });
     let out: Socket;
+    const attempt = this.opts.connect(req, ac.signal);
+    // A connector that ignores the abort and connects anyway must not leak its socket.
+    attempt.then((sock) => {
+      if (ac.signal.aborted) sock.destroy();
+    }, () => undefined);
     try {
       out = await Promise.race([
-        this.opts.connect(req, ac.signal),
+        attempt,
         new Promise<never>((_r, rej) => ac.signal.addEventListener('abort', () => rej(ac.signal.reason instanceof Error ? ac.signal.reason : new OnionpunchError('SOCKS_CLOSED', 'client went away')), { once: true })),
       ]);
     } catch (err) {
