@@ -72,6 +72,8 @@ struct Timer {
 
 struct Attempt {
   Fd fd;
+  Fd pre;                // bound ahead of its SYN (during the spin), so connect() is all that is left
+  bool pre_prime = false;
   uint64_t serial = 0;
   bool prime = false;
   bool out = false;      // taken out of the race (failure with retries off)
@@ -232,7 +234,7 @@ struct Engine::Impl {
       // stays bound until the first SYN uses it: a bound port is never handed to another bind(0) meanwhile.
       SocketOptions o;
       o.syn_cnt = plan.spec.syn_cnt;
-      o.no_delay = plan.spec.no_delay;
+      o.no_delay = false;  // set on the winner only: one syscall less per attempt
       SysError e;
       Fd hold = ports.take(plan.spec.local, o, &e);
       if (e) return finish(plan, e.syscall[0] == 'b' ? Status::BindError : Status::SocketError, e.err, e.syscall);
@@ -253,11 +255,13 @@ struct Engine::Impl {
     close_attempt(a);
     SocketOptions o;
     o.syn_cnt = p.spec.syn_cnt;
-    o.no_delay = p.spec.no_delay;
+    o.no_delay = false;
     o.ttl = prime ? p.spec.prime_ttl : p.spec.first_syn_ttl;
     SysError e;
     Fd fd;
-    if (p.hold) {
+    if (a.pre && a.pre_prime == prime) {
+      fd = std::move(a.pre);
+    } else if (p.hold) {
       fd = std::move(p.hold);
       if (o.ttl > 0) {
         int te = set_ttl(fd.get(), p.spec.local.family(), o.ttl);
@@ -290,6 +294,15 @@ struct Engine::Impl {
     }
     // Only the first SYN goes out with the low TTL: the kernel's retransmissions use the default again.
     if (!prime && p.spec.first_syn_ttl > 0) set_ttl(fd.get(), remote.family(), -1);
+    // A local peer answers within connect() (the RST is processed when connect releases the socket):
+    // one getsockopt here spares the epoll registration and a loop round for it.
+    int early = socket_error(fd.get());
+    if (early != 0) {
+      int64_t now = monotonic_ns();
+      record(p, failure_kind(early), static_cast<int>(r), early, -1, now);
+      if (prime) return true;
+      return on_failure(p, r, early, now, Status::Unreachable);
+    }
     uint64_t serial = next_serial++;
     epoll_event ev{};
     ev.events = EPOLLOUT | EPOLLERR | EPOLLHUP;
@@ -387,9 +400,9 @@ struct Engine::Impl {
       // The first established connection wins: hand its fd out, close every other attempt.
       record(p, EventKind::Established, static_cast<int>(r), 0, -1, now);
       epoll_ctl(ep.get(), EPOLL_CTL_DEL, a.fd.get(), nullptr);  // the fd outlives our epoll interest
-      if (!p.spec.no_delay) {
-        int zero = 0;
-        setsockopt(a.fd.get(), IPPROTO_TCP, TCP_NODELAY, &zero, sizeof zero);
+      if (p.spec.no_delay) {
+        int one = 1;
+        setsockopt(a.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
       }
       by_serial.erase(a.serial);
       a.serial = 0;
@@ -422,12 +435,52 @@ struct Engine::Impl {
     while (!heap.empty() && stale(heap.top())) heap.pop();
   }
 
+  /**
+   * Opens and binds the sockets the next timer will connect, before the spin: at the instant only
+   * connect() is left (socket + options + bind cost tens of microseconds).
+   */
+  void prepare(const Timer& t) {
+    if (t.kind == TimerKind::Deadline) return;
+    auto it = plans.find(t.plan);
+    if (it == plans.end()) return;
+    Plan& p = *it->second;
+    if (p.hold) return;  // the plan's first SYN has its socket already
+    auto prep = [&](uint32_t r, bool prime) {
+      Attempt& a = p.att[r];
+      if (a.out || a.pre) return;
+      SocketOptions o;
+      o.syn_cnt = p.spec.syn_cnt;
+      o.no_delay = false;
+      o.ttl = prime ? p.spec.prime_ttl : p.spec.first_syn_ttl;
+      SysError e;
+      a.pre = open_bound_socket(p.spec.local, o, &e);  // on failure open_attempt retries and reports
+      a.pre_prime = prime;
+    };
+    switch (t.kind) {
+      case TimerKind::Wave:
+        for (uint32_t r = 0; r < p.att.size() && r < 16; r++) prep(r, p.spec.profile == Profile::Prime);
+        break;
+      case TimerKind::Fire:
+        if (p.att[t.arg].gen == t.gen) prep(t.arg, false);
+        break;
+      case TimerKind::Resyn:
+        if (p.att[t.arg].gen == t.gen && !p.att[t.arg].fd) prep(t.arg, false);
+        break;
+      case TimerKind::Deadline:
+        break;
+    }
+  }
+
   void run_due() {
     prune_top();
     if (heap.empty()) return;
     int64_t t = heap.top().at;
     int64_t now = monotonic_ns();
     if (t - now > spin_ns) return;
+    if (t - now > 20'000) {
+      prepare(heap.top());
+      now = monotonic_ns();
+    }
     while (now < t) {  // the last stretch: spin, timerfd wakeups are only good to tens of microseconds
       cpu_relax();
       now = monotonic_ns();

@@ -70,6 +70,12 @@ export interface PrivateI2p {
   readonly bringUpMs: number;
   /** I2CP options SAM sessions should use on this small network (short tunnels, see LAB-FACTS.md). */
   readonly sessionOptions: Record<string, string | number>;
+  /**
+   * Session creation policy for this network: per-attempt bound and attempts. A session is normally ready at
+   * i2pd's first readiness re-check (20 s); now and then one never is (its LeaseSet was not published), so
+   * give up at 45 s (after the 40 s re-check) and create a fresh one.
+   */
+  readonly sessionCreate: { timeoutMs: number; attempts: number };
   /** Data directory of each router (logs in `<datadir>/i2pd.log`). */
   readonly datadirs: string[];
   /** Namespaces created by this network (empty when the caller gave `routers`). */
@@ -369,6 +375,7 @@ export async function startPrivateI2p(opts: PrivateI2pOptions = {}): Promise<Pri
       sam: state.routers.map((r) => ({ host: r.samHost, port: r.samPort, netns: samNetns[r.index]! })),
       bringUpMs,
       sessionOptions: { ...PRIVATE_I2P_SESSION_OPTIONS },
+      sessionCreate: { timeoutMs: 45_000, attempts: 2 },
       datadirs: state.routers.map((r) => r.datadir),
       ownNetns: [...state.ownNetns],
       async killRouter(index: number, signal: NodeJS.Signals = 'SIGKILL') {

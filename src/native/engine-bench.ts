@@ -91,14 +91,17 @@ function targets(n: number, startNs: bigint, spacingUs: number): bigint[] {
   return out;
 }
 
-/** (a) native: one plan per SYN, one wave, no retry; error = |actual - target| of each SYN. */
+/**
+ * (a) native: one plan per SYN, one wave, no retry; error = |actual - target| of each SYN. Each plan binds
+ * an explicit local port (from probeBind), as punch sessions do.
+ */
 async function precisionNative(eng: PunchEngine, n: number): Promise<number[]> {
   const port = closedPort();
   const ts = targets(n, eng.now() + 300_000_000n, SPACING_US);
   const remotes = [{ address: LO, port }];
   const res = await Promise.allSettled(
     ts.map((t) =>
-      eng.punch({ local: { address: LO, port: 0 }, remotes, startAtNs: t, retryOnRefused: false, deadlineMs: 1000 }),
+      eng.punch({ local: probeBind({ address: LO, port: 0 }), remotes, startAtNs: t, retryOnRefused: false, deadlineMs: 1000 }),
     ),
   );
   const errs: number[] = [];

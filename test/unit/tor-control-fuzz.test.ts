@@ -95,18 +95,22 @@ test('fuzzed replies from a fake control server give typed errors, never a hang 
     await fc.assert(
       fc.asyncProperty(payload, fc.boolean(), fc.integer({ min: 0, max: ops.length - 1 }), async (p, keepOpen, op) => {
         fake.setScript({ payload: p, close: !keepOpen });
-        const c = await TorControlClient.open({ port: fake.port, timeoutMs, maxLineBytes: 1024, maxReplyBytes: 8192 });
         const t0 = Date.now();
+        let c: TorControlClient | undefined;
         try {
+          // open() is inside the try: on a loaded machine even the loopback connect may hit the short timeout,
+          // and that must be a typed error too.
+          c = await TorControlClient.open({ port: fake.port, timeoutMs, maxLineBytes: 1024, maxReplyBytes: 8192 });
           await ops[op]!(c);
         } catch (e) {
           assert.ok(e instanceof TorControlError, `untyped error: ${String(e)}`);
-          assert.match(e.code, /^TOR_(AUTH_FAILED|PROTOCOL|TIMEOUT|CLOSED|REPLY_\d{3})$/);
+          assert.match(e.code, /^TOR_(AUTH_FAILED|PROTOCOL|TIMEOUT|CLOSED|CONNECT|REPLY_\d{3})$/);
         } finally {
-          c.close();
+          c?.close();
         }
-        // Settles at the latest a little after the request timeout (SAFECOOKIE makes two requests).
-        assert.ok(Date.now() - t0 < 2 * timeoutMs + 500, `took ${Date.now() - t0} ms`);
+        // Settles a bounded time after the request timeout (SAFECOOKIE makes two requests); the slack absorbs
+        // scheduling delays on a loaded 2-core machine, while a hang would still fail.
+        assert.ok(Date.now() - t0 < 3 * timeoutMs + 3000, `took ${Date.now() - t0} ms`);
       }),
       { numRuns: 200 },
     );

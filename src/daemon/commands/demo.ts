@@ -10,6 +10,7 @@
  * `{"ok", "timeToConnectMs", "natA", "natB", "overlay", ...}`.
  */
 import { UsageError } from '../../errors.js';
+import { ArgReader } from '../args.js';
 
 const HELP = `usage: onionpunch demo [options]   (needs root)
 
@@ -43,23 +44,10 @@ export async function main(args: string[]): Promise<number> {
   let lossPct = 0;
   let overlay: 'tor' | 'i2p' = 'tor';
   let profile: 'plain' | 'prime' = 'plain';
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const val = (): string => {
-      const v = args[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
-    const num = (min: number, max: number): number => {
-      const v = Number(val());
-      if (!Number.isFinite(v) || v < min || v > max) throw new UsageError(`${a}: expected a number in [${min}, ${max}]`);
-      return v;
-    };
-    const oneOf = <T extends string>(list: readonly T[]): T => {
-      const v = val();
-      if (!(list as readonly string[]).includes(v)) throw new UsageError(`${a}: expected one of ${list.join(', ')}, got '${v}'`);
-      return v as T;
-    };
+  const r = new ArgReader(args);
+  for (let a = r.next(); a !== undefined; a = r.next()) {
+    const num = (min: number, max: number): number => r.number(a, min, max);
+    const oneOf = <T extends string>(list: readonly T[]): T => r.oneOf(a, list);
     switch (a) {
       case '--help':
       case '-h':

@@ -14,6 +14,7 @@
  */
 import { spawn } from 'node:child_process';
 import { UsageError } from '../../errors.js';
+import { ArgReader } from '../args.js';
 import { Lab, downByState, listNamespaces, reapLabs, describePlan } from '../../lab/lab.js';
 import { LabError } from '../../lab/errors.js';
 import { INBOUND_POLICIES, NAT_KINDS, type InboundPolicy, type LabSpec, type NatKind, type SiteSpec } from '../../lab/spec.js';
@@ -44,12 +45,6 @@ export function parsePct(v: string, what: string): number {
   return Number(m[1]);
 }
 
-function parseInt10(v: string, what: string, min: number, max: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min || n > max) throw new UsageError(`${what}: expected an integer in [${min}, ${max}], got '${v}'`);
-  return n;
-}
-
 /** Applies a `--nat-X` SPEC ("edm,rst,cgnat") to a site. */
 export function applySiteSpec(site: SiteSpec, spec: string): void {
   for (const tok of spec.split(',').map((t) => t.trim()).filter(Boolean)) {
@@ -67,20 +62,16 @@ export function parseUpArgs(args: string[]): { spec: LabSpec; json: boolean } {
   const natArgs: Array<[string, string]> = [];
   const spec: LabSpec = { sites: [] };
   let json = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const val = (): string => {
-      const v = args[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
+  const r = new ArgReader(args);
+  for (let a = r.next(); a !== undefined; a = r.next()) {
+    const val = (): string => r.value(a);
     if (a === '--json') json = true;
-    else if (a === '--sites') nSites = parseInt10(val(), a, 1, 26);
+    else if (a === '--sites') nSites = r.number(a, 1, 26, true);
     else if (a === '--delay') spec.delayMs = parseMs(val(), a);
     else if (a === '--jitter') spec.jitterMs = parseMs(val(), a);
     else if (a === '--loss') spec.lossPct = parsePct(val(), a);
-    else if (a === '--public-hosts') spec.publicHosts = parseInt10(val(), a, 0, 40);
-    else if (a === '--extra-public-hosts') spec.extraPublicHosts = parseInt10(val(), a, 0, 40);
+    else if (a === '--public-hosts') spec.publicHosts = r.number(a, 0, 40, true);
+    else if (a === '--extra-public-hosts') spec.extraPublicHosts = r.number(a, 0, 40, true);
     else if (a.startsWith('--nat-')) natArgs.push([a.slice(6), val()]);
     else throw new UsageError(`lab up: unknown option '${a}'`);
   }
@@ -219,11 +210,11 @@ async function cmdSelftest(args: string[]): Promise<number> {
   let json = false;
   let delayMs: number | undefined;
   let lossPct: number | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
+  const argv = new ArgReader(args);
+  for (let a = argv.next(); a !== undefined; a = argv.next()) {
     if (a === '--json') json = true;
-    else if (a === '--delay') delayMs = parseMs(args[++i] ?? '', a);
-    else if (a === '--loss') lossPct = parsePct(args[++i] ?? '', a);
+    else if (a === '--delay') delayMs = parseMs(argv.value(a), a);
+    else if (a === '--loss') lossPct = parsePct(argv.value(a), a);
     else throw new UsageError(`lab selftest: unknown option '${a}'`);
   }
   const r = await runSelftest({ delayMs, lossPct, log: (l) => process.stderr.write(l + '\n') });
@@ -249,8 +240,7 @@ export async function main(args: string[]): Promise<number> {
     case 'selftest':
       return cmdSelftest(rest);
     case 'matrix':
-      // The punch matrix lives with the punch code (src/punch/matrix.ts).
-      return (await import('../../punch/matrix.js')).matrixMain(rest);
+      return (await import('./lab-matrix.js')).main(rest);
     case undefined:
     case '--help':
     case '-h':

@@ -6,6 +6,7 @@
  * JSON: {mapping, portPreserving, publicAddress, localPort, observed: [{peer, address, port}], reason?}.
  */
 import { UsageError } from '../../errors.js';
+import { ArgReader } from '../args.js';
 import { parseEndpoint, type Endpoint } from '../../nat/types.js';
 
 const HELP = `usage: onionpunch nat-check --peer HOST:PORT --peer HOST:PORT [options]
@@ -29,13 +30,9 @@ export async function main(args: string[]): Promise<number> {
   let network = 'main';
   let timeoutMs = 5000;
   let json = false;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const val = (): string => {
-      const v = args[++i];
-      if (v === undefined) throw new UsageError(`${a} needs a value`);
-      return v;
-    };
+  const r = new ArgReader(args);
+  for (let a = r.next(); a !== undefined; a = r.next()) {
+    const val = (): string => r.value(a);
     switch (a) {
       case '--help':
       case '-h':
@@ -48,12 +45,9 @@ export async function main(args: string[]): Promise<number> {
         peers.push(e);
         break;
       }
-      case '--local-port': {
-        const v = Number(val());
-        if (!Number.isInteger(v) || v < 0 || v > 65535) throw new UsageError('--local-port: expected 0..65535');
-        localPort = v;
+      case '--local-port':
+        localPort = r.number(a, 0, 65535, true);
         break;
-      }
       case '--local-address':
         localAddress = val();
         break;

@@ -21,8 +21,10 @@ export interface I2pEndpointOptions {
   acceptPool?: number;
   /** I2CP options of the session (tunnel lengths and quantities). */
   sessionOptions?: Record<string, string | number>;
-  /** Bound on session creation (default 90 s). */
+  /** Bound on session creation, per attempt (default 90 s). */
   timeoutMs?: number;
+  /** Session creation attempts after `SAM_TIMEOUT` (default 1; see `SamSessionOptions.attempts`). */
+  attempts?: number;
   signal?: AbortSignal;
   log?: (line: string) => void;
 }
@@ -66,6 +68,7 @@ export class I2pCoordinationEndpoint extends EventEmitter implements Coordinatio
       privateKey: opts.privateKey,
       options: opts.sessionOptions,
       timeoutMs: opts.timeoutMs,
+      attempts: opts.attempts,
       signal: opts.signal,
     });
     const ep = new I2pCoordinationEndpoint(session, opts.log ?? (() => {}));

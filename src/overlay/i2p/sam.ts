@@ -79,6 +79,11 @@ export interface SamSessionOptions extends SamOpOptions {
   signatureType?: number;
   /** I2CP/tunnel options, e.g. `{ 'inbound.length': 1, 'outbound.length': 0 }`. */
   options?: Record<string, string | number>;
+  /**
+   * Attempts (default 1). After a `SAM_TIMEOUT` (the router never reported the session ready, e.g. its LeaseSet
+   * publication failed and i2pd did not retry it) a new session is created, each attempt bounded by `timeoutMs`.
+   */
+  attempts?: number;
 }
 
 /** A stream accepted by {@link SamSession.accept}. */
@@ -133,6 +138,17 @@ export class SamSession extends EventEmitter {
    * `SAM_DUPLICATED_ID`/`SAM_DUPLICATED_DEST`/`SAM_INVALID_KEY`/`SAM_I2P_ERROR`/`SAM_TIMEOUT`/`SAM_UNREACHABLE`.
    */
   static async create(addr: SamAddress, opts: SamSessionOptions = {}): Promise<SamSession> {
+    const attempts = Math.max(1, Math.min(opts.attempts ?? 1, 10));
+    for (let i = 1; ; i++) {
+      try {
+        return await SamSession.createOnce(addr, opts);
+      } catch (err) {
+        if (i >= attempts || !(err instanceof SamError) || err.code !== 'SAM_TIMEOUT' || opts.signal?.aborted) throw err;
+      }
+    }
+  }
+
+  private static async createOnce(addr: SamAddress, opts: SamSessionOptions): Promise<SamSession> {
     const id = opts.id ?? 'op' + randomBytes(6).toString('hex');
     if (!TOKEN_RE.test(id)) throw new SamError('SAM_INVALID_ID', 'session id must be one token');
     const key = opts.privateKey ?? 'TRANSIENT';

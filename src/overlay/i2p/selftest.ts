@@ -58,8 +58,8 @@ export async function selftestI2p(opts: { log?: (line: string) => void } = {}): 
     log(`i2p: private network up in ${net.bringUpMs} ms; creating endpoint and dialer sessions in parallel`);
     const ts = performance.now();
     [endpoint, dialer] = await Promise.all([
-      I2pCoordinationEndpoint.create({ sam: net.sam[0]!, sessionOptions: net.sessionOptions, signal: aborter.signal }),
-      I2pCoordinationDialer.create({ sam: net.sam[1]!, sessionOptions: net.sessionOptions, signal: aborter.signal }),
+      I2pCoordinationEndpoint.create({ sam: net.sam[0]!, sessionOptions: net.sessionOptions, ...net.sessionCreate, signal: aborter.signal }),
+      I2pCoordinationDialer.create({ sam: net.sam[1]!, sessionOptions: net.sessionOptions, ...net.sessionCreate, signal: aborter.signal }),
     ]);
     extra.sessionsMs = ms(ts);
     bringUpMs = ms(t0);
@@ -74,6 +74,7 @@ export async function selftestI2p(opts: { log?: (line: string) => void } = {}): 
     const b = await dialer.dial(ep.address, ep.port, { timeoutMs: 60_000, signal: aborter.signal });
     streams.push(b);
     extra.connectStatusMs = ms(tc);
+    extra.dialRetries = dialer.retries;
     const ping = Buffer.from('onionpunch i2p selftest: B -> A\n');
     const pong = Buffer.from('onionpunch i2p selftest: A -> B\n');
     b.write(ping);
