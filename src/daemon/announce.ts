@@ -1,0 +1,201 @@
+/**
+ * Clearnet side of hole-punch announcements (docs/PROTOCOL.md, "Relay"):
+ *  - {@link Announcer} (serve, A): keeps a P2P connection to each configured clearnet peer (handshake with
+ *    sendaddrv2) and sends it an `addrv2` carrying our announcement, again every interval;
+ *  - {@link AnnouncementCollector} (proxy, B): keeps a P2P connection to each configured clearnet peer, sends
+ *    `getaddr`, and feeds every holepunch entry of every `addrv2` it hears into an AnnouncementDirectory.
+ * Both use plain TCP only: announcements never travel over Tor or I2P connections, and overlay hosts are refused.
+ */
+import { connectPeer, type Peer } from '../peer/index.js';
+import { toAnnouncement, type AnnouncementDirectory } from '../relay/index.js';
+import type { AddrV2Entry, AddrV2Payload, NetworkName } from '../wire/index.js';
+import type { HostPort } from './config.js';
+import type { Logger } from './log.js';
+
+/** Overlay hosts: an announcement must never be sent (or learned) over them. */
+export function isOverlayHost(host: string): boolean {
+  return /\.(onion|i2p)$/i.test(host);
+}
+
+interface Link {
+  target: HostPort;
+  peer: Peer | undefined;
+  connecting: boolean;
+}
+
+abstract class PeerLinks {
+  protected readonly links: Link[];
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    peers: HostPort[],
+    protected readonly network: NetworkName,
+    protected readonly log: Logger | undefined,
+    private readonly intervalMs: number,
+    protected readonly handshakeTimeoutMs: number,
+  ) {
+    this.links = peers.filter((p) => {
+      if (!isOverlayHost(p.host)) return true;
+      log?.warn('peer-refused', { peer: `${p.host}:${p.port}`, why: 'announcements travel on clearnet only' });
+      return false;
+    }).map((target) => ({ target, peer: undefined, connecting: false }));
+  }
+
+  /** Runs one round now, then every interval. Resolves after the first round. */
+  async start(): Promise<void> {
+    await this.round();
+    if (this.stopped) return;
+    this.timer = setInterval(() => void this.round(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  /** One round over every peer: connect where needed, then act. Never rejects. */
+  async round(): Promise<void> {
+    await Promise.all(this.links.map((l) => this.tick(l)));
+  }
+
+  /** Stops the timer and closes every connection. */
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer);
+    for (const l of this.links) l.peer?.close();
+  }
+
+  private async tick(l: Link): Promise<void> {
+    if (this.stopped || l.connecting) return;
+    const name = `${l.target.host}:${l.target.port}`;
+    if (!l.peer || l.peer.isClosed) {
+      l.connecting = true;
+      try {
+        const { peer, receivedBeforeVerack } = await connectPeer({
+          host: l.target.host,
+          port: l.target.port,
+          network: this.network,
+          sendAddrV2: true,
+          handshakeTimeoutMs: this.handshakeTimeoutMs,
+        });
+        if (this.stopped) {
+          peer.close();
+          return;
+        }
+        l.peer = peer;
+        peer.on('close', (err) => this.log?.info('peer-closed', { peer: name, error: err }));
+        this.log?.info('peer-connected', { peer: name, userAgent: peer.peerVersion?.userAgent, addrv2: receivedBeforeVerack.includes('sendaddrv2') });
+        this.onConnected(l, peer, receivedBeforeVerack.includes('sendaddrv2'));
+      } catch (err) {
+        this.log?.warn('peer-connect-failed', { peer: name, error: err });
+        return;
+      } finally {
+        l.connecting = false;
+      }
+    }
+    try {
+      this.act(l, l.peer!, name);
+    } catch (err) {
+      this.log?.warn('peer-send-failed', { peer: name, error: err });
+    }
+  }
+
+  protected abstract onConnected(l: Link, peer: Peer, addrv2: boolean): void;
+  protected abstract act(l: Link, peer: Peer, name: string): void;
+}
+
+export interface AnnouncerOptions {
+  peers: HostPort[];
+  network: NetworkName;
+  /** The entry to send, built fresh for each round (makeAnnouncement with the current time). */
+  announcement: () => AddrV2Entry;
+  intervalMs: number;
+  handshakeTimeoutMs?: number;
+  log?: Logger;
+}
+
+/** Serve's announcer (see the module comment). `sent` counts addrv2 messages sent. */
+export class Announcer extends PeerLinks {
+  sent = 0;
+  private readonly make: () => AddrV2Entry;
+  private readonly addrv2Peers = new WeakSet<Peer>();
+
+  constructor(o: AnnouncerOptions) {
+    super(o.peers, o.network, o.log, o.intervalMs, o.handshakeTimeoutMs ?? 10_000);
+    this.make = o.announcement;
+  }
+
+  protected onConnected(_l: Link, peer: Peer, addrv2: boolean): void {
+    if (addrv2) this.addrv2Peers.add(peer);
+  }
+
+  protected act(_l: Link, peer: Peer, name: string): void {
+    if (peer.isClosed) return;
+    // BIP155: addrv2 only to peers that signalled sendaddrv2.
+    if (!this.addrv2Peers.has(peer)) {
+      this.log?.warn('announce-skipped', { peer: name, why: 'peer did not send sendaddrv2' });
+      return;
+    }
+    const entry = this.make();
+    peer.send('addrv2', { addrs: [entry] });
+    this.sent++;
+    this.log?.info('announcement-sent', { peer: name, coordination: `${entry.address}:${entry.port}`, clearnet: entry.clearnet ? `${entry.clearnet.address}:${entry.clearnet.port}` : undefined });
+  }
+}
+
+export interface CollectorOptions {
+  peers: HostPort[];
+  network: NetworkName;
+  directory: AnnouncementDirectory;
+  /** How often dead connections are re-opened (and getaddr sent on the new one). */
+  intervalMs: number;
+  handshakeTimeoutMs?: number;
+  log?: Logger;
+}
+
+/** Proxy's collector (see the module comment). `learned` counts announcements the directory kept. */
+export class AnnouncementCollector extends PeerLinks {
+  learned = 0;
+  private readonly directory: AnnouncementDirectory;
+  private readonly asked = new WeakSet<Peer>();
+
+  constructor(o: CollectorOptions) {
+    super(o.peers, o.network, o.log, o.intervalMs, o.handshakeTimeoutMs ?? 10_000);
+    this.directory = o.directory;
+  }
+
+  protected onConnected(l: Link, peer: Peer): void {
+    const name = `${l.target.host}:${l.target.port}`;
+    peer.on('message', (command, payload) => {
+      if (command !== 'addrv2') return;
+      let p: AddrV2Payload;
+      try {
+        p = peer.decode('addrv2', payload);
+      } catch (err) {
+        this.log?.warn('addrv2-bad', { peer: name, error: err });
+        return;
+      }
+      this.ingest(p.addrs, name);
+    });
+  }
+
+  /** Feeds addrv2 entries (only holepunch ones matter) into the directory. */
+  ingest(addrs: AddrV2Entry[], from: string): void {
+    for (const e of addrs) {
+      if (e.network !== 'holepunch') continue;
+      try {
+        const a = toAnnouncement(e);
+        if (this.directory.add(a)) {
+          this.learned++;
+          this.log?.info('announcement-learned', { from, coordination: `${a.coordination}:${a.coordinationPort}`, clearnet: `${a.clearnet.address}:${a.clearnet.port}` });
+        }
+      } catch (err) {
+        this.log?.debug('announcement-ignored', { from, error: err });
+      }
+    }
+  }
+
+  protected act(_l: Link, peer: Peer): void {
+    if (peer.isClosed || this.asked.has(peer)) return;
+    // Bitcoin Core answers one getaddr per connection; later announcements arrive unsolicited.
+    this.asked.add(peer);
+    peer.send('getaddr');
+  }
+}

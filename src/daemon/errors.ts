@@ -1,0 +1,46 @@
+/** Typed errors of the daemon (`serve`, `proxy`): configuration and SOCKS. */
+import { OnionpunchError } from '../errors.js';
+
+export type ConfigErrorCode =
+  | 'CONFIG_UNKNOWN_KEY'
+  | 'CONFIG_BAD_VALUE'
+  | 'CONFIG_SYNTAX'
+  | 'CONFIG_LIMIT'
+  | 'CONFIG_FILE'
+  | 'CONFIG_MISSING';
+
+/** Where a configuration value came from. */
+export type ConfigSource = 'default' | 'file' | 'env' | 'flag';
+
+/** A configuration problem; names the key, the source and (for files) the path and line. */
+export class ConfigError extends OnionpunchError {
+  declare readonly code: ConfigErrorCode;
+  readonly key: string | undefined;
+  readonly source: ConfigSource | undefined;
+  readonly line: number | undefined;
+  readonly file: string | undefined;
+  constructor(code: ConfigErrorCode, message: string, where: { key?: string; source?: ConfigSource; line?: number; file?: string } = {}) {
+    const loc = where.source === 'file'
+      ? `${where.file ?? 'config file'}${where.line !== undefined ? `:${where.line}` : ''}`
+      : where.source === 'env'
+        ? `environment${where.key ? ` ONIONPUNCH_${where.key.toUpperCase()}` : ''}`
+        : where.source === 'flag'
+          ? `flag${where.key ? ` --${where.key}` : ''}`
+          : undefined;
+    super(code, `${loc ? `${loc}: ` : ''}${where.key && where.source !== 'env' && where.source !== 'flag' ? `'${where.key}': ` : ''}${message}`);
+    this.key = where.key;
+    this.source = where.source;
+    this.line = where.line;
+    this.file = where.file;
+  }
+}
+
+export type SocksErrorCode = 'SOCKS_BAD_VERSION' | 'SOCKS_NO_METHOD' | 'SOCKS_BAD_COMMAND' | 'SOCKS_BAD_ATYP' | 'SOCKS_TIMEOUT' | 'SOCKS_TOO_LARGE' | 'SOCKS_CLOSED';
+
+/** A SOCKS client that broke the protocol (the server answers it and closes the connection). */
+export class SocksServerError extends OnionpunchError {
+  declare readonly code: SocksErrorCode;
+  constructor(code: SocksErrorCode, message: string) {
+    super(code, message);
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * `onionpunch proxy` (B side): a SOCKS5 server for bitcoind's `-proxy=`. A destination that is a known
+ * hole-punch announcement (learned from clearnet peers' addrv2, or a static `--known` entry) is reached by
+ * punching over the configured overlay; any other destination by a plain TCP connect.
+ */
+import type { Socket } from 'node:net';
+import { AnnouncementDirectory, type Announcement } from '../relay/index.js';
+import type { PunchClient } from '../punch/index.js';
+import type { CoordinationDialer } from '../overlay/types.js';
+import type { DaemonConfig } from './config.js';
+import type { Logger } from './log.js';
+import { AnnouncementCollector } from './announce.js';
+import { tcpConnect } from './handoff.js';
+import { Socks5Server, type SocksConnector, type SocksRequest } from './socks5.js';
+import { waitForShutdown } from './shutdown.js';
+import { checkNat, toEndpoint, type DaemonHooks } from './serve.js';
+
+/** Static entries first, then the directory of fresh announcements. */
+export function lookupTarget(cfg: Pick<DaemonConfig, 'known'>, directory: AnnouncementDirectory, host: string, port: number): Omit<Announcement, 'services' | 'time'> | undefined {
+  const h = host.toLowerCase();
+  const k = cfg.known.find((e) => e.clearnet.address.toLowerCase() === h && e.clearnet.port === port);
+  if (k) return k;
+  return directory.findByClearnet(host, port);
+}
+
+/** The connector: punch for announced destinations, plain connect otherwise. */
+export function makeConnector(o: { cfg: Pick<DaemonConfig, 'known'>; directory: AnnouncementDirectory; client: () => Promise<PunchClient>; log: Logger; plainTimeoutMs?: number }): SocksConnector {
+  return async (req: SocksRequest, signal: AbortSignal): Promise<Socket> => {
+    const target = lookupTarget(o.cfg, o.directory, req.host, req.port);
+    if (!target) return tcpConnect({ host: req.host, port: req.port }, { timeoutMs: o.plainTimeoutMs ?? 10_000, signal });
+    const name = `${target.coordination}:${target.coordinationPort}`;
+    o.log.info('punch-start', { destination: `${req.host}:${req.port}`, coordination: name });
+    const client = await o.client();
+    try {
+      const r = await client.punch({ address: target.coordination, port: target.coordinationPort, clearnet: target.clearnet }, { signal });
+      o.log.info('punch-connected', { destination: `${req.host}:${req.port}`, remote: `${r.remote.address}:${r.remote.port}`, session: r.sessionId });
+      return r.socket;
+    } catch (err) {
+      o.log.info('punch-failed', { destination: `${req.host}:${req.port}`, coordination: name, error: err });
+      throw err;
+    }
+  };
+}
+
+/** Runs the proxy until SIGINT/SIGTERM (or `hooks.signal`). Resolves the exit code. */
+export async function runProxy(cfg: DaemonConfig, log: Logger, hooks: DaemonHooks = {}): Promise<number> {
+  const directory = new AnnouncementDirectory();
+  let clientP: Promise<PunchClient> | undefined;
+  let dialer: CoordinationDialer | undefined;
+  // The punch client (native engine, overlay dialer, NAT check) is built on the first punch only.
+  const client = (): Promise<PunchClient> => {
+    clientP ??= (async () => {
+      const { PunchEngine } = await import('../native/engine.js');
+      const { nativeObserver } = await import('../nat/observe.js');
+      const { PunchClient: Client, wireCodec } = await import('../punch/index.js');
+      if (cfg.overlay === 'tor') {
+        const { TorCoordinationDialer } = await import('../overlay/tor/dialer.js');
+        dialer = new TorCoordinationDialer({ socksHost: cfg.proxy.host, socksPort: cfg.proxy.port });
+      } else {
+        const { I2pCoordinationDialer } = await import('../overlay/i2p/dialer.js');
+        dialer = await I2pCoordinationDialer.create({ sam: { host: cfg.i2psam.host, port: cfg.i2psam.port }, timeoutMs: 120_000 });
+      }
+      const verdict = hooks.testing?.eim ?? (await checkNat(cfg, log));
+      return new Client({
+        dialer,
+        engine: hooks.testing?.engine ?? PunchEngine.shared(),
+        codec: wireCodec(cfg.network),
+        discovery: { methods: hooks.testing?.methods ?? ['predict', 'natcheck'], natcheckServers: cfg.natcheck.map(toEndpoint), observe: nativeObserver({ network: cfg.network }) },
+        ...(verdict ? { eim: verdict } : {}),
+        allowLab: cfg.labranges,
+        ...(hooks.testing?.policy ? { policy: hooks.testing.policy } : {}),
+        ...(cfg.bind ? { localAddress: cfg.bind, family: cfg.bind.includes(':') ? 6 : 4 } : {}),
+        ...(hooks.testing?.localAddress ? { localAddress: hooks.testing.localAddress, tuning: { profile: 'plain' as const } } : {}),
+      });
+    })();
+    clientP.catch(() => (clientP = undefined));
+    return clientP;
+  };
+  const server = new Socks5Server({
+    connect: makeConnector({ cfg, directory, client, log }),
+    maxClients: cfg.maxclients,
+    idleTimeoutMs: cfg.idletimeout * 1000,
+    log,
+  });
+  const bound = await server.listen(cfg.listen.host, cfg.listen.port);
+  log.info('socks-listening', { listen: `${bound.host}:${bound.port}`, known: cfg.known.length, peers: cfg.peer.length });
+  const collector = new AnnouncementCollector({ peers: cfg.peer, network: cfg.network, directory, intervalMs: cfg.announceinterval * 1000, log });
+  void collector.start();
+  const ready = { ready: true, socks: `${bound.host}:${bound.port}`, overlay: cfg.overlay, known: cfg.known.length, peers: cfg.peer.length };
+  log.info('ready', ready);
+  hooks.ready?.(ready);
+  const why = await waitForShutdown(hooks.signal);
+  log.info('shutdown', { signal: why, bridges: server.activeBridges.size });
+  collector.stop();
+  await server.close(cfg.shutdowngrace * 1000);
+  await dialer?.close().catch(() => undefined);
+  log.info('stopped');
+  return 0;
+}

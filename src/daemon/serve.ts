@@ -1,0 +1,156 @@
+/**
+ * `onionpunch serve` (A side): coordination endpoint (Tor control port or I2P SAM), punch listener, clearnet
+ * announcements, and splice hand-off of every verified punched socket to the local bitcoind. Shuts down on
+ * SIGINT/SIGTERM: stop announcing, close the listener and the endpoint (DEL_ONION / SAM close), let bridges
+ * finish for `shutdowngrace` seconds, then close them.
+ */
+import { OnionpunchError } from '../errors.js';
+import type { CoordinationEndpoint } from '../overlay/types.js';
+import type { EimVerdict } from '../nat/eim-check.js';
+import type { Endpoint } from '../nat/types.js';
+import type { TargetPolicy } from '../nat/address.js';
+import type { DiscoveryMethod } from '../nat/mapping.js';
+import type { PunchEngineLike } from '../punch/engine-port.js';
+import { makeAnnouncement } from '../relay/index.js';
+import type { DaemonConfig, HostPort } from './config.js';
+import type { Logger } from './log.js';
+import { Announcer } from './announce.js';
+import { spliceToBitcoind } from './handoff.js';
+import type { Bridge } from './splice.js';
+import { waitForShutdown } from './shutdown.js';
+
+export const toEndpoint = (h: HostPort): Endpoint => ({ address: h.host, port: h.port });
+
+/** Runs the EIM check when two NAT-check servers are configured; undefined otherwise. */
+export async function checkNat(cfg: DaemonConfig, log: Logger): Promise<EimVerdict | undefined> {
+  if (cfg.natcheck.length < 2) {
+    log.warn('nat-check-skipped', { why: 'fewer than two natcheck servers configured' });
+    return undefined;
+  }
+  const { probeBind } = await import('../native/engine.js');
+  const { eimCheck } = await import('../nat/eim-check.js');
+  const { nativeObserver } = await import('../nat/observe.js');
+  log.info('nat-check-start', { servers: cfg.natcheck.map((n) => `${n.host}:${n.port}`) });
+  const local = probeBind({ address: cfg.bind ?? '0.0.0.0', port: 0 });
+  const v = await eimCheck({ local, peers: cfg.natcheck.map(toEndpoint), observe: nativeObserver({ network: cfg.network }), timeoutMs: 5000 });
+  log.info('nat-check-done', { mapping: v.mapping, portPreserving: v.portPreserving, publicAddress: v.publicAddress, reason: v.reason });
+  return v;
+}
+
+async function makeEndpoint(cfg: DaemonConfig, log: Logger): Promise<CoordinationEndpoint> {
+  if (cfg.overlay === 'tor') {
+    const { TorCoordinationEndpoint } = await import('../overlay/tor/endpoint.js');
+    log.info('endpoint-creating', { overlay: 'tor', torcontrol: `${cfg.torcontrol.host}:${cfg.torcontrol.port}` });
+    return TorCoordinationEndpoint.create({
+      control: { host: cfg.torcontrol.host, port: cfg.torcontrol.port, auth: cfg.torpassword ? { password: cfg.torpassword } : {} },
+      virtualPort: cfg.punchport,
+    });
+  }
+  const { I2pCoordinationEndpoint } = await import('../overlay/i2p/endpoint.js');
+  log.info('endpoint-creating', { overlay: 'i2p', i2psam: `${cfg.i2psam.host}:${cfg.i2psam.port}` });
+  return I2pCoordinationEndpoint.create({ sam: { host: cfg.i2psam.host, port: cfg.i2psam.port }, timeoutMs: 120_000 });
+}
+
+/**
+ * Knobs for tests that punch over loopback (never reachable from configuration: a real network never needs them).
+ */
+export interface DaemonTestKnobs {
+  policy?: TargetPolicy;
+  eim?: EimVerdict;
+  methods?: DiscoveryMethod[];
+  /** Replaces the native engine: loopback cannot cross SYNs, so loopback tests use a rendezvous stand-in. */
+  engine?: PunchEngineLike;
+  /** Local address punches are made from (loopback tests). */
+  localAddress?: string;
+}
+
+export interface DaemonHooks {
+  ready?: (info: Record<string, unknown>) => void;
+  signal?: AbortSignal;
+  testing?: DaemonTestKnobs;
+}
+
+/** Starts everything; `ready` is called once up (serve prints it with --json). */
+export async function runServe(cfg: DaemonConfig, log: Logger, hooks: DaemonHooks = {}): Promise<number> {
+  const { PunchEngine } = await import('../native/engine.js');
+  const { nativeObserver } = await import('../nat/observe.js');
+  const { createPunchListener, wireCodec } = await import('../punch/index.js');
+  const verdict = hooks.testing?.eim ?? (await checkNat(cfg, log));
+  if (verdict?.mapping === 'edm') log.warn('nat-unsuitable', { why: 'endpoint-dependent mapping: punches will be refused' });
+  const endpoint = await makeEndpoint(cfg, log);
+  log.info('endpoint-published', { overlay: endpoint.kind, coordination: `${endpoint.address}:${endpoint.port}` });
+  endpoint.on('down', (err: unknown) => log.warn('endpoint-down', { error: err }));
+  endpoint.on('up', () => log.info('endpoint-up'));
+  endpoint.on('error', (err: unknown) => log.warn('endpoint-error', { error: err }));
+
+  const listener = await createPunchListener({
+    endpoint,
+    engine: hooks.testing?.engine ?? PunchEngine.shared(),
+    codec: wireCodec(cfg.network),
+    discovery: { methods: hooks.testing?.methods ?? ['predict', 'natcheck'], natcheckServers: cfg.natcheck.map(toEndpoint), observe: nativeObserver({ network: cfg.network }) },
+    ...(verdict ? { eim: verdict } : {}),
+    allowLab: cfg.labranges,
+    ...(hooks.testing?.policy ? { policy: hooks.testing.policy } : {}),
+    limits: { maxConcurrentSessions: cfg.maxsessions },
+    ...(cfg.bind ? { localAddress: cfg.bind.includes(':') ? { v6: cfg.bind } : { v4: cfg.bind } } : {}),
+    ...(hooks.testing?.localAddress ? { localAddress: { v4: hooks.testing.localAddress }, tuning: { profile: 'plain' as const } } : {}),
+  });
+  const bridges = new Set<Bridge>();
+  listener.on('connection', (socket: import('node:net').Socket, info: { remote: Endpoint; sessionId: string }) => {
+    const peer = `${info.remote.address}:${info.remote.port}`;
+    log.info('session-punched', { session: info.sessionId, peer });
+    if (bridges.size >= cfg.maxclients) {
+      log.warn('bridge-refused', { peer, why: `maxclients ${cfg.maxclients} reached` });
+      socket.destroy();
+      return;
+    }
+    spliceToBitcoind(socket, cfg.bitcoind, { idleTimeoutMs: cfg.idletimeout * 1000 })
+      .then(async (b) => {
+        bridges.add(b);
+        log.info('bridge-open', { peer, bitcoind: `${cfg.bitcoind.host}:${cfg.bitcoind.port}` });
+        const st = await b.done;
+        bridges.delete(b);
+        log.info('bridge-closed', { peer, toBitcoind: st.aToB, fromBitcoind: st.bToA, reason: st.reason, error: st.error });
+      })
+      .catch((err: unknown) => log.error('bridge-failed', { peer, error: err }));
+  });
+  listener.on('failure', (err: unknown) => log.info('session-failed', { error: err }));
+
+  const clearAddress = cfg.externalip ?? verdict?.publicAddress;
+  let announcer: Announcer | undefined;
+  const clearnet = clearAddress ? { address: clearAddress, port: cfg.punchport } : undefined;
+  if (!clearnet) log.warn('announce-disabled', { why: 'no externalip and no public address from the NAT check' });
+  else if (cfg.announce.length === 0) log.warn('announce-disabled', { why: 'no announce peers configured' });
+  else {
+    announcer = new Announcer({
+      peers: cfg.announce,
+      network: cfg.network,
+      intervalMs: cfg.announceinterval * 1000,
+      log,
+      announcement: () => makeAnnouncement({ coordination: endpoint.address, coordinationPort: endpoint.port, clearnet }),
+    });
+    void announcer.start();
+  }
+  const ready = { ready: true, coordination: `${endpoint.address}:${endpoint.port}`, overlay: endpoint.kind, clearnet: clearnet ?? null, bitcoind: `${cfg.bitcoind.host}:${cfg.bitcoind.port}` };
+  log.info('ready', ready);
+  hooks.ready?.(ready);
+
+  const why = await waitForShutdown(hooks.signal);
+  log.info('shutdown', { signal: why, bridges: bridges.size });
+  announcer?.stop();
+  await listener.close();
+  try {
+    await endpoint.close();
+    log.info('endpoint-closed');
+  } catch (err) {
+    log.warn('endpoint-close-failed', { error: err instanceof OnionpunchError ? err : String(err) });
+  }
+  if (bridges.size > 0) {
+    const all = Promise.all([...bridges].map((b) => b.done));
+    await Promise.race([all, new Promise((r) => setTimeout(r, cfg.shutdowngrace * 1000).unref())]);
+    for (const b of bridges) b.close();
+    await all;
+  }
+  log.info('stopped');
+  return 0;
+}
