@@ -13,7 +13,7 @@ import type { Endpoint } from '../nat/types.js';
 import type { TargetPolicy } from '../nat/address.js';
 import type { DiscoveryResult } from '../nat/mapping.js';
 import { Timeline } from './timeline.js';
-import { verifyPeer } from './verify.js';
+import { verifyOrReport } from './verify.js';
 import { classifyEngineError } from './engine-errors.js';
 import { type PlanTuning, type PunchedConnection, capPlan, familyOf, newSessionId, randomNonce, usableEndpoints } from './session-common.js';
 
@@ -138,13 +138,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
       throw error;
     }
     tl.mark('established', `${outcome.remote.address}:${outcome.remote.port}`);
-    const remote = verifyPeer(outcome.socket, usable);
-    if (!remote) {
-      const got = `${outcome.socket.remoteAddress}:${outcome.socket.remotePort}`;
-      outcome.socket.destroy();
-      ch.send({ cmd: 'opresult', sessionId, status: 'verify-failed', elapsedMs: Math.round(tl.mark('verify-failed')), reason: `peer ${got} is not an endpoint from opendpoint` });
-      throw new PunchSessionError('PUNCH_VERIFY_FAILED', `B: connected peer ${got} is not one of A's endpoints`, { step: 'verify', side: 'B' });
-    }
+    const remote = verifyOrReport('B', outcome.socket, usable, ch, sessionId, tl);
     ch.send({ cmd: 'opresult', sessionId, status: 'connected', elapsedMs: Math.round(tl.mark('verified')), reason: '' });
     void ch.next(3000, 'opresult').catch(() => undefined).finally(() => ch.close());
     return { socket: outcome.socket, local: outcome.local ?? opts.local, remote, sessionId: sessionId.toString('hex'), timeline: tl, engineTimeline: outcome.timeline, overlayRttMs: rttMs };

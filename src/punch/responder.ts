@@ -14,7 +14,7 @@ import type { TargetPolicy } from '../nat/address.js';
 import type { DiscoveryResult } from '../nat/mapping.js';
 import type { EimVerdict } from '../nat/eim-check.js';
 import { Timeline } from './timeline.js';
-import { verifyPeer } from './verify.js';
+import { verifyOrReport } from './verify.js';
 import { classifyEngineError } from './engine-errors.js';
 import { type PlanTuning, type PunchedConnection, capPlan, familyOf, randomNonce, usableEndpoints } from './session-common.js';
 
@@ -139,14 +139,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       throw error;
     }
     tl.mark('established', `${outcome.remote.address}:${outcome.remote.port}`);
-    const remote = verifyPeer(outcome.socket, usable);
-    if (!remote) {
-      const got = `${outcome.socket.remoteAddress}:${outcome.socket.remotePort}`;
-      outcome.socket.destroy();
-      ch.send({ cmd: 'opresult', sessionId, status: 'verify-failed', elapsedMs: Math.round(tl.mark('verify-failed')), reason: `peer ${got} is not an endpoint from opendpoint` });
-      ch.close();
-      throw new PunchSessionError('PUNCH_VERIFY_FAILED', `A: connected peer ${got} is not one of B's endpoints`, { step: 'verify', side: 'A' });
-    }
+    const remote = verifyOrReport('A', outcome.socket, usable, ch, sessionId, tl);
     ch.send({ cmd: 'opresult', sessionId, status: 'connected', elapsedMs: Math.round(tl.mark('verified')), reason: '' });
     // B's opresult is informative only; read it briefly in the background, then close.
     void ch.next(3000, 'opresult').catch(() => undefined).finally(() => ch.close());
