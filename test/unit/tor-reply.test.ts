@@ -43,7 +43,7 @@ test('the same bytes give the same replies however they are split', () => {
 });
 
 test('rejects malformed lines, mixed status codes and oversized lines with TOR_PROTOCOL', () => {
-  for (const bad of ['hello\r\n', '25 OK\r\n', '250-a\r\n251 b\r\n', '250*x\r\n']) {
+  for (const bad of ['hello\r\n', '25 OK\r\n', '250-a\r\n251 b\r\n', '250*x\r\n', '000 PROTOCOLINFO 1\r\n', '199 x\r\n', '700 x\r\n']) {
     assert.throws(() => new ReplyParser().push(Buffer.from(bad)), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_PROTOCOL');
   }
   const p = new ReplyParser({ maxLineBytes: 100 });
