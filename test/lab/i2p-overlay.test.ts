@@ -25,10 +25,10 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   );
 }
 // i2pd's streaming retransmits a lost SYN only after its initial RTO (~9 s, then doubling): allow for two losses.
-function nextStream(ep: I2pCoordinationEndpoint, ms = 60_000): Promise<{ stream: Duplex; info: AcceptedStreamInfo }> {
+function nextStream(ep: I2pCoordinationEndpoint, ms = 120_000): Promise<{ stream: Duplex; info: AcceptedStreamInfo }> {
   return withTimeout(new Promise((r) => ep.once('stream', (stream: Duplex, info: AcceptedStreamInfo) => r({ stream, info }))), ms, 'accept');
 }
-function readExactly(s: Duplex, n: number, ms = 60_000): Promise<Buffer> {
+function readExactly(s: Duplex, n: number, ms = 120_000): Promise<Buffer> {
   return withTimeout(
     new Promise<Buffer>((resolve, reject) => {
       let buf = Buffer.alloc(0);
@@ -51,7 +51,7 @@ function readExactly(s: Duplex, n: number, ms = 60_000): Promise<Buffer> {
  * A fresh endpoint's LeaseSet is sometimes not findable for tens of seconds after its session is ready (seen:
  * ~40 s): retry "not found" like the dialer does.
  */
-async function lookupSoon(session: SamSession, name: string, ms = 60_000): Promise<string> {
+async function lookupSoon(session: SamSession, name: string, ms = 120_000): Promise<string> {
   const deadline = Date.now() + ms;
   for (;;) {
     try {
@@ -116,7 +116,7 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
   test('dial the endpoint by b32: bytes both ways, the caller\'s b32 reported, a version handshake across it', async () => {
     const t = performance.now();
     const accepted = nextStream(endpoint);
-    const b = await dialer.dial(endpoint.address, endpoint.port, { timeoutMs: 60_000 });
+    const b = await dialer.dial(endpoint.address, endpoint.port, { timeoutMs: 120_000 });
     b.write('ping from B');
     const { stream: a, info } = await accepted;
     assert.equal(info.peer, dialer.session.b32);
@@ -152,9 +152,9 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
         }
       }),
     );
-    const dials = await Promise.all([0, 1, 2].map(() => dialer.dial(endpoint.address, 0, { timeoutMs: 60_000 })));
+    const dials = await Promise.all([0, 1, 2].map(() => dialer.dial(endpoint.address, 0, { timeoutMs: 120_000 })));
     dials.forEach((d, i) => d.write(`caller ${i}\n`));
-    await withTimeout(three, 60_000, 'three accepts').catch((err: Error) => {
+    await withTimeout(three, 120_000, 'three accepts').catch((err: Error) => {
       throw new Error(`${err.message}: accepted ${got.length} of 3; endpoint log: ${JSON.stringify(epLog.slice(-10))}`);
     });
     const lines = await Promise.all(got.map((s) => readExactly(s, 9).then((b) => b.toString())));

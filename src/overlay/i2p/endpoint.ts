@@ -17,7 +17,11 @@ export interface I2pEndpointOptions {
    * be used for nothing else (never bitcoind's I2P key). Default: a transient destination.
    */
   privateKey?: string;
-  /** Pending STREAM ACCEPTs kept armed (default 2): callers arriving together are all taken. */
+  /**
+   * Pending STREAM ACCEPTs kept armed (default 4). A caller that arrives while none is pending can be lost
+   * silently (its STREAM CONNECT already said OK; seen in CI: 3 simultaneous callers, pool 2, one never
+   * accepted), so the pool is sized for bursts rather than relying on a fast re-arm.
+   */
   acceptPool?: number;
   /** I2CP options of the session (tunnel lengths and quantities). */
   sessionOptions?: Record<string, string | number>;
@@ -72,7 +76,7 @@ export class I2pCoordinationEndpoint extends EventEmitter implements Coordinatio
       signal: opts.signal,
     });
     const ep = new I2pCoordinationEndpoint(session, opts.log ?? (() => {}));
-    const pool = Math.max(1, Math.min(opts.acceptPool ?? 2, 16));
+    const pool = Math.max(1, Math.min(opts.acceptPool ?? 4, 16));
     for (let i = 0; i < pool; i++) ep.loops.push(ep.acceptLoop(i));
     return ep;
   }
