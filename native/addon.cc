@@ -85,7 +85,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("stats", &EngineWrap::Stats)});
   }
 
-  // new Engine(wake: () => void): `wake` runs on the JS thread whenever outcomes are ready; it calls drain().
+  // new Engine(wake: () => void, {realtimePriority?, spinNs?}): `wake` runs on the JS thread whenever outcomes are ready; it calls drain().
   explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info), env_(info.Env()) {
     Napi::Env env = info.Env();
     if (!info[0].IsFunction()) {
@@ -99,6 +99,12 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       // Engine thread. No payload: the JS side pulls with drain(), so nothing dangles if JS is gone.
       tsfn_.NonBlockingCall();
     });
+    if (info[1].IsObject()) {
+      Napi::Value rt = info[1].As<Napi::Object>().Get("realtimePriority");
+      if (rt.IsNumber()) engine_->set_realtime(rt.As<Napi::Number>().Int32Value());
+      Napi::Value spin = info[1].As<Napi::Object>().Get("spinNs");
+      if (spin.IsNumber()) engine_->set_spin(spin.As<Napi::Number>().Int64Value());
+    }
     int err = engine_->start();
     if (err != 0) {
       Shutdown();
@@ -233,6 +239,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("syns", Napi::Number::New(env, static_cast<double>(s.syns)));
     o.Set("plansDone", Napi::Number::New(env, static_cast<double>(s.plans_done)));
     o.Set("inFlight", Napi::Number::New(env, static_cast<double>(inflight_)));
+    o.Set("realtime", Napi::Boolean::New(env, s.realtime));
     return o;
   }
 

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
@@ -11,8 +12,11 @@
 #include <time.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <queue>
+#include <random>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace onionpunch {
 
@@ -81,6 +85,58 @@ struct Plan {
   PlanSpec spec;
   std::vector<Attempt> att;
   std::unique_ptr<Outcome> out;
+  Fd hold;  // port-0 plans: the socket that reserved the port, used by the first attempt
+  bool auto_port = false;  // the port came from the allocator and goes back to it at the end
+};
+
+/**
+ * Local ports for port-0 plans. bind(port 0) gets slow (a linear search) once thousands of ports are
+ * bound, so the engine walks the ephemeral range itself, skips ports its own plans hold (SO_REUSEPORT
+ * would let it bind them twice) and lets the kernel refuse ports others use (EADDRINUSE).
+ */
+class PortAllocator {
+ public:
+  PortAllocator() {
+    FILE* f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (f) {
+      unsigned a = 0, b = 0;
+      if (fscanf(f, "%u %u", &a, &b) == 2 && a > 0 && b >= a && b <= 65535) {
+        lo_ = a;
+        hi_ = b;
+      }
+      fclose(f);
+    }
+    std::random_device rd;
+    cursor_ = lo_ + rd() % (hi_ - lo_ + 1);
+  }
+
+  Fd take(const SockAddr& local, const SocketOptions& opt, SysError* err) {
+    SockAddr a = local;
+    unsigned span = hi_ - lo_ + 1;
+    for (unsigned tries = 0; tries < span && tries < 4096; tries++) {
+      uint16_t port = static_cast<uint16_t>(cursor_);
+      cursor_ = cursor_ >= hi_ ? lo_ : cursor_ + 1;
+      if (used_.count(port)) continue;
+      a.set_port(port);
+      Fd fd = open_bound_socket(a, opt, err);
+      if (fd) {
+        used_.insert(port);
+        return fd;
+      }
+      if (err->err != EADDRINUSE) return Fd();
+    }
+    a.set_port(0);  // range crowded: let the kernel search
+    Fd fd = open_bound_socket(a, opt, err);
+    SockAddr name;
+    if (fd && !local_name(fd.get(), &name)) used_.insert(name.port());
+    return fd;
+  }
+
+  void give_back(uint16_t port) { used_.erase(port); }
+
+ private:
+  unsigned lo_ = 32768, hi_ = 60999, cursor_ = 32768;
+  std::unordered_set<uint16_t> used_;
 };
 
 }  // namespace
@@ -98,7 +154,19 @@ struct Engine::Impl {
   std::unordered_map<uint64_t, Ref> by_serial;
   uint64_t next_serial = kFirstSerial;
   std::vector<std::unique_ptr<Outcome>> pending;
+  PortAllocator ports;
   bool stopping = false;
+  // Adaptive spin: timerfd wakeups on a busy VM can be late by a millisecond; we learn how late.
+  int64_t spin_ns = 500'000;
+  int64_t fixed_spin_ns = 0;
+  double late_est_ns = 0;
+
+  void observe_wakeup(int64_t late) {
+    if (fixed_spin_ns > 0) return;
+    late_est_ns = std::max(late_est_ns * 0.97, static_cast<double>(std::max<int64_t>(late, 0)));
+    int64_t want = static_cast<int64_t>(late_est_ns * 1.5) + 50'000;
+    spin_ns = std::min(std::max(want, Engine::kMinSpinNs), Engine::kMaxSpinNs);
+  }
 
   std::atomic<uint64_t> st_plans{0}, st_sockets{0}, st_max_sockets{0}, st_syns{0}, st_done{0};
 
@@ -136,6 +204,7 @@ struct Engine::Impl {
     p.out->syscall = syscall;
     pending.push_back(std::move(p.out));
     uint64_t id = p.id;
+    if (p.auto_port) ports.give_back(p.spec.local.port());
     plans.erase(id);
     st_plans.fetch_sub(1, std::memory_order_relaxed);
     st_done.fetch_add(1, std::memory_order_relaxed);
@@ -159,11 +228,20 @@ struct Engine::Impl {
     for (auto& r : plan.spec.remotes) bad_family = bad_family || r.family() != plan.spec.local.family();
     if (bad_family) return finish(plan, Status::SocketError, EAFNOSUPPORT, "connect");
     if (plan.spec.local.port() == 0) {
-      // Choose the port once so that every attempt of the plan (and every wave) leaves from it.
-      uint16_t port = 0;
-      SysError e = probe_bind(plan.spec.local, &port);
+      // Choose the port once so that every attempt of the plan (and every wave) leaves from it. The socket
+      // stays bound until the first SYN uses it: a bound port is never handed to another bind(0) meanwhile.
+      SocketOptions o;
+      o.syn_cnt = plan.spec.syn_cnt;
+      o.no_delay = plan.spec.no_delay;
+      SysError e;
+      Fd hold = ports.take(plan.spec.local, o, &e);
       if (e) return finish(plan, e.syscall[0] == 'b' ? Status::BindError : Status::SocketError, e.err, e.syscall);
-      plan.spec.local.set_port(port);
+      SockAddr name;
+      e = local_name(hold.get(), &name);
+      if (e) return finish(plan, Status::SocketError, e.err, e.syscall);
+      plan.spec.local.set_port(name.port());
+      plan.auto_port = true;
+      plan.hold = std::move(hold);
     }
     push_timer(plan.spec.start_ns + plan.spec.waves_ns[0], id, 0, 0, TimerKind::Wave);
     push_timer(plan.spec.deadline_ns, id, 0, 0, TimerKind::Deadline);
@@ -178,7 +256,16 @@ struct Engine::Impl {
     o.no_delay = p.spec.no_delay;
     o.ttl = prime ? p.spec.prime_ttl : p.spec.first_syn_ttl;
     SysError e;
-    Fd fd = open_bound_socket(p.spec.local, o, &e);
+    Fd fd;
+    if (p.hold) {
+      fd = std::move(p.hold);
+      if (o.ttl > 0) {
+        int te = set_ttl(fd.get(), p.spec.local.family(), o.ttl);
+        if (te != 0) e = {te, "setsockopt"};
+      }
+    } else {
+      fd = open_bound_socket(p.spec.local, o, &e);
+    }
     if (e) {
       if (e.syscall[0] == 'b' && (e.err == EADDRINUSE || e.err == EACCES || e.err == EADDRNOTAVAIL)) {
         finish(p, Status::BindError, e.err, e.syscall);
@@ -326,7 +413,7 @@ struct Engine::Impl {
     if (heap.empty()) return;
     int64_t t = heap.top().at;
     int64_t now = monotonic_ns();
-    if (t - now > kSpinNs) return;
+    if (t - now > spin_ns) return;
     while (now < t) {  // the last stretch: spin, timerfd wakeups are only good to tens of microseconds
       cpu_relax();
       now = monotonic_ns();
@@ -376,7 +463,7 @@ void Engine::post(std::function<void(Impl&)> cmd) {
   // Under the lock so that the thread cannot close the eventfd between our check and our write.
   std::lock_guard<std::mutex> lk(cmd_mu_);
   cmds_.push_back(std::move(cmd));
-  if (impl_->efd) {
+  if (cmds_.size() == 1 && impl_->efd) {  // the thread swaps the whole queue out: one wakeup per batch
     uint64_t one = 1;
     ssize_t w = write(impl_->efd.get(), &one, sizeof one);
     (void)w;  // EAGAIN means the counter is already non-zero: the thread wakes anyway
@@ -423,6 +510,7 @@ EngineStats Engine::stats() const {
   s.max_sockets = impl_->st_max_sockets.load(std::memory_order_relaxed);
   s.syns = impl_->st_syns.load(std::memory_order_relaxed);
   s.plans_done = impl_->st_done.load(std::memory_order_relaxed);
+  s.realtime = realtime_.load();
   return s;
 }
 
@@ -433,14 +521,23 @@ void Engine::run() {
   pthread_sigmask(SIG_BLOCK, &all, nullptr);
   prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
   pthread_setname_np(pthread_self(), "onionpunch-eng");
+  if (rt_priority_ > 0) {
+    // A mostly-sleeping thread whose wakeups must not wait behind other runnable work. Spins are bounded
+    // (at most kMaxSpinNs per timer) and the kernel's RT throttling caps any runaway.
+    sched_param sp{};
+    sp.sched_priority = rt_priority_;
+    realtime_.store(pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0);
+  }
 
   Impl& im = *impl_;
+  im.fixed_spin_ns = fixed_spin_ns_;
+  if (fixed_spin_ns_ > 0) im.spin_ns = fixed_spin_ns_;
   std::vector<epoll_event> evs(512);
   std::vector<std::function<void(Impl&)>> cmds;
   for (;;) {
     int timeout = -1;
     if (!im.heap.empty()) {
-      int64_t at = im.heap.top().at - kSpinNs;
+      int64_t at = im.heap.top().at - im.spin_ns;
       if (at <= monotonic_ns()) {
         timeout = 0;
       } else {
@@ -465,6 +562,7 @@ void Engine::run() {
         uint64_t v;
         ssize_t r = read(im.tfd.get(), &v, sizeof v);
         (void)r;
+        if (im.armed_at > 0) im.observe_wakeup(monotonic_ns() - im.armed_at);
         im.armed_at = -1;
       } else {
         im.on_socket(tok, evs[i].events);

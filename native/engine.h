@@ -81,6 +81,7 @@ struct EngineStats {
   uint64_t max_sockets = 0;    // high-water mark of open attempt sockets
   uint64_t syns = 0;           // SYNs sent (connect() calls) since start
   uint64_t plans_done = 0;
+  bool realtime = false;       // the thread runs SCHED_FIFO
 };
 
 class Engine {
@@ -90,6 +91,12 @@ class Engine {
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
+
+  /**
+   * Asks for SCHED_FIFO at `priority` (1-99) on the engine thread when it starts; 0 = normal scheduling.
+   * Needs CAP_SYS_NICE; without it the thread silently stays SCHED_OTHER (see stats().realtime).
+   */
+  void set_realtime(int priority) { rt_priority_ = priority; }
 
   /** Creates epoll/timerfd/eventfd and the thread. Returns 0 or an errno. */
   int start();
@@ -108,8 +115,13 @@ class Engine {
   std::vector<std::unique_ptr<Outcome>> take();
   EngineStats stats() const;
 
-  /** How long before a deadline the thread stops sleeping and spins (precision vs CPU). */
-  static constexpr int64_t kSpinNs = 150'000;
+  /**
+   * How long before a timer the thread stops sleeping and spins (precision vs CPU). 0 (default) = adaptive:
+   * a bit more than the worst timerfd wakeup lateness seen recently, between kMinSpinNs and kMaxSpinNs.
+   */
+  void set_spin(int64_t ns) { fixed_spin_ns_ = ns; }
+  static constexpr int64_t kMinSpinNs = 100'000;
+  static constexpr int64_t kMaxSpinNs = 2'000'000;
 
  private:
   struct Impl;
@@ -120,6 +132,9 @@ class Engine {
   std::unique_ptr<Impl> impl_;
   std::thread thread_;
   std::atomic<bool> stopped_{false};
+  std::atomic<bool> realtime_{false};
+  int rt_priority_ = 0;
+  int64_t fixed_spin_ns_ = 0;
   std::atomic<uint64_t> next_id_{1};
 
   std::mutex cmd_mu_;

@@ -222,10 +222,12 @@ export class Lab {
       });
     });
     child.removeAllListeners('exit');
-    if (this.detached) {
-      child.stdout!.destroy();
-      child.unref();
-    }
+    if (this.detached) child.stdout!.destroy();
+    // A delay line never keeps the owner's event loop alive: a script that ends without down() still exits,
+    // and the 'exit' hook removes the lab.
+    child.unref();
+    (child.stdout as unknown as { unref?: () => void } | null)?.unref?.();
+    (child.stderr as unknown as { unref?: () => void } | null)?.unref?.();
   }
 
   /** The namespace name of a lab node: `a`, `a-h2`, `a-router`, `a-carrier`, `core1`, `pub1`, or a full name. */
@@ -335,7 +337,9 @@ export async function reapLabs(): Promise<ReapResult> {
     res.removedLabs.push(s.prefix.replace(/-$/, ''));
   }
   for (const ns of await listNamespaces()) {
-    if (LAB_NS_PATTERN.test(ns) && !known.has(ns)) {
+    const m = LAB_NS_PATTERN.exec(ns);
+    // Re-check the state file now: a lab being built right now wrote its state before its first namespace.
+    if (m && !known.has(ns) && !existsSync(stateFile(m[1]!))) {
       await removeNs(ns);
       res.removedOrphanNamespaces.push(ns);
     }

@@ -103,5 +103,13 @@ export function clientATorrc(
 
 /** Node B: SocksPort with tor's extended onion-service errors. */
 export function clientBTorrc(c: CommonTorrc, socks: { host: string; port: number }): string {
-  return [...common(c), `SocksPort ${socks.host}:${socks.port} ExtendedErrors`, ...CLIENT, ''].join('\n');
+  return [
+    ...common(c),
+    `SocksPort ${socks.host}:${socks.port} ExtendedErrors`,
+    // tor can park a stream to an onion whose intro points all refused (waiting for a descriptor refetch) until
+    // SocksTimeout (default 120 s); it then answers with the extended error it recorded (e.g. 0xF2).
+    'SocksTimeout 30',
+    ...CLIENT,
+    '',
+  ].join('\n');
 }

@@ -38,6 +38,8 @@ export interface PrivateTorOptions {
   roles?: { authority?: PrivateTorRole; relays?: PrivateTorRole[]; a?: PrivateTorRole; b?: PrivateTorRole };
   /** A's control-port authentication: cookie (default) or a password (HashedControlPassword). */
   controlPassword?: string;
+  /** Extra torrc lines per role (e.g. `{ b: ['Log info file /tmp/b.log'] }` to debug). */
+  extraTorrc?: Partial<Record<PrivateTorRoleName, string[]>>;
   /** Whole bring-up timeout, ms (default 120000). */
   timeoutMs?: number;
   log?: (line: string) => void;
@@ -172,8 +174,9 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
 
     // ---- torrc files ----
     const c = (s: NodeSpec): CommonTorrc => ({ nickname: s.nickname, dataDir: s.dataDir, ownerPid: process.pid, authority });
-    await writeFile(auth.torrc, authorityTorrc(c(auth)));
-    for (const r of relays) await writeFile(r.torrc, relayTorrc(c(r), r.ip, r.orPort!));
+    const extra = (s: NodeSpec) => (opts.extraTorrc?.[s.role] ?? []).map((l) => l + '\n').join('');
+    await writeFile(auth.torrc, authorityTorrc(c(auth)) + extra(auth));
+    for (const r of relays) await writeFile(r.torrc, relayTorrc(c(r), r.ip, r.orPort!) + extra(r));
     const controlPort = await alloc(aRole.netns ? aRole : {});
     const socksPort = await alloc(bRole.netns ? bRole : {});
     let hashedPassword: string | undefined;
@@ -181,8 +184,8 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
       const out = await run('tor', ['--quiet', '--hash-password', opts.controlPassword]);
       hashedPassword = out.trim().split('\n').pop()!.trim();
     }
-    await writeFile(a.torrc, clientATorrc(c(a), { host: '127.0.0.1', port: controlPort, ...(hashedPassword ? { hashedPassword } : {}) }));
-    await writeFile(b.torrc, clientBTorrc(c(b), { host: '127.0.0.1', port: socksPort }));
+    await writeFile(a.torrc, clientATorrc(c(a), { host: '127.0.0.1', port: controlPort, ...(hashedPassword ? { hashedPassword } : {}) }) + extra(a));
+    await writeFile(b.torrc, clientBTorrc(c(b), { host: '127.0.0.1', port: socksPort }) + extra(b));
 
     // ---- stage 1: authority + relays ----
     const servers = [auth, ...relays];

@@ -207,3 +207,26 @@ while time.time() - t0 < deadline:
     time.sleep(max(0, 0.05 - (time.time() - t_try)))
 print(json.dumps({'connected': False, 'tries': tries, 'ms': round((time.time() - t0) * 1000, 1), 'errors': errors}))
 `;
+
+/** argv: DST_IP DST_PORT TTL. Sends one UDP datagram with that TTL; reports which router's ICMP came back. */
+export const TTL_PROBE_PY = String.raw`
+import json, select, socket, sys, time
+dst, dport, ttl = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ri = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, ttl)
+u.sendto(b'ttl-probe', (dst, dport))
+t0 = time.time(); out = {'ttl': ttl, 'from': None, 'type': None, 'code': None}
+while time.time() - t0 < 1.0:
+    r, _, _ = select.select([ri], [], [], 0.1)
+    if not r: continue
+    pkt = ri.recv(4096)
+    ihl = (pkt[0] & 15) * 4
+    typ, code = pkt[ihl], pkt[ihl + 1]
+    inner = pkt[ihl + 8:]
+    if typ in (3, 11) and len(inner) >= 20 and socket.inet_ntoa(inner[16:20]) == dst:
+        out = {'ttl': ttl, 'from': socket.inet_ntoa(pkt[12:16]), 'type': typ, 'code': code}
+        break
+out['ms'] = round((time.time() - t0) * 1000, 2)
+print(json.dumps(out))
+`;

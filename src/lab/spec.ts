@@ -107,6 +107,8 @@ export interface SitePlan {
 }
 
 export interface PublicHostPlan extends HostPlan {
+  ip6: string;
+  gateway6: string;
   /** 1-based number (`pub1` is 1). */
   number: number;
   core: 1 | 2;

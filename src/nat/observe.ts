@@ -43,6 +43,8 @@ export function nativeObserver(o: ObserverOptions = {}): Observer {
             if (f.command === 'version') {
               try {
                 const v = decodePayload('version', f.payload);
+                // Complete the handshake politely; the server closes the connection after it.
+                sock.write(encodeMessage(network, 'verack', {}));
                 done(() => resolve({ address: unmap(v.addrRecv.address), port: v.addrRecv.port }));
               } catch (err) {
                 done(() => reject(new NatError('NAT_OBSERVE_FAILED', `${peer.address}:${peer.port}: bad version: ${(err as Error).message}`)));
@@ -70,7 +72,8 @@ export function nativeObserver(o: ObserverOptions = {}): Observer {
         );
       });
     } finally {
-      sock.destroy();
+      sock.end();
+      setTimeout(() => sock.destroy(), 1000).unref();
     }
   };
 }

@@ -73,6 +73,22 @@ export interface EngineStats {
   plansDone: number;
   /** Plans submitted whose outcome JS has not received yet. */
   inFlight: number;
+  /** The engine thread runs SCHED_FIFO (asked for with `realtime` and permitted). */
+  realtime: boolean;
+}
+
+/** Engine options. */
+export interface PunchEngineOptions {
+  /**
+   * Run the engine thread SCHED_FIFO (priority 10) so that SYNs leave on time even on a busy machine.
+   * Needs CAP_SYS_NICE (root); silently ignored otherwise (see `stats().realtime`). Default false.
+   */
+  realtime?: boolean;
+  /**
+   * Fixed spin before each timer, in µs (the thread sleeps on a timerfd until then, then busy-waits).
+   * Default: adaptive, a little more than the worst recent timerfd wakeup lateness (100 µs .. 2 ms).
+   */
+  spinUs?: number;
 }
 
 interface NativeOutcome {
@@ -106,7 +122,7 @@ interface EngineBinding {
   errnoName(n: number): string;
   probeBind(address: string, port: number): { port: number } | { errno: number; code: string; syscall: string };
   raiseFdLimit(n: number): number;
-  Engine: new (wake: () => void) => NativeEngine;
+  Engine: new (wake: () => void, opts?: { realtimePriority?: number; spinNs?: number }) => NativeEngine;
 }
 
 function binding(): EngineBinding {
@@ -138,7 +154,12 @@ interface Pending {
   plan: PunchPlan;
   resolve: (r: PunchResult) => void;
   reject: (e: unknown) => void;
-  onAbort?: () => void;
+}
+
+/** The plans sharing one AbortSignal, behind a single listener (thousands of listeners cost O(n²)). */
+interface SignalGroup {
+  ids: Set<number>;
+  onAbort: () => void;
 }
 
 function invalid(msg: string): PunchError {
@@ -215,8 +236,14 @@ export class PunchEngine {
   private static sharedEngine: PunchEngine | undefined;
   private native: NativeEngine | undefined;
   private readonly pending = new Map<number, Pending>();
+  private readonly signals = new Map<AbortSignal, SignalGroup>();
   private stopping: Promise<void> | undefined;
   private stopDone: (() => void) | undefined;
+  private readonly opts: PunchEngineOptions;
+
+  constructor(opts: PunchEngineOptions = {}) {
+    this.opts = { ...opts };
+  }
 
   /** The process-wide engine. */
   static shared(): PunchEngine {
@@ -236,7 +263,7 @@ export class PunchEngine {
 
   /** Engine counters (zeros when the thread is not running). */
   stats(): EngineStats {
-    if (!this.native) return { plans: 0, sockets: 0, maxSockets: 0, syns: 0, plansDone: 0, inFlight: 0 };
+    if (!this.native) return { plans: 0, sockets: 0, maxSockets: 0, syns: 0, plansDone: 0, inFlight: 0, realtime: false };
     return this.native.stats();
   }
 
@@ -261,13 +288,8 @@ export class PunchEngine {
         reject(new PunchError('PUNCH_INVALID', (err as Error).message));
         return;
       }
-      const p: Pending = { plan, resolve, reject };
-      if (plan.signal) {
-        const native = this.native!;
-        p.onAbort = () => native.abort(id);
-        plan.signal.addEventListener('abort', p.onAbort, { once: true });
-      }
-      this.pending.set(id, p);
+      this.pending.set(id, { plan, resolve, reject });
+      if (plan.signal) this.watch(plan.signal, id);
     });
   }
 
@@ -288,7 +310,10 @@ export class PunchEngine {
     if (!this.native) {
       const b = binding();
       let native: NativeEngine | undefined = undefined;
-      native = new b.Engine(() => this.wake(native!));
+      native = new b.Engine(() => this.wake(native!), {
+        realtimePriority: this.opts.realtime ? 10 : 0,
+        spinNs: Math.round((this.opts.spinUs ?? 0) * 1000),
+      });
       this.native = native;
     }
     return this.native;
@@ -307,7 +332,7 @@ export class PunchEngine {
       this.native = undefined;
       for (const [id, p] of this.pending) {
         this.pending.delete(id);
-        this.cleanup(p);
+        this.cleanup(id, p);
         p.reject(new PunchError('PUNCH_STOPPED', 'engine stopped'));
       }
       const done = this.stopDone;
@@ -317,8 +342,34 @@ export class PunchEngine {
     }
   }
 
-  private cleanup(p: Pending): void {
-    if (p.onAbort) p.plan.signal?.removeEventListener('abort', p.onAbort);
+  private watch(signal: AbortSignal, id: number): void {
+    let g = this.signals.get(signal);
+    if (!g) {
+      const native = this.native!;
+      const group: SignalGroup = {
+        ids: new Set(),
+        onAbort: () => {
+          this.signals.delete(signal);
+          for (const planId of group.ids) native.abort(planId);
+        },
+      };
+      g = group;
+      this.signals.set(signal, g);
+      signal.addEventListener('abort', g.onAbort, { once: true });
+    }
+    g.ids.add(id);
+  }
+
+  private cleanup(id: number, p: Pending): void {
+    const signal = p.plan.signal;
+    if (!signal) return;
+    const g = this.signals.get(signal);
+    if (!g) return;
+    g.ids.delete(id);
+    if (g.ids.size === 0) {
+      signal.removeEventListener('abort', g.onAbort);
+      this.signals.delete(signal);
+    }
   }
 
   private settle(o: NativeOutcome): void {
@@ -328,7 +379,7 @@ export class PunchEngine {
       return;
     }
     this.pending.delete(o.id);
-    this.cleanup(p);
+    this.cleanup(o.id, p);
     const timeline = decodeTimeline(o.timeline, p.plan.remotes, errnoName);
     const code = STATUS_CODES[o.status] ?? 'PUNCH_SOCKET';
     if (code === 'OK' && o.fd >= 0) {

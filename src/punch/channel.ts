@@ -43,6 +43,10 @@ export class StreamChannel implements CoordChannel {
    */
   constructor(private readonly stream: Duplex, private readonly codec: FrameCodec, private readonly autoPong = true) {
     const dec = codec.decoder();
+    // Small messages written back to back (version, verack, opendpoint, ping) must not wait for a delayed
+    // ACK (Nagle): on the local hop to tor/i2pd that stall is 40 ms per message pair.
+    const nd = (stream as { setNoDelay?: (v: boolean) => unknown }).setNoDelay;
+    if (typeof nd === 'function') nd.call(stream, true);
     stream.on('data', (chunk: Buffer) => {
       this.bytesIn += chunk.length;
       let msgs: CoordMessage[];

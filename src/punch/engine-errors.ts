@@ -3,6 +3,12 @@ import { PunchSessionError, type Side } from './errors.js';
 import type { ResultStatus } from './messages.js';
 
 export function classifyEngineError(err: unknown, side: Side): { status: ResultStatus; error: PunchSessionError } {
+  const r = classify(err, side);
+  r.error.engineTimeline = (err as { timeline?: unknown })?.timeline;
+  return r;
+}
+
+function classify(err: unknown, side: Side): { status: ResultStatus; error: PunchSessionError } {
   const e = err as { code?: string; message?: string; timeline?: unknown; name?: string };
   const code = String(e?.code ?? '');
   const msg = String(e?.message ?? err);

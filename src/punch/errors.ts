@@ -37,12 +37,15 @@ export class PunchSessionError extends OnionpunchError {
   readonly side: Side | undefined;
   readonly rejectCode: string | undefined;
   timeline: unknown;
+  /** The native engine's timeline of a failed punch (SYNs, RSTs, ICMP errors, timeout). */
+  engineTimeline: unknown;
   constructor(code: PunchSessionCode, message: string, info: PunchSessionErrorInfo = {}) {
     super(code, message, info.cause !== undefined ? { cause: info.cause } : undefined);
     this.step = info.step;
     this.side = info.side;
     this.rejectCode = info.rejectCode;
     this.timeline = info.timeline;
+    this.engineTimeline = undefined;
   }
 
   override toJSON(): { code: string; message: string; step?: string; side?: string; rejectCode?: string } {

@@ -77,11 +77,13 @@ export class SamConnection {
   /**
    * Reads one line. `timeoutMs` 0 or undefined means no timeout (only for waits that are meant to be long,
    * e.g. an accept waiting for a peer; they stay abortable through `signal` and end when the socket closes).
+   * A timeout or abort closes the connection, unless `keepOnGiveUp` (the caller then skips the late line).
    */
-  readLine(timeoutMs: number | undefined, signal?: AbortSignal): Promise<string> {
+  readLine(timeoutMs: number | undefined, signal?: AbortSignal, keepOnGiveUp = false): Promise<string> {
     if (this.waiter) return Promise.reject(new SamError('SAM_PROTOCOL', 'concurrent reads on one SAM connection'));
+    if (this.failure && this.buf.indexOf(10) < 0) return Promise.reject(this.failure);
     if (signal?.aborted) {
-      this.destroy();
+      if (!keepOnGiveUp) this.destroy();
       return Promise.reject(new SamError('SAM_ABORTED', 'SAM operation aborted'));
     }
     return new Promise<string>((resolve, reject) => {
@@ -91,7 +93,7 @@ export class SamConnection {
         this.waiter = null;
         w?.cleanup();
         reject(new SamError('SAM_ABORTED', 'SAM operation aborted'));
-        this.destroy();
+        if (!keepOnGiveUp) this.destroy();
       };
       const cleanup = () => {
         if (timer) clearTimeout(timer);
@@ -104,7 +106,7 @@ export class SamConnection {
           this.waiter = null;
           w?.cleanup();
           reject(new SamError('SAM_TIMEOUT', `no reply from the SAM bridge within ${timeoutMs} ms`));
-          this.destroy();
+          if (!keepOnGiveUp) this.destroy();
         }, timeoutMs);
       }
       signal?.addEventListener('abort', onAbort, { once: true });

@@ -5,7 +5,11 @@
  */
 import type { Duplex } from 'node:stream';
 import type { CoordinationDialer, DialOptions } from '../types.js';
-import { SamSession, type SamAddress } from './sam.js';
+import { SamSession, isB32Address, type SamAddress } from './sam.js';
+import { SamError, type SamErrorCode } from './errors.js';
+
+const NOT_FOUND = new Set<SamErrorCode>(['SAM_INVALID_KEY', 'SAM_KEY_NOT_FOUND', 'SAM_LEASESET_NOT_FOUND', 'SAM_PEER_NOT_FOUND']);
+const LOOKUP_RETRY_MS = 500;
 
 /** Options of {@link I2pCoordinationDialer.create}. */
 export interface I2pDialerOptions {
@@ -38,7 +42,23 @@ export class I2pCoordinationDialer implements CoordinationDialer {
    * Errors: `SamError` (`SAM_CANT_REACH_PEER`, `SAM_INVALID_KEY`, `SAM_TIMEOUT`, `SAM_CLOSED`, ...).
    */
   async dial(address: string, _port: number, opts: DialOptions = {}): Promise<Duplex> {
-    return this.session.connect(address, { timeoutMs: opts.timeoutMs ?? I2P_DIAL_TIMEOUT_MS, signal: opts.signal });
+    const timeoutMs = opts.timeoutMs ?? I2P_DIAL_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
+    let destination = address;
+    if (isB32Address(address)) {
+      // A fresh endpoint's LeaseSet may not be on the floodfills yet: retry "not found" until the deadline.
+      for (;;) {
+        try {
+          destination = await this.session.lookup(address, { timeoutMs: Math.max(1, deadline - Date.now()), signal: opts.signal });
+          break;
+        } catch (err) {
+          const notFound = err instanceof SamError && NOT_FOUND.has(err.code);
+          if (!notFound || Date.now() + LOOKUP_RETRY_MS >= deadline) throw err;
+          await new Promise((r) => setTimeout(r, LOOKUP_RETRY_MS));
+        }
+      }
+    }
+    return this.session.connect(destination, { timeoutMs: Math.max(1, deadline - Date.now()), signal: opts.signal });
   }
 
   /** Ends the session and every stream opened through it. */

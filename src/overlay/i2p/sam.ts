@@ -13,7 +13,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { SamError } from './errors.js';
-import { openSam, SamConnection, SAM_DEFAULT_TIMEOUT_MS, type SamAddress, type SamOpOptions } from './connection.js';
+import { openSam, checkReply, SamConnection, SAM_DEFAULT_TIMEOUT_MS, type SamAddress, type SamOpOptions } from './connection.js';
 import { b32Address, i2pBase64Decode, isB32Address, publicDestination } from './address.js';
 import { describe } from './reply.js';
 
@@ -98,6 +98,7 @@ export class SamSession extends EventEmitter {
   private readonly streams = new Set<Socket>();
   private control: SamConnection;
   private lookupChain: Promise<unknown> = Promise.resolve();
+  private staleReplies = 0;
   private closedErr: SamError | null = null;
 
   private constructor(
@@ -215,10 +216,23 @@ export class SamSession extends EventEmitter {
     if (!TOKEN_RE.test(name)) return Promise.reject(new SamError('SAM_INVALID_KEY', 'bad name to look up'));
     const run = async (): Promise<string> => {
       if (this.closedErr) throw this.closedErr;
-      const reply = await this.control.command(`NAMING LOOKUP NAME=${name}`, 'NAMING', 'REPLY', 'NAMING LOOKUP', {
-        timeoutMs: opts.timeoutMs ?? SAM_DEFAULT_TIMEOUT_MS,
-        signal: opts.signal,
-      });
+      const deadline = Date.now() + (opts.timeoutMs ?? SAM_DEFAULT_TIMEOUT_MS);
+      const left = () => Math.max(1, deadline - Date.now());
+      // Replies are in order: skip the late replies of lookups that gave up (a give-up must not end the
+      // session, whose lifetime is this connection's).
+      while (this.staleReplies > 0) {
+        await this.control.readLine(left(), opts.signal, true);
+        this.staleReplies--;
+      }
+      this.control.write(`NAMING LOOKUP NAME=${name}`);
+      let text: string;
+      try {
+        text = await this.control.readLine(left(), opts.signal, true);
+      } catch (err) {
+        if (err instanceof SamError && (err.code === 'SAM_TIMEOUT' || err.code === 'SAM_ABORTED')) this.staleReplies++;
+        throw err;
+      }
+      const reply = checkReply(text, 'NAMING', 'REPLY', 'NAMING LOOKUP', true);
       const value = reply.fields.get('VALUE');
       if (!value) throw new SamError('SAM_PROTOCOL', 'NAMING LOOKUP: reply without VALUE');
       try {
@@ -230,7 +244,6 @@ export class SamSession extends EventEmitter {
     const p = this.lookupChain.then(run, run);
     this.lookupChain = p.catch(() => undefined);
     return p.catch((err) => {
-      // A timed-out or aborted lookup destroyed the control connection: the session is gone with it.
       throw this.closedErr ?? err;
     });
   }

@@ -25,7 +25,7 @@ export const TOR_SOCKS_REPLIES: Readonly<Record<number, { code: string; message:
   0x03: { code: 'TOR_SOCKS_NETWORK_UNREACHABLE', message: 'network unreachable' },
   0x04: { code: 'TOR_SOCKS_HOST_UNREACHABLE', message: 'host unreachable (the onion service refused or closed the stream)' },
   0x05: { code: 'TOR_SOCKS_CONNECTION_REFUSED', message: 'connection refused' },
-  0x06: { code: 'TOR_SOCKS_TTL_EXPIRED', message: 'TTL expired (tor timed out building the connection)' },
+  0x06: { code: 'TOR_SOCKS_TTL_EXPIRED', message: 'TTL expired (tor gave up building the connection: SocksTimeout, or the service stayed unreachable)' },
   0x07: { code: 'TOR_SOCKS_COMMAND_NOT_SUPPORTED', message: 'command not supported' },
   0x08: { code: 'TOR_SOCKS_ADDRESS_TYPE_NOT_SUPPORTED', message: 'address type not supported' },
   0xf0: { code: 'TOR_SOCKS_HS_DESC_NOT_FOUND', message: 'onion service descriptor not found (service offline or not yet published)' },

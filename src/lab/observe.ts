@@ -1,0 +1,159 @@
+/**
+ * Observations from inside a lab (used by the selftest and the lab tests): what public hosts see, what an
+ * unsolicited SYN gets back, UDP round-trip time and loss, and a kernel-level TCP simultaneous open.
+ */
+import { spawnSync, type ChildProcess } from 'node:child_process';
+import { LabError } from './errors.js';
+import type { Lab } from './lab.js';
+import { ECHO_SERVER_PY, INBOUND_PROBE_PY, SEEN_CLIENT_PY, SIMOPEN_PY, TTL_PROBE_PY, UDP_PROBE_PY } from './probes.js';
+
+export interface SeenResult {
+  localIp: string;
+  localPort: number;
+  seen: Array<{ dst: string; ip?: string; port?: number; error?: string }>;
+}
+
+export interface InboundResult {
+  target: string;
+  result: 'connected' | 'refused' | 'timeout' | string;
+  ms: number;
+  rst: boolean;
+  icmp: { type: number; code: number; from: string } | null;
+}
+
+export interface UdpProbeResult {
+  sent: number;
+  received: number;
+  lossPct: number;
+  rttMs: { min: number | null; median: number | null; mean: number | null; p95: number | null; max: number | null };
+}
+
+export interface SimOpenResult {
+  connected: boolean;
+  tries: number;
+  ms: number;
+  got?: string;
+  errors: Record<string, number>;
+}
+
+function parseJson<T>(what: string, r: { code: number | null; stdout: string; stderr: string }): T {
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  try {
+    return JSON.parse(line) as T;
+  } catch {
+    throw new LabError('LAB_COMMAND_FAILED', `${what}: no result (exit ${r.code}): ${r.stderr.trim().slice(0, 400)}`);
+  }
+}
+
+let pythonExe: string | null = null;
+
+/**
+ * The python3 interpreter's real path. `python3` on PATH may be a wrapper script (pyenv shims cost ~100 ms per
+ * start), so ask it once for `sys.executable`.
+ */
+export function python(): string {
+  if (pythonExe === null) {
+    const r = spawnSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8', timeout: 10000 });
+    pythonExe = r.status === 0 && r.stdout.trim() !== '' ? r.stdout.trim() : 'python3';
+  }
+  return pythonExe;
+}
+
+/** A random port in [20000, 60000). */
+export function randomPort(): number {
+  return 20000 + Math.floor(Math.random() * 40000);
+}
+
+/**
+ * Starts the peer-address echo service (TCP "ip:port" writer + UDP echo, dual stack) on `port` on each
+ * given node and waits until all listen. The processes belong to the lab (killed by `lab.down()`).
+ */
+export async function startEchoServers(lab: Lab, nodes: string[], port: number): Promise<ChildProcess[]> {
+  const procs = nodes.map((n) => lab.spawn(n, [python(), '-c', ECHO_SERVER_PY, String(port)]));
+  await Promise.all(
+    procs.map(
+      (p, i) =>
+        new Promise<void>((resolve, reject) => {
+          let out = '';
+          let err = '';
+          const timer = setTimeout(() => reject(new LabError('LAB_TIMEOUT', `echo server on ${nodes[i]} did not start`)), 5000);
+          p.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+          p.stdout?.on('data', (d: Buffer) => {
+            out += d.toString();
+            if (out.includes('ready')) {
+              clearTimeout(timer);
+              resolve();
+            }
+          });
+          p.on('exit', (code) => {
+            clearTimeout(timer);
+            reject(new LabError('LAB_COMMAND_FAILED', `echo server on ${nodes[i]} exited (${code}): ${err.trim()}`));
+          });
+        }),
+    ),
+  );
+  for (const p of procs) p.removeAllListeners('exit');
+  return procs;
+}
+
+/** From `node`, bound to `localIp:localPort`, connects to each destination's echo service in turn. */
+export async function seenFrom(lab: Lab, node: string, localIp: string, localPort: number, port: number, dsts: string[]): Promise<SeenResult> {
+  const r = await lab.exec(node, [python(), '-c', SEEN_CLIENT_PY, localIp, String(localPort), String(port), ...dsts], { timeoutMs: 15000 });
+  return parseJson<SeenResult>(`seen-client on ${node}`, r);
+}
+
+/** From `node`, sends one unsolicited SYN to `ip:port` and reports the answer (RST, ICMP error, nothing). */
+export async function inboundProbe(lab: Lab, node: string, ip: string, port: number, timeoutS = 0.8): Promise<InboundResult> {
+  const r = await lab.exec(node, [python(), '-c', INBOUND_PROBE_PY, ip, String(port), String(timeoutS)], { timeoutMs: 15000 });
+  return parseJson<InboundResult>(`inbound probe on ${node}`, r);
+}
+
+/** From `node`, sends `count` UDP echo probes every `intervalMs` to `ip:port`; RTT statistics and loss. */
+export async function udpProbe(lab: Lab, node: string, ip: string, port: number, count: number, intervalMs: number, waitMs = 1000): Promise<UdpProbeResult> {
+  const budget = count * intervalMs + waitMs + 10000;
+  const r = await lab.exec(node, [python(), '-c', UDP_PROBE_PY, ip, String(port), String(count), String(intervalMs), String(waitMs)], {
+    timeoutMs: budget,
+  });
+  return parseJson<UdpProbeResult>(`udp probe on ${node}`, r);
+}
+
+export interface SimOpenSide {
+  node: string;
+  localIp: string;
+  localPort: number;
+  remoteIp: string;
+  remotePort: number;
+}
+
+/**
+ * TCP simultaneous open with plain kernel sockets: both sides bind their port and connect() to the other at
+ * the same wall-clock instant (`startInMs` from now), retrying every 50 ms until `deadlineMs`.
+ */
+export async function simultaneousOpen(lab: Lab, a: SimOpenSide, b: SimOpenSide, deadlineMs = 3000, startInMs = 300): Promise<[SimOpenResult, SimOpenResult]> {
+  const start = Date.now() + startInMs;
+  const one = (s: SimOpenSide, label: string) =>
+    lab
+      .exec(
+        s.node,
+        [python(), '-c', SIMOPEN_PY, s.localIp, String(s.localPort), s.remoteIp, String(s.remotePort), String(start), String(deadlineMs), label],
+        { timeoutMs: deadlineMs + startInMs + 10000 },
+      )
+      .then((r) => parseJson<SimOpenResult>(`simultaneous open on ${s.node}`, r));
+  const [ra, rb] = await Promise.all([one(a, a.node), one(b, b.node)]);
+  return [ra, rb];
+}
+
+export interface TtlProbeResult {
+  ttl: number;
+  /** Address of the router whose ICMP error came back (time exceeded: type 11), or null. */
+  from: string | null;
+  type: number | null;
+  code: number | null;
+  ms: number;
+}
+
+/** From `node`, sends one UDP datagram to `ip:port` with IP TTL `ttl`; which router answered with ICMP. */
+export async function ttlProbe(lab: Lab, node: string, ip: string, port: number, ttl: number): Promise<TtlProbeResult> {
+  const r = await lab.exec(node, [python(), '-c', TTL_PROBE_PY, ip, String(port), String(ttl)], { timeoutMs: 10000 });
+  return parseJson<TtlProbeResult>(`ttl probe on ${node}`, r);
+}

@@ -1,0 +1,92 @@
+/**
+ * Network namespaces for the engine tests and benchmark (root only). No namespace gets a route out; names
+ * carry a per-instance prefix so parallel runs never clash; `destroy()` removes everything (safe twice).
+ */
+import { execFileSync } from 'node:child_process';
+
+export function sh(cmd: string, args: string[], input?: string): string {
+  return execFileSync(cmd, args, { encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'], ...(input ? { input } : {}) });
+}
+
+export function uniquePrefix(): string {
+  return `op${process.pid % 10000}${Math.floor(Math.random() * 1296).toString(36)}`;
+}
+
+export interface NsPair {
+  a: string;
+  b: string;
+  addrA: string;
+  addrB: string;
+  destroy(): void;
+}
+
+/**
+ * Two namespaces joined by a veth pair, 10.201.0.1/24 (a) and 10.201.0.2/24 (b), nothing else, no route out.
+ * `dropNewSynIn` per side: an nft input rule that silently drops unsolicited inbound SYNs (a stateful
+ * firewall / NAT that drops instead of answering with a RST).
+ */
+export function makeNsPair(opts: { dropNewSynInA?: boolean; dropNewSynInB?: boolean } = {}): NsPair {
+  const p = uniquePrefix();
+  const a = `${p}-a`;
+  const b = `${p}-b`;
+  const pair: NsPair = {
+    a,
+    b,
+    addrA: '10.201.0.1',
+    addrB: '10.201.0.2',
+    destroy() {
+      for (const ns of [a, b]) {
+        try {
+          sh('ip', ['netns', 'del', ns]);
+        } catch {
+          /* already gone */
+        }
+      }
+    },
+  };
+  try {
+    sh('ip', ['netns', 'add', a]);
+    sh('ip', ['netns', 'add', b]);
+    sh('ip', ['link', 'add', `${p}a0`, 'netns', a, 'type', 'veth', 'peer', 'name', `${p}b0`, 'netns', b]);
+    sh('ip', ['-n', a, 'addr', 'add', '10.201.0.1/24', 'dev', `${p}a0`]);
+    sh('ip', ['-n', b, 'addr', 'add', '10.201.0.2/24', 'dev', `${p}b0`]);
+    for (const [ns, dev] of [
+      [a, `${p}a0`],
+      [b, `${p}b0`],
+    ] as const) {
+      sh('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      sh('ip', ['-n', ns, 'link', 'set', dev, 'up']);
+    }
+    if (opts.dropNewSynInA) dropNewSynIn(a);
+    if (opts.dropNewSynInB) dropNewSynIn(b);
+  } catch (err) {
+    pair.destroy();
+    throw err;
+  }
+  return pair;
+}
+
+/** nft: drop inbound TCP SYNs that start a new connection (conntrack state new). */
+export function dropNewSynIn(ns: string): void {
+  sh(
+    'ip',
+    ['netns', 'exec', ns, 'nft', '-f', '-'],
+    'table inet opdrop {\n chain input {\n  type filter hook input priority 0; policy accept;\n' +
+      '  tcp flags & (syn | ack) == syn ct state new drop\n }\n}\n',
+  );
+}
+
+/** nft: drop every inbound TCP SYN (a black hole for connects, even those answering our own SYNs). */
+export function dropAllSynIn(ns: string): void {
+  sh(
+    'ip',
+    ['netns', 'exec', ns, 'nft', '-f', '-'],
+    'table inet opdrop {\n chain input {\n  type filter hook input priority 0; policy accept;\n' +
+      '  tcp flags & (syn | ack) == syn drop\n }\n}\n',
+  );
+}
+
+/** Runs a command inside a namespace. */
+export function nsExec(ns: string, cmd: string, args: string[], input?: string): string {
+  return sh('ip', ['netns', 'exec', ns, cmd, ...args], input);
+}

@@ -1,0 +1,197 @@
+/**
+ * Demo/lab worker: runs inside one lab namespace as a child node process and talks JSON lines with its
+ * parent (demo.ts / matrix.ts / lab tests). Roles:
+ *  - `natcheck`: a NAT-check server on a public host;
+ *  - `a`: EIM check, Tor (or I2P) coordination endpoint, punch listener; every verified socket answers a
+ *    Bitcoin version handshake as responder;
+ *  - `b`: EIM check, then on each `{"cmd":"punch"}` line: punch to A, version handshake as initiator.
+ * Config: the first argv is a JSON object (WorkerConfig). `{"cmd":"quit"}` on stdin ends the worker.
+ */
+import { createInterface } from 'node:readline';
+import type { Socket } from 'node:net';
+import { PunchEngine, probeBind } from '../../native/engine.js';
+import { startNatcheckServer } from '../../nat/natcheck-server.js';
+import { eimCheck, type EimVerdict } from '../../nat/eim-check.js';
+import { nativeObserver } from '../../nat/observe.js';
+import type { Endpoint } from '../../nat/types.js';
+import { Peer } from '../../peer/index.js';
+import { createPunchListener } from '../listener.js';
+import { PunchClient } from '../client.js';
+import { wireCodec } from '../wire-codec.js';
+import { PunchSessionError } from '../errors.js';
+import { emit, wallMs } from './jsonl.js';
+import type { CoordinationDialer, CoordinationEndpoint } from '../../overlay/types.js';
+import type { WorkerConfig } from './worker-config.js';
+export type { WorkerConfig } from './worker-config.js';
+
+
+function fail(err: unknown): never {
+  const e = err as { code?: string; message?: string };
+  emit('fatal', { code: e.code ?? 'ERROR', message: e.message ?? String(err) });
+  process.exit(1);
+}
+
+function serializeTimeline(tl: { events: Array<{ t: number; event: string; detail?: string }>; start: number }): { start: number; events: unknown[] } {
+  return { start: performance.timeOrigin + tl.start, events: tl.events };
+}
+
+/** Engine timeline (CLOCK_MONOTONIC ns) → wall ms, for the parent's combined timeline. */
+function engineEvents(engine: PunchEngine, tl: unknown): unknown[] {
+  if (!Array.isArray(tl)) return [];
+  const nowNs = engine.now();
+  const nowWall = wallMs();
+  return (tl as Array<{ kind: string; actualNs: bigint; remote?: Endpoint; errno?: string }>).map((e) => ({
+    kind: e.kind,
+    at: nowWall - Number(nowNs - e.actualNs) / 1e6,
+    ...(e.remote ? { remote: `${e.remote.address}:${e.remote.port}` } : {}),
+    ...(e.errno ? { errno: e.errno } : {}),
+  }));
+}
+
+async function runEim(cfg: WorkerConfig): Promise<EimVerdict> {
+  const fam = cfg.family ?? 4;
+  const local = probeBind({ address: cfg.localAddress ?? (fam === 6 ? '::' : '0.0.0.0'), port: 0 });
+  const v = await eimCheck({ local, peers: cfg.natcheck ?? [], observe: nativeObserver({ network: cfg.network ?? 'regtest' }), timeoutMs: 5000 });
+  emit('eim', { mapping: v.mapping, portPreserving: v.portPreserving, publicAddress: v.publicAddress, observed: v.observed, reason: v.reason });
+  return v;
+}
+
+async function makeEndpoint(cfg: WorkerConfig): Promise<CoordinationEndpoint> {
+  if ((cfg.overlay ?? 'tor') === 'tor') {
+    const { TorCoordinationEndpoint } = await import('../../overlay/tor/endpoint.js');
+    const c = cfg.control!;
+    return TorCoordinationEndpoint.create({
+      control: { host: c.host, port: c.port, auth: c.password ? { password: c.password } : c.cookieFile ? { cookieFile: c.cookieFile } : {} },
+      virtualPort: 8333,
+    });
+  }
+  throw new Error('i2p overlay not wired in this build');
+}
+
+async function makeDialer(cfg: WorkerConfig): Promise<CoordinationDialer> {
+  if ((cfg.overlay ?? 'tor') === 'tor') {
+    const { TorCoordinationDialer } = await import('../../overlay/tor/dialer.js');
+    return new TorCoordinationDialer({ socksHost: cfg.socks!.host, socksPort: cfg.socks!.port });
+  }
+  throw new Error('i2p overlay not wired in this build');
+}
+
+function onCommands(handler: (cmd: Record<string, unknown>) => Promise<void> | void): void {
+  const rl = createInterface({ input: process.stdin });
+  let chain = Promise.resolve();
+  rl.on('line', (line) => {
+    let cmd: Record<string, unknown>;
+    try {
+      cmd = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      return;
+    }
+    chain = chain.then(() => handler(cmd)).catch(fail);
+  });
+  rl.on('close', () => process.exit(0));
+}
+
+async function roleNatcheck(cfg: WorkerConfig): Promise<void> {
+  const s = await startNatcheckServer({ host: cfg.listen!.address, port: cfg.listen!.port, network: cfg.network ?? 'regtest' });
+  emit('ready', { address: s.address, port: s.port });
+  onCommands(async (c) => {
+    if (c.cmd === 'quit') {
+      await s.close();
+      process.exit(0);
+    }
+  });
+}
+
+async function roleA(cfg: WorkerConfig): Promise<void> {
+  const network = cfg.network ?? 'regtest';
+  const engine = PunchEngine.shared();
+  const verdict = await runEim(cfg);
+  const endpoint = await makeEndpoint(cfg);
+  const listener = await createPunchListener({
+    endpoint,
+    engine,
+    codec: wireCodec(network),
+    discovery: { methods: ['predict', 'natcheck'], natcheckServers: cfg.natcheck ?? [], observe: nativeObserver({ network }) },
+    eim: verdict,
+    allowLab: true,
+    limits: { sessionsPerSec: 20, sessionBurst: 50, discoveryPerSec: 10, discoveryBurst: 20 },
+    ...(cfg.localAddress ? { localAddress: { v4: cfg.family === 6 ? undefined : cfg.localAddress, v6: cfg.family === 6 ? cfg.localAddress : undefined } } : {}),
+    tuning: { ...(cfg.primeTtl ? { primeTtl: cfg.primeTtl } : {}) },
+  });
+  listener.on('connection', (socket: Socket, info) => {
+    emit('connected', { remote: info.remote, local: info.local, sessionId: info.sessionId, timeline: serializeTimeline(info.timeline), engine: engineEvents(engine, info.engineTimeline) });
+    const peer = new Peer(socket, { network, role: 'responder', addrRecv: info.remote, handshakeTimeoutMs: 10_000 });
+    peer
+      .handshake()
+      .then((h) => emit('handshake', { side: 'A', sessionId: info.sessionId, userAgent: h.version.userAgent, elapsedMs: h.elapsedMs }))
+      .catch((err: Error) => emit('handshake-failed', { side: 'A', message: err.message }))
+      .finally(() => setTimeout(() => peer.close(), 500));
+  });
+  listener.on('failure', (err: PunchSessionError) => emit('failure', { error: err.toJSON(), timeline: err.timeline ? serializeTimeline(err.timeline as never) : undefined, engine: engineEvents(engine, err.engineTimeline) }));
+  emit('ready', { address: endpoint.address, port: endpoint.port, eim: verdict.mapping });
+  onCommands(async (c) => {
+    if (c.cmd === 'quit') {
+      await listener.close();
+      await endpoint.close();
+      process.exit(0);
+    }
+  });
+}
+
+async function roleB(cfg: WorkerConfig): Promise<void> {
+  const network = cfg.network ?? 'regtest';
+  const engine = PunchEngine.shared();
+  const verdict = await runEim(cfg);
+  const dialer = await makeDialer(cfg);
+  const client = new PunchClient({
+    dialer,
+    engine,
+    codec: wireCodec(network),
+    discovery: { methods: ['predict', 'natcheck'], natcheckServers: cfg.natcheck ?? [], observe: nativeObserver({ network }) },
+    eim: verdict,
+    family: cfg.family ?? 4,
+    ...(cfg.localAddress ? { localAddress: cfg.localAddress } : {}),
+    allowLab: true,
+    tuning: { profile: cfg.profile ?? 'prime', ...(cfg.primeTtl ? { primeTtl: cfg.primeTtl } : {}) },
+    ...(cfg.deadlineMs ? { deadlineMs: cfg.deadlineMs } : {}),
+    ...(cfg.fireDelayMs !== undefined ? { fireDelayMs: cfg.fireDelayMs } : {}),
+  });
+  emit('ready', { eim: verdict.mapping });
+  onCommands(async (c) => {
+    if (c.cmd === 'quit') {
+      await dialer.close();
+      process.exit(0);
+    }
+    if (c.cmd !== 'punch') return;
+    const t0 = wallMs();
+    try {
+      const r = await client.punch(cfg.target!);
+      emit('punched', { remote: r.remote, local: r.local, sessionId: r.sessionId, overlayRttMs: r.overlayRttMs, timeline: serializeTimeline(r.timeline), engine: engineEvents(engine, r.engineTimeline), totalMs: wallMs() - t0 });
+      const peer = new Peer(r.socket, { network, role: 'initiator', addrRecv: r.remote, handshakeTimeoutMs: 10_000 });
+      try {
+        const h = await peer.handshake();
+        const directRttMs = await peer.ping(5000).catch(() => undefined);
+        emit('handshake', { side: 'B', sessionId: r.sessionId, userAgent: h.version.userAgent, elapsedMs: h.elapsedMs, directRttMs });
+      } catch (err) {
+        emit('handshake-failed', { side: 'B', message: (err as Error).message });
+      } finally {
+        peer.close();
+      }
+    } catch (err) {
+      const e = err instanceof PunchSessionError ? err : new PunchSessionError('PUNCH_ENGINE', String(err));
+      emit('punch-failed', { error: e.toJSON(), timeline: e.timeline ? serializeTimeline(e.timeline as never) : undefined, engine: engineEvents(engine, e.engineTimeline), totalMs: wallMs() - t0 });
+    }
+  });
+}
+
+async function main(): Promise<void> {
+  const cfg = JSON.parse(process.argv[2] ?? '{}') as WorkerConfig;
+  process.on('uncaughtException', fail);
+  process.on('unhandledRejection', fail);
+  if (cfg.role === 'natcheck') await roleNatcheck(cfg);
+  else if (cfg.role === 'a') await roleA(cfg);
+  else if (cfg.role === 'b') await roleB(cfg);
+  else fail(new Error(`unknown role ${String(cfg.role)}`));
+}
+
+main().catch(fail);

@@ -1,0 +1,19 @@
+/**
+ * The hole-punching library API.
+ *
+ * A side: `createPunchListener({endpoint, engine, codec, discovery, eim, limits})` → emits verified
+ * `net.Socket`s as `'connection'` events (B sends `version` first on them; A is the Bitcoin responder).
+ * B side: `new PunchClient({dialer, engine, codec, discovery, eim}).punch(target)` → `{socket, timeline, ...}`.
+ * See docs/PUNCH.md.
+ */
+export { createPunchListener, PunchListener, type PunchListenerOptions, type ListenerLimits, type ConnectionInfo, type ListenerStats, type DiscoveryConfig } from './listener.js';
+export { PunchClient, punch, type PunchClientOptions, type PunchTarget, type PunchOptions } from './client.js';
+export { PunchSessionError, type PunchSessionCode, type Side } from './errors.js';
+export { wireCodec } from './wire-codec.js';
+export { StreamChannel, type CoordChannel, type FrameCodec } from './channel.js';
+export { runResponder, type ResponderOptions } from './responder.js';
+export { runInitiator, type InitiatorOptions } from './initiator.js';
+export { Timeline, type TimelineEvent } from './timeline.js';
+export type { PunchedConnection, PlanTuning } from './session-common.js';
+export type { PunchEngineLike, PunchPlanLike, PunchOutcomeLike } from './engine-port.js';
+export type { CoordMessage, PunchProfile, ResultStatus, RejectCode } from './messages.js';

@@ -1,0 +1,145 @@
+/**
+ * `onionpunch lab matrix`: every NAT pair N times, coordination over one private Tor network per lab.
+ * Pairs that differ only in NAT rules share one lab (routers are reconfigured in place between pairs);
+ * the carrier-NAT pair needs its own topology and gets a second lab.
+ */
+import { PunchRig, type AttemptResult, type SiteBehaviour } from './demo/rig.js';
+import { median, quantile, round1 } from './stats.js';
+
+export interface MatrixPair {
+  name: string;
+  a: SiteBehaviour;
+  b: SiteBehaviour;
+  family: 4 | 6;
+  /** Whether success is expected (edm pairs must fail fast with a reason naming the side). */
+  expectOk: boolean;
+}
+
+export const SHARED_LAB_PAIRS: MatrixPair[] = [
+  { name: 'eim×eim (drop)', a: { nat: 'eim', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 4, expectOk: true },
+  { name: 'eim×eim (rst)', a: { nat: 'eim', inbound: 'rst' }, b: { nat: 'eim', inbound: 'rst' }, family: 4, expectOk: true },
+  { name: 'eim-shift×eim', a: { nat: 'eim-shift', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 4, expectOk: true },
+  { name: 'fw6×fw6 (IPv6)', a: { nat: 'eim', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 6, expectOk: true },
+  { name: 'edm×eim', a: { nat: 'edm', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 4, expectOk: false },
+  { name: 'eim×edm', a: { nat: 'eim', inbound: 'drop' }, b: { nat: 'edm', inbound: 'drop' }, family: 4, expectOk: false },
+];
+export const CGNAT_PAIR: MatrixPair = { name: 'cgnat×eim', a: { nat: 'eim', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 4, expectOk: true };
+
+export interface PairReport {
+  pair: string;
+  runs: number;
+  ok: number;
+  successRate: number;
+  /** Time from B's request reaching A to established (ms). */
+  medianMs: number | null;
+  p90Ms: number | null;
+  /** B's whole punch() including the overlay dial (ms). */
+  medianTotalMs: number | null;
+  medianOverlayRttMs: number | null;
+  medianDirectRttMs: number | null;
+  eimA?: string;
+  eimB?: string;
+  /** Failure reasons seen (code: side: message) with counts. */
+  failures: Record<string, number>;
+  /** Longest failing attempt (ms): a failure must be fast, never a hang. */
+  maxFailMs: number | null;
+}
+
+export interface MatrixOptions {
+  runs: number;
+  delayMs?: number;
+  jitterMs?: number;
+  lossPct?: number;
+  profile?: 'plain' | 'prime';
+  pairs?: string[];
+  log?: (line: string) => void;
+}
+
+function summarize(pair: MatrixPair, results: AttemptResult[], rig: PunchRig): PairReport {
+  const oks = results.filter((r) => r.ok);
+  const ttc = oks.map((r) => r.timeToConnectMs).filter((x): x is number => x !== undefined);
+  const nums = (f: (r: AttemptResult) => number | undefined): number[] => oks.map(f).filter((x): x is number => x !== undefined);
+  const failures: Record<string, number> = {};
+  let maxFail: number | null = null;
+  for (const r of results) {
+    if (r.ok) continue;
+    const k = `${r.error?.code ?? '?'}${r.error && 'side' in r.error && r.error.side ? ` (${r.error.side})` : ''}: ${(r.error?.message ?? '').slice(0, 120)}`;
+    failures[k] = (failures[k] ?? 0) + 1;
+    if (r.totalMs !== undefined) maxFail = Math.max(maxFail ?? 0, r.totalMs);
+  }
+  const m = (xs: number[]): number | null => (xs.length ? round1(median(xs)) : null);
+  return {
+    pair: pair.name,
+    runs: results.length,
+    ok: oks.length,
+    successRate: results.length ? oks.length / results.length : 0,
+    medianMs: m(ttc),
+    p90Ms: ttc.length ? round1(quantile(ttc, 0.9)) : null,
+    medianTotalMs: m(nums((r) => r.totalMs)),
+    medianOverlayRttMs: m(nums((r) => r.overlayRttMs)),
+    medianDirectRttMs: m(nums((r) => r.directRttMs)),
+    ...(rig.eimA ? { eimA: String(rig.eimA.mapping) } : {}),
+    ...(rig.eimB ? { eimB: String(rig.eimB.mapping) } : {}),
+    failures,
+    maxFailMs: maxFail === null ? null : Math.round(maxFail),
+  };
+}
+
+async function runPairs(rig: PunchRig, pairs: MatrixPair[], opts: MatrixOptions, first: boolean): Promise<PairReport[]> {
+  const out: PairReport[] = [];
+  let fresh = first;
+  for (const p of pairs) {
+    if (!fresh) await rig.reconfigure(p.a, p.b, p.family);
+    fresh = false;
+    const results: AttemptResult[] = [];
+    for (let i = 0; i < opts.runs; i++) {
+      const r = await rig.attempt();
+      results.push(r);
+      opts.log?.(`${p.name} #${i + 1}: ${r.ok ? `ok ${r.timeToConnectMs?.toFixed(1)} ms` : `FAIL ${r.error?.code}: ${r.error?.message}`}`);
+    }
+    const rep = summarize(p, results, rig);
+    opts.log?.(`${p.name}: ${rep.ok}/${rep.runs}, median ${rep.medianMs} ms, p90 ${rep.p90Ms} ms`);
+    out.push(rep);
+  }
+  return out;
+}
+
+/** Runs the matrix. Builds at most two labs (shared pairs, then the carrier-NAT pair), tears each down. */
+export async function runMatrix(opts: MatrixOptions): Promise<PairReport[]> {
+  const want = (p: MatrixPair): boolean => !opts.pairs || opts.pairs.some((n) => p.name.startsWith(n));
+  const shared = SHARED_LAB_PAIRS.filter(want);
+  const reports: PairReport[] = [];
+  const common = { delayMs: opts.delayMs ?? 12.5, jitterMs: opts.jitterMs ?? 0, lossPct: opts.lossPct ?? 2, profile: opts.profile ?? 'plain', ...(opts.log ? { log: () => undefined } : {}) };
+  if (shared.length) {
+    const p0 = shared[0]!;
+    const rig = await PunchRig.up({ ...common, a: { ...p0.a }, b: { ...p0.b }, ipv6: true, family: p0.family });
+    try {
+      reports.push(...(await runPairs(rig, shared, opts, true)));
+    } finally {
+      await rig.down();
+    }
+  }
+  if (want(CGNAT_PAIR)) {
+    const rig = await PunchRig.up({ ...common, a: { ...CGNAT_PAIR.a, cgnat: true }, b: { ...CGNAT_PAIR.b }, family: 4 });
+    try {
+      reports.push(...(await runPairs(rig, [CGNAT_PAIR], opts, true)));
+    } finally {
+      await rig.down();
+    }
+  }
+  return reports;
+}
+
+/** The markdown table for docs/BENCHMARKS.md. */
+export function matrixTable(reports: PairReport[]): string {
+  const f = (x: number | null): string => (x === null ? '–' : x.toFixed(1));
+  const lines = [
+    '| pair (A×B) | EIM check A/B | success | median ms | p90 ms | median B total ms | overlay RTT ms | direct RTT ms | failure reason |',
+    '|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const r of reports) {
+    const reasons = Object.keys(r.failures).map((k) => k.replace(/\|/g, '/')).join('; ');
+    lines.push(`| ${r.pair} | ${r.eimA ?? '?'}/${r.eimB ?? '?'} | ${r.ok}/${r.runs} | ${f(r.medianMs)} | ${f(r.p90Ms)} | ${f(r.medianTotalMs)} | ${f(r.medianOverlayRttMs)} | ${f(r.medianDirectRttMs)} | ${reasons || '–'}${r.maxFailMs !== null ? ` (slowest failure ${r.maxFailMs} ms)` : ''} |`);
+  }
+  return lines.join('\n');
+}

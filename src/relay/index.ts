@@ -1,0 +1,14 @@
+/** Hole-punch announcements and their best-effort relay (docs/PROTOCOL.md, "Relay"). */
+export { RelayError, type RelayErrorCode } from './errors.js';
+export {
+  ANNOUNCEMENT_MAX_AGE_S,
+  ANNOUNCEMENT_MAX_FUTURE_S,
+  makeAnnouncement,
+  toAnnouncement,
+  isFresh,
+  announcementKey,
+  type Announcement,
+  type MakeAnnouncementOptions,
+} from './announcement.js';
+export { AnnouncementRelay, type RelayPeer, type RelayOptions, type RelayDecision } from './relay.js';
+export { AnnouncementDirectory, type AnnouncementDirectoryOptions } from './directory.js';

@@ -1,0 +1,164 @@
+/**
+ * Best-effort relay of hole-punch announcements, modelled on Bitcoin Core's addr relay but never storing
+ * anything in an address manager: an announcement is relayed only while fresh (10 min), only out of
+ * messages of at most 10 entries, to at most 2 peers chosen deterministically from a secret and the
+ * entry, once (deduplicated), and each peer's contribution is metered by a token bucket (0.1/s, 1000).
+ * Only clearnet peers that negotiated sendaddrv2 take part: announcements never cross Tor/I2P/CJDNS links,
+ * which would link the coordination identity to the node's other identities.
+ */
+import { createHmac, randomBytes } from 'node:crypto';
+import type { AddrV2Entry } from '../wire/index.js';
+import { KeyedBuckets, type Clock, monotonicMs } from '../limits/index.js';
+import { announcementKey, isFresh, toAnnouncement, type Announcement } from './announcement.js';
+import { RelayError } from './errors.js';
+
+/** A connected peer as the relay sees it. */
+export interface RelayPeer {
+  id: string;
+  /** True for clearnet (IPv4/IPv6) connections; false for Tor, I2P, CJDNS. */
+  clearnet: boolean;
+  /** The peer sent `sendaddrv2` before `verack`. */
+  addrv2: boolean;
+}
+
+export interface RelayOptions {
+  /** Secret that makes the choice of relay targets unpredictable to outsiders (random by default). */
+  secret?: Buffer;
+  /** Relay targets per announcement (Bitcoin Core: 2 for reachable networks). */
+  fanout?: number;
+  /** Most entries in a message for its entries to be relayed (Bitcoin Core: 10). */
+  maxEntriesToRelay?: number;
+  /** Per-peer token bucket (Bitcoin Core: 0.1 address/s, bucket of 1000). */
+  ratePerSec?: number;
+  bucketCapacity?: number;
+  /** Most peers whose buckets are remembered. */
+  maxPeers?: number;
+  /** Most announcement keys remembered for deduplication. */
+  maxSeen?: number;
+  /** Wall clock in seconds (announcement times are wall-clock). */
+  nowS?: () => number;
+  /** Monotonic ms clock for the token buckets. */
+  clock?: Clock;
+}
+
+/** What happened to one incoming addrv2 message. */
+export interface RelayDecision {
+  /** Fresh, valid announcements from the message (for the local punch logic). */
+  accepted: Announcement[];
+  /** Entries to send on, per peer id. */
+  forward: Map<string, AddrV2Entry[]>;
+  /** Counts of entries dropped and why. */
+  dropped: { rateLimited: number; stale: number; duplicate: number; invalid: number; notHolepunch: number };
+}
+
+export class AnnouncementRelay {
+  private readonly secret: Buffer;
+  private readonly fanout: number;
+  private readonly maxEntriesToRelay: number;
+  private readonly buckets: KeyedBuckets<string>;
+  private readonly seen = new Map<string, number>();
+  private readonly maxSeen: number;
+  private readonly nowS: () => number;
+
+  constructor(opts: RelayOptions = {}) {
+    this.secret = opts.secret ?? randomBytes(32);
+    this.fanout = opts.fanout ?? 2;
+    this.maxEntriesToRelay = opts.maxEntriesToRelay ?? 10;
+    this.maxSeen = opts.maxSeen ?? 50_000;
+    if (!Number.isInteger(this.fanout) || this.fanout < 0) throw new RelayError('RELAY_BAD_CONFIG', 'fanout must be an integer >= 0');
+    if (!Number.isInteger(this.maxSeen) || this.maxSeen < 1) throw new RelayError('RELAY_BAD_CONFIG', 'maxSeen must be an integer >= 1');
+    this.buckets = new KeyedBuckets<string>({
+      ratePerSec: opts.ratePerSec ?? 0.1,
+      capacity: opts.bucketCapacity ?? 1000,
+      maxKeys: opts.maxPeers ?? 10_000,
+      clock: opts.clock ?? monotonicMs,
+    });
+    this.nowS = opts.nowS ?? (() => Math.floor(Date.now() / 1000));
+  }
+
+  /**
+   * Handles the holepunch entries of one addrv2 message from `from`; other entries are ignored here
+   * (the node's ordinary addr logic owns them). `peers` are the currently connected peers.
+   */
+  onAddrV2(from: RelayPeer, entries: readonly AddrV2Entry[], peers: readonly RelayPeer[]): RelayDecision {
+    const d: RelayDecision = {
+      accepted: [],
+      forward: new Map(),
+      dropped: { rateLimited: 0, stale: 0, duplicate: 0, invalid: 0, notHolepunch: 0 },
+    };
+    // Announcements that reached us over an overlay link are not ours to spread: ignore them entirely.
+    if (!from.clearnet) return d;
+    const now = this.nowS();
+    const relayable = entries.length <= this.maxEntriesToRelay;
+    const targets = peers.filter((p) => p.id !== from.id && p.clearnet && p.addrv2);
+    for (const e of entries) {
+      if (e.network !== 'holepunch') {
+        d.dropped.notHolepunch++;
+        continue;
+      }
+      if (!this.buckets.tryTake(from.id)) {
+        d.dropped.rateLimited++;
+        continue;
+      }
+      let a: Announcement;
+      try {
+        a = toAnnouncement(e);
+      } catch {
+        d.dropped.invalid++;
+        continue;
+      }
+      if (!isFresh(a, now)) {
+        d.dropped.stale++;
+        continue;
+      }
+      const key = announcementKey(a);
+      if (this.seen.has(key)) {
+        d.dropped.duplicate++;
+        continue;
+      }
+      this.remember(key, a.time);
+      d.accepted.push(a);
+      if (!relayable) continue;
+      for (const p of this.chooseTargets(key, targets)) {
+        let list = d.forward.get(p.id);
+        if (!list) d.forward.set(p.id, (list = []));
+        list.push(e);
+      }
+    }
+    return d;
+  }
+
+  /** Number of announcement keys currently remembered (bounded by maxSeen). */
+  get seenCount(): number {
+    return this.seen.size;
+  }
+
+  private remember(key: string, time: number): void {
+    if (this.seen.size >= this.maxSeen) {
+      // Drop expired keys first; if none, the oldest inserted (Map keeps insertion order).
+      const cutoff = this.nowS() - 2 * 600;
+      for (const [k, t] of this.seen) {
+        if (t < cutoff) this.seen.delete(k);
+      }
+      if (this.seen.size >= this.maxSeen) {
+        const oldest = this.seen.keys().next().value;
+        if (oldest !== undefined) this.seen.delete(oldest);
+      }
+    }
+    this.seen.set(key, time);
+  }
+
+  /**
+   * The `fanout` peers with the smallest HMAC(secret, key | peer id): stable for one announcement
+   * (resending it reaches the same peers, limiting amplification), unpredictable to others.
+   */
+  private chooseTargets(key: string, peers: readonly RelayPeer[]): RelayPeer[] {
+    if (peers.length <= this.fanout) return [...peers];
+    const ranked = peers.map((p) => ({
+      p,
+      h: createHmac('sha256', this.secret).update(key).update('\0').update(p.id).digest().readBigUInt64BE(0),
+    }));
+    ranked.sort((x, y) => (x.h < y.h ? -1 : x.h > y.h ? 1 : 0));
+    return ranked.slice(0, this.fanout).map((r) => r.p);
+  }
+}

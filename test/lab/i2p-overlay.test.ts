@@ -1,0 +1,258 @@
+/**
+ * The I2P coordination transport against real i2pd: a private network of 4 routers in a namespace of our own
+ * (one network shared by every test of this file), SAM sessions, accept/connect, bytes both ways, a Bitcoin
+ * version/verack exchange across the stream, and what clients see when a router is killed.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import type { Duplex } from 'node:stream';
+import { needsRoot } from '../helpers/root.js';
+import { startPrivateI2p, type PrivateI2p } from '../../src/lab/private-i2p.js';
+import { I2pCoordinationEndpoint } from '../../src/overlay/i2p/endpoint.js';
+import { I2pCoordinationDialer } from '../../src/overlay/i2p/dialer.js';
+import { SamSession, samGenerateDestination, SamError, isB32Address, type I2pKeys } from '../../src/overlay/i2p/sam.js';
+import type { AcceptedStreamInfo } from '../../src/overlay/types.js';
+
+// ---- a minimal Bitcoin P2P version/verack exchange, for this test only (the real one lives in src/peer) ----
+const MAGIC = Buffer.from('fabfb5da', 'hex'); // regtest
+const sha256d = (b: Buffer) => createHash('sha256').update(createHash('sha256').update(b).digest()).digest();
+function frame(command: string, payload: Buffer): Buffer {
+  const h = Buffer.alloc(24);
+  MAGIC.copy(h, 0);
+  h.write(command, 4, 'ascii');
+  h.writeUInt32LE(payload.length, 16);
+  sha256d(payload).copy(h, 20, 0, 4);
+  return Buffer.concat([h, payload]);
+}
+function versionPayload(nonce: Buffer): Buffer {
+  const p = Buffer.alloc(4 + 8 + 8 + 26 + 26 + 8 + 1 + 4 + 1);
+  let o = p.writeInt32LE(70016, 0);
+  o = p.writeBigUInt64LE(0n, o); // services: none (B reveals nothing)
+  o = p.writeBigInt64LE(BigInt(Math.floor(Date.now() / 1000)), o);
+  o += 26 + 26; // addr_recv, addr_from: zero
+  nonce.copy(p, o);
+  o += 8;
+  o = p.writeUInt8(0, o); // empty user agent
+  o = p.writeInt32LE(0, o);
+  p.writeUInt8(0, o);
+  return p;
+}
+/** Reads framed messages from a stream; checks magic and checksum. */
+function messageReader(s: Duplex): () => Promise<{ command: string; payload: Buffer }> {
+  let buf = Buffer.alloc(0);
+  const waiting: (() => void)[] = [];
+  s.on('data', (d: Buffer) => {
+    buf = Buffer.concat([buf, d]);
+    waiting.splice(0).forEach((w) => w());
+  });
+  return async () => {
+    for (;;) {
+      if (buf.length >= 24) {
+        assert.deepEqual(buf.subarray(0, 4), MAGIC);
+        const len = buf.readUInt32LE(16);
+        if (buf.length >= 24 + len) {
+          const payload = buf.subarray(24, 24 + len);
+          assert.deepEqual(sha256d(payload).subarray(0, 4), buf.subarray(20, 24));
+          const command = buf.subarray(4, 16).toString('ascii').replace(/\0+$/, '');
+          buf = buf.subarray(24 + len);
+          return { command, payload };
+        }
+      }
+      await new Promise<void>((r) => waiting.push(r));
+    }
+  };
+}
+/** B (initiator) sends version first; A answers version + verack; B sends verack. Returns both nonces seen. */
+async function versionHandshake(b: Duplex, a: Duplex): Promise<void> {
+  const readA = messageReader(a);
+  const readB = messageReader(b);
+  const nb = randomBytes(8);
+  const na = randomBytes(8);
+  b.write(frame('version', versionPayload(nb)));
+  const v1 = await readA();
+  assert.equal(v1.command, 'version');
+  assert.equal(v1.payload.readInt32LE(0), 70016);
+  assert.deepEqual(v1.payload.subarray(72, 80), nb);
+  a.write(Buffer.concat([frame('version', versionPayload(na)), frame('verack', Buffer.alloc(0))]));
+  const v2 = await readB();
+  assert.equal(v2.command, 'version');
+  assert.deepEqual(v2.payload.subarray(72, 80), na);
+  assert.equal((await readB()).command, 'verack');
+  b.write(frame('verack', Buffer.alloc(0)));
+  assert.equal((await readA()).command, 'verack');
+}
+
+// ---- helpers ----
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let t: NodeJS.Timeout;
+  return Promise.race([p, new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: no result in ${ms} ms`)), ms)))]).finally(() =>
+    clearTimeout(t),
+  );
+}
+function nextStream(ep: I2pCoordinationEndpoint, ms = 30_000): Promise<{ stream: Duplex; info: AcceptedStreamInfo }> {
+  return withTimeout(new Promise((r) => ep.once('stream', (stream: Duplex, info: AcceptedStreamInfo) => r({ stream, info }))), ms, 'accept');
+}
+function readExactly(s: Duplex, n: number, ms = 20_000): Promise<Buffer> {
+  return withTimeout(
+    new Promise<Buffer>((resolve, reject) => {
+      let buf = Buffer.alloc(0);
+      const onData = (d: Buffer) => {
+        buf = Buffer.concat([buf, d]);
+        if (buf.length >= n) {
+          s.off('data', onData);
+          resolve(buf);
+        }
+      };
+      s.on('data', onData);
+      s.once('close', () => reject(new Error(`stream closed after ${buf.length} of ${n} bytes`)));
+    }),
+    ms,
+    'read',
+  );
+}
+
+describe('I2P over SAM against a private i2pd network', needsRoot('network namespaces and i2pd'), () => {
+  let net: PrivateI2p;
+  let endpoint: I2pCoordinationEndpoint;
+  let dialer: I2pCoordinationDialer;
+  let keyed: SamSession; // router 3: a session from a DEST GENERATE key
+  let keys: I2pKeys;
+  let doomed: I2pCoordinationEndpoint; // router 3: killed in the last test
+  const times: Record<string, number> = {};
+
+  before(async () => {
+    net = await startPrivateI2p({ log: (l) => console.log(`# ${l}`) });
+    times.bringUpMs = net.bringUpMs;
+    const t = performance.now();
+    keys = await samGenerateDestination(net.sam[3]!, { timeoutMs: 10_000 });
+    // All sessions in parallel: each waits for i2pd's ~20 s tunnel readiness cycle.
+    [endpoint, dialer, keyed, doomed] = await Promise.all([
+      I2pCoordinationEndpoint.create({ sam: net.sam[0]!, sessionOptions: net.sessionOptions, acceptPool: 2 }),
+      I2pCoordinationDialer.create({ sam: net.sam[1]!, sessionOptions: net.sessionOptions }),
+      SamSession.create(net.sam[3]!, { privateKey: keys.privateKey, options: net.sessionOptions }),
+      I2pCoordinationEndpoint.create({ sam: net.sam[3]!, sessionOptions: net.sessionOptions }),
+    ]);
+    times.sessionsMs = Math.round(performance.now() - t);
+    console.log(`# i2p: network up in ${times.bringUpMs} ms, 4 sessions in parallel in ${times.sessionsMs} ms`);
+  });
+
+  after(async () => {
+    await endpoint?.close().catch(() => {});
+    await dialer?.close().catch(() => {});
+    await keyed?.close().catch(() => {});
+    await doomed?.close().catch(() => {});
+    await net?.stop();
+  });
+
+  test('sessions: b32 addresses are what i2pd resolves; a DEST GENERATE key keeps its identity', async () => {
+    assert.ok(isB32Address(endpoint.address));
+    assert.equal(endpoint.kind, 'i2p');
+    assert.notEqual(endpoint.address, dialer.session.b32, 'endpoint and dialer have distinct keys');
+    // i2pd's own answer for our computed b32 is the endpoint's destination: the b32 computation is right.
+    assert.equal(await dialer.session.lookup(endpoint.address, { timeoutMs: 20_000 }), endpoint.session.destination);
+    assert.equal(await endpoint.session.lookup('ME'), endpoint.session.destination);
+    assert.equal(keyed.b32, keys.b32);
+    assert.equal(keyed.destination, keys.destination);
+    // (i2pd 2.45.1 accepts a second session with the same key: no DUPLICATED_DEST to test here.)
+    await assert.rejects(
+      SamSession.create(net.sam[3]!, { id: keyed.id, options: net.sessionOptions, timeoutMs: 30_000 }),
+      (e: unknown) => e instanceof SamError && e.code === 'SAM_DUPLICATED_ID',
+    );
+  });
+
+  test('dial the endpoint by b32: bytes both ways, the caller\'s b32 reported, a version handshake across it', async () => {
+    const t = performance.now();
+    const accepted = nextStream(endpoint);
+    const b = await dialer.dial(endpoint.address, endpoint.port, { timeoutMs: 30_000 });
+    b.write('ping from B');
+    const { stream: a, info } = await accepted;
+    assert.equal(info.peer, dialer.session.b32);
+    assert.equal((await readExactly(a, 11)).toString(), 'ping from B');
+    times.firstConnectMs = Math.round(performance.now() - t);
+    const big = randomBytes(200_000);
+    a.write(big);
+    assert.deepEqual(await readExactly(b, big.length), big);
+    await versionHandshake(b, a);
+    times.connectAndHandshakeMs = Math.round(performance.now() - t);
+    console.log(`# i2p: first connect + bytes ${times.firstConnectMs} ms, + 200 kB + version/verack ${times.connectAndHandshakeMs} ms`);
+    b.destroy();
+    a.destroy();
+  });
+
+  test('the accept pool takes concurrent callers and re-arms', async () => {
+    const got: Duplex[] = [];
+    const three = new Promise<void>((r) =>
+      endpoint.on('stream', function onS(s: Duplex) {
+        got.push(s);
+        if (got.length === 3) {
+          endpoint.off('stream', onS);
+          r();
+        }
+      }),
+    );
+    const dials = await Promise.all([0, 1, 2].map(() => dialer.dial(endpoint.address, 0, { timeoutMs: 30_000 })));
+    dials.forEach((d, i) => d.write(`caller ${i}\n`));
+    await withTimeout(three, 30_000, 'three accepts');
+    const lines = await Promise.all(got.map((s) => readExactly(s, 9).then((b) => b.toString())));
+    assert.deepEqual(lines.sort(), ['caller 0\n', 'caller 1\n', 'caller 2\n']);
+    for (const s of [...got, ...dials]) s.destroy();
+  });
+
+  test('an unknown b32: a typed error within the dial bound, and the session survives the give-up', async () => {
+    const unknown = 'a'.repeat(52) + '.b32.i2p';
+    const t = performance.now();
+    await assert.rejects(dialer.dial(unknown, 0, { timeoutMs: 8000 }), (e: unknown) => e instanceof SamError && ['SAM_INVALID_KEY', 'SAM_KEY_NOT_FOUND', 'SAM_TIMEOUT'].includes(e.code));
+    assert.ok(performance.now() - t < 12_000, 'the dial bound holds');
+    assert.equal(dialer.session.closed, false);
+    assert.equal(await dialer.session.lookup(endpoint.address, { timeoutMs: 20_000 }), endpoint.session.destination);
+  });
+
+  test('a killed router: pending accept and new connects fail with SAM_CLOSED, the endpoint emits down, nothing hangs', async () => {
+    // Router 3 carries the doomed endpoint and a raw pending accept on the keyed session.
+    const pending = keyed.accept().then(
+      () => assert.fail('accept resolved on a dead router'),
+      (e: unknown) => e,
+    );
+    const keyedDown = new Promise<SamError>((r) => keyed.once('down', r));
+    const doomedDown = new Promise<SamError>((r) => doomed.once('down', r));
+    const doomedAddress = doomed.address;
+    await new Promise((r) => setTimeout(r, 200));
+    const t = performance.now();
+    await net.killRouter(3);
+    const acceptErr = await withTimeout(pending, 5000, 'pending accept');
+    assert.ok(acceptErr instanceof SamError && acceptErr.code === 'SAM_CLOSED', String(acceptErr));
+    const down = await withTimeout(doomedDown, 5000, 'endpoint down');
+    assert.ok(down instanceof SamError && down.code === 'SAM_CLOSED');
+    assert.equal((await withTimeout(keyedDown, 5000, 'session down')).code, 'SAM_CLOSED');
+    const detectMs = Math.round(performance.now() - t);
+    await assert.rejects(keyed.connect(endpoint.session.destination, { timeoutMs: 5000 }), (e: unknown) => e instanceof SamError && e.code === 'SAM_CLOSED');
+    await assert.rejects(SamSession.create(net.sam[3]!, { timeoutMs: 5000 }), (e: unknown) => e instanceof SamError && e.code === 'SAM_UNREACHABLE');
+    // Dialing the dead endpoint from a live router: a typed error within the bound, no hang.
+    const t2 = performance.now();
+    await assert.rejects(dialer.dial(doomedAddress, 0, { timeoutMs: 10_000 }).then((s) => readExactly(s, 1, 10_000).finally(() => s.destroy())), (e: unknown) => {
+      console.log(`# i2p: dial to a dead endpoint: ${e instanceof SamError ? e.code : String(e)} after ${Math.round(performance.now() - t2)} ms`);
+      return e instanceof SamError || (e instanceof Error && /closed|no result/.test(e.message));
+    });
+    console.log(`# i2p: router kill seen by clients in ${detectMs} ms`);
+    // The other routers' sessions live on (their tunnels may need a rebuild, not tested here).
+    assert.equal(dialer.session.closed, false);
+    assert.equal(endpoint.session.closed, false);
+    assert.equal(await endpoint.session.lookup('ME', { timeoutMs: 5000 }), endpoint.session.destination);
+  });
+
+  test('stop() leaves no i2pd, namespace or directory behind', async () => {
+    const dirs = net.datadirs;
+    const ns = net.ownNetns;
+    await endpoint.close();
+    await dialer.close();
+    await net.stop();
+    assert.equal(endpoint.session.closed, true);
+    const list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
+    for (const n of ns) assert.ok(!list.includes(n), `namespace ${n} removed`);
+    for (const d of dirs) assert.ok(!existsSync(d), `${d} removed`);
+    console.log(`# i2p times: ${JSON.stringify(times)}`);
+  });
+});

@@ -1,0 +1,36 @@
+/** `onionpunch overlay selftest --i2p` end to end: its own private i2pd network, JSON contract, no leftovers. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { needsRoot } from '../helpers/root.js';
+
+test('overlay selftest --i2p --json: ok, bring-up and first-connect times, nothing left behind', { ...needsRoot('network namespaces and i2pd'), timeout: 240_000 }, async () => {
+  const before = await run('ip', ['netns', 'list']);
+  const child = spawn(process.execPath, ['bin/onionpunch.js', 'overlay', 'selftest', '--i2p', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  const res = JSON.parse(out) as { i2p: { ok: boolean; bringUpMs: number; firstConnectMs: number; sessionsMs: number; networkUpMs: number; endpoint: string } };
+  console.log(`# i2p selftest: ${JSON.stringify(res.i2p)}`);
+  assert.equal(code, 0);
+  assert.equal(res.i2p.ok, true);
+  assert.ok(res.i2p.bringUpMs > 0 && res.i2p.bringUpMs < 120_000);
+  assert.ok(res.i2p.firstConnectMs >= 0 && res.i2p.firstConnectMs < 60_000);
+  assert.ok(res.i2p.networkUpMs < res.i2p.bringUpMs);
+  assert.match(res.i2p.endpoint, /^[a-z2-7]{52}\.b32\.i2p$/);
+  // The selftest's namespace and i2pd routers are gone.
+  const after = await run('ip', ['netns', 'list']);
+  const added = after.split('\n').filter((l) => l && !before.includes(l.split(' ')[0]!) && l.includes('-i2p'));
+  assert.deepEqual(added, []);
+  const i2pd = await run('pgrep', ['-f', 'onionpunch-i2p-']).catch(() => '');
+  assert.equal(i2pd.trim(), '');
+});
+
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('exit', (c) => (c === 0 ? resolve(out) : reject(new Error(`${cmd} exited ${c}`))));
+  });
+}

@@ -1,0 +1,54 @@
+// Link conditions: a configured delay shows in the measured RTT (within 2 ms), jitter spreads it, a configured
+// loss shows in the measured loss rate. Delay lines are the TUN helper; loss is nftables numgen.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Lab } from '../../src/lab/lab.js';
+import { randomPort, startEchoServers, udpProbe } from '../../src/lab/observe.js';
+import { needsRoot } from '../helpers/root.js';
+
+describe('lab link conditions', needsRoot('network namespaces, TUN delay line, nftables'), () => {
+  let lab: Lab;
+  const port = randomPort();
+  before(async () => {
+    lab = await Lab.up({
+      sites: [
+        { name: 'base' },
+        { name: 'dly', delayMs: 25 },
+        { name: 'jit', delayMs: 15, jitterMs: 5 },
+        { name: 'loss', lossPct: 5 },
+      ],
+      publicHosts: 1,
+    });
+    await startEchoServers(lab, ['pub1'], port);
+  });
+  after(async () => {
+    await lab?.down();
+  });
+
+  test('delay 25 ms one way: RTT median is 50 ms +/- 2 ms above the undelayed baseline', async () => {
+    const dst = lab.publicHosts[0]!.ip;
+    const base = await udpProbe(lab, 'base', dst, port, 100, 5, 300);
+    const d = await udpProbe(lab, 'dly', dst, port, 200, 5, 500);
+    const added = d.rttMs.median! - base.rttMs.median!;
+    assert.equal(d.received, 200);
+    assert.ok(Math.abs(added - 50) <= 2, `added RTT ${added} ms (probe ${JSON.stringify(d.rttMs)})`);
+    assert.ok(d.rttMs.min! >= 49.5, `no packet faster than the delay (${d.rttMs.min} ms)`);
+  });
+
+  test('delay 15 ms +/- 5 ms jitter: RTT stays in [20, 40] ms + slack and is spread out', async () => {
+    const d = await udpProbe(lab, 'jit', lab.publicHosts[0]!.ip, port, 300, 5, 500);
+    assert.equal(d.received, 300);
+    assert.ok(Math.abs(d.rttMs.median! - 30) <= 2.5, JSON.stringify(d.rttMs));
+    assert.ok(d.rttMs.min! >= 19.5, JSON.stringify(d.rttMs));
+    assert.ok(d.rttMs.p95! - d.rttMs.min! >= 4, `jitter spreads RTTs: ${JSON.stringify(d.rttMs)}`);
+  });
+
+  test('loss 5% per direction: 3000 round trips lose 9.75% +/- 2.5%', async () => {
+    const r = await udpProbe(lab, 'loss', lab.publicHosts[0]!.ip, port, 3000, 1, 300);
+    const rt = (r.sent - r.received) / r.sent;
+    const expected = 1 - 0.95 * 0.95;
+    assert.ok(Math.abs(rt - expected) <= 0.025, `round-trip loss ${(100 * rt).toFixed(2)}%`);
+    const oneWay = 100 * (1 - Math.sqrt(1 - rt));
+    assert.ok(Math.abs(oneWay - 5) <= 1.3, `per-direction loss ${oneWay.toFixed(2)}%`);
+  });
+});

@@ -1,0 +1,148 @@
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { PunchEngine, probeBind, type PunchResult } from '../../src/native/engine.js';
+import { needsRoot } from '../helpers/root.js';
+import { fillPattern, patternByte } from './helpers.js';
+import { makeNsPair } from '../../src/native/netns.js';
+
+const LO = '127.0.0.1';
+// Two engines, two threads: each side's connect() fires from its own thread at the same instant, the way
+// two hosts would. (On loopback a SYN is delivered within the sender's connect(); the other side's socket
+// must already be in SYN_SENT for the kernel to take the simultaneous-open path, which the precise shared
+// start instant and 1 ms re-SYN grid make happen within a few slots.)
+const engA = new PunchEngine();
+const engB = new PunchEngine();
+after(async () => {
+  await engA.stop();
+  await engB.stop();
+});
+
+async function loopbackPair(): Promise<[PunchResult, PunchResult]> {
+  const pa = probeBind({ address: LO, port: 0 }).port;
+  const pb = probeBind({ address: LO, port: 0 }).port;
+  const startAtNs = engA.now() + 30_000_000n;
+  const common = { startAtNs, resynIntervalUs: 1000, deadlineMs: 8000 };
+  return Promise.all([
+    engA.punch({ ...common, local: { address: LO, port: pa }, remotes: [{ address: LO, port: pb }] }),
+    engB.punch({ ...common, local: { address: LO, port: pb }, remotes: [{ address: LO, port: pa }] }),
+  ]);
+}
+
+test('simultaneous open on loopback between two engine plans (no listener anywhere)', async () => {
+  const [a, b] = await loopbackPair();
+  try {
+    assert.deepEqual(a.local, b.remote);
+    assert.deepEqual(b.local, a.remote);
+    assert.equal(a.socket.localPort, b.socket.remotePort);
+    a.socket.write('from a');
+    const [got] = (await once(b.socket, 'data')) as [Buffer];
+    assert.equal(got.toString(), 'from a');
+    // Every SYN of both sides left from the plan's one port: the winners' ports are the bound ones.
+    const synsA = a.timeline.filter((e) => e.kind === 'syn');
+    assert.ok(synsA.length >= 1 && a.timeline.at(-1)!.kind === 'established');
+  } finally {
+    a.socket.destroy();
+    b.socket.destroy();
+  }
+});
+
+test('100 MB through a punched socket pair, every byte checked, with backpressure', async () => {
+  const [a, b] = await loopbackPair();
+  const TOTAL = 100 * 1024 * 1024;
+  const CHUNK = 256 * 1024;
+  try {
+    let received = 0;
+    let bad = -1;
+    const done = new Promise<void>((resolve, reject) => {
+      b.socket.on('data', (d: Buffer) => {
+        for (let i = 0; i < d.length; i++) {
+          if (d[i] !== patternByte(received + i)) {
+            bad = received + i;
+            reject(new Error(`byte ${bad} differs`));
+            return;
+          }
+        }
+        received += d.length;
+      });
+      b.socket.on('end', () => resolve());
+      b.socket.on('error', reject);
+    });
+    let sent = 0;
+    let pauses = 0;
+    const buf = Buffer.alloc(CHUNK);
+    while (sent < TOTAL) {
+      fillPattern(buf, sent);
+      const ok = a.socket.write(Buffer.from(buf));
+      sent += CHUNK;
+      if (!ok) {
+        pauses++;
+        await once(a.socket, 'drain');
+      }
+    }
+    a.socket.end();
+    await done;
+    assert.equal(bad, -1);
+    assert.equal(received, TOTAL);
+    assert.ok(pauses > 0, 'write() reported backpressure and drain resumed it');
+  } finally {
+    a.socket.destroy();
+    b.socket.destroy();
+  }
+});
+
+const SIDE = fileURLToPath(new URL('./fixtures/punch-side.js', import.meta.url));
+
+interface SideReport {
+  ok: boolean;
+  code?: string;
+  local?: { address: string; port: number };
+  remote?: { address: string; port: number };
+  got?: string;
+  kinds?: string[];
+  attempts?: number;
+}
+
+async function runSide(ns: string, name: string, plan: object): Promise<SideReport> {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, SIDE, JSON.stringify({ name, plan })], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  child.stdout.on('data', (d) => (out += String(d)));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const [code] = (await once(child, 'exit')) as [number];
+  clearTimeout(timer);
+  assert.equal(code, 0, `side ${name} exited ${code}: ${out}`);
+  return JSON.parse(out.trim().split('\n').at(-1)!) as SideReport;
+}
+
+test(
+  'simultaneous open between two network namespaces (firewalls drop unsolicited SYNs)',
+  { ...needsRoot('network namespaces'), timeout: 60_000 },
+  async () => {
+    const pair = makeNsPair({ dropNewSynInA: true, dropNewSynInB: true });
+    try {
+      // CLOCK_MONOTONIC is shared by every namespace of the machine, so one start instant serves both.
+      const startAtNs = String(engA.now() + 1_500_000_000n);
+      const port = 40_000 + Math.floor(Math.random() * 20_000);
+      const common = { startAtNs, resynIntervalUs: 20_000, deadlineMs: 5000 };
+      const [a, b] = await Promise.all([
+        runSide(pair.a, 'A', { ...common, local: { address: pair.addrA, port }, remotes: [{ address: pair.addrB, port }] }),
+        runSide(pair.b, 'B', { ...common, local: { address: pair.addrB, port }, remotes: [{ address: pair.addrA, port }] }),
+      ]);
+      assert.ok(a.ok, JSON.stringify(a));
+      assert.ok(b.ok, JSON.stringify(b));
+      assert.equal(a.got, 'hello from B');
+      assert.equal(b.got, 'hello from A');
+      assert.deepEqual(a.local, { address: pair.addrA, port });
+      assert.deepEqual(a.remote, { address: pair.addrB, port });
+      // The drop rule means no RST ever came back: both SYNs crossed, the first SYN of each side won.
+      assert.deepEqual(a.kinds, ['syn', 'established']);
+      assert.deepEqual(b.kinds, ['syn', 'established']);
+    } finally {
+      pair.destroy();
+    }
+  },
+);
