@@ -214,3 +214,35 @@ test('connectPeer: refused port and not-Bitcoin are clear errors', async () => {
     await new Promise<void>((r) => http.close(() => r()));
   }
 });
+
+test('works over any Duplex, not only net.Socket (an in-memory stream pair stands in for SOCKS/SAM streams)', async () => {
+  const { Duplex } = await import('node:stream');
+  // Two cross-wired Duplex streams: what one writes, the other reads.
+  const make = () => {
+    let other: InstanceType<typeof Duplex> | undefined;
+    const d = new Duplex({
+      read() {},
+      write(chunk, _enc, cb) {
+        other!.push(chunk);
+        cb();
+      },
+      final(cb) {
+        other!.push(null);
+        cb();
+      },
+    });
+    return { d, link: (o: InstanceType<typeof Duplex>) => (other = o) };
+  };
+  const x = make();
+  const y = make();
+  x.link(y.d);
+  y.link(x.d);
+  const a = new Peer(x.d, { network: 'signet', role: 'initiator' });
+  const b = new Peer(y.d, { network: 'signet', role: 'responder', addrRecv: { address: 'fd00::1', port: 5 } });
+  const [ra] = await Promise.all([a.handshake(), b.handshake()]);
+  assert.deepEqual(ra.version.addrRecv, { services: 0n, address: 'fd00::1', port: 5 });
+  assert.ok((await a.ping(1000)) >= 0);
+  a.close();
+  b.close();
+  assert.ok(x.d.destroyed && y.d.destroyed);
+});

@@ -282,3 +282,37 @@ test('service names', () => {
     'NETWORK', 'WITNESS', 'NETWORK_LIMITED', 'P2P_V2', 'HOLEPUNCH', 'BIT30',
   ]);
 });
+
+test('remaining rejection paths of decoders and encoders', () => {
+  // CompactSize forms used as counts: 0xff (8-byte) counts are always too big; 0xfe beyond MAX_SIZE too.
+  assert.throws(() => decodePayload('addr', hex('ff0000000001000000')), isWire('WIRE_BAD_FIELD', /count/));
+  assert.throws(() => decodePayload('addr', hex('fe01000002')), isWire('WIRE_BAD_FIELD', /count: 33554433 > 33554432/));
+  assert.throws(() => decodePayload('addr', hex('02' + '00'.repeat(30))), isWire('WIRE_TRUNCATED', /2 entries/));
+  assert.throws(() => decodePayload('addr', Buffer.alloc(0)), isWire('WIRE_TRUNCATED', /count/));
+  assert.throws(() => decodePayload('sendcmpct', hex('01')), isWire('WIRE_TRUNCATED', /version/));
+  assert.throws(() => decodePayload('feefilter', hex('01')), isWire('WIRE_TRUNCATED', /feerate/));
+  assert.throws(() => decodePayload('addrv2', hex('01' + '00000000' + '01' + '01' + '04' + '01020304' + '20')), isWire('WIRE_TRUNCATED', /entry 0 port/));
+  assert.throws(() => decodePayload('addrv2', hex('01' + '00000000' + 'fd0100')), isWire('WIRE_BAD_FIELD', /entry 0 services: non-canonical/));
+  assert.throws(() => decodePayload('version', Buffer.concat([encodePayload('version', VERSION).subarray(0, 80), hex('fd0101')])), isWire('WIRE_BAD_FIELD', /userAgent: length 257 > 256/));
+  assert.throws(() => encodePayload('getheaders', { version: 1, locator: [Buffer.alloc(31)], hashStop: Buffer.alloc(32) }), isWire('WIRE_BAD_FIELD', /hash/));
+  assert.throws(() => encodePayload('getheaders', { version: 1, locator: Array.from({ length: 102 }, () => Buffer.alloc(32)), hashStop: Buffer.alloc(32) }), isWire('WIRE_BAD_FIELD', /locator/));
+  const sid = Buffer.alloc(16);
+  assert.throws(() => encodePayload('opfire', { sessionId: sid, delayUs: 1, schedule: 2, deadlineMs: 1 }), isWire('WIRE_BAD_FIELD', /schedule/));
+  assert.throws(() => encodePayload('opfire', { sessionId: sid, delayUs: -1, schedule: 0, deadlineMs: 1 }), isWire('WIRE_BAD_FIELD', /delayUs/));
+  assert.throws(() => encodePayload('opfire', { sessionId: sid, delayUs: 1, schedule: 0, deadlineMs: 2 ** 32 }), isWire('WIRE_BAD_FIELD', /deadlineMs/));
+  assert.throws(() => encodePayload('opresult', { sessionId: sid, status: 'nope' as never, elapsedMs: 1, reason: '' }), isWire('WIRE_BAD_FIELD', /status/));
+  assert.throws(() => encodePayload('opreject', { code: 'nope' as never, reason: '' }), isWire('WIRE_BAD_FIELD', /code/));
+  assert.throws(() => encodePayload('opendpoint', { sessionId: sid, flags: 4, endpoints: [{ address: '1.2.3.4', port: 1 }] }), isWire('WIRE_BAD_FIELD', /flags/));
+  assert.throws(() => encodePayload('opendpoint', { sessionId: sid, flags: 0, endpoints: [{ address: 'x.onion', port: 1 }] }), isWire('WIRE_BAD_ADDRESS'));
+  assert.throws(() => encodePayload('opendpoint', { sessionId: sid, flags: 0, endpoints: Array.from({ length: 9 }, () => ({ address: '1.2.3.4', port: 1 })) }), isWire('WIRE_BAD_FIELD', /count/));
+  const base: AddrV2Entry = { time: 1, services: 0n, network: 'holepunch', networkId: NET_HOLEPUNCH, address: 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion', port: 1 };
+  assert.throws(() => encodePayload('addrv2', { addrs: [base] }), isWire('WIRE_BAD_FIELD', /clearnet/));
+  assert.throws(() => encodePayload('addrv2', { addrs: [{ ...base, clearnet: { address: 'example.com', port: 1 } }] }), isWire('WIRE_BAD_ADDRESS'));
+  assert.throws(() => encodePayload('addrv2', { addrs: [{ ...base, network: 'unknown', networkId: 300, address: '' }] }), isWire('WIRE_BAD_FIELD', /networkId/));
+  assert.throws(() => encodePayload('addrv2', { addrs: [{ ...base, network: 'unknown', networkId: 0xaa, address: 'zz' }] }), isWire('WIRE_BAD_ADDRESS'));
+  assert.throws(() => encodePayload('addrv2', { addrs: [{ ...base, network: 'unknown', networkId: 0xaa, address: '00'.repeat(513) }] }), isWire('WIRE_BAD_FIELD', /513 > 512/));
+  assert.throws(() => encodeRaw('main', 'thirteen-char'), isWire('WIRE_BAD_COMMAND'));
+  assert.throws(() => encodeRaw('main', ''), isWire('WIRE_BAD_COMMAND'));
+  assert.throws(() => encodeRaw('main', 'caf\u00e9'), isWire('WIRE_BAD_COMMAND'));
+  assert.throws(() => encodeRaw('nonet' as never, 'x'), isWire('WIRE_BAD_MAGIC'));
+});
