@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { fakeSamLines } from '../helpers/fake-sam.js';
 import { randomBytes } from 'node:crypto';
 import { I2pCoordinationDialer } from '../../src/overlay/i2p/dialer.js';
 import { SamError } from '../../src/overlay/i2p/errors.js';
@@ -16,28 +16,17 @@ const PRIV = i2pBase64Encode(Buffer.concat([Buffer.from(DEST.replace(/-/g, '+').
 /** A fake bridge whose first `notFound` lookups and first `refuse` connects fail. */
 async function fakeBridge(notFound: number, refuse: number) {
   const counts = { lookups: 0, connects: 0 };
-  const server = createServer((s) => {
-    s.on('error', () => {});
-    let buf = '';
-    s.on('data', (d) => {
-      buf += d.toString('latin1');
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.startsWith('HELLO')) s.write('HELLO REPLY RESULT=OK VERSION=3.1\n');
-        else if (line.startsWith('SESSION')) s.write(`SESSION STATUS RESULT=OK DESTINATION=${PRIV}\n`);
-        else if (line.startsWith('NAMING')) {
-          s.write(counts.lookups++ < notFound ? 'NAMING REPLY RESULT=INVALID_KEY NAME=x\n' : `NAMING REPLY RESULT=OK NAME=x VALUE=${DEST}\n`);
-        } else if (line.startsWith('STREAM CONNECT')) {
-          if (counts.connects++ < refuse) s.end('STREAM STATUS RESULT=CANT_REACH_PEER\n');
-          else s.write('STREAM STATUS RESULT=OK\nhello');
-        }
-      }
-    });
+  const f = await fakeSamLines((line, s) => {
+    if (line.startsWith('HELLO')) s.write('HELLO REPLY RESULT=OK VERSION=3.1\n');
+    else if (line.startsWith('SESSION')) s.write(`SESSION STATUS RESULT=OK DESTINATION=${PRIV}\n`);
+    else if (line.startsWith('NAMING')) {
+      s.write(counts.lookups++ < notFound ? 'NAMING REPLY RESULT=INVALID_KEY NAME=x\n' : `NAMING REPLY RESULT=OK NAME=x VALUE=${DEST}\n`);
+    } else if (line.startsWith('STREAM CONNECT')) {
+      if (counts.connects++ < refuse) s.end('STREAM STATUS RESULT=CANT_REACH_PEER\n');
+      else s.write('STREAM STATUS RESULT=OK\nhello');
+    }
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { sam: { host: '127.0.0.1', port: (server.address() as { port: number }).port }, counts, close: () => server.close() };
+  return { ...f, counts };
 }
 
 test('dial retries a not-yet-published LeaseSet and CANT_REACH_PEER until it connects', { timeout: 20_000 }, async () => {
@@ -75,23 +64,12 @@ test('dial gives up at its deadline with the last typed error', { timeout: 20_00
 
 test('session creation makes a fresh attempt after SAM_TIMEOUT when attempts > 1 (fake bridge)', { timeout: 20_000 }, async () => {
   let creates = 0;
-  const server = createServer((s) => {
-    s.on('error', () => {});
-    let buf = '';
-    s.on('data', (d) => {
-      buf += d.toString('latin1');
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.startsWith('HELLO')) s.write('HELLO REPLY RESULT=OK VERSION=3.1\n');
-        // The first session never becomes ready (no reply); the second does.
-        else if (line.startsWith('SESSION') && creates++ > 0) s.write(`SESSION STATUS RESULT=OK DESTINATION=${PRIV}\n`);
-      }
-    });
+  const f = await fakeSamLines((line, s) => {
+    if (line.startsWith('HELLO')) s.write('HELLO REPLY RESULT=OK VERSION=3.1\n');
+    // The first session never becomes ready (no reply); the second does.
+    else if (line.startsWith('SESSION') && creates++ > 0) s.write(`SESSION STATUS RESULT=OK DESTINATION=${PRIV}\n`);
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const sam = { host: '127.0.0.1', port: (server.address() as { port: number }).port };
+  const sam = f.sam;
   try {
     await assert.rejects(I2pCoordinationDialer.create({ sam, timeoutMs: 100 }), (e: unknown) => e instanceof SamError && e.code === 'SAM_TIMEOUT');
     creates = 0;
@@ -99,6 +77,6 @@ test('session creation makes a fresh attempt after SAM_TIMEOUT when attempts > 1
     assert.equal(creates, 2);
     await dialer.close();
   } finally {
-    server.close();
+    f.close();
   }
 });

@@ -7,6 +7,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
+import { fakeSamLines } from '../helpers/fake-sam.js';
 import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
 import { SamError } from '../../src/overlay/i2p/errors.js';
@@ -274,33 +275,22 @@ test('bytes the bridge sent right after STREAM STATUS reach the stream (nothing 
 test('a NAMING LOOKUP that times out does not end the session; its late reply is skipped (fake bridge)', async () => {
   const DEST2 = i2pBase64Encode(Buffer.concat([randomBytes(384), Buffer.from([5, 0, 4, 0, 7, 0, 4])]));
   let lookups = 0;
-  const server = createServer((s) => {
-    s.on('error', () => {});
-    let buf = '';
-    s.on('data', (d) => {
-      buf += d.toString('latin1');
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line.startsWith('HELLO')) s.write('HELLO REPLY RESULT=OK VERSION=3.1\n');
-        else if (line.startsWith('SESSION')) s.write(`SESSION STATUS RESULT=OK DESTINATION=${PRIV}\n`);
-        else if (line.startsWith('NAMING')) {
-          const n = lookups++;
-          // The first reply comes late (after the caller gave up); the second at once.
-          setTimeout(() => s.write(`NAMING REPLY RESULT=OK NAME=x VALUE=${n === 0 ? PUB : DEST2}\n`), n === 0 ? 150 : 0);
-        }
-      }
-    });
+  const f = await fakeSamLines((line, s) => {
+    if (line.startsWith('HELLO')) s.write('HELLO REPLY RESULT=OK VERSION=3.1\n');
+    else if (line.startsWith('SESSION')) s.write(`SESSION STATUS RESULT=OK DESTINATION=${PRIV}\n`);
+    else if (line.startsWith('NAMING')) {
+      const n = lookups++;
+      // The first reply comes late (after the caller gave up); the second at once.
+      setTimeout(() => s.write(`NAMING REPLY RESULT=OK NAME=x VALUE=${n === 0 ? PUB : DEST2}\n`), n === 0 ? 150 : 0);
+    }
   });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
-    const session = await SamSession.create({ host: '127.0.0.1', port: (server.address() as { port: number }).port }, { timeoutMs: 1000 });
+    const session = await SamSession.create(f.sam, { timeoutMs: 1000 });
     await assert.rejects(session.lookup('x.i2p', { timeoutMs: 30 }), (e: unknown) => e instanceof SamError && e.code === 'SAM_TIMEOUT');
     assert.equal(session.closed, false);
     assert.equal(await session.lookup('y.i2p', { timeoutMs: 1000 }), DEST2);
     await session.close();
   } finally {
-    server.close();
+    f.close();
   }
 });
