@@ -22,27 +22,11 @@ import { runServe } from '../../src/daemon/serve.js';
 import { runProxy } from '../../src/daemon/proxy.js';
 import { PunchEngine, connectFrom } from '../../src/native/engine.js';
 import type { PunchEngineLike } from '../../src/punch/engine-port.js';
+import { listeningEngine } from '../helpers/listening-engine.js';
 
 const real = PunchEngine.shared();
 /** Stand-in for A's simultaneous open on loopback (see the file comment). */
-const rendezvousA: PunchEngineLike = {
-  now: () => real.now(),
-  punch: (plan) =>
-    new Promise((resolve, reject) => {
-      const srv = createServer();
-      const timer = setTimeout(() => {
-        srv.close();
-        reject(Object.assign(new Error('deadline'), { code: 'PUNCH_TIMEOUT' }));
-      }, plan.deadlineMs + 1000);
-      srv.once('connection', (sock) => {
-        clearTimeout(timer);
-        srv.close();
-        resolve({ socket: sock, local: plan.local, remote: { address: sock.remoteAddress!, port: sock.remotePort! } });
-      });
-      srv.once('error', reject);
-      srv.listen({ host: plan.local.address, port: plan.local.port });
-    }),
-};
+const rendezvousA: PunchEngineLike = listeningEngine(() => real.now());
 /** Stand-in for B's simultaneous open on loopback: connects from its punch port at the planned instant. */
 const rendezvousB: PunchEngineLike = {
   now: () => real.now(),

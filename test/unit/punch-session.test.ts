@@ -9,6 +9,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { PunchEngine, connectFrom } from '../../src/native/engine.js';
 import type { PunchEngineLike } from '../../src/punch/engine-port.js';
+import { listeningEngine } from '../helpers/listening-engine.js';
 import { createPunchListener, type PunchListener } from '../../src/punch/listener.js';
 import { PunchClient } from '../../src/punch/client.js';
 import { wireCodec } from '../../src/punch/wire-codec.js';
@@ -213,21 +214,7 @@ test('verify: a connection from an endpoint B did not announce is closed and the
   // overlay — cannot be produced with two honest engines (A's SYN_SENT socket only matches the announced
   // 4-tuple). So, named as fault injection: A's side accepts on its punch port from anyone, and B connects
   // (native connectFrom) from port 0 (any) instead of its announced port.
-  const listeningA: PunchEngineLike = {
-    now: () => real.now(),
-    punch: (plan) =>
-      new Promise((resolve, reject) => {
-        const srv = createServer();
-        const timer = setTimeout(() => { srv.close(); reject(Object.assign(new Error('deadline'), { code: 'PUNCH_TIMEOUT' })); }, plan.deadlineMs + 1000);
-        srv.once('connection', (sock) => {
-          clearTimeout(timer);
-          srv.close();
-          resolve({ socket: sock, local: plan.local, remote: { address: sock.remoteAddress!, port: sock.remotePort! } });
-        });
-        srv.once('error', reject);
-        srv.listen({ host: plan.local.address, port: plan.local.port });
-      }),
-  };
+  const listeningA = listeningEngine(() => real.now());
   const wrongPortB: PunchEngineLike = {
     now: () => real.now(),
     punch: async (plan) => {
