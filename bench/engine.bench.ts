@@ -4,7 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runEngineBench, formatEngineBench } from '../src/native/engine-bench.js';
+import { runEngineBench, formatEngineBench } from './engine/engine-bench.js';
 import { packageRoot } from '../src/native/addon.js';
 
 const report = await runEngineBench({ quick: process.argv.includes('--quick'), log: (s) => console.log(s) });

@@ -16,7 +16,6 @@ const VERBS: Record<string, VerbSpec> = {
   demo: { module: './commands/demo.js', summary: 'two-site NAT lab + private Tor, punch, handshake, timeline' },
   handshake: { module: './commands/handshake.js', summary: 'connect to a Bitcoin node, print its version' },
   decode: { module: './commands/decode.js', summary: 'decode framed P2P messages from hex (arg or stdin)' },
-  bench: { module: './commands/bench.js', summary: 'benchmarks (bench engine)' },
   lab: { module: './commands/lab.js', summary: 'NAT lab: up, down, status, exec, selftest, matrix' },
   overlay: { module: './commands/overlay.js', summary: 'Tor/I2P coordination transports: selftest' },
   'nat-check': { module: './commands/nat-check.js', summary: 'classify the NAT (EIM check) against two peers' },

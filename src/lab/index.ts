@@ -1,8 +1,8 @@
 /** The NAT lab's public API (see docs/LAB.md). */
-export { Lab, reapLabs, downByState, listNamespaces, delayLinePath, assertRoot, describePlan } from './lab.js';
-export type { LabUpOptions, LabDescription, ReapResult } from './lab.js';
-export { planLab, planNamespaces, freshPrefix, LAB_NS_PATTERN, NAT_KINDS, INBOUND_POLICIES } from './spec.js';
-export type { LabSpec, SiteSpec, LabPlan, SitePlan, HostPlan, RouterPlan, PublicHostPlan, CorePlan, NatKind, InboundPolicy } from './spec.js';
+export { Lab, reapLabs, downByState, listNamespaces, delayLinePath, assertRoot, describePlan } from './topology/lab.js';
+export type { LabUpOptions, LabDescription, ReapResult } from './topology/lab.js';
+export { planLab, planNamespaces, freshPrefix, LAB_NS_PATTERN, NAT_KINDS, INBOUND_POLICIES } from './topology/spec.js';
+export type { LabSpec, SiteSpec, LabPlan, SitePlan, HostPlan, RouterPlan, PublicHostPlan, CorePlan, NatKind, InboundPolicy } from './topology/spec.js';
 export { LabError } from './errors.js';
-export { readAllStates, ownerAlive, STATE_DIR } from './state.js';
-export type { LabState } from './state.js';
+export { readAllStates, ownerAlive, STATE_DIR } from './topology/state.js';
+export type { LabState } from './topology/state.js';

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { SocksClient } from 'socks';
-import { startPrivateTor, type PrivateTor } from '../../src/lab/private-tor.js';
+import { startPrivateTor, type PrivateTor } from '../../src/lab/tor/private-tor.js';
 import { Peer } from '../../src/peer/index.js';
 import { verdictFrom, type EimVerdict } from '../../src/nat/eim-check.js';
 import { loadConfig } from '../../src/daemon/config.js';

@@ -10,7 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import type { Duplex } from 'node:stream';
 import { needsRoot } from '../helpers/root.js';
-import { startPrivateI2p, type PrivateI2p } from '../../src/lab/private-i2p.js';
+import { startPrivateI2p, type PrivateI2p } from '../../src/lab/i2p/private-i2p.js';
 import { I2pCoordinationEndpoint } from '../../src/overlay/i2p/endpoint.js';
 import { I2pCoordinationDialer } from '../../src/overlay/i2p/dialer.js';
 import { SamSession, samGenerateDestination, SamError, isB32Address, type I2pKeys } from '../../src/overlay/i2p/sam.js';

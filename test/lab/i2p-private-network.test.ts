@@ -8,8 +8,8 @@ import { spawn, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { needsRoot } from '../helpers/root.js';
-import { startPrivateI2p } from '../../src/lab/private-i2p.js';
-import { reapStalePrivateI2p } from '../../src/lab/private-i2p-reaper.js';
+import { startPrivateI2p } from '../../src/lab/i2p/private-i2p.js';
+import { reapStalePrivateI2p } from '../../src/lab/i2p/private-i2p-reaper.js';
 
 const nsList = () => execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
 const i2pdPids = (needle: string) => {

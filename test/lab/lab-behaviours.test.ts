@@ -2,8 +2,8 @@
 // unsolicited SYN, carrier NAT, IPv6 firewall, and that a TTL-2 packet expires between two NATs.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Lab } from '../../src/lab/lab.js';
-import { inboundProbe, randomPort, seenFrom, startEchoServers, ttlProbe } from '../../src/lab/observe.js';
+import { Lab } from '../../src/lab/topology/lab.js';
+import { inboundProbe, randomPort, seenFrom, startEchoServers, ttlProbe } from '../../src/lab/topology/observe.js';
 import { needsRoot } from '../helpers/root.js';
 
 describe('lab behaviours', needsRoot('network namespaces and nftables'), () => {

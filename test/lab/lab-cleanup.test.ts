@@ -7,8 +7,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { Lab, listNamespaces } from '../../src/lab/lab.js';
-import { stateFile } from '../../src/lab/state.js';
+import { Lab, listNamespaces } from '../../src/lab/topology/lab.js';
+import { stateFile } from '../../src/lab/topology/state.js';
 import { needsRoot } from '../helpers/root.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

@@ -3,8 +3,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { Lab } from '../../src/lab/lab.js';
-import { randomPort, startEchoServers, udpProbe } from '../../src/lab/observe.js';
+import { Lab } from '../../src/lab/topology/lab.js';
+import { randomPort, startEchoServers, udpProbe } from '../../src/lab/topology/observe.js';
 import { needsRoot } from '../helpers/root.js';
 
 describe('lab link conditions', needsRoot('network namespaces, TUN delay line, nftables'), () => {

@@ -3,8 +3,8 @@
 // NATs it fails; over IPv6 between two fw6 firewalls it succeeds; between two RST-ing NATs it needs TTL priming.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Lab } from '../../src/lab/lab.js';
-import { randomPort, simultaneousOpen, type SimOpenOptions } from '../../src/lab/observe.js';
+import { Lab } from '../../src/lab/topology/lab.js';
+import { randomPort, simultaneousOpen, type SimOpenOptions } from '../../src/lab/topology/observe.js';
 import { needsRoot } from '../helpers/root.js';
 
 describe('TCP simultaneous open through lab NATs', needsRoot('network namespaces and nftables'), () => {

@@ -8,8 +8,8 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { needsRoot } from '../helpers/root.js';
-import { PunchRig, type AttemptResult } from '../../src/punch/demo/rig.js';
-import { median } from '../../src/punch/stats.js';
+import { PunchRig, type AttemptResult } from '../../src/lab/demo/rig.js';
+import { median } from '../../src/lab/stats.js';
 
 const RUNS = Number(process.env.ONIONPUNCH_LAB_RUNS ?? 10);
 const COND = { delayMs: 12.5, lossPct: 2, profile: 'plain' as const };

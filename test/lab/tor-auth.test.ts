@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TorControlClient } from '../../src/overlay/tor/control.js';
 import { TorControlError } from '../../src/overlay/tor/errors.js';
-import { TorProcess, freePort, pollUntil, readText, run } from '../../src/lab/private-tor-process.js';
+import { TorProcess, freePort, pollUntil, readText, run } from '../../src/lab/tor/private-tor-process.js';
 
 type Kind = 'null' | 'password' | 'cookie';
 const PASSWORD = 'correct horse "battery" \\ staple';

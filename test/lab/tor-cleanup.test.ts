@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 test('tor started by a process is killed and its temp dir removed when that process exits', { timeout: 30_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'op-torclean-'));
   try {
-    const mod = fileURLToPath(new URL('../../src/lab/private-tor-process.js', import.meta.url));
+    const mod = fileURLToPath(new URL('../../src/lab/tor/private-tor-process.js', import.meta.url));
     const script = join(dir, 'child.mjs');
     const work = join(dir, 'work');
     writeFileSync(script, `

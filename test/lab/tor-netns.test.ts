@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
 import { needsRoot } from '../helpers/root.js';
-import { startPrivateTor, type PrivateTor } from '../../src/lab/private-tor.js';
+import { startPrivateTor, type PrivateTor } from '../../src/lab/tor/private-tor.js';
 
 const log = process.env['ONIONPUNCH_TEST_LOG'] ? (l: string) => process.stderr.write(l + '\n') : () => {};
 const prefix = `op${process.pid % 10000}${randomBytes(2).toString('hex')}-`;

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { PunchEngine, probeBind, type PunchResult } from '../../src/native/engine.js';
 import { needsRoot } from '../helpers/root.js';
 import { fillPattern, patternByte } from './helpers.js';
-import { makeNsPair, makeRoutedPair } from '../../src/native/netns.js';
+import { makeNsPair, makeRoutedPair } from '../../src/lab/netns.js';
 
 const LO = '127.0.0.1';
 // Two engines, two threads: each side's connect() fires from its own thread at the same instant, the way

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { capPlan, usableEndpoints } from '../../src/punch/session-common.js';
-import { quantile, median } from '../../src/punch/stats.js';
-import { matrixTable } from '../../src/punch/matrix.js';
+import { quantile, median } from '../../src/lab/stats.js';
+import { matrixTable } from '../../src/lab/matrix/matrix.js';
 import { Timeline } from '../../src/punch/timeline.js';
 
 test('SYN cap: the worst case of waves x candidates + re-SYNs within the deadline never exceeds the cap', () => {

@@ -72,14 +72,14 @@ export async function main(args: string[]): Promise<number> {
     if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: 'DEMO_NOT_ROOT', message: 'needs root' }, natA, natB, overlay }) + '\n');
     return 1;
   }
-  const { PunchRig } = await import('../../punch/demo/rig.js');
-  const { wallMs } = await import('../../punch/demo/jsonl.js');
+  const { PunchRig } = await import('../../lab/demo/rig.js');
+  const { wallMs } = await import('../../lab/demo/jsonl.js');
   const t0 = wallMs();
   const say = (line: string): void => {
     process.stdout.write(`${(wallMs() - t0).toFixed(0).padStart(7)} ms  ${line}\n`);
   };
   const verbose = process.env.ONIONPUNCH_DEMO_VERBOSE === '1';
-  let rig: import('../../punch/demo/rig.js').PunchRig | undefined;
+  let rig: import('../../lab/demo/rig.js').PunchRig | undefined;
   let interrupted = false;
   const onSigint = (): void => {
     interrupted = true;

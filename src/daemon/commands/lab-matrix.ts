@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { UsageError } from '../../errors.js';
 import { ArgReader } from '../args.js';
-import { CGNAT_PAIR, SHARED_LAB_PAIRS, matrixTable, runMatrix, type MatrixOptions } from '../../punch/matrix.js';
+import { CGNAT_PAIR, SHARED_LAB_PAIRS, matrixTable, runMatrix, type MatrixOptions } from '../../lab/matrix/matrix.js';
 
 /**
  * `onionpunch lab matrix [--runs N] [--delay MS] [--jitter MS] [--loss PCT] [--profile plain|prime]

@@ -15,11 +15,11 @@
 import { spawn } from 'node:child_process';
 import { UsageError } from '../../errors.js';
 import { ArgReader } from '../args.js';
-import { Lab, downByState, listNamespaces, reapLabs, describePlan } from '../../lab/lab.js';
+import { Lab, downByState, listNamespaces, reapLabs, describePlan } from '../../lab/topology/lab.js';
 import { LabError } from '../../lab/errors.js';
-import { INBOUND_POLICIES, NAT_KINDS, type InboundPolicy, type LabSpec, type NatKind, type SiteSpec } from '../../lab/spec.js';
-import { ownerAlive, readAllStates, stateFile, type LabState } from '../../lab/state.js';
-import { runSelftest } from '../../lab/selftest.js';
+import { INBOUND_POLICIES, NAT_KINDS, type InboundPolicy, type LabSpec, type NatKind, type SiteSpec } from '../../lab/topology/spec.js';
+import { ownerAlive, readAllStates, stateFile, type LabState } from '../../lab/topology/state.js';
+import { runSelftest } from '../../lab/topology/selftest.js';
 
 const HELP = `usage: onionpunch lab <up|exec|status|down|selftest|matrix> [options]
   lab up [--sites N] [--nat-<site> SPEC]... [--delay MS] [--jitter MS] [--loss PCT]

@@ -2,8 +2,8 @@
  * `onionpunch overlay selftest [--tor] [--i2p] [--json]`: private network bring-up, endpoint, dial, handshake.
  */
 import { UsageError, OnionpunchError } from '../../errors.js';
-import { selftestTor } from '../../overlay/tor/selftest.js';
-import { selftestI2p } from '../../overlay/i2p/selftest.js';
+import { selftestTor } from '../../lab/tor/selftest.js';
+import { selftestI2p } from '../../lab/i2p/selftest.js';
 import type { OverlaySelftestResult } from '../../overlay/types.js';
 
 export async function main(args: string[]): Promise<number> {

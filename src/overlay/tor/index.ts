@@ -21,4 +21,3 @@ export { dialOnion, isolationCredentials, socksReplyByte, ONION_V3_RE, type Onio
 export { TorCoordinationEndpoint, type TorEndpointOptions } from './endpoint.js';
 export { TorCoordinationDialer, type TorDialerOptions } from './dialer.js';
 export { versionHandshake } from './handshake.js';
-export { selftestTor } from './selftest.js';

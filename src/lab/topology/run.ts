@@ -1,6 +1,6 @@
 /** Running the lab's commands (`ip`, `nft`, helpers) with a timeout, collecting output. */
 import { spawn } from 'node:child_process';
-import { LabError } from './errors.js';
+import { LabError } from '../errors.js';
 
 export interface RunResult {
   code: number | null;

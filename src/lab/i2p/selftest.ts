@@ -6,11 +6,11 @@
  */
 import type { Duplex } from 'node:stream';
 import { OnionpunchError } from '../../errors.js';
-import type { AcceptedStreamInfo, OverlaySelftestResult } from '../types.js';
-import { startPrivateI2p, type PrivateI2p } from '../../lab/private-i2p.js';
-import { I2pCoordinationEndpoint } from './endpoint.js';
-import { I2pCoordinationDialer } from './dialer.js';
-import { SamError } from './errors.js';
+import type { AcceptedStreamInfo, OverlaySelftestResult } from '../../overlay/types.js';
+import { startPrivateI2p, type PrivateI2p } from './private-i2p.js';
+import { I2pCoordinationEndpoint } from '../../overlay/i2p/endpoint.js';
+import { I2pCoordinationDialer } from '../../overlay/i2p/dialer.js';
+import { SamError } from '../../overlay/i2p/errors.js';
 import { Peer } from '../../peer/index.js';
 
 /** Bound on the whole selftest: it never hangs. */

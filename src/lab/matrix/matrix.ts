@@ -3,8 +3,8 @@
  * Pairs that differ only in NAT rules share one lab (routers are reconfigured in place between pairs);
  * the carrier-NAT pair needs its own topology and gets a second lab.
  */
-import { PunchRig, type AttemptResult, type SiteBehaviour } from './demo/rig.js';
-import { median, quantile, round1 } from './stats.js';
+import { PunchRig, type AttemptResult, type SiteBehaviour } from '../demo/rig.js';
+import { median, quantile, round1 } from '../stats.js';
 
 export interface MatrixPair {
   name: string;

@@ -10,7 +10,7 @@
  * Sites with an even index attach to core1, odd ones to core2; public hosts alternate core1, core2, ... so a
  * path between two sites (or a site and pub2) crosses two core routers.
  */
-import { LabError } from './errors.js';
+import { LabError } from '../errors.js';
 
 /** How a router maps outbound connections. */
 export type NatKind = 'eim' | 'eim-shift' | 'edm';

@@ -4,7 +4,7 @@
  */
 import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { LabError } from './errors.js';
+import { LabError } from '../errors.js';
 import { join } from 'node:path';
 import { packageRoot, type Lab } from './lab.js';
 import { ECHO_SERVER_PY, INBOUND_PROBE_PY, SEEN_CLIENT_PY, SIMOPEN_PY, TTL_PROBE_PY, UDP_PROBE_PY } from './probes.js';

@@ -6,7 +6,7 @@
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { setMaxListeners } from 'node:events';
-import { PunchEngine, raiseFdLimit } from './engine.js';
+import { PunchEngine, raiseFdLimit } from '../../src/native/engine.js';
 import { slabBytes, type InflightResult } from './engine-bench.js';
 
 const side = process.argv[2];

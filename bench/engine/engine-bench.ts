@@ -10,8 +10,8 @@ import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { PunchEngine, probeBind, raiseFdLimit, type PunchError } from './engine.js';
-import { makeNsPair, dropAllSynIn, nsExec } from './netns.js';
+import { PunchEngine, probeBind, raiseFdLimit, type PunchError } from '../../src/native/engine.js';
+import { makeNsPair, dropAllSynIn, nsExec } from '../../src/lab/netns.js';
 
 export interface InflightResult {
   /** Attempts asked for. */

@@ -8,11 +8,11 @@
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Lab } from '../../lab/index.js';
-import { routerRuleset } from '../../lab/nft.js';
-import type { NatKind, InboundPolicy, SiteSpec } from '../../lab/spec.js';
-import { startPrivateTor, type PrivateTor } from '../../lab/private-tor.js';
-import { startPrivateI2p, type PrivateI2p } from '../../lab/private-i2p.js';
+import { Lab } from '../index.js';
+import { routerRuleset } from '../topology/nft.js';
+import type { NatKind, InboundPolicy, SiteSpec } from '../topology/spec.js';
+import { startPrivateTor, type PrivateTor } from '../tor/private-tor.js';
+import { startPrivateI2p, type PrivateI2p } from '../i2p/private-i2p.js';
 import { MessageQueue, readMessages, wallMs, type WorkerMessage } from './jsonl.js';
 import type { WorkerConfig } from './worker-config.js';
 import type { Endpoint } from '../../nat/types.js';

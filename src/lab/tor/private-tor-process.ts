@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { OnionpunchError } from '../errors.js';
+import { OnionpunchError } from '../../errors.js';
 
 /** A failure of the private Tor network. Codes: LAB_TOR_KEYS, LAB_TOR_EXITED, LAB_TOR_TIMEOUT, LAB_TOR_SPAWN. */
 export class PrivateTorError extends OnionpunchError {}

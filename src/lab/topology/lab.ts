@@ -8,9 +8,8 @@
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { LabError } from './errors.js';
+import { join } from 'node:path';
+import { LabError } from '../errors.js';
 import { mustRun, pool, run, type RunOptions, type RunResult } from './run.js';
 import { planLab, planNamespaces, LAB_NS_PATTERN, type LabPlan, type LabSpec, type PublicHostPlan, type SitePlan } from './spec.js';
 import { ownerAlive, processStart, readAllStates, removeState, stateFile, writeState, type LabState } from './state.js';
@@ -26,11 +25,9 @@ export interface LabUpOptions {
 /** Seconds a lab step may take before it counts as hung. */
 const STEP_TIMEOUT_MS = 20000;
 
-/** The package root (where bin/, build/ and dist/ are). */
-export function packageRoot(): string {
-  // dist/src/lab/lab.js -> package root
-  return join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
-}
+/** The package root (where bin/, build/ and dist/ are): one finder for the whole package. */
+export { packageRoot } from '../../native/addon.js';
+import { packageRoot } from '../../native/addon.js';
 
 /** Where the delay-line helper is (built by node-gyp as target onionpunch_delayline). */
 export function delayLinePath(): string {

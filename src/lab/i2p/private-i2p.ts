@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
-import { LabError } from './errors.js';
+import { LabError } from '../errors.js';
 import { i2pdConf } from './private-i2p-config.js';
 import { reapStalePrivateI2p, writeOwner, PRIVATE_I2P_DIR_PREFIX } from './private-i2p-reaper.js';
 

@@ -3,12 +3,12 @@
  * node A, dials it from node B through SOCKS5, runs a Bitcoin version/verack handshake over it, tears down.
  */
 import { OnionpunchError } from '../../errors.js';
-import type { OverlaySelftestResult } from '../types.js';
+import type { OverlaySelftestResult } from '../../overlay/types.js';
 import type { Duplex } from 'node:stream';
-import { startPrivateTor } from '../../lab/private-tor.js';
-import { TorCoordinationEndpoint } from './endpoint.js';
-import { TorCoordinationDialer } from './dialer.js';
-import { versionHandshake } from './handshake.js';
+import { startPrivateTor } from './private-tor.js';
+import { TorCoordinationEndpoint } from '../../overlay/tor/endpoint.js';
+import { TorCoordinationDialer } from '../../overlay/tor/dialer.js';
+import { versionHandshake } from '../../overlay/tor/handshake.js';
 import { PROTOCOL_VERSION } from '../../wire/index.js';
 
 /** Brings up the private tor network, creates an endpoint, dials it, runs a version handshake, tears down. */

@@ -1,7 +1,7 @@
 /** Configuration of a demo/lab worker (see worker.ts), passed as its first argv in JSON. */
 import type { Endpoint } from '../../nat/types.js';
 import type { NetworkName } from '../../wire/index.js';
-import type { PunchProfile } from '../messages.js';
+import type { PunchProfile } from '../../punch/messages.js';
 
 export interface WorkerConfig {
   role: 'natcheck' | 'a' | 'b';
