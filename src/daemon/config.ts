@@ -7,7 +7,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { parseB32, parseOnion } from '../wire/index.js';
+import { DEFAULT_PORT, NETWORKS, parseB32, parseOnion, type NetworkName } from '../wire/index.js';
 import { ConfigError, type ConfigSource } from './errors.js';
 
 /** Hard limits on what we read. */
@@ -22,7 +22,7 @@ export const CONFIG_LIMITS = {
   maxListValues: 64,
 } as const;
 
-export type NetworkName = 'main' | 'testnet3' | 'testnet4' | 'signet' | 'regtest';
+export type { NetworkName } from '../wire/index.js';
 export interface HostPort {
   host: string;
   port: number;
@@ -80,7 +80,7 @@ interface KeySpec {
 export const CONFIG_KEYS: Record<keyof DaemonConfig, KeySpec> = {
   conf: { kind: 'string', flagOnly: true, doc: 'configuration file (bitcoin.conf style key=value lines)' },
   overlay: { kind: 'enum', values: ['tor', 'i2p'], doc: 'coordination overlay (default tor)' },
-  network: { kind: 'enum', values: ['main', 'testnet3', 'testnet4', 'signet', 'regtest'], doc: 'Bitcoin network (default main)' },
+  network: { kind: 'enum', values: NETWORKS, doc: 'Bitcoin network (default main)' },
   torcontrol: { kind: 'hostport', doc: "Tor control port, as bitcoind's -torcontrol (default 127.0.0.1:9051)" },
   torpassword: { kind: 'string', doc: "Tor control password, as bitcoind's -torpassword (default: cookie/none)" },
   i2psam: { kind: 'hostport', doc: "I2P SAM bridge, as bitcoind's -i2psam (default 127.0.0.1:7656)" },
@@ -105,7 +105,8 @@ export const CONFIG_KEYS: Record<keyof DaemonConfig, KeySpec> = {
   json: { kind: 'bool', flagOnly: true, doc: 'print one JSON line on stdout when ready' },
 };
 
-const NETWORK_PORT: Record<NetworkName, number> = { main: 8333, testnet3: 18333, testnet4: 48333, signet: 38333, regtest: 18444 };
+// The network/port table is the wire layer's (DEFAULT_PORT); it is not repeated here.
+const NETWORK_PORT = DEFAULT_PORT;
 
 /** Where to read from. Missing parts are empty. */
 export interface ConfigInputs {

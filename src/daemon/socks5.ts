@@ -7,6 +7,7 @@
  */
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { OnionpunchError } from '../errors.js';
+import { formatIP16, parseIPv6, unmapIPv4 } from '../ip.js';
 import { bridge, type Bridge } from './splice.js';
 import type { Logger } from './log.js';
 
@@ -82,11 +83,12 @@ export function socksReplyFor(err: unknown): number {
 
 /** Encodes a reply with a bound address (all-zero IPv4 when unknown). */
 export function encodeReply(rep: number, bound?: { address: string; port: number }): Buffer {
-  const addr = bound?.address?.replace(/^::ffff:(?=\d+\.)/i, '');
-  if (addr && isIP(addr) === 6) {
+  const addr = bound?.address !== undefined ? unmapIPv4(bound.address) : undefined;
+  const v6 = addr !== undefined && isIP(addr) === 6 ? parseIPv6(addr) : undefined;
+  if (v6) {
     const b = Buffer.alloc(22);
     b.set([5, rep, 0, 4]);
-    ipv6Bytes(addr).copy(b, 4);
+    v6.copy(b, 4);
     b.writeUInt16BE(bound!.port, 20);
     return b;
   }
@@ -95,55 +97,6 @@ export function encodeReply(rep: number, bound?: { address: string; port: number
   if (addr && isIP(addr) === 4) addr.split('.').forEach((o, i) => (b[4 + i] = Number(o)));
   b.writeUInt16BE(bound?.port ?? 0, 8);
   return b;
-}
-
-function ipv6Bytes(a: string): Buffer {
-  const out = Buffer.alloc(16);
-  let s = a;
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(s);
-  let tail: number[] = [];
-  if (v4) {
-    const o = v4[1]!.split('.').map(Number);
-    tail = [(o[0]! << 8) | o[1]!, (o[2]! << 8) | o[3]!];
-    s = s.slice(0, -v4[1]!.length).replace(/:$/, ':0').replace(/::0$/, '::');
-    if (s.endsWith(':') && !s.endsWith('::')) s = s.slice(0, -1);
-  }
-  const [head, rest] = s.includes('::') ? s.split('::') as [string, string] : [s, undefined];
-  const h = head ? head.split(':').filter((x) => x !== '').map((x) => parseInt(x, 16)) : [];
-  const r = rest !== undefined && rest !== '' ? rest.split(':').map((x) => parseInt(x, 16)) : [];
-  const groups = rest !== undefined ? [...h, ...new Array(8 - h.length - r.length - tail.length).fill(0), ...r, ...tail] : [...h, ...tail];
-  groups.slice(0, 8).forEach((g, i) => out.writeUInt16BE(g & 0xffff, i * 2));
-  return out;
-}
-
-function formatV6(b: Buffer): string {
-  const g: string[] = [];
-  for (let i = 0; i < 16; i += 2) g.push(b.readUInt16BE(i).toString(16));
-  const s = g.join(':');
-  const mapped = /^0:0:0:0:0:ffff:([0-9a-f]+):([0-9a-f]+)$/.exec(s);
-  if (mapped) {
-    const hi = parseInt(mapped[1]!, 16);
-    const lo = parseInt(mapped[2]!, 16);
-    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
-  }
-  // Canonical compression via the URL parser would allocate; a simple longest-zero-run compression suffices.
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== '0') {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  if (best < 0) return s;
-  return `${g.slice(0, best).join(':')}::${g.slice(best + bestLen).join(':')}`;
 }
 
 type Parse<T> = { need: true } | { value: T; used: number } | { error: number | 'close'; why: string };
@@ -176,7 +129,7 @@ export function parseRequest(b: Buffer): Parse<SocksRequest> {
     kind = 'ipv4';
   } else if (atyp === 4) {
     if (b.length < 22) return { need: true };
-    host = formatV6(b.subarray(4, 20));
+    host = formatIP16(b.subarray(4, 20));
     kind = isIP(host) === 4 ? 'ipv4' : 'ipv6';
     off = 20;
   } else if (atyp === 3) {

@@ -4,4 +4,4 @@ export { LimitError, type LimitErrorCode } from './errors.js';
 export { TokenBucket, type TokenBucketOptions } from './token-bucket.js';
 export { ConcurrencyCap, type Release } from './concurrency-cap.js';
 export { KeyedBuckets, KeyedCaps, type KeyedBucketsOptions, type KeyedCapsOptions } from './keyed.js';
-export { netgroupOf, parseIPv6 } from './netgroup.js';
+export { netgroupOf } from './netgroup.js';

@@ -4,7 +4,7 @@
  * 100.64.0.0/10, 10.0.0.0/8, fd00::/8) and those are allowed only when the caller sets `allowLab`.
  */
 import { isIP } from 'node:net';
-import { parseIPv6 } from '../limits/netgroup.js';
+import { isV4Mapped, parseIPv4, parseIPv6 } from '../ip.js';
 import { OnionpunchError } from '../errors.js';
 
 export type AddressKind =
@@ -42,8 +42,7 @@ export class AddressPolicyError extends OnionpunchError {
 }
 
 function v4(addr: string): number {
-  const p = addr.split('.').map(Number);
-  return ((p[0]! << 24) >>> 0) + (p[1]! << 16) + (p[2]! << 8) + p[3]!;
+  return parseIPv4(addr)!.readUInt32BE(0);
 }
 
 function in4(x: number, base: string, bits: number): boolean {
@@ -72,13 +71,13 @@ export function classifyAddress(addr: string): AddressClass {
   const fam = isIP(addr);
   if (fam === 4) return classify4(v4(addr));
   if (fam !== 6) return { family: 0, kind: 'invalid', labRange: false };
-  const g = parseIPv6(addr);
-  if (!g) return { family: 0, kind: 'invalid', labRange: false };
+  // A zone (`fe80::1%eth0`) does not change the class.
+  const b = parseIPv6(addr.split('%')[0]!);
+  if (!b) return { family: 0, kind: 'invalid', labRange: false };
   const c = (kind: AddressKind, labRange = false): AddressClass => ({ family: 6, kind, labRange });
+  if (isV4Mapped(b)) return { ...classify4(b.readUInt32BE(12)), family: 6 };
+  const g = Array.from({ length: 8 }, (_, i) => b.readUInt16BE(2 * i));
   const zeroPrefix = g.slice(0, 5).every((x) => x === 0);
-  if (zeroPrefix && g[5] === 0xffff) {
-    return { ...classify4(((g[6]! << 16) >>> 0) + g[7]!), family: 6 };
-  }
   if (g.every((x) => x === 0)) return c('unspecified');
   if (zeroPrefix && g[5] === 0 && g[6] === 0 && g[7] === 1) return c('loopback');
   const g0 = g[0]!;

@@ -4,19 +4,14 @@
  * after (a NAT-check server closes it itself; a feeler-like peer gets a polite FIN).
  */
 import { connectFrom } from '../native/engine.js';
-import { FrameParser, encodeMessage, decodePayload, PROTOCOL_VERSION, type NetworkName } from '../wire/index.js';
+import { FrameParser, encodeMessage, decodePayload, PROTOCOL_VERSION, USER_AGENT, type NetworkName } from '../wire/index.js';
+import { unmapIPv4 } from '../ip.js';
 import { randomBytes } from 'node:crypto';
 import type { Endpoint, Observer } from './types.js';
 import { NatError } from './errors.js';
 
 export interface ObserverOptions {
   network?: NetworkName;
-}
-
-/** Strips `::ffff:` from IPv4-mapped text. */
-function unmap(a: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
-  return m ? m[1]! : a;
 }
 
 export function nativeObserver(o: ObserverOptions = {}): Observer {
@@ -45,7 +40,7 @@ export function nativeObserver(o: ObserverOptions = {}): Observer {
                 const v = decodePayload('version', f.payload);
                 // Complete the handshake politely; the server closes the connection after it.
                 sock.write(encodeMessage(network, 'verack', {}));
-                done(() => resolve({ address: unmap(v.addrRecv.address), port: v.addrRecv.port }));
+                done(() => resolve({ address: unmapIPv4(v.addrRecv.address), port: v.addrRecv.port }));
               } catch (err) {
                 done(() => reject(new NatError('NAT_OBSERVE_FAILED', `${peer.address}:${peer.port}: bad version: ${(err as Error).message}`)));
               }
@@ -65,7 +60,7 @@ export function nativeObserver(o: ObserverOptions = {}): Observer {
             addrRecv: { services: 0n, address: peer.address, port: peer.port },
             addrFrom: { services: 0n, address: '::', port: 0 },
             nonce: randomBytes(8).readBigUInt64LE(0),
-            userAgent: '/onionpunch:0.1.0/',
+            userAgent: USER_AGENT,
             startHeight: 0,
             relay: false,
           }),

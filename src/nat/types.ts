@@ -1,10 +1,11 @@
 /** Shared shapes of the NAT layer. */
+import type { Endpoint } from '../ip.js';
+import { parseEndpoint as parseHostEndpoint } from '../wire/address.js';
+import { WireError } from '../wire/errors.js';
 
-/** An IP endpoint. `address` is text (IPv4 dotted or IPv6 without brackets). */
-export interface Endpoint {
-  address: string;
-  port: number;
-}
+// The one Endpoint type and its formatter are src/ip.ts; re-exported here for the NAT layer's importers.
+export type { Endpoint } from '../ip.js';
+export { formatEndpoint } from '../ip.js';
 
 /** A peer's view of our endpoint, taken from `addr_recv` of the version message it sent us. */
 export interface Observation {
@@ -21,15 +22,13 @@ export interface Observation {
  */
 export type Observer = (local: Endpoint, peer: Endpoint, opts: { timeoutMs: number; signal?: AbortSignal }) => Promise<Endpoint>;
 
-export function formatEndpoint(e: Endpoint): string {
-  return e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
-}
-
-/** Parses `host:port` / `[v6]:port`; undefined on junk. */
+/** Parses `host:port` / `[v6]:port` (the wire layer's endpoint parser); undefined on junk or port 0. */
 export function parseEndpoint(s: string): Endpoint | undefined {
-  const m = /^\[([0-9a-fA-F:.]+)\]:(\d{1,5})$/.exec(s) ?? /^([^:\[\]]+):(\d{1,5})$/.exec(s);
-  if (!m) return undefined;
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) return undefined;
-  return { address: m[1]!, port };
+  try {
+    const e = parseHostEndpoint(s);
+    return e.port === 0 ? undefined : { address: e.host, port: e.port };
+  } catch (err) {
+    if (err instanceof WireError) return undefined;
+    throw err;
+  }
 }

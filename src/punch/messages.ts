@@ -30,4 +30,4 @@ export type CoordMessage =
   /** Any other command: ignored by the session (Bitcoin's rule for unknown messages). */
   | { cmd: 'other'; command: string };
 
-export const USER_AGENT = '/onionpunch:0.1.0/';
+export { USER_AGENT } from '../wire/constants.js';

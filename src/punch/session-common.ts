@@ -1,7 +1,8 @@
 /** Pieces shared by both roles of a coordination session. */
-import { isIP, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Endpoint } from '../nat/types.js';
+import { addressFamily } from '../ip.js';
 import { isAllowedTarget, type TargetPolicy } from '../nat/address.js';
 import type { Timeline } from './timeline.js';
 import type { PunchProfile } from './messages.js';
@@ -37,7 +38,7 @@ export interface PunchedConnection {
 }
 
 export function familyOf(address: string): 4 | 6 {
-  return isIP(address) === 6 && !/^::ffff:\d/i.test(address) ? 6 : 4;
+  return addressFamily(address) === 6 ? 6 : 4;
 }
 
 /** The peer's endpoints we may punch to: allowed by policy, in our family, at most 8. */

@@ -1,14 +1,14 @@
 /** After the punch: the connected peer must be exactly an endpoint learned over the overlay. */
 import type { Socket } from 'node:net';
 import type { Endpoint } from '../nat/types.js';
+import { canonicalAddress } from '../ip.js';
 import type { CoordChannel } from './channel.js';
 import { PunchSessionError } from './errors.js';
 import type { Timeline } from './timeline.js';
 
 /** Strips the IPv4-mapped prefix so `::ffff:198.18.0.1` compares equal to `198.18.0.1`. */
 export function normalizeAddress(a: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
-  return (m ? m[1]! : a).toLowerCase();
+  return canonicalAddress(a);
 }
 
 export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {

@@ -1,11 +1,15 @@
 /**
- * Address text forms: IPv4 / IPv6 (RFC 5952), Tor v3 `.onion` (with its SHA3-256 checksum), I2P
- * `.b32.i2p`, and `host:port` endpoints. Pure functions; bad input is a {@link WireError}
+ * Address text forms: Tor v3 `.onion` (with its SHA3-256 checksum), I2P `.b32.i2p`, the 16-byte v1 form, and
+ * `host:port` endpoints (IPv4 / IPv6 themselves are src/ip.ts). Pure functions; bad input is a {@link WireError}
  * (`WIRE_BAD_ADDRESS`).
  */
 import { createHash } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatEndpoint as formatIpEndpoint, formatIP16, parseIP16, parseIPv6, writeIPv4 } from '../ip.js';
 import { WireError } from './errors.js';
+
+// The IP primitives live once in src/ip.ts; the wire layer re-exports them under its historical names.
+export { formatIPv4, formatIPv6, isV4Mapped, parseIPv4, parseIPv6, unmapIPv4, writeIPv4 } from '../ip.js';
 
 const B32 = 'abcdefghijklmnopqrstuvwxyz234567';
 const B32_INDEX = new Int8Array(128).fill(-1);
@@ -53,114 +57,8 @@ export function base32Decode(s: string): Buffer | undefined {
   return out;
 }
 
-/** Formats 4 bytes as dotted quad. */
-export function formatIPv4(b: Uint8Array): string {
-  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-}
-
-/** Formats 16 bytes as RFC 5952 IPv6 text (longest zero run compressed, lower case). */
-export function formatIPv6(b: Uint8Array): string {
-  // Find the longest run (>= 2) of zero groups; the first one wins a tie (RFC 5952 4.2.3).
-  let bestStart = -1;
-  let bestLen = 1;
-  let runStart = -1;
-  for (let i = 0; i <= 8; i++) {
-    const zero = i < 8 && b[2 * i] === 0 && b[2 * i + 1] === 0;
-    if (zero) {
-      if (runStart < 0) runStart = i;
-    } else if (runStart >= 0) {
-      if (i - runStart > bestLen) {
-        bestStart = runStart;
-        bestLen = i - runStart;
-      }
-      runStart = -1;
-    }
-  }
-  let out = '';
-  for (let i = 0; i < 8; i++) {
-    if (i === bestStart) {
-      out += '::';
-      i += bestLen - 1;
-      continue;
-    }
-    if (out.length > 0 && !out.endsWith(':')) out += ':';
-    out += ((b[2 * i]! << 8) | b[2 * i + 1]!).toString(16);
-  }
-  return out;
-}
-
-const V4_MAPPED_PREFIX = Buffer.from('00000000000000000000ffff', 'hex');
-
-/** True if 16 bytes are an IPv4-mapped IPv6 address (::ffff:a.b.c.d). */
-export function isV4Mapped(b: Uint8Array): boolean {
-  for (let i = 0; i < 12; i++) if (b[i] !== V4_MAPPED_PREFIX[i]) return false;
-  return true;
-}
-
 /** Formats a 16-byte v1 (addr / version) address: IPv4-mapped ones as dotted quad, others as IPv6. */
-export function formatAddrV1(b: Uint8Array): string {
-  return isV4Mapped(b) ? formatIPv4(b.subarray(12)) : formatIPv6(b);
-}
-
-/** Parses dotted-quad IPv4 into 4 bytes, or undefined. */
-export function parseIPv4(s: string): Buffer | undefined {
-  if (!isIPv4(s)) return undefined;
-  return Buffer.from(s.split('.').map((x) => Number(x)));
-}
-
-/** Parses IPv6 text (with optional embedded IPv4 tail, no zone) into 16 bytes, or undefined. */
-export function parseIPv6(s: string): Buffer | undefined {
-  if (!isIPv6(s) || s.includes('%')) return undefined;
-  let text = s;
-  if (text.includes('.')) {
-    // Rewrite an embedded IPv4 tail as two hex groups, then parse as plain IPv6.
-    const cut = text.lastIndexOf(':');
-    const v4 = parseIPv4(text.slice(cut + 1));
-    if (!v4) return undefined;
-    text = `${text.slice(0, cut + 1)}${((v4[0]! << 8) | v4[1]!).toString(16)}:${((v4[2]! << 8) | v4[3]!).toString(16)}`;
-  }
-  const parts = (p: string) => (p === '' ? [] : p.split(':').map((x) => parseInt(x, 16)));
-  let groups: number[];
-  const dbl = text.indexOf('::');
-  if (dbl >= 0) {
-    const left = parts(text.slice(0, dbl));
-    const right = parts(text.slice(dbl + 2));
-    const fill = 8 - left.length - right.length;
-    if (fill < 0) return undefined;
-    groups = [...left, ...new Array<number>(fill).fill(0), ...right];
-  } else {
-    groups = parts(text);
-  }
-  if (groups.length !== 8 || groups.some((x) => !(x >= 0 && x <= 0xffff))) return undefined;
-  const out = Buffer.alloc(16);
-  groups.forEach((x, i) => out.writeUInt16BE(x, i * 2));
-  return out;
-}
-
-/**
- * Writes dotted-quad IPv4 text as 4 bytes at `off` without allocating; false if `s` is not strict
- * dotted-quad (no leading zeros, each part 0-255).
- */
-export function writeIPv4(s: string, buf: Uint8Array, off: number): boolean {
-  let part = 0;
-  let digits = 0;
-  let n = 0;
-  for (let i = 0; i <= s.length; i++) {
-    const c = i < s.length ? s.charCodeAt(i) : 46; // '.' sentinel ends the last part
-    if (c === 46) {
-      if (digits === 0 || n > 255 || part > 3) return false;
-      buf[off + part++] = n;
-      n = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && n === 0) return false; // leading zero
-      n = n * 10 + (c - 48);
-      digits++;
-      if (digits > 3) return false;
-    } else return false;
-  }
-  return part === 4;
-}
+export const formatAddrV1 = formatIP16;
 
 /** Writes any IP text as the 16-byte v1 form at `off` (IPv4 IPv4-mapped). Throws WIRE_BAD_ADDRESS. */
 export function writeAddrV1(s: string, buf: Buffer, off: number): void {
@@ -177,10 +75,8 @@ export function writeAddrV1(s: string, buf: Buffer, off: number): void {
 
 /** Parses any IP text into the 16-byte v1 form (IPv4 becomes IPv4-mapped). */
 export function parseAddrV1(s: string): Buffer {
-  const v4 = parseIPv4(s);
-  if (v4) return Buffer.concat([V4_MAPPED_PREFIX, v4]);
-  const v6 = parseIPv6(s);
-  if (v6) return v6;
+  const b = parseIP16(s);
+  if (b) return b;
   throw new WireError('WIRE_BAD_ADDRESS', `not an IP address: '${s}'`);
 }
 
@@ -231,8 +127,8 @@ export function parseB32(s: string): Buffer {
 /** What kind of host an endpoint string names. */
 export type HostKind = 'ipv4' | 'ipv6' | 'torv3' | 'i2p' | 'name';
 
-/** A parsed `host:port`. IPv6 hosts are given without brackets. */
-export interface Endpoint {
+/** A parsed `host:port` whose host may also be a name, `.onion` or `.b32.i2p`. IPv6 hosts are given without brackets. */
+export interface HostEndpoint {
   host: string;
   port: number;
   kind: HostKind;
@@ -252,7 +148,7 @@ export function hostKind(host: string): HostKind {
  * are validated (checksum); names must be plausible DNS names. Port 0–65535 required unless
  * `defaultPort` is given.
  */
-export function parseEndpoint(s: string, defaultPort?: number): Endpoint {
+export function parseEndpoint(s: string, defaultPort?: number): HostEndpoint {
   let host: string;
   let portText: string | undefined;
   if (s.startsWith('[')) {
@@ -293,11 +189,5 @@ export function parseEndpoint(s: string, defaultPort?: number): Endpoint {
 
 /** Formats an endpoint back to text (brackets around IPv6). */
 export function formatEndpoint(host: string, port: number): string {
-  return isIPv6(host) ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-/** Node reports IPv4 peers of a dual-stack socket as `::ffff:a.b.c.d`; this returns `a.b.c.d`. */
-export function unmapIPv4(address: string): string {
-  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
-  return m ? m[1]! : address;
+  return formatIpEndpoint({ address: host, port });
 }

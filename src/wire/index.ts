@@ -25,7 +25,7 @@ export {
   parseEndpoint,
   formatEndpoint,
   unmapIPv4,
-  type Endpoint,
+  type HostEndpoint,
   type HostKind,
 } from './address.js';
 export * from './messages.js';

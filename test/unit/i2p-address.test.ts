@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { base32Encode } from '../../src/wire/address.js';
 import {
-  base32Encode,
   b32Address,
   destinationLength,
   i2pBase64Decode,

@@ -7,13 +7,13 @@
  * (lower case, no padding) of the SHA-256 of those bytes. I2P's base64 uses `-` and `~` instead of `+` and `/`.
  */
 import { createHash } from 'node:crypto';
+import { formatB32 } from '../../wire/address.js';
 import { SamError } from './errors.js';
 
 const DEST_FIXED = 256 + 128;
 const CERT_HEADER = 3;
 /** Smallest destination: fixed part + an empty (NULL) certificate header. */
 export const MIN_DESTINATION_BYTES = DEST_FIXED + CERT_HEADER;
-const B32_ALPHABET = 'abcdefghijklmnopqrstuvwxyz234567';
 const I2P_B64_RE = /^[A-Za-z0-9~-]+={0,2}$/;
 
 /** Encodes bytes in I2P base64 (`-~` alphabet, with padding). */
@@ -27,24 +27,6 @@ export function i2pBase64Decode(text: string): Buffer {
     throw new SamError('SAM_BAD_DESTINATION', 'not I2P base64');
   }
   return Buffer.from(text.replace(/-/g, '+').replace(/~/g, '/'), 'base64');
-}
-
-/** RFC 4648 base32, lower case, no padding. */
-export function base32Encode(bytes: Uint8Array): string {
-  let out = '';
-  let acc = 0;
-  let bits = 0;
-  for (const b of bytes) {
-    acc = (acc << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      bits -= 5;
-      out += B32_ALPHABET[(acc >>> bits) & 31];
-    }
-    acc &= (1 << bits) - 1;
-  }
-  if (bits > 0) out += B32_ALPHABET[(acc << (5 - bits)) & 31];
-  return out;
 }
 
 /**
@@ -73,7 +55,7 @@ export function publicDestination(base64: string): string {
 export function b32Address(base64: string): string {
   const bytes = i2pBase64Decode(base64);
   const dest = bytes.subarray(0, destinationLength(bytes));
-  return base32Encode(createHash('sha256').update(dest).digest()) + '.b32.i2p';
+  return formatB32(createHash('sha256').update(dest).digest());
 }
 
 /** True for a well-formed `<52 base32>.b32.i2p` address (case-insensitive). */

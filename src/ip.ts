@@ -1,0 +1,170 @@
+/**
+ * The one address module: IPv4 / IPv6 text parse and format (RFC 5952), the IPv4-mapped form (`::ffff:a.b.c.d`)
+ * that dual-stack sockets report, netgroups, and the numeric {@link Endpoint} every layer passes around. Pure
+ * functions over `node:net`'s validators; imports nothing of ours, so every layer (wire, limits, native, nat,
+ * punch, daemon) may use it. Parsers return `undefined` on bad input; each layer turns that into its own typed
+ * error. (An internal copy rather than ipaddr.js: see docs/ARCHITECTURE.md, "One of each primitive".)
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+
+/** A numeric IPv4 or IPv6 address (text, IPv6 without brackets) and a TCP port. */
+export interface Endpoint {
+  address: string;
+  port: number;
+}
+
+/** Formats 4 bytes as dotted quad. */
+export function formatIPv4(b: Uint8Array): string {
+  return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
+}
+
+/** Formats 16 bytes as RFC 5952 IPv6 text (longest zero run compressed, lower case). */
+export function formatIPv6(b: Uint8Array): string {
+  // Find the longest run (>= 2) of zero groups; the first one wins a tie (RFC 5952 4.2.3).
+  let bestStart = -1;
+  let bestLen = 1;
+  let runStart = -1;
+  for (let i = 0; i <= 8; i++) {
+    const zero = i < 8 && b[2 * i] === 0 && b[2 * i + 1] === 0;
+    if (zero) {
+      if (runStart < 0) runStart = i;
+    } else if (runStart >= 0) {
+      if (i - runStart > bestLen) {
+        bestStart = runStart;
+        bestLen = i - runStart;
+      }
+      runStart = -1;
+    }
+  }
+  let out = '';
+  for (let i = 0; i < 8; i++) {
+    if (i === bestStart) {
+      out += '::';
+      i += bestLen - 1;
+      continue;
+    }
+    if (out.length > 0 && !out.endsWith(':')) out += ':';
+    out += ((b[2 * i]! << 8) | b[2 * i + 1]!).toString(16);
+  }
+  return out;
+}
+
+/** The 12-byte prefix of an IPv4-mapped IPv6 address. */
+export const V4_MAPPED_PREFIX: Readonly<Buffer> = Buffer.from('00000000000000000000ffff', 'hex');
+
+/** True if 16 bytes are an IPv4-mapped IPv6 address (::ffff:a.b.c.d). */
+export function isV4Mapped(b: Uint8Array): boolean {
+  for (let i = 0; i < 12; i++) if (b[i] !== V4_MAPPED_PREFIX[i]) return false;
+  return true;
+}
+
+/** Formats 16 bytes: IPv4-mapped ones as dotted quad, others as RFC 5952 IPv6. */
+export function formatIP16(b: Uint8Array): string {
+  return isV4Mapped(b) ? formatIPv4(b.subarray(12)) : formatIPv6(b);
+}
+
+/** Parses strict dotted-quad IPv4 into 4 bytes, or undefined. */
+export function parseIPv4(s: string): Buffer | undefined {
+  if (!isIPv4(s)) return undefined;
+  return Buffer.from(s.split('.').map((x) => Number(x)));
+}
+
+/** Parses IPv6 text (with optional embedded IPv4 tail, no zone) into 16 bytes, or undefined. */
+export function parseIPv6(s: string): Buffer | undefined {
+  if (!isIPv6(s) || s.includes('%')) return undefined;
+  let text = s;
+  if (text.includes('.')) {
+    // Rewrite an embedded IPv4 tail as two hex groups, then parse as plain IPv6.
+    const cut = text.lastIndexOf(':');
+    const v4 = parseIPv4(text.slice(cut + 1));
+    if (!v4) return undefined;
+    text = `${text.slice(0, cut + 1)}${((v4[0]! << 8) | v4[1]!).toString(16)}:${((v4[2]! << 8) | v4[3]!).toString(16)}`;
+  }
+  const parts = (p: string) => (p === '' ? [] : p.split(':').map((x) => parseInt(x, 16)));
+  let groups: number[];
+  const dbl = text.indexOf('::');
+  if (dbl >= 0) {
+    const left = parts(text.slice(0, dbl));
+    const right = parts(text.slice(dbl + 2));
+    const fill = 8 - left.length - right.length;
+    if (fill < 0) return undefined;
+    groups = [...left, ...new Array<number>(fill).fill(0), ...right];
+  } else {
+    groups = parts(text);
+  }
+  if (groups.length !== 8 || groups.some((x) => !(x >= 0 && x <= 0xffff))) return undefined;
+  const out = Buffer.alloc(16);
+  groups.forEach((x, i) => out.writeUInt16BE(x, i * 2));
+  return out;
+}
+
+/** Parses any IP text into the 16-byte form (IPv4 becomes IPv4-mapped), or undefined. */
+export function parseIP16(s: string): Buffer | undefined {
+  const v4 = parseIPv4(s);
+  if (v4) return Buffer.concat([V4_MAPPED_PREFIX, v4]);
+  return parseIPv6(s);
+}
+
+/**
+ * Writes dotted-quad IPv4 text as 4 bytes at `off` without allocating; false if `s` is not strict
+ * dotted-quad (no leading zeros, each part 0-255).
+ */
+export function writeIPv4(s: string, buf: Uint8Array, off: number): boolean {
+  let part = 0;
+  let digits = 0;
+  let n = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46; // '.' sentinel ends the last part
+    if (c === 46) {
+      if (digits === 0 || n > 255 || part > 3) return false;
+      buf[off + part++] = n;
+      n = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && n === 0) return false; // leading zero
+      n = n * 10 + (c - 48);
+      digits++;
+      if (digits > 3) return false;
+    } else return false;
+  }
+  return part === 4;
+}
+
+/** Node reports IPv4 peers of a dual-stack socket as `::ffff:a.b.c.d`; this returns `a.b.c.d` (else `address`). */
+export function unmapIPv4(address: string): string {
+  const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  return m ? m[1]! : address;
+}
+
+/** The address family of IP text, IPv4-mapped IPv6 counting as 4; 0 when it is not an IP address. */
+export function addressFamily(address: string): 4 | 6 | 0 {
+  if (isIPv4(address)) return 4;
+  if (!isIPv6(address)) return 0;
+  const b = parseIPv6(address.split('%')[0]!);
+  return b && isV4Mapped(b) ? 4 : 6;
+}
+
+/** Canonical text of an IP address for comparing: IPv4-mapped as IPv4, IPv6 in RFC 5952; other text as given. */
+export function canonicalAddress(address: string): string {
+  const b = isIPv6(address) ? parseIPv6(address) : undefined;
+  return b ? formatIP16(b) : address;
+}
+
+/**
+ * The netgroup of an address, as Bitcoin Core groups by default without an AS map: `v4:a.b` (the /16) for IPv4
+ * and IPv4-mapped IPv6, `v6:xxxx:xxxx` (the /32) for IPv6; undefined when it is not an IP address. A zone
+ * (`%eth0`) is ignored.
+ */
+export function netgroup(address: string): string | undefined {
+  const v4 = parseIPv4(address);
+  if (v4) return `v4:${v4[0]}.${v4[1]}`;
+  const b = isIPv6(address) ? parseIPv6(address.split('%')[0]!) : undefined;
+  if (!b) return undefined;
+  if (isV4Mapped(b)) return `v4:${b[12]}.${b[13]}`;
+  return `v6:${b.readUInt16BE(0).toString(16)}:${b.readUInt16BE(2).toString(16)}`;
+}
+
+/** `a.b.c.d:port` or `[v6]:port`. */
+export function formatEndpoint(e: Endpoint): string {
+  return isIPv6(e.address) ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}

@@ -1,0 +1,43 @@
+/** src/ip.ts: the one address module (IPv4/IPv6 text, IPv4-mapped, netgroups, Endpoint). */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { addressFamily, canonicalAddress, formatEndpoint, formatIP16, netgroup, parseIP16, unmapIPv4 } from '../../src/ip.js';
+import { netgroupOf } from '../../src/limits/index.js';
+import { classifyAddress } from '../../src/nat/address.js';
+import { normalizeAddress } from '../../src/punch/verify.js';
+import { familyOf } from '../../src/punch/session-common.js';
+
+test('IPv4-mapped: one meaning everywhere (unmap, family, canonical text, 16-byte form)', () => {
+  assert.equal(unmapIPv4('::ffff:198.18.0.1'), '198.18.0.1');
+  assert.equal(unmapIPv4('::FFFF:198.18.0.1'), '198.18.0.1');
+  assert.equal(unmapIPv4('fd00::1'), 'fd00::1');
+  assert.equal(addressFamily('::ffff:198.18.0.1'), 4);
+  assert.equal(addressFamily('::ffff:c612:1'), 4, 'hex-written mapped address is IPv4 too');
+  assert.equal(addressFamily('fd00::1'), 6);
+  assert.equal(addressFamily('fe80::1%eth0'), 6);
+  assert.equal(addressFamily('nope'), 0);
+  assert.equal(canonicalAddress('::ffff:c612:1'), '198.18.0.1');
+  assert.equal(canonicalAddress('FD00:0:0::1'), 'fd00::1');
+  assert.equal(formatIP16(parseIP16('198.18.0.1')!), '198.18.0.1');
+  assert.equal(parseIP16('1.2.3.04'), undefined, 'strict dotted quad');
+  // The layers that used to carry their own copy now agree with the module.
+  assert.equal(familyOf('::ffff:c612:1'), 4);
+  assert.equal(normalizeAddress('::ffff:198.18.0.1'), '198.18.0.1');
+  assert.equal(normalizeAddress('FD00::0:1'), 'fd00::1');
+  assert.equal(classifyAddress('::ffff:c612:1').kind, 'benchmark');
+  assert.equal(classifyAddress('fe80::1%eth0').kind, 'linklocal');
+});
+
+test('netgroups: /16 v4 (mapped too), /32 v6, zones ignored, junk undefined', () => {
+  assert.equal(netgroup('198.18.3.4'), 'v4:198.18');
+  assert.equal(netgroup('::ffff:198.18.3.4'), 'v4:198.18');
+  assert.equal(netgroup('2001:0db8:ffff::'), 'v6:2001:db8');
+  assert.equal(netgroup('fe80::1%eth0'), 'v6:fe80:0');
+  assert.equal(netgroup('1.2.3'), undefined);
+  assert.equal(netgroupOf('::ffff:c612:1'), 'v4:198.18');
+});
+
+test('formatEndpoint brackets IPv6 only', () => {
+  assert.equal(formatEndpoint({ address: '198.18.0.1', port: 1 }), '198.18.0.1:1');
+  assert.equal(formatEndpoint({ address: 'fd00::1', port: 8333 }), '[fd00::1]:8333');
+});
