@@ -53,6 +53,10 @@ export interface DaemonConfig {
   listen: HostPort;
   natcheck: HostPort[];
   labranges: boolean;
+  loopback: boolean;
+  punchprofile: 'prime' | 'plain';
+  resyninterval: number;
+  maxsyns: number;
   maxsessions: number;
   maxclients: number;
   idletimeout: number;
@@ -96,6 +100,10 @@ export const CONFIG_KEYS: Record<keyof DaemonConfig, KeySpec> = {
   listen: { kind: 'hostport', zeroPort: true, doc: "proxy: SOCKS5 listen address for bitcoind's -proxy (default 127.0.0.1:9064)" },
   natcheck: { kind: 'hostport', list: true, doc: 'NAT-check server (repeatable; two give the EIM check)' },
   labranges: { kind: 'bool', doc: 'allow the NAT lab address ranges as punch targets (never on a real network)' },
+  loopback: { kind: 'bool', doc: 'allow loopback punch targets: both ends on one machine, a trial setup (never on a real network)' },
+  punchprofile: { kind: 'enum', values: ['prime', 'plain'], doc: 'proxy: SYN schedule asked of both sides: prime (a low-TTL SYN opens our NAT first) or plain (default prime)' },
+  resyninterval: { kind: 'int', min: 100, max: 1_000_000, doc: 'microseconds between re-SYNs after a refused SYN, within the SYN cap (default 20000)' },
+  maxsyns: { kind: 'int', min: 1, max: 100_000, doc: 'most SYNs one punch session sends, re-SYNs included (default 100)' },
   maxsessions: { kind: 'int', min: 1, max: 1024, doc: 'punch sessions at once (default 8)' },
   maxclients: { kind: 'int', min: 1, max: 4096, doc: 'proxy: SOCKS clients at once; serve: bridges at once (default 128)' },
   idletimeout: { kind: 'int', min: 1, max: 86400, doc: 'seconds a bridge may stay silent both ways before it is closed (default 1800)' },
@@ -344,6 +352,10 @@ export function loadConfig(inputs: ConfigInputs = {}): DaemonConfig & { sources:
     listen: get('listen', { host: '127.0.0.1', port: 9064 }),
     natcheck: get('natcheck', []),
     labranges: get('labranges', false),
+    loopback: get('loopback', false),
+    punchprofile: get('punchprofile', 'prime'),
+    resyninterval: get('resyninterval', 20_000),
+    maxsyns: get('maxsyns', 100),
     maxsessions: get('maxsessions', 8),
     maxclients: get('maxclients', 128),
     idletimeout: get('idletimeout', 1800),

@@ -13,7 +13,7 @@ import { AnnouncementCollector } from './announce.js';
 import { tcpConnect } from './handoff.js';
 import { Socks5Server, type SocksConnector, type SocksRequest } from './socks5.js';
 import { waitForShutdown } from './shutdown.js';
-import { checkNat, toEndpoint, type DaemonHooks } from './serve.js';
+import { configuredPunch, type DaemonHooks } from './punch-setup.js';
 
 /** Static entries first, then the directory of fresh announcements. */
 export function lookupTarget(cfg: Pick<DaemonConfig, 'known'>, directory: AnnouncementDirectory, host: string, port: number): Omit<Announcement, 'services' | 'time'> | undefined {
@@ -50,9 +50,7 @@ export async function runProxy(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
   // The punch client (native engine, overlay dialer, NAT check) is built on the first punch only.
   const client = (): Promise<PunchClient> => {
     clientP ??= (async () => {
-      const { PunchEngine } = await import('../native/engine.js');
-      const { nativeObserver } = await import('../nat/observe.js');
-      const { PunchClient: Client, wireCodec } = await import('../punch/index.js');
+      const { PunchClient: Client } = await import('../punch/index.js');
       if (cfg.overlay === 'tor') {
         const { TorCoordinationDialer } = await import('../overlay/tor/dialer.js');
         dialer = new TorCoordinationDialer({ socksHost: cfg.proxy.host, socksPort: cfg.proxy.port });
@@ -60,17 +58,12 @@ export async function runProxy(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
         const { I2pCoordinationDialer } = await import('../overlay/i2p/dialer.js');
         dialer = await I2pCoordinationDialer.create({ sam: { host: cfg.i2psam.host, port: cfg.i2psam.port }, timeoutMs: 120_000 });
       }
-      const verdict = hooks.testing?.eim ?? (await checkNat(cfg, log));
+      const { maxSynsPerSession, ...punch } = await configuredPunch(cfg, log);
       return new Client({
+        ...punch,
         dialer,
-        engine: hooks.testing?.engine ?? PunchEngine.shared(),
-        codec: wireCodec(cfg.network),
-        discovery: { methods: hooks.testing?.methods ?? ['predict', 'natcheck'], natcheckServers: cfg.natcheck.map(toEndpoint), observe: nativeObserver({ network: cfg.network }) },
-        ...(verdict ? { eim: verdict } : {}),
-        allowLab: cfg.labranges,
-        ...(hooks.testing?.policy ? { policy: hooks.testing.policy } : {}),
+        limits: { maxSynsPerSession },
         ...(cfg.bind ? { localAddress: cfg.bind, family: cfg.bind.includes(':') ? 6 : 4 } : {}),
-        ...(hooks.testing?.localAddress ? { localAddress: hooks.testing.localAddress, tuning: { profile: 'plain' as const } } : {}),
       });
     })();
     clientP.catch(() => (clientP = undefined));

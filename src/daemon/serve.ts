@@ -6,36 +6,15 @@
  */
 import { OnionpunchError } from '../errors.js';
 import type { CoordinationEndpoint } from '../overlay/types.js';
-import type { EimVerdict } from '../nat/eim-check.js';
 import type { Endpoint } from '../nat/types.js';
-import type { TargetPolicy } from '../nat/address.js';
-import type { DiscoveryMethod } from '../nat/mapping.js';
-import type { PunchEngineLike } from '../punch/engine-port.js';
 import { makeAnnouncement } from '../relay/index.js';
-import type { DaemonConfig, HostPort } from './config.js';
+import type { DaemonConfig } from './config.js';
 import type { Logger } from './log.js';
 import { Announcer } from './announce.js';
 import { spliceToBitcoind } from './handoff.js';
 import type { Bridge } from './splice.js';
 import { waitForShutdown } from './shutdown.js';
-
-export const toEndpoint = (h: HostPort): Endpoint => ({ address: h.host, port: h.port });
-
-/** Runs the EIM check when two NAT-check servers are configured; undefined otherwise. */
-export async function checkNat(cfg: DaemonConfig, log: Logger): Promise<EimVerdict | undefined> {
-  if (cfg.natcheck.length < 2) {
-    log.warn('nat-check-skipped', { why: 'fewer than two natcheck servers configured' });
-    return undefined;
-  }
-  const { probeBind } = await import('../native/engine.js');
-  const { eimCheck } = await import('../nat/eim-check.js');
-  const { nativeObserver } = await import('../nat/observe.js');
-  log.info('nat-check-start', { servers: cfg.natcheck.map((n) => `${n.host}:${n.port}`) });
-  const local = probeBind({ address: cfg.bind ?? '0.0.0.0', port: 0 });
-  const v = await eimCheck({ local, peers: cfg.natcheck.map(toEndpoint), observe: nativeObserver({ network: cfg.network }), timeoutMs: 5000 });
-  log.info('nat-check-done', { mapping: v.mapping, portPreserving: v.portPreserving, publicAddress: v.publicAddress, reason: v.reason });
-  return v;
-}
+import { configuredPunch, type DaemonHooks } from './punch-setup.js';
 
 async function makeEndpoint(cfg: DaemonConfig, log: Logger): Promise<CoordinationEndpoint> {
   if (cfg.overlay === 'tor') {
@@ -51,32 +30,11 @@ async function makeEndpoint(cfg: DaemonConfig, log: Logger): Promise<Coordinatio
   return I2pCoordinationEndpoint.create({ sam: { host: cfg.i2psam.host, port: cfg.i2psam.port }, timeoutMs: 120_000 });
 }
 
-/**
- * Knobs for tests that punch over loopback (never reachable from configuration: a real network never needs them).
- */
-export interface DaemonTestKnobs {
-  policy?: TargetPolicy;
-  eim?: EimVerdict;
-  methods?: DiscoveryMethod[];
-  /** Replaces the native engine: loopback cannot cross SYNs, so loopback tests use a rendezvous stand-in. */
-  engine?: PunchEngineLike;
-  /** Local address punches are made from (loopback tests). */
-  localAddress?: string;
-}
-
-export interface DaemonHooks {
-  ready?: (info: Record<string, unknown>) => void;
-  signal?: AbortSignal;
-  testing?: DaemonTestKnobs;
-}
-
 /** Starts everything; `ready` is called once up (serve prints it with --json). */
 export async function runServe(cfg: DaemonConfig, log: Logger, hooks: DaemonHooks = {}): Promise<number> {
-  const { PunchEngine } = await import('../native/engine.js');
-  const { nativeObserver } = await import('../nat/observe.js');
-  const { createPunchListener, wireCodec } = await import('../punch/index.js');
-  const verdict = hooks.testing?.eim ?? (await checkNat(cfg, log));
-  if (verdict?.mapping === 'edm') log.warn('nat-unsuitable', { why: 'endpoint-dependent mapping: punches will be refused' });
+  const { createPunchListener } = await import('../punch/index.js');
+  const { maxSynsPerSession, ...punch } = await configuredPunch(cfg, log);
+  const verdict = punch.eim;
   const endpoint = await makeEndpoint(cfg, log);
   log.info('endpoint-published', { overlay: endpoint.kind, coordination: `${endpoint.address}:${endpoint.port}` });
   endpoint.on('down', (err: unknown) => log.warn('endpoint-down', { error: err }));
@@ -84,16 +42,10 @@ export async function runServe(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
   endpoint.on('error', (err: unknown) => log.warn('endpoint-error', { error: err }));
 
   const listener = await createPunchListener({
+    ...punch,
     endpoint,
-    engine: hooks.testing?.engine ?? PunchEngine.shared(),
-    codec: wireCodec(cfg.network),
-    discovery: { methods: hooks.testing?.methods ?? ['predict', 'natcheck'], natcheckServers: cfg.natcheck.map(toEndpoint), observe: nativeObserver({ network: cfg.network }) },
-    ...(verdict ? { eim: verdict } : {}),
-    allowLab: cfg.labranges,
-    ...(hooks.testing?.policy ? { policy: hooks.testing.policy } : {}),
-    limits: { maxConcurrentSessions: cfg.maxsessions },
+    limits: { maxConcurrentSessions: cfg.maxsessions, maxSynsPerSession },
     ...(cfg.bind ? { localAddress: cfg.bind.includes(':') ? { v6: cfg.bind } : { v4: cfg.bind } } : {}),
-    ...(hooks.testing?.localAddress ? { localAddress: { v4: hooks.testing.localAddress }, tuning: { profile: 'plain' as const } } : {}),
   });
   const bridges = new Set<Bridge>();
   listener.on('connection', (socket: import('node:net').Socket, info: { remote: Endpoint; sessionId: string }) => {

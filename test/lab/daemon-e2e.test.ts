@@ -1,49 +1,29 @@
 /**
- * serve + proxy end to end over a real private Tor network on loopback (no root needed): serve publishes an
- * onion, announces it to a loopback clearnet peer which relays the addrv2 to proxy's collector; a "bitcoind B"
- * (a Peer initiator) connects through the proxy's SOCKS5 to the announced clearnet endpoint; the proxy punches over
- * Tor, serve splices the punched socket to "bitcoind A" (a Peer responder) and the version handshake crosses.
- * Punching happens on 127.0.0.1 with the test-only loopback policy (the NAT lab variant is not done). Loopback
- * cannot cross SYNs (a SYN to 127.0.0.1 is answered by RST inside connect(), see test/unit/punch-session.test.ts),
- * so that one step is replaced, and named as such: A's engine *listens* on its punch port and B's engine connects
- * to it with the native `connectFrom` (real sockets, same endpoints and timing). Everything else is real.
+ * serve + proxy end to end over a real private Tor network on loopback (no root needed), each verb run as the
+ * real `onionpunch` command in its own process with its own native engine, configured only through operator
+ * flags: serve publishes an onion, announces it to a loopback clearnet peer which relays the addrv2 to proxy's
+ * collector; a "bitcoind B" (a Peer initiator) connects through the proxy's SOCKS5 to the announced clearnet
+ * endpoint; the proxy punches over Tor, serve splices the punched socket to "bitcoind A" (a Peer responder) and
+ * the version handshake crosses. Both EIM checks run against two real NAT-check servers on loopback.
+ *
+ * The punch itself is a real simultaneous open on 127.0.0.1 by the two engines, as in
+ * test/unit/punch-session.test.ts: on loopback a SYN is delivered inside the sender's connect(), so the other
+ * side must already be in SYN_SENT; a 1 ms re-SYN grid on one side and 1.037 ms on the other (`resyninterval`),
+ * the plain schedule (`punchprofile`) and a raised SYN cap (`maxsyns`) make the two meet within a few slots, and
+ * `loopback` admits 127.0.0.1 as a target. These are documented operator keys (docs/DAEMON.md), not test hooks.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { SocksClient } from 'socks';
 import { startPrivateTor, type PrivateTor } from '../../src/lab/tor/private-tor.js';
 import { Peer } from '../../src/peer/index.js';
-import { verdictFrom, type EimVerdict } from '../../src/nat/eim-check.js';
-import { loadConfig } from '../../src/daemon/config.js';
-import { Logger } from '../../src/daemon/log.js';
-import { runServe } from '../../src/daemon/serve.js';
-import { runProxy } from '../../src/daemon/proxy.js';
-import { PunchEngine, connectFrom } from '../../src/native/engine.js';
-import type { PunchEngineLike } from '../../src/punch/engine-port.js';
-import { listeningEngine } from '../helpers/listening-engine.js';
+import { startNatcheckServer } from '../../src/nat/natcheck-server.js';
 
-const real = PunchEngine.shared();
-/** Stand-in for A's simultaneous open on loopback (see the file comment). */
-const rendezvousA: PunchEngineLike = listeningEngine(() => real.now());
-/** Stand-in for B's simultaneous open on loopback: connects from its punch port at the planned instant. */
-const rendezvousB: PunchEngineLike = {
-  now: () => real.now(),
-  punch: async (plan) => {
-    const until = performance.now() + plan.deadlineMs + 1000;
-    const startMs = plan.startAtNs !== undefined ? Number(plan.startAtNs - real.now()) / 1e6 : 0;
-    if (startMs > 0) await new Promise((r) => setTimeout(r, startMs));
-    for (;;) {
-      try {
-        return await connectFrom(plan.local, plan.remotes[0]!, { timeoutMs: 1000 });
-      } catch (err) {
-        if (performance.now() > until) throw err;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-    }
-  },
-};
+const CLI = fileURLToPath(new URL('../../../bin/onionpunch.js', import.meta.url));
 
 const verbose = process.env['ONIONPUNCH_TEST_LOG'] !== undefined;
 
@@ -62,10 +42,6 @@ async function serverOn(handler: (s: Socket) => void): Promise<{ server: Server;
 
 test('serve + proxy over private Tor: announce, learn, SOCKS CONNECT punched and spliced to bitcoind', { timeout: 150_000 }, async (t) => {
   const lines: string[] = [];
-  const log = (who: string) => new Logger({ format: 'json', level: 'debug', base: { component: who }, write: (l) => {
-    lines.push(l);
-    if (verbose) process.stderr.write(l + '\n');
-  } });
   let net: PrivateTor | undefined;
   const closers: (() => void | Promise<void>)[] = [];
   t.after(async () => {
@@ -105,34 +81,23 @@ test('serve + proxy over private Tor: announce, learn, SOCKS CONNECT punched and
     relay.server.close();
   });
 
-  const eim: EimVerdict = { ...verdictFrom(1, [{ peer: 'x', address: '127.0.0.1', port: 1 }, { peer: 'y', address: '127.0.0.1', port: 1 }]), checkedAt: Date.now() } as EimVerdict;
-  const testing = { policy: { allowLoopback: true }, eim, methods: ['predict' as const], localAddress: '127.0.0.1' };
-  const common = ['--network', 'regtest', '--announceinterval', '10', '--shutdowngrace', '1'];
-  const serveCfg = loadConfig({ args: [...common, '--torcontrol', `127.0.0.1:${net.controlA.port}`, '--bitcoind', `127.0.0.1:${btcA.port}`, '--externalip', '127.0.0.1', '--punchport', '18444', '--announce', `127.0.0.1:${relay.port}`] });
-  const acServe = new AbortController();
-  let serveReady!: (i: Record<string, unknown>) => void;
-  const serveUp = new Promise<Record<string, unknown>>((r) => (serveReady = r));
-  const serveDone = runServe(serveCfg, log('serve'), { ready: serveReady, signal: acServe.signal, testing: { ...testing, engine: rendezvousA } });
-  serveDone.catch(() => undefined);
+  const natcheck = await Promise.all([0, 1].map(() => startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest' })));
   closers.push(async () => {
-    acServe.abort();
-    await serveDone;
+    for (const n of natcheck) await n.close();
   });
-  const info = await serveUp;
+  const common = ['--network', 'regtest', '--announceinterval', '10', '--shutdowngrace', '1', '--log', 'json', '--loglevel', 'debug', '--json',
+    ...natcheck.flatMap((n) => ['--natcheck', `127.0.0.1:${n.port}`]), '--bind', '127.0.0.1', '--loopback', '--maxsyns', '20000'];
+  const serve = verb('serve', [...common, '--torcontrol', `127.0.0.1:${net.controlA.port}`, '--bitcoind', `127.0.0.1:${btcA.port}`,
+    '--externalip', '127.0.0.1', '--punchport', '18444', '--announce', `127.0.0.1:${relay.port}`, '--resyninterval', '1000'], lines);
+  closers.push(async () => void (await serve.stop()));
+  const info = await serve.ready;
   assert.match(String(info.coordination), /^[a-z2-7]{56}\.onion:18444$/);
   assert.deepEqual(info.clearnet, { address: '127.0.0.1', port: 18444 });
 
-  const proxyCfg = loadConfig({ args: [...common, '--listen', '127.0.0.1:0', '--proxy', `127.0.0.1:${net.socksB.port}`, '--peer', `127.0.0.1:${relay.port}`] });
-  const acProxy = new AbortController();
-  let proxyReady!: (i: Record<string, unknown>) => void;
-  const proxyUp = new Promise<Record<string, unknown>>((r) => (proxyReady = r));
-  const proxyDone = runProxy(proxyCfg, log('proxy'), { ready: proxyReady, signal: acProxy.signal, testing: { ...testing, engine: rendezvousB } });
-  proxyDone.catch(() => undefined);
-  closers.push(async () => {
-    acProxy.abort();
-    await proxyDone;
-  });
-  const socksPort = Number(String((await proxyUp).socks).split(':').pop());
+  const proxy = verb('proxy', [...common, '--listen', '127.0.0.1:0', '--proxy', `127.0.0.1:${net.socksB.port}`, '--peer', `127.0.0.1:${relay.port}`,
+    '--punchprofile', 'plain', '--resyninterval', '1037'], lines);
+  closers.push(async () => void (await proxy.stop()));
+  const socksPort = Number(String((await proxy.ready).socks).split(':').pop());
   // Wait until the proxy learned the announcement (relayed within one announce interval).
   const t0 = Date.now();
   while (!lines.some((l) => l.includes('"announcement-learned"')) && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 100));
@@ -154,10 +119,52 @@ test('serve + proxy over private Tor: announce, learn, SOCKS CONNECT punched and
     assert.ok(events.includes(e), `event ${e} logged`);
   }
 
-  // Graceful shutdown: both exit 0, the onion is removed.
-  acProxy.abort();
-  acServe.abort();
-  assert.equal(await proxyDone, 0);
-  assert.equal(await serveDone, 0);
+  // The EIM checks ran for real against the two NAT-check servers (loopback maps to itself: EIM, port-preserving).
+  const checks = lines.filter((l) => l.includes('"nat-check-done"')).map((l) => JSON.parse(l) as { mapping: string; portPreserving: boolean });
+  assert.equal(checks.length, 2, 'serve and proxy each ran the NAT check');
+  for (const c of checks) assert.deepEqual([c.mapping, c.portPreserving], ['eim', true]);
+
+  // Graceful shutdown on SIGTERM: both exit 0, the onion is removed.
+  assert.equal(await proxy.stop(), 0);
+  assert.equal(await serve.stop(), 0);
   assert.ok(lines.some((l) => l.includes('"endpoint-closed"')));
 });
+
+/** One `onionpunch VERB` process: JSON log lines (stderr) go to `lines`, the --json ready line (stdout) resolves `ready`. */
+function verb(name: string, args: string[], lines: string[]): { child: ChildProcess; ready: Promise<Record<string, unknown>>; stop: () => Promise<number | null> } {
+  const child = spawn(process.execPath, [CLI, name, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  let err = '';
+  child.stderr!.setEncoding('utf8');
+  let partial = '';
+  child.stderr!.on('data', (d: string) => {
+    const parts = (partial + d).split('\n');
+    partial = parts.pop()!;
+    for (const l of parts) {
+      if (verbose) process.stderr.write(`[${name}] ${l}\n`);
+      if (l.startsWith('{')) lines.push(l);
+      else err = (err + l + '\n').slice(-2000);
+    }
+  });
+  const ready = new Promise<Record<string, unknown>>((resolve, reject) => {
+    let out = '';
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) resolve(JSON.parse(out.slice(0, nl)) as Record<string, unknown>);
+    });
+    void exited.then((code) => reject(new Error(`onionpunch ${name} exited (${code}) before ready: ${err}`)));
+  });
+  ready.catch(() => undefined);
+  return {
+    child,
+    ready,
+    stop: async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const t = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const code = await exited;
+      clearTimeout(t);
+      return code;
+    },
+  };
+}

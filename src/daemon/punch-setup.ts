@@ -1,0 +1,68 @@
+/**
+ * What `serve` (A) and `proxy` (B) set up alike before punching: the EIM check against the configured NAT-check
+ * servers, and the punch options that come from configuration (engine, codec, discovery, target policy, SYN
+ * schedule and cap). Kept apart from serve.ts so proxy.ts does not import serve.ts (docs/ARCHITECTURE.md).
+ */
+import type { EimVerdict } from '../nat/eim-check.js';
+import type { Endpoint } from '../ip.js';
+import type { TargetPolicy } from '../nat/address.js';
+import type { PunchEngineLike } from '../punch/engine-port.js';
+import type { FrameCodec } from '../punch/channel.js';
+import type { DiscoveryConfig } from '../punch/listener.js';
+import type { DaemonConfig, HostPort } from './config.js';
+import type { Logger } from './log.js';
+
+export const toEndpoint = (h: HostPort): Endpoint => ({ address: h.host, port: h.port });
+
+/** What a daemon verb gets from its caller besides configuration: the ready callback and a stop signal. */
+export interface DaemonHooks {
+  ready?: (info: Record<string, unknown>) => void;
+  signal?: AbortSignal;
+}
+
+/** Runs the EIM check when two NAT-check servers are configured; undefined otherwise. */
+export async function checkNat(cfg: DaemonConfig, log: Logger): Promise<EimVerdict | undefined> {
+  if (cfg.natcheck.length < 2) {
+    log.warn('nat-check-skipped', { why: 'fewer than two natcheck servers configured' });
+    return undefined;
+  }
+  const { probeBind } = await import('../native/engine.js');
+  const { eimCheck } = await import('../nat/eim-check.js');
+  const { nativeObserver } = await import('../nat/observe.js');
+  log.info('nat-check-start', { servers: cfg.natcheck.map((n) => `${n.host}:${n.port}`) });
+  const local = probeBind({ address: cfg.bind ?? '0.0.0.0', port: 0 });
+  const v = await eimCheck({ local, peers: cfg.natcheck.map(toEndpoint), observe: nativeObserver({ network: cfg.network }), timeoutMs: 5000 });
+  log.info('nat-check-done', { mapping: v.mapping, portPreserving: v.portPreserving, publicAddress: v.publicAddress, reason: v.reason });
+  return v;
+}
+
+/** The punch options both roles take from configuration (the role adds its own: endpoint or dialer, address). */
+export interface ConfiguredPunchOptions {
+  engine: PunchEngineLike;
+  codec: FrameCodec;
+  discovery: DiscoveryConfig;
+  eim?: EimVerdict;
+  allowLab: boolean;
+  policy: TargetPolicy;
+  tuning: { profile: 'prime' | 'plain'; resynIntervalUs: number };
+  maxSynsPerSession: number;
+}
+
+/** Runs the NAT check and builds the configured punch options, with the process's shared native engine. */
+export async function configuredPunch(cfg: DaemonConfig, log: Logger): Promise<ConfiguredPunchOptions> {
+  const { PunchEngine } = await import('../native/engine.js');
+  const { nativeObserver } = await import('../nat/observe.js');
+  const { wireCodec } = await import('../punch/wire-codec.js');
+  const verdict = await checkNat(cfg, log);
+  if (verdict?.mapping === 'edm') log.warn('nat-unsuitable', { why: 'endpoint-dependent mapping: punches will be refused' });
+  return {
+    engine: PunchEngine.shared(),
+    codec: wireCodec(cfg.network),
+    discovery: { methods: ['predict', 'natcheck'], natcheckServers: cfg.natcheck.map(toEndpoint), observe: nativeObserver({ network: cfg.network }) },
+    ...(verdict ? { eim: verdict } : {}),
+    allowLab: cfg.labranges,
+    policy: { allowLab: cfg.labranges, allowLoopback: cfg.loopback },
+    tuning: { profile: cfg.punchprofile, resynIntervalUs: cfg.resyninterval },
+    maxSynsPerSession: cfg.maxsyns,
+  };
+}
