@@ -256,6 +256,11 @@ export class PunchEngine {
     return binding().monotonicNs();
   }
 
+  /** {@link probeBind}, as the engine port's port allocation (src/punch/engine-port.ts). */
+  probeBind(local: Endpoint): Endpoint {
+    return probeBind(local);
+  }
+
   /** Plans submitted and not settled yet. */
   inFlight(): number {
     return this.pending.size;

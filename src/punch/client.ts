@@ -90,7 +90,7 @@ export class PunchClient {
     }
     try {
       const family = this.opts.family ?? 4;
-      const local = await allocateLocalEndpoint(family, this.opts.localAddress);
+      const local = await allocateLocalEndpoint(this.opts.engine, family, this.opts.localAddress);
       tl.mark('start', `punch port ${local.port}`);
       const d = this.opts.discovery;
       const discovery = discoverMapping({

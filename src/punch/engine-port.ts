@@ -1,6 +1,7 @@
 /**
- * What the punch session needs from the native engine (src/native/engine.ts). Kept as a narrow interface so
- * the session logic is independent of the addon's full surface.
+ * What the punch session needs from the native engine (src/native/engine.ts): the port through which punch/
+ * reaches the engine, port allocation included. Kept as a narrow interface so the session logic is independent
+ * of the addon's full surface; nothing else in punch/ imports src/native (test/unit/import-graph.test.ts).
  */
 import type { Socket } from 'node:net';
 import type { Endpoint } from '../nat/types.js';
@@ -33,4 +34,10 @@ export interface PunchEngineLike {
   punch(plan: PunchPlanLike): Promise<PunchOutcomeLike>;
   /** CLOCK_MONOTONIC in ns. */
   now(): bigint;
+  /**
+   * Port allocation: binds a reusable socket to `local` (port 0: the kernel picks), closes it again and returns
+   * the endpoint with the port chosen; the plan's socket later binds the same port. Synchronous on purpose (see
+   * local-port.ts). The punch layer allocates ports only through this, never from the addon directly.
+   */
+  probeBind(local: Endpoint): Endpoint;
 }

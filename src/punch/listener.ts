@@ -151,7 +151,7 @@ export class PunchListener extends EventEmitter {
     if (this.warming || this.closing || !this.wantsWarm()) return;
     this.warming = true;
     const fam: 4 | 6 = this.opts.localAddress?.v6 && !this.opts.localAddress.v4 ? 6 : 4;
-    void allocateLocalEndpoint(fam, fam === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4)
+    void allocateLocalEndpoint(this.opts.engine, fam, fam === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4)
       .then((local) => this.discoverFor(local, this.ac.signal).then((result) => {
         this.warm = { local, result, at: performance.now() };
       }))
@@ -207,7 +207,7 @@ export class PunchListener extends EventEmitter {
           this.warm = undefined;
           this.prewarm();
         }
-        return allocateLocalEndpoint(family, family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4);
+        return allocateLocalEndpoint(this.opts.engine, family, family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4);
       },
       discover: (local: Endpoint, signal: AbortSignal): Promise<DiscoveryResult> => {
         const key = `${local.address}|${local.port}`;

@@ -5,11 +5,13 @@
  * the tests that need those name this stand-in; everything around it stays real.
  */
 import { createServer } from 'node:net';
+import { probeBind } from '../../src/native/engine.js';
 import type { PunchEngineLike } from '../../src/punch/engine-port.js';
 
 export function listeningEngine(now: () => bigint): PunchEngineLike {
   return {
     now,
+    probeBind,
     punch: (plan) =>
       new Promise((resolve, reject) => {
         const srv = createServer();

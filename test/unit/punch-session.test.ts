@@ -217,6 +217,7 @@ test('verify: a connection from an endpoint B did not announce is closed and the
   const listeningA = listeningEngine(() => real.now());
   const wrongPortB: PunchEngineLike = {
     now: () => real.now(),
+    probeBind: (local) => real.probeBind(local),
     punch: async (plan) => {
       const startMs = plan.startAtNs !== undefined ? Number(plan.startAtNs - real.now()) / 1e6 : 0;
       if (startMs > 0) await new Promise((r) => setTimeout(r, startMs));
