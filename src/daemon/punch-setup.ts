@@ -31,8 +31,10 @@ export async function checkNat(cfg: DaemonConfig, log: Logger): Promise<EimVerdi
   const { nativeObserver } = await import('../nat/observe.js');
   log.info('nat-check-start', { servers: cfg.natcheck.map((n) => `${n.host}:${n.port}`) });
   const local = probeBind({ address: cfg.bind ?? '0.0.0.0', port: 0 });
-  const v = await eimCheck({ local, peers: cfg.natcheck.map(toEndpoint), observe: nativeObserver({ network: cfg.network }), timeoutMs: 5000 });
-  log.info('nat-check-done', { mapping: v.mapping, portPreserving: v.portPreserving, publicAddress: v.publicAddress, reason: v.reason });
+  const observe = nativeObserver({ network: cfg.network });
+  const v = await eimCheck({ local, peers: cfg.natcheck.map(toEndpoint), observe, timeoutMs: 5000 });
+  const { mapping, portPreserving, publicAddress, reason } = v;
+  log.info('nat-check-done', { mapping, portPreserving, publicAddress, reason });
   return v;
 }
 
@@ -54,11 +56,17 @@ export async function configuredPunch(cfg: DaemonConfig, log: Logger): Promise<C
   const { nativeObserver } = await import('../nat/observe.js');
   const { wireCodec } = await import('../punch/wire-codec.js');
   const verdict = await checkNat(cfg, log);
-  if (verdict?.mapping === 'edm') log.warn('nat-unsuitable', { why: 'endpoint-dependent mapping: punches will be refused' });
+  if (verdict?.mapping === 'edm') {
+    log.warn('nat-unsuitable', { why: 'endpoint-dependent mapping: punches will be refused' });
+  }
   return {
     engine: PunchEngine.shared(),
     codec: wireCodec(cfg.network),
-    discovery: { methods: ['predict', 'natcheck'], natcheckServers: cfg.natcheck.map(toEndpoint), observe: nativeObserver({ network: cfg.network }) },
+    discovery: {
+      methods: ['predict', 'natcheck'],
+      natcheckServers: cfg.natcheck.map(toEndpoint),
+      observe: nativeObserver({ network: cfg.network }),
+    },
     ...(verdict ? { eim: verdict } : {}),
     allowLab: cfg.labranges,
     policy: { allowLab: cfg.labranges, allowLoopback: cfg.loopback },

@@ -81,21 +81,32 @@ test('serve + proxy over private Tor: announce, learn, SOCKS CONNECT punched and
     relay.server.close();
   });
 
-  const natcheck = await Promise.all([0, 1].map(() => startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest' })));
+  const natcheck = await Promise.all(
+    [0, 1].map(() => startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest' })),
+  );
   closers.push(async () => {
     for (const n of natcheck) await n.close();
   });
-  const common = ['--network', 'regtest', '--announceinterval', '10', '--shutdowngrace', '1', '--log', 'json', '--loglevel', 'debug', '--json',
-    ...natcheck.flatMap((n) => ['--natcheck', `127.0.0.1:${n.port}`]), '--bind', '127.0.0.1', '--loopback', '--maxsyns', '20000'];
-  const serve = verb('serve', [...common, '--torcontrol', `127.0.0.1:${net.controlA.port}`, '--bitcoind', `127.0.0.1:${btcA.port}`,
-    '--externalip', '127.0.0.1', '--punchport', '18444', '--announce', `127.0.0.1:${relay.port}`, '--resyninterval', '1000'], lines);
+  const common = [
+    '--network', 'regtest', '--announceinterval', '10', '--shutdowngrace', '1',
+    '--log', 'json', '--loglevel', 'debug', '--json',
+    ...natcheck.flatMap((n) => ['--natcheck', `127.0.0.1:${n.port}`]),
+    '--bind', '127.0.0.1', '--loopback', '--maxsyns', '20000',
+  ];
+  const serve = verb('serve', [
+    ...common, '--torcontrol', `127.0.0.1:${net.controlA.port}`, '--bitcoind', `127.0.0.1:${btcA.port}`,
+    '--externalip', '127.0.0.1', '--punchport', '18444', '--announce', `127.0.0.1:${relay.port}`,
+    '--resyninterval', '1000',
+  ], lines);
   closers.push(async () => void (await serve.stop()));
   const info = await serve.ready;
   assert.match(String(info.coordination), /^[a-z2-7]{56}\.onion:18444$/);
   assert.deepEqual(info.clearnet, { address: '127.0.0.1', port: 18444 });
 
-  const proxy = verb('proxy', [...common, '--listen', '127.0.0.1:0', '--proxy', `127.0.0.1:${net.socksB.port}`, '--peer', `127.0.0.1:${relay.port}`,
-    '--punchprofile', 'plain', '--resyninterval', '1037'], lines);
+  const proxy = verb('proxy', [
+    ...common, '--listen', '127.0.0.1:0', '--proxy', `127.0.0.1:${net.socksB.port}`, '--peer', `127.0.0.1:${relay.port}`,
+    '--punchprofile', 'plain', '--resyninterval', '1037',
+  ], lines);
   closers.push(async () => void (await proxy.stop()));
   const socksPort = Number(String((await proxy.ready).socks).split(':').pop());
   // Wait until the proxy learned the announcement (relayed within one announce interval).
@@ -120,7 +131,9 @@ test('serve + proxy over private Tor: announce, learn, SOCKS CONNECT punched and
   }
 
   // The EIM checks ran for real against the two NAT-check servers (loopback maps to itself: EIM, port-preserving).
-  const checks = lines.filter((l) => l.includes('"nat-check-done"')).map((l) => JSON.parse(l) as { mapping: string; portPreserving: boolean });
+  const checks = lines
+    .filter((l) => l.includes('"nat-check-done"'))
+    .map((l) => JSON.parse(l) as { mapping: string; portPreserving: boolean });
   assert.equal(checks.length, 2, 'serve and proxy each ran the NAT check');
   for (const c of checks) assert.deepEqual([c.mapping, c.portPreserving], ['eim', true]);
 
@@ -130,8 +143,15 @@ test('serve + proxy over private Tor: announce, learn, SOCKS CONNECT punched and
   assert.ok(lines.some((l) => l.includes('"endpoint-closed"')));
 });
 
-/** One `onionpunch VERB` process: JSON log lines (stderr) go to `lines`, the --json ready line (stdout) resolves `ready`. */
-function verb(name: string, args: string[], lines: string[]): { child: ChildProcess; ready: Promise<Record<string, unknown>>; stop: () => Promise<number | null> } {
+interface VerbProcess {
+  child: ChildProcess;
+  ready: Promise<Record<string, unknown>>;
+  /** SIGTERM (SIGKILL after 15 s) and the exit code. */
+  stop: () => Promise<number | null>;
+}
+
+/** One `onionpunch VERB` process: JSON log lines (stderr) go to `lines`; the --json ready line (stdout) is `ready`. */
+function verb(name: string, args: string[], lines: string[]): VerbProcess {
   const child = spawn(process.execPath, [CLI, name, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   let err = '';

@@ -39,9 +39,18 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
 
 /** The only files of a layer that may import the named layer (narrower than ALLOWED). */
 export const ONLY_THROUGH: ReadonlyArray<{ from: string; to: string; files: RegExp; why: string }> = [
-  { from: 'punch', to: 'native', files: /^punch\/engine-port\.ts$/, why: 'punch reaches the engine only through its port (engine-port.ts)' },
-  { from: 'nat', to: 'native', files: /^nat\/observe\.ts$/, why: "nat's one native adapter is the default Observer (observe.ts)" },
-  { from: 'daemon', to: 'lab', files: /^daemon\/commands\/[^/]+\.ts$/, why: 'only the CLI verbs that front the tooling (lab, demo, overlay selftest) load lab/' },
+  {
+    from: 'punch', to: 'native', files: /^punch\/engine-port\.ts$/,
+    why: 'punch reaches the engine only through its port (engine-port.ts)',
+  },
+  {
+    from: 'nat', to: 'native', files: /^nat\/observe\.ts$/,
+    why: "nat's one native adapter is the default Observer (observe.ts)",
+  },
+  {
+    from: 'daemon', to: 'lab', files: /^daemon\/commands\/[^/]+\.ts$/,
+    why: 'only the CLI verbs that front the tooling (lab, demo, overlay selftest) load lab/',
+  },
 ];
 
 /** Files that must not reach each other, directly or through other modules. */
@@ -67,7 +76,10 @@ function layerOf(rel: string): string {
 }
 
 /** Checks a set of sources (path relative to src/ -> text) against the rules; returns every violation found. */
-export function checkSources(sources: ReadonlyMap<string, string>, packages: ReadonlySet<string>): { violations: string[]; edges: Edge[] } {
+export function checkSources(
+  sources: ReadonlyMap<string, string>,
+  packages: ReadonlySet<string>,
+): { violations: string[]; edges: Edge[] } {
   const violations: string[] = [];
   const edges: Edge[] = [];
   for (const [from, text] of sources) {
@@ -81,7 +93,7 @@ export function checkSources(sources: ReadonlyMap<string, string>, packages: Rea
       }
       const to = posix.normalize(posix.join(posix.dirname(from), spec)).replace(/\.js$/, '.ts');
       if (to.startsWith('../')) {
-        violations.push(`${from}: imports '${spec}' outside src/ (bench/, test/ and scripts are never imported by the library)`);
+        violations.push(`${from}: imports '${spec}' outside src/ (the library never imports bench/, test/, scripts)`);
         continue;
       }
       if (!sources.has(to)) {
@@ -196,7 +208,10 @@ test('the checker rejects deliberate violations (synthetic sources)', () => {
     ['errors.ts', 'export class OnionpunchError extends Error {}'],
     ['ip.ts', 'export const x = 1;'],
     ['wire/frame.ts', "import { PunchClient } from '../punch/client.js';"],
-    ['punch/client.ts', "import { probeBind } from '../native/engine.js';\nimport { FrameParser } from '../wire/frame.js';\nexport class PunchClient {}"],
+    [
+      'punch/client.ts',
+      "import { probeBind } from '../native/engine.js';\nimport { FrameParser } from '../wire/frame.js';\nexport class PunchClient {}",
+    ],
     ['punch/engine-port.ts', "import type { Endpoint } from '../native/engine.js';"],
     ['native/engine.ts', "import { x } from '../ip.js';"],
     ['nat/mapping.ts', "const lab = await import('../lab/topology/lab.js');"],
@@ -221,9 +236,12 @@ test('the checker rejects deliberate violations (synthetic sources)', () => {
     /^overlay\/tor\/socks\.ts: imports '\.\/missing\.js', which is not a file of src\//,
     /^layers import each other in a cycle: punch -> wire -> punch$/,
   ];
-  for (const re of expect) assert.ok(violations.some((v) => re.test(v)), `expected a violation matching ${re}; got:\n${violations.join('\n')}`);
+  for (const re of expect) {
+    assert.ok(violations.some((v) => re.test(v)), `expected a violation matching ${re}; got:\n${violations.join('\n')}`);
+  }
   // What is allowed stays allowed: the port module's own import, a CLI verb loading the lab, a dependency.
-  assert.equal(violations.filter((v) => v.startsWith('punch/engine-port.ts') || v.startsWith('daemon/commands/lab.ts')).length, 0, violations.join('\n'));
+  const allowed = violations.filter((v) => v.startsWith('punch/engine-port.ts') || v.startsWith('daemon/commands/lab.ts'));
+  assert.deepEqual(allowed, []);
   assert.equal(violations.length, expect.length, violations.join('\n'));
 });
 
@@ -233,7 +251,8 @@ test('cycle detection: a layer cycle is reported, a DAG is not; the allowed tabl
     for (const [a, b] of pairs) m.set(a, (m.get(a) ?? new Set()).add(b));
     return m;
   };
-  assert.deepEqual(layerCycles(g([['nat', 'peer'], ['peer', 'overlay'], ['overlay', 'nat']])), [['nat', 'peer', 'overlay', 'nat']]);
+  const cyc = g([['nat', 'peer'], ['peer', 'overlay'], ['overlay', 'nat']]);
+  assert.deepEqual(layerCycles(cyc), [['nat', 'peer', 'overlay', 'nat']]);
   assert.deepEqual(layerCycles(g([['daemon', 'punch'], ['punch', 'wire'], ['daemon', 'wire']])), []);
   const table = new Map(Object.entries(ALLOWED).map(([k, v]) => [k, new Set(v)] as const));
   assert.deepEqual(layerCycles(table), []);

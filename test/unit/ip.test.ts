@@ -1,7 +1,9 @@
 /** src/ip.ts: the one address module (IPv4/IPv6 text, IPv4-mapped, netgroups, Endpoint). */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addressFamily, canonicalAddress, formatEndpoint, formatIP16, netgroup, parseIP16, unmapIPv4 } from '../../src/ip.js';
+import {
+  addressFamily, canonicalAddress, formatEndpoint, formatIP16, netgroup, parseIP16, unmapIPv4,
+} from '../../src/ip.js';
 import { netgroupOf } from '../../src/limits/index.js';
 import { classifyAddress } from '../../src/nat/address.js';
 import { normalizeAddress } from '../../src/punch/verify.js';
