@@ -30,7 +30,7 @@ export interface AddressClass {
 export interface TargetPolicy {
   /** Accept the lab's ranges (never on a real network). */
   allowLab?: boolean;
-  /** Accept loopback targets: only for tests that punch over 127.0.0.1 (never on a real network). */
+  /** Accept loopback targets: both ends on one machine (the daemon key `loopback`; never on a real network). */
   allowLoopback?: boolean;
 }
 
