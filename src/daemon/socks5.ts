@@ -7,7 +7,7 @@
  */
 import { createServer, isIP, type Server, type Socket } from 'node:net';
 import { OnionpunchError } from '../errors.js';
-import { formatIP16, parseIPv6, unmapIPv4 } from '../ip.js';
+import { formatIP16, parseIPv6, unmapIPv4, writeIPv4 } from '../ip.js';
 import { bridge, type Bridge } from './splice.js';
 import type { Logger } from './log.js';
 
@@ -94,7 +94,7 @@ export function encodeReply(rep: number, bound?: { address: string; port: number
   }
   const b = Buffer.alloc(10);
   b.set([5, rep, 0, 1]);
-  if (addr && isIP(addr) === 4) addr.split('.').forEach((o, i) => (b[4 + i] = Number(o)));
+  if (addr !== undefined && !writeIPv4(addr, b, 4)) b.fill(0, 4, 8);
   b.writeUInt16BE(bound?.port ?? 0, 8);
   return b;
 }

@@ -7,6 +7,7 @@ import {
 import { netgroupOf } from '../../src/limits/index.js';
 import { classifyAddress } from '../../src/nat/address.js';
 import { normalizeAddress } from '../../src/punch/verify.js';
+import { encodeReply, parseRequest } from '../../src/daemon/socks5.js';
 import { familyOf } from '../../src/punch/session-common.js';
 
 test('IPv4-mapped: one meaning everywhere (unmap, family, canonical text, 16-byte form)', () => {
@@ -42,4 +43,22 @@ test('netgroups: /16 v4 (mapped too), /32 v6, zones ignored, junk undefined', ()
 test('formatEndpoint brackets IPv6 only', () => {
   assert.equal(formatEndpoint({ address: '198.18.0.1', port: 1 }), '198.18.0.1:1');
   assert.equal(formatEndpoint({ address: 'fd00::1', port: 8333 }), '[fd00::1]:8333');
+});
+
+test('SOCKS5 uses the same address module: mapped bound address replied as IPv4, IPv6 request text canonical', () => {
+  const mappedReply = encodeReply(0, { address: '::ffff:127.0.0.1', port: 0x1234 });
+  assert.deepEqual([...mappedReply], [5, 0, 0, 1, 127, 0, 0, 1, 0x12, 0x34]);
+  const v6 = encodeReply(0, { address: 'fd00::1', port: 1 });
+  assert.equal(v6.length, 22);
+  assert.equal(formatIP16(v6.subarray(4, 20)), 'fd00::1');
+  assert.deepEqual([...encodeReply(1)], [5, 1, 0, 1, 0, 0, 0, 0, 0, 0]);
+  const req = (ip: string): Buffer =>
+    Buffer.concat([Buffer.from([5, 1, 0, 4]), parseIP16(ip)!, Buffer.from([0x20, 0x8d])]);
+  const mapped = parseRequest(req('198.18.0.1'));
+  assert.ok('value' in mapped);
+  assert.deepEqual(mapped.value, { atyp: 'ipv4', host: '198.18.0.1', port: 8333 });
+  // Two equal zero runs: the first is compressed (RFC 5952).
+  const plain = parseRequest(req('2001:db8:0:0:1::1'));
+  assert.ok('value' in plain);
+  assert.deepEqual(plain.value, { atyp: 'ipv6', host: '2001:db8::1:0:0:1', port: 8333 });
 });
