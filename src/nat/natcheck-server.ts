@@ -11,8 +11,12 @@ import { MAX_USER_AGENT, unmapIPv4, type NetworkName } from '../wire/index.js';
 
 /** Connections open at once, all clients together; at the cap a newcomer may evict (see the module comment). */
 export const NATCHECK_MAX_CONNECTIONS = 256;
-/** Connections open at once per netgroup (/16 IPv4, /32 IPv6, /36 in he.net's 2001:470::/32). */
-export const NATCHECK_PER_NETGROUP = 4;
+/**
+ * Connections open at once per netgroup (/16 IPv4, /32 IPv6, /36 in he.net's 2001:470::/32). A netgroup can be a
+ * whole ISP (or the NAT lab's simulated internet, one /16), and a check lasts one round trip, so this is a share of
+ * the global cap rather than a per-host limit; at the global cap eviction by netgroup keeps other networks served.
+ */
+export const NATCHECK_PER_NETGROUP = 16;
 /** Handshake timeout per connection (ms). */
 export const NATCHECK_HANDSHAKE_MS = 5_000;
 /**

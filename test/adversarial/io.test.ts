@@ -168,7 +168,9 @@ test('long-lived Peer: pings from a never-reading peer pause reading, queued out
     // Pause bound + the pongs of the chunk being processed when it was crossed.
     assert.ok(maxQueued <= PEER_SEND_PAUSE_BYTES + 128 * 1024, `queued output ${maxQueued}`);
     assert.equal(peer.pendingTimers, 0);
-    assert.ok(rssGrowth < 64e6, `RSS grew ${mb(rssGrowth)} MB`);
+    // Attacker and victim share this process, and the victim parsed ~8 MB of pings (the kernel's loopback buffers
+    // fill before our queue grows): that garbage is most of the growth. Retention is what the queue bound checks.
+    assert.ok(rssGrowth < 96e6, `RSS grew ${mb(rssGrowth)} MB`);
   } finally {
     flooding?.stop();
     peer.close();
