@@ -179,6 +179,44 @@ test('long-lived Peer: pings from a never-reading peer pause reading, queued out
   }
 });
 
+test('Peer: a peer that stops reading for a while pauses our reading; we resume, not disconnect, once it reads again', { timeout: 30_000 }, async () => {
+  const server = createServer();
+  const port = await listen(server);
+  const accepted = once(server, 'connection') as Promise<[Socket]>;
+  const a = connect(port, '127.0.0.1');
+  await once(a, 'connect');
+  const [b] = await accepted;
+  try {
+    const ours = new Peer(a, { network: 'regtest', role: 'initiator', sendStallMs: 10_000 });
+    const theirs = new Peer(b, { network: 'regtest', role: 'responder' });
+    await Promise.all([ours.handshake(), theirs.handshake()]);
+    // Their side stops reading and floods pings: our pongs pile up until we pause.
+    b.pause();
+    const ping = encodeMessage('regtest', 'ping', { nonce: 1n });
+    const burst = Buffer.concat(new Array<Buffer>(2048).fill(ping));
+    // Write only while the kernel takes it, so that little is left to process once we resume.
+    for (let i = 0; i < 4000 && !ours.sendPaused; i++) {
+      if (b.writableLength === 0) b.write(burst);
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.ok(ours.sendPaused, 'reading paused while our queue is over the bound');
+    assert.ok(a.writableLength <= PEER_SEND_PAUSE_BYTES + 128 * 1024, `queued ${a.writableLength}`);
+    // They read again: our queue drains, we resume, and the connection still works both ways.
+    b.resume();
+    for (let i = 0; i < 500 && ours.sendPaused; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(ours.sendPaused, false, 'resumed after drain');
+    assert.equal(ours.isClosed, false);
+    const rtt = await ours.ping(5000);
+    assert.ok(rtt >= 0);
+    ours.close();
+    theirs.close();
+  } finally {
+    a.destroy();
+    b.destroy();
+    server.close();
+  }
+});
+
 test('Peer: our own sends to a peer that never reads stop at the hard cap (PEER_SEND_BUFFER_FULL)', { timeout: 20_000 }, async () => {
   const attackers: Socket[] = [];
   const server = createServer((s) => {
