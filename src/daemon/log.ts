@@ -97,7 +97,8 @@ export class Logger {
       const rest = Object.entries(rec)
         .filter(([k]) => k !== 't' && k !== 'level' && k !== 'event')
         .map(([k, v]) => `${escapeText(k)}=${typeof v === 'string' ? textValue(v) : asciiJson(v)}`);
-      line = `${rec.t as string} ${level.toUpperCase().padEnd(5)} ${escapeText(event)}${rest.length ? ' ' + rest.join(' ') : ''}`;
+      const head = `${rec.t as string} ${level.toUpperCase().padEnd(5)} ${escapeText(event)}`;
+      line = rest.length ? `${head} ${rest.join(' ')}` : head;
     }
     try {
       this.write(line);

@@ -52,7 +52,11 @@ export interface NatcheckServerOptions {
  * netgroup to evict from), NATCHECK_EVICTED (made room for a client of a less represented netgroup),
  * NATCHECK_UNEXPECTED_MESSAGE (a command other than the handshake's).
  */
-export type NatcheckRefusal = 'NATCHECK_NETGROUP_LIMIT' | 'NATCHECK_FULL' | 'NATCHECK_EVICTED' | 'NATCHECK_UNEXPECTED_MESSAGE';
+export type NatcheckRefusal =
+  | 'NATCHECK_NETGROUP_LIMIT'
+  | 'NATCHECK_FULL'
+  | 'NATCHECK_EVICTED'
+  | 'NATCHECK_UNEXPECTED_MESSAGE';
 
 /** What happened to one client connection. */
 export interface NatcheckResult {

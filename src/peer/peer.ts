@@ -147,7 +147,8 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.opts = opts;
     this.network = opts.network;
     this.role = opts.role;
-    this.parser = new FrameParser({ network: opts.network, ...(opts.maxPayload !== undefined ? { maxPayload: opts.maxPayload } : {}) });
+    const cap = opts.maxPayload !== undefined ? { maxPayload: opts.maxPayload } : {};
+    this.parser = new FrameParser({ network: opts.network, ...cap });
     // A stream whose high-water mark is above the pause bound never asks for a drain below it: pause at the larger.
     this.sendPause = Math.max(opts.sendPauseBytes ?? PEER_SEND_PAUSE_BYTES, stream.writableHighWaterMark ?? 0);
     this.sendMax = Math.max(opts.sendMaxBytes ?? PEER_SEND_MAX_BYTES, this.sendPause);
@@ -279,7 +280,8 @@ export class Peer extends EventEmitter<PeerEvents> {
     if (this.closed) return;
     const queued = this.stream.writableLength;
     if (queued > this.sendMax) {
-      this.destroy(new PeerError('PEER_SEND_BUFFER_FULL', `peer does not read: ${queued} bytes queued > ${this.sendMax}`));
+      const why = `peer does not read: ${queued} bytes queued > ${this.sendMax}`;
+      this.destroy(new PeerError('PEER_SEND_BUFFER_FULL', why));
       return;
     }
     if (queued <= this.sendPause || this.stallTimer) return;
@@ -288,7 +290,8 @@ export class Peer extends EventEmitter<PeerEvents> {
     const ms = this.opts.sendStallMs ?? PEER_SEND_STALL_MS;
     this.stallTimer = setTimeout(() => {
       this.stallTimer = undefined;
-      this.destroy(new PeerError('PEER_SEND_STALLED', `peer took none of our ${this.stream.writableLength} queued bytes for ${ms} ms`));
+      const why = `peer took none of our ${this.stream.writableLength} queued bytes for ${ms} ms`;
+      this.destroy(new PeerError('PEER_SEND_STALLED', why));
     }, ms);
   }
 

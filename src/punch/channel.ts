@@ -119,7 +119,8 @@ export class StreamChannel implements CoordChannel {
     const frame = this.codec.encode(m);
     const queued = this.pendingBytes + this.stream.writableLength + frame.length;
     if (queued > COORD_MAX_QUEUED_OUT) {
-      this.abort(new PunchSessionError('PUNCH_SEND_BUFFER_FULL', `peer does not read: ${queued} bytes queued > ${COORD_MAX_QUEUED_OUT}`));
+      const why = `peer does not read: ${queued} bytes queued > ${COORD_MAX_QUEUED_OUT}`;
+      this.abort(new PunchSessionError('PUNCH_SEND_BUFFER_FULL', why));
       return;
     }
     this.pendingOut.push(frame);

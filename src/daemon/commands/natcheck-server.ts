@@ -14,8 +14,8 @@ import {
 import { NETWORKS, isNetworkName, parseEndpoint, formatEndpoint, type NetworkName } from '../../wire/index.js';
 import { asciiJson, escapeText } from '../log.js';
 
-const USAGE = `usage: onionpunch natcheck-server --listen HOST:PORT [--network ${NETWORKS.join('|')}] [--json] [--verbose]
-       [--max-connections N (default ${NATCHECK_MAX_CONNECTIONS})] [--per-netgroup N (default ${NATCHECK_PER_NETGROUP})]
+const USAGE = `usage: onionpunch natcheck-server --listen HOST:PORT [--network ${NETWORKS.join('|')}]
+       [--json] [--verbose] [--max-connections N (default ${NATCHECK_MAX_CONNECTIONS})] [--per-netgroup N (default ${NATCHECK_PER_NETGROUP})]
        [--timeout MS (default ${NATCHECK_HANDSHAKE_MS})]`;
 
 export async function main(args: string[]): Promise<number> {

@@ -81,9 +81,12 @@ test('natcheck server: per-IP cap and handshake timeout; close() ends open conne
   }
 });
 
-test('natcheck server: at the global cap a client of an unrepresented netgroup evicts from the largest one', async () => {
+test('natcheck server: at the global cap a newcomer of another netgroup evicts from the largest', async () => {
   const results: NatcheckResult[] = [];
-  const srv = await startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest', maxConnections: 3, perNetgroupLimit: 4, handshakeTimeoutMs: 5000, onResult: (r) => results.push(r) });
+  const srv = await startNatcheckServer({
+    host: '127.0.0.1', port: 0, network: 'regtest', maxConnections: 3, perNetgroupLimit: 4, handshakeTimeoutMs: 5000,
+    onResult: (r) => results.push(r),
+  });
   const socks: Socket[] = [];
   const open = async (from: string) => {
     const s = connect({ port: srv.port, host: '127.0.0.1', localAddress: from });
@@ -109,7 +112,8 @@ test('natcheck server: at the global cap a client of an unrepresented netgroup e
     const r = await new Peer(legit, { network: 'regtest', role: 'initiator', handshakeTimeoutMs: 2000 }).handshake();
     assert.equal(r.version.addrRecv.port, legit.localPort);
     await closed;
-    assert.ok(results.some((x) => x.error === 'NATCHECK_EVICTED' && x.client.port === youngPort), 'the youngest of 127.1 was evicted');
+    const evicted = results.find((x) => x.error === 'NATCHECK_EVICTED');
+    assert.equal(evicted?.client.port, youngPort, 'the youngest of 127.1 was evicted');
   } finally {
     for (const s of socks) s.destroy();
     await srv.close();
@@ -118,7 +122,8 @@ test('natcheck server: at the global cap a client of an unrepresented netgroup e
 
 test('natcheck server: a non-handshake message or an oversized header closes the connection at once', async () => {
   const results: NatcheckResult[] = [];
-  const srv = await startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest', onResult: (r) => results.push(r) });
+  const onResult = (r: NatcheckResult) => results.push(r);
+  const srv = await startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest', onResult });
   try {
     const a = await dial('127.0.0.1', srv.port);
     a.on('error', () => {});
