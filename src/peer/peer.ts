@@ -321,7 +321,8 @@ export class Peer extends EventEmitter<PeerEvents> {
       this.destroy(e);
       return;
     }
-    this.emit('message', f.command, f.payload, f);
+    // A send in handleFrame (a pong) may have hit the send-buffer cap and closed us: nothing more to report.
+    if (!this.closed) this.emit('message', f.command, f.payload, f);
   }
 
   private handleFrame(f: Frame): void {
