@@ -55,7 +55,7 @@ test('natcheck server: IPv4 client is IPv4-mapped on the wire', async () => {
   }
 });
 
-test('natcheck server: per-IP cap and handshake timeout; close() ends open connections', async () => {
+test('natcheck server: per-netgroup cap and handshake timeout; close() ends open connections', async () => {
   const results: NatcheckResult[] = [];
   const srv = await startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest', perNetgroupLimit: 1, handshakeTimeoutMs: 200, onResult: (r) => results.push(r) });
   try {
