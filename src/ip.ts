@@ -151,8 +151,9 @@ export function canonicalAddress(address: string): string {
 }
 
 /**
- * The netgroup of an address, as Bitcoin Core groups by default without an AS map: `v4:a.b` (the /16) for IPv4
- * and IPv4-mapped IPv6, `v6:xxxx:xxxx` (the /32) for IPv6; undefined when it is not an IP address. A zone
+ * The netgroup of an address, as Bitcoin Core's GetGroup without an AS map: `v4:a.b` (the /16) for IPv4 and
+ * for IPv6 that carries an IPv4 address (mapped, SIIT, NAT64, 6to4, Teredo); `v6:2001:470:x` (/36) for he.net's
+ * tunnel range; `v6:xxxx:xxxx` (the /32) for other IPv6; undefined when it is not an IP address. A zone
  * (`%eth0`) is ignored.
  */
 export function netgroup(address: string): string | undefined {
@@ -160,8 +161,27 @@ export function netgroup(address: string): string | undefined {
   if (v4) return `v4:${v4[0]}.${v4[1]}`;
   const b = isIPv6(address) ? parseIPv6(address.split('%')[0]!) : undefined;
   if (!b) return undefined;
-  if (isV4Mapped(b)) return `v4:${b[12]}.${b[13]}`;
-  return `v6:${b.readUInt16BE(0).toString(16)}:${b.readUInt16BE(2).toString(16)}`;
+  const linked = linkedIPv4High(b);
+  if (linked !== undefined) return `v4:${linked >> 8}.${linked & 0xff}`;
+  const g0 = b.readUInt16BE(0);
+  const g1 = b.readUInt16BE(2);
+  if (g0 === 0x2001 && g1 === 0x470) return `v6:2001:470:${(b.readUInt16BE(4) >> 12).toString(16)}`;
+  return `v6:${g0.toString(16)}:${g1.toString(16)}`;
+}
+
+/** The upper 16 bits of the IPv4 address an IPv6 address carries (Core's HasLinkedIPv4), or undefined. */
+function linkedIPv4High(b: Buffer): number | undefined {
+  const g = (i: number): number => b.readUInt16BE(2 * i);
+  const zero = (from: number, to: number): boolean => {
+    for (let i = from; i < to; i++) if (g(i) !== 0) return false;
+    return true;
+  };
+  if (zero(0, 5) && g(5) === 0xffff) return g(6); // IPv4-mapped ::ffff:a.b.c.d
+  if (zero(0, 4) && g(4) === 0xffff && g(5) === 0) return g(6); // SIIT ::ffff:0:a.b.c.d (RFC 6145)
+  if (g(0) === 0x64 && g(1) === 0xff9b && zero(2, 6)) return g(6); // NAT64 64:ff9b::a.b.c.d (RFC 6052)
+  if (g(0) === 0x2002) return g(1); // 6to4 2002:AABB:CCDD::/48 (RFC 3964)
+  if (g(0) === 0x2001 && g(1) === 0) return ~g(6) & 0xffff; // Teredo: the client's IPv4, bit-inverted (RFC 4380)
+  return undefined;
 }
 
 /** `a.b.c.d:port` or `[v6]:port`. */

@@ -133,6 +133,12 @@ export class Announcer extends PeerLinks {
       this.log?.warn('announce-skipped', { peer: name, why: 'peer did not send sendaddrv2' });
       return;
     }
+    // Backpressure (Peer's send-buffer bounds): a peer that is not taking our bytes gets nothing more queued;
+    // Peer disconnects it if that lasts, and the next round reconnects.
+    if (peer.sendPaused) {
+      this.log?.warn('announce-skipped', { peer: name, why: 'peer is not reading our messages' });
+      return;
+    }
     const entry = this.make();
     peer.send('addrv2', { addrs: [entry] });
     this.sent++;

@@ -3,6 +3,7 @@
  * so a verb's heavy imports (the native addon, the lab) never slow down the others.
  */
 import { OnionpunchError, UsageError } from '../errors.js';
+import { escapeText } from './log.js';
 
 /** A verb implementation: gets the arguments after the verb, returns the process exit code. */
 export type CommandMain = (args: string[]) => Promise<number>;
@@ -62,7 +63,8 @@ export async function main(argv: string[]): Promise<number> {
       return 2;
     }
     if (err instanceof OnionpunchError) {
-      process.stderr.write(`onionpunch ${verb}: ${err.code}: ${err.message}\n`);
+      // The message may quote a peer (an opreject reason, a user agent): escaped, it cannot drive the terminal.
+      process.stderr.write(`onionpunch ${verb}: ${err.code}: ${escapeText(err.message)}\n`);
       return 1;
     }
     throw err;

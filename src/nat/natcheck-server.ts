@@ -6,7 +6,29 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { Peer } from '../peer/index.js';
-import { unmapIPv4, type NetworkName } from '../wire/index.js';
+import { netgroupOf } from '../limits/netgroup.js';
+import { MAX_USER_AGENT, unmapIPv4, type NetworkName } from '../wire/index.js';
+
+/** Connections open at once, all clients together; at the cap a newcomer may evict (see the module comment). */
+export const NATCHECK_MAX_CONNECTIONS = 256;
+/**
+ * Connections open at once per netgroup (/16 IPv4, /32 IPv6, /36 in he.net's 2001:470::/32). A netgroup can be a
+ * whole ISP (or the NAT lab's simulated internet, one /16), and a check lasts one round trip, so this is a share of
+ * the global cap rather than a per-host limit; at the global cap eviction by netgroup keeps other networks served.
+ */
+export const NATCHECK_PER_NETGROUP = 16;
+/** Handshake timeout per connection (ms). */
+export const NATCHECK_HANDSHAKE_MS = 5_000;
+/**
+ * Largest payload accepted: a version with a 256-byte user agent and the relay byte (4 + 8 + 8 + 26 + 26 + 8 +
+ * 3 + 256 + 4 + 1 = 344). The server needs nothing bigger, so a larger declared length closes the connection at
+ * the header, before a payload byte is buffered.
+ */
+export const NATCHECK_MAX_PAYLOAD = 4 + 8 + 8 + 26 + 26 + 8 + 3 + MAX_USER_AGENT + 4 + 1;
+/** Most messages accepted before the client's verack (Bitcoin Core sends 3 to 5). */
+export const NATCHECK_MAX_MESSAGES = 8;
+/** Commands a client may send: the handshake and its feature negotiation. Anything else closes the connection. */
+const ALLOWED = new Set(['version', 'verack', 'wtxidrelay', 'sendaddrv2', 'sendtxrcncl']);
 
 export interface NatcheckServerOptions {
   /** Address to listen on ('::' = IPv4 and IPv6, '0.0.0.0', '127.0.0.1', '::1' ...). */
@@ -14,87 +36,164 @@ export interface NatcheckServerOptions {
   /** Port (0 = pick a free one). */
   port: number;
   network: NetworkName;
-  /** Simultaneous connections allowed per client IP (default 4); extra ones are closed at once. */
-  perIpLimit?: number;
-  /** Handshake timeout per connection (default 5,000 ms). */
+  /** Connections open at once, all clients (default {@link NATCHECK_MAX_CONNECTIONS}). */
+  maxConnections?: number;
+  /** Connections open at once per client netgroup (default {@link NATCHECK_PER_NETGROUP}); extra ones are closed. */
+  perNetgroupLimit?: number;
+  /** Handshake timeout per connection (default {@link NATCHECK_HANDSHAKE_MS}). */
   handshakeTimeoutMs?: number;
   /** Called once per finished connection (for logs and tests). */
   onResult?: (r: NatcheckResult) => void;
 }
 
+/**
+ * Why a connection was refused or closed early (besides the PeerError codes of a failed handshake):
+ * NATCHECK_NETGROUP_LIMIT (its netgroup has `perNetgroupLimit` open), NATCHECK_FULL (at `maxConnections` and no
+ * netgroup to evict from), NATCHECK_EVICTED (made room for a client of a less represented netgroup),
+ * NATCHECK_UNEXPECTED_MESSAGE (a command other than the handshake's).
+ */
+export type NatcheckRefusal =
+  | 'NATCHECK_NETGROUP_LIMIT'
+  | 'NATCHECK_FULL'
+  | 'NATCHECK_EVICTED'
+  | 'NATCHECK_UNEXPECTED_MESSAGE';
+
 /** What happened to one client connection. */
 export interface NatcheckResult {
   client: { address: string; port: number };
   ok: boolean;
-  /** Error code when not ok (PEER_HANDSHAKE_TIMEOUT, NATCHECK_PER_IP_LIMIT, ...). */
+  /** Error code when not ok (PEER_HANDSHAKE_TIMEOUT, PEER_WIRE, a {@link NatcheckRefusal}, ...). */
   error?: string;
+  /** The client's user agent, as sent: untrusted bytes, escape before printing. */
   userAgent?: string;
 }
 
 export interface NatcheckServer {
   address: string;
   port: number;
+  /** Connections open now. */
+  readonly connections: number;
   /** Stops listening, closes every open connection, resolves when the server is closed. */
   close(): Promise<void>;
 }
 
-/** Starts the NAT-check service; resolves once it listens. */
+interface Conn {
+  sock: Socket;
+  peer: Peer;
+  group: string;
+  address: string;
+  port: number;
+  /** Set once a result was reported, so an evicted or refused connection reports exactly once. */
+  reported: boolean;
+}
+
+/**
+ * Starts the NAT-check service; resolves once it listens.
+ *
+ * Bounds (a flood must not cost fds or memory, and must not lock legitimate clients out): at most
+ * `maxConnections` open; at most `perNetgroupLimit` per netgroup; at the global cap a newcomer evicts the youngest
+ * connection of the netgroup holding the most, if that netgroup holds at least two more than the newcomer's
+ * (Bitcoin Core's inbound eviction, reduced to its netgroup rule), otherwise it is refused. Every connection has
+ * the handshake deadline; payloads over {@link NATCHECK_MAX_PAYLOAD} and commands other than the handshake's
+ * close it.
+ */
 export async function startNatcheckServer(opts: NatcheckServerOptions): Promise<NatcheckServer> {
-  const perIp = opts.perIpLimit ?? 4;
-  const perIpCount = new Map<string, number>();
-  const live = new Set<Socket>();
-  const peers = new Set<Peer>();
-  const report = (r: NatcheckResult) => {
+  const maxConns = opts.maxConnections ?? NATCHECK_MAX_CONNECTIONS;
+  const perGroup = opts.perNetgroupLimit ?? NATCHECK_PER_NETGROUP;
+  /** Open connections per netgroup, oldest first (Set keeps insertion order). */
+  const groups = new Map<string, Set<Conn>>();
+  const live = new Set<Conn>();
+  const report = (c: Conn | { address: string; port: number }, r: Omit<NatcheckResult, 'client'>) => {
+    if ('reported' in c) {
+      if (c.reported) return;
+      c.reported = true;
+    }
     try {
-      opts.onResult?.(r);
+      opts.onResult?.({ client: { address: c.address, port: c.port }, ...r });
     } catch {
       // a logging callback must not take the server down
     }
+  };
+  const drop = (c: Conn, error: string) => {
+    report(c, { ok: false, error });
+    c.peer.close();
+    c.sock.destroy();
+  };
+  /** At the global cap: the youngest connection of the largest netgroup, if evicting it is fair to `group`. */
+  const victimFor = (group: string): Conn | undefined => {
+    const own = groups.get(group)?.size ?? 0;
+    let best: Set<Conn> | undefined;
+    for (const set of groups.values()) if (!best || set.size > best.size) best = set;
+    if (!best || best.size < own + 2) return undefined;
+    let youngest: Conn | undefined;
+    for (const c of best) youngest = c;
+    return youngest;
   };
 
   const server: Server = createServer({ noDelay: true }, (sock) => {
     const address = unmapIPv4(sock.remoteAddress ?? '');
     const port = sock.remotePort ?? 0;
     sock.on('error', () => {});
-    if (!address) {
+    let group: string;
+    try {
+      group = netgroupOf(address);
+    } catch {
       sock.destroy();
       return;
     }
-    const n = perIpCount.get(address) ?? 0;
-    if (n >= perIp) {
+    if ((groups.get(group)?.size ?? 0) >= perGroup) {
       sock.destroy();
-      report({ client: { address, port }, ok: false, error: 'NATCHECK_PER_IP_LIMIT' });
+      report({ address, port }, { ok: false, error: 'NATCHECK_NETGROUP_LIMIT' });
       return;
     }
-    perIpCount.set(address, n + 1);
-    live.add(sock);
-    sock.once('close', () => {
-      live.delete(sock);
-      const left = (perIpCount.get(address) ?? 1) - 1;
-      if (left <= 0) perIpCount.delete(address);
-      else perIpCount.set(address, left);
-    });
+    if (live.size >= maxConns) {
+      const victim = victimFor(group);
+      if (!victim) {
+        sock.destroy();
+        report({ address, port }, { ok: false, error: 'NATCHECK_FULL' });
+        return;
+      }
+      forget(victim);
+      drop(victim, 'NATCHECK_EVICTED');
+    }
     const peer = new Peer(sock, {
       network: opts.network,
       role: 'responder',
       addrRecv: { address, port },
-      handshakeTimeoutMs: opts.handshakeTimeoutMs ?? 5_000,
+      handshakeTimeoutMs: opts.handshakeTimeoutMs ?? NATCHECK_HANDSHAKE_MS,
       relay: false,
+      maxPayload: NATCHECK_MAX_PAYLOAD,
+      maxPreVerackMessages: NATCHECK_MAX_MESSAGES,
     });
-    peers.add(peer);
+    const c: Conn = { sock, peer, group, address, port, reported: false };
+    live.add(c);
+    let set = groups.get(group);
+    if (!set) groups.set(group, (set = new Set()));
+    set.add(c);
+    sock.once('close', () => forget(c));
+    peer.on('message', (command) => {
+      if (!ALLOWED.has(command)) drop(c, 'NATCHECK_UNEXPECTED_MESSAGE');
+    });
     peer.handshake().then(
       (r) => {
         // Let the verack (and anything queued) flush, then close.
         sock.end(() => peer.close());
         setTimeout(() => peer.close(), 1000).unref();
-        report({ client: { address, port }, ok: true, userAgent: r.version.userAgent });
+        report(c, { ok: true, userAgent: r.version.userAgent });
       },
       (e: { code?: string }) => {
         peer.close();
-        report({ client: { address, port }, ok: false, error: e.code ?? 'ERROR' });
+        report(c, { ok: false, error: e.code ?? 'ERROR' });
       },
-    ).finally(() => peers.delete(peer));
+    );
   });
+  /** Removes a connection from the counts (idempotent: eviction and the socket's close both call it). */
+  function forget(c: Conn): void {
+    if (!live.delete(c)) return;
+    const set = groups.get(c.group);
+    set?.delete(c);
+    if (set && set.size === 0) groups.delete(c.group);
+  }
   server.on('error', () => {}); // per-connection errors are handled per socket; listen errors below
 
   await new Promise<void>((resolve, reject) => {
@@ -111,11 +210,16 @@ export async function startNatcheckServer(opts: NatcheckServerOptions): Promise<
   return {
     address: a.address,
     port: a.port,
+    get connections() {
+      return live.size;
+    },
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-        for (const p of peers) p.close();
-        for (const s of live) s.destroy();
+        for (const c of [...live]) {
+          c.peer.close();
+          c.sock.destroy();
+        }
       });
       return closing;
     },

@@ -13,6 +13,12 @@
  * on receipt); on receiving the peer's version we send `wtxidrelay` (if their version >= 70016,
  * BIP339) and `sendaddrv2` (BIP155), then `verack`. The handshake resolves once both veracks have
  * crossed. Pings are always answered. `close()` destroys the stream and clears every timer.
+ *
+ * Memory is bounded against a hostile peer (Bitcoin Core's send-buffer idea, `-maxsendbuffer`): once our queued
+ * output passes {@link PEER_SEND_PAUSE_BYTES} we stop reading the peer (so its pings no longer make us write) and
+ * resume on `drain`; a peer that does not take our bytes for {@link PEER_SEND_STALL_MS} is disconnected
+ * (PEER_SEND_STALLED), and our own sends past {@link PEER_SEND_MAX_BYTES} disconnect it (PEER_SEND_BUFFER_FULL).
+ * At most {@link PEER_MAX_PRE_VERACK} messages are accepted before the peer's verack (PEER_PRE_VERACK_FLOOD).
  */
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
@@ -33,6 +39,18 @@ import {
   type VersionPayload,
 } from '../wire/index.js';
 import { PeerError } from './errors.js';
+
+/** Queued output (bytes) above which we stop reading the peer until the queue drains. */
+export const PEER_SEND_PAUSE_BYTES = 64 * 1024;
+/** Queued output (bytes) above which the peer is disconnected (Bitcoin Core's default -maxsendbuffer is 1000 KB). */
+export const PEER_SEND_MAX_BYTES = 1024 * 1024;
+/** How long reading may stay paused because the peer does not take our bytes before we disconnect it. */
+export const PEER_SEND_STALL_MS = 60_000;
+/**
+ * Most messages accepted before the peer's verack. Bitcoin Core sends 3 to 5 (version, wtxidrelay, sendaddrv2,
+ * sendtxrcncl); the list of their names is kept for the handshake result, so it must not grow without bound.
+ */
+export const PEER_MAX_PRE_VERACK = 64;
 
 export type PeerRole = 'initiator' | 'responder';
 
@@ -64,6 +82,16 @@ export interface PeerOptions {
   handshakeTimeoutMs?: number;
   /** Default ping timeout (default 10,000 ms). */
   pingTimeoutMs?: number;
+  /** Largest payload accepted, checked at the header before buffering (default and maximum 4,000,000 bytes). */
+  maxPayload?: number;
+  /** Stop reading while more than this many bytes of our output are queued (default {@link PEER_SEND_PAUSE_BYTES}). */
+  sendPauseBytes?: number;
+  /** Disconnect when more than this many bytes of our output are queued (default {@link PEER_SEND_MAX_BYTES}). */
+  sendMaxBytes?: number;
+  /** Disconnect when reading stayed paused this long without a drain (default {@link PEER_SEND_STALL_MS}). */
+  sendStallMs?: number;
+  /** Most messages accepted before the peer's verack (default {@link PEER_MAX_PRE_VERACK}). */
+  maxPreVerackMessages?: number;
 }
 
 export interface HandshakeResult {
@@ -106,6 +134,11 @@ export class Peer extends EventEmitter<PeerEvents> {
   private handshakeFail: ((e: PeerError) => void) | undefined;
   private handshakeStart = 0;
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly sendPause: number;
+  private readonly sendMax: number;
+  private readonly maxPreVerack: number;
+  /** Set while reading is paused for backpressure: the stall timer. */
+  private stallTimer: NodeJS.Timeout | undefined;
   private readonly pings = new Map<bigint, { start: bigint; resolve: (ms: number) => void; reject: (e: PeerError) => void; timer: NodeJS.Timeout }>();
 
   constructor(stream: Duplex, opts: PeerOptions) {
@@ -114,12 +147,18 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.opts = opts;
     this.network = opts.network;
     this.role = opts.role;
-    this.parser = new FrameParser({ network: opts.network });
+    const cap = opts.maxPayload !== undefined ? { maxPayload: opts.maxPayload } : {};
+    this.parser = new FrameParser({ network: opts.network, ...cap });
+    // A stream whose high-water mark is above the pause bound never asks for a drain below it: pause at the larger.
+    this.sendPause = Math.max(opts.sendPauseBytes ?? PEER_SEND_PAUSE_BYTES, stream.writableHighWaterMark ?? 0);
+    this.sendMax = Math.max(opts.sendMaxBytes ?? PEER_SEND_MAX_BYTES, this.sendPause);
+    this.maxPreVerack = opts.maxPreVerackMessages ?? PEER_MAX_PRE_VERACK;
     this.ourNonce = opts.nonce ?? randomBytes(8).readBigUInt64LE(0);
     this.onData = this.onData.bind(this);
     this.onEnd = this.onEnd.bind(this);
     this.onError = this.onError.bind(this);
     this.onClose = this.onClose.bind(this);
+    this.onDrain = this.onDrain.bind(this);
     stream.on('data', this.onData);
     stream.on('end', this.onEnd);
     stream.on('error', this.onError);
@@ -129,6 +168,11 @@ export class Peer extends EventEmitter<PeerEvents> {
   /** True once close() ran or the stream ended. */
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** True while reading is paused because the peer does not take our output (backpressure). */
+  get sendPaused(): boolean {
+    return this.stallTimer !== undefined;
   }
 
   /** True once both veracks crossed. */
@@ -169,6 +213,7 @@ export class Peer extends EventEmitter<PeerEvents> {
       ? encodeRaw(this.network, command, (payload as Buffer | undefined) ?? Buffer.alloc(0))
       : encodeMessage(this.network, command as KnownCommand, payload as never);
     this.stream.write(bytes);
+    this.checkBackpressure();
   }
 
   /** Decodes a known command's payload (throws WireError on bad bytes). */
@@ -227,6 +272,36 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.send('version', this.versionPayload());
   }
 
+  /**
+   * Applies the send-buffer bounds after every write: over the hard cap disconnect; over the pause bound stop
+   * reading (a peer that sends pings but never reads then cannot make our queue grow) until `drain`.
+   */
+  private checkBackpressure(): void {
+    if (this.closed) return;
+    const queued = this.stream.writableLength;
+    if (queued > this.sendMax) {
+      const why = `peer does not read: ${queued} bytes queued > ${this.sendMax}`;
+      this.destroy(new PeerError('PEER_SEND_BUFFER_FULL', why));
+      return;
+    }
+    if (queued <= this.sendPause || this.stallTimer) return;
+    this.stream.pause();
+    this.stream.once('drain', this.onDrain);
+    const ms = this.opts.sendStallMs ?? PEER_SEND_STALL_MS;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = undefined;
+      const why = `peer took none of our ${this.stream.writableLength} queued bytes for ${ms} ms`;
+      this.destroy(new PeerError('PEER_SEND_STALLED', why));
+    }, ms);
+  }
+
+  private onDrain(): void {
+    if (this.closed || !this.stallTimer) return;
+    clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    this.stream.resume();
+  }
+
   private onData(chunk: Buffer): void {
     const { frames, error } = this.parser.push(chunk);
     for (const f of frames) {
@@ -246,12 +321,18 @@ export class Peer extends EventEmitter<PeerEvents> {
       this.destroy(e);
       return;
     }
-    this.emit('message', f.command, f.payload, f);
+    // A send in handleFrame (a pong) may have hit the send-buffer cap and closed us: nothing more to report.
+    if (!this.closed) this.emit('message', f.command, f.payload, f);
   }
 
   private handleFrame(f: Frame): void {
     const cmd = f.command;
-    if (!this.gotVerack && cmd !== 'verack') this.receivedBeforeVerack.push(cmd);
+    if (!this.gotVerack && cmd !== 'verack') {
+      if (this.receivedBeforeVerack.length >= this.maxPreVerack) {
+        throw new PeerError('PEER_PRE_VERACK_FLOOD', `more than ${this.maxPreVerack} messages before verack`);
+      }
+      this.receivedBeforeVerack.push(cmd);
+    }
     switch (cmd) {
       case 'version': {
         if (this.peerVersion) throw new PeerError('PEER_PROTOCOL', 'duplicate version message');
@@ -331,12 +412,19 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.timers.clear();
   }
 
+  private clearStall(): void {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = undefined;
+    this.stream.off('drain', this.onDrain);
+  }
+
   /** Ends everything once. `err` undefined = our own clean close(). */
   private destroy(err: PeerError | undefined): void {
     if (this.closed) return;
     this.closed = true;
     this.closeError = err;
     this.clearTimers();
+    this.clearStall();
     const why = err ?? new PeerError('PEER_CLOSED', 'connection closed by us');
     for (const p of this.pings.values()) {
       clearTimeout(p.timer);
@@ -354,8 +442,8 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.emit('close', err);
   }
 
-  /** Number of live timers (handshake + pings); 0 after close(). For tests and leak checks. */
+  /** Number of live timers (handshake + pings + send stall); 0 after close(). For tests and leak checks. */
   get pendingTimers(): number {
-    return this.timers.size + this.pings.size;
+    return this.timers.size + this.pings.size + (this.stallTimer ? 1 : 0);
   }
 }

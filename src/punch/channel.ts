@@ -27,12 +27,21 @@ export interface CoordChannel {
 /** Longest a peer may keep unparsed bytes buffered: op* payloads are ≤ 1024 bytes, version < 400. */
 const MAX_QUEUED = 64;
 
+/**
+ * Most bytes of our output that may wait for the peer (not yet written plus the stream's queue). A whole session
+ * sends a version, a verack, an opendpoint/opfire/opresult or opreject (each frame ≤ 24 + 1024 bytes) and a pong
+ * per ping: a few hundred bytes. A peer that lets more pile up is not reading (e.g. it floods pings and never
+ * reads the pongs), or sends hundreds of pings at once; the channel is then destroyed with PUNCH_SEND_BUFFER_FULL.
+ */
+export const COORD_MAX_QUEUED_OUT = 8 * 1024;
+
 export class StreamChannel implements CoordChannel {
   private readonly queue: CoordMessage[] = [];
   private waiter: ((m: CoordMessage | Error) => void) | undefined;
   private failure: Error | undefined;
   private isClosed = false;
   private pendingOut: Buffer[] = [];
+  private pendingBytes = 0;
   private flushScheduled = false;
   bytesIn = 0;
 
@@ -107,7 +116,15 @@ export class StreamChannel implements CoordChannel {
    */
   send(m: CoordMessage): void {
     if (this.isClosed || this.stream.destroyed) return;
-    this.pendingOut.push(this.codec.encode(m));
+    const frame = this.codec.encode(m);
+    const queued = this.pendingBytes + this.stream.writableLength + frame.length;
+    if (queued > COORD_MAX_QUEUED_OUT) {
+      const why = `peer does not read: ${queued} bytes queued > ${COORD_MAX_QUEUED_OUT}`;
+      this.abort(new PunchSessionError('PUNCH_SEND_BUFFER_FULL', why));
+      return;
+    }
+    this.pendingOut.push(frame);
+    this.pendingBytes += frame.length;
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flush());
@@ -119,7 +136,17 @@ export class StreamChannel implements CoordChannel {
     if (this.pendingOut.length === 0 || this.stream.destroyed) return;
     const b = this.pendingOut.length === 1 ? this.pendingOut[0]! : Buffer.concat(this.pendingOut);
     this.pendingOut = [];
+    this.pendingBytes = 0;
     this.stream.write(b);
+  }
+
+  /** Ends the channel at once, dropping queued output: nothing more is worth sending to this peer. */
+  private abort(err: PunchSessionError): void {
+    this.pendingOut = [];
+    this.pendingBytes = 0;
+    this.isClosed = true;
+    this.stream.destroy();
+    this.fail(err);
   }
 
   next(timeoutMs: number, step: string, signal?: AbortSignal): Promise<CoordMessage> {

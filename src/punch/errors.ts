@@ -8,6 +8,7 @@ export type PunchSessionCode =
   | 'PUNCH_OVERLAY_DIAL' // B could not open the coordination stream
   | 'PUNCH_TIMEOUT' // a protocol step timed out (see `step`)
   | 'PUNCH_CLOSED' // the coordination stream closed early
+  | 'PUNCH_SEND_BUFFER_FULL' // the peer does not read the coordination stream (our queued output passed its cap)
   | 'PUNCH_PROTOCOL' // unexpected or malformed message, wrong session id
   | 'PUNCH_REJECTED' // A sent opreject (see `rejectCode`)
   | 'PUNCH_RATE_LIMITED' // a local limit refused the attempt

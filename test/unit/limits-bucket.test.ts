@@ -121,3 +121,17 @@ test('netgroups: /16 for IPv4 and IPv4-mapped, /32 for IPv6', () => {
   assert.equal(netgroupOf('fd00::1'), 'v6:fd00:0');
   assert.throws(() => netgroupOf('not-an-ip'), (e: unknown) => (e as LimitError).code === 'LIMIT_BAD_CONFIG');
 });
+
+test('netgroups: IPv6 carrying IPv4 groups as that IPv4 /16; he.net by /36 (as Bitcoin Core GetGroup)', () => {
+  const v4 = 'v4:198.18';
+  assert.equal(netgroupOf('::ffff:0:198.18.3.4'), v4, 'SIIT');
+  assert.equal(netgroupOf('64:ff9b::198.18.3.4'), v4, 'NAT64');
+  assert.equal(netgroupOf('2002:c612:0304::1'), v4, '6to4');
+  // Teredo: 2001:0:server:flags:port:~client (198.18.3.4 inverted = 39ed:fcfb)
+  assert.equal(netgroupOf('2001:0:4136:e378:8000:63bf:39ed:fcfb'), v4, 'Teredo');
+  assert.equal(netgroupOf('2001:470:1000::1'), 'v6:2001:470:1');
+  assert.equal(netgroupOf('2001:470:1fff:ffff::1'), 'v6:2001:470:1');
+  assert.notEqual(netgroupOf('2001:470:2000::1'), netgroupOf('2001:470:1000::1'), 'distinct /36s of he.net');
+  assert.equal(netgroupOf('2001:db8:ffff:1::1'), netgroupOf('2001:db8::2'), 'one /32 elsewhere');
+  assert.equal(netgroupOf('::1'), 'v6:0:0');
+});

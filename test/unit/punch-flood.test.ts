@@ -17,7 +17,7 @@ const codec = wireCodec('regtest');
 
 test('a flood of 1,000 coordination requests: discovery stays within budget, sessions are rejected, memory flat', { timeout: 120_000 }, async () => {
   let natcheckConnections = 0;
-  const nc = await startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest', perIpLimit: 64, onResult: () => natcheckConnections++ });
+  const nc = await startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest', perNetgroupLimit: 64, onResult: () => natcheckConnections++ });
   const BURST = 5;
   const RATE = 2;
   const listener = await createPunchListener({

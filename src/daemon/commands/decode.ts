@@ -5,6 +5,7 @@
  * bigints print as numbers when |v| <= 2^53-1, else as decimal strings; bytes as hex.
  */
 import { UsageError } from '../../errors.js';
+import { asciiJson } from '../log.js';
 import { FrameParser, isKnownCommand, payloadToJSON, tryDecodePayload, type Frame } from '../../wire/index.js';
 
 const USAGE = 'usage: onionpunch decode [HEX]   (reads stdin when HEX is absent)';
@@ -64,6 +65,7 @@ export async function main(args: string[]): Promise<number> {
   if (opts.length) throw new UsageError(`unknown option '${opts[0]}'\n${USAGE}`);
   const text = args.length ? args.join('') : await readStdin();
   const { lines, ok } = decodeHex(text);
-  for (const l of lines) process.stdout.write(JSON.stringify(l) + '\n');
+  // Decoded strings (user agents, reasons) come from whoever sent the bytes: printable ASCII JSON only.
+  for (const l of lines) process.stdout.write(asciiJson(l) + '\n');
   return ok ? 0 : 1;
 }

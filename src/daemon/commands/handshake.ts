@@ -4,6 +4,7 @@
  */
 import { UsageError, OnionpunchError } from '../../errors.js';
 import { connectPeer } from '../../peer/index.js';
+import { asciiJson, escapeText } from '../log.js';
 import {
   DEFAULT_PORT,
   NETWORKS,
@@ -73,14 +74,14 @@ export async function main(args: string[]): Promise<number> {
       receivedBeforeVerack,
       elapsedMs,
     };
-    if (json) process.stdout.write(JSON.stringify(out) + '\n');
+    if (json) process.stdout.write(asciiJson(out) + '\n');
     else {
       process.stdout.write(
         [
           `peer          ${target} (${network})`,
           `version       ${out.version}`,
           `services      ${v.services} [${out.serviceNames.join(', ')}]`,
-          `user agent    ${out.userAgent}`,
+          `user agent    ${escapeText(out.userAgent)}`,
           `start height  ${out.startHeight}`,
           `relay         ${out.relay}${out.relayPresent ? '' : ' (absent)'}`,
           `addr_recv     ${out.addrRecv.address} port ${out.addrRecv.port} (how the peer sees us)`,
@@ -92,8 +93,8 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   } catch (err) {
     const e = err instanceof OnionpunchError ? err.toJSON() : { code: 'INTERNAL', message: String(err) };
-    if (json) process.stdout.write(JSON.stringify({ peer: { host: ep.host, port: ep.port }, network, error: e }) + '\n');
-    process.stderr.write(`onionpunch handshake: ${target}: ${e.code}: ${e.message}\n`);
+    if (json) process.stdout.write(asciiJson({ peer: { host: ep.host, port: ep.port }, network, error: e }) + '\n');
+    process.stderr.write(`onionpunch handshake: ${target}: ${e.code}: ${escapeText(e.message)}\n`);
     return 1;
   }
 }

@@ -1,21 +1,31 @@
 /**
  * `onionpunch natcheck-server --listen HOST:PORT [--network NET] [--json] [--verbose]`: runs the
  * NAT-check service until SIGINT/SIGTERM. With --json, prints one line `{"listening":{address,port}}`
- * once it listens (and, with --verbose, one `{"result":...}` line per client).
+ * once it listens (and, with --verbose, one `{"result":...}` line per client). Client-supplied text (the user
+ * agent) is escaped in both forms: it must not forge lines or drive the terminal.
  */
 import { UsageError, OnionpunchError } from '../../errors.js';
-import { startNatcheckServer } from '../../nat/natcheck-server.js';
+import {
+  startNatcheckServer,
+  NATCHECK_HANDSHAKE_MS,
+  NATCHECK_MAX_CONNECTIONS,
+  NATCHECK_PER_NETGROUP,
+} from '../../nat/natcheck-server.js';
 import { NETWORKS, isNetworkName, parseEndpoint, formatEndpoint, type NetworkName } from '../../wire/index.js';
+import { asciiJson, escapeText } from '../log.js';
 
-const USAGE = `usage: onionpunch natcheck-server --listen HOST:PORT [--network ${NETWORKS.join('|')}] [--json] [--verbose] [--per-ip N] [--timeout MS]`;
+const USAGE = `usage: onionpunch natcheck-server --listen HOST:PORT [--network ${NETWORKS.join('|')}]
+       [--json] [--verbose] [--max-connections N (default ${NATCHECK_MAX_CONNECTIONS})] [--per-netgroup N (default ${NATCHECK_PER_NETGROUP})]
+       [--timeout MS (default ${NATCHECK_HANDSHAKE_MS})]`;
 
 export async function main(args: string[]): Promise<number> {
   let listen: string | undefined;
   let network: NetworkName = 'main';
   let json = false;
   let verbose = false;
-  let perIp = 4;
-  let timeout = 5000;
+  let maxConnections = NATCHECK_MAX_CONNECTIONS;
+  let perNetgroup = NATCHECK_PER_NETGROUP;
+  let timeout = NATCHECK_HANDSHAKE_MS;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const num = (name: string) => {
@@ -33,7 +43,8 @@ export async function main(args: string[]): Promise<number> {
       network = n;
     } else if (a === '--json') json = true;
     else if (a === '--verbose') verbose = true;
-    else if (a === '--per-ip') perIp = num('--per-ip');
+    else if (a === '--max-connections') maxConnections = num('--max-connections');
+    else if (a === '--per-netgroup') perNetgroup = num('--per-netgroup');
     else if (a === '--timeout') timeout = num('--timeout');
     else throw new UsageError(`unknown argument '${a}'\n${USAGE}`);
   }
@@ -55,20 +66,24 @@ export async function main(args: string[]): Promise<number> {
       host: ep.host,
       port: ep.port,
       network,
-      perIpLimit: perIp,
+      maxConnections,
+      perNetgroupLimit: perNetgroup,
       handshakeTimeoutMs: timeout,
       onResult: verbose
         ? (r) => {
-            if (json) process.stdout.write(JSON.stringify({ result: r }) + '\n');
-            else process.stderr.write(`${formatEndpoint(r.client.address, r.client.port)} ${r.ok ? `ok ${r.userAgent ?? ''}` : r.error}\n`);
+            if (json) process.stdout.write(asciiJson({ result: r }) + '\n');
+            else {
+              const what = r.ok ? `ok ${escapeText(r.userAgent ?? '')}` : escapeText(r.error ?? '');
+              process.stderr.write(`${formatEndpoint(r.client.address, r.client.port)} ${what}\n`);
+            }
           }
         : undefined,
     });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
     const out = { code: e instanceof OnionpunchError ? e.code : 'NATCHECK_LISTEN', message: `cannot listen on ${listen}: ${e.code ?? ''} ${e.message}`.trim() };
-    if (json) process.stdout.write(JSON.stringify({ error: out }) + '\n');
-    process.stderr.write(`onionpunch natcheck-server: ${out.message}\n`);
+    if (json) process.stdout.write(asciiJson({ error: out }) + '\n');
+    process.stderr.write(`onionpunch natcheck-server: ${escapeText(out.message)}\n`);
     return 1;
   }
   if (json) process.stdout.write(JSON.stringify({ listening: { address: srv.address, port: srv.port } }) + '\n');

@@ -2,9 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
-import { startNatcheckServer, type NatcheckResult } from '../../../src/nat/natcheck-server.js';
+import { startNatcheckServer, NATCHECK_MAX_PAYLOAD, type NatcheckResult } from '../../../src/nat/natcheck-server.js';
 import { Peer, PeerError } from '../../../src/peer/index.js';
-import { FrameParser, decodePayload } from '../../../src/wire/index.js';
+import { FrameParser, decodePayload, encodeRaw } from '../../../src/wire/index.js';
 
 async function dial(host: string, port: number): Promise<Socket> {
   const s = connect(port, host);
@@ -55,16 +55,16 @@ test('natcheck server: IPv4 client is IPv4-mapped on the wire', async () => {
   }
 });
 
-test('natcheck server: per-IP cap and handshake timeout; close() ends open connections', async () => {
+test('natcheck server: per-netgroup cap and handshake timeout; close() ends open connections', async () => {
   const results: NatcheckResult[] = [];
-  const srv = await startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest', perIpLimit: 1, handshakeTimeoutMs: 200, onResult: (r) => results.push(r) });
+  const srv = await startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest', perNetgroupLimit: 1, handshakeTimeoutMs: 200, onResult: (r) => results.push(r) });
   try {
     const first = await dial('127.0.0.1', srv.port); // silent: holds the only slot until the timeout
     first.on('error', () => {});
     const second = await dial('127.0.0.1', srv.port);
     second.on('error', () => {});
     await once(second, 'close');
-    assert.ok(results.some((r) => r.error === 'NATCHECK_PER_IP_LIMIT'));
+    assert.ok(results.some((r) => r.error === 'NATCHECK_NETGROUP_LIMIT'));
     await once(first, 'close');
     assert.ok(results.some((r) => r.error === 'PEER_HANDSHAKE_TIMEOUT'));
     // slot is free again
@@ -76,6 +76,66 @@ test('natcheck server: per-IP cap and handshake timeout; close() ends open conne
     const t0 = Date.now();
     await srv.close();
     assert.ok(Date.now() - t0 < 1000);
+  } finally {
+    await srv.close();
+  }
+});
+
+test('natcheck server: at the global cap a newcomer of another netgroup evicts from the largest', async () => {
+  const results: NatcheckResult[] = [];
+  const srv = await startNatcheckServer({
+    host: '127.0.0.1', port: 0, network: 'regtest', maxConnections: 3, perNetgroupLimit: 4, handshakeTimeoutMs: 5000,
+    onResult: (r) => results.push(r),
+  });
+  const socks: Socket[] = [];
+  const open = async (from: string) => {
+    const s = connect({ port: srv.port, host: '127.0.0.1', localAddress: from });
+    s.on('error', () => {});
+    socks.push(s);
+    await once(s, 'connect');
+    return s;
+  };
+  const until = async (f: () => boolean) => {
+    for (let i = 0; i < 100 && !f(); i++) await new Promise((r) => setTimeout(r, 10));
+  };
+  try {
+    await open('127.1.0.1');
+    await open('127.1.0.2');
+    const young = await open('127.1.0.3'); // silent: all three slots held by netgroup 127.1
+    const youngPort = young.localPort;
+    await until(() => srv.connections === 3);
+    const fourth = await open('127.1.0.4'); // same netgroup: nothing to gain by evicting, refused
+    await once(fourth, 'close');
+    assert.equal(results.at(-1)?.error, 'NATCHECK_FULL');
+    const legit = await open('127.2.0.1');
+    const closed = once(young, 'close');
+    const r = await new Peer(legit, { network: 'regtest', role: 'initiator', handshakeTimeoutMs: 2000 }).handshake();
+    assert.equal(r.version.addrRecv.port, legit.localPort);
+    await closed;
+    const evicted = results.find((x) => x.error === 'NATCHECK_EVICTED');
+    assert.equal(evicted?.client.port, youngPort, 'the youngest of 127.1 was evicted');
+  } finally {
+    for (const s of socks) s.destroy();
+    await srv.close();
+  }
+});
+
+test('natcheck server: a non-handshake message or an oversized header closes the connection at once', async () => {
+  const results: NatcheckResult[] = [];
+  const onResult = (r: NatcheckResult) => results.push(r);
+  const srv = await startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest', onResult });
+  try {
+    const a = await dial('127.0.0.1', srv.port);
+    a.on('error', () => {});
+    a.write(encodeRaw('regtest', 'getaddr'));
+    await once(a, 'close');
+    const b = await dial('127.0.0.1', srv.port);
+    b.on('error', () => {});
+    const hdr = encodeRaw('regtest', 'version', Buffer.alloc(NATCHECK_MAX_PAYLOAD + 1)).subarray(0, 24);
+    b.write(hdr);
+    await once(b, 'close');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(results.map((r) => r.error), ['NATCHECK_UNEXPECTED_MESSAGE', 'PEER_WIRE']);
   } finally {
     await srv.close();
   }

@@ -246,3 +246,18 @@ test('works over any Duplex, not only net.Socket (an in-memory stream pair stand
   b.close();
   assert.ok(x.d.destroyed && y.d.destroyed);
 });
+
+test('maxPayload: a header declaring more is refused before its payload is read (PEER_WIRE)', async () => {
+  const { a, b, done } = await pair();
+  try {
+    const peer = new Peer(b, { network: 'regtest', role: 'responder', maxPayload: 100 });
+    const hs = peer.handshake();
+    a.write(encodeMessage('regtest', 'ping', { nonce: 1n }).subarray(0, 16));
+    const hdr = Buffer.alloc(8);
+    hdr.writeUInt32LE(101, 0);
+    a.write(hdr);
+    await assert.rejects(hs, isPeerErr('PEER_WIRE'));
+  } finally {
+    await done();
+  }
+});
