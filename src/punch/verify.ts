@@ -1,5 +1,6 @@
 /** After the punch: the connected peer must be exactly an endpoint learned over the overlay. */
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
+import { parseIPv6 } from '../limits/netgroup.js';
 import type { Endpoint } from '../nat/types.js';
 import type { CoordChannel } from './channel.js';
 import { PunchSessionError } from './errors.js';
@@ -9,6 +10,26 @@ import type { Timeline } from './timeline.js';
 export function normalizeAddress(a: string): string {
   const m = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(a);
   return (m ? m[1]! : a).toLowerCase();
+}
+
+/**
+ * One text form per IP address, for comparisons: IPv4 dotted quad (IPv4-mapped IPv6 becomes IPv4), IPv6 as
+ * eight lower-case hex groups without compression or zone. Anything else is returned lower-cased.
+ */
+export function canonicalIp(a: string): string {
+  const n = normalizeAddress(a);
+  if (isIP(n) !== 6) return n;
+  const g = parseIPv6(n);
+  if (!g) return n;
+  if (g[0] === 0 && g[1] === 0 && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0xffff) {
+    return `${g[6]! >> 8}.${g[6]! & 0xff}.${g[7]! >> 8}.${g[7]! & 0xff}`;
+  }
+  return g.map((x) => x.toString(16)).join(':');
+}
+
+/** True when both texts name the same IP address (`::ffff:1.2.3.4` = `1.2.3.4`, `2001:DB8::1` = `2001:db8:0:0:0:0:0:1`). */
+export function sameIp(a: string, b: string): boolean {
+  return canonicalIp(a) === canonicalIp(b);
 }
 
 export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
@@ -32,7 +53,8 @@ export function verifyPeer(socket: Socket, expected: Endpoint[]): Endpoint | und
 
 /**
  * The session's verify step, shared by both roles: returns the verified peer endpoint, or destroys the
- * socket, tells the other side `verify-failed` and throws PUNCH_VERIFY_FAILED naming `side`.
+ * socket, tells the other side `verify-failed` and throws PUNCH_VERIFY_FAILED naming `side`. The peer must be
+ * one of `expected` and, when `expectIp` is given (B: the announced clearnet IP), have exactly that IP.
  */
 export function verifyOrReport(
   side: 'A' | 'B',
@@ -41,12 +63,16 @@ export function verifyOrReport(
   ch: CoordChannel,
   sessionId: Buffer,
   tl: Timeline,
+  expectIp?: string,
 ): Endpoint {
   const remote = verifyPeer(socket, expected);
-  if (remote) return remote;
+  const other = side === 'A' ? 'B' : 'A';
   const got = `${socket.remoteAddress}:${socket.remotePort}`;
+  let why: string | undefined;
+  if (!remote) why = `connected peer ${got} is not one of ${other}'s endpoints`;
+  else if (expectIp !== undefined && !sameIp(remote.address, expectIp)) why = `connected peer ${got} is not on the expected clearnet IP ${expectIp}`;
+  if (remote && why === undefined) return remote;
   socket.destroy();
   ch.send({ cmd: 'opresult', sessionId, status: 'verify-failed', elapsedMs: Math.round(tl.mark('verify-failed')), reason: `peer ${got} is not an endpoint from opendpoint` });
-  const other = side === 'A' ? 'B' : 'A';
-  throw new PunchSessionError('PUNCH_VERIFY_FAILED', `${side}: connected peer ${got} is not one of ${other}'s endpoints`, { step: 'verify', side });
+  throw new PunchSessionError('PUNCH_VERIFY_FAILED', `${side}: ${why}`, { step: 'verify', side });
 }
