@@ -59,12 +59,15 @@ interface SessionRecord {
   phase: ResponderPhase;
   phaseAt: number;
   evicted: boolean;
+  /** The step it was waiting for when evicted. */
+  evictedIn?: string;
   finish: () => void;
   evict: () => void;
 }
 
 /** Phases in which the session only waits for B (A holds nothing but the slot): these may be evicted. */
 const EVICTABLE: ReadonlySet<ResponderPhase> = new Set(['wait-version', 'wait-endpoint', 'wait-fire']);
+const STEP_OF: Partial<Record<ResponderPhase, string>> = { 'wait-version': 'version', 'wait-endpoint': 'opendpoint', 'wait-fire': 'opfire' };
 
 export interface DiscoveryConfig {
   methods: DiscoveryMethod[];
@@ -266,6 +269,7 @@ export class PunchListener extends EventEmitter {
       },
       evict: () => {
         rec.evicted = true;
+        rec.evictedIn = STEP_OF[rec.phase] ?? rec.phase;
         this.stats.evicted++;
         rec.finish();
         ch.send({ cmd: 'opreject', code: 'busy', reason: 'evicted: the session waited too long while others queued' });
@@ -330,7 +334,7 @@ export class PunchListener extends EventEmitter {
       .catch((err: unknown) => {
         this.stats.failed++;
         let e = err instanceof PunchSessionError ? err : new PunchSessionError('PUNCH_ENGINE', String(err), { cause: err });
-        if (rec.evicted) e = new PunchSessionError('PUNCH_EVICTED', `A evicted the session while it waited for ${e.step ?? 'B'} (all slots were held)`, { side: 'B', ...(e.step ? { step: e.step } : {}), cause: e, timeline: tl });
+        if (rec.evicted) e = new PunchSessionError('PUNCH_EVICTED', `A evicted the session while it waited for ${rec.evictedIn} (all slots were held)`, { side: 'B', step: rec.evictedIn!, cause: e, timeline: tl });
         if (this.listenerCount('failure') > 0) this.emit('failure', e);
       })
       .finally(() => rec.finish());

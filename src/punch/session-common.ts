@@ -145,7 +145,10 @@ export class SessionClock {
     } catch (err) {
       if (err instanceof PunchSessionError && err.code === 'PUNCH_TIMEOUT') throw this.expired(step, sessionBinds, deadlineName);
       // signal() fires at the session end too; whichever timer ran first, name the deadline.
-      if (err instanceof PunchSessionError && err.code === 'PUNCH_ABORTED' && signal?.reason instanceof PunchSessionError) throw signal.reason;
+      const r: unknown = signal?.reason;
+      if (err instanceof PunchSessionError && err.code === 'PUNCH_ABORTED' && r instanceof PunchSessionError && r.code === 'PUNCH_SESSION_DEADLINE') {
+        throw this.expired(step, true);
+      }
       throw err;
     }
   }
