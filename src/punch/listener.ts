@@ -1,7 +1,8 @@
 /**
  * A's embeddable API: `createPunchListener()` serves punch requests arriving on a coordination endpoint and
  * emits each verified punched socket as a `'connection'` event. Limits (all enforced before any work):
- *  - coordination sessions: token bucket + concurrency cap → `opreject rate-limited` / `busy`; sessions per
+ *  - coordination sessions: concurrency cap → `opreject busy`, token bucket charged at B's valid request →
+ *    `opreject rate-limited`; sessions per
  *    overlay source where one is known (I2P peer destination; Tor reveals none) well below the global cap;
  *    when the cap is full a newcomer evicts the session that has waited for B the longest (never one where
  *    A is working), so stalled sessions cannot lock legitimate ones out;
@@ -115,6 +116,7 @@ export interface ConnectionInfo {
 
 export interface ListenerStats {
   accepted: number;
+  /** Valid requests refused because the session bucket was empty (counted after the accept). */
   rejectedRate: number;
   rejectedBusy: number;
   discoveryConnections: number;
@@ -229,13 +231,6 @@ export class PunchListener extends EventEmitter {
         return;
       }
     }
-    if (!this.sessionBucket.tryTake()) {
-      releaseSource?.();
-      this.stats.rejectedRate++;
-      ch.send({ cmd: 'opreject', code: 'rate-limited', reason: 'too many coordination sessions' });
-      ch.close();
-      return;
-    }
     let releaseSlot = this.sessionCap.tryAcquire();
     if (!releaseSlot) {
       const victim = this.pickVictim();
@@ -318,6 +313,14 @@ export class PunchListener extends EventEmitter {
       ...(l.requestDeadlineMs !== undefined ? { requestDeadlineMs: l.requestDeadlineMs } : {}),
       ...(l.maxIgnoredMessages !== undefined ? { maxIgnoredMessages: l.maxIgnoredMessages } : {}),
       targetBudget: this.targetBudget,
+      // The session bucket is charged when B's request is valid and A is about to work (discover, punch):
+      // a connection that never sends one costs a slot (bounded by eviction and the request deadline) but
+      // no budget, so stalled connections cannot starve legitimate requests of it.
+      admit: () => {
+        if (this.sessionBucket.tryTake()) return true;
+        this.stats.rejectedRate++;
+        return false;
+      },
       onPhase: (p) => {
         rec.phase = p;
         rec.phaseAt = performance.now();

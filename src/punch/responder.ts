@@ -62,6 +62,8 @@ export interface ResponderOptions {
   maxIgnoredMessages?: number;
   /** Per-target-IP budget: refused with `rate-limited` (PUNCH_TARGET_RATE_LIMITED) when spent. */
   targetBudget?: TargetBudget;
+  /** Charges the session budget once B's request is valid; false → `opreject rate-limited`. */
+  admit?(): boolean;
   /** Told each phase change (the listener's eviction policy uses it). */
   onPhase?(phase: ResponderPhase): void;
   /** Largest delay_us / deadline_ms A accepts from B. */
@@ -135,6 +137,10 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       const why = "A's NAT maps endpoint-dependently (edm): hole punching cannot work";
       reject(ch, 'nat-unsuitable', why);
       throw new PunchSessionError('PUNCH_NAT_UNSUITABLE', why, { step: 'nat-check', side: 'A' });
+    }
+    if (opts.admit && !opts.admit()) {
+      reject(ch, 'rate-limited', 'too many coordination sessions');
+      throw new PunchSessionError('PUNCH_RATE_LIMITED', 'A: too many coordination sessions (session bucket empty)', { step: 'opendpoint', side: 'A' });
     }
 
     phase('discovery');
