@@ -248,6 +248,10 @@ export class PunchListener extends EventEmitter {
     }
     const slot = releaseSlot;
     let finished = false;
+    // Aborted by eviction or by close(): a session evicted just as its opfire arrived must not fire anyway.
+    const sac = new AbortController();
+    const onClose = (): void => sac.abort();
+    this.ac.signal.addEventListener('abort', onClose, { once: true });
     const rec: SessionRecord = {
       source,
       phase: 'wait-version',
@@ -258,6 +262,7 @@ export class PunchListener extends EventEmitter {
         if (finished) return;
         finished = true;
         this.sessions.delete(rec);
+        this.ac.signal.removeEventListener('abort', onClose);
         this.stats.active--;
         slot();
         releaseSource?.();
@@ -267,6 +272,7 @@ export class PunchListener extends EventEmitter {
         rec.evictedIn = STEP_OF[rec.phase] ?? rec.phase;
         this.stats.evicted++;
         rec.finish();
+        sac.abort();
         ch.send({ cmd: 'opreject', code: 'busy', reason: 'evicted: the session waited too long while others queued' });
         ch.close();
       },
@@ -325,7 +331,7 @@ export class PunchListener extends EventEmitter {
         rec.phase = p;
         rec.phaseAt = performance.now();
       },
-      signal: this.ac.signal,
+      signal: sac.signal,
       timeline: tl,
     })
       .then((c: PunchedConnection) => {

@@ -94,6 +94,12 @@ async function expect<C extends CoordMessage['cmd']>(ch: CoordChannel, clock: Se
   }
 }
 
+/** The error for a session whose signal fired between a message and our reaction to it. */
+function abortedBy(signal: AbortSignal, step: string): PunchSessionError {
+  const r: unknown = signal.reason;
+  return r instanceof PunchSessionError ? r : new PunchSessionError('PUNCH_ABORTED', `A: session aborted at ${step}`, { step, side: 'A' });
+}
+
 /** Runs one session on an accepted coordination stream. Resolves with the verified punched socket. */
 export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Promise<PunchedConnection> {
   const tl = opts.timeline ?? new Timeline();
@@ -138,6 +144,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       reject(ch, 'nat-unsuitable', why);
       throw new PunchSessionError('PUNCH_NAT_UNSUITABLE', why, { step: 'nat-check', side: 'A' });
     }
+    if (signal.aborted) throw abortedBy(signal, 'opendpoint');
     if (opts.admit && !opts.admit()) {
       reject(ch, 'rate-limited', 'too many coordination sessions');
       throw new PunchSessionError('PUNCH_RATE_LIMITED', 'A: too many coordination sessions (session bucket empty)', { step: 'opendpoint', side: 'A' });
@@ -175,6 +182,8 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       throw new PunchSessionError('PUNCH_PROTOCOL', 'opfire out of bounds', { step: 'opfire', side: 'B' });
     }
     tl.mark('fire-received', `delay ${fire.delayUs} us, profile ${fire.profile}`);
+    // Evicted, closed or out of time in the same turn the opfire arrived: fire nothing.
+    if (signal.aborted) throw abortedBy(signal, 'opfire');
     if (opts.targetBudget && !opts.targetBudget.tryTake(targetIp)) {
       const why = `A punched ${targetIp} too often recently (per-target-IP rate limit)`;
       reject(ch, 'rate-limited', why);
