@@ -48,12 +48,17 @@ export type PunchTarget = PunchTargetBase & ({ clearnet: Endpoint } | { expectIp
 export function expectedIpOf(target: PunchTarget): string | undefined {
   const t = target as PunchTargetBase;
   if (typeof t.expectIp === 'string') {
-    if (isIP(t.expectIp) === 0) throw new PunchSessionError('PUNCH_BAD_TARGET', `expectIp ${JSON.stringify(t.expectIp)} is not an IP address`, { step: 'target', side: 'B' });
+    if (isIP(t.expectIp) === 0) {
+      const why = `expectIp ${JSON.stringify(t.expectIp)} is not an IP address`;
+      throw new PunchSessionError('PUNCH_BAD_TARGET', why, { step: 'target', side: 'B' });
+    }
     return t.expectIp;
   }
   if (t.expectIp === null) return undefined;
   if (t.clearnet && isIP(t.clearnet.address) !== 0) return t.clearnet.address;
-  throw new PunchSessionError('PUNCH_BAD_TARGET', `target ${t.address}:${t.port} names no clearnet IP: pass clearnet (the announcement's) or expectIp (null: unchecked)`, { step: 'target', side: 'B' });
+  const why = `target ${t.address}:${t.port} names no clearnet IP: pass clearnet (the announcement's) or expectIp`
+    + ' (null: unchecked)';
+  throw new PunchSessionError('PUNCH_BAD_TARGET', why, { step: 'target', side: 'B' });
 }
 
 export interface PunchClientOptions {

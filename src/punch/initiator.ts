@@ -15,11 +15,26 @@ import type { DiscoveryResult } from '../nat/mapping.js';
 import { Timeline } from './timeline.js';
 import { verifyOrReport } from './verify.js';
 import { classifyEngineError } from './engine-errors.js';
-import { type PlanTuning, type PunchedConnection, SessionClock, capPlan, checkTargets, familyOf, newSessionId, ownEndpoints, randomNonce } from './session-common.js';
+import {
+  type PlanTuning,
+  type PunchedConnection,
+  SessionClock,
+  capPlan,
+  checkTargets,
+  familyOf,
+  newSessionId,
+  ownEndpoints,
+  randomNonce,
+} from './session-common.js';
 import { sameIp } from './verify.js';
 
 /** Defaults of B's session limits. */
-export const INITIATOR_DEFAULTS = { handshakeTimeoutMs: 15_000, stepTimeoutMs: 15_000, sessionDeadlineMs: 45_000, maxIgnoredMessages: 16 } as const;
+export const INITIATOR_DEFAULTS = {
+  handshakeTimeoutMs: 15_000,
+  stepTimeoutMs: 15_000,
+  sessionDeadlineMs: 45_000,
+  maxIgnoredMessages: 16,
+} as const;
 
 export interface InitiatorOptions {
   engine: PunchEngineLike;
@@ -56,7 +71,8 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
   const d = INITIATOR_DEFAULTS;
   const handshakeMs = opts.handshakeTimeoutMs ?? d.handshakeTimeoutMs;
   const stepMs = opts.stepTimeoutMs ?? d.stepTimeoutMs;
-  const clock = new SessionClock(opts.sessionDeadlineMs ?? d.sessionDeadlineMs, opts.maxIgnoredMessages ?? d.maxIgnoredMessages, 'A');
+  const maxIgnored = opts.maxIgnoredMessages ?? d.maxIgnoredMessages;
+  const clock = new SessionClock(opts.sessionDeadlineMs ?? d.sessionDeadlineMs, maxIgnored, 'A');
   const { signal, clear } = clock.signal(opts.signal);
   const pings = Math.max(1, Math.min(3, opts.pings ?? 2));
   const profile = opts.tuning?.profile ?? 'prime';
@@ -111,7 +127,9 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
         case 'opendpoint':
           if (!gotVersion) throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent opendpoint before version', { step: 'opendpoint', side: 'A' });
           if (!m.sessionId.equals(sessionId)) throw new PunchSessionError('PUNCH_PROTOCOL', 'A echoed another session id', { step: 'opendpoint', side: 'A' });
-          if (peerEp) throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent opendpoint twice', { step: 'opendpoint', side: 'A' });
+          if (peerEp) {
+            throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent opendpoint twice', { step: 'opendpoint', side: 'A' });
+          }
           peerEp = m;
           tl.mark('peer-endpoints', m.endpoints.map((e) => `${e.address}:${e.port}`).join(' '));
           break;
@@ -132,11 +150,18 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     if (opts.expectIp !== undefined) {
       const off = peerEp.endpoints.filter((e) => !sameIp(e.address, opts.expectIp!));
       if (off.length > 0) {
-        throw new PunchSessionError('PUNCH_VERIFY_FAILED', `A's opendpoint names ${off.map((e) => `${e.address}:${e.port}`).join(', ')}, not the expected clearnet IP ${opts.expectIp}`, { step: 'opendpoint', side: 'A' });
+        const named = off.map((e) => `${e.address}:${e.port}`).join(', ');
+        const why = `A's opendpoint names ${named}, not the expected clearnet IP ${opts.expectIp}`;
+        throw new PunchSessionError('PUNCH_VERIFY_FAILED', why, { step: 'opendpoint', side: 'A' });
       }
     }
     const checked = checkTargets(peerEp.endpoints, opts.policy ?? {}, family);
-    if (!checked.ok) throw new PunchSessionError(checked.code, `A's endpoints refused: ${checked.reason}`, { step: 'opendpoint', side: 'A' });
+    if (!checked.ok) {
+      throw new PunchSessionError(checked.code, `A's endpoints refused: ${checked.reason}`, {
+        step: 'opendpoint',
+        side: 'A',
+      });
+    }
     const usable = checked.usable;
 
     const delayUs = Math.round((opts.fireDelayMs ?? 15) * 1000);
@@ -186,7 +211,10 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
 /** Rejects when `signal` aborts (with its reason when that is a PunchSessionError). */
 function aborted(signal: AbortSignal): Promise<never> {
   return new Promise((_, reject) => {
-    const fail = (): void => reject(signal.reason instanceof PunchSessionError ? signal.reason : new PunchSessionError('PUNCH_ABORTED', 'aborted', { side: 'B' }));
+    const fail = (): void => {
+      const r: unknown = signal.reason;
+      reject(r instanceof PunchSessionError ? r : new PunchSessionError('PUNCH_ABORTED', 'aborted', { side: 'B' }));
+    };
     if (signal.aborted) fail();
     else signal.addEventListener('abort', fail, { once: true });
   });

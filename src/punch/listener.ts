@@ -68,7 +68,11 @@ interface SessionRecord {
 
 /** Phases in which the session only waits for B (A holds nothing but the slot): these may be evicted. */
 const EVICTABLE: ReadonlySet<ResponderPhase> = new Set(['wait-version', 'wait-endpoint', 'wait-fire']);
-const STEP_OF: Partial<Record<ResponderPhase, string>> = { 'wait-version': 'version', 'wait-endpoint': 'opendpoint', 'wait-fire': 'opfire' };
+const STEP_OF: Partial<Record<ResponderPhase, string>> = {
+  'wait-version': 'version',
+  'wait-endpoint': 'opendpoint',
+  'wait-fire': 'opfire',
+};
 
 export interface DiscoveryConfig {
   methods: DiscoveryMethod[];
@@ -134,7 +138,17 @@ export interface ListenerStats {
  * `version` first; `failure` (err: PunchSessionError) — one session failed; `error` never for a session.
  */
 export class PunchListener extends EventEmitter {
-  readonly stats: ListenerStats = { accepted: 0, rejectedRate: 0, rejectedBusy: 0, discoveryConnections: 0, rejectedSource: 0, evicted: 0, connected: 0, failed: 0, active: 0 };
+  readonly stats: ListenerStats = {
+    accepted: 0,
+    rejectedRate: 0,
+    rejectedBusy: 0,
+    discoveryConnections: 0,
+    rejectedSource: 0,
+    evicted: 0,
+    connected: 0,
+    failed: 0,
+    active: 0,
+  };
   private readonly sessionBucket: TokenBucket;
   private readonly sessionCap: ConcurrencyCap;
   private readonly perSource: KeyedCaps<string>;
@@ -154,7 +168,11 @@ export class PunchListener extends EventEmitter {
     this.sessionBucket = new TokenBucket({ ratePerSec: l.sessionsPerSec ?? 2, capacity: l.sessionBurst ?? 10 });
     this.sessionCap = new ConcurrencyCap(l.maxConcurrentSessions ?? 8);
     this.perSource = new KeyedCaps({ perKey: l.maxSessionsPerSource ?? 2, maxKeys: 1024 });
-    this.targetBudget = new KeyedBuckets({ ratePerSec: l.targetIpPerSec ?? 1 / 30, capacity: l.targetIpBurst ?? 4, maxKeys: 4096 });
+    this.targetBudget = new KeyedBuckets({
+      ratePerSec: l.targetIpPerSec ?? 1 / 30,
+      capacity: l.targetIpBurst ?? 4,
+      maxKeys: 4096,
+    });
     this.discoveryBudget = new TokenBucket({ ratePerSec: l.discoveryPerSec ?? 1, capacity: l.discoveryBurst ?? 5 });
     opts.endpoint?.on('stream', this.onStream);
     this.prewarm();
@@ -343,7 +361,10 @@ export class PunchListener extends EventEmitter {
       .catch((err: unknown) => {
         this.stats.failed++;
         let e = err instanceof PunchSessionError ? err : new PunchSessionError('PUNCH_ENGINE', String(err), { cause: err });
-        if (rec.evicted) e = new PunchSessionError('PUNCH_EVICTED', `A evicted the session while it waited for ${rec.evictedIn} (all slots were held)`, { side: 'B', step: rec.evictedIn!, cause: e, timeline: tl });
+        if (rec.evicted) {
+          const why = `A evicted the session while it waited for ${rec.evictedIn} (all slots were held)`;
+          e = new PunchSessionError('PUNCH_EVICTED', why, { side: 'B', step: rec.evictedIn!, cause: e, timeline: tl });
+        }
         if (this.listenerCount('failure') > 0) this.emit('failure', e);
       })
       .finally(() => rec.finish());
@@ -360,12 +381,15 @@ export class PunchListener extends EventEmitter {
     const now = performance.now();
     const minWait = this.opts.limits?.evictAfterMs ?? 1000;
     const perSource = new Map<string, number>();
-    for (const r of this.sessions) if (r.source !== undefined) perSource.set(r.source, (perSource.get(r.source) ?? 0) + 1);
+    for (const r of this.sessions) {
+      if (r.source !== undefined) perSource.set(r.source, (perSource.get(r.source) ?? 0) + 1);
+    }
     let best: SessionRecord | undefined;
     let bestKey: [number, number] = [-1, -1];
     for (const r of this.sessions) {
       if (!EVICTABLE.has(r.phase) || now - r.phaseAt < minWait) continue;
-      const key: [number, number] = [r.source !== undefined && (perSource.get(r.source) ?? 0) > 1 ? 1 : 0, now - r.phaseAt];
+      const crowded = r.source !== undefined && (perSource.get(r.source) ?? 0) > 1 ? 1 : 0;
+      const key: [number, number] = [crowded, now - r.phaseAt];
       if (key[0] > bestKey[0] || (key[0] === bestKey[0] && key[1] > bestKey[1])) {
         best = r;
         bestKey = key;

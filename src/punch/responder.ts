@@ -20,7 +20,15 @@ import type { EimVerdict } from '../nat/eim-check.js';
 import { Timeline } from './timeline.js';
 import { verifyOrReport } from './verify.js';
 import { classifyEngineError } from './engine-errors.js';
-import { type PlanTuning, type PunchedConnection, SessionClock, capPlan, checkTargets, ownEndpoints, randomNonce } from './session-common.js';
+import {
+  type PlanTuning,
+  type PunchedConnection,
+  SessionClock,
+  capPlan,
+  checkTargets,
+  ownEndpoints,
+  randomNonce,
+} from './session-common.js';
 import { canonicalIp } from './verify.js';
 
 /** Where a responder session is; the listener evicts only sessions waiting for B (`wait-*`). */
@@ -81,8 +89,16 @@ function reject(ch: CoordChannel, code: RejectCode, reason: string): void {
   ch.close();
 }
 
-/** Waits for a message of one of `want`, skipping (and counting) verack/pong/other; anything else is a protocol error. */
-async function expect<C extends CoordMessage['cmd']>(ch: CoordChannel, clock: SessionClock, want: C[], endsAt: number, step: string, signal?: AbortSignal, deadlineName?: string): Promise<Extract<CoordMessage, { cmd: C }>> {
+/** Waits for one of `want`, skipping (and counting) verack/pong/other; anything else is a protocol error. */
+async function expect<C extends CoordMessage['cmd']>(
+  ch: CoordChannel,
+  clock: SessionClock,
+  want: C[],
+  endsAt: number,
+  step: string,
+  signal?: AbortSignal,
+  deadlineName?: string,
+): Promise<Extract<CoordMessage, { cmd: C }>> {
   for (;;) {
     const m = await clock.next(ch, step, endsAt, signal, deadlineName);
     if ((want as string[]).includes(m.cmd)) return m as Extract<CoordMessage, { cmd: C }>;
@@ -97,7 +113,8 @@ async function expect<C extends CoordMessage['cmd']>(ch: CoordChannel, clock: Se
 /** The error for a session whose signal fired between a message and our reaction to it. */
 function abortedBy(signal: AbortSignal, step: string): PunchSessionError {
   const r: unknown = signal.reason;
-  return r instanceof PunchSessionError ? r : new PunchSessionError('PUNCH_ABORTED', `A: session aborted at ${step}`, { step, side: 'A' });
+  if (r instanceof PunchSessionError) return r;
+  return new PunchSessionError('PUNCH_ABORTED', `A: session aborted at ${step}`, { step, side: 'A' });
 }
 
 /** Runs one session on an accepted coordination stream. Resolves with the verified punched socket. */
@@ -107,7 +124,8 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
   const handshakeMs = opts.handshakeTimeoutMs ?? d.handshakeTimeoutMs;
   const stepMs = opts.stepTimeoutMs ?? d.stepTimeoutMs;
   const requestMs = opts.requestDeadlineMs ?? d.requestDeadlineMs;
-  const clock = new SessionClock(opts.sessionDeadlineMs ?? d.sessionDeadlineMs, opts.maxIgnoredMessages ?? d.maxIgnoredMessages, 'B');
+  const maxIgnored = opts.maxIgnoredMessages ?? d.maxIgnoredMessages;
+  const clock = new SessionClock(opts.sessionDeadlineMs ?? d.sessionDeadlineMs, maxIgnored, 'B');
   const requestEnd = clock.startedAt + requestMs;
   const requestName = `request deadline (${requestMs} ms)`;
   // Aborts discovery and the engine at the session end, or when the caller aborts.
@@ -116,20 +134,25 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
   try {
     phase('wait-version');
     const vEnd = Math.min(clock.startedAt + handshakeMs, requestEnd);
-    const v = await expect(ch, clock, ['version'], vEnd, 'version', signal, vEnd === requestEnd ? requestName : undefined);
+    const vName = vEnd === requestEnd ? requestName : undefined;
+    const v = await expect(ch, clock, ['version'], vEnd, 'version', signal, vName);
     tl.mark('request', `B version ${v.userAgent}`);
     ch.send({ cmd: 'version', nonce: randomNonce(), userAgent: USER_AGENT });
     ch.send({ cmd: 'verack' });
 
     phase('wait-endpoint');
     const eEnd = Math.min(performance.now() + stepMs, requestEnd);
-    const ep = await expect(ch, clock, ['opendpoint'], eEnd, 'opendpoint', signal, eEnd === requestEnd ? requestName : undefined);
+    const eName = eEnd === requestEnd ? requestName : undefined;
+    const ep = await expect(ch, clock, ['opendpoint'], eEnd, 'opendpoint', signal, eName);
     tl.mark('peer-endpoints', ep.endpoints.map((e) => `${e.address}:${e.port}`).join(' '));
     const sessionId = ep.sessionId;
     const checked = checkTargets(ep.endpoints, opts.policy ?? {}, opts.family);
     if (!checked.ok) {
       reject(ch, 'bad-request', checked.reason);
-      throw new PunchSessionError(checked.code, `B's endpoints refused: ${checked.reason}`, { step: 'opendpoint', side: 'B' });
+      throw new PunchSessionError(checked.code, `B's endpoints refused: ${checked.reason}`, {
+        step: 'opendpoint',
+        side: 'B',
+      });
     }
     const { usable, family } = checked;
     const targetIp = canonicalIp(usable[0]!.address);
@@ -147,7 +170,8 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     if (signal.aborted) throw abortedBy(signal, 'opendpoint');
     if (opts.admit && !opts.admit()) {
       reject(ch, 'rate-limited', 'too many coordination sessions');
-      throw new PunchSessionError('PUNCH_RATE_LIMITED', 'A: too many coordination sessions (session bucket empty)', { step: 'opendpoint', side: 'A' });
+      const why = 'A: too many coordination sessions (session bucket empty)';
+      throw new PunchSessionError('PUNCH_RATE_LIMITED', why, { step: 'opendpoint', side: 'A' });
     }
 
     phase('discovery');

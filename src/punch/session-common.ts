@@ -62,22 +62,24 @@ export function checkTargets(eps: Endpoint[], policy: TargetPolicy, family?: 4 |
   const list = eps.map((e) => `${e.address}:${e.port}`).join(', ');
   if (eps.length === 0) return { ok: false, code: 'PUNCH_TARGET_REFUSED', reason: 'no endpoint given' };
   if (eps.length > MAX_SESSION_ENDPOINTS) {
-    return { ok: false, code: 'PUNCH_TARGET_TOO_MANY', reason: `${eps.length} endpoints (at most ${MAX_SESSION_ENDPOINTS} per session): ${list}` };
+    const reason = `${eps.length} endpoints (at most ${MAX_SESSION_ENDPOINTS} per session): ${list}`;
+    return { ok: false, code: 'PUNCH_TARGET_TOO_MANY', reason };
   }
   const ip = canonicalIp(eps[0]!.address);
   if (eps.some((e) => canonicalIp(e.address) !== ip)) {
-    return { ok: false, code: 'PUNCH_TARGET_MIXED_IP', reason: `endpoints on more than one IP (all must share one): ${list}` };
+    return { ok: false, code: 'PUNCH_TARGET_MIXED_IP', reason: `endpoints on more than one IP (one allowed): ${list}` };
   }
   const fam = familyOf(eps[0]!.address);
   if (family !== undefined && fam !== family) {
-    return { ok: false, code: 'PUNCH_TARGET_REFUSED', reason: `${eps[0]!.address} (other address family than IPv${family})` };
+    return { ok: false, code: 'PUNCH_TARGET_REFUSED', reason: `${eps[0]!.address} (not IPv${family})` };
   }
   if (!isAllowedTarget(eps[0]!.address, policy)) {
     return { ok: false, code: 'PUNCH_TARGET_REFUSED', reason: `${eps[0]!.address} (not public unicast)` };
   }
   const bad = eps.filter((e) => isBadPort(e.port));
   if (bad.length > 0) {
-    return { ok: false, code: 'PUNCH_TARGET_BAD_PORT', reason: `bad port (Bitcoin Core's IsBadPort list): ${bad.map((e) => `${e.address}:${e.port}`).join(', ')}` };
+    const which = bad.map((e) => `${e.address}:${e.port}`).join(', ');
+    return { ok: false, code: 'PUNCH_TARGET_BAD_PORT', reason: `bad port (Bitcoin Core's IsBadPort list): ${which}` };
   }
   return { ok: true, usable: eps.map((e) => ({ address: e.address, port: e.port })), family: fam };
 }
@@ -126,7 +128,8 @@ export class SessionClock {
   /** Counts one skipped message; throws PUNCH_PROTOCOL once more than `maxIgnored` were skipped. */
   ignore(what: string, step: string): void {
     if (++this.ignoredCount > this.maxIgnored) {
-      throw new PunchSessionError('PUNCH_PROTOCOL', `${this.peer} sent more than ${this.maxIgnored} ignored messages (last: ${what}) while we waited for ${step}`, { step, side: this.peer });
+      const msg = `${this.peer} sent more than ${this.maxIgnored} ignored messages (last: ${what}) during ${step}`;
+      throw new PunchSessionError('PUNCH_PROTOCOL', msg, { step, side: this.peer });
     }
   }
 
@@ -135,7 +138,13 @@ export class SessionClock {
    * end. A timeout names the limit that ended it: PUNCH_TIMEOUT for the step, PUNCH_SESSION_DEADLINE for the
    * session (or for `deadlineName`, when `stepEndsAt` is itself a deadline such as the request deadline).
    */
-  async next(ch: CoordChannel, step: string, stepEndsAt: number, signal?: AbortSignal, deadlineName?: string): Promise<CoordMessage> {
+  async next(
+    ch: CoordChannel,
+    step: string,
+    stepEndsAt: number,
+    signal?: AbortSignal,
+    deadlineName?: string,
+  ): Promise<CoordMessage> {
     const sessionBinds = this.endsAt <= stepEndsAt;
     const end = Math.min(stepEndsAt, this.endsAt);
     const left = end - performance.now();
@@ -143,10 +152,13 @@ export class SessionClock {
     try {
       return await ch.next(Math.ceil(left), step, signal);
     } catch (err) {
-      if (err instanceof PunchSessionError && err.code === 'PUNCH_TIMEOUT') throw this.expired(step, sessionBinds, deadlineName);
+      if (err instanceof PunchSessionError && err.code === 'PUNCH_TIMEOUT') {
+        throw this.expired(step, sessionBinds, deadlineName);
+      }
       // signal() fires at the session end too; whichever timer ran first, name the deadline.
       const r: unknown = signal?.reason;
-      if (err instanceof PunchSessionError && err.code === 'PUNCH_ABORTED' && r instanceof PunchSessionError && r.code === 'PUNCH_SESSION_DEADLINE') {
+      const deadlineAbort = r instanceof PunchSessionError && r.code === 'PUNCH_SESSION_DEADLINE';
+      if (err instanceof PunchSessionError && err.code === 'PUNCH_ABORTED' && deadlineAbort) {
         throw this.expired(step, true);
       }
       throw err;
@@ -155,13 +167,16 @@ export class SessionClock {
 
   private expired(step: string, sessionBinds: boolean, deadlineName?: string): PunchSessionError {
     if (sessionBinds) {
-      return new PunchSessionError('PUNCH_SESSION_DEADLINE', `the whole-session deadline (${this.totalMs} ms) passed while waiting for ${step} from ${this.peer}`, { step, side: this.peer });
+      const msg = `the whole-session deadline (${this.totalMs} ms) passed while waiting for ${step} from ${this.peer}`;
+      return new PunchSessionError('PUNCH_SESSION_DEADLINE', msg, { step, side: this.peer });
     }
     if (deadlineName) {
-      return new PunchSessionError('PUNCH_SESSION_DEADLINE', `the ${deadlineName} passed while waiting for ${step} from ${this.peer}`, { step, side: this.peer });
+      const msg = `the ${deadlineName} passed while waiting for ${step} from ${this.peer}`;
+      return new PunchSessionError('PUNCH_SESSION_DEADLINE', msg, { step, side: this.peer });
     }
     const ms = Math.round(performance.now() - this.startedAt);
-    return new PunchSessionError('PUNCH_TIMEOUT', `timed out waiting for ${step} from ${this.peer} (${ms} ms into the session)`, { step, side: this.peer });
+    const msg = `timed out waiting for ${step} from ${this.peer} (${ms} ms into the session)`;
+    return new PunchSessionError('PUNCH_TIMEOUT', msg, { step, side: this.peer });
   }
 
   /** An AbortSignal that fires at the session end (for discovery and the engine); call the result's `clear`. */
@@ -170,7 +185,8 @@ export class SessionClock {
     const onAbort = (): void => ac.abort(parent?.reason);
     if (parent?.aborted) ac.abort(parent.reason);
     parent?.addEventListener('abort', onAbort, { once: true });
-    const deadline = (): PunchSessionError => new PunchSessionError('PUNCH_SESSION_DEADLINE', `the whole-session deadline (${this.totalMs} ms) passed`, { side: this.peer });
+    const msg = `the whole-session deadline (${this.totalMs} ms) passed`;
+    const deadline = (): PunchSessionError => new PunchSessionError('PUNCH_SESSION_DEADLINE', msg, { side: this.peer });
     const t = setTimeout(() => ac.abort(deadline()), this.remaining());
     t.unref();
     return {

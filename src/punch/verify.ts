@@ -27,7 +27,7 @@ export function canonicalIp(a: string): string {
   return g.map((x) => x.toString(16)).join(':');
 }
 
-/** True when both texts name the same IP address (`::ffff:1.2.3.4` = `1.2.3.4`, `2001:DB8::1` = `2001:db8:0:0:0:0:0:1`). */
+/** True when both texts name the same IP (`::ffff:1.2.3.4` = `1.2.3.4`, `2001:DB8::1` = `2001:db8:0:0:0:0:0:1`). */
 export function sameIp(a: string, b: string): boolean {
   return canonicalIp(a) === canonicalIp(b);
 }
@@ -70,9 +70,12 @@ export function verifyOrReport(
   const got = `${socket.remoteAddress}:${socket.remotePort}`;
   let why: string | undefined;
   if (!remote) why = `connected peer ${got} is not one of ${other}'s endpoints`;
-  else if (expectIp !== undefined && !sameIp(remote.address, expectIp)) why = `connected peer ${got} is not on the expected clearnet IP ${expectIp}`;
+  else if (expectIp !== undefined && !sameIp(remote.address, expectIp)) {
+    why = `connected peer ${got} is not on the expected clearnet IP ${expectIp}`;
+  }
   if (remote && why === undefined) return remote;
   socket.destroy();
-  ch.send({ cmd: 'opresult', sessionId, status: 'verify-failed', elapsedMs: Math.round(tl.mark('verify-failed')), reason: `peer ${got} is not an endpoint from opendpoint` });
+  const elapsedMs = Math.round(tl.mark('verify-failed'));
+  ch.send({ cmd: 'opresult', sessionId, status: 'verify-failed', elapsedMs, reason: why!.slice(0, 256) });
   throw new PunchSessionError('PUNCH_VERIFY_FAILED', `${side}: ${why}`, { step: 'verify', side });
 }

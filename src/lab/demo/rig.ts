@@ -210,7 +210,8 @@ export class PunchRig {
     const ra = await this.ready(this.a, 150_000);
     // B checks that A punches from the public IP A's own EIM check saw (what an announcement would carry).
     const pubA = this.eimA?.publicAddress;
-    this.target = { address: String(ra.address), port: Number(ra.port), expectIp: typeof pubA === 'string' ? pubA : null };
+    const expectIp = typeof pubA === 'string' ? pubA : null;
+    this.target = { address: String(ra.address), port: Number(ra.port), expectIp };
     this.mark('endpointUp');
     const cb = this.workerConfig('b');
     if (tor) cb.socks = { host: tor.socksB.host, port: tor.socksB.port };
