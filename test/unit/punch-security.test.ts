@@ -16,6 +16,9 @@ import { verifyOrReport } from '../../src/punch/verify.js';
 import { PunchSessionError } from '../../src/punch/errors.js';
 import { Timeline } from '../../src/punch/timeline.js';
 import { USER_AGENT } from '../../src/punch/messages.js';
+import { makeConnector } from '../../src/daemon/proxy.js';
+import { Logger } from '../../src/daemon/log.js';
+import { AnnouncementDirectory } from '../../src/relay/index.js';
 import { codec, clientOpts, closedWithin, listenerOpts, loopbackOverlay, rawPeer, until, UNKNOWN_24 } from '../helpers/punch-loopback.js';
 
 const engA = new PunchEngine();
@@ -58,6 +61,29 @@ test('redirect: an attacker coordinator answering for an announced victim IP get
     // A bare coordination address (a JS caller, no types) must say what it expects.
     await assert.rejects(new PunchClient(clientOpts(b, dialer)).punch({ address: 'fake.onion', port } as unknown as PunchTarget), (e: unknown) =>
       e instanceof PunchSessionError && e.code === 'PUNCH_BAD_TARGET');
+  } finally {
+    await attacker.close();
+    server.close();
+  }
+});
+
+test('redirect through the daemon proxy: bitcoind asking for the announced IP gets a failure, not the attacker', { timeout: 30_000 }, async () => {
+  const attacker = await createPunchListener(listenerOpts(engA, '127.0.0.2'));
+  const { server, dialer, port } = await loopbackOverlay(attacker);
+  const b = counting(engB);
+  try {
+    // The forged announcement as the proxy would have learned it: victim 127.0.0.1:8333, attacker's endpoint.
+    const forged = { coordination: 'fake.onion', coordinationPort: port, clearnet: { address: '127.0.0.1', port: 8333 } };
+    const connector = makeConnector({
+      cfg: { known: [forged] },
+      directory: new AnnouncementDirectory(),
+      client: async () => new PunchClient(clientOpts(b, dialer)),
+      log: new Logger({ write: () => undefined }),
+    });
+    await assert.rejects(connector({ atyp: 'ipv4', host: '127.0.0.1', port: 8333 }, new AbortController().signal), (e: unknown) =>
+      e instanceof PunchSessionError && e.code === 'PUNCH_VERIFY_FAILED' && e.message.includes('127.0.0.2'));
+    assert.equal(b.plans.length, 0, 'no SYN');
+    assert.equal(attacker.stats.connected, 0);
   } finally {
     await attacker.close();
     server.close();
