@@ -121,3 +121,17 @@ test('netgroups: /16 for IPv4 and IPv4-mapped, /32 for IPv6', () => {
   assert.equal(netgroupOf('fd00::1'), 'v6:fd00:0');
   assert.throws(() => netgroupOf('not-an-ip'), (e: unknown) => (e as LimitError).code === 'LIMIT_BAD_CONFIG');
 });
+
+test('keyed buckets: wouldAllow looks without taking or adding a key', () => {
+  const clock = new ManualClock();
+  const kb = new KeyedBuckets({ ratePerSec: 1, capacity: 2, maxKeys: 4, clock: clock.now });
+  assert.equal(kb.wouldAllow('a'), true, 'an unknown key starts full');
+  assert.equal(kb.size, 0, 'and is not added');
+  assert.equal(kb.wouldAllow('a', 3), false, 'more than the capacity never fits');
+  assert.ok(kb.tryTake('a') && kb.tryTake('a'));
+  assert.equal(kb.wouldAllow('a'), false);
+  assert.equal(kb.wouldAllow('a'), false, 'looking took nothing');
+  clock.advance(1000);
+  assert.equal(kb.wouldAllow('a'), true);
+  assert.equal(kb.tryTake('a'), true);
+});

@@ -176,6 +176,27 @@ test('slowloris after a valid request: the whole-session deadline ends it althou
   }
 });
 
+test('absolute steps: a trickle of unknown messages does not restart the opfire step timeout', { timeout: 10_000 }, async () => {
+  const listener = await createPunchListener(listenerOpts(engA, '127.0.0.1', { stepTimeoutMs: 1000 }));
+  const { server, port } = await loopbackOverlay(listener);
+  const failure = new Promise<PunchSessionError>((r) => listener.once('failure', r));
+  try {
+    const p = await rawPeer(port);
+    p.send(version);
+    p.send({ cmd: 'opendpoint', sessionId: sid(8), flags: 0, endpoints: [{ address: '127.0.0.1', port: 40008 }] });
+    await until(p, ['opendpoint']);
+    p.trickle(200);
+    const ms = await closedWithin(p, 4000);
+    assert.ok(ms !== undefined && ms >= 900 && ms < 2000, `closed at ${ms} ms`);
+    const e = await failure;
+    assert.equal(e.code, 'PUNCH_TIMEOUT');
+    assert.equal(e.step, 'opfire');
+  } finally {
+    await listener.close();
+    server.close();
+  }
+});
+
 test('per-source cap: a third session from one I2P destination is refused busy; another destination is served', { timeout: 10_000 }, async () => {
   const listener = await createPunchListener(listenerOpts(engA));
   const evil = await loopbackOverlay(listener, { peer: 'evil.b32.i2p' });
