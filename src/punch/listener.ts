@@ -237,7 +237,7 @@ export class PunchListener extends EventEmitter {
       ch.close();
       return;
     }
-    // Per source first: a source over its share is refused without spending the global budget.
+    // Per source first: a source over its share is refused before it can take (or evict for) a slot.
     const source = info.peer?.toLowerCase();
     let releaseSource: Release | undefined;
     if (source !== undefined) {
