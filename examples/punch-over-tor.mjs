@@ -5,8 +5,8 @@
 //   A:  node examples/punch-over-tor.mjs a --control 127.0.0.1:9051 --natcheck HOST:PORT --natcheck HOST:PORT
 //       -> prints the onion address, then one line per punched connection
 //   B:  node examples/punch-over-tor.mjs b --socks 127.0.0.1:9050 --target XXX.onion:8333 \
-//          --natcheck HOST:PORT --natcheck HOST:PORT
-//       -> punches, does a Bitcoin version handshake over the punched socket, prints the timeline
+//          --natcheck HOST:PORT --natcheck HOST:PORT [--expect-ip A_PUBLIC_IP]
+//       -> punches (only to A_PUBLIC_IP when given: without it, the onion alone decides where B connects), does a Bitcoin version handshake over the punched socket, prints the timeline
 //
 // Add --lab to allow the NAT lab's private address ranges (never on a real network).
 import { PunchEngine, probeBind } from '../dist/src/native/engine.js';
@@ -46,7 +46,7 @@ if (role === 'a') {
   const [address, vport] = opt('target').split(':');
   const client = new PunchClient({ dialer: new TorCoordinationDialer({ socksHost: host, socksPort: Number(port) }), engine, codec: wireCodec(network), discovery, eim, allowLab: lab });
   try {
-    const { socket, remote, timeline } = await client.punch({ address, port: Number(vport) });
+    const { socket, remote, timeline } = await client.punch({ address, port: Number(vport), expectIp: opt('expect-ip') ?? null });
     console.log(`connected to ${remote.address}:${remote.port}`);
     for (const e of timeline.events) console.log(`${e.t.toFixed(1).padStart(8)} ms  ${e.event}${e.detail ? `  ${e.detail}` : ''}`);
     socket.destroy();

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Runs the compiled test files with node's test runner. Unit tests first (fast), then native, then lab
-// tests (root only; they skip themselves with a reason elsewhere). `--unit` runs only the unit tests.
+// Runs the compiled test files with node's test runner. Unit tests first (fast), then the adversarial runs
+// (attacks against the real listener/proxy on loopback), then native, then lab tests (root only; they skip
+// themselves with a reason elsewhere). `--unit` runs only the unit tests.
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';

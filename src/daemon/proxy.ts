@@ -32,7 +32,10 @@ export function makeConnector(o: { cfg: Pick<DaemonConfig, 'known'>; directory: 
     o.log.info('punch-start', { destination: `${req.host}:${req.port}`, coordination: name });
     const client = await o.client();
     try {
-      const r = await client.punch({ address: target.coordination, port: target.coordinationPort, clearnet: target.clearnet }, { signal });
+      // expectIp: A must punch from the announced IP, else a forged announcement (victim IP + the attacker's
+      // coordination endpoint) would hand bitcoind a socket to the attacker (PUNCH_VERIFY_FAILED instead).
+      const { coordination, coordinationPort, clearnet } = target;
+      const r = await client.punch({ address: coordination, port: coordinationPort, clearnet, expectIp: clearnet.address }, { signal });
       o.log.info('punch-connected', { destination: `${req.host}:${req.port}`, remote: `${r.remote.address}:${r.remote.port}`, session: r.sessionId });
       return r.socket;
     } catch (err) {

@@ -73,6 +73,15 @@ export class KeyedBuckets<K = string> {
   tryTake(key: K, n = 1): boolean {
     return this.bucket(key).tryTake(n);
   }
+
+  /**
+   * Whether `tryTake(key, n)` would succeed now, without taking anything or adding the key (an unknown key
+   * starts full). Lets a caller refuse early and take only when the work really happens.
+   */
+  wouldAllow(key: K, n = 1): boolean {
+    const b = this.map.get(key);
+    return b ? b.available() + 1e-9 >= n : n <= this.opts.capacity;
+  }
 }
 
 export interface KeyedCapsOptions {

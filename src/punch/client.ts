@@ -4,6 +4,7 @@
  * Limits: at most `perEndpoint` attempts at once per coordination endpoint (all announcements naming one
  * endpoint count as one address) and `perNetgroup` per clearnet netgroup (/16 v4, /32 v6) when known.
  */
+import { isIP } from 'node:net';
 import type { CoordinationDialer } from '../overlay/types.js';
 import { KeyedCaps } from '../limits/keyed.js';
 import { netgroupOf } from '../limits/netgroup.js';
@@ -20,12 +21,44 @@ import { allocateLocalEndpoint } from './local-port.js';
 import { PunchSessionError } from './errors.js';
 import { Timeline } from './timeline.js';
 
-export interface PunchTarget {
+interface PunchTargetBase {
   /** Coordination address (`xxx.onion` / `xxx.b32.i2p`) and virtual port. */
   address: string;
   port: number;
-  /** The clearnet endpoint from the announcement, if known (netgroup cap). */
+  /** The clearnet endpoint from the announcement, if known (netgroup cap; default of `expectIp`). */
   clearnet?: Endpoint;
+  /**
+   * The clearnet IP A must punch from: every endpoint in A's `opendpoint` and the punched socket's peer must
+   * have exactly this IP (ports may differ: an EIM NAT may shift them), else the punch fails with
+   * PUNCH_VERIFY_FAILED naming the mismatch. Defaults to `clearnet.address`. `null` says explicitly that
+   * nothing is checked: whoever answers at `address` decides where B connects (only for a coordination
+   * endpoint the caller trusts, e.g. its own).
+   */
+  expectIp?: string | null;
+}
+
+/**
+ * Where to punch. Either the announcement's `clearnet` endpoint (its IP is then checked) or an explicit
+ * `expectIp` (a string, or `null` for "unchecked") is required: a bare coordination address would let the
+ * coordinator alone choose the host B connects to.
+ */
+export type PunchTarget = PunchTargetBase & ({ clearnet: Endpoint } | { expectIp: string | null });
+
+/** The IP a target expects A at, `undefined` when explicitly unchecked; throws PUNCH_BAD_TARGET otherwise. */
+export function expectedIpOf(target: PunchTarget): string | undefined {
+  const t = target as PunchTargetBase;
+  if (typeof t.expectIp === 'string') {
+    if (isIP(t.expectIp) === 0) {
+      const why = `expectIp ${JSON.stringify(t.expectIp)} is not an IP address`;
+      throw new PunchSessionError('PUNCH_BAD_TARGET', why, { step: 'target', side: 'B' });
+    }
+    return t.expectIp;
+  }
+  if (t.expectIp === null) return undefined;
+  if (t.clearnet && isIP(t.clearnet.address) !== 0) return t.clearnet.address;
+  const why = `target ${t.address}:${t.port} names no clearnet IP: pass clearnet (the announcement's) or expectIp`
+    + ' (null: unchecked)';
+  throw new PunchSessionError('PUNCH_BAD_TARGET', why, { step: 'target', side: 'B' });
 }
 
 export interface PunchClientOptions {
@@ -44,6 +77,10 @@ export interface PunchClientOptions {
   dialTimeoutMs?: number;
   handshakeTimeoutMs?: number;
   stepTimeoutMs?: number;
+  /** Whole-session deadline from the overlay stream to the verified socket (default 45 s). */
+  sessionDeadlineMs?: number;
+  /** Most skipped messages per session (default 16). */
+  maxIgnoredMessages?: number;
   fireDelayMs?: number;
   deadlineMs?: number;
   pings?: number;
@@ -68,9 +105,13 @@ export class PunchClient {
     return typeof e === 'function' ? e() : e;
   }
 
-  /** One punch to `target`. Rejects with PunchSessionError (code names the reason, `side` whose). */
+  /**
+   * One punch to `target`. Rejects with PunchSessionError (code names the reason, `side` whose); with
+   * PUNCH_VERIFY_FAILED when A's endpoints or the punched peer are not on the expected IP (see PunchTarget).
+   */
   async punch(target: PunchTarget, popts: PunchOptions = {}): Promise<PunchedConnection> {
     const tl = new Timeline();
+    const expectIp = expectedIpOf(target);
     const v = this.verdict();
     if (v?.mapping === 'edm') {
       throw new PunchSessionError('PUNCH_NAT_UNSUITABLE', "B's NAT maps endpoint-dependently (edm): hole punching cannot work", { step: 'nat-check', side: 'B', timeline: tl });
@@ -130,6 +171,9 @@ export class PunchClient {
         ...(this.opts.limits?.maxSynsPerSession !== undefined ? { maxSynsPerSession: this.opts.limits.maxSynsPerSession } : {}),
         ...(this.opts.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.opts.handshakeTimeoutMs } : {}),
         ...(this.opts.stepTimeoutMs !== undefined ? { stepTimeoutMs: this.opts.stepTimeoutMs } : {}),
+        ...(this.opts.sessionDeadlineMs !== undefined ? { sessionDeadlineMs: this.opts.sessionDeadlineMs } : {}),
+        ...(this.opts.maxIgnoredMessages !== undefined ? { maxIgnoredMessages: this.opts.maxIgnoredMessages } : {}),
+        ...(expectIp !== undefined ? { expectIp } : {}),
         ...(this.opts.fireDelayMs !== undefined ? { fireDelayMs: this.opts.fireDelayMs } : {}),
         ...(this.opts.deadlineMs !== undefined ? { deadlineMs: this.opts.deadlineMs } : {}),
         ...(this.opts.pings !== undefined ? { pings: this.opts.pings } : {}),

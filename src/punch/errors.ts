@@ -7,6 +7,8 @@ import { OnionpunchError } from '../errors.js';
 export type PunchSessionCode =
   | 'PUNCH_OVERLAY_DIAL' // B could not open the coordination stream
   | 'PUNCH_TIMEOUT' // a protocol step timed out (see `step`)
+  | 'PUNCH_SESSION_DEADLINE' // the whole-session (or request) deadline passed; `step` names the wait it ended
+  | 'PUNCH_EVICTED' // A dropped this waiting session to make room for another (the concurrency cap was full)
   | 'PUNCH_CLOSED' // the coordination stream closed early
   | 'PUNCH_SEND_BUFFER_FULL' // the peer does not read the coordination stream (our queued output passed its cap)
   | 'PUNCH_PROTOCOL' // unexpected or malformed message, wrong session id
@@ -15,6 +17,11 @@ export type PunchSessionCode =
   | 'PUNCH_NAT_UNSUITABLE' // a side's NAT cannot be punched (EDM); `side` names it
   | 'PUNCH_DISCOVERY' // mapping discovery failed
   | 'PUNCH_TARGET_REFUSED' // the peer's endpoint is not a public unicast address
+  | 'PUNCH_TARGET_BAD_PORT' // an endpoint's port is on Bitcoin Core's bad-port list (ssh, smtp, ...)
+  | 'PUNCH_TARGET_TOO_MANY' // more endpoints than a session allows (2)
+  | 'PUNCH_TARGET_MIXED_IP' // the endpoints are not all on one IP address
+  | 'PUNCH_TARGET_RATE_LIMITED' // A punched this target IP too often recently (per-IP token bucket)
+  | 'PUNCH_BAD_TARGET' // the caller's PunchTarget names no expected clearnet IP (nor `expectIp: null`)
   | 'PUNCH_CONNECT_TIMEOUT' // the simultaneous open did not connect before the deadline
   | 'PUNCH_REFUSED' // the simultaneous open was refused
   | 'PUNCH_VERIFY_FAILED' // the connected peer is not the endpoint learned over the overlay

@@ -7,12 +7,15 @@
  * See docs/PUNCH.md.
  */
 export { createPunchListener, PunchListener, type PunchListenerOptions, type ListenerLimits, type ConnectionInfo, type ListenerStats, type DiscoveryConfig } from './listener.js';
-export { PunchClient, punch, type PunchClientOptions, type PunchTarget, type PunchOptions } from './client.js';
+export { PunchClient, punch, expectedIpOf, type PunchClientOptions, type PunchTarget, type PunchOptions } from './client.js';
 export { PunchSessionError, type PunchSessionCode, type Side } from './errors.js';
 export { wireCodec } from './wire-codec.js';
 export { StreamChannel, type CoordChannel, type FrameCodec } from './channel.js';
-export { runResponder, type ResponderOptions } from './responder.js';
-export { runInitiator, type InitiatorOptions } from './initiator.js';
+export { runResponder, RESPONDER_DEFAULTS, type ResponderOptions, type ResponderPhase, type TargetBudget } from './responder.js';
+export { runInitiator, INITIATOR_DEFAULTS, type InitiatorOptions } from './initiator.js';
+export { checkTargets, MAX_SESSION_ENDPOINTS, type TargetCheck } from './session-common.js';
+export { isBadPort } from './bad-ports.js';
+export { sameIp } from './verify.js';
 export { Timeline, type TimelineEvent } from './timeline.js';
 export type { PunchedConnection, PlanTuning } from './session-common.js';
 export type { PunchEngineLike, PunchPlanLike, PunchOutcomeLike } from './engine-port.js';

@@ -15,7 +15,26 @@ import type { DiscoveryResult } from '../nat/mapping.js';
 import { Timeline } from './timeline.js';
 import { verifyOrReport } from './verify.js';
 import { classifyEngineError } from './engine-errors.js';
-import { type PlanTuning, type PunchedConnection, capPlan, familyOf, newSessionId, randomNonce, usableEndpoints } from './session-common.js';
+import {
+  type PlanTuning,
+  type PunchedConnection,
+  SessionClock,
+  capPlan,
+  checkTargets,
+  familyOf,
+  newSessionId,
+  ownEndpoints,
+  randomNonce,
+} from './session-common.js';
+import { sameIp } from './verify.js';
+
+/** Defaults of B's session limits. */
+export const INITIATOR_DEFAULTS = {
+  handshakeTimeoutMs: 15_000,
+  stepTimeoutMs: 15_000,
+  sessionDeadlineMs: 45_000,
+  maxIgnoredMessages: 16,
+} as const;
 
 export interface InitiatorOptions {
   engine: PunchEngineLike;
@@ -26,6 +45,15 @@ export interface InitiatorOptions {
   policy?: TargetPolicy;
   handshakeTimeoutMs?: number;
   stepTimeoutMs?: number;
+  /** The whole session (from the overlay stream to the verified socket) ends this long after it starts. */
+  sessionDeadlineMs?: number;
+  /** Most skipped messages (verack, unknown commands, pongs we did not ask for) per session. */
+  maxIgnoredMessages?: number;
+  /**
+   * The clearnet IP A must punch from (B: the announced one). Every endpoint in A's `opendpoint` and the
+   * punched socket's peer must have it (ports may differ), else PUNCH_VERIFY_FAILED. Undefined: unchecked.
+   */
+  expectIp?: string;
   /** RTT probes over the overlay (1..3; the minimum is used). */
   pings?: number;
   /** Margin A gets between receiving opfire and firing (ms). */
@@ -40,8 +68,12 @@ export interface InitiatorOptions {
 
 export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Promise<PunchedConnection> {
   const tl = opts.timeline ?? new Timeline();
-  const handshakeMs = opts.handshakeTimeoutMs ?? 15_000;
-  const stepMs = opts.stepTimeoutMs ?? 15_000;
+  const d = INITIATOR_DEFAULTS;
+  const handshakeMs = opts.handshakeTimeoutMs ?? d.handshakeTimeoutMs;
+  const stepMs = opts.stepTimeoutMs ?? d.stepTimeoutMs;
+  const maxIgnored = opts.maxIgnoredMessages ?? d.maxIgnoredMessages;
+  const clock = new SessionClock(opts.sessionDeadlineMs ?? d.sessionDeadlineMs, maxIgnored, 'A');
+  const { signal, clear } = clock.signal(opts.signal);
   const pings = Math.max(1, Math.min(3, opts.pings ?? 2));
   const profile = opts.tuning?.profile ?? 'prime';
   const sessionId = newSessionId();
@@ -51,11 +83,12 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     tl.mark('version-sent');
     let disco: DiscoveryResult;
     try {
-      disco = await opts.discovery;
+      disco = await Promise.race([opts.discovery, aborted(signal)]);
     } catch (err) {
+      if (err instanceof PunchSessionError) throw err; // the session deadline or the caller's abort
       throw new PunchSessionError('PUNCH_DISCOVERY', `B: mapping discovery failed: ${(err as Error).message}`, { step: 'discovery', side: 'B', cause: err });
     }
-    const mine = disco.endpoints.filter((e) => familyOf(e.address) === family).slice(0, 8);
+    const mine = ownEndpoints(disco.endpoints, family);
     if (mine.length === 0) throw new PunchSessionError('PUNCH_DISCOVERY', `B has no IPv${family} mapping`, { step: 'discovery', side: 'B' });
     const flags = (disco.portPreserving ? FLAG_PORT_PRESERVING : 0) | (disco.predicted ? FLAG_PREDICTED : 0);
     ch.send({ cmd: 'opendpoint', sessionId, flags, endpoints: mine.map((e) => ({ address: e.address, port: e.port })) });
@@ -71,12 +104,15 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     let peerEp: Extract<CoordMessage, { cmd: 'opendpoint' }> | undefined;
     const rtts: number[] = [];
     // Until A's version, its opendpoint, and every pong (or A's opendpoint plus one pong) arrived.
+    // Each wait ends at an absolute instant: the handshake step from the start, then one step from A's version.
+    let stepEnd = clock.startedAt + handshakeMs;
     while (!(gotVersion && peerEp && (rtts.length === pings || (rtts.length > 0 && peerEp)))) {
-      const m = await ch.next(gotVersion ? stepMs : handshakeMs, gotVersion ? 'opendpoint' : 'version', opts.signal);
+      const m = await clock.next(ch, gotVersion ? 'opendpoint' : 'version', stepEnd, signal);
       switch (m.cmd) {
         case 'version':
           if (gotVersion) throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent version twice', { step: 'version', side: 'A' });
           gotVersion = true;
+          stepEnd = performance.now() + stepMs;
           tl.mark('handshake', `A version ${m.userAgent}`);
           ch.send({ cmd: 'verack' });
           break;
@@ -85,12 +121,15 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
           if (t !== undefined) {
             rtts.push(performance.now() - t);
             sent.delete(m.nonce);
-          }
+          } else clock.ignore('pong', 'opendpoint');
           break;
         }
         case 'opendpoint':
           if (!gotVersion) throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent opendpoint before version', { step: 'opendpoint', side: 'A' });
           if (!m.sessionId.equals(sessionId)) throw new PunchSessionError('PUNCH_PROTOCOL', 'A echoed another session id', { step: 'opendpoint', side: 'A' });
+          if (peerEp) {
+            throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent opendpoint twice', { step: 'opendpoint', side: 'A' });
+          }
           peerEp = m;
           tl.mark('peer-endpoints', m.endpoints.map((e) => `${e.address}:${e.port}`).join(' '));
           break;
@@ -98,6 +137,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
           throw new PunchSessionError(m.code === 'rate-limited' ? 'PUNCH_RATE_LIMITED' : m.code === 'nat-unsuitable' ? 'PUNCH_NAT_UNSUITABLE' : 'PUNCH_REJECTED', `A rejected (${m.code}): ${m.reason}`, { step: gotVersion ? 'opendpoint' : 'version', side: 'A', rejectCode: m.code });
         case 'verack':
         case 'other':
+          clock.ignore(m.cmd === 'other' ? m.command : m.cmd, gotVersion ? 'opendpoint' : 'version');
           break;
         default:
           throw new PunchSessionError('PUNCH_PROTOCOL', `unexpected ${m.cmd} from A`, { side: 'A' });
@@ -105,10 +145,24 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     }
     const rttMs = Math.min(...rtts);
     tl.mark('rtt', `${rttMs.toFixed(1)} ms over the overlay`);
-    const { usable, refused } = usableEndpoints(peerEp.endpoints, family, opts.policy ?? {});
-    if (usable.length === 0) {
-      throw new PunchSessionError('PUNCH_TARGET_REFUSED', `A's endpoints refused: ${refused.join(', ') || 'none'}`, { step: 'opendpoint', side: 'A' });
+    // Redirect guard: a forged announcement (victim IP + the attacker's coordination endpoint) must not make B
+    // punch, and hand bitcoind a "verified" socket, to a host other than the one it asked for.
+    if (opts.expectIp !== undefined) {
+      const off = peerEp.endpoints.filter((e) => !sameIp(e.address, opts.expectIp!));
+      if (off.length > 0) {
+        const named = off.map((e) => `${e.address}:${e.port}`).join(', ');
+        const why = `A's opendpoint names ${named}, not the expected clearnet IP ${opts.expectIp}`;
+        throw new PunchSessionError('PUNCH_VERIFY_FAILED', why, { step: 'opendpoint', side: 'A' });
+      }
     }
+    const checked = checkTargets(peerEp.endpoints, opts.policy ?? {}, family);
+    if (!checked.ok) {
+      throw new PunchSessionError(checked.code, `A's endpoints refused: ${checked.reason}`, {
+        step: 'opendpoint',
+        side: 'A',
+      });
+    }
+    const usable = checked.usable;
 
     const delayUs = Math.round((opts.fireDelayMs ?? 15) * 1000);
     const deadlineMs = opts.deadlineMs ?? 5000;
@@ -125,7 +179,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
         startAtNs: sentNs + BigInt(delayUs) * 1000n + BigInt(Math.round((rttMs / 2) * 1e6)),
         ...capPlan(tuning, usable.length, opts.maxSynsPerSession ?? 100, deadlineMs),
         deadlineMs,
-        ...(opts.signal ? { signal: opts.signal } : {}),
+        signal,
       });
     } catch (err) {
       const { status, error } = classifyEngineError(err, 'B');
@@ -138,7 +192,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
       throw error;
     }
     tl.mark('established', `${outcome.remote.address}:${outcome.remote.port}`);
-    const remote = verifyOrReport('B', outcome.socket, usable, ch, sessionId, tl);
+    const remote = verifyOrReport('B', outcome.socket, usable, ch, sessionId, tl, opts.expectIp);
     ch.send({ cmd: 'opresult', sessionId, status: 'connected', elapsedMs: Math.round(tl.mark('verified')), reason: '' });
     void ch.next(3000, 'opresult').catch(() => undefined).finally(() => ch.close());
     return { socket: outcome.socket, local: outcome.local ?? opts.local, remote, sessionId: sessionId.toString('hex'), timeline: tl, engineTimeline: outcome.timeline, overlayRttMs: rttMs };
@@ -149,5 +203,19 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
       throw err;
     }
     throw new PunchSessionError('PUNCH_ENGINE', `B: ${(err as Error).message}`, { cause: err });
+  } finally {
+    clear();
   }
+}
+
+/** Rejects when `signal` aborts (with its reason when that is a PunchSessionError). */
+function aborted(signal: AbortSignal): Promise<never> {
+  return new Promise((_, reject) => {
+    const fail = (): void => {
+      const r: unknown = signal.reason;
+      reject(r instanceof PunchSessionError ? r : new PunchSessionError('PUNCH_ABORTED', 'aborted', { side: 'B' }));
+    };
+    if (signal.aborted) fail();
+    else signal.addEventListener('abort', fail, { once: true });
+  });
 }

@@ -1,9 +1,14 @@
 /**
  * A's embeddable API: `createPunchListener()` serves punch requests arriving on a coordination endpoint and
  * emits each verified punched socket as a `'connection'` event. Limits (all enforced before any work):
- *  - coordination sessions: token bucket + concurrency cap → `opreject rate-limited` / `busy`;
+ *  - coordination sessions: concurrency cap → `opreject busy`, token bucket charged at B's valid request →
+ *    `opreject rate-limited`; sessions per
+ *    overlay source where one is known (I2P peer destination; Tor reveals none) well below the global cap;
+ *    when the cap is full a newcomer evicts the session that has waited for B the longest (never one where
+ *    A is working), so stalled sessions cannot lock legitimate ones out;
+ *  - every session: request deadline, whole-session deadline, ignored-message cap (responder.ts);
  *  - discovery connections the sessions cause: their own token bucket (the proposal's warning);
- *  - SYNs per session: bounds the engine plan;
+ *  - SYNs: per session (bounds the engine plan), ≤ 2 endpoints on one IP, no bad ports, per target IP bucket;
  *  - targets: only public unicast unless `allowLab`.
  */
 import { EventEmitter } from 'node:events';
@@ -11,13 +16,14 @@ import type { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
 import type { CoordinationEndpoint, AcceptedStreamInfo } from '../overlay/types.js';
 import { TokenBucket } from '../limits/token-bucket.js';
-import { ConcurrencyCap } from '../limits/concurrency-cap.js';
+import { ConcurrencyCap, type Release } from '../limits/concurrency-cap.js';
+import { KeyedBuckets, KeyedCaps } from '../limits/keyed.js';
 import type { Endpoint, Observer } from '../nat/types.js';
 import { discoverMapping, type DiscoveryMethod, type DiscoveryResult } from '../nat/mapping.js';
 import type { EimVerdict } from '../nat/eim-check.js';
 import type { TargetPolicy } from '../nat/address.js';
 import { StreamChannel, type FrameCodec } from './channel.js';
-import { runResponder } from './responder.js';
+import { runResponder, type ResponderPhase } from './responder.js';
 import type { PunchEngineLike } from './engine-port.js';
 import type { PlanTuning, PunchedConnection } from './session-common.js';
 import { allocateLocalEndpoint } from './local-port.js';
@@ -34,7 +40,39 @@ export interface ListenerLimits {
   discoveryPerSec?: number;
   discoveryBurst?: number;
   maxSynsPerSession?: number;
+  /** Sessions at once from one overlay source (I2P destination); default 2. Tor callers are anonymous. */
+  maxSessionsPerSource?: number;
+  /** Whole-session deadline (default 45 s) and B's request deadline (default 10 s), from the accept. */
+  sessionDeadlineMs?: number;
+  requestDeadlineMs?: number;
+  /** Skipped messages (verack, pong, unknown) per session before it is closed (default 16). */
+  maxIgnoredMessages?: number;
+  /** A waiting session may be evicted for a newcomer once it waited this long in its step (default 1 s). */
+  evictAfterMs?: number;
+  /** Punches per target IP: refill per second (default 1/30) and burst (default 4). */
+  targetIpPerSec?: number;
+  targetIpBurst?: number;
 }
+
+/** One session in progress, as the eviction policy sees it. */
+interface SessionRecord {
+  source: string | undefined;
+  phase: ResponderPhase;
+  phaseAt: number;
+  evicted: boolean;
+  /** The step it was waiting for when evicted. */
+  evictedIn?: string;
+  finish: () => void;
+  evict: () => void;
+}
+
+/** Phases in which the session only waits for B (A holds nothing but the slot): these may be evicted. */
+const EVICTABLE: ReadonlySet<ResponderPhase> = new Set(['wait-version', 'wait-endpoint', 'wait-fire']);
+const STEP_OF: Partial<Record<ResponderPhase, string>> = {
+  'wait-version': 'version',
+  'wait-endpoint': 'opendpoint',
+  'wait-fire': 'opfire',
+};
 
 export interface DiscoveryConfig {
   methods: DiscoveryMethod[];
@@ -82,9 +120,14 @@ export interface ConnectionInfo {
 
 export interface ListenerStats {
   accepted: number;
+  /** Valid requests refused because the session bucket was empty (counted after the accept). */
   rejectedRate: number;
   rejectedBusy: number;
   discoveryConnections: number;
+  /** Refused because the caller's overlay source already holds `maxSessionsPerSource` sessions. */
+  rejectedSource: number;
+  /** Waiting sessions dropped to make room for a newcomer. */
+  evicted: number;
   connected: number;
   failed: number;
   active: number;
@@ -95,9 +138,22 @@ export interface ListenerStats {
  * `version` first; `failure` (err: PunchSessionError) — one session failed; `error` never for a session.
  */
 export class PunchListener extends EventEmitter {
-  readonly stats: ListenerStats = { accepted: 0, rejectedRate: 0, rejectedBusy: 0, discoveryConnections: 0, connected: 0, failed: 0, active: 0 };
+  readonly stats: ListenerStats = {
+    accepted: 0,
+    rejectedRate: 0,
+    rejectedBusy: 0,
+    discoveryConnections: 0,
+    rejectedSource: 0,
+    evicted: 0,
+    connected: 0,
+    failed: 0,
+    active: 0,
+  };
   private readonly sessionBucket: TokenBucket;
   private readonly sessionCap: ConcurrencyCap;
+  private readonly perSource: KeyedCaps<string>;
+  private readonly targetBudget: KeyedBuckets<string>;
+  private readonly sessions = new Set<SessionRecord>();
   private readonly discoveryBudget: TokenBucket;
   private readonly ac = new AbortController();
   private closing = false;
@@ -111,6 +167,12 @@ export class PunchListener extends EventEmitter {
     const l = opts.limits ?? {};
     this.sessionBucket = new TokenBucket({ ratePerSec: l.sessionsPerSec ?? 2, capacity: l.sessionBurst ?? 10 });
     this.sessionCap = new ConcurrencyCap(l.maxConcurrentSessions ?? 8);
+    this.perSource = new KeyedCaps({ perKey: l.maxSessionsPerSource ?? 2, maxKeys: 1024 });
+    this.targetBudget = new KeyedBuckets({
+      ratePerSec: l.targetIpPerSec ?? 1 / 30,
+      capacity: l.targetIpBurst ?? 4,
+      maxKeys: 4096,
+    });
     this.discoveryBudget = new TokenBucket({ ratePerSec: l.discoveryPerSec ?? 1, capacity: l.discoveryBurst ?? 5 });
     opts.endpoint?.on('stream', this.onStream);
     this.prewarm();
@@ -175,23 +237,70 @@ export class PunchListener extends EventEmitter {
       ch.close();
       return;
     }
-    if (!this.sessionBucket.tryTake()) {
-      this.stats.rejectedRate++;
-      ch.send({ cmd: 'opreject', code: 'rate-limited', reason: 'too many coordination sessions' });
-      ch.close();
-      return;
+    // Per source first: a source over its share is refused before it can take (or evict for) a slot.
+    const source = info.peer?.toLowerCase();
+    let releaseSource: Release | undefined;
+    if (source !== undefined) {
+      releaseSource = this.perSource.tryAcquire(source);
+      if (!releaseSource) {
+        this.stats.rejectedSource++;
+        ch.send({ cmd: 'opreject', code: 'busy', reason: 'too many sessions from this source' });
+        ch.close();
+        return;
+      }
     }
-    const release = this.sessionCap.tryAcquire();
-    if (!release) {
+    let releaseSlot = this.sessionCap.tryAcquire();
+    if (!releaseSlot) {
+      const victim = this.pickVictim();
+      if (victim) {
+        victim.evict();
+        releaseSlot = this.sessionCap.tryAcquire();
+      }
+    }
+    if (!releaseSlot) {
+      releaseSource?.();
       this.stats.rejectedBusy++;
       ch.send({ cmd: 'opreject', code: 'busy', reason: 'too many sessions in progress' });
       ch.close();
       return;
     }
+    const slot = releaseSlot;
+    let finished = false;
+    // Aborted by eviction or by close(): a session evicted just as its opfire arrived must not fire anyway.
+    const sac = new AbortController();
+    const onClose = (): void => sac.abort();
+    this.ac.signal.addEventListener('abort', onClose, { once: true });
+    const rec: SessionRecord = {
+      source,
+      phase: 'wait-version',
+      phaseAt: performance.now(),
+      evicted: false,
+      // Frees the slot at once (idempotent): an evicted session's slot goes to the newcomer synchronously.
+      finish: () => {
+        if (finished) return;
+        finished = true;
+        this.sessions.delete(rec);
+        this.ac.signal.removeEventListener('abort', onClose);
+        this.stats.active--;
+        slot();
+        releaseSource?.();
+      },
+      evict: () => {
+        rec.evicted = true;
+        rec.evictedIn = STEP_OF[rec.phase] ?? rec.phase;
+        this.stats.evicted++;
+        rec.finish();
+        sac.abort();
+        ch.send({ cmd: 'opreject', code: 'busy', reason: 'evicted: the session waited too long while others queued' });
+        ch.close();
+      },
+    };
+    this.sessions.add(rec);
     this.stats.accepted++;
     this.stats.active++;
     const tl = new Timeline();
     const lab = this.opts.allowLab === true;
+    const l = this.opts.limits ?? {};
     runResponder(ch, {
       engine: this.opts.engine,
       localEndpoint: (family) => {
@@ -224,7 +333,23 @@ export class PunchListener extends EventEmitter {
       ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),
       ...(this.opts.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.opts.handshakeTimeoutMs } : {}),
       ...(this.opts.stepTimeoutMs !== undefined ? { stepTimeoutMs: this.opts.stepTimeoutMs } : {}),
-      signal: this.ac.signal,
+      ...(l.sessionDeadlineMs !== undefined ? { sessionDeadlineMs: l.sessionDeadlineMs } : {}),
+      ...(l.requestDeadlineMs !== undefined ? { requestDeadlineMs: l.requestDeadlineMs } : {}),
+      ...(l.maxIgnoredMessages !== undefined ? { maxIgnoredMessages: l.maxIgnoredMessages } : {}),
+      targetBudget: this.targetBudget,
+      // The session bucket is charged when B's request is valid and A is about to work (discover, punch):
+      // a connection that never sends one costs a slot (bounded by eviction and the request deadline) but
+      // no budget, so stalled connections cannot starve legitimate requests of it.
+      admit: () => {
+        if (this.sessionBucket.tryTake()) return true;
+        this.stats.rejectedRate++;
+        return false;
+      },
+      onPhase: (p) => {
+        rec.phase = p;
+        rec.phaseAt = performance.now();
+      },
+      signal: sac.signal,
       timeline: tl,
     })
       .then((c: PunchedConnection) => {
@@ -235,13 +360,42 @@ export class PunchListener extends EventEmitter {
       })
       .catch((err: unknown) => {
         this.stats.failed++;
-        const e = err instanceof PunchSessionError ? err : new PunchSessionError('PUNCH_ENGINE', String(err), { cause: err });
+        let e = err instanceof PunchSessionError ? err : new PunchSessionError('PUNCH_ENGINE', String(err), { cause: err });
+        if (rec.evicted) {
+          const why = `A evicted the session while it waited for ${rec.evictedIn} (all slots were held)`;
+          e = new PunchSessionError('PUNCH_EVICTED', why, { side: 'B', step: rec.evictedIn!, cause: e, timeline: tl });
+        }
         if (this.listenerCount('failure') > 0) this.emit('failure', e);
       })
-      .finally(() => {
-        this.stats.active--;
-        release();
-      });
+      .finally(() => rec.finish());
+  }
+
+  /**
+   * The session to evict for a newcomer when every slot is held: among sessions only waiting for B (never one
+   * in discovery or punching, where A works or the SYNs are out) that waited at least `evictAfterMs` in their
+   * current step, those of a source holding several sessions first, then the one waiting longest. A honest B
+   * answers each step within an overlay round trip; a stalling one is the longest waiter, so attackers evict
+   * each other first. Undefined when none qualifies (the newcomer is then refused `busy`).
+   */
+  private pickVictim(): SessionRecord | undefined {
+    const now = performance.now();
+    const minWait = this.opts.limits?.evictAfterMs ?? 1000;
+    const perSource = new Map<string, number>();
+    for (const r of this.sessions) {
+      if (r.source !== undefined) perSource.set(r.source, (perSource.get(r.source) ?? 0) + 1);
+    }
+    let best: SessionRecord | undefined;
+    let bestKey: [number, number] = [-1, -1];
+    for (const r of this.sessions) {
+      if (!EVICTABLE.has(r.phase) || now - r.phaseAt < minWait) continue;
+      const crowded = r.source !== undefined && (perSource.get(r.source) ?? 0) > 1 ? 1 : 0;
+      const key: [number, number] = [crowded, now - r.phaseAt];
+      if (key[0] > bestKey[0] || (key[0] === bestKey[0] && key[1] > bestKey[1])) {
+        best = r;
+        bestKey = key;
+      }
+    }
+    return best;
   }
 
   /** Stops serving: detaches from the endpoint, aborts sessions in progress. Does not close the endpoint. */

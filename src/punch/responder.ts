@@ -3,6 +3,10 @@
  * Bitcoin responder). Steps, each with a timeout: B's version → our version+verack → B's opendpoint →
  * (check NAT, discover our mapping) → our opendpoint → B's opfire → fire at receipt + delay → verify
  * getpeername → opresult. Pings are answered by the channel at any time.
+ *
+ * Time is absolute: B's request (version + opendpoint) must be complete `requestDeadlineMs` after the
+ * stream was accepted, the whole session ends `sessionDeadlineMs` after it (engine included), and skipped
+ * messages (verack, pong, unknown) restart nothing and are capped, so a trickle of junk holds no slot.
  */
 import type { CoordChannel } from './channel.js';
 import type { CoordMessage, RejectCode } from './messages.js';
@@ -16,7 +20,34 @@ import type { EimVerdict } from '../nat/eim-check.js';
 import { Timeline } from './timeline.js';
 import { verifyOrReport } from './verify.js';
 import { classifyEngineError } from './engine-errors.js';
-import { type PlanTuning, type PunchedConnection, capPlan, familyOf, randomNonce, usableEndpoints } from './session-common.js';
+import {
+  type PlanTuning,
+  type PunchedConnection,
+  SessionClock,
+  capPlan,
+  checkTargets,
+  ownEndpoints,
+  randomNonce,
+} from './session-common.js';
+import { canonicalAddress } from '../ip.js';
+
+/** Where a responder session is; the listener evicts only sessions waiting for B (`wait-*`). */
+export type ResponderPhase = 'wait-version' | 'wait-endpoint' | 'discovery' | 'wait-fire' | 'punching' | 'done';
+
+/** A per-target-IP rate limit (KeyedBuckets fits): checked at B's request, taken when A really fires. */
+export interface TargetBudget {
+  wouldAllow(ip: string): boolean;
+  tryTake(ip: string): boolean;
+}
+
+/** Defaults of the session limits (docs/PROTOCOL.md "Limits"). */
+export const RESPONDER_DEFAULTS = {
+  handshakeTimeoutMs: 15_000,
+  stepTimeoutMs: 15_000,
+  requestDeadlineMs: 10_000,
+  sessionDeadlineMs: 45_000,
+  maxIgnoredMessages: 16,
+} as const;
 
 export interface ResponderOptions {
   engine: PunchEngineLike;
@@ -31,6 +62,18 @@ export interface ResponderOptions {
   family?: 4 | 6;
   handshakeTimeoutMs?: number;
   stepTimeoutMs?: number;
+  /** B's request (version and opendpoint) must have arrived this long after the start (default 10 s). */
+  requestDeadlineMs?: number;
+  /** The whole session, engine included, ends this long after the start (default 45 s). */
+  sessionDeadlineMs?: number;
+  /** Most skipped messages (verack, pong, unknown commands) per session (default 16). */
+  maxIgnoredMessages?: number;
+  /** Per-target-IP budget: refused with `rate-limited` (PUNCH_TARGET_RATE_LIMITED) when spent. */
+  targetBudget?: TargetBudget;
+  /** Charges the session budget once B's request is valid; false → `opreject rate-limited`. */
+  admit?(): boolean;
+  /** Told each phase change (the listener's eviction policy uses it). */
+  onPhase?(phase: ResponderPhase): void;
   /** Largest delay_us / deadline_ms A accepts from B. */
   maxDelayUs?: number;
   maxDeadlineMs?: number;
@@ -46,38 +89,77 @@ function reject(ch: CoordChannel, code: RejectCode, reason: string): void {
   ch.close();
 }
 
-/** Waits for a message of one of `want`, skipping verack/pong/other; opreject from B is a protocol error. */
-async function expect<C extends CoordMessage['cmd']>(ch: CoordChannel, want: C[], timeoutMs: number, step: string, signal?: AbortSignal): Promise<Extract<CoordMessage, { cmd: C }>> {
+/** Waits for one of `want`, skipping (and counting) verack/pong/other; anything else is a protocol error. */
+async function expect<C extends CoordMessage['cmd']>(
+  ch: CoordChannel,
+  clock: SessionClock,
+  want: C[],
+  endsAt: number,
+  step: string,
+  signal?: AbortSignal,
+  deadlineName?: string,
+): Promise<Extract<CoordMessage, { cmd: C }>> {
   for (;;) {
-    const m = await ch.next(timeoutMs, step, signal);
+    const m = await clock.next(ch, step, endsAt, signal, deadlineName);
     if ((want as string[]).includes(m.cmd)) return m as Extract<CoordMessage, { cmd: C }>;
-    if (m.cmd === 'verack' || m.cmd === 'pong' || m.cmd === 'other') continue;
+    if (m.cmd === 'verack' || m.cmd === 'pong' || m.cmd === 'other') {
+      clock.ignore(m.cmd === 'other' ? m.command : m.cmd, step);
+      continue;
+    }
     throw new PunchSessionError('PUNCH_PROTOCOL', `unexpected ${m.cmd} while waiting for ${step}`, { step, side: 'B' });
   }
+}
+
+/** The error for a session whose signal fired between a message and our reaction to it. */
+function abortedBy(signal: AbortSignal, step: string): PunchSessionError {
+  const r: unknown = signal.reason;
+  if (r instanceof PunchSessionError) return r;
+  return new PunchSessionError('PUNCH_ABORTED', `A: session aborted at ${step}`, { step, side: 'A' });
 }
 
 /** Runs one session on an accepted coordination stream. Resolves with the verified punched socket. */
 export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Promise<PunchedConnection> {
   const tl = opts.timeline ?? new Timeline();
-  const handshakeMs = opts.handshakeTimeoutMs ?? 15_000;
-  const stepMs = opts.stepTimeoutMs ?? 15_000;
-  const ac = new AbortController();
-  const onAbort = (): void => ac.abort();
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const d = RESPONDER_DEFAULTS;
+  const handshakeMs = opts.handshakeTimeoutMs ?? d.handshakeTimeoutMs;
+  const stepMs = opts.stepTimeoutMs ?? d.stepTimeoutMs;
+  const requestMs = opts.requestDeadlineMs ?? d.requestDeadlineMs;
+  const maxIgnored = opts.maxIgnoredMessages ?? d.maxIgnoredMessages;
+  const clock = new SessionClock(opts.sessionDeadlineMs ?? d.sessionDeadlineMs, maxIgnored, 'B');
+  const requestEnd = clock.startedAt + requestMs;
+  const requestName = `request deadline (${requestMs} ms)`;
+  // Aborts discovery and the engine at the session end, or when the caller aborts.
+  const { signal, clear } = clock.signal(opts.signal);
+  const phase = (p: ResponderPhase): void => opts.onPhase?.(p);
   try {
-    const v = await expect(ch, ['version'], handshakeMs, 'version', ac.signal);
+    phase('wait-version');
+    const vEnd = Math.min(clock.startedAt + handshakeMs, requestEnd);
+    const vName = vEnd === requestEnd ? requestName : undefined;
+    const v = await expect(ch, clock, ['version'], vEnd, 'version', signal, vName);
     tl.mark('request', `B version ${v.userAgent}`);
     ch.send({ cmd: 'version', nonce: randomNonce(), userAgent: USER_AGENT });
     ch.send({ cmd: 'verack' });
 
-    const ep = await expect(ch, ['opendpoint'], stepMs, 'opendpoint', ac.signal);
+    phase('wait-endpoint');
+    const eEnd = Math.min(performance.now() + stepMs, requestEnd);
+    const eName = eEnd === requestEnd ? requestName : undefined;
+    const ep = await expect(ch, clock, ['opendpoint'], eEnd, 'opendpoint', signal, eName);
     tl.mark('peer-endpoints', ep.endpoints.map((e) => `${e.address}:${e.port}`).join(' '));
     const sessionId = ep.sessionId;
-    const family = opts.family ?? (ep.endpoints[0] ? familyOf(ep.endpoints[0].address) : 4);
-    const { usable, refused } = usableEndpoints(ep.endpoints, family, opts.policy ?? {});
-    if (usable.length === 0) {
-      reject(ch, 'bad-request', `no usable endpoint: ${refused.join(', ') || 'none given'}`);
-      throw new PunchSessionError('PUNCH_TARGET_REFUSED', `B's endpoints refused: ${refused.join(', ')}`, { step: 'opendpoint', side: 'B' });
+    const checked = checkTargets(ep.endpoints, opts.policy ?? {}, opts.family);
+    if (!checked.ok) {
+      reject(ch, 'bad-request', checked.reason);
+      throw new PunchSessionError(checked.code, `B's endpoints refused: ${checked.reason}`, {
+        step: 'opendpoint',
+        side: 'B',
+      });
+    }
+    const { usable, family } = checked;
+    const targetIp = canonicalAddress(usable[0]!.address);
+    if (opts.targetBudget && !opts.targetBudget.wouldAllow(targetIp)) {
+      const why = `A punched ${targetIp} too often recently (per-target-IP rate limit)`;
+      reject(ch, 'rate-limited', why);
+      throw new PunchSessionError('PUNCH_TARGET_RATE_LIMITED', why, { step: 'opendpoint', side: 'B' });
     }
     const verdict = opts.natVerdict?.();
     if (verdict?.mapping === 'edm') {
@@ -85,17 +167,24 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       reject(ch, 'nat-unsuitable', why);
       throw new PunchSessionError('PUNCH_NAT_UNSUITABLE', why, { step: 'nat-check', side: 'A' });
     }
+    if (signal.aborted) throw abortedBy(signal, 'opendpoint');
+    if (opts.admit && !opts.admit()) {
+      reject(ch, 'rate-limited', 'too many coordination sessions');
+      const why = 'A: too many coordination sessions (session bucket empty)';
+      throw new PunchSessionError('PUNCH_RATE_LIMITED', why, { step: 'opendpoint', side: 'A' });
+    }
 
+    phase('discovery');
     const local = await opts.localEndpoint(family);
     let disco: DiscoveryResult;
     try {
-      disco = await opts.discover(local, ac.signal);
+      disco = await opts.discover(local, signal);
     } catch (err) {
       const budget = (err as { message?: string }).message?.includes('budget');
       reject(ch, budget ? 'busy' : 'nat-unsuitable', `A: mapping discovery failed: ${(err as Error).message}`);
       throw new PunchSessionError(budget ? 'PUNCH_RATE_LIMITED' : 'PUNCH_DISCOVERY', `A: mapping discovery failed: ${(err as Error).message}`, { step: 'discovery', side: 'A', cause: err });
     }
-    const mine = disco.endpoints.filter((e) => familyOf(e.address) === family).slice(0, 8);
+    const mine = ownEndpoints(disco.endpoints, family);
     if (mine.length === 0) {
       reject(ch, 'nat-unsuitable', `A has no IPv${family} mapping`);
       throw new PunchSessionError('PUNCH_DISCOVERY', `A has no IPv${family} mapping`, { step: 'discovery', side: 'A' });
@@ -104,7 +193,8 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     const flags = (disco.portPreserving ? FLAG_PORT_PRESERVING : 0) | (disco.predicted ? FLAG_PREDICTED : 0);
     ch.send({ cmd: 'opendpoint', sessionId, flags, endpoints: mine.map((e) => ({ address: e.address, port: e.port })) });
 
-    const fire = await expect(ch, ['opfire'], stepMs, 'opfire', ac.signal);
+    phase('wait-fire');
+    const fire = await expect(ch, clock, ['opfire'], performance.now() + stepMs, 'opfire', signal);
     const recvNs = opts.engine.now();
     if (!fire.sessionId.equals(sessionId)) {
       throw new PunchSessionError('PUNCH_PROTOCOL', 'opfire carries another session id', { step: 'opfire', side: 'B' });
@@ -116,6 +206,14 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       throw new PunchSessionError('PUNCH_PROTOCOL', 'opfire out of bounds', { step: 'opfire', side: 'B' });
     }
     tl.mark('fire-received', `delay ${fire.delayUs} us, profile ${fire.profile}`);
+    // Evicted, closed or out of time in the same turn the opfire arrived: fire nothing.
+    if (signal.aborted) throw abortedBy(signal, 'opfire');
+    if (opts.targetBudget && !opts.targetBudget.tryTake(targetIp)) {
+      const why = `A punched ${targetIp} too often recently (per-target-IP rate limit)`;
+      reject(ch, 'rate-limited', why);
+      throw new PunchSessionError('PUNCH_TARGET_RATE_LIMITED', why, { step: 'opfire', side: 'B' });
+    }
+    phase('punching');
 
     const tuning = { ...(opts.tuning ?? {}), profile: fire.profile };
     const capped = capPlan(tuning, usable.length, opts.maxSynsPerSession ?? 100, fire.deadlineMs);
@@ -128,7 +226,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
         startAtNs: recvNs + BigInt(fire.delayUs) * 1000n,
         ...capped,
         deadlineMs: fire.deadlineMs,
-        signal: ac.signal,
+        signal,
       });
     } catch (err) {
       const { status, error } = classifyEngineError(err, 'A');
@@ -152,6 +250,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     }
     throw new PunchSessionError('PUNCH_ENGINE', `A: ${(err as Error).message}`, { cause: err });
   } finally {
-    opts.signal?.removeEventListener('abort', onAbort);
+    clear();
+    phase('done');
   }
 }

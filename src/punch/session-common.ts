@@ -2,10 +2,13 @@
 import type { Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import type { Endpoint } from '../nat/types.js';
-import { addressFamily } from '../ip.js';
+import { addressFamily, canonicalAddress } from '../ip.js';
 import { isAllowedTarget, type TargetPolicy } from '../nat/address.js';
 import type { Timeline } from './timeline.js';
-import type { PunchProfile } from './messages.js';
+import type { CoordMessage, PunchProfile } from './messages.js';
+import type { CoordChannel } from './channel.js';
+import { PunchSessionError, type PunchSessionCode, type Side } from './errors.js';
+import { isBadPort } from './bad-ports.js';
 
 /** The engine knobs a session passes through (bounded by the SYN cap). */
 export interface PlanTuning {
@@ -41,17 +44,159 @@ export function familyOf(address: string): 4 | 6 {
   return addressFamily(address) === 6 ? 6 : 4;
 }
 
-/** The peer's endpoints we may punch to: allowed by policy, in our family, at most 8. */
-export function usableEndpoints(eps: Endpoint[], family: 4 | 6, policy: TargetPolicy): { usable: Endpoint[]; refused: string[] } {
-  const usable: Endpoint[] = [];
-  const refused: string[] = [];
-  for (const e of eps.slice(0, 8)) {
-    if (e.port < 1 || e.port > 65535) refused.push(`${e.address}:${e.port} (bad port)`);
-    else if (familyOf(e.address) !== family) refused.push(`${e.address} (other address family)`);
-    else if (!isAllowedTarget(e.address, policy)) refused.push(`${e.address} (not public unicast)`);
-    else usable.push(e);
+/** Most endpoints one session accepts from the peer (the wire allows 8): a punch needs one, two covers a
+ * mapping observed plus one predicted. Fewer targets per session = less use of a side as a SYN cannon. */
+export const MAX_SESSION_ENDPOINTS = 2;
+
+/** The outcome of checking a peer's `opendpoint` endpoints: all usable, or the first limit they break. */
+export type TargetCheck =
+  | { ok: true; usable: Endpoint[]; family: 4 | 6 }
+  | { ok: false; code: PunchSessionCode; reason: string };
+
+/**
+ * The peer's endpoints we may punch to. Strict, so that one session can aim our SYNs at one host only: at
+ * most MAX_SESSION_ENDPOINTS, all on one IP (ports may differ), that IP public unicast under `policy` and of
+ * `family` when given, and no port on Bitcoin Core's bad-port list. Any violation refuses the whole set.
+ */
+export function checkTargets(eps: Endpoint[], policy: TargetPolicy, family?: 4 | 6): TargetCheck {
+  const list = eps.map((e) => `${e.address}:${e.port}`).join(', ');
+  if (eps.length === 0) return { ok: false, code: 'PUNCH_TARGET_REFUSED', reason: 'no endpoint given' };
+  if (eps.length > MAX_SESSION_ENDPOINTS) {
+    const reason = `${eps.length} endpoints (at most ${MAX_SESSION_ENDPOINTS} per session): ${list}`;
+    return { ok: false, code: 'PUNCH_TARGET_TOO_MANY', reason };
   }
-  return { usable, refused };
+  const ip = canonicalAddress(eps[0]!.address);
+  if (eps.some((e) => canonicalAddress(e.address) !== ip)) {
+    return { ok: false, code: 'PUNCH_TARGET_MIXED_IP', reason: `endpoints on more than one IP (one allowed): ${list}` };
+  }
+  const fam = familyOf(eps[0]!.address);
+  if (family !== undefined && fam !== family) {
+    return { ok: false, code: 'PUNCH_TARGET_REFUSED', reason: `${eps[0]!.address} (not IPv${family})` };
+  }
+  if (!isAllowedTarget(eps[0]!.address, policy)) {
+    return { ok: false, code: 'PUNCH_TARGET_REFUSED', reason: `${eps[0]!.address} (not public unicast)` };
+  }
+  const bad = eps.filter((e) => isBadPort(e.port));
+  if (bad.length > 0) {
+    const which = bad.map((e) => `${e.address}:${e.port}`).join(', ');
+    return { ok: false, code: 'PUNCH_TARGET_BAD_PORT', reason: `bad port (Bitcoin Core's IsBadPort list): ${which}` };
+  }
+  return { ok: true, usable: eps.map((e) => ({ address: e.address, port: e.port })), family: fam };
+}
+
+/**
+ * Our own endpoints as we announce them in `opendpoint`: those of `family` on the IP of the best one, at
+ * most MAX_SESSION_ENDPOINTS (what the peer's checkTargets accepts).
+ */
+export function ownEndpoints<E extends Endpoint>(eps: E[], family: 4 | 6): E[] {
+  const mine = eps.filter((e) => familyOf(e.address) === family);
+  if (mine.length === 0) return [];
+  const ip = canonicalAddress(mine[0]!.address);
+  return mine.filter((e) => canonicalAddress(e.address) === ip).slice(0, MAX_SESSION_ENDPOINTS);
+}
+
+/**
+ * The time limits of one session, absolute from its start: every wait ends at the earliest of its own step
+ * end and the session end, and messages a wait skips (verack, pong, unknown commands) neither restart it nor
+ * come free: more than `maxIgnored` of them end the session. A peer trickling junk cannot hold it open.
+ */
+export class SessionClock {
+  readonly startedAt: number;
+  readonly endsAt: number;
+  private ignoredCount = 0;
+
+  /**
+   * @param totalMs the whole-session deadline
+   * @param maxIgnored most skipped messages per session
+   * @param peer the side whose messages we wait for (named in errors)
+   */
+  constructor(readonly totalMs: number, readonly maxIgnored: number, private readonly peer: Side) {
+    this.startedAt = performance.now();
+    this.endsAt = this.startedAt + totalMs;
+  }
+
+  /** Milliseconds left of the whole session (0 when past). */
+  remaining(): number {
+    return Math.max(0, this.endsAt - performance.now());
+  }
+
+  /** Skipped messages so far. */
+  get ignored(): number {
+    return this.ignoredCount;
+  }
+
+  /** Counts one skipped message; throws PUNCH_PROTOCOL once more than `maxIgnored` were skipped. */
+  ignore(what: string, step: string): void {
+    if (++this.ignoredCount > this.maxIgnored) {
+      const msg = `${this.peer} sent more than ${this.maxIgnored} ignored messages (last: ${what}) during ${step}`;
+      throw new PunchSessionError('PUNCH_PROTOCOL', msg, { step, side: this.peer });
+    }
+  }
+
+  /**
+   * The next message, waiting at most until `stepEndsAt` (absolute, performance.now() ms) and the session
+   * end. A timeout names the limit that ended it: PUNCH_TIMEOUT for the step, PUNCH_SESSION_DEADLINE for the
+   * session (or for `deadlineName`, when `stepEndsAt` is itself a deadline such as the request deadline).
+   */
+  async next(
+    ch: CoordChannel,
+    step: string,
+    stepEndsAt: number,
+    signal?: AbortSignal,
+    deadlineName?: string,
+  ): Promise<CoordMessage> {
+    const sessionBinds = this.endsAt <= stepEndsAt;
+    const end = Math.min(stepEndsAt, this.endsAt);
+    const left = end - performance.now();
+    if (left <= 0) throw this.expired(step, sessionBinds, deadlineName);
+    try {
+      return await ch.next(Math.ceil(left), step, signal);
+    } catch (err) {
+      if (err instanceof PunchSessionError && err.code === 'PUNCH_TIMEOUT') {
+        throw this.expired(step, sessionBinds, deadlineName);
+      }
+      // signal() fires at the session end too; whichever timer ran first, name the deadline.
+      const r: unknown = signal?.reason;
+      const deadlineAbort = r instanceof PunchSessionError && r.code === 'PUNCH_SESSION_DEADLINE';
+      if (err instanceof PunchSessionError && err.code === 'PUNCH_ABORTED' && deadlineAbort) {
+        throw this.expired(step, true);
+      }
+      throw err;
+    }
+  }
+
+  private expired(step: string, sessionBinds: boolean, deadlineName?: string): PunchSessionError {
+    if (sessionBinds) {
+      const msg = `the whole-session deadline (${this.totalMs} ms) passed while waiting for ${step} from ${this.peer}`;
+      return new PunchSessionError('PUNCH_SESSION_DEADLINE', msg, { step, side: this.peer });
+    }
+    if (deadlineName) {
+      const msg = `the ${deadlineName} passed while waiting for ${step} from ${this.peer}`;
+      return new PunchSessionError('PUNCH_SESSION_DEADLINE', msg, { step, side: this.peer });
+    }
+    const ms = Math.round(performance.now() - this.startedAt);
+    const msg = `timed out waiting for ${step} from ${this.peer} (${ms} ms into the session)`;
+    return new PunchSessionError('PUNCH_TIMEOUT', msg, { step, side: this.peer });
+  }
+
+  /** An AbortSignal that fires at the session end (for discovery and the engine); call the result's `clear`. */
+  signal(parent?: AbortSignal): { signal: AbortSignal; clear: () => void } {
+    const ac = new AbortController();
+    const onAbort = (): void => ac.abort(parent?.reason);
+    if (parent?.aborted) ac.abort(parent.reason);
+    parent?.addEventListener('abort', onAbort, { once: true });
+    const msg = `the whole-session deadline (${this.totalMs} ms) passed`;
+    const deadline = (): PunchSessionError => new PunchSessionError('PUNCH_SESSION_DEADLINE', msg, { side: this.peer });
+    const t = setTimeout(() => ac.abort(deadline()), this.remaining());
+    t.unref();
+    return {
+      signal: ac.signal,
+      clear: () => {
+        clearTimeout(t);
+        parent?.removeEventListener('abort', onAbort);
+      },
+    };
+  }
 }
 
 export function newSessionId(): Buffer {

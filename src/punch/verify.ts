@@ -11,6 +11,11 @@ export function normalizeAddress(a: string): string {
   return canonicalAddress(a);
 }
 
+/** True when both texts name the same IP (`::ffff:1.2.3.4` = `1.2.3.4`, `2001:DB8::1` = `2001:db8:0:0:0:0:0:1`). */
+export function sameIp(a: string, b: string): boolean {
+  return canonicalAddress(a) === canonicalAddress(b);
+}
+
 export function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
   return a.port === b.port && normalizeAddress(a.address) === normalizeAddress(b.address);
 }
@@ -32,7 +37,8 @@ export function verifyPeer(socket: Socket, expected: Endpoint[]): Endpoint | und
 
 /**
  * The session's verify step, shared by both roles: returns the verified peer endpoint, or destroys the
- * socket, tells the other side `verify-failed` and throws PUNCH_VERIFY_FAILED naming `side`.
+ * socket, tells the other side `verify-failed` and throws PUNCH_VERIFY_FAILED naming `side`. The peer must be
+ * one of `expected` and, when `expectIp` is given (B: the announced clearnet IP), have exactly that IP.
  */
 export function verifyOrReport(
   side: 'A' | 'B',
@@ -41,12 +47,19 @@ export function verifyOrReport(
   ch: CoordChannel,
   sessionId: Buffer,
   tl: Timeline,
+  expectIp?: string,
 ): Endpoint {
   const remote = verifyPeer(socket, expected);
-  if (remote) return remote;
-  const got = `${socket.remoteAddress}:${socket.remotePort}`;
-  socket.destroy();
-  ch.send({ cmd: 'opresult', sessionId, status: 'verify-failed', elapsedMs: Math.round(tl.mark('verify-failed')), reason: `peer ${got} is not an endpoint from opendpoint` });
   const other = side === 'A' ? 'B' : 'A';
-  throw new PunchSessionError('PUNCH_VERIFY_FAILED', `${side}: connected peer ${got} is not one of ${other}'s endpoints`, { step: 'verify', side });
+  const got = `${socket.remoteAddress}:${socket.remotePort}`;
+  let why: string | undefined;
+  if (!remote) why = `connected peer ${got} is not one of ${other}'s endpoints`;
+  else if (expectIp !== undefined && !sameIp(remote.address, expectIp)) {
+    why = `connected peer ${got} is not on the expected clearnet IP ${expectIp}`;
+  }
+  if (remote && why === undefined) return remote;
+  socket.destroy();
+  const elapsedMs = Math.round(tl.mark('verify-failed'));
+  ch.send({ cmd: 'opresult', sessionId, status: 'verify-failed', elapsedMs, reason: why!.slice(0, 256) });
+  throw new PunchSessionError('PUNCH_VERIFY_FAILED', `${side}: ${why}`, { step: 'verify', side });
 }

@@ -135,3 +135,17 @@ test('netgroups: IPv6 carrying IPv4 groups as that IPv4 /16; he.net by /36 (as B
   assert.equal(netgroupOf('2001:db8:ffff:1::1'), netgroupOf('2001:db8::2'), 'one /32 elsewhere');
   assert.equal(netgroupOf('::1'), 'v6:0:0');
 });
+
+test('keyed buckets: wouldAllow looks without taking or adding a key', () => {
+  const clock = new ManualClock();
+  const kb = new KeyedBuckets({ ratePerSec: 1, capacity: 2, maxKeys: 4, clock: clock.now });
+  assert.equal(kb.wouldAllow('a'), true, 'an unknown key starts full');
+  assert.equal(kb.size, 0, 'and is not added');
+  assert.equal(kb.wouldAllow('a', 3), false, 'more than the capacity never fits');
+  assert.ok(kb.tryTake('a') && kb.tryTake('a'));
+  assert.equal(kb.wouldAllow('a'), false);
+  assert.equal(kb.wouldAllow('a'), false, 'looking took nothing');
+  clock.advance(1000);
+  assert.equal(kb.wouldAllow('a'), true);
+  assert.equal(kb.tryTake('a'), true);
+});

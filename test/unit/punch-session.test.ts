@@ -109,7 +109,7 @@ test('full session over loopback: B gets a verified socket to A, A emits it, byt
   try {
     const gotA = new Promise<[Socket, { remote: { port: number }; timeline: { at(e: string): number | undefined } }]>((r) => listener.once('connection', (s, i) => r([s, i])));
     const client = new PunchClient(clientOpts(dialer));
-    const r = await client.punch({ address: 'x'.repeat(56) + '.onion', port });
+    const r = await client.punch({ address: 'x'.repeat(56) + '.onion', port, expectIp: '127.0.0.1' });
     const [aSock, info] = await gotA;
     assert.equal(r.socket.remotePort, aSock.localPort, "B's peer is A's punch socket");
     assert.equal(aSock.remotePort, r.socket.localPort);
@@ -132,12 +132,12 @@ test("edm on A: B fails fast with nat-unsuitable naming A; edm on B fails before
   const { server, dialer, port } = await loopbackOverlay(listener);
   try {
     const t0 = performance.now();
-    await assert.rejects(new PunchClient(clientOpts(dialer)).punch({ address: 'a.onion', port }), (e: unknown) =>
+    await assert.rejects(new PunchClient(clientOpts(dialer)).punch({ address: 'a.onion', port, expectIp: '127.0.0.1' }), (e: unknown) =>
       e instanceof PunchSessionError && e.code === 'PUNCH_NAT_UNSUITABLE' && e.side === 'A' && /A's NAT/.test(e.message));
     assert.ok(performance.now() - t0 < 2000, 'fails fast');
     let dialed = 0;
     const counting: CoordinationDialer = { ...dialer, dial: (a, p, o) => { dialed++; return dialer.dial(a, p, o); } };
-    await assert.rejects(new PunchClient(clientOpts(counting, { eim: eim('edm') })).punch({ address: 'a.onion', port }), (e: unknown) =>
+    await assert.rejects(new PunchClient(clientOpts(counting, { eim: eim('edm') })).punch({ address: 'a.onion', port, expectIp: '127.0.0.1' }), (e: unknown) =>
       e instanceof PunchSessionError && e.code === 'PUNCH_NAT_UNSUITABLE' && e.side === 'B');
     assert.equal(dialed, 0, 'B never dials with an EDM NAT');
   } finally {
@@ -152,7 +152,7 @@ test('non-public endpoints are refused unless the lab/loopback flag allows them'
   const failures: PunchSessionError[] = [];
   listener.on('failure', (e) => failures.push(e));
   try {
-    await assert.rejects(new PunchClient(clientOpts(dialer)).punch({ address: 'a.onion', port }), (e: unknown) =>
+    await assert.rejects(new PunchClient(clientOpts(dialer)).punch({ address: 'a.onion', port, expectIp: '127.0.0.1' }), (e: unknown) =>
       e instanceof PunchSessionError && e.code === 'PUNCH_REJECTED' && e.rejectCode === 'bad-request' && /not public unicast/.test(e.message));
     await new Promise((r) => setTimeout(r, 50));
     assert.equal(failures[0]?.code, 'PUNCH_TARGET_REFUSED');
@@ -235,7 +235,7 @@ test('verify: a connection from an endpoint B did not announce is closed and the
   const { server, dialer, port } = await loopbackOverlay(listener);
   const failure = new Promise<PunchSessionError>((r) => listener.once('failure', r));
   try {
-    const r = await new PunchClient(clientOpts(dialer, { engine: wrongPortB })).punch({ address: 'a.onion', port });
+    const r = await new PunchClient(clientOpts(dialer, { engine: wrongPortB })).punch({ address: 'a.onion', port, expectIp: '127.0.0.1' });
     const e = await failure;
     assert.equal(e.code, 'PUNCH_VERIFY_FAILED');
     assert.equal(e.side, 'A');

@@ -70,7 +70,7 @@ export class PunchRig {
   private workers: Worker[] = [];
   private a: Worker | undefined;
   private b: Worker | undefined;
-  target: { address: string; port: number } | undefined;
+  target: { address: string; port: number; expectIp: string | null } | undefined;
   eimA: WorkerMessage | undefined;
   eimB: WorkerMessage | undefined;
   readonly t0 = wallMs();
@@ -208,7 +208,10 @@ export class PunchRig {
     this.a = this.spawnWorker('A', 'a', ca);
     this.eimA = await this.a.q.waitFor(['eim', 'fatal'], 30_000);
     const ra = await this.ready(this.a, 150_000);
-    this.target = { address: String(ra.address), port: Number(ra.port) };
+    // B checks that A punches from the public IP A's own EIM check saw (what an announcement would carry).
+    const pubA = this.eimA?.publicAddress;
+    const expectIp = typeof pubA === 'string' ? pubA : null;
+    this.target = { address: String(ra.address), port: Number(ra.port), expectIp };
     this.mark('endpointUp');
     const cb = this.workerConfig('b');
     if (tor) cb.socks = { host: tor.socksB.host, port: tor.socksB.port };

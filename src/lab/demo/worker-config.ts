@@ -22,8 +22,8 @@ export interface WorkerConfig {
   sam?: { host: string; port: number };
   /** I2CP options for the SAM session (short tunnels on the private network). */
   samOptions?: Record<string, string | number>;
-  /** b: the coordination endpoint to punch. */
-  target?: { address: string; port: number };
+  /** b: the coordination endpoint to punch, and A's public IP (from A's EIM check; null: unchecked). */
+  target?: { address: string; port: number; expectIp: string | null };
   profile?: PunchProfile;
   primeTtl?: number;
   deadlineMs?: number;
