@@ -5,39 +5,28 @@
  */
 import { UsageError, OnionpunchError } from '../../errors.js';
 import { startNatcheckServer } from '../../nat/natcheck-server.js';
-import { NETWORKS, isNetworkName, parseEndpoint, formatEndpoint, type NetworkName } from '../../wire/index.js';
+import { NETWORKS, parseEndpoint, formatEndpoint, type NetworkName } from '../../wire/index.js';
+import { flag, integer, oneOf, parseCommand, text, value } from '../args.js';
 
-const USAGE = `usage: onionpunch natcheck-server --listen HOST:PORT [--network ${NETWORKS.join('|')}] [--json] [--verbose] [--per-ip N] [--timeout MS]`;
+const SERVER = {
+  name: 'natcheck-server',
+  summary: 'Runs the NAT-check service until SIGINT/SIGTERM: answers the Bitcoin version handshake with the\n' +
+    'client\'s address and port in addr_recv.',
+  options: {
+    listen: value('HOST:PORT', 'address to listen on (IP; port 0 picks one)', text),
+    network: value('NET', `${NETWORKS.join('|')} (default main)`, oneOf<NetworkName>(NETWORKS), 'main'),
+    'per-ip': value('N', 'connections at once per client IP (default 4)', integer(1, 1_000_000), 4),
+    timeout: value('MS', 'handshake timeout (default 5000)', integer(1, 3_600_000), 5000),
+    json: flag('print {"listening":{address,port}} once listening (and results with --verbose) as JSON lines'),
+    verbose: flag('one line per client'),
+  },
+};
 
 export async function main(args: string[]): Promise<number> {
-  let listen: string | undefined;
-  let network: NetworkName = 'main';
-  let json = false;
-  let verbose = false;
-  let perIp = 4;
-  let timeout = 5000;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const num = (name: string) => {
-      const v = Number(args[++i]);
-      if (!Number.isInteger(v) || v <= 0) throw new UsageError(`${name} needs a positive integer`);
-      return v;
-    };
-    if (a === '--help' || a === '-h') {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    } else if (a === '--listen') listen = args[++i];
-    else if (a === '--network') {
-      const n = args[++i];
-      if (n === undefined || !isNetworkName(n)) throw new UsageError(`--network needs one of ${NETWORKS.join(', ')}`);
-      network = n;
-    } else if (a === '--json') json = true;
-    else if (a === '--verbose') verbose = true;
-    else if (a === '--per-ip') perIp = num('--per-ip');
-    else if (a === '--timeout') timeout = num('--timeout');
-    else throw new UsageError(`unknown argument '${a}'\n${USAGE}`);
-  }
-  if (!listen) throw new UsageError(USAGE);
+  const p = parseCommand(SERVER, args);
+  if (p === null) return 0;
+  const { listen, network, 'per-ip': perIp, timeout, json, verbose } = p.values;
+  if (listen === undefined) throw new UsageError('--listen HOST:PORT is required (see onionpunch natcheck-server --help)');
   let ep;
   try {
     ep = parseEndpoint(listen);
