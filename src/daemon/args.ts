@@ -36,9 +36,9 @@ export function flag(help: string, extra: { short?: string; hidden?: boolean } =
 
 /** An option with one value (the last one wins when repeated); `undefined` or `dflt` when absent. */
 export function value<T>(metavar: string, help: string, parse: Parser<T>): Option<T | undefined>;
-export function value<T>(metavar: string, help: string, parse: Parser<T>, dflt: T, extra?: { hidden?: boolean }): Option<T>;
-export function value<T>(metavar: string, help: string, parse: Parser<T>, dflt?: T, extra: { hidden?: boolean } = {}): Option<T | undefined> {
-  return { takesValue: true, metavar, help, ...extra, finish: (g) => (g.length === 0 ? dflt : parse(g[g.length - 1]!)) };
+export function value<T>(metavar: string, help: string, parse: Parser<T>, dflt: T): Option<T>;
+export function value<T>(metavar: string, help: string, parse: Parser<T>, dflt?: T): Option<T | undefined> {
+  return { takesValue: true, metavar, help, finish: (g) => (g.length === 0 ? dflt : parse(g[g.length - 1]!)) };
 }
 
 /** A repeatable option: every value, in order (empty when absent). */
@@ -71,7 +71,9 @@ export function integer(min: number, max: number): Parser<number> {
 /** One of a fixed set of words. */
 export function oneOf<T extends string>(words: readonly T[]): Parser<T> {
   return (raw) => {
-    if (!(words as readonly string[]).includes(raw)) throw new UsageError(`expected one of ${words.join(', ')}, got '${raw}'`);
+    if (!(words as readonly string[]).includes(raw)) {
+      throw new UsageError(`expected one of ${words.join(', ')}, got '${raw.slice(0, 64)}'`);
+    }
     return raw as T;
   };
 }
@@ -87,9 +89,15 @@ export type Token =
  * `takesValue` says which names consume a value; an unknown name is a flag-like token for the caller to refuse.
  * A value that looks like an option (`--delay --json`) is treated as missing: `--key=--x` passes such a value.
  */
-export function scan(argv: readonly string[], takesValue: Record<string, boolean>, shorts: Record<string, string> = {}): Token[] {
+export function scan(
+  argv: readonly string[],
+  takesValue: Record<string, boolean>,
+  shorts: Record<string, string> = {},
+): Token[] {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple: true }> = {};
-  for (const [name, tv] of Object.entries(takesValue)) options[name] = { type: tv ? 'string' : 'boolean', multiple: true };
+  for (const [name, tv] of Object.entries(takesValue)) {
+    options[name] = { type: tv ? 'string' : 'boolean', multiple: true };
+  }
   for (const [s, name] of Object.entries(shorts)) if (options[name]) options[name].short = s;
   const { tokens } = parseArgs({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true });
   const out: Token[] = [];
@@ -102,7 +110,8 @@ export function scan(argv: readonly string[], takesValue: Record<string, boolean
       if (v !== undefined && !inline && v.startsWith('--')) {
         // parseArgs took the next option as this one's value: the value is missing, the next option stands.
         out.push({ kind: 'option', name: t.name, rawName: t.rawName, value: undefined, inline: false, index: t.index });
-        out.push(...scan(argv.slice(t.index + 1), takesValue, shorts).map((x) => ({ ...x, index: x.index + t.index + 1 })));
+        const next = scan(argv.slice(t.index + 1), takesValue, shorts);
+        out.push(...next.map((x) => ({ ...x, index: x.index + t.index + 1 })));
         return out;
       }
       out.push({ kind: 'option', name: t.name, rawName: t.rawName, value: v, inline, index: t.index });
@@ -140,7 +149,8 @@ export interface Parsed<O extends Options> {
 
 /** The --help text of a command. */
 export function helpText<O extends Options>(cmd: Command<O>): string {
-  const lines = [`usage: onionpunch ${cmd.name} [options]${cmd.operands ? ` ${cmd.operands}` : ''}`, '', cmd.summary, '', 'options:'];
+  const usage = `usage: onionpunch ${cmd.name} [options]${cmd.operands ? ` ${cmd.operands}` : ''}`;
+  const lines = [usage, '', cmd.summary, '', 'options:'];
   const rows: Array<[string, string]> = [];
   for (const [name, o] of Object.entries(cmd.options)) {
     if (o.hidden) continue;
@@ -161,7 +171,11 @@ function bad(cmd: { name: string }, what: string): UsageError {
  * Parses a command's arguments. Returns null after printing the help to `out` when `--help`/`-h` is given;
  * throws UsageError for an unknown option, a missing or malformed value, or a wrong number of operands.
  */
-export function parseCommand<O extends Options>(cmd: Command<O>, argv: readonly string[], out: NodeJS.WritableStream = process.stdout): Parsed<O> | null {
+export function parseCommand<O extends Options>(
+  cmd: Command<O>,
+  argv: readonly string[],
+  out: NodeJS.WritableStream = process.stdout,
+): Parsed<O> | null {
   const takesValue: Record<string, boolean> = { help: false };
   const shorts: Record<string, string> = { h: 'help' };
   for (const [name, o] of Object.entries(cmd.options)) {
@@ -199,9 +213,10 @@ export function parseCommand<O extends Options>(cmd: Command<O>, argv: readonly 
     else if (t.kind === 'operand' || terminated) operands.push(t.kind === 'operand' ? t.value : t.rawName);
     else {
       const o = Object.prototype.hasOwnProperty.call(cmd.options, t.name) ? cmd.options[t.name] : undefined;
-      if (o === undefined || t.name === 'help') throw bad(cmd, `unknown option '${t.rawName}${t.inline ? '=…' : ''}'`);
-      if (!o.takesValue && t.value !== undefined) throw bad(cmd, `${t.rawName} takes no value`);
-      if (o.takesValue && t.value === undefined) throw bad(cmd, `${t.rawName} needs a value${o.metavar ? ` (${o.metavar})` : ''}`);
+      const opt = t.rawName.slice(0, 64);
+      if (o === undefined || t.name === 'help') throw bad(cmd, `unknown option '${opt}${t.inline ? '=…' : ''}'`);
+      if (!o.takesValue && t.value !== undefined) throw bad(cmd, `${opt} takes no value`);
+      if (o.takesValue && t.value === undefined) throw bad(cmd, `${opt} needs a value (${o.metavar})`);
       const arr = given.get(t.name) ?? [];
       arr.push(t.value ?? '');
       given.set(t.name, arr);
@@ -232,7 +247,8 @@ export interface Group {
 
 /** The --help text of a group. */
 export function groupHelp(g: Group): string {
-  const lines = [`usage: onionpunch ${g.name} <${Object.keys(g.subs).join('|')}> [options]`, '', g.summary, '', 'commands:'];
+  const usage = `usage: onionpunch ${g.name} <${Object.keys(g.subs).join('|')}> [options]`;
+  const lines = [usage, '', g.summary, '', 'commands:'];
   for (const [name, s] of Object.entries(g.subs)) lines.push(`  ${name.padEnd(10)} ${s.summary}`);
   lines.push('', `Run \`onionpunch ${g.name} <command> --help\` for the options of one command.`);
   return lines.join('\n') + '\n';
@@ -246,6 +262,8 @@ export async function dispatch(g: Group, argv: readonly string[]): Promise<numbe
     return sub === undefined ? 2 : 0;
   }
   const s = Object.prototype.hasOwnProperty.call(g.subs, sub) ? g.subs[sub] : undefined;
-  if (s === undefined) throw new UsageError(`unknown ${g.name} command '${sub.slice(0, 64)}' (want ${Object.keys(g.subs).join(', ')})`);
+  if (s === undefined) {
+    throw new UsageError(`unknown ${g.name} command '${sub.slice(0, 64)}' (want ${Object.keys(g.subs).join(', ')})`);
+  }
   return s.run(rest);
 }

@@ -81,21 +81,32 @@ export const CONFIG_KEYS = {
     doc: 'the configuration file (bitcoin.conf style key=value lines)',
   }),
   overlay: key<'tor' | 'i2p'>({ kind: 'enum', values: ['tor', 'i2p'], default: 'tor', doc: 'coordination overlay' }),
-  network: key<NetworkName>({ kind: 'enum', values: NETWORKS, default: 'main', doc: 'Bitcoin network (magic, default ports)' }),
+  network: key<NetworkName>({
+    kind: 'enum', values: NETWORKS, default: 'main',
+    doc: 'Bitcoin network (magic, default ports)',
+  }),
   torcontrol: key<HostPort>({
     kind: 'hostport', default: hp('127.0.0.1', 9051), doc: "Tor control port (serve), as bitcoind's -torcontrol",
   }),
   torpassword: key<string | undefined>({
-    kind: 'string', default: undefined, defaultDoc: 'cookie / none', doc: "Tor control password, as bitcoind's -torpassword",
+    kind: 'string', default: undefined, defaultDoc: 'cookie / none',
+    doc: "Tor control password, as bitcoind's -torpassword",
   }),
-  i2psam: key<HostPort>({ kind: 'hostport', default: hp('127.0.0.1', 7656), doc: "I2P SAM bridge, as bitcoind's -i2psam" }),
+  i2psam: key<HostPort>({
+    kind: 'hostport', default: hp('127.0.0.1', 7656),
+    doc: "I2P SAM bridge, as bitcoind's -i2psam",
+  }),
   proxy: key<HostPort>({
     kind: 'hostport', default: hp('127.0.0.1', 9050),
     doc: "Tor SOCKS port for coordination dials (proxy), as bitcoind's -proxy means Tor's",
   }),
-  bind: key<string | undefined>({ kind: 'host', default: undefined, defaultDoc: 'wildcard', doc: 'local address to punch from' }),
+  bind: key<string | undefined>({
+    kind: 'host', default: undefined, defaultDoc: 'wildcard',
+    doc: 'local address to punch from',
+  }),
   externalip: key<string | undefined>({
-    kind: 'host', default: undefined, defaultDoc: 'from the NAT check', doc: "clearnet address announced, as bitcoind's -externalip",
+    kind: 'host', default: undefined, defaultDoc: 'from the NAT check',
+    doc: "clearnet address announced, as bitcoind's -externalip",
   }),
   bitcoind: key<HostPort>({
     kind: 'hostport', default: (c) => hp('127.0.0.1', netPort(c)), defaultDoc: '127.0.0.1:<network port>',
@@ -105,7 +116,10 @@ export const CONFIG_KEYS = {
     kind: 'port', default: netPort, defaultDoc: `network port (${NETWORKS.map((n) => DEFAULT_PORT[n]).join(', ')})`,
     doc: "clearnet port announced; also the onion's virtual port",
   }),
-  announce: key<HostPort[]>({ kind: 'hostport', list: true, default: [], doc: 'clearnet peer to announce our endpoint to (serve)' }),
+  announce: key<HostPort[]>({
+    kind: 'hostport', list: true, default: [],
+    doc: 'clearnet peer to announce our endpoint to (serve)',
+  }),
   announceinterval: key<number>({
     kind: 'int', unit: 'seconds', min: 10, max: 590, default: 300,
     doc: "announcement period (below the 600 s freshness window); also the collector's reconnect period",
@@ -115,19 +129,28 @@ export const CONFIG_KEYS = {
     doc: 'clearnet peer to learn announcements from (proxy)',
   }),
   known: key<KnownEntry[]>({
-    kind: 'known', list: true, default: [], doc: 'static announcement (proxy); COORD must be a valid v3 onion or b32.i2p',
+    kind: 'known', list: true, default: [],
+    doc: 'static announcement (proxy); COORD must be a valid v3 onion or b32.i2p',
   }),
   listen: key<HostPort>({
-    kind: 'hostport', zeroPort: true, default: hp('127.0.0.1', 9064), doc: "SOCKS5 listen address for bitcoind's -proxy (proxy)",
+    kind: 'hostport', zeroPort: true, default: hp('127.0.0.1', 9064),
+    doc: "SOCKS5 listen address for bitcoind's -proxy (proxy)",
   }),
-  natcheck: key<HostPort[]>({ kind: 'hostport', list: true, default: [], doc: 'NAT-check server (two give the EIM check)' }),
+  natcheck: key<HostPort[]>({
+    kind: 'hostport', list: true, default: [],
+    doc: 'NAT-check server (two give the EIM check)',
+  }),
   labranges: key<boolean>({
     kind: 'bool', default: false, doc: "allow the NAT lab's address ranges as punch targets (never on a real network)",
   }),
   maxsessions: key<number>({ kind: 'int', min: 1, max: 1024, default: 8, doc: 'punch sessions at once (serve)' }),
-  maxclients: key<number>({ kind: 'int', min: 1, max: 4096, default: 128, doc: 'SOCKS clients (proxy) / bridges (serve) at once' }),
+  maxclients: key<number>({
+    kind: 'int', min: 1, max: 4096, default: 128,
+    doc: 'SOCKS clients (proxy) / bridges (serve) at once',
+  }),
   idletimeout: key<number>({
-    kind: 'int', unit: 'seconds', min: 1, max: 86400, default: 1800, doc: 'a bridge silent both ways this long is closed',
+    kind: 'int', unit: 'seconds', min: 1, max: 86400, default: 1800,
+    doc: 'a bridge silent both ways this long is closed',
   }),
   shutdowngrace: key<number>({
     kind: 'int', unit: 'seconds', min: 0, max: 600, default: 5, doc: 'time bridges get to finish after SIGINT/SIGTERM',
@@ -413,7 +436,8 @@ export function loadConfig(inputs: ConfigInputs = {}): DaemonConfig & { sources:
   const cfg: Record<string, unknown> = {};
   for (const [k, spec] of Object.entries(CONFIG_KEYS) as Array<[string, KeySpec<unknown>]>) {
     const d = spec.default;
-    cfg[k] = values.has(k) ? values.get(k)!.value : typeof d === 'function' ? (d as (c: ResolvedSoFar) => unknown)(cfg) : d;
+    if (values.has(k)) cfg[k] = values.get(k)!.value;
+    else cfg[k] = typeof d === 'function' ? (d as (c: ResolvedSoFar) => unknown)(cfg) : d;
   }
   const sources: Record<string, ConfigSource> = {};
   for (const k of Object.keys(CONFIG_KEYS)) sources[k] = values.get(k)?.source ?? 'default';

@@ -66,7 +66,8 @@ export function currentEnv(): PrereqEnv {
   } catch {
     // no os-release: not a distribution we know how to install on
   }
-  return { path: dirs.join(delimiter), isRoot: typeof process.getuid === 'function' && process.getuid() === 0, osRelease };
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  return { path: dirs.join(delimiter), isRoot, osRelease };
 }
 
 /** The first executable `name` on `path`, or undefined. */
@@ -120,7 +121,11 @@ export function checkPrereqs(needs: readonly PrereqNeed[], env: PrereqEnv): Prer
   if (!isDebianLike(env.osRelease)) cannotInstall = 'not Debian or Ubuntu: install them with your package manager';
   else if (!findBinary('apt-get', env.path)) cannotInstall = 'apt-get not found';
   if (cannotInstall !== undefined) return { missing, packages, install: null, cannotInstall };
-  return { missing, packages, install: [['apt-get', 'update', '-qq'], ['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...packages]] };
+  const install = [
+    ['apt-get', 'update', '-qq'],
+    ['apt-get', 'install', '-y', '-qq', '--no-install-recommends', ...packages],
+  ];
+  return { missing, packages, install };
 }
 
 /** A command line as one would type it. */
@@ -174,30 +179,37 @@ export async function ensurePrereqs(needs: readonly PrereqNeed[], opts: EnsureOp
   const c = checkPrereqs(needs, env);
   const list = c.missing.map((r) => `${r.binary} (${r.why}; package ${r.package})`).join(', ');
   if (!env.isRoot && needs.some((n) => ROOT_NEEDS.includes(n))) {
-    throw new LabError('LAB_NOT_ROOT', `${opts.what} needs root (network namespaces, nftables, private Tor/I2P networks); run it as root, e.g. with sudo${c.missing.length ? `; it also needs ${list}` : ''}`);
+    const also = c.missing.length ? `; it also needs ${list}` : '';
+    const why = 'network namespaces, nftables, private Tor/I2P networks';
+    throw new LabError('LAB_NOT_ROOT', `${opts.what} needs root (${why}); run it as root, e.g. with sudo${also}`);
   }
   if (c.missing.length > 0) {
+    const pkgs = `package${c.packages.length > 1 ? 's' : ''} ${c.packages.join(', ')}`;
     log(`${opts.what}: missing ${list}`);
     if (!env.isRoot) {
-      throw new PrereqError('LAB_PREREQ_MISSING', `missing package${c.packages.length > 1 ? 's' : ''} ${c.packages.join(', ')} (install as root${c.install ? `: ${commandText(c.install)}` : ''})`, c.packages);
+      const how = c.install ? `: ${commandText(c.install)}` : '';
+      throw new PrereqError('LAB_PREREQ_MISSING', `missing ${pkgs} (install as root${how})`, c.packages);
     }
     if (c.install === null) {
-      throw new PrereqError('LAB_PREREQ_MISSING', `missing package${c.packages.length > 1 ? 's' : ''} ${c.packages.join(', ')} (${c.cannotInstall})`, c.packages);
+      throw new PrereqError('LAB_PREREQ_MISSING', `missing ${pkgs} (${c.cannotInstall})`, c.packages);
     }
     const cmd = commandText(c.install);
     if (opts.install === false) {
       log(`${opts.what}: install with: ${cmd}`);
-      throw new PrereqError('LAB_PREREQ_MISSING', `missing package${c.packages.length > 1 ? 's' : ''} ${c.packages.join(', ')}; install with: ${cmd}`, c.packages);
+      throw new PrereqError('LAB_PREREQ_MISSING', `missing ${pkgs}; install with: ${cmd}`, c.packages);
     }
     log(`${opts.what}: installing ${c.packages.join(', ')} (Debian/Ubuntu, as root): ${cmd}`);
     const timeout = opts.aptTimeoutMs ?? 15 * 60_000;
     // A failed `update` (no network to one mirror) may still leave usable lists: the install decides.
     await runApt(c.install[0]!, env, timeout);
     const code = await runApt(c.install[1]!, env, timeout);
-    if (code !== 0) throw new PrereqError('LAB_PREREQ_INSTALL_FAILED', `${cmd} failed (exit ${code ?? 'signal'})`, c.packages);
+    if (code !== 0) {
+      throw new PrereqError('LAB_PREREQ_INSTALL_FAILED', `${cmd} failed (exit ${code ?? 'signal'})`, c.packages);
+    }
     const after = checkPrereqs(needs, env);
     if (after.missing.length > 0) {
-      throw new PrereqError('LAB_PREREQ_INSTALL_FAILED', `still missing after apt-get: ${after.missing.map((r) => r.binary).join(', ')}`, after.packages);
+      const still = after.missing.map((r) => r.binary).join(', ');
+      throw new PrereqError('LAB_PREREQ_INSTALL_FAILED', `still missing after apt-get: ${still}`, after.packages);
     }
     log(`${opts.what}: installed ${c.packages.join(', ')}`);
   }

@@ -25,8 +25,9 @@ const DEMO = {
     'prints a timeline. Needs root; installs missing tor/i2pd/nftables/iproute2 with apt-get on Debian/Ubuntu.',
   options: {
     'nat-a': value('SPEC', `site A: ${SPEC_HELP}; default eim,drop`, parseSiteBehaviour, {}),
-    'nat-b': value('SPEC', 'site B, the same words (e.g. eim,rst or cgnat); fw6 on both punches over IPv6', parseSiteBehaviour, {}),
-    delay: value('MS', 'one-way delay per access link, e.g. 25ms or 0.5s (A-B RTT = 4x; default 12.5ms)', (s) => parseDuration(s, 2000), 12.5),
+    'nat-b': value('SPEC', 'site B, the same words (e.g. eim,rst or cgnat); fw6 on both: IPv6', parseSiteBehaviour, {}),
+    delay: value('MS', 'one-way delay per access link, e.g. 25ms or 0.5s (A-B RTT = 4x; default 12.5ms)',
+      (s) => parseDuration(s, 2000), 12.5),
     jitter: value('MS', 'jitter per access link (default 0)', (s) => parseDuration(s, 1000), 0),
     loss: value('PCT', 'loss per access link and direction, e.g. 1% (default 0)', (s) => parsePercent(s, 50), 0),
     overlay: value('tor|i2p', 'coordination overlay (default tor)', oneOf(['tor', 'i2p'] as const), 'tor'),
@@ -59,7 +60,8 @@ export async function main(args: string[]): Promise<number> {
     await ensurePrereqs(['lab', overlay], { what: 'onionpunch demo', install: !v['no-install'] });
   } catch (err) {
     const e = err as { code?: string; message?: string };
-    if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: e.code, message: e.message }, natA, natB, siteA, siteB, family, overlay }) + '\n');
+    const line = { ok: false, error: { code: e.code, message: e.message }, natA, natB, siteA, siteB, family, overlay };
+    if (json) process.stdout.write(JSON.stringify(line) + '\n');
     throw err;
   }
   const { PunchRig } = await import('../../lab/demo/rig.js');
@@ -80,7 +82,8 @@ export async function main(args: string[]): Promise<number> {
   process.once('SIGTERM', onSigint);
   const summary: Record<string, unknown> = { ok: false, natA, natB, siteA, siteB, family, overlay };
   try {
-    say(`building the lab: site A (${siteA}), site B (${siteB}), IPv${family}, ${delayMs} ms one-way per access link (A-B RTT ${4 * delayMs} ms), jitter ${jitterMs} ms, loss ${lossPct}%`);
+    say(`building the lab: site A (${siteA}), site B (${siteB}), IPv${family}, ${delayMs} ms one-way per access link ` +
+      `(A-B RTT ${4 * delayMs} ms), jitter ${jitterMs} ms, loss ${lossPct}%`);
     rig = await PunchRig.up({
       a: { nat: natA, inbound: inA, ...(a.cgnat ? { cgnat: true } : {}), ...(a.ipv6 ? { ipv6: a.ipv6 } : {}) },
       b: { nat: natB, inbound: inB, ...(b.cgnat ? { cgnat: true } : {}), ...(b.ipv6 ? { ipv6: b.ipv6 } : {}) },

@@ -16,8 +16,8 @@ import { flag, integer, oneOf, parseCommand, value } from '../args.js';
 
 const HANDSHAKE = {
   name: 'handshake',
-  summary: 'Connects to a Bitcoin node, completes the version handshake, prints the peer\'s version and the commands\n' +
-    'it sent before verack. HOST:PORT is clearnet (IPv6 as [ADDR]:PORT; the port defaults to the network\'s).',
+  summary: 'Connects to a Bitcoin node, completes the version handshake, prints the peer\'s version and the\n' +
+    'commands it sent before verack. HOST:PORT is clearnet (IPv6 as [ADDR]:PORT; the port defaults to the network\'s).',
   operands: 'HOST:PORT',
   minOperands: 1,
   maxOperands: 1,

@@ -16,7 +16,8 @@ const MATRIX = {
     'that should connect did every time and every pair that should fail (edm) did.',
   options: {
     runs: value('N', 'punches per pair, 1..1000 (default 10)', integer(1, 1000), 10),
-    delay: value('MS', 'one-way delay per access link, e.g. 12.5ms (default 12.5ms: 50 ms RTT A-B)', (s: string) => parseDuration(s, 2000)),
+    delay: value('MS', 'one-way delay per access link, e.g. 12.5ms (default 12.5ms: 50 ms RTT A-B)',
+      (s: string) => parseDuration(s, 2000)),
     jitter: value('MS', 'jitter per access link (default 0)', (s: string) => parseDuration(s, 1000)),
     loss: value('PCT', 'loss per access link and direction, e.g. 2% (default 2%)', (s: string) => parsePercent(s, 50)),
     profile: value('P', 'SYN schedule: plain | prime (default plain)', oneOf(['plain', 'prime'] as const)),

@@ -20,7 +20,13 @@ import { dispatch, flag, integer, parseCommand, text, value, type Options, type 
 import { Lab, downByState, listNamespaces, reapLabs, describePlan } from '../../lab/topology/lab.js';
 import { LabError } from '../../lab/errors.js';
 import { ensurePrereqs } from '../../lab/prereqs.js';
-import { parseDuration, parsePercent, parseSiteBehaviour, type LabSpec, type SiteBehaviourSpec } from '../../lab/topology/spec.js';
+import {
+  parseDuration,
+  parsePercent,
+  parseSiteBehaviour,
+  type LabSpec,
+  type SiteBehaviourSpec,
+} from '../../lab/topology/spec.js';
 import { ownerAlive, readAllStates, stateFile, type LabState } from '../../lab/topology/state.js';
 import { runSelftest } from '../../lab/topology/selftest.js';
 
@@ -33,7 +39,7 @@ const NAT_OPTIONS: Record<string, Option<SiteBehaviourSpec | undefined>> = Objec
     `nat-${l}`,
     i === 0
       ? value('SPEC', `site a's behaviour: comma list of ${SPEC_WORDS} (e.g. edm,rst)`, parseSiteBehaviour)
-      : { ...value('SPEC', i === 1 ? 'site b\'s behaviour; --nat-c ... --nat-z likewise' : '', parseSiteBehaviour), hidden: i > 1 },
+      : { ...value('SPEC', i === 1 ? "site b's behaviour; --nat-c ... --nat-z likewise" : '', parseSiteBehaviour), hidden: i > 1 },
   ]),
 );
 
@@ -71,7 +77,9 @@ export function parseUpArgs(args: string[]): { spec: LabSpec; json: boolean; ins
   for (const [i, l] of [...LETTERS].entries()) {
     const b = (v as Record<string, unknown>)[`nat-${l}`] as SiteBehaviourSpec | undefined;
     if (b === undefined) continue;
-    if (i >= v.sites) throw new UsageError(`--nat-${l}: no site '${l}' (sites are a..${LETTERS[v.sites - 1]}; see --sites)`);
+    if (i >= v.sites) {
+      throw new UsageError(`--nat-${l}: no site '${l}' (sites are a..${LETTERS[v.sites - 1]}; see --sites)`);
+    }
     Object.assign(spec.sites[i]!, b);
   }
   return { spec, json: v.json, install: !v['no-install'] };
@@ -260,7 +268,10 @@ export async function main(args: string[]): Promise<number> {
       status: { summary: 'list labs', run: cmdStatus },
       down: { summary: 'remove a lab (or every ownerless one)', run: cmdDown },
       selftest: { summary: 'build every behaviour and measure it', run: cmdSelftest },
-      matrix: { summary: 'punch every NAT pair over a private Tor network', run: async (a) => (await import('./lab-matrix.js')).main(a) },
+      matrix: {
+        summary: 'punch every NAT pair over a private Tor network',
+        run: async (a) => (await import('./lab-matrix.js')).main(a),
+      },
     },
   }, args);
 }

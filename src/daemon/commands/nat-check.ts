@@ -32,7 +32,8 @@ const NAT_CHECK = {
 export async function main(args: string[]): Promise<number> {
   const p = parseCommand(NAT_CHECK, args);
   if (p === null) return 0;
-  const { peer: peers, 'local-port': localPort, 'local-address': localAddress, network, timeout: timeoutMs, json } = p.values;
+  const { peer: peers, 'local-port': localPort, 'local-address': localAddress, network, json } = p.values;
+  const timeoutMs = p.values.timeout;
   if (peers.length < 2) throw new UsageError('give two --peer options (two different peers)');
   const { isNetworkName } = await import('../../wire/index.js');
   if (!isNetworkName(network)) throw new UsageError(`--network: unknown network '${network}'`);

@@ -26,7 +26,9 @@ export async function main(args: string[]): Promise<number> {
   const p = parseCommand(SERVER, args);
   if (p === null) return 0;
   const { listen, network, 'per-ip': perIp, timeout, json, verbose } = p.values;
-  if (listen === undefined) throw new UsageError('--listen HOST:PORT is required (see onionpunch natcheck-server --help)');
+  if (listen === undefined) {
+    throw new UsageError('--listen HOST:PORT is required (see onionpunch natcheck-server --help)');
+  }
   let ep;
   try {
     ep = parseEndpoint(listen);

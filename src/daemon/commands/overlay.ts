@@ -25,7 +25,8 @@ async function selftest(args: string[]): Promise<number> {
   const json = p.values.json;
   if (!tor && !i2p) tor = i2p = true;
   const { ensurePrereqs } = await import('../../lab/prereqs.js');
-  await ensurePrereqs([...(tor ? ['tor' as const] : []), ...(i2p ? ['i2p' as const] : [])], { what: 'onionpunch overlay selftest', install: !p.values['no-install'] });
+  const needs = [...(tor ? ['tor' as const] : []), ...(i2p ? ['i2p' as const] : [])];
+  await ensurePrereqs(needs, { what: 'onionpunch overlay selftest', install: !p.values['no-install'] });
   const { selftestTor } = await import('../../lab/tor/selftest.js');
   const { selftestI2p } = await import('../../lab/i2p/selftest.js');
   const log = json ? () => {} : (line: string) => process.stderr.write(line + '\n');

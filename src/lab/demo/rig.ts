@@ -101,7 +101,8 @@ export class PunchRig {
 
   private site(name: string, s: RigSite): SiteSpec {
     const v6 = this.opts.ipv6 === true || s.ipv6 === 'fw6';
-    return { name, nat: s.nat, inbound: s.inbound, ...(s.cgnat ? { cgnat: true } : {}), ...(v6 ? { ipv6: 'fw6' as const } : {}) };
+    const extra = { ...(s.cgnat ? { cgnat: true } : {}), ...(v6 ? { ipv6: 'fw6' as const } : {}) };
+    return { name, nat: s.nat, inbound: s.inbound, ...extra };
   }
 
   private spawnWorker(name: string, node: string, cfg: WorkerConfig): Worker {

@@ -306,24 +306,30 @@ export type SiteBehaviourSpec = Pick<SiteSpec, 'nat' | 'inbound' | 'cgnat' | 'ip
 export function parseSiteBehaviour(spec: string): SiteBehaviourSpec {
   const out: SiteBehaviourSpec = {};
   const words = spec.split(',').map((t) => t.trim()).filter(Boolean);
-  if (words.length === 0) throw new LabError('LAB_BAD_SPEC', `empty site behaviour (want ${SITE_BEHAVIOUR_WORDS.join(', ')})`);
+  const want = `want ${SITE_BEHAVIOUR_WORDS.join(', ')}`;
+  if (words.length === 0) throw new LabError('LAB_BAD_SPEC', `empty site behaviour (${want})`);
   for (const w of words) {
     if ((NAT_KINDS as readonly string[]).includes(w)) {
-      if (out.nat !== undefined && out.nat !== w) throw new LabError('LAB_BAD_SPEC', `two mappings in '${spec}'`);
+      if (out.nat !== undefined && out.nat !== w) {
+        throw new LabError('LAB_BAD_SPEC', `two mappings in '${spec.slice(0, 64)}'`);
+      }
       out.nat = w as NatKind;
     } else if ((INBOUND_POLICIES as readonly string[]).includes(w)) {
-      if (out.inbound !== undefined && out.inbound !== w) throw new LabError('LAB_BAD_SPEC', `two inbound policies in '${spec}'`);
+      if (out.inbound !== undefined && out.inbound !== w) {
+        throw new LabError('LAB_BAD_SPEC', `two inbound policies in '${spec.slice(0, 64)}'`);
+      }
       out.inbound = w as InboundPolicy;
     } else if (w === 'cgnat') out.cgnat = true;
     else if (w === 'fw6') out.ipv6 = 'fw6';
-    else throw new LabError('LAB_BAD_SPEC', `unknown site behaviour '${w.slice(0, 32)}' (want ${SITE_BEHAVIOUR_WORDS.join(', ')})`);
+    else throw new LabError('LAB_BAD_SPEC', `unknown site behaviour '${w.slice(0, 32)}' (${want})`);
   }
   return out;
 }
 
 /** The canonical spec of a site's behaviour, e.g. `eim,drop` or `edm,rst,cgnat,fw6` (what parseSiteBehaviour reads). */
 export function formatSiteBehaviour(s: SiteBehaviourSpec): string {
-  return [s.nat ?? 'eim', s.inbound ?? 'drop', ...(s.cgnat ? ['cgnat'] : []), ...(s.ipv6 === 'fw6' ? ['fw6'] : [])].join(',');
+  const extra = [...(s.cgnat ? ['cgnat'] : []), ...(s.ipv6 === 'fw6' ? ['fw6'] : [])];
+  return [s.nat ?? 'eim', s.inbound ?? 'drop', ...extra].join(',');
 }
 
 /** `25ms`, `25` (ms), `0.5s` -> milliseconds, at most `max`. Throws `LabError('LAB_BAD_SPEC')`. */
