@@ -3,9 +3,11 @@
  * over one private Tor network).
  */
 import { performance } from 'node:perf_hooks';
+import { UsageError } from '../../errors.js';
 import { flag, integer, list, oneOf, parseCommand, text, value } from '../args.js';
+import type { SiteBehaviourSpec } from '../../lab/topology/spec.js';
 import { ensurePrereqs } from '../../lab/prereqs.js';
-import { parseDuration, parsePercent } from '../../lab/topology/spec.js';
+import { formatSiteBehaviour, parseDuration, parsePercent, parseSiteBehaviour } from '../../lab/topology/spec.js';
 import { CGNAT_PAIR, SHARED_LAB_PAIRS, matrixTable, runMatrix, type MatrixOptions } from '../../lab/matrix/matrix.js';
 
 const PAIRS = [...SHARED_LAB_PAIRS, CGNAT_PAIR].map((p) => p.name);
@@ -21,7 +23,9 @@ const MATRIX = {
     jitter: value('MS', 'jitter per access link (default 0)', (s: string) => parseDuration(s, 1000)),
     loss: value('PCT', 'loss per access link and direction, e.g. 2% (default 2%)', (s: string) => parsePercent(s, 50)),
     profile: value('P', 'SYN schedule: plain | prime (default plain)', oneOf(['plain', 'prime'] as const)),
-    pair: list('NAME', 'only this pair (repeatable)', text),
+    pair: list('NAME', 'only this pair of the table (repeatable; a prefix is enough)', text),
+    'nat-a': value('SPEC', "instead of the table, one pair: site A's behaviour as lab up's (e.g. cgnat)", parseSiteBehaviour),
+    'nat-b': value('SPEC', "site B's behaviour for that pair (e.g. eim,rst; fw6 on both: over IPv6)", parseSiteBehaviour),
     'no-install': flag('do not install missing packages (apt-get); print the command and stop'),
     json: flag('one JSON object'),
   },
@@ -39,6 +43,19 @@ export async function main(args: string[]): Promise<number> {
   if (v.loss !== undefined) opts.lossPct = v.loss;
   if (v.profile !== undefined) opts.profile = v.profile;
   if (v.pair.length > 0) opts.pairs = v.pair;
+  if (v['nat-a'] !== undefined || v['nat-b'] !== undefined) {
+    if (v.pair.length > 0) throw new UsageError('give --pair or --nat-a/--nat-b, not both');
+    const [a, b] = [v['nat-a'] ?? {}, v['nat-b'] ?? {}];
+    const site = (s: SiteBehaviourSpec) => ({ nat: s.nat ?? 'eim', inbound: s.inbound ?? 'drop', ...s });
+    opts.custom = {
+      name: `${formatSiteBehaviour(a)}×${formatSiteBehaviour(b)}`,
+      a: site(a),
+      b: site(b),
+      family: a.ipv6 === 'fw6' && b.ipv6 === 'fw6' ? 6 : 4,
+      // An endpoint-dependent mapping on either side must fail fast; everything else must connect.
+      expectOk: a.nat !== 'edm' && b.nat !== 'edm',
+    };
+  }
   const json = v.json;
   await ensurePrereqs(['lab', 'tor'], { what: 'onionpunch lab matrix', install: !v['no-install'] });
   opts.log = (l) => process.stderr.write(l + '\n');
@@ -47,7 +64,7 @@ export async function main(args: string[]): Promise<number> {
   if (json) process.stdout.write(JSON.stringify({ runs: opts.runs, elapsedMs: Math.round(performance.now() - t0), pairs: reports }) + '\n');
   else process.stdout.write(matrixTable(reports) + '\n');
   const ok = reports.every((r) => {
-    const p = [...SHARED_LAB_PAIRS, CGNAT_PAIR].find((x) => x.name === r.pair);
+    const p = [...SHARED_LAB_PAIRS, CGNAT_PAIR, ...(opts.custom ? [opts.custom] : [])].find((x) => x.name === r.pair);
     return p?.expectOk ? r.ok === r.runs : r.ok === 0;
   });
   return ok ? 0 : 1;

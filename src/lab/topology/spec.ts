@@ -294,7 +294,7 @@ export function planNamespaces(plan: LabPlan): string[] {
 }
 
 /**
- * The words of a site behaviour spec, as `lab up --nat-<site>`, `demo --nat-a/--nat-b` and the matrix take
+ * The words of a site behaviour spec, as `lab up --nat-<site>`, `demo --nat-a/--nat-b` and `lab matrix` take
  * them: one mapping, one inbound policy, `cgnat`, `fw6`, comma-separated in any order (`eim,rst`, `cgnat`).
  */
 export const SITE_BEHAVIOUR_WORDS: readonly string[] = [...NAT_KINDS, ...INBOUND_POLICIES, 'cgnat', 'fw6'];
