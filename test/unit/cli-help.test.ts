@@ -56,4 +56,14 @@ test('every verb: an unknown option is exit 2 with a message naming it', () => {
   const r = run(['lab', 'frobnicate']);
   assert.equal(r.status, 2);
   assert.match(r.stderr, /unknown lab command 'frobnicate'/);
+  for (const name of ['constructor', '__proto__', 'toString']) {
+    const u = run([name]);
+    assert.equal(u.status, 2, `${name}: ${u.stderr}`);
+    assert.match(u.stderr, new RegExp(`unknown command '${name}'`));
+    const l = run(['lab', name]);
+    assert.equal(l.status, 2, `lab ${name}: ${l.stderr}`);
+  }
+  const bare = run([]);
+  assert.equal(bare.status, 2);
+  assert.match(bare.stderr, /^usage: onionpunch <command>/);
 });
