@@ -134,13 +134,14 @@ const EXEC = {
   minOperands: 1,
   maxOperands: 1,
   passThroughAfter: 1,
-  options: { lab: value('NAME', 'the lab (default: the only one up)', text) },
+  options: { lab: value('NAME', 'the lab (default: the only one up)', text), 'no-install': NO_INSTALL },
 };
 
 async function cmdExec(args: string[]): Promise<number> {
   const p = parseCommand(EXEC, args);
   if (p === null) return 0;
   const labName = p.values.lab;
+  await ensurePrereqs(['lab'], { what: 'onionpunch lab exec', install: !p.values['no-install'] });
   if (p.rest.length === 0) throw new UsageError('lab exec: no command (lab exec [--lab NAME] NODE -- CMD...)');
   const cmd = p.rest;
   const rest = p.operands;
@@ -200,7 +201,7 @@ const DOWN = {
     'detached, and orphaned lab namespaces (the reaper).',
   operands: '[NAME]',
   maxOperands: 1,
-  options: { all: flag('every lab without a live owner'), json: flag('one JSON object') },
+  options: { all: flag('every lab without a live owner'), 'no-install': NO_INSTALL, json: flag('one JSON object') },
 };
 
 async function cmdDown(args: string[]): Promise<number> {
@@ -208,6 +209,7 @@ async function cmdDown(args: string[]): Promise<number> {
   if (p === null) return 0;
   const json = p.values.json;
   const names = p.operands;
+  await ensurePrereqs(['lab'], { what: 'onionpunch lab down', install: !p.values['no-install'] });
   if (p.values.all) {
     if (names.length > 0) throw new UsageError('lab down: give NAME or --all, not both');
     const r = await reapLabs();
