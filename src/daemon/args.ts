@@ -78,6 +78,9 @@ export function oneOf<T extends string>(words: readonly T[]): Parser<T> {
   };
 }
 
+/** Most arguments one command line may have (far above any real use; bounds the scanner's work). */
+export const MAX_ARGS = 4096;
+
 /** One token of a scanned command line. */
 export type Token =
   | { kind: 'option'; name: string; rawName: string; value: string | undefined; inline: boolean; index: number }
@@ -99,25 +102,30 @@ export function scan(
     options[name] = { type: tv ? 'string' : 'boolean', multiple: true };
   }
   for (const [s, name] of Object.entries(shorts)) if (options[name]) options[name].short = s;
-  const { tokens } = parseArgs({ args: [...argv], options, strict: false, allowPositionals: true, tokens: true });
+  if (argv.length > MAX_ARGS) throw new UsageError(`more than ${MAX_ARGS} arguments`);
   const out: Token[] = [];
-  for (const t of tokens) {
-    if (t.kind === 'positional') out.push({ kind: 'operand', value: t.value, index: t.index });
-    else if (t.kind === 'option-terminator') out.push({ kind: 'terminator', index: t.index });
-    else {
-      let v = t.value;
-      const inline = t.inlineValue === true;
-      if (v !== undefined && !inline && v.startsWith('--')) {
-        // parseArgs took the next option as this one's value: the value is missing, the next option stands.
-        out.push({ kind: 'option', name: t.name, rawName: t.rawName, value: undefined, inline: false, index: t.index });
-        const next = scan(argv.slice(t.index + 1), takesValue, shorts);
-        out.push(...next.map((x) => ({ ...x, index: x.index + t.index + 1 })));
-        return out;
+  let base = 0;
+  rescan: for (;;) {
+    const args = argv.slice(base);
+    const { tokens } = parseArgs({ args, options, strict: false, allowPositionals: true, tokens: true });
+    for (const t of tokens) {
+      const index = t.index + base;
+      if (t.kind === 'positional') out.push({ kind: 'operand', value: t.value, index });
+      else if (t.kind === 'option-terminator') out.push({ kind: 'terminator', index });
+      else {
+        const inline = t.inlineValue === true;
+        const { name, rawName } = t;
+        if (t.value !== undefined && !inline && t.value.startsWith('--')) {
+          // parseArgs took the next option as this one's value: the value is missing, the next option stands.
+          out.push({ kind: 'option', name, rawName, value: undefined, inline: false, index });
+          base = index + 1;
+          continue rescan;
+        }
+        out.push({ kind: 'option', name, rawName, value: t.value, inline, index });
       }
-      out.push({ kind: 'option', name: t.name, rawName: t.rawName, value: v, inline, index: t.index });
     }
+    return out;
   }
-  return out;
 }
 
 /** A command: its option table and what --help says. */

@@ -46,6 +46,11 @@ test('parseCommand: every problem is a UsageError naming the option', () => {
   usage(() => parseCommand(CMD, ['--delay', '3s']), /--delay: 3s is more than 2000 ms/);
   usage(() => parseCommand(CMD, ['stray']), /unexpected argument 'stray'/);
   usage(() => parseCommand(CMD, ['--peer', '']), /--peer: expected a value/);
+  usage(() => parseCommand(CMD, Array.from({ length: 5000 }, () => '--json')), /more than 4096 arguments/);
+  // Every value-taking option followed by another option: each is reported missing, none swallows the next.
+  const many = Array.from({ length: 4000 }, (_, i) => (i % 2 ? '--json' : '--n'));
+  usage(() => parseCommand(CMD, many), /--n needs a value/);
+  assert.equal(parseCommand(CMD, [...many.slice(0, 10), '--help'], new PassThrough()), null, '--help still seen after them');
 });
 
 test('parseCommand: --help wins, prints every listed option, returns null', () => {
