@@ -274,7 +274,9 @@ export function parseFlags(args: string[]): Raw[] {
       throw new ConfigError('CONFIG_SYNTAX', msg, { source: 'flag' });
     }
     const key = t.name;
-    if (!isKey(key)) throw new ConfigError('CONFIG_UNKNOWN_KEY', `unknown option --${key.slice(0, 64)}`, { source: 'flag' });
+    if (!isKey(key)) {
+      throw new ConfigError('CONFIG_UNKNOWN_KEY', `unknown option --${key.slice(0, 64)}`, { source: 'flag' });
+    }
     let value: string;
     if (t.value !== undefined) value = t.value;
     else if (CONFIG_KEYS[key].kind === 'bool') value = '1';
