@@ -130,8 +130,10 @@ export function scan(
 
 /** A command: its option table and what --help says. */
 export interface Command<O extends Options> {
-  /** As typed after `onionpunch`, e.g. `lab up`. */
+  /** As typed after the program, e.g. `lab up`; may be empty for a program without verbs. */
   name: string;
+  /** The program (default `onionpunch`; a script outside the CLI names itself, e.g. the benchmark). */
+  program?: string;
   summary: string;
   options: O;
   /** The operands in the usage line, e.g. `HOST:PORT`, `[HEX]...`. */
@@ -157,7 +159,7 @@ export interface Parsed<O extends Options> {
 
 /** The --help text of a command. */
 export function helpText<O extends Options>(cmd: Command<O>): string {
-  const usage = `usage: onionpunch ${cmd.name} [options]${cmd.operands ? ` ${cmd.operands}` : ''}`;
+  const usage = `usage: ${commandLine(cmd)} [options]${cmd.operands ? ` ${cmd.operands}` : ''}`;
   const lines = [usage, '', cmd.summary, '', 'options:'];
   const rows: Array<[string, string]> = [];
   for (const [name, o] of Object.entries(cmd.options)) {
@@ -171,8 +173,12 @@ export function helpText<O extends Options>(cmd: Command<O>): string {
   return lines.join('\n') + '\n';
 }
 
-function bad(cmd: { name: string }, what: string): UsageError {
-  return new UsageError(`${what} (see onionpunch ${cmd.name} --help)`);
+function commandLine(cmd: { name: string; program?: string }): string {
+  return [cmd.program ?? 'onionpunch', cmd.name].filter(Boolean).join(' ');
+}
+
+function bad(cmd: { name: string; program?: string }, what: string): UsageError {
+  return new UsageError(`${what} (see ${commandLine(cmd)} --help)`);
 }
 
 /**
