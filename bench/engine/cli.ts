@@ -6,25 +6,29 @@
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { UsageError } from '../../src/errors.js';
+import { flag, helpText, parseCommand, text, value } from '../../src/daemon/args.js';
 
-const USAGE = 'usage: node dist/bench/engine/cli.js [--json] [--quick] [--out FILE]';
+const BENCH = {
+  program: 'node dist/bench/engine/cli.js',
+  name: '',
+  summary: 'The punch engine benchmark: the native engine and a pure-Node baseline side by side (docs/BENCHMARKS.md).',
+  options: {
+    json: flag('print the report as JSON (otherwise a summary; progress goes to stderr)'),
+    quick: flag('fewer rounds'),
+    out: value('FILE', 'also write the JSON report to FILE', text),
+  },
+};
 
 export async function main(args: string[]): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
+  let p;
+  try {
+    p = parseCommand(BENCH, args);
+  } catch (err) {
+    if (err instanceof UsageError) throw new UsageError(`${err.message}\n${helpText(BENCH)}`);
+    throw err;
   }
-  const rest = args;
-  let json = false;
-  let quick = false;
-  let out: string | undefined;
-  for (let i = 0; i < rest.length; i++) {
-    const a = rest[i];
-    if (a === '--json') json = true;
-    else if (a === '--quick') quick = true;
-    else if (a === '--out' && rest[i + 1] !== undefined) out = rest[++i];
-    else throw new UsageError(`unknown option '${a}'\n${USAGE}`);
-  }
+  if (p === null) return 0;
+  const { json, quick, out } = p.values;
   const { runEngineBench, formatEngineBench } = await import('./engine-bench.js');
   const report = await runEngineBench({ quick, log: (s) => process.stderr.write(s + '\n') });
   const text = JSON.stringify(report, null, 2) + '\n';

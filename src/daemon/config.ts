@@ -9,6 +9,7 @@ import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { DEFAULT_PORT, NETWORKS, parseB32, parseOnion, type NetworkName } from '../wire/index.js';
 import { ConfigError, type ConfigSource } from './errors.js';
+import { scan } from './args.js';
 
 /** Hard limits on what we read. */
 export const CONFIG_LIMITS = {
@@ -22,7 +23,7 @@ export const CONFIG_LIMITS = {
   maxListValues: 64,
 } as const;
 
-export type { NetworkName } from '../wire/index.js';
+export type { NetworkName };
 export interface HostPort {
   host: string;
   port: number;
@@ -34,40 +35,13 @@ export interface KnownEntry {
   clearnet: { address: string; port: number };
 }
 
-export interface DaemonConfig {
-  conf: string | undefined;
-  overlay: 'tor' | 'i2p';
-  network: NetworkName;
-  torcontrol: HostPort;
-  torpassword: string | undefined;
-  i2psam: HostPort;
-  proxy: HostPort;
-  bind: string | undefined;
-  externalip: string | undefined;
-  bitcoind: HostPort;
-  punchport: number;
-  announce: HostPort[];
-  announceinterval: number;
-  peer: HostPort[];
-  known: KnownEntry[];
-  listen: HostPort;
-  natcheck: HostPort[];
-  labranges: boolean;
-  loopback: boolean;
-  punchprofile: 'prime' | 'plain';
-  resyninterval: number;
-  maxsyns: number;
-  maxsessions: number;
-  maxclients: number;
-  idletimeout: number;
-  shutdowngrace: number;
-  log: 'json' | 'text';
-  loglevel: 'debug' | 'info' | 'warn' | 'error';
-  json: boolean;
-}
-
 type Kind = 'string' | 'hostport' | 'host' | 'port' | 'int' | 'bool' | 'enum' | 'known';
-interface KeySpec {
+
+/** The keys resolved so far, for a default that depends on another key (the keys above it in the table). */
+export type ResolvedSoFar = Readonly<Record<string, unknown>>;
+
+/** One configuration key: how it is read, its default, and its words for --help and docs/DAEMON.md. */
+export interface KeySpec<T> {
   kind: Kind;
   list?: boolean;
   values?: readonly string[];
@@ -77,44 +51,201 @@ interface KeySpec {
   flagOnly?: boolean;
   /** hostport: port 0 (pick a free port) allowed. */
   zeroPort?: boolean;
+  /** int: the unit, shown in the type column (`seconds`). */
+  unit?: string;
+  /** The type column when the kind's own words do not fit (`path` for a string naming a file). */
+  typeDoc?: string;
+  /** The value when no source sets the key: a constant, or computed from the keys above it. */
+  default: T | ((c: ResolvedSoFar) => T);
+  /** The default column when it is not the constant itself (computed defaults, `undefined`). */
+  defaultDoc?: string;
+  /** What the key means (one line). */
   doc: string;
+  /** The daemon verbs that use it (their --help lists it); default both. */
+  verbs?: readonly DaemonVerb[];
 }
 
-/** Every key, its type and meaning (docs/DAEMON.md is generated from the same words). */
-export const CONFIG_KEYS: Record<keyof DaemonConfig, KeySpec> = {
-  conf: { kind: 'string', flagOnly: true, doc: 'configuration file (bitcoin.conf style key=value lines)' },
-  overlay: { kind: 'enum', values: ['tor', 'i2p'], doc: 'coordination overlay (default tor)' },
-  network: { kind: 'enum', values: NETWORKS, doc: 'Bitcoin network (default main)' },
-  torcontrol: { kind: 'hostport', doc: "Tor control port, as bitcoind's -torcontrol (default 127.0.0.1:9051)" },
-  torpassword: { kind: 'string', doc: "Tor control password, as bitcoind's -torpassword (default: cookie/none)" },
-  i2psam: { kind: 'hostport', doc: "I2P SAM bridge, as bitcoind's -i2psam (default 127.0.0.1:7656)" },
-  proxy: { kind: 'hostport', doc: "Tor SOCKS port, as bitcoind's -proxy (default 127.0.0.1:9050)" },
-  bind: { kind: 'host', doc: 'local address to punch from (default: wildcard)' },
-  externalip: { kind: 'host', doc: "our public clearnet address to announce, as bitcoind's -externalip (default: from the NAT check)" },
-  bitcoind: { kind: 'hostport', doc: "local bitcoind's P2P port punched sockets are spliced to (default 127.0.0.1:<network port>)" },
-  punchport: { kind: 'port', doc: 'clearnet port announced (default: the network port)' },
-  announce: { kind: 'hostport', list: true, doc: 'clearnet peer to announce our endpoint to (repeatable)' },
-  announceinterval: { kind: 'int', min: 10, max: 590, doc: 'seconds between announcements (default 300; < 600, the freshness window)' },
-  peer: { kind: 'hostport', list: true, doc: 'proxy: clearnet peer to learn announcements from (repeatable; default: the announce list)' },
-  known: { kind: 'known', list: true, doc: 'proxy: static announcement COORD:PORT@CLEARHOST:PORT (repeatable)' },
-  listen: { kind: 'hostport', zeroPort: true, doc: "proxy: SOCKS5 listen address for bitcoind's -proxy (default 127.0.0.1:9064)" },
-  natcheck: { kind: 'hostport', list: true, doc: 'NAT-check server (repeatable; two give the EIM check)' },
-  labranges: { kind: 'bool', doc: 'allow the NAT lab address ranges as punch targets (never on a real network)' },
-  loopback: { kind: 'bool', doc: 'allow loopback punch targets: both ends on one machine, a trial setup (never on a real network)' },
-  punchprofile: { kind: 'enum', values: ['prime', 'plain'], doc: 'proxy: SYN schedule asked of both sides: prime (a low-TTL SYN opens our NAT first) or plain (default prime)' },
-  resyninterval: { kind: 'int', min: 100, max: 1_000_000, doc: 'microseconds between re-SYNs after a refused SYN, within the SYN cap (default 20000)' },
-  maxsyns: { kind: 'int', min: 1, max: 100_000, doc: 'most SYNs one punch session sends, re-SYNs included (default 100)' },
-  maxsessions: { kind: 'int', min: 1, max: 1024, doc: 'punch sessions at once (default 8)' },
-  maxclients: { kind: 'int', min: 1, max: 4096, doc: 'proxy: SOCKS clients at once; serve: bridges at once (default 128)' },
-  idletimeout: { kind: 'int', min: 1, max: 86400, doc: 'seconds a bridge may stay silent both ways before it is closed (default 1800)' },
-  shutdowngrace: { kind: 'int', min: 0, max: 600, doc: 'seconds bridges may finish after SIGINT/SIGTERM (default 5)' },
-  log: { kind: 'enum', values: ['json', 'text'], doc: 'log format on stderr (default text)' },
-  loglevel: { kind: 'enum', values: ['debug', 'info', 'warn', 'error'], doc: 'least severe level logged (default info)' },
-  json: { kind: 'bool', flagOnly: true, doc: 'print one JSON line on stdout when ready' },
+/** The long-running verbs configured by these keys. */
+export type DaemonVerb = 'serve' | 'proxy';
+
+/** Declares one key; `T` is the type the key has in {@link DaemonConfig}. */
+function key<T>(spec: KeySpec<T>): KeySpec<T> {
+  return spec;
+}
+
+const hp = (host: string, port: number): HostPort => ({ host, port });
+const netPort = (c: ResolvedSoFar): number => DEFAULT_PORT[c.network as NetworkName];
+
+/**
+ * Every key, its type, default and meaning, in resolution order. Adding a key is one entry here: DaemonConfig,
+ * loadConfig, serve/proxy --help (`verbs`) and the docs/DAEMON.md table (checked by
+ * test/unit/daemon-config.test.ts, generated by configTable()) follow from it.
+ */
+export const CONFIG_KEYS = {
+  conf: key<string | undefined>({
+    kind: 'string', typeDoc: 'path', flagOnly: true, default: undefined, defaultDoc: '—',
+    doc: 'the configuration file (bitcoin.conf style key=value lines)',
+  }),
+  overlay: key<'tor' | 'i2p'>({ kind: 'enum', values: ['tor', 'i2p'], default: 'tor', doc: 'coordination overlay' }),
+  network: key<NetworkName>({
+    kind: 'enum', values: NETWORKS, default: 'main',
+    doc: 'Bitcoin network (magic, default ports)',
+  }),
+  torcontrol: key<HostPort>({
+    verbs: ['serve'],
+    kind: 'hostport', default: hp('127.0.0.1', 9051), doc: "Tor control port (serve), as bitcoind's -torcontrol",
+  }),
+  torpassword: key<string | undefined>({
+    verbs: ['serve'],
+    kind: 'string', default: undefined, defaultDoc: 'cookie / none',
+    doc: "Tor control password, as bitcoind's -torpassword",
+  }),
+  i2psam: key<HostPort>({
+    kind: 'hostport', default: hp('127.0.0.1', 7656),
+    doc: "I2P SAM bridge, as bitcoind's -i2psam",
+  }),
+  proxy: key<HostPort>({
+    verbs: ['proxy'],
+    kind: 'hostport', default: hp('127.0.0.1', 9050),
+    doc: "Tor SOCKS port for coordination dials (proxy), as bitcoind's -proxy means Tor's",
+  }),
+  bind: key<string | undefined>({
+    kind: 'host', default: undefined, defaultDoc: 'wildcard',
+    doc: 'local address to punch from',
+  }),
+  externalip: key<string | undefined>({
+    verbs: ['serve'],
+    kind: 'host', default: undefined, defaultDoc: 'from the NAT check',
+    doc: "clearnet address announced, as bitcoind's -externalip",
+  }),
+  bitcoind: key<HostPort>({
+    verbs: ['serve'],
+    kind: 'hostport', default: (c) => hp('127.0.0.1', netPort(c)), defaultDoc: '127.0.0.1:<network port>',
+    doc: "local bitcoind's P2P port punched sockets are spliced to (serve)",
+  }),
+  punchport: key<number>({
+    verbs: ['serve'],
+    kind: 'port', default: netPort, defaultDoc: `network port (${NETWORKS.map((n) => DEFAULT_PORT[n]).join(', ')})`,
+    doc: "clearnet port announced; also the onion's virtual port",
+  }),
+  announce: key<HostPort[]>({
+    kind: 'hostport', list: true, default: [],
+    doc: 'clearnet peer to announce our endpoint to (serve)',
+  }),
+  announceinterval: key<number>({
+    kind: 'int', unit: 'seconds', min: 10, max: 590, default: 300,
+    doc: "announcement period (below the 600 s freshness window); also the collector's reconnect period",
+  }),
+  peer: key<HostPort[]>({
+    verbs: ['proxy'],
+    kind: 'hostport', list: true, default: (c) => c.announce as HostPort[], defaultDoc: 'the `announce` list',
+    doc: 'clearnet peer to learn announcements from (proxy)',
+  }),
+  known: key<KnownEntry[]>({
+    verbs: ['proxy'],
+    kind: 'known', list: true, default: [],
+    doc: 'static announcement (proxy); COORD must be a valid v3 onion or b32.i2p',
+  }),
+  listen: key<HostPort>({
+    verbs: ['proxy'],
+    kind: 'hostport', zeroPort: true, default: hp('127.0.0.1', 9064),
+    doc: "SOCKS5 listen address for bitcoind's -proxy (proxy)",
+  }),
+  natcheck: key<HostPort[]>({
+    kind: 'hostport', list: true, default: [],
+    doc: 'NAT-check server (two give the EIM check)',
+  }),
+  labranges: key<boolean>({
+    kind: 'bool', default: false, doc: "allow the NAT lab's address ranges as punch targets (never on a real network)",
+  }),
+  loopback: key<boolean>({
+    kind: 'bool', default: false,
+    doc: 'allow loopback punch targets: both ends on one machine, a trial setup (never on a real network)',
+  }),
+  punchprofile: key<'prime' | 'plain'>({
+    verbs: ['proxy'], kind: 'enum', values: ['prime', 'plain'], default: 'prime',
+    doc: 'SYN schedule asked of both sides (proxy): prime (a low-TTL SYN opens our NAT first) or plain',
+  }),
+  resyninterval: key<number>({
+    kind: 'int', unit: 'microseconds', min: 100, max: 1_000_000, default: 20_000,
+    doc: 'time between re-SYNs after a refused SYN, within the SYN cap',
+  }),
+  maxsyns: key<number>({
+    kind: 'int', min: 1, max: 100_000, default: 100, doc: 'most SYNs one punch session sends, re-SYNs included',
+  }),
+  maxsessions: key<number>({
+    verbs: ['serve'], kind: 'int', min: 1, max: 1024, default: 8, doc: 'punch sessions at once (serve)',
+  }),
+  maxclients: key<number>({
+    kind: 'int', min: 1, max: 4096, default: 128,
+    doc: 'SOCKS clients (proxy) / bridges (serve) at once',
+  }),
+  idletimeout: key<number>({
+    kind: 'int', unit: 'seconds', min: 1, max: 86400, default: 1800,
+    doc: 'a bridge silent both ways this long is closed',
+  }),
+  shutdowngrace: key<number>({
+    kind: 'int', unit: 'seconds', min: 0, max: 600, default: 5, doc: 'time bridges get to finish after SIGINT/SIGTERM',
+  }),
+  log: key<'json' | 'text'>({ kind: 'enum', values: ['json', 'text'], default: 'text', doc: 'log format on stderr' }),
+  loglevel: key<'debug' | 'info' | 'warn' | 'error'>({
+    kind: 'enum', values: ['debug', 'info', 'warn', 'error'], default: 'info', doc: 'least severe level logged',
+  }),
+  json: key<boolean>({ kind: 'bool', flagOnly: true, default: false, doc: 'print the ready line as JSON on stdout' }),
 };
 
-// The network/port table is the wire layer's (DEFAULT_PORT); it is not repeated here.
-const NETWORK_PORT = DEFAULT_PORT;
+/** The daemon's configuration: one field per key of {@link CONFIG_KEYS}. */
+export type DaemonConfig = {
+  -readonly [K in keyof typeof CONFIG_KEYS]: (typeof CONFIG_KEYS)[K] extends KeySpec<infer T> ? T : never;
+};
+
+/** The keys a daemon verb uses, in table order (what its --help lists). */
+export function verbKeys(verb: DaemonVerb): string[] {
+  return (Object.entries(CONFIG_KEYS) as Array<[string, KeySpec<unknown>]>)
+    .filter(([, k]) => (k.verbs ?? ['serve', 'proxy']).includes(verb))
+    .map(([name]) => name);
+}
+
+/** The type column of docs/DAEMON.md for one key. */
+export function keyTypeText(k: KeySpec<unknown>): string {
+  let t: string;
+  switch (k.kind) {
+    case 'enum': t = k.values!.map((v) => `\`${v}\``).join('\\|'); break;
+    case 'hostport': t = k.zeroPort ? 'host:port (port 0 = any)' : 'host:port'; break;
+    case 'host': t = 'IP'; break;
+    case 'int': t = `${k.unit ? `${k.unit} ` : ''}${k.min ?? 0}..${k.max ?? 2 ** 31}`; break;
+    case 'known': t = '`COORD:PORT@IP:PORT`'; break;
+    default: t = k.kind;
+  }
+  if (k.typeDoc !== undefined) t = k.typeDoc;
+  return `${t}${k.list ? ', repeatable' : ''}${k.flagOnly ? ' (flag only)' : ''}`;
+}
+
+/** The default column of docs/DAEMON.md for one key. */
+export function keyDefaultText(k: KeySpec<unknown>): string {
+  if (k.defaultDoc !== undefined) return k.defaultDoc;
+  const d = k.default;
+  if (typeof d === 'function') throw new TypeError('a computed default needs defaultDoc');
+  if (Array.isArray(d)) return d.length === 0 ? 'none' : d.map((x) => keyValueText(x)).join(', ');
+  return k.kind === 'enum' ? `\`${String(d)}\`` : keyValueText(d);
+}
+
+function keyValueText(v: unknown): string {
+  if (v !== null && typeof v === 'object' && 'host' in v && 'port' in v) {
+    const h = v as HostPort;
+    return `${h.host.includes(':') ? `[${h.host}]` : h.host}:${h.port}`;
+  }
+  return String(v);
+}
+
+/** docs/DAEMON.md's configuration table, generated from {@link CONFIG_KEYS}. */
+export function configTable(): string {
+  const rows = ['| key | type | default | meaning |', '|---|---|---|---|'];
+  for (const [name, k] of Object.entries(CONFIG_KEYS) as Array<[string, KeySpec<unknown>]>) {
+    rows.push(`| \`${name}\` | ${keyTypeText(k)} | ${keyDefaultText(k)} | ${k.doc} |`);
+  }
+  return rows.join('\n') + '\n';
+}
 
 /** Where to read from. Missing parts are empty. */
 export interface ConfigInputs {
@@ -137,27 +268,39 @@ function isKey(k: string): k is keyof DaemonConfig {
   return Object.prototype.hasOwnProperty.call(CONFIG_KEYS, k);
 }
 
-/** Parses flags into raw values. `--key value`, `--key=value`; a bool flag alone means true. */
+/**
+ * Parses flags into raw values through the CLI's scanner (args.ts, node:util parseArgs): `--key value`,
+ * `--key=value`, a bool flag alone means true. Key names are case-insensitive, as in the file.
+ */
 export function parseFlags(args: string[]): Raw[] {
-  const out: Raw[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (!a.startsWith('--') || a.length === 2) throw new ConfigError('CONFIG_SYNTAX', `unexpected argument '${a.slice(0, 64)}' (options are --key value or --key=value)`, { source: 'flag' });
+  const takesValue: Record<string, boolean> = {};
+  for (const [k, spec] of Object.entries(CONFIG_KEYS)) takesValue[k] = spec.kind !== 'bool';
+  // Lower-case each option's name (not its value) so `--TorControl` is `--torcontrol`.
+  const lowered = args.map((a) => {
+    if (!a.startsWith('--')) return a;
     const eq = a.indexOf('=');
-    const key = (eq >= 0 ? a.slice(2, eq) : a.slice(2)).toLowerCase();
-    if (!isKey(key)) throw new ConfigError('CONFIG_UNKNOWN_KEY', `unknown option --${key.slice(0, 64)}`, { source: 'flag' });
-    let value: string;
-    if (eq >= 0) value = a.slice(eq + 1);
-    else if (CONFIG_KEYS[key].kind === 'bool') value = '1';
-    else {
-      const next = args[i + 1];
-      if (next === undefined) throw new ConfigError('CONFIG_MISSING', 'needs a value', { key, source: 'flag' });
-      value = next;
-      i++;
+    return eq < 0 ? a.toLowerCase() : a.slice(0, eq).toLowerCase() + a.slice(eq);
+  });
+  const out: Raw[] = [];
+  for (const t of scan(lowered, takesValue)) {
+    if (t.kind !== 'option' || !t.rawName.startsWith('--')) {
+      const shown = t.kind === 'option' ? t.rawName : t.kind === 'operand' ? t.value : '--';
+      const msg = `unexpected argument '${shown.slice(0, 64)}' (options are --key value or --key=value)`;
+      throw new ConfigError('CONFIG_SYNTAX', msg, { source: 'flag' });
     }
+    const key = t.name;
+    if (!isKey(key)) {
+      throw new ConfigError('CONFIG_UNKNOWN_KEY', `unknown option --${key.slice(0, 64)}`, { source: 'flag' });
+    }
+    let value: string;
+    if (t.value !== undefined) value = t.value;
+    else if (CONFIG_KEYS[key].kind === 'bool') value = '1';
+    else throw new ConfigError('CONFIG_MISSING', 'needs a value', { key, source: 'flag' });
     out.push({ key, value, source: 'flag' });
   }
-  if (out.length > CONFIG_LIMITS.maxEntries) throw new ConfigError('CONFIG_LIMIT', `more than ${CONFIG_LIMITS.maxEntries} options`, { source: 'flag' });
+  if (out.length > CONFIG_LIMITS.maxEntries) {
+    throw new ConfigError('CONFIG_LIMIT', `more than ${CONFIG_LIMITS.maxEntries} options`, { source: 'flag' });
+  }
   return out;
 }
 
@@ -330,46 +473,19 @@ export function loadConfig(inputs: ConfigInputs = {}): DaemonConfig & { sources:
       }
     }
   }
-  const get = <K extends keyof DaemonConfig>(k: K, def: DaemonConfig[K]): DaemonConfig[K] => (values.has(k) ? (values.get(k)!.value as DaemonConfig[K]) : def);
-  const network = get('network', 'main');
-  const announce = get('announce', []);
-  const cfg: DaemonConfig = {
-    conf: confFlag?.value,
-    overlay: get('overlay', 'tor'),
-    network,
-    torcontrol: get('torcontrol', { host: '127.0.0.1', port: 9051 }),
-    torpassword: get('torpassword', undefined),
-    i2psam: get('i2psam', { host: '127.0.0.1', port: 7656 }),
-    proxy: get('proxy', { host: '127.0.0.1', port: 9050 }),
-    bind: get('bind', undefined),
-    externalip: get('externalip', undefined),
-    bitcoind: get('bitcoind', { host: '127.0.0.1', port: NETWORK_PORT[network] }),
-    punchport: get('punchport', NETWORK_PORT[network]),
-    announce,
-    announceinterval: get('announceinterval', 300),
-    peer: get('peer', announce),
-    known: get('known', []),
-    listen: get('listen', { host: '127.0.0.1', port: 9064 }),
-    natcheck: get('natcheck', []),
-    labranges: get('labranges', false),
-    loopback: get('loopback', false),
-    punchprofile: get('punchprofile', 'prime'),
-    resyninterval: get('resyninterval', 20_000),
-    maxsyns: get('maxsyns', 100),
-    maxsessions: get('maxsessions', 8),
-    maxclients: get('maxclients', 128),
-    idletimeout: get('idletimeout', 1800),
-    shutdowngrace: get('shutdowngrace', 5),
-    log: get('log', 'text'),
-    loglevel: get('loglevel', 'info'),
-    json: get('json', false),
-  };
+  // Table order: a computed default sees the keys above it (bitcoind and punchport see network).
+  const cfg: Record<string, unknown> = {};
+  for (const [k, spec] of Object.entries(CONFIG_KEYS) as Array<[string, KeySpec<unknown>]>) {
+    const d = spec.default;
+    if (values.has(k)) cfg[k] = values.get(k)!.value;
+    else cfg[k] = typeof d === 'function' ? (d as (c: ResolvedSoFar) => unknown)(cfg) : d;
+  }
   const sources: Record<string, ConfigSource> = {};
   for (const k of Object.keys(CONFIG_KEYS)) sources[k] = values.get(k)?.source ?? 'default';
-  return { ...cfg, sources };
+  return { ...(cfg as DaemonConfig), sources };
 }
 
 /** The default P2P port of a network. */
 export function networkPort(n: NetworkName): number {
-  return NETWORK_PORT[n];
+  return DEFAULT_PORT[n];
 }

@@ -1,11 +1,15 @@
 /** Shared start-up of the long-running verbs: --help, configuration, logger, the --json ready line. */
-import { CONFIG_KEYS, loadConfig, type DaemonConfig } from './config.js';
+import { CONFIG_KEYS, keyDefaultText, loadConfig, type DaemonConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { Logger } from './log.js';
 
 export function helpText(verb: string, summary: string, keys: string[]): string {
   const lines = [`usage: onionpunch ${verb} [--conf FILE] [--key value | --key=value]...`, '', summary, '', 'options (also ONIONPUNCH_<KEY> and key=value in --conf; flags > env > file > defaults):'];
-  for (const k of keys) lines.push(`  --${k.padEnd(17)} ${CONFIG_KEYS[k as keyof DaemonConfig].doc}`);
+  for (const k of keys) {
+    const spec = CONFIG_KEYS[k as keyof DaemonConfig];
+    const d = keyDefaultText(spec).replace(/`/g, '');
+    lines.push(`  --${k.padEnd(17)} ${spec.doc}${d === '—' ? '' : ` (default ${d})`}`);
+  }
   lines.push('', 'See docs/DAEMON.md.');
   return lines.join('\n');
 }

@@ -7,3 +7,17 @@ import { OnionpunchError } from '../errors.js';
  * `LAB_TIMEOUT` (a lab step did not finish in time), `LAB_NOT_FOUND` (no lab state with that name).
  */
 export class LabError extends OnionpunchError {}
+
+/**
+ * A prerequisite of the lab tooling is missing (src/lab/prereqs.ts). Codes: `LAB_PREREQ_MISSING` (a binary is
+ * not installed and was not installed for us: `--no-install`, not Debian/Ubuntu, no apt-get),
+ * `LAB_PREREQ_INSTALL_FAILED` (apt-get failed, or the binary is still missing after it). `packages` names
+ * what to install.
+ */
+export class PrereqError extends LabError {
+  readonly packages: readonly string[];
+  constructor(code: 'LAB_PREREQ_MISSING' | 'LAB_PREREQ_INSTALL_FAILED', message: string, packages: readonly string[]) {
+    super(code, message);
+    this.packages = packages;
+  }
+}

@@ -6,3 +6,8 @@ export type { LabSpec, SiteSpec, LabPlan, SitePlan, HostPlan, RouterPlan, Public
 export { LabError } from './errors.js';
 export { readAllStates, ownerAlive, STATE_DIR } from './topology/state.js';
 export type { LabState } from './topology/state.js';
+export { parseSiteBehaviour, formatSiteBehaviour, parseDuration, parsePercent, SITE_BEHAVIOUR_WORDS } from './topology/spec.js';
+export type { SiteBehaviourSpec } from './topology/spec.js';
+export { ensurePrereqs, checkPrereqs, currentEnv, REQUIREMENTS } from './prereqs.js';
+export type { PrereqNeed, PrereqEnv, PrereqCheck, Requirement, EnsureOptions } from './prereqs.js';
+export { PrereqError } from './errors.js';

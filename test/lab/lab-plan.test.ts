@@ -9,7 +9,8 @@ import { planLab, planNamespaces, LAB_NS_PATTERN, freshPrefix } from '../../src/
 import { routerRuleset, lossRuleset } from '../../src/lab/topology/nft.js';
 import { buildTopology } from '../../src/lab/topology/topology.js';
 import { LabError } from '../../src/lab/errors.js';
-import { parseUpArgs, parseMs, parsePct } from '../../src/daemon/commands/lab.js';
+import { parseUpArgs } from '../../src/daemon/commands/lab.js';
+import { parseDuration, parsePercent } from '../../src/lab/topology/spec.js';
 import { isRoot } from '../helpers/root.js';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -88,17 +89,17 @@ test('topology: veths only inside lab namespaces; delay line only where configur
 });
 
 test('CLI parsing of lab up', () => {
-  const { spec, json } = parseUpArgs(['--nat-a', 'eim', '--nat-b', 'edm,rst,cgnat', '--delay', '25ms', '--jitter', '5ms', '--loss', '1%', '--json']);
+  const { spec, json } = parseUpArgs(['--nat-a', 'eim', '--nat-b', 'edm,rst,cgnat', '--delay', '25ms', '--jitter', '5ms', '--loss', '1%', '--json'])!;
   assert.equal(json, true);
   assert.deepEqual(spec.sites, [{ name: 'a', nat: 'eim' }, { name: 'b', nat: 'edm', inbound: 'rst', cgnat: true }]);
   assert.equal(spec.delayMs, 25);
   assert.equal(spec.jitterMs, 5);
   assert.equal(spec.lossPct, 1);
-  assert.equal(parseMs('0.5s', 'x'), 500);
-  assert.equal(parsePct('2.5', 'x'), 2.5);
+  assert.equal(parseDuration('0.5s'), 500);
+  assert.equal(parsePercent('2.5'), 2.5);
   assert.throws(() => parseUpArgs(['--nat-c', 'eim']), /no site 'c'/);
   assert.throws(() => parseUpArgs(['--nat-a', 'cone']), /unknown site behaviour/);
-  assert.throws(() => parseMs('fast', 'x'));
+  assert.throws(() => parseDuration('fast'), { code: 'LAB_BAD_SPEC' });
 });
 
 test('Lab.up as a non-root user fails with LAB_NOT_ROOT', { skip: isRoot ? false : 'run as root to drop privileges for this check' }, () => {

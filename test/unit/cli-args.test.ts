@@ -1,28 +1,106 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { ArgReader } from '../../src/daemon/args.js';
+import { PassThrough } from 'node:stream';
+import { flag, helpText, integer, list, oneOf, parseCommand, text, value, type Command, type Options } from '../../src/daemon/args.js';
+import { UsageError } from '../../src/errors.js';
+import { formatSiteBehaviour, parseDuration, parsePercent, parseSiteBehaviour } from '../../src/lab/topology/spec.js';
 
-test('ArgReader: values, numbers and word lists, each error naming the option', () => {
-  const r = new ArgReader(['--n', '5', '--x', '2.5', '--w', 'tor', '--bad', 'zz', '--last']);
-  assert.equal(r.next(), '--n');
-  assert.equal(r.number('--n', 1, 10, true), 5);
-  assert.equal(r.next(), '--x');
-  assert.throws(() => r.number('--x', 0, 10, true), { code: 'CLI_USAGE', message: /--x: expected an integer in \[0, 10\], got '2.5'/ });
-  assert.equal(r.next(), '--w');
-  assert.equal(r.oneOf('--w', ['tor', 'i2p'] as const), 'tor');
-  assert.equal(r.next(), '--bad');
-  assert.throws(() => r.oneOf('--bad', ['a', 'b']), { message: /--bad: expected one of a, b, got 'zz'/ });
-  assert.equal(r.next(), '--last');
-  assert.throws(() => r.value('--last'), { message: '--last needs a value' });
-  assert.equal(r.next(), undefined);
-  assert.throws(() => new ArgReader(['']).number('--e', 0, 1), { message: /got ''/ });
+const CMD = {
+  name: 'thing',
+  summary: 'A test command.',
+  options: {
+    n: value('N', 'a count', integer(1, 10), 3),
+    w: value('WORD', 'a word', oneOf(['tor', 'i2p'] as const)),
+    peer: list('HOST', 'repeatable', text),
+    delay: value('MS', 'a duration', (s: string) => parseDuration(s, 2000), 12.5),
+    json: flag('json', { short: 'j' }),
+  },
+} satisfies Command<Options>;
+
+function usage(fn: () => unknown, msg: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof UsageError, String(err));
+    assert.equal(err.code, 'CLI_USAGE');
+    assert.match(err.message, msg);
+    return true;
+  });
+}
+
+test('parseCommand: typed values, defaults, --key=value, repeatable, short flags', () => {
+  const p = parseCommand(CMD, ['--n', '5', '--w=i2p', '--peer', 'a', '--peer=b', '-j', '--delay', '0.5s'])!;
+  assert.deepEqual(p.values, { n: 5, w: 'i2p', peer: ['a', 'b'], delay: 500, json: true });
+  assert.deepEqual(parseCommand(CMD, [])!.values, { n: 3, w: undefined, peer: [], delay: 12.5, json: false });
+  assert.equal(parseCommand(CMD, ['--n', '1', '--n', '7'])!.values.n, 7, 'the last value wins');
+});
+
+test('parseCommand: every problem is a UsageError naming the option', () => {
+  usage(() => parseCommand(CMD, ['--bogus']), /unknown option '--bogus' \(see onionpunch thing --help\)/);
+  usage(() => parseCommand(CMD, ['-x']), /unknown option '-x'/);
+  usage(() => parseCommand(CMD, ['--n', '2.5']), /--n: expected an integer in \[1, 10\], got '2.5'/);
+  usage(() => parseCommand(CMD, ['--n']), /--n needs a value/);
+  usage(() => parseCommand(CMD, ['--n', '--json']), /--n needs a value/);
+  usage(() => parseCommand(CMD, ['--w', 'cjdns']), /--w: expected one of tor, i2p, got 'cjdns'/);
+  usage(() => parseCommand(CMD, ['--json=1']), /--json takes no value/);
+  usage(() => parseCommand(CMD, ['--delay', 'fast']), /--delay: expected a duration like 25ms/);
+  usage(() => parseCommand(CMD, ['--delay', '3s']), /--delay: 3s is more than 2000 ms/);
+  usage(() => parseCommand(CMD, ['stray']), /unexpected argument 'stray'/);
+  usage(() => parseCommand(CMD, ['--peer', '']), /--peer: expected a value/);
+  usage(() => parseCommand(CMD, Array.from({ length: 5000 }, () => '--json')), /more than 4096 arguments/);
+  // Every value-taking option followed by another option: each is reported missing, none swallows the next.
+  const many = Array.from({ length: 4000 }, (_, i) => (i % 2 ? '--json' : '--n'));
+  usage(() => parseCommand(CMD, many), /--n needs a value/);
+  assert.equal(parseCommand(CMD, [...many.slice(0, 10), '--help'], new PassThrough()), null, '--help still seen after them');
+});
+
+test('parseCommand: --help wins, prints every listed option, returns null', () => {
+  const out = new PassThrough();
+  let s = '';
+  out.on('data', (d: Buffer) => (s += d.toString()));
+  assert.equal(parseCommand(CMD, ['--n', 'zz', '--help'], out), null);
+  assert.equal(s, helpText(CMD));
+  for (const o of ['-h, --help', '--n N', '--w WORD', '--peer HOST', '--delay MS', '-j, --json']) assert.ok(s.includes(o), `${o} in\n${s}`);
+  assert.match(s, /^usage: onionpunch thing \[options\]\n/);
+});
+
+test('parseCommand: operands and pass-through after NODE or --', () => {
+  const exec = {
+    name: 'x exec', summary: '', operands: 'NODE -- CMD...', minOperands: 1, maxOperands: 1, passThroughAfter: 1,
+    options: { lab: value('NAME', 'lab', text) },
+  };
+  assert.deepEqual(parseCommand(exec, ['--lab', 'l1', 'a', '--', 'ping', '-c', '1']), { values: { lab: 'l1' }, operands: ['a'], rest: ['ping', '-c', '1'] });
+  assert.deepEqual(parseCommand(exec, ['a', 'ip', '-6', 'addr', '--help']), { values: { lab: undefined }, operands: ['a'], rest: ['ip', '-6', 'addr', '--help'] });
+  usage(() => parseCommand(exec, ['--', 'ls']), /missing NODE -- CMD/);
+});
+
+test('the lab spec parser: words in any order, units, canonical form; errors are LAB_BAD_SPEC', () => {
+  assert.deepEqual(parseSiteBehaviour('eim,rst'), { nat: 'eim', inbound: 'rst' });
+  assert.deepEqual(parseSiteBehaviour('cgnat'), { cgnat: true });
+  assert.deepEqual(parseSiteBehaviour(' rst , edm ,fw6,cgnat'), { inbound: 'rst', nat: 'edm', ipv6: 'fw6', cgnat: true });
+  assert.equal(formatSiteBehaviour(parseSiteBehaviour('fw6')), 'eim,drop,fw6');
+  assert.equal(formatSiteBehaviour({ nat: 'edm', inbound: 'icmp', cgnat: true }), 'edm,icmp,cgnat');
+  for (const bad of ['', 'cone', 'eim,edm', 'drop,rst']) assert.throws(() => parseSiteBehaviour(bad), { code: 'LAB_BAD_SPEC' }, bad);
+  assert.equal(parseDuration('25ms'), 25);
+  assert.equal(parseDuration('25'), 25);
+  assert.equal(parseDuration('0.5s'), 500);
+  assert.equal(parsePercent('1%'), 1);
+  assert.equal(parsePercent('0.5'), 0.5);
+  for (const bad of ['-1', '1e3', '5 ms', '']) assert.throws(() => parseDuration(bad), { code: 'LAB_BAD_SPEC' }, bad);
+  assert.throws(() => parsePercent('101%'), { code: 'LAB_BAD_SPEC' });
 });
 
 test('verbs turn bad option values into usage errors with exit code 2', () => {
-  for (const argv of [['demo', '--delay', 'abc'], ['nat-check', '--local-port', '70000'], ['lab', 'up', '--sites', '0'], ['lab', 'matrix', '--runs']]) {
+  for (const [argv, opt] of [
+    [['demo', '--delay', 'abc'], '--delay'],
+    [['demo', '--nat-b', 'cone'], '--nat-b'],
+    [['nat-check', '--local-port', '70000'], '--local-port'],
+    [['lab', 'up', '--sites', '0'], '--sites'],
+    [['lab', 'up', '--nat-c', 'eim'], '--nat-c'],
+    [['lab', 'matrix', '--runs'], '--runs'],
+    [['lab', 'matrix', '--loss', '60%'], '--loss'],
+  ] as const) {
     const r = spawnSync(process.execPath, ['bin/onionpunch.js', ...argv], { encoding: 'utf8' });
     assert.equal(r.status, 2, `${argv.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, /--(delay|local-port|sites|runs)/);
+    assert.ok(r.stderr.includes(opt), `${argv.join(' ')}: ${r.stderr}`);
   }
 });

@@ -3,7 +3,18 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CONFIG_LIMITS, loadConfig, parseConfigText, parseHostPort } from '../../src/daemon/config.js';
+import { readFileSync } from 'node:fs';
+import {
+  CONFIG_KEYS,
+  CONFIG_LIMITS,
+  configTable,
+  keyDefaultText,
+  keyTypeText,
+  loadConfig,
+  parseConfigText,
+  parseHostPort,
+  type KeySpec,
+} from '../../src/daemon/config.js';
 import { ConfigError } from '../../src/daemon/errors.js';
 import { helpText } from '../../src/daemon/run-common.js';
 import { main as cliMain } from '../../src/daemon/cli.js';
@@ -174,4 +185,31 @@ test('help lists every key the verb takes; bad config is exit code 2 through the
   }
   assert.match(err, /CONFIG_BAD_VALUE: flag --overlay/);
   assert.match(err, /CONFIG_UNKNOWN_KEY/);
+});
+
+test('docs/DAEMON.md configuration table: every key of CONFIG_KEYS with its type, default and meaning, nothing else', () => {
+  const doc = readFileSync(join(process.cwd(), 'docs', 'DAEMON.md'), 'utf8');
+  const rows = new Map<string, string[]>();
+  for (const line of doc.split('\n')) {
+    const m = /^\| `([a-z0-9]+)` \| (.*) \|$/.exec(line);
+    // split on | not preceded by a backslash (\| is a literal bar inside a cell)
+    if (m && doc.indexOf('| key | type | default | meaning |') < doc.indexOf(line)) rows.set(m[1]!, m[2]!.split(/ (?<!\\)\| /));
+  }
+  const specs = Object.entries(CONFIG_KEYS) as Array<[string, KeySpec<unknown>]>;
+  for (const [name, k] of specs) {
+    const row = rows.get(name);
+    assert.ok(row, `key '${name}' is missing from docs/DAEMON.md's table`);
+    assert.deepEqual(row, [keyTypeText(k), keyDefaultText(k), k.doc], `docs/DAEMON.md row of '${name}' differs from CONFIG_KEYS`);
+  }
+  for (const name of rows.keys()) assert.ok(name in CONFIG_KEYS, `docs/DAEMON.md lists '${name}', which CONFIG_KEYS does not have`);
+  assert.ok(doc.includes(configTable()), 'the table is exactly configTable() (same order); regenerate it from configTable()');
+});
+
+test('defaults are the table\'s: loadConfig with nothing set gives every constant default, computed ones from network', () => {
+  const c = loadConfig({}) as unknown as Record<string, unknown>;
+  for (const [name, k] of Object.entries(CONFIG_KEYS) as Array<[string, KeySpec<unknown>]>) {
+    if (typeof k.default !== 'function') assert.deepEqual(c[name], k.default, name);
+  }
+  const r = loadConfig({ args: ['--network', 'testnet3', '--announce', '198.51.100.1:1'] });
+  assert.deepEqual([r.bitcoind.port, r.punchport, r.peer], [18333, 18333, [{ host: '198.51.100.1', port: 1 }]]);
 });

@@ -4,11 +4,18 @@
  * payload}; a bad message gives a line with `error: {code, message}` and exit code 1.
  * bigints print as numbers when |v| <= 2^53-1, else as decimal strings; bytes as hex.
  */
-import { UsageError } from '../../errors.js';
+import { parseCommand } from '../args.js';
 import { asciiJson } from '../log.js';
 import { FrameParser, isKnownCommand, payloadToJSON, tryDecodePayload, type Frame } from '../../wire/index.js';
 
-const USAGE = 'usage: onionpunch decode [HEX]   (reads stdin when HEX is absent)';
+const DECODE = {
+  name: 'decode',
+  summary: 'Decodes framed P2P messages of any known network from hex (the arguments, joined, or stdin when there\n' +
+    'are none; whitespace tolerated): one JSON line per message, exit 1 if any is bad.',
+  operands: '[HEX]...',
+  maxOperands: 1024,
+  options: {},
+};
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -57,13 +64,9 @@ function frameLine(f: Frame): Record<string, unknown> {
 }
 
 export async function main(args: string[]): Promise<number> {
-  if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write(USAGE + '\n');
-    return 0;
-  }
-  const opts = args.filter((a) => a.startsWith('--'));
-  if (opts.length) throw new UsageError(`unknown option '${opts[0]}'\n${USAGE}`);
-  const text = args.length ? args.join('') : await readStdin();
+  const p = parseCommand(DECODE, args);
+  if (p === null) return 0;
+  const text = p.operands.length ? p.operands.join('') : await readStdin();
   const { lines, ok } = decodeHex(text);
   // Decoded strings (user agents, reasons) come from whoever sent the bytes: printable ASCII JSON only.
   for (const l of lines) process.stdout.write(asciiJson(l) + '\n');

@@ -1,76 +1,68 @@
 /**
- * `onionpunch demo [--json] [--nat-a eim|eim-shift|edm] [--nat-b ...] [--inbound-a drop|rst|icmp]
- *  [--inbound-b ...] [--delay MS] [--jitter MS] [--loss PCT] [--overlay tor|i2p] [--profile plain|prime]`
- *
- * The main job, end to end, as root: a two-site NAT lab, NAT-check servers and a private Tor network on
- * public hosts, A and B as child processes in their NATed namespaces; A publishes an onion coordination
- * endpoint, B discovers its mapping, dials A over Tor, both punch, then B runs a Bitcoin version handshake
- * across the punched connection (A answers as responder). Prints a timeline (ms since start) and tears
- * everything down, also on failure and SIGINT. `--json` ends with one line
- * `{"ok", "timeToConnectMs", "natA", "natB", "overlay", ...}`.
+ * `onionpunch demo [options]`: the main job, end to end, as root: a two-site NAT lab, NAT-check servers and a
+ * private Tor (or I2P) network on public hosts, A and B as child processes in their NATed namespaces; A
+ * publishes an onion coordination endpoint, B discovers its mapping, dials A over the overlay, both punch,
+ * then B runs a Bitcoin version handshake across the punched connection (A answers as responder). Prints a
+ * timeline (ms since start) and tears everything down, also on failure and SIGINT. `--json` ends with one
+ * line `{"ok", "timeToConnectMs", "natA", "natB", "siteA", "siteB", "family", "overlay", ...}`.
+ * The site behaviours and link conditions are read by the lab's own parsers (`lab up` takes the same words).
  */
-import { UsageError } from '../../errors.js';
-import { ArgReader } from '../args.js';
+import { flag, oneOf, parseCommand, value } from '../args.js';
+import {
+  formatSiteBehaviour,
+  parseDuration,
+  parsePercent,
+  parseSiteBehaviour,
+} from '../../lab/topology/spec.js';
 
-const HELP = `usage: onionpunch demo [options]   (needs root)
+const SPEC_HELP = 'comma list of eim|eim-shift|edm, drop|rst|icmp, cgnat, fw6 (as lab up)';
 
-Builds a two-site NAT lab with a private Tor network, punches a direct TCP connection from B to A
-(coordinated over a Tor onion service), runs a Bitcoin version handshake across it, prints a timeline.
-
-options:
-  --nat-a KIND       A's NAT mapping: eim | eim-shift | edm (default eim)
-  --nat-b KIND       B's NAT mapping (default eim)
-  --inbound-a POL    A's router on unsolicited SYNs: drop | rst | icmp (default drop)
-  --inbound-b POL    B's router (default drop)
-  --delay MS         one-way delay per site access link (A-B RTT = 4 x MS; default 12.5 -> 50 ms RTT)
-  --jitter MS        jitter per access link (default 0)
-  --loss PCT         loss per access link and direction (default 0)
-  --overlay tor|i2p  coordination overlay (default tor)
-  --profile P        SYN schedule: plain | prime (default plain)
-  --json             machine-readable: the last line is one JSON object
-`;
-
-const NATS = ['eim', 'eim-shift', 'edm'] as const;
-const INBOUNDS = ['drop', 'rst', 'icmp'] as const;
+const DEMO = {
+  name: 'demo',
+  summary:
+    'Builds a two-site NAT lab with a private Tor (or I2P) network, punches a direct TCP connection from B to A\n' +
+    '(coordinated over an onion service or I2P destination), runs a Bitcoin version handshake across it and\n' +
+    'prints a timeline. Needs root; installs missing tor/i2pd/nftables/iproute2 with apt-get on Debian/Ubuntu.',
+  options: {
+    'nat-a': value('SPEC', `site A: ${SPEC_HELP}; default eim,drop`, parseSiteBehaviour, {}),
+    'nat-b': value('SPEC', 'site B, the same words (e.g. eim,rst or cgnat); fw6 on both: IPv6', parseSiteBehaviour, {}),
+    delay: value('MS', 'one-way delay per access link, e.g. 25ms or 0.5s (A-B RTT = 4x; default 12.5ms)',
+      (s) => parseDuration(s, 2000), 12.5),
+    jitter: value('MS', 'jitter per access link (default 0)', (s) => parseDuration(s, 1000), 0),
+    loss: value('PCT', 'loss per access link and direction, e.g. 1% (default 0)', (s) => parsePercent(s, 50), 0),
+    overlay: value('tor|i2p', 'coordination overlay (default tor)', oneOf(['tor', 'i2p'] as const), 'tor'),
+    profile: value('P', 'SYN schedule: plain | prime (default plain)', oneOf(['plain', 'prime'] as const), 'plain'),
+    'no-install': flag('do not install missing packages; print the apt-get command and stop'),
+    json: flag('machine-readable: the last line is one JSON object'),
+  },
+  notes: 'Set ONIONPUNCH_DEMO_VERBOSE=1 for the rig\'s own log lines.',
+};
 
 export async function main(args: string[]): Promise<number> {
-  let json = false;
-  let natA: (typeof NATS)[number] = 'eim';
-  let natB: (typeof NATS)[number] = 'eim';
-  let inA: (typeof INBOUNDS)[number] = 'drop';
-  let inB: (typeof INBOUNDS)[number] = 'drop';
-  let delayMs = 12.5;
-  let jitterMs = 0;
-  let lossPct = 0;
-  let overlay: 'tor' | 'i2p' = 'tor';
-  let profile: 'plain' | 'prime' = 'plain';
-  const r = new ArgReader(args);
-  for (let a = r.next(); a !== undefined; a = r.next()) {
-    const num = (min: number, max: number): number => r.number(a, min, max);
-    const oneOf = <T extends string>(list: readonly T[]): T => r.oneOf(a, list);
-    switch (a) {
-      case '--help':
-      case '-h':
-        process.stdout.write(HELP);
-        return 0;
-      case '--json': json = true; break;
-      case '--nat-a': natA = oneOf(NATS); break;
-      case '--nat-b': natB = oneOf(NATS); break;
-      case '--inbound-a': inA = oneOf(INBOUNDS); break;
-      case '--inbound-b': inB = oneOf(INBOUNDS); break;
-      case '--delay': delayMs = num(0, 2000); break;
-      case '--jitter': jitterMs = num(0, 1000); break;
-      case '--loss': lossPct = num(0, 50); break;
-      case '--overlay': overlay = oneOf(['tor', 'i2p'] as const); break;
-      case '--profile': profile = oneOf(['plain', 'prime'] as const); break;
-      default:
-        throw new UsageError(`unknown option '${a}' (see --help)`);
-    }
-  }
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
-    process.stderr.write('onionpunch demo: needs root (it creates network namespaces, NATs and a private Tor network); run it as root, e.g. `sudo npm run demo`\n');
-    if (json) process.stdout.write(JSON.stringify({ ok: false, error: { code: 'DEMO_NOT_ROOT', message: 'needs root' }, natA, natB, overlay }) + '\n');
-    return 1;
+  const p = parseCommand(DEMO, args);
+  if (p === null) return 0;
+  const v = p.values;
+  const json = v.json;
+  const a = v['nat-a'];
+  const b = v['nat-b'];
+  const natA = a.nat ?? 'eim';
+  const natB = b.nat ?? 'eim';
+  const inA = a.inbound ?? 'drop';
+  const inB = b.inbound ?? 'drop';
+  const overlay = v.overlay;
+  const { delay: delayMs, jitter: jitterMs, loss: lossPct, profile } = v;
+  // IPv6 is punched when both sites have it; a site with fw6 alone still has its IPv4 NAT.
+  const family: 4 | 6 = a.ipv6 === 'fw6' && b.ipv6 === 'fw6' ? 6 : 4;
+  const siteA = formatSiteBehaviour(a);
+  const siteB = formatSiteBehaviour(b);
+  const { ensurePrereqs } = await import('../../lab/prereqs.js');
+  try {
+    await ensurePrereqs(['lab', overlay], { what: 'onionpunch demo', install: !v['no-install'] });
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    const line = { ok: false, error: { code: e.code, message: e.message }, natA, natB, siteA, siteB, family, overlay };
+    if (json) process.stdout.write(JSON.stringify(line) + '\n');
+    throw err;
   }
   const { PunchRig } = await import('../../lab/demo/rig.js');
   const { wallMs } = await import('../../lab/demo/jsonl.js');
@@ -88,12 +80,14 @@ export async function main(args: string[]): Promise<number> {
   };
   process.once('SIGINT', onSigint);
   process.once('SIGTERM', onSigint);
-  const summary: Record<string, unknown> = { ok: false, natA, natB, overlay };
+  const summary: Record<string, unknown> = { ok: false, natA, natB, siteA, siteB, family, overlay };
   try {
-    say(`building the lab: site A (${natA}, ${inA}), site B (${natB}, ${inB}), ${delayMs} ms one-way per access link (A-B RTT ${4 * delayMs} ms), jitter ${jitterMs} ms, loss ${lossPct}%`);
+    say(`building the lab: site A (${siteA}), site B (${siteB}), IPv${family}, ${delayMs} ms one-way per access link ` +
+      `(A-B RTT ${4 * delayMs} ms), jitter ${jitterMs} ms, loss ${lossPct}%`);
     rig = await PunchRig.up({
-      a: { nat: natA, inbound: inA },
-      b: { nat: natB, inbound: inB },
+      a: { nat: natA, inbound: inA, ...(a.cgnat ? { cgnat: true } : {}), ...(a.ipv6 ? { ipv6: a.ipv6 } : {}) },
+      b: { nat: natB, inbound: inB, ...(b.cgnat ? { cgnat: true } : {}), ...(b.ipv6 ? { ipv6: b.ipv6 } : {}) },
+      family,
       delayMs,
       jitterMs,
       lossPct,

@@ -8,39 +8,32 @@ import { asciiJson, escapeText } from '../log.js';
 import {
   DEFAULT_PORT,
   NETWORKS,
-  isNetworkName,
   parseEndpoint,
   serviceNames,
   toJSONValue,
   type NetworkName,
 } from '../../wire/index.js';
+import { flag, integer, oneOf, parseCommand, value } from '../args.js';
 
-const USAGE = `usage: onionpunch handshake HOST:PORT [--network ${NETWORKS.join('|')}] [--json] [--timeout MS]`;
+const HANDSHAKE = {
+  name: 'handshake',
+  summary: 'Connects to a Bitcoin node, completes the version handshake, prints the peer\'s version and the\n' +
+    'commands it sent before verack. HOST:PORT is clearnet (IPv6 as [ADDR]:PORT; the port defaults to the network\'s).',
+  operands: 'HOST:PORT',
+  minOperands: 1,
+  maxOperands: 1,
+  options: {
+    network: value('NET', `${NETWORKS.join('|')} (default main)`, oneOf<NetworkName>(NETWORKS), 'main'),
+    timeout: value('MS', 'handshake timeout (default 10000)', integer(1, 3_600_000), 10_000),
+    json: flag('one JSON object on stdout'),
+  },
+};
 
 export async function main(args: string[]): Promise<number> {
-  let target: string | undefined;
-  let network: NetworkName = 'main';
-  let json = false;
-  let timeout = 10_000;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    if (a === '--help' || a === '-h') {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    } else if (a === '--json') json = true;
-    else if (a === '--network') {
-      const n = args[++i];
-      if (n === undefined || !isNetworkName(n)) throw new UsageError(`--network needs one of ${NETWORKS.join(', ')}`);
-      network = n;
-    } else if (a === '--timeout') {
-      const t = Number(args[++i]);
-      if (!Number.isInteger(t) || t <= 0) throw new UsageError('--timeout needs a positive number of milliseconds');
-      timeout = t;
-    } else if (a.startsWith('--')) throw new UsageError(`unknown option '${a}'\n${USAGE}`);
-    else if (target === undefined) target = a;
-    else throw new UsageError(`unexpected argument '${a}'\n${USAGE}`);
-  }
-  if (target === undefined) throw new UsageError(USAGE);
+  const p = parseCommand(HANDSHAKE, args);
+  if (p === null) return 0;
+  const { network, timeout, json } = p.values;
+  const target = p.operands[0]!;
   let ep;
   try {
     ep = parseEndpoint(target, DEFAULT_PORT[network]);

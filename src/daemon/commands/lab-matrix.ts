@@ -1,51 +1,70 @@
 /**
- * `onionpunch lab matrix`: the command-line face of src/punch/matrix.ts (every NAT pair, N punches each,
+ * `onionpunch lab matrix`: the command-line face of src/lab/matrix/matrix.ts (every NAT pair, N punches each,
  * over one private Tor network).
  */
 import { performance } from 'node:perf_hooks';
 import { UsageError } from '../../errors.js';
-import { ArgReader } from '../args.js';
+import { flag, integer, list, oneOf, parseCommand, text, value } from '../args.js';
+import type { SiteBehaviourSpec } from '../../lab/topology/spec.js';
+import { ensurePrereqs } from '../../lab/prereqs.js';
+import { formatSiteBehaviour, parseDuration, parsePercent, parseSiteBehaviour } from '../../lab/topology/spec.js';
 import { CGNAT_PAIR, SHARED_LAB_PAIRS, matrixTable, runMatrix, type MatrixOptions } from '../../lab/matrix/matrix.js';
 
-/**
- * `onionpunch lab matrix [--runs N] [--delay MS] [--jitter MS] [--loss PCT] [--profile plain|prime]
- *  [--pair NAME]... [--json]` (dispatched from commands/lab.ts). Needs root.
- */
+const PAIRS = [...SHARED_LAB_PAIRS, CGNAT_PAIR].map((p) => p.name);
+
+const MATRIX = {
+  name: 'lab matrix',
+  summary: 'Punches every NAT pair N times over one private Tor network per lab (root); exit 0 when every pair\n' +
+    'that should connect did every time and every pair that should fail (edm) did.',
+  options: {
+    runs: value('N', 'punches per pair, 1..1000 (default 10)', integer(1, 1000), 10),
+    delay: value('MS', 'one-way delay per access link, e.g. 12.5ms (default 12.5ms: 50 ms RTT A-B)',
+      (s: string) => parseDuration(s, 2000)),
+    jitter: value('MS', 'jitter per access link (default 0)', (s: string) => parseDuration(s, 1000)),
+    loss: value('PCT', 'loss per access link and direction, e.g. 2% (default 2%)', (s: string) => parsePercent(s, 50)),
+    profile: value('P', 'SYN schedule: plain | prime (default plain)', oneOf(['plain', 'prime'] as const)),
+    pair: list('NAME', 'only this pair of the table (repeatable; a prefix is enough)', text),
+    'nat-a': value('SPEC', "instead of the table, one pair: site A's behaviour as lab up's (e.g. cgnat)", parseSiteBehaviour),
+    'nat-b': value('SPEC', "site B's behaviour for that pair (e.g. eim,rst; fw6 on both: over IPv6)", parseSiteBehaviour),
+    'no-install': flag('do not install missing packages (apt-get); print the command and stop'),
+    json: flag('one JSON object'),
+  },
+  notes: `pairs: ${PAIRS.join(', ')}`,
+};
+
+/** `onionpunch lab matrix [options]` (dispatched from commands/lab.ts). Needs root. */
 export async function main(args: string[]): Promise<number> {
-  const opts: MatrixOptions = { runs: 10 };
-  let json = false;
-  const r = new ArgReader(args);
-  for (let a = r.next(); a !== undefined; a = r.next()) {
-    const num = (min: number, max: number): number => r.number(a, min, max);
-    switch (a) {
-      case '--runs': opts.runs = Math.round(num(1, 1000)); break;
-      case '--delay': opts.delayMs = num(0, 2000); break;
-      case '--jitter': opts.jitterMs = num(0, 1000); break;
-      case '--loss': opts.lossPct = num(0, 50); break;
-      case '--profile': opts.profile = r.oneOf(a, ['plain', 'prime'] as const); break;
-      case '--pair': (opts.pairs ??= []).push(r.value(a)); break;
-      case '--json': json = true; break;
-      case '--help':
-      case '-h':
-        process.stdout.write('usage: onionpunch lab matrix [--runs N] [--delay MS] [--jitter MS] [--loss PCT] [--profile plain|prime] [--pair NAME]... [--json]\n' +
-          `pairs: ${[...SHARED_LAB_PAIRS, CGNAT_PAIR].map((p) => p.name).join(', ')}\n` +
-          'defaults: 10 runs, 12.5 ms one-way per access link (50 ms RTT A-B), 2% loss, plain SYN schedule\n');
-        return 0;
-      default:
-        throw new UsageError(`lab matrix: unknown option '${a}'`);
-    }
+  const p = parseCommand(MATRIX, args);
+  if (p === null) return 0;
+  const v = p.values;
+  const opts: MatrixOptions = { runs: v.runs };
+  if (v.delay !== undefined) opts.delayMs = v.delay;
+  if (v.jitter !== undefined) opts.jitterMs = v.jitter;
+  if (v.loss !== undefined) opts.lossPct = v.loss;
+  if (v.profile !== undefined) opts.profile = v.profile;
+  if (v.pair.length > 0) opts.pairs = v.pair;
+  if (v['nat-a'] !== undefined || v['nat-b'] !== undefined) {
+    if (v.pair.length > 0) throw new UsageError('give --pair or --nat-a/--nat-b, not both');
+    const [a, b] = [v['nat-a'] ?? {}, v['nat-b'] ?? {}];
+    const site = (s: SiteBehaviourSpec) => ({ nat: s.nat ?? 'eim', inbound: s.inbound ?? 'drop', ...s });
+    opts.custom = {
+      name: `${formatSiteBehaviour(a)}×${formatSiteBehaviour(b)}`,
+      a: site(a),
+      b: site(b),
+      family: a.ipv6 === 'fw6' && b.ipv6 === 'fw6' ? 6 : 4,
+      // An endpoint-dependent mapping on either side must fail fast; everything else must connect.
+      expectOk: a.nat !== 'edm' && b.nat !== 'edm',
+    };
   }
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
-    process.stderr.write('onionpunch lab matrix: needs root (network namespaces, nftables, a private Tor network)\n');
-    return 1;
-  }
+  const json = v.json;
+  await ensurePrereqs(['lab', 'tor'], { what: 'onionpunch lab matrix', install: !v['no-install'] });
   opts.log = (l) => process.stderr.write(l + '\n');
   const t0 = performance.now();
   const reports = await runMatrix(opts);
   if (json) process.stdout.write(JSON.stringify({ runs: opts.runs, elapsedMs: Math.round(performance.now() - t0), pairs: reports }) + '\n');
   else process.stdout.write(matrixTable(reports) + '\n');
   const ok = reports.every((r) => {
-    const p = [...SHARED_LAB_PAIRS, CGNAT_PAIR].find((x) => x.name === r.pair);
+    const p = [...SHARED_LAB_PAIRS, CGNAT_PAIR, ...(opts.custom ? [opts.custom] : [])].find((x) => x.name === r.pair);
     return p?.expectOk ? r.ok === r.runs : r.ok === 0;
   });
   return ok ? 0 : 1;

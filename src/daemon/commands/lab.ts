@@ -11,77 +11,78 @@
  *   lab down [NAME] | --all [--json]          remove one lab (no NAME: the only detached one), or every lab whose owner
  *                                             is gone or detached (the reaper)
  *   lab selftest [--delay 20ms] [--loss 10%] [--json]   build every behaviour and measure it from inside
+ *   lab matrix ...                            every NAT pair over a private Tor network (commands/lab-matrix.ts)
+ * The site specs and units are parsed by the lab's own parsers (src/lab/topology/spec.ts), as the demo's are.
  */
 import { spawn } from 'node:child_process';
 import { UsageError } from '../../errors.js';
-import { ArgReader } from '../args.js';
+import { dispatch, flag, integer, parseCommand, text, value, type Options, type Option } from '../args.js';
 import { Lab, downByState, listNamespaces, reapLabs, describePlan } from '../../lab/topology/lab.js';
 import { LabError } from '../../lab/errors.js';
-import { INBOUND_POLICIES, NAT_KINDS, type InboundPolicy, type LabSpec, type NatKind, type SiteSpec } from '../../lab/topology/spec.js';
+import { ensurePrereqs } from '../../lab/prereqs.js';
+import {
+  parseDuration,
+  parsePercent,
+  parseSiteBehaviour,
+  type LabSpec,
+  type SiteBehaviourSpec,
+} from '../../lab/topology/spec.js';
 import { ownerAlive, readAllStates, stateFile, type LabState } from '../../lab/topology/state.js';
 import { runSelftest } from '../../lab/topology/selftest.js';
 
-const HELP = `usage: onionpunch lab <up|exec|status|down|selftest|matrix> [options]
-  lab up [--sites N] [--nat-<site> SPEC]... [--delay MS] [--jitter MS] [--loss PCT]
-         [--public-hosts N] [--extra-public-hosts N] [--json]
-      SPEC: comma list of eim|eim-shift|edm, drop|rst|icmp, cgnat, fw6 (e.g. --nat-b edm,rst)
-  lab exec [--lab NAME] NODE -- CMD...   NODE: a, b, a-router, a-carrier, core1, core2, pub1, ...
-  lab status [--json]
-  lab down NAME | --all [--json]
-  lab selftest [--delay MS] [--loss PCT] [--json]
-  lab matrix [--runs N] [--delay MS] [--loss PCT] [--json]   punch every NAT pair over private Tor`;
+const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
+const SPEC_WORDS = 'eim|eim-shift|edm, drop|rst|icmp, cgnat, fw6';
 
-/** "25ms", "25", "0.5s" -> milliseconds. */
-export function parseMs(v: string, what: string): number {
-  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s)?$/.exec(v.trim());
-  if (!m) throw new UsageError(`${what}: expected a duration like 25ms or 0.5s, got '${v}'`);
-  return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
-}
+/** `--nat-a` ... `--nat-z`: one per possible site; only the first two are listed in --help. */
+const NAT_OPTIONS: Record<string, Option<SiteBehaviourSpec | undefined>> = Object.fromEntries(
+  [...LETTERS].map((l, i) => [
+    `nat-${l}`,
+    i === 0
+      ? value('SPEC', `site a's behaviour: comma list of ${SPEC_WORDS} (e.g. edm,rst)`, parseSiteBehaviour)
+      : { ...value('SPEC', i === 1 ? "site b's behaviour; --nat-c ... --nat-z likewise" : '', parseSiteBehaviour), hidden: i > 1 },
+  ]),
+);
 
-/** "1%", "1", "0.5%" -> percent. */
-export function parsePct(v: string, what: string): number {
-  const m = /^([0-9]+(?:\.[0-9]+)?)%?$/.exec(v.trim());
-  if (!m || Number(m[1]) > 100) throw new UsageError(`${what}: expected a percentage like 1% , got '${v}'`);
-  return Number(m[1]);
-}
+const NO_INSTALL = flag('do not install missing packages (apt-get); print the command and stop');
 
-/** Applies a `--nat-X` SPEC ("edm,rst,cgnat") to a site. */
-export function applySiteSpec(site: SiteSpec, spec: string): void {
-  for (const tok of spec.split(',').map((t) => t.trim()).filter(Boolean)) {
-    if ((NAT_KINDS as readonly string[]).includes(tok)) site.nat = tok as NatKind;
-    else if ((INBOUND_POLICIES as readonly string[]).includes(tok)) site.inbound = tok as InboundPolicy;
-    else if (tok === 'cgnat') site.cgnat = true;
-    else if (tok === 'fw6') site.ipv6 = 'fw6';
-    else throw new UsageError(`unknown site behaviour '${tok}' (want ${[...NAT_KINDS, ...INBOUND_POLICIES, 'cgnat', 'fw6'].join(', ')})`);
-  }
-}
+const UP = {
+  name: 'lab up',
+  summary: 'Builds a NAT lab (sites a, b, ... behind nftables NATs, public hosts, two core routers) in network\n' +
+    'namespaces and leaves it up; prints its name and address plan. Needs root.',
+  options: {
+    sites: value('N', 'number of home sites, 1..26 (default 2)', integer(1, 26), 2),
+    ...NAT_OPTIONS,
+    delay: value('MS', 'one-way delay per site access link, e.g. 25ms or 0.5s (default 0)', (s: string) => parseDuration(s)),
+    jitter: value('MS', 'jitter per access link (default 0)', (s: string) => parseDuration(s)),
+    loss: value('PCT', 'loss per access link and direction, e.g. 1% (default 0)', (s: string) => parsePercent(s)),
+    'public-hosts': value('N', 'public hosts for NAT-check services, 0..40 (default 2)', integer(0, 40)),
+    'extra-public-hosts': value('N', 'more public hosts (Tor relays, I2P routers), 0..40 (default 0)', integer(0, 40)),
+    'no-install': NO_INSTALL,
+    json: flag('print the plan as JSON'),
+  } satisfies Options,
+};
 
-/** Parses `lab up` options into a LabSpec (exported for unit tests). */
-export function parseUpArgs(args: string[]): { spec: LabSpec; json: boolean } {
-  let nSites = 2;
-  const natArgs: Array<[string, string]> = [];
+/** Parses `lab up` options into a LabSpec (exported for unit tests). Returns null after printing --help. */
+export function parseUpArgs(args: string[]): { spec: LabSpec; json: boolean; install: boolean } | null {
+  const p = parseCommand(UP, args);
+  if (p === null) return null;
+  const v = p.values;
   const spec: LabSpec = { sites: [] };
-  let json = false;
-  const r = new ArgReader(args);
-  for (let a = r.next(); a !== undefined; a = r.next()) {
-    const val = (): string => r.value(a);
-    if (a === '--json') json = true;
-    else if (a === '--sites') nSites = r.number(a, 1, 26, true);
-    else if (a === '--delay') spec.delayMs = parseMs(val(), a);
-    else if (a === '--jitter') spec.jitterMs = parseMs(val(), a);
-    else if (a === '--loss') spec.lossPct = parsePct(val(), a);
-    else if (a === '--public-hosts') spec.publicHosts = r.number(a, 0, 40, true);
-    else if (a === '--extra-public-hosts') spec.extraPublicHosts = r.number(a, 0, 40, true);
-    else if (a.startsWith('--nat-')) natArgs.push([a.slice(6), val()]);
-    else throw new UsageError(`lab up: unknown option '${a}'`);
+  if (v.delay !== undefined) spec.delayMs = v.delay;
+  if (v.jitter !== undefined) spec.jitterMs = v.jitter;
+  if (v.loss !== undefined) spec.lossPct = v.loss;
+  if (v['public-hosts'] !== undefined) spec.publicHosts = v['public-hosts'];
+  if (v['extra-public-hosts'] !== undefined) spec.extraPublicHosts = v['extra-public-hosts'];
+  for (let i = 0; i < v.sites; i++) spec.sites.push({ name: LETTERS[i]! });
+  for (const [i, l] of [...LETTERS].entries()) {
+    const b = (v as Record<string, unknown>)[`nat-${l}`] as SiteBehaviourSpec | undefined;
+    if (b === undefined) continue;
+    if (i >= v.sites) {
+      throw new UsageError(`--nat-${l}: no site '${l}' (sites are a..${LETTERS[v.sites - 1]}; see --sites)`);
+    }
+    Object.assign(spec.sites[i]!, b);
   }
-  for (let i = 0; i < nSites; i++) spec.sites.push({ name: String.fromCharCode(97 + i) });
-  for (const [name, s] of natArgs) {
-    const site = spec.sites.find((x) => x.name === name);
-    if (!site) throw new UsageError(`--nat-${name}: no site '${name}' (sites are a..${String.fromCharCode(96 + nSites)})`);
-    applySiteSpec(site, s);
-  }
-  return { spec, json };
+  return { spec, json: v.json, install: !v['no-install'] };
 }
 
 function print(json: boolean, obj: unknown, text: string): void {
@@ -116,24 +117,34 @@ function findLab(name: string | undefined): LabState {
 }
 
 async function cmdUp(args: string[]): Promise<number> {
-  const { spec, json } = parseUpArgs(args);
+  const p = parseUpArgs(args);
+  if (p === null) return 0;
+  const { spec, json } = p;
+  await ensurePrereqs(['lab'], { what: 'onionpunch lab up', install: p.install });
   const lab = await Lab.up(spec, { detached: true });
   const d = lab.describe();
   print(json, { ...d, upMs: Math.round(lab.upMs) }, `${planText(d)}\nup in ${lab.upMs.toFixed(0)} ms; remove with: onionpunch lab down ${d.name}`);
   return 0;
 }
 
+const EXEC = {
+  name: 'lab exec',
+  summary: 'Runs CMD inside a lab node (a, b, a-router, a-carrier, core1, core2, pub1, ...) with `ip netns exec`.',
+  operands: 'NODE -- CMD...',
+  minOperands: 1,
+  maxOperands: 1,
+  passThroughAfter: 1,
+  options: { lab: value('NAME', 'the lab (default: the only one up)', text), 'no-install': NO_INSTALL },
+};
+
 async function cmdExec(args: string[]): Promise<number> {
-  let labName: string | undefined;
-  const sep = args.indexOf('--');
-  const head = sep >= 0 ? args.slice(0, sep) : args.slice(0, 1);
-  const cmd = sep >= 0 ? args.slice(sep + 1) : args.slice(1);
-  const rest: string[] = [];
-  for (let i = 0; i < head.length; i++) {
-    if (head[i] === '--lab') labName = head[++i];
-    else rest.push(head[i]!);
-  }
-  if (rest.length !== 1 || cmd.length === 0) throw new UsageError('lab exec [--lab NAME] NODE -- CMD...');
+  const p = parseCommand(EXEC, args);
+  if (p === null) return 0;
+  const labName = p.values.lab;
+  await ensurePrereqs(['lab'], { what: 'onionpunch lab exec', install: !p.values['no-install'] });
+  if (p.rest.length === 0) throw new UsageError('lab exec: no command (lab exec [--lab NAME] NODE -- CMD...)');
+  const cmd = p.rest;
+  const rest = p.operands;
   const s = findLab(labName);
   const node = rest[0]!;
   const ns = s.namespaces.includes(node) ? node : s.prefix + node;
@@ -147,8 +158,16 @@ async function cmdExec(args: string[]): Promise<number> {
   });
 }
 
+const STATUS = {
+  name: 'lab status',
+  summary: 'Lists the labs on this machine, their owners and namespaces.',
+  options: { json: flag('one JSON object') },
+};
+
 async function cmdStatus(args: string[]): Promise<number> {
-  const json = args.includes('--json');
+  const p = parseCommand(STATUS, args);
+  if (p === null) return 0;
+  const json = p.values.json;
   const present = new Set(await listNamespaces());
   const labs = readAllStates().map((s) => ({
     name: s.prefix.replace(/-$/, ''),
@@ -176,17 +195,27 @@ async function cmdStatus(args: string[]): Promise<number> {
   return 0;
 }
 
+const DOWN = {
+  name: 'lab down',
+  summary: 'Removes one lab (no NAME: the only one nobody owns), or with --all every lab whose owner is gone or\n' +
+    'detached, and orphaned lab namespaces (the reaper).',
+  operands: '[NAME]',
+  maxOperands: 1,
+  options: { all: flag('every lab without a live owner'), 'no-install': NO_INSTALL, json: flag('one JSON object') },
+};
+
 async function cmdDown(args: string[]): Promise<number> {
-  const json = args.includes('--json');
-  const names = args.filter((a) => !a.startsWith('--'));
-  for (const a of args) if (a.startsWith('--') && a !== '--json' && a !== '--all') throw new UsageError(`lab down: unknown option '${a}'`);
-  if (args.includes('--all')) {
+  const p = parseCommand(DOWN, args);
+  if (p === null) return 0;
+  const json = p.values.json;
+  const names = p.operands;
+  await ensurePrereqs(['lab'], { what: 'onionpunch lab down', install: !p.values['no-install'] });
+  if (p.values.all) {
     if (names.length > 0) throw new UsageError('lab down: give NAME or --all, not both');
     const r = await reapLabs();
     print(json, r, `removed ${r.removedLabs.length} lab(s)${r.removedLabs.length ? ': ' + r.removedLabs.join(' ') : ''}; ${r.removedOrphanNamespaces.length} orphan namespace(s); kept ${r.keptLabs.length} lab(s) with a live owner`);
     return 0;
   }
-  if (names.length > 1) throw new UsageError('lab down [NAME] | --all');
   let s: LabState;
   if (names[0] !== undefined) s = findLab(names[0]);
   else {
@@ -206,17 +235,22 @@ async function cmdDown(args: string[]): Promise<number> {
   return 0;
 }
 
+const SELFTEST = {
+  name: 'lab selftest',
+  summary: 'Builds a lab with every site behaviour and measures each from inside (mapping, filtering, delay, loss).',
+  options: {
+    delay: value('MS', 'one-way delay per access link (default 20ms)', (s: string) => parseDuration(s)),
+    loss: value('PCT', 'loss per access link and direction (default 10%)', (s: string) => parsePercent(s)),
+    'no-install': NO_INSTALL,
+    json: flag('one JSON object'),
+  },
+};
+
 async function cmdSelftest(args: string[]): Promise<number> {
-  let json = false;
-  let delayMs: number | undefined;
-  let lossPct: number | undefined;
-  const argv = new ArgReader(args);
-  for (let a = argv.next(); a !== undefined; a = argv.next()) {
-    if (a === '--json') json = true;
-    else if (a === '--delay') delayMs = parseMs(argv.value(a), a);
-    else if (a === '--loss') lossPct = parsePct(argv.value(a), a);
-    else throw new UsageError(`lab selftest: unknown option '${a}'`);
-  }
+  const p = parseCommand(SELFTEST, args);
+  if (p === null) return 0;
+  const { delay: delayMs, loss: lossPct, json } = p.values;
+  await ensurePrereqs(['lab'], { what: 'onionpunch lab selftest', install: !p.values['no-install'] });
   const r = await runSelftest({ delayMs, lossPct, log: (l) => process.stderr.write(l + '\n') });
   const text = Object.entries(r.behaviours)
     .map(([k, v]) => `${v.ok ? 'ok  ' : 'FAIL'} ${k}`)
@@ -227,27 +261,19 @@ async function cmdSelftest(args: string[]): Promise<number> {
 }
 
 export async function main(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  switch (sub) {
-    case 'up':
-      return cmdUp(rest);
-    case 'exec':
-      return cmdExec(rest);
-    case 'status':
-      return cmdStatus(rest);
-    case 'down':
-      return cmdDown(rest);
-    case 'selftest':
-      return cmdSelftest(rest);
-    case 'matrix':
-      return (await import('./lab-matrix.js')).main(rest);
-    case undefined:
-    case '--help':
-    case '-h':
-    case 'help':
-      process.stdout.write(HELP + '\n');
-      return sub === undefined ? 2 : 0;
-    default:
-      throw new UsageError(`unknown lab command '${sub}'\n${HELP}`);
-  }
+  return dispatch({
+    name: 'lab',
+    summary: 'The NAT lab (root): real nftables NATs in network namespaces (docs/LAB.md).',
+    subs: {
+      up: { summary: 'build a lab and leave it up', run: cmdUp },
+      exec: { summary: 'run a command inside a lab node', run: cmdExec },
+      status: { summary: 'list labs', run: cmdStatus },
+      down: { summary: 'remove a lab (or every ownerless one)', run: cmdDown },
+      selftest: { summary: 'build every behaviour and measure it', run: cmdSelftest },
+      matrix: {
+        summary: 'punch every NAT pair over a private Tor network',
+        run: async (a) => (await import('./lab-matrix.js')).main(a),
+      },
+    },
+  }, args);
 }

@@ -6,67 +6,34 @@
  * JSON: {mapping, portPreserving, publicAddress, localPort, observed: [{peer, address, port}], reason?}.
  */
 import { UsageError } from '../../errors.js';
-import { ArgReader } from '../args.js';
+import { flag, integer, list, number, parseCommand, text, value } from '../args.js';
 import { parseEndpoint, type Endpoint } from '../../nat/types.js';
 
-const HELP = `usage: onionpunch nat-check --peer HOST:PORT --peer HOST:PORT [options]
+function peer(raw: string): Endpoint {
+  const e = parseEndpoint(raw);
+  if (!e) throw new UsageError(`expected HOST:PORT or [IPv6]:PORT, got '${raw.slice(0, 64)}'`);
+  return e;
+}
 
-Classifies this host's NAT mapping (EIM check) by connecting from one local port to two peers
-(NAT-check servers or Bitcoin nodes that fill addr_recv) and comparing what each reports.
-
-options:
-  --peer HOST:PORT     a peer to ask (twice, different peers; IPv6 as [ADDR]:PORT)
-  --local-port N       local port to use (default: a free one)
-  --local-address A    local address to bind (default: 0.0.0.0, or :: for IPv6 peers)
-  --network NET        main|testnet3|testnet4|signet|regtest (magic bytes; default main)
-  --timeout MS         per-connection timeout (default 5000)
-  --json               one JSON object on stdout
-`;
+const NAT_CHECK = {
+  name: 'nat-check',
+  summary: 'Classifies this host\'s NAT mapping (EIM check) by connecting from one local port to two peers\n' +
+    '(NAT-check servers or Bitcoin nodes that fill addr_recv) and comparing what each reports.',
+  options: {
+    peer: list('HOST:PORT', 'a peer to ask (twice, different peers; IPv6 as [ADDR]:PORT)', peer),
+    'local-port': value('N', 'local port to use (default: a free one)', integer(0, 65535), 0),
+    'local-address': value('A', 'local address to bind (default: 0.0.0.0, or :: for IPv6 peers)', text),
+    network: value('NET', 'main|testnet3|testnet4|signet|regtest (magic bytes; default main)', text, 'main'),
+    timeout: value('MS', 'per-connection timeout (default 5000)', number(1, 600_000), 5000),
+    json: flag('one JSON object on stdout'),
+  },
+};
 
 export async function main(args: string[]): Promise<number> {
-  const peers: Endpoint[] = [];
-  let localPort = 0;
-  let localAddress: string | undefined;
-  let network = 'main';
-  let timeoutMs = 5000;
-  let json = false;
-  const r = new ArgReader(args);
-  for (let a = r.next(); a !== undefined; a = r.next()) {
-    const val = (): string => r.value(a);
-    switch (a) {
-      case '--help':
-      case '-h':
-        process.stdout.write(HELP);
-        return 0;
-      case '--peer': {
-        const v = val();
-        const e = parseEndpoint(v);
-        if (!e) throw new UsageError(`--peer: expected HOST:PORT or [IPv6]:PORT, got '${v}'`);
-        peers.push(e);
-        break;
-      }
-      case '--local-port':
-        localPort = r.number(a, 0, 65535, true);
-        break;
-      case '--local-address':
-        localAddress = val();
-        break;
-      case '--network':
-        network = val();
-        break;
-      case '--timeout': {
-        const v = Number(val());
-        if (!Number.isFinite(v) || v <= 0) throw new UsageError('--timeout: expected milliseconds > 0');
-        timeoutMs = v;
-        break;
-      }
-      case '--json':
-        json = true;
-        break;
-      default:
-        throw new UsageError(`unknown option '${a}' (see --help)`);
-    }
-  }
+  const p = parseCommand(NAT_CHECK, args);
+  if (p === null) return 0;
+  const { peer: peers, 'local-port': localPort, 'local-address': localAddress, network, json } = p.values;
+  const timeoutMs = p.values.timeout;
   if (peers.length < 2) throw new UsageError('give two --peer options (two different peers)');
   const { isNetworkName } = await import('../../wire/index.js');
   if (!isNetworkName(network)) throw new UsageError(`--network: unknown network '${network}'`);

@@ -11,44 +11,36 @@ import {
   NATCHECK_MAX_CONNECTIONS,
   NATCHECK_PER_NETGROUP,
 } from '../../nat/natcheck-server.js';
-import { NETWORKS, isNetworkName, parseEndpoint, formatEndpoint, type NetworkName } from '../../wire/index.js';
+import { NETWORKS, parseEndpoint, formatEndpoint, type NetworkName } from '../../wire/index.js';
+import { flag, integer, oneOf, parseCommand, text, value } from '../args.js';
 import { asciiJson, escapeText } from '../log.js';
 
-const USAGE = `usage: onionpunch natcheck-server --listen HOST:PORT [--network ${NETWORKS.join('|')}]
-       [--json] [--verbose] [--max-connections N (default ${NATCHECK_MAX_CONNECTIONS})] [--per-netgroup N (default ${NATCHECK_PER_NETGROUP})]
-       [--timeout MS (default ${NATCHECK_HANDSHAKE_MS})]`;
+const SERVER = {
+  name: 'natcheck-server',
+  summary: 'Runs the NAT-check service until SIGINT/SIGTERM: answers the Bitcoin version handshake with the\n' +
+    'client\'s address and port in addr_recv.',
+  options: {
+    listen: value('HOST:PORT', 'address to listen on (IP; port 0 picks one)', text),
+    network: value('NET', `${NETWORKS.join('|')} (default main)`, oneOf<NetworkName>(NETWORKS), 'main'),
+    'max-connections': value('N', `connections at once, all clients (default ${NATCHECK_MAX_CONNECTIONS})`,
+      integer(1, 1_000_000), NATCHECK_MAX_CONNECTIONS),
+    'per-netgroup': value('N', `connections at once per netgroup (/16 IPv4, /32 IPv6; default ${NATCHECK_PER_NETGROUP})`,
+      integer(1, 1_000_000), NATCHECK_PER_NETGROUP),
+    timeout: value('MS', `handshake timeout (default ${NATCHECK_HANDSHAKE_MS})`, integer(1, 3_600_000),
+      NATCHECK_HANDSHAKE_MS),
+    json: flag('print {"listening":{address,port}} once listening (and results with --verbose) as JSON lines'),
+    verbose: flag('one line per client'),
+  },
+};
 
 export async function main(args: string[]): Promise<number> {
-  let listen: string | undefined;
-  let network: NetworkName = 'main';
-  let json = false;
-  let verbose = false;
-  let maxConnections = NATCHECK_MAX_CONNECTIONS;
-  let perNetgroup = NATCHECK_PER_NETGROUP;
-  let timeout = NATCHECK_HANDSHAKE_MS;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const num = (name: string) => {
-      const v = Number(args[++i]);
-      if (!Number.isInteger(v) || v <= 0) throw new UsageError(`${name} needs a positive integer`);
-      return v;
-    };
-    if (a === '--help' || a === '-h') {
-      process.stdout.write(USAGE + '\n');
-      return 0;
-    } else if (a === '--listen') listen = args[++i];
-    else if (a === '--network') {
-      const n = args[++i];
-      if (n === undefined || !isNetworkName(n)) throw new UsageError(`--network needs one of ${NETWORKS.join(', ')}`);
-      network = n;
-    } else if (a === '--json') json = true;
-    else if (a === '--verbose') verbose = true;
-    else if (a === '--max-connections') maxConnections = num('--max-connections');
-    else if (a === '--per-netgroup') perNetgroup = num('--per-netgroup');
-    else if (a === '--timeout') timeout = num('--timeout');
-    else throw new UsageError(`unknown argument '${a}'\n${USAGE}`);
+  const p = parseCommand(SERVER, args);
+  if (p === null) return 0;
+  const { listen, network, 'max-connections': maxConnections, 'per-netgroup': perNetgroup, timeout, json, verbose } =
+    p.values;
+  if (listen === undefined) {
+    throw new UsageError('--listen HOST:PORT is required (see onionpunch natcheck-server --help)');
   }
-  if (!listen) throw new UsageError(USAGE);
   let ep;
   try {
     ep = parseEndpoint(listen);

@@ -24,10 +24,13 @@ export interface SiteBehaviour {
   inbound: InboundPolicy;
 }
 
+/** A site of the rig: its router's behaviour, a carrier NAT, routed IPv6 behind a firewall. */
+export type RigSite = SiteBehaviour & { cgnat?: boolean; ipv6?: 'fw6' };
+
 export interface RigOptions {
-  a: SiteBehaviour & { cgnat?: boolean };
-  b: SiteBehaviour & { cgnat?: boolean };
-  /** IPv6 (fw6) on both sites; punch over IPv6 when `family` is 6. */
+  a: RigSite;
+  b: RigSite;
+  /** IPv6 (fw6) on both sites (a site's own `ipv6` gives it to that site); punch over IPv6 when `family` is 6. */
   ipv6?: boolean;
   family?: 4 | 6;
   /** One-way delay per access link (ms); A↔B RTT is 4× this. */
@@ -96,8 +99,10 @@ export class PunchRig {
     }
   }
 
-  private site(name: string, s: SiteBehaviour & { cgnat?: boolean }): SiteSpec {
-    return { name, nat: s.nat, inbound: s.inbound, ...(s.cgnat ? { cgnat: true } : {}), ...(this.opts.ipv6 ? { ipv6: 'fw6' as const } : {}) };
+  private site(name: string, s: RigSite): SiteSpec {
+    const v6 = this.opts.ipv6 === true || s.ipv6 === 'fw6';
+    const extra = { ...(s.cgnat ? { cgnat: true } : {}), ...(v6 ? { ipv6: 'fw6' as const } : {}) };
+    return { name, nat: s.nat, inbound: s.inbound, ...extra };
   }
 
   private spawnWorker(name: string, node: string, cfg: WorkerConfig): Worker {

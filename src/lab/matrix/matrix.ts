@@ -3,13 +3,14 @@
  * Pairs that differ only in NAT rules share one lab (routers are reconfigured in place between pairs);
  * the carrier-NAT pair needs its own topology and gets a second lab.
  */
-import { PunchRig, type AttemptResult, type SiteBehaviour } from '../demo/rig.js';
+import { PunchRig, type AttemptResult, type RigSite } from '../demo/rig.js';
 import { median, quantile, round1 } from '../stats.js';
 
 export interface MatrixPair {
   name: string;
-  a: SiteBehaviour;
-  b: SiteBehaviour;
+  /** The sites' behaviours; `cgnat`/`fw6` only for a pair with its own lab (the carrier-NAT or a custom pair). */
+  a: RigSite;
+  b: RigSite;
   family: 4 | 6;
   /** Whether success is expected (edm pairs must fail fast with a reason naming the side). */
   expectOk: boolean;
@@ -52,6 +53,8 @@ export interface MatrixOptions {
   lossPct?: number;
   profile?: 'plain' | 'prime';
   pairs?: string[];
+  /** Instead of the table: this one pair (e.g. `lab matrix --nat-a cgnat --nat-b eim,rst`), in its own lab. */
+  custom?: MatrixPair;
   log?: (line: string) => void;
 }
 
@@ -110,6 +113,15 @@ export async function runMatrix(opts: MatrixOptions): Promise<PairReport[]> {
   const shared = SHARED_LAB_PAIRS.filter(want);
   const reports: PairReport[] = [];
   const common = { delayMs: opts.delayMs ?? 12.5, jitterMs: opts.jitterMs ?? 0, lossPct: opts.lossPct ?? 2, profile: opts.profile ?? 'plain', ...(opts.log ? { log: () => undefined } : {}) };
+  if (opts.custom) {
+    const c = opts.custom;
+    const rig = await PunchRig.up({ ...common, a: { ...c.a }, b: { ...c.b }, family: c.family });
+    try {
+      return await runPairs(rig, [c], opts, true);
+    } finally {
+      await rig.down();
+    }
+  }
   if (shared.length) {
     const p0 = shared[0]!;
     const rig = await PunchRig.up({ ...common, a: { ...p0.a }, b: { ...p0.b }, ipv6: true, family: p0.family });

@@ -292,3 +292,60 @@ export function planNamespaces(plan: LabPlan): string[] {
   for (const p of plan.publicHosts) out.push(p.ns);
   return out;
 }
+
+/**
+ * The words of a site behaviour spec, as `lab up --nat-<site>`, `demo --nat-a/--nat-b` and `lab matrix` take
+ * them: one mapping, one inbound policy, `cgnat`, `fw6`, comma-separated in any order (`eim,rst`, `cgnat`).
+ */
+export const SITE_BEHAVIOUR_WORDS: readonly string[] = [...NAT_KINDS, ...INBOUND_POLICIES, 'cgnat', 'fw6'];
+
+/** What a behaviour spec sets on a site (only the words given; the rest keeps the site's defaults). */
+export type SiteBehaviourSpec = Pick<SiteSpec, 'nat' | 'inbound' | 'cgnat' | 'ipv6'>;
+
+/** Parses a site behaviour spec (`edm,rst,cgnat`). Throws `LabError('LAB_BAD_SPEC')` naming the bad word. */
+export function parseSiteBehaviour(spec: string): SiteBehaviourSpec {
+  const out: SiteBehaviourSpec = {};
+  const words = spec.split(',').map((t) => t.trim()).filter(Boolean);
+  const want = `want ${SITE_BEHAVIOUR_WORDS.join(', ')}`;
+  if (words.length === 0) throw new LabError('LAB_BAD_SPEC', `empty site behaviour (${want})`);
+  for (const w of words) {
+    if ((NAT_KINDS as readonly string[]).includes(w)) {
+      if (out.nat !== undefined && out.nat !== w) {
+        throw new LabError('LAB_BAD_SPEC', `two mappings in '${spec.slice(0, 64)}'`);
+      }
+      out.nat = w as NatKind;
+    } else if ((INBOUND_POLICIES as readonly string[]).includes(w)) {
+      if (out.inbound !== undefined && out.inbound !== w) {
+        throw new LabError('LAB_BAD_SPEC', `two inbound policies in '${spec.slice(0, 64)}'`);
+      }
+      out.inbound = w as InboundPolicy;
+    } else if (w === 'cgnat') out.cgnat = true;
+    else if (w === 'fw6') out.ipv6 = 'fw6';
+    else throw new LabError('LAB_BAD_SPEC', `unknown site behaviour '${w.slice(0, 32)}' (${want})`);
+  }
+  return out;
+}
+
+/** The canonical spec of a site's behaviour, e.g. `eim,drop` or `edm,rst,cgnat,fw6` (what parseSiteBehaviour reads). */
+export function formatSiteBehaviour(s: SiteBehaviourSpec): string {
+  const extra = [...(s.cgnat ? ['cgnat'] : []), ...(s.ipv6 === 'fw6' ? ['fw6'] : [])];
+  return [s.nat ?? 'eim', s.inbound ?? 'drop', ...extra].join(',');
+}
+
+/** `25ms`, `25` (ms), `0.5s` -> milliseconds, at most `max`. Throws `LabError('LAB_BAD_SPEC')`. */
+export function parseDuration(v: string, max = 10000): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s)?$/.exec(v.trim());
+  if (!m) throw new LabError('LAB_BAD_SPEC', `expected a duration like 25ms or 0.5s, got '${v.slice(0, 32)}'`);
+  const ms = Number(m[1]) * (m[2] === 's' ? 1000 : 1);
+  if (ms > max) throw new LabError('LAB_BAD_SPEC', `${v} is more than ${max} ms`);
+  return ms;
+}
+
+/** `1%`, `1`, `0.5%` -> percent, at most `max` (100). Throws `LabError('LAB_BAD_SPEC')`. */
+export function parsePercent(v: string, max = 100): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)%?$/.exec(v.trim());
+  if (!m) throw new LabError('LAB_BAD_SPEC', `expected a percentage like 1%, got '${v.slice(0, 32)}'`);
+  const pct = Number(m[1]);
+  if (pct > max) throw new LabError('LAB_BAD_SPEC', `${v} is more than ${max}%`);
+  return pct;
+}
