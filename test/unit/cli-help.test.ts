@@ -16,7 +16,7 @@ const VERBS: Array<[string[], string[]]> = [
   [['lab', 'selftest'], ['--delay MS', '--loss PCT', '--json']],
   [['lab', 'matrix'], ['--runs N', '--delay MS', '--loss PCT', '--pair NAME', '--json']],
   [['nat-check'], ['--peer HOST:PORT', '--local-port N', '--network NET', '--timeout MS', '--json']],
-  [['natcheck-server'], ['--listen HOST:PORT', '--network NET', '--per-ip N', '--json', '--verbose']],
+  [['natcheck-server'], ['--listen HOST:PORT', '--network NET', '--max-connections N', '--per-netgroup N', '--json', '--verbose']],
   [['handshake'], ['--network NET', '--timeout MS', '--json']],
   [['decode'], []],
   [['overlay', 'selftest'], ['--tor', '--i2p', '--no-install', '--json']],
