@@ -199,7 +199,7 @@ struct Engine::Impl {
   }
 
   /** Ends a plan. `p` is destroyed: callers return right after. */
-  void finish(Plan& p, Status st, int err, const char* syscall) {
+  void finish(Plan& p, Status st, int err, Syscall syscall) {
     for (auto& a : p.att) close_attempt(a);
     p.out->status = st;
     p.out->err = err;
@@ -225,10 +225,10 @@ struct Engine::Impl {
     Plan& plan = *p;
     plans.emplace(id, std::move(p));
     st_plans.fetch_add(1, std::memory_order_relaxed);
-    if (stopping) return finish(plan, Status::Stopped, 0, "");
+    if (stopping) return finish(plan, Status::Stopped, 0, Syscall::None);
     bool bad_family = plan.spec.remotes.empty();
     for (auto& r : plan.spec.remotes) bad_family = bad_family || r.family() != plan.spec.local.family();
-    if (bad_family) return finish(plan, Status::SocketError, EAFNOSUPPORT, "connect");
+    if (bad_family) return finish(plan, Status::SocketError, EAFNOSUPPORT, Syscall::Connect);
     if (plan.spec.local.port() == 0) {
       // Choose the port once so that every attempt of the plan (and every wave) leaves from it. The socket
       // stays bound until the first SYN uses it: a bound port is never handed to another bind(0) meanwhile.
@@ -237,7 +237,9 @@ struct Engine::Impl {
       o.no_delay = false;  // set on the winner only: one syscall less per attempt
       SysError e;
       Fd hold = ports.take(plan.spec.local, o, &e);
-      if (e) return finish(plan, e.syscall[0] == 'b' ? Status::BindError : Status::SocketError, e.err, e.syscall);
+      if (e) {
+        return finish(plan, e.syscall == Syscall::Bind ? Status::BindError : Status::SocketError, e.err, e.syscall);
+      }
       SockAddr name;
       e = local_name(hold.get(), &name);
       if (e) return finish(plan, Status::SocketError, e.err, e.syscall);
@@ -265,20 +267,20 @@ struct Engine::Impl {
       fd = std::move(p.hold);
       if (o.ttl > 0) {
         int te = set_ttl(fd.get(), p.spec.local.family(), o.ttl);
-        if (te != 0) e = {te, "setsockopt"};
+        if (te != 0) e = {te, Syscall::Setsockopt};
       }
     } else {
       fd = open_bound_socket(p.spec.local, o, &e);
     }
     if (e) {
-      if (e.syscall[0] == 'b' && (e.err == EADDRINUSE || e.err == EACCES || e.err == EADDRNOTAVAIL)) {
+      if (e.syscall == Syscall::Bind && (e.err == EADDRINUSE || e.err == EACCES || e.err == EADDRNOTAVAIL)) {
         finish(p, Status::BindError, e.err, e.syscall);
         return false;
       }
       int64_t now = monotonic_ns();
       record(p, EventKind::Error, static_cast<int>(r), e.err, target, now);
       if (prime) return true;
-      return on_failure(p, r, e.err, now, Status::SocketError);
+      return on_failure(p, r, e.err, e.syscall, now, Status::SocketError);
     }
     const SockAddr& remote = p.spec.remotes[r];
     int64_t actual = monotonic_ns();
@@ -290,7 +292,7 @@ struct Engine::Impl {
       int64_t now = monotonic_ns();
       record(p, failure_kind(ce), static_cast<int>(r), ce, -1, now);
       if (prime) return true;
-      return on_failure(p, r, ce, now, Status::Unreachable);
+      return on_failure(p, r, ce, Syscall::Connect, now, Status::Unreachable);
     }
     // Only the first SYN goes out with the low TTL: the kernel's retransmissions use the default again.
     if (!prime && p.spec.first_syn_ttl > 0) set_ttl(fd.get(), remote.family(), -1);
@@ -301,7 +303,7 @@ struct Engine::Impl {
       int64_t now = monotonic_ns();
       record(p, failure_kind(early), static_cast<int>(r), early, -1, now);
       if (prime) return true;
-      return on_failure(p, r, early, now, Status::Unreachable);
+      return on_failure(p, r, early, Syscall::Connect, now, Status::Unreachable);
     }
     uint64_t serial = next_serial++;
     epoll_event ev{};
@@ -311,7 +313,7 @@ struct Engine::Impl {
       int err = errno;
       int64_t now = monotonic_ns();
       record(p, EventKind::Error, static_cast<int>(r), err, -1, now);
-      return on_failure(p, r, err, now, Status::SocketError);
+      return on_failure(p, r, err, Syscall::EpollCtl, now, Status::SocketError);
     }
     a.fd = std::move(fd);
     a.serial = serial;
@@ -323,7 +325,7 @@ struct Engine::Impl {
   }
 
   /** A non-prime attempt failed: schedule its re-SYN, or take it out. Returns false if the plan ended. */
-  bool on_failure(Plan& p, uint32_t r, int err, int64_t now, Status fail_status) {
+  bool on_failure(Plan& p, uint32_t r, int err, Syscall syscall, int64_t now, Status fail_status) {
     Attempt& a = p.att[r];
     a.last_err = err;
     if (!p.spec.retry_on_refused) {
@@ -331,7 +333,7 @@ struct Engine::Impl {
       bool all_out = std::all_of(p.att.begin(), p.att.end(), [](const Attempt& x) { return x.out; });
       if (all_out) {
         Status st = err == ECONNREFUSED ? Status::Refused : fail_status;
-        finish(p, st, err, "connect");
+        finish(p, st, err, syscall);
         return false;
       }
       return true;
@@ -351,7 +353,7 @@ struct Engine::Impl {
     switch (t.kind) {
       case TimerKind::Deadline:
         record(p, EventKind::Timeout, -1, ETIMEDOUT, t.at, monotonic_ns());
-        return finish(p, Status::Timeout, ETIMEDOUT, "connect");
+        return finish(p, Status::Timeout, ETIMEDOUT, Syscall::Connect);
       case TimerKind::Wave: {
         uint32_t w = t.arg;
         if (w + 1 < p.spec.waves_ns.size()) {
@@ -413,13 +415,13 @@ struct Engine::Impl {
       peer_name(o.fd.get(), &o.remote);
       o.remote_index = static_cast<int>(r);
       o.established_ns = now;
-      return finish(p, Status::Established, 0, "");
+      return finish(p, Status::Established, 0, Syscall::None);
     }
     bool prime = a.prime;
     record(p, failure_kind(err), static_cast<int>(r), err, -1, now);
     close_attempt(a);
     if (prime) return;  // expected: the prime SYN dies at a router; the fire timer sends the real one
-    on_failure(p, r, err, now, Status::Unreachable);
+    on_failure(p, r, err, Syscall::Connect, now, Status::Unreachable);
   }
 
   /** True when a timer no longer matters (its plan ended, or its attempt moved on). */
@@ -502,28 +504,28 @@ Engine::~Engine() {
   join();
 }
 
-int Engine::start() {
-  if (thread_.joinable()) return EALREADY;
+SysError Engine::start() {
+  if (thread_.joinable()) return {EALREADY, Syscall::None};
   Impl& im = *impl_;
   im.ep.reset(epoll_create1(EPOLL_CLOEXEC));
-  if (!im.ep) return errno;
+  if (!im.ep) return {errno, Syscall::EpollCreate};
   im.tfd.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-  if (!im.tfd) return errno;
+  if (!im.tfd) return {errno, Syscall::TimerfdCreate};
   im.efd.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!im.efd) return errno;
+  if (!im.efd) return {errno, Syscall::Eventfd};
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kEventTok;
-  if (epoll_ctl(im.ep.get(), EPOLL_CTL_ADD, im.efd.get(), &ev) != 0) return errno;
+  if (epoll_ctl(im.ep.get(), EPOLL_CTL_ADD, im.efd.get(), &ev) != 0) return {errno, Syscall::EpollCtl};
   ev.data.u64 = kTimerTok;
-  if (epoll_ctl(im.ep.get(), EPOLL_CTL_ADD, im.tfd.get(), &ev) != 0) return errno;
+  if (epoll_ctl(im.ep.get(), EPOLL_CTL_ADD, im.tfd.get(), &ev) != 0) return {errno, Syscall::EpollCtl};
   {
     std::lock_guard<std::mutex> lk(cmd_mu_);
     cmds_.clear();  // a stop request that raced the previous thread's exit must not stop this one
   }
   stopped_.store(false);
   thread_ = std::thread([this] { run(); });
-  return 0;
+  return {};
 }
 
 void Engine::post(std::function<void(Impl&)> cmd) {
@@ -550,7 +552,7 @@ void Engine::abort(uint64_t id) {
     if (it == im.plans.end()) return;
     Plan& p = *it->second;
     im.record(p, EventKind::Abort, -1, ECANCELED, -1, monotonic_ns());
-    im.finish(p, Status::Aborted, ECANCELED, "");
+    im.finish(p, Status::Aborted, ECANCELED, Syscall::None);
   });
 }
 
@@ -641,7 +643,7 @@ void Engine::run() {
       for (auto& kv : im.plans) ids.push_back(kv.first);
       for (uint64_t id : ids) {
         auto it = im.plans.find(id);
-        if (it != im.plans.end()) im.finish(*it->second, Status::Stopped, 0, "");
+        if (it != im.plans.end()) im.finish(*it->second, Status::Stopped, 0, Syscall::None);
       }
     } else {
       im.run_due();

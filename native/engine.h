@@ -19,7 +19,10 @@ namespace onionpunch {
 /** CLOCK_MONOTONIC in nanoseconds. */
 int64_t monotonic_ns();
 
-enum class Profile : uint8_t { Plain = 0, Prime = 1 };
+enum class Profile : uint8_t { Plain = 0, Prime = 1, kCount };
+inline constexpr const char* kProfileNames[] = {"plain", "prime"};
+static_assert(sizeof kProfileNames / sizeof kProfileNames[0] == static_cast<size_t>(Profile::kCount),
+              "kProfileNames must name every Profile");
 
 /** Everything the engine needs to run one punch plan. Times are absolute CLOCK_MONOTONIC ns. */
 struct PlanSpec {
@@ -38,7 +41,14 @@ struct PlanSpec {
   int64_t deadline_ns = 0;           // absolute; the plan ends with Timeout then
 };
 
-enum class EventKind : uint8_t { Syn = 0, Prime, Rst, Icmp, Error, Timeout, Established, Abort };
+// The enums JS sees as numbers carry a name table each (index = value), exported by the addon as `enums` and
+// mirrored in src/native/enums.ts; test/native/enums.test.ts fails when the two disagree. Append only.
+
+enum class EventKind : uint8_t { Syn = 0, Prime, Rst, Icmp, Error, Timeout, Established, Abort, kCount };
+inline constexpr const char* kEventKindNames[] = {"syn",     "prime",       "rst",  "icmp", "error",
+                                                  "timeout", "established", "abort"};
+static_assert(sizeof kEventKindNames / sizeof kEventKindNames[0] == static_cast<size_t>(EventKind::kCount),
+              "kEventKindNames must name every EventKind");
 
 /** One timeline entry. target_ns < 0 means "no target" (reactive events). remote < 0 = plan-wide. */
 struct TimelineEvent {
@@ -58,14 +68,19 @@ enum class Status : uint8_t {
   BindError,    // the local endpoint could not be bound
   SocketError,  // socket()/setsockopt() failed (EMFILE, ...)
   Stopped,      // the engine stopped before the plan ended
+  kCount,
 };
+inline constexpr const char* kStatusNames[] = {"established", "timeout",     "aborted",      "refused",
+                                               "unreachable", "bind-error",  "socket-error", "stopped"};
+static_assert(sizeof kStatusNames / sizeof kStatusNames[0] == static_cast<size_t>(Status::kCount),
+              "kStatusNames must name every Status");
 
 /** How a plan ended. Owns the winning socket until it is released to the caller. */
 struct Outcome {
   uint64_t plan_id = 0;
   Status status = Status::Timeout;
   int err = 0;
-  const char* syscall = "";
+  Syscall syscall = Syscall::None;  // the call behind `err`, None when there is none
   Fd fd;
   SockAddr local, remote;
   int remote_index = -1;
@@ -98,8 +113,8 @@ class Engine {
    */
   void set_realtime(int priority) { rt_priority_ = priority; }
 
-  /** Creates epoll/timerfd/eventfd and the thread. Returns 0 or an errno. */
-  int start();
+  /** Creates epoll/timerfd/eventfd and the thread. Returns no error, or the errno and the call that failed. */
+  SysError start();
   /** Asks the thread to end every plan (Stopped) and exit. Non-blocking. */
   void request_stop();
   /** Waits for the thread to exit (after request_stop). */

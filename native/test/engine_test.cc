@@ -53,7 +53,7 @@ struct Collector {
       woken = true;
       cv.notify_all();
     });
-    CHECK(engine->start() == 0);
+    CHECK(!engine->start());
   }
 
   /** Waits until `n` outcomes arrived in total. */
@@ -163,7 +163,7 @@ void test_abort_and_stop_no_leak() {
     // Restart: the same engine runs plans again.
     uint16_t port;
     Fd l = listener(&port);
-    CHECK(c.engine->start() == 0);
+    CHECK(!c.engine->start());
     uint64_t again = c.engine->submit(plan(0, port, 2000));
     CHECK(c.wait(302));
     CHECK(c.find(again)->status == Status::Established);

@@ -47,7 +47,9 @@ export async function main(argv: string[]): Promise<number> {
   try {
     mod = (await import(spec.module)) as { main?: CommandMain };
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String(err).includes(spec.module.slice(2))) {
+    const missing = err as { code?: unknown; url?: unknown };
+    // The verb's own module is missing (not one it imports): Node names the module it could not find in `url`.
+    if (missing.code === 'ERR_MODULE_NOT_FOUND' && missing.url === new URL(spec.module, import.meta.url).href) {
       process.stderr.write(`onionpunch: command '${verb}' is not available in this build\n`);
       return 2;
     }

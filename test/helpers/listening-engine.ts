@@ -5,7 +5,7 @@
  * the tests that need those name this stand-in; everything around it stays real.
  */
 import { createServer } from 'node:net';
-import type { PunchEngineLike } from '../../src/punch/engine-port.js';
+import { EngineError, type PunchEngineLike } from '../../src/punch/engine-port.js';
 
 export function listeningEngine(now: () => bigint): PunchEngineLike {
   return {
@@ -15,7 +15,7 @@ export function listeningEngine(now: () => bigint): PunchEngineLike {
         const srv = createServer();
         const timer = setTimeout(() => {
           srv.close();
-          reject(Object.assign(new Error('deadline'), { code: 'PUNCH_TIMEOUT' }));
+          reject(new EngineError('ENGINE_TIMEOUT', 'deadline'));
         }, plan.deadlineMs + 1000);
         srv.once('connection', (sock) => {
           clearTimeout(timer);
