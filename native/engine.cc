@@ -84,6 +84,9 @@ struct Attempt {
 
 struct Plan {
   uint64_t id = 0;
+  // Set by finish(): the plan has its outcome and no sockets, but stays in the plan table (so every Plan&
+  // and timer that still names it stays valid) until reap() at the end of the loop iteration.
+  bool finished = false;
   PlanSpec spec;
   std::vector<Attempt> att;
   std::unique_ptr<Outcome> out;
@@ -156,8 +159,11 @@ struct Engine::Impl {
   std::unordered_map<uint64_t, Ref> by_serial;
   uint64_t next_serial = kFirstSerial;
   std::vector<std::unique_ptr<Outcome>> pending;
+  std::vector<uint64_t> finished;  // plans to reap at the end of this iteration
   PortAllocator ports;
   bool stopping = false;
+  // Set when epoll_wait failed: every plan still in flight, and every plan submitted after, ends LoopFailed.
+  SysError loop_error;
   // Adaptive spin: timerfd wakeups on a busy VM can be late by a millisecond; we learn how late.
   int64_t spin_ns = 500'000;
   int64_t fixed_spin_ns = 0;
@@ -198,18 +204,38 @@ struct Engine::Impl {
     st_sockets.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  /** Ends a plan. `p` is destroyed: callers return right after. */
+  /**
+   * Ends a plan: closes its sockets, queues its outcome and marks it finished. The Plan itself lives on until
+   * reap() at the end of the loop iteration, so callers up the stack may still read it (they check
+   * `finished`, or the false/return their callee gave them). A second finish() is a no-op.
+   */
   void finish(Plan& p, Status st, int err, Syscall syscall) {
-    for (auto& a : p.att) close_attempt(a);
+    if (p.finished) return;
+    p.finished = true;
+    for (auto& a : p.att) {
+      close_attempt(a);
+      a.pre.reset();
+    }
+    p.hold.reset();
     p.out->status = st;
     p.out->err = err;
     p.out->syscall = syscall;
     pending.push_back(std::move(p.out));
-    uint64_t id = p.id;
     if (p.auto_port) ports.give_back(p.spec.local.port());
-    plans.erase(id);
+    finished.push_back(p.id);
     st_plans.fetch_sub(1, std::memory_order_relaxed);
     st_done.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  /** Destroys the plans finished during this iteration (libuv's closing handles: freed after the callbacks). */
+  void reap() {
+    for (uint64_t id : finished) plans.erase(id);
+    finished.clear();
+  }
+
+  /** Ends every plan still in flight with `st`. */
+  void finish_all(Status st, int err, Syscall syscall) {
+    for (auto& kv : plans) finish(*kv.second, st, err, syscall);
   }
 
   void add_plan(uint64_t id, PlanSpec&& spec) {
@@ -225,6 +251,7 @@ struct Engine::Impl {
     Plan& plan = *p;
     plans.emplace(id, std::move(p));
     st_plans.fetch_add(1, std::memory_order_relaxed);
+    if (loop_error) return finish(plan, Status::LoopFailed, loop_error.err, loop_error.syscall);
     if (stopping) return finish(plan, Status::Stopped, 0, Syscall::None);
     bool bad_family = plan.spec.remotes.empty();
     for (auto& r : plan.spec.remotes) bad_family = bad_family || r.family() != plan.spec.local.family();
@@ -348,7 +375,7 @@ struct Engine::Impl {
 
   void fire(const Timer& t) {
     auto it = plans.find(t.plan);
-    if (it == plans.end()) return;
+    if (it == plans.end() || it->second->finished) return;
     Plan& p = *it->second;
     switch (t.kind) {
       case TimerKind::Deadline:
@@ -367,7 +394,7 @@ struct Engine::Impl {
           a.gen++;  // supersedes the previous wave's re-SYN and fire timers
           a.base_ns = t.at;
           bool prime = p.spec.profile == Profile::Prime;
-          if (!open_attempt(p, r, prime, t.at)) return;
+          if (!open_attempt(p, r, prime, t.at) || p.finished) return;
           if (prime && t.at + p.spec.prime_delay_ns < p.spec.deadline_ns)
             push_timer(t.at + p.spec.prime_delay_ns, id, r, a.gen, TimerKind::Fire);
         }
@@ -391,7 +418,7 @@ struct Engine::Impl {
 
   void on_socket(uint64_t serial, uint32_t events) {
     auto it = by_serial.find(serial);
-    if (it == by_serial.end()) return;  // closed earlier in this batch
+    if (it == by_serial.end()) return;  // closed earlier in this batch (finish() closes every attempt)
     Plan& p = *it->second.plan;
     uint32_t r = it->second.remote;
     Attempt& a = p.att[r];
@@ -427,7 +454,7 @@ struct Engine::Impl {
   /** True when a timer no longer matters (its plan ended, or its attempt moved on). */
   bool stale(const Timer& t) const {
     auto it = plans.find(t.plan);
-    if (it == plans.end()) return true;
+    if (it == plans.end() || it->second->finished) return true;
     if (t.kind == TimerKind::Fire || t.kind == TimerKind::Resyn) return it->second->att[t.arg].gen != t.gen;
     return false;
   }
@@ -444,7 +471,7 @@ struct Engine::Impl {
   void prepare(const Timer& t) {
     if (t.kind == TimerKind::Deadline) return;
     auto it = plans.find(t.plan);
-    if (it == plans.end()) return;
+    if (it == plans.end() || it->second->finished) return;
     Plan& p = *it->second;
     if (p.hold) return;  // the plan's first SYN has its socket already
     auto prep = [&](uint32_t r, bool prime) {
@@ -505,7 +532,8 @@ Engine::~Engine() {
 }
 
 SysError Engine::start() {
-  if (thread_.joinable()) return {EALREADY, Syscall::None};
+  if (started_) return {EALREADY, Syscall::None};
+  started_ = true;
   Impl& im = *impl_;
   im.ep.reset(epoll_create1(EPOLL_CLOEXEC));
   if (!im.ep) return {errno, Syscall::EpollCreate};
@@ -519,11 +547,6 @@ SysError Engine::start() {
   if (epoll_ctl(im.ep.get(), EPOLL_CTL_ADD, im.efd.get(), &ev) != 0) return {errno, Syscall::EpollCtl};
   ev.data.u64 = kTimerTok;
   if (epoll_ctl(im.ep.get(), EPOLL_CTL_ADD, im.tfd.get(), &ev) != 0) return {errno, Syscall::EpollCtl};
-  {
-    std::lock_guard<std::mutex> lk(cmd_mu_);
-    cmds_.clear();  // a stop request that raced the previous thread's exit must not stop this one
-  }
-  stopped_.store(false);
   thread_ = std::thread([this] { run(); });
   return {};
 }
@@ -549,7 +572,7 @@ uint64_t Engine::submit(PlanSpec spec) {
 void Engine::abort(uint64_t id) {
   post([id](Impl& im) {
     auto it = im.plans.find(id);
-    if (it == im.plans.end()) return;
+    if (it == im.plans.end() || it->second->finished) return;
     Plan& p = *it->second;
     im.record(p, EventKind::Abort, -1, ECANCELED, -1, monotonic_ns());
     im.finish(p, Status::Aborted, ECANCELED, Syscall::None);
@@ -615,7 +638,14 @@ void Engine::run() {
       }
     }
     int n = epoll_wait(im.ep.get(), evs.data(), static_cast<int>(evs.size()), timeout);
-    if (n < 0 && errno != EINTR) break;
+    if (n < 0 && errno != EINTR) {
+      // Nothing can be waited for any more (EBADF, EINVAL, ENOMEM...): every plan ends now, with the reason,
+      // and so does every plan submitted after (see add_plan); then the thread exits as if stopped.
+      im.loop_error = {errno, Syscall::EpollWait};
+      im.stopping = true;
+      im.finish_all(Status::LoopFailed, im.loop_error.err, im.loop_error.syscall);
+      n = 0;
+    }
     for (int i = 0; i < n; i++) {
       uint64_t tok = evs[i].data.u64;
       if (tok == kEventTok) {
@@ -639,15 +669,11 @@ void Engine::run() {
       }
     }
     if (im.stopping) {
-      std::vector<uint64_t> ids;
-      for (auto& kv : im.plans) ids.push_back(kv.first);
-      for (uint64_t id : ids) {
-        auto it = im.plans.find(id);
-        if (it != im.plans.end()) im.finish(*it->second, Status::Stopped, 0, Syscall::None);
-      }
+      im.finish_all(Status::Stopped, 0, Syscall::None);
     } else {
       im.run_due();
     }
+    im.reap();
     if (!im.pending.empty()) {
       bool was_empty;
       {
@@ -669,6 +695,7 @@ void Engine::run() {
   }
   for (auto& c : cmds) c(im);
   cmds.clear();
+  im.reap();
   if (!im.pending.empty()) {
     std::lock_guard<std::mutex> lk(out_mu_);
     for (auto& o : im.pending) outs_.push_back(std::move(o));
@@ -679,8 +706,6 @@ void Engine::run() {
   im.plans.clear();
   im.ep.reset();
   im.tfd.reset();
-  im.stopping = false;
-  im.armed_at = -1;
   stopped_.store(true, std::memory_order_release);
   if (notify_) notify_();
 }

@@ -68,10 +68,11 @@ enum class Status : uint8_t {
   BindError,    // the local endpoint could not be bound
   SocketError,  // socket()/setsockopt() failed (EMFILE, ...)
   Stopped,      // the engine stopped before the plan ended
+  LoopFailed,   // epoll_wait failed: the engine thread ended every plan and exited (err/syscall say why)
   kCount,
 };
-inline constexpr const char* kStatusNames[] = {"established", "timeout",     "aborted",      "refused",
-                                               "unreachable", "bind-error",  "socket-error", "stopped"};
+inline constexpr const char* kStatusNames[] = {"established", "timeout",      "aborted", "refused",    "unreachable",
+                                               "bind-error",  "socket-error", "stopped", "loop-failed"};
 static_assert(sizeof kStatusNames / sizeof kStatusNames[0] == static_cast<size_t>(Status::kCount),
               "kStatusNames must name every Status");
 
@@ -113,13 +114,16 @@ class Engine {
    */
   void set_realtime(int priority) { rt_priority_ = priority; }
 
-  /** Creates epoll/timerfd/eventfd and the thread. Returns no error, or the errno and the call that failed. */
+  /**
+   * Creates epoll/timerfd/eventfd and the thread, once per Engine (EALREADY after that: a stopped engine is
+   * replaced, not restarted). Returns no error, or the errno and the call that failed.
+   */
   SysError start();
   /** Asks the thread to end every plan (Stopped) and exit. Non-blocking. */
   void request_stop();
   /** Waits for the thread to exit (after request_stop). */
   void join();
-  /** True once the thread has finished its last iteration. */
+  /** True once the thread has finished its last iteration (after a stop, or after epoll_wait failed). */
   bool stopped() const { return stopped_.load(std::memory_order_acquire); }
 
   /** Queues a plan. Thread-safe. Returns its id (never 0). */
@@ -146,6 +150,7 @@ class Engine {
   std::function<void()> notify_;
   std::unique_ptr<Impl> impl_;
   std::thread thread_;
+  bool started_ = false;
   std::atomic<bool> stopped_{false};
   std::atomic<bool> realtime_{false};
   int rt_priority_ = 0;

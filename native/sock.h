@@ -48,13 +48,14 @@ enum class Syscall : uint8_t {
   EpollCreate,
   TimerfdCreate,
   Eventfd,
+  EpollWait,
   kCount,
 };
 
 /** The names of Syscall, index = value ("" for None): Node's `syscall` spelling. */
 inline constexpr const char* kSyscallNames[] = {
     "",         "socket",        "setsockopt",     "bind",    "connect", "getsockname",
-    "getpeername", "epoll_ctl", "epoll_create1", "timerfd_create", "eventfd",
+    "getpeername", "epoll_ctl", "epoll_create1", "timerfd_create", "eventfd", "epoll_wait",
 };
 static_assert(sizeof kSyscallNames / sizeof kSyscallNames[0] == static_cast<size_t>(Syscall::kCount),
               "kSyscallNames must name every Syscall");

@@ -150,6 +150,7 @@ const STATUS_CODES: Record<Exclude<EngineStatusName, 'established'>, EngineError
   'bind-error': 'ENGINE_BIND',
   'socket-error': 'ENGINE_SOCKET',
   stopped: 'ENGINE_STOPPED',
+  'loop-failed': 'ENGINE_LOOP_FAILED',
 };
 
 interface Pending {
@@ -272,7 +273,8 @@ export class PunchEngine {
   /**
    * Runs a plan. Resolves with the first established connection as a `net.Socket`; rejects with an
    * `EngineError` (ENGINE_TIMEOUT, ENGINE_ABORTED, ENGINE_REFUSED, ENGINE_UNREACHABLE, ENGINE_BIND,
-   * ENGINE_SOCKET, ENGINE_STOPPED, ENGINE_INVALID, ENGINE_START) that carries the timeline.
+   * ENGINE_SOCKET, ENGINE_STOPPED, ENGINE_LOOP_FAILED, ENGINE_INVALID, ENGINE_START) that carries the
+   * timeline.
    */
   punch(plan: PunchPlan): Promise<PunchResult> {
     let spec: object;

@@ -14,6 +14,7 @@ export const ENGINE_STATUS = [
   'bind-error',
   'socket-error',
   'stopped',
+  'loop-failed',
 ] as const;
 export type EngineStatusName = (typeof ENGINE_STATUS)[number];
 
@@ -33,6 +34,7 @@ export const SYSCALL = [
   'epoll_create1',
   'timerfd_create',
   'eventfd',
+  'epoll_wait',
 ] as const;
 export type SyscallName = (typeof SYSCALL)[number];
 

@@ -30,6 +30,7 @@ export type EngineErrorCode =
   | 'ENGINE_BIND' // the local endpoint could not be bound (EADDRINUSE, EADDRNOTAVAIL, EACCES)
   | 'ENGINE_SOCKET' // socket()/setsockopt()/epoll_ctl() failed (EMFILE, ...), or the fd could not be wrapped
   | 'ENGINE_STOPPED' // the engine stopped before the plan ended
+  | 'ENGINE_LOOP_FAILED' // epoll_wait failed: the engine thread ended every plan in flight and exited
   | 'ENGINE_INVALID' // the plan was malformed (rejected before it reached the engine thread)
   | 'ENGINE_START'; // the engine thread could not be started (epoll/timerfd/eventfd creation failed)
 
