@@ -7,6 +7,7 @@
 #include <string>
 
 #include "engine.h"
+#include "handoff.h"
 #include "sock.h"
 
 namespace {
@@ -78,6 +79,22 @@ Napi::Value ProbeBind(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("port", Napi::Number::New(env, port));
   return o;
+}
+
+// sendFd(path, fd, meta: Buffer) -> {} | {errno, code, syscall}: hands a duplicate of `fd` with `meta` to the
+// Unix socket at `path` (SCM_RIGHTS). Non-blocking; the caller still owns `fd`.
+Napi::Value SendFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsNumber() || !info[2].IsBuffer()) {
+    Napi::TypeError::New(env, "sendFd(path: string, fd: number, meta: Buffer)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int fd = info[1].As<Napi::Number>().Int32Value();
+  Napi::Buffer<uint8_t> meta = info[2].As<Napi::Buffer<uint8_t>>();
+  onionpunch::SysError e = onionpunch::send_fd(path, fd, meta.Data(), meta.Length());
+  if (e) return ErrorObject(env, e.err, e.syscall);
+  return Napi::Object::New(env);
 }
 
 Napi::Value RaiseFdLimit(const Napi::CallbackInfo& info) {
@@ -347,6 +364,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("errnoName", Napi::Function::New(env, ErrnoName, "errnoName"));
   exports.Set("probeBind", Napi::Function::New(env, ProbeBind, "probeBind"));
   exports.Set("raiseFdLimit", Napi::Function::New(env, RaiseFdLimit, "raiseFdLimit"));
+  exports.Set("sendFd", Napi::Function::New(env, SendFd, "sendFd"));
   exports.Set("Engine", EngineWrap::Define(env));
   exports.Set("enums", Enums(env));
   return exports;

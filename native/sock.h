@@ -49,13 +49,14 @@ enum class Syscall : uint8_t {
   TimerfdCreate,
   Eventfd,
   EpollWait,
+  Sendmsg,
   kCount,
 };
 
 /** The names of Syscall, index = value ("" for None): Node's `syscall` spelling. */
 inline constexpr const char* kSyscallNames[] = {
     "",         "socket",        "setsockopt",     "bind",    "connect", "getsockname",
-    "getpeername", "epoll_ctl", "epoll_create1", "timerfd_create", "eventfd", "epoll_wait",
+    "getpeername", "epoll_ctl", "epoll_create1", "timerfd_create", "eventfd", "epoll_wait", "sendmsg",
 };
 static_assert(sizeof kSyscallNames / sizeof kSyscallNames[0] == static_cast<size_t>(Syscall::kCount),
               "kSyscallNames must name every Syscall");

@@ -8,7 +8,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { parseB32, parseOnion } from '../wire/index.js';
-import { ConfigError, type ConfigSource } from './errors.js';
+import { ConfigError, HandoffError, type ConfigSource } from './errors.js';
+import { parseHandoffTarget } from './handoff.js';
 
 /** Hard limits on what we read. */
 export const CONFIG_LIMITS = {
@@ -45,6 +46,7 @@ export interface DaemonConfig {
   bind: string | undefined;
   externalip: string | undefined;
   bitcoind: HostPort;
+  handoff: string;
   punchport: number;
   announce: HostPort[];
   announceinterval: number;
@@ -88,6 +90,10 @@ export const CONFIG_KEYS: Record<keyof DaemonConfig, KeySpec> = {
   bind: { kind: 'host', doc: 'local address to punch from (default: wildcard)' },
   externalip: { kind: 'host', doc: "our public clearnet address to announce, as bitcoind's -externalip (default: from the NAT check)" },
   bitcoind: { kind: 'hostport', doc: "local bitcoind's P2P port punched sockets are spliced to (default 127.0.0.1:<network port>)" },
+  handoff: {
+    kind: 'string',
+    doc: "serve: where punched sockets go: 'splice' (to bitcoind) or unix:PATH (fd hand-off, default splice)",
+  },
   punchport: { kind: 'port', doc: 'clearnet port announced (default: the network port)' },
   announce: { kind: 'hostport', list: true, doc: 'clearnet peer to announce our endpoint to (repeatable)' },
   announceinterval: { kind: 'int', min: 10, max: 590, doc: 'seconds between announcements (default 300; < 600, the freshness window)' },
@@ -335,6 +341,7 @@ export function loadConfig(inputs: ConfigInputs = {}): DaemonConfig & { sources:
     bind: get('bind', undefined),
     externalip: get('externalip', undefined),
     bitcoind: get('bitcoind', { host: '127.0.0.1', port: NETWORK_PORT[network] }),
+    handoff: get('handoff', 'splice'),
     punchport: get('punchport', NETWORK_PORT[network]),
     announce,
     announceinterval: get('announceinterval', 300),
@@ -353,6 +360,12 @@ export function loadConfig(inputs: ConfigInputs = {}): DaemonConfig & { sources:
   };
   const sources: Record<string, ConfigSource> = {};
   for (const k of Object.keys(CONFIG_KEYS)) sources[k] = values.get(k)?.source ?? 'default';
+  try {
+    parseHandoffTarget(cfg.handoff);
+  } catch (err) {
+    if (!(err instanceof HandoffError)) throw err;
+    throw new ConfigError('CONFIG_BAD_VALUE', err.message, { key: 'handoff', source: sources.handoff! });
+  }
   return { ...cfg, sources };
 }
 

@@ -416,7 +416,11 @@ export class PunchEngine {
       }
       let socket: net.Socket;
       try {
-        socket = new net.Socket({ fd: o.fd, readable: true, writable: true });
+        // manualStart (Node's own option for adopted descriptors): nothing is read from the kernel until a
+        // consumer asks ('data', pipe, read()), so a socket handed off as an fd (daemon/handoff.ts) keeps
+        // every byte the peer sent; for any other use the socket behaves as usual.
+        const opts = { fd: o.fd, readable: true, writable: true, manualStart: true } as net.SocketConstructorOpts;
+        socket = new net.Socket(opts);
       } catch (err) {
         closeSync(o.fd);
         p.reject(new EngineError('ENGINE_SOCKET', `cannot wrap fd: ${(err as Error).message}`, timeline));

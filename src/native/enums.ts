@@ -35,6 +35,7 @@ export const SYSCALL = [
   'timerfd_create',
   'eventfd',
   'epoll_wait',
+  'sendmsg',
 ] as const;
 export type SyscallName = (typeof SYSCALL)[number];
 

@@ -1,7 +1,7 @@
 /** `onionpunch serve`: the A side beside bitcoind (src/daemon/serve.ts, docs/DAEMON.md). */
 import { runDaemonVerb } from '../run-common.js';
 
-const KEYS = ['conf', 'overlay', 'network', 'torcontrol', 'torpassword', 'i2psam', 'bind', 'externalip', 'bitcoind', 'punchport', 'announce', 'announceinterval', 'natcheck', 'labranges', 'maxsessions', 'maxclients', 'idletimeout', 'shutdowngrace', 'log', 'loglevel', 'json'];
+const KEYS = ['conf', 'overlay', 'network', 'torcontrol', 'torpassword', 'i2psam', 'bind', 'externalip', 'bitcoind', 'handoff', 'punchport', 'announce', 'announceinterval', 'natcheck', 'labranges', 'maxsessions', 'maxclients', 'idletimeout', 'shutdowngrace', 'log', 'loglevel', 'json'];
 
 export async function main(args: string[]): Promise<number> {
   return runDaemonVerb(args, 'serve', 'A side: coordination endpoint, clearnet announcements, punched sockets spliced to bitcoind.', KEYS, async (cfg, log, hooks) => {
