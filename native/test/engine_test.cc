@@ -5,19 +5,23 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <mutex>
 #include <vector>
 
 #include "engine.h"
+#include "handoff.h"
 #include "sock.h"
 
 using namespace onionpunch;
@@ -303,6 +307,49 @@ void test_one_outcome_per_plan() {
   CHECK(c.find(ids.back())->status == Status::BindError);
 }
 
+// send_fd: the descriptor arrives in the receiver (same socket: same local name), with the metadata whole;
+// a missing receiver is ENOENT at connect; bad arguments never reach the kernel.
+void test_send_fd() {
+  char path[64];
+  snprintf(path, sizeof path, "@onionpunch-test-%d", static_cast<int>(getpid()));
+  Fd rx(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  size_t n = strlen(path);
+  memcpy(sa.sun_path, path, n);
+  sa.sun_path[0] = '\0';
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n);
+  CHECK(bind(rx.get(), reinterpret_cast<sockaddr*>(&sa), len) == 0 && listen(rx.get(), 4) == 0);
+  uint16_t port;
+  Fd tcp = listener(&port);
+  const uint8_t meta[12] = {0x42, 0x49, 0x50, 0x53, 1, 0, 0, 0, 0, 0, 0, 0};
+  CHECK(!send_fd(path, tcp.get(), meta, sizeof meta));
+  Fd conn(accept4(rx.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  CHECK(conn);
+  uint8_t buf[64];
+  iovec iov{buf, sizeof buf};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t got = recvmsg(conn.get(), &msg, MSG_CMSG_CLOEXEC);
+  CHECK(got == 12 && memcmp(buf, meta, 12) == 0);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  CHECK(c && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)));
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  Fd received(fd);
+  SockAddr name;
+  CHECK(!local_name(received.get(), &name) && name.port() == port);
+  CHECK(send_fd("@onionpunch-nobody-listens", tcp.get(), meta, sizeof meta).err == ECONNREFUSED);
+  CHECK(send_fd("/nonexistent/onionpunch.sock", tcp.get(), meta, sizeof meta).err == ENOENT);
+  CHECK(send_fd(path, -1, meta, sizeof meta).err == EBADF);
+  CHECK(send_fd(path, tcp.get(), meta, 0).err == EMSGSIZE);
+  CHECK(send_fd(std::string(200, 'x'), tcp.get(), meta, sizeof meta).err == ENAMETOOLONG);
+}
+
 }  // namespace
 
 int main() {
@@ -317,7 +364,8 @@ int main() {
                {"prime_timeline", test_prime_timeline},
                {"errors", test_errors},
                {"loop_failure", test_loop_failure},
-               {"one_outcome_per_plan", test_one_outcome_per_plan}};
+               {"one_outcome_per_plan", test_one_outcome_per_plan},
+               {"send_fd", test_send_fd}};
   for (auto& t : tests) {
     auto t0 = std::chrono::steady_clock::now();
     t.fn();
