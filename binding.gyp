@@ -5,6 +5,7 @@
       "sources": [
         "native/addon.cc",
         "native/engine.cc",
+        "native/handoff.cc",
         "native/sock.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
@@ -14,7 +15,7 @@
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-pthread"],
       "ldflags": ["-pthread"],
       "conditions": [
-        ["OS!='linux'", {"sources!": ["native/addon.cc", "native/engine.cc", "native/sock.cc"]}]
+        ["OS!='linux'", {"sources!": ["native/addon.cc", "native/engine.cc", "native/handoff.cc", "native/sock.cc"]}]
       ]
     },
     {

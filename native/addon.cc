@@ -7,6 +7,7 @@
 #include <string>
 
 #include "engine.h"
+#include "handoff.h"
 #include "sock.h"
 
 namespace {
@@ -26,11 +27,30 @@ Napi::Value ErrnoName(const Napi::CallbackInfo& info) {
   return Napi::String::New(info.Env(), onionpunch::errno_name(e));
 }
 
-Napi::Object ErrorObject(Napi::Env env, int err, const char* syscall) {
+// A failed call as data: errno, its name and the Syscall enum value (JS names it through `enums.syscall`).
+Napi::Object ErrorObject(Napi::Env env, int err, onionpunch::Syscall syscall) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("errno", Napi::Number::New(env, err));
   o.Set("code", Napi::String::New(env, onionpunch::errno_name(err)));
-  o.Set("syscall", Napi::String::New(env, syscall));
+  o.Set("syscall", Napi::Number::New(env, static_cast<int>(syscall)));
+  return o;
+}
+
+template <size_t N>
+Napi::Array NameTable(Napi::Env env, const char* const (&names)[N]) {
+  Napi::Array a = Napi::Array::New(env, N);
+  for (size_t i = 0; i < N; i++) a.Set(static_cast<uint32_t>(i), Napi::String::New(env, names[i]));
+  return a;
+}
+
+// The C++ enums JS receives as numbers, as name tables (index = value): the facade's mirrors in
+// src/native/enums.ts are checked against these by test/native/enums.test.ts.
+Napi::Object Enums(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("status", NameTable(env, onionpunch::kStatusNames));
+  o.Set("eventKind", NameTable(env, onionpunch::kEventKindNames));
+  o.Set("syscall", NameTable(env, onionpunch::kSyscallNames));
+  o.Set("profile", NameTable(env, onionpunch::kProfileNames));
   return o;
 }
 
@@ -59,6 +79,22 @@ Napi::Value ProbeBind(const Napi::CallbackInfo& info) {
   Napi::Object o = Napi::Object::New(env);
   o.Set("port", Napi::Number::New(env, port));
   return o;
+}
+
+// sendFd(path, fd, meta: Buffer) -> {} | {errno, code, syscall}: hands a duplicate of `fd` with `meta` to the
+// Unix socket at `path` (SCM_RIGHTS). Non-blocking; the caller still owns `fd`.
+Napi::Value SendFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsNumber() || !info[2].IsBuffer()) {
+    Napi::TypeError::New(env, "sendFd(path: string, fd: number, meta: Buffer)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  int fd = info[1].As<Napi::Number>().Int32Value();
+  Napi::Buffer<uint8_t> meta = info[2].As<Napi::Buffer<uint8_t>>();
+  onionpunch::SysError e = onionpunch::send_fd(path, fd, meta.Data(), meta.Length());
+  if (e) return ErrorObject(env, e.err, e.syscall);
+  return Napi::Object::New(env);
 }
 
 Napi::Value RaiseFdLimit(const Napi::CallbackInfo& info) {
@@ -105,11 +141,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       Napi::Value spin = info[1].As<Napi::Object>().Get("spinNs");
       if (spin.IsNumber()) engine_->set_spin(spin.As<Napi::Number>().Int64Value());
     }
-    int err = engine_->start();
-    if (err != 0) {
+    onionpunch::SysError err = engine_->start();
+    if (err) {
+      // epoll/timerfd/eventfd creation failed (EMFILE, ENOMEM): the facade turns this into ENGINE_START.
       Shutdown();
-      Napi::Error e = Napi::Error::New(env, std::string("engine start failed: ") + onionpunch::errno_name(err));
-      e.Set("code", Napi::String::New(env, onionpunch::errno_name(err)));
+      Napi::Error e = Napi::Error::New(env, std::string("engine start failed: ") + onionpunch::errno_name(err.err));
+      e.Set("errno", Napi::Number::New(env, err.err));
+      e.Set("code", Napi::String::New(env, onionpunch::errno_name(err.err)));
+      e.Set("syscall", Napi::Number::New(env, static_cast<int>(err.syscall)));
       e.ThrowAsJavaScriptException();
       return;
     }
@@ -249,7 +288,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("status", Napi::Number::New(env, static_cast<int>(out.status)));
     o.Set("errno", Napi::Number::New(env, out.err));
     o.Set("code", Napi::String::New(env, out.err ? onionpunch::errno_name(out.err) : ""));
-    o.Set("syscall", Napi::String::New(env, out.syscall));
+    o.Set("syscall", Napi::Number::New(env, static_cast<int>(out.syscall)));
     o.Set("attempts", Napi::Number::New(env, out.attempts));
     o.Set("startedNs", Napi::BigInt::New(env, out.started_ns));
     o.Set("establishedNs", Napi::BigInt::New(env, out.established_ns));
@@ -325,7 +364,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("errnoName", Napi::Function::New(env, ErrnoName, "errnoName"));
   exports.Set("probeBind", Napi::Function::New(env, ProbeBind, "probeBind"));
   exports.Set("raiseFdLimit", Napi::Function::New(env, RaiseFdLimit, "raiseFdLimit"));
+  exports.Set("sendFd", Napi::Function::New(env, SendFd, "sendFd"));
   exports.Set("Engine", EngineWrap::Define(env));
+  exports.Set("enums", Enums(env));
   return exports;
 }
 

@@ -84,6 +84,9 @@ struct Attempt {
 
 struct Plan {
   uint64_t id = 0;
+  // Set by finish(): the plan has its outcome and no sockets, but stays in the plan table (so every Plan&
+  // and timer that still names it stays valid) until reap() at the end of the loop iteration.
+  bool finished = false;
   PlanSpec spec;
   std::vector<Attempt> att;
   std::unique_ptr<Outcome> out;
@@ -156,8 +159,11 @@ struct Engine::Impl {
   std::unordered_map<uint64_t, Ref> by_serial;
   uint64_t next_serial = kFirstSerial;
   std::vector<std::unique_ptr<Outcome>> pending;
+  std::vector<uint64_t> finished;  // plans to reap at the end of this iteration
   PortAllocator ports;
   bool stopping = false;
+  // Set when epoll_wait failed: every plan still in flight, and every plan submitted after, ends LoopFailed.
+  SysError loop_error;
   // Adaptive spin: timerfd wakeups on a busy VM can be late by a millisecond; we learn how late.
   int64_t spin_ns = 500'000;
   int64_t fixed_spin_ns = 0;
@@ -198,18 +204,38 @@ struct Engine::Impl {
     st_sockets.fetch_sub(1, std::memory_order_relaxed);
   }
 
-  /** Ends a plan. `p` is destroyed: callers return right after. */
-  void finish(Plan& p, Status st, int err, const char* syscall) {
-    for (auto& a : p.att) close_attempt(a);
+  /**
+   * Ends a plan: closes its sockets, queues its outcome and marks it finished. The Plan itself lives on until
+   * reap() at the end of the loop iteration, so callers up the stack may still read it (they check
+   * `finished`, or the false/return their callee gave them). A second finish() is a no-op.
+   */
+  void finish(Plan& p, Status st, int err, Syscall syscall) {
+    if (p.finished) return;
+    p.finished = true;
+    for (auto& a : p.att) {
+      close_attempt(a);
+      a.pre.reset();
+    }
+    p.hold.reset();
     p.out->status = st;
     p.out->err = err;
     p.out->syscall = syscall;
     pending.push_back(std::move(p.out));
-    uint64_t id = p.id;
     if (p.auto_port) ports.give_back(p.spec.local.port());
-    plans.erase(id);
+    finished.push_back(p.id);
     st_plans.fetch_sub(1, std::memory_order_relaxed);
     st_done.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  /** Destroys the plans finished during this iteration (libuv's closing handles: freed after the callbacks). */
+  void reap() {
+    for (uint64_t id : finished) plans.erase(id);
+    finished.clear();
+  }
+
+  /** Ends every plan still in flight with `st`. */
+  void finish_all(Status st, int err, Syscall syscall) {
+    for (auto& kv : plans) finish(*kv.second, st, err, syscall);
   }
 
   void add_plan(uint64_t id, PlanSpec&& spec) {
@@ -225,10 +251,11 @@ struct Engine::Impl {
     Plan& plan = *p;
     plans.emplace(id, std::move(p));
     st_plans.fetch_add(1, std::memory_order_relaxed);
-    if (stopping) return finish(plan, Status::Stopped, 0, "");
+    if (loop_error) return finish(plan, Status::LoopFailed, loop_error.err, loop_error.syscall);
+    if (stopping) return finish(plan, Status::Stopped, 0, Syscall::None);
     bool bad_family = plan.spec.remotes.empty();
     for (auto& r : plan.spec.remotes) bad_family = bad_family || r.family() != plan.spec.local.family();
-    if (bad_family) return finish(plan, Status::SocketError, EAFNOSUPPORT, "connect");
+    if (bad_family) return finish(plan, Status::SocketError, EAFNOSUPPORT, Syscall::Connect);
     if (plan.spec.local.port() == 0) {
       // Choose the port once so that every attempt of the plan (and every wave) leaves from it. The socket
       // stays bound until the first SYN uses it: a bound port is never handed to another bind(0) meanwhile.
@@ -237,7 +264,9 @@ struct Engine::Impl {
       o.no_delay = false;  // set on the winner only: one syscall less per attempt
       SysError e;
       Fd hold = ports.take(plan.spec.local, o, &e);
-      if (e) return finish(plan, e.syscall[0] == 'b' ? Status::BindError : Status::SocketError, e.err, e.syscall);
+      if (e) {
+        return finish(plan, e.syscall == Syscall::Bind ? Status::BindError : Status::SocketError, e.err, e.syscall);
+      }
       SockAddr name;
       e = local_name(hold.get(), &name);
       if (e) return finish(plan, Status::SocketError, e.err, e.syscall);
@@ -265,20 +294,20 @@ struct Engine::Impl {
       fd = std::move(p.hold);
       if (o.ttl > 0) {
         int te = set_ttl(fd.get(), p.spec.local.family(), o.ttl);
-        if (te != 0) e = {te, "setsockopt"};
+        if (te != 0) e = {te, Syscall::Setsockopt};
       }
     } else {
       fd = open_bound_socket(p.spec.local, o, &e);
     }
     if (e) {
-      if (e.syscall[0] == 'b' && (e.err == EADDRINUSE || e.err == EACCES || e.err == EADDRNOTAVAIL)) {
+      if (e.syscall == Syscall::Bind && (e.err == EADDRINUSE || e.err == EACCES || e.err == EADDRNOTAVAIL)) {
         finish(p, Status::BindError, e.err, e.syscall);
         return false;
       }
       int64_t now = monotonic_ns();
       record(p, EventKind::Error, static_cast<int>(r), e.err, target, now);
       if (prime) return true;
-      return on_failure(p, r, e.err, now, Status::SocketError);
+      return on_failure(p, r, e.err, e.syscall, now, Status::SocketError);
     }
     const SockAddr& remote = p.spec.remotes[r];
     int64_t actual = monotonic_ns();
@@ -290,7 +319,7 @@ struct Engine::Impl {
       int64_t now = monotonic_ns();
       record(p, failure_kind(ce), static_cast<int>(r), ce, -1, now);
       if (prime) return true;
-      return on_failure(p, r, ce, now, Status::Unreachable);
+      return on_failure(p, r, ce, Syscall::Connect, now, Status::Unreachable);
     }
     // Only the first SYN goes out with the low TTL: the kernel's retransmissions use the default again.
     if (!prime && p.spec.first_syn_ttl > 0) set_ttl(fd.get(), remote.family(), -1);
@@ -301,7 +330,7 @@ struct Engine::Impl {
       int64_t now = monotonic_ns();
       record(p, failure_kind(early), static_cast<int>(r), early, -1, now);
       if (prime) return true;
-      return on_failure(p, r, early, now, Status::Unreachable);
+      return on_failure(p, r, early, Syscall::Connect, now, Status::Unreachable);
     }
     uint64_t serial = next_serial++;
     epoll_event ev{};
@@ -311,7 +340,7 @@ struct Engine::Impl {
       int err = errno;
       int64_t now = monotonic_ns();
       record(p, EventKind::Error, static_cast<int>(r), err, -1, now);
-      return on_failure(p, r, err, now, Status::SocketError);
+      return on_failure(p, r, err, Syscall::EpollCtl, now, Status::SocketError);
     }
     a.fd = std::move(fd);
     a.serial = serial;
@@ -323,7 +352,7 @@ struct Engine::Impl {
   }
 
   /** A non-prime attempt failed: schedule its re-SYN, or take it out. Returns false if the plan ended. */
-  bool on_failure(Plan& p, uint32_t r, int err, int64_t now, Status fail_status) {
+  bool on_failure(Plan& p, uint32_t r, int err, Syscall syscall, int64_t now, Status fail_status) {
     Attempt& a = p.att[r];
     a.last_err = err;
     if (!p.spec.retry_on_refused) {
@@ -331,7 +360,7 @@ struct Engine::Impl {
       bool all_out = std::all_of(p.att.begin(), p.att.end(), [](const Attempt& x) { return x.out; });
       if (all_out) {
         Status st = err == ECONNREFUSED ? Status::Refused : fail_status;
-        finish(p, st, err, "connect");
+        finish(p, st, err, syscall);
         return false;
       }
       return true;
@@ -346,12 +375,12 @@ struct Engine::Impl {
 
   void fire(const Timer& t) {
     auto it = plans.find(t.plan);
-    if (it == plans.end()) return;
+    if (it == plans.end() || it->second->finished) return;
     Plan& p = *it->second;
     switch (t.kind) {
       case TimerKind::Deadline:
         record(p, EventKind::Timeout, -1, ETIMEDOUT, t.at, monotonic_ns());
-        return finish(p, Status::Timeout, ETIMEDOUT, "connect");
+        return finish(p, Status::Timeout, ETIMEDOUT, Syscall::Connect);
       case TimerKind::Wave: {
         uint32_t w = t.arg;
         if (w + 1 < p.spec.waves_ns.size()) {
@@ -365,7 +394,7 @@ struct Engine::Impl {
           a.gen++;  // supersedes the previous wave's re-SYN and fire timers
           a.base_ns = t.at;
           bool prime = p.spec.profile == Profile::Prime;
-          if (!open_attempt(p, r, prime, t.at)) return;
+          if (!open_attempt(p, r, prime, t.at) || p.finished) return;
           if (prime && t.at + p.spec.prime_delay_ns < p.spec.deadline_ns)
             push_timer(t.at + p.spec.prime_delay_ns, id, r, a.gen, TimerKind::Fire);
         }
@@ -389,7 +418,7 @@ struct Engine::Impl {
 
   void on_socket(uint64_t serial, uint32_t events) {
     auto it = by_serial.find(serial);
-    if (it == by_serial.end()) return;  // closed earlier in this batch
+    if (it == by_serial.end()) return;  // closed earlier in this batch (finish() closes every attempt)
     Plan& p = *it->second.plan;
     uint32_t r = it->second.remote;
     Attempt& a = p.att[r];
@@ -413,19 +442,19 @@ struct Engine::Impl {
       peer_name(o.fd.get(), &o.remote);
       o.remote_index = static_cast<int>(r);
       o.established_ns = now;
-      return finish(p, Status::Established, 0, "");
+      return finish(p, Status::Established, 0, Syscall::None);
     }
     bool prime = a.prime;
     record(p, failure_kind(err), static_cast<int>(r), err, -1, now);
     close_attempt(a);
     if (prime) return;  // expected: the prime SYN dies at a router; the fire timer sends the real one
-    on_failure(p, r, err, now, Status::Unreachable);
+    on_failure(p, r, err, Syscall::Connect, now, Status::Unreachable);
   }
 
   /** True when a timer no longer matters (its plan ended, or its attempt moved on). */
   bool stale(const Timer& t) const {
     auto it = plans.find(t.plan);
-    if (it == plans.end()) return true;
+    if (it == plans.end() || it->second->finished) return true;
     if (t.kind == TimerKind::Fire || t.kind == TimerKind::Resyn) return it->second->att[t.arg].gen != t.gen;
     return false;
   }
@@ -442,7 +471,7 @@ struct Engine::Impl {
   void prepare(const Timer& t) {
     if (t.kind == TimerKind::Deadline) return;
     auto it = plans.find(t.plan);
-    if (it == plans.end()) return;
+    if (it == plans.end() || it->second->finished) return;
     Plan& p = *it->second;
     if (p.hold) return;  // the plan's first SYN has its socket already
     auto prep = [&](uint32_t r, bool prime) {
@@ -502,28 +531,24 @@ Engine::~Engine() {
   join();
 }
 
-int Engine::start() {
-  if (thread_.joinable()) return EALREADY;
+SysError Engine::start() {
+  if (started_) return {EALREADY, Syscall::None};
+  started_ = true;
   Impl& im = *impl_;
   im.ep.reset(epoll_create1(EPOLL_CLOEXEC));
-  if (!im.ep) return errno;
+  if (!im.ep) return {errno, Syscall::EpollCreate};
   im.tfd.reset(timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC));
-  if (!im.tfd) return errno;
+  if (!im.tfd) return {errno, Syscall::TimerfdCreate};
   im.efd.reset(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC));
-  if (!im.efd) return errno;
+  if (!im.efd) return {errno, Syscall::Eventfd};
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.u64 = kEventTok;
-  if (epoll_ctl(im.ep.get(), EPOLL_CTL_ADD, im.efd.get(), &ev) != 0) return errno;
+  if (epoll_ctl(im.ep.get(), EPOLL_CTL_ADD, im.efd.get(), &ev) != 0) return {errno, Syscall::EpollCtl};
   ev.data.u64 = kTimerTok;
-  if (epoll_ctl(im.ep.get(), EPOLL_CTL_ADD, im.tfd.get(), &ev) != 0) return errno;
-  {
-    std::lock_guard<std::mutex> lk(cmd_mu_);
-    cmds_.clear();  // a stop request that raced the previous thread's exit must not stop this one
-  }
-  stopped_.store(false);
+  if (epoll_ctl(im.ep.get(), EPOLL_CTL_ADD, im.tfd.get(), &ev) != 0) return {errno, Syscall::EpollCtl};
   thread_ = std::thread([this] { run(); });
-  return 0;
+  return {};
 }
 
 void Engine::post(std::function<void(Impl&)> cmd) {
@@ -547,10 +572,10 @@ uint64_t Engine::submit(PlanSpec spec) {
 void Engine::abort(uint64_t id) {
   post([id](Impl& im) {
     auto it = im.plans.find(id);
-    if (it == im.plans.end()) return;
+    if (it == im.plans.end() || it->second->finished) return;
     Plan& p = *it->second;
     im.record(p, EventKind::Abort, -1, ECANCELED, -1, monotonic_ns());
-    im.finish(p, Status::Aborted, ECANCELED, "");
+    im.finish(p, Status::Aborted, ECANCELED, Syscall::None);
   });
 }
 
@@ -613,7 +638,14 @@ void Engine::run() {
       }
     }
     int n = epoll_wait(im.ep.get(), evs.data(), static_cast<int>(evs.size()), timeout);
-    if (n < 0 && errno != EINTR) break;
+    if (n < 0 && errno != EINTR) {
+      // Nothing can be waited for any more (EBADF, EINVAL, ENOMEM...): every plan ends now, with the reason,
+      // and so does every plan submitted after (see add_plan); then the thread exits as if stopped.
+      im.loop_error = {errno, Syscall::EpollWait};
+      im.stopping = true;
+      im.finish_all(Status::LoopFailed, im.loop_error.err, im.loop_error.syscall);
+      n = 0;
+    }
     for (int i = 0; i < n; i++) {
       uint64_t tok = evs[i].data.u64;
       if (tok == kEventTok) {
@@ -637,15 +669,11 @@ void Engine::run() {
       }
     }
     if (im.stopping) {
-      std::vector<uint64_t> ids;
-      for (auto& kv : im.plans) ids.push_back(kv.first);
-      for (uint64_t id : ids) {
-        auto it = im.plans.find(id);
-        if (it != im.plans.end()) im.finish(*it->second, Status::Stopped, 0, "");
-      }
+      im.finish_all(Status::Stopped, 0, Syscall::None);
     } else {
       im.run_due();
     }
+    im.reap();
     if (!im.pending.empty()) {
       bool was_empty;
       {
@@ -667,6 +695,7 @@ void Engine::run() {
   }
   for (auto& c : cmds) c(im);
   cmds.clear();
+  im.reap();
   if (!im.pending.empty()) {
     std::lock_guard<std::mutex> lk(out_mu_);
     for (auto& o : im.pending) outs_.push_back(std::move(o));
@@ -677,8 +706,6 @@ void Engine::run() {
   im.plans.clear();
   im.ep.reset();
   im.tfd.reset();
-  im.stopping = false;
-  im.armed_at = -1;
   stopped_.store(true, std::memory_order_release);
   if (notify_) notify_();
 }

@@ -19,7 +19,10 @@ namespace onionpunch {
 /** CLOCK_MONOTONIC in nanoseconds. */
 int64_t monotonic_ns();
 
-enum class Profile : uint8_t { Plain = 0, Prime = 1 };
+enum class Profile : uint8_t { Plain = 0, Prime = 1, kCount };
+inline constexpr const char* kProfileNames[] = {"plain", "prime"};
+static_assert(sizeof kProfileNames / sizeof kProfileNames[0] == static_cast<size_t>(Profile::kCount),
+              "kProfileNames must name every Profile");
 
 /** Everything the engine needs to run one punch plan. Times are absolute CLOCK_MONOTONIC ns. */
 struct PlanSpec {
@@ -38,7 +41,14 @@ struct PlanSpec {
   int64_t deadline_ns = 0;           // absolute; the plan ends with Timeout then
 };
 
-enum class EventKind : uint8_t { Syn = 0, Prime, Rst, Icmp, Error, Timeout, Established, Abort };
+// The enums JS sees as numbers carry a name table each (index = value), exported by the addon as `enums` and
+// mirrored in src/native/enums.ts; test/native/enums.test.ts fails when the two disagree. Append only.
+
+enum class EventKind : uint8_t { Syn = 0, Prime, Rst, Icmp, Error, Timeout, Established, Abort, kCount };
+inline constexpr const char* kEventKindNames[] = {"syn",     "prime",       "rst",  "icmp", "error",
+                                                  "timeout", "established", "abort"};
+static_assert(sizeof kEventKindNames / sizeof kEventKindNames[0] == static_cast<size_t>(EventKind::kCount),
+              "kEventKindNames must name every EventKind");
 
 /** One timeline entry. target_ns < 0 means "no target" (reactive events). remote < 0 = plan-wide. */
 struct TimelineEvent {
@@ -58,14 +68,20 @@ enum class Status : uint8_t {
   BindError,    // the local endpoint could not be bound
   SocketError,  // socket()/setsockopt() failed (EMFILE, ...)
   Stopped,      // the engine stopped before the plan ended
+  LoopFailed,   // epoll_wait failed: the engine thread ended every plan and exited (err/syscall say why)
+  kCount,
 };
+inline constexpr const char* kStatusNames[] = {"established", "timeout",      "aborted", "refused",    "unreachable",
+                                               "bind-error",  "socket-error", "stopped", "loop-failed"};
+static_assert(sizeof kStatusNames / sizeof kStatusNames[0] == static_cast<size_t>(Status::kCount),
+              "kStatusNames must name every Status");
 
 /** How a plan ended. Owns the winning socket until it is released to the caller. */
 struct Outcome {
   uint64_t plan_id = 0;
   Status status = Status::Timeout;
   int err = 0;
-  const char* syscall = "";
+  Syscall syscall = Syscall::None;  // the call behind `err`, None when there is none
   Fd fd;
   SockAddr local, remote;
   int remote_index = -1;
@@ -98,13 +114,16 @@ class Engine {
    */
   void set_realtime(int priority) { rt_priority_ = priority; }
 
-  /** Creates epoll/timerfd/eventfd and the thread. Returns 0 or an errno. */
-  int start();
+  /**
+   * Creates epoll/timerfd/eventfd and the thread, once per Engine (EALREADY after that: a stopped engine is
+   * replaced, not restarted). Returns no error, or the errno and the call that failed.
+   */
+  SysError start();
   /** Asks the thread to end every plan (Stopped) and exit. Non-blocking. */
   void request_stop();
   /** Waits for the thread to exit (after request_stop). */
   void join();
-  /** True once the thread has finished its last iteration. */
+  /** True once the thread has finished its last iteration (after a stop, or after epoll_wait failed). */
   bool stopped() const { return stopped_.load(std::memory_order_acquire); }
 
   /** Queues a plan. Thread-safe. Returns its id (never 0). */
@@ -131,6 +150,7 @@ class Engine {
   std::function<void()> notify_;
   std::unique_ptr<Impl> impl_;
   std::thread thread_;
+  bool started_ = false;
   std::atomic<bool> stopped_{false};
   std::atomic<bool> realtime_{false};
   int rt_priority_ = 0;

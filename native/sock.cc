@@ -88,37 +88,37 @@ Fd open_bound_socket(const SockAddr& local, const SocketOptions& opt, SysError* 
   *err = SysError{};
   Fd fd(socket(local.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP));
   if (!fd) {
-    *err = {errno, "socket"};
+    *err = {errno, Syscall::Socket};
     return Fd();
   }
   int one = 1;
   if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
       setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
-    *err = {errno, "setsockopt"};
+    *err = {errno, Syscall::Setsockopt};
     return Fd();
   }
   if (local.family() == AF_INET6 &&
       setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
-    *err = {errno, "setsockopt"};
+    *err = {errno, Syscall::Setsockopt};
     return Fd();
   }
   if (opt.syn_cnt > 0 && setsockopt(fd.get(), IPPROTO_TCP, TCP_SYNCNT, &opt.syn_cnt, sizeof opt.syn_cnt) != 0) {
-    *err = {errno, "setsockopt"};
+    *err = {errno, Syscall::Setsockopt};
     return Fd();
   }
   if (opt.no_delay && setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
-    *err = {errno, "setsockopt"};
+    *err = {errno, Syscall::Setsockopt};
     return Fd();
   }
   if (opt.ttl > 0) {
     int e = set_ttl(fd.get(), local.family(), opt.ttl);
     if (e != 0) {
-      *err = {e, "setsockopt"};
+      *err = {e, Syscall::Setsockopt};
       return Fd();
     }
   }
   if (bind(fd.get(), local.sa(), local.len) != 0) {
-    *err = {errno, "bind"};
+    *err = {errno, Syscall::Bind};
     return Fd();
   }
   return fd;
@@ -140,14 +140,14 @@ int socket_error(int fd) {
 SysError local_name(int fd, SockAddr* out) {
   *out = SockAddr{};
   out->len = sizeof out->ss;
-  if (getsockname(fd, out->sa(), &out->len) != 0) return {errno, "getsockname"};
+  if (getsockname(fd, out->sa(), &out->len) != 0) return {errno, Syscall::Getsockname};
   return {};
 }
 
 SysError peer_name(int fd, SockAddr* out) {
   *out = SockAddr{};
   out->len = sizeof out->ss;
-  if (getpeername(fd, out->sa(), &out->len) != 0) return {errno, "getpeername"};
+  if (getpeername(fd, out->sa(), &out->len) != 0) return {errno, Syscall::Getpeername};
   return {};
 }
 

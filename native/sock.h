@@ -32,10 +32,39 @@ bool parse_addr(const std::string& text, uint16_t port, SockAddr* out);
 /** Name of an errno value ("ECONNREFUSED"), or "E<number>" when unknown. */
 const char* errno_name(int err);
 
+/**
+ * The system call behind a failure, as a number JS maps to a name (src/native/enums.ts mirrors this table;
+ * test/native/enums.test.ts compares the two through the addon's `enums` export). Append only.
+ */
+enum class Syscall : uint8_t {
+  None = 0,
+  Socket,
+  Setsockopt,
+  Bind,
+  Connect,
+  Getsockname,
+  Getpeername,
+  EpollCtl,
+  EpollCreate,
+  TimerfdCreate,
+  Eventfd,
+  EpollWait,
+  Sendmsg,
+  kCount,
+};
+
+/** The names of Syscall, index = value ("" for None): Node's `syscall` spelling. */
+inline constexpr const char* kSyscallNames[] = {
+    "",         "socket",        "setsockopt",     "bind",    "connect", "getsockname",
+    "getpeername", "epoll_ctl", "epoll_create1", "timerfd_create", "eventfd", "epoll_wait", "sendmsg",
+};
+static_assert(sizeof kSyscallNames / sizeof kSyscallNames[0] == static_cast<size_t>(Syscall::kCount),
+              "kSyscallNames must name every Syscall");
+
 /** A failure: errno and the syscall that produced it. */
 struct SysError {
   int err = 0;
-  const char* syscall = "";
+  Syscall syscall = Syscall::None;
   explicit operator bool() const { return err != 0; }
 };
 

@@ -10,7 +10,7 @@ import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { PunchEngine, probeBind, raiseFdLimit, type PunchError } from '../../src/native/engine.js';
+import { PunchEngine, probeBind, raiseFdLimit, type EngineError } from '../../src/native/engine.js';
 import { makeNsPair, dropAllSynIn, nsExec } from '../../src/lab/netns.js';
 
 export interface InflightResult {
@@ -106,7 +106,7 @@ async function precisionNative(eng: PunchEngine, n: number): Promise<number[]> {
   );
   const errs: number[] = [];
   for (const r of res) {
-    const tl = r.status === 'rejected' ? (r.reason as PunchError).timeline : r.value.timeline;
+    const tl = r.status === 'rejected' ? (r.reason as EngineError).timeline : r.value.timeline;
     if (r.status === 'fulfilled') r.value.socket.destroy();
     const syn = tl?.find((e) => e.kind === 'syn');
     if (syn?.targetNs !== undefined) errs.push(Math.abs(Number(syn.actualNs - syn.targetNs)) / 1000);

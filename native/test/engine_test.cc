@@ -2,20 +2,26 @@
 // test/native/sanitizers.test.ts. Real kernel sockets on loopback only. Exits non-zero on the first failure.
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstddef>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <string>
 #include <mutex>
 #include <vector>
 
 #include "engine.h"
+#include "handoff.h"
 #include "sock.h"
 
 using namespace onionpunch;
@@ -53,7 +59,7 @@ struct Collector {
       woken = true;
       cv.notify_all();
     });
-    CHECK(engine->start() == 0);
+    CHECK(!engine->start());
   }
 
   /** Waits until `n` outcomes arrived in total. */
@@ -160,13 +166,8 @@ void test_abort_and_stop_no_leak() {
     c.engine->join();
     CHECK(c.wait(301));
     for (auto& o : c.got) CHECK(o->plan_id == first || o->status == Status::Stopped);
-    // Restart: the same engine runs plans again.
-    uint16_t port;
-    Fd l = listener(&port);
-    CHECK(c.engine->start() == 0);
-    uint64_t again = c.engine->submit(plan(0, port, 2000));
-    CHECK(c.wait(302));
-    CHECK(c.find(again)->status == Status::Established);
+    // A stopped engine is not restarted (the addon makes a new one): start() refuses.
+    CHECK(c.engine->start().err == EALREADY);
   }
   // Destroyed with plans in flight: the destructor stops and joins; nothing leaks.
   {
@@ -231,6 +232,124 @@ void test_errors() {
   CHECK(c.find(id2)->status == Status::SocketError);
 }
 
+/** The descriptors of this process that are epoll instances. */
+std::vector<int> epoll_fds() {
+  std::vector<int> out;
+  DIR* d = opendir("/proc/self/fd");
+  if (!d) return out;
+  while (dirent* e = readdir(d)) {
+    char path[300], target[64] = {0};
+    snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    if (n > 0 && strcmp(target, "anon_inode:[eventpoll]") == 0) out.push_back(atoi(e->d_name));
+  }
+  closedir(d);
+  return out;
+}
+
+// epoll_wait failing is produced for real, from outside the engine: the test puts /dev/null on the engine's
+// epoll descriptor number (dup2), so the thread's next epoll_wait gets EINVAL. Every plan in flight must end
+// LoopFailed with that errno and Syscall::EpollWait, later submissions too, and the thread must exit.
+void test_loop_failure() {
+  std::vector<int> before = epoll_fds();
+  Collector c;
+  std::vector<int> after = epoll_fds();
+  int ep = -1;
+  for (int fd : after)
+    if (std::find(before.begin(), before.end(), fd) == before.end()) ep = fd;
+  CHECK(ep >= 0);
+  PlanSpec later = plan(0, free_port(), 10'000);
+  later.start_ns = monotonic_ns() + 5'000'000'000LL;  // in flight, no socket yet
+  later.deadline_ns = later.start_ns + 5'000'000'000LL;
+  uint64_t a = c.engine->submit(later);
+  PlanSpec retrying = plan(0, free_port(), 10'000);  // RSTs, re-SYNs: sockets in the epoll set
+  uint64_t b = c.engine->submit(retrying);
+  usleep(50'000);
+  Fd devnull(open("/dev/null", O_RDONLY | O_CLOEXEC));
+  CHECK(devnull && dup2(devnull.get(), ep) == ep);  // the engine's Fd closes this /dev/null at exit
+  uint64_t d = c.engine->submit(plan(0, free_port(), 1000));  // wakes the thread; may land before or after
+  CHECK(c.wait(3));
+  for (uint64_t id : {a, b, d}) {
+    Outcome* o = c.find(id);
+    CHECK(o && o->status == Status::LoopFailed && o->err == EINVAL && o->syscall == Syscall::EpollWait);
+    CHECK(!o->fd);
+  }
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!c.engine->stopped() && std::chrono::steady_clock::now() < end) usleep(1000);
+  CHECK(c.engine->stopped());
+  c.engine->join();
+  CHECK(c.engine->stats().plans == 0 && c.engine->stats().sockets == 0);
+}
+
+// A plan that ends while the loop still works on it (an abort and its connection in one iteration, a bind
+// failure in the middle of a wave) produces exactly one outcome; ASan checks nobody touched a freed Plan.
+void test_one_outcome_per_plan() {
+  Collector c;
+  uint16_t port;
+  Fd l = listener(&port);
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 200; i++) {
+    uint64_t id = c.engine->submit(plan(0, port, 2000));
+    if (i % 2 == 0) c.engine->abort(id);
+    ids.push_back(id);
+  }
+  uint16_t taken;
+  Fd busy = listener(&taken);  // no SO_REUSEPORT: binding its port fails mid-wave, after remote 0's SYN
+  PlanSpec many = plan(taken, port, 1000);
+  SockAddr r2 = many.remotes[0];
+  many.remotes.push_back(r2);
+  ids.push_back(c.engine->submit(many));
+  CHECK(c.wait(ids.size()));
+  usleep(100'000);
+  for (auto& o : c.engine->take()) c.got.push_back(std::move(o));
+  CHECK(c.got.size() == ids.size());
+  for (uint64_t id : ids) CHECK(c.find(id) != nullptr);
+  CHECK(c.find(ids.back())->status == Status::BindError);
+}
+
+// send_fd: the descriptor arrives in the receiver (same socket: same local name), with the metadata whole;
+// a missing receiver is ENOENT at connect; bad arguments never reach the kernel.
+void test_send_fd() {
+  char path[64];
+  snprintf(path, sizeof path, "@onionpunch-test-%d", static_cast<int>(getpid()));
+  Fd rx(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  size_t n = strlen(path);
+  memcpy(sa.sun_path, path, n);
+  sa.sun_path[0] = '\0';
+  socklen_t len = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + n);
+  CHECK(bind(rx.get(), reinterpret_cast<sockaddr*>(&sa), len) == 0 && listen(rx.get(), 4) == 0);
+  uint16_t port;
+  Fd tcp = listener(&port);
+  const uint8_t meta[12] = {0x42, 0x49, 0x50, 0x53, 1, 0, 0, 0, 0, 0, 0, 0};
+  CHECK(!send_fd(path, tcp.get(), meta, sizeof meta));
+  Fd conn(accept4(rx.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  CHECK(conn);
+  uint8_t buf[64];
+  iovec iov{buf, sizeof buf};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * 4)] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  ssize_t got = recvmsg(conn.get(), &msg, MSG_CMSG_CLOEXEC);
+  CHECK(got == 12 && memcmp(buf, meta, 12) == 0);
+  cmsghdr* c = CMSG_FIRSTHDR(&msg);
+  CHECK(c && c->cmsg_type == SCM_RIGHTS && c->cmsg_len == CMSG_LEN(sizeof(int)));
+  int fd;
+  memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  Fd received(fd);
+  SockAddr name;
+  CHECK(!local_name(received.get(), &name) && name.port() == port);
+  CHECK(send_fd("@onionpunch-nobody-listens", tcp.get(), meta, sizeof meta).err == ECONNREFUSED);
+  CHECK(send_fd("/nonexistent/onionpunch.sock", tcp.get(), meta, sizeof meta).err == ENOENT);
+  CHECK(send_fd(path, -1, meta, sizeof meta).err == EBADF);
+  CHECK(send_fd(path, tcp.get(), meta, 0).err == EMSGSIZE);
+  CHECK(send_fd(std::string(200, 'x'), tcp.get(), meta, sizeof meta).err == ENAMETOOLONG);
+}
+
 }  // namespace
 
 int main() {
@@ -243,7 +362,10 @@ int main() {
                {"abort_and_stop_no_leak", test_abort_and_stop_no_leak},
                {"simultaneous_open", test_simultaneous_open},
                {"prime_timeline", test_prime_timeline},
-               {"errors", test_errors}};
+               {"errors", test_errors},
+               {"loop_failure", test_loop_failure},
+               {"one_outcome_per_plan", test_one_outcome_per_plan},
+               {"send_fd", test_send_fd}};
   for (auto& t : tests) {
     auto t0 = std::chrono::steady_clock::now();
     t.fn();

@@ -8,7 +8,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { DEFAULT_PORT, NETWORKS, parseB32, parseOnion, type NetworkName } from '../wire/index.js';
-import { ConfigError, type ConfigSource } from './errors.js';
+import { ConfigError, HandoffError, type ConfigSource } from './errors.js';
+import { parseHandoffTarget } from './handoff.js';
 import { scan } from './args.js';
 
 /** Hard limits on what we read. */
@@ -122,6 +123,10 @@ export const CONFIG_KEYS = {
     verbs: ['serve'],
     kind: 'hostport', default: (c) => hp('127.0.0.1', netPort(c)), defaultDoc: '127.0.0.1:<network port>',
     doc: "local bitcoind's P2P port punched sockets are spliced to (serve)",
+  }),
+  handoff: key<string>({
+    verbs: ['serve'], kind: 'string', typeDoc: '`splice`\\|`unix:PATH`', default: 'splice',
+    doc: 'where punched sockets go (serve): spliced to `bitcoind`, or the socket itself over a Unix socket (fd hand-off)',
   }),
   punchport: key<number>({
     verbs: ['serve'],
@@ -482,6 +487,12 @@ export function loadConfig(inputs: ConfigInputs = {}): DaemonConfig & { sources:
   }
   const sources: Record<string, ConfigSource> = {};
   for (const k of Object.keys(CONFIG_KEYS)) sources[k] = values.get(k)?.source ?? 'default';
+  try {
+    parseHandoffTarget(cfg.handoff as string);
+  } catch (err) {
+    if (!(err instanceof HandoffError)) throw err;
+    throw new ConfigError('CONFIG_BAD_VALUE', err.message, { key: 'handoff', source: sources.handoff! });
+  }
   return { ...(cfg as DaemonConfig), sources };
 }
 

@@ -44,3 +44,17 @@ export class SocksServerError extends OnionpunchError {
     super(code, message);
   }
 }
+
+export type HandoffErrorCode = 'HANDOFF_BAD_TARGET' | 'HANDOFF_NO_FD' | 'HANDOFF_SEND';
+
+/**
+ * A failed fd hand-off (`serve --handoff unix:PATH`): HANDOFF_BAD_TARGET (not `unix:PATH`), HANDOFF_NO_FD (the
+ * socket is closed or has no descriptor), HANDOFF_SEND (connect/sendmsg to the receiver failed; `cause` is
+ * the NativeError, e.g. ECONNREFUSED when no receiver listens).
+ */
+export class HandoffError extends OnionpunchError {
+  declare readonly code: HandoffErrorCode;
+  constructor(code: HandoffErrorCode, message: string, options?: { cause?: unknown }) {
+    super(code, message, options);
+  }
+}

@@ -11,7 +11,7 @@ import { makeAnnouncement } from '../relay/index.js';
 import type { DaemonConfig } from './config.js';
 import type { Logger } from './log.js';
 import { Announcer } from './announce.js';
-import { spliceToBitcoind } from './handoff.js';
+import { handOffFd, parseHandoffTarget, spliceToBitcoind } from './handoff.js';
 import type { Bridge } from './splice.js';
 import { waitForShutdown } from './shutdown.js';
 import { configuredPunch, type DaemonHooks } from './punch-setup.js';
@@ -48,9 +48,20 @@ export async function runServe(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
     ...(cfg.bind ? { localAddress: cfg.bind.includes(':') ? { v6: cfg.bind } : { v4: cfg.bind } } : {}),
   });
   const bridges = new Set<Bridge>();
+  const target = parseHandoffTarget(cfg.handoff);
   listener.on('connection', (socket: import('node:net').Socket, info: { remote: Endpoint; sessionId: string }) => {
     const peer = `${info.remote.address}:${info.remote.port}`;
     log.info('session-punched', { session: info.sessionId, peer });
+    if (target.mode === 'fd') {
+      // The socket itself goes to the receiver (bitcoind imports it as an inbound peer: we are A, B dials).
+      try {
+        const sent = handOffFd(socket, target.path, 'responder');
+        log.info('handoff-sent', { session: info.sessionId, peer, local: sent.local, to: `unix:${target.path}` });
+      } catch (err) {
+        log.error('handoff-failed', { session: info.sessionId, peer, to: `unix:${target.path}`, error: err });
+      }
+      return;
+    }
     if (bridges.size >= cfg.maxclients) {
       log.warn('bridge-refused', { peer, why: `maxclients ${cfg.maxclients} reached` });
       socket.destroy();
@@ -83,7 +94,14 @@ export async function runServe(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
     });
     void announcer.start();
   }
-  const ready = { ready: true, coordination: `${endpoint.address}:${endpoint.port}`, overlay: endpoint.kind, clearnet: clearnet ?? null, bitcoind: `${cfg.bitcoind.host}:${cfg.bitcoind.port}` };
+  const ready = {
+    ready: true,
+    coordination: `${endpoint.address}:${endpoint.port}`,
+    overlay: endpoint.kind,
+    clearnet: clearnet ?? null,
+    bitcoind: `${cfg.bitcoind.host}:${cfg.bitcoind.port}`,
+    handoff: target.mode === 'fd' ? `unix:${target.path}` : 'splice',
+  };
   log.info('ready', ready);
   hooks.ready?.(ready);
 

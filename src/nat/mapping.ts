@@ -62,27 +62,35 @@ async function observeFirst(opts: DiscoveryOptions, method: DiscoveryMethod, pee
   if (!opts.observe) throw new NatError('NAT_OBSERVE_FAILED', `${method}: no observer configured`);
   if (peers.length === 0) throw new NatError('NAT_OBSERVE_FAILED', `${method}: no peers configured`);
   const errors: string[] = [];
+  const causes: unknown[] = [];
   for (const p of peers) {
     if (opts.budget && !opts.budget.tryTake()) throw new NatError('NAT_BUDGET', `${method}: discovery connection budget exhausted`);
     try {
       const got = await opts.observe(opts.local, p, { timeoutMs: opts.timeoutMs ?? 3000, ...(opts.signal ? { signal: opts.signal } : {}) });
       if (got.port === 0 || got.address === '0.0.0.0' || got.address === '::') {
-        errors.push(`${formatEndpoint(p)} did not report our address`);
+        const why = new NatError('NAT_OBSERVE_FAILED', `${formatEndpoint(p)} did not report our address`);
+        errors.push(why.message);
+        causes.push(why);
         continue;
       }
       return { address: got.address, port: got.port, method, via: formatEndpoint(p) };
     } catch (err) {
       errors.push(`${formatEndpoint(p)}: ${(err as Error).message}`);
+      causes.push(err);
       if (opts.signal?.aborted) break;
     }
   }
-  throw new NatError('NAT_OBSERVE_FAILED', `${method}: ${errors.join('; ')}`);
+  throw new NatError('NAT_OBSERVE_FAILED', `${method}: ${errors.join('; ')}`, { causes });
 }
 
-/** Runs the selected methods and combines their endpoints. Throws NAT_NO_MAPPING when none works. */
+/**
+ * Runs the selected methods and combines their endpoints. Throws NAT_NO_MAPPING when none works, with each
+ * method's failure in `causes` (e.g. NAT_BUDGET: `err.has('NAT_BUDGET')`).
+ */
 export async function discoverMapping(opts: DiscoveryOptions): Promise<DiscoveryResult> {
   const t0 = performance.now();
   const failures: string[] = [];
+  const causes: unknown[] = [];
   const found: DiscoveredEndpoint[] = [];
   const firstOnly = opts.firstOnly ?? true;
   for (const m of opts.methods) {
@@ -94,6 +102,7 @@ export async function discoverMapping(opts: DiscoveryOptions): Promise<Discovery
       if (firstOnly) break;
     } catch (err) {
       failures.push(`${m}: ${(err as Error).message}`);
+      causes.push(err);
     }
   }
   // Observed first; dedup by endpoint.
@@ -106,7 +115,8 @@ export async function discoverMapping(opts: DiscoveryOptions): Promise<Discovery
     return true;
   });
   if (endpoints.length === 0) {
-    throw new NatError('NAT_NO_MAPPING', `no mapping discovered (${failures.join(' | ') || 'no method selected'})`);
+    const why = failures.join(' | ') || 'no method selected';
+    throw new NatError('NAT_NO_MAPPING', `no mapping discovered (${why})`, { causes });
   }
   return {
     endpoints,

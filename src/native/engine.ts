@@ -8,12 +8,13 @@ import net from 'node:net';
 import { closeSync } from 'node:fs';
 import { loadNative } from './addon.js';
 import type { Endpoint } from './endpoint.js';
-import { NativeError, PunchError, type PunchErrorCode } from './errors.js';
+import { EngineError, NativeError, type EngineErrorCode } from './errors.js';
+import { ENGINE_STATUS, SYSCALL, enumName, type EngineStatusName } from './enums.js';
 import { decodeTimeline, type TimelineEvent } from './timeline.js';
 
 export type { Endpoint } from './endpoint.js';
 export type { TimelineEvent, TimelineKind } from './timeline.js';
-export { NativeError, PunchError, type PunchErrorCode } from './errors.js';
+export { EngineError, NativeError, PunchError, type EngineErrorCode } from './errors.js';
 
 /** One punch: where to bind, whom to race, when to fire, when to give up. */
 export interface PunchPlan {
@@ -96,7 +97,8 @@ interface NativeOutcome {
   status: number;
   errno: number;
   code: string;
-  syscall: string;
+  /** `onionpunch::Syscall` value (names in SYSCALL). */
+  syscall: number;
   attempts: number;
   startedNs: bigint;
   establishedNs: bigint;
@@ -120,7 +122,7 @@ interface NativeEngine {
 interface EngineBinding {
   monotonicNs(): bigint;
   errnoName(n: number): string;
-  probeBind(address: string, port: number): { port: number } | { errno: number; code: string; syscall: string };
+  probeBind(address: string, port: number): { port: number } | { errno: number; code: string; syscall: number };
   raiseFdLimit(n: number): number;
   Engine: new (wake: () => void, opts?: { realtimePriority?: number; spinNs?: number }) => NativeEngine;
 }
@@ -139,16 +141,17 @@ function errnoName(n: number): string {
   return s;
 }
 
-const STATUS_CODES: (PunchErrorCode | 'OK')[] = [
-  'OK',
-  'PUNCH_TIMEOUT',
-  'PUNCH_ABORTED',
-  'PUNCH_REFUSED',
-  'PUNCH_UNREACHABLE',
-  'PUNCH_BIND',
-  'PUNCH_SOCKET',
-  'PUNCH_STOPPED',
-];
+/** The error code of each C++ `Status` a plan can end with (`established` is no error). */
+const STATUS_CODES: Record<Exclude<EngineStatusName, 'established'>, EngineErrorCode> = {
+  timeout: 'ENGINE_TIMEOUT',
+  aborted: 'ENGINE_ABORTED',
+  refused: 'ENGINE_REFUSED',
+  unreachable: 'ENGINE_UNREACHABLE',
+  'bind-error': 'ENGINE_BIND',
+  'socket-error': 'ENGINE_SOCKET',
+  stopped: 'ENGINE_STOPPED',
+  'loop-failed': 'ENGINE_LOOP_FAILED',
+};
 
 interface Pending {
   plan: PunchPlan;
@@ -162,8 +165,8 @@ interface SignalGroup {
   onAbort: () => void;
 }
 
-function invalid(msg: string): PunchError {
-  return new PunchError('PUNCH_INVALID', msg);
+function invalid(msg: string): EngineError {
+  return new EngineError('ENGINE_INVALID', msg);
 }
 
 function checkEndpoint(e: Endpoint | undefined, what: string, portZeroOk: boolean): number {
@@ -179,7 +182,7 @@ function msToNs(ms: number): number {
   return Math.round(ms * 1e6);
 }
 
-/** Validates a plan and turns it into what the addon reads. Throws PUNCH_INVALID. */
+/** Validates a plan and turns it into what the addon reads. Throws ENGINE_INVALID. */
 function toNativePlan(plan: PunchPlan, now: bigint): object {
   if (plan === null || typeof plan !== 'object') throw invalid('plan must be an object');
   const fam = checkEndpoint(plan.local, 'local', true);
@@ -273,9 +276,10 @@ export class PunchEngine {
   }
 
   /**
-   * Runs a plan. Resolves with the first established connection as a `net.Socket`; rejects with a
-   * `PunchError` (PUNCH_TIMEOUT, PUNCH_ABORTED, PUNCH_REFUSED, PUNCH_UNREACHABLE, PUNCH_BIND, PUNCH_SOCKET,
-   * PUNCH_STOPPED, PUNCH_INVALID) that carries the timeline.
+   * Runs a plan. Resolves with the first established connection as a `net.Socket`; rejects with an
+   * `EngineError` (ENGINE_TIMEOUT, ENGINE_ABORTED, ENGINE_REFUSED, ENGINE_UNREACHABLE, ENGINE_BIND,
+   * ENGINE_SOCKET, ENGINE_STOPPED, ENGINE_LOOP_FAILED, ENGINE_INVALID, ENGINE_START) that carries the
+   * timeline.
    */
   punch(plan: PunchPlan): Promise<PunchResult> {
     let spec: object;
@@ -284,17 +288,25 @@ export class PunchEngine {
     } catch (err) {
       return Promise.reject(err);
     }
-    if (plan.signal?.aborted) return Promise.reject(new PunchError('PUNCH_ABORTED', 'aborted before start'));
+    if (plan.signal?.aborted) return Promise.reject(new EngineError('ENGINE_ABORTED', 'aborted before start'));
     return new Promise<PunchResult>((resolve, reject) => {
       let id: number;
       if (this.stopping) {
-        reject(new PunchError('PUNCH_STOPPED', 'engine is stopping'));
+        reject(new EngineError('ENGINE_STOPPED', 'engine is stopping'));
+        return;
+      }
+      let native: NativeEngine;
+      try {
+        native = this.engine();
+      } catch (err) {
+        reject(err);
         return;
       }
       try {
-        id = this.engine().submit(spec);
+        id = native.submit(spec);
       } catch (err) {
-        reject(new PunchError('PUNCH_INVALID', (err as Error).message));
+        // The plan passed toNativePlan, so only the addon's own checks can refuse it.
+        reject(new EngineError('ENGINE_INVALID', (err as Error).message, [], { attempts: 0 }));
         return;
       }
       this.pending.set(id, { plan, resolve, reject });
@@ -302,7 +314,7 @@ export class PunchEngine {
     });
   }
 
-  /** Ends every plan (they reject with PUNCH_STOPPED) and joins the thread. The engine can be used again. */
+  /** Ends every plan (they reject with ENGINE_STOPPED) and joins the thread. The engine can be used again. */
   stop(): Promise<void> {
     if (this.stopping) return this.stopping;
     const native = this.native;
@@ -314,15 +326,24 @@ export class PunchEngine {
     return this.stopping;
   }
 
+  /** The running native engine, started on first use. Throws ENGINE_START when the thread cannot start. */
   private engine(): NativeEngine {
-    if (this.stopping) throw new Error('engine is stopping');
     if (!this.native) {
       const b = binding();
       let native: NativeEngine | undefined = undefined;
-      native = new b.Engine(() => this.wake(native!), {
-        realtimePriority: this.opts.realtime ? 10 : 0,
-        spinNs: Math.round((this.opts.spinUs ?? 0) * 1000),
-      });
+      try {
+        native = new b.Engine(() => this.wake(native!), {
+          realtimePriority: this.opts.realtime ? 10 : 0,
+          spinNs: Math.round((this.opts.spinUs ?? 0) * 1000),
+        });
+      } catch (err) {
+        const e = err as { errno?: unknown; code?: unknown; syscall?: unknown };
+        const call = enumName(SYSCALL, typeof e.syscall === 'number' ? e.syscall : 0, '');
+        const known = typeof e.errno === 'number' && typeof e.code === 'string';
+        const cause = known ? new NativeError(e.code as string, e.errno as number, call) : undefined;
+        const msg = `the engine thread cannot start: ${(err as Error).message}`;
+        throw new EngineError('ENGINE_START', msg, [], cause ? { cause } : {});
+      }
       this.native = native;
     }
     return this.native;
@@ -342,7 +363,7 @@ export class PunchEngine {
       for (const [id, p] of this.pending) {
         this.pending.delete(id);
         this.cleanup(id, p);
-        p.reject(new PunchError('PUNCH_STOPPED', 'engine stopped'));
+        p.reject(new EngineError('ENGINE_STOPPED', 'engine stopped'));
       }
       const done = this.stopDone;
       this.stopping = undefined;
@@ -390,20 +411,24 @@ export class PunchEngine {
     this.pending.delete(o.id);
     this.cleanup(o.id, p);
     const timeline = decodeTimeline(o.timeline, p.plan.remotes, errnoName);
-    const code = STATUS_CODES[o.status] ?? 'PUNCH_SOCKET';
-    if (code === 'OK' && o.fd >= 0) {
+    const status = enumName(ENGINE_STATUS, o.status, 'socket-error');
+    if (status === 'established' && o.fd >= 0) {
       if (p.plan.signal?.aborted) {
         // Won the race against the abort: the caller no longer wants it.
         closeSync(o.fd);
-        p.reject(new PunchError('PUNCH_ABORTED', 'aborted', timeline, { attempts: o.attempts }));
+        p.reject(new EngineError('ENGINE_ABORTED', 'aborted', timeline, { attempts: o.attempts }));
         return;
       }
       let socket: net.Socket;
       try {
-        socket = new net.Socket({ fd: o.fd, readable: true, writable: true });
+        // manualStart (Node's own option for adopted descriptors): nothing is read from the kernel until a
+        // consumer asks ('data', pipe, read()), so a socket handed off as an fd (daemon/handoff.ts) keeps
+        // every byte the peer sent; for any other use the socket behaves as usual.
+        const opts = { fd: o.fd, readable: true, writable: true, manualStart: true } as net.SocketConstructorOpts;
+        socket = new net.Socket(opts);
       } catch (err) {
         closeSync(o.fd);
-        p.reject(new PunchError('PUNCH_SOCKET', `cannot wrap fd: ${(err as Error).message}`, timeline));
+        p.reject(new EngineError('ENGINE_SOCKET', `cannot wrap fd: ${(err as Error).message}`, timeline));
         return;
       }
       p.resolve({
@@ -417,10 +442,12 @@ export class PunchEngine {
       });
       return;
     }
-    const cause = o.errno !== 0 ? new NativeError(o.code, o.errno, o.syscall || 'connect') : undefined;
-    const what = code === 'OK' ? 'PUNCH_SOCKET' : code;
-    const msg = `${what.slice(6).toLowerCase()}${cause ? ` (${cause.code})` : ''} after ${o.attempts} attempt(s)`;
-    p.reject(new PunchError(what, msg, timeline, { ...(cause ? { cause } : {}), attempts: o.attempts }));
+    const syscall = enumName(SYSCALL, o.syscall, '') || 'connect';
+    const cause = o.errno !== 0 ? new NativeError(o.code, o.errno, syscall) : undefined;
+    // 'established' without an fd cannot happen; were it to, it is a socket failure, never a success.
+    const what = status === 'established' ? 'ENGINE_SOCKET' : STATUS_CODES[status];
+    const msg = `${status}${cause ? ` (${cause.syscall}: ${cause.code})` : ''} after ${o.attempts} attempt(s)`;
+    p.reject(new EngineError(what, msg, timeline, { ...(cause ? { cause } : {}), attempts: o.attempts }));
   }
 }
 
@@ -431,7 +458,7 @@ export class PunchEngine {
 export function probeBind(local: Endpoint): Endpoint {
   checkEndpoint(local, 'local', true);
   const r = binding().probeBind(local.address, local.port);
-  if ('errno' in r) throw new NativeError(r.code, r.errno, r.syscall);
+  if ('errno' in r) throw new NativeError(r.code, r.errno, enumName(SYSCALL, r.syscall, '') || 'bind');
   return { address: local.address, port: r.port };
 }
 
@@ -442,7 +469,7 @@ export function raiseFdLimit(n: number): number {
 
 /**
  * An ordinary connect from a reusable local port (EIM checks, mapping discovery): one SYN, fail fast on
- * RST (PUNCH_REFUSED) or any error, PUNCH_TIMEOUT after `timeoutMs` (default 10 s).
+ * RST (ENGINE_REFUSED) or any error (ENGINE_UNREACHABLE), ENGINE_TIMEOUT after `timeoutMs` (default 10 s).
  */
 export function connectFrom(
   local: Endpoint,

@@ -2,9 +2,10 @@
  * Per-plan timelines: what the engine did and when, on the CLOCK_MONOTONIC scale of `PunchEngine.now()`.
  */
 import type { Endpoint } from './endpoint.js';
+import { EVENT_KIND, enumName } from './enums.js';
 
 /** What happened. `prime` is a low-TTL SYN; `rst`/`icmp`/`error` are attempt failures. */
-export type TimelineKind = 'syn' | 'prime' | 'rst' | 'icmp' | 'error' | 'timeout' | 'established' | 'abort';
+export type TimelineKind = (typeof EVENT_KIND)[number];
 
 export interface TimelineEvent {
   kind: TimelineKind;
@@ -18,7 +19,6 @@ export interface TimelineEvent {
   errno?: string;
 }
 
-const KINDS: TimelineKind[] = ['syn', 'prime', 'rst', 'icmp', 'error', 'timeout', 'established', 'abort'];
 
 /** Decodes the addon's packed rows (kind, remote index, errno, target or -1, actual). */
 export function decodeTimeline(
@@ -28,7 +28,7 @@ export function decodeTimeline(
 ): TimelineEvent[] {
   const out: TimelineEvent[] = [];
   for (let i = 0; i + 4 < rows.length; i += 5) {
-    const ev: TimelineEvent = { kind: KINDS[Number(rows[i])] ?? 'error', actualNs: rows[i + 4]! };
+    const ev: TimelineEvent = { kind: enumName(EVENT_KIND, Number(rows[i]), 'error'), actualNs: rows[i + 4]! };
     const remote = Number(rows[i + 1]);
     if (remote >= 0 && remote < remotes.length) ev.remote = remotes[remote]!;
     const err = Number(rows[i + 2]);

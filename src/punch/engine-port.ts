@@ -7,6 +7,12 @@ import type { Socket } from 'node:net';
 import type { Endpoint } from '../nat/types.js';
 import type { PunchProfile } from './messages.js';
 
+/**
+ * What an engine rejects with: the session classifies failures by this class and its `ENGINE_*` code (an
+ * engine behind this port, the real one or a test stand-in, rejects with it too).
+ */
+export { EngineError, NativeError, type EngineErrorCode } from '../native/errors.js';
+
 export interface PunchPlanLike {
   local: Endpoint;
   remotes: Endpoint[];

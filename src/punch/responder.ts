@@ -17,6 +17,7 @@ import type { Endpoint } from '../nat/types.js';
 import type { TargetPolicy } from '../nat/address.js';
 import type { DiscoveryResult } from '../nat/mapping.js';
 import type { EimVerdict } from '../nat/eim-check.js';
+import { NatError } from '../nat/errors.js';
 import { Timeline } from './timeline.js';
 import { verifyOrReport } from './verify.js';
 import { classifyEngineError } from './engine-errors.js';
@@ -180,7 +181,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     try {
       disco = await opts.discover(local, signal);
     } catch (err) {
-      const budget = (err as { message?: string }).message?.includes('budget');
+      const budget = err instanceof NatError && err.has('NAT_BUDGET');
       reject(ch, budget ? 'busy' : 'nat-unsuitable', `A: mapping discovery failed: ${(err as Error).message}`);
       throw new PunchSessionError(budget ? 'PUNCH_RATE_LIMITED' : 'PUNCH_DISCOVERY', `A: mapping discovery failed: ${(err as Error).message}`, { step: 'discovery', side: 'A', cause: err });
     }

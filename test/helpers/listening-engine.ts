@@ -6,7 +6,7 @@
  */
 import { createServer } from 'node:net';
 import { probeBind } from '../../src/native/engine.js';
-import type { PunchEngineLike } from '../../src/punch/engine-port.js';
+import { EngineError, type PunchEngineLike } from '../../src/punch/engine-port.js';
 
 export function listeningEngine(now: () => bigint): PunchEngineLike {
   return {
@@ -17,7 +17,7 @@ export function listeningEngine(now: () => bigint): PunchEngineLike {
         const srv = createServer();
         const timer = setTimeout(() => {
           srv.close();
-          reject(Object.assign(new Error('deadline'), { code: 'PUNCH_TIMEOUT' }));
+          reject(new EngineError('ENGINE_TIMEOUT', 'deadline'));
         }, plan.deadlineMs + 1000);
         srv.once('connection', (sock) => {
           clearTimeout(timer);

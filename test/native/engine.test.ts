@@ -4,7 +4,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import {
   PunchEngine,
-  PunchError,
+  EngineError,
   NativeError,
   connectFrom,
   probeBind,
@@ -67,12 +67,13 @@ test('IPv6: connect over ::1', async () => {
   }
 });
 
-test('refused without retry: PUNCH_REFUSED with a NativeError ECONNREFUSED cause', async () => {
+test('refused without retry: ENGINE_REFUSED with a NativeError ECONNREFUSED cause', async () => {
   const port = closedPort();
   await assert.rejects(connectFrom({ address: LO, port: 0 }, { address: LO, port }, { engine }), (e: unknown) => {
-    assert.ok(e instanceof PunchError);
-    assert.equal(e.code, 'PUNCH_REFUSED');
+    assert.ok(e instanceof EngineError);
+    assert.equal(e.code, 'ENGINE_REFUSED');
     assert.equal(e.errno, 'ECONNREFUSED');
+    assert.equal((e.cause as NativeError).syscall, 'connect');
     assert.ok(e.cause instanceof NativeError);
     assert.equal((e.cause as NativeError).errno > 0, true);
     assert.deepEqual(kinds(e.timeline), ['syn', 'rst']);
@@ -80,7 +81,7 @@ test('refused without retry: PUNCH_REFUSED with a NativeError ECONNREFUSED cause
   });
 });
 
-test('bind errors: PUNCH_BIND / NativeError EADDRINUSE and EADDRNOTAVAIL', async () => {
+test('bind errors: ENGINE_BIND / NativeError EADDRINUSE and EADDRNOTAVAIL', async () => {
   const srv = await echoServer(); // a listener without SO_REUSEPORT owns this port
   try {
     assert.throws(() => probeBind({ address: LO, port: srv.port }), (e: unknown) => {
@@ -91,19 +92,20 @@ test('bind errors: PUNCH_BIND / NativeError EADDRINUSE and EADDRNOTAVAIL', async
     });
     await assert.rejects(
       engine.punch({ local: { address: LO, port: srv.port }, remotes: [{ address: LO, port: 9 }], deadlineMs: 500 }),
-      (e: unknown) => e instanceof PunchError && e.code === 'PUNCH_BIND' && e.errno === 'EADDRINUSE',
+      (e: unknown) =>
+        e instanceof EngineError && e.code === 'ENGINE_BIND' && e.errno === 'EADDRINUSE' && e.nativeCause?.syscall === 'bind',
     );
     // 192.0.2.1 (TEST-NET-1) is on no interface here: bind fails locally, nothing is sent.
     await assert.rejects(
       engine.punch({ local: { address: '192.0.2.1', port: 0 }, remotes: [{ address: LO, port: 9 }], deadlineMs: 500 }),
-      (e: unknown) => e instanceof PunchError && e.code === 'PUNCH_BIND' && e.errno === 'EADDRNOTAVAIL',
+      (e: unknown) => e instanceof EngineError && e.code === 'ENGINE_BIND' && e.errno === 'EADDRNOTAVAIL',
     );
   } finally {
     srv.close();
   }
 });
 
-test('invalid plans reject with PUNCH_INVALID and never reach the engine', async () => {
+test('invalid plans reject with ENGINE_INVALID and never reach the engine', async () => {
   const bad = [
     { local: { address: 'nope', port: 0 }, remotes: [{ address: LO, port: 1 }], deadlineMs: 10 },
     { local: { address: LO, port: 0 }, remotes: [], deadlineMs: 10 },
@@ -112,7 +114,7 @@ test('invalid plans reject with PUNCH_INVALID and never reach the engine', async
     { local: { address: LO, port: 0 }, remotes: [{ address: LO, port: 1 }], deadlineMs: -1 },
   ];
   for (const plan of bad) {
-    await assert.rejects(engine.punch(plan), (e: unknown) => e instanceof PunchError && e.code === 'PUNCH_INVALID');
+    await assert.rejects(engine.punch(plan), (e: unknown) => e instanceof EngineError && e.code === 'ENGINE_INVALID');
   }
 });
 
@@ -147,14 +149,14 @@ test('RST retry: a closed port is re-tried from the same local port until it ope
   }
 });
 
-test('timeout: PUNCH_TIMEOUT at the deadline, with the re-SYNs in the timeline', async () => {
+test('timeout: ENGINE_TIMEOUT at the deadline, with the re-SYNs in the timeline', async () => {
   const port = closedPort();
   const t0 = engine.now();
   await assert.rejects(
     engine.punch({ local: { address: LO, port: 0 }, remotes: [{ address: LO, port }], resynIntervalUs: 20_000, deadlineMs: 200 }),
     (e: unknown) => {
-      assert.ok(e instanceof PunchError);
-      assert.equal(e.code, 'PUNCH_TIMEOUT');
+      assert.ok(e instanceof EngineError);
+      assert.equal(e.code, 'ENGINE_TIMEOUT');
       const last = e.timeline.at(-1)!;
       assert.equal(last.kind, 'timeout');
       const late = Number(last.actualNs - last.targetNs!) / 1e6;
@@ -178,7 +180,7 @@ test('waves: one SYN per wave at its offset', async () => {
     deadlineMs: 250,
   });
   await assert.rejects(r, (e: unknown) => {
-    assert.ok(e instanceof PunchError && e.code === 'PUNCH_TIMEOUT');
+    assert.ok(e instanceof EngineError && e.code === 'ENGINE_TIMEOUT');
     const syns = e.timeline.filter((x) => x.kind === 'syn');
     assert.equal(syns.length, 3);
     const start = syns[0]!.targetNs!;
@@ -207,7 +209,7 @@ test('prime profile: a low-TTL prime SYN at the start, the full SYN primeDelayMs
       deadlineMs: 120,
     }),
     (e: unknown) => {
-      assert.ok(e instanceof PunchError);
+      assert.ok(e instanceof EngineError);
       const prime = e.timeline.find((x) => x.kind === 'prime')!;
       const syn = e.timeline.find((x) => x.kind === 'syn')!;
       assert.equal(prime.targetNs, start);
@@ -244,7 +246,7 @@ test('candidates race: the open one wins, the others are closed', async () => {
   }
 });
 
-test('abort: closes the plan sockets at once and rejects PUNCH_ABORTED', async () => {
+test('abort: closes the plan sockets at once and rejects ENGINE_ABORTED', async () => {
   const hole = await synBlackhole();
   const eng = new PunchEngine();
   try {
@@ -262,14 +264,14 @@ test('abort: closes the plan sockets at once and rejects PUNCH_ABORTED', async (
     assert.equal(fdCount(), fds + 1);
     const t0 = performance.now();
     ac.abort();
-    await assert.rejects(p, (e: unknown) => e instanceof PunchError && e.code === 'PUNCH_ABORTED' && e.timeline.at(-1)!.kind === 'abort');
+    await assert.rejects(p, (e: unknown) => e instanceof EngineError && e.code === 'ENGINE_ABORTED' && e.timeline.at(-1)!.kind === 'abort');
     assert.ok(performance.now() - t0 < 1000, 'abort answered promptly');
     assert.equal(eng.stats().sockets, 0);
     assert.equal(fdCount(), fds);
     // Already aborted: rejected without touching the engine.
     await assert.rejects(
       eng.punch({ local: { address: LO, port: 0 }, remotes: [{ address: LO, port: 1 }], deadlineMs: 10, signal: ac.signal }),
-      (e: unknown) => e instanceof PunchError && e.code === 'PUNCH_ABORTED',
+      (e: unknown) => e instanceof EngineError && e.code === 'ENGINE_ABORTED',
     );
     filler.socket.destroy();
   } finally {
@@ -278,7 +280,7 @@ test('abort: closes the plan sockets at once and rejects PUNCH_ABORTED', async (
   }
 });
 
-test('stop with plans in flight: they reject PUNCH_STOPPED, thread and fds are gone, restart works', async () => {
+test('stop with plans in flight: they reject ENGINE_STOPPED, thread and fds are gone, restart works', async () => {
   const threads = threadCount();
   const fds = fdCount();
   const eng = new PunchEngine();
@@ -291,7 +293,7 @@ test('stop with plans in flight: they reject PUNCH_STOPPED, thread and fds are g
   const settled = Promise.allSettled(plans);
   await eng.stop();
   const res = await settled;
-  assert.ok(res.every((r) => r.status === 'rejected' && (r.reason as PunchError).code === 'PUNCH_STOPPED'));
+  assert.ok(res.every((r) => r.status === 'rejected' && (r.reason as EngineError).code === 'ENGINE_STOPPED'));
   assert.equal(threadCount(), threads);
   assert.equal(fdCount(), fds);
   const srv = await echoServer();

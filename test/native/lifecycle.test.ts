@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { once, setMaxListeners } from 'node:events';
 import { fileURLToPath } from 'node:url';
-import { PunchEngine, PunchError, connectFrom, raiseFdLimit } from '../../src/native/engine.js';
+import { PunchEngine, EngineError, connectFrom, raiseFdLimit } from '../../src/native/engine.js';
 import { fdCount, synBlackhole, threadCount, waitFor } from './helpers.js';
 
 const LO = '127.0.0.1';
@@ -78,8 +78,8 @@ test('10,000 concurrent plans on one engine thread, then abort: no fd leak', { t
     assert.ok(fdCount() >= fds + N);
     ac.abort();
     const res = await Promise.allSettled(plans);
-    const codes = new Set(res.map((r) => (r.status === 'rejected' ? (r.reason as PunchError).code : 'OK')));
-    assert.deepEqual([...codes], ['PUNCH_ABORTED']);
+    const codes = new Set(res.map((r) => (r.status === 'rejected' ? (r.reason as EngineError).code : 'OK')));
+    assert.deepEqual([...codes], ['ENGINE_ABORTED']);
     assert.equal(eng.stats().sockets, 0);
     await eng.stop();
     assert.equal(fdCount(), fds, 'every socket, the epoll, timerfd and eventfd closed');

@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { verdictFrom, eimCheck, EimCache, type EimVerdict } from '../../src/nat/eim-check.js';
 import { discoverMapping } from '../../src/nat/mapping.js';
+import { NatError } from '../../src/nat/errors.js';
 import { parseEndpoint, formatEndpoint } from '../../src/nat/types.js';
 import { ManualClock, TokenBucket } from '../../src/limits/index.js';
 
@@ -82,7 +83,7 @@ test('mapping discovery: predict needs a port-preserving EIM verdict; observed e
   await discoverMapping({ local: { address: '0.0.0.0', port: 1 }, methods: ['feeler'], observe, feelerPeers: [{ address: '198.18.0.9', port: 8333 }], budget });
   await assert.rejects(
     discoverMapping({ local: { address: '0.0.0.0', port: 1 }, methods: ['feeler'], observe, feelerPeers: [{ address: '198.18.0.9', port: 8333 }], budget }),
-    (e: unknown) => (e as { code: string }).code === 'NAT_NO_MAPPING' && /budget/.test((e as Error).message),
+    (e: unknown) => e instanceof NatError && e.code === 'NAT_NO_MAPPING' && e.has('NAT_BUDGET'),
   );
   assert.equal(calls, 2);
   await assert.rejects(discoverMapping({ local: { address: '0.0.0.0', port: 1 }, methods: ['predict'] }), /EIM verdict/);
