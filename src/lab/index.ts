@@ -6,3 +6,5 @@ export type { LabSpec, SiteSpec, LabPlan, SitePlan, HostPlan, RouterPlan, Public
 export { LabError } from './errors.js';
 export { readAllStates, ownerAlive, STATE_DIR } from './topology/state.js';
 export type { LabState } from './topology/state.js';
+export { PrivateTorError } from './tor/private-tor-process.js';
+export { PrivateI2pError } from './i2p/private-i2p.js';
