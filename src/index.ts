@@ -39,7 +39,12 @@ export type { PunchEngineLike, PunchPlanLike, PunchOutcomeLike } from './punch/e
 export type { PunchProfile, RejectCode } from './punch/messages.js';
 export { eimCheck, EimCache, type EimVerdict, type EimCheckOptions, type MappingVerdict } from './nat/eim-check.js';
 export { nativeObserver, type ObserverOptions } from './nat/observe.js';
-export { startNatcheckServer, type NatcheckServer, type NatcheckServerOptions, type NatcheckResult } from './nat/natcheck-server.js';
+export {
+  startNatcheckServer,
+  type NatcheckServer,
+  type NatcheckServerOptions,
+  type NatcheckResult,
+} from './nat/natcheck-server.js';
 export type { Endpoint, Observer, Observation } from './nat/types.js';
 export type { TargetPolicy } from './nat/address.js';
 export type { DiscoveryMethod } from './nat/mapping.js';
@@ -59,7 +64,13 @@ export { TorCoordinationEndpoint, type TorEndpointOptions } from './overlay/tor/
 export { TorCoordinationDialer, type TorDialerOptions } from './overlay/tor/dialer.js';
 export { I2pCoordinationEndpoint, type I2pEndpointOptions } from './overlay/i2p/endpoint.js';
 export { I2pCoordinationDialer, type I2pDialerOptions } from './overlay/i2p/dialer.js';
-export type { CoordinationEndpoint, CoordinationDialer, AcceptedStreamInfo, DialOptions, OverlayKind } from './overlay/types.js';
+export type {
+  CoordinationEndpoint,
+  CoordinationDialer,
+  AcceptedStreamInfo,
+  DialOptions,
+  OverlayKind,
+} from './overlay/types.js';
 
 // The wire codecs most callers need (the rest: `onionpunch/wire`).
 export { encodeMessage, FrameParser, decodePayload, type NetworkName, type Frame } from './wire/index.js';

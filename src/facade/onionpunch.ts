@@ -16,11 +16,17 @@ import { I2pCoordinationEndpoint } from '../overlay/i2p/endpoint.js';
 import { I2pCoordinationDialer } from '../overlay/i2p/dialer.js';
 import { EimCache, defaultGateway4, eimCheck, type EimVerdict } from '../nat/eim-check.js';
 import { nativeObserver } from '../nat/observe.js';
-import { parseEndpoint, type Endpoint } from '../nat/types.js';
+import { parseEndpoint, type Endpoint, type Observer } from '../nat/types.js';
 import type { TargetPolicy } from '../nat/address.js';
 import type { DiscoveryMethod } from '../nat/mapping.js';
 import { PunchEngine, probeBind } from '../native/engine.js';
-import { createPunchListener, type ConnectionInfo, type ListenerLimits, type ListenerStats, type PunchListener } from '../punch/listener.js';
+import {
+  createPunchListener,
+  type ConnectionInfo,
+  type ListenerLimits,
+  type ListenerStats,
+  type PunchListener,
+} from '../punch/listener.js';
 import { PunchClient, type PunchTarget } from '../punch/client.js';
 import type { PunchSessionError } from '../punch/errors.js';
 import { wireCodec } from '../punch/wire-codec.js';
@@ -161,7 +167,7 @@ export class OnionpunchListener extends EventEmitter {
   announcement(clearnet?: Endpoint): AddrV2Entry {
     const pub = this.verdict()?.publicAddress;
     const c = clearnet ?? (pub !== undefined ? { address: pub, port: this.port } : undefined);
-    if (!c) throw new ApiError('API_BAD_OPTION', 'no clearnet endpoint to announce: the NAT check found no public address');
+    if (!c) throw new ApiError('API_BAD_OPTION', 'nothing to announce: the NAT check found no public address');
     return makeAnnouncement({ coordination: this.address, coordinationPort: this.port, clearnet: c });
   }
 
@@ -179,6 +185,10 @@ function hostPort(v: HostPortLike, what: string): Endpoint {
   const e = parseEndpoint(v);
   if (!e) throw new ApiError('API_BAD_OPTION', `${what}: '${v}' is not host:port`);
   return e;
+}
+
+function i2pSessionOptions(o: I2pOverlayOptions): { sessionOptions?: Record<string, string | number> } {
+  return o.sessionOptions ? { sessionOptions: o.sessionOptions } : {};
 }
 
 /** Splits `overlay.tor.control` into the control address and the authentication options. */
@@ -204,6 +214,7 @@ export class Onionpunch {
   private readonly feelers: Endpoint[];
   private readonly network: NetworkName;
   private readonly engine: PunchEngineLike;
+  private readonly observer: Observer;
   private readonly ownEngine: PunchEngine | undefined;
   private verdict: EimVerdict | undefined;
   private client: Promise<{ client: PunchClient; dialer: CoordinationDialer; owned: boolean }> | undefined;
@@ -213,6 +224,7 @@ export class Onionpunch {
     this.network = opts.network ?? 'main';
     this.natcheck = (opts.natcheck ?? []).map((n) => hostPort(n, 'natcheck'));
     this.feelers = (opts.feelers ?? []).map((n) => hostPort(n, 'feelers'));
+    this.observer = nativeObserver({ network: this.network });
     const o = opts.overlay as Partial<{ tor: TorOverlayOptions; i2p: I2pOverlayOptions }>;
     if (o.tor) {
       if (o.tor.control !== undefined) torControl(o.tor.control);
@@ -250,7 +262,7 @@ export class Onionpunch {
     if (o.refresh) this.cache.clear();
     const local = () => probeBind({ address: this.opts.bind ?? (this.family() === 6 ? '::' : '0.0.0.0'), port: 0 });
     const v = await this.cache.getOrCheck(id, () =>
-      eimCheck({ local: local(), peers: this.natcheck, observe: nativeObserver({ network: this.network }), timeoutMs: 5000 }),
+      eimCheck({ local: local(), peers: this.natcheck, observe: this.observer, timeoutMs: 5000 }),
     );
     this.verdict = v;
     return v;
@@ -261,20 +273,23 @@ export class Onionpunch {
       methods: this.opts.discovery ?? (['predict', 'natcheck'] as DiscoveryMethod[]),
       natcheckServers: this.natcheck,
       ...(this.feelers.length ? { feelerPeers: this.feelers } : {}),
-      observe: nativeObserver({ network: this.network }),
+      observe: this.observer,
     };
   }
 
-  private async makeEndpoint(virtualPort: number | undefined): Promise<{ endpoint: CoordinationEndpoint; owned: boolean }> {
+  private async makeEndpoint(virtualPort?: number): Promise<{ endpoint: CoordinationEndpoint; owned: boolean }> {
     const o = this.opts.overlay as Partial<{ tor: TorOverlayOptions; i2p: I2pOverlayOptions }> & CustomOverlayOptions;
     if (o.tor?.control !== undefined) {
       const { addr, auth } = torControl(o.tor.control);
-      const endpoint = await TorCoordinationEndpoint.create({ control: { ...addr, auth }, virtualPort: virtualPort ?? o.tor.virtualPort ?? 8333 });
+      const endpoint = await TorCoordinationEndpoint.create({
+        control: { ...addr, auth },
+        virtualPort: virtualPort ?? o.tor.virtualPort ?? 8333,
+      });
       return { endpoint, owned: true };
     }
     if (o.i2p) {
       const sam: SamAddress = this.sam(o.i2p.sam);
-      const endpoint = await I2pCoordinationEndpoint.create({ sam, ...(o.i2p.sessionOptions ? { sessionOptions: o.i2p.sessionOptions } : {}) });
+      const endpoint = await I2pCoordinationEndpoint.create({ sam, ...i2pSessionOptions(o.i2p) });
       return { endpoint, owned: true };
     }
     if (o.endpoint) return { endpoint: o.endpoint, owned: false };
@@ -328,7 +343,7 @@ export class Onionpunch {
     }
     if (o.i2p) {
       const sam = this.sam(o.i2p.sam);
-      const dialer = await I2pCoordinationDialer.create({ sam, ...(o.i2p.sessionOptions ? { sessionOptions: o.i2p.sessionOptions } : {}) });
+      const dialer = await I2pCoordinationDialer.create({ sam, ...i2pSessionOptions(o.i2p) });
       return { dialer, owned: true };
     }
     if (o.dialer) return { dialer: o.dialer, owned: false };

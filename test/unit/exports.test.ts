@@ -63,7 +63,8 @@ test('every error class in the library is exported from the root (lab ones from 
   for (const [cls, where] of found) {
     const isLab = where.module.startsWith('lab/');
     const entry = isLab ? l : r;
-    if (entry[cls.name] !== cls) missing.push(`${cls.name} (${where.module}) from ${isLab ? 'onionpunch/lab' : 'onionpunch'}`);
+    const from = isLab ? 'onionpunch/lab' : 'onionpunch';
+    if (entry[cls.name] !== cls) missing.push(`${cls.name} (${where.module}) from ${from}`);
     if (!isLab) continue;
     assert.notEqual(r[cls.name], cls, `lab-only ${cls.name} stays out of the root`);
   }
@@ -77,7 +78,8 @@ test("package.json's exports map names built files, with types, and nothing but 
   assert.deepEqual(Object.keys(pkg.exports).sort(), ['.', './lab', './package.json', './wire']);
   for (const [sub, target] of Object.entries(pkg.exports)) {
     if (typeof target === 'string') continue;
-    assert.deepEqual(Object.keys(target), ['types', 'default'], `${sub}: types first (TypeScript takes the first match)`);
+    // TypeScript takes the first condition that matches: `types` must come first.
+    assert.deepEqual(Object.keys(target), ['types', 'default'], `${sub}: conditions`);
     for (const f of [target.types, target.default]) assert.ok(existsSync(join(pkgRoot, f)), `${sub} -> ${f} exists`);
   }
 });
