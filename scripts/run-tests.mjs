@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Runs the compiled test files with node's test runner. Unit tests first (fast), then native, then lab
-// tests (root only; they skip themselves with a reason elsewhere). `--unit` runs only the unit tests.
+// tests (root only; they skip themselves with a reason elsewhere), then the package test (npm pack + installs).
+// `--unit` runs only the unit tests.
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const args = process.argv.slice(2);
 const onlyUnit = args.includes('--unit');
-const groups = onlyUnit ? ['unit'] : ['unit', 'native', 'lab'];
+const groups = onlyUnit ? ['unit'] : ['unit', 'native', 'lab', 'package'];
 
 function collect(dir) {
   if (!existsSync(dir)) return [];

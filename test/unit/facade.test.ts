@@ -68,7 +68,7 @@ function side(overlay: OnionpunchOptions['overlay'], servers: NatcheckServer[], 
   };
 }
 
-test('open() checks the NAT, listen() emits verified sockets, punch() resolves to one', { timeout: 30_000 }, async () => {
+test('open() checks the NAT, listen() emits verified sockets, punch() gets one', { timeout: 30_000 }, async () => {
   const servers = await natcheckPair();
   const endpoint = await new LoopbackEndpoint().open();
   const a = await Onionpunch.open(side({ endpoint }, servers, 1000));
