@@ -134,12 +134,16 @@ export class OnionpunchListener extends EventEmitter {
     listener.on('failure', (err: PunchSessionError) => {
       if (this.listenerCount('failure') > 0) this.emit('failure', err);
     });
-    endpoint.on('down', (err: unknown) => this.emit('down', err));
-    endpoint.on('up', () => this.emit('up'));
-    endpoint.on('error', (err: unknown) => {
-      if (this.listenerCount('error') > 0) this.emit('error', err);
-    });
+    endpoint.on('down', this.onDown);
+    endpoint.on('up', this.onUp);
+    endpoint.on('error', this.onError);
   }
+
+  private readonly onDown = (err: unknown): boolean => this.emit('down', err);
+  private readonly onUp = (): boolean => this.emit('up');
+  private readonly onError = (err: unknown): void => {
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  };
 
   /** `xxx.onion` or `xxx.b32.i2p`: what B dials (and what an announcement names). */
   get address(): string {
@@ -176,6 +180,7 @@ export class OnionpunchListener extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     await this.listener.close();
+    this.endpoint.off('down', this.onDown).off('up', this.onUp).off('error', this.onError);
     if (this.ownsEndpoint) await this.endpoint.close();
   }
 }
