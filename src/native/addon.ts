@@ -48,7 +48,8 @@ export function nativePath(): string {
     throw new OnionpunchError(
       'NATIVE_NOT_BUILT',
       `no native addon for ${process.platform}-${process.arch} under ${root} (neither build/Release nor prebuilds/): ` +
-        'run `npm run build:native` (needs python3, make, g++)',
+        'build it from source with `npm rebuild onionpunch` (in a checkout: `npm run build:native`; needs python3, ' +
+        'make, g++)',
       { cause: err },
     );
   }

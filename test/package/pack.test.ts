@@ -17,10 +17,16 @@ const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const linuxX64 = process.platform === 'linux' && process.arch === 'x64';
 const skip = linuxX64 ? false : 'the package ships a linux-x64 prebuild only';
 
-/** npm's own variables from an enclosing `npm test` would leak into the nested npm runs: drop them. */
+/**
+ * npm's own variables from an enclosing `npm test` would leak into the nested npm runs: drop them. The prepack
+ * build (prebuildify) gets node-gyp a private header directory; point it at this node's own headers when they
+ * are installed beside it, so that packing needs no download.
+ */
 function cleanEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!/^npm_/i.test(k) && k !== 'INIT_CWD') env[k] = v;
+  const prefix = dirname(dirname(process.execPath));
+  if (existsSync(join(prefix, 'include', 'node', 'node_api.h'))) env.npm_config_nodedir = prefix;
   return env;
 }
 
@@ -68,6 +74,8 @@ test('the tarball ships the library, its types and the linux-x64 prebuild, not t
   const stray = paths.filter((p) => devTree.test(p) || p.endsWith('.map'));
   assert.deepEqual(stray, [], 'no tests, TypeScript sources, local builds or source maps');
   assert.ok(packed.size < 2_000_000, `packed size ${packed.size} B stays small`);
+  // prebuildify moves the addon it built into prebuilds/; postpack links it back, so the dev tree keeps its build.
+  assert.ok(existsSync(join(repo, 'build', 'Release', 'onionpunch_native.node')), 'dev tree keeps build/Release');
 });
 
 const TS_CONSUMER = `import { Onionpunch, PunchSessionError, ApiError, type OnionpunchOptions, type PunchedConnection,
