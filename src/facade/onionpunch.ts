@@ -262,7 +262,8 @@ export class Onionpunch {
    */
   async nat(o: { refresh?: boolean } = {}): Promise<EimVerdict> {
     this.assertOpen();
-    if (this.opts.nat && !o.refresh) return this.opts.nat;
+    // A verdict given to open() stands until the first refresh; from then on the cache decides.
+    if (this.opts.nat && !o.refresh && this.verdict === this.opts.nat) return this.opts.nat;
     const id = { localAddress: this.opts.bind ?? '', gateway: defaultGateway4() };
     if (o.refresh) this.cache.clear();
     const local = () => probeBind({ address: this.opts.bind ?? (this.family() === 6 ? '::' : '0.0.0.0'), port: 0 });
