@@ -52,6 +52,9 @@ export interface I2pOverlayOptions {
   sam: HostPortLike;
   /** I2CP options of the SAM sessions (tunnel lengths and quantities). */
   sessionOptions?: Record<string, string | number>;
+  /** Bound on one SAM session creation (default 90 s: a fresh router takes ~20 s or more) and attempts. */
+  timeoutMs?: number;
+  attempts?: number;
 }
 
 /**
@@ -192,8 +195,13 @@ function hostPort(v: HostPortLike, what: string): Endpoint {
   return e;
 }
 
-function i2pSessionOptions(o: I2pOverlayOptions): { sessionOptions?: Record<string, string | number> } {
-  return o.sessionOptions ? { sessionOptions: o.sessionOptions } : {};
+/** The SAM session settings of `overlay.i2p`, for both the endpoint and the dialer. */
+function i2pSessionOptions(o: I2pOverlayOptions): Pick<I2pOverlayOptions, 'sessionOptions' | 'timeoutMs' | 'attempts'> {
+  return {
+    ...(o.sessionOptions ? { sessionOptions: o.sessionOptions } : {}),
+    ...(o.timeoutMs !== undefined ? { timeoutMs: o.timeoutMs } : {}),
+    ...(o.attempts !== undefined ? { attempts: o.attempts } : {}),
+  };
 }
 
 /** Splits `overlay.tor.control` into the control address and the authentication options. */
