@@ -148,6 +148,26 @@ export class OnionpunchListener extends EventEmitter {
     if (this.listenerCount('error') > 0) this.emit('error', err);
   };
 
+  /** The events of the class comment, typed; any other name as for EventEmitter. */
+  override on(event: 'connection', listener: (socket: Socket, info: ConnectionInfo) => void): this;
+  override on(event: 'failure', listener: (err: PunchSessionError) => void): this;
+  override on(event: 'down' | 'error', listener: (err: unknown) => void): this;
+  override on(event: 'up', listener: () => void): this;
+  override on(event: string | symbol, listener: (...args: any[]) => void): this;
+  override on(event: string | symbol, listener: (...args: any[]) => void): this {
+    return super.on(event, listener);
+  }
+
+  /** As {@link OnionpunchListener.on}, once. */
+  override once(event: 'connection', listener: (socket: Socket, info: ConnectionInfo) => void): this;
+  override once(event: 'failure', listener: (err: PunchSessionError) => void): this;
+  override once(event: 'down' | 'error', listener: (err: unknown) => void): this;
+  override once(event: 'up', listener: () => void): this;
+  override once(event: string | symbol, listener: (...args: any[]) => void): this;
+  override once(event: string | symbol, listener: (...args: any[]) => void): this {
+    return super.once(event, listener);
+  }
+
   /** `xxx.onion` or `xxx.b32.i2p`: what B dials (and what an announcement names). */
   get address(): string {
     return this.endpoint.address;

@@ -51,19 +51,23 @@ const work = mkdtempSync(join(tmpdir(), 'onionpunch-pack-'));
 let packed: PackResult;
 let tarball: string;
 
+let packMs = 0;
 before(() => {
   if (skip) return;
+  const t0 = performance.now();
   const r = run('npm', ['pack', '--json', '--pack-destination', work], repo, 240_000);
   // Lifecycle scripts print to stdout too; the JSON report is the last top-level array.
   const json = r.stdout.slice(r.stdout.lastIndexOf('\n[') + 1);
   packed = (JSON.parse(json) as PackResult[])[0]!;
   tarball = join(work, packed.filename);
+  packMs = Math.round(performance.now() - t0);
 });
 after(() => rmSync(work, { recursive: true, force: true }));
 
 test('the tarball ships the library, its types and the linux-x64 prebuild, not the dev tree', { skip }, (t) => {
   const paths = packed.files.map((f) => f.path);
-  t.diagnostic(`packed ${packed.size} B, unpacked ${packed.unpackedSize} B, ${packed.entryCount} files`);
+  const sizes = `packed ${packed.size} B, unpacked ${packed.unpackedSize} B, ${packed.entryCount} files`;
+  t.diagnostic(`npm pack ${packMs} ms: ${sizes}`);
   for (const p of ['package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/wire/index.js',
     'dist/src/lab/index.js', 'prebuilds/linux-x64/onionpunch.glibc.node', 'binding.gyp', 'bin/onionpunch.js']) {
     assert.ok(paths.includes(p), `ships ${p}`);
@@ -79,7 +83,7 @@ test('the tarball ships the library, its types and the linux-x64 prebuild, not t
 });
 
 const TS_CONSUMER = `import { Onionpunch, PunchSessionError, ApiError, type OnionpunchOptions, type PunchedConnection,
-  type EimVerdict } from 'onionpunch';
+  type EimVerdict, type Endpoint } from 'onionpunch';
 import { encodeMessage } from 'onionpunch/wire';
 import type { Socket } from 'node:net';
 
@@ -94,7 +98,12 @@ export async function main(): Promise<void> {
   const v: EimVerdict = await op.nat();
   const mapping: 'eim' | 'edm' | 'unknown' = v.mapping;
   const l = await op.listen();
-  l.on('connection', (s: Socket) => s.end());
+  l.on('connection', (s, info) => {
+    const peer: Endpoint = info.remote;
+    const sock: Socket = s;
+    sock.end(() => console.log(peer.address, info.timeline.at('verified')));
+  });
+  l.on('failure', (err) => console.log(err.code, err.side));
   try {
     const c: PunchedConnection = await op.punch('x.onion:8333');
     const established: number | undefined = c.timeline.at('established');
@@ -151,14 +160,20 @@ function punch(dir: string): Record<string, unknown> {
 
 for (const mode of ['normal', 'ignore-scripts'] as const) {
   test(`installed (${mode}): a strict TS consumer type-checks, an ESM consumer punches`, { skip }, (t) => {
+    const ms = (t0: number): number => Math.round(performance.now() - t0);
+    const t0 = performance.now();
     const dir = consumerProject(mode, mode === 'ignore-scripts' ? ['--ignore-scripts'] : []);
+    const installMs = ms(t0);
     const pkg = join(dir, 'node_modules', 'onionpunch');
     // Either way the shipped prebuild is what loads: the install script finds it and builds nothing.
     assert.equal(existsSync(join(pkg, 'build')), false, 'no source build in the installed package');
     assert.deepEqual(readdirSync(join(pkg, 'prebuilds', 'linux-x64')), ['onionpunch.glibc.node']);
+    const t1 = performance.now();
     typeCheck(dir);
+    const tscMs = ms(t1);
     const out = punch(dir);
-    t.diagnostic(`punch ${String(out.punchMs)} ms; timeline ${(out.timeline as string[]).join(' ')}`);
+    t.diagnostic(`install ${installMs} ms, tsc ${tscMs} ms, punch ${String(out.punchMs)} ms`);
+    t.diagnostic(`timeline ${(out.timeline as string[]).join(' ')}`);
     assert.equal(out.ok, true);
     assert.equal((out.nat as { mapping: string }).mapping, 'eim');
     assert.equal(out.received, 'hello over the punched socket');
