@@ -7,9 +7,16 @@ import { OnionpunchError } from '../errors.js';
  *   or caller-supplied endpoint);
  * - `API_NO_DIALER`: `punch()` on an instance whose overlay cannot dial (no Tor SOCKS port, SAM bridge or
  *   caller-supplied dialer);
+ * - `API_ALREADY_LISTENING`: a second `listen()` on a caller-supplied endpoint that is already served (each
+ *   stream would be answered twice); Tor and I2P make a new endpoint per `listen()` instead;
  * - `API_CLOSED`: the instance was closed.
  */
-export type ApiErrorCode = 'API_BAD_OPTION' | 'API_NO_ENDPOINT' | 'API_NO_DIALER' | 'API_CLOSED';
+export type ApiErrorCode =
+  | 'API_BAD_OPTION'
+  | 'API_NO_ENDPOINT'
+  | 'API_NO_DIALER'
+  | 'API_ALREADY_LISTENING'
+  | 'API_CLOSED';
 
 /** A misuse of the {@link Onionpunch} facade; `code` says which. */
 export class ApiError extends OnionpunchError {

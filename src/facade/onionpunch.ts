@@ -343,6 +343,9 @@ export class Onionpunch {
   async listen(o: { virtualPort?: number } = {}): Promise<OnionpunchListener> {
     this.assertOpen();
     const { endpoint, owned } = await this.makeEndpoint(o.virtualPort);
+    if (!owned && [...this.listeners].some((l) => l.endpoint === endpoint)) {
+      throw new ApiError('API_ALREADY_LISTENING', 'the caller-supplied endpoint is served already: close its listener');
+    }
     const bind = this.opts.bind;
     const listener = await createPunchListener({
       endpoint,

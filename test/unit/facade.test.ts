@@ -125,6 +125,7 @@ test('misuse is an ApiError with its code; a refused target a PunchSessionError'
     await assert.rejects(b.listen(), (e: unknown) => e instanceof ApiError && e.code === 'API_NO_ENDPOINT');
     // Without `policy.allowLoopback` A refuses B's loopback endpoint (targets must be public unicast).
     const l = await a.listen();
+    await assert.rejects(a.listen(), (e: unknown) => e instanceof ApiError && e.code === 'API_ALREADY_LISTENING');
     await assert.rejects(b.punch({ address: l.address, port: l.port }), (e: unknown) =>
       e instanceof PunchSessionError && e.code === 'PUNCH_REJECTED' && e.rejectCode === 'bad-request');
   } finally {
