@@ -13,6 +13,8 @@ import {
   ApiError,
   startNatcheckServer,
   PunchSessionError,
+  AnnouncementDirectory,
+  toAnnouncement,
   type CoordinationEndpoint,
   type CoordinationDialer,
   type OnionpunchOptions,
@@ -83,8 +85,13 @@ test('open() checks the NAT, listen() emits verified sockets, punch() gets one',
     const listening = await a.listen();
     assert.equal(listening.address, 'loopback.onion');
     assert.equal(listening.port, endpoint.port);
+    // The relay path: A's announcement reaches B's directory; B punches to what the directory holds.
+    const directory = new AnnouncementDirectory();
+    assert.ok(directory.add(toAnnouncement(listening.announcement())));
+    const announced = directory.findByClearnet('127.0.0.1', endpoint.port);
+    assert.ok(announced);
     const gotA = new Promise<Socket>((r) => listening.once('connection', (s: Socket) => r(s)));
-    const r = await b.punch(`${listening.address}:${listening.port}`);
+    const r = await b.punch(announced);
     const aSock = await gotA;
     assert.equal(r.socket.remotePort, aSock.localPort, "B's peer is A's punch socket");
     assert.equal(aSock.remotePort, r.socket.localPort);
@@ -96,9 +103,8 @@ test('open() checks the NAT, listen() emits verified sockets, punch() gets one',
     r.socket.write('version');
     assert.equal(await echoed, 'version');
     assert.equal(listening.stats.connected, 1);
-    const ann = listening.announcement();
-    assert.equal(ann.address, 'loopback.onion');
-    assert.deepEqual(ann.clearnet, { address: '127.0.0.1', port: endpoint.port });
+    assert.equal(announced.coordination, 'loopback.onion');
+    assert.deepEqual(announced.clearnet, { address: '127.0.0.1', port: endpoint.port });
     aSock.destroy();
     r.socket.destroy();
   } finally {
