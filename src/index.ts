@@ -2,7 +2,8 @@
  * onionpunch's public API (`import ... from 'onionpunch'`): the {@link Onionpunch} facade, the building
  * blocks it is made of (for what the facade does not cover), and every error class, so that callers can
  * tell errors apart by class and `code`. Subpaths: `onionpunch/wire` (the Bitcoin P2P codecs in full) and
- * `onionpunch/lab` (the NAT lab: tooling that needs root privileges, never needed to punch). Everything else is internal.
+ * `onionpunch/lab` (the NAT lab: tooling that needs root privileges, never needed to punch). Everything else
+ * is internal.
  */
 
 // The facade.
