@@ -78,7 +78,7 @@ test('the tarball ships the library, its types and the linux-x64 prebuild, not t
   const stray = paths.filter((p) => devTree.test(p) || p.endsWith('.map'));
   assert.deepEqual(stray, [], 'no tests, TypeScript sources, local builds or source maps');
   assert.ok(packed.size < 2_000_000, `packed size ${packed.size} B stays small`);
-  // prebuildify moves the addon it built into prebuilds/; postpack links it back, so the dev tree keeps its build.
+  // prebuildify moves the addon it built into prebuilds/; prepare (after prepack) links it back: the dev tree keeps it.
   assert.ok(existsSync(join(repo, 'build', 'Release', 'onionpunch_native.node')), 'dev tree keeps build/Release');
 });
 
