@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 // Runs the compiled test files with node's test runner. Unit tests first (fast), then the adversarial runs
 // (attacks against the real listener/proxy on loopback), then native, then lab tests (root only; they skip
-// themselves with a reason elsewhere). `--unit` runs only the unit tests.
+// themselves with a reason elsewhere), then the package test (npm pack + installs). `--unit` runs only the unit tests.
 import { readdirSync, statSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const args = process.argv.slice(2);
 const onlyUnit = args.includes('--unit');
-const groups = onlyUnit ? ['unit'] : ['unit', 'adversarial', 'native', 'lab'];
+const groups = onlyUnit ? ['unit'] : ['unit', 'adversarial', 'native', 'lab', 'package'];
 
 function collect(dir) {
   if (!existsSync(dir)) return [];

@@ -11,3 +11,5 @@ export type { SiteBehaviourSpec } from './topology/spec.js';
 export { ensurePrereqs, checkPrereqs, currentEnv, REQUIREMENTS } from './prereqs.js';
 export type { PrereqNeed, PrereqEnv, PrereqCheck, Requirement, EnsureOptions } from './prereqs.js';
 export { PrereqError } from './errors.js';
+export { PrivateTorError } from './tor/private-tor-process.js';
+export { PrivateI2pError } from './i2p/private-i2p.js';

@@ -22,7 +22,8 @@ const SRC = join(ROOT, 'src');
  * -> wire; ip/errors at the bottom; limits and native beside the stack; lab (tooling) on top of the library.
  */
 export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
-  index: ['daemon', 'punch', 'relay', 'nat', 'overlay', 'peer', 'wire', 'native', 'limits', 'ip', 'errors'],
+  index: ['facade', 'daemon', 'punch', 'relay', 'nat', 'overlay', 'peer', 'wire', 'native', 'limits', 'ip', 'errors'],
+  facade: ['punch', 'relay', 'nat', 'overlay', 'peer', 'wire', 'native', 'limits', 'ip', 'errors'],
   daemon: ['lab', 'punch', 'relay', 'nat', 'overlay', 'peer', 'wire', 'native', 'limits', 'ip', 'errors'],
   lab: ['punch', 'relay', 'nat', 'overlay', 'peer', 'wire', 'native', 'limits', 'ip', 'errors'],
   punch: ['nat', 'overlay', 'peer', 'wire', 'native', 'limits', 'ip', 'errors'],
