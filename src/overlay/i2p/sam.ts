@@ -200,6 +200,30 @@ export class SamSession extends EventEmitter {
   }
 
   /**
+   * `STREAM FORWARD ... SILENT=false`: from now on the bridge opens a TCP connection to us for EVERY incoming
+   * stream (no window between accepts in which a caller can be lost) and writes the caller's destination line
+   * first. The bridge connects to the address we reach it from (i2pd ignores HOST), so `bind` gets that local
+   * address and must return the port it listens on there. Resolves with the forwarding connection: forwarding
+   * lasts as long as it does (the session's shutdown closes it too). Errors: `SAM_I2P_ERROR` (e.g. the bridge
+   * has accepts pending or does not forward), `SAM_TIMEOUT`, `SAM_CLOSED`, ...
+   */
+  async forward(bind: (localAddress: string) => Promise<number>, opts: SamOpOptions = {}): Promise<SamConnection> {
+    const conn = await this.opConnection(opts);
+    try {
+      const host = conn.socket.localAddress ?? '127.0.0.1';
+      const port = await bind(host);
+      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new SamError('SAM_PROTOCOL', `bad forward port ${port}`);
+      await conn.command(`STREAM FORWARD ID=${this.id} PORT=${port} HOST=${host} SILENT=false`, 'STREAM', 'STATUS', 'STREAM FORWARD', opts);
+      if (this.closedErr) throw this.closedErr;
+      return conn;
+    } catch (err) {
+      conn.destroy();
+      this.pending.delete(conn);
+      throw this.closedErr ?? err;
+    }
+  }
+
+  /**
    * `STREAM CONNECT` to a full destination (I2P base64) or a `.b32.i2p` address (looked up first).
    * Fails with `SAM_CANT_REACH_PEER`, `SAM_INVALID_KEY`, `SAM_TIMEOUT`, `SAM_CLOSED`, ...
    */
