@@ -75,7 +75,9 @@ export function isFresh(a: { time: number }, nowS: number): boolean {
  * The relay's choice of targets hashes this (never the sender-chosen time), so resending one address with other
  * times cannot reach more peers.
  */
-export function announcementAddressKey(a: Pick<Announcement, 'coordination' | 'coordinationPort' | 'clearnet'>): string {
+export function announcementAddressKey(
+  a: Pick<Announcement, 'coordination' | 'coordinationPort' | 'clearnet'>,
+): string {
   return `${a.coordination}:${a.coordinationPort}|${a.clearnet.address}|${a.clearnet.port}`;
 }
 

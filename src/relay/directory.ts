@@ -125,7 +125,9 @@ export class AnnouncementDirectory {
     if (!claims) return undefined;
     let best: Entry | undefined;
     for (const e of claims) {
-      if (!best || e.sources.size > best.sources.size || (e.sources.size === best.sources.size && e.seq < best.seq)) best = e;
+      const more = best !== undefined && e.sources.size > best.sources.size;
+      const tieOlder = best !== undefined && e.sources.size === best.sources.size && e.seq < best.seq;
+      if (!best || more || tieOlder) best = e;
     }
     return best?.a;
   }

@@ -66,7 +66,14 @@ test('relay fan-out: the target choice turns over with our clock (hourly bucket)
 });
 
 /** A loopback "clearnet peer" that answers getaddr with `script` (real Peer, real wire). */
-async function clearnetPeer(script: (p: Peer) => Promise<void>): Promise<{ server: Server; port: number; sockets: Set<Socket>; done: Promise<void> }> {
+interface FakeClearnetPeer {
+  server: Server;
+  port: number;
+  sockets: Set<Socket>;
+  done: Promise<void>;
+}
+
+async function clearnetPeer(script: (p: Peer) => Promise<void>): Promise<FakeClearnetPeer> {
   const sockets = new Set<Socket>();
   let resolveDone!: () => void;
   let rejectDone!: (e: unknown) => void;
@@ -97,7 +104,9 @@ async function flood(p: Peer, entries: AddrV2Entry[]): Promise<void> {
   await p.ping(10_000);
 }
 
-test('directory: 1,000 junk claims on a victim clearnet endpoint from another source do not evict or shadow the real one', { timeout: 30_000 }, async (t) => {
+const FLOOD_TITLE =
+  'directory: 1,000 junk claims on a victim clearnet endpoint from another source do not evict or shadow the real one';
+test(FLOOD_TITLE, { timeout: 30_000 }, async (t) => {
   const real = onion();
   const honest = await clearnetPeer(async (p) => {
     p.send('addrv2', { addrs: [entry(real)] });
@@ -147,7 +156,9 @@ test('directory: 1,000 junk claims on a victim clearnet endpoint from another so
     assert.ok(directory.list().some((a) => a.coordination === real));
     assert.ok(directory.size <= 1000);
     // Junk got at most the per-clearnet share next to the real claim.
-    const claims = directory.list().filter((a) => a.clearnet.address === VICTIM.address && a.clearnet.port === VICTIM.port);
+    const claims = directory
+      .list()
+      .filter((a) => a.clearnet.address === VICTIM.address && a.clearnet.port === VICTIM.port);
     assert.ok(claims.length <= 4, `${claims.length} claims on the victim endpoint`);
     // The meter held the source to its bucket (1000 at once, 0.1/s): 2000 entries were more than that.
     assert.ok(c2.learned <= 1001, `learned ${c2.learned}`);
@@ -167,20 +178,24 @@ test('directory: junk from the very source that relayed the real entry still doe
   const now = NOW;
   const dir = new AnnouncementDirectory({ nowS: () => now });
   const real = onion();
-  assert.ok(dir.add({ coordination: real, coordinationPort: 8333, clearnet: VICTIM, services: 0n, time: now }, 'peer1'));
+  const at = (coordination: string, clearnet = VICTIM, time = now) =>
+    ({ coordination, coordinationPort: 8333, clearnet, services: 0n, time });
+  assert.ok(dir.add(at(real), 'peer1'));
   let kept = 0;
   for (let i = 0; i < 1000; i++) {
-    if (dir.add({ coordination: onion(), coordinationPort: 8333, clearnet: VICTIM, services: 0n, time: now }, 'peer1')) kept++;
+    if (dir.add(at(onion()), 'peer1')) kept++;
   }
   for (let i = 0; i < 1000; i++) {
     const clearnet = { address: `10.${i & 255}.${i >> 8}.1`, port: 8333 };
-    dir.add({ coordination: onion(), coordinationPort: 8333, clearnet, services: 0n, time: now }, 'peer1');
+    dir.add(at(onion(), clearnet), 'peer1');
   }
-  t.diagnostic(`same-source flood: ${kept} of 1000 victim-endpoint junk kept, directory ${dir.size}, evictions ${dir.evictions}`);
+  t.diagnostic(
+    `same-source flood: ${kept} of 1000 victim-endpoint junk kept, directory ${dir.size}, evictions ${dir.evictions}`,
+  );
   assert.equal(dir.findByClearnet(VICTIM.address, VICTIM.port)?.coordination, real);
   assert.ok(dir.size <= 1000);
   // A stranger cannot re-point the real coordination endpoint to another clearnet endpoint.
-  assert.equal(dir.add({ coordination: real, coordinationPort: 8333, clearnet: { address: '198.51.100.9', port: 1 }, services: 0n, time: now + 1 }, 'peer2'), false);
+  assert.equal(dir.add(at(real, { address: '198.51.100.9', port: 1 }, now + 1), 'peer2'), false);
   assert.equal(dir.findByClearnet(VICTIM.address, VICTIM.port)?.coordination, real);
 });
 
@@ -198,14 +213,18 @@ test('directory: a full-table flood from one source displaces none of 50 entries
   let kept = 0;
   for (let i = 0; i < 5000; i++) {
     const clearnet = { address: `${1 + (i % 200)}.${(i >> 3) & 255}.${i >> 11}.1`, port: 8333 };
-    if (dir.add({ coordination: onion(), coordinationPort: 8333, clearnet, services: 0n, time: now }, 'attacker')) kept++;
+    const junk = { coordination: onion(), coordinationPort: 8333, clearnet, services: 0n, time: now };
+    if (dir.add(junk, 'attacker')) kept++;
   }
-  const left = real.filter((a) => dir.findByClearnet(a.clearnet.address, a.clearnet.port)?.coordination === a.coordination).length;
+  const left = real.filter(
+    (a) => dir.findByClearnet(a.clearnet.address, a.clearnet.port)?.coordination === a.coordination,
+  ).length;
   t.diagnostic(`5000-entry flood: ${kept} kept (table ${dir.size}/1000), ${left} of 50 honest entries left`);
   assert.equal(left, 50);
   assert.ok(dir.size <= 1000);
   // A later honest newcomer still gets in: it displaces one of the flood's entries.
-  const late = { coordination: onion(), coordinationPort: 8333, clearnet: { address: '192.0.200.1', port: 8333 }, services: 0n, time: now };
+  const clearnet = { address: '192.0.200.1', port: 8333 };
+  const late = { coordination: onion(), coordinationPort: 8333, clearnet, services: 0n, time: now };
   assert.ok(dir.add(late, 'honest-late'));
   assert.equal(dir.findByClearnet('192.0.200.1', 8333)?.coordination, late.coordination);
 });

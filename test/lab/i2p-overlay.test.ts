@@ -155,11 +155,13 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
       }),
     );
     const t = performance.now();
-    const dials = await Promise.all(Array.from({ length: N }, () => dialer.dial(endpoint.address, 0, { timeoutMs: 120_000 })));
+    const dial = () => dialer.dial(endpoint.address, 0, { timeoutMs: 120_000 });
+    const dials = await Promise.all(Array.from({ length: N }, dial));
     dials.forEach((d, i) => d.write(`caller ${i}\n`));
     // Every caller is accepted, and quickly: a lost caller would only show at this bound.
     await withTimeout(three, 30_000, `${N} accepts`).catch((err: Error) => {
-      throw new Error(`${err.message}: accepted ${got.length} of ${N}; endpoint log: ${JSON.stringify(epLog.slice(-10))}`);
+      const tail = JSON.stringify(epLog.slice(-10));
+      throw new Error(`${err.message}: accepted ${got.length} of ${N}; endpoint log: ${tail}`);
     });
     console.log(`# i2p: ${N} concurrent callers all accepted in ${Math.round(performance.now() - t)} ms`);
     const lines = await Promise.all(got.map((s) => readExactly(s, 9).then((b) => b.toString())));

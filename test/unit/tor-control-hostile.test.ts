@@ -47,7 +47,10 @@ async function hostilePort(methods: string, cookieFile: string): Promise<Hostile
         buf = buf.slice(i + 2);
         lines.push(l);
         if (l.startsWith('PROTOCOLINFO')) {
-          sock.write(`250-PROTOCOLINFO 1\r\n250-AUTH METHODS=${methods} COOKIEFILE="${cookieFile}"\r\n250-VERSION Tor="0.4.9.11"\r\n250 OK\r\n`);
+          sock.write(
+            `250-PROTOCOLINFO 1\r\n250-AUTH METHODS=${methods} COOKIEFILE="${cookieFile}"\r\n` +
+              '250-VERSION Tor="0.4.9.11"\r\n250 OK\r\n',
+          );
         } else if (l.startsWith('AUTHCHALLENGE')) {
           // It does not know the cookie, so it cannot compute SERVERHASH.
           sock.write(`250 AUTHCHALLENGE SERVERHASH=${'00'.repeat(32)} SERVERNONCE=${'11'.repeat(32)}\r\n`);
@@ -67,6 +70,8 @@ async function hostilePort(methods: string, cookieFile: string): Promise<Hostile
   };
 }
 
+const isCode = (code: string) => (e: unknown) => e instanceof TorControlError && e.code === code;
+
 function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
   return async () => {
     const dir = mkdtempSync(join(tmpdir(), 'op-torhostile-'));
@@ -78,7 +83,8 @@ function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
   };
 }
 
-test('hostile control port offering only COOKIE with a 32-byte secret file: refused, nothing of the file is sent', withDir(async (dir) => {
+const T1 = 'hostile control port offering only COOKIE with a 32-byte secret file: refused, nothing of the file is sent';
+test(T1, withDir(async (dir) => {
   const file = join(dir, 'secret');
   writeFileSync(file, SECRET);
   const h = await hostilePort('COOKIE', file);
@@ -94,7 +100,8 @@ test('hostile control port offering only COOKIE with a 32-byte secret file: refu
   }
 }));
 
-test('hostile control port offering COOKIE with a 50 MB cookie file: SAFECOOKIE only and at most 33 bytes read', withDir(async (dir) => {
+const T2 = 'hostile control port offering COOKIE with a 50 MB cookie file: SAFECOOKIE only and at most 33 bytes read';
+test(T2, withDir(async (dir) => {
   const file = join(dir, 'big');
   writeFileSync(file, '');
   truncateSync(file, BIG); // sparse: costs no disk, but read(2) still returns (and counts) every byte
@@ -118,7 +125,8 @@ test('hostile control port offering COOKIE with a 50 MB cookie file: SAFECOOKIE 
   }
 }));
 
-test('hostile control port offering SAFECOOKIE: the client hash is never sent without a valid SERVERHASH', withDir(async (dir) => {
+const T3 = 'hostile control port offering SAFECOOKIE: the client hash is never sent without a valid SERVERHASH';
+test(T3, withDir(async (dir) => {
   const file = join(dir, 'secret');
   writeFileSync(file, SECRET);
   const h = await hostilePort('COOKIE,SAFECOOKIE', file);
@@ -134,7 +142,8 @@ test('hostile control port offering SAFECOOKIE: the client hash is never sent wi
   }
 }));
 
-test('readCookie: exactly 32 bytes from a regular file; FIFOs, devices, short and long files are typed errors', withDir(async (dir) => {
+const T4 = 'readCookie: exactly 32 bytes from a regular file; FIFOs, devices, short and long files are typed errors';
+test(T4, withDir(async (dir) => {
   const ok = join(dir, 'ok');
   writeFileSync(ok, SECRET);
   assert.deepEqual(await readCookie(ok), SECRET);
@@ -143,16 +152,16 @@ test('readCookie: exactly 32 bytes from a regular file; FIFOs, devices, short an
   const long = join(dir, 'long');
   writeFileSync(long, Buffer.concat([SECRET, Buffer.from('x')]));
   for (const f of [short, long]) {
-    await assert.rejects(readCookie(f), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_COOKIE_BAD_SIZE');
+    await assert.rejects(readCookie(f), isCode('TOR_COOKIE_BAD_SIZE'));
   }
-  await assert.rejects(readCookie(join(dir, 'missing')), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_COOKIE_UNREADABLE');
-  await assert.rejects(readCookie(undefined), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_COOKIE_UNREADABLE');
+  await assert.rejects(readCookie(join(dir, 'missing')), isCode('TOR_COOKIE_UNREADABLE'));
+  await assert.rejects(readCookie(undefined), isCode('TOR_COOKIE_UNREADABLE'));
   // /dev/zero would give 33 bytes of zeros forever; a FIFO without a writer would block a plain open forever.
-  await assert.rejects(readCookie('/dev/zero'), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_COOKIE_UNREADABLE');
+  await assert.rejects(readCookie('/dev/zero'), isCode('TOR_COOKIE_UNREADABLE'));
   const fifo = join(dir, 'fifo');
   execFileSync('mkfifo', [fifo]);
   assert.ok(existsSync(fifo));
   const t0 = Date.now();
-  await assert.rejects(readCookie(fifo), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_COOKIE_UNREADABLE');
+  await assert.rejects(readCookie(fifo), isCode('TOR_COOKIE_UNREADABLE'));
   assert.ok(Date.now() - t0 < 2000);
 }));

@@ -101,7 +101,8 @@ export class I2pCoordinationEndpoint extends EventEmitter implements Coordinatio
         return ep;
       } catch (err) {
         // Only a bridge that answered "no" falls back; a dead router or a timeout is the caller's to see.
-        const refused = err instanceof SamError && ['SAM_I2P_ERROR', 'SAM_PROTOCOL', 'SAM_UNKNOWN_RESULT'].includes(err.code);
+        const refused =
+          err instanceof SamError && ['SAM_I2P_ERROR', 'SAM_PROTOCOL', 'SAM_UNKNOWN_RESULT'].includes(err.code);
         if (!refused || session.closed) {
           await ep.close();
           throw err;

@@ -212,8 +212,11 @@ export class SamSession extends EventEmitter {
     try {
       const host = conn.socket.localAddress ?? '127.0.0.1';
       const port = await bind(host);
-      if (!Number.isInteger(port) || port < 1 || port > 65535) throw new SamError('SAM_PROTOCOL', `bad forward port ${port}`);
-      await conn.command(`STREAM FORWARD ID=${this.id} PORT=${port} HOST=${host} SILENT=false`, 'STREAM', 'STATUS', 'STREAM FORWARD', opts);
+      if (!Number.isInteger(port) || port < 1 || port > 65535) {
+        throw new SamError('SAM_PROTOCOL', `bad forward port ${port}`);
+      }
+      const line = `STREAM FORWARD ID=${this.id} PORT=${port} HOST=${host} SILENT=false`;
+      await conn.command(line, 'STREAM', 'STATUS', 'STREAM FORWARD', opts);
       if (this.closedErr) throw this.closedErr;
       return conn;
     } catch (err) {

@@ -1,6 +1,7 @@
 /**
  * A self-contained tor control-port client (control-spec v1): PROTOCOLINFO, AUTHENTICATE (NULL,
- * HASHEDPASSWORD, SAFECOOKIE; never plain COOKIE, see {@link TorAuthOptions}), GETINFO, ADD_ONION, DEL_ONION, SETEVENTS and asynchronous 650 events.
+ * HASHEDPASSWORD, SAFECOOKIE; never plain COOKIE, see {@link TorAuthOptions}), GETINFO, ADD_ONION, DEL_ONION,
+ * SETEVENTS and asynchronous 650 events.
  *
  * Requests are pipelined; replies come back in order. Every request has a timeout. A timeout, a protocol error
  * or a closed connection ends the connection (the reply order cannot be trusted afterwards) and rejects every
@@ -230,7 +231,8 @@ export class TorControlClient extends EventEmitter {
       } else if (offered.has('COOKIE')) {
         throw new TorControlError(
           'TOR_AUTH_UNSAFE_METHOD',
-          'the control port offers plain COOKIE but not SAFECOOKIE: refused (a port that cannot prove it knows the cookie could be anyone)',
+          'the control port offers plain COOKIE but not SAFECOOKIE: refused ' +
+            '(a port that cannot prove it knows the cookie could be anyone)',
         );
       } else throw new TorControlError('TOR_AUTH_FAILED', `no supported authentication method among [${info.methods.join(',')}]`);
     }
@@ -240,13 +242,15 @@ export class TorControlClient extends EventEmitter {
       arg = ' ' + quoteString(auth.password);
     } else if (method === 'SAFECOOKIE') {
       if (!offered.has('SAFECOOKIE')) {
-        throw new TorControlError('TOR_AUTH_UNSAFE_METHOD', `SAFECOOKIE asked for, but the port offers only [${info.methods.join(',')}]`);
+        const only = info.methods.join(',');
+        throw new TorControlError('TOR_AUTH_UNSAFE_METHOD', `SAFECOOKIE asked for, but the port offers only [${only}]`);
       }
       const cookie = await readCookie(auth.cookieFile ?? info.cookieFile);
       arg = ' ' + (await this.safeCookieHash(cookie));
     } else if (method !== 'NULL') {
       // 'COOKIE' (plain) is no longer in the type; JavaScript callers may still pass it.
-      throw new TorControlError('TOR_AUTH_UNSAFE_METHOD', `authentication method ${method} is not used (cookie authentication is SAFECOOKIE only)`);
+      const why = 'cookie authentication is SAFECOOKIE only';
+      throw new TorControlError('TOR_AUTH_UNSAFE_METHOD', `authentication method ${method} is not used (${why})`);
     }
     let r: TorReply;
     try {
@@ -441,17 +445,22 @@ export function safeCookieHashes(cookie: Buffer, clientNonce: Buffer, serverNonc
  * TOR_COOKIE_BAD_SIZE.
  */
 export async function readCookie(file: string | undefined): Promise<Buffer> {
-  if (!file) throw new TorControlError('TOR_COOKIE_UNREADABLE', 'no cookie file known (tor named none and none was given)');
+  if (!file) {
+    throw new TorControlError('TOR_COOKIE_UNREADABLE', 'no cookie file known (tor named none and none was given)');
+  }
   let fh;
   try {
     fh = await open(file, fsc.O_RDONLY | fsc.O_NONBLOCK);
   } catch (err) {
     const hint = "(is the user in tor's group, CookieAuthFileGroupReadable 1?)";
-    throw new TorControlError('TOR_COOKIE_UNREADABLE', `cannot read the tor cookie file ${file}: ${(err as Error).message} ${hint}`, { cause: err });
+    const msg = `cannot read the tor cookie file ${file}: ${(err as Error).message} ${hint}`;
+    throw new TorControlError('TOR_COOKIE_UNREADABLE', msg, { cause: err });
   }
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw new TorControlError('TOR_COOKIE_UNREADABLE', `the tor cookie file ${file} is not a regular file`);
+    if (!st.isFile()) {
+      throw new TorControlError('TOR_COOKIE_UNREADABLE', `the tor cookie file ${file} is not a regular file`);
+    }
     const buf = Buffer.alloc(TOR_COOKIE_BYTES + 1);
     let got = 0;
     // Reads may come back short; loop until 33 bytes or the end of the file, never further.
@@ -462,12 +471,14 @@ export async function readCookie(file: string | undefined): Promise<Buffer> {
     }
     if (got !== TOR_COOKIE_BYTES) {
       const size = got > TOR_COOKIE_BYTES ? `more than ${TOR_COOKIE_BYTES}` : `${got}`;
-      throw new TorControlError('TOR_COOKIE_BAD_SIZE', `the tor cookie file ${file} is ${size} bytes, not ${TOR_COOKIE_BYTES}`);
+      const msg = `the tor cookie file ${file} is ${size} bytes, not ${TOR_COOKIE_BYTES}`;
+      throw new TorControlError('TOR_COOKIE_BAD_SIZE', msg);
     }
     return buf.subarray(0, TOR_COOKIE_BYTES);
   } catch (err) {
     if (err instanceof TorControlError) throw err;
-    throw new TorControlError('TOR_COOKIE_UNREADABLE', `cannot read the tor cookie file ${file}: ${(err as Error).message}`, { cause: err });
+    const msg = `cannot read the tor cookie file ${file}: ${(err as Error).message}`;
+    throw new TorControlError('TOR_COOKIE_UNREADABLE', msg, { cause: err });
   } finally {
     await fh.close();
   }

@@ -72,6 +72,7 @@ export class TorCoordinationDialer implements CoordinationDialer {
     let s: Duplex;
     let ttlRetried = false;
     let pause = DESC_RETRY_FIRST_MS;
+    let notFound: TorSocksError | undefined;
     for (;;) {
       try {
         s = await once(Math.max(1, deadline - Date.now()));
@@ -87,7 +88,11 @@ export class TorCoordinationDialer implements CoordinationDialer {
           ttlRetried = true;
           continue;
         }
+        // Once every responsible HSDir has been asked in vain, tor fails further requests with a bare general
+        // failure (0x01; seen after DEL_ONION): the precise answer is still "descriptor not found".
+        if (notFound && code === 'TOR_SOCKS_GENERAL_FAILURE') throw notFound;
         if (code === 'TOR_SOCKS_HS_DESC_NOT_FOUND' && left >= pause + 1000 && Date.now() + pause < descDeadline) {
+          notFound = err as TorSocksError;
           // A fresh onion's descriptor reaches its HSDirs one by one (HS_DESC UPLOADED fires on the first): the
           // HSDir this client asked may not hold it yet. tor asks another responsible HSDir on the next request,
           // so retry with a growing pause until the dial's own deadline.
