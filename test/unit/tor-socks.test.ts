@@ -112,7 +112,7 @@ test('descriptor-not-found (0xF0) is retried until the onion answers (fake proxy
   }
 });
 
-test('0xF0 then a bare general failure (HSDirs exhausted) surfaces as TOR_SOCKS_HS_DESC_NOT_FOUND (fake proxy)', async () => {
+test('0xF0 then a bare 0x01 (HSDirs exhausted) surfaces as TOR_SOCKS_HS_DESC_NOT_FOUND (fake proxy)', async () => {
   const srv = await scriptedSocks([0xf0, 0x01]);
   const d = new TorCoordinationDialer({ socksPort: srv.port });
   try {
@@ -124,7 +124,7 @@ test('0xF0 then a bare general failure (HSDirs exhausted) surfaces as TOR_SOCKS_
   }
 });
 
-test('a descriptor that never appears fails after the retry window, not the whole dial timeout (fake proxy)', async () => {
+test('a descriptor that never appears fails after the retry window, not the dial timeout (fake proxy)', async () => {
   const srv = await scriptedSocks([0xf0]);
   const d = new TorCoordinationDialer({ socksPort: srv.port, descRetryMs: 1500 });
   try {
