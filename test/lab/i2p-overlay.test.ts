@@ -80,9 +80,18 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
     keys = await samGenerateDestination(net.sam[3]!, { timeoutMs: 10_000 });
     // All sessions in parallel: each waits for i2pd's ~20 s tunnel readiness cycle.
     [endpoint, dialer, keyed, doomed] = await Promise.all([
-      I2pCoordinationEndpoint.create({ sam: net.sam[0]!, sessionOptions: net.sessionOptions, ...net.sessionCreate, acceptPool: 2, log: (l) => epLog.push(l) }),
+      // mode 'forward' explicitly: SAM is on a veth address here (auto picks forward only over loopback), and
+      // nothing stands between i2pd and this process, so i2pd can connect back.
+      I2pCoordinationEndpoint.create({
+        sam: net.sam[0]!,
+        sessionOptions: net.sessionOptions,
+        ...net.sessionCreate,
+        mode: 'forward',
+        log: (l) => epLog.push(l),
+      }),
       I2pCoordinationDialer.create({ sam: net.sam[1]!, sessionOptions: net.sessionOptions, ...net.sessionCreate }),
       SamSession.create(net.sam[3]!, { privateKey: keys.privateKey, options: net.sessionOptions, ...net.sessionCreate }),
+      // auto over a veth address: the accept pool (its down path is tested below).
       I2pCoordinationEndpoint.create({ sam: net.sam[3]!, sessionOptions: net.sessionOptions, ...net.sessionCreate }),
     ]);
     times.sessionsMs = Math.round(performance.now() - t);
@@ -190,6 +199,7 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
     await new Promise((r) => setTimeout(r, 200));
     const t = performance.now();
     await net.killRouter(3);
+    assert.equal(doomed.mode, 'accept');
     const acceptErr = await withTimeout(pending, 5000, 'pending accept');
     assert.ok(acceptErr instanceof SamError && acceptErr.code === 'SAM_CLOSED', String(acceptErr));
     const down = await withTimeout(doomedDown, 5000, 'endpoint down');

@@ -21,14 +21,17 @@ export interface I2pEndpointOptions {
    */
   privateKey?: string;
   /**
-   * How callers are received: 'forward' (default: STREAM FORWARD, no caller can be lost; falls back to 'accept'
-   * when the bridge refuses it) or 'accept' (a pool of pending STREAM ACCEPTs).
+   * How callers are received. 'forward': STREAM FORWARD (no caller can be lost), which needs the bridge to be
+   * able to connect back to us; 'accept': a pool of pending STREAM ACCEPTs. 'auto' (default): 'forward' when we
+   * reach the bridge over loopback (bitcoind's usual `-i2psam=127.0.0.1:7656`; nothing can stand between),
+   * else 'accept' (a NAT between us and a remote bridge would silently swallow its connections back). A bridge
+   * that refuses FORWARD gets 'accept' too.
    */
-  mode?: 'forward' | 'accept';
+  mode?: 'auto' | 'forward' | 'accept';
   /**
    * 'accept' mode only: pending STREAM ACCEPTs kept armed (default 4). A caller that arrives while none is
    * pending can be lost silently (its STREAM CONNECT already said OK; seen in CI: 3 simultaneous callers,
-   * pool 2, one never accepted), which is why 'forward' is the default.
+   * pool 2, one never accepted), which is why 'forward' is preferred.
    */
   acceptPool?: number;
   /** I2CP options of the session (tunnel lengths and quantities). */
@@ -42,6 +45,11 @@ export interface I2pEndpointOptions {
 }
 
 const RETRY_MS = 1000;
+
+function isLoopback(addr: string | undefined): boolean {
+  if (!addr) return false;
+  return addr === '::1' || /^(::ffff:)?127\./.test(addr);
+}
 /** Bound on the destination line the bridge writes first on a forwarded connection. */
 export const I2P_FORWARD_LINE_TIMEOUT_MS = 10_000;
 /** Forwarded connections still waiting for their destination line, at most (memory bound). */
@@ -95,7 +103,8 @@ export class I2pCoordinationEndpoint extends EventEmitter implements Coordinatio
       signal: opts.signal,
     });
     const ep = new I2pCoordinationEndpoint(session, opts.log ?? (() => {}));
-    if ((opts.mode ?? 'forward') === 'forward') {
+    const mode = opts.mode ?? 'auto';
+    if (mode === 'forward' || (mode === 'auto' && isLoopback(session.localAddress))) {
       try {
         await ep.startForward(opts.signal);
         return ep;

@@ -129,6 +129,11 @@ export class SamSession extends EventEmitter {
     return this.keys.b32;
   }
   /** True after `close()` or after the bridge ended the session. */
+  /** Our address on the session's connection to the bridge (what the bridge sees, unless a NAT is between). */
+  get localAddress(): string | undefined {
+    return this.control.socket.localAddress;
+  }
+
   get closed(): boolean {
     return this.closedErr !== null;
   }
