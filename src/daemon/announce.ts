@@ -8,6 +8,7 @@
  */
 import { connectPeer, type Peer } from '../peer/index.js';
 import { toAnnouncement, type AnnouncementDirectory } from '../relay/index.js';
+import { KeyedBuckets, monotonicMs, type Clock } from '../limits/index.js';
 import type { AddrV2Entry, AddrV2Payload, NetworkName } from '../wire/index.js';
 import type { HostPort } from './config.js';
 import type { Logger } from './log.js';
@@ -154,17 +155,38 @@ export interface CollectorOptions {
   intervalMs: number;
   handshakeTimeoutMs?: number;
   log?: Logger;
+  /**
+   * Per-source meter of holepunch entries, as Bitcoin Core's addr rate limit: `ratePerSec` (default 0.1)
+   * and a bucket of `burst` (default 1000, Core's getaddr answer size). Entries over it are dropped.
+   */
+  rate?: { ratePerSec?: number; burst?: number; clock?: Clock };
 }
 
-/** Proxy's collector (see the module comment). `learned` counts announcements the directory kept. */
+/** Collector meter defaults (Bitcoin Core: MAX_ADDR_RATE_PER_SECOND 0.1, MAX_ADDR_PROCESSING_TOKEN_BUCKET 1000). */
+export const COLLECTOR_RATE_PER_SEC = 0.1;
+export const COLLECTOR_BURST = 1000;
+
+/**
+ * Proxy's collector (see the module comment). `learned` counts announcements the directory kept,
+ * `rateLimited` holepunch entries dropped by the per-source meter.
+ */
 export class AnnouncementCollector extends PeerLinks {
   learned = 0;
+  rateLimited = 0;
   private readonly directory: AnnouncementDirectory;
   private readonly asked = new WeakSet<Peer>();
+  private readonly meter: KeyedBuckets<string>;
 
   constructor(o: CollectorOptions) {
     super(o.peers, o.network, o.log, o.intervalMs, o.handshakeTimeoutMs ?? 10_000);
     this.directory = o.directory;
+    // One bucket per source peer; a handful are configured, the bound only guards library callers of ingest().
+    this.meter = new KeyedBuckets<string>({
+      ratePerSec: o.rate?.ratePerSec ?? COLLECTOR_RATE_PER_SEC,
+      capacity: o.rate?.burst ?? COLLECTOR_BURST,
+      maxKeys: 1024,
+      clock: o.rate?.clock ?? monotonicMs,
+    });
   }
 
   protected onConnected(l: Link, peer: Peer): void {
@@ -182,19 +204,31 @@ export class AnnouncementCollector extends PeerLinks {
     });
   }
 
-  /** Feeds addrv2 entries (only holepunch ones matter) into the directory. */
+  /**
+   * Feeds addrv2 entries (only holepunch ones matter) from source peer `from` into the directory, metered per
+   * source (one summary log line per message when entries were dropped, not one per entry).
+   */
   ingest(addrs: AddrV2Entry[], from: string): void {
+    let limited = 0;
     for (const e of addrs) {
       if (e.network !== 'holepunch') continue;
+      if (!this.meter.tryTake(from)) {
+        limited++;
+        continue;
+      }
       try {
         const a = toAnnouncement(e);
-        if (this.directory.add(a)) {
+        if (this.directory.add(a, from)) {
           this.learned++;
           this.log?.info('announcement-learned', { from, coordination: `${a.coordination}:${a.coordinationPort}`, clearnet: `${a.clearnet.address}:${a.clearnet.port}` });
         }
       } catch (err) {
         this.log?.debug('announcement-ignored', { from, error: err });
       }
+    }
+    if (limited > 0) {
+      this.rateLimited += limited;
+      this.log?.warn('announcements-rate-limited', { from, dropped: limited });
     }
   }
 

@@ -70,6 +70,17 @@ export function isFresh(a: { time: number }, nowS: number): boolean {
   return a.time <= nowS + ANNOUNCEMENT_MAX_FUTURE_S && a.time >= nowS - ANNOUNCEMENT_MAX_AGE_S;
 }
 
+/**
+ * Identity of what an announcement announces, without its time: coordination endpoint and clearnet endpoint.
+ * The relay's choice of targets hashes this (never the sender-chosen time), so resending one address with other
+ * times cannot reach more peers.
+ */
+export function announcementAddressKey(
+  a: Pick<Announcement, 'coordination' | 'coordinationPort' | 'clearnet'>,
+): string {
+  return `${a.coordination}:${a.coordinationPort}|${a.clearnet.address}|${a.clearnet.port}`;
+}
+
 /** Identity of an announcement for deduplication: endpoint, clearnet and time. */
 export function announcementKey(a: Announcement): string {
   return `${a.coordination}:${a.coordinationPort}|${a.clearnet.address}|${a.clearnet.port}|${a.time}`;

@@ -7,8 +7,21 @@ export {
   toAnnouncement,
   isFresh,
   announcementKey,
+  announcementAddressKey,
   type Announcement,
   type MakeAnnouncementOptions,
 } from './announcement.js';
-export { AnnouncementRelay, type RelayPeer, type RelayOptions, type RelayDecision } from './relay.js';
-export { AnnouncementDirectory, type AnnouncementDirectoryOptions } from './directory.js';
+export {
+  AnnouncementRelay,
+  RELAY_TARGET_BUCKET_S,
+  type RelayPeer,
+  type RelayOptions,
+  type RelayDecision,
+} from './relay.js';
+export {
+  AnnouncementDirectory,
+  DIRECTORY_MAX_PER_CLEARNET,
+  DIRECTORY_MAX_SOURCES,
+  DIRECTORY_LOCAL_SOURCE,
+  type AnnouncementDirectoryOptions,
+} from './directory.js';

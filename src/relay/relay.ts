@@ -1,16 +1,28 @@
 /**
  * Best-effort relay of hole-punch announcements, modelled on Bitcoin Core's addr relay but never storing
  * anything in an address manager: an announcement is relayed only while fresh (10 min), only out of
- * messages of at most 10 entries, to at most 2 peers chosen deterministically from a secret and the
- * entry, once (deduplicated), and each peer's contribution is metered by a token bucket (0.1/s, 1000).
+ * messages of at most 10 entries, to at most 2 peers chosen deterministically from a secret, the announced
+ * address (never its sender-chosen time) and an hourly bucket of our own clock, as Bitcoin Core's RelayAddress
+ * does with a 24 h bucket; once (deduplicated); and each peer's contribution is metered by a token bucket
+ * (0.1/s, 1000).
  * Only clearnet peers that negotiated sendaddrv2 take part: announcements never cross Tor/I2P/CJDNS links,
  * which would link the coordination identity to the node's other identities.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 import type { AddrV2Entry } from '../wire/index.js';
 import { KeyedBuckets, type Clock, monotonicMs } from '../limits/index.js';
-import { announcementKey, isFresh, toAnnouncement, type Announcement } from './announcement.js';
+import { announcementAddressKey, announcementKey, isFresh, toAnnouncement, type Announcement } from './announcement.js';
 import { RelayError } from './errors.js';
+
+/**
+ * Length of the time bucket in the relay-target hash, seconds: one hour. The bucket comes from our clock, not
+ * the entry, so varying `time` cannot change the targets. Bitcoin Core uses 24 h for addr; announcements are
+ * re-sent every ~10 minutes and live 10 minutes, so one hour keeps six consecutive announcements (and any resend
+ * of them) on the same 2 peers per relay, while an announcement whose 2 targets happen to be dead ends reaches
+ * other peers within the hour instead of the next day. Over a day one address reaches at most 2 x 25 peers
+ * from one relay.
+ */
+export const RELAY_TARGET_BUCKET_S = 3600;
 
 /** A connected peer as the relay sees it. */
 export interface RelayPeer {
@@ -39,6 +51,8 @@ export interface RelayOptions {
   nowS?: () => number;
   /** Monotonic ms clock for the token buckets. */
   clock?: Clock;
+  /** Length of the time bucket of the target choice, s (default {@link RELAY_TARGET_BUCKET_S}). */
+  targetBucketS?: number;
 }
 
 /** What happened to one incoming addrv2 message. */
@@ -59,6 +73,7 @@ export class AnnouncementRelay {
   private readonly seen = new Map<string, number>();
   private readonly maxSeen: number;
   private readonly nowS: () => number;
+  private readonly bucketS: number;
 
   constructor(opts: RelayOptions = {}) {
     this.secret = opts.secret ?? randomBytes(32);
@@ -74,6 +89,10 @@ export class AnnouncementRelay {
       clock: opts.clock ?? monotonicMs,
     });
     this.nowS = opts.nowS ?? (() => Math.floor(Date.now() / 1000));
+    this.bucketS = opts.targetBucketS ?? RELAY_TARGET_BUCKET_S;
+    if (!Number.isInteger(this.bucketS) || this.bucketS < 1) {
+      throw new RelayError('RELAY_BAD_CONFIG', 'targetBucketS must be an integer >= 1');
+    }
   }
 
   /**
@@ -119,7 +138,7 @@ export class AnnouncementRelay {
       this.remember(key, a.time);
       d.accepted.push(a);
       if (!relayable) continue;
-      for (const p of this.chooseTargets(key, targets)) {
+      for (const p of this.chooseTargets(a, now, targets)) {
         let list = d.forward.get(p.id);
         if (!list) d.forward.set(p.id, (list = []));
         list.push(e);
@@ -149,16 +168,24 @@ export class AnnouncementRelay {
   }
 
   /**
-   * The `fanout` peers with the smallest HMAC(secret, key | peer id): stable for one announcement
-   * (resending it reaches the same peers, limiting amplification), unpredictable to others.
+   * The `fanout` peers with the smallest HMAC(secret, address | time bucket | peer id). The address excludes the
+   * entry's time and the bucket is of OUR clock, offset per address (as Core does) so that buckets do not all
+   * turn over at once: within a bucket every announcement of one address, whatever its `time`, reaches the same
+   * peers (limiting amplification); the choice is unpredictable to others.
    */
-  private chooseTargets(key: string, peers: readonly RelayPeer[]): RelayPeer[] {
+  private chooseTargets(a: Announcement, nowS: number, peers: readonly RelayPeer[]): RelayPeer[] {
     if (peers.length <= this.fanout) return [...peers];
-    const ranked = peers.map((p) => ({
-      p,
-      h: createHmac('sha256', this.secret).update(key).update('\0').update(p.id).digest().readBigUInt64BE(0),
-    }));
+    const addr = announcementAddressKey(a);
+    const offset = this.hmac('offset', addr).readUInt32BE(0) % this.bucketS;
+    const bucket = String(Math.floor((nowS + offset) / this.bucketS));
+    const ranked = peers.map((p) => ({ p, h: this.hmac('target', addr, bucket, p.id).readBigUInt64BE(0) }));
     ranked.sort((x, y) => (x.h < y.h ? -1 : x.h > y.h ? 1 : 0));
     return ranked.slice(0, this.fanout).map((r) => r.p);
+  }
+
+  private hmac(...parts: string[]): Buffer {
+    const h = createHmac('sha256', this.secret);
+    for (const part of parts) h.update(part).update('\0');
+    return h.digest();
   }
 }

@@ -84,15 +84,24 @@ describe('tor control-port authentication (standalone tor per auth config)', { t
     await assert.rejects(TorControlClient.connect({ port, auth: {} }), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_FAILED' && /password/.test(e.message));
   });
 
-  test('COOKIE: the cookie tor wrote works, another 32-byte cookie gives TOR_AUTH_FAILED', async () => {
+  test('plain COOKIE is never used, even with real tor offering it: TOR_AUTH_UNSAFE_METHOD', async () => {
     const port = tors.cookie!.port;
-    const c = await TorControlClient.connect({ port, auth: { method: 'COOKIE' } });
-    assert.ok((await c.getInfo(['version']))['version']);
-    c.close();
-    const fake = join(dir, 'fake-cookie');
-    await writeFile(fake, randomBytes(32));
-    await assert.rejects(TorControlClient.connect({ port, auth: { method: 'COOKIE', cookieFile: fake } }), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_FAILED');
-    await assert.rejects(TorControlClient.connect({ port, auth: { method: 'COOKIE', cookieFile: join(dir, 'missing') } }), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_FAILED' && /cannot read/.test(e.message));
+    // The method is gone from the type; a JavaScript caller may still pass it.
+    const cookie = 'COOKIE' as unknown as 'SAFECOOKIE';
+    await assert.rejects(
+      TorControlClient.connect({ port, auth: { method: cookie } }),
+      (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_UNSAFE_METHOD',
+    );
+    await assert.rejects(
+      TorControlClient.connect({ port, auth: { method: 'SAFECOOKIE', cookieFile: join(dir, 'missing') } }),
+      (e: unknown) => e instanceof TorControlError && e.code === 'TOR_COOKIE_UNREADABLE',
+    );
+    const long = join(dir, 'long-cookie');
+    await writeFile(long, randomBytes(33));
+    await assert.rejects(
+      TorControlClient.connect({ port, auth: { method: 'SAFECOOKIE', cookieFile: long } }),
+      (e: unknown) => e instanceof TorControlError && e.code === 'TOR_COOKIE_BAD_SIZE',
+    );
   });
 
   test('SAFECOOKIE: the HMAC exchange with the real tor succeeds (also what auto picks); a wrong cookie fails the server-hash check', async () => {

@@ -104,7 +104,9 @@ test('fuzzed replies from a fake control server give typed errors, never a hang 
           await ops[op]!(c);
         } catch (e) {
           assert.ok(e instanceof TorControlError, `untyped error: ${String(e)}`);
-          assert.match(e.code, /^TOR_(AUTH_FAILED|PROTOCOL|TIMEOUT|CLOSED|CONNECT|REPLY_\d{3})$/);
+          const typed = ['AUTH_FAILED', 'AUTH_UNSAFE_METHOD', 'COOKIE_UNREADABLE', 'COOKIE_BAD_SIZE', 'PROTOCOL'];
+          const codes = new RegExp(`^TOR_(${[...typed, 'TIMEOUT', 'CLOSED', 'CONNECT'].join('|')}|REPLY_\\d{3})$`);
+          assert.match(e.code, codes);
         } finally {
           c?.close();
         }

@@ -52,6 +52,7 @@ export async function selftestTor(opts: { log?: (line: string) => void } = {}): 
       firstConnectMs,
       publishMs,
       handshakeMs,
+      descRetries: dialer.descRetries,
       timings: net.timings,
       ...(error ? { error } : {}),
     };

@@ -129,6 +129,11 @@ export class SamSession extends EventEmitter {
     return this.keys.b32;
   }
   /** True after `close()` or after the bridge ended the session. */
+  /** Our address on the session's connection to the bridge (what the bridge sees, unless a NAT is between). */
+  get localAddress(): string | undefined {
+    return this.control.socket.localAddress;
+  }
+
   get closed(): boolean {
     return this.closedErr !== null;
   }
@@ -196,6 +201,33 @@ export class SamSession extends EventEmitter {
       throw this.closedErr ?? err;
     } finally {
       this.pending.delete(conn);
+    }
+  }
+
+  /**
+   * `STREAM FORWARD ... SILENT=false`: from now on the bridge opens a TCP connection to us for EVERY incoming
+   * stream (no window between accepts in which a caller can be lost) and writes the caller's destination line
+   * first. The bridge connects to the address we reach it from (i2pd ignores HOST), so `bind` gets that local
+   * address and must return the port it listens on there. Resolves with the forwarding connection: forwarding
+   * lasts as long as it does (the session's shutdown closes it too). Errors: `SAM_I2P_ERROR` (e.g. the bridge
+   * has accepts pending or does not forward), `SAM_TIMEOUT`, `SAM_CLOSED`, ...
+   */
+  async forward(bind: (localAddress: string) => Promise<number>, opts: SamOpOptions = {}): Promise<SamConnection> {
+    const conn = await this.opConnection(opts);
+    try {
+      const host = conn.socket.localAddress ?? '127.0.0.1';
+      const port = await bind(host);
+      if (!Number.isInteger(port) || port < 1 || port > 65535) {
+        throw new SamError('SAM_PROTOCOL', `bad forward port ${port}`);
+      }
+      const line = `STREAM FORWARD ID=${this.id} PORT=${port} HOST=${host} SILENT=false`;
+      await conn.command(line, 'STREAM', 'STATUS', 'STREAM FORWARD', opts);
+      if (this.closedErr) throw this.closedErr;
+      return conn;
+    } catch (err) {
+      conn.destroy();
+      this.pending.delete(conn);
+      throw this.closedErr ?? err;
     }
   }
 

@@ -1,6 +1,7 @@
 /**
  * A self-contained tor control-port client (control-spec v1): PROTOCOLINFO, AUTHENTICATE (NULL,
- * HASHEDPASSWORD, COOKIE, SAFECOOKIE), GETINFO, ADD_ONION, DEL_ONION, SETEVENTS and asynchronous 650 events.
+ * HASHEDPASSWORD, SAFECOOKIE; never plain COOKIE, see {@link TorAuthOptions}), GETINFO, ADD_ONION, DEL_ONION,
+ * SETEVENTS and asynchronous 650 events.
  *
  * Requests are pipelined; replies come back in order. Every request has a timeout. A timeout, a protocol error
  * or a closed connection ends the connection (the reply order cannot be trusted afterwards) and rejects every
@@ -9,7 +10,8 @@
 import { EventEmitter } from 'node:events';
 import { createConnection, type Socket } from 'node:net';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
+import { constants as fsc } from 'node:fs';
 import { TorControlError } from './errors.js';
 import { ReplyParser, parseKeywords, quoteString, type ReplyLimits, type TorReply } from './reply.js';
 
@@ -23,9 +25,16 @@ export interface TorControlAddress {
   path?: string;
 }
 
-/** How to authenticate. `method` 'auto' (default) picks the best method tor offers for the given secrets. */
+/**
+ * How to authenticate. `method` 'auto' (default) picks the best method tor offers for the given secrets.
+ *
+ * Cookie authentication is SAFECOOKIE only, as Bitcoin Core's torcontrol does: with plain COOKIE we would hand
+ * the bytes of whatever 32-byte file the control port names (COOKIEFILE) to whoever listens on that port, while
+ * SAFECOOKIE makes the port prove it knows the cookie (SERVERHASH) before we send anything derived from it.
+ * A control port that offers only COOKIE is refused with TOR_AUTH_UNSAFE_METHOD.
+ */
 export interface TorAuthOptions {
-  method?: 'auto' | 'NULL' | 'HASHEDPASSWORD' | 'COOKIE' | 'SAFECOOKIE';
+  method?: 'auto' | 'NULL' | 'HASHEDPASSWORD' | 'SAFECOOKIE';
   password?: string;
   /** Cookie file; default: the COOKIEFILE tor names in PROTOCOLINFO. */
   cookieFile?: string;
@@ -39,6 +48,9 @@ export interface TorControlOptions extends TorControlAddress, ReplyLimits {
 export interface TorConnectOptions extends TorControlOptions {
   auth?: TorAuthOptions;
 }
+
+/** The size of tor's control_auth_cookie (control-spec 3.5); the only size we accept. */
+export const TOR_COOKIE_BYTES = 32;
 
 /** Parsed PROTOCOLINFO. */
 export interface ProtocolInfo {
@@ -202,28 +214,43 @@ export class TorControlClient extends EventEmitter {
 
   /**
    * Authenticates with the method chosen by `auth.method` ('auto': HASHEDPASSWORD when a password is given and
-   * offered, else SAFECOOKIE, COOKIE, NULL in that order of preference). Failure: TOR_AUTH_FAILED.
+   * offered, else SAFECOOKIE, else NULL). Plain COOKIE is never used (TOR_AUTH_UNSAFE_METHOD). Errors:
+   * TOR_AUTH_FAILED (tor refused, or no usable method), TOR_AUTH_UNSAFE_METHOD, TOR_COOKIE_UNREADABLE,
+   * TOR_COOKIE_BAD_SIZE.
    */
   async authenticate(auth: TorAuthOptions = {}): Promise<void> {
     const info = await this.protocolInfo();
     const offered = new Set(info.methods);
-    let method = auth.method ?? 'auto';
+    let method: string = auth.method ?? 'auto';
     if (method === 'auto') {
       if (auth.password !== undefined && offered.has('HASHEDPASSWORD')) method = 'HASHEDPASSWORD';
       else if (offered.has('SAFECOOKIE')) method = 'SAFECOOKIE';
-      else if (offered.has('COOKIE')) method = 'COOKIE';
       else if (offered.has('NULL')) method = 'NULL';
       else if (offered.has('HASHEDPASSWORD')) {
         throw new TorControlError('TOR_AUTH_FAILED', 'tor requires a control password (HashedControlPassword) and none was given');
+      } else if (offered.has('COOKIE')) {
+        throw new TorControlError(
+          'TOR_AUTH_UNSAFE_METHOD',
+          'the control port offers plain COOKIE but not SAFECOOKIE: refused ' +
+            '(a port that cannot prove it knows the cookie could be anyone)',
+        );
       } else throw new TorControlError('TOR_AUTH_FAILED', `no supported authentication method among [${info.methods.join(',')}]`);
     }
     let arg = '';
     if (method === 'HASHEDPASSWORD') {
       if (auth.password === undefined) throw new TorControlError('TOR_AUTH_FAILED', 'HASHEDPASSWORD needs a password');
       arg = ' ' + quoteString(auth.password);
-    } else if (method === 'COOKIE' || method === 'SAFECOOKIE') {
-      const cookie = await this.readCookie(auth.cookieFile ?? info.cookieFile);
-      arg = ' ' + (method === 'COOKIE' ? cookie.toString('hex') : await this.safeCookieHash(cookie));
+    } else if (method === 'SAFECOOKIE') {
+      if (!offered.has('SAFECOOKIE')) {
+        const only = info.methods.join(',');
+        throw new TorControlError('TOR_AUTH_UNSAFE_METHOD', `SAFECOOKIE asked for, but the port offers only [${only}]`);
+      }
+      const cookie = await readCookie(auth.cookieFile ?? info.cookieFile);
+      arg = ' ' + (await this.safeCookieHash(cookie));
+    } else if (method !== 'NULL') {
+      // 'COOKIE' (plain) is no longer in the type; JavaScript callers may still pass it.
+      const why = 'cookie authentication is SAFECOOKIE only';
+      throw new TorControlError('TOR_AUTH_UNSAFE_METHOD', `authentication method ${method} is not used (${why})`);
     }
     let r: TorReply;
     try {
@@ -235,18 +262,6 @@ export class TorControlClient extends EventEmitter {
     if (r.status !== 250) {
       throw new TorControlError('TOR_AUTH_FAILED', `authentication (${method}) failed: ${r.status} ${r.lines.map((l) => l.text).join(' ')}`, { status: r.status });
     }
-  }
-
-  private async readCookie(file: string | undefined): Promise<Buffer> {
-    if (!file) throw new TorControlError('TOR_AUTH_FAILED', 'no cookie file known (tor named none and none was given)');
-    let cookie: Buffer;
-    try {
-      cookie = await readFile(file);
-    } catch (err) {
-      throw new TorControlError('TOR_AUTH_FAILED', `cannot read the tor cookie file ${file}: ${(err as Error).message} (is the user in tor's group, CookieAuthFileGroupReadable 1?)`, { cause: err });
-    }
-    if (cookie.length !== 32) throw new TorControlError('TOR_AUTH_FAILED', `the tor cookie file ${file} is ${cookie.length} bytes, not 32`);
-    return cookie;
   }
 
   /** The SAFECOOKIE exchange: AUTHCHALLENGE, check the server's proof, return the client hash (hex). */
@@ -421,6 +436,52 @@ export function safeCookieHashes(cookie: Buffer, clientNonce: Buffer, serverNonc
     server: createHmac('sha256', SERVER_KEY).update(msg).digest(),
     client: createHmac('sha256', CLIENT_KEY).update(msg).digest(),
   };
+}
+
+/**
+ * Reads a control cookie. The file the control port names is not trusted, so at most 33 bytes are read (one
+ * more than a cookie, to tell "exactly 32" from "longer"), only from a regular file, and the open does not
+ * block (a FIFO named by a hostile port would otherwise hang us). Errors: TOR_COOKIE_UNREADABLE,
+ * TOR_COOKIE_BAD_SIZE.
+ */
+export async function readCookie(file: string | undefined): Promise<Buffer> {
+  if (!file) {
+    throw new TorControlError('TOR_COOKIE_UNREADABLE', 'no cookie file known (tor named none and none was given)');
+  }
+  let fh;
+  try {
+    fh = await open(file, fsc.O_RDONLY | fsc.O_NONBLOCK);
+  } catch (err) {
+    const hint = "(is the user in tor's group, CookieAuthFileGroupReadable 1?)";
+    const msg = `cannot read the tor cookie file ${file}: ${(err as Error).message} ${hint}`;
+    throw new TorControlError('TOR_COOKIE_UNREADABLE', msg, { cause: err });
+  }
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) {
+      throw new TorControlError('TOR_COOKIE_UNREADABLE', `the tor cookie file ${file} is not a regular file`);
+    }
+    const buf = Buffer.alloc(TOR_COOKIE_BYTES + 1);
+    let got = 0;
+    // Reads may come back short; loop until 33 bytes or the end of the file, never further.
+    while (got < buf.length) {
+      const { bytesRead } = await fh.read(buf, got, buf.length - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    if (got !== TOR_COOKIE_BYTES) {
+      const size = got > TOR_COOKIE_BYTES ? `more than ${TOR_COOKIE_BYTES}` : `${got}`;
+      const msg = `the tor cookie file ${file} is ${size} bytes, not ${TOR_COOKIE_BYTES}`;
+      throw new TorControlError('TOR_COOKIE_BAD_SIZE', msg);
+    }
+    return buf.subarray(0, TOR_COOKIE_BYTES);
+  } catch (err) {
+    if (err instanceof TorControlError) throw err;
+    const msg = `cannot read the tor cookie file ${file}: ${(err as Error).message}`;
+    throw new TorControlError('TOR_COOKIE_UNREADABLE', msg, { cause: err });
+  } finally {
+    await fh.close();
+  }
 }
 
 function checkToken(s: string, what: string): void {

@@ -4,7 +4,9 @@
 import { OnionpunchError } from '../../errors.js';
 
 /**
- * A control-port failure. Codes: TOR_CONNECT (cannot reach the port), TOR_AUTH_FAILED, TOR_PROTOCOL (malformed
+ * A control-port failure. Codes: TOR_CONNECT (cannot reach the port), TOR_AUTH_FAILED, TOR_AUTH_UNSAFE_METHOD
+ * (plain COOKIE offered without SAFECOOKIE, or asked for: refused), TOR_COOKIE_UNREADABLE (cookie file missing,
+ * unreadable or not a regular file), TOR_COOKIE_BAD_SIZE (not exactly 32 bytes), TOR_PROTOCOL (malformed
  * or oversized reply), TOR_TIMEOUT (a request got no reply in time), TOR_CLOSED (connection ended),
  * TOR_BAD_ARGUMENT (an argument would break the line protocol), TOR_REPLY_<status> (tor answered with an error
  * status, e.g. TOR_REPLY_552 for an unknown onion), TOR_ENDPOINT_LOST (a service whose key was discarded).

@@ -3,6 +3,8 @@ export { TorControlError, TorSocksError, TOR_SOCKS_REPLIES } from './errors.js';
 export {
   TorControlClient,
   safeCookieHashes,
+  readCookie,
+  TOR_COOKIE_BYTES,
   parseHsDesc,
   type TorControlAddress,
   type TorAuthOptions,
