@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Peer } from '../../src/peer/index.js';
+import { startNatcheckServer } from '../../src/nat/natcheck-server.js';
 
 const CLI = fileURLToPath(new URL('../../../bin/onionpunch.js', import.meta.url));
 
@@ -95,6 +96,29 @@ export function verb(name: string, args: string[], lines: string[]): VerbProcess
       const code = await exited;
       clearTimeout(t);
       return code;
+    },
+  };
+}
+
+/**
+ * Two NAT-check servers on loopback and the daemon flags both verbs share for a loopback punch: on loopback a SYN
+ * is delivered inside the sender's connect(), so the other side must already be in SYN_SENT; a raised SYN cap
+ * (`maxsyns`) with the re-SYN grids each test gives its verbs makes the two meet, and `loopback` admits 127.0.0.1
+ * as a target. These are documented operator keys (docs/DAEMON.md), not test hooks.
+ */
+export async function loopbackDaemonFlags(): Promise<{ flags: string[]; close: () => Promise<void> }> {
+  const natcheck = await Promise.all(
+    [0, 1].map(() => startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest' })),
+  );
+  return {
+    flags: [
+      '--network', 'regtest', '--announceinterval', '10', '--shutdowngrace', '1',
+      '--log', 'json', '--loglevel', 'debug', '--json',
+      ...natcheck.flatMap((n) => ['--natcheck', `127.0.0.1:${n.port}`]),
+      '--bind', '127.0.0.1', '--loopback', '--maxsyns', '20000',
+    ],
+    close: async () => {
+      for (const n of natcheck) await n.close();
     },
   };
 }

@@ -17,8 +17,7 @@ import assert from 'node:assert/strict';
 import { SocksClient } from 'socks';
 import { startPrivateTor, type PrivateTor } from '../../src/lab/tor/private-tor.js';
 import { Peer } from '../../src/peer/index.js';
-import { startNatcheckServer } from '../../src/nat/natcheck-server.js';
-import { relayStandIn, serverOn, verb } from '../helpers/daemon-verbs.js';
+import { loopbackDaemonFlags, relayStandIn, serverOn, verb } from '../helpers/daemon-verbs.js';
 
 test('serve + proxy over private Tor: announce, learn, SOCKS CONNECT punched and spliced to bitcoind', { timeout: 150_000 }, async (t) => {
   const lines: string[] = [];
@@ -44,18 +43,9 @@ test('serve + proxy over private Tor: announce, learn, SOCKS CONNECT punched and
   const relay = await relayStandIn();
   closers.push(() => relay.close());
 
-  const natcheck = await Promise.all(
-    [0, 1].map(() => startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest' })),
-  );
-  closers.push(async () => {
-    for (const n of natcheck) await n.close();
-  });
-  const common = [
-    '--network', 'regtest', '--announceinterval', '10', '--shutdowngrace', '1',
-    '--log', 'json', '--loglevel', 'debug', '--json',
-    ...natcheck.flatMap((n) => ['--natcheck', `127.0.0.1:${n.port}`]),
-    '--bind', '127.0.0.1', '--loopback', '--maxsyns', '20000',
-  ];
+  const loop = await loopbackDaemonFlags();
+  closers.push(() => loop.close());
+  const common = loop.flags;
   const serve = verb('serve', [
     ...common, '--torcontrol', `127.0.0.1:${net.controlA.port}`, '--bitcoind', `127.0.0.1:${btcA.port}`,
     '--externalip', '127.0.0.1', '--punchport', '18444', '--announce', `127.0.0.1:${relay.port}`,

@@ -17,9 +17,8 @@ import { createInterface } from 'node:readline';
 import { SocksClient } from 'socks';
 import { startPrivateTor, type PrivateTor } from '../../src/lab/tor/private-tor.js';
 import { Peer } from '../../src/peer/index.js';
-import { startNatcheckServer } from '../../src/nat/natcheck-server.js';
 import { packageRoot } from '../../src/native/addon.js';
-import { relayStandIn, verb } from '../helpers/daemon-verbs.js';
+import { loopbackDaemonFlags, relayStandIn, verb } from '../helpers/daemon-verbs.js';
 
 const hasPython = spawnSync('python3', ['-c', 'import socket; socket.recv_fds']).status === 0;
 
@@ -46,19 +45,9 @@ test('serve --handoff unix:PATH: the punched socket goes to a Python receiver th
   net = await startPrivateTor({ timeoutMs: 100_000 });
   const relay = await relayStandIn();
   closers.push(() => relay.close());
-  const natcheck = await Promise.all(
-    [0, 1].map(() => startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest' })),
-  );
-  closers.push(async () => {
-    for (const n of natcheck) await n.close();
-  });
-  // The same loopback punch settings as daemon-e2e.test.ts (documented operator keys; see its header).
-  const common = [
-    '--network', 'regtest', '--announceinterval', '10', '--shutdowngrace', '1',
-    '--log', 'json', '--loglevel', 'debug', '--json',
-    ...natcheck.flatMap((n) => ['--natcheck', `127.0.0.1:${n.port}`]),
-    '--bind', '127.0.0.1', '--loopback', '--maxsyns', '20000',
-  ];
+  const loop = await loopbackDaemonFlags();
+  closers.push(() => loop.close());
+  const common = loop.flags;
   const serve = verb('serve', [
     ...common, '--torcontrol', `127.0.0.1:${net.controlA.port}`, '--handoff', `unix:${path}`,
     '--externalip', '127.0.0.1', '--punchport', '18444', '--announce', `127.0.0.1:${relay.port}`,

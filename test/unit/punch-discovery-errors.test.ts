@@ -4,10 +4,9 @@
  * discovery failure is `nat-unsuitable` / PUNCH_DISCOVERY, whatever words its message holds. The observer is a
  * STAND-IN that fails (a NAT-check server that does not answer), so the budget is what decides.
  */
+import { loopbackOverlay } from '../helpers/punch-loopback.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { PunchEngine } from '../../src/native/engine.js';
 import { createPunchListener, type PunchListener } from '../../src/punch/listener.js';
 import { PunchClient } from '../../src/punch/client.js';
@@ -54,18 +53,7 @@ test('discoverMapping keeps each failure as a typed cause (NatError.has)', async
 type Overlay = { dialer: CoordinationDialer; port: number; close: () => void };
 
 async function overlay(listener: PunchListener): Promise<Overlay> {
-  const server = createServer((s) => listener.handle(s));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  const dialer: CoordinationDialer = {
-    kind: 'tor',
-    dial: (_a, p) =>
-      new Promise<Duplex>((resolve, reject) => {
-        const s = connect(p, '127.0.0.1', () => resolve(s));
-        s.once('error', reject);
-      }),
-    close: async () => undefined,
-  };
+  const { server, dialer, port } = await loopbackOverlay(listener);
   return { dialer, port, close: () => server.close() };
 }
 

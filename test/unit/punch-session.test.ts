@@ -3,14 +3,14 @@
  * the real native engine doing the simultaneous open on 127.0.0.1. Mapping discovery is port prediction
  * from an EIM verdict whose public address is 127.0.0.1 (what a loopback "NAT" maps to).
  */
+import { loopbackOverlay } from '../helpers/punch-loopback.js';
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type Server, type Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { createServer, connect, type Socket } from 'node:net';
 import { PunchEngine, connectFrom } from '../../src/native/engine.js';
 import type { PunchEngineLike } from '../../src/punch/engine-port.js';
 import { listeningEngine } from '../helpers/listening-engine.js';
-import { createPunchListener, type PunchListener } from '../../src/punch/listener.js';
+import { createPunchListener } from '../../src/punch/listener.js';
 import { PunchClient } from '../../src/punch/client.js';
 import { wireCodec } from '../../src/punch/wire-codec.js';
 import { StreamChannel } from '../../src/punch/channel.js';
@@ -45,23 +45,6 @@ const eim = (mapping: 'eim' | 'edm' = 'eim'): EimVerdict => ({
   checkedAt: 0,
 });
 // portPreserving must be true for prediction: the verdict above has port 1 == localPort 1.
-
-/** A loopback "overlay": the listener handles each accepted TCP stream; the dialer connects to it. */
-async function loopbackOverlay(listener: PunchListener): Promise<{ server: Server; dialer: CoordinationDialer; port: number }> {
-  const server = createServer((s) => listener.handle(s));
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const port = (server.address() as { port: number }).port;
-  const dialer: CoordinationDialer = {
-    kind: 'tor',
-    dial: (_a, p) =>
-      new Promise<Duplex>((resolve, reject) => {
-        const s = connect(p, '127.0.0.1', () => resolve(s));
-        s.once('error', reject);
-      }),
-    close: async () => undefined,
-  };
-  return { server, dialer, port };
-}
 
 function listenerOpts(extra: Partial<Parameters<typeof createPunchListener>[0]> = {}): Parameters<typeof createPunchListener>[0] {
   return {
