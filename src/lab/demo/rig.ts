@@ -5,6 +5,7 @@
  * workers as child node processes in their namespaces, driven over JSON lines. Used by `onionpunch demo`,
  * `onionpunch lab matrix` and the lab tests. `down()` removes everything, also after failures.
  */
+import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -56,6 +57,15 @@ export interface AttemptResult {
   handshake?: boolean;
   /** Wall-clock events of both sides (ms, absolute). */
   events: Array<{ at: number; who: string; event: string; detail?: string }>;
+}
+
+/** One process's resource use at a moment (from /proc; `ip netns exec` execs, so the child's pid is the worker's). */
+export interface ResourceSample {
+  at: number;
+  who: string;
+  rssKb: number;
+  threads: number;
+  fds: number;
 }
 
 interface Worker {
@@ -317,6 +327,24 @@ export class PunchRig {
       handshake: hb?.type === 'handshake',
       events,
     };
+  }
+
+  /** A's and B's RSS, threads and open descriptors now (empty on a platform without /proc or before `up`). */
+  resources(): ResourceSample[] {
+    const out: ResourceSample[] = [];
+    for (const w of [this.a, this.b]) {
+      const pid = w?.child.pid;
+      if (!w || pid === undefined || w.child.exitCode !== null) continue;
+      try {
+        const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const field = (k: string): number => Number(new RegExp(`^${k}:\\s*(\\d+)`, 'm').exec(st)?.[1] ?? NaN);
+        const fds = readdirSync(`/proc/${pid}/fd`).length;
+        out.push({ at: wallMs(), who: w.name, rssKb: field('VmRSS'), threads: field('Threads'), fds });
+      } catch {
+        // The worker exited between the check and the read: no sample.
+      }
+    }
+    return out;
   }
 
   down(): Promise<void> {
