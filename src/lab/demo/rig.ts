@@ -17,6 +17,7 @@ import { startPrivateI2p, type PrivateI2p } from '../i2p/private-i2p.js';
 import { MessageQueue, readMessages, wallMs, type WorkerMessage } from './jsonl.js';
 import type { WorkerConfig } from './worker-config.js';
 import type { Endpoint } from '../../nat/types.js';
+import type { ProgressSink } from '../progress.js';
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');
 
@@ -41,6 +42,8 @@ export interface RigOptions {
   overlay?: 'tor' | 'i2p';
   profile?: 'plain' | 'prime';
   log?: (line: string) => void;
+  /** Told the bring-up's steps (the lab, NAT-check servers, the overlay's own steps, the workers). */
+  progress?: ProgressSink;
   /** Called with every worker message (for live timelines). */
   onMessage?: (who: string, m: WorkerMessage) => void;
 }
@@ -140,6 +143,7 @@ export class PunchRig {
 
   private mark(name: string): void {
     this.timings[name] = Math.round(wallMs() - this.t0);
+    this.opts.progress?.status(`rig: ${name} at ${(this.timings[name] / 1000).toFixed(1)} s`);
   }
 
   private async build(): Promise<void> {
@@ -173,6 +177,7 @@ export class PunchRig {
           b: { netns: this.lab.sites.b!.host.ns, ip: this.lab.sites.b!.host.ip },
         },
         log: (l) => this.log(`[tor] ${l}`),
+        ...(o.progress ? { progress: o.progress } : {}),
       });
       this.mark('torUp');
       if (stopped()) throw new Error('rig stopped during bring-up');
@@ -184,6 +189,7 @@ export class PunchRig {
       this.i2p = await startPrivateI2p({
         routers: [2, 3, 4, 5].map((i) => ({ netns: ph[i]!.ns, ip: ph[i]!.ip, samHost: ph[i]!.ip })),
         log: (l) => this.log(`[i2p] ${l}`),
+        ...(o.progress ? { progress: o.progress } : {}),
         timeoutMs: 120_000,
       });
       this.mark('i2pUp');

@@ -5,6 +5,7 @@
  */
 import { PunchRig, type AttemptResult, type ResourceSample, type RigSite } from '../demo/rig.js';
 import { median, quantile, round1 } from '../stats.js';
+import { statusOnly, type ProgressSink } from '../progress.js';
 
 export interface MatrixPair {
   name: string;
@@ -85,6 +86,8 @@ export interface MatrixOptions {
   /** Instead of the table: this one pair (e.g. `lab matrix --nat-a cgnat --nat-b eim,rst`), in its own lab. */
   custom?: MatrixPair;
   log?: (line: string) => void;
+  /** Told every attempt (a step) and each pair's summary; the rigs' bring-up shows as its status. */
+  progress?: ProgressSink;
 }
 
 /** Picks the attempts whose whole timelines the report shows. */
@@ -174,14 +177,21 @@ async function runPairs(rig: PunchRig, pairs: MatrixPair[], opts: MatrixOptions,
       const r = await rig.attempt();
       results.push(r);
       resources.push(...rig.resources());
-      opts.log?.(`${p.name} #${i + 1}: ${r.ok ? `ok ${r.timeToConnectMs?.toFixed(1)} ms` : `FAIL ${r.error?.code}: ${r.error?.message}`}`);
+      const how = r.ok ? `ok ${r.timeToConnectMs?.toFixed(1)} ms` : `FAIL ${r.error?.code}: ${r.error?.message}`;
+      const line = `${p.name} #${i + 1}: ${how}`;
+      if (opts.progress) opts.progress.advance(line);
+      else opts.log?.(line);
     }
     const eim = {
       ...(rig.eimA ? { a: String(rig.eimA.mapping) } : {}),
       ...(rig.eimB ? { b: String(rig.eimB.mapping) } : {}),
     };
     const rep = summarizePair(p, results, eim, resources);
-    opts.log?.(`${p.name}: ${rep.ok}/${rep.runs}, median ${rep.medianMs} ms, p90 ${rep.p90Ms} ms`);
+    const sum = `${p.name}: ${rep.ok}/${rep.runs}, median ${rep.medianMs} ms, p90 ${rep.p90Ms} ms` +
+      (rep.ratio !== null ? `, median/bound ${rep.ratio}` : '') +
+      (rep.p90OverMedian !== null ? `, p90/median ${rep.p90OverMedian}` : '');
+    if (opts.progress) opts.progress.log(sum);
+    else opts.log?.(sum);
     out.push(rep);
   }
   return out;
@@ -192,7 +202,15 @@ export async function runMatrix(opts: MatrixOptions): Promise<PairReport[]> {
   const want = (p: MatrixPair): boolean => !opts.pairs || opts.pairs.some((n) => p.name.startsWith(n));
   const shared = SHARED_LAB_PAIRS.filter(want);
   const reports: PairReport[] = [];
-  const common = { delayMs: opts.delayMs ?? 12.5, jitterMs: opts.jitterMs ?? 0, lossPct: opts.lossPct ?? 2, profile: opts.profile ?? 'plain', ...(opts.log ? { log: () => undefined } : {}) };
+  const common = {
+    delayMs: opts.delayMs ?? 12.5,
+    jitterMs: opts.jitterMs ?? 0,
+    lossPct: opts.lossPct ?? 2,
+    profile: opts.profile ?? 'plain',
+    ...(opts.log || opts.progress ? { log: () => undefined } : {}),
+    ...(opts.progress ? { progress: statusOnly(opts.progress) } : {}),
+  };
+  opts.progress?.setTotal(opts.runs * (opts.custom ? 1 : shared.length + (want(CGNAT_PAIR) ? 1 : 0)));
   if (opts.custom) {
     const c = opts.custom;
     const rig = await PunchRig.up({ ...common, a: { ...c.a }, b: { ...c.b }, family: c.family });
