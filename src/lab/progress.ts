@@ -28,6 +28,12 @@ export interface ProgressOptions {
   label: string;
   total?: number;
   stream?: ProgressStream;
+  /**
+   * Least time between two redraws of the bar, or two step lines without a terminal (ms; default 100 on a
+   * terminal, 0 otherwise): thousands of sessions must not flood the terminal. Log lines, the last step and
+   * `finish` always show.
+   */
+  minIntervalMs?: number;
   /** The clock (ms); for tests. */
   now?: () => number;
 }
@@ -80,6 +86,8 @@ export class Progress implements ProgressSink {
   private total: number | undefined;
   private note: string | undefined;
   private drawn = false;
+  private lastShown = -Infinity;
+  private readonly minInterval: number;
   private readonly started: number;
   private readonly stream: ProgressStream;
   private readonly now: () => number;
@@ -91,6 +99,15 @@ export class Progress implements ProgressSink {
     this.started = this.now();
     this.total = opts.total;
     this.tty = this.stream.isTTY === true;
+    this.minInterval = opts.minIntervalMs ?? (this.tty ? 100 : 0);
+  }
+
+  /** Whether a throttled update may show now (and if so, starts the next interval). */
+  private due(force: boolean): boolean {
+    const t = this.now();
+    if (!force && t - this.lastShown < this.minInterval) return false;
+    this.lastShown = t;
+    return true;
   }
 
   private state(): BarState {
@@ -103,8 +120,8 @@ export class Progress implements ProgressSink {
     };
   }
 
-  private draw(): void {
-    if (!this.tty) return;
+  private draw(force = true): void {
+    if (!this.tty || !this.due(force)) return;
     // A pseudo-terminal without a size (script(1) under no terminal) reports 0 columns.
     this.stream.write(CLEAR + formatBar(this.state(), this.stream.columns || 80));
     this.drawn = true;
@@ -112,19 +129,20 @@ export class Progress implements ProgressSink {
 
   setTotal(total: number): void {
     this.total = total;
-    this.draw();
+    this.draw(false);
   }
 
   advance(note?: string): void {
     this.done++;
     this.note = note;
-    if (this.tty) this.draw();
-    else this.stream.write(formatStep(this.state()) + '\n');
+    const last = this.total !== undefined && this.done >= this.total;
+    if (this.tty) this.draw(last);
+    else if (this.due(last)) this.stream.write(formatStep(this.state()) + '\n');
   }
 
   status(note: string): void {
     this.note = note;
-    this.draw();
+    this.draw(false);
   }
 
   log(line: string): void {

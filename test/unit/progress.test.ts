@@ -58,7 +58,7 @@ test('not a terminal: one plain line per step and per log line, no escape codes,
 test('a terminal: the bar is redrawn in place, log lines go above it, the end leaves one line', () => {
   const s = sink(true, 120);
   const c = clock();
-  const p = new Progress({ label: 'lab matrix', stream: s, now: c.now });
+  const p = new Progress({ label: 'lab matrix', stream: s, now: c.now, minIntervalMs: 0 });
   p.setTotal(2);
   c.t = 1000;
   p.status('tor: keys made');
@@ -76,6 +76,29 @@ test('a terminal: the bar is redrawn in place, log lines go above it, the end le
   assert.match(frames[5]!, /2\/2 100% 2s {2}a #2: ok$/);
   assert.match(s.out, /2\/2 100% 2s {2}done\n$/, 'finish ends the bar with a newline');
   assert.equal(s.out.split('\n').length - 1, 2, 'only the log line and the end break lines');
+});
+
+test('throttled: a burst of steps redraws the bar once per interval, the last step and log lines always', () => {
+  const s = sink(true, 100);
+  const c = clock();
+  const p = new Progress({ label: 'stress', stream: s, now: c.now, total: 1000 });
+  for (let i = 1; i <= 1000; i++) {
+    c.t = i; // 1000 sessions in one second
+    p.advance(`#${i}`);
+    if (i === 500) p.log('half way');
+  }
+  const frames = s.out.split('\r\x1b[2K').filter(Boolean);
+  assert.ok(frames.length <= 14, `${frames.length} redraws for 1000 steps in 1 s at 100 ms`);
+  assert.ok(frames.includes('half way\n'));
+  assert.match(frames.at(-1)!, /1000\/1000 100%.*#1000$/);
+  const plain = sink(false);
+  const q = new Progress({ label: 'stress', stream: plain, now: c.now, total: 100, minIntervalMs: 1000 });
+  for (let i = 1; i <= 100; i++) {
+    c.t = 1000 + i * 25; // 2.5 s
+    q.advance(`#${i}`);
+  }
+  const lines = ['stress [1/100] #1', 'stress [41/100] #41', 'stress [81/100] #81', 'stress [100/100] #100'];
+  assert.deepEqual(plain.out.trim().split('\n'), lines, 'one line a second and the last');
 });
 
 test('statusOnly: a bring-up shown on another bar changes neither its count nor its total', () => {

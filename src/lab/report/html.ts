@@ -57,7 +57,8 @@ function summaryTable(d: ReportData): string {
       `${fmt(ratio, 2)}</td><td${tail !== null && tail > 2 ? ' class="over"' : ''}>${fmt(tail, 2)}</td>` +
       `<td class="why">${fails || '–'}</td></tr>`;
   });
-  return '<table><thead><tr><th>pair</th><th>connected</th><th>median ms</th><th>p90 ms</th>' +
+  return `<table><thead><tr><th>${esc(d.groupLabel ?? 'pair')}</th><th>connected</th>` +
+    '<th>median ms</th><th>p90 ms</th>' +
     '<th title="1.5 × overlay RTT + 2 × direct RTT">bound ms</th><th>median ÷ bound</th><th>p90 ÷ median</th>' +
     `<th>failures</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }

@@ -56,6 +56,8 @@ export interface ReportData {
   conditions: string;
   /** ISO time the run ended. */
   generatedAt: string;
+  /** What a group is called in the legends and the table (default `pair`; e.g. `NAT spec` for stress). */
+  groupLabel?: string;
   groups: ReportGroup[];
   timelines: ReportTimeline[];
   resources: ReportResourceSample[];

@@ -48,7 +48,7 @@ export function cdfChart(d: ReportData): ChartSpec {
       encoding: {
         x: { field: 'ms', type: 'quantitative', title: 'time to connect (ms)', scale: { type: 'log' } },
         y: { field: 'p', type: 'quantitative', title: 'share of attempts connected', scale: { domain: [0, 1] } },
-        color: { field: 'series', type: 'nominal', title: 'pair' },
+        color: { field: 'series', type: 'nominal', title: d.groupLabel ?? 'pair' },
         tooltip: [{ field: 'series' }, { field: 'ms', format: '.1f' }, { field: 'p', format: '.2f' }],
       },
     },
@@ -67,7 +67,7 @@ export function successChart(d: ReportData): ChartSpec {
   const series = distinct(rows.map((r) => r.series));
   return {
     id: 'success',
-    title: 'Outcome per pair',
+    title: `Outcome per ${d.groupLabel ?? 'pair'}`,
     series,
     spec: {
       $schema: SCHEMA,
