@@ -81,7 +81,8 @@ export async function main(args: string[]): Promise<number> {
   opts.progress = progress;
   const t0 = performance.now();
   const reports = await runMatrix(opts);
-  progress.finish(`${reports.length} pairs in ${Math.round((performance.now() - t0) / 1000)} s`);
+  const n = reports.length;
+  progress.finish(`${n} pair${n === 1 ? '' : 's'} in ${Math.round((performance.now() - t0) / 1000)} s`);
   const run: MatrixRun = {
     runs: opts.runs,
     elapsedMs: Math.round(performance.now() - t0),
