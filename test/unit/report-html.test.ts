@@ -103,6 +103,22 @@ test('the report renders in headless Chromium with the expected series and no co
     const connectedPairs = run.pairs.filter((p) => p.ok > 0).length;
     assert.equal(state.charts.cdf!.series, connectedPairs);
     assert.ok(reportCharts(data)[1]!.series.includes('PUNCH_NAT_UNSUITABLE (A)'));
+
+    // A summary-only file (bench/results/punch-matrix.json: no attempts, timelines or resources) still renders:
+    // the outcome chart and the table, and each chart without data says so instead of drawing an empty plot.
+    const summary = join(ROOT, 'bench', 'results', 'punch-matrix.json');
+    const pairs = JSON.parse(readFileSync(summary, 'utf8')) as MatrixRun['pairs'];
+    const old = join(dir, 'old.html');
+    writeReport(old, matrixReportData({ runs: pairs[0]!.runs, pairs }));
+    await page.goto(`file://${old}`);
+    await page.waitForFunction('window.__report && window.__report.done === true', undefined, { timeout: 60_000 });
+    const s2 = (await page.evaluate('window.__report')) as PageState;
+    assert.deepEqual(problems, []);
+    assert.deepEqual(s2.errors, []);
+    const empty = Object.entries(s2.charts).filter(([, c]) => c.empty).map(([id]) => id);
+    assert.deepEqual(empty, ['cdf', 'timeline', 'resources']);
+    assert.equal(s2.charts.success!.legend, 3, 'connected and the two edm failures');
+    assert.match(await page.locator('#chart-resources').innerText(), /no resource samples/);
   } finally {
     await browser.close();
     rmSync(dir, { recursive: true, force: true });

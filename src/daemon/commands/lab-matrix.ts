@@ -33,7 +33,7 @@ const MATRIX = {
     'no-install': flag('do not install missing packages (apt-get); print the command and stop'),
     json: flag('one JSON object; per pair ratio = median / (1.5 x overlay RTT + 2 x direct RTT), p90OverMedian'),
     report: value('FILE', 'also write a self-contained HTML report (charts inlined, opens offline)', text),
-    from: value('FILE', "no run: build --report from a saved --json line (needs no lab, no root)", text),
+    from: value('FILE', 'no run: the table (or --report) from a saved --json line (no lab, no root)', text),
   },
   notes: `pairs: ${PAIRS.join(', ')}`,
 };
@@ -64,16 +64,20 @@ export async function main(args: string[]): Promise<number> {
   }
   const json = v.json;
   if (v.from !== undefined) {
-    if (v.report === undefined) throw new UsageError('--from needs --report FILE');
     let saved: MatrixRun;
     try {
-      saved = JSON.parse(readFileSync(v.from, 'utf8')) as MatrixRun;
+      const raw = JSON.parse(readFileSync(v.from, 'utf8')) as MatrixRun | MatrixRun['pairs'];
+      // bench/results/punch-matrix.json holds the bare pair list (no attempts: the report has no CDF then).
+      saved = Array.isArray(raw) ? { runs: raw[0]?.runs ?? 0, pairs: raw } : raw;
     } catch (err) {
       throw new UsageError(`cannot read ${v.from}: ${(err as Error).message}`);
     }
     if (!Array.isArray(saved?.pairs)) throw new UsageError(`${v.from} is not a lab matrix --json line`);
-    writeReport(v.report, matrixReportData(saved));
-    process.stderr.write(`report: ${v.report}\n`);
+    if (v.report !== undefined) {
+      writeReport(v.report, matrixReportData(saved));
+      process.stderr.write(`report: ${v.report}\n`);
+    }
+    process.stdout.write((json ? JSON.stringify(saved) : matrixTable(saved.pairs)) + '\n');
     return 0;
   }
   await ensurePrereqs(['lab', 'tor'], { what: 'onionpunch lab matrix', install: !v['no-install'] });

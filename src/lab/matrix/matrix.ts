@@ -244,12 +244,14 @@ export async function runMatrix(opts: MatrixOptions): Promise<PairReport[]> {
 export function matrixTable(reports: PairReport[]): string {
   const f = (x: number | null): string => (x === null ? '–' : x.toFixed(1));
   const lines = [
-    '| pair (A×B) | EIM check A/B | success | median ms | p90 ms | median B total ms | overlay RTT ms | direct RTT ms | failure reason |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| pair (A×B) | EIM check A/B | success | median ms | p90 ms | median B total ms | overlay RTT ms | direct RTT ms ' +
+      '| median ÷ bound | p90 ÷ median | failure reason |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of reports) {
     const reasons = Object.keys(r.failures).map((k) => k.replace(/\|/g, '/')).join('; ');
-    lines.push(`| ${r.pair} | ${r.eimA ?? '?'}/${r.eimB ?? '?'} | ${r.ok}/${r.runs} | ${f(r.medianMs)} | ${f(r.p90Ms)} | ${f(r.medianTotalMs)} | ${f(r.medianOverlayRttMs)} | ${f(r.medianDirectRttMs)} | ${reasons || '–'}${r.maxFailMs !== null ? ` (slowest failure ${r.maxFailMs} ms)` : ''} |`);
+    lines.push(`| ${r.pair} | ${r.eimA ?? '?'}/${r.eimB ?? '?'} | ${r.ok}/${r.runs} | ${f(r.medianMs)} | ${f(r.p90Ms)} | ${f(r.medianTotalMs)} | ${f(r.medianOverlayRttMs)} | ${f(r.medianDirectRttMs)} ` +
+      `| ${r.ratio ?? '–'} | ${r.p90OverMedian ?? '–'} | ${reasons || '–'}${r.maxFailMs !== null ? ` (slowest failure ${r.maxFailMs} ms)` : ''} |`);
   }
   return lines.join('\n');
 }
