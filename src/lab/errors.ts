@@ -4,7 +4,8 @@ import { OnionpunchError } from '../errors.js';
  * Errors of the NAT lab. Codes: `LAB_NOT_ROOT` (namespaces need root), `LAB_BAD_SPEC` (invalid lab spec),
  * `LAB_COMMAND_FAILED` (an `ip`/`nft`/helper command failed), `LAB_UNKNOWN_NODE` (no such site/host name),
  * `LAB_DOWN` (the lab was already taken down), `LAB_NO_DELAYLINE` (the delay-line helper is not built),
- * `LAB_TIMEOUT` (a lab step did not finish in time), `LAB_NOT_FOUND` (no lab state with that name).
+ * `LAB_TIMEOUT` (a lab step did not finish in time), `LAB_NOT_FOUND` (no lab state with that name),
+ * `LAB_REPORT_LIBRARY` (a charting library the HTML report inlines is not installed).
  */
 export class LabError extends OnionpunchError {}
 

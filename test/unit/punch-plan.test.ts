@@ -54,8 +54,9 @@ test('stats and the matrix table', () => {
   assert.equal(median([3, 1, 2]), 2);
   assert.equal(quantile([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9), 9.1);
   assert.ok(Number.isNaN(median([])));
-  const t = matrixTable([{ pair: 'eim×eim (drop)', runs: 2, ok: 2, successRate: 1, medianMs: 150, p90Ms: 200, medianTotalMs: 400, medianOverlayRttMs: 80, medianDirectRttMs: 50, eimA: 'eim', eimB: 'eim', failures: {}, maxFailMs: null }]);
+  const t = matrixTable([{ pair: 'eim×eim (drop)', runs: 2, ok: 2, successRate: 1, medianMs: 150, p90Ms: 200, medianTotalMs: 400, medianOverlayRttMs: 80, medianDirectRttMs: 50, eimA: 'eim', eimB: 'eim', failures: {}, maxFailMs: null, boundMs: 220, ratio: 0.68, p90OverMedian: 1.33, attempts: [], timelines: [], resources: [] }]);
   assert.match(t, /\| eim×eim \(drop\) \| eim\/eim \| 2\/2 \| 150\.0 \| 200\.0 \|/);
+  assert.match(t, /\| 80\.0 \| 50\.0 \| 0\.68 \| 1\.33 \| – \|$/m, 'median ÷ bound and p90 ÷ median columns');
   const tl = new Timeline();
   tl.mark('a');
   tl.mark('b', 'x');

@@ -2,6 +2,7 @@
  * `onionpunch lab matrix`: the command-line face of src/lab/matrix/matrix.ts (every NAT pair, N punches each,
  * over one private Tor network).
  */
+import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { UsageError } from '../../errors.js';
 import { flag, integer, list, oneOf, parseCommand, text, value } from '../args.js';
@@ -9,6 +10,9 @@ import type { SiteBehaviourSpec } from '../../lab/topology/spec.js';
 import { ensurePrereqs } from '../../lab/prereqs.js';
 import { formatSiteBehaviour, parseDuration, parsePercent, parseSiteBehaviour } from '../../lab/topology/spec.js';
 import { CGNAT_PAIR, SHARED_LAB_PAIRS, matrixTable, runMatrix, type MatrixOptions } from '../../lab/matrix/matrix.js';
+import { Progress } from '../../lab/progress.js';
+import { matrixReportData, type MatrixRun } from '../../lab/report/matrix.js';
+import { writeReport } from '../../lab/report/html.js';
 
 const PAIRS = [...SHARED_LAB_PAIRS, CGNAT_PAIR].map((p) => p.name);
 
@@ -27,7 +31,9 @@ const MATRIX = {
     'nat-a': value('SPEC', "instead of the table, one pair: site A's behaviour as lab up's (e.g. cgnat)", parseSiteBehaviour),
     'nat-b': value('SPEC', "site B's behaviour for that pair (e.g. eim,rst; fw6 on both: over IPv6)", parseSiteBehaviour),
     'no-install': flag('do not install missing packages (apt-get); print the command and stop'),
-    json: flag('one JSON object'),
+    json: flag('one JSON object; per pair ratio = median / (1.5 x overlay RTT + 2 x direct RTT), p90OverMedian'),
+    report: value('FILE', 'also write a self-contained HTML report (charts inlined, opens offline)', text),
+    from: value('FILE', 'no run: the table (or --report) from a saved --json line (no lab, no root)', text),
   },
   notes: `pairs: ${PAIRS.join(', ')}`,
 };
@@ -57,11 +63,43 @@ export async function main(args: string[]): Promise<number> {
     };
   }
   const json = v.json;
+  if (v.from !== undefined) {
+    let saved: MatrixRun;
+    try {
+      const raw = JSON.parse(readFileSync(v.from, 'utf8')) as MatrixRun | MatrixRun['pairs'];
+      // bench/results/punch-matrix.json holds the bare pair list (no attempts: the report has no CDF then).
+      saved = Array.isArray(raw) ? { runs: raw[0]?.runs ?? 0, pairs: raw } : raw;
+    } catch (err) {
+      throw new UsageError(`cannot read ${v.from}: ${(err as Error).message}`);
+    }
+    if (!Array.isArray(saved?.pairs)) throw new UsageError(`${v.from} is not a lab matrix --json line`);
+    if (v.report !== undefined) {
+      writeReport(v.report, matrixReportData(saved));
+      process.stderr.write(`report: ${v.report}\n`);
+    }
+    process.stdout.write((json ? JSON.stringify(saved) : matrixTable(saved.pairs)) + '\n');
+    return 0;
+  }
   await ensurePrereqs(['lab', 'tor'], { what: 'onionpunch lab matrix', install: !v['no-install'] });
-  opts.log = (l) => process.stderr.write(l + '\n');
+  const progress = new Progress({ label: 'lab matrix' });
+  opts.progress = progress;
   const t0 = performance.now();
   const reports = await runMatrix(opts);
-  if (json) process.stdout.write(JSON.stringify({ runs: opts.runs, elapsedMs: Math.round(performance.now() - t0), pairs: reports }) + '\n');
+  const n = reports.length;
+  progress.finish(`${n} pair${n === 1 ? '' : 's'} in ${Math.round((performance.now() - t0) / 1000)} s`);
+  const run: MatrixRun = {
+    runs: opts.runs,
+    elapsedMs: Math.round(performance.now() - t0),
+    delayMs: opts.delayMs ?? 12.5,
+    jitterMs: opts.jitterMs ?? 0,
+    lossPct: opts.lossPct ?? 2,
+    pairs: reports,
+  };
+  if (v.report !== undefined) {
+    writeReport(v.report, matrixReportData(run));
+    process.stderr.write(`report: ${v.report}\n`);
+  }
+  if (json) process.stdout.write(JSON.stringify(run) + '\n');
   else process.stdout.write(matrixTable(reports) + '\n');
   const ok = reports.every((r) => {
     const p = [...SHARED_LAB_PAIRS, CGNAT_PAIR, ...(opts.custom ? [opts.custom] : [])].find((x) => x.name === r.pair);

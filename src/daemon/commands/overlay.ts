@@ -4,6 +4,7 @@
 import { OnionpunchError } from '../../errors.js';
 import { dispatch, flag, parseCommand } from '../args.js';
 import type { OverlaySelftestResult } from '../../overlay/types.js';
+import type { ProgressSink } from '../../lab/progress.js';
 
 const SELFTEST = {
   name: 'overlay selftest',
@@ -29,18 +30,25 @@ async function selftest(args: string[]): Promise<number> {
   await ensurePrereqs(needs, { what: 'onionpunch overlay selftest', install: !p.values['no-install'] });
   const { selftestTor } = await import('../../lab/tor/selftest.js');
   const { selftestI2p } = await import('../../lab/i2p/selftest.js');
-  const log = json ? () => {} : (line: string) => process.stderr.write(line + '\n');
+  const { Progress } = await import('../../lab/progress.js');
   const out: Record<string, OverlaySelftestResult> = {};
-  const run = async (name: string, fn: () => Promise<OverlaySelftestResult>) => {
+  type Run = (log: (line: string) => void, progress?: ProgressSink) => Promise<OverlaySelftestResult>;
+  const run = async (name: string, fn: Run) => {
+    // On a terminal: a bring-up bar with the log lines above it; otherwise the log lines as before.
+    const bar = !json && process.stderr.isTTY ? new Progress({ label: `${name} bring-up` }) : undefined;
+    const log = json ? () => {}
+      : bar ? (line: string) => bar.log(line) : (line: string) => process.stderr.write(line + '\n');
     try {
-      out[name] = await fn();
+      out[name] = await fn(log, bar);
     } catch (err) {
       const e = err instanceof OnionpunchError ? err.toJSON() : { code: 'INTERNAL', message: String(err) };
       out[name] = { ok: false, bringUpMs: -1, firstConnectMs: -1, error: e };
+    } finally {
+      bar?.finish();
     }
   };
-  if (tor) await run('tor', () => selftestTor({ log }));
-  if (i2p) await run('i2p', () => selftestI2p({ log }));
+  if (tor) await run('tor', (log, progress) => selftestTor({ log, ...(progress ? { progress } : {}) }));
+  if (i2p) await run('i2p', (log, progress) => selftestI2p({ log, ...(progress ? { progress } : {}) }));
   if (json) process.stdout.write(JSON.stringify(out) + '\n');
   else for (const [k, v] of Object.entries(out)) process.stdout.write(`${k}: ${v.ok ? 'ok' : 'FAILED'} bring-up ${v.bringUpMs} ms, first connect ${v.firstConnectMs} ms${v.error ? ` (${v.error.code}: ${v.error.message})` : ''}\n`);
   return Object.values(out).every((v) => v.ok) ? 0 : 1;

@@ -5,6 +5,7 @@
  * workers as child node processes in their namespaces, driven over JSON lines. Used by `onionpunch demo`,
  * `onionpunch lab matrix` and the lab tests. `down()` removes everything, also after failures.
  */
+import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
@@ -16,6 +17,7 @@ import { startPrivateI2p, type PrivateI2p } from '../i2p/private-i2p.js';
 import { MessageQueue, readMessages, wallMs, type WorkerMessage } from './jsonl.js';
 import type { WorkerConfig } from './worker-config.js';
 import type { Endpoint } from '../../nat/types.js';
+import type { ProgressSink } from '../progress.js';
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');
 
@@ -40,6 +42,8 @@ export interface RigOptions {
   overlay?: 'tor' | 'i2p';
   profile?: 'plain' | 'prime';
   log?: (line: string) => void;
+  /** Told the bring-up's steps (the lab, NAT-check servers, the overlay's own steps, the workers). */
+  progress?: ProgressSink;
   /** Called with every worker message (for live timelines). */
   onMessage?: (who: string, m: WorkerMessage) => void;
 }
@@ -56,6 +60,15 @@ export interface AttemptResult {
   handshake?: boolean;
   /** Wall-clock events of both sides (ms, absolute). */
   events: Array<{ at: number; who: string; event: string; detail?: string }>;
+}
+
+/** One process's resource use at a moment (from /proc; `ip netns exec` execs, so the child's pid is the worker's). */
+export interface ResourceSample {
+  at: number;
+  who: string;
+  rssKb: number;
+  threads: number;
+  fds: number;
 }
 
 interface Worker {
@@ -130,6 +143,7 @@ export class PunchRig {
 
   private mark(name: string): void {
     this.timings[name] = Math.round(wallMs() - this.t0);
+    this.opts.progress?.status(`rig: ${name} at ${(this.timings[name] / 1000).toFixed(1)} s`);
   }
 
   private async build(): Promise<void> {
@@ -163,6 +177,7 @@ export class PunchRig {
           b: { netns: this.lab.sites.b!.host.ns, ip: this.lab.sites.b!.host.ip },
         },
         log: (l) => this.log(`[tor] ${l}`),
+        ...(o.progress ? { progress: o.progress } : {}),
       });
       this.mark('torUp');
       if (stopped()) throw new Error('rig stopped during bring-up');
@@ -174,6 +189,7 @@ export class PunchRig {
       this.i2p = await startPrivateI2p({
         routers: [2, 3, 4, 5].map((i) => ({ netns: ph[i]!.ns, ip: ph[i]!.ip, samHost: ph[i]!.ip })),
         log: (l) => this.log(`[i2p] ${l}`),
+        ...(o.progress ? { progress: o.progress } : {}),
         timeoutMs: 120_000,
       });
       this.mark('i2pUp');
@@ -317,6 +333,24 @@ export class PunchRig {
       handshake: hb?.type === 'handshake',
       events,
     };
+  }
+
+  /** A's and B's RSS, threads and open descriptors now (empty on a platform without /proc or before `up`). */
+  resources(): ResourceSample[] {
+    const out: ResourceSample[] = [];
+    for (const w of [this.a, this.b]) {
+      const pid = w?.child.pid;
+      if (!w || pid === undefined || w.child.exitCode !== null) continue;
+      try {
+        const st = readFileSync(`/proc/${pid}/status`, 'utf8');
+        const field = (k: string): number => Number(new RegExp(`^${k}:\\s*(\\d+)`, 'm').exec(st)?.[1] ?? NaN);
+        const fds = readdirSync(`/proc/${pid}/fd`).length;
+        out.push({ at: wallMs(), who: w.name, rssKb: field('VmRSS'), threads: field('Threads'), fds });
+      } catch {
+        // The worker exited between the check and the read: no sample.
+      }
+    }
+    return out;
   }
 
   down(): Promise<void> {

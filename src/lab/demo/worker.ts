@@ -116,7 +116,11 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
     discovery: { methods: ['predict', 'natcheck'], natcheckServers: cfg.natcheck ?? [], observe: nativeObserver({ network }) },
     eim: verdict,
     allowLab: true,
-    limits: { sessionsPerSec: 20, sessionBurst: 50, discoveryPerSec: 10, discoveryBurst: 20 },
+    // One B punches A over and over (lab matrix --runs N): the per-target-IP budget (4 then one per 30 s) would
+    // refuse the fifth attempt, so the lab gives it room; its own unit tests cover the default.
+    limits: {
+      sessionsPerSec: 20, sessionBurst: 50, discoveryPerSec: 10, discoveryBurst: 20, targetIpPerSec: 10, targetIpBurst: 1000,
+    },
     ...(cfg.localAddress ? { localAddress: { v4: cfg.family === 6 ? undefined : cfg.localAddress, v6: cfg.family === 6 ? cfg.localAddress : undefined } } : {}),
     tuning: { ...(cfg.primeTtl ? { primeTtl: cfg.primeTtl } : {}) },
   });

@@ -19,6 +19,7 @@ import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import { LabError } from '../errors.js';
+import type { ProgressSink } from '../progress.js';
 import { i2pdConf } from './private-i2p-config.js';
 import { reapStalePrivateI2p, writeOwner, PRIVATE_I2P_DIR_PREFIX } from './private-i2p-reaper.js';
 
@@ -49,6 +50,8 @@ export interface PrivateI2pOptions {
   /** Number of routers in our own namespace (default 4, at least 3). Ignored when `routers` is given. */
   count?: number;
   log?: (line: string) => void;
+  /** Told the 2 bring-up steps (keys created, routers up with SAM answering). */
+  progress?: ProgressSink;
   /** i2pd log level written to `<datadir>/i2pd.log` (default warn). */
   logLevel?: 'warn' | 'info' | 'debug';
   /** Bound on the whole bring-up (default 60 s). */
@@ -262,6 +265,7 @@ export async function startPrivateI2p(opts: PrivateI2pOptions = {}): Promise<Pri
   }
   const t0 = performance.now();
   const log = opts.log ?? (() => {});
+  opts.progress?.setTotal(2);
   const logLevel = opts.logLevel ?? 'warn';
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const state: Live = { routers: [], ownNetns: [], rmDirs: [] };
@@ -344,6 +348,7 @@ export async function startPrivateI2p(opts: PrivateI2pOptions = {}): Promise<Pri
     }
     await Promise.all(state.routers.map((r) => stopProc(r.proc)));
     log(`i2p: keys created in ${Math.round(performance.now() - t0)} ms`);
+    opts.progress?.advance('i2p: keys created');
 
     // 2. Reseed zip of every router.info, then the real start.
     const zip = join(root, 'reseed.zip');
@@ -371,6 +376,7 @@ export async function startPrivateI2p(opts: PrivateI2pOptions = {}): Promise<Pri
     }
     const bringUpMs = Math.round(performance.now() - t0);
     log(`i2p: ${state.routers.length} routers up, SAM answering, in ${bringUpMs} ms`);
+    opts.progress?.advance('i2p: routers up');
     return {
       sam: state.routers.map((r) => ({ host: r.samHost, port: r.samPort, netns: samNetns[r.index]! })),
       bringUpMs,

@@ -8,6 +8,7 @@ import type { Duplex } from 'node:stream';
 import { OnionpunchError } from '../../errors.js';
 import type { AcceptedStreamInfo, OverlaySelftestResult } from '../../overlay/types.js';
 import { startPrivateI2p, type PrivateI2p } from './private-i2p.js';
+import type { ProgressSink } from '../progress.js';
 import { I2pCoordinationEndpoint } from '../../overlay/i2p/endpoint.js';
 import { I2pCoordinationDialer } from '../../overlay/i2p/dialer.js';
 import { SamError } from '../../overlay/i2p/errors.js';
@@ -38,7 +39,9 @@ function readN(s: Duplex, n: number, timeoutMs: number): Promise<Buffer> {
 }
 
 /** Brings up the private i2p network, creates an endpoint, dials it, exchanges bytes both ways, tears down. */
-export async function selftestI2p(opts: { log?: (line: string) => void } = {}): Promise<OverlaySelftestResult> {
+export async function selftestI2p(
+  opts: { log?: (line: string) => void; progress?: ProgressSink } = {},
+): Promise<OverlaySelftestResult> {
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
   const ms = (since: number) => Math.round(performance.now() - since);
@@ -53,7 +56,8 @@ export async function selftestI2p(opts: { log?: (line: string) => void } = {}): 
   const streams: Duplex[] = [];
   const peers: Peer[] = [];
   try {
-    net = await startPrivateI2p({ log, timeoutMs: 60_000 });
+    const progress = opts.progress ? { progress: opts.progress } : {};
+    net = await startPrivateI2p({ log, timeoutMs: 60_000, ...progress });
     extra.networkUpMs = net.bringUpMs;
     log(`i2p: private network up in ${net.bringUpMs} ms; creating endpoint and dialer sessions in parallel`);
     const ts = performance.now();

@@ -3,8 +3,9 @@
  * Pairs that differ only in NAT rules share one lab (routers are reconfigured in place between pairs);
  * the carrier-NAT pair needs its own topology and gets a second lab.
  */
-import { PunchRig, type AttemptResult, type RigSite } from '../demo/rig.js';
+import { PunchRig, type AttemptResult, type ResourceSample, type RigSite } from '../demo/rig.js';
 import { median, quantile, round1 } from '../stats.js';
+import { statusOnly, type ProgressSink } from '../progress.js';
 
 export interface MatrixPair {
   name: string;
@@ -44,6 +45,35 @@ export interface PairReport {
   failures: Record<string, number>;
   /** Longest failing attempt (ms): a failure must be fast, never a hang. */
   maxFailMs: number | null;
+  /** The issue-14 target for the median: 1.5 × overlay RTT + 2 × direct RTT (medians of this pair, ms). */
+  boundMs: number | null;
+  /** `medianMs / boundMs` (≤ 1 meets the target). */
+  ratio: number | null;
+  /** `p90Ms / medianMs` (the tail; the target is ≤ 2). */
+  p90OverMedian: number | null;
+  /** Every attempt in order, without its events. */
+  attempts: AttemptSummary[];
+  /** Whole timelines of a few attempts (fastest, median and slowest success, first failure). */
+  timelines: SampledTimeline[];
+  /** A's and B's resource use before the first attempt and after each one. */
+  resources: ResourceSample[];
+}
+
+export interface AttemptSummary {
+  ok: boolean;
+  timeToConnectMs?: number;
+  totalMs?: number;
+  overlayRttMs?: number;
+  directRttMs?: number;
+  code?: string;
+}
+
+export interface SampledTimeline {
+  /** Index into `attempts`. */
+  attempt: number;
+  /** Why this one was kept: fastest | median | slowest | failure. */
+  label: string;
+  events: AttemptResult['events'];
 }
 
 export interface MatrixOptions {
@@ -56,9 +86,35 @@ export interface MatrixOptions {
   /** Instead of the table: this one pair (e.g. `lab matrix --nat-a cgnat --nat-b eim,rst`), in its own lab. */
   custom?: MatrixPair;
   log?: (line: string) => void;
+  /** Told every attempt (a step) and each pair's summary; the rigs' bring-up shows as its status. */
+  progress?: ProgressSink;
 }
 
-function summarize(pair: MatrixPair, results: AttemptResult[], rig: PunchRig): PairReport {
+/** Picks the attempts whose whole timelines the report shows. */
+function sampleTimelines(results: AttemptResult[]): SampledTimeline[] {
+  const ok = results.map((r, i) => ({ r, i })).filter((x) => x.r.ok && x.r.timeToConnectMs !== undefined);
+  ok.sort((x, y) => x.r.timeToConnectMs! - y.r.timeToConnectMs!);
+  const picks: Array<[number, string]> = [];
+  if (ok.length) {
+    picks.push([ok[0]!.i, 'fastest']);
+    if (ok.length > 2) picks.push([ok[Math.floor((ok.length - 1) / 2)]!.i, 'median']);
+    if (ok.length > 1) picks.push([ok[ok.length - 1]!.i, 'slowest']);
+  }
+  const fail = results.findIndex((r) => !r.ok);
+  if (fail >= 0) picks.push([fail, 'failure']);
+  return picks.map(([i, label]) => ({ attempt: i, label, events: results[i]!.events }));
+}
+
+function ratioOf(x: number | null, y: number | null): number | null {
+  return x === null || y === null || y <= 0 ? null : Math.round((x / y) * 100) / 100;
+}
+
+/**
+ * One pair's report from its attempts: success, quantiles, the issue-14 bound and ratios, sampled timelines.
+ * `eim` is what each side's EIM check said (the rig's verdicts).
+ */
+export function summarizePair(pair: Pick<MatrixPair, 'name'>, results: AttemptResult[],
+  eim: { a?: string; b?: string } = {}, resources: ResourceSample[] = []): PairReport {
   const oks = results.filter((r) => r.ok);
   const ttc = oks.map((r) => r.timeToConnectMs).filter((x): x is number => x !== undefined);
   const nums = (f: (r: AttemptResult) => number | undefined): number[] => oks.map(f).filter((x): x is number => x !== undefined);
@@ -71,20 +127,41 @@ function summarize(pair: MatrixPair, results: AttemptResult[], rig: PunchRig): P
     if (r.totalMs !== undefined) maxFail = Math.max(maxFail ?? 0, r.totalMs);
   }
   const m = (xs: number[]): number | null => (xs.length ? round1(median(xs)) : null);
+  const medianMs = m(ttc);
+  const p90Ms = ttc.length ? round1(quantile(ttc, 0.9)) : null;
+  const overlay = m(nums((r) => r.overlayRttMs));
+  const direct = m(nums((r) => r.directRttMs));
+  const boundMs = overlay === null || direct === null ? null : round1(1.5 * overlay + 2 * direct);
+  const r1 = (x: number | undefined): number | undefined => (x === undefined ? undefined : round1(x));
+  const attempts = results.map((r): AttemptSummary => {
+    const o: AttemptSummary = { ok: r.ok };
+    for (const k of ['timeToConnectMs', 'totalMs', 'overlayRttMs', 'directRttMs'] as const) {
+      const v = r1(r[k]);
+      if (v !== undefined) o[k] = v;
+    }
+    if (r.error) o.code = r.error.code;
+    return o;
+  });
   return {
     pair: pair.name,
     runs: results.length,
     ok: oks.length,
     successRate: results.length ? oks.length / results.length : 0,
-    medianMs: m(ttc),
-    p90Ms: ttc.length ? round1(quantile(ttc, 0.9)) : null,
+    medianMs,
+    p90Ms,
     medianTotalMs: m(nums((r) => r.totalMs)),
-    medianOverlayRttMs: m(nums((r) => r.overlayRttMs)),
-    medianDirectRttMs: m(nums((r) => r.directRttMs)),
-    ...(rig.eimA ? { eimA: String(rig.eimA.mapping) } : {}),
-    ...(rig.eimB ? { eimB: String(rig.eimB.mapping) } : {}),
+    medianOverlayRttMs: overlay,
+    medianDirectRttMs: direct,
+    ...(eim.a !== undefined ? { eimA: eim.a } : {}),
+    ...(eim.b !== undefined ? { eimB: eim.b } : {}),
     failures,
     maxFailMs: maxFail === null ? null : Math.round(maxFail),
+    boundMs,
+    ratio: ratioOf(medianMs, boundMs),
+    p90OverMedian: ratioOf(p90Ms, medianMs),
+    attempts,
+    timelines: sampleTimelines(results),
+    resources,
   };
 }
 
@@ -95,13 +172,26 @@ async function runPairs(rig: PunchRig, pairs: MatrixPair[], opts: MatrixOptions,
     if (!fresh) await rig.reconfigure(p.a, p.b, p.family);
     fresh = false;
     const results: AttemptResult[] = [];
+    const resources: ResourceSample[] = rig.resources();
     for (let i = 0; i < opts.runs; i++) {
       const r = await rig.attempt();
       results.push(r);
-      opts.log?.(`${p.name} #${i + 1}: ${r.ok ? `ok ${r.timeToConnectMs?.toFixed(1)} ms` : `FAIL ${r.error?.code}: ${r.error?.message}`}`);
+      resources.push(...rig.resources());
+      const how = r.ok ? `ok ${r.timeToConnectMs?.toFixed(1)} ms` : `FAIL ${r.error?.code}: ${r.error?.message}`;
+      const line = `${p.name} #${i + 1}: ${how}`;
+      if (opts.progress) opts.progress.advance(line);
+      else opts.log?.(line);
     }
-    const rep = summarize(p, results, rig);
-    opts.log?.(`${p.name}: ${rep.ok}/${rep.runs}, median ${rep.medianMs} ms, p90 ${rep.p90Ms} ms`);
+    const eim = {
+      ...(rig.eimA ? { a: String(rig.eimA.mapping) } : {}),
+      ...(rig.eimB ? { b: String(rig.eimB.mapping) } : {}),
+    };
+    const rep = summarizePair(p, results, eim, resources);
+    const sum = `${p.name}: ${rep.ok}/${rep.runs}, median ${rep.medianMs} ms, p90 ${rep.p90Ms} ms` +
+      (rep.ratio !== null ? `, median/bound ${rep.ratio}` : '') +
+      (rep.p90OverMedian !== null ? `, p90/median ${rep.p90OverMedian}` : '');
+    if (opts.progress) opts.progress.log(sum);
+    else opts.log?.(sum);
     out.push(rep);
   }
   return out;
@@ -112,7 +202,15 @@ export async function runMatrix(opts: MatrixOptions): Promise<PairReport[]> {
   const want = (p: MatrixPair): boolean => !opts.pairs || opts.pairs.some((n) => p.name.startsWith(n));
   const shared = SHARED_LAB_PAIRS.filter(want);
   const reports: PairReport[] = [];
-  const common = { delayMs: opts.delayMs ?? 12.5, jitterMs: opts.jitterMs ?? 0, lossPct: opts.lossPct ?? 2, profile: opts.profile ?? 'plain', ...(opts.log ? { log: () => undefined } : {}) };
+  const common = {
+    delayMs: opts.delayMs ?? 12.5,
+    jitterMs: opts.jitterMs ?? 0,
+    lossPct: opts.lossPct ?? 2,
+    profile: opts.profile ?? 'plain',
+    ...(opts.log || opts.progress ? { log: () => undefined } : {}),
+    ...(opts.progress ? { progress: statusOnly(opts.progress) } : {}),
+  };
+  opts.progress?.setTotal(opts.runs * (opts.custom ? 1 : shared.length + (want(CGNAT_PAIR) ? 1 : 0)));
   if (opts.custom) {
     const c = opts.custom;
     const rig = await PunchRig.up({ ...common, a: { ...c.a }, b: { ...c.b }, family: c.family });
@@ -146,12 +244,14 @@ export async function runMatrix(opts: MatrixOptions): Promise<PairReport[]> {
 export function matrixTable(reports: PairReport[]): string {
   const f = (x: number | null): string => (x === null ? '–' : x.toFixed(1));
   const lines = [
-    '| pair (A×B) | EIM check A/B | success | median ms | p90 ms | median B total ms | overlay RTT ms | direct RTT ms | failure reason |',
-    '|---|---|---|---|---|---|---|---|---|',
+    '| pair (A×B) | EIM check A/B | success | median ms | p90 ms | median B total ms | overlay RTT ms | direct RTT ms ' +
+      '| median ÷ bound | p90 ÷ median | failure reason |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of reports) {
     const reasons = Object.keys(r.failures).map((k) => k.replace(/\|/g, '/')).join('; ');
-    lines.push(`| ${r.pair} | ${r.eimA ?? '?'}/${r.eimB ?? '?'} | ${r.ok}/${r.runs} | ${f(r.medianMs)} | ${f(r.p90Ms)} | ${f(r.medianTotalMs)} | ${f(r.medianOverlayRttMs)} | ${f(r.medianDirectRttMs)} | ${reasons || '–'}${r.maxFailMs !== null ? ` (slowest failure ${r.maxFailMs} ms)` : ''} |`);
+    lines.push(`| ${r.pair} | ${r.eimA ?? '?'}/${r.eimB ?? '?'} | ${r.ok}/${r.runs} | ${f(r.medianMs)} | ${f(r.p90Ms)} | ${f(r.medianTotalMs)} | ${f(r.medianOverlayRttMs)} | ${f(r.medianDirectRttMs)} ` +
+      `| ${r.ratio ?? '–'} | ${r.p90OverMedian ?? '–'} | ${reasons || '–'}${r.maxFailMs !== null ? ` (slowest failure ${r.maxFailMs} ms)` : ''} |`);
   }
   return lines.join('\n');
 }

@@ -23,6 +23,7 @@ import {
   type CommonTorrc,
 } from './private-tor-torrc.js';
 import { PrivateTorError, TorProcess, freePort, pollUntil, readText, registerDir, run, unregisterDir } from './private-tor-process.js';
+import type { ProgressSink } from '../progress.js';
 
 export { PrivateTorError } from './private-tor-process.js';
 
@@ -49,6 +50,8 @@ export interface PrivateTorOptions {
   /** Whole bring-up timeout, ms (default 120000). */
   timeoutMs?: number;
   log?: (line: string) => void;
+  /** Told each of the 4 bring-up steps (keys, first consensus, relays ready, clients bootstrapped). */
+  progress?: ProgressSink;
 }
 
 /** A's control port as seen from inside A's namespace (or loopback). */
@@ -131,6 +134,7 @@ function portAllocator(): (role: PrivateTorRole) => Promise<number> {
 export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<PrivateTor> {
   const t0 = Date.now();
   const log = opts.log ?? (() => {});
+  opts.progress?.setTotal(4);
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const deadline = () => Math.max(1000, timeoutMs - (Date.now() - t0));
   await mkdir(opts.dir ?? tmpdir(), { recursive: true });
@@ -179,6 +183,7 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
     const authority: AuthorityRef = { nickname: auth.nickname, ip: ipOf(authRole), orPort: auth.orPort, dirPort, v3ident, fingerprint: rsa };
     const keysMs = Date.now() - t0;
     log(`private tor: keys in ${keysMs} ms (authority ${v3ident.slice(0, 8)}… at ${authority.ip}:${dirPort})`);
+    opts.progress?.advance('tor: keys made');
 
     // ---- torrc files ----
     const c = (s: NodeSpec): CommonTorrc => ({ nickname: s.nickname, dataDir: s.dataDir, ownerPid: process.pid, authority });
@@ -206,6 +211,7 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
       return firstConsensusMs >= 0;
     }, serverProcs(), deadline());
     log(`private tor: first consensus at ${firstConsensusMs} ms`);
+    opts.progress?.advance('tor: first consensus');
     const nicks = servers.map((s) => s.nickname);
     const readyDirs = (opts.clientsStart ?? 'relays') === 'relays' ? servers.map((s) => s.dataDir) : [auth.dataDir];
     await pollUntil('a consensus listing all 4 relays with descriptors', async () => {
@@ -214,6 +220,7 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
     }, serverProcs(), deadline());
     const relaysReadyMs = Date.now() - t0;
     log(`private tor: relays ready at ${relaysReadyMs} ms`);
+    opts.progress?.advance('tor: relays ready');
 
     // ---- stage 2: clients ----
     launch(a);
@@ -221,6 +228,7 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
     await Promise.all([waitBootstrapped(a, 0, deadline()), waitBootstrapped(b, 0, deadline())]);
     const clientsReadyMs = Date.now() - t0;
     log(`private tor: A and B bootstrapped at ${clientsReadyMs} ms`);
+    opts.progress?.advance('tor: A and B bootstrapped');
 
     let stopped = false;
     const net: PrivateTor = {

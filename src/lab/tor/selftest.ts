@@ -6,15 +6,18 @@ import { OnionpunchError } from '../../errors.js';
 import type { OverlaySelftestResult } from '../../overlay/types.js';
 import type { Duplex } from 'node:stream';
 import { startPrivateTor } from './private-tor.js';
+import type { ProgressSink } from '../progress.js';
 import { TorCoordinationEndpoint } from '../../overlay/tor/endpoint.js';
 import { TorCoordinationDialer } from '../../overlay/tor/dialer.js';
 import { versionHandshake } from '../../overlay/tor/handshake.js';
 import { PROTOCOL_VERSION } from '../../wire/index.js';
 
 /** Brings up the private tor network, creates an endpoint, dials it, runs a version handshake, tears down. */
-export async function selftestTor(opts: { log?: (line: string) => void } = {}): Promise<OverlaySelftestResult> {
+export async function selftestTor(
+  opts: { log?: (line: string) => void; progress?: ProgressSink } = {},
+): Promise<OverlaySelftestResult> {
   const log = opts.log ?? (() => {});
-  const net = await startPrivateTor({ log });
+  const net = await startPrivateTor({ log, ...(opts.progress ? { progress: opts.progress } : {}) });
   let ep: TorCoordinationEndpoint | undefined;
   const dialer = new TorCoordinationDialer({ socksPort: net.socksB.port, socksHost: net.socksB.host });
   try {
