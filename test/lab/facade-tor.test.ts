@@ -43,7 +43,8 @@ async function punchWhilePropagating(b: Onionpunch, target: string): Promise<Pun
   const end = Date.now() + 60_000;
   for (;;) {
     try {
-      return await b.punch(target);
+      // A punches from 127.0.0.1 (bind): B accepts only that IP, as it would the announced one.
+      return await b.punch(target, { expectIp: '127.0.0.1' });
     } catch (err) {
       const propagating = err instanceof PunchSessionError && err.code === 'PUNCH_OVERLAY_DIAL'
         && err.cause instanceof TorSocksError && err.cause.code === 'TOR_SOCKS_HS_DESC_NOT_FOUND';

@@ -61,7 +61,7 @@ test('routers in caller-given namespaces: SAM answers inside the namespace; stop
 
 test('a network whose owner was SIGKILLed is removed by the next start', { ...needsRoot('network namespaces and i2pd'), timeout: 90_000 }, async () => {
   const script = `
-    import { startPrivateI2p } from '${process.cwd()}/dist/src/lab/private-i2p.js';
+    import { startPrivateI2p } from '${process.cwd()}/dist/src/lab/i2p/private-i2p.js';
     const net = await startPrivateI2p({});
     console.log(JSON.stringify({ ns: net.ownNetns[0], dir: net.datadirs[0] }));
     setInterval(() => {}, 1000);`;
@@ -88,7 +88,7 @@ test('a network whose owner was SIGKILLed is removed by the next start', { ...ne
 
 test('non-root callers get LAB_NOT_ROOT', { ...needsRoot('to switch to an unprivileged user'), timeout: 30_000 }, async () => {
   const script = `
-    import { startPrivateI2p } from '${process.cwd()}/dist/src/lab/private-i2p.js';
+    import { startPrivateI2p } from '${process.cwd()}/dist/src/lab/i2p/private-i2p.js';
     try { await startPrivateI2p({}); console.log('started'); } catch (e) { console.log(e.code + ' ' + e.name); }`;
   const out = execFileSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--input-type=module', '-e', script], {
     encoding: 'utf8',

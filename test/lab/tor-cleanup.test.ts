@@ -1,6 +1,6 @@
 /**
  * A process that started tor and exits without calling stop() leaves no tor and no temp dir behind
- * (the exit hook of src/lab/private-tor-process.ts; __OwningControllerProcess is the backstop for SIGKILL).
+ * (the exit hook of src/lab/tor/private-tor-process.ts; __OwningControllerProcess is the backstop for SIGKILL).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
