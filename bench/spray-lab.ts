@@ -3,7 +3,11 @@
  * N × M, `--trials` sprays between a hard side (edm-pba or edm) and an easy side (eim), the probe range taken
  * from nat-check. Prints one JSON line per row and a Markdown table (docs/BENCHMARKS.md, "Birthday spray").
  *
- *   node dist/bench/spray-lab.js [--trials 20]
+ * Then `--sessions` (default 100) more sprays in a row (edm-pba, 64 × 32) with the side processes' fds, threads
+ * and RSS before and after, and the routers' conntrack counts: before, after the sprays, and `--wait` seconds
+ * later (default 0; SYN_SENT entries time out after nf_conntrack_tcp_timeout_syn_sent, 120 s).
+ *
+ *   node dist/bench/spray-lab.js [--trials 20] [--sessions 100] [--wait 0]
  */
 import { Lab } from '../src/lab/topology/lab.js';
 import { natCheck, randomPort, startNatcheckServers } from '../src/lab/topology/observe.js';
@@ -22,8 +26,13 @@ const ROWS: Array<{ nat: 'pba' | 'edm'; n: number; m: number; spreadUs: number }
 ];
 
 async function main(): Promise<void> {
-  const i = process.argv.indexOf('--trials');
-  const trials = i > 0 ? Number(process.argv[i + 1]) : 20;
+  const arg = (name: string, dflt: number) => {
+    const i = process.argv.indexOf(name);
+    return i > 0 ? Number(process.argv[i + 1]) : dflt;
+  };
+  const trials = arg('--trials', 20);
+  const sessions = arg('--sessions', 100);
+  const waitS = arg('--wait', 0);
   const lab = await Lab.up({
     sites: [{ name: 'pba', nat: 'edm-pba' }, { name: 'edm', nat: 'edm' }, { name: 'easy', nat: 'eim' }],
     publicHosts: 2,
@@ -48,8 +57,18 @@ async function main(): Promise<void> {
         range: { low: nc.portSpread!.probeLow, high: nc.portSpread!.probeHigh },
       };
     }
+    const conntrack = async () => {
+      const out: Record<string, number> = {};
+      for (const r of ['pba-router', 'edm-router', 'easy-router']) {
+        const x = await lab.exec(r, ['cat', '/proc/sys/net/netfilter/nf_conntrack_count']);
+        out[r] = Number(x.stdout.trim());
+      }
+      return out;
+    };
+    const ctBefore = await conntrack();
     const table: string[] = [
-      '| hard NAT | probe range S | N (hard) | M (easy) | spread | bound P | connected | SYNs hard / easy (median) | connect after start median / p90 |',
+      '| hard NAT | probe range S | N (hard) | M (easy) | spread | bound P | connected | ' +
+        'SYNs hard / easy (median) | connect after start median / p90 |',
       '|---|---|---|---|---|---|---|---|---|',
     ];
     for (const row of ROWS) {
@@ -68,7 +87,8 @@ async function main(): Promise<void> {
           t.push(r.hard.establishedMs!);
         }
       }
-      const q = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+      const q = (xs: number[], p: number) =>
+        [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
       const p = birthday(row.n, row.m, span);
       const out = { nat: row.nat, span, n: row.n, m: row.m, spreadUs: row.spreadUs, bound: p, ok, trials,
         synsHardMedian: q(synsH, 0.5), synsEasyMedian: q(synsE, 0.5), msMedian: q(t, 0.5), msP90: q(t, 0.9) };
@@ -79,6 +99,23 @@ async function main(): Promise<void> {
         `${ok}/${trials} (${((100 * ok) / trials).toFixed(0)}%) | ${q(synsH, 0.5)} / ${q(synsE, 0.5)} | ${ms} |`);
     }
     process.stdout.write(table.join('\n') + '\n');
+    const ctAfterRows = await conntrack();
+    const before = await Promise.all(sides.map((x) => x.stats()));
+    let ok = 0;
+    for (let k = 0; k < sessions; k++) {
+      const r = await sprayTrial(setups['pba']!, 64, 32, { spreadUs: 5000, deadlineMs: 600 });
+      if (r.hard.ok && r.easy.ok) ok++;
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    const afterS = await Promise.all(sides.map((x) => x.stats()));
+    const ctAfterSessions = await conntrack();
+    if (waitS > 0) await new Promise((r) => setTimeout(r, waitS * 1000));
+    const ctAfterWait = await conntrack();
+    const ct = {
+      before: ctBefore, afterRows: ctAfterRows, afterSessions: ctAfterSessions, afterWait: ctAfterWait, waitS,
+    };
+    const summary = { sessions, connected: ok, sides: ['pba', 'edm', 'easy'], before, after: afterS, conntrack: ct };
+    process.stdout.write(JSON.stringify(summary) + '\n');
   } finally {
     for (const s of sides) s.close();
     await lab.down();

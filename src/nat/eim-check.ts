@@ -134,7 +134,8 @@ export function verdictFrom(
     const samePublic = spread.filter((o) => o.address === first.address);
     const spreadOf = portSpreadOf([...observed, ...samePublic].map((o) => o.port));
     return { ...base, mapping: 'edm', portPreserving: null, publicAddress: first.address,
-      ...(spreadOf ? { portSpread: spreadOf } : {}), reason: `mapped port differs per destination (${observed.map((o) => o.port).join(', ')}): endpoint-dependent mapping` };
+      ...(spreadOf ? { portSpread: spreadOf } : {}),
+      reason: `mapped port differs per destination (${observed.map((o) => o.port).join(', ')}): endpoint-dependent mapping` };
   }
   return { ...base, mapping: 'eim', portPreserving: first.port === localPort, publicAddress: first.address };
 }

@@ -202,9 +202,13 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
   if (plan.remotes.length > maxRemotes) throw invalid(`at most ${maxRemotes} remotes per plan`);
   const portMode = PORT_MODE.indexOf(plan.localPorts ?? 'shared');
   if (portMode < 0) throw invalid(`localPorts must be one of ${PORT_MODE.join(', ')}`);
-  if (plan.localPorts === 'distinct' && plan.local.port !== 0) throw invalid("localPorts 'distinct' needs local.port 0");
+  if (plan.localPorts === 'distinct' && plan.local.port !== 0) {
+    throw invalid("localPorts 'distinct' needs local.port 0");
+  }
   const spreadUs = plan.spreadUs ?? 0;
-  if (!(spreadUs >= 0) || !Number.isFinite(spreadUs) || spreadUs > 60_000_000) throw invalid('spreadUs must be 0..60e6');
+  if (!(spreadUs >= 0) || !Number.isFinite(spreadUs) || spreadUs > 60_000_000) {
+    throw invalid('spreadUs must be 0..60e6');
+  }
   plan.remotes.forEach((r, i) => {
     if (checkEndpoint(r, `remotes[${i}]`, false) !== fam) throw invalid(`remotes[${i}] is not the family of local`);
   });
@@ -294,7 +298,9 @@ export interface SprayResult extends PunchResult {
 /** `count` distinct random ports in [low, high] (partial Fisher–Yates over the range). */
 export function randomPorts(count: number, low: number, high: number): number[] {
   const span = high - low + 1;
-  if (!Number.isInteger(count) || count < 1 || count > span) throw invalid(`cannot pick ${count} distinct ports in ${low}..${high}`);
+  if (!Number.isInteger(count) || count < 1 || count > span) {
+    throw invalid(`cannot pick ${count} distinct ports in ${low}..${high}`);
+  }
   const swapped = new Map<number, number>();
   const out: number[] = [];
   for (let i = 0; i < count; i++) {
@@ -309,7 +315,9 @@ export function randomPorts(count: number, low: number, high: number): number[] 
 
 /** The engine plan of one spray side (validated; throws ENGINE_INVALID). */
 export function sprayToPunchPlan(s: SprayPlan): PunchPlan {
-  if (s === null || typeof s !== 'object' || (s.role !== 'hard' && s.role !== 'easy')) throw invalid("role must be 'hard' or 'easy'");
+  if (s === null || typeof s !== 'object' || (s.role !== 'hard' && s.role !== 'easy')) {
+    throw invalid("role must be 'hard' or 'easy'");
+  }
   if (!Number.isInteger(s.count) || s.count < 1 || s.count > MAX_SPRAY_ATTEMPTS) {
     throw invalid(`count must be 1..${MAX_SPRAY_ATTEMPTS}`);
   }
@@ -441,7 +449,8 @@ export class PunchEngine {
     const need = this.stats().sockets + plan.remotes.length + 512;
     const limit = raiseFdLimit(need);
     if (limit < need) {
-      throw new EngineError('ENGINE_FD_LIMIT', `a spray of ${plan.remotes.length} sockets needs RLIMIT_NOFILE >= ${need}, have ${limit}`);
+      const msg = `a spray of ${plan.remotes.length} sockets needs RLIMIT_NOFILE >= ${need}, have ${limit}`;
+      throw new EngineError('ENGINE_FD_LIMIT', msg);
     }
     const r = await this.punch(plan);
     const syns = r.timeline.filter((e) => e.kind === 'syn' || e.kind === 'prime');

@@ -12,7 +12,9 @@ import { needsRoot } from '../helpers/root.js';
 import { SpraySide, birthday, sprayTrial, type SideStats, type TrialSetup } from '../helpers/spray-lab.js';
 import { PunchEngine, sprayToPunchPlan } from '../../src/native/engine.js';
 
-describe('birthday spray through hard NATs (lab)', { ...needsRoot('network namespaces and nftables'), timeout: 600_000 }, () => {
+const LAB = { ...needsRoot('network namespaces and nftables'), timeout: 600_000 };
+
+describe('birthday spray through hard NATs (lab)', LAB, () => {
   let lab: Lab;
   const sides: SpraySide[] = [];
   let pba: TrialSetup;
@@ -51,7 +53,8 @@ describe('birthday spray through hard NATs (lab)', { ...needsRoot('network names
     await lab?.down();
   });
 
-  const run = async (t: { diagnostic: (s: string) => void }, s: TrialSetup, n: number, m: number, trials: number, spreadUs: number) => {
+  type Diag = { diagnostic: (s: string) => void };
+  const run = async (t: Diag, s: TrialSetup, n: number, m: number, trials: number, spreadUs: number) => {
     const span = s.range.high - s.range.low + 1;
     let ok = 0;
     const times: number[] = [];
@@ -60,7 +63,7 @@ describe('birthday spray through hard NATs (lab)', { ...needsRoot('network names
       if (r.hard.ok && r.easy.ok) {
         ok++;
         times.push(r.hard.establishedMs!);
-        // one connection, seen from both ends: the hard side reached the easy port, the easy side the hard NAT's port
+        // one connection seen from both ends: the hard side reached the easy port, the easy side a probed port
         assert.equal(r.hard.pair!.remotePort, r.easy.pair!.localPort);
         assert.ok(r.easy.pair!.remotePort >= s.range.low && r.easy.pair!.remotePort <= s.range.high);
       } else {
@@ -70,13 +73,15 @@ describe('birthday spray through hard NATs (lab)', { ...needsRoot('network names
       assert.ok(r.hard.syns <= n && r.easy.syns <= m);
     }
     times.sort((a, b) => a - b);
-    t.diagnostic(`N=${n} M=${m} range=${span}: ${ok}/${trials} connected, birthday ${(100 * birthday(n, m, span)).toFixed(1)}%, ` +
-      `median ${times[Math.floor(times.length / 2)]?.toFixed(1)} ms after the start`);
+    const bound = (100 * birthday(n, m, span)).toFixed(1);
+    const median = times[Math.floor(times.length / 2)]?.toFixed(1);
+    t.diagnostic(`N=${n} M=${m} range=${span}: ${ok}/${trials} connected, birthday ${bound}%, median ${median} ms`);
     return ok;
   };
 
   test('the probe range nat-check gives for edm-pba covers the block; for edm it is 1024..65535', () => {
-    assert.ok(pba.range.low <= PBA_BLOCK.low + 200 && pba.range.high >= PBA_BLOCK.high - 200, JSON.stringify(pba.range));
+    const r = JSON.stringify(pba.range);
+    assert.ok(pba.range.low <= PBA_BLOCK.low + 200 && pba.range.high >= PBA_BLOCK.high - 200, r);
     assert.ok(pba.range.high - pba.range.low < 2048);
     assert.deepEqual(edm.range, { low: 1024, high: 65535 });
   });
@@ -100,23 +105,26 @@ describe('birthday spray through hard NATs (lab)', { ...needsRoot('network names
       assert.equal(afterStats[i]!.sockets, 0, 'no attempt socket left in the engine');
       assert.equal(afterStats[i]!.plans, 0);
       assert.ok(afterStats[i]!.fds <= before[i]!.fds, `fds ${before[i]!.fds} -> ${afterStats[i]!.fds}`);
-      assert.ok(afterStats[i]!.threads <= before[i]!.threads, `threads ${before[i]!.threads} -> ${afterStats[i]!.threads}`);
+      const [t0, t1] = [before[i]!.threads, afterStats[i]!.threads];
+      assert.ok(t1 <= t0, `threads ${t0} -> ${t1}`);
     }
   });
 });
 
-test('spray plans are validated before anything is sent', () => {
-  const base = { local: { address: '127.0.0.1', port: 0 }, remote: { address: '127.0.0.1', port: 9 }, deadlineMs: 100 };
-  assert.throws(() => sprayToPunchPlan({ ...base, role: 'hard', count: 0 }), { code: 'ENGINE_INVALID' });
-  assert.throws(() => sprayToPunchPlan({ ...base, role: 'hard', count: 16385 }), { code: 'ENGINE_INVALID' });
-  assert.throws(() => sprayToPunchPlan({ ...base, role: 'easy', count: 11, ports: { low: 100, high: 109 } }), { code: 'ENGINE_INVALID' });
-  assert.throws(() => sprayToPunchPlan({ ...base, role: 'easy', count: 2, probePorts: [5, 5] }), { code: 'ENGINE_INVALID' });
+test('spray plans are validated before anything is sent', async () => {
+  const base = { local: { address: '127.0.0.1', port: 0 }, remote: { address: '127.0.0.1', port: 9 }, deadlineMs: 1 };
+  const invalid = { code: 'ENGINE_INVALID' };
+  assert.throws(() => sprayToPunchPlan({ ...base, role: 'hard', count: 0 }), invalid);
+  assert.throws(() => sprayToPunchPlan({ ...base, role: 'hard', count: 16385 }), invalid);
+  assert.throws(() => sprayToPunchPlan({ ...base, role: 'easy', count: 11, ports: { low: 100, high: 109 } }), invalid);
+  assert.throws(() => sprayToPunchPlan({ ...base, role: 'easy', count: 2, probePorts: [5, 5] }), invalid);
   const easy = sprayToPunchPlan({ ...base, role: 'easy', count: 10, ports: { low: 100, high: 109 } });
-  assert.deepEqual(easy.remotes.map((r) => r.port).sort((a, b) => a - b), [100, 101, 102, 103, 104, 105, 106, 107, 108, 109]);
+  const ports = easy.remotes.map((r) => r.port).sort((a, b) => a - b);
+  assert.deepEqual(ports, [100, 101, 102, 103, 104, 105, 106, 107, 108, 109]);
   assert.equal(easy.localPorts, 'shared');
   const hard = sprayToPunchPlan({ ...base, role: 'hard', count: 3 });
   assert.equal(hard.localPorts, 'distinct');
   assert.equal(hard.remotes.length, 3);
   // a distinct-port plan with a fixed local port is refused by the facade
-  assert.rejects(PunchEngine.shared().punch({ ...hard, local: { address: '127.0.0.1', port: 5000 } }), { code: 'ENGINE_INVALID' });
+  await assert.rejects(PunchEngine.shared().punch({ ...hard, local: { address: '127.0.0.1', port: 5000 } }), invalid);
 });
