@@ -48,7 +48,7 @@ describe('lab hard NATs (edm, edm-pba)', { ...needsRoot('network namespaces and 
     assert.equal(r.publicIpStable, true);
     const s = r.portSpread!;
     assert.ok(s, JSON.stringify(r));
-    assert.equal(s.ports.length, 6);
+    assert.equal(s.ports.length, 10);
     assert.equal(s.narrow, true, JSON.stringify(s));
     for (const p of s.ports) assert.ok(p >= PBA_BLOCK.low && p <= PBA_BLOCK.high);
     assert.ok(s.probeLow <= s.min && s.probeHigh >= s.max);

@@ -3,7 +3,7 @@
  *  [--timeout MS] [--json]`: the EIM check. Two connections from one local port (SO_REUSEADDR/SO_REUSEPORT)
  * to two different peers; each reports our address in its version message (addr_recv). Same address and
  * port from both → `eim` (port-preserving when it equals the local port), different ports → `edm`.
- * edm: `--spread N` (default 4) more connections from fresh local ports measure the port spread.
+ * edm: `--spread N` (default 8) more connections from fresh local ports measure the port spread.
  * JSON: {mapping, portPreserving, publicAddress, localPort, observed: [{peer, address, port}], publicIpStable,
  * portSpread?: {ports, min, max, observedRange, estimatedRange, narrow, probeLow, probeHigh},
  * spreadObserved?: [{peer, address, port, localPort}], reason?}.
@@ -28,8 +28,8 @@ const NAT_CHECK = {
     'local-address': value('A', 'local address to bind (default: 0.0.0.0, or :: for IPv6 peers)', text),
     network: value('NET', 'main|testnet3|testnet4|signet|regtest (magic bytes; default main)', text, 'main'),
     timeout: value('MS', 'per-connection timeout (default 5000)', number(1, 600_000), 5000),
-    spread: value('N', 'edm: N more connections from fresh local ports for the port spread (default 4)',
-      integer(0, 64), 4),
+    spread: value('N', 'edm: N more connections from fresh local ports for the port spread (default 8)',
+      integer(0, 64), 8),
     json: flag('one JSON object on stdout'),
   },
 };
