@@ -3,6 +3,7 @@
 // No C++ exceptions cross this boundary (NAPI_DISABLE_CPP_EXCEPTIONS): bad input becomes a pending JS error.
 #include <napi.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 
@@ -51,6 +52,7 @@ Napi::Object Enums(Napi::Env env) {
   o.Set("eventKind", NameTable(env, onionpunch::kEventKindNames));
   o.Set("syscall", NameTable(env, onionpunch::kSyscallNames));
   o.Set("profile", NameTable(env, onionpunch::kProfileNames));
+  o.Set("portMode", NameTable(env, onionpunch::kPortModeNames));
   return o;
 }
 
@@ -245,6 +247,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     s.syn_cnt = static_cast<int>(ReadI64(o.Get("synCnt"), 0));
     Napi::Value nd = o.Get("noDelay");
     s.no_delay = nd.IsBoolean() ? nd.As<Napi::Boolean>().Value() : true;
+    s.port_mode = ReadI64(o.Get("portMode"), 0) == 1 ? onionpunch::PortMode::Distinct : onionpunch::PortMode::Shared;
+    s.spread_ns = std::max<int64_t>(0, ReadI64(o.Get("spreadNs"), 0));
     uint64_t id = engine_->submit(std::move(s));
     inflight_++;
     Hold(env);

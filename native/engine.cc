@@ -59,7 +59,7 @@ EventKind failure_kind(int err) {
   }
 }
 
-enum class TimerKind : uint8_t { Wave, Fire, Resyn, Deadline };
+enum class TimerKind : uint8_t { Wave, Fire, Resyn, Deadline, Stagger };
 
 struct Timer {
   int64_t at;
@@ -256,7 +256,11 @@ struct Engine::Impl {
     bool bad_family = plan.spec.remotes.empty();
     for (auto& r : plan.spec.remotes) bad_family = bad_family || r.family() != plan.spec.local.family();
     if (bad_family) return finish(plan, Status::SocketError, EAFNOSUPPORT, Syscall::Connect);
-    if (plan.spec.local.port() == 0) {
+    if (plan.spec.remotes.size() > kMaxAttempts) return finish(plan, Status::SocketError, E2BIG, Syscall::None);
+    if (plan.spec.port_mode == PortMode::Distinct) {
+      // Every attempt gets its own port at connect(): nothing to reserve, and a fixed port would be shared.
+      if (plan.spec.local.port() != 0) return finish(plan, Status::BindError, EINVAL, Syscall::Bind);
+    } else if (plan.spec.local.port() == 0) {
       // Choose the port once so that every attempt of the plan (and every wave) leaves from it. The socket
       // stays bound until the first SYN uses it: a bound port is never handed to another bind(0) meanwhile.
       SocketOptions o;
@@ -297,7 +301,7 @@ struct Engine::Impl {
         if (te != 0) e = {te, Syscall::Setsockopt};
       }
     } else {
-      fd = open_bound_socket(p.spec.local, o, &e);
+      fd = open_socket(p, o, &e);
     }
     if (e) {
       if (e.syscall == Syscall::Bind && (e.err == EADDRINUSE || e.err == EACCES || e.err == EADDRNOTAVAIL)) {
@@ -351,6 +355,22 @@ struct Engine::Impl {
     return true;
   }
 
+  /** The socket of one attempt, as the plan's port mode wants it. */
+  Fd open_socket(const Plan& p, const SocketOptions& o, SysError* e) {
+    if (p.spec.port_mode == PortMode::Distinct) return open_ephemeral_socket(p.spec.local, o, e);
+    return open_bound_socket(p.spec.local, o, e);
+  }
+
+  /** An attempt's first SYN of a wave (prime or full) and, for prime, its fire timer. False if the plan ended. */
+  bool start_attempt(Plan& p, uint32_t r, int64_t at) {
+    bool prime = p.spec.profile == Profile::Prime;
+    uint64_t id = p.id;
+    if (!open_attempt(p, r, prime, at) || p.finished) return false;
+    if (prime && at + p.spec.prime_delay_ns < p.spec.deadline_ns)
+      push_timer(at + p.spec.prime_delay_ns, id, r, p.att[r].gen, TimerKind::Fire);
+    return true;
+  }
+
   /** A non-prime attempt failed: schedule its re-SYN, or take it out. Returns false if the plan ended. */
   bool on_failure(Plan& p, uint32_t r, int err, Syscall syscall, int64_t now, Status fail_status) {
     Attempt& a = p.att[r];
@@ -388,16 +408,26 @@ struct Engine::Impl {
           if (nxt < p.spec.deadline_ns) push_timer(nxt, p.id, w + 1, 0, TimerKind::Wave);
         }
         uint64_t id = p.id;
+        const int64_t n = static_cast<int64_t>(p.att.size());
         for (uint32_t r = 0; r < p.att.size(); r++) {
           Attempt& a = p.att[r];
           if (a.out) continue;
-          a.gen++;  // supersedes the previous wave's re-SYN and fire timers
-          a.base_ns = t.at;
-          bool prime = p.spec.profile == Profile::Prime;
-          if (!open_attempt(p, r, prime, t.at) || p.finished) return;
-          if (prime && t.at + p.spec.prime_delay_ns < p.spec.deadline_ns)
-            push_timer(t.at + p.spec.prime_delay_ns, id, r, a.gen, TimerKind::Fire);
+          a.gen++;  // supersedes the previous wave's re-SYN, fire and stagger timers
+          // Paced: attempt r's SYN is due at its slot of the spread (computed in 128 bits: no overflow).
+          int64_t at = t.at + static_cast<int64_t>((static_cast<__int128>(p.spec.spread_ns) * r) / n);
+          a.base_ns = at;
+          if (at > t.at) {
+            if (at < p.spec.deadline_ns) push_timer(at, id, r, a.gen, TimerKind::Stagger);
+            continue;
+          }
+          if (!start_attempt(p, r, at)) return;
         }
+        return;
+      }
+      case TimerKind::Stagger: {
+        Attempt& a = p.att[t.arg];
+        if (a.out || a.gen != t.gen) return;
+        start_attempt(p, t.arg, t.at);
         return;
       }
       case TimerKind::Fire: {
@@ -455,7 +485,8 @@ struct Engine::Impl {
   bool stale(const Timer& t) const {
     auto it = plans.find(t.plan);
     if (it == plans.end() || it->second->finished) return true;
-    if (t.kind == TimerKind::Fire || t.kind == TimerKind::Resyn) return it->second->att[t.arg].gen != t.gen;
+    if (t.kind == TimerKind::Fire || t.kind == TimerKind::Resyn || t.kind == TimerKind::Stagger)
+      return it->second->att[t.arg].gen != t.gen;
     return false;
   }
 
@@ -482,7 +513,7 @@ struct Engine::Impl {
       o.no_delay = false;
       o.ttl = prime ? p.spec.prime_ttl : p.spec.first_syn_ttl;
       SysError e;
-      a.pre = open_bound_socket(p.spec.local, o, &e);  // on failure open_attempt retries and reports
+      a.pre = open_socket(p, o, &e);  // on failure open_attempt retries and reports
       a.pre_prime = prime;
     };
     switch (t.kind) {
@@ -491,6 +522,9 @@ struct Engine::Impl {
         break;
       case TimerKind::Fire:
         if (p.att[t.arg].gen == t.gen) prep(t.arg, false);
+        break;
+      case TimerKind::Stagger:
+        if (p.att[t.arg].gen == t.gen) prep(t.arg, p.spec.profile == Profile::Prime);
         break;
       case TimerKind::Resyn:
         if (p.att[t.arg].gen == t.gen && !p.att[t.arg].fd) prep(t.arg, false);

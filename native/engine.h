@@ -24,6 +24,20 @@ inline constexpr const char* kProfileNames[] = {"plain", "prime"};
 static_assert(sizeof kProfileNames / sizeof kProfileNames[0] == static_cast<size_t>(Profile::kCount),
               "kProfileNames must name every Profile");
 
+/**
+ * Where a plan's attempt sockets leave from. Shared: every attempt binds the plan's one local port
+ * (SO_REUSEADDR + SO_REUSEPORT), the easy side of a spray. Distinct: every attempt gets its own ephemeral
+ * port at connect() (IP_BIND_ADDRESS_NO_PORT, no reuse), the hard side of a spray: N sockets from N local
+ * ports to one remote, each a fresh mapping on an endpoint-dependent NAT.
+ */
+enum class PortMode : uint8_t { Shared = 0, Distinct = 1, kCount };
+inline constexpr const char* kPortModeNames[] = {"shared", "distinct"};
+static_assert(sizeof kPortModeNames / sizeof kPortModeNames[0] == static_cast<size_t>(PortMode::kCount),
+              "kPortModeNames must name every PortMode");
+
+/** At most this many attempts (remotes) per plan: the timeline's remote index is an int16_t. */
+inline constexpr size_t kMaxAttempts = 16384;
+
 /** Everything the engine needs to run one punch plan. Times are absolute CLOCK_MONOTONIC ns. */
 struct PlanSpec {
   SockAddr local;                    // port 0 = let the kernel choose once; every attempt then reuses it
@@ -39,6 +53,10 @@ struct PlanSpec {
   int syn_cnt = 0;                   // TCP_SYNCNT, 0 = default
   bool no_delay = true;              // TCP_NODELAY on the sockets
   int64_t deadline_ns = 0;           // absolute; the plan ends with Timeout then
+  PortMode port_mode = PortMode::Shared;
+  // Pacing: within each wave, attempt r of n sends its SYN at wave + spread_ns * r / n (0 = all at once).
+  // A spray of thousands of SYNs in a millisecond can overflow a small router's conntrack table.
+  int64_t spread_ns = 0;
 };
 
 // The enums JS sees as numbers carry a name table each (index = value), exported by the addon as `enums` and

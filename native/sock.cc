@@ -124,6 +124,53 @@ Fd open_bound_socket(const SockAddr& local, const SocketOptions& opt, SysError* 
   return fd;
 }
 
+#if defined(__linux__) && !defined(IP_BIND_ADDRESS_NO_PORT)
+#define IP_BIND_ADDRESS_NO_PORT 24  // linux/in.h, since Linux 4.2
+#endif
+
+Fd open_ephemeral_socket(const SockAddr& local, const SocketOptions& opt, SysError* err) {
+  *err = SysError{};
+  Fd fd(socket(local.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP));
+  if (!fd) {
+    *err = {errno, Syscall::Socket};
+    return Fd();
+  }
+  int one = 1;
+  if (local.family() == AF_INET6 &&
+      setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
+    *err = {errno, Syscall::Setsockopt};
+    return Fd();
+  }
+#ifdef IP_BIND_ADDRESS_NO_PORT
+  if (setsockopt(fd.get(), IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) != 0) {
+    *err = {errno, Syscall::Setsockopt};
+    return Fd();
+  }
+#endif
+  if (opt.syn_cnt > 0 && setsockopt(fd.get(), IPPROTO_TCP, TCP_SYNCNT, &opt.syn_cnt, sizeof opt.syn_cnt) != 0) {
+    *err = {errno, Syscall::Setsockopt};
+    return Fd();
+  }
+  if (opt.no_delay && setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+    *err = {errno, Syscall::Setsockopt};
+    return Fd();
+  }
+  if (opt.ttl > 0) {
+    int e = set_ttl(fd.get(), local.family(), opt.ttl);
+    if (e != 0) {
+      *err = {e, Syscall::Setsockopt};
+      return Fd();
+    }
+  }
+  SockAddr any = local;
+  any.set_port(0);
+  if (bind(fd.get(), any.sa(), any.len) != 0) {
+    *err = {errno, Syscall::Bind};
+    return Fd();
+  }
+  return fd;
+}
+
 int start_connect(int fd, const SockAddr& remote) {
   if (connect(fd, remote.sa(), remote.len) == 0) return 0;
   int e = errno;

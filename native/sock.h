@@ -80,6 +80,13 @@ struct SocketOptions {
  */
 Fd open_bound_socket(const SockAddr& local, const SocketOptions& opt, SysError* err);
 
+/**
+ * A non-blocking TCP socket bound to `local`'s address with IP_BIND_ADDRESS_NO_PORT (port ignored): the
+ * kernel picks a free ephemeral port at connect(), unique per 4-tuple, so many of them can reach one remote
+ * from distinct ports without the bind(0) search (no SO_REUSEADDR/SO_REUSEPORT: the port is never shared).
+ */
+Fd open_ephemeral_socket(const SockAddr& local, const SocketOptions& opt, SysError* err);
+
 /** Starts a non-blocking connect. Returns 0 when in progress or connected at once, else the errno. */
 int start_connect(int fd, const SockAddr& remote);
 

@@ -350,6 +350,56 @@ void test_send_fd() {
   CHECK(send_fd(std::string(200, 'x'), tcp.get(), meta, sizeof meta).err == ENAMETOOLONG);
 }
 
+// Spray plans: distinct ports (a fresh ephemeral port per attempt), SYNs paced over spread_ns, the first
+// established wins and closes every other attempt at once; a paced shared-port spray to closed ports times out
+// with its SYNs on the spread grid and leaves no descriptor behind.
+void test_spray() {
+  int before = fd_count();
+  {
+    uint16_t port;
+    Fd l = listener(&port);
+    Collector c;
+    PlanSpec hard = plan(0, port, 2000);
+    hard.port_mode = PortMode::Distinct;
+    hard.remotes.assign(300, lo(port));
+    hard.spread_ns = 30'000'000;
+    hard.resyn_ns = 0;
+    uint64_t id = c.engine->submit(hard);
+    CHECK(c.wait(1));
+    Outcome* o = c.find(id);
+    CHECK(o && o->status == Status::Established && o->fd.valid());
+    CHECK(o->remote.port() == port && o->local.port() != 0);
+    CHECK(count(*o, EventKind::Syn) >= 1 && count(*o, EventKind::Syn) < 300);  // paced: the win came early
+    CHECK(c.engine->stats().sockets == 0);  // every other attempt closed with the win
+
+    PlanSpec fixed = plan(free_port(), port, 500);
+    fixed.port_mode = PortMode::Distinct;  // distinct ports with a fixed local port: refused
+    uint64_t bad = c.engine->submit(fixed);
+    CHECK(c.wait(2));
+    CHECK(c.find(bad)->status == Status::BindError && c.find(bad)->err == EINVAL);
+
+    PlanSpec easy = plan(free_port(), 9, 150);
+    easy.remotes.clear();
+    for (int i = 0; i < 100; i++) easy.remotes.push_back(lo(free_port()));
+    easy.spread_ns = 50'000'000;
+    easy.resyn_ns = 0;
+    uint64_t e = c.engine->submit(easy);
+    CHECK(c.wait(3));
+    Outcome* oe = c.find(e);
+    CHECK(oe->status == Status::Timeout);
+    CHECK(count(*oe, EventKind::Syn) == 100 && count(*oe, EventKind::Rst) == 100);
+    size_t i = 0;
+    for (auto& ev : oe->timeline) {
+      if (ev.kind != EventKind::Syn) continue;
+      CHECK(ev.target_ns == oe->started_ns + static_cast<int64_t>(50'000'000LL * ev.remote / 100));
+      CHECK(ev.actual_ns >= ev.target_ns);
+      i++;
+    }
+    CHECK(i == 100);
+  }
+  CHECK(fd_count() == before);
+}
+
 }  // namespace
 
 int main() {
@@ -365,7 +415,8 @@ int main() {
                {"errors", test_errors},
                {"loop_failure", test_loop_failure},
                {"one_outcome_per_plan", test_one_outcome_per_plan},
-               {"send_fd", test_send_fd}};
+               {"send_fd", test_send_fd},
+               {"spray", test_spray}};
   for (auto& t : tests) {
     auto t0 = std::chrono::steady_clock::now();
     t.fn();

@@ -10,6 +10,46 @@ import { type Endpoint, type Observation, type Observer, formatEndpoint } from '
 
 export type MappingVerdict = 'eim' | 'edm' | 'unknown';
 
+/** One spread sample: a connection from its own (fresh) local port. */
+export interface SpreadObservation extends Observation {
+  localPort: number;
+}
+
+/**
+ * How widely an endpoint-dependent NAT scatters its public ports over new connections, with the range a
+ * birthday sprayer should probe. Samples are connections from distinct local ports (see `eimCheck`).
+ */
+export interface PortSpread {
+  /** Public ports seen, one per sample (the two EIM-check observations included). */
+  ports: number[];
+  min: number;
+  max: number;
+  /** `max - min + 1`. */
+  observedRange: number;
+  /**
+   * Estimated size of the range the NAT picks from: the unbiased estimate for k uniform samples,
+   * `(max - min) * (k + 1) / (k - 1) + 1`, at least `observedRange`, at most 65535 - 1024 + 1.
+   */
+  estimatedRange: number;
+  /** True when the estimate is at most {@link NARROW_SPREAD} ports: a port block (PBA CGNAT) or similar. */
+  narrow: boolean;
+  /** The range to probe: the observed span widened by the estimate's slack (narrow), or 1024..65535. */
+  probeLow: number;
+  probeHigh: number;
+}
+
+/** A spread estimate at most this wide counts as a port block (real PBA blocks are 64..4096 ports). */
+export const NARROW_SPREAD = 8192;
+/**
+ * Spread samples taken by default. With k samples from a block of B ports the observed span is Beta(k-1, 2)
+ * times B: with 6 samples in all (4 more) it fell under half the block in a lab run (11% of the time in
+ * theory), so the probe range missed a third of the block; with 10 samples that happens about 1% of the time.
+ */
+export const DEFAULT_SPREAD_SAMPLES = 8;
+/** Where Linux NAT (and most others) picks random ports for sources >= 1024. */
+const WIDE_LOW = 1024;
+const WIDE_HIGH = 65535;
+
 export interface EimVerdict {
   mapping: MappingVerdict;
   /** EIM and the public port equals the local port (port prediction works). null when not EIM. */
@@ -18,15 +58,69 @@ export interface EimVerdict {
   publicAddress?: string;
   localPort: number;
   observed: Observation[];
+  /**
+   * Whether every observation (spread samples included) saw one public IP: required before any spraying,
+   * since the peer aims its probes at that IP. null with fewer than two observations.
+   */
+  publicIpStable: boolean | null;
+  /** edm only, with at least three distinct samples: the spread of the public ports. */
+  portSpread?: PortSpread;
+  /** The spread samples (fresh local ports), when taken. */
+  spreadObserved?: SpreadObservation[];
   /** Why the verdict is `unknown` (or what made it `edm`). */
   reason?: string;
   /** Monotonic ms when checked. */
   checkedAt: number;
 }
 
-/** Pure verdict from two (or more) observations from one local port. */
-export function verdictFrom(localPort: number, observed: Observation[], failures: string[] = []): Omit<EimVerdict, 'checkedAt'> {
-  const base = { localPort, observed };
+/** The spread of public ports; undefined with fewer than three samples. Pure. */
+export function portSpreadOf(ports: number[]): PortSpread | undefined {
+  const ok = ports.filter((p) => Number.isInteger(p) && p > 0 && p <= 65535);
+  if (ok.length < 3) return undefined;
+  const min = Math.min(...ok);
+  const max = Math.max(...ok);
+  const k = ok.length;
+  const observedRange = max - min + 1;
+  const est = Math.round(((max - min) * (k + 1)) / (k - 1)) + 1;
+  const estimatedRange = Math.min(WIDE_HIGH - WIDE_LOW + 1, Math.max(observedRange, est));
+  const narrow = estimatedRange <= NARROW_SPREAD;
+  const slack = Math.ceil((estimatedRange - observedRange) / 2);
+  return {
+    ports: ok,
+    min,
+    max,
+    observedRange,
+    estimatedRange,
+    narrow,
+    probeLow: narrow ? Math.max(1, min - slack) : WIDE_LOW,
+    probeHigh: narrow ? Math.min(WIDE_HIGH, max + slack) : WIDE_HIGH,
+  };
+}
+
+function ipStable(obs: Observation[]): boolean | null {
+  return obs.length < 2 ? null : obs.every((o) => o.address === obs[0]!.address);
+}
+
+/**
+ * Pure verdict from two (or more) observations from one local port, plus optional spread samples from
+ * fresh local ports (they only add `publicIpStable` evidence and, for edm, `portSpread`).
+ */
+export function verdictFrom(
+  localPort: number,
+  observed: Observation[],
+  failures: string[] = [],
+  spread: SpreadObservation[] = [],
+): Omit<EimVerdict, 'checkedAt'> {
+  const all = [...observed, ...spread].filter((o) => {
+    const k = classifyAddress(o.address).kind;
+    return k !== 'unspecified' && k !== 'invalid' && o.port !== 0;
+  });
+  const base = {
+    localPort,
+    observed,
+    publicIpStable: ipStable(all),
+    ...(spread.length ? { spreadObserved: spread } : {}),
+  };
   if (observed.length < 2) {
     return { ...base, mapping: 'unknown', portPreserving: null, reason: failures.length ? failures.join('; ') : 'fewer than two observations' };
   }
@@ -43,7 +137,11 @@ export function verdictFrom(localPort: number, observed: Observation[], failures
     return { ...base, mapping: 'unknown', portPreserving: null, reason: `peers saw different public addresses (${observed.map((o) => o.address).join(', ')}): address pooling or multihoming` };
   }
   if (!samePort) {
-    return { ...base, mapping: 'edm', portPreserving: null, publicAddress: first.address, reason: `mapped port differs per destination (${observed.map((o) => o.port).join(', ')}): endpoint-dependent mapping` };
+    const samePublic = spread.filter((o) => o.address === first.address);
+    const spreadOf = portSpreadOf([...observed, ...samePublic].map((o) => o.port));
+    return { ...base, mapping: 'edm', portPreserving: null, publicAddress: first.address,
+      ...(spreadOf ? { portSpread: spreadOf } : {}),
+      reason: `mapped port differs per destination (${observed.map((o) => o.port).join(', ')}): endpoint-dependent mapping` };
   }
   return { ...base, mapping: 'eim', portPreserving: first.port === localPort, publicAddress: first.address };
 }
@@ -55,6 +153,14 @@ export interface EimCheckOptions {
   observe: Observer;
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * edm only: this many more connections, each from a fresh local port, round-robin over `peers`, to measure
+   * the port spread (default 8; 0 = none). Fresh local ports, not more servers: a sprayer's hard side opens
+   * its sockets from distinct local ports, and an edm NAT picks each connection's port regardless of the
+   * destination, so two servers sample the very distribution the sprayer meets; re-using the checked local
+   * port toward a server it just closed would clash with that connection's conntrack entry instead.
+   */
+  spreadSamples?: number;
   /** Run the observations one after the other (default true: some NATs treat simultaneous SYNs oddly). */
   sequential?: boolean;
   clock?: () => number;
@@ -66,7 +172,15 @@ export async function eimCheck(opts: EimCheckOptions): Promise<EimVerdict> {
   const timeoutMs = opts.timeoutMs ?? 5000;
   const distinct = new Set(opts.peers.map(formatEndpoint));
   if (distinct.size < 2) {
-    return { localPort: opts.local.port, observed: [], mapping: 'unknown', portPreserving: null, reason: 'the EIM check needs two different peers', checkedAt: clock() };
+    return {
+      localPort: opts.local.port,
+      observed: [],
+      mapping: 'unknown',
+      portPreserving: null,
+      publicIpStable: null,
+      reason: 'the EIM check needs two different peers',
+      checkedAt: clock(),
+    };
   }
   const observed: Observation[] = [];
   const failures: string[] = [];
@@ -83,7 +197,22 @@ export async function eimCheck(opts: EimCheckOptions): Promise<EimVerdict> {
   // Keep the peers' order stable for output.
   const order = opts.peers.map(formatEndpoint);
   observed.sort((a, b) => order.indexOf(a.peer) - order.indexOf(b.peer));
-  return { ...verdictFrom(opts.local.port, observed, failures), checkedAt: clock() };
+  const first = verdictFrom(opts.local.port, observed, failures);
+  const samples = Math.max(0, Math.min(64, Math.floor(opts.spreadSamples ?? DEFAULT_SPREAD_SAMPLES)));
+  if (first.mapping !== 'edm' || samples === 0) return { ...first, checkedAt: clock() };
+  const spread: SpreadObservation[] = [];
+  for (let i = 0; i < samples && !opts.signal?.aborted; i++) {
+    const p = opts.peers[i % opts.peers.length]!;
+    // Port 0: the engine gives every plan its own free port, never the checked one (which it still holds).
+    const local = { address: opts.local.address, port: 0 };
+    try {
+      const got = await opts.observe(local, p, { timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
+      spread.push({ peer: formatEndpoint(p), address: got.address, port: got.port, localPort: got.localPort ?? 0 });
+    } catch (err) {
+      failures.push(`spread ${formatEndpoint(p)}: ${(err as Error).message}`);
+    }
+  }
+  return { ...verdictFrom(opts.local.port, observed, failures, spread), checkedAt: clock() };
 }
 
 /** What identifies "the same network" for the cache. */

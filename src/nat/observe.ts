@@ -16,7 +16,7 @@ export interface ObserverOptions {
 
 export function nativeObserver(o: ObserverOptions = {}): Observer {
   const network = o.network ?? 'main';
-  return async (local: Endpoint, peer: Endpoint, opts): Promise<Endpoint> => {
+  return async (local: Endpoint, peer: Endpoint, opts): Promise<Endpoint & { localPort: number }> => {
     const t0 = performance.now();
     const res = await connectFrom(local, peer, { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) }).catch((err: unknown) => {
       throw new NatError('NAT_OBSERVE_FAILED', `connect from :${local.port} to ${peer.address}:${peer.port}: ${(err as Error).message}`, { cause: err });
@@ -24,7 +24,7 @@ export function nativeObserver(o: ObserverOptions = {}): Observer {
     const sock = res.socket;
     const left = Math.max(100, opts.timeoutMs - (performance.now() - t0));
     try {
-      return await new Promise<Endpoint>((resolve, reject) => {
+      return await new Promise<Endpoint & { localPort: number }>((resolve, reject) => {
         const parser = new FrameParser({ network, maxPayload: 4096 });
         const timer = setTimeout(() => reject(new NatError('NAT_OBSERVE_FAILED', `${peer.address}:${peer.port}: no version within ${Math.round(left)} ms`)), left);
         const done = (f: () => void): void => {
@@ -40,7 +40,9 @@ export function nativeObserver(o: ObserverOptions = {}): Observer {
                 const v = decodePayload('version', f.payload);
                 // Complete the handshake politely; the server closes the connection after it.
                 sock.write(encodeMessage(network, 'verack', {}));
-                done(() => resolve({ address: unmapIPv4(v.addrRecv.address), port: v.addrRecv.port }));
+                const seen = { address: unmapIPv4(v.addrRecv.address), port: v.addrRecv.port,
+                  localPort: res.local.port };
+                done(() => resolve(seen));
               } catch (err) {
                 done(() => reject(new NatError('NAT_OBSERVE_FAILED', `${peer.address}:${peer.port}: bad version: ${(err as Error).message}`)));
               }

@@ -18,9 +18,14 @@ export interface Observation {
 /**
  * Makes one observation: connect from `local` (a reusable port) to `peer`, run the version handshake,
  * return the `addr_recv` the peer reported. Implemented over the native engine + Peer in observe.ts;
- * injectable so the verdict logic stays independent of sockets.
+ * injectable so the verdict logic stays independent of sockets. `localPort` (optional): the local port the
+ * connection actually left from (useful when `local.port` is 0).
  */
-export type Observer = (local: Endpoint, peer: Endpoint, opts: { timeoutMs: number; signal?: AbortSignal }) => Promise<Endpoint>;
+export type Observer = (
+  local: Endpoint,
+  peer: Endpoint,
+  opts: { timeoutMs: number; signal?: AbortSignal },
+) => Promise<Endpoint & { localPort?: number }>;
 
 /** Parses `host:port` / `[v6]:port` (the wire layer's endpoint parser); undefined on junk or port 0. */
 export function parseEndpoint(s: string): Endpoint | undefined {

@@ -9,7 +9,7 @@ import { closeSync } from 'node:fs';
 import { loadNative } from './addon.js';
 import type { Endpoint } from './endpoint.js';
 import { EngineError, NativeError, type EngineErrorCode } from './errors.js';
-import { ENGINE_STATUS, SYSCALL, enumName, type EngineStatusName } from './enums.js';
+import { ENGINE_STATUS, PORT_MODE, SYSCALL, enumName, type EngineStatusName, type PortModeName } from './enums.js';
 import { decodeTimeline, type TimelineEvent } from './timeline.js';
 
 export type { Endpoint } from './endpoint.js';
@@ -20,8 +20,18 @@ export { EngineError, NativeError, PunchError, type EngineErrorCode } from './er
 export interface PunchPlan {
   /** Bind address/port; port 0 = any (all attempts of the plan share the port chosen). */
   local: Endpoint;
-  /** Candidates, raced; the first established connection wins. Same address family as `local`. */
+  /**
+   * Candidates, raced; the first established connection wins. Same address family as `local`. At most
+   * 1024, or {@link MAX_SPRAY_ATTEMPTS} with `localPorts: 'distinct'` or `spreadUs` (a spray).
+   */
   remotes: Endpoint[];
+  /**
+   * `shared` (default): every attempt leaves from the one local port. `distinct`: every attempt gets its own
+   * ephemeral port at connect() (`local.port` must be 0) — the hard side of a spray.
+   */
+  localPorts?: PortModeName;
+  /** Pacing: within a wave, attempt i of n sends its SYN `spreadUs * i / n` µs after the wave. Default 0. */
+  spreadUs?: number;
   /** Absolute CLOCK_MONOTONIC ns (see `PunchEngine.now()`) of the first wave. */
   startAtNs?: bigint;
   /** Or: start this many ms from now. Neither: start at once. */
@@ -187,7 +197,18 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
   if (plan === null || typeof plan !== 'object') throw invalid('plan must be an object');
   const fam = checkEndpoint(plan.local, 'local', true);
   if (!Array.isArray(plan.remotes) || plan.remotes.length === 0) throw invalid('remotes must be a non-empty array');
-  if (plan.remotes.length > 1024) throw invalid('at most 1024 remotes per plan');
+  const spray = plan.localPorts === 'distinct' || (plan.spreadUs ?? 0) > 0;
+  const maxRemotes = spray ? MAX_SPRAY_ATTEMPTS : 1024;
+  if (plan.remotes.length > maxRemotes) throw invalid(`at most ${maxRemotes} remotes per plan`);
+  const portMode = PORT_MODE.indexOf(plan.localPorts ?? 'shared');
+  if (portMode < 0) throw invalid(`localPorts must be one of ${PORT_MODE.join(', ')}`);
+  if (plan.localPorts === 'distinct' && plan.local.port !== 0) {
+    throw invalid("localPorts 'distinct' needs local.port 0");
+  }
+  const spreadUs = plan.spreadUs ?? 0;
+  if (!(spreadUs >= 0) || !Number.isFinite(spreadUs) || spreadUs > 60_000_000) {
+    throw invalid('spreadUs must be 0..60e6');
+  }
   plan.remotes.forEach((r, i) => {
     if (checkEndpoint(r, `remotes[${i}]`, false) !== fam) throw invalid(`remotes[${i}] is not the family of local`);
   });
@@ -228,7 +249,109 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
     retryOnRefused: plan.retryOnRefused ?? true,
     synCnt: plan.synCnt ?? 0,
     noDelay: plan.noDelay ?? true,
+    portMode,
+    spreadNs: Math.round(spreadUs * 1000),
   };
+}
+
+/** At most this many attempts in one spray plan (the engine's timeline indexes them in 16 bits). */
+export const MAX_SPRAY_ATTEMPTS = 16384;
+
+/**
+ * A birthday spray, one side of it. `hard`: `count` sockets from distinct local ports, all to `remote` (the
+ * easy side's mapped endpoint). `easy`: `count` sockets from the one `local` port to `count` distinct ports
+ * of `remote.address` in `ports` (the hard side's public IP and its NAT's probe range).
+ */
+export interface SprayPlan {
+  role: 'hard' | 'easy';
+  /** Local address; for `easy` also the port (0 = any, shared by every attempt). */
+  local: Endpoint;
+  /** `hard`: the easy side's endpoint. `easy`: the hard side's public address (`port` ignored). */
+  remote: Endpoint;
+  /** Sockets (SYNs) in the plan, 1..MAX_SPRAY_ATTEMPTS. */
+  count: number;
+  /** `easy`: the inclusive port range to probe (default 1024..65535). */
+  ports?: { low: number; high: number };
+  /** `easy`: the probed ports, instead of a random choice in `ports` (distinct, `count` of them). */
+  probePorts?: number[];
+  /** Pace the SYNs over this many µs (default 0: at once). */
+  spreadUs?: number;
+  startAtNs?: bigint;
+  startDelayMs?: number;
+  deadlineMs: number;
+  synCnt?: number;
+  signal?: AbortSignal;
+}
+
+/** A won spray: the punch result plus its summary. */
+export interface SprayResult extends PunchResult {
+  /** SYNs the plan sent (its attempt sockets). */
+  syns: number;
+  /** The winning port pair: our local port and the remote port it reached. */
+  pair: { localPort: number; remotePort: number };
+  /** ms from the start instant to the first SYN, the last SYN and the connection. */
+  firstSynMs: number;
+  lastSynMs: number;
+  establishedMs: number;
+}
+
+/** `count` distinct random ports in [low, high] (partial Fisher–Yates over the range). */
+export function randomPorts(count: number, low: number, high: number): number[] {
+  const span = high - low + 1;
+  if (!Number.isInteger(count) || count < 1 || count > span) {
+    throw invalid(`cannot pick ${count} distinct ports in ${low}..${high}`);
+  }
+  const swapped = new Map<number, number>();
+  const out: number[] = [];
+  for (let i = 0; i < count; i++) {
+    const j = i + Math.floor(Math.random() * (span - i));
+    const vi = swapped.get(i) ?? i;
+    const vj = swapped.get(j) ?? j;
+    swapped.set(j, vi);
+    out.push(low + vj);
+  }
+  return out;
+}
+
+/** The engine plan of one spray side (validated; throws ENGINE_INVALID). */
+export function sprayToPunchPlan(s: SprayPlan): PunchPlan {
+  if (s === null || typeof s !== 'object' || (s.role !== 'hard' && s.role !== 'easy')) {
+    throw invalid("role must be 'hard' or 'easy'");
+  }
+  if (!Number.isInteger(s.count) || s.count < 1 || s.count > MAX_SPRAY_ATTEMPTS) {
+    throw invalid(`count must be 1..${MAX_SPRAY_ATTEMPTS}`);
+  }
+  checkEndpoint(s.remote, 'remote', true);
+  let remotes: Endpoint[];
+  if (s.role === 'hard') {
+    checkEndpoint(s.remote, 'remote', false);
+    remotes = new Array<Endpoint>(s.count).fill({ address: s.remote.address, port: s.remote.port });
+  } else if (s.probePorts !== undefined) {
+    if (!Array.isArray(s.probePorts) || s.probePorts.length !== s.count || new Set(s.probePorts).size !== s.count) {
+      throw invalid('probePorts must be count distinct ports');
+    }
+    remotes = s.probePorts.map((port) => ({ address: s.remote.address, port }));
+  } else {
+    const { low, high } = s.ports ?? { low: 1024, high: 65535 };
+    if (!Number.isInteger(low) || !Number.isInteger(high) || low < 1 || high > 65535 || low > high) {
+      throw invalid('ports must be 1 <= low <= high <= 65535');
+    }
+    remotes = randomPorts(s.count, low, high).map((port) => ({ address: s.remote.address, port }));
+  }
+  const plan: PunchPlan = {
+    local: s.role === 'hard' ? { address: s.local.address, port: 0 } : s.local,
+    remotes,
+    localPorts: s.role === 'hard' ? 'distinct' : 'shared',
+    spreadUs: s.spreadUs ?? 0,
+    // The kernel retransmits each SYN (1 s, 3 s, ...): a spray needs no re-SYN grid of its own.
+    resynIntervalUs: 0,
+    deadlineMs: s.deadlineMs,
+  };
+  if (s.startAtNs !== undefined) plan.startAtNs = s.startAtNs;
+  if (s.startDelayMs !== undefined) plan.startDelayMs = s.startDelayMs;
+  if (s.synCnt !== undefined) plan.synCnt = s.synCnt;
+  if (s.signal) plan.signal = s.signal;
+  return plan;
 }
 
 /**
@@ -312,6 +435,34 @@ export class PunchEngine {
       this.pending.set(id, { plan, resolve, reject });
       if (plan.signal) this.watch(plan.signal, id);
     });
+  }
+
+  /**
+   * Runs one side of a birthday spray ({@link SprayPlan}): thousands of sockets, paced over `spreadUs`, the
+   * first established wins and every other socket closes at once. Raises RLIMIT_NOFILE for the sockets
+   * first; rejects with ENGINE_FD_LIMIT when the limit cannot hold them (nothing sent). The timeline (on
+   * the result or the EngineError) holds every SYN.
+   */
+  async spray(s: SprayPlan): Promise<SprayResult> {
+    const plan = sprayToPunchPlan(s);
+    // Every attempt of every plan in flight is an fd until it fails or the plan ends; keep headroom for Node.
+    const need = this.stats().sockets + plan.remotes.length + 512;
+    const limit = raiseFdLimit(need);
+    if (limit < need) {
+      const msg = `a spray of ${plan.remotes.length} sockets needs RLIMIT_NOFILE >= ${need}, have ${limit}`;
+      throw new EngineError('ENGINE_FD_LIMIT', msg);
+    }
+    const r = await this.punch(plan);
+    const syns = r.timeline.filter((e) => e.kind === 'syn' || e.kind === 'prime');
+    const ms = (ns: bigint | undefined) => (ns === undefined ? NaN : Number(ns - r.startedNs) / 1e6);
+    return {
+      ...r,
+      syns: r.attempts,
+      pair: { localPort: r.local.port, remotePort: r.remote.port },
+      firstSynMs: ms(syns[0]?.actualNs),
+      lastSynMs: ms(syns[syns.length - 1]?.actualNs),
+      establishedMs: ms(r.establishedNs),
+    };
   }
 
   /** Ends every plan (they reject with ENGINE_STOPPED) and joins the thread. The engine can be used again. */

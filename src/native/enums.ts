@@ -42,12 +42,17 @@ export type SyscallName = (typeof SYSCALL)[number];
 /** `onionpunch::Profile`: the SYN profile of a plan. */
 export const PROFILE = ['plain', 'prime'] as const;
 
+/** `onionpunch::PortMode`: where a plan's attempts leave from (one shared port, or one port each). */
+export const PORT_MODE = ['shared', 'distinct'] as const;
+export type PortModeName = (typeof PORT_MODE)[number];
+
 /** Every mirrored table by the name the addon's `enums` export uses. */
 export const NATIVE_ENUMS = {
   status: ENGINE_STATUS,
   eventKind: EVENT_KIND,
   syscall: SYSCALL,
   profile: PROFILE,
+  portMode: PORT_MODE,
 } as const;
 
 /** The name of a C++ enum value, or `fallback` for a value outside the table. */

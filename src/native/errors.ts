@@ -32,7 +32,8 @@ export type EngineErrorCode =
   | 'ENGINE_STOPPED' // the engine stopped before the plan ended
   | 'ENGINE_LOOP_FAILED' // epoll_wait failed: the engine thread ended every plan in flight and exited
   | 'ENGINE_INVALID' // the plan was malformed (rejected before it reached the engine thread)
-  | 'ENGINE_START'; // the engine thread could not be started (epoll/timerfd/eventfd creation failed)
+  | 'ENGINE_START' // the engine thread could not be started (epoll/timerfd/eventfd creation failed)
+  | 'ENGINE_FD_LIMIT'; // a spray needs more descriptors than RLIMIT_NOFILE allows (nothing was sent)
 
 /**
  * An engine plan that ended without a connection. `timeline` has every SYN, RST, ICMP error and the final

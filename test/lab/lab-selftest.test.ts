@@ -13,7 +13,7 @@ test('lab selftest --json: every behaviour ok, with observations', needsRoot('ne
   for (const line of r.stderr.trim().split('\n')) t.diagnostic(line);
   assert.equal(r.status, 0, r.stdout + r.stderr);
   const res = JSON.parse(r.stdout) as { ok: boolean; behaviours: Record<string, Record<string, unknown> & { ok: boolean }>; upMs: number };
-  const keys = ['eim', 'eim-shift', 'edm', 'drop', 'rst', 'icmp', 'cgnat', 'fw6', 'delay', 'loss'];
+  const keys = ['eim', 'eim-shift', 'edm', 'edm-pba', 'drop', 'rst', 'icmp', 'cgnat', 'fw6', 'delay', 'loss'];
   assert.deepEqual(Object.keys(res.behaviours).sort(), [...keys].sort());
   for (const k of keys) assert.equal(res.behaviours[k]!.ok, true, `${k}: ${JSON.stringify(res.behaviours[k])}`);
   assert.equal(res.ok, true);
@@ -25,6 +25,12 @@ test('lab selftest --json: every behaviour ok, with observations', needsRoot('ne
   assert.equal(nc('eim-shift').mapping, 'eim');
   assert.equal(nc('eim-shift').portPreserving, false);
   assert.equal(nc('edm').mapping, 'edm');
+  // hard NATs: random-fully is a wide spread, the port block a narrow one inside the block
+  const spread = (k: string) => (res.behaviours[k]!.natcheck as { portSpread: { narrow: boolean; min: number; max: number } }).portSpread;
+  assert.equal(spread('edm').narrow, false);
+  assert.equal(nc('edm-pba').mapping, 'edm');
+  assert.equal(spread('edm-pba').narrow, true);
+  assert.ok(spread('edm-pba').min >= 40000 && spread('edm-pba').max <= 41023);
   assert.equal(typeof res.behaviours.delay!.addedRttMs, 'number');
   assert.equal(typeof res.behaviours.loss!.measuredPctPerDirection, 'number');
 });

@@ -119,7 +119,8 @@ test('misuse is an ApiError with its code; a refused target a PunchSessionError'
   await assert.rejects(Onionpunch.open({ overlay: { tor: { socks: 'nonsense' } } }), (e: unknown) =>
     e instanceof ApiError && e.code === 'API_BAD_OPTION');
   const verdict = {
-    mapping: 'eim' as const, portPreserving: true, publicAddress: '127.0.0.1', localPort: 1, observed: [], checkedAt: 0,
+    mapping: 'eim' as const, portPreserving: true, publicAddress: '127.0.0.1', publicIpStable: true, localPort: 1,
+    observed: [], checkedAt: 0,
   };
   const endpoint = await new LoopbackEndpoint().open();
   const common = { nat: verdict, network: 'regtest' as const, bind: '127.0.0.1' };

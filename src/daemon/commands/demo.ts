@@ -15,7 +15,7 @@ import {
   parseSiteBehaviour,
 } from '../../lab/topology/spec.js';
 
-const SPEC_HELP = 'comma list of eim|eim-shift|edm, drop|rst|icmp, cgnat, fw6 (as lab up)';
+const SPEC_HELP = 'comma list of eim|eim-shift|edm|edm-pba, drop|rst|icmp, cgnat, fw6 (as lab up)';
 
 const DEMO = {
   name: 'demo',

@@ -59,7 +59,7 @@ export async function main(args: string[]): Promise<number> {
       b: site(b),
       family: a.ipv6 === 'fw6' && b.ipv6 === 'fw6' ? 6 : 4,
       // An endpoint-dependent mapping on either side must fail fast; everything else must connect.
-      expectOk: a.nat !== 'edm' && b.nat !== 'edm',
+      expectOk: !['edm', 'edm-pba'].includes(a.nat ?? 'eim') && !['edm', 'edm-pba'].includes(b.nat ?? 'eim'),
     };
   }
   const json = v.json;

@@ -31,7 +31,7 @@ import { ownerAlive, readAllStates, stateFile, type LabState } from '../../lab/t
 import { runSelftest } from '../../lab/topology/selftest.js';
 
 const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
-const SPEC_WORDS = 'eim|eim-shift|edm, drop|rst|icmp, cgnat, fw6';
+const SPEC_WORDS = 'eim|eim-shift|edm|edm-pba, drop|rst|icmp, cgnat, fw6';
 
 /** `--nat-a` ... `--nat-z`: one per possible site; only the first two are listed in --help. */
 const NAT_OPTIONS: Record<string, Option<SiteBehaviourSpec | undefined>> = Object.fromEntries(

@@ -3,7 +3,10 @@
  *  [--timeout MS] [--json]`: the EIM check. Two connections from one local port (SO_REUSEADDR/SO_REUSEPORT)
  * to two different peers; each reports our address in its version message (addr_recv). Same address and
  * port from both → `eim` (port-preserving when it equals the local port), different ports → `edm`.
- * JSON: {mapping, portPreserving, publicAddress, localPort, observed: [{peer, address, port}], reason?}.
+ * edm: `--spread N` (default 8) more connections from fresh local ports measure the port spread.
+ * JSON: {mapping, portPreserving, publicAddress, localPort, observed: [{peer, address, port}], publicIpStable,
+ * portSpread?: {ports, min, max, observedRange, estimatedRange, narrow, probeLow, probeHigh},
+ * spreadObserved?: [{peer, address, port, localPort}], reason?}.
  */
 import { UsageError } from '../../errors.js';
 import { flag, integer, list, number, parseCommand, text, value } from '../args.js';
@@ -25,6 +28,8 @@ const NAT_CHECK = {
     'local-address': value('A', 'local address to bind (default: 0.0.0.0, or :: for IPv6 peers)', text),
     network: value('NET', 'main|testnet3|testnet4|signet|regtest (magic bytes; default main)', text, 'main'),
     timeout: value('MS', 'per-connection timeout (default 5000)', number(1, 600_000), 5000),
+    spread: value('N', 'edm: N more connections from fresh local ports for the port spread (default 8)',
+      integer(0, 64), 8),
     json: flag('one JSON object on stdout'),
   },
 };
@@ -42,13 +47,17 @@ export async function main(args: string[]): Promise<number> {
   const { nativeObserver } = await import('../../nat/observe.js');
   const v6 = peers[0]!.address.includes(':');
   const local = probeBind({ address: localAddress ?? (v6 ? '::' : '0.0.0.0'), port: localPort });
-  const v = await eimCheck({ local, peers, observe: nativeObserver({ network }), timeoutMs });
+  const spreadSamples = p.values.spread;
+  const v = await eimCheck({ local, peers, observe: nativeObserver({ network }), timeoutMs, spreadSamples });
   const out = {
     mapping: v.mapping,
     portPreserving: v.portPreserving,
     ...(v.publicAddress !== undefined ? { publicAddress: v.publicAddress } : {}),
     localPort: v.localPort,
     observed: v.observed.map((o) => ({ peer: o.peer, address: o.address, port: o.port })),
+    publicIpStable: v.publicIpStable,
+    ...(v.portSpread ? { portSpread: v.portSpread } : {}),
+    ...(v.spreadObserved ? { spreadObserved: v.spreadObserved } : {}),
     ...(v.reason ? { reason: v.reason } : {}),
   };
   if (json) process.stdout.write(JSON.stringify(out) + '\n');
@@ -56,6 +65,13 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(`mapping: ${v.mapping}${v.mapping === 'eim' ? (v.portPreserving ? ' (port-preserving)' : ' (port-translating)') : ''}\n`);
     process.stdout.write(`local port: ${v.localPort}\n`);
     for (const o of v.observed) process.stdout.write(`  ${o.peer} sees us as ${o.address.includes(':') ? `[${o.address}]` : o.address}:${o.port}\n`);
+    if (v.publicIpStable !== null) process.stdout.write(`public IP stable: ${v.publicIpStable ? 'yes' : 'no'}\n`);
+    const sp = v.portSpread;
+    if (sp) {
+      process.stdout.write(`port spread: ${sp.min}..${sp.max} over ${sp.ports.length} samples, ` +
+        `estimated range ${sp.estimatedRange} (${sp.narrow ? 'narrow: port block' : 'wide'}), ` +
+        `probe ${sp.probeLow}..${sp.probeHigh}\n`);
+    }
     if (v.reason) process.stdout.write(`reason: ${v.reason}\n`);
   }
   return v.mapping === 'unknown' ? 1 : 0;

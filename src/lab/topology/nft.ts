@@ -3,7 +3,7 @@
  *
  * Why each rule is there is documented in docs/LAB.md ("Behaviours").
  */
-import type { InboundPolicy, NatKind } from './spec.js';
+import { PBA_BLOCK, type InboundPolicy, type NatKind } from './spec.js';
 
 /** The NAT statement for one mapping behaviour, applied to packets leaving the WAN interface. */
 export function natStatements(kind: NatKind, wanIp: string, seed: number): string[] {
@@ -25,6 +25,16 @@ export function natStatements(kind: NatKind, wanIp: string, seed: number): strin
     case 'edm':
       // A random public port per connection (endpoint-dependent mapping, "symmetric NAT").
       return ['oifname "wan" masquerade fully-random'];
+    case 'edm-pba': {
+      // Port block allocation (carrier NAT): a random port per connection, always inside one block. nft only
+      // takes a port range with a transport-protocol match; everything else (ICMP) masquerades as edm does.
+      const block = `${PBA_BLOCK.low}-${PBA_BLOCK.high}`;
+      return [
+        `oifname "wan" meta l4proto tcp masquerade to :${block} fully-random`,
+        `oifname "wan" meta l4proto udp masquerade to :${block} fully-random`,
+        'oifname "wan" masquerade fully-random',
+      ];
+    }
   }
 }
 

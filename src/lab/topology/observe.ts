@@ -200,6 +200,9 @@ export interface NatCheckResult {
   publicAddress: string | null;
   localPort: number;
   observed: Array<{ peer: string; address: string; port: number }>;
+  publicIpStable?: boolean | null;
+  /** edm: the spread of public ports over fresh local ports (src/nat/eim-check.ts `PortSpread`). */
+  portSpread?: import('../../nat/eim-check.js').PortSpread;
   reason?: string;
 }
 

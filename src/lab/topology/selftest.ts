@@ -1,6 +1,6 @@
 /**
  * `onionpunch lab selftest`: builds one lab holding every behaviour (one site per behaviour) and measures
- * each from the inside. Result contract (JSON): `{ behaviours: { eim, "eim-shift", edm, drop, rst, icmp,
+ * each from the inside. Result contract (JSON): `{ behaviours: { eim, "eim-shift", edm, "edm-pba", drop, rst, icmp,
  * cgnat, fw6, delay, loss }, lab: {...}, upMs, downMs, totalMs, ok }`, each behaviour `{ ok, ...observed }`.
  * The mappings are observed twice: by a plain TCP peer-address echo (`seen`) and by the real Bitcoin-protocol
  * NAT check (`natcheck`: `onionpunch natcheck-server` on both public hosts, `onionpunch nat-check` on the host).
@@ -10,7 +10,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from './lab.js';
 import { inboundProbe, natCheck, randomPort, seenFrom, startEchoServers, startNatcheckServers, udpProbe, type NatCheckResult } from './observe.js';
-import type { LabSpec } from './spec.js';
+import { PBA_BLOCK, type LabSpec } from './spec.js';
 
 export interface SelftestOptions {
   /** One-way delay configured on the delay site's access link (ms). Default 20. */
@@ -32,7 +32,9 @@ export interface SelftestResult {
   totalMs: number;
 }
 
-export const SELFTEST_BEHAVIOURS = ['eim', 'eim-shift', 'edm', 'drop', 'rst', 'icmp', 'cgnat', 'fw6', 'delay', 'loss'] as const;
+export const SELFTEST_BEHAVIOURS = [
+  'eim', 'eim-shift', 'edm', 'edm-pba', 'drop', 'rst', 'icmp', 'cgnat', 'fw6', 'delay', 'loss',
+] as const;
 
 export function selftestSpec(delayMs: number, lossPct: number): LabSpec {
   return {
@@ -40,6 +42,7 @@ export function selftestSpec(delayMs: number, lossPct: number): LabSpec {
       { name: 'eim', nat: 'eim', inbound: 'drop' },
       { name: 'shift', nat: 'eim-shift', inbound: 'drop' },
       { name: 'edm', nat: 'edm', inbound: 'drop' },
+      { name: 'pba', nat: 'edm-pba', inbound: 'drop' },
       { name: 'rst', nat: 'eim', inbound: 'rst' },
       { name: 'icmp', nat: 'eim', inbound: 'icmp' },
       { name: 'cgn', nat: 'eim', inbound: 'drop', cgnat: true },
@@ -76,7 +79,7 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
       const r = await seenFrom(lab, s.host.key, s.host.ip, lp, port, pubIps);
       return { s, lp, seen: r.seen, ports: r.seen.map((x) => x.port ?? null), ips: r.seen.map((x) => x.ip ?? null) };
     };
-    const [eim, shift, edm, cgn] = await Promise.all(['eim', 'shift', 'edm', 'cgn'].map(mapping));
+    const [eim, shift, edm, cgn, pba] = await Promise.all(['eim', 'shift', 'edm', 'cgn', 'pba'].map(mapping));
     const allIs = (xs: Array<string | null>, v: string) => xs.length === 2 && xs.every((x) => x === v);
 
     // the same mappings through the Bitcoin-protocol NAT check (version handshake, addr_recv)
@@ -87,11 +90,11 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
       try {
         await startNatcheckServers(lab, pubs, ncPort);
         const peers = pubs.map((p) => `${p.ip}:${ncPort}`);
-        for (const site of ['eim', 'shift', 'edm', 'cgn']) {
+        for (const site of ['eim', 'shift', 'edm', 'cgn', 'pba']) {
           nc[site] = await natCheck(lab, site, peers).catch((e: unknown) => ({ error: String(e) }));
         }
       } catch (e) {
-        for (const site of ['eim', 'shift', 'edm', 'cgn']) nc[site] = { error: String(e) };
+        for (const site of ['eim', 'shift', 'edm', 'cgn', 'pba']) nc[site] = { error: String(e) };
       }
     }
     // without the natcheck module (older build) the echo observation alone decides
@@ -130,11 +133,26 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
         edm!.ports[0] !== null &&
         edm!.ports[1] !== null &&
         edm!.ports[0] !== edm!.ports[1] &&
-        ncIs('edm', (r) => r.mapping === 'edm'),
+        ncIs('edm', (r) => r.mapping === 'edm' && r.publicIpStable === true && r.portSpread?.narrow === false),
       localPort: edm!.lp,
       publicIp: edm!.s.publicIp,
       seen: edm!.seen,
       natcheck: ncOf('edm'),
+    };
+    const inBlock = (p: number | null | undefined) =>
+      typeof p === 'number' && p >= PBA_BLOCK.low && p <= PBA_BLOCK.high;
+    b['edm-pba'] = {
+      ok:
+        allIs(pba!.ips, pba!.s.publicIp) &&
+        pba!.ports.every(inBlock) &&
+        pba!.ports[0] !== pba!.ports[1] &&
+        ncIs('pba', (r) => r.mapping === 'edm' && r.publicIpStable === true && r.portSpread?.narrow === true &&
+          r.portSpread.ports.every(inBlock) && r.portSpread.probeHigh - r.portSpread.probeLow < 2048),
+      block: PBA_BLOCK,
+      localPort: pba!.lp,
+      publicIp: pba!.s.publicIp,
+      seen: pba!.seen,
+      natcheck: ncOf('pba'),
     };
     b['cgnat'] = {
       ok:
@@ -147,13 +165,17 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
       seen: cgn!.seen,
       natcheck: ncOf('cgn'),
     };
-    log(`mappings: eim ${eim!.ports.join('/')} (local ${eim!.lp}), eim-shift ${shift!.ports.join('/')} (local ${shift!.lp}), edm ${edm!.ports.join('/')}, cgnat seen ${cgn!.ips.join('/')}`);
+    log(`mappings: eim ${eim!.ports.join('/')} (local ${eim!.lp}), eim-shift ${shift!.ports.join('/')} (local ${shift!.lp}), edm ${edm!.ports.join('/')}, edm-pba ${pba!.ports.join('/')}, cgnat seen ${cgn!.ips.join('/')}`);
     if (haveNatcheck) {
       const show = (k: string) => {
         const r = nc[k];
-        return r === undefined ? '?' : 'error' in r ? `error ${r.error}` : `${r.mapping}${r.portPreserving === false ? ' (port-translating)' : ''} ${r.observed.map((o) => `${o.address}:${o.port}`).join(' ')}`;
+        if (r === undefined) return '?';
+        if ('error' in r) return `error ${r.error}`;
+        const p = r.portSpread;
+        const sp = p ? ` spread ${p.min}..${p.max} (${p.narrow ? 'narrow' : 'wide'})` : '';
+        return `${r.mapping}${r.portPreserving === false ? ' (port-translating)' : ''} ${r.observed.map((o) => `${o.address}:${o.port}`).join(' ')}${sp}`;
       };
-      log(`nat-check (Bitcoin version handshake): eim ${show('eim')}; eim-shift ${show('shift')}; edm ${show('edm')}; cgnat ${show('cgn')}`);
+      log(`nat-check (Bitcoin version handshake): eim ${show('eim')}; eim-shift ${show('shift')}; edm ${show('edm')}; edm-pba ${show('pba')}; cgnat ${show('cgn')}`);
     }
 
     // --- unsolicited inbound SYN to the router's WAN address, from pub1

@@ -12,12 +12,21 @@
  */
 import { LabError } from '../errors.js';
 
-/** How a router maps outbound connections. */
-export type NatKind = 'eim' | 'eim-shift' | 'edm';
+/**
+ * How a router maps outbound connections: `edm` a random port in 1024..65535 per connection, `edm-pba` a
+ * random port per connection inside one 1,024-port block ({@link PBA_BLOCK}, a port-block-allocation CGNAT).
+ */
+export type NatKind = 'eim' | 'eim-shift' | 'edm' | 'edm-pba';
 /** What a router does with an unsolicited inbound SYN (or other new inbound packet) on its WAN. */
 export type InboundPolicy = 'drop' | 'rst' | 'icmp';
 
-export const NAT_KINDS: readonly NatKind[] = ['eim', 'eim-shift', 'edm'];
+export const NAT_KINDS: readonly NatKind[] = ['eim', 'eim-shift', 'edm', 'edm-pba'];
+/** The port block of `edm-pba` routers (inclusive): 1,024 ports, as a carrier would give one subscriber. */
+export const PBA_BLOCK = { low: 40000, high: 41023 } as const;
+/** True for the endpoint-dependent mappings (`edm`, `edm-pba`): hole punching needs a spray there. */
+export function isEdm(kind: NatKind): boolean {
+  return kind === 'edm' || kind === 'edm-pba';
+}
 export const INBOUND_POLICIES: readonly InboundPolicy[] = ['drop', 'rst', 'icmp'];
 
 /** One home site: a NAT router (optionally behind a carrier NAT) and hosts behind it. */
