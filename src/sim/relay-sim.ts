@@ -14,6 +14,9 @@
  * `relaysPerNode` of them (configured like DNS seeds) and relays mesh with each other. Announcers (aware NATed
  * nodes) send their announcement to their relays every `announceIntervalS`, as the daemon's Announcer does.
  *
+ * With `getaddrS`, aware NATed nodes ask their relays, and relays ask each other, for the fresh set every
+ * `getaddrS`; the answer goes into the asker's directory (as the proxy's collector does), never through the relay.
+ *
  * What is not instantiated, because nothing downstream can see it: a directory at NATed nodes that are neither
  * observed nor asked for a getaddr answer (the relay object still decides what they forward).
  */
@@ -437,6 +440,8 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
   if (floodPerMin > 0 && attackerPeers.length > 0) heap.push(0, EV_FLOOD, 0);
   if (getaddrMs > 0 && relayIds.length > 0) {
     for (const u of awareNated) heap.push(timers.next() * getaddrMs, EV_PULL, u);
+    // Relays keep each other's fresh sets the same way (a relay's configured relay peers).
+    for (const u of relayIds) heap.push(timers.next() * getaddrMs, EV_PULL, u);
   }
   const floodPrng = new Prng(seed, 'flood');
   let floodRound = 0;
@@ -538,8 +543,8 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
         sentBytes[r]! += b;
         recvMsgs[u]!++;
         recvBytes[u]! += b;
-        // Only an observed directory can show the answer; for the others only the traffic counts.
-        if (flags[u]! & F_OBSERVER) heap.push(nowMs + latencyMs(u, r), EV_GETADDR_RESP, newMsg(r, u, list));
+        // Only an observed or served directory can show the answer; for the others only the traffic counts.
+        if (flags[u]! & (F_OBSERVER | F_RELAY)) heap.push(nowMs + latencyMs(u, r), EV_GETADDR_RESP, newMsg(r, u, list));
         break;
       }
       case EV_GETADDR_RESP: {
@@ -553,7 +558,7 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
         for (const a of list) {
           if (!dir.add(a)) continue;
           const k = annIndex.get(a.coordination);
-          if (k !== undefined && firstHeld[ob * A + k]! < 0) firstHeld[ob * A + k] = nowMs;
+          if (ob >= 0 && k !== undefined && firstHeld[ob * A + k]! < 0) firstHeld[ob * A + k] = nowMs;
         }
         break;
       }
