@@ -152,6 +152,14 @@ const INBOUND_SLOTS = 125;
 const FULL_OUTBOUND = 8;
 const BLOCK_OUTBOUND = 2;
 
+/**
+ * AnnouncementDirectory.add with the relaying peer as the entry's source. Directories that meter and evict per
+ * source take it as a second argument; one that does not ignores it, so the simulator follows either version.
+ */
+function addFrom(dir: AnnouncementDirectory, a: Announcement, source: string): boolean {
+  return (dir.add as (a: Announcement, source?: string) => boolean).call(dir, a, source);
+}
+
 function check(cond: boolean, what: string): void {
   if (!cond) throw new SimError('SIM_BAD_OPTION', what);
 }
@@ -425,7 +433,7 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
     for (const a of d.accepted) {
       const k = annIndex.get(a.coordination);
       if (k === undefined) fakeAccepted++;
-      if (dir && dir.add(a)) {
+      if (dir && addFrom(dir, a, String(u))) {
         const ob = obsIndex[v]!;
         if (ob >= 0 && k !== undefined && firstHeld[ob * A + k]! < 0) firstHeld[ob * A + k] = nowMs;
       }
@@ -549,6 +557,7 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
       }
       case EV_GETADDR_RESP: {
         const u = msgTo[arg]!;
+        const source = String(msgFrom[arg]);
         const list = msgBody[arg] as Announcement[];
         msgBody[arg] = null;
         freeSlots.push(arg);
@@ -556,7 +565,7 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
         const dir = dirOf[u]!;
         const ob = obsIndex[u]!;
         for (const a of list) {
-          if (!dir.add(a)) continue;
+          if (!addFrom(dir, a, source)) continue;
           const k = annIndex.get(a.coordination);
           if (ob >= 0 && k !== undefined && firstHeld[ob * A + k]! < 0) firstHeld[ob * A + k] = nowMs;
         }
