@@ -56,7 +56,7 @@ export function coverageSpec(runs: readonly RelaySimResult[], label: (r: RelaySi
         title: 'share of aware NATed nodes holding a fresh entry',
         scale: { domain: [0, 1] },
       },
-      color: { field: 'run', type: 'nominal', title: null },
+      color: { field: 'run', type: 'nominal', title: null, legend: { orient: 'bottom', columns: 1, labelLimit: 560 } },
     },
   };
 }

@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { runRelaySim, type RelaySimOptions, type RelaySimResult } from '../../src/sim/index.js';
 import { AnnouncementRelay, AnnouncementDirectory } from '../../src/relay/index.js';
@@ -88,4 +89,26 @@ test('the simulator imports the relay module and has no relay logic of its own',
   const src = readFileSync(fileURLToPath(new URL('../../../src/sim/relay-sim.ts', import.meta.url)), 'utf8');
   assert.match(src, /from '\.\.\/relay\/index\.js'/);
   assert.doesNotMatch(src, /createHmac|class \w*(Relay|Directory)|isFresh|tryTake/);
+});
+
+test('onionpunch sim relay --json: the last line has the fields issue 13 asks for; bad flags are usage errors', () => {
+  const bin = fileURLToPath(new URL('../../../bin/onionpunch.js', import.meta.url));
+  const args = ['sim', 'relay', '--nodes', '2000', '--announcers', '20', '--duration', '5m', '--adoption', '0.1,0.2', '--json'];
+  const out = execFileSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 60_000 });
+  const lines = out.trim().split('\n');
+  assert.equal(lines.length, 2);
+  const last = JSON.parse(lines[1]!) as RelaySimResult;
+  assert.equal(last.nodes, 2000);
+  assert.equal(last.adoption, 0.2);
+  assert.equal(last.params.announceIntervalS, 300, "the daemon's announceinterval default");
+  for (const k of ['p50Ms', 'p90Ms', 'at10min'] as const) assert.ok(k in last.coverage, k);
+  for (const k of ['mean', 'p99', 'max'] as const) assert.equal(typeof last.perNodeMsgsPerHour[k], 'number');
+  const bad = spawnSync(process.execPath, [bin, 'sim', 'relay', '--nodes', 'many'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--nodes/);
+  const unknown = spawnSync(process.execPath, [bin, 'sim', 'relay', '--fanotu', '3'], { encoding: 'utf8' });
+  assert.equal(unknown.status, 2);
+  const help = spawnSync(process.execPath, [bin, 'sim', 'relay', '--help'], { encoding: 'utf8' });
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /--relays-per-node/);
 });
