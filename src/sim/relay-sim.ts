@@ -62,6 +62,8 @@ export interface RelaySimOptions {
   getaddrS?: number;
   /** Passed to every node's AnnouncementRelay (the simulator sets secret, nowS and clock). */
   relayOptions?: Omit<RelayOptions, 'secret' | 'nowS' | 'clock'>;
+  /** Overrides of relayOptions for the relay daemons only (e.g. a larger fanout towards their clients). */
+  relayDaemonOptions?: Omit<RelayOptions, 'secret' | 'nowS' | 'clock'>;
   /** Passed to every AnnouncementDirectory (the simulator sets nowS). */
   directoryOptions?: Omit<AnnouncementDirectoryOptions, 'nowS'>;
   /** One attacker peer sends this many fake announcements a minute (0 = none). */
@@ -327,7 +329,8 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
     peersOf[u] = ids.map(peerOf);
     if (!(flags[u]! & F_REACH)) for (const v of ids) if (flags[v]! & F_AWARE) awarePeersNated++;
     const secret = createHash('sha256').update(seed).update('\0relay-secret\0').update(String(u)).digest();
-    relayOf[u] = new AnnouncementRelay({ ...o.relayOptions, secret, nowS, clock });
+    const extra = flags[u]! & F_RELAY ? o.relayDaemonOptions : undefined;
+    relayOf[u] = new AnnouncementRelay({ ...o.relayOptions, ...extra, secret, nowS, clock });
     if (flags[u]! & (F_RELAY | F_OBSERVER)) dirOf[u] = new AnnouncementDirectory({ ...o.directoryOptions, nowS });
   }
 
@@ -643,6 +646,7 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
       sendBatch,
       getaddrS: getaddrMs / 1000,
       relayOptions: o.relayOptions ?? {},
+      relayDaemonOptions: o.relayDaemonOptions ?? {},
       directoryOptions: o.directoryOptions ?? {},
     },
     topology: {

@@ -26,6 +26,7 @@ options:
   --interval T           announce interval (default: the daemon's announceinterval)
   --fanout N             relay targets per announcement (default: the relay's default)
   --rate R               per-peer token bucket refill, entries/s (default: the relay's default)
+  --relay-fanout N       fanout of the relay daemons only (default: as --fanout)
   --trickle T            mean Poisson interval of addr messages to a peer (default 30s, as Bitcoin Core)
   --getaddr T            aware NATed nodes ask their relays for the fresh set every T (default 0: never)
   --flood N              an attacker peer sends N fake announcements a minute (default 0)
@@ -78,6 +79,7 @@ export async function main(args: string[]): Promise<number> {
         interval: { type: 'string' },
         fanout: { type: 'string' },
         rate: { type: 'string' },
+        'relay-fanout': { type: 'string' },
         trickle: { type: 'string' },
         getaddr: { type: 'string' },
         flood: { type: 'string' },
@@ -116,6 +118,9 @@ export async function main(args: string[]): Promise<number> {
     suppressRelays: num(v.suppress, '--suppress', 0, true),
     observers: num(v.observers, '--observers', 1000, true),
     relayOptions,
+    ...(v['relay-fanout'] !== undefined
+      ? { relayDaemonOptions: { fanout: num(v['relay-fanout'], '--relay-fanout', 2, true) } }
+      : {}),
   };
   const runs: RelaySimResult[] = [];
   for (const adoption of adoptions) {
