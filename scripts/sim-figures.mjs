@@ -20,7 +20,8 @@ const label = (r) => {
   if (p.relayOptions.fanout !== undefined) extra.push(`fanout ${p.relayOptions.fanout}`);
   if (r.flood) extra.push(`flood ${r.flood.perMin}/min`);
   if (r.suppress) extra.push(`${r.suppress.relays} of ${p.relays} relays suppress`);
-  return `${r.adoption * 100}% of ${r.nodes / 1000}k nodes, ${p.announcers} ann.${extra.length ? ', ' + extra.join(', ') : ''}`;
+  const tail = extra.length ? ', ' + extra.join(', ') : '';
+  return `${r.adoption * 100}% of ${r.nodes / 1000}k nodes, ${p.announcers} ann.${tail}`;
 };
 writeFileSync(out, await renderSvg(coverageSpec(runs, label, title)));
 process.stdout.write(`${out}: ${runs.length} runs\n`);

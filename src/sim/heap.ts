@@ -59,7 +59,9 @@ export class EventHeap {
       if (l >= last) break;
       const r = l + 1;
       let c = l;
-      if (r < last && (this.time[r]! < this.time[l]! || (this.time[r] === this.time[l] && this.seq[r]! < this.seq[l]!))) c = r;
+      const tr = this.time[r]!;
+      const tl = this.time[l]!;
+      if (r < last && (tr < tl || (tr === tl && this.seq[r]! < this.seq[l]!))) c = r;
       if (t < this.time[c]! || (t === this.time[c] && s < this.seq[c]!)) break;
       this.move(c, i);
       i = c;

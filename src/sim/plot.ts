@@ -37,7 +37,11 @@ export async function renderSvg(spec: Record<string, unknown>): Promise<string> 
 }
 
 /** One line per run: share of aware NATed nodes holding a fresh entry, against simulated minutes. */
-export function coverageSpec(runs: readonly RelaySimResult[], label: (r: RelaySimResult) => string, title: string): Record<string, unknown> {
+export function coverageSpec(
+  runs: readonly RelaySimResult[],
+  label: (r: RelaySimResult) => string,
+  title: string,
+): Record<string, unknown> {
   const values = runs.flatMap((r) =>
     r.coverage.series.map((p) => ({ minute: p.tS / 60, coverage: p.coverage, run: label(r) })),
   );

@@ -352,7 +352,9 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
     annClear.push({ address: ipOf(annPrng), port: 8333 });
     annIndex.set(annCoord[k]!, k);
   }
-  const ENTRY_BYTES = entryBytes(makeAnnouncement({ coordination: annCoord[0]!, coordinationPort: 8333, clearnet: annClear[0]!, nowS: EPOCH_S }));
+  const announcement = (coordination: string, clearnet: { address: string; port: number }, t: number): AddrV2Entry =>
+    makeAnnouncement({ coordination, coordinationPort: 8333, clearnet, nowS: t });
+  const ENTRY_BYTES = entryBytes(announcement(annCoord[0]!, annClear[0]!, EPOCH_S));
   const msgBytes = (n: number): number => HEADER_BYTES + compactSizeLength(n) + n * ENTRY_BYTES;
   const A = announcerIds.length;
   const O = observerIds.length;
@@ -509,7 +511,7 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
       case EV_ANNOUNCE: {
         const u = announcerIds[arg]!;
         if (t0[arg]! < 0) t0[arg] = nowMs;
-        const e = makeAnnouncement({ coordination: annCoord[arg]!, coordinationPort: 8333, clearnet: annClear[arg]!, nowS: nowS() });
+        const e = announcement(annCoord[arg]!, annClear[arg]!, nowS());
         // The daemon's Announcer sends straight to its configured peers (the relays); without relays, to all.
         const targets = peersOf[u]!.filter((p) => relayIds.length === 0 || flags[+p.id]! & F_RELAY);
         for (const p of targets) send(u, +p.id, [e]);
@@ -520,7 +522,7 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
         const v = attackerPeers[floodRound++ % attackerPeers.length]!;
         const batch: AddrV2Entry[] = [];
         for (let i = 0; i < sendBatch; i++) {
-          batch.push(makeAnnouncement({ coordination: onionOf(floodPrng), coordinationPort: 8333, clearnet: { address: ipOf(floodPrng), port: 8333 }, nowS: nowS() }));
+          batch.push(announcement(onionOf(floodPrng), { address: ipOf(floodPrng), port: 8333 }, nowS()));
         }
         fakeSent += batch.length;
         send(ATT, v, batch);
@@ -677,7 +679,14 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
     },
     drops,
     ...(floodPerMin > 0
-      ? { flood: { perMin: floodPerMin, sent: fakeSent, acceptedNetworkWide: fakeAccepted, fakeShareInDirectories: last ? last.fakeShare : 0 } }
+      ? {
+          flood: {
+            perMin: floodPerMin,
+            sent: fakeSent,
+            acceptedNetworkWide: fakeAccepted,
+            fakeShareInDirectories: last ? last.fakeShare : 0,
+          },
+        }
       : {}),
     ...(suppress > 0 ? { suppress: { relays: suppress } } : {}),
     events,

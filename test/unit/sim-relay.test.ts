@@ -46,7 +46,8 @@ test('a relay option passed to the real AnnouncementRelay changes what the simul
   assert.equal(none.coverage.steady, 0);
   assert.equal(none.drops.duplicate, 0);
   const wide = runRelaySim({ ...SMALL, relayOptions: { fanout: 8 } });
-  assert.ok(wide.coverage.steady > base.coverage.steady * 1.5, `fanout 8 ${wide.coverage.steady} vs 2 ${base.coverage.steady}`);
+  const msg = `fanout 8 ${wide.coverage.steady} vs 2 ${base.coverage.steady}`;
+  assert.ok(wide.coverage.steady > base.coverage.steady * 1.5, msg);
   // The token bucket is the relay's: starving it shows up as rate-limited drops counted by the real class.
   const starved = runRelaySim({ ...SMALL, relayOptions: { bucketCapacity: 1, ratePerSec: 0.001 } });
   assert.ok(starved.drops.rateLimited > 0 && base.drops.rateLimited === 0);
@@ -93,7 +94,8 @@ test('the simulator imports the relay module and has no relay logic of its own',
 
 test('onionpunch sim relay --json: the last line has the fields issue 13 asks for; bad flags are usage errors', () => {
   const bin = fileURLToPath(new URL('../../../bin/onionpunch.js', import.meta.url));
-  const args = ['sim', 'relay', '--nodes', '2000', '--announcers', '20', '--duration', '5m', '--adoption', '0.1,0.2', '--json'];
+  const args = ['sim', 'relay', '--nodes', '2000', '--announcers', '20', '--duration', '5m'];
+  args.push('--adoption', '0.1,0.2', '--json');
   const out = execFileSync(process.execPath, [bin, ...args], { encoding: 'utf8', timeout: 60_000 });
   const lines = out.trim().split('\n');
   assert.equal(lines.length, 2);
