@@ -53,6 +53,8 @@ export interface DaemonConfig {
   listen: HostPort;
   natcheck: HostPort[];
   labranges: boolean;
+  resolvenames: boolean;
+  allowloopback: boolean;
   maxsessions: number;
   maxclients: number;
   idletimeout: number;
@@ -96,6 +98,8 @@ export const CONFIG_KEYS: Record<keyof DaemonConfig, KeySpec> = {
   listen: { kind: 'hostport', zeroPort: true, doc: "proxy: SOCKS5 listen address for bitcoind's -proxy (default 127.0.0.1:9064)" },
   natcheck: { kind: 'hostport', list: true, doc: 'NAT-check server (repeatable; two give the EIM check)' },
   labranges: { kind: 'bool', doc: 'allow the NAT lab address ranges as punch targets (never on a real network)' },
+  resolvenames: { kind: 'bool', doc: 'proxy: resolve domain names from SOCKS clients with the system resolver (default off: refused)' },
+  allowloopback: { kind: 'bool', doc: 'proxy: allow loopback destinations for plain SOCKS connects (default off; lab and tests)' },
   maxsessions: { kind: 'int', min: 1, max: 1024, doc: 'punch sessions at once (default 8)' },
   maxclients: { kind: 'int', min: 1, max: 4096, doc: 'proxy: SOCKS clients at once; serve: bridges at once (default 128)' },
   idletimeout: { kind: 'int', min: 1, max: 86400, doc: 'seconds a bridge may stay silent both ways before it is closed (default 1800)' },
@@ -343,6 +347,8 @@ export function loadConfig(inputs: ConfigInputs = {}): DaemonConfig & { sources:
     listen: get('listen', { host: '127.0.0.1', port: 9064 }),
     natcheck: get('natcheck', []),
     labranges: get('labranges', false),
+    resolvenames: get('resolvenames', false),
+    allowloopback: get('allowloopback', false),
     maxsessions: get('maxsessions', 8),
     maxclients: get('maxclients', 128),
     idletimeout: get('idletimeout', 1800),

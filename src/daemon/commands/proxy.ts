@@ -1,7 +1,7 @@
 /** `onionpunch proxy`: the B side, a SOCKS5 proxy for bitcoind's -proxy= (src/daemon/proxy.ts, docs/DAEMON.md). */
 import { runDaemonVerb } from '../run-common.js';
 
-const KEYS = ['conf', 'overlay', 'network', 'listen', 'proxy', 'i2psam', 'bind', 'peer', 'announce', 'announceinterval', 'known', 'natcheck', 'labranges', 'maxclients', 'idletimeout', 'shutdowngrace', 'log', 'loglevel', 'json'];
+const KEYS = ['conf', 'overlay', 'network', 'listen', 'proxy', 'i2psam', 'bind', 'peer', 'announce', 'announceinterval', 'known', 'natcheck', 'labranges', 'resolvenames', 'allowloopback', 'maxclients', 'idletimeout', 'shutdowngrace', 'log', 'loglevel', 'json'];
 
 export async function main(args: string[]): Promise<number> {
   return runDaemonVerb(args, 'proxy', 'B side: SOCKS5 proxy for bitcoind (-proxy=); announced destinations are punched, others connected plainly.', KEYS, async (cfg, log, hooks) => {
