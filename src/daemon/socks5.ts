@@ -228,6 +228,8 @@ export class Socks5Server {
     const onShutdown = (): void => ac.abort(this.ac.signal.reason);
     const onClientGone = (): void => ac.abort(new SocksServerError('SOCKS_CLOSED', 'the SOCKS client went away'));
     this.ac.signal.addEventListener('abort', onShutdown, { once: true });
+    // allowHalfOpen: a client that hangs up sends a FIN ('end'), and 'close' would only follow our own end.
+    s.once('end', onClientGone);
     s.once('close', onClientGone);
     const ms = this.opts.connectTimeoutMs ?? 120_000;
     const timer = setTimeout(() => ac.abort(new SocksServerError('SOCKS_TIMEOUT', `connect took more than ${ms} ms`)), ms);
@@ -257,6 +259,7 @@ export class Socks5Server {
     } finally {
       clearTimeout(timer);
       this.ac.signal.removeEventListener('abort', onShutdown);
+      s.off('end', onClientGone);
       s.off('close', onClientGone);
     }
     if (s.destroyed || this.ac.signal.aborted) {
