@@ -7,7 +7,7 @@ import { spawnSync } from 'node:child_process';
 
 const args = process.argv.slice(2);
 const onlyUnit = args.includes('--unit');
-const groups = onlyUnit ? ['unit'] : ['unit', 'native', 'lab'];
+const groups = onlyUnit ? ['unit'] : ['unit', 'adversarial', 'native', 'lab'];
 
 function collect(dir) {
   if (!existsSync(dir)) return [];

@@ -7,6 +7,7 @@
  * about refused clients are rate-limited (one {@link LogLimiter}), so a flood of them is not a flood of logs.
  */
 import { createServer, isIP, type Server, type Socket } from 'node:net';
+import { setMaxListeners } from 'node:events';
 import { OnionpunchError } from '../errors.js';
 import { bridge, type Bridge } from './splice.js';
 import type { Logger } from './log.js';
@@ -130,6 +131,8 @@ export class Socks5Server {
 
   constructor(private readonly opts: Socks5ServerOptions) {
     this.logLimiter = new LogLimiter(opts.log, opts.logLimit);
+    // Every pending connect listens for the shutdown: at most one per client.
+    setMaxListeners((opts.maxClients ?? 128) + 16, this.ac.signal);
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (s) => this.onClient(s));
     this.server.on('error', (err) => opts.log?.error('socks-server-error', { error: err }));
   }
