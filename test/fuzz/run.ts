@@ -7,7 +7,7 @@
  * `fuzz-findings/<target>/` and the exit code is 1. See docs/FUZZING.md.
  *
  * Flags: --seconds N, --runs N, --target NAME (repeatable), --seed N, --save-corpus DIR, --slow-ms N,
- * --hang-ms N, --json (one JSON summary line on stdout), --targets-module PATH (extra targets; harness tests).
+ * --hang-ms N, --stop-on-finding, --json (one JSON summary line on stdout), --targets-module PATH (extra targets; harness tests).
  */
 import { Worker } from 'node:worker_threads';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -32,12 +32,13 @@ interface Flags {
   json: boolean;
   targetsModule: string | undefined;
   findingsDir: string;
+  stopOnFinding: boolean;
 }
 
 function parseFlags(argv: string[]): Flags {
   const f: Flags = {
     seconds: -1, runs: 0, targets: [], seed: Date.now() % 1_000_000, saveCorpus: undefined, slowMs: 1000, hangMs: 10_000,
-    json: false, targetsModule: undefined, findingsDir: join(root, 'fuzz-findings'),
+    json: false, targetsModule: undefined, findingsDir: join(root, 'fuzz-findings'), stopOnFinding: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -59,6 +60,7 @@ function parseFlags(argv: string[]): Flags {
     else if (a === '--slow-ms') f.slowMs = num();
     else if (a === '--hang-ms') f.hangMs = num();
     else if (a === '--json') f.json = true;
+    else if (a === '--stop-on-finding') f.stopOnFinding = true;
     else if (a === '--targets-module') f.targetsModule = resolve(val());
     else if (a === '--findings') f.findingsDir = resolve(val());
     else throw new Error(`unknown flag ${a}`);
@@ -73,7 +75,7 @@ function runOne(name: string, f: Flags): Promise<WorkerReport> {
   const ctrl = new Int32Array(shared, 0, 2);
   const input: WorkerInput = {
     target: name, seconds: f.seconds, runs: f.runs, seed: f.seed, corpusDir: join(root, 'test', 'fuzz', 'corpus'), shared,
-    slowMs: f.slowMs, ...(f.saveCorpus ? { saveCorpusDir: f.saveCorpus } : {}), ...(f.targetsModule ? { extraTargets: f.targetsModule } : {}),
+    slowMs: f.slowMs, stopOnFinding: f.stopOnFinding, ...(f.saveCorpus ? { saveCorpusDir: f.saveCorpus } : {}), ...(f.targetsModule ? { extraTargets: f.targetsModule } : {}),
   };
   const worker = new Worker(join(here, 'worker.js'), { workerData: input });
   const findings: Finding[] = [];

@@ -27,6 +27,8 @@ export interface WorkerInput {
   shared: SharedArrayBuffer;
   /** An execution slower than this is a finding (a hang in the making). */
   slowMs: number;
+  /** End at the first finding. */
+  stopOnFinding?: boolean;
   /** Extra module with more targets (harness tests). */
   extraTargets?: string;
 }
@@ -154,6 +156,7 @@ async function main(): Promise<void> {
     const elapsed = (performance.now() - start) / 1000;
     if (w.seconds > 0 && elapsed >= w.seconds) break;
     if (w.runs > 0 && executions >= w.runs) break;
+    if (w.stopOnFinding && findings.length > 0) break;
     const n = w.runs > 0 ? Math.min(batchSize, Math.max(1, w.runs - executions)) : batchSize;
     const batch: Buffer[] = [];
     const b0 = performance.now();
