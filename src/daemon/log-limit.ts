@@ -36,7 +36,10 @@ export class LogLimiter {
   /** Lines suppressed so far, all keys (observability, tests). */
   suppressedTotal = 0;
 
-  constructor(private readonly log: Logger | undefined, opts: LogLimiterOptions = {}) {
+  constructor(
+    private readonly log: Logger | undefined,
+    opts: LogLimiterOptions = {},
+  ) {
     this.intervalMs = opts.intervalMs ?? 10_000;
     this.burst = opts.burst ?? 5;
     this.maxKeys = opts.maxKeys ?? 256;
@@ -65,11 +68,14 @@ export class LogLimiter {
     s.suppressed++;
     this.suppressedTotal++;
     // Report the count at the end of the window even if the flood stops (no later line would carry it).
-    s.timer ??= setTimeout(() => {
-      s!.timer = undefined;
-      this.flush(key, s!);
-      this.slots.delete(key);
-    }, Math.max(1, s.windowStart + this.intervalMs - now)).unref();
+    s.timer ??= setTimeout(
+      () => {
+        s!.timer = undefined;
+        this.flush(key, s!);
+        this.slots.delete(key);
+      },
+      Math.max(1, s.windowStart + this.intervalMs - now),
+    ).unref();
     return false;
   }
 
@@ -83,7 +89,12 @@ export class LogLimiter {
     if (s.timer) clearTimeout(s.timer);
     s.timer = undefined;
     if (s.suppressed === 0) return;
-    this.log?.log(s.level, 'log-suppressed', { of: key === OVERFLOW_KEY ? 'other' : s.event, key, suppressed: s.suppressed, intervalMs: this.intervalMs });
+    this.log?.log(s.level, 'log-suppressed', {
+      of: key === OVERFLOW_KEY ? 'other' : s.event,
+      key,
+      suppressed: s.suppressed,
+      intervalMs: this.intervalMs,
+    });
     s.suppressed = 0;
   }
 }

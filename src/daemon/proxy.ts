@@ -13,7 +13,13 @@ import type { Logger } from './log.js';
 import { AnnouncementCollector } from './announce.js';
 import { tcpConnect } from './handoff.js';
 import { Socks5Server, type SocksConnector, type SocksRequest } from './socks5.js';
-import { checkAddress, checkDestination, isLoopback, type DestinationPolicy, type DestinationRefusal } from './socks5-parse.js';
+import {
+  checkAddress,
+  checkDestination,
+  isLoopback,
+  type DestinationPolicy,
+  type DestinationRefusal,
+} from './socks5-parse.js';
 import { SocksServerError } from './errors.js';
 import { waitForShutdown } from './shutdown.js';
 import { checkNat, toEndpoint, type DaemonHooks } from './serve.js';
@@ -26,7 +32,8 @@ export function lookupTarget(cfg: Pick<DaemonConfig, 'known'>, directory: Announ
   return directory.findByClearnet(host, port);
 }
 
-const REFUSAL: Record<DestinationRefusal, { code: 'SOCKS_OVERLAY_NAME' | 'SOCKS_NAME_NOT_RESOLVED' | 'SOCKS_LOOPBACK'; why: string }> = {
+type RefusalCode = 'SOCKS_OVERLAY_NAME' | 'SOCKS_NAME_NOT_RESOLVED' | 'SOCKS_LOOPBACK';
+const REFUSAL: Record<DestinationRefusal, { code: RefusalCode; why: string }> = {
   'overlay-name': { code: 'SOCKS_OVERLAY_NAME', why: 'is an overlay name this proxy cannot route (never resolved)' },
   'name-not-resolved': { code: 'SOCKS_NAME_NOT_RESOLVED', why: 'is a domain name and resolvenames is off' },
   loopback: { code: 'SOCKS_LOOPBACK', why: 'is a loopback destination and allowloopback is off' },
@@ -60,8 +67,17 @@ async function resolveOne(host: string, signal: AbortSignal): Promise<string> {
  * destinations of the plain path are refused unless `allowloopback` (announced destinations go to the punch
  * client, whose own target policy applies).
  */
-export function makeConnector(o: { cfg: Pick<DaemonConfig, 'known'> & Partial<Pick<DaemonConfig, 'resolvenames' | 'allowloopback'>>; directory: AnnouncementDirectory; client: () => Promise<PunchClient>; log: Logger; plainTimeoutMs?: number }): SocksConnector {
-  const policy = destinationPolicy({ resolvenames: o.cfg.resolvenames ?? false, allowloopback: o.cfg.allowloopback ?? false });
+export function makeConnector(o: {
+  cfg: Pick<DaemonConfig, 'known'> & Partial<Pick<DaemonConfig, 'resolvenames' | 'allowloopback'>>;
+  directory: AnnouncementDirectory;
+  client: () => Promise<PunchClient>;
+  log: Logger;
+  plainTimeoutMs?: number;
+}): SocksConnector {
+  const policy = destinationPolicy({
+    resolvenames: o.cfg.resolvenames ?? false,
+    allowloopback: o.cfg.allowloopback ?? false,
+  });
   return async (req: SocksRequest, signal: AbortSignal): Promise<Socket> => {
     const refusal = checkDestination(req, policy);
     if (refusal) throw refuse(req.host, refusal);
@@ -139,8 +155,9 @@ export async function runProxy(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
     // An open SOCKS5 proxy without authentication: anyone who reaches it relays through this host.
     log.warn('socks-listen-exposed', {
       listen: `${bound.host}:${bound.port}`,
-      warning: 'SOCKS5 proxy listens on a non-loopback address WITHOUT authentication: anyone who can reach it can use it; '
-        + 'listen on 127.0.0.1 unless a firewall restricts it',
+      warning:
+        'SOCKS5 proxy listens on a non-loopback address WITHOUT authentication: anyone who can reach it can ' +
+        'use it; listen on 127.0.0.1 unless a firewall restricts it',
     });
   }
   log.info('socks-listening', { listen: `${bound.host}:${bound.port}`, known: cfg.known.length, peers: cfg.peer.length });

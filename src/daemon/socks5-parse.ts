@@ -45,7 +45,8 @@ export type SocksRefusal =
   | 'too-many-bytes';
 
 /** A parse step: more bytes needed, a value and the bytes it used, or a refusal (reply code or plain close). */
-export type Parse<T> = { need: true } | { value: T; used: number } | { error: number | 'close'; why: string; reason: SocksRefusal };
+export type Parse<T> =
+  { need: true } | { value: T; used: number } | { error: number | 'close'; why: string; reason: SocksRefusal };
 
 /** Longest legal greeting: VER NMETHODS and 255 methods. */
 export const MAX_GREETING = 2 + 255;
@@ -71,11 +72,17 @@ export function parseGreeting(b: Buffer): Parse<number[]> {
 
 /** Parses the request: VER CMD RSV ATYP DST.ADDR DST.PORT. */
 export function parseRequest(b: Buffer): Parse<SocksRequest> {
-  if (b.length >= 1 && b[0] !== 5) return { error: 'close', why: `request version ${b[0]}`, reason: 'bad-request-version' };
+  if (b.length >= 1 && b[0] !== 5)
+    return { error: 'close', why: `request version ${b[0]}`, reason: 'bad-request-version' };
   if (b.length < 4) return { need: true };
   const cmd = b[1]!;
   const atyp = b[3]!;
-  if (cmd !== 1) return { error: SOCKS_REPLY.commandNotSupported, why: `command ${cmd} not supported (CONNECT only)`, reason: 'bad-command' };
+  if (cmd !== 1)
+    return {
+      error: SOCKS_REPLY.commandNotSupported,
+      why: `command ${cmd} not supported (CONNECT only)`,
+      reason: 'bad-command',
+    };
   let host: string;
   let off: number;
   let kind: SocksRequest['atyp'];
@@ -101,7 +108,11 @@ export function parseRequest(b: Buffer): Parse<SocksRequest> {
     off = 5 + len;
     kind = 'domain';
   } else {
-    return { error: SOCKS_REPLY.addressTypeNotSupported, why: `address type ${atyp} not supported`, reason: 'bad-address-type' };
+    return {
+      error: SOCKS_REPLY.addressTypeNotSupported,
+      why: `address type ${atyp} not supported`,
+      reason: 'bad-address-type',
+    };
   }
   const port = b.readUInt16BE(off);
   if (port === 0) return { error: SOCKS_REPLY.generalFailure, why: 'port 0', reason: 'port-zero' };
@@ -122,7 +133,7 @@ export function formatV6(b: Buffer): string {
   // Canonical compression via the URL parser would allocate; a simple longest-zero-run compression suffices.
   let best = -1;
   let bestLen = 0;
-  for (let i = 0; i < 8; ) {
+  for (let i = 0; i < 8;) {
     if (g[i] !== '0') {
       i++;
       continue;
@@ -178,7 +189,12 @@ export class Socks5Handshake {
     if (this.total > MAX_PREAMBLE) {
       const stage = this.stage === 'greeting' ? 'greeting' : 'request';
       this.kill();
-      out.error = { reply: 'close', stage, why: `more than ${MAX_PREAMBLE} bytes before the reply`, reason: 'too-many-bytes' };
+      out.error = {
+        reply: 'close',
+        stage,
+        why: `more than ${MAX_PREAMBLE} bytes before the reply`,
+        reason: 'too-many-bytes',
+      };
       return out;
     }
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
@@ -187,7 +203,13 @@ export class Socks5Handshake {
       if ('need' in g) return out;
       if ('error' in g) return this.refuse(out, g.error, 'greeting', g.why, g.reason);
       if (!g.value.includes(0)) {
-        return this.refuse(out, 0xff, 'greeting', 'no acceptable method (only "no authentication" is offered)', 'no-acceptable-method');
+        return this.refuse(
+          out,
+          0xff,
+          'greeting',
+          'no acceptable method (only "no authentication" is offered)',
+          'no-acceptable-method',
+        );
       }
       out.methodReply = METHOD_OK;
       this.buf = this.buf.subarray(g.used);
@@ -212,7 +234,13 @@ export class Socks5Handshake {
     return early;
   }
 
-  private refuse(out: HandshakeStep, reply: number | 'close', stage: 'greeting' | 'request', why: string, reason: SocksRefusal): HandshakeStep {
+  private refuse(
+    out: HandshakeStep,
+    reply: number | 'close',
+    stage: 'greeting' | 'request',
+    why: string,
+    reason: SocksRefusal,
+  ): HandshakeStep {
     this.kill();
     out.error = { reply, stage, why, reason };
     return out;

@@ -15,7 +15,14 @@ import { LogLimiter, type LogLimiterOptions } from './log-limit.js';
 import { SocksServerError } from './errors.js';
 import { SOCKS_REPLY, Socks5Handshake, type SocksRequest } from './socks5-parse.js';
 
-export { SOCKS_REPLY, parseGreeting, parseRequest, Socks5Handshake, type SocksRequest, type Parse } from './socks5-parse.js';
+export {
+  SOCKS_REPLY,
+  parseGreeting,
+  parseRequest,
+  Socks5Handshake,
+  type SocksRequest,
+  type Parse,
+} from './socks5-parse.js';
 export { MAX_PREAMBLE, MAX_GREETING, MAX_REQUEST } from './socks5-parse.js';
 
 /** Opens the outbound connection for one request; a rejection becomes a reply code via {@link socksReplyFor}. */
@@ -202,7 +209,8 @@ export class Socks5Server {
       clearTimeout(timer);
       s.off('data', onData);
       this.stats.protocolErrors++;
-      this.logLimiter.write('warn', 'socks-bad-client', reason, { from, why, reason, reply: rep === 'close' ? undefined : rep });
+      const reply = rep === 'close' ? undefined : rep;
+      this.logLimiter.write('warn', 'socks-bad-client', reason, { from, why, reason, reply });
       if (rep === 'close') s.destroy();
       else if (stage === 'greeting') s.end(Buffer.from([5, rep]));
       else s.end(encodeReply(rep));
@@ -235,7 +243,9 @@ export class Socks5Server {
     s.once('end', onClientGone);
     s.once('close', onClientGone);
     const ms = this.opts.connectTimeoutMs ?? 120_000;
-    const timer = setTimeout(() => ac.abort(new SocksServerError('SOCKS_TIMEOUT', `connect took more than ${ms} ms`)), ms);
+    const timer = setTimeout(() => {
+      ac.abort(new SocksServerError('SOCKS_TIMEOUT', `connect took more than ${ms} ms`));
+    }, ms);
     const log = this.opts.log;
     log?.debug('socks-request', { from, host: req.host, port: req.port, atyp: req.atyp });
     let out: Socket;
@@ -247,7 +257,9 @@ export class Socks5Server {
     try {
       out = await Promise.race([
         attempt,
-        new Promise<never>((_r, rej) => ac.signal.addEventListener('abort', () => rej(ac.signal.reason), { once: true })),
+        new Promise<never>((_r, rej) => {
+          ac.signal.addEventListener('abort', () => rej(ac.signal.reason), { once: true });
+        }),
       ]);
     } catch (err) {
       this.stats.failed++;
@@ -255,7 +267,8 @@ export class Socks5Server {
       const cause: unknown = ac.signal.aborted ? ac.signal.reason : err;
       const rep = socksReplyFor(cause);
       const code = (cause as { code?: unknown } | undefined)?.code;
-      this.logLimiter.write('info', 'socks-connect-failed', typeof code === 'string' ? code : 'unknown', { from, host: req.host, port: req.port, reply: rep, error: cause });
+      const key = typeof code === 'string' ? code : 'unknown';
+      this.logLimiter.write('info', 'socks-connect-failed', key, { from, host: req.host, port: req.port, reply: rep, error: cause });
       if (!s.destroyed) s.end(encodeReply(rep));
       setTimeout(() => s.destroy(), 2000).unref();
       return;

@@ -7,7 +7,8 @@
  * `fuzz-findings/<target>/` and the exit code is 1. See docs/FUZZING.md.
  *
  * Flags: --seconds N, --runs N, --target NAME (repeatable), --seed N, --save-corpus DIR, --slow-ms N,
- * --hang-ms N, --stop-on-finding, --json (one JSON summary line on stdout), --targets-module PATH (extra targets; harness tests).
+ * --hang-ms N, --stop-on-finding, --json (one JSON summary line on stdout), --findings DIR,
+ * --targets-module PATH (extra targets; harness tests).
  */
 import { Worker } from 'node:worker_threads';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -37,8 +38,17 @@ interface Flags {
 
 function parseFlags(argv: string[]): Flags {
   const f: Flags = {
-    seconds: -1, runs: 0, targets: [], seed: Date.now() % 1_000_000, saveCorpus: undefined, slowMs: 1000, hangMs: 10_000,
-    json: false, targetsModule: undefined, findingsDir: join(root, 'fuzz-findings'), stopOnFinding: false,
+    seconds: -1,
+    runs: 0,
+    targets: [],
+    seed: Date.now() % 1_000_000,
+    saveCorpus: undefined,
+    slowMs: 1000,
+    hangMs: 10_000,
+    json: false,
+    targetsModule: undefined,
+    findingsDir: join(root, 'fuzz-findings'),
+    stopOnFinding: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -74,8 +84,16 @@ function runOne(name: string, f: Flags): Promise<WorkerReport> {
   const shared = new SharedArrayBuffer(8 + 64 * 1024);
   const ctrl = new Int32Array(shared, 0, 2);
   const input: WorkerInput = {
-    target: name, seconds: f.seconds, runs: f.runs, seed: f.seed, corpusDir: join(root, 'test', 'fuzz', 'corpus'), shared,
-    slowMs: f.slowMs, stopOnFinding: f.stopOnFinding, ...(f.saveCorpus ? { saveCorpusDir: f.saveCorpus } : {}), ...(f.targetsModule ? { extraTargets: f.targetsModule } : {}),
+    target: name,
+    seconds: f.seconds,
+    runs: f.runs,
+    seed: f.seed,
+    corpusDir: join(root, 'test', 'fuzz', 'corpus'),
+    shared,
+    slowMs: f.slowMs,
+    stopOnFinding: f.stopOnFinding,
+    ...(f.saveCorpus ? { saveCorpusDir: f.saveCorpus } : {}),
+    ...(f.targetsModule ? { extraTargets: f.targetsModule } : {}),
   };
   const worker = new Worker(join(here, 'worker.js'), { workerData: input });
   const findings: Finding[] = [];
@@ -102,19 +120,39 @@ function runOne(name: string, f: Flags): Promise<WorkerReport> {
       // Stuck in one execution: the input is still in shared memory.
       const len = Atomics.load(ctrl, 1);
       const stuck = Buffer.from(new Uint8Array(shared, 8, len));
-      const finding: Finding = { kind: 'hang', message: `hang: no progress for ${f.hangMs} ms`, stack: '', input: stuck.toString('base64') };
+      const finding: Finding = {
+        kind: 'hang',
+        message: `hang: no progress for ${f.hangMs} ms`,
+        stack: '',
+        input: stuck.toString('base64'),
+      };
       findings.push(finding);
       void worker.terminate();
-      finish({ target: name, executions: beat, seconds: (Date.now() - started) / 1000, seeds: 0, corpus: 0, features: 0, findings, batch: 0, maxExecMs: f.hangMs, heapMB: 0 });
+      finish({
+        target: name,
+        executions: beat,
+        seconds: (Date.now() - started) / 1000,
+        seeds: 0,
+        corpus: 0,
+        features: 0,
+        findings,
+        batch: 0,
+        maxExecMs: f.hangMs,
+        heapMB: 0,
+      });
     }, 500);
-    worker.on('message', (m: { type: string; report?: WorkerReport; finding?: Finding; message?: string; executions?: number }) => {
-      if (m.type === 'finding') findings.push(m.finding!);
-      else if (m.type === 'done') {
-        void worker.terminate();
-        finish(m.report!);
-      } else if (m.type === 'error') finish(new Error(`${name}: ${m.message}`));
-      else if (m.type === 'progress' && !f.json && process.stderr.isTTY) process.stderr.write(`\r  ${name}: ${m.executions} executions   `);
-    });
+    worker.on(
+      'message',
+      (m: { type: string; report?: WorkerReport; finding?: Finding; message?: string; executions?: number }) => {
+        if (m.type === 'finding') findings.push(m.finding!);
+        else if (m.type === 'done') {
+          void worker.terminate();
+          finish(m.report!);
+        } else if (m.type === 'error') finish(new Error(`${name}: ${m.message}`));
+        else if (m.type === 'progress' && !f.json && process.stderr.isTTY)
+          process.stderr.write(`\r  ${name}: ${m.executions} executions   `);
+      },
+    );
     worker.on('error', (e) => finish(e));
     worker.on('exit', (code) => finish(new Error(`${name}: worker exited (${code}) without a report`)));
   });
@@ -139,7 +177,9 @@ async function main(): Promise<number> {
   const names = f.targets.length > 0 ? f.targets : TARGET_NAMES;
   const reports: WorkerReport[] = [];
   if (!f.json) {
-    const limit = [f.seconds > 0 ? `${f.seconds} s` : '', f.runs > 0 ? `${f.runs} executions` : ''].filter(Boolean).join(' or ');
+    const limit = [f.seconds > 0 ? `${f.seconds} s` : '', f.runs > 0 ? `${f.runs} executions` : '']
+      .filter(Boolean)
+      .join(' or ');
     console.log(`fuzz: ${names.length} target(s), ${limit} each, seed ${f.seed}`);
   }
   let bad = 0;
@@ -152,18 +192,23 @@ async function main(): Promise<number> {
     if (!f.json) {
       if (process.stderr.isTTY) process.stderr.write('\r');
       console.log(
-        `${n.padEnd(14)} ${String(r.executions).padStart(10)} execs in ${r.seconds.toFixed(1)} s = ${Math.round(rate)}/s`
-          + `  corpus ${r.seeds} -> ${r.corpus}  features ${r.features}  slowest ${r.maxExecMs.toFixed(1)} ms`
-          + `  findings ${r.findings.length}`,
+        `${n.padEnd(14)} ${String(r.executions).padStart(10)} execs in ${r.seconds.toFixed(1)} s` +
+          ` = ${Math.round(rate)}/s` +
+          `  corpus ${r.seeds} -> ${r.corpus}  features ${r.features}  slowest ${r.maxExecMs.toFixed(1)} ms` +
+          `  findings ${r.findings.length}`,
       );
-      for (const [i, x] of r.findings.entries()) console.log(`  FINDING ${x.kind}: ${x.message}\n    input: ${saved[i]}`);
+      for (const [i, x] of r.findings.entries())
+        console.log(`  FINDING ${x.kind}: ${x.message}\n    input: ${saved[i]}`);
     }
   }
   if (f.json) console.log(JSON.stringify({ seed: f.seed, reports }));
   return bad > 0 ? 1 : 0;
 }
 
-main().then((code) => process.exit(code), (err: unknown) => {
-  console.error(`fuzz: ${err instanceof Error ? err.message : String(err)}`);
-  process.exit(2);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`fuzz: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(2);
+  },
+);

@@ -62,7 +62,9 @@ export class InvariantViolation extends Error {}
 
 /** True when `err` is an allowed, typed error of `t`. */
 export function allowedError(t: FuzzTarget, err: unknown): boolean {
-  return err instanceof OnionpunchError && err.constructor !== OnionpunchError && t.errors.some((c) => err instanceof c);
+  return (
+    err instanceof OnionpunchError && err.constructor !== OnionpunchError && t.errors.some((c) => err instanceof c)
+  );
 }
 
 function check(cond: boolean, what: string): void {
@@ -117,9 +119,10 @@ const WIRE_DICT: Buffer[] = [
 
 const wireStream: FuzzTarget = {
   name: 'wire-stream',
-  about: 'FrameParser.push in chunks of 1-32 bytes (mode byte: network filter, checksum check, 1 KiB cap), end(); '
-    + 'each frame of a known command through decodePayload. Invariants: push never throws, errors are WireErrors, '
-    + 'buffered bytes never exceed header + cap, a dead parser yields nothing.',
+  about:
+    'FrameParser.push in chunks of 1-32 bytes (mode byte: network filter, checksum check, 1 KiB cap), end(); ' +
+    'each frame of a known command through decodePayload. Invariants: push never throws, errors are WireErrors, ' +
+    'buffered bytes never exceed header + cap, a dead parser yields nothing.',
   maxLen: 4096,
   errors: [WireError],
   dict: WIRE_DICT,
@@ -127,7 +130,11 @@ const wireStream: FuzzTarget = {
   run(data) {
     const mode = data[0] ?? 0;
     const cap = mode & 4 ? 1024 : 4_000_000;
-    const p = new FrameParser({ ...(mode & 1 ? { network: 'main' as const } : {}), verifyChecksum: !(mode & 2), ...(mode & 4 ? { maxPayload: cap } : {}) });
+    const p = new FrameParser({
+      ...(mode & 1 ? { network: 'main' as const } : {}),
+      verifyChecksum: !(mode & 2),
+      ...(mode & 4 ? { maxPayload: cap } : {}),
+    });
     const frames: Frame[] = [];
     chunked(data.subarray(1), 1 + (mode >> 3), (c) => {
       const r = p.push(c);
@@ -153,8 +160,9 @@ const wireStream: FuzzTarget = {
 
 const wireMessages: FuzzTarget = {
   name: 'wire-messages',
-  about: `decodePayload for each of the ${COMMANDS.length} known commands (mode byte picks it), then the round trip: `
-    + 'a decoded value re-encodes without error and decodes to the same value.',
+  about:
+    `decodePayload for each of the ${COMMANDS.length} known commands (mode byte picks it), then the round trip: ` +
+    'a decoded value re-encodes without error and decodes to the same value.',
   maxLen: 2048,
   errors: [WireError],
   dict: WIRE_DICT,
@@ -173,8 +181,9 @@ const wireMessages: FuzzTarget = {
 
 const coordCodec: FuzzTarget = {
   name: 'coord-codec',
-  about: 'the coordination stream decoder (punch/wire-codec.ts: FrameParser with a 4 KiB cap + CoordMessage '
-    + 'mapping) in chunks (mode byte), inputs with checksums repaired; a thrown error kills the stream.',
+  about:
+    'the coordination stream decoder (punch/wire-codec.ts: FrameParser with a 4 KiB cap + CoordMessage ' +
+    'mapping) in chunks (mode byte), inputs with checksums repaired; a thrown error kills the stream.',
   maxLen: 4096,
   errors: [WireError, PunchSessionError],
   dict: WIRE_DICT,
@@ -187,15 +196,43 @@ const coordCodec: FuzzTarget = {
 };
 
 const TOR_DICT = [
-  '250 OK\r\n', '250-', '250+', '\r\n.\r\n', '\r\n', '650 ', '650-', '552 ', '515 ', '510 ', '.', '..', '"', '\\"', '\\', '\\0', '\\377',
-  'PROTOCOLINFO 1', 'AUTH METHODS=SAFECOOKIE,HASHEDPASSWORD', 'COOKIEFILE=', 'VERSION Tor="0.4.8.9"', 'ServiceID=', 'PrivateKey=',
-  'ED25519-V3:', 'HS_DESC UPLOADED ', 'HS_DESC FAILED ', 'REASON=', 'AUTHCHALLENGE SERVERHASH=', ' SERVERNONCE=', '=',
+  '250 OK\r\n',
+  '250-',
+  '250+',
+  '\r\n.\r\n',
+  '\r\n',
+  '650 ',
+  '650-',
+  '552 ',
+  '515 ',
+  '510 ',
+  '.',
+  '..',
+  '"',
+  '\\"',
+  '\\',
+  '\\0',
+  '\\377',
+  'PROTOCOLINFO 1',
+  'AUTH METHODS=SAFECOOKIE,HASHEDPASSWORD',
+  'COOKIEFILE=',
+  'VERSION Tor="0.4.8.9"',
+  'ServiceID=',
+  'PrivateKey=',
+  'ED25519-V3:',
+  'HS_DESC UPLOADED ',
+  'HS_DESC FAILED ',
+  'REASON=',
+  'AUTHCHALLENGE SERVERHASH=',
+  ' SERVERNONCE=',
+  '=',
 ].map(tok);
 
 const torReply: FuzzTarget = {
   name: 'tor-reply',
-  about: 'ReplyParser.push in chunks (mode byte: chunk size, small line/reply limits), then parseKeywords on every '
-    + 'line and parseHsDesc on 650 lines. Invariant: after an error every push throws the same error.',
+  about:
+    'ReplyParser.push in chunks (mode byte: chunk size, small line/reply limits), then parseKeywords on every ' +
+    'line and parseHsDesc on 650 lines. Invariant: after an error every push throws the same error.',
   maxLen: 4096,
   errors: [TorControlError],
   dict: TOR_DICT,
@@ -239,15 +276,41 @@ const SAM_COMMANDS: ReadonlyArray<[string, string, boolean]> = [
   ['NAMING', 'REPLY', true],
 ];
 const SAM_DICT = [
-  'HELLO REPLY ', 'SESSION STATUS ', 'STREAM STATUS ', 'NAMING REPLY ', 'DEST REPLY ', 'RESULT=OK', 'RESULT=CANT_REACH_PEER',
-  'RESULT=I2P_ERROR', 'RESULT=DUPLICATED_ID', 'RESULT=INVALID_KEY', 'RESULT=KEY_NOT_FOUND', 'RESULT=TIMEOUT', 'MESSAGE="', 'VERSION=3.1',
-  'DESTINATION=', 'PUB=', 'PRIV=', 'NAME=', 'VALUE=', '"', '\\"', '\\', '=', ' ', '\n', '\r\n', 'AAAA', '-~',
+  'HELLO REPLY ',
+  'SESSION STATUS ',
+  'STREAM STATUS ',
+  'NAMING REPLY ',
+  'DEST REPLY ',
+  'RESULT=OK',
+  'RESULT=CANT_REACH_PEER',
+  'RESULT=I2P_ERROR',
+  'RESULT=DUPLICATED_ID',
+  'RESULT=INVALID_KEY',
+  'RESULT=KEY_NOT_FOUND',
+  'RESULT=TIMEOUT',
+  'MESSAGE="',
+  'VERSION=3.1',
+  'DESTINATION=',
+  'PUB=',
+  'PRIV=',
+  'NAME=',
+  'VALUE=',
+  '"',
+  '\\"',
+  '\\',
+  '=',
+  ' ',
+  '\n',
+  '\r\n',
+  'AAAA',
+  '-~',
 ].map(tok);
 
 const samReply: FuzzTarget = {
   name: 'sam-reply',
-  about: 'SAM reply lines as SamConnection cuts them (LF, optional CR, latin1): parseSamReply, checkReply for the '
-    + 'command the mode byte picks, and publicDestination/b32Address on DESTINATION, PUB and VALUE.',
+  about:
+    'SAM reply lines as SamConnection cuts them (LF, optional CR, latin1): parseSamReply, checkReply for the ' +
+    'command the mode byte picks, and publicDestination/b32Address on DESTINATION, PUB and VALUE.',
   maxLen: 4096,
   errors: [SamError],
   dict: SAM_DICT,
@@ -283,15 +346,28 @@ const samReply: FuzzTarget = {
 
 const socks5: FuzzTarget = {
   name: 'socks5',
-  about: 'Socks5Handshake.push (the server\'s own state machine) in chunks (mode byte), then the destination '
-    + 'policy (checkDestination, every combination of resolvenames/allowloopback) and the reply encoder. '
-    + `Invariants: never more than ${MAX_PREAMBLE} bytes accepted, at most one request, nothing after an error.`,
+  about:
+    "Socks5Handshake.push (the server's own state machine) in chunks (mode byte), then the destination " +
+    'policy (checkDestination, every combination of resolvenames/allowloopback) and the reply encoder. ' +
+    `Invariants: never more than ${MAX_PREAMBLE} bytes accepted, at most one request, nothing after an error.`,
   maxLen: 1024,
   errors: [],
   dict: [
-    Buffer.from([5, 1, 0]), Buffer.from([5, 2, 0, 2]), Buffer.from([5, 1, 0, 1]), Buffer.from([5, 1, 0, 3]), Buffer.from([5, 1, 0, 4]),
-    Buffer.from([0x20, 0x8d]), tok('.onion'), tok('.i2p'), tok('.b32.i2p'), tok('localhost'), tok('127.0.0.1'), tok('::1'),
-    Buffer.from([127, 0, 0, 1]), Buffer.from('00000000000000000000ffff7f000001', 'hex'), Buffer.from('00000000000000000000000000000001', 'hex'),
+    Buffer.from([5, 1, 0]),
+    Buffer.from([5, 2, 0, 2]),
+    Buffer.from([5, 1, 0, 1]),
+    Buffer.from([5, 1, 0, 3]),
+    Buffer.from([5, 1, 0, 4]),
+    Buffer.from([0x20, 0x8d]),
+    tok('.onion'),
+    tok('.i2p'),
+    tok('.b32.i2p'),
+    tok('localhost'),
+    tok('127.0.0.1'),
+    tok('::1'),
+    Buffer.from([127, 0, 0, 1]),
+    Buffer.from('00000000000000000000ffff7f000001', 'hex'),
+    Buffer.from('00000000000000000000000000000001', 'hex'),
   ],
   run(data) {
     const mode = data[0] ?? 0;
@@ -307,9 +383,15 @@ const socks5: FuzzTarget = {
         requests++;
         const r = step.request;
         check(r.port >= 1 && r.port <= 65535 && r.host.length > 0, 'bad request fields');
-        for (const policy of [{ resolveNames: false, allowLoopback: false }, { resolveNames: true, allowLoopback: true }]) {
+        for (const policy of [
+          { resolveNames: false, allowLoopback: false },
+          { resolveNames: true, allowLoopback: true },
+        ]) {
           const v = checkDestination(r, policy);
-          check(!(r.atyp === 'domain' && /\.(onion|i2p)$/i.test(r.host) && v !== 'overlay-name'), `${r.host} not refused`);
+          check(
+            !(r.atyp === 'domain' && /\.(onion|i2p)$/i.test(r.host) && v !== 'overlay-name'),
+            `${r.host} not refused`,
+          );
         }
         encodeReply(mode & 0xff, r.atyp === 'domain' ? undefined : { address: r.host, port: r.port });
       }
@@ -320,18 +402,61 @@ const socks5: FuzzTarget = {
 };
 
 const CONFIG_DICT = [
-  'overlay=', 'network=', 'torcontrol=', 'torpassword=', 'i2psam=', 'proxy=', 'bind=', 'externalip=', 'bitcoind=', 'punchport=',
-  'announce=', 'announceinterval=', 'peer=', 'known=', 'listen=', 'natcheck=', 'labranges=', 'maxsessions=', 'maxclients=',
-  'idletimeout=', 'shutdowngrace=', 'log=', 'loglevel=', 'json=', 'conf=', 'resolvenames=', 'allowloopback=', '#', '\n', '\r\n', '[main]', '=',
-  '127.0.0.1:9050', '[::1]:8333', 'tor', 'i2p', 'regtest', 'yes', 'off', '@', ':8333', '.onion', '.b32.i2p', '4294967296', '--', ',',
+  'overlay=',
+  'network=',
+  'torcontrol=',
+  'torpassword=',
+  'i2psam=',
+  'proxy=',
+  'bind=',
+  'externalip=',
+  'bitcoind=',
+  'punchport=',
+  'announce=',
+  'announceinterval=',
+  'peer=',
+  'known=',
+  'listen=',
+  'natcheck=',
+  'labranges=',
+  'maxsessions=',
+  'maxclients=',
+  'idletimeout=',
+  'shutdowngrace=',
+  'log=',
+  'loglevel=',
+  'json=',
+  'conf=',
+  'resolvenames=',
+  'allowloopback=',
+  '#',
+  '\n',
+  '\r\n',
+  '[main]',
+  '=',
+  '127.0.0.1:9050',
+  '[::1]:8333',
+  'tor',
+  'i2p',
+  'regtest',
+  'yes',
+  'off',
+  '@',
+  ':8333',
+  '.onion',
+  '.b32.i2p',
+  '4294967296',
+  '--',
+  ',',
 ].map(tok);
 
 let configDir: string | undefined;
 
 const config: FuzzTarget = {
   name: 'config',
-  about: 'the config file through loadConfig({args: [--conf FILE]}) (file written to a temp dir: size check, '
-    + 'read, parseConfigText, every value converted), or as flags, or as ONIONPUNCH_* environment (mode byte).',
+  about:
+    'the config file through loadConfig({args: [--conf FILE]}) (file written to a temp dir: size check, ' +
+    'read, parseConfigText, every value converted), or as flags, or as ONIONPUNCH_* environment (mode byte).',
   maxLen: 4096,
   errors: [ConfigError],
   dict: CONFIG_DICT,
@@ -365,4 +490,12 @@ const config: FuzzTarget = {
 };
 
 /** Every target, in the order `npm run fuzz` runs them. */
-export const TARGETS: readonly FuzzTarget[] = [wireStream, wireMessages, coordCodec, torReply, samReply, socks5, config];
+export const TARGETS: readonly FuzzTarget[] = [
+  wireStream,
+  wireMessages,
+  coordCodec,
+  torReply,
+  samReply,
+  socks5,
+  config,
+];

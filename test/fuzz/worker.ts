@@ -62,7 +62,8 @@ async function main(): Promise<void> {
   // Loaded only now: the code under test must be compiled after coverage started.
   const mod = (await import('./targets.js')) as typeof import('./targets.js');
   let targets = mod.TARGETS;
-  if (w.extraTargets) targets = [...targets, ...((await import(w.extraTargets)) as typeof import('./targets.js')).TARGETS];
+  if (w.extraTargets)
+    targets = [...targets, ...((await import(w.extraTargets)) as typeof import('./targets.js')).TARGETS];
   const t = targets.find((x) => x.name === w.target);
   if (!t) throw new Error(`unknown fuzz target ${w.target}`);
   const ctrl = new Int32Array(w.shared, 0, 2);
@@ -98,7 +99,12 @@ async function main(): Promise<void> {
     const key = `${kind}:${e.constructor.name}:${top}`;
     if (seen.has(key) || findings.length >= 20) return;
     seen.add(key);
-    findings.push({ kind, message: `${e.constructor.name}: ${e.message}`, stack: e.stack ?? '', input: input.toString('base64') });
+    findings.push({
+      kind,
+      message: `${e.constructor.name}: ${e.message}`,
+      stack: e.stack ?? '',
+      input: input.toString('base64'),
+    });
     parentPort!.postMessage({ type: 'finding', finding: findings[findings.length - 1] });
   };
 
@@ -162,7 +168,9 @@ async function main(): Promise<void> {
     const b0 = performance.now();
     for (let i = 0; i < n; i++) {
       // Prefer recent corpus entries a little: they are the frontier.
-      const parent = rng.chance(0.3) ? corpus[corpus.length - 1 - rng.below(Math.min(16, corpus.length))]! : rng.pick(corpus);
+      const parent = rng.chance(0.3)
+        ? corpus[corpus.length - 1 - rng.below(Math.min(16, corpus.length))]!
+        : rng.pick(corpus);
       let x = mutate(parent, ctx);
       if (t.fixup && rng.chance(0.5)) x = t.fixup(x);
       exec(x);
