@@ -205,6 +205,8 @@ export class Socks5Server {
       this.logLimiter.write('warn', 'socks-timeout', hs.state, { from, state: hs.state });
       s.destroy();
     }, this.opts.greetingTimeoutMs ?? 10_000);
+    // A client that hung up is not a greeting timeout 10 s later.
+    s.once('close', () => clearTimeout(timer));
     const fail = (rep: number | 'close', stage: 'greeting' | 'request', why: string, reason: string): void => {
       clearTimeout(timer);
       s.off('data', onData);
@@ -268,7 +270,8 @@ export class Socks5Server {
       const rep = socksReplyFor(cause);
       const code = (cause as { code?: unknown } | undefined)?.code;
       const key = typeof code === 'string' ? code : 'unknown';
-      this.logLimiter.write('info', 'socks-connect-failed', key, { from, host: req.host, port: req.port, reply: rep, error: cause });
+      const fields = { from, host: req.host, port: req.port, reply: rep, error: cause };
+      this.logLimiter.write('info', 'socks-connect-failed', key, fields);
       if (!s.destroyed) s.end(encodeReply(rep));
       setTimeout(() => s.destroy(), 2000).unref();
       return;
