@@ -83,12 +83,9 @@ export function makeConnector(o: {
     if (refusal) throw refuse(req.host, refusal);
     const target = lookupTarget(o.cfg, o.directory, req.host, req.port);
     if (!target) {
-      let ip = req.host;
-      if (isIP(ip) === 0) {
-        ip = await resolveOne(req.host, signal);
-        const after = checkAddress(ip, policy);
-        if (after) throw refuse(`${req.host} (${ip})`, after);
-      }
+      const ip = isIP(req.host) !== 0 ? req.host : await resolveOne(req.host, signal);
+      const after = checkAddress(ip, policy);
+      if (after) throw refuse(ip === req.host ? ip : `${req.host} (${ip})`, after);
       return tcpConnect({ host: ip, port: req.port }, { timeoutMs: o.plainTimeoutMs ?? 10_000, signal });
     }
     const name = `${target.coordination}:${target.coordinationPort}`;

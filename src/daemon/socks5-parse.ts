@@ -288,17 +288,16 @@ export function isLoopbackOrUnspecified(ip: string): boolean {
 }
 
 /**
- * The policy decision for a parsed request before any lookup or connect: `undefined` = go on (an IP to check
- * again with {@link checkAddress} after resolution, or a literal IP already checked).
+ * The name policy for a parsed request, before any lookup: overlay names are refused, other names unless
+ * `resolveNames`. `undefined` = go on. Addresses (literal, or resolved) are checked with {@link checkAddress}
+ * on the plain-connect path only: an announced destination is punched, and the punch client's own target
+ * policy applies to it (the lab announces loopback endpoints).
  */
 export function checkDestination(req: SocksRequest, policy: DestinationPolicy): DestinationRefusal | undefined {
-  if (req.atyp === 'domain') {
-    if (isIP(req.host) !== 0) return checkAddress(req.host, policy);
-    if (isOverlayName(req.host)) return 'overlay-name';
-    if (!policy.resolveNames) return 'name-not-resolved';
-    return undefined;
-  }
-  return checkAddress(req.host, policy);
+  if (req.atyp !== 'domain' || isIP(req.host) !== 0) return undefined;
+  if (isOverlayName(req.host)) return 'overlay-name';
+  if (!policy.resolveNames) return 'name-not-resolved';
+  return undefined;
 }
 
 /** The policy decision for an IP address (literal or resolved). */

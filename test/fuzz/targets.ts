@@ -33,7 +33,7 @@ import { parseSamReply } from '../../src/overlay/i2p/reply.js';
 import { checkReply } from '../../src/overlay/i2p/connection.js';
 import { b32Address, publicDestination } from '../../src/overlay/i2p/address.js';
 import { SamError } from '../../src/overlay/i2p/errors.js';
-import { MAX_PREAMBLE, Socks5Handshake, checkDestination } from '../../src/daemon/socks5-parse.js';
+import { MAX_PREAMBLE, Socks5Handshake, checkAddress, checkDestination } from '../../src/daemon/socks5-parse.js';
 import { encodeReply } from '../../src/daemon/socks5.js';
 import { loadConfig, parseConfigText } from '../../src/daemon/config.js';
 import { ConfigError } from '../../src/daemon/errors.js';
@@ -348,7 +348,7 @@ const socks5: FuzzTarget = {
   name: 'socks5',
   about:
     "Socks5Handshake.push (the server's own state machine) in chunks (mode byte), then the destination " +
-    'policy (checkDestination, every combination of resolvenames/allowloopback) and the reply encoder. ' +
+    'policy (checkDestination, checkAddress; resolvenames/allowloopback off and on) and the reply encoder. ' +
     `Invariants: never more than ${MAX_PREAMBLE} bytes accepted, at most one request, nothing after an error.`,
   maxLen: 1024,
   errors: [],
@@ -388,6 +388,10 @@ const socks5: FuzzTarget = {
           { resolveNames: true, allowLoopback: true },
         ]) {
           const v = checkDestination(r, policy);
+          if (r.atyp !== 'domain') {
+            const a = checkAddress(r.host, policy);
+            check(policy.allowLoopback || !r.host.startsWith('127.') || a === 'loopback', `${r.host} not refused`);
+          }
           check(
             !(r.atyp === 'domain' && /\.(onion|i2p)$/i.test(r.host) && v !== 'overlay-name'),
             `${r.host} not refused`,
