@@ -463,7 +463,7 @@ const config: FuzzTarget = {
   name: 'config',
   about:
     'the config file through loadConfig({args: [--conf FILE]}) (file written to a temp dir: size check, ' +
-    'read, parseConfigText, every value converted), or as flags, or as ONIONPUNCH_* environment (mode byte).',
+    'read, parseConfigText, every value converted) and line by line, or as flags, or as ONIONPUNCH_* environment (mode byte).',
   maxLen: 4096,
   errors: [ConfigError],
   dict: CONFIG_DICT,
@@ -476,7 +476,20 @@ const config: FuzzTarget = {
       const file = join(configDir, 'fuzz.conf');
       writeFileSync(file, data.subarray(1));
       parseConfigText(text, file);
-      loadConfig({ args: ['--conf', file] });
+      try {
+        loadConfig({ args: ['--conf', file] });
+      } finally {
+        // A file stops at its first bad line; each line alone (as a file line and as a flag) gets further.
+        for (const line of text.split('\n').slice(0, 8)) {
+          try {
+            for (const r of parseConfigText(line, file)) {
+              if (r.key !== 'conf') loadConfig({ args: [`--${r.key}=${r.value}`] });
+            }
+          } catch (e) {
+            if (!(e instanceof ConfigError)) throw e;
+          }
+        }
+      }
     } else if (mode === 1) {
       // Never let a fuzzed --conf read some other file of this machine.
       const args = text.split(/[\s]+/).filter((a) => a !== '' && !/^--conf/i.test(a));
