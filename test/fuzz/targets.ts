@@ -463,7 +463,8 @@ const config: FuzzTarget = {
   name: 'config',
   about:
     'the config file through loadConfig({args: [--conf FILE]}) (file written to a temp dir: size check, ' +
-    'read, parseConfigText, every value converted) and line by line, or as flags, or as ONIONPUNCH_* environment (mode byte).',
+    'read, parseConfigText, every value converted) and line by line, or as flags, or as ONIONPUNCH_* ' +
+    'environment (mode byte).',
   maxLen: 4096,
   errors: [ConfigError],
   dict: CONFIG_DICT,
