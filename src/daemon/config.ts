@@ -163,6 +163,14 @@ export const CONFIG_KEYS = {
   labranges: key<boolean>({
     kind: 'bool', default: false, doc: "allow the NAT lab's address ranges as punch targets (never on a real network)",
   }),
+  resolvenames: key<boolean>({
+    verbs: ['proxy'], kind: 'bool', default: false,
+    doc: 'resolve SOCKS domain names with the system resolver (proxy; .onion/.i2p names never are)',
+  }),
+  allowloopback: key<boolean>({
+    verbs: ['proxy'], kind: 'bool', default: false,
+    doc: 'allow loopback destinations of plain SOCKS connects (proxy; announced ones follow `loopback`)',
+  }),
   loopback: key<boolean>({
     kind: 'bool', default: false,
     doc: 'allow loopback punch targets: both ends on one machine, a trial setup (never on a real network)',

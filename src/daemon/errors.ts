@@ -35,9 +35,24 @@ export class ConfigError extends OnionpunchError {
   }
 }
 
-export type SocksErrorCode = 'SOCKS_BAD_VERSION' | 'SOCKS_NO_METHOD' | 'SOCKS_BAD_COMMAND' | 'SOCKS_BAD_ATYP' | 'SOCKS_TIMEOUT' | 'SOCKS_TOO_LARGE' | 'SOCKS_CLOSED';
+export type SocksErrorCode =
+  | 'SOCKS_BAD_VERSION'
+  | 'SOCKS_NO_METHOD'
+  | 'SOCKS_BAD_COMMAND'
+  | 'SOCKS_BAD_ATYP'
+  | 'SOCKS_TIMEOUT'
+  | 'SOCKS_TOO_LARGE'
+  | 'SOCKS_CLOSED'
+  /** The proxy shut down while a connect was pending. */
+  | 'SOCKS_SHUTDOWN'
+  /** A `.onion`/`.i2p` name that cannot be routed to its overlay (never given to DNS). */
+  | 'SOCKS_OVERLAY_NAME'
+  /** A domain name while `resolvenames` is off. */
+  | 'SOCKS_NAME_NOT_RESOLVED'
+  /** A loopback or unspecified destination while `allowloopback` is off. */
+  | 'SOCKS_LOOPBACK';
 
-/** A SOCKS client that broke the protocol (the server answers it and closes the connection). */
+/** A SOCKS client that broke the protocol or asked for a refused destination (the server answers and closes). */
 export class SocksServerError extends OnionpunchError {
   declare readonly code: SocksErrorCode;
   constructor(code: SocksErrorCode, message: string) {

@@ -3,7 +3,8 @@
  * hole-punch announcement (learned from clearnet peers' addrv2, or a static `--known` entry) is reached by
  * punching over the configured overlay; any other destination by a plain TCP connect.
  */
-import type { Socket } from 'node:net';
+import { isIP, type Socket } from 'node:net';
+import { lookup } from 'node:dns/promises';
 import { AnnouncementDirectory, type Announcement } from '../relay/index.js';
 import type { PunchClient } from '../punch/index.js';
 import type { CoordinationDialer } from '../overlay/types.js';
@@ -12,6 +13,14 @@ import type { Logger } from './log.js';
 import { AnnouncementCollector } from './announce.js';
 import { tcpConnect } from './handoff.js';
 import { Socks5Server, type SocksConnector, type SocksRequest } from './socks5.js';
+import {
+  checkAddress,
+  checkDestination,
+  isLoopback,
+  type DestinationPolicy,
+  type DestinationRefusal,
+} from './socks5-parse.js';
+import { SocksServerError } from './errors.js';
 import { waitForShutdown } from './shutdown.js';
 import { configuredPunch, type DaemonHooks } from './punch-setup.js';
 
@@ -23,11 +32,62 @@ export function lookupTarget(cfg: Pick<DaemonConfig, 'known'>, directory: Announ
   return directory.findByClearnet(host, port);
 }
 
-/** The connector: punch for announced destinations, plain connect otherwise. */
-export function makeConnector(o: { cfg: Pick<DaemonConfig, 'known'>; directory: AnnouncementDirectory; client: () => Promise<PunchClient>; log: Logger; plainTimeoutMs?: number }): SocksConnector {
+type RefusalCode = 'SOCKS_OVERLAY_NAME' | 'SOCKS_NAME_NOT_RESOLVED' | 'SOCKS_LOOPBACK';
+const REFUSAL: Record<DestinationRefusal, { code: RefusalCode; why: string }> = {
+  'overlay-name': { code: 'SOCKS_OVERLAY_NAME', why: 'is an overlay name this proxy cannot route (never resolved)' },
+  'name-not-resolved': { code: 'SOCKS_NAME_NOT_RESOLVED', why: 'is a domain name and resolvenames is off' },
+  loopback: { code: 'SOCKS_LOOPBACK', why: 'is a loopback destination and allowloopback is off' },
+};
+
+function refuse(host: string, r: DestinationRefusal): SocksServerError {
+  return new SocksServerError(REFUSAL[r].code, `${host} ${REFUSAL[r].why}`);
+}
+
+/** The destination policy from the configuration. */
+export function destinationPolicy(cfg: Pick<DaemonConfig, 'resolvenames' | 'allowloopback'>): DestinationPolicy {
+  return { resolveNames: cfg.resolvenames, allowLoopback: cfg.allowloopback };
+}
+
+/** Resolves `host` (only called when resolvenames is on) within the signal; one address. */
+async function resolveOne(host: string, signal: AbortSignal): Promise<string> {
+  const aborted = new Promise<never>((_r, rej) => {
+    const onAbort = (): void => rej(signal.reason ?? new SocksServerError('SOCKS_CLOSED', 'connect aborted'));
+    if (signal.aborted) onAbort();
+    else signal.addEventListener('abort', onAbort, { once: true });
+  });
+  aborted.catch(() => undefined);
+  const r = await Promise.race([lookup(host, { verbatim: true }), aborted]);
+  return r.address;
+}
+
+/**
+ * The connector: punch for announced destinations, plain connect otherwise. Before anything is looked up
+ * the destination policy applies: `.onion`/`.i2p` names are refused (they must never reach DNS; routing them
+ * to the overlay is not implemented), other names are resolved only with `resolvenames`, and loopback
+ * destinations of the plain path are refused unless `allowloopback` (announced destinations go to the punch
+ * client, whose own target policy applies).
+ */
+export function makeConnector(o: {
+  cfg: Pick<DaemonConfig, 'known'> & Partial<Pick<DaemonConfig, 'resolvenames' | 'allowloopback'>>;
+  directory: AnnouncementDirectory;
+  client: () => Promise<PunchClient>;
+  log: Logger;
+  plainTimeoutMs?: number;
+}): SocksConnector {
+  const policy = destinationPolicy({
+    resolvenames: o.cfg.resolvenames ?? false,
+    allowloopback: o.cfg.allowloopback ?? false,
+  });
   return async (req: SocksRequest, signal: AbortSignal): Promise<Socket> => {
+    const refusal = checkDestination(req, policy);
+    if (refusal) throw refuse(req.host, refusal);
     const target = lookupTarget(o.cfg, o.directory, req.host, req.port);
-    if (!target) return tcpConnect({ host: req.host, port: req.port }, { timeoutMs: o.plainTimeoutMs ?? 10_000, signal });
+    if (!target) {
+      const ip = isIP(req.host) !== 0 ? req.host : await resolveOne(req.host, signal);
+      const after = checkAddress(ip, policy);
+      if (after) throw refuse(ip === req.host ? ip : `${req.host} (${ip})`, after);
+      return tcpConnect({ host: ip, port: req.port }, { timeoutMs: o.plainTimeoutMs ?? 10_000, signal });
+    }
     const name = `${target.coordination}:${target.coordinationPort}`;
     o.log.info('punch-start', { destination: `${req.host}:${req.port}`, coordination: name });
     const client = await o.client();
@@ -43,6 +103,11 @@ export function makeConnector(o: { cfg: Pick<DaemonConfig, 'known'>; directory: 
       throw err;
     }
   };
+}
+
+/** True when `host` (a listen address) is only reachable from this machine. */
+export function isLoopbackListen(host: string): boolean {
+  return host.toLowerCase() === 'localhost' || isLoopback(host);
 }
 
 /** Runs the proxy until SIGINT/SIGTERM (or `hooks.signal`). Resolves the exit code. */
@@ -79,6 +144,15 @@ export async function runProxy(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
     log,
   });
   const bound = await server.listen(cfg.listen.host, cfg.listen.port);
+  if (!isLoopbackListen(cfg.listen.host)) {
+    // An open SOCKS5 proxy without authentication: anyone who reaches it relays through this host.
+    log.warn('socks-listen-exposed', {
+      listen: `${bound.host}:${bound.port}`,
+      warning:
+        'SOCKS5 proxy listens on a non-loopback address WITHOUT authentication: anyone who can reach it can ' +
+        'use it; listen on 127.0.0.1 unless a firewall restricts it',
+    });
+  }
   log.info('socks-listening', { listen: `${bound.host}:${bound.port}`, known: cfg.known.length, peers: cfg.peer.length });
   const collector = new AnnouncementCollector({ peers: cfg.peer, network: cfg.network, directory, intervalMs: cfg.announceinterval * 1000, log });
   void collector.start();

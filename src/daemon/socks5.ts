@@ -1,35 +1,30 @@
 /**
  * A small SOCKS5 server (RFC 1928) for bitcoind's `-proxy=`: no authentication, CONNECT only, address types
  * IPv4, IPv6 and domain name. The caller decides how each destination is reached (`connect`); the bytes are
- * then relayed by the splice bridge. Hard limits: greeting/request size (they are bounded by the protocol:
- * at most 257 and 262 bytes), a greeting timeout, a cap on clients at once. A bad client gets the RFC reply
- * code and a closed connection; nothing it sends can throw out of the server.
+ * then relayed by the splice bridge. Hard limits: at most 257 + 262 bytes before our final reply (greeting,
+ * request and any early data together), a greeting timeout, a connect timeout, a cap on clients at once. A bad
+ * client gets the RFC reply code and a closed connection; nothing it sends can throw out of the server. Lines
+ * about refused clients are rate-limited (one {@link LogLimiter}), so a flood of them is not a flood of logs.
  */
 import { createServer, isIP, type Server, type Socket } from 'node:net';
+import { setMaxListeners } from 'node:events';
 import { OnionpunchError } from '../errors.js';
-import { formatIP16, parseIPv6, unmapIPv4, writeIPv4 } from '../ip.js';
+import { parseIPv6, unmapIPv4, writeIPv4 } from '../ip.js';
 import { bridge, type Bridge } from './splice.js';
 import type { Logger } from './log.js';
+import { LogLimiter, type LogLimiterOptions } from './log-limit.js';
+import { SocksServerError } from './errors.js';
+import { SOCKS_REPLY, Socks5Handshake, type SocksRequest } from './socks5-parse.js';
 
-/** RFC 1928 reply codes. */
-export const SOCKS_REPLY = {
-  succeeded: 0x00,
-  generalFailure: 0x01,
-  notAllowed: 0x02,
-  networkUnreachable: 0x03,
-  hostUnreachable: 0x04,
-  connectionRefused: 0x05,
-  ttlExpired: 0x06,
-  commandNotSupported: 0x07,
-  addressTypeNotSupported: 0x08,
-} as const;
-
-export interface SocksRequest {
-  atyp: 'ipv4' | 'ipv6' | 'domain';
-  /** Address as text (IPv4-mapped IPv6 is unmapped to IPv4). */
-  host: string;
-  port: number;
-}
+export {
+  SOCKS_REPLY,
+  parseGreeting,
+  parseRequest,
+  Socks5Handshake,
+  type SocksRequest,
+  type Parse,
+} from './socks5-parse.js';
+export { MAX_PREAMBLE, MAX_GREETING, MAX_REQUEST } from './socks5-parse.js';
 
 /** Opens the outbound connection for one request; a rejection becomes a reply code via {@link socksReplyFor}. */
 export type SocksConnector = (req: SocksRequest, signal: AbortSignal) => Promise<Socket>;
@@ -45,6 +40,8 @@ export interface Socks5ServerOptions {
   /** Bridge idle timeout (default 30 min). */
   idleTimeoutMs?: number;
   log?: Logger;
+  /** Rate limit of the lines about refused or failed clients (default 5 per 10 s per event and reason). */
+  logLimit?: LogLimiterOptions;
 }
 
 /** The SOCKS reply code for an error thrown by a connector (errno, punch and overlay codes). */
@@ -75,6 +72,9 @@ export function socksReplyFor(err: unknown): number {
     case 'PUNCH_NAT_UNSUITABLE':
     case 'PUNCH_TARGET_REFUSED':
     case 'DAEMON_NOT_ALLOWED':
+    case 'SOCKS_OVERLAY_NAME':
+    case 'SOCKS_NAME_NOT_RESOLVED':
+    case 'SOCKS_LOOPBACK':
       return SOCKS_REPLY.notAllowed;
     default:
       return SOCKS_REPLY.generalFailure;
@@ -99,59 +99,6 @@ export function encodeReply(rep: number, bound?: { address: string; port: number
   return b;
 }
 
-type Parse<T> = { need: true } | { value: T; used: number } | { error: number | 'close'; why: string };
-
-/** Parses the method greeting: VER NMETHODS METHODS. */
-export function parseGreeting(b: Buffer): Parse<number[]> {
-  if (b.length < 1) return { need: true };
-  if (b[0] !== 5) return { error: 'close', why: `version ${b[0]} is not SOCKS5` };
-  if (b.length < 2) return { need: true };
-  const n = b[1]!;
-  if (n === 0) return { error: 0xff, why: 'no methods offered' };
-  if (b.length < 2 + n) return { need: true };
-  return { value: [...b.subarray(2, 2 + n)], used: 2 + n };
-}
-
-/** Parses the request: VER CMD RSV ATYP DST.ADDR DST.PORT. */
-export function parseRequest(b: Buffer): Parse<SocksRequest> {
-  if (b.length < 4) return b.length >= 1 && b[0] !== 5 ? { error: 'close', why: `request version ${b[0]}` } : { need: true };
-  if (b[0] !== 5) return { error: 'close', why: `request version ${b[0]}` };
-  const cmd = b[1]!;
-  const atyp = b[3]!;
-  if (cmd !== 1) return { error: SOCKS_REPLY.commandNotSupported, why: `command ${cmd} not supported (CONNECT only)` };
-  let host: string;
-  let off: number;
-  let kind: SocksRequest['atyp'];
-  if (atyp === 1) {
-    if (b.length < 10) return { need: true };
-    host = `${b[4]}.${b[5]}.${b[6]}.${b[7]}`;
-    off = 8;
-    kind = 'ipv4';
-  } else if (atyp === 4) {
-    if (b.length < 22) return { need: true };
-    host = formatIP16(b.subarray(4, 20));
-    kind = isIP(host) === 4 ? 'ipv4' : 'ipv6';
-    off = 20;
-  } else if (atyp === 3) {
-    if (b.length < 5) return { need: true };
-    const len = b[4]!;
-    if (len === 0) return { error: SOCKS_REPLY.generalFailure, why: 'empty domain name' };
-    if (b.length < 5 + len + 2) return { need: true };
-    host = b.subarray(5, 5 + len).toString('latin1');
-    if (!/^[A-Za-z0-9.\-_]+$/.test(host)) return { error: SOCKS_REPLY.hostUnreachable, why: 'domain name with bad characters' };
-    off = 5 + len;
-    kind = 'domain';
-  } else {
-    return { error: SOCKS_REPLY.addressTypeNotSupported, why: `address type ${atyp} not supported` };
-  }
-  const port = b.readUInt16BE(off);
-  if (port === 0) return { error: SOCKS_REPLY.generalFailure, why: 'port 0' };
-  return { value: { atyp: kind, host, port }, used: off + 2 };
-}
-
-/** Longest legal greeting + request (2+255 and 4+1+255+2): anything more before the reply is a bad client. */
-const MAX_PREAMBLE = 257 + 262 + 64 * 1024;
-
 export interface Socks5Stats {
   clients: number;
   active: number;
@@ -161,15 +108,21 @@ export interface Socks5Stats {
   refusedBusy: number;
 }
 
+
 /** A SOCKS5 server. `listen()` then `close()`. Events are logs, not emitter events. */
 export class Socks5Server {
   readonly stats: Socks5Stats = { clients: 0, active: 0, connected: 0, failed: 0, protocolErrors: 0, refusedBusy: 0 };
+  /** The limiter of the lines about refused and failed clients. */
+  readonly logLimiter: LogLimiter;
   private readonly server: Server;
   private readonly clients = new Set<Socket>();
   private readonly bridges = new Set<Bridge>();
   private readonly ac = new AbortController();
 
   constructor(private readonly opts: Socks5ServerOptions) {
+    this.logLimiter = new LogLimiter(opts.log, opts.logLimit);
+    // Every pending connect listens for the shutdown: at most one per client.
+    setMaxListeners((opts.maxClients ?? 128) + 16, this.ac.signal);
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (s) => this.onClient(s));
     this.server.on('error', (err) => opts.log?.error('socks-server-error', { error: err }));
   }
@@ -194,7 +147,7 @@ export class Socks5Server {
 
   /** Stops listening, aborts pending connects; bridges get `graceMs` to finish, then are closed. */
   async close(graceMs = 0): Promise<void> {
-    this.ac.abort();
+    this.ac.abort(new SocksServerError('SOCKS_SHUTDOWN', 'the proxy is shutting down'));
     const closed = new Promise<void>((r) => this.server.close(() => r()));
     for (const c of this.clients) if (!this.bridgedSockets.has(c)) c.destroy();
     if (this.bridges.size > 0) {
@@ -206,6 +159,7 @@ export class Socks5Server {
     }
     for (const c of this.clients) c.destroy();
     await closed;
+    this.logLimiter.close();
   }
 
   private readonly bridgedSockets = new WeakSet<Socket>();
@@ -216,7 +170,7 @@ export class Socks5Server {
     const max = this.opts.maxClients ?? 128;
     if (this.clients.size >= max) {
       this.stats.refusedBusy++;
-      this.opts.log?.warn('socks-busy', { max });
+      this.logLimiter.write('warn', 'socks-busy', 'busy', { max });
       s.destroy();
       return;
     }
@@ -227,48 +181,38 @@ export class Socks5Server {
       this.stats.active = this.clients.size;
     });
     const from = `${s.remoteAddress}:${s.remotePort}`;
-    let buf: Buffer = Buffer.alloc(0);
-    let state: 'greeting' | 'request' | 'connecting' = 'greeting';
+    const hs = new Socks5Handshake();
+    let connecting = false;
     const timer = setTimeout(() => {
       this.stats.protocolErrors++;
-      this.opts.log?.warn('socks-timeout', { from, state });
+      this.logLimiter.write('warn', 'socks-timeout', hs.state, { from, state: hs.state });
       s.destroy();
     }, this.opts.greetingTimeoutMs ?? 10_000);
-    const fail = (rep: number | 'close', why: string): void => {
+    // A client that hung up is not a greeting timeout 10 s later.
+    s.once('close', () => clearTimeout(timer));
+    const fail = (rep: number | 'close', stage: 'greeting' | 'request', why: string, reason: string): void => {
       clearTimeout(timer);
       s.off('data', onData);
       this.stats.protocolErrors++;
-      this.opts.log?.warn('socks-bad-client', { from, why, reply: rep === 'close' ? undefined : rep });
+      const reply = rep === 'close' ? undefined : rep;
+      this.logLimiter.write('warn', 'socks-bad-client', reason, { from, why, reason, reply });
       if (rep === 'close') s.destroy();
-      else if (state === 'greeting') s.end(Buffer.from([5, rep]));
+      else if (stage === 'greeting') s.end(Buffer.from([5, rep]));
       else s.end(encodeReply(rep));
       // A client that never reads must not hold the socket open.
       setTimeout(() => s.destroy(), 2000).unref();
     };
     const onData = (d: Buffer): void => {
-      buf = buf.length === 0 ? d : Buffer.concat([buf, d]);
-      if (buf.length > MAX_PREAMBLE) return fail('close', 'too many bytes before the reply');
-      if (state === 'greeting') {
-        const g = parseGreeting(buf);
-        if ('need' in g) return;
-        if ('error' in g) return fail(g.error, g.why);
-        if (!g.value.includes(0)) return fail(0xff, 'no acceptable method (only "no authentication" is offered)');
-        s.write(Buffer.from([5, 0]));
-        buf = buf.subarray(g.used);
-        state = 'request';
-      }
-      if (state === 'request') {
-        const r = parseRequest(buf);
-        if ('need' in r) return;
-        if ('error' in r) return fail(r.error, r.why);
-        buf = buf.subarray(r.used);
-        state = 'connecting';
+      const step = hs.push(d);
+      if (step.methodReply) s.write(step.methodReply);
+      // While connecting, the only possible error is too many early bytes: closing the client aborts the connect.
+      if (step.error) return fail(step.error.reply, step.error.stage, step.error.why, step.error.reason);
+      if (step.request && !connecting) {
+        connecting = true;
         clearTimeout(timer);
-        void this.connectFor(s, r.value, from, () => {
-          const early = buf;
-          buf = Buffer.alloc(0);
+        void this.connectFor(s, step.request, from, () => {
           s.off('data', onData);
-          return early;
+          return hs.takeEarly();
         });
       }
     };
@@ -277,11 +221,16 @@ export class Socks5Server {
 
   private async connectFor(s: Socket, req: SocksRequest, from: string, takeEarly: () => Buffer): Promise<void> {
     const ac = new AbortController();
-    const onAbort = (): void => ac.abort();
-    this.ac.signal.addEventListener('abort', onAbort, { once: true });
-    s.once('close', onAbort);
+    const onShutdown = (): void => ac.abort(this.ac.signal.reason);
+    const onClientGone = (): void => ac.abort(new SocksServerError('SOCKS_CLOSED', 'the SOCKS client went away'));
+    this.ac.signal.addEventListener('abort', onShutdown, { once: true });
+    // allowHalfOpen: a client that hangs up sends a FIN ('end'), and 'close' would only follow our own end.
+    s.once('end', onClientGone);
+    s.once('close', onClientGone);
     const ms = this.opts.connectTimeoutMs ?? 120_000;
-    const timer = setTimeout(() => ac.abort(new OnionpunchError('SOCKS_TIMEOUT', `connect took more than ${ms} ms`)), ms);
+    const timer = setTimeout(() => {
+      ac.abort(new SocksServerError('SOCKS_TIMEOUT', `connect took more than ${ms} ms`));
+    }, ms);
     const log = this.opts.log;
     log?.debug('socks-request', { from, host: req.host, port: req.port, atyp: req.atyp });
     let out: Socket;
@@ -293,19 +242,27 @@ export class Socks5Server {
     try {
       out = await Promise.race([
         attempt,
-        new Promise<never>((_r, rej) => ac.signal.addEventListener('abort', () => rej(ac.signal.reason instanceof Error ? ac.signal.reason : new OnionpunchError('SOCKS_CLOSED', 'client went away')), { once: true })),
+        new Promise<never>((_r, rej) => {
+          ac.signal.addEventListener('abort', () => rej(ac.signal.reason), { once: true });
+        }),
       ]);
     } catch (err) {
       this.stats.failed++;
-      const rep = socksReplyFor(err);
-      log?.info('socks-connect-failed', { from, host: req.host, port: req.port, reply: rep, error: err });
+      // After an abort, say why we aborted (client gone, timeout, shutdown), not how the connector noticed.
+      const cause: unknown = ac.signal.aborted ? ac.signal.reason : err;
+      const rep = socksReplyFor(cause);
+      const code = (cause as { code?: unknown } | undefined)?.code;
+      const key = typeof code === 'string' ? code : 'unknown';
+      const fields = { from, host: req.host, port: req.port, reply: rep, error: cause };
+      this.logLimiter.write('info', 'socks-connect-failed', key, fields);
       if (!s.destroyed) s.end(encodeReply(rep));
       setTimeout(() => s.destroy(), 2000).unref();
       return;
     } finally {
       clearTimeout(timer);
-      this.ac.signal.removeEventListener('abort', onAbort);
-      s.off('close', onAbort);
+      this.ac.signal.removeEventListener('abort', onShutdown);
+      s.off('end', onClientGone);
+      s.off('close', onClientGone);
     }
     if (s.destroyed || this.ac.signal.aborted) {
       out.destroy();

@@ -626,9 +626,17 @@ export const opResultCodec: Codec<OpResultPayload> = {
     }),
 };
 
+/** Strict UTF-8: replacing bad bytes with U+FFFD (3 bytes each) could make a reason that no longer re-encodes. */
+const UTF8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 function readReason(r: Reader): string {
   const len = r.compactSize('reason', MAX_OP_REASON);
-  return r.bytes(len, 'reason').toString('utf8');
+  const bytes = r.bytes(len, 'reason');
+  try {
+    return UTF8.decode(bytes);
+  } catch {
+    throw r.bad('reason', 'not valid UTF-8');
+  }
 }
 
 export const opRejectCodec: Codec<OpRejectPayload> = {

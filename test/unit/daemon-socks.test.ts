@@ -196,7 +196,7 @@ test('proxy daemon: plain CONNECT goes through; a --known destination is punched
   await once(dead.server, 'close');
   const lines: string[] = [];
   const onion = formatOnion(randomBytes(32));
-  const cfg = loadConfig({ args: ['--listen', '127.0.0.1:0', '--proxy', `127.0.0.1:${dead.port}`, '--known', `${onion}:8333@198.51.100.7:8333`, '--network', 'regtest'] });
+  const cfg = loadConfig({ args: ['--listen', '127.0.0.1:0', '--allowloopback', '--proxy', `127.0.0.1:${dead.port}`, '--known', `${onion}:8333@198.51.100.7:8333`, '--network', 'regtest'] });
   const ac = new AbortController();
   let ready!: (i: Record<string, unknown>) => void;
   const up = new Promise<Record<string, unknown>>((r) => (ready = r));
