@@ -11,6 +11,7 @@ import { DEFAULT_PORT, NETWORKS, parseB32, parseOnion, type NetworkName } from '
 import { ConfigError, HandoffError, type ConfigSource } from './errors.js';
 import { parseHandoffTarget } from './handoff.js';
 import { scan } from './args.js';
+import { NATCHECK_MAX_CONNECTIONS, NATCHECK_PER_NETGROUP } from '../nat/natcheck-server.js';
 
 /** Hard limits on what we read. */
 export const CONFIG_LIMITS = {
@@ -62,12 +63,15 @@ export interface KeySpec<T> {
   defaultDoc?: string;
   /** What the key means (one line). */
   doc: string;
-  /** The daemon verbs that use it (their --help lists it); default both. */
+  /** The daemon verbs that use it (their --help lists it); default serve and proxy. */
   verbs?: readonly DaemonVerb[];
 }
 
 /** The long-running verbs configured by these keys. */
-export type DaemonVerb = 'serve' | 'proxy';
+export type DaemonVerb = 'serve' | 'proxy' | 'relay';
+
+/** The verbs of a key used by every daemon verb. */
+const ALL_VERBS: readonly DaemonVerb[] = ['serve', 'proxy', 'relay'];
 
 /** Declares one key; `T` is the type the key has in {@link DaemonConfig}. */
 function key<T>(spec: KeySpec<T>): KeySpec<T> {
@@ -84,12 +88,12 @@ const netPort = (c: ResolvedSoFar): number => DEFAULT_PORT[c.network as NetworkN
  */
 export const CONFIG_KEYS = {
   conf: key<string | undefined>({
-    kind: 'string', typeDoc: 'path', flagOnly: true, default: undefined, defaultDoc: '—',
+    verbs: ALL_VERBS, kind: 'string', typeDoc: 'path', flagOnly: true, default: undefined, defaultDoc: '—',
     doc: 'the configuration file (bitcoin.conf style key=value lines)',
   }),
   overlay: key<'tor' | 'i2p'>({ kind: 'enum', values: ['tor', 'i2p'], default: 'tor', doc: 'coordination overlay' }),
   network: key<NetworkName>({
-    kind: 'enum', values: NETWORKS, default: 'main',
+    verbs: ALL_VERBS, kind: 'enum', values: NETWORKS, default: 'main',
     doc: 'Bitcoin network (magic, default ports)',
   }),
   torcontrol: key<HostPort>({
@@ -111,8 +115,20 @@ export const CONFIG_KEYS = {
     doc: "Tor SOCKS port for coordination dials (proxy), as bitcoind's -proxy means Tor's",
   }),
   bind: key<string | undefined>({
-    kind: 'host', default: undefined, defaultDoc: 'wildcard',
-    doc: 'local address to punch from',
+    verbs: ALL_VERBS, kind: 'host', default: undefined, defaultDoc: 'wildcard',
+    doc: 'local address to punch from (serve, proxy) or to listen on (relay)',
+  }),
+  port: key<number>({
+    verbs: ['relay'], kind: 'int', min: 0, max: 65535, default: netPort, defaultDoc: 'network port',
+    doc: "P2P port the relay listens on, as bitcoind's -port (0 = any free port, shown in the ready line)",
+  }),
+  addnode: key<HostPort[]>({
+    verbs: ['relay'], kind: 'hostport', list: true, default: [],
+    doc: "relay peer to keep a connection to and relay announcements with (relay), as bitcoind's -addnode",
+  }),
+  maxconnections: key<number>({
+    verbs: ['relay'], kind: 'int', min: 1, max: 4096, default: NATCHECK_MAX_CONNECTIONS,
+    doc: `inbound connections at once (relay), at most ${NATCHECK_PER_NETGROUP} per netgroup; as bitcoind's -maxconnections`,
   }),
   externalip: key<string | undefined>({
     verbs: ['serve'],
@@ -138,8 +154,8 @@ export const CONFIG_KEYS = {
     doc: 'clearnet peer to announce our endpoint to (serve)',
   }),
   announceinterval: key<number>({
-    kind: 'int', unit: 'seconds', min: 10, max: 590, default: 300,
-    doc: "announcement period (below the 600 s freshness window); also the collector's reconnect period",
+    verbs: ALL_VERBS, kind: 'int', unit: 'seconds', min: 10, max: 590, default: 300,
+    doc: "announcement period (below the 600 s freshness window); also the collector's and relay's reconnect period",
   }),
   peer: key<HostPort[]>({
     verbs: ['proxy'],
@@ -192,11 +208,11 @@ export const CONFIG_KEYS = {
   shutdowngrace: key<number>({
     kind: 'int', unit: 'seconds', min: 0, max: 600, default: 5, doc: 'time bridges get to finish after SIGINT/SIGTERM',
   }),
-  log: key<'json' | 'text'>({ kind: 'enum', values: ['json', 'text'], default: 'text', doc: 'log format on stderr' }),
+  log: key<'json' | 'text'>({ verbs: ALL_VERBS, kind: 'enum', values: ['json', 'text'], default: 'text', doc: 'log format on stderr' }),
   loglevel: key<'debug' | 'info' | 'warn' | 'error'>({
-    kind: 'enum', values: ['debug', 'info', 'warn', 'error'], default: 'info', doc: 'least severe level logged',
+    verbs: ALL_VERBS, kind: 'enum', values: ['debug', 'info', 'warn', 'error'], default: 'info', doc: 'least severe level logged',
   }),
-  json: key<boolean>({ kind: 'bool', flagOnly: true, default: false, doc: 'print the ready line as JSON on stdout' }),
+  json: key<boolean>({ verbs: ALL_VERBS, kind: 'bool', flagOnly: true, default: false, doc: 'print the ready line as JSON on stdout' }),
 };
 
 /** The daemon's configuration: one field per key of {@link CONFIG_KEYS}. */

@@ -1,0 +1,196 @@
+/**
+ * The relay daemon (src/daemon/relay.ts) in-process over real loopback TCP: a real Peer as each neighbour, the
+ * real AnnouncementRelay/AnnouncementDirectory inside, the real native observer as the NAT-check client.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { connect, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { connectPeer, type Peer } from '../../src/peer/index.js';
+import { formatOnion, type AddrV2Entry, type AddrV2Payload } from '../../src/wire/index.js';
+import { makeAnnouncement } from '../../src/relay/index.js';
+import { RelayNode } from '../../src/daemon/relay.js';
+import { Logger } from '../../src/daemon/log.js';
+import { loadConfig, verbKeys } from '../../src/daemon/config.js';
+import { NATCHECK_PER_NETGROUP } from '../../src/nat/natcheck-server.js';
+import { eimCheck } from '../../src/nat/eim-check.js';
+import { nativeObserver } from '../../src/nat/observe.js';
+import { probeBind } from '../../src/native/engine.js';
+
+const onion = () => formatOnion(randomBytes(32));
+const ann = (timeOffsetS = 0, clearPort = 8333): AddrV2Entry => makeAnnouncement({
+  coordination: onion(), coordinationPort: 8333, clearnet: { address: '203.0.113.24', port: clearPort },
+  nowS: Math.floor(Date.now() / 1000) + timeOffsetS,
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function startRelay(extra: string[] = []): Promise<{ node: RelayNode; port: number; lines: string[] }> {
+  const cfg = loadConfig({ args: ['--network', 'regtest', '--bind', '127.0.0.1', '--port', '0', ...extra] });
+  const lines: string[] = [];
+  const node = new RelayNode(cfg, new Logger({ format: 'json', level: 'debug', write: (l) => lines.push(l) }));
+  const { port } = await node.start();
+  return { node, port, lines };
+}
+
+async function peerTo(port: number): Promise<{ peer: Peer; addrv2: boolean; got: AddrV2Entry[] }> {
+  const { peer, receivedBeforeVerack } = await connectPeer({ host: '127.0.0.1', port, network: 'regtest' });
+  const got: AddrV2Entry[] = [];
+  peer.on('message', (cmd, payload) => {
+    if (cmd === 'addrv2') got.push(...peer.decode('addrv2', payload).addrs);
+  });
+  return { peer, addrv2: receivedBeforeVerack.includes('sendaddrv2'), got };
+}
+
+async function until(what: string, cond: () => boolean, ms = 5000): Promise<void> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 > ms) assert.fail(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+test('relay keys: the relay verb lists its keys; port/addnode/maxconnections parse', () => {
+  const keys = verbKeys('relay');
+  for (const k of ['conf', 'network', 'bind', 'port', 'addnode', 'maxconnections', 'announceinterval', 'log', 'json']) {
+    assert.ok(keys.includes(k), `relay uses ${k}`);
+  }
+  for (const k of ['torcontrol', 'listen', 'bitcoind', 'peer']) assert.ok(!keys.includes(k), `relay does not use ${k}`);
+  const c = loadConfig({
+    args: ['--network', 'regtest', '--addnode', '192.0.2.1:18444', '--addnode', '[2001:db8::1]:18444'],
+  });
+  assert.equal(c.port, 18444, 'port defaults to the network port');
+  assert.deepEqual(c.addnode, [{ host: '192.0.2.1', port: 18444 }, { host: '2001:db8::1', port: 18444 }]);
+  assert.equal(c.maxconnections, 256);
+});
+
+test('relay: sendaddrv2; a fresh announcement is forwarded, a stale one not; getaddr answers fresh ones', async (t) => {
+  const { node, port } = await startRelay();
+  t.after(() => node.stop());
+  const a = await peerTo(port);
+  const b = await peerTo(port);
+  t.after(() => {
+    a.peer.close();
+    b.peer.close();
+  });
+  assert.ok(a.addrv2 && b.addrv2, 'the relay sent sendaddrv2 before verack');
+  await until('both ready at the relay', () => node.inboundCount === 2 && node.stats.inbound === 2);
+  const stale = ann(-700);
+  const fresh = ann();
+  a.peer.send('addrv2', { addrs: [stale] });
+  a.peer.send('addrv2', { addrs: [fresh] });
+  await until('the fresh one at b', () => b.got.length >= 1);
+  await sleep(100);
+  assert.deepEqual(b.got.map((e) => e.address), [fresh.address], 'only the fresh one is forwarded');
+  assert.equal(node.stats.dropped.stale, 1);
+  assert.equal(a.got.length, 0, 'never sent back to its sender');
+
+  // A newcomer asks getaddr: it gets the fresh entry it holds, once per connection.
+  const c = await peerTo(port);
+  t.after(() => c.peer.close());
+  c.peer.send('getaddr');
+  c.peer.send('getaddr');
+  await until('getaddr answer', () => c.got.length >= 1);
+  await sleep(100);
+  assert.deepEqual(c.got.map((e) => [e.address, e.clearnet]), [[fresh.address, fresh.clearnet]]);
+  assert.equal(node.stats.getaddrAnswered, 1);
+});
+
+test('relay flooded with 10,000 announcements by one peer forwards at most its rate', { timeout: 60_000 }, async (t) => {
+  const { node, port } = await startRelay();
+  t.after(() => node.stop());
+  const a = await peerTo(port);
+  const b = await peerTo(port);
+  t.after(() => {
+    a.peer.close();
+    b.peer.close();
+  });
+  await until('both ready', () => node.stats.inbound === 2);
+  const t0 = Date.now();
+  // 1000 messages of 10 (the largest size that is still relayed), sent as the socket drains.
+  for (let m = 0; m < 1000; m++) {
+    a.peer.send('addrv2', { addrs: Array.from({ length: 10 }, (_, i) => ann(0, 1 + ((m * 10 + i) % 60000))) });
+    if (a.peer.sendPaused) await sleep(5);
+  }
+  await until('the relay read all 1000 messages', () => node.stats.messages === 1000, 30_000);
+  await sleep(200);
+  const elapsedS = (Date.now() - t0) / 1000;
+  const limit = 1000 + Math.ceil(elapsedS * 0.1) + 1;
+  const limited = node.stats.dropped.rateLimited;
+  t.diagnostic(`forwarded ${b.got.length} of 10000 in ${elapsedS.toFixed(1)} s; rate-limited ${limited}`);
+  assert.ok(b.got.length <= limit, `forwarded ${b.got.length} <= ${limit}`);
+  assert.ok(b.got.length >= 990, `the bucket's 1000 went through (${b.got.length})`);
+  assert.ok(node.stats.dropped.rateLimited >= 10_000 - limit);
+  assert.ok(node.directory.size <= 1000, 'the directory stays bounded');
+  assert.ok(node.relay.seenCount <= 50_000);
+});
+
+test('relay answers NAT-check clients on its port: observed address from addr_recv; two give EIM', async (t) => {
+  const r1 = await startRelay();
+  const r2 = await startRelay();
+  t.after(async () => {
+    await r1.node.stop();
+    await r2.node.stop();
+  });
+  const local = probeBind({ address: '127.0.0.1', port: 0 });
+  const observe = nativeObserver({ network: 'regtest' });
+  const seen = await observe(local, { address: '127.0.0.1', port: r1.port }, { timeoutMs: 5000 });
+  assert.deepEqual(seen, { address: '127.0.0.1', port: local.port }, 'addr_recv is the client as the relay saw it');
+  const peers = [r1.port, r2.port].map((port) => ({ address: '127.0.0.1', port }));
+  const v = await eimCheck({ local: probeBind({ address: '127.0.0.1', port: 0 }), peers, observe, timeoutMs: 5000 });
+  assert.equal(v.mapping, 'eim');
+  assert.equal(v.portPreserving, true);
+});
+
+test('relay inbound has the NAT-check caps: per netgroup and global', async (t) => {
+  const { node, port } = await startRelay(['--maxconnections', String(NATCHECK_PER_NETGROUP + 8)]);
+  t.after(() => node.stop());
+  const socks: Socket[] = [];
+  t.after(() => {
+    for (const s of socks) s.destroy();
+  });
+  // Loopback is one netgroup: the cap per netgroup is reached first, the next connection is closed at once.
+  for (let i = 0; i < NATCHECK_PER_NETGROUP; i++) {
+    const s = connect({ host: '127.0.0.1', port });
+    s.on('error', () => undefined);
+    socks.push(s);
+    await once(s, 'connect');
+  }
+  await until('all counted', () => node.inboundCount === NATCHECK_PER_NETGROUP);
+  const extra = connect({ host: '127.0.0.1', port });
+  extra.on('error', () => undefined);
+  socks.push(extra);
+  await once(extra, 'close');
+  assert.equal(node.stats.refused.netgroup, 1);
+  assert.equal(node.inboundCount, NATCHECK_PER_NETGROUP);
+  // Silent connections do not hold a slot past the handshake deadline.
+  await until('handshake deadline frees the slots', () => node.inboundCount === 0, 10_000);
+
+  const small = await startRelay(['--maxconnections', '2']);
+  t.after(() => small.node.stop());
+  const s2 = [0, 1, 2].map(() => connect({ host: '127.0.0.1', port: small.port }).on('error', () => undefined));
+  socks.push(...s2);
+  await once(s2[2]!, 'close');
+  assert.equal(small.node.stats.refused.full, 1, 'the global cap refuses (no larger netgroup to evict from)');
+});
+
+test('relay with addnode: keeps a link to the other relay and forwards to it', async (t) => {
+  const r1 = await startRelay();
+  const r2 = await startRelay(['--addnode', `127.0.0.1:${r1.port}`]);
+  t.after(async () => {
+    await r2.node.stop();
+    await r1.node.stop();
+  });
+  await until('r2 linked to r1', () => r2.node.stats.outbound === 1 && r1.node.stats.inbound === 1);
+  const sender = await peerTo(r1.port);
+  const collector = await peerTo(r2.port);
+  t.after(() => {
+    sender.peer.close();
+    collector.peer.close();
+  });
+  await until('ready', () => r1.node.stats.inbound === 2 && r2.node.stats.inbound === 1);
+  const e = ann();
+  sender.peer.send('addrv2', { addrs: [e] } satisfies AddrV2Payload);
+  await until('collector got it through two relays', () => collector.got.length === 1);
+  assert.equal(collector.got[0]!.address, e.address);
+});
