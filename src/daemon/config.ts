@@ -80,6 +80,17 @@ function key<T>(spec: KeySpec<T>): KeySpec<T> {
 
 const hp = (host: string, port: number): HostPort => ({ host, port });
 const netPort = (c: ResolvedSoFar): number => DEFAULT_PORT[c.network as NetworkName];
+/**
+ * The clearnet peers a verb talks to, `announce` then `peer`, without repeats: every relay answers NAT-check
+ * connections on its P2P port (src/daemon/relay.ts), and so does a Bitcoin node (its version's addr_recv).
+ */
+const relaysOf = (c: ResolvedSoFar): HostPort[] => {
+  const out: HostPort[] = [];
+  for (const h of [...(c.announce as HostPort[]), ...(c.peer as HostPort[])]) {
+    if (!out.some((o) => o.host === h.host && o.port === h.port)) out.push(h);
+  }
+  return out;
+};
 
 /**
  * Every key, its type, default and meaning, in resolution order. Adding a key is one entry here: DaemonConfig,
@@ -173,8 +184,8 @@ export const CONFIG_KEYS = {
     doc: "SOCKS5 listen address for bitcoind's -proxy (proxy)",
   }),
   natcheck: key<HostPort[]>({
-    kind: 'hostport', list: true, default: [],
-    doc: 'NAT-check server (two give the EIM check)',
+    kind: 'hostport', list: true, default: (c) => relaysOf(c), defaultDoc: 'the `announce` and `peer` relays',
+    doc: 'NAT-check server (two give the EIM check); a relay (`onionpunch relay`) is one',
   }),
   labranges: key<boolean>({
     kind: 'bool', default: false, doc: "allow the NAT lab's address ranges as punch targets (never on a real network)",

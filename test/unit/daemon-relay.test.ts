@@ -17,6 +17,7 @@ import { NATCHECK_PER_NETGROUP } from '../../src/nat/natcheck-server.js';
 import { eimCheck } from '../../src/nat/eim-check.js';
 import { nativeObserver } from '../../src/nat/observe.js';
 import { probeBind } from '../../src/native/engine.js';
+import { checkNat } from '../../src/daemon/punch-setup.js';
 
 const onion = () => formatOnion(randomBytes(32));
 const ann = (timeOffsetS = 0, clearPort = 8333): AddrV2Entry => makeAnnouncement({
@@ -96,7 +97,9 @@ test('relay: sendaddrv2; a fresh announcement is forwarded, a stale one not; get
   assert.equal(node.stats.getaddrAnswered, 1);
 });
 
-test('relay flooded with 10,000 announcements by one peer forwards at most its rate', { timeout: 60_000 }, async (t) => {
+test('relay flooded with 10,000 announcements by one peer forwards at most its rate', {
+  timeout: 60_000,
+}, async (t) => {
   const { node, port } = await startRelay();
   t.after(() => node.stop());
   const a = await peerTo(port);
@@ -193,4 +196,27 @@ test('relay with addnode: keeps a link to the other relay and forwards to it', a
   sender.peer.send('addrv2', { addrs: [e] } satisfies AddrV2Payload);
   await until('collector got it through two relays', () => collector.got.length === 1);
   assert.equal(collector.got[0]!.address, e.address);
+});
+
+test('serve/proxy use their relays as NAT-check servers by default: two relays give the EIM check', async (t) => {
+  const r1 = await startRelay();
+  const r2 = await startRelay();
+  t.after(async () => {
+    await r1.node.stop();
+    await r2.node.stop();
+  });
+  const [a1, a2] = [`127.0.0.1:${r1.port}`, `127.0.0.1:${r2.port}`];
+  const serveCfg = loadConfig({
+    args: ['--network', 'regtest', '--bind', '127.0.0.1', '--announce', a1, '--announce', a2],
+  });
+  assert.deepEqual(serveCfg.natcheck, [{ host: '127.0.0.1', port: r1.port }, { host: '127.0.0.1', port: r2.port }]);
+  const proxyCfg = loadConfig({ args: ['--network', 'regtest', '--peer', a2, '--peer', a1, '--peer', a2] });
+  assert.deepEqual(proxyCfg.natcheck.map((h) => h.port), [r2.port, r1.port], 'the peer list, without repeats');
+  const own = loadConfig({ args: ['--announce', a1, '--natcheck', '192.0.2.9:8333'] });
+  assert.deepEqual(own.natcheck, [{ host: '192.0.2.9', port: 8333 }], 'a configured list replaces the default');
+  const lines: string[] = [];
+  const log = new Logger({ format: 'json', write: (l) => lines.push(l) });
+  const v = await checkNat(serveCfg, log);
+  assert.equal(v?.mapping, 'eim', 'the EIM check ran against the two relays');
+  assert.equal(v?.publicAddress, '127.0.0.1');
 });
