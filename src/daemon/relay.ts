@@ -17,6 +17,7 @@
  * src/nat/natcheck-server.ts). Every connection has the handshake deadline, a payload cap and Peer's send-buffer
  * bounds.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { connectPeer, Peer } from '../peer/index.js';
 import {
@@ -56,6 +57,8 @@ export interface RelayStats {
   skippedBusy: number;
   dropped: { rateLimited: number; stale: number; duplicate: number; invalid: number; notHolepunch: number };
   refused: { netgroup: number; full: number; evicted: number };
+  /** Connections closed because the peer sent nothing (not even a pong) for `idletimeout`. */
+  idleClosed: number;
   getaddrAnswered: number;
 }
 
@@ -83,12 +86,14 @@ interface Conn {
   group?: string;
   sock?: Socket;
   answeredGetaddr: boolean;
+  /** Monotonic ms of the last message from the peer (or of the connection). */
+  lastRecv: number;
 }
 
 /** The keys the relay reads. */
 export type RelayConfig = Pick<
   DaemonConfig,
-  'network' | 'addnode' | 'bind' | 'port' | 'maxconnections' | 'announceinterval'
+  'network' | 'addnode' | 'bind' | 'port' | 'maxconnections' | 'announceinterval' | 'idletimeout'
 >;
 
 /** The relay's state and connections; {@link runRelay} wraps it as the daemon verb. */
@@ -97,6 +102,7 @@ export class RelayNode {
     inbound: 0, outbound: 0, messages: 0, accepted: 0, forwarded: 0, skippedBusy: 0,
     dropped: { rateLimited: 0, stale: 0, duplicate: 0, invalid: 0, notHolepunch: 0 },
     refused: { netgroup: 0, full: 0, evicted: 0 },
+    idleClosed: 0,
     getaddrAnswered: 0,
   };
   readonly relay = new AnnouncementRelay();
@@ -106,6 +112,7 @@ export class RelayNode {
   private readonly outLinks: { target: HostPort; conn: Conn | undefined; connecting: boolean }[];
   private server: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private idleTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
   constructor(
@@ -147,6 +154,12 @@ export class RelayNode {
     void this.round();
     this.timer = setInterval(() => void this.round(), this.cfg.announceinterval * 1000);
     this.timer.unref();
+    // Bitcoin Core pings every 2 minutes and drops a peer silent for 20; here: a ping every check, at most a
+    // minute apart, and a peer that sent nothing (not even the pong) for `idletimeout` is closed, so a dead or
+    // half-open connection does not hold a slot.
+    const idleMs = this.cfg.idletimeout * 1000;
+    this.idleTimer = setInterval(() => this.checkIdle(idleMs), Math.min(60_000, Math.max(250, idleMs / 4)));
+    this.idleTimer.unref();
     return { host: a.address, port: a.port };
   }
 
@@ -154,9 +167,29 @@ export class RelayNode {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.idleTimer) clearInterval(this.idleTimer);
     const closed = new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     for (const c of [...this.conns.values()]) c.peer.close();
     await closed;
+  }
+
+  private checkIdle(idleMs: number): void {
+    const now = performance.now();
+    for (const c of [...this.conns.values()]) {
+      if (!c.peer.isReady) continue; // the handshake deadline covers the rest
+      if (now - c.lastRecv > idleMs) {
+        this.stats.idleClosed++;
+        this.log.info('peer-idle', { peer: c.id, silentMs: Math.round(now - c.lastRecv) });
+        c.peer.close();
+        continue;
+      }
+      if (c.peer.sendPaused) continue;
+      try {
+        c.peer.send('ping', { nonce: randomBytes(8).readBigUInt64LE(0) });
+      } catch {
+        // closed meanwhile
+      }
+    }
   }
 
   private onInbound(sock: Socket): void {
@@ -204,7 +237,9 @@ export class RelayNode {
       maxPayload: RELAY_MAX_PAYLOAD,
     });
     const id = `in:${name}`;
-    const c: Conn = { id, peer, inbound: true, group, sock, answeredGetaddr: false, rp: relayPeer(id, peer) };
+    const c: Conn = {
+      id, peer, inbound: true, group, sock, answeredGetaddr: false, rp: relayPeer(id, peer), lastRecv: performance.now(),
+    };
     this.add(c);
     peer.handshake().then(
       (r) => {
@@ -251,6 +286,7 @@ export class RelayNode {
   }
 
   private onMessage(c: Conn, command: string, payload: Buffer): void {
+    c.lastRecv = performance.now();
     if (!c.peer.isReady) return;
     if (command === 'addrv2') {
       let p: AddrV2Payload;
@@ -337,7 +373,9 @@ export class RelayNode {
         }
         const addrv2 = receivedBeforeVerack.includes('sendaddrv2');
         const id = `out:${name}`;
-        const c: Conn = { id, peer, inbound: false, answeredGetaddr: false, rp: relayPeer(id, peer) };
+        const c: Conn = {
+          id, peer, inbound: false, answeredGetaddr: false, rp: relayPeer(id, peer), lastRecv: performance.now(),
+        };
         this.conns.get(c.id)?.peer.close();
         this.add(c);
         l.conn = c;

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { connectPeer, type Peer } from '../../src/peer/index.js';
-import { formatOnion, type AddrV2Entry, type AddrV2Payload } from '../../src/wire/index.js';
+import { PROTOCOL_VERSION, encodeMessage, formatOnion, type AddrV2Entry, type AddrV2Payload } from '../../src/wire/index.js';
 import { makeAnnouncement } from '../../src/relay/index.js';
 import { RelayNode } from '../../src/daemon/relay.js';
 import { Logger } from '../../src/daemon/log.js';
@@ -219,4 +219,33 @@ test('serve/proxy use their relays as NAT-check servers by default: two relays g
   const v = await checkNat(serveCfg, log);
   assert.equal(v?.mapping, 'eim', 'the EIM check ran against the two relays');
   assert.equal(v?.publicAddress, '127.0.0.1');
+});
+
+test('relay pings its peers and closes one that sent nothing for idletimeout; a live peer stays', {
+  timeout: 15_000,
+}, async (t) => {
+  const { node, port } = await startRelay(['--idletimeout', '1']);
+  t.after(() => node.stop());
+  const live = await peerTo(port); // a Peer answers every ping
+  t.after(() => live.peer.close());
+  // A peer that completes the handshake by hand and then answers nothing (a dead host behind a half-open TCP).
+  const dead = connect({ host: '127.0.0.1', port });
+  dead.on('error', () => undefined);
+  t.after(() => dead.destroy());
+  await once(dead, 'connect');
+  dead.resume(); // reads (and drops) the relay's messages, pings included, so its FIN is seen
+  dead.write(encodeMessage('regtest', 'version', {
+    version: PROTOCOL_VERSION, services: 0n, timestamp: BigInt(Math.floor(Date.now() / 1000)),
+    addrRecv: { services: 0n, address: '127.0.0.1', port }, addrFrom: { services: 0n, address: '::', port: 0 },
+    nonce: 7n, userAgent: '/silent/', startHeight: 0, relay: false,
+  }));
+  dead.write(encodeMessage('regtest', 'verack', {}));
+  const t0 = Date.now();
+  await once(dead, 'close');
+  const closedAfter = Date.now() - t0;
+  assert.ok(closedAfter >= 900 && closedAfter < 5000, `closed after ${closedAfter} ms`);
+  assert.equal(node.stats.idleClosed, 1);
+  await sleep(1500);
+  assert.ok(!live.peer.isClosed, 'the peer that answers pings is kept');
+  assert.equal(node.inboundCount, 1);
 });
