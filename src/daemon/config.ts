@@ -139,7 +139,8 @@ export const CONFIG_KEYS = {
   }),
   maxconnections: key<number>({
     verbs: ['relay'], kind: 'int', min: 1, max: 4096, default: NATCHECK_MAX_CONNECTIONS,
-    doc: `inbound connections at once (relay), at most ${NATCHECK_PER_NETGROUP} per netgroup; as bitcoind's -maxconnections`,
+    doc: `inbound connections at once (relay), at most ${NATCHECK_PER_NETGROUP} per netgroup; `
+      + "as bitcoind's -maxconnections",
   }),
   externalip: key<string | undefined>({
     verbs: ['serve'],
@@ -219,11 +220,16 @@ export const CONFIG_KEYS = {
   shutdowngrace: key<number>({
     kind: 'int', unit: 'seconds', min: 0, max: 600, default: 5, doc: 'time bridges get to finish after SIGINT/SIGTERM',
   }),
-  log: key<'json' | 'text'>({ verbs: ALL_VERBS, kind: 'enum', values: ['json', 'text'], default: 'text', doc: 'log format on stderr' }),
-  loglevel: key<'debug' | 'info' | 'warn' | 'error'>({
-    verbs: ALL_VERBS, kind: 'enum', values: ['debug', 'info', 'warn', 'error'], default: 'info', doc: 'least severe level logged',
+  log: key<'json' | 'text'>({
+    verbs: ALL_VERBS, kind: 'enum', values: ['json', 'text'], default: 'text', doc: 'log format on stderr',
   }),
-  json: key<boolean>({ verbs: ALL_VERBS, kind: 'bool', flagOnly: true, default: false, doc: 'print the ready line as JSON on stdout' }),
+  loglevel: key<'debug' | 'info' | 'warn' | 'error'>({
+    verbs: ALL_VERBS, kind: 'enum', values: ['debug', 'info', 'warn', 'error'], default: 'info',
+    doc: 'least severe level logged',
+  }),
+  json: key<boolean>({
+    verbs: ALL_VERBS, kind: 'bool', flagOnly: true, default: false, doc: 'print the ready line as JSON on stdout',
+  }),
 };
 
 /** The daemon's configuration: one field per key of {@link CONFIG_KEYS}. */

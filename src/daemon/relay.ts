@@ -238,7 +238,8 @@ export class RelayNode {
     });
     const id = `in:${name}`;
     const c: Conn = {
-      id, peer, inbound: true, group, sock, answeredGetaddr: false, rp: relayPeer(id, peer), lastRecv: performance.now(),
+      id, peer, inbound: true, group, sock, answeredGetaddr: false, rp: relayPeer(id, peer),
+      lastRecv: performance.now(),
     };
     this.add(c);
     peer.handshake().then(

@@ -8,7 +8,9 @@ import { randomBytes } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { connectPeer, type Peer } from '../../src/peer/index.js';
-import { PROTOCOL_VERSION, encodeMessage, formatOnion, type AddrV2Entry, type AddrV2Payload } from '../../src/wire/index.js';
+import {
+  PROTOCOL_VERSION, encodeMessage, formatOnion, type AddrV2Entry, type AddrV2Payload,
+} from '../../src/wire/index.js';
 import { makeAnnouncement } from '../../src/relay/index.js';
 import { RelayNode } from '../../src/daemon/relay.js';
 import { Logger } from '../../src/daemon/log.js';
