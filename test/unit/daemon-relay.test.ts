@@ -11,7 +11,8 @@ import { connectPeer, type Peer } from '../../src/peer/index.js';
 import {
   PROTOCOL_VERSION, encodeMessage, formatOnion, type AddrV2Entry, type AddrV2Payload,
 } from '../../src/wire/index.js';
-import { makeAnnouncement } from '../../src/relay/index.js';
+import { AnnouncementDirectory, AnnouncementRelay, makeAnnouncement } from '../../src/relay/index.js';
+import { Announcer, AnnouncementCollector } from '../../src/daemon/announce.js';
 import { RelayNode } from '../../src/daemon/relay.js';
 import { Logger } from '../../src/daemon/log.js';
 import { loadConfig, verbKeys } from '../../src/daemon/config.js';
@@ -250,4 +251,52 @@ test('relay pings its peers and closes one that sent nothing for idletimeout; a 
   await sleep(1500);
   assert.ok(!live.peer.isClosed, 'the peer that answers pings is kept');
   assert.equal(node.inboundCount, 1);
+});
+
+test('proxy and serve relay what they hear: a collector or announcer between two relays carries it', async (t) => {
+  const rA = await startRelay();
+  const rB = await startRelay();
+  t.after(async () => {
+    await rA.node.stop();
+    await rB.node.stop();
+  });
+  const links = [{ host: '127.0.0.1', port: rA.port }, { host: '127.0.0.1', port: rB.port }];
+  const quiet = new Logger({ write: () => undefined });
+  const collector = new AnnouncementCollector({
+    peers: links, network: 'regtest', directory: new AnnouncementDirectory(), intervalMs: 60_000, log: quiet,
+    relay: new AnnouncementRelay(),
+  });
+  const announcer = new Announcer({
+    peers: links, network: 'regtest', intervalMs: 60_000, log: quiet, relay: new AnnouncementRelay(),
+    announcement: () => ann(),
+  });
+  t.after(() => {
+    collector.stop();
+    announcer.stop();
+  });
+  await collector.start();
+  const sender = await peerTo(rA.port);
+  const listener = await peerTo(rB.port);
+  t.after(() => {
+    sender.peer.close();
+    listener.peer.close();
+  });
+  await until('all ready', () => rA.node.stats.inbound === 2 && rB.node.stats.inbound === 2);
+  const e = ann();
+  sender.peer.send('addrv2', { addrs: [e] });
+  await until('relay B\'s listener got it via the collector', () => listener.got.some((x) => x.address === e.address));
+  assert.equal(collector.relayed, 1);
+  assert.equal(collector.learned, 1, 'and the proxy learned it');
+
+  // The announcer: its own announcements go to both relays, and what relay A sends it goes on to relay B.
+  collector.stop();
+  await until('collector gone', () => rA.node.inboundCount === 1 && rB.node.inboundCount === 1);
+  await announcer.start();
+  await until('announcer linked', () => rA.node.inboundCount === 2 && rB.node.inboundCount === 2);
+  const before = listener.got.length;
+  const e2 = ann();
+  sender.peer.send('addrv2', { addrs: [e2] });
+  await until('relayed by the announcer', () => listener.got.some((x) => x.address === e2.address));
+  assert.ok(announcer.relayed >= 1);
+  assert.ok(listener.got.length > before);
 });
