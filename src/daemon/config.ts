@@ -215,7 +215,7 @@ export const CONFIG_KEYS = {
   }),
   idletimeout: key<number>({
     verbs: ALL_VERBS, kind: 'int', unit: 'seconds', min: 1, max: 86400, default: 1800,
-    doc: 'a bridge silent both ways this long is closed; a relay peer that sent nothing (no pong) this long (relay)',
+    doc: 'a bridge silent both ways this long is closed; so is a relay peer that sent nothing, not even a pong (relay)',
   }),
   shutdowngrace: key<number>({
     kind: 'int', unit: 'seconds', min: 0, max: 600, default: 5, doc: 'time bridges get to finish after SIGINT/SIGTERM',

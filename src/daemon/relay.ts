@@ -137,7 +137,6 @@ export class RelayNode {
   async start(): Promise<{ host: string; port: number }> {
     const server = createServer({ noDelay: true }, (sock) => this.onInbound(sock));
     this.server = server;
-    server.on('error', (e) => this.log.warn('listen-error', { error: e }));
     const host = this.cfg.bind ?? '::';
     await new Promise<void>((resolve, reject) => {
       const onErr = (e: NodeJS.ErrnoException) => {
@@ -147,6 +146,7 @@ export class RelayNode {
       server.once('error', onErr);
       server.listen({ host, port: this.cfg.port }, () => {
         server.off('error', onErr);
+        server.on('error', (e) => this.log.warn('listen-error', { error: e }));
         resolve();
       });
     });
