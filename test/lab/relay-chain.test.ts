@@ -4,6 +4,8 @@
  * collector (a Peer, as proxy's collector) to relay 2. A fresh announcement reaches the collector through both
  * relays; a stale one (11 minutes old) does not; a flood of 10,000 announcements from one peer is cut to the
  * rate limit (counted at the collector) and relay 1's memory stays bounded (RSS from /proc, reported).
+ * Then the real verbs: `serve` (its onion on a private Tor network on loopback) announces to relay 1 and `proxy`
+ * learns the announcement from relay 2.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,6 +14,7 @@ import { readFileSync } from 'node:fs';
 import { connectPeer, type Peer } from '../../src/peer/index.js';
 import { formatOnion, type AddrV2Entry } from '../../src/wire/index.js';
 import { makeAnnouncement } from '../../src/relay/index.js';
+import { startPrivateTor, type PrivateTor } from '../../src/lab/tor/private-tor.js';
 import { verb, type VerbProcess } from '../helpers/daemon-verbs.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -112,4 +115,46 @@ test('relay chain: fresh announcement crosses two relays, stale does not, a floo
   const shut = JSON.parse(lines1.find((l) => l.includes('"shutdown"'))!) as Shutdown;
   assert.ok(shut.dropped.rateLimited >= 10_000 - limit, `relay 1 rate-limited ${shut.dropped.rateLimited}`);
   assert.equal(shut.dropped.stale, 1);
+});
+
+test('serve announces to relay 1, proxy learns from relay 2: the real verbs across a chain of two relays', {
+  timeout: 150_000,
+}, async (t) => {
+  const lines: string[] = [];
+  const procs: VerbProcess[] = [];
+  let net: PrivateTor | undefined;
+  t.after(async () => {
+    for (const p of procs.reverse()) await p.stop();
+    await net?.stop();
+  });
+  net = await startPrivateTor({ timeoutMs: 100_000 });
+  const base = ['--network', 'regtest', '--log', 'json', '--json'];
+  const r1 = verb('relay', [...base, '--bind', '127.0.0.1', '--port', '0'], lines);
+  procs.push(r1);
+  const port1 = Number((await r1.ready).port);
+  const r2 = verb('relay', [...base, '--bind', '127.0.0.1', '--port', '0', '--addnode', `127.0.0.1:${port1}`], lines);
+  procs.push(r2);
+  const port2 = Number((await r2.ready).port);
+  await until('relay 2 linked to relay 1', () => lines.some((l) => l.includes('"peer-connected"')));
+  const proxy = verb('proxy', [
+    ...base, '--listen', '127.0.0.1:0', '--proxy', `127.0.0.1:${net.socksB.port}`, '--peer', `127.0.0.1:${port2}`,
+  ], lines);
+  procs.push(proxy);
+  await proxy.ready;
+  const serve = verb('serve', [
+    ...base, '--torcontrol', `127.0.0.1:${net.controlA.port}`, '--externalip', '127.0.0.1', '--punchport', '18444',
+    '--announce', `127.0.0.1:${port1}`, '--announceinterval', '10', '--bind', '127.0.0.1', '--loopback',
+  ], lines);
+  procs.push(serve);
+  const info = await serve.ready;
+  const coordination = String(info.coordination);
+  const learned = () => lines.find((l) => l.includes('"announcement-learned"') && l.includes('"component":"proxy"'));
+  await until('proxy learned the announcement', () => learned() !== undefined, 60_000);
+  const rec = JSON.parse(learned()!) as { coordination: string; clearnet: string; from: string };
+  assert.equal(rec.coordination, coordination);
+  assert.equal(rec.clearnet, '127.0.0.1:18444');
+  assert.equal(rec.from, `127.0.0.1:${port2}`, 'heard from relay 2, which never talked to serve');
+  const relayed = lines.filter((l) => l.includes('"announcement-relayed"') && l.includes(coordination.split(':')[0]!));
+  assert.ok(relayed.length >= 2, `both relays accepted it (${relayed.length} relay records)`);
+  for (const p of [serve, proxy, r2, r1]) assert.equal(await p.stop(), 0);
 });
