@@ -5,17 +5,19 @@
  * relays; a stale one (11 minutes old) does not; a flood of 10,000 announcements from one peer is cut to the
  * rate limit (counted at the collector) and relay 1's memory stays bounded (RSS from /proc, reported).
  * Then the real verbs: `serve` (its onion on a private Tor network on loopback) announces to relay 1 and `proxy`
- * learns the announcement from relay 2.
+ * learns the announcement from relay 2, with the two relays as both sides' NAT-check servers; "bitcoind B" connects
+ * through the proxy, the proxy punches over Tor and serve splices to "bitcoind A".
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { connectPeer, type Peer } from '../../src/peer/index.js';
+import { SocksClient } from 'socks';
+import { connectPeer, Peer } from '../../src/peer/index.js';
 import { formatOnion, type AddrV2Entry } from '../../src/wire/index.js';
 import { makeAnnouncement } from '../../src/relay/index.js';
 import { startPrivateTor, type PrivateTor } from '../../src/lab/tor/private-tor.js';
-import { verb, type VerbProcess } from '../helpers/daemon-verbs.js';
+import { serverOn, verb, type VerbProcess } from '../helpers/daemon-verbs.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const ann = (timeOffsetS = 0, clearPort = 8333): AddrV2Entry => makeAnnouncement({
@@ -117,7 +119,7 @@ test('relay chain: fresh announcement crosses two relays, stale does not, a floo
   assert.equal(shut.dropped.stale, 1);
 });
 
-test('serve announces to relay 1, proxy learns from relay 2: the real verbs across a chain of two relays', {
+test('serve announces to relay 1, proxy learns from relay 2, punches and splices; relays are the NAT check', {
   timeout: 150_000,
 }, async (t) => {
   const lines: string[] = [];
@@ -128,6 +130,15 @@ test('serve announces to relay 1, proxy learns from relay 2: the real verbs acro
     await net?.stop();
   });
   net = await startPrivateTor({ timeoutMs: 100_000 });
+  // "bitcoind A": the responder the punched peer is spliced to.
+  const btcA = await serverOn((s) => {
+    const p = new Peer(s, { network: 'regtest', role: 'responder', userAgent: '/bitcoind-A-standin/' });
+    p.handshake().catch(() => undefined);
+  });
+  t.after(() => {
+    for (const s of btcA.sockets) s.destroy();
+    btcA.server.close();
+  });
   const base = ['--network', 'regtest', '--log', 'json', '--json'];
   const r1 = verb('relay', [...base, '--bind', '127.0.0.1', '--port', '0'], lines);
   procs.push(r1);
@@ -136,14 +147,21 @@ test('serve announces to relay 1, proxy learns from relay 2: the real verbs acro
   procs.push(r2);
   const port2 = Number((await r2.ready).port);
   await until('relay 2 linked to relay 1', () => lines.some((l) => l.includes('"peer-connected"')));
+  // The two relays are the NAT-check servers of both sides; loopback punch settings as in daemon-e2e.test.ts.
+  const punch = [
+    '--natcheck', `127.0.0.1:${port1}`, '--natcheck', `127.0.0.1:${port2}`, '--bind', '127.0.0.1', '--loopback',
+    '--maxsyns', '20000', '--shutdowngrace', '1',
+  ];
   const proxy = verb('proxy', [
-    ...base, '--listen', '127.0.0.1:0', '--proxy', `127.0.0.1:${net.socksB.port}`, '--peer', `127.0.0.1:${port2}`,
+    ...base, ...punch, '--listen', '127.0.0.1:0', '--proxy', `127.0.0.1:${net.socksB.port}`,
+    '--peer', `127.0.0.1:${port2}`, '--punchprofile', 'plain', '--resyninterval', '1037',
   ], lines);
   procs.push(proxy);
-  await proxy.ready;
+  const socksPort = Number(String((await proxy.ready).socks).split(':').pop());
   const serve = verb('serve', [
-    ...base, '--torcontrol', `127.0.0.1:${net.controlA.port}`, '--externalip', '127.0.0.1', '--punchport', '18444',
-    '--announce', `127.0.0.1:${port1}`, '--announceinterval', '10', '--bind', '127.0.0.1', '--loopback',
+    ...base, ...punch, '--torcontrol', `127.0.0.1:${net.controlA.port}`, '--externalip', '127.0.0.1',
+    '--punchport', '18444', '--announce', `127.0.0.1:${port1}`, '--announceinterval', '10',
+    '--bitcoind', `127.0.0.1:${btcA.port}`, '--resyninterval', '1000',
   ], lines);
   procs.push(serve);
   const info = await serve.ready;
@@ -156,5 +174,18 @@ test('serve announces to relay 1, proxy learns from relay 2: the real verbs acro
   assert.equal(rec.from, `127.0.0.1:${port2}`, 'heard from relay 2, which never talked to serve');
   const relayed = lines.filter((l) => l.includes('"announcement-relayed"') && l.includes(coordination.split(':')[0]!));
   assert.ok(relayed.length >= 2, `both relays accepted it (${relayed.length} relay records)`);
+
+  // "bitcoind B" dials the announced endpoint through the proxy: punched over Tor, spliced to "bitcoind A".
+  const { socket } = await SocksClient.createConnection({
+    proxy: { host: '127.0.0.1', port: socksPort, type: 5 }, command: 'connect',
+    destination: { host: '127.0.0.1', port: 18444 }, timeout: 100_000,
+  });
+  t.after(() => void socket.destroy());
+  const b = new Peer(socket, { network: 'regtest', role: 'initiator', handshakeTimeoutMs: 20_000 });
+  const hs = await b.handshake();
+  assert.equal(hs.version.userAgent, '/bitcoind-A-standin/', 'the handshake crossed the punched, spliced path');
+  b.close();
+  const checks = lines.filter((l) => l.includes('"nat-check-done"')).map((l) => JSON.parse(l) as { mapping: string });
+  assert.deepEqual(checks.map((c) => c.mapping), ['eim', 'eim'], 'both EIM checks ran against the two relays');
   for (const p of [serve, proxy, r2, r1]) assert.equal(await p.stop(), 0);
 });
