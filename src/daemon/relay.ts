@@ -47,7 +47,9 @@ export const RELAY_GETADDR_MAX = 1000;
 
 /** What the relay counts (the `stats` log event and tests). */
 export interface RelayStats {
+  /** Inbound handshakes completed since start (NAT-check clients included). */
   inbound: number;
+  /** Outbound (`addnode`) links opened since start. */
   outbound: number;
   /** addrv2 messages received. */
   messages: number;
@@ -403,11 +405,15 @@ export async function runRelay(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
   };
   log.info('ready', ready);
   hooks.ready?.(ready);
-  const statsTimer = setInterval(() => log.info('stats', { ...node.stats, directory: node.directory.size }), 60_000);
+  const stats = () => ({
+    ...node.stats, open: node.inboundCount, directory: node.directory.size,
+    rssKb: Math.round(process.memoryUsage().rss / 1024),
+  });
+  const statsTimer = setInterval(() => log.info('stats', stats()), 60_000);
   statsTimer.unref();
   const why = await waitForShutdown(hooks.signal);
   clearInterval(statsTimer);
-  log.info('shutdown', { signal: why, ...node.stats, directory: node.directory.size });
+  log.info('shutdown', { signal: why, ...stats() });
   await node.stop();
   log.info('stopped');
   return 0;
