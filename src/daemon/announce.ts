@@ -5,9 +5,11 @@
  *  - {@link AnnouncementCollector} (proxy, B): keeps a P2P connection to each configured clearnet peer, sends
  *    `getaddr`, and feeds every holepunch entry of every `addrv2` it hears into an AnnouncementDirectory.
  * Both use plain TCP only: announcements never travel over Tor or I2P connections, and overlay hosts are refused.
+ * Given an {@link AnnouncementRelay} (`relay` option), both also relay what they hear between their peers under the
+ * rules of docs/PROTOCOL.md, so that a serve or proxy that a relay picked as a fan-out target is not a dead end.
  */
 import { connectPeer, type Peer } from '../peer/index.js';
-import { toAnnouncement, type AnnouncementDirectory } from '../relay/index.js';
+import { toAnnouncement, type AnnouncementDirectory, type AnnouncementRelay, type RelayPeer } from '../relay/index.js';
 import { KeyedBuckets, monotonicMs, type Clock } from '../limits/index.js';
 import type { AddrV2Entry, AddrV2Payload, NetworkName } from '../wire/index.js';
 import type { HostPort } from './config.js';
@@ -22,6 +24,8 @@ interface Link {
   target: HostPort;
   peer: Peer | undefined;
   connecting: boolean;
+  /** The link as the relay rules see it (set once connected). */
+  rp?: RelayPeer;
 }
 
 abstract class PeerLinks {
@@ -35,6 +39,7 @@ abstract class PeerLinks {
     protected readonly log: Logger | undefined,
     private readonly intervalMs: number,
     protected readonly handshakeTimeoutMs: number,
+    private readonly relay?: AnnouncementRelay,
   ) {
     this.links = peers.filter((p) => {
       if (!isOverlayHost(p.host)) return true;
@@ -83,6 +88,8 @@ abstract class PeerLinks {
         l.peer = peer;
         peer.on('close', (err) => this.log?.info('peer-closed', { peer: name, error: err }));
         this.log?.info('peer-connected', { peer: name, userAgent: peer.peerVersion?.userAgent, addrv2: receivedBeforeVerack.includes('sendaddrv2') });
+        l.rp = { id: name, clearnet: true, addrv2: receivedBeforeVerack.includes('sendaddrv2') };
+        if (this.relay) this.relayFrom(l, peer);
         this.onConnected(l, peer, receivedBeforeVerack.includes('sendaddrv2'));
       } catch (err) {
         this.log?.warn('peer-connect-failed', { peer: name, error: err });
@@ -98,6 +105,36 @@ abstract class PeerLinks {
     }
   }
 
+  /** Entries sent on to other links by the relay rules (see the module comment). */
+  relayed = 0;
+
+  /** Runs every addrv2 from `l` through the relay and sends on what it decides, to links that are reading. */
+  private relayFrom(l: Link, peer: Peer): void {
+    const relay = this.relay!;
+    peer.on('message', (command, payload) => {
+      if (command !== 'addrv2' || !l.rp) return;
+      let addrs: AddrV2Entry[];
+      try {
+        addrs = peer.decode('addrv2', payload).addrs;
+      } catch {
+        return; // the collector logs a bad addrv2; the announcer ignores what it hears
+      }
+      const live = this.links.filter((x) => x.rp && x.peer && !x.peer.isClosed);
+      const d = relay.onAddrV2(l.rp, addrs, live.map((x) => x.rp!));
+      for (const [id, entries] of d.forward) {
+        const to = live.find((x) => x.rp!.id === id)?.peer;
+        if (!to || to.isClosed || to.sendPaused) continue;
+        try {
+          to.send('addrv2', { addrs: entries });
+          this.relayed += entries.length;
+          this.log?.debug('announcements-forwarded', { from: l.rp.id, to: id, count: entries.length });
+        } catch {
+          // closed meanwhile
+        }
+      }
+    });
+  }
+
   protected abstract onConnected(l: Link, peer: Peer, addrv2: boolean): void;
   protected abstract act(l: Link, peer: Peer, name: string): void;
 }
@@ -110,6 +147,8 @@ export interface AnnouncerOptions {
   intervalMs: number;
   handshakeTimeoutMs?: number;
   log?: Logger;
+  /** Relay what the peers send between them under these rules (see the module comment). */
+  relay?: AnnouncementRelay;
 }
 
 /** Serve's announcer (see the module comment). `sent` counts addrv2 messages sent. */
@@ -119,7 +158,7 @@ export class Announcer extends PeerLinks {
   private readonly addrv2Peers = new WeakSet<Peer>();
 
   constructor(o: AnnouncerOptions) {
-    super(o.peers, o.network, o.log, o.intervalMs, o.handshakeTimeoutMs ?? 10_000);
+    super(o.peers, o.network, o.log, o.intervalMs, o.handshakeTimeoutMs ?? 10_000, o.relay);
     this.make = o.announcement;
   }
 
@@ -160,6 +199,8 @@ export interface CollectorOptions {
    * and a bucket of `burst` (default 1000, Core's getaddr answer size). Entries over it are dropped.
    */
   rate?: { ratePerSec?: number; burst?: number; clock?: Clock };
+  /** Relay what the peers send between them under these rules (see the module comment). */
+  relay?: AnnouncementRelay;
 }
 
 /** Collector meter defaults (Bitcoin Core: MAX_ADDR_RATE_PER_SECOND 0.1, MAX_ADDR_PROCESSING_TOKEN_BUCKET 1000). */
@@ -178,7 +219,7 @@ export class AnnouncementCollector extends PeerLinks {
   private readonly meter: KeyedBuckets<string>;
 
   constructor(o: CollectorOptions) {
-    super(o.peers, o.network, o.log, o.intervalMs, o.handshakeTimeoutMs ?? 10_000);
+    super(o.peers, o.network, o.log, o.intervalMs, o.handshakeTimeoutMs ?? 10_000, o.relay);
     this.directory = o.directory;
     // One bucket per source peer; a handful are configured, the bound only guards library callers of ingest().
     this.meter = new KeyedBuckets<string>({

@@ -25,6 +25,7 @@ const VERBS: Record<string, VerbSpec> = {
   'natcheck-server': { module: './commands/natcheck-server.js', summary: 'run the NAT-check service' },
   serve: { module: './commands/serve.js', summary: 'A side: coordination endpoint, announce, accept punches' },
   proxy: { module: './commands/proxy.js', summary: 'B side: SOCKS5 proxy for bitcoind that punches' },
+  relay: { module: './commands/relay.js', summary: 'public relay of announcements and NAT-check service' },
   sim: { module: './commands/sim.js', summary: 'simulate announcement relay at network scale (real relay code)' },
 };
 

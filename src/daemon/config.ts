@@ -11,6 +11,7 @@ import { DEFAULT_PORT, NETWORKS, parseB32, parseOnion, type NetworkName } from '
 import { ConfigError, HandoffError, type ConfigSource } from './errors.js';
 import { parseHandoffTarget } from './handoff.js';
 import { scan } from './args.js';
+import { NATCHECK_MAX_CONNECTIONS, NATCHECK_PER_NETGROUP } from '../nat/natcheck-server.js';
 
 /** Hard limits on what we read. */
 export const CONFIG_LIMITS = {
@@ -62,12 +63,15 @@ export interface KeySpec<T> {
   defaultDoc?: string;
   /** What the key means (one line). */
   doc: string;
-  /** The daemon verbs that use it (their --help lists it); default both. */
+  /** The daemon verbs that use it (their --help lists it); default serve and proxy. */
   verbs?: readonly DaemonVerb[];
 }
 
 /** The long-running verbs configured by these keys. */
-export type DaemonVerb = 'serve' | 'proxy';
+export type DaemonVerb = 'serve' | 'proxy' | 'relay';
+
+/** The verbs of a key used by every daemon verb. */
+const ALL_VERBS: readonly DaemonVerb[] = ['serve', 'proxy', 'relay'];
 
 /** Declares one key; `T` is the type the key has in {@link DaemonConfig}. */
 function key<T>(spec: KeySpec<T>): KeySpec<T> {
@@ -76,6 +80,17 @@ function key<T>(spec: KeySpec<T>): KeySpec<T> {
 
 const hp = (host: string, port: number): HostPort => ({ host, port });
 const netPort = (c: ResolvedSoFar): number => DEFAULT_PORT[c.network as NetworkName];
+/**
+ * The clearnet peers a verb talks to, `announce` then `peer`, without repeats: every relay answers NAT-check
+ * connections on its P2P port (src/daemon/relay.ts), and so does a Bitcoin node (its version's addr_recv).
+ */
+const relaysOf = (c: ResolvedSoFar): HostPort[] => {
+  const out: HostPort[] = [];
+  for (const h of [...(c.announce as HostPort[]), ...(c.peer as HostPort[])]) {
+    if (!out.some((o) => o.host === h.host && o.port === h.port)) out.push(h);
+  }
+  return out;
+};
 
 /**
  * Every key, its type, default and meaning, in resolution order. Adding a key is one entry here: DaemonConfig,
@@ -84,12 +99,12 @@ const netPort = (c: ResolvedSoFar): number => DEFAULT_PORT[c.network as NetworkN
  */
 export const CONFIG_KEYS = {
   conf: key<string | undefined>({
-    kind: 'string', typeDoc: 'path', flagOnly: true, default: undefined, defaultDoc: '—',
+    verbs: ALL_VERBS, kind: 'string', typeDoc: 'path', flagOnly: true, default: undefined, defaultDoc: '—',
     doc: 'the configuration file (bitcoin.conf style key=value lines)',
   }),
   overlay: key<'tor' | 'i2p'>({ kind: 'enum', values: ['tor', 'i2p'], default: 'tor', doc: 'coordination overlay' }),
   network: key<NetworkName>({
-    kind: 'enum', values: NETWORKS, default: 'main',
+    verbs: ALL_VERBS, kind: 'enum', values: NETWORKS, default: 'main',
     doc: 'Bitcoin network (magic, default ports)',
   }),
   torcontrol: key<HostPort>({
@@ -111,8 +126,21 @@ export const CONFIG_KEYS = {
     doc: "Tor SOCKS port for coordination dials (proxy), as bitcoind's -proxy means Tor's",
   }),
   bind: key<string | undefined>({
-    kind: 'host', default: undefined, defaultDoc: 'wildcard',
-    doc: 'local address to punch from',
+    verbs: ALL_VERBS, kind: 'host', default: undefined, defaultDoc: 'wildcard',
+    doc: 'local address to punch from (serve, proxy) or to listen on (relay)',
+  }),
+  port: key<number>({
+    verbs: ['relay'], kind: 'int', min: 0, max: 65535, default: netPort, defaultDoc: 'network port',
+    doc: "P2P port the relay listens on, as bitcoind's -port (0 = any free port, shown in the ready line)",
+  }),
+  addnode: key<HostPort[]>({
+    verbs: ['relay'], kind: 'hostport', list: true, default: [],
+    doc: "relay peer to keep a connection to and relay announcements with (relay), as bitcoind's -addnode",
+  }),
+  maxconnections: key<number>({
+    verbs: ['relay'], kind: 'int', min: 1, max: 4096, default: NATCHECK_MAX_CONNECTIONS,
+    doc: `inbound connections at once (relay), at most ${NATCHECK_PER_NETGROUP} per netgroup; `
+      + "as bitcoind's -maxconnections",
   }),
   externalip: key<string | undefined>({
     verbs: ['serve'],
@@ -138,8 +166,8 @@ export const CONFIG_KEYS = {
     doc: 'clearnet peer to announce our endpoint to (serve)',
   }),
   announceinterval: key<number>({
-    kind: 'int', unit: 'seconds', min: 10, max: 590, default: 300,
-    doc: "announcement period (below the 600 s freshness window); also the collector's reconnect period",
+    verbs: ALL_VERBS, kind: 'int', unit: 'seconds', min: 10, max: 590, default: 300,
+    doc: "announcement period (below the 600 s freshness window); also the collector's and relay's reconnect period",
   }),
   peer: key<HostPort[]>({
     verbs: ['proxy'],
@@ -157,8 +185,8 @@ export const CONFIG_KEYS = {
     doc: "SOCKS5 listen address for bitcoind's -proxy (proxy)",
   }),
   natcheck: key<HostPort[]>({
-    kind: 'hostport', list: true, default: [],
-    doc: 'NAT-check server (two give the EIM check)',
+    kind: 'hostport', list: true, default: (c) => relaysOf(c), defaultDoc: 'the `announce` and `peer` relays',
+    doc: 'NAT-check server (two give the EIM check); a relay (`onionpunch relay`) is one',
   }),
   labranges: key<boolean>({
     kind: 'bool', default: false, doc: "allow the NAT lab's address ranges as punch targets (never on a real network)",
@@ -194,17 +222,22 @@ export const CONFIG_KEYS = {
     doc: 'SOCKS clients (proxy) / bridges (serve) at once',
   }),
   idletimeout: key<number>({
-    kind: 'int', unit: 'seconds', min: 1, max: 86400, default: 1800,
-    doc: 'a bridge silent both ways this long is closed',
+    verbs: ALL_VERBS, kind: 'int', unit: 'seconds', min: 1, max: 86400, default: 1800,
+    doc: 'a bridge silent both ways this long is closed; so is a relay peer that sent nothing, not even a pong (relay)',
   }),
   shutdowngrace: key<number>({
     kind: 'int', unit: 'seconds', min: 0, max: 600, default: 5, doc: 'time bridges get to finish after SIGINT/SIGTERM',
   }),
-  log: key<'json' | 'text'>({ kind: 'enum', values: ['json', 'text'], default: 'text', doc: 'log format on stderr' }),
-  loglevel: key<'debug' | 'info' | 'warn' | 'error'>({
-    kind: 'enum', values: ['debug', 'info', 'warn', 'error'], default: 'info', doc: 'least severe level logged',
+  log: key<'json' | 'text'>({
+    verbs: ALL_VERBS, kind: 'enum', values: ['json', 'text'], default: 'text', doc: 'log format on stderr',
   }),
-  json: key<boolean>({ kind: 'bool', flagOnly: true, default: false, doc: 'print the ready line as JSON on stdout' }),
+  loglevel: key<'debug' | 'info' | 'warn' | 'error'>({
+    verbs: ALL_VERBS, kind: 'enum', values: ['debug', 'info', 'warn', 'error'], default: 'info',
+    doc: 'least severe level logged',
+  }),
+  json: key<boolean>({
+    verbs: ALL_VERBS, kind: 'bool', flagOnly: true, default: false, doc: 'print the ready line as JSON on stdout',
+  }),
 };
 
 /** The daemon's configuration: one field per key of {@link CONFIG_KEYS}. */

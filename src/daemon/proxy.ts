@@ -5,7 +5,7 @@
  */
 import { isIP, type Socket } from 'node:net';
 import { lookup } from 'node:dns/promises';
-import { AnnouncementDirectory, type Announcement } from '../relay/index.js';
+import { AnnouncementDirectory, AnnouncementRelay, type Announcement } from '../relay/index.js';
 import type { PunchClient } from '../punch/index.js';
 import type { CoordinationDialer } from '../overlay/types.js';
 import type { DaemonConfig } from './config.js';
@@ -154,7 +154,10 @@ export async function runProxy(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
     });
   }
   log.info('socks-listening', { listen: `${bound.host}:${bound.port}`, known: cfg.known.length, peers: cfg.peer.length });
-  const collector = new AnnouncementCollector({ peers: cfg.peer, network: cfg.network, directory, intervalMs: cfg.announceinterval * 1000, log });
+  const collector = new AnnouncementCollector({
+    peers: cfg.peer, network: cfg.network, directory, intervalMs: cfg.announceinterval * 1000, log,
+    relay: new AnnouncementRelay(), // what the peers send is relayed between them, as a relay does
+  });
   void collector.start();
   const ready = { ready: true, socks: `${bound.host}:${bound.port}`, overlay: cfg.overlay, known: cfg.known.length, peers: cfg.peer.length };
   log.info('ready', ready);

@@ -7,7 +7,7 @@
 import { OnionpunchError } from '../errors.js';
 import type { CoordinationEndpoint } from '../overlay/types.js';
 import type { Endpoint } from '../nat/types.js';
-import { makeAnnouncement } from '../relay/index.js';
+import { AnnouncementRelay, makeAnnouncement } from '../relay/index.js';
 import type { DaemonConfig } from './config.js';
 import type { Logger } from './log.js';
 import { Announcer } from './announce.js';
@@ -90,6 +90,8 @@ export async function runServe(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
       network: cfg.network,
       intervalMs: cfg.announceinterval * 1000,
       log,
+      // What the announce peers send us is relayed between them (docs/PROTOCOL.md rules), as a relay does.
+      relay: new AnnouncementRelay(),
       announcement: () => makeAnnouncement({ coordination: endpoint.address, coordinationPort: endpoint.port, clearnet }),
     });
     void announcer.start();
