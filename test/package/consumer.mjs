@@ -52,7 +52,10 @@ try {
   const listening = await a.listen();
   const inbound = new Promise((r) => listening.once('connection', (socket, info) => r({ socket, info })));
   const t0 = performance.now();
-  const { socket, remote, timeline } = await b.punch(`${listening.address}:${listening.port}`, { expectIp: '127.0.0.1' });
+  const { socket, remote, timeline } = await b.punch(
+    { address: listening.address, port: listening.port },
+    { expectIp: '127.0.0.1' },
+  );
   out.punchMs = Math.round(performance.now() - t0);
   const { socket: aSocket } = await inbound;
   const got = new Promise((r) => aSocket.once('data', (d) => r(d.toString())));
