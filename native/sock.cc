@@ -84,6 +84,27 @@ int set_ttl(int fd, int family, int ttl) {
   return rc == 0 ? 0 : errno;
 }
 
+// The per-attempt options both kinds of socket get (SYN count, Nagle, first-SYN TTL); false with *err set.
+static bool apply_attempt_options(int fd, int family, const SocketOptions& opt, SysError* err) {
+  int one = 1;
+  if (opt.syn_cnt > 0 && setsockopt(fd, IPPROTO_TCP, TCP_SYNCNT, &opt.syn_cnt, sizeof opt.syn_cnt) != 0) {
+    *err = {errno, Syscall::Setsockopt};
+    return false;
+  }
+  if (opt.no_delay && setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
+    *err = {errno, Syscall::Setsockopt};
+    return false;
+  }
+  if (opt.ttl > 0) {
+    int e = set_ttl(fd, family, opt.ttl);
+    if (e != 0) {
+      *err = {e, Syscall::Setsockopt};
+      return false;
+    }
+  }
+  return true;
+}
+
 Fd open_bound_socket(const SockAddr& local, const SocketOptions& opt, SysError* err) {
   *err = SysError{};
   Fd fd(socket(local.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP));
@@ -102,21 +123,7 @@ Fd open_bound_socket(const SockAddr& local, const SocketOptions& opt, SysError* 
     *err = {errno, Syscall::Setsockopt};
     return Fd();
   }
-  if (opt.syn_cnt > 0 && setsockopt(fd.get(), IPPROTO_TCP, TCP_SYNCNT, &opt.syn_cnt, sizeof opt.syn_cnt) != 0) {
-    *err = {errno, Syscall::Setsockopt};
-    return Fd();
-  }
-  if (opt.no_delay && setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
-    *err = {errno, Syscall::Setsockopt};
-    return Fd();
-  }
-  if (opt.ttl > 0) {
-    int e = set_ttl(fd.get(), local.family(), opt.ttl);
-    if (e != 0) {
-      *err = {e, Syscall::Setsockopt};
-      return Fd();
-    }
-  }
+  if (!apply_attempt_options(fd.get(), local.family(), opt, err)) return Fd();
   if (bind(fd.get(), local.sa(), local.len) != 0) {
     *err = {errno, Syscall::Bind};
     return Fd();
@@ -147,21 +154,7 @@ Fd open_ephemeral_socket(const SockAddr& local, const SocketOptions& opt, SysErr
     return Fd();
   }
 #endif
-  if (opt.syn_cnt > 0 && setsockopt(fd.get(), IPPROTO_TCP, TCP_SYNCNT, &opt.syn_cnt, sizeof opt.syn_cnt) != 0) {
-    *err = {errno, Syscall::Setsockopt};
-    return Fd();
-  }
-  if (opt.no_delay && setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0) {
-    *err = {errno, Syscall::Setsockopt};
-    return Fd();
-  }
-  if (opt.ttl > 0) {
-    int e = set_ttl(fd.get(), local.family(), opt.ttl);
-    if (e != 0) {
-      *err = {e, Syscall::Setsockopt};
-      return Fd();
-    }
-  }
+  if (!apply_attempt_options(fd.get(), local.family(), opt, err)) return Fd();
   SockAddr any = local;
   any.set_port(0);
   if (bind(fd.get(), any.sa(), any.len) != 0) {
