@@ -26,7 +26,7 @@ import {
   makeAnnouncement,
   type RelayPeer,
 } from '../relay/index.js';
-import { netgroupOf } from '../limits/index.js';
+import { NetgroupAdmission } from '../limits/index.js';
 import { NATCHECK_HANDSHAKE_MS, NATCHECK_PER_NETGROUP } from '../nat/natcheck-server.js';
 import { MAX_ADDR_ENTRIES, unmapIPv4, type AddrV2Entry, type AddrV2Payload } from '../wire/index.js';
 import type { DaemonConfig, HostPort } from './config.js';
@@ -110,7 +110,8 @@ export class RelayNode {
   readonly relay = new AnnouncementRelay();
   readonly directory = new AnnouncementDirectory();
   private readonly conns = new Map<string, Conn>();
-  private readonly groups = new Map<string, Set<Conn>>();
+  /** Inbound connections under the NAT-check service's caps and eviction rule (one admission for both). */
+  private readonly inbound: NetgroupAdmission<Conn>;
   private readonly outLinks: { target: HostPort; conn: Conn | undefined; connecting: boolean }[];
   private server: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -121,6 +122,7 @@ export class RelayNode {
     private readonly cfg: RelayConfig,
     private readonly log: Logger,
   ) {
+    this.inbound = new NetgroupAdmission({ maxConnections: cfg.maxconnections, perNetgroup: NATCHECK_PER_NETGROUP });
     this.outLinks = cfg.addnode.filter((p) => {
       if (!isOverlayHost(p.host)) return true;
       log.warn('peer-refused', { peer: `${p.host}:${p.port}`, why: 'announcements travel on clearnet only' });
@@ -130,9 +132,7 @@ export class RelayNode {
 
   /** Inbound connections open now. */
   get inboundCount(): number {
-    let n = 0;
-    for (const c of this.conns.values()) if (c.inbound) n++;
-    return n;
+    return this.inbound.size;
   }
 
   /** Listens and starts the outbound links; resolves the bound address once listening. */
@@ -198,36 +198,27 @@ export class RelayNode {
     sock.on('error', () => undefined);
     const address = unmapIPv4(sock.remoteAddress ?? '');
     const port = sock.remotePort ?? 0;
-    let group: string;
-    try {
-      group = netgroupOf(address);
-    } catch {
-      sock.destroy();
-      return;
-    }
     const name = `${address.includes(':') ? `[${address}]` : address}:${port}`;
     if (this.stopped) {
       sock.destroy();
       return;
     }
-    if ((this.groups.get(group)?.size ?? 0) >= NATCHECK_PER_NETGROUP) {
-      this.stats.refused.netgroup++;
-      this.log.info('inbound-refused', { peer: name, why: 'NATCHECK_NETGROUP_LIMIT' });
+    const verdict = this.inbound.admit(address);
+    if (!verdict.ok) {
+      if (verdict.why !== 'bad-address') {
+        this.stats.refused[verdict.why === 'netgroup' ? 'netgroup' : 'full']++;
+        const why = verdict.why === 'netgroup' ? 'NATCHECK_NETGROUP_LIMIT' : 'NATCHECK_FULL';
+        this.log.info('inbound-refused', { peer: name, why });
+      }
       sock.destroy();
       return;
     }
-    if (this.inboundCount >= this.cfg.maxconnections) {
-      const victim = this.victimFor(group);
-      if (!victim) {
-        this.stats.refused.full++;
-        this.log.info('inbound-refused', { peer: name, why: 'NATCHECK_FULL' });
-        sock.destroy();
-        return;
-      }
+    const group = verdict.group;
+    if (verdict.evict) {
       this.stats.refused.evicted++;
-      this.log.info('inbound-evicted', { peer: victim.id, for: name });
-      this.forget(victim);
-      victim.peer.close();
+      this.log.info('inbound-evicted', { peer: verdict.evict.id, for: name });
+      this.forget(verdict.evict);
+      verdict.evict.peer.close();
     }
     const peer = new Peer(sock, {
       network: this.cfg.network,
@@ -253,24 +244,9 @@ export class RelayNode {
     );
   }
 
-  /** At the global cap: the youngest connection of the largest netgroup, if evicting it is fair to `group`. */
-  private victimFor(group: string): Conn | undefined {
-    const own = this.groups.get(group)?.size ?? 0;
-    let best: Set<Conn> | undefined;
-    for (const set of this.groups.values()) if (!best || set.size > best.size) best = set;
-    if (!best || best.size < own + 2) return undefined;
-    let youngest: Conn | undefined;
-    for (const c of best) youngest = c;
-    return youngest;
-  }
-
   private add(c: Conn): void {
     this.conns.set(c.id, c);
-    if (c.group !== undefined) {
-      let set = this.groups.get(c.group);
-      if (!set) this.groups.set(c.group, (set = new Set()));
-      set.add(c);
-    }
+    if (c.group !== undefined) this.inbound.add(c.group, c);
     c.peer.on('message', (command, payload) => this.onMessage(c, command, payload));
     c.peer.on('close', (err) => {
       this.forget(c);
@@ -282,10 +258,7 @@ export class RelayNode {
   private forget(c: Conn): void {
     if (this.conns.get(c.id) !== c) return;
     this.conns.delete(c.id);
-    if (c.group === undefined) return;
-    const set = this.groups.get(c.group);
-    set?.delete(c);
-    if (set && set.size === 0) this.groups.delete(c.group);
+    this.inbound.remove(c);
   }
 
   private onMessage(c: Conn, command: string, payload: Buffer): void {

@@ -6,7 +6,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { Peer } from '../peer/index.js';
-import { netgroupOf } from '../limits/netgroup.js';
+import { NetgroupAdmission } from '../limits/netgroup-admission.js';
 import { MAX_USER_AGENT, unmapIPv4, type NetworkName } from '../wire/index.js';
 
 /** Connections open at once, all clients together; at the cap a newcomer may evict (see the module comment). */
@@ -80,7 +80,6 @@ export interface NatcheckServer {
 interface Conn {
   sock: Socket;
   peer: Peer;
-  group: string;
   address: string;
   port: number;
   /** Set once a result was reported, so an evicted or refused connection reports exactly once. */
@@ -100,9 +99,8 @@ interface Conn {
 export async function startNatcheckServer(opts: NatcheckServerOptions): Promise<NatcheckServer> {
   const maxConns = opts.maxConnections ?? NATCHECK_MAX_CONNECTIONS;
   const perGroup = opts.perNetgroupLimit ?? NATCHECK_PER_NETGROUP;
-  /** Open connections per netgroup, oldest first (Set keeps insertion order). */
-  const groups = new Map<string, Set<Conn>>();
-  const live = new Set<Conn>();
+  /** Open connections per netgroup, with the caps and the eviction rule every public listener shares. */
+  const admission = new NetgroupAdmission<Conn>({ maxConnections: maxConns, perNetgroup: perGroup });
   const report = (c: Conn | { address: string; port: number }, r: Omit<NatcheckResult, 'client'>) => {
     if ('reported' in c) {
       if (c.reported) return;
@@ -119,42 +117,22 @@ export async function startNatcheckServer(opts: NatcheckServerOptions): Promise<
     c.peer.close();
     c.sock.destroy();
   };
-  /** At the global cap: the youngest connection of the largest netgroup, if evicting it is fair to `group`. */
-  const victimFor = (group: string): Conn | undefined => {
-    const own = groups.get(group)?.size ?? 0;
-    let best: Set<Conn> | undefined;
-    for (const set of groups.values()) if (!best || set.size > best.size) best = set;
-    if (!best || best.size < own + 2) return undefined;
-    let youngest: Conn | undefined;
-    for (const c of best) youngest = c;
-    return youngest;
-  };
-
   const server: Server = createServer({ noDelay: true }, (sock) => {
     const address = unmapIPv4(sock.remoteAddress ?? '');
     const port = sock.remotePort ?? 0;
     sock.on('error', () => {});
-    let group: string;
-    try {
-      group = netgroupOf(address);
-    } catch {
+    const verdict = admission.admit(address);
+    if (!verdict.ok) {
       sock.destroy();
-      return;
-    }
-    if ((groups.get(group)?.size ?? 0) >= perGroup) {
-      sock.destroy();
-      report({ address, port }, { ok: false, error: 'NATCHECK_NETGROUP_LIMIT' });
-      return;
-    }
-    if (live.size >= maxConns) {
-      const victim = victimFor(group);
-      if (!victim) {
-        sock.destroy();
-        report({ address, port }, { ok: false, error: 'NATCHECK_FULL' });
-        return;
+      if (verdict.why !== 'bad-address') {
+        const error = verdict.why === 'netgroup' ? 'NATCHECK_NETGROUP_LIMIT' : 'NATCHECK_FULL';
+        report({ address, port }, { ok: false, error });
       }
-      forget(victim);
-      drop(victim, 'NATCHECK_EVICTED');
+      return;
+    }
+    if (verdict.evict) {
+      forget(verdict.evict);
+      drop(verdict.evict, 'NATCHECK_EVICTED');
     }
     const peer = new Peer(sock, {
       network: opts.network,
@@ -165,11 +143,8 @@ export async function startNatcheckServer(opts: NatcheckServerOptions): Promise<
       maxPayload: NATCHECK_MAX_PAYLOAD,
       maxPreVerackMessages: NATCHECK_MAX_MESSAGES,
     });
-    const c: Conn = { sock, peer, group, address, port, reported: false };
-    live.add(c);
-    let set = groups.get(group);
-    if (!set) groups.set(group, (set = new Set()));
-    set.add(c);
+    const c: Conn = { sock, peer, address, port, reported: false };
+    admission.add(verdict.group, c);
     sock.once('close', () => forget(c));
     peer.on('message', (command) => {
       if (!ALLOWED.has(command)) drop(c, 'NATCHECK_UNEXPECTED_MESSAGE');
@@ -189,10 +164,7 @@ export async function startNatcheckServer(opts: NatcheckServerOptions): Promise<
   });
   /** Removes a connection from the counts (idempotent: eviction and the socket's close both call it). */
   function forget(c: Conn): void {
-    if (!live.delete(c)) return;
-    const set = groups.get(c.group);
-    set?.delete(c);
-    if (set && set.size === 0) groups.delete(c.group);
+    admission.remove(c);
   }
   server.on('error', () => {}); // per-connection errors are handled per socket; listen errors below
 
@@ -211,12 +183,12 @@ export async function startNatcheckServer(opts: NatcheckServerOptions): Promise<
     address: a.address,
     port: a.port,
     get connections() {
-      return live.size;
+      return admission.size;
     },
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
-        for (const c of [...live]) {
+        for (const c of admission.all()) {
           c.peer.close();
           c.sock.destroy();
         }

@@ -1,3 +1,4 @@
+import { NetgroupAdmission } from '../../src/limits/netgroup-admission.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock, TokenBucket, ConcurrencyCap, KeyedBuckets, KeyedCaps, LimitError, netgroupOf } from '../../src/limits/index.js';
@@ -148,4 +149,28 @@ test('keyed buckets: wouldAllow looks without taking or adding a key', () => {
   clock.advance(1000);
   assert.equal(kb.wouldAllow('a'), true);
   assert.equal(kb.tryTake('a'), true);
+});
+
+test('netgroup admission: per-group cap; at the global cap only a group two larger than the newcomer\'s loses one', () => {
+  const adm = new NetgroupAdmission<string>({ maxConnections: 4, perNetgroup: 3 });
+  const take = (addr: string, id: string): ReturnType<typeof adm.admit> => {
+    const v = adm.admit(addr);
+    if (v.ok) {
+      if (v.evict !== undefined) adm.remove(v.evict);
+      adm.add(v.group, id);
+    }
+    return v;
+  };
+  assert.ok(take('10.1.0.1', 'a1').ok && take('10.1.0.2', 'a2').ok && take('10.1.0.3', 'a3').ok);
+  assert.deepEqual(adm.admit('10.1.9.9'), { ok: false, why: 'netgroup' }, 'a 4th from one /16 is refused');
+  assert.ok(take('10.2.0.1', 'b1').ok, 'another /16 fills the last slot');
+  const v = take('10.3.0.1', 'c1');
+  assert.ok(v.ok && v.evict === 'a3', 'full: the youngest of the crowded group (3 ≥ 0 + 2) makes room');
+  assert.deepEqual(adm.admit('10.1.0.9'), { ok: false, why: 'full' }, 'and cannot evict its way back in (2 < 2 + 2)');
+  assert.deepEqual(adm.admit('10.2.0.2'), { ok: false, why: 'full' }, 'a group of 1 may not evict from a group of 2');
+  assert.deepEqual(adm.admit('not-an-ip'), { ok: false, why: 'bad-address' });
+  assert.equal(adm.size, 4);
+  assert.equal(adm.remove('c1'), true);
+  assert.equal(adm.remove('c1'), false, 'remove is idempotent');
+  assert.deepEqual(adm.all().sort(), ['a1', 'a2', 'b1']);
 });
