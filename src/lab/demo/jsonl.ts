@@ -68,9 +68,9 @@ export class MessageQueue {
     this.waiters = [];
   }
 
-  waitFor(types: string | string[], timeoutMs: number): Promise<WorkerMessage> {
+  waitFor(types: string | string[], timeoutMs: number, where?: (m: WorkerMessage) => boolean): Promise<WorkerMessage> {
     const set = new Set(Array.isArray(types) ? types : [types]);
-    const pred = (m: WorkerMessage): boolean => set.has(m.type);
+    const pred = (m: WorkerMessage): boolean => set.has(m.type) && (where === undefined || where(m));
     const i = this.items.findIndex(pred);
     if (i >= 0) return Promise.resolve(this.items.splice(i, 1)[0]!);
     if (this.ended) return Promise.reject(this.ended);

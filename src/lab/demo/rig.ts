@@ -308,7 +308,11 @@ export class PunchRig {
       const err = (res.error ?? { code: String(res.code), message: String(res.message) }) as AttemptResult['error'];
       return { ok: false, ...(err ? { error: err } : {}), totalMs: Number(res.totalMs ?? 0), events };
     }
-    const ac = await a.q.waitFor(['connected', 'failure'], 10_000).catch(() => undefined);
+    // A's outcome for this session: a failure A reports meanwhile may belong to another stream (a Tor dial that
+    // B retried reaches A and closes), so only `connected` with B's session id counts, else a failure.
+    const sameSession = (m: WorkerMessage): boolean => m.sessionId === res.sessionId;
+    const ac = (await a.q.waitFor('connected', 10_000, sameSession).catch(() => undefined))
+      ?? (await a.q.waitFor('failure', 100).catch(() => undefined));
     if (ac) pushTl('A', ac);
     const hb = await b.q.waitFor(['handshake', 'handshake-failed'], 20_000).catch(() => undefined);
     const ha = await a.q.waitFor(['handshake', 'handshake-failed'], 5_000).catch(() => undefined);
