@@ -152,6 +152,8 @@ export function makeRoutedPair(opts: { dropNewSynInA?: boolean; dropNewSynInB?: 
       sh('ip', ['-n', a, '-6', 'route', 'add', 'fd00:202:2::/64', 'via', 'fd00:202:1::1']);
       sh('ip', ['-n', b, '-6', 'route', 'add', 'fd00:202:1::/64', 'via', 'fd00:202:2::1']);
       nsExec(router, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
+      // The prime's ICMPv6 time exceeded must not be eaten by the router's rate limit (default 1 per second).
+      nsExec(router, 'sysctl', ['-q', '-w', 'net.ipv6.icmp.ratelimit=0']);
     } else {
       sh('ip', ['-n', a, 'route', 'add', '10.202.2.0/24', 'via', '10.202.1.1']);
       sh('ip', ['-n', b, 'route', 'add', '10.202.1.0/24', 'via', '10.202.2.1']);
