@@ -84,7 +84,8 @@ describe('proxy routes .onion through tor (private Tor network)', { skip, timeou
     server.listen(0, '127.0.0.1');
     await once(server, 'listening');
     const target = `127.0.0.1:${(server.address() as { port: number }).port}`;
-    control = await TorControlClient.connect({ port: net.controlA.port, auth: { cookieFile: net.controlA.cookieFile! } });
+    const auth = { cookieFile: net.controlA.cookieFile! };
+    control = await TorControlClient.connect({ port: net.controlA.port, auth });
     const a = await control.addOnion({ ports: [{ virtual: 18444, target }] });
     onion = `${a.serviceId}.onion`;
   });
