@@ -198,6 +198,30 @@ test(
 );
 
 test(
+  '.b32.i2p with i2psam set goes to the SAM bridge (down: network unreachable); an address-book name is refused',
+  { timeout: 30_000 },
+  async () => {
+    const closed = await listenTcp(() => undefined);
+    const closedPort = closed.port;
+    await new Promise<void>((r) => closed.server.close(() => r()));
+    const p = await proxy(['--listen', '127.0.0.1:0', '--i2psam', `127.0.0.1:${closedPort}`]);
+    try {
+      // Any port but 0 (the parser's guard, general failure): SAM 3.1 has no ports, the route ignores it.
+      assert.equal(await rawDomain(p.port, `${'c'.repeat(52)}.b32.i2p`, 0), 1);
+      assert.equal(await rawDomain(p.port, `${'c'.repeat(52)}.b32.i2p`, 8333), 3);
+      // The session failed; the next request tries again (not a remembered failure).
+      assert.equal(await rawDomain(p.port, `${'d'.repeat(52)}.B32.I2P`, 8333), 3);
+      assert.equal(await rawDomain(p.port, 'example.i2p', 8333), 2);
+      const failed = p.recs.filter((r) => r.event === 'socks-connect-failed');
+      assert.equal(failed.filter((r) => r.error?.code === 'SAM_UNREACHABLE').length, 2, JSON.stringify(failed));
+      assert.ok(!p.recs.some((r) => r.event === 'overlay-not-configured'));
+    } finally {
+      assert.equal(await p.stop(), 0);
+    }
+  },
+);
+
+test(
   'loopback destinations are refused unless allowloopback; resolved names are checked too',
   { timeout: 30_000 },
   async () => {
