@@ -119,9 +119,16 @@ export function samI2pRoute(sam: HostPort): OverlayRoute & { close: () => Promis
       const p = import('../overlay/i2p/dialer.js').then(({ I2pCoordinationDialer }) =>
         I2pCoordinationDialer.create({ sam, timeoutMs: OVERLAY_DIAL_TIMEOUT_MS }));
       dialerP = p;
-      p.catch(() => {
-        if (dialerP === p) dialerP = undefined;
-      });
+      p.then(
+        // A session the bridge ended (i2pd restarted) is made again on the next request.
+        (d) => d.session.once('down', () => {
+          if (dialerP === p) dialerP = undefined;
+          void d.close().catch(() => undefined);
+        }),
+        () => {
+          if (dialerP === p) dialerP = undefined;
+        },
+      );
     }
     const dialer = await dialerP;
     const s = await dialer.dial(host, port, { timeoutMs: OVERLAY_DIAL_TIMEOUT_MS, signal });
@@ -169,6 +176,7 @@ export function makeConnector(o: {
     resolvenames: o.cfg.resolvenames ?? false,
     allowloopback: o.cfg.allowloopback ?? false,
   });
+  let i2pHinted = false;
   return async (req: SocksRequest, signal: AbortSignal): Promise<Socket> => {
     if (isOverlayName(req.host)) {
       const host = req.host.toLowerCase();
@@ -179,10 +187,17 @@ export function makeConnector(o: {
         return route(host, req.port, signal);
       }
       if (kind === 'i2p') {
-        o.log.info('overlay-not-configured', {
-          destination: `${host}:${req.port}`,
-          fix: 'set i2psam (host:port of the I2P SAM bridge) to route .b32.i2p destinations',
-        });
+        // Once: a flood of such requests is logged by the server's rate-limited socks-connect-failed line,
+        // whose error message names the key too.
+        if (!i2pHinted) {
+          i2pHinted = true;
+          o.log.info('overlay-not-configured', {
+            destination: `${host}:${req.port}`,
+            fix: 'set i2psam (host:port of the I2P SAM bridge) to route .b32.i2p destinations',
+          });
+        }
+        const why = 'is a .b32.i2p name and i2psam is not set (never resolved)';
+        throw new SocksServerError('SOCKS_OVERLAY_NAME', `${host} ${why}`);
       }
     }
     const refusal = checkDestination(req, policy);

@@ -182,6 +182,8 @@ test(
       assert.ok(failed.some((r) => r.error?.code === 'TOR_SOCKS_PROXY_UNREACHABLE'), JSON.stringify(failed));
       const hint = p.recs.filter((r) => r.event === 'overlay-not-configured');
       assert.equal(hint.length, 1, JSON.stringify(hint));
+      assert.equal(await rawDomain(p.port, `${'e'.repeat(52)}.b32.i2p`, 8333), 2);
+      assert.equal(p.recs.filter((r) => r.event === 'overlay-not-configured').length, 1, 'the hint is logged once');
       assert.match(String(hint[0]!['fix']), /i2psam/);
       assert.ok(
         failed.some((r) => r.error?.code === 'SOCKS_NAME_NOT_RESOLVED'),
