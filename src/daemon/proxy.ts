@@ -77,7 +77,7 @@ export interface OverlayRoutes {
   i2p?: OverlayRoute;
 }
 
-/** `.b32.i2p` names (what bitcoind sends for I2P peers); other `.i2p` names are address-book names. */
+/** `.b32.i2p` names (the form Bitcoin nodes use for I2P peers); other `.i2p` names are address-book names. */
 export function isB32I2pName(host: string): boolean {
   return /^[a-z2-7]{52,}\.b32\.i2p$/i.test(host);
 }
