@@ -125,6 +125,11 @@ export const CONFIG_KEYS = {
     kind: 'hostport', default: hp('127.0.0.1', 9050),
     doc: "Tor SOCKS port for coordination dials (proxy), as bitcoind's -proxy means Tor's",
   }),
+  onion: key<HostPort>({
+    verbs: ['proxy'],
+    kind: 'hostport', default: (c) => c.proxy as HostPort, defaultDoc: 'the `proxy` value',
+    doc: "Tor SOCKS port SOCKS requests for `.onion` destinations go to (proxy), as bitcoind's -onion",
+  }),
   bind: key<string | undefined>({
     verbs: ALL_VERBS, kind: 'host', default: undefined, defaultDoc: 'wildcard',
     doc: 'local address to punch from (serve, proxy) or to listen on (relay)',

@@ -1,14 +1,18 @@
 /**
  * `onionpunch proxy` (B side): a SOCKS5 server for bitcoind's `-proxy=`. A destination that is a known
  * hole-punch announcement (learned from clearnet peers' addrv2, or a static `--known` entry) is reached by
- * punching over the configured overlay; any other destination by a plain TCP connect.
+ * punching over the configured overlay; a `.onion` destination through Tor's SOCKS port (`onion`, one circuit per
+ * connection); a `.b32.i2p` destination through the SAM bridge when `i2psam` is set; any other destination by a
+ * plain TCP connect. An overlay name is never looked up in DNS.
  */
-import { isIP, type Socket } from 'node:net';
+import { isIP, Socket } from 'node:net';
 import { lookup } from 'node:dns/promises';
+import { randomBytes } from 'node:crypto';
 import { AnnouncementDirectory, AnnouncementRelay, type Announcement } from '../relay/index.js';
 import type { PunchClient } from '../punch/index.js';
 import type { CoordinationDialer } from '../overlay/types.js';
-import type { DaemonConfig } from './config.js';
+import type { DaemonConfig, HostPort } from './config.js';
+import type { ConfigSource } from './errors.js';
 import type { Logger } from './log.js';
 import { AnnouncementCollector } from './announce.js';
 import { tcpConnect } from './handoff.js';
@@ -17,10 +21,12 @@ import {
   checkAddress,
   checkDestination,
   isLoopback,
+  isOverlayName,
   type DestinationPolicy,
   type DestinationRefusal,
 } from './socks5-parse.js';
 import { SocksServerError } from './errors.js';
+import { SamError } from '../overlay/i2p/errors.js';
 import { waitForShutdown } from './shutdown.js';
 import { configuredPunch, type DaemonHooks } from './punch-setup.js';
 
@@ -60,10 +66,101 @@ async function resolveOne(host: string, signal: AbortSignal): Promise<string> {
   return r.address;
 }
 
+/** Opens a stream to an overlay destination (`host` is lower-case). */
+export type OverlayRoute = (host: string, port: number, signal: AbortSignal) => Promise<Socket>;
+
+/** The overlay routes of the proxy; a missing one means its names are refused. */
+export interface OverlayRoutes {
+  /** `<56 base32>.onion` (and any other `.onion`: tor says what is wrong with it). */
+  onion?: OverlayRoute;
+  /** `<52 base32>.b32.i2p`. */
+  i2p?: OverlayRoute;
+}
+
+/** `.b32.i2p` names (the form Bitcoin nodes use for I2P peers); other `.i2p` names are address-book names. */
+export function isB32I2pName(host: string): boolean {
+  return /^[a-z2-7]{52,}\.b32\.i2p$/i.test(host);
+}
+
+/** `.onion` names, with or without the root dot. */
+export function isOnionName(host: string): boolean {
+  return /\.onion\.?$/i.test(host);
+}
+
+/** Bound on one overlay dial (tor's own circuit timeouts are shorter; SOCKS_TIMEOUT of the server is 120 s). */
+export const OVERLAY_DIAL_TIMEOUT_MS = 110_000;
+
 /**
- * The connector: punch for announced destinations, plain connect otherwise. Before anything is looked up
- * the destination policy applies: `.onion`/`.i2p` names are refused (they must never reach DNS; routing them
- * to the overlay is not implemented), other names are resolved only with `resolvenames`, and loopback
+ * The `.onion` route: tor's SOCKS port with fresh random SOCKS credentials per connection, so every connection
+ * gets a circuit of its own (tor's IsolateSOCKSAuth, on by default; bitcoind's -proxyrandomize does the same).
+ */
+export function torOnionRoute(socks: HostPort): OverlayRoute {
+  return async (host, port, signal) => {
+    const { dialOnion } = await import('../overlay/tor/socks.js');
+    return dialOnion(host.replace(/\.$/, ''), port, {
+      socksHost: socks.host,
+      socksPort: socks.port,
+      isolationKey: randomBytes(16).toString('hex'),
+      timeoutMs: OVERLAY_DIAL_TIMEOUT_MS,
+      signal,
+    });
+  };
+}
+
+/**
+ * The `.b32.i2p` route: STREAM CONNECT on one transient SAM session of the proxy's own (created on first use,
+ * made again after a failure). SAM 3.1 streams have no ports: the port is ignored, as bitcoind does (port 0).
+ */
+export function samI2pRoute(sam: HostPort): OverlayRoute & { close: () => Promise<void> } {
+  type Dialer = import('../overlay/i2p/dialer.js').I2pCoordinationDialer;
+  let dialerP: Promise<Dialer> | undefined;
+  const route = async (host: string, port: number, signal: AbortSignal): Promise<Socket> => {
+    if (!dialerP) {
+      const p = import('../overlay/i2p/dialer.js').then(({ I2pCoordinationDialer }) =>
+        I2pCoordinationDialer.create({ sam, timeoutMs: OVERLAY_DIAL_TIMEOUT_MS }));
+      dialerP = p;
+      p.then(
+        // A session the bridge ended (i2pd restarted) is made again on the next request.
+        (d) => d.session.once('down', () => {
+          if (dialerP === p) dialerP = undefined;
+          void d.close().catch(() => undefined);
+        }),
+        () => {
+          if (dialerP === p) dialerP = undefined;
+        },
+      );
+    }
+    const dialer = await dialerP;
+    const s = await dialer.dial(host, port, { timeoutMs: OVERLAY_DIAL_TIMEOUT_MS, signal });
+    // SamSession.connect gives the SAM bridge's TCP socket, which is what the bridge and the server need.
+    if (!(s instanceof Socket)) {
+      s.destroy();
+      throw new SamError('SAM_PROTOCOL', `the SAM stream to ${host} is not a socket`);
+    }
+    return s;
+  };
+  return Object.assign(route, {
+    close: async (): Promise<void> => {
+      const p = dialerP;
+      dialerP = undefined;
+      if (p) await p.then((d) => d.close(), () => undefined);
+    },
+  });
+}
+
+/** The overlay routes configured: `.onion` always (through `onion`), `.b32.i2p` only with `i2psam` set. */
+export function configuredRoutes(
+  cfg: Pick<DaemonConfig, 'onion' | 'i2psam'> & { sources?: Partial<Record<string, ConfigSource>> },
+): OverlayRoutes & { close: () => Promise<void> } {
+  const explicitSam = (cfg.sources?.['i2psam'] ?? 'default') !== 'default';
+  const i2p = explicitSam ? samI2pRoute(cfg.i2psam) : undefined;
+  return { onion: torOnionRoute(cfg.onion), ...(i2p ? { i2p } : {}), close: async () => i2p?.close() };
+}
+
+/**
+ * The connector: punch for announced destinations, the overlay routes for `.onion`/`.b32.i2p` names, plain
+ * connect otherwise. Before anything is looked up the destination policy applies: an overlay name without a
+ * route is refused (it must never reach DNS), other names are resolved only with `resolvenames`, and loopback
  * destinations of the plain path are refused unless `allowloopback` (announced destinations go to the punch
  * client, whose own target policy applies).
  */
@@ -73,12 +170,36 @@ export function makeConnector(o: {
   client: () => Promise<PunchClient>;
   log: Logger;
   plainTimeoutMs?: number;
+  routes?: OverlayRoutes;
 }): SocksConnector {
   const policy = destinationPolicy({
     resolvenames: o.cfg.resolvenames ?? false,
     allowloopback: o.cfg.allowloopback ?? false,
   });
+  let i2pHinted = false;
   return async (req: SocksRequest, signal: AbortSignal): Promise<Socket> => {
+    if (isOverlayName(req.host)) {
+      const host = req.host.toLowerCase();
+      const kind = isOnionName(host) ? 'onion' : isB32I2pName(host) ? 'i2p' : undefined;
+      const route = kind ? o.routes?.[kind] : undefined;
+      if (route) {
+        o.log.debug('overlay-connect', { destination: `${host}:${req.port}`, overlay: kind });
+        return route(host, req.port, signal);
+      }
+      if (kind === 'i2p') {
+        // Once: a flood of such requests is logged by the server's rate-limited socks-connect-failed line,
+        // whose error message names the key too.
+        if (!i2pHinted) {
+          i2pHinted = true;
+          o.log.info('overlay-not-configured', {
+            destination: `${host}:${req.port}`,
+            fix: 'set i2psam (host:port of the I2P SAM bridge) to route .b32.i2p destinations',
+          });
+        }
+        const why = 'is a .b32.i2p name and i2psam is not set (never resolved)';
+        throw new SocksServerError('SOCKS_OVERLAY_NAME', `${host} ${why}`);
+      }
+    }
     const refusal = checkDestination(req, policy);
     if (refusal) throw refuse(req.host, refusal);
     const target = lookupTarget(o.cfg, o.directory, req.host, req.port);
@@ -111,7 +232,9 @@ export function isLoopbackListen(host: string): boolean {
 }
 
 /** Runs the proxy until SIGINT/SIGTERM (or `hooks.signal`). Resolves the exit code. */
-export async function runProxy(cfg: DaemonConfig, log: Logger, hooks: DaemonHooks = {}): Promise<number> {
+export async function runProxy(
+  cfg: DaemonConfig & { sources?: Partial<Record<string, ConfigSource>> },
+  log: Logger, hooks: DaemonHooks = {}): Promise<number> {
   const directory = new AnnouncementDirectory();
   let clientP: Promise<PunchClient> | undefined;
   let dialer: CoordinationDialer | undefined;
@@ -137,8 +260,9 @@ export async function runProxy(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
     clientP.catch(() => (clientP = undefined));
     return clientP;
   };
+  const routes = configuredRoutes(cfg);
   const server = new Socks5Server({
-    connect: makeConnector({ cfg, directory, client, log }),
+    connect: makeConnector({ cfg, directory, client, log, routes }),
     maxClients: cfg.maxclients,
     idleTimeoutMs: cfg.idletimeout * 1000,
     log,
@@ -153,7 +277,10 @@ export async function runProxy(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
         'use it; listen on 127.0.0.1 unless a firewall restricts it',
     });
   }
-  log.info('socks-listening', { listen: `${bound.host}:${bound.port}`, known: cfg.known.length, peers: cfg.peer.length });
+  log.info('socks-listening', {
+    listen: `${bound.host}:${bound.port}`, known: cfg.known.length, peers: cfg.peer.length,
+    onion: `${cfg.onion.host}:${cfg.onion.port}`, i2p: routes.i2p ? `${cfg.i2psam.host}:${cfg.i2psam.port}` : 'off',
+  });
   const collector = new AnnouncementCollector({
     peers: cfg.peer, network: cfg.network, directory, intervalMs: cfg.announceinterval * 1000, log,
     relay: new AnnouncementRelay(), // what the peers send is relayed between them, as a relay does
@@ -167,6 +294,7 @@ export async function runProxy(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
   collector.stop();
   await server.close(cfg.shutdowngrace * 1000);
   await dialer?.close().catch(() => undefined);
+  await routes.close().catch(() => undefined);
   log.info('stopped');
   return 0;
 }

@@ -50,10 +50,37 @@ export function socksReplyFor(err: unknown): number {
   switch (code) {
     case 'ECONNREFUSED':
     case 'PUNCH_REFUSED':
+    case 'TOR_SOCKS_CONNECTION_REFUSED':
       return SOCKS_REPLY.connectionRefused;
     case 'ENETUNREACH':
     case 'ENETDOWN':
+    // The overlay route itself is down (tor's SOCKS port or the SAM bridge not reachable, tor without a network).
+    case 'TOR_SOCKS_PROXY_UNREACHABLE':
+    case 'TOR_SOCKS_NETWORK_UNREACHABLE':
+    case 'SAM_UNREACHABLE':
       return SOCKS_REPLY.networkUnreachable;
+    case 'TOR_SOCKS_HOST_UNREACHABLE':
+    case 'TOR_SOCKS_BAD_ADDRESS':
+    case 'TOR_SOCKS_HS_DESC_NOT_FOUND':
+    case 'TOR_SOCKS_HS_DESC_INVALID':
+    case 'TOR_SOCKS_HS_INTRO_FAILED':
+    case 'TOR_SOCKS_HS_REND_FAILED':
+    case 'TOR_SOCKS_HS_MISSING_CLIENT_AUTH':
+    case 'TOR_SOCKS_HS_BAD_CLIENT_AUTH':
+    case 'TOR_SOCKS_HS_BAD_ADDRESS':
+    case 'SAM_CANT_REACH_PEER':
+    case 'SAM_INVALID_KEY':
+    case 'SAM_KEY_NOT_FOUND':
+    case 'SAM_PEER_NOT_FOUND':
+    case 'SAM_LEASESET_NOT_FOUND':
+      return SOCKS_REPLY.hostUnreachable;
+    case 'TOR_SOCKS_TIMEOUT':
+    case 'TOR_SOCKS_TTL_EXPIRED':
+    case 'TOR_SOCKS_HS_INTRO_TIMEDOUT':
+    case 'SAM_TIMEOUT':
+      return SOCKS_REPLY.ttlExpired;
+    case 'TOR_SOCKS_NOT_ALLOWED':
+      return SOCKS_REPLY.notAllowed;
     case 'EHOSTUNREACH':
     case 'EHOSTDOWN':
     case 'ENOTFOUND':

@@ -95,6 +95,9 @@ test(
         '--listen',
         '127.0.0.1:0',
         '--allowloopback',
+        // .onion requests go to this Tor SOCKS port: a closed one, so nothing leaves the host (reply 0x03).
+        '--onion',
+        '127.0.0.1:1',
         '--maxclients',
         '256',
         '--log',

@@ -1,6 +1,7 @@
 /**
  * SOCKS5 guardrails (issue 9, item 9), on real loopback sockets with the `socks` npm client and raw bytes:
- * the 519-byte preamble cap, `.onion`/`.i2p` names refused without DNS, other names only with `resolvenames`,
+ * the 519-byte preamble cap, `.onion` names sent to the `onion` route (a clear failure when it is down) and
+ * `.b32.i2p` refused without `i2psam`, never through DNS, other names only with `resolvenames`,
  * loopback destinations only with `allowloopback`, a warning for a non-loopback listen address, rate-limited
  * lines about refused clients, and the right error code when a client goes away during a connect.
  */
@@ -153,15 +154,24 @@ test(
 );
 
 test(
-  '.onion and .i2p names are refused with "not allowed", never resolved; other names need resolvenames',
+  '.onion goes to the onion route (down: network unreachable), .b32.i2p without i2psam is refused, '
+    + 'never resolved; other names need resolvenames',
   { timeout: 30_000 },
   async () => {
     const onion = formatOnion(randomBytes(32));
-    const p = await proxy(['--listen', '127.0.0.1:0']);
+    // The onion route points at a port nothing listens on: the Tor route is unreachable.
+    const closed = await listenTcp(() => undefined);
+    const closedPort = closed.port;
+    await new Promise<void>((r) => closed.server.close(() => r()));
+    const p = await proxy(['--listen', '127.0.0.1:0', '--onion', `127.0.0.1:${closedPort}`]);
     try {
-      assert.equal(await rawDomain(p.port, onion, 8333), 2);
+      assert.equal(await rawDomain(p.port, onion, 8333), 3);
+      assert.equal(await rawDomain(p.port, onion.toUpperCase() + '.', 8333), 3);
       assert.equal(await rawDomain(p.port, `${'a'.repeat(52)}.b32.i2p`, 0x208d), 2);
-      assert.equal(await rawDomain(p.port, 'seed.bitcoin.example.ONION.', 8333), 2);
+      // Not a v3 onion: refused by the route before any connection (host unreachable), still never resolved.
+      assert.equal(await rawDomain(p.port, 'seed.bitcoin.example.ONION.', 8333), 4);
+      // An address-book .i2p name has no route at all.
+      assert.equal(await rawDomain(p.port, 'example.i2p', 8333), 2);
       // Resolution is off by default: an ordinary name (even localhost) is refused, not looked up.
       assert.equal(await rawDomain(p.port, 'localhost', 8333), 2);
       const failed = p.recs.filter((r) => r.event === 'socks-connect-failed');
@@ -169,6 +179,12 @@ test(
         failed.some((r) => r.error?.code === 'SOCKS_OVERLAY_NAME'),
         JSON.stringify(failed),
       );
+      assert.ok(failed.some((r) => r.error?.code === 'TOR_SOCKS_PROXY_UNREACHABLE'), JSON.stringify(failed));
+      const hint = p.recs.filter((r) => r.event === 'overlay-not-configured');
+      assert.equal(hint.length, 1, JSON.stringify(hint));
+      assert.equal(await rawDomain(p.port, `${'e'.repeat(52)}.b32.i2p`, 8333), 2);
+      assert.equal(p.recs.filter((r) => r.event === 'overlay-not-configured').length, 1, 'the hint is logged once');
+      assert.match(String(hint[0]!['fix']), /i2psam/);
       assert.ok(
         failed.some((r) => r.error?.code === 'SOCKS_NAME_NOT_RESOLVED'),
         JSON.stringify(failed),
@@ -177,6 +193,30 @@ test(
         !failed.some((r) => r.error?.code === 'ENOTFOUND' || r.error?.code === 'EAI_AGAIN'),
         'no DNS lookup happened',
       );
+    } finally {
+      assert.equal(await p.stop(), 0);
+    }
+  },
+);
+
+test(
+  '.b32.i2p with i2psam set goes to the SAM bridge (down: network unreachable); an address-book name is refused',
+  { timeout: 30_000 },
+  async () => {
+    const closed = await listenTcp(() => undefined);
+    const closedPort = closed.port;
+    await new Promise<void>((r) => closed.server.close(() => r()));
+    const p = await proxy(['--listen', '127.0.0.1:0', '--i2psam', `127.0.0.1:${closedPort}`]);
+    try {
+      // Any port but 0 (the parser's guard, general failure): SAM 3.1 has no ports, the route ignores it.
+      assert.equal(await rawDomain(p.port, `${'c'.repeat(52)}.b32.i2p`, 0), 1);
+      assert.equal(await rawDomain(p.port, `${'c'.repeat(52)}.b32.i2p`, 8333), 3);
+      // The session failed; the next request tries again (not a remembered failure).
+      assert.equal(await rawDomain(p.port, `${'d'.repeat(52)}.B32.I2P`, 8333), 3);
+      assert.equal(await rawDomain(p.port, 'example.i2p', 8333), 2);
+      const failed = p.recs.filter((r) => r.event === 'socks-connect-failed');
+      assert.equal(failed.filter((r) => r.error?.code === 'SAM_UNREACHABLE').length, 2, JSON.stringify(failed));
+      assert.ok(!p.recs.some((r) => r.event === 'overlay-not-configured'));
     } finally {
       assert.equal(await p.stop(), 0);
     }
@@ -213,8 +253,8 @@ test(
     try {
       assert.equal(await socksTry(q.port, '127.0.0.1', echo.port), 'ok');
       assert.equal(await socksTry(q.port, 'localhost', echo.port), 'ok');
-      // Overlay names stay refused whatever the keys say.
-      assert.equal(await rawDomain(q.port, formatOnion(randomBytes(32)), 8333), 2);
+      // An overlay name without a route stays refused (never resolved) whatever the keys say.
+      assert.equal(await rawDomain(q.port, `${'b'.repeat(52)}.b32.i2p`, 8333), 2);
     } finally {
       await q.stop();
       echo.server.close();
@@ -229,7 +269,7 @@ test('a non-loopback listen address is warned about loudly; a loopback one is no
   // The wildcard address, bound for a moment on a free port and only connected to over loopback.
   const any = await proxy(['--listen', '0.0.0.0:0']);
   try {
-    assert.equal(await rawDomain(any.port, formatOnion(randomBytes(32)), 8333), 2);
+    assert.equal(await rawDomain(any.port, `${'b'.repeat(52)}.b32.i2p`, 8333), 2);
   } finally {
     await any.stop();
   }

@@ -1,0 +1,146 @@
+/**
+ * Issue 11 item 3 over a real private Tor network (loopback): the real `runProxy` routes a SOCKS5 CONNECT for
+ * `<id>.onion:port` to tor's SOCKS port (key `onion`) and bytes go both ways to a server behind that onion
+ * (published with ADD_ONION on tor A); with the Tor route unreachable the reply is "network unreachable";
+ * `.b32.i2p` without `i2psam` is refused "not allowed"; a domain name is still refused without `resolvenames`.
+ */
+import { describe, test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server, type Socket } from 'node:net';
+import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
+import { SocksClient } from 'socks';
+import { startPrivateTor, type PrivateTor } from '../../src/lab/tor/private-tor.js';
+import { freePort } from '../../src/lab/tor/private-tor-process.js';
+import { TorControlClient } from '../../src/overlay/tor/control.js';
+import { loadConfig } from '../../src/daemon/config.js';
+import { runProxy } from '../../src/daemon/proxy.js';
+import { Logger } from '../../src/daemon/log.js';
+
+const log = process.env['ONIONPUNCH_TEST_LOG'] ? (l: string) => process.stderr.write(l + '\n') : () => {};
+
+function hasTor(): boolean {
+  try {
+    execFileSync('tor', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const skip = hasTor() ? false : 'tor is not installed';
+
+interface Rec {
+  event: string;
+  error?: { code?: string };
+  [k: string]: unknown;
+}
+
+/** Runs the real proxy daemon with `args`; its SOCKS port, its log records and a stop function. */
+async function proxy(args: string[]): Promise<{ port: number; recs: () => Rec[]; stop: () => Promise<number> }> {
+  const lines: string[] = [];
+  const cfg = loadConfig({ args: ['--network', 'regtest', '--listen', '127.0.0.1:0', ...args] });
+  const ac = new AbortController();
+  let ready!: (i: Record<string, unknown>) => void;
+  const up = new Promise<Record<string, unknown>>((r) => (ready = r));
+  const logger = new Logger({ format: 'json', level: 'debug', write: (l) => lines.push(l) });
+  const done = runProxy(cfg, logger, { ready, signal: ac.signal });
+  done.catch(() => undefined);
+  const info = await Promise.race([up, done.then(() => Promise.reject(new Error('proxy exited')))]);
+  return {
+    port: Number(String(info['socks']).split(':').pop()),
+    recs: () => lines.map((l) => JSON.parse(l) as Rec),
+    stop: async () => (ac.abort(), done),
+  };
+}
+
+/** One CONNECT through the proxy; the socket, or the `socks` package's error message (it names the reply). */
+async function socksConnect(port: number, host: string, dport: number, timeout = 60_000): Promise<Socket | string> {
+  try {
+    const { socket } = await SocksClient.createConnection({
+      proxy: { host: '127.0.0.1', port, type: 5 },
+      command: 'connect',
+      destination: { host, port: dport },
+      timeout,
+    });
+    return socket;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+describe('proxy routes .onion through tor (private Tor network)', { skip, timeout: 240_000 }, () => {
+  let net: PrivateTor | undefined;
+  let server: Server | undefined;
+  let control: TorControlClient | undefined;
+  let onion = '';
+
+  before(async () => {
+    net = await startPrivateTor({ log, timeoutMs: 150_000 });
+    // The server behind the onion answers every chunk with "echo:" + the chunk.
+    server = createServer((s) => {
+      s.on('error', () => undefined);
+      s.on('data', (d: Buffer) => s.write(Buffer.concat([Buffer.from('echo:'), d])));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const target = `127.0.0.1:${(server.address() as { port: number }).port}`;
+    const auth = { cookieFile: net.controlA.cookieFile! };
+    control = await TorControlClient.connect({ port: net.controlA.port, auth });
+    const a = await control.addOnion({ ports: [{ virtual: 18444, target }] });
+    onion = `${a.serviceId}.onion`;
+  });
+  after(async () => {
+    control?.close();
+    server?.close();
+    await net?.stop();
+  });
+
+  test('a SOCKS client gets bytes through the proxy to the server behind the onion',
+    async () => {
+      // Only `proxy` is set: `onion` defaults to it, as bitcoind's -onion defaults to -proxy.
+      const p = await proxy(['--proxy', `127.0.0.1:${net!.socksB.port}`]);
+      try {
+        // A fresh onion's descriptor takes a moment to reach the HSDirs: retry until the budget is spent.
+        const end = Date.now() + 150_000;
+        const errors: string[] = [];
+        let s: Socket | undefined;
+        while (!s) {
+          const r = await socksConnect(p.port, onion, 18444);
+          if (typeof r !== 'string') s = r;
+          else {
+            errors.push(r);
+            // Not yet published is a Tor error (host unreachable, TTL expired); a refusal is the proxy's own.
+            assert.doesNotMatch(r, /NotAllowed/, 'the proxy refused the .onion destination');
+            assert.ok(Date.now() < end, `onion not reachable through the proxy: ${errors.join('; ')}`);
+            await new Promise((res) => setTimeout(res, 1000));
+          }
+        }
+        log(`connected after ${errors.length} failed tries: ${errors.join('; ')}`);
+        s.write('ping 1');
+        const [d] = (await once(s, 'data')) as [Buffer];
+        assert.equal(d.toString(), 'echo:ping 1');
+        s.destroy();
+        const recs = p.recs();
+        assert.ok(recs.some((r) => r.event === 'socks-connected' && r['host'] === onion), 'bridged');
+        assert.ok(!recs.some((r) => r.error?.code === 'ENOTFOUND' || r.error?.code === 'EAI_AGAIN'), 'no DNS');
+      } finally {
+        assert.equal(await p.stop(), 0);
+      }
+    });
+
+  test('Tor route unreachable: network unreachable; .b32.i2p without i2psam and plain names: not allowed',
+    async () => {
+      const closed = await freePort();
+      const p = await proxy(['--onion', `127.0.0.1:${closed}`]);
+      try {
+        assert.match(String(await socksConnect(p.port, onion, 18444, 10_000)), /NetworkUnreachable/);
+        assert.match(String(await socksConnect(p.port, `${'a'.repeat(52)}.b32.i2p`, 8333, 10_000)), /NotAllowed/);
+        assert.match(String(await socksConnect(p.port, 'example.com', 8333, 10_000)), /NotAllowed/);
+        const recs = p.recs();
+        assert.ok(recs.some((r) => r.event === 'overlay-not-configured' && /i2psam/.test(String(r['fix']))));
+        assert.ok(recs.some((r) => r.error?.code === 'TOR_SOCKS_PROXY_UNREACHABLE'), JSON.stringify(recs));
+      } finally {
+        assert.equal(await p.stop(), 0);
+      }
+    });
+});
