@@ -37,6 +37,15 @@ export interface PunchSessionErrorInfo {
   rejectCode?: string;
   timeline?: unknown;
   cause?: unknown;
+  mismatch?: VerifyMismatch;
+}
+
+/** What a PUNCH_VERIFY_FAILED saw: the endpoint(s) offered or connected, and the IP expected (if one was). */
+export interface VerifyMismatch {
+  /** The expected clearnet IP, or undefined when the peer was not one of the learned endpoints at all. */
+  expectedIp: string | undefined;
+  /** The offending endpoints as `address:port`. */
+  got: string[];
 }
 
 export class PunchSessionError extends OnionpunchError {
@@ -44,6 +53,8 @@ export class PunchSessionError extends OnionpunchError {
   readonly step: string | undefined;
   readonly side: Side | undefined;
   readonly rejectCode: string | undefined;
+  /** PUNCH_VERIFY_FAILED: what did not match, for callers and logs (the message says the same in words). */
+  readonly mismatch: VerifyMismatch | undefined;
   timeline: unknown;
   /** The native engine's timeline of a failed punch (SYNs, RSTs, ICMP errors, timeout). */
   engineTimeline: unknown;
@@ -52,17 +63,21 @@ export class PunchSessionError extends OnionpunchError {
     this.step = info.step;
     this.side = info.side;
     this.rejectCode = info.rejectCode;
+    this.mismatch = info.mismatch;
     this.timeline = info.timeline;
     this.engineTimeline = undefined;
   }
 
-  override toJSON(): { code: string; message: string; step?: string; side?: string; rejectCode?: string } {
+  override toJSON(): {
+    code: string; message: string; step?: string; side?: string; rejectCode?: string; mismatch?: VerifyMismatch;
+  } {
     return {
       code: this.code,
       message: this.message,
       ...(this.step ? { step: this.step } : {}),
       ...(this.side ? { side: this.side } : {}),
       ...(this.rejectCode ? { rejectCode: this.rejectCode } : {}),
+      ...(this.mismatch ? { mismatch: this.mismatch } : {}),
     };
   }
 }

@@ -8,7 +8,7 @@
  */
 export { createPunchListener, PunchListener, type PunchListenerOptions, type ListenerLimits, type ConnectionInfo, type ListenerStats, type DiscoveryConfig } from './listener.js';
 export { PunchClient, punch, expectedIpOf, type PunchClientOptions, type PunchTarget, type PunchOptions } from './client.js';
-export { PunchSessionError, type PunchSessionCode, type Side } from './errors.js';
+export { PunchSessionError, type PunchSessionCode, type Side, type VerifyMismatch } from './errors.js';
 export { wireCodec } from './wire-codec.js';
 export { StreamChannel, type CoordChannel, type FrameCodec } from './channel.js';
 export { runResponder, RESPONDER_DEFAULTS, type ResponderOptions, type ResponderPhase, type TargetBudget } from './responder.js';

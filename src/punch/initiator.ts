@@ -150,9 +150,10 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     if (opts.expectIp !== undefined) {
       const off = peerEp.endpoints.filter((e) => !sameIp(e.address, opts.expectIp!));
       if (off.length > 0) {
-        const named = off.map((e) => `${e.address}:${e.port}`).join(', ');
-        const why = `A's opendpoint names ${named}, not the expected clearnet IP ${opts.expectIp}`;
-        throw new PunchSessionError('PUNCH_VERIFY_FAILED', why, { step: 'opendpoint', side: 'A' });
+        const got = off.map((e) => `${e.address}:${e.port}`);
+        const why = `A's opendpoint names ${got.join(', ')}, not the expected clearnet IP ${opts.expectIp}`;
+        const mismatch = { expectedIp: opts.expectIp, got };
+        throw new PunchSessionError('PUNCH_VERIFY_FAILED', why, { step: 'opendpoint', side: 'A', mismatch });
       }
     }
     const checked = checkTargets(peerEp.endpoints, opts.policy ?? {}, family);

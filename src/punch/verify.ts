@@ -61,5 +61,6 @@ export function verifyOrReport(
   socket.destroy();
   const elapsedMs = Math.round(tl.mark('verify-failed'));
   ch.send({ cmd: 'opresult', sessionId, status: 'verify-failed', elapsedMs, reason: why!.slice(0, 256) });
-  throw new PunchSessionError('PUNCH_VERIFY_FAILED', `${side}: ${why}`, { step: 'verify', side });
+  const mismatch = { expectedIp: remote ? expectIp : undefined, got: [got] };
+  throw new PunchSessionError('PUNCH_VERIFY_FAILED', `${side}: ${why}`, { step: 'verify', side, mismatch });
 }
