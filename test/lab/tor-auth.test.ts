@@ -116,7 +116,7 @@ describe('tor control-port authentication (standalone tor per auth config)', { t
     await writeFile(fake, randomBytes(32));
     await assert.rejects(
       TorControlClient.connect({ port, auth: { method: 'SAFECOOKIE', cookieFile: fake } }),
-      (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_FAILED' && /server hash/.test(e.message),
+      (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_SERVER_HASH',
     );
   });
 });

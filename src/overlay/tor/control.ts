@@ -278,7 +278,10 @@ export class TorControlClient extends EventEmitter {
     }
     const { server, client } = safeCookieHashes(cookie, clientNonce, Buffer.from(serverNonce, 'hex'));
     if (!timingSafeEqual(server, Buffer.from(serverHash, 'hex'))) {
-      throw new TorControlError('TOR_AUTH_FAILED', 'SAFECOOKIE: the server hash is wrong (not the tor that wrote the cookie)');
+      throw new TorControlError(
+        'TOR_AUTH_SERVER_HASH',
+        'SAFECOOKIE: the server hash is wrong (not the tor that wrote the cookie)',
+      );
     }
     return client.toString('hex');
   }
