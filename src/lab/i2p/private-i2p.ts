@@ -89,9 +89,14 @@ export interface PrivateI2p {
   stop(): Promise<void>;
 }
 
-/** Tunnel options for SAM sessions on the private network: outbound length 0 (LAB-FACTS.md), inbound 1. */
+/**
+ * Tunnel options for SAM sessions on the private network: zero-hop tunnels both ways (LAB-FACTS.md: outbound 0,
+ * or 0/0). Why inbound 0 too: with a 1-hop inbound tunnel a session's LeaseSet lookups and its callers' streams
+ * depend on a tunnel built through another router; when that build or its test failed under load, a CI run saw
+ * 60 s of CANT_REACH_PEER after the session was up. Zero hops leave only the NTCP2 link between the two routers.
+ */
 export const PRIVATE_I2P_SESSION_OPTIONS: Record<string, string | number> = {
-  'inbound.length': 1,
+  'inbound.length': 0,
   'outbound.length': 0,
   'inbound.quantity': 2,
   'outbound.quantity': 2,
