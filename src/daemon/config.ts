@@ -120,6 +120,11 @@ export const CONFIG_KEYS = {
     kind: 'hostport', default: hp('127.0.0.1', 7656),
     doc: "I2P SAM bridge, as bitcoind's -i2psam",
   }),
+  i2phops: key<number>({
+    kind: 'int', min: 0, max: 7, default: 3,
+    doc: 'hops of each I2P tunnel of our SAM sessions, both ways (fewer is faster and less private; 0 only on a '
+      + 'private test network)',
+  }),
   proxy: key<HostPort>({
     verbs: ['proxy'],
     kind: 'hostport', default: hp('127.0.0.1', 9050),

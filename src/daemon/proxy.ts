@@ -28,7 +28,7 @@ import {
 import { SocksServerError } from './errors.js';
 import { SamError } from '../overlay/i2p/errors.js';
 import { waitForShutdown } from './shutdown.js';
-import { configuredPunch, type DaemonHooks } from './punch-setup.js';
+import { configuredPunch, i2pTunnelOptions, type DaemonHooks } from './punch-setup.js';
 
 /** Static entries first, then the directory of fresh announcements. */
 export function lookupTarget(cfg: Pick<DaemonConfig, 'known'>, directory: AnnouncementDirectory, host: string, port: number): Omit<Announcement, 'services' | 'time'> | undefined {
@@ -111,13 +111,16 @@ export function torOnionRoute(socks: HostPort): OverlayRoute {
  * The `.b32.i2p` route: STREAM CONNECT on one transient SAM session of the proxy's own (created on first use,
  * made again after a failure). SAM 3.1 streams have no ports: the port is ignored, as bitcoind does (port 0).
  */
-export function samI2pRoute(sam: HostPort): OverlayRoute & { close: () => Promise<void> } {
+export function samI2pRoute(
+  sam: HostPort,
+  sessionOptions: Record<string, number>,
+): OverlayRoute & { close: () => Promise<void> } {
   type Dialer = import('../overlay/i2p/dialer.js').I2pCoordinationDialer;
   let dialerP: Promise<Dialer> | undefined;
   const route = async (host: string, port: number, signal: AbortSignal): Promise<Socket> => {
     if (!dialerP) {
       const p = import('../overlay/i2p/dialer.js').then(({ I2pCoordinationDialer }) =>
-        I2pCoordinationDialer.create({ sam, timeoutMs: OVERLAY_DIAL_TIMEOUT_MS }));
+        I2pCoordinationDialer.create({ sam, sessionOptions, timeoutMs: OVERLAY_DIAL_TIMEOUT_MS }));
       dialerP = p;
       p.then(
         // A session the bridge ended (i2pd restarted) is made again on the next request.
@@ -150,10 +153,10 @@ export function samI2pRoute(sam: HostPort): OverlayRoute & { close: () => Promis
 
 /** The overlay routes configured: `.onion` always (through `onion`), `.b32.i2p` only with `i2psam` set. */
 export function configuredRoutes(
-  cfg: Pick<DaemonConfig, 'onion' | 'i2psam'> & { sources?: Partial<Record<string, ConfigSource>> },
+  cfg: Pick<DaemonConfig, 'onion' | 'i2psam' | 'i2phops'> & { sources?: Partial<Record<string, ConfigSource>> },
 ): OverlayRoutes & { close: () => Promise<void> } {
   const explicitSam = (cfg.sources?.['i2psam'] ?? 'default') !== 'default';
-  const i2p = explicitSam ? samI2pRoute(cfg.i2psam) : undefined;
+  const i2p = explicitSam ? samI2pRoute(cfg.i2psam, i2pTunnelOptions(cfg.i2phops)) : undefined;
   return { onion: torOnionRoute(cfg.onion), ...(i2p ? { i2p } : {}), close: async () => i2p?.close() };
 }
 
@@ -247,7 +250,11 @@ export async function runProxy(
         dialer = new TorCoordinationDialer({ socksHost: cfg.proxy.host, socksPort: cfg.proxy.port });
       } else {
         const { I2pCoordinationDialer } = await import('../overlay/i2p/dialer.js');
-        dialer = await I2pCoordinationDialer.create({ sam: { host: cfg.i2psam.host, port: cfg.i2psam.port }, timeoutMs: 120_000 });
+        dialer = await I2pCoordinationDialer.create({
+          sam: { host: cfg.i2psam.host, port: cfg.i2psam.port },
+          sessionOptions: i2pTunnelOptions(cfg.i2phops),
+          timeoutMs: 120_000,
+        });
       }
       const { maxSynsPerSession, ...punch } = await configuredPunch(cfg, log);
       return new Client({

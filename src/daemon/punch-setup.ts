@@ -74,3 +74,8 @@ export async function configuredPunch(cfg: DaemonConfig, log: Logger): Promise<C
     maxSynsPerSession: cfg.maxsyns,
   };
 }
+
+/** The SAM session options for `i2phops` hops each way (i2pd's own default is 3), for serve's and proxy's sessions. */
+export function i2pTunnelOptions(hops: number): Record<string, number> {
+  return { 'inbound.length': hops, 'outbound.length': hops };
+}

@@ -14,7 +14,7 @@ import { Announcer } from './announce.js';
 import { handOffFd, parseHandoffTarget, spliceToBitcoind } from './handoff.js';
 import type { Bridge } from './splice.js';
 import { waitForShutdown } from './shutdown.js';
-import { configuredPunch, type DaemonHooks } from './punch-setup.js';
+import { configuredPunch, i2pTunnelOptions, type DaemonHooks } from './punch-setup.js';
 
 async function makeEndpoint(cfg: DaemonConfig, log: Logger): Promise<CoordinationEndpoint> {
   if (cfg.overlay === 'tor') {
@@ -27,7 +27,11 @@ async function makeEndpoint(cfg: DaemonConfig, log: Logger): Promise<Coordinatio
   }
   const { I2pCoordinationEndpoint } = await import('../overlay/i2p/endpoint.js');
   log.info('endpoint-creating', { overlay: 'i2p', i2psam: `${cfg.i2psam.host}:${cfg.i2psam.port}` });
-  return I2pCoordinationEndpoint.create({ sam: { host: cfg.i2psam.host, port: cfg.i2psam.port }, timeoutMs: 120_000 });
+  return I2pCoordinationEndpoint.create({
+    sam: { host: cfg.i2psam.host, port: cfg.i2psam.port },
+    sessionOptions: i2pTunnelOptions(cfg.i2phops),
+    timeoutMs: 120_000,
+  });
 }
 
 /** Starts everything; `ready` is called once up (serve prints it with --json). */

@@ -9,13 +9,10 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { execFileSync } from 'node:child_process';
-import { SocksClient } from 'socks';
 import { startPrivateTor, type PrivateTor } from '../../src/lab/tor/private-tor.js';
 import { freePort } from '../../src/lab/tor/private-tor-process.js';
 import { TorControlClient } from '../../src/overlay/tor/control.js';
-import { loadConfig } from '../../src/daemon/config.js';
-import { runProxy } from '../../src/daemon/proxy.js';
-import { Logger } from '../../src/daemon/log.js';
+import { startProxy as proxy, socksConnect } from '../helpers/proxy-daemon.js';
 
 const log = process.env['ONIONPUNCH_TEST_LOG'] ? (l: string) => process.stderr.write(l + '\n') : () => {};
 
@@ -28,45 +25,6 @@ function hasTor(): boolean {
   }
 }
 const skip = hasTor() ? false : 'tor is not installed';
-
-interface Rec {
-  event: string;
-  error?: { code?: string };
-  [k: string]: unknown;
-}
-
-/** Runs the real proxy daemon with `args`; its SOCKS port, its log records and a stop function. */
-async function proxy(args: string[]): Promise<{ port: number; recs: () => Rec[]; stop: () => Promise<number> }> {
-  const lines: string[] = [];
-  const cfg = loadConfig({ args: ['--network', 'regtest', '--listen', '127.0.0.1:0', ...args] });
-  const ac = new AbortController();
-  let ready!: (i: Record<string, unknown>) => void;
-  const up = new Promise<Record<string, unknown>>((r) => (ready = r));
-  const logger = new Logger({ format: 'json', level: 'debug', write: (l) => lines.push(l) });
-  const done = runProxy(cfg, logger, { ready, signal: ac.signal });
-  done.catch(() => undefined);
-  const info = await Promise.race([up, done.then(() => Promise.reject(new Error('proxy exited')))]);
-  return {
-    port: Number(String(info['socks']).split(':').pop()),
-    recs: () => lines.map((l) => JSON.parse(l) as Rec),
-    stop: async () => (ac.abort(), done),
-  };
-}
-
-/** One CONNECT through the proxy; the socket, or the `socks` package's error message (it names the reply). */
-async function socksConnect(port: number, host: string, dport: number, timeout = 60_000): Promise<Socket | string> {
-  try {
-    const { socket } = await SocksClient.createConnection({
-      proxy: { host: '127.0.0.1', port, type: 5 },
-      command: 'connect',
-      destination: { host, port: dport },
-      timeout,
-    });
-    return socket;
-  } catch (e) {
-    return (e as Error).message;
-  }
-}
 
 describe('proxy routes .onion through tor (private Tor network)', { skip, timeout: 240_000 }, () => {
   let net: PrivateTor | undefined;
