@@ -24,6 +24,11 @@ import { createHash } from 'node:crypto';
 import {
   AnnouncementDirectory,
   AnnouncementRelay,
+  GETADDR_ANSWER_MAX_ENTRIES,
+  GETADDR_INTERVAL_S,
+  GetaddrMeter,
+  RELAY_PUSH_MAX_ENTRIES,
+  chunkEntries,
   makeAnnouncement,
   type Announcement,
   type AnnouncementDirectoryOptions,
@@ -56,9 +61,12 @@ export interface RelaySimOptions {
   announceIntervalS: number;
   /** Mean of the Poisson trickle of addr messages to a peer, s (Bitcoin Core: 30 s). */
   trickleS?: number;
-  /** Most entries a node puts in one relayed addrv2 message (default: the relay's maxEntriesToRelay, 10). */
+  /** Most entries a node puts in one relayed addrv2 message (default: the relay's, RELAY_PUSH_MAX_ENTRIES). */
   sendBatch?: number;
-  /** Aware NATed nodes ask their relays for the fresh set (getaddr) every this many s; 0 = never. */
+  /**
+   * Aware NATed nodes ask their relays for the fresh set (getaddr) every this many s; 0 = never (push only).
+   * Default {@link GETADDR_INTERVAL_S}, the daemons' `getaddrinterval`.
+   */
   getaddrS?: number;
   /** Passed to every node's AnnouncementRelay (the simulator sets secret, nowS and clock). */
   relayOptions?: Omit<RelayOptions, 'secret' | 'nowS' | 'clock'>;
@@ -123,7 +131,11 @@ export interface RelaySimResult {
   perNodeBytesPerHour: Dist;
   busiestRelay: { msgsPerHour: number; bytesPerHour: number };
   stockNodes: { msgsPerHourMean: number; msgsPerHourMax: number; bytesPerHourMean: number };
-  drops: { rateLimited: number; stale: number; duplicate: number; invalid: number; toStock: number };
+  drops: {
+    rateLimited: number; stale: number; duplicate: number; invalid: number; toStock: number;
+    /** getaddr requests a relay did not answer (its GetaddrMeter). */
+    getaddrLimited: number;
+  };
   flood?: { perMin: number; sent: number; acceptedNetworkWide: number; fakeShareInDirectories: number };
   suppress?: { relays: number };
   events: number;
@@ -192,9 +204,9 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
   check(o.durationS > 0 && o.durationS <= 7 * 86400, 'duration must be in (0, 7 days]');
   check(o.announceIntervalS > 0, 'announce interval must be > 0');
   const trickleMs = (o.trickleS ?? 30) * 1000;
-  const sendBatch = o.sendBatch ?? o.relayOptions?.maxEntriesToRelay ?? 10;
+  const sendBatch = o.sendBatch ?? o.relayOptions?.maxEntriesToRelay ?? RELAY_PUSH_MAX_ENTRIES;
   check(Number.isInteger(sendBatch) && sendBatch >= 1, 'sendBatch must be an integer >= 1');
-  const getaddrMs = (o.getaddrS ?? 0) * 1000;
+  const getaddrMs = (o.getaddrS ?? GETADDR_INTERVAL_S) * 1000;
   const floodPerMin = o.floodPerMin ?? 0;
   const suppress = o.suppressRelays ?? 0;
   check(suppress <= o.relays, 'suppressRelays must be <= relays');
@@ -459,6 +471,13 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
   const floodPrng = new Prng(seed, 'flood');
   let floodRound = 0;
   const listCache = new Map<number, { at: number; list: Announcement[] }>();
+  const getaddrMeters = new Map<number, GetaddrMeter>();
+  const getaddrMeterOf = (r: number): GetaddrMeter => {
+    let m = getaddrMeters.get(r);
+    if (!m) getaddrMeters.set(r, (m = new GetaddrMeter({ clock })));
+    return m;
+  };
+  let getaddrLimited = 0;
   const freshSet = (r: number): Announcement[] => {
     const c = listCache.get(r);
     const sec = Math.floor(nowMs / 1000);
@@ -550,12 +569,20 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
         const r = msgTo[arg]!;
         freeSlots.push(arg);
         if (flags[r]! & F_SUPPRESS) break;
+        // The relay daemon's meter: one answer per asker address per GETADDR_MIN_SPACING_S.
+        if (!getaddrMeterOf(r).allow(String(u))) {
+          getaddrLimited++;
+          break;
+        }
         const list = freshSet(r);
-        const b = msgBytes(list.length);
-        sentMsgs[r]!++;
-        sentBytes[r]! += b;
-        recvMsgs[u]!++;
-        recvBytes[u]! += b;
+        // As the relay daemon: in messages of at most GETADDR_ANSWER_MAX_ENTRIES (an empty set: one empty message).
+        for (const chunk of list.length > 0 ? chunkEntries(list, GETADDR_ANSWER_MAX_ENTRIES) : [list]) {
+          const b = msgBytes(chunk.length);
+          sentMsgs[r]!++;
+          sentBytes[r]! += b;
+          recvMsgs[u]!++;
+          recvBytes[u]! += b;
+        }
         // Only an observed or served directory can show the answer; for the others only the traffic counts.
         if (flags[u]! & (F_OBSERVER | F_RELAY)) heap.push(nowMs + latencyMs(u, r), EV_GETADDR_RESP, newMsg(r, u, list));
         break;
@@ -677,7 +704,7 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
       msgsPerHourMax: round(stockMax / hours, 1),
       bytesPerHourMean: round(stockN ? stockBytes / stockN / hours : 0, 1),
     },
-    drops,
+    drops: { ...drops, getaddrLimited },
     ...(floodPerMin > 0
       ? {
           flood: {

@@ -22,6 +22,7 @@ const SMALL: RelaySimOptions = {
   seed: 'test',
   announceIntervalS: 300,
   observers: 200,
+  getaddrS: 0, // push only: these tests look at the relay's gossip rules
 };
 
 const strip = (r: RelaySimResult): Omit<RelaySimResult, 'wallMs'> => {
