@@ -177,6 +177,19 @@ interface SourceState {
 
 const clearnetKeyOf = (a: Announcement) => `${a.clearnet.address}|${a.clearnet.port}`;
 
+/**
+ * The table keys of an announcement object, computed once per object: a relay's getaddr answer hands the same
+ * objects to every asker in one process (the simulator ingests each answer into up to 1000 directories), and
+ * building and hashing two ~70-character strings per add was most of its cost. An object added to a directory is
+ * kept by it and must not be changed afterwards anyway (the table indexes its fields).
+ */
+const keyCache = new WeakMap<Announcement, readonly [string, string]>();
+function keysOf(a: Announcement): readonly [string, string] {
+  let k = keyCache.get(a);
+  if (!k) keyCache.set(a, (k = [`${a.coordination}:${a.coordinationPort}`, clearnetKeyOf(a)]));
+  return k;
+}
+
 function netgroupOrRaw(address: string): string {
   try {
     return netgroupOf(address);
@@ -217,8 +230,7 @@ export class AnnouncementDirectory {
   add(a: Announcement, source: string = DIRECTORY_LOCAL_SOURCE): boolean {
     const now = this.nowS();
     if (!isFresh(a, now)) return false;
-    const key = `${a.coordination}:${a.coordinationPort}`;
-    const clearnetKey = clearnetKeyOf(a);
+    const [key, clearnetKey] = keysOf(a);
     const old = this.byEndpoint.get(key);
     if (old && old.clearnetKey === clearnetKey) {
       if (old.sources.size < DIRECTORY_MAX_SOURCES && !old.sources.has(source)) {
