@@ -25,6 +25,9 @@ import { GETADDR_ANSWER_MAX_ENTRIES, RELAY_FANOUT, RELAY_PUSH_MAX_ENTRIES } from
  */
 export const RELAY_TARGET_BUCKET_S = 3600;
 
+/** Addresses whose last target choice is remembered (a few MB at most on a relay with hundreds of peers). */
+const TARGET_MEMO_MAX = 2048;
+
 /** A connected peer as the relay sees it. */
 export interface RelayPeer {
   id: string;
@@ -75,6 +78,8 @@ export class AnnouncementRelay {
   private readonly maxSeen: number;
   private readonly nowS: () => number;
   private readonly bucketS: number;
+  /** Last target choice per announced address (see chooseTargets), bounded by {@link TARGET_MEMO_MAX}. */
+  private readonly targetMemo = new Map<string, { offset: number; bucket: string; ids: string; chosen: number[] }>();
   /** Peers we sent `getaddr` to whose answer has not come yet (bounded like the buckets). */
   private readonly awaiting = new Set<string>();
   private readonly maxPeers: number;
@@ -199,11 +204,24 @@ export class AnnouncementRelay {
   private chooseTargets(a: Announcement, nowS: number, peers: readonly RelayPeer[]): RelayPeer[] {
     if (peers.length <= this.fanout) return [...peers];
     const addr = announcementAddressKey(a);
-    const offset = this.hmac('offset', addr).readUInt32BE(0) % this.bucketS;
+    // The choice is a function of (address, bucket, eligible peer ids): remembered, so that the re-announcements
+    // of one address within a bucket over an unchanged peer set cost one string comparison instead of an HMAC
+    // per peer (a relay has hundreds of peers). Exact: any change of the set recomputes.
+    const ids = peers.map((p) => p.id).join('\n');
+    let m = this.targetMemo.get(addr);
+    const offset = m?.offset ?? this.hmac('offset', addr).readUInt32BE(0) % this.bucketS;
     const bucket = String(Math.floor((nowS + offset) / this.bucketS));
-    const ranked = peers.map((p) => ({ p, h: this.hmac('target', addr, bucket, p.id).readBigUInt64BE(0) }));
+    if (m && m.bucket === bucket && m.ids === ids) return m.chosen.map((i) => peers[i]!);
+    const ranked = peers.map((p, i) => ({ i, h: this.hmac('target', addr, bucket, p.id).readBigUInt64BE(0) }));
     ranked.sort((x, y) => (x.h < y.h ? -1 : x.h > y.h ? 1 : 0));
-    return ranked.slice(0, this.fanout).map((r) => r.p);
+    const chosen = ranked.slice(0, this.fanout).map((r) => r.i);
+    if (!m && this.targetMemo.size >= TARGET_MEMO_MAX) {
+      const oldest = this.targetMemo.keys().next().value;
+      if (oldest !== undefined) this.targetMemo.delete(oldest);
+    }
+    m = { offset, bucket, ids, chosen };
+    this.targetMemo.set(addr, m);
+    return chosen.map((i) => peers[i]!);
   }
 
   private hmac(...parts: string[]): Buffer {
