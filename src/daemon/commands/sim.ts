@@ -3,11 +3,18 @@
  * (docs/SIMULATION.md). The announce interval, getaddr interval and relays per node default to the daemon's own
  * defaults (loadConfig), so the simulator follows whatever the daemons ship.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../../errors.js';
 import { loadConfig } from '../config.js';
-import { coverageSpec, renderSvg, runRelaySim, type RelaySimOptions, type RelaySimResult } from '../../sim/index.js';
+import {
+  coverageSpec,
+  renderSvg,
+  runRelaySim,
+  type RelaySimOptions,
+  type RelaySimResult,
+  type SimTopology,
+} from '../../sim/index.js';
 
 const HELP = `usage: onionpunch sim relay [options]
 
@@ -33,10 +40,24 @@ options:
   --flood N              an attacker peer sends N fake announcements a minute (default 0)
   --suppress K           K of the relays are the attacker's and forward nothing (default 0)
   --observers N          aware NATed nodes whose directories are sampled (default 1000)
+  --getaddr-spacing T    a relay's least time between two getaddr answers to one asker (default: the daemon's
+                         getaddrspacing)
+  --topology FILE        an explicit small topology (JSON: {"relays":2,"relayLinks":[[0,1]],"nodes":[{"relays":[0],
+                         "announce":true},{"relays":[1],"observe":true}]}); --nodes, --reachable, --adoption,
+                         --relays, --relays-per-node, --announcers are then ignored; the JSON adds pairDelaysMs
   --json                 one JSON line per run (the last line is the last run)
   --svg FILE             coverage over time of every run, as an SVG chart (needs vega, vega-lite)
   --help                 this text
 `;
+
+/** Reads a --topology file (the simulator checks its shape and says what is wrong). */
+function readTopology(file: string): SimTopology {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as SimTopology;
+  } catch (err) {
+    throw new UsageError(`--topology: cannot read ${file}: ${(err as Error).message}`);
+  }
+}
 
 /** Parses 90, 90s, 30m, 2h, 1500ms into seconds. */
 export function parseDuration(s: string, what: string): number {
@@ -86,6 +107,8 @@ export async function main(args: string[]): Promise<number> {
         flood: { type: 'string' },
         suppress: { type: 'string' },
         observers: { type: 'string' },
+        'getaddr-spacing': { type: 'string' },
+        topology: { type: 'string' },
         json: { type: 'boolean' },
         svg: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -119,6 +142,9 @@ export async function main(args: string[]): Promise<number> {
     floodPerMin: num(v.flood, '--flood', 0),
     suppressRelays: num(v.suppress, '--suppress', 0, true),
     observers: num(v.observers, '--observers', 1000, true),
+    getaddrSpacingS: v['getaddr-spacing'] !== undefined
+      ? parseDuration(v['getaddr-spacing'], '--getaddr-spacing') : defaults.getaddrspacing,
+    ...(v.topology !== undefined ? { topology: readTopology(v.topology) } : {}),
     relayOptions,
     ...(v['relay-fanout'] !== undefined
       ? { relayDaemonOptions: { fanout: num(v['relay-fanout'], '--relay-fanout', 2, true) } }
