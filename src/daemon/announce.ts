@@ -3,13 +3,26 @@
  *  - {@link Announcer} (serve, A): keeps a P2P connection to each configured clearnet peer (handshake with
  *    sendaddrv2) and sends it an `addrv2` carrying our announcement, again every interval;
  *  - {@link AnnouncementCollector} (proxy, B): keeps a P2P connection to each configured clearnet peer, sends
- *    `getaddr`, and feeds every holepunch entry of every `addrv2` it hears into an AnnouncementDirectory.
+ *    `getaddr` on connect and again every interval (a relay answers every one with its fresh set: the pull that
+ *    reaches NATed nodes, docs/SIMULATION.md), and feeds every holepunch entry of every `addrv2` it hears into an
+ *    AnnouncementDirectory.
+ * Of the configured peers at most `maxLinks` (the `maxrelays` key) are linked at once, chosen at random; one that
+ * cannot be reached gives its place to the next spare.
  * Both use plain TCP only: announcements never travel over Tor or I2P connections, and overlay hosts are refused.
  * Given an {@link AnnouncementRelay} (`relay` option), both also relay what they hear between their peers under the
  * rules of docs/PROTOCOL.md, so that a serve or proxy that a relay picked as a fan-out target is not a dead end.
  */
 import { connectPeer, type Peer } from '../peer/index.js';
-import { toAnnouncement, type AnnouncementDirectory, type AnnouncementRelay, type RelayPeer } from '../relay/index.js';
+import {
+  GETADDR_ANSWER_MAX_ENTRIES,
+  RELAY_PUSH_MAX_ENTRIES,
+  chunkEntries,
+  toAnnouncement,
+  type AnnouncementDirectory,
+  type AnnouncementRelay,
+  type RelayPeer,
+} from '../relay/index.js';
+import { randomInt } from 'node:crypto';
 import { KeyedBuckets, monotonicMs, type Clock } from '../limits/index.js';
 import type { AddrV2Entry, AddrV2Payload, NetworkName } from '../wire/index.js';
 import type { HostPort } from './config.js';
@@ -29,7 +42,9 @@ interface Link {
 }
 
 abstract class PeerLinks {
+  /** Every usable configured peer, in a random order; the first `maxLinks` are the linked ones. */
   protected readonly links: Link[];
+  private readonly maxLinks: number;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -39,13 +54,26 @@ abstract class PeerLinks {
     protected readonly log: Logger | undefined,
     private readonly intervalMs: number,
     protected readonly handshakeTimeoutMs: number,
-    private readonly relay?: AnnouncementRelay,
+    protected readonly relay: AnnouncementRelay | undefined,
+    maxLinks: number | undefined,
   ) {
     this.links = peers.filter((p) => {
       if (!isOverlayHost(p.host)) return true;
       log?.warn('peer-refused', { peer: `${p.host}:${p.port}`, why: 'announcements travel on clearnet only' });
       return false;
     }).map((target) => ({ target, peer: undefined, connecting: false }));
+    // A random choice, as Bitcoin Core picks among its seeds: operators who list the same relays in the same order
+    // do not all load the first two.
+    for (let i = this.links.length - 1; i > 0; i--) {
+      const j = randomInt(i + 1);
+      [this.links[i], this.links[j]] = [this.links[j]!, this.links[i]!];
+    }
+    this.maxLinks = maxLinks ?? this.links.length;
+  }
+
+  /** The links in use now (the first `maxLinks`). */
+  protected get active(): Link[] {
+    return this.links.slice(0, this.maxLinks);
   }
 
   /** Runs one round now, then every interval. Resolves after the first round. */
@@ -58,7 +86,7 @@ abstract class PeerLinks {
 
   /** One round over every peer: connect where needed, then act. Never rejects. */
   async round(): Promise<void> {
-    await Promise.all(this.links.map((l) => this.tick(l)));
+    await Promise.all(this.active.map((l) => this.tick(l)));
   }
 
   /** Stops the timer and closes every connection. */
@@ -93,6 +121,9 @@ abstract class PeerLinks {
         this.onConnected(l, peer, receivedBeforeVerack.includes('sendaddrv2'));
       } catch (err) {
         this.log?.warn('peer-connect-failed', { peer: name, error: err });
+        // A spare takes its place from the next round on (it goes to the end of the list).
+        const i = this.links.indexOf(l);
+        if (i >= 0 && this.links.length > this.maxLinks) this.links.push(...this.links.splice(i, 1));
         return;
       } finally {
         l.connecting = false;
@@ -119,13 +150,13 @@ abstract class PeerLinks {
       } catch {
         return; // the collector logs a bad addrv2; the announcer ignores what it hears
       }
-      const live = this.links.filter((x) => x.rp && x.peer && !x.peer.isClosed);
+      const live = this.active.filter((x) => x.rp && x.peer && !x.peer.isClosed);
       const d = relay.onAddrV2(l.rp, addrs, live.map((x) => x.rp!));
       for (const [id, entries] of d.forward) {
         const to = live.find((x) => x.rp!.id === id)?.peer;
         if (!to || to.isClosed || to.sendPaused) continue;
         try {
-          to.send('addrv2', { addrs: entries });
+          for (const m of chunkEntries(entries, RELAY_PUSH_MAX_ENTRIES)) to.send('addrv2', { addrs: m });
           this.relayed += entries.length;
           this.log?.debug('announcements-forwarded', { from: l.rp.id, to: id, count: entries.length });
         } catch {
@@ -149,6 +180,8 @@ export interface AnnouncerOptions {
   log?: Logger;
   /** Relay what the peers send between them under these rules (see the module comment). */
   relay?: AnnouncementRelay;
+  /** Most peers linked at once (the `maxrelays` key; default all). */
+  maxLinks?: number;
 }
 
 /** Serve's announcer (see the module comment). `sent` counts addrv2 messages sent. */
@@ -158,7 +191,7 @@ export class Announcer extends PeerLinks {
   private readonly addrv2Peers = new WeakSet<Peer>();
 
   constructor(o: AnnouncerOptions) {
-    super(o.peers, o.network, o.log, o.intervalMs, o.handshakeTimeoutMs ?? 10_000, o.relay);
+    super(o.peers, o.network, o.log, o.intervalMs, o.handshakeTimeoutMs ?? 10_000, o.relay, o.maxLinks);
     this.make = o.announcement;
   }
 
@@ -190,8 +223,10 @@ export interface CollectorOptions {
   peers: HostPort[];
   network: NetworkName;
   directory: AnnouncementDirectory;
-  /** How often dead connections are re-opened (and getaddr sent on the new one). */
+  /** How often each peer is asked for its fresh set (getaddr), and dead connections re-opened. */
   intervalMs: number;
+  /** Most peers linked at once (the `maxrelays` key; default all). */
+  maxLinks?: number;
   handshakeTimeoutMs?: number;
   log?: Logger;
   /**
@@ -215,12 +250,15 @@ export class AnnouncementCollector extends PeerLinks {
   learned = 0;
   rateLimited = 0;
   private readonly directory: AnnouncementDirectory;
-  private readonly asked = new WeakSet<Peer>();
   private readonly meter: KeyedBuckets<string>;
+  private readonly burst: number;
+  /** getaddr requests sent. */
+  asked = 0;
 
   constructor(o: CollectorOptions) {
-    super(o.peers, o.network, o.log, o.intervalMs, o.handshakeTimeoutMs ?? 10_000, o.relay);
+    super(o.peers, o.network, o.log, o.intervalMs, o.handshakeTimeoutMs ?? 10_000, o.relay, o.maxLinks);
     this.directory = o.directory;
+    this.burst = o.rate?.burst ?? COLLECTOR_BURST;
     // One bucket per source peer; a handful are configured, the bound only guards library callers of ingest().
     this.meter = new KeyedBuckets<string>({
       ratePerSec: o.rate?.ratePerSec ?? COLLECTOR_RATE_PER_SEC,
@@ -273,10 +311,14 @@ export class AnnouncementCollector extends PeerLinks {
     }
   }
 
-  protected act(_l: Link, peer: Peer): void {
-    if (peer.isClosed || this.asked.has(peer)) return;
-    // Bitcoin Core answers one getaddr per connection; later announcements arrive unsolicited.
-    this.asked.add(peer);
+  protected act(l: Link, peer: Peer, name: string): void {
+    if (peer.isClosed || peer.sendPaused) return;
+    // Every round (getaddrinterval): a relay answers each getaddr with its fresh set, at most once per its
+    // spacing per address. As Bitcoin Core does on sending getaddr, the solicited answer gets its own tokens so
+    // the unsolicited rate does not cut it, and it is not relayed on as gossip.
+    this.meter.credit(name, GETADDR_ANSWER_MAX_ENTRIES, this.burst + GETADDR_ANSWER_MAX_ENTRIES);
+    if (this.relay && l.rp) this.relay.expectAnswer(l.rp.id);
     peer.send('getaddr');
+    this.asked++;
   }
 }

@@ -12,6 +12,12 @@ import { ConfigError, HandoffError, type ConfigSource } from './errors.js';
 import { parseHandoffTarget } from './handoff.js';
 import { scan } from './args.js';
 import { NATCHECK_MAX_CONNECTIONS, NATCHECK_PER_NETGROUP } from '../nat/natcheck-server.js';
+import {
+  ANNOUNCE_INTERVAL_S,
+  GETADDR_INTERVAL_S,
+  GETADDR_MIN_SPACING_S,
+  RELAYS_PER_NODE,
+} from '../relay/index.js';
 
 /** Hard limits on what we read. */
 export const CONFIG_LIMITS = {
@@ -176,8 +182,22 @@ export const CONFIG_KEYS = {
     doc: 'clearnet peer to announce our endpoint to (serve)',
   }),
   announceinterval: key<number>({
-    verbs: ALL_VERBS, kind: 'int', unit: 'seconds', min: 10, max: 590, default: 300,
-    doc: "announcement period (below the 600 s freshness window); also the collector's and relay's reconnect period",
+    verbs: ALL_VERBS, kind: 'int', unit: 'seconds', min: 10, max: 590, default: ANNOUNCE_INTERVAL_S,
+    doc: "announcement period (below the 600 s freshness window); also serve's and the relay's reconnect period",
+  }),
+  getaddrinterval: key<number>({
+    verbs: ['proxy', 'relay'], kind: 'int', unit: 'seconds', min: 5, max: 3600, default: GETADDR_INTERVAL_S,
+    doc: 'how often the proxy asks its relays, and a relay its `addnode` relays, for their fresh set (getaddr); ' +
+      "also the proxy's reconnect period",
+  }),
+  getaddrspacing: key<number>({
+    verbs: ['relay'], kind: 'int', unit: 'seconds', min: 1, max: 3600, default: GETADDR_MIN_SPACING_S,
+    doc: 'least time between two getaddr answers to one asker address (IPv4, IPv6 /64), reconnects included (relay)',
+  }),
+  maxrelays: key<number>({
+    kind: 'int', min: 1, max: 64, default: RELAYS_PER_NODE,
+    doc: 'relays of the `announce` (serve) / `peer` (proxy) list linked at once, chosen at random; the others ' +
+      'are spares, taken when one cannot be reached',
   }),
   peer: key<HostPort[]>({
     verbs: ['proxy'],

@@ -289,7 +289,8 @@ export async function runProxy(
     onion: `${cfg.onion.host}:${cfg.onion.port}`, i2p: routes.i2p ? `${cfg.i2psam.host}:${cfg.i2psam.port}` : 'off',
   });
   const collector = new AnnouncementCollector({
-    peers: cfg.peer, network: cfg.network, directory, intervalMs: cfg.announceinterval * 1000, log,
+    peers: cfg.peer, network: cfg.network, directory, intervalMs: cfg.getaddrinterval * 1000,
+    maxLinks: cfg.maxrelays, log,
     relay: new AnnouncementRelay(), // what the peers send is relayed between them, as a relay does
   });
   void collector.start();

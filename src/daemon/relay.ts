@@ -9,7 +9,10 @@
  *  - Every `addrv2` from any of these peers goes through one {@link AnnouncementRelay} (freshness, message
  *    size, per-peer rate, deduplication, fan-out to 2 peers); what it accepts enters one
  *    {@link AnnouncementDirectory} (bounded, diverse) and what it forwards is sent on, to peers that are reading.
- *  - `getaddr` is answered once per connection with the fresh entries of the directory (at most 1000).
+ *  - `getaddr` is answered with the fresh entries of the directory (at most 1000 per message), every time it is
+ *    asked, but at most once per `getaddrspacing` per asker address (IPv4, IPv6 /64; a reconnect does not reset
+ *    it), and the relay asks its `addnode` relays every `getaddrinterval` (docs/SIMULATION.md: the fresh set
+ *    served on repeated getaddr is what reaches NATed nodes; push gossip alone reaches ~1%).
  *
  * Inbound connections have the NAT-check server's bounds: at most `maxconnections` at once and
  * {@link NATCHECK_PER_NETGROUP} per netgroup, and at the global cap a newcomer evicts the youngest connection of
@@ -23,6 +26,10 @@ import { connectPeer, Peer } from '../peer/index.js';
 import {
   AnnouncementDirectory,
   AnnouncementRelay,
+  GETADDR_ANSWER_MAX_ENTRIES,
+  GetaddrMeter,
+  RELAY_PUSH_MAX_ENTRIES,
+  chunkEntries,
   makeAnnouncement,
   type RelayPeer,
 } from '../relay/index.js';
@@ -42,8 +49,8 @@ import type { DaemonHooks } from './punch-setup.js';
  * Ordinary IPv4/IPv6/Tor entries are smaller; anything bigger closes the connection at the header.
  */
 export const RELAY_MAX_PAYLOAD = 80_000;
-/** Most entries in a getaddr answer (Bitcoin Core's MAX_ADDR_TO_SEND). */
-export const RELAY_GETADDR_MAX = 1000;
+/** Most entries in a getaddr answer message (Bitcoin Core's MAX_ADDR_TO_SEND). */
+export const RELAY_GETADDR_MAX = GETADDR_ANSWER_MAX_ENTRIES;
 
 /** What the relay counts (the `stats` log event and tests). */
 export interface RelayStats {
@@ -62,6 +69,10 @@ export interface RelayStats {
   /** Connections closed because the peer sent nothing (not even a pong) for `idletimeout`. */
   idleClosed: number;
   getaddrAnswered: number;
+  /** getaddr requests not answered because the asker's address had one within `getaddrspacing`. */
+  getaddrLimited: number;
+  /** getaddr requests sent to `addnode` relays. */
+  getaddrSent: number;
 }
 
 /**
@@ -87,7 +98,8 @@ interface Conn {
   /** Inbound only: netgroup, for the caps. */
   group?: string;
   sock?: Socket;
-  answeredGetaddr: boolean;
+  /** The peer's address (inbound: as seen; outbound: the addnode host): the getaddr meter's key. */
+  address: string;
   /** Monotonic ms of the last message from the peer (or of the connection). */
   lastRecv: number;
 }
@@ -95,7 +107,8 @@ interface Conn {
 /** The keys the relay reads. */
 export type RelayConfig = Pick<
   DaemonConfig,
-  'network' | 'addnode' | 'bind' | 'port' | 'maxconnections' | 'announceinterval' | 'idletimeout'
+  | 'network' | 'addnode' | 'bind' | 'port' | 'maxconnections' | 'announceinterval' | 'idletimeout'
+  | 'getaddrinterval' | 'getaddrspacing'
 >;
 
 /** The relay's state and connections; {@link runRelay} wraps it as the daemon verb. */
@@ -106,15 +119,19 @@ export class RelayNode {
     refused: { netgroup: 0, full: 0, evicted: 0 },
     idleClosed: 0,
     getaddrAnswered: 0,
+    getaddrLimited: 0,
+    getaddrSent: 0,
   };
   readonly relay = new AnnouncementRelay();
   readonly directory = new AnnouncementDirectory();
+  private readonly getaddrMeter: GetaddrMeter;
   private readonly conns = new Map<string, Conn>();
   /** Inbound connections under the NAT-check service's caps and eviction rule (one admission for both). */
   private readonly inbound: NetgroupAdmission<Conn>;
   private readonly outLinks: { target: HostPort; conn: Conn | undefined; connecting: boolean }[];
   private server: Server | undefined;
   private timer: NodeJS.Timeout | undefined;
+  private getaddrTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private stopped = false;
 
@@ -123,6 +140,7 @@ export class RelayNode {
     private readonly log: Logger,
   ) {
     this.inbound = new NetgroupAdmission({ maxConnections: cfg.maxconnections, perNetgroup: NATCHECK_PER_NETGROUP });
+    this.getaddrMeter = new GetaddrMeter({ spacingS: cfg.getaddrspacing });
     this.outLinks = cfg.addnode.filter((p) => {
       if (!isOverlayHost(p.host)) return true;
       log.warn('peer-refused', { peer: `${p.host}:${p.port}`, why: 'announcements travel on clearnet only' });
@@ -156,6 +174,8 @@ export class RelayNode {
     void this.round();
     this.timer = setInterval(() => void this.round(), this.cfg.announceinterval * 1000);
     this.timer.unref();
+    this.getaddrTimer = setInterval(() => this.askRelays(), this.cfg.getaddrinterval * 1000);
+    this.getaddrTimer.unref();
     // Bitcoin Core pings every 2 minutes and drops a peer silent for 20; here: a ping every check, at most a
     // minute apart, and a peer that sent nothing (not even the pong) for `idletimeout` is closed, so a dead or
     // half-open connection does not hold a slot.
@@ -169,6 +189,7 @@ export class RelayNode {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    if (this.getaddrTimer) clearInterval(this.getaddrTimer);
     if (this.idleTimer) clearInterval(this.idleTimer);
     const closed = new Promise<void>((r) => (this.server ? this.server.close(() => r()) : r()));
     for (const c of [...this.conns.values()]) c.peer.close();
@@ -231,7 +252,7 @@ export class RelayNode {
     });
     const id = `in:${name}`;
     const c: Conn = {
-      id, peer, inbound: true, group, sock, answeredGetaddr: false, rp: relayPeer(id, peer),
+      id, peer, inbound: true, group, sock, address, rp: relayPeer(id, peer),
       lastRecv: performance.now(),
     };
     this.add(c);
@@ -299,7 +320,7 @@ export class RelayNode {
         continue;
       }
       try {
-        to.peer.send('addrv2', { addrs: entries });
+        for (const addrs of chunkEntries(entries, RELAY_PUSH_MAX_ENTRIES)) to.peer.send('addrv2', { addrs });
         this.stats.forwarded += entries.length;
         this.log.debug('announcements-forwarded', { to: id, count: entries.length });
       } catch {
@@ -315,20 +336,44 @@ export class RelayNode {
   }
 
   private onGetaddr(c: Conn): void {
-    // Bitcoin Core answers one getaddr per connection; BIP155: addrv2 only to a peer that sent sendaddrv2.
-    if (c.answeredGetaddr || !c.rp.addrv2 || c.peer.sendPaused) return;
-    c.answeredGetaddr = true;
-    const addrs = this.directory.list().slice(0, Math.min(RELAY_GETADDR_MAX, MAX_ADDR_ENTRIES)).map((a) =>
+    // BIP155: addrv2 only to a peer that sent sendaddrv2. Bitcoin Core answers one getaddr per connection; a relay
+    // answers every one (its fresh set changes within minutes), metered per asker address, not per connection.
+    if (!c.rp.addrv2 || c.peer.sendPaused) return;
+    if (!this.getaddrMeter.allow(c.address)) {
+      this.stats.getaddrLimited++;
+      this.log.debug('getaddr-limited', { peer: c.id });
+      return;
+    }
+    const all = this.directory.list().map((a) =>
       makeAnnouncement({
         coordination: a.coordination, coordinationPort: a.coordinationPort, clearnet: a.clearnet,
         services: a.services, nowS: a.time,
       }));
     try {
-      c.peer.send('addrv2', { addrs });
+      // An empty set is answered too (an empty addrv2), so the asker knows its request was served.
+      const msgs = all.length > 0 ? chunkEntries(all, Math.min(RELAY_GETADDR_MAX, MAX_ADDR_ENTRIES)) : [[]];
+      for (const addrs of msgs) {
+        c.peer.send('addrv2', { addrs });
+      }
       this.stats.getaddrAnswered++;
-      this.log.info('getaddr-answered', { peer: c.id, entries: addrs.length });
+      this.log.info('getaddr-answered', { peer: c.id, entries: all.length });
     } catch {
       // closed meanwhile
+    }
+  }
+
+  /** Asks every open `addnode` link for its fresh set (on connect and every `getaddrinterval`). */
+  private askRelays(): void {
+    for (const l of this.outLinks) {
+      const c = l.conn;
+      if (!c || c.peer.isClosed || !c.peer.isReady || !c.rp.addrv2 || c.peer.sendPaused) continue;
+      try {
+        this.relay.expectAnswer(c.id);
+        c.peer.send('getaddr');
+        this.stats.getaddrSent++;
+      } catch {
+        // closed meanwhile
+      }
     }
   }
 
@@ -350,15 +395,20 @@ export class RelayNode {
         const addrv2 = receivedBeforeVerack.includes('sendaddrv2');
         const id = `out:${name}`;
         const c: Conn = {
-          id, peer, inbound: false, answeredGetaddr: false, rp: relayPeer(id, peer), lastRecv: performance.now(),
+          id, peer, inbound: false, address: l.target.host, rp: relayPeer(id, peer), lastRecv: performance.now(),
         };
         this.conns.get(c.id)?.peer.close();
         this.add(c);
         l.conn = c;
         this.stats.outbound++;
         this.log.info('peer-connected', { peer: name, userAgent: version.userAgent, addrv2 });
-        // Learn what the other relay holds (its answer has >10 entries or is a reply: stored, not gossiped on).
-        if (addrv2) peer.send('getaddr');
+        // Learn what the other relay holds at once (a restarted relay refills), then every getaddrinterval; the
+        // answer is stored, never gossiped on (AnnouncementRelay.expectAnswer).
+        if (addrv2) {
+          this.relay.expectAnswer(c.id);
+          peer.send('getaddr');
+          this.stats.getaddrSent++;
+        }
       } catch (err) {
         this.log.warn('peer-connect-failed', { peer: name, error: err });
       } finally {

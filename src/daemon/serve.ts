@@ -93,6 +93,7 @@ export async function runServe(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
       peers: cfg.announce,
       network: cfg.network,
       intervalMs: cfg.announceinterval * 1000,
+      maxLinks: cfg.maxrelays,
       log,
       // What the announce peers send us is relayed between them (docs/PROTOCOL.md rules), as a relay does.
       relay: new AnnouncementRelay(),

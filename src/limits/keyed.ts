@@ -74,6 +74,11 @@ export class KeyedBuckets<K = string> {
     return this.bucket(key).tryTake(n);
   }
 
+  /** {@link TokenBucket.credit} on `key`'s bucket. */
+  credit(key: K, n: number, max: number): void {
+    this.bucket(key).credit(n, max);
+  }
+
   /**
    * Whether `tryTake(key, n)` would succeed now, without taking anything or adding the key (an unknown key
    * starts full). Lets a caller refuse early and take only when the work really happens.

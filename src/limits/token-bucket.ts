@@ -41,7 +41,10 @@ export class TokenBucket {
     const dt = now - this.last;
     // A clock that went backwards (should not happen) just refills nothing.
     if (dt > 0) {
-      this.tokens = Math.min(this.capacity, this.tokens + (dt / 1000) * this.ratePerSec);
+      // A credit above the capacity (see credit) is kept until taken; refill itself never passes the capacity.
+      if (this.tokens < this.capacity) {
+        this.tokens = Math.min(this.capacity, this.tokens + (dt / 1000) * this.ratePerSec);
+      }
       this.last = now;
     }
   }
@@ -60,6 +63,15 @@ export class TokenBucket {
       return true;
     }
     return false;
+  }
+
+  /**
+   * Adds `n` tokens, allowed above the capacity up to `max` (Bitcoin Core's credit of MAX_ADDR_TO_SEND when it
+   * sends `getaddr`: the solicited answer must not be cut by the unsolicited rate). Refill stays capped as before.
+   */
+  credit(n: number, max: number): void {
+    this.refill();
+    if (this.tokens < max) this.tokens = Math.min(max, this.tokens + n);
   }
 
   /** Like tryTake but throws LimitError('LIMIT_RATE') when empty. */

@@ -13,6 +13,10 @@
  *  - a newer announcement of a known coordination endpoint that names another clearnet endpoint replaces the
  *    entry only if it comes from a source that already vouched for it (a stranger cannot re-point it);
  *  - the lookup by clearnet endpoint prefers the claim vouched for by the most sources, then the oldest.
+ *
+ * Cost: `add` is O(log n) amortised, also into a full table (a 1000-entry getaddr answer is ~10^4 steps, not
+ * 10^6): entries expire in time order from a heap, and the counts the eviction rule ranks by (entries per source,
+ * per netgroup within a source) are kept up to date, with the victims of each (source, netgroup) in a heap.
  */
 import { netgroupOf } from '../limits/index.js';
 import { ANNOUNCEMENT_MAX_AGE_S, isFresh, type Announcement } from './announcement.js';
@@ -46,7 +50,145 @@ interface Entry {
   seq: number;
 }
 
+/**
+ * A binary min-heap with lazy deletion: `stale(x)` says that an element no longer stands for what it was pushed
+ * for (the caller pushes a new element instead of updating one in place). Compacted when stale elements outnumber
+ * live ones, so its size stays within twice the live count plus a constant.
+ */
+class LazyHeap<T> {
+  private a: T[] = [];
+  constructor(
+    private readonly less: (x: T, y: T) => boolean,
+    private readonly stale: (x: T) => boolean,
+  ) {}
+
+  get length(): number {
+    return this.a.length;
+  }
+
+  push(x: T, live: number): void {
+    if (this.a.length > 2 * live + 64) {
+      // Amortised: at least `live + 64` pushes happened since the last compaction.
+      this.a = this.a.filter((y) => !this.stale(y));
+      for (let i = (this.a.length >> 1) - 1; i >= 0; i--) this.down(i);
+    }
+    this.a.push(x);
+    this.up(this.a.length - 1);
+  }
+
+  /** The least live element (stale ones on top are dropped), or undefined. */
+  peek(): T | undefined {
+    while (this.a.length > 0 && this.stale(this.a[0]!)) this.pop();
+    return this.a[0];
+  }
+
+  pop(): T | undefined {
+    const a = this.a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length > 0 && last !== undefined) {
+      a[0] = last;
+      this.down(0);
+    }
+    return top;
+  }
+
+  private up(i: number): void {
+    const a = this.a;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!this.less(a[i]!, a[p]!)) break;
+      [a[i], a[p]] = [a[p]!, a[i]!];
+      i = p;
+    }
+  }
+
+  private down(i: number): void {
+    const a = this.a;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < a.length && this.less(a[l]!, a[m]!)) m = l;
+      if (r < a.length && this.less(a[r]!, a[m]!)) m = r;
+      if (m === i) return;
+      [a[i], a[m]] = [a[m]!, a[i]!];
+      i = m;
+    }
+  }
+}
+
+/** Keys counted, with the largest count found in O(1) (counts change by one at a time). */
+class Counts {
+  private readonly count = new Map<string, number>();
+  /** count -> keys with that count, in the order they reached it. */
+  private readonly byCount = new Map<number, Set<string>>();
+  max = 0;
+
+  get(k: string): number {
+    return this.count.get(k) ?? 0;
+  }
+
+  /** A key with the largest count (the first to reach it), or undefined when empty. */
+  top(): string | undefined {
+    return this.byCount.get(this.max)?.values().next().value;
+  }
+
+  inc(k: string): void {
+    const c = this.get(k);
+    this.move(k, c, c + 1);
+    if (c + 1 > this.max) this.max = c + 1;
+  }
+
+  dec(k: string): void {
+    const c = this.get(k);
+    if (c === 0) return;
+    this.move(k, c, c - 1);
+    while (this.max > 0 && !this.byCount.has(this.max)) this.max--;
+  }
+
+  private move(k: string, from: number, to: number): void {
+    const f = this.byCount.get(from);
+    f?.delete(k);
+    if (f && f.size === 0) this.byCount.delete(from);
+    if (to === 0) {
+      this.count.delete(k);
+      return;
+    }
+    this.count.set(k, to);
+    let t = this.byCount.get(to);
+    if (!t) this.byCount.set(to, (t = new Set()));
+    t.add(k);
+  }
+}
+
+/** An element of the heaps: the entry and the value it was pushed with. */
+interface HeapItem {
+  e: Entry;
+  /** Expiry heap: the announcement time; victim heap: the number of sources. */
+  v: number;
+}
+
+/** Per source: its entries per netgroup, and per netgroup the eviction order of its entries. */
+interface SourceState {
+  groups: Counts;
+  victims: Map<string, LazyHeap<HeapItem>>;
+}
+
 const clearnetKeyOf = (a: Announcement) => `${a.clearnet.address}|${a.clearnet.port}`;
+
+/**
+ * The table keys of an announcement object, computed once per object: a relay's getaddr answer hands the same
+ * objects to every asker in one process (the simulator ingests each answer into up to 1000 directories), and
+ * building and hashing two ~70-character strings per add was most of its cost. An object added to a directory is
+ * kept by it and must not be changed afterwards anyway (the table indexes its fields).
+ */
+const keyCache = new WeakMap<Announcement, readonly [string, string]>();
+function keysOf(a: Announcement): readonly [string, string] {
+  let k = keyCache.get(a);
+  if (!k) keyCache.set(a, (k = [`${a.coordination}:${a.coordinationPort}`, clearnetKeyOf(a)]));
+  return k;
+}
 
 function netgroupOrRaw(address: string): string {
   try {
@@ -63,6 +205,14 @@ export class AnnouncementDirectory {
   private readonly maxPerClearnet: number;
   private readonly nowS: () => number;
   private seq = 0;
+  /** Entries per source (the first source of each entry). */
+  private readonly perSource = new Counts();
+  private readonly sourceState = new Map<string, SourceState>();
+  /** Entries by announcement time, oldest first (an entry whose time changed is pushed again). */
+  private readonly byTime = new LazyHeap<HeapItem>(
+    (x, y) => x.v < y.v,
+    (x) => this.byEndpoint.get(x.e.key) !== x.e || x.e.a.time !== x.v,
+  );
   /** Announcements refused or dropped to keep the table diverse (observability, tests). */
   evictions = 0;
 
@@ -80,13 +230,17 @@ export class AnnouncementDirectory {
   add(a: Announcement, source: string = DIRECTORY_LOCAL_SOURCE): boolean {
     const now = this.nowS();
     if (!isFresh(a, now)) return false;
-    const key = `${a.coordination}:${a.coordinationPort}`;
-    const clearnetKey = clearnetKeyOf(a);
+    const [key, clearnetKey] = keysOf(a);
     const old = this.byEndpoint.get(key);
     if (old && old.clearnetKey === clearnetKey) {
-      if (old.sources.size < DIRECTORY_MAX_SOURCES) old.sources.add(source);
-      if (old.a.time >= a.time) return false;
+      if (old.sources.size < DIRECTORY_MAX_SOURCES && !old.sources.has(source)) {
+        old.sources.add(source);
+        this.victimHeap(old).push({ e: old, v: old.sources.size }, this.groupSize(old));
+      }
+      const t = a.time;
+      if (old.a.time >= t) return false;
       old.a = a;
+      this.byTime.push({ e: old, v: t }, this.byEndpoint.size);
       return true;
     }
     if (old) {
@@ -107,11 +261,8 @@ export class AnnouncementDirectory {
     const claims = this.byClearnet.get(clearnetKey);
     if (claims && claims.size >= this.maxPerClearnet && !this.makeRoom([...claims], e)) return false;
     if (this.byEndpoint.size >= this.maxEndpoints) this.expire();
-    if (this.byEndpoint.size >= this.maxEndpoints && !this.makeRoom([...this.byEndpoint.values()], e)) return false;
-    this.byEndpoint.set(key, e);
-    let set = this.byClearnet.get(clearnetKey);
-    if (!set) this.byClearnet.set(clearnetKey, (set = new Set()));
-    set.add(e);
+    if (this.byEndpoint.size >= this.maxEndpoints && !this.makeRoomInTable(e)) return false;
+    this.insert(e);
     return true;
   }
 
@@ -140,6 +291,66 @@ export class AnnouncementDirectory {
 
   get size(): number {
     return this.byEndpoint.size;
+  }
+
+  private insert(e: Entry): void {
+    this.byEndpoint.set(e.key, e);
+    let set = this.byClearnet.get(e.clearnetKey);
+    if (!set) this.byClearnet.set(e.clearnetKey, (set = new Set()));
+    set.add(e);
+    this.perSource.inc(e.source);
+    let st = this.sourceState.get(e.source);
+    if (!st) this.sourceState.set(e.source, (st = { groups: new Counts(), victims: new Map() }));
+    st.groups.inc(e.netgroup);
+    this.victimHeap(e).push({ e, v: e.sources.size }, this.groupSize(e));
+    this.byTime.push({ e, v: e.a.time }, this.byEndpoint.size);
+  }
+
+  /** Entries in the table of `e`'s (source, netgroup). */
+  private groupSize(e: Entry): number {
+    return this.sourceState.get(e.source)?.groups.get(e.netgroup) ?? 0;
+  }
+
+  /**
+   * Eviction order within one (source, netgroup): fewest sources first, then the most recently first seen. An
+   * element is stale once its entry left the table or gained a source (it was pushed again then).
+   */
+  private victimHeap(e: Entry): LazyHeap<HeapItem> {
+    const st = this.sourceState.get(e.source)!;
+    let h = st.victims.get(e.netgroup);
+    if (!h) {
+      h = new LazyHeap<HeapItem>(
+        (x, y) => x.v < y.v || (x.v === y.v && x.e.seq > y.e.seq),
+        (x) => this.byEndpoint.get(x.e.key) !== x.e || x.e.sources.size !== x.v,
+      );
+      st.victims.set(e.netgroup, h);
+    }
+    return h;
+  }
+
+  /**
+   * {@link makeRoom} over the whole table plus the newcomer `e`, from the maintained counts instead of a scan:
+   * the source with the most entries (the newcomer's on a tie), its netgroup with the most (the newcomer's on a
+   * tie, when it is the newcomer's source), its entry with the fewest sources, most recently first seen. The
+   * newcomer, with one source and the newest, is that entry whenever it falls in the chosen netgroup.
+   */
+  private makeRoomInTable(e: Entry): boolean {
+    this.evictions++;
+    const mine = this.perSource.get(e.source) + 1;
+    const source = mine >= this.perSource.max ? e.source : this.perSource.top()!;
+    const st = this.sourceState.get(source);
+    let group: string | undefined;
+    if (source === e.source) {
+      const g = st ? st.groups.get(e.netgroup) + 1 : 1;
+      if (!st || g >= st.groups.max) return false; // the newcomer's own netgroup: it goes
+      group = st.groups.top();
+    } else {
+      group = st!.groups.top();
+    }
+    const victim = group === undefined ? undefined : st!.victims.get(group)?.peek()?.e;
+    if (!victim) return false;
+    this.remove(victim);
+    return true;
   }
 
   /**
@@ -171,15 +382,27 @@ export class AnnouncementDirectory {
   }
 
   private remove(e: Entry): void {
+    if (this.byEndpoint.get(e.key) !== e) return;
     this.byEndpoint.delete(e.key);
     const set = this.byClearnet.get(e.clearnetKey);
     set?.delete(e);
     if (set && set.size === 0) this.byClearnet.delete(e.clearnetKey);
+    this.perSource.dec(e.source);
+    const st = this.sourceState.get(e.source);
+    if (st) {
+      st.groups.dec(e.netgroup);
+      if (st.groups.get(e.netgroup) === 0) st.victims.delete(e.netgroup);
+      if (this.perSource.get(e.source) === 0) this.sourceState.delete(e.source);
+    }
   }
 
+  /** Drops expired entries, oldest first: O(expired x log n). */
   private expire(): void {
     const cutoff = this.nowS() - ANNOUNCEMENT_MAX_AGE_S;
-    for (const e of this.byEndpoint.values()) if (e.a.time < cutoff) this.remove(e);
+    for (let top = this.byTime.peek(); top && top.v < cutoff; top = this.byTime.peek()) {
+      this.byTime.pop();
+      this.remove(top.e);
+    }
   }
 }
 

@@ -25,3 +25,14 @@ export {
   DIRECTORY_LOCAL_SOURCE,
   type AnnouncementDirectoryOptions,
 } from './directory.js';
+export {
+  RELAY_FANOUT,
+  RELAY_PUSH_MAX_ENTRIES,
+  GETADDR_ANSWER_MAX_ENTRIES,
+  GETADDR_INTERVAL_S,
+  GETADDR_MIN_SPACING_S,
+  ANNOUNCE_INTERVAL_S,
+  RELAYS_PER_NODE,
+  chunkEntries,
+} from './defaults.js';
+export { GetaddrMeter, getaddrAskerKey, type GetaddrMeterOptions } from './getaddr.js';

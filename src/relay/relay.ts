@@ -13,6 +13,7 @@ import type { AddrV2Entry } from '../wire/index.js';
 import { KeyedBuckets, type Clock, monotonicMs } from '../limits/index.js';
 import { announcementAddressKey, announcementKey, isFresh, toAnnouncement, type Announcement } from './announcement.js';
 import { RelayError } from './errors.js';
+import { GETADDR_ANSWER_MAX_ENTRIES, RELAY_FANOUT, RELAY_PUSH_MAX_ENTRIES } from './defaults.js';
 
 /**
  * Length of the time bucket in the relay-target hash, seconds: one hour. The bucket comes from our clock, not
@@ -23,6 +24,9 @@ import { RelayError } from './errors.js';
  * from one relay.
  */
 export const RELAY_TARGET_BUCKET_S = 3600;
+
+/** Addresses whose last target choice is remembered (a few MB at most on a relay with hundreds of peers). */
+const TARGET_MEMO_MAX = 2048;
 
 /** A connected peer as the relay sees it. */
 export interface RelayPeer {
@@ -36,9 +40,9 @@ export interface RelayPeer {
 export interface RelayOptions {
   /** Secret that makes the choice of relay targets unpredictable to outsiders (random by default). */
   secret?: Buffer;
-  /** Relay targets per announcement (Bitcoin Core: 2 for reachable networks). */
+  /** Relay targets per announcement (default {@link RELAY_FANOUT}; Bitcoin Core: 2 for reachable networks). */
   fanout?: number;
-  /** Most entries in a message for its entries to be relayed (Bitcoin Core: 10). */
+  /** Most entries in a message for its entries to be relayed (default {@link RELAY_PUSH_MAX_ENTRIES}; Core: 10). */
   maxEntriesToRelay?: number;
   /** Per-peer token bucket (Bitcoin Core: 0.1 address/s, bucket of 1000). */
   ratePerSec?: number;
@@ -74,18 +78,26 @@ export class AnnouncementRelay {
   private readonly maxSeen: number;
   private readonly nowS: () => number;
   private readonly bucketS: number;
+  /** Last target choice per announced address (see chooseTargets), bounded by {@link TARGET_MEMO_MAX}. */
+  private readonly targetMemo = new Map<string, { offset: number; bucket: string; ids: string; chosen: number[] }>();
+  /** Peers we sent `getaddr` to whose answer has not come yet (bounded like the buckets). */
+  private readonly awaiting = new Set<string>();
+  private readonly maxPeers: number;
+  private readonly bucketCapacity: number;
 
   constructor(opts: RelayOptions = {}) {
     this.secret = opts.secret ?? randomBytes(32);
-    this.fanout = opts.fanout ?? 2;
-    this.maxEntriesToRelay = opts.maxEntriesToRelay ?? 10;
+    this.fanout = opts.fanout ?? RELAY_FANOUT;
+    this.maxEntriesToRelay = opts.maxEntriesToRelay ?? RELAY_PUSH_MAX_ENTRIES;
+    this.maxPeers = opts.maxPeers ?? 10_000;
     this.maxSeen = opts.maxSeen ?? 50_000;
     if (!Number.isInteger(this.fanout) || this.fanout < 0) throw new RelayError('RELAY_BAD_CONFIG', 'fanout must be an integer >= 0');
     if (!Number.isInteger(this.maxSeen) || this.maxSeen < 1) throw new RelayError('RELAY_BAD_CONFIG', 'maxSeen must be an integer >= 1');
+    this.bucketCapacity = opts.bucketCapacity ?? 1000;
     this.buckets = new KeyedBuckets<string>({
       ratePerSec: opts.ratePerSec ?? 0.1,
-      capacity: opts.bucketCapacity ?? 1000,
-      maxKeys: opts.maxPeers ?? 10_000,
+      capacity: this.bucketCapacity,
+      maxKeys: this.maxPeers,
       clock: opts.clock ?? monotonicMs,
     });
     this.nowS = opts.nowS ?? (() => Math.floor(Date.now() / 1000));
@@ -93,6 +105,21 @@ export class AnnouncementRelay {
     if (!Number.isInteger(this.bucketS) || this.bucketS < 1) {
       throw new RelayError('RELAY_BAD_CONFIG', 'targetBucketS must be an integer >= 1');
     }
+  }
+
+  /**
+   * Call when sending `getaddr` to `peerId`: as Bitcoin Core, the peer's bucket gets
+   * {@link GETADDR_ANSWER_MAX_ENTRIES} extra tokens (at most that above its capacity) so that the solicited answer
+   * is not cut by the unsolicited rate, and the next addrv2 from it is taken as the answer, which is not gossip:
+   * stored by the caller, never relayed on, whatever its size.
+   */
+  expectAnswer(peerId: string): void {
+    this.buckets.credit(peerId, GETADDR_ANSWER_MAX_ENTRIES, this.bucketCapacity + GETADDR_ANSWER_MAX_ENTRIES);
+    if (this.awaiting.size >= this.maxPeers) {
+      const oldest = this.awaiting.values().next().value;
+      if (oldest !== undefined) this.awaiting.delete(oldest);
+    }
+    this.awaiting.add(peerId);
   }
 
   /**
@@ -108,7 +135,8 @@ export class AnnouncementRelay {
     // Announcements that reached us over an overlay link are not ours to spread: ignore them entirely.
     if (!from.clearnet) return d;
     const now = this.nowS();
-    const relayable = entries.length <= this.maxEntriesToRelay;
+    const answer = this.awaiting.delete(from.id);
+    const relayable = !answer && entries.length <= this.maxEntriesToRelay;
     const targets = peers.filter((p) => p.id !== from.id && p.clearnet && p.addrv2);
     for (const e of entries) {
       if (e.network !== 'holepunch') {
@@ -176,11 +204,24 @@ export class AnnouncementRelay {
   private chooseTargets(a: Announcement, nowS: number, peers: readonly RelayPeer[]): RelayPeer[] {
     if (peers.length <= this.fanout) return [...peers];
     const addr = announcementAddressKey(a);
-    const offset = this.hmac('offset', addr).readUInt32BE(0) % this.bucketS;
+    // The choice is a function of (address, bucket, eligible peer ids): remembered, so that the re-announcements
+    // of one address within a bucket over an unchanged peer set cost one string comparison instead of an HMAC
+    // per peer (a relay has hundreds of peers). Exact: any change of the set recomputes.
+    const ids = peers.map((p) => p.id).join('\n');
+    let m = this.targetMemo.get(addr);
+    const offset = m?.offset ?? this.hmac('offset', addr).readUInt32BE(0) % this.bucketS;
     const bucket = String(Math.floor((nowS + offset) / this.bucketS));
-    const ranked = peers.map((p) => ({ p, h: this.hmac('target', addr, bucket, p.id).readBigUInt64BE(0) }));
+    if (m && m.bucket === bucket && m.ids === ids) return m.chosen.map((i) => peers[i]!);
+    const ranked = peers.map((p, i) => ({ i, h: this.hmac('target', addr, bucket, p.id).readBigUInt64BE(0) }));
     ranked.sort((x, y) => (x.h < y.h ? -1 : x.h > y.h ? 1 : 0));
-    return ranked.slice(0, this.fanout).map((r) => r.p);
+    const chosen = ranked.slice(0, this.fanout).map((r) => r.i);
+    if (!m && this.targetMemo.size >= TARGET_MEMO_MAX) {
+      const oldest = this.targetMemo.keys().next().value;
+      if (oldest !== undefined) this.targetMemo.delete(oldest);
+    }
+    m = { offset, bucket, ids, chosen };
+    this.targetMemo.set(addr, m);
+    return chosen.map((i) => peers[i]!);
   }
 
   private hmac(...parts: string[]): Buffer {

@@ -24,6 +24,11 @@ import { createHash } from 'node:crypto';
 import {
   AnnouncementDirectory,
   AnnouncementRelay,
+  GETADDR_ANSWER_MAX_ENTRIES,
+  GETADDR_INTERVAL_S,
+  GetaddrMeter,
+  RELAY_PUSH_MAX_ENTRIES,
+  chunkEntries,
   makeAnnouncement,
   type Announcement,
   type AnnouncementDirectoryOptions,
@@ -34,6 +39,45 @@ import { addrV2Bytes, compactSizeLength, formatOnion, type AddrV2Entry } from '.
 import { EventHeap } from './heap.js';
 import { Prng, mix32 } from './prng.js';
 import { SimError } from './errors.js';
+
+/**
+ * An explicit small topology (the lab comparison, docs/SIMULATION.md "Validation"): relays are ids 0..relays-1,
+ * node i is id relays+i; every node is onionpunch-aware; there are no organic links.
+ */
+export interface SimTopology {
+  relays: number;
+  /** Relay pairs linked (`addnode`); both ends pull each other's fresh set. */
+  relayLinks: [number, number][];
+  nodes: {
+    /** The relays (ids) this node links to. */
+    relays: number[];
+    /** Announces itself to its relays every announce interval. */
+    announce?: boolean;
+    /** Its directory is observed for coverage and it pulls (getaddr) its relays, as a proxy does. */
+    observe?: boolean;
+    /** Time of its first announcement, s (default: a seeded uniform offset within the interval). */
+    startS?: number;
+    /** Time of its first getaddr, s (default: a seeded uniform offset within the getaddr period). */
+    pullStartS?: number;
+  }[];
+  /** Per relay, the time of its first getaddr to its relay links, s (default: seeded, as for nodes). */
+  relayPullStartS?: number[];
+}
+
+function checkTopology(t: SimTopology): void {
+  check(Number.isInteger(t.relays) && t.relays >= 1 && t.relays <= 1000, 'topology.relays must be in [1, 1000]');
+  check(Array.isArray(t.nodes) && t.nodes.length >= 2 && t.nodes.length <= 100_000, 'topology.nodes: 2..100000');
+  const isRelay = (r: unknown): boolean => Number.isInteger(r) && (r as number) >= 0 && (r as number) < t.relays;
+  check(Array.isArray(t.relayLinks) && t.relayLinks.every((l) => Array.isArray(l) && l.length === 2 &&
+    isRelay(l[0]) && isRelay(l[1]) && l[0] !== l[1]), 'topology.relayLinks: pairs of distinct relay ids');
+  for (const n of t.nodes) {
+    check(Array.isArray(n.relays) && n.relays.length >= 1 && n.relays.every(isRelay), 'topology node: relays ids');
+    check(n.startS === undefined || (Number.isFinite(n.startS) && n.startS >= 0), 'topology node: startS >= 0');
+    check(n.pullStartS === undefined || (Number.isFinite(n.pullStartS) && n.pullStartS >= 0),
+      'topology node: pullStartS >= 0');
+  }
+  check(t.nodes.some((n) => n.announce) && t.nodes.some((n) => n.observe), 'topology: an announcer and an observer');
+}
 
 /** Options of {@link runRelaySim}. */
 export interface RelaySimOptions {
@@ -56,10 +100,15 @@ export interface RelaySimOptions {
   announceIntervalS: number;
   /** Mean of the Poisson trickle of addr messages to a peer, s (Bitcoin Core: 30 s). */
   trickleS?: number;
-  /** Most entries a node puts in one relayed addrv2 message (default: the relay's maxEntriesToRelay, 10). */
+  /** Most entries a node puts in one relayed addrv2 message (default: the relay's, RELAY_PUSH_MAX_ENTRIES). */
   sendBatch?: number;
-  /** Aware NATed nodes ask their relays for the fresh set (getaddr) every this many s; 0 = never. */
+  /**
+   * Aware NATed nodes ask their relays for the fresh set (getaddr) every this many s; 0 = never (push only).
+   * Default {@link GETADDR_INTERVAL_S}, the daemons' `getaddrinterval`.
+   */
   getaddrS?: number;
+  /** A relay's least time between two getaddr answers to one asker, s (default: GetaddrMeter's, 60). */
+  getaddrSpacingS?: number;
   /** Passed to every node's AnnouncementRelay (the simulator sets secret, nowS and clock). */
   relayOptions?: Omit<RelayOptions, 'secret' | 'nowS' | 'clock'>;
   /** Overrides of relayOptions for the relay daemons only (e.g. a larger fanout towards their clients). */
@@ -76,6 +125,8 @@ export interface RelaySimOptions {
   observers?: number;
   /** Coverage sampling period, s. */
   sampleS?: number;
+  /** An explicit topology instead of the generated one (nodes, reachable, adoption, relays... are then ignored). */
+  topology?: SimTopology;
   /** Median and log-sigma of one-way link latency (log-normal), ms. */
   latencyMedianMs?: number;
   latencySigma?: number;
@@ -118,12 +169,21 @@ export interface RelaySimResult {
     series: { tS: number; coverage: number; fakeShare: number }[];
     /** Mean of the series over its second half (steady state). */
     steady: number;
+    /**
+     * Explicit topology only: per (observer, announcer) pair, the time from the announcer's first announcement
+     * until the observer held its entry, ms, sorted (null: never).
+     */
+    pairDelaysMs?: (number | null)[];
   };
   perNodeMsgsPerHour: Dist;
   perNodeBytesPerHour: Dist;
   busiestRelay: { msgsPerHour: number; bytesPerHour: number };
   stockNodes: { msgsPerHourMean: number; msgsPerHourMax: number; bytesPerHourMean: number };
-  drops: { rateLimited: number; stale: number; duplicate: number; invalid: number; toStock: number };
+  drops: {
+    rateLimited: number; stale: number; duplicate: number; invalid: number; toStock: number;
+    /** getaddr requests a relay did not answer (its GetaddrMeter). */
+    getaddrLimited: number;
+  };
   flood?: { perMin: number; sent: number; acceptedNetworkWide: number; fakeShareInDirectories: number };
   suppress?: { relays: number };
   events: number;
@@ -182,22 +242,26 @@ function dist(xs: Float64Array): Dist {
 /** Runs one simulation. Synchronous and deterministic for a given seed and options. */
 export function runRelaySim(o: RelaySimOptions): RelaySimResult {
   const wall0 = performance.now();
-  const N = o.nodes;
-  check(Number.isInteger(N) && N >= 10 && N <= 2_000_000, 'nodes must be an integer in [10, 2000000]');
-  check(o.reachable > 0 && o.reachable <= 1, 'reachable must be in (0, 1]');
-  check(o.adoption >= 0 && o.adoption <= 1, 'adoption must be in [0, 1]');
-  check(Number.isInteger(o.relays) && o.relays >= 0, 'relays must be an integer >= 0');
-  check(Number.isInteger(o.relaysPerNode) && o.relaysPerNode >= 0, 'relaysPerNode must be an integer >= 0');
-  check(Number.isInteger(o.announcers) && o.announcers >= 1, 'announcers must be an integer >= 1');
+  const T = o.topology;
+  if (T) checkTopology(T);
+  const N = T ? T.relays + T.nodes.length : o.nodes;
+  if (!T) {
+    check(Number.isInteger(N) && N >= 10 && N <= 2_000_000, 'nodes must be an integer in [10, 2000000]');
+    check(o.reachable > 0 && o.reachable <= 1, 'reachable must be in (0, 1]');
+    check(o.adoption >= 0 && o.adoption <= 1, 'adoption must be in [0, 1]');
+    check(Number.isInteger(o.relays) && o.relays >= 0, 'relays must be an integer >= 0');
+    check(Number.isInteger(o.relaysPerNode) && o.relaysPerNode >= 0, 'relaysPerNode must be an integer >= 0');
+    check(Number.isInteger(o.announcers) && o.announcers >= 1, 'announcers must be an integer >= 1');
+  }
   check(o.durationS > 0 && o.durationS <= 7 * 86400, 'duration must be in (0, 7 days]');
   check(o.announceIntervalS > 0, 'announce interval must be > 0');
   const trickleMs = (o.trickleS ?? 30) * 1000;
-  const sendBatch = o.sendBatch ?? o.relayOptions?.maxEntriesToRelay ?? 10;
+  const sendBatch = o.sendBatch ?? o.relayOptions?.maxEntriesToRelay ?? RELAY_PUSH_MAX_ENTRIES;
   check(Number.isInteger(sendBatch) && sendBatch >= 1, 'sendBatch must be an integer >= 1');
-  const getaddrMs = (o.getaddrS ?? 0) * 1000;
+  const getaddrMs = (o.getaddrS ?? GETADDR_INTERVAL_S) * 1000;
   const floodPerMin = o.floodPerMin ?? 0;
   const suppress = o.suppressRelays ?? 0;
-  check(suppress <= o.relays, 'suppressRelays must be <= relays');
+  check(suppress <= (T ? T.relays : o.relays), 'suppressRelays must be <= relays');
   const sampleMs = (o.sampleS ?? 60) * 1000;
   const latMed = o.latencyMedianMs ?? 40;
   const latSigma = o.latencySigma ?? 0.5;
@@ -207,14 +271,20 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
   const timers = new Prng(seed, 'timers');
 
   // ---- roles ----
-  const R = Math.max(1, Math.round(N * o.reachable));
-  check(o.relays <= R, 'more relays than reachable nodes');
+  // An explicit topology: ids 0..relays-1 are the relays (reachable), then the nodes (NATed), all aware.
+  const R = T ? T.relays : Math.max(1, Math.round(N * o.reachable));
+  check(T !== undefined || o.relays <= R, 'more relays than reachable nodes');
   const ATT = N; // the attacker's id (one past the last node)
   const flags = new Uint8Array(N + 1);
   for (let i = 0; i < R; i++) flags[i] |= F_REACH;
-  for (let i = 0; i < N; i++) if (topo.next() < o.adoption) flags[i] |= F_AWARE;
+  for (let i = 0; i < N; i++) if (T || topo.next() < o.adoption) flags[i] |= F_AWARE;
   const relayIds: number[] = [];
-  {
+  if (T) {
+    for (let k = 0; k < R; k++) {
+      relayIds.push(k);
+      flags[k] |= F_RELAY | (k < suppress ? F_SUPPRESS : 0);
+    }
+  } else {
     const pool = Int32Array.from({ length: R }, (_, i) => i);
     topo.shuffle(pool);
     for (let k = 0; k < o.relays; k++) {
@@ -227,13 +297,17 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
   const awareNated: number[] = [];
   for (let i = R; i < N; i++) if (flags[i]! & F_AWARE) awareNated.push(i);
   check(awareNated.length >= 2, `only ${awareNated.length} aware NATed nodes: raise nodes or adoption`);
-  const announcerIds = awareNated.slice();
-  topo.shuffle(announcerIds);
-  announcerIds.length = Math.min(o.announcers, announcerIds.length);
+  const announcerIds = T ? awareNated.filter((u) => T.nodes[u - R]!.announce) : awareNated.slice();
+  if (!T) {
+    topo.shuffle(announcerIds);
+    announcerIds.length = Math.min(o.announcers, announcerIds.length);
+  }
   for (const id of announcerIds) flags[id] |= F_ANNOUNCER;
-  const observerIds = awareNated.slice();
-  topo.shuffle(observerIds);
-  observerIds.length = Math.min(o.observers ?? 1000, observerIds.length);
+  const observerIds = T ? awareNated.filter((u) => T.nodes[u - R]!.observe) : awareNated.slice();
+  if (!T) {
+    topo.shuffle(observerIds);
+    observerIds.length = Math.min(o.observers ?? 1000, observerIds.length);
+  }
   const obsIndex = new Int32Array(N + 1).fill(-1);
   observerIds.forEach((id, k) => {
     flags[id] |= F_OBSERVER;
@@ -245,7 +319,8 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
   const eu: number[] = [];
   const ev: number[] = [];
   const chosen = new Int32Array(FULL_OUTBOUND + BLOCK_OUTBOUND);
-  for (let u = 0; u < N; u++) {
+  // An explicit topology has no organic links: only its relay links.
+  for (let u = 0; u < (T ? 0 : N); u++) {
     let n = 0;
     for (let tries = 0; n < FULL_OUTBOUND + BLOCK_OUTBOUND && tries < 200; tries++) {
       const v = topo.int(R);
@@ -262,8 +337,19 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
       }
     }
   }
-  // Relay links: every aware node to relaysPerNode relays; relays in a full mesh.
-  if (relayIds.length > 0) {
+  // Relay links: every aware node to relaysPerNode relays; relays in a full mesh. Explicit: as listed.
+  if (T) {
+    T.nodes.forEach((n, i) => {
+      for (const r of new Set(n.relays)) {
+        eu.push(R + i);
+        ev.push(r);
+      }
+    });
+    for (const [a, b] of T.relayLinks) {
+      eu.push(a);
+      ev.push(b);
+    }
+  } else if (relayIds.length > 0) {
     for (let u = 0; u < N; u++) {
       if (!(flags[u]! & F_AWARE) || flags[u]! & F_RELAY) continue;
       const k = Math.min(o.relaysPerNode, relayIds.length);
@@ -447,18 +533,35 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
   };
 
   // ---- schedule ----
-  for (let k = 0; k < A; k++) heap.push(timers.next() * o.announceIntervalS * 1000, EV_ANNOUNCE, k);
+  for (let k = 0; k < A; k++) {
+    const startS = T?.nodes[announcerIds[k]! - R]!.startS;
+    heap.push((startS ?? timers.next() * o.announceIntervalS) * 1000, EV_ANNOUNCE, k);
+  }
   for (let t = sampleMs; t <= endMs; t += sampleMs) heap.push(t, EV_SAMPLE, 0);
   const floodBatchMs = floodPerMin > 0 ? 60_000 / (floodPerMin / sendBatch) : 0;
   if (floodPerMin > 0 && attackerPeers.length > 0) heap.push(0, EV_FLOOD, 0);
   if (getaddrMs > 0 && relayIds.length > 0) {
-    for (const u of awareNated) heap.push(timers.next() * getaddrMs, EV_PULL, u);
+    // Explicit topology: the nodes that observe are the ones that pull (a proxy's collector; an announcer is not).
+    for (const u of T ? observerIds : awareNated) {
+      const at = T?.nodes[u - R]!.pullStartS;
+      heap.push(at !== undefined ? at * 1000 : timers.next() * getaddrMs, EV_PULL, u);
+    }
     // Relays keep each other's fresh sets the same way (a relay's configured relay peers).
-    for (const u of relayIds) heap.push(timers.next() * getaddrMs, EV_PULL, u);
+    for (const u of relayIds) {
+      const at = T?.relayPullStartS?.[u];
+      heap.push(at !== undefined ? at * 1000 : timers.next() * getaddrMs, EV_PULL, u);
+    }
   }
   const floodPrng = new Prng(seed, 'flood');
   let floodRound = 0;
   const listCache = new Map<number, { at: number; list: Announcement[] }>();
+  const getaddrMeters = new Map<number, GetaddrMeter>();
+  const getaddrMeterOf = (r: number): GetaddrMeter => {
+    let m = getaddrMeters.get(r);
+    if (!m) getaddrMeters.set(r, (m = new GetaddrMeter({ clock, spacingS: o.getaddrSpacingS })));
+    return m;
+  };
+  let getaddrLimited = 0;
   const freshSet = (r: number): Announcement[] => {
     const c = listCache.get(r);
     const sec = Math.floor(nowMs / 1000);
@@ -550,12 +653,20 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
         const r = msgTo[arg]!;
         freeSlots.push(arg);
         if (flags[r]! & F_SUPPRESS) break;
+        // The relay daemon's meter: one answer per asker address per GETADDR_MIN_SPACING_S.
+        if (!getaddrMeterOf(r).allow(String(u))) {
+          getaddrLimited++;
+          break;
+        }
         const list = freshSet(r);
-        const b = msgBytes(list.length);
-        sentMsgs[r]!++;
-        sentBytes[r]! += b;
-        recvMsgs[u]!++;
-        recvBytes[u]! += b;
+        // As the relay daemon: in messages of at most GETADDR_ANSWER_MAX_ENTRIES (an empty set: one empty message).
+        for (const chunk of list.length > 0 ? chunkEntries(list, GETADDR_ANSWER_MAX_ENTRIES) : [list]) {
+          const b = msgBytes(chunk.length);
+          sentMsgs[r]!++;
+          sentBytes[r]! += b;
+          recvMsgs[u]!++;
+          recvBytes[u]! += b;
+        }
         // Only an observed or served directory can show the answer; for the others only the traffic counts.
         if (flags[u]! & (F_OBSERVER | F_RELAY)) heap.push(nowMs + latencyMs(u, r), EV_GETADDR_RESP, newMsg(r, u, list));
         break;
@@ -586,6 +697,7 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
   let within10 = 0;
   let pairs10 = 0;
   const times = new Float64Array(O);
+  const pairDelays: number[] = [];
   for (let k = 0; k < A; k++) {
     if (t0[k]! < 0) continue;
     let n = 0;
@@ -594,6 +706,7 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
       const f = firstHeld[ob * A + k]!;
       const dt = f < 0 ? Infinity : f - t0[k]!;
       times[n++] = dt;
+      if (T) pairDelays.push(dt);
       if (t0[k]! + 600_000 <= endMs) {
         pairs10++;
         if (dt <= 600_000) within10++;
@@ -668,6 +781,9 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
       reached90: round(t90.filter(Number.isFinite).length / Math.max(1, t90.length)),
       series: series.map((p) => ({ tS: p.tS, coverage: round(p.coverage), fakeShare: round(p.fakeShare) })),
       steady: half.length ? round(half.reduce((s, p) => s + p.coverage, 0) / half.length) : 0,
+      ...(T
+        ? { pairDelaysMs: pairDelays.sort((x, y) => x - y).map((d) => (Number.isFinite(d) ? Math.round(d) : null)) }
+        : {}),
     },
     perNodeMsgsPerHour: rd(dist(perMsgs)),
     perNodeBytesPerHour: rd(dist(perBytes)),
@@ -677,7 +793,7 @@ export function runRelaySim(o: RelaySimOptions): RelaySimResult {
       msgsPerHourMax: round(stockMax / hours, 1),
       bytesPerHourMean: round(stockN ? stockBytes / stockN / hours : 0, 1),
     },
-    drops,
+    drops: { ...drops, getaddrLimited },
     ...(floodPerMin > 0
       ? {
           flood: {

@@ -135,3 +135,66 @@ test('serve: an unreachable Tor control port is a typed error and exit code 1, n
   }
   assert.match(err, /onionpunch serve: TOR_\w+: /);
 });
+
+test("proxy's collector: asks getaddr every round, and each 1000-entry answer gets in whole (credit, not the 0.1/s rate)", { timeout: 15_000 }, async () => {
+  const now = Math.floor(Date.now() / 1000);
+  let asked = 0;
+  const cp = await clearnetPeer((p) => {
+    p.on('message', (cmd) => {
+      if (cmd !== 'getaddr') return;
+      asked++;
+      // Every answer: 1000 new endpoints (a relay's full fresh set).
+      const addrs = Array.from({ length: 1000 }, (_, i) => makeAnnouncement({
+        coordination: formatOnion(randomBytes(32)), coordinationPort: 8333,
+        clearnet: { address: `198.51.${asked}.${(i % 250) + 1}`, port: 8000 + i }, nowS: now,
+      }));
+      p.send('addrv2', { addrs });
+    });
+  });
+  const directory = new AnnouncementDirectory({ maxEndpoints: 5000 });
+  const c = new AnnouncementCollector({
+    peers: [{ host: '127.0.0.1', port: cp.port }], network: 'regtest', directory, intervalMs: 60_000, log: quiet,
+  });
+  try {
+    await c.start();
+    const wait = async (n: number) => {
+      const t0 = Date.now();
+      while (c.learned < n && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+    };
+    await wait(1000);
+    await c.round(); // the next getaddrinterval round: asked again on the same connection
+    await wait(2000);
+    assert.equal(asked, 2, 'a getaddr every round, not once per connection');
+    assert.equal(c.asked, 2);
+    assert.equal(c.rateLimited, 0, 'the solicited answers are credited, not cut to the unsolicited rate');
+    assert.equal(c.learned, 2000);
+  } finally {
+    c.stop();
+    shut(cp);
+  }
+});
+
+test('collector: at most maxLinks of the configured peers are linked; an unreachable one gives way to a spare', { timeout: 15_000 }, async () => {
+  const seen = new Set<number>();
+  const cps = await Promise.all([0, 1, 2].map(() => clearnetPeer(() => undefined)));
+  cps.forEach((cp) => cp.server.on('connection', () => seen.add(cp.port)));
+  const dead = await clearnetPeer(() => undefined);
+  shut(dead);
+  await once(dead.server, 'close');
+  const peers = [...cps.map((cp) => ({ host: '127.0.0.1', port: cp.port })), { host: '127.0.0.1', port: dead.port }];
+  const c = new AnnouncementCollector({
+    peers, network: 'regtest', directory: new AnnouncementDirectory(), intervalMs: 60_000, log: quiet, maxLinks: 2,
+  });
+  try {
+    await c.start();
+    await new Promise((r) => setTimeout(r, 100));
+    const open = cps.reduce((n, cp) => n + cp.sockets.size, 0);
+    assert.ok(open <= 2, `at most 2 links open, got ${open}`);
+    // Whichever two were drawn, after a few rounds two live peers are linked (the dead one, if drawn, gave way).
+    for (let i = 0; i < 4 && cps.reduce((n, cp) => n + cp.sockets.size, 0) < 2; i++) await c.round();
+    assert.equal(cps.reduce((n, cp) => n + cp.sockets.size, 0), 2);
+  } finally {
+    c.stop();
+    for (const cp of cps) shut(cp);
+  }
+});

@@ -100,6 +100,58 @@ test('relay: sendaddrv2; a fresh announcement is forwarded, a stale one not; get
   assert.equal(node.stats.getaddrAnswered, 1);
 });
 
+test('relay: getaddr answered again after getaddrspacing, not sooner, and a reconnect does not reset it', {
+  timeout: 20_000,
+}, async (t) => {
+  const { node, port } = await startRelay(['--getaddrspacing', '2']);
+  t.after(() => node.stop());
+  const a = await peerTo(port);
+  t.after(() => a.peer.close());
+  const fresh = ann();
+  a.peer.send('addrv2', { addrs: [fresh] });
+  await until('held', () => node.directory.size === 1);
+  const c = await peerTo(port);
+  c.peer.send('getaddr');
+  await until('first answer', () => c.got.length >= 1);
+  c.peer.send('getaddr'); // within the spacing: not answered
+  await sleep(200);
+  assert.equal(node.stats.getaddrAnswered, 1);
+  assert.equal(node.stats.getaddrLimited, 1);
+  // Reconnecting from the same address earns nothing either (the meter is keyed by address, not connection).
+  c.peer.close();
+  const d = await peerTo(port);
+  t.after(() => d.peer.close());
+  d.peer.send('getaddr');
+  await sleep(300);
+  assert.equal(d.got.length, 0, 'a new connection from the same address within the spacing gets no answer');
+  assert.equal(node.stats.getaddrLimited, 2);
+  // After the spacing the same connection is answered again (Bitcoin Core would answer only once per connection).
+  await sleep(2000);
+  d.peer.send('getaddr');
+  await until('second answer', () => d.got.length >= 1);
+  assert.deepEqual(d.got.map((e) => e.address), [fresh.address]);
+  assert.equal(node.stats.getaddrAnswered, 2);
+});
+
+test('relay: asks its addnode relays for their fresh set every getaddrinterval', { timeout: 30_000 }, async (t) => {
+  const r1 = await startRelay(['--getaddrspacing', '1']);
+  t.after(() => r1.node.stop());
+  const r2 = await startRelay(['--addnode', `127.0.0.1:${r1.port}`, '--getaddrinterval', '5']);
+  t.after(() => r2.node.stop());
+  await until('linked', () => r2.node.stats.getaddrSent >= 1);
+  await until('first answer', () => r1.node.stats.getaddrAnswered >= 1);
+  // Entries r1 holds but never pushes: a message of 11 entries is not gossip (not relayed), so only a pull moves them.
+  const s = await peerTo(r1.port);
+  t.after(() => s.peer.close());
+  const batch = Array.from({ length: 11 }, (_, i) => ann(0, 9000 + i));
+  s.peer.send('addrv2', { addrs: batch });
+  await until('r1 holds them', () => r1.node.directory.size === 11);
+  assert.equal(r2.node.directory.size, 0, 'a message of 11 is not gossip: r2 gets nothing pushed');
+  await until('r2 pulled them at its next getaddr', () => r2.node.directory.size === 11, 8000);
+  assert.ok(r2.node.stats.getaddrSent >= 2);
+  assert.equal(r2.node.stats.dropped.rateLimited, 0);
+});
+
 test('relay flooded with 10,000 announcements by one peer forwards at most its rate', {
   timeout: 60_000,
 }, async (t) => {

@@ -135,3 +135,59 @@ test('directory: one entry per coordination endpoint, expiry after 10 minutes, b
   now += 700;
   assert.equal(dir.list().length, 0);
 });
+
+/**
+ * An announcement whose `time` counts its reads: the directory's only view of how many entries it looks at. The
+ * old table scanned every entry's time (expire) on each add into a full table: 1000 adds into a full table of
+ * 1000 read ~10^6 times.
+ */
+function countingAnnouncement(i: number, time: number, reads: { n: number }) {
+  const a = toAnnouncement(makeAnnouncement({
+    coordination: formatOnion(Buffer.alloc(32, 0).fill(i & 0xff, 0, 1).fill((i >> 8) & 0xff, 1, 2)),
+    coordinationPort: 8333,
+    clearnet: { address: `198.${(i >> 8) & 0xff}.${i & 0xff}.1`, port: 8333 },
+    nowS: time,
+  }));
+  const t = a.time;
+  Object.defineProperty(a, 'time', { get: () => (reads.n++, t), enumerable: true });
+  return a;
+}
+
+test('directory: a 1000-entry getaddr answer into a full table is O(n log n) work, not O(n^2)', () => {
+  const now = NOW;
+  const dir = new AnnouncementDirectory({ nowS: () => now });
+  const reads = { n: 0 };
+  // Full of a flood from one source (distinct coordination and clearnet endpoints, fresh, not expiring).
+  for (let i = 0; i < 1000; i++) assert.ok(dir.add(countingAnnouncement(i, now - 1, reads), 'flooder'));
+  assert.equal(dir.size, 1000);
+  const fillReads = reads.n;
+  // A relay's getaddr answer of 1000 new endpoints: each evicts one of the flooder's entries (diversity rule).
+  let kept = 0;
+  for (let i = 1000; i < 2000; i++) if (dir.add(countingAnnouncement(i, now, reads), 'relay')) kept++;
+  const answerReads = reads.n - fillReads;
+  assert.equal(dir.size, 1000);
+  // Up to the tie point the flooder loses; past it the relay's newcomers displace the relay's own entries.
+  const fromRelay = dir.list().filter((a) => a.time === now).length;
+  assert.equal(fromRelay, 500, `kept ${kept}`);
+  // Old code: >= 1000 reads per add (a full scan) = 10^6. Allow a few per heap level.
+  assert.ok(answerReads < 60_000, `entries' times read ${answerReads} times for 1000 adds (O(n^2) would be ~10^6)`);
+  assert.ok(fillReads < 60_000, `filling read ${fillReads} times`);
+});
+
+test('directory: expiry in time order keeps the newest, also after entries were refreshed', () => {
+  let now = NOW;
+  const dir = new AnnouncementDirectory({ nowS: () => now, maxEndpoints: 10 });
+  const cs = Array.from({ length: 10 }, () => onion());
+  for (const [i, c] of cs.entries()) {
+    assert.ok(dir.add(toAnnouncement(ann({ coordination: c, time: NOW - 500 + i, port: 1000 + i }))));
+  }
+  // Refresh the first five: their old times must not expire them.
+  now += 200;
+  for (const [i, c] of cs.slice(0, 5).entries()) {
+    assert.ok(dir.add(toAnnouncement(ann({ coordination: c, time: now, port: 1000 + i }))));
+  }
+  now += 150; // the unrefreshed ones (time NOW-500+i, i >= 5) are now older than 600 s
+  const left = dir.list().map((a) => a.coordination).sort();
+  assert.deepEqual(left, cs.slice(0, 5).sort());
+  assert.equal(dir.size, 5);
+});

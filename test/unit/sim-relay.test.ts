@@ -22,6 +22,7 @@ const SMALL: RelaySimOptions = {
   seed: 'test',
   announceIntervalS: 300,
   observers: 200,
+  getaddrS: 0, // push only: these tests look at the relay's gossip rules
 };
 
 const strip = (r: RelaySimResult): Omit<RelaySimResult, 'wallMs'> => {
@@ -113,4 +114,31 @@ test('onionpunch sim relay --json: the last line has the fields issue 13 asks fo
   const help = spawnSync(process.execPath, [bin, 'sim', 'relay', '--help'], { encoding: 'utf8' });
   assert.equal(help.status, 0);
   assert.match(help.stdout, /--relays-per-node/);
+});
+
+test('explicit topology: pull reaches an observer on the other relay; the real GetaddrMeter refuses asks too close', () => {
+  const topology = {
+    relays: 2,
+    relayLinks: [[0, 1]] as [number, number][],
+    nodes: [
+      { relays: [0], announce: true, startS: 0 },
+      { relays: [1], observe: true },
+      { relays: [0, 1], observe: true },
+    ],
+  };
+  const base = {
+    nodes: 0, reachable: 0, adoption: 1, relays: 2, relaysPerNode: 2, announcers: 1, durationS: 120, seed: 't',
+    announceIntervalS: 30, trickleS: 0, topology, sampleS: 10,
+  };
+  const pull = runRelaySim({ ...base, getaddrS: 10, getaddrSpacingS: 5 });
+  assert.equal(pull.topology.relays, 2);
+  assert.equal(pull.coverage.pairDelaysMs!.length, 2);
+  assert.ok(pull.coverage.pairDelaysMs!.every((d) => d !== null && d < 25_000), JSON.stringify(pull.coverage));
+  assert.equal(pull.drops.getaddrLimited, 0);
+  // No push (fanout 0) and no pull: the observer on relay 1 never hears of the announcer on relay 0.
+  const none = runRelaySim({ ...base, getaddrS: 0, relayOptions: { fanout: 0 } });
+  assert.ok(none.coverage.pairDelaysMs!.includes(null));
+  // A spacing longer than the pull period: the relay's GetaddrMeter refuses every other ask.
+  const spaced = runRelaySim({ ...base, getaddrS: 10, getaddrSpacingS: 15 });
+  assert.ok(spaced.drops.getaddrLimited > 0);
 });

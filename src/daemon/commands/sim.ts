@@ -1,13 +1,20 @@
 /**
  * `onionpunch sim relay [options]`: network-scale simulation of announcement relay over the real src/relay/ code
- * (docs/SIMULATION.md). The announce interval defaults to the daemon's own default (loadConfig), so the simulator
- * follows whatever the daemons ship.
+ * (docs/SIMULATION.md). The announce interval, getaddr interval and relays per node default to the daemon's own
+ * defaults (loadConfig), so the simulator follows whatever the daemons ship.
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { UsageError } from '../../errors.js';
 import { loadConfig } from '../config.js';
-import { coverageSpec, renderSvg, runRelaySim, type RelaySimOptions, type RelaySimResult } from '../../sim/index.js';
+import {
+  coverageSpec,
+  renderSvg,
+  runRelaySim,
+  type RelaySimOptions,
+  type RelaySimResult,
+  type SimTopology,
+} from '../../sim/index.js';
 
 const HELP = `usage: onionpunch sim relay [options]
 
@@ -19,7 +26,7 @@ options:
   --reachable F          share of reachable nodes, 125 inbound slots each (default 0.2)
   --adoption F[,F...]    share of onionpunch-aware nodes; a list runs once per value (default 0.05)
   --relays N             relay daemons on reachable hosts (default 10)
-  --relays-per-node K    relays each aware node connects to (default 2)
+  --relays-per-node K    relays each aware node connects to (default: the daemon's maxrelays)
   --announcers N         NATed aware nodes that announce (default 1000)
   --duration T           simulated time: 90s, 30m, 2h (default 30m)
   --seed S               PRNG seed; same seed and options, same output (default 1)
@@ -28,14 +35,29 @@ options:
   --rate R               per-peer token bucket refill, entries/s (default: the relay's default)
   --relay-fanout N       fanout of the relay daemons only (default: as --fanout)
   --trickle T            mean Poisson interval of addr messages to a peer (default 30s, as Bitcoin Core)
-  --getaddr T            aware NATed nodes ask their relays for the fresh set every T (default 0: never)
+  --getaddr T            aware NATed nodes ask their relays for the fresh set every T; 0 = never, push only
+                         (default: the daemon's getaddrinterval)
   --flood N              an attacker peer sends N fake announcements a minute (default 0)
   --suppress K           K of the relays are the attacker's and forward nothing (default 0)
   --observers N          aware NATed nodes whose directories are sampled (default 1000)
+  --getaddr-spacing T    a relay's least time between two getaddr answers to one asker (default: the daemon's
+                         getaddrspacing)
+  --topology FILE        an explicit small topology (JSON: {"relays":2,"relayLinks":[[0,1]],"nodes":[{"relays":[0],
+                         "announce":true},{"relays":[1],"observe":true}]}); --nodes, --reachable, --adoption,
+                         --relays, --relays-per-node, --announcers are then ignored; the JSON adds pairDelaysMs
   --json                 one JSON line per run (the last line is the last run)
   --svg FILE             coverage over time of every run, as an SVG chart (needs vega, vega-lite)
   --help                 this text
 `;
+
+/** Reads a --topology file (the simulator checks its shape and says what is wrong). */
+function readTopology(file: string): SimTopology {
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as SimTopology;
+  } catch (err) {
+    throw new UsageError(`--topology: cannot read ${file}: ${(err as Error).message}`);
+  }
+}
 
 /** Parses 90, 90s, 30m, 2h, 1500ms into seconds. */
 export function parseDuration(s: string, what: string): number {
@@ -85,6 +107,8 @@ export async function main(args: string[]): Promise<number> {
         flood: { type: 'string' },
         suppress: { type: 'string' },
         observers: { type: 'string' },
+        'getaddr-spacing': { type: 'string' },
+        topology: { type: 'string' },
         json: { type: 'boolean' },
         svg: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -98,6 +122,8 @@ export async function main(args: string[]): Promise<number> {
     process.stdout.write(HELP);
     return 0;
   }
+  // The daemons' defaults (loadConfig with nothing set): the simulator follows whatever they ship.
+  const defaults = loadConfig({});
   const adoptions = (v.adoption ?? '0.05').split(',').map((s) => num(s, '--adoption', 0));
   const relayOptions: RelaySimOptions['relayOptions'] = {};
   if (v.fanout !== undefined) relayOptions.fanout = num(v.fanout, '--fanout', 2, true);
@@ -106,17 +132,19 @@ export async function main(args: string[]): Promise<number> {
     nodes: num(v.nodes, '--nodes', 60_000, true),
     reachable: num(v.reachable, '--reachable', 0.2),
     relays: num(v.relays, '--relays', 10, true),
-    relaysPerNode: num(v['relays-per-node'], '--relays-per-node', 2, true),
+    relaysPerNode: num(v['relays-per-node'], '--relays-per-node', defaults.maxrelays, true),
     announcers: num(v.announcers, '--announcers', 1000, true),
     durationS: parseDuration(v.duration ?? '30m', '--duration'),
     seed: v.seed ?? '1',
-    announceIntervalS:
-      v.interval !== undefined ? parseDuration(v.interval, '--interval') : loadConfig({}).announceinterval,
+    announceIntervalS: v.interval !== undefined ? parseDuration(v.interval, '--interval') : defaults.announceinterval,
     trickleS: parseDuration(v.trickle ?? '30s', '--trickle'),
-    getaddrS: parseDuration(v.getaddr ?? '0', '--getaddr'),
+    getaddrS: v.getaddr !== undefined ? parseDuration(v.getaddr, '--getaddr') : defaults.getaddrinterval,
     floodPerMin: num(v.flood, '--flood', 0),
     suppressRelays: num(v.suppress, '--suppress', 0, true),
     observers: num(v.observers, '--observers', 1000, true),
+    getaddrSpacingS: v['getaddr-spacing'] !== undefined
+      ? parseDuration(v['getaddr-spacing'], '--getaddr-spacing') : defaults.getaddrspacing,
+    ...(v.topology !== undefined ? { topology: readTopology(v.topology) } : {}),
     relayOptions,
     ...(v['relay-fanout'] !== undefined
       ? { relayDaemonOptions: { fanout: num(v['relay-fanout'], '--relay-fanout', 2, true) } }
