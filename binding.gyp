@@ -6,7 +6,8 @@
         "native/addon.cc",
         "native/engine.cc",
         "native/handoff.cc",
-        "native/sock.cc"
+        "native/sock.cc",
+        "native/splice.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
@@ -15,7 +16,7 @@
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-pthread"],
       "ldflags": ["-pthread"],
       "conditions": [
-        ["OS!='linux'", {"sources!": ["native/addon.cc", "native/engine.cc", "native/handoff.cc", "native/sock.cc"]}]
+        ["OS!='linux'", {"sources!": ["native/addon.cc", "native/engine.cc", "native/handoff.cc", "native/sock.cc", "native/splice.cc"]}]
       ]
     },
     {

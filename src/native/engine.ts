@@ -40,6 +40,15 @@ export interface PunchPlan {
   waves?: number[];
   /** Within a wave, re-create a failed attempt on this grid (µs). Default 20000; 0 = no re-SYN. */
   resynIntervalUs?: number;
+  /**
+   * A SYN still unanswered after this many ms (its socket still in SYN_SENT: neither the peer's SYN nor a
+   * SYN-ACK came back) is re-sent from a fresh socket on the same 4-tuple, then after twice that, and so on
+   * (at most 1 s apart), instead of waiting for the kernel's 1 s retransmission: a lost SYN costs about this
+   * long. Sockets past SYN_SENT are never touched. 0 = leave it to the kernel. Default
+   * {@link DEFAULT_STALL_RESYN_MS} for plans of at most 16 remotes without spread or distinct ports, 0 for
+   * sprays (it would multiply their SYNs).
+   */
+  stallResynMs?: number;
   /** 'prime' = per wave a low-TTL SYN, then after primeDelayMs a full-TTL SYN from a fresh socket. */
   profile?: 'plain' | 'prime';
   /** TTL / hop limit of prime SYNs (default 2). */
@@ -219,6 +228,8 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
     throw invalid('waves must be non-negative ms offsets');
   const resynUs = plan.resynIntervalUs ?? 20_000;
   if (!(resynUs >= 0) || !Number.isFinite(resynUs)) throw invalid('resynIntervalUs must be >= 0');
+  const stallMs = plan.stallResynMs ?? (spray || plan.remotes.length > 16 ? 0 : DEFAULT_STALL_RESYN_MS);
+  if (!(stallMs >= 0) || !Number.isFinite(stallMs) || stallMs > 60_000) throw invalid('stallResynMs must be 0..60000');
   const ttlOk = (t: number | undefined): boolean => t === undefined || (Number.isInteger(t) && t >= 1 && t <= 255);
   if (!ttlOk(plan.primeTtl) || !ttlOk(plan.firstSynTtl)) throw invalid('TTLs must be integers 1..255');
   if (plan.synCnt !== undefined && !(Number.isInteger(plan.synCnt) && plan.synCnt >= 1 && plan.synCnt <= 127))
@@ -242,6 +253,7 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
     deadlineNs: start + BigInt(msToNs(plan.deadlineMs)),
     wavesNs: waves.map(msToNs),
     resynNs: Math.round(resynUs * 1000),
+    stallNs: msToNs(stallMs),
     profile: plan.profile === 'prime' ? 1 : 0,
     primeTtl: plan.primeTtl ?? 2,
     primeDelayNs: msToNs(primeDelayMs),
@@ -253,6 +265,12 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
     spreadNs: Math.round(spreadUs * 1000),
   };
 }
+
+/**
+ * Default {@link PunchPlan.stallResynMs}: 4× the lab's 50 ms RTT and above most terrestrial paths' RTT, so
+ * a SYN whose answer is merely in flight is rarely replaced (replacing one costs a reset round, not the punch).
+ */
+export const DEFAULT_STALL_RESYN_MS = 200;
 
 /** At most this many attempts in one spray plan (the engine's timeline indexes them in 16 bits). */
 export const MAX_SPRAY_ATTEMPTS = 16384;
