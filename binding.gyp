@@ -6,8 +6,8 @@
         "native/addon.cc",
         "native/engine.cc",
         "native/handoff.cc",
-        "native/sock.cc",
-        "native/splice.cc"
+        "native/splice.cc",
+        "native/sock.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],

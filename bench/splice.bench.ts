@@ -136,24 +136,44 @@ const ratios = Object.fromEntries(
     cpuPerGB: r2(per[m].cpuSecondsPerGB / per.direct.cpuSecondsPerGB),
   }]),
 );
-const cpuModel = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
+const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+const cpuModel = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown';
+const machine = {
+  nproc: os.cpus().length,
+  cpu: cpuModel,
+  kernel: os.release(),
+  node: process.version,
+  loadavg: os.loadavg().map(r2),
+};
 const result = {
   at: new Date().toISOString(),
-  machine: { nproc: os.cpus().length, cpu: cpuModel, kernel: os.release(), node: process.version, loadavg: os.loadavg().map(r2) },
+  machine,
   mbPerTransfer: MB,
   rounds: ROUNDS,
   modes: per,
   ratiosToDirect: ratios,
-  spliceVsJs: { throughput: r2(per.splice.throughputMBps / per.js.throughputMBps), cpuPerGB: r2(per.splice.cpuSecondsPerGB / per.js.cpuSecondsPerGB) },
+  spliceVsJs: {
+    throughput: r2(per.splice.throughputMBps / per.js.throughputMBps),
+    cpuPerGB: r2(per.splice.cpuSecondsPerGB / per.js.cpuSecondsPerGB),
+  },
   samples,
 };
 mkdirSync('bench/results', { recursive: true });
 writeFileSync('bench/results/splice.json', JSON.stringify(result, null, 2) + '\n');
-console.log(`machine: ${result.machine.nproc} x ${cpuModel}, kernel ${result.machine.kernel}, node ${process.version}, load ${result.machine.loadavg.join(' ')}`);
+const load = machine.loadavg.join(' ');
+console.log(`machine: ${machine.nproc} x ${cpuModel}, kernel ${machine.kernel}, node ${machine.node}, load ${load}`);
 console.log(`${MB} MB per transfer, ${ROUNDS} rounds, medians; ratios against direct from this run`);
-console.log('mode     MB/s     CPU s/GB (all)  bridge CPU s/GB  throughput ratio  CPU/GB ratio');
+console.log('mode     MB/s  CPU s/GB (all)  bridge CPU s/GB  throughput ratio  CPU/GB ratio');
+const col = (x: number, digits: number, width: number): string => x.toFixed(digits).padStart(width);
 for (const m of MODES) {
   const p = per[m];
-  console.log(`${m.padEnd(8)} ${p.throughputMBps.toFixed(0).padStart(6)}   ${p.cpuSecondsPerGB.toFixed(3).padStart(8)}        ${p.bridgeCpuSecondsPerGB.toFixed(3).padStart(8)}         ${ratios[m]!.throughput.toFixed(2).padStart(6)}            ${ratios[m]!.cpuPerGB.toFixed(2).padStart(6)}`);
+  const cells = [
+    col(p.throughputMBps, 0, 6),
+    col(p.cpuSecondsPerGB, 3, 14),
+    col(p.bridgeCpuSecondsPerGB, 3, 16),
+    col(ratios[m]!.throughput, 2, 17),
+    col(ratios[m]!.cpuPerGB, 2, 13),
+  ];
+  console.log(`${m.padEnd(8)}${cells.join('  ')}`);
 }
 console.log(`splice vs js: throughput ${result.spliceVsJs.throughput}x, CPU per GB ${result.spliceVsJs.cpuPerGB}x`);

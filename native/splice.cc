@@ -188,11 +188,15 @@ struct Splicer::Impl {
     for (int which = 0; which < 2; which++) {
       int fd = which == 0 ? b.a.get() : b.b.get();
       int fl = fcntl(fd, F_GETFL);
-      if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) return end(b, SpliceEnd::Error, errno, Syscall::Fcntl, which == 0);
+      if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) != 0) {
+        return end(b, SpliceEnd::Error, errno, Syscall::Fcntl, which == 0);
+      }
       epoll_event ev{};
       ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
       ev.data.u64 = id * 2 + static_cast<uint64_t>(which);
-      if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) != 0) return end(b, SpliceEnd::Error, errno, Syscall::EpollCtl, which == 0);
+      if (epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) != 0) {
+        return end(b, SpliceEnd::Error, errno, Syscall::EpollCtl, which == 0);
+      }
     }
     service(b);  // bytes may be waiting already (edge-triggered: no event would come for them)
   }

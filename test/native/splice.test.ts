@@ -68,7 +68,8 @@ test('8 MB each way at once, every byte intact, incl. bytes Node had buffered; h
   const r1 = await got1;
   assert.equal(sha(r1), sha(Buffer.concat([Buffer.from('early-to-a;'), down])));
   const st = await br.done;
-  assert.deepEqual({ reason: st.reason, aToB: st.aToB, bToA: st.bToA }, { reason: 'done', aToB: 11 + up.length, bToA: 11 + down.length });
+  const want = { reason: 'done', aToB: 11 + up.length, bToA: 11 + down.length };
+  assert.deepEqual({ reason: st.reason, aToB: st.aToB, bToA: st.bToA }, want);
   assert.deepEqual(br.stats, { aToB: st.aToB, bToA: st.bToA });
   p.outer1.destroy();
   p.outer2.destroy();

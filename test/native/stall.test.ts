@@ -12,22 +12,29 @@ import { makeNsPair, nsExec } from '../../src/lab/netns.js';
 import { needsRoot } from '../helpers/root.js';
 import { synBlackhole } from './helpers.js';
 
+const LO = '127.0.0.1';
+const LO0 = { address: LO, port: 0 };
 const engine = new PunchEngine();
 after(() => engine.stop());
 
 test('a SYN nobody answers is re-sent at stall, 2x stall, 4x stall (then the deadline)', async () => {
   const hole = await synBlackhole();
   // The first connection fills the black hole's one-slot accept queue; every later SYN is dropped.
-  const filler = await connectFrom({ address: '127.0.0.1', port: 0 }, { address: '127.0.0.1', port: hole.port }, { engine });
+  const filler = await connectFrom(LO0, { address: LO, port: hole.port }, { engine });
   try {
+    const toHole = { local: LO0, remotes: [{ address: LO, port: hole.port }] };
     const err = (await engine
-      .punch({ local: { address: '127.0.0.1', port: 0 }, remotes: [{ address: '127.0.0.1', port: hole.port }], stallResynMs: 100, deadlineMs: 900 })
-      .then(() => assert.fail('connected to a black hole'), (e: unknown) => e)) as { code: string; timeline: { kind: string; actualNs: bigint }[] };
+      .punch({ ...toHole, stallResynMs: 100, deadlineMs: 900 })
+      .then(
+        () => assert.fail('connected to a black hole'),
+        (e: unknown) => e,
+      )) as { code: string; timeline: { kind: string; actualNs: bigint }[] };
     assert.equal(err.code, 'ENGINE_TIMEOUT');
     const syns = err.timeline.filter((e) => e.kind === 'syn').map((e) => Number(e.actualNs) / 1e6);
     const stalls = err.timeline.filter((e) => e.kind === 'stall');
     // SYNs at 0, 100, 300, 700 ms: each stall re-send doubles the wait (the kernel's first retry is at 1 s).
-    assert.equal(syns.length, 4, `SYNs at ${syns.map((t) => (t - syns[0]!).toFixed(0)).join(', ')} ms`);
+    const at = syns.map((t) => (t - syns[0]!).toFixed(0)).join(', ');
+    assert.equal(syns.length, 4, `SYNs at ${at} ms`);
     assert.equal(stalls.length, 3);
     const gaps = syns.slice(1).map((t, i) => t - syns[i]!);
     for (const [i, want] of [100, 200, 400].entries()) {
@@ -35,7 +42,7 @@ test('a SYN nobody answers is re-sent at stall, 2x stall, 4x stall (then the dea
     }
     // Off: one SYN, the kernel retransmits it inside the same socket.
     const off = (await engine
-      .punch({ local: { address: '127.0.0.1', port: 0 }, remotes: [{ address: '127.0.0.1', port: hole.port }], stallResynMs: 0, deadlineMs: 400 })
+      .punch({ ...toHole, stallResynMs: 0, deadlineMs: 400 })
       .catch((e: unknown) => e)) as { timeline: { kind: string }[] };
     assert.equal(off.timeline.filter((e) => e.kind === 'syn').length, 1);
   } finally {
@@ -54,14 +61,24 @@ interface Side {
 }
 
 /** Both sides of a simultaneous open, one child per namespace, one shared start instant. */
-async function punchPair(pair: { a: string; b: string; addrA: string; addrB: string }, extra: object): Promise<[Side, Side]> {
+async function punchPair(
+  pair: { a: string; b: string; addrA: string; addrB: string },
+  extra: object,
+): Promise<[Side, Side]> {
   const port = 40_000 + Math.floor(Math.random() * 20_000);
-  const plan = (from: string, to: string): object => ({ resynIntervalUs: 20_000, deadlineMs: 2500, ...extra, local: { address: from, port }, remotes: [{ address: to, port }] });
+  const plan = (from: string, to: string): object => ({
+    resynIntervalUs: 20_000,
+    deadlineMs: 2500,
+    ...extra,
+    local: { address: from, port },
+    remotes: [{ address: to, port }],
+  });
   const kids = [
     { ns: pair.a, name: 'A', plan: plan(pair.addrA, pair.addrB) },
     { ns: pair.b, name: 'B', plan: plan(pair.addrB, pair.addrA) },
   ].map(({ ns, name, plan: p }) => {
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, SIDE, JSON.stringify({ name, plan: p })], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const argv = ['netns', 'exec', ns, process.execPath, SIDE, JSON.stringify({ name, plan: p })];
+    const child = spawn('ip', argv, { stdio: ['pipe', 'pipe', 'inherit'] });
     let out = '';
     let ready!: () => void;
     const isReady = new Promise<void>((r) => (ready = r));
@@ -86,10 +103,13 @@ async function punchPair(pair: { a: string; b: string; addrA: string; addrB: str
 
 /** nft: drop inbound SYNs matching `what` in `ns` (a lossy or one-way link, for real). */
 function dropIn(ns: string, what: string): void {
-  nsExec(ns, 'nft', ['-f', '-'], `table inet opstall {\n chain input {\n  type filter hook input priority 0; policy accept;\n  ${what} drop\n }\n}\n`);
+  const chain = ' chain input {\n  type filter hook input priority 0; policy accept;\n';
+  nsExec(ns, 'nft', ['-f', '-'], `table inet opstall {\n${chain}  ${what} drop\n }\n}\n`);
 }
 
-test('both first SYNs lost: the stall re-send connects at ~stall, not at the kernel\'s 1 s', needsRoot('namespaces, nft'), async () => {
+const ROOT = needsRoot('namespaces, nft');
+
+test('both first SYNs lost: the stall re-send connects at ~stall, not at the kernel\'s 1 s', ROOT, async () => {
   // Each namespace loses the first SYN that reaches it (a quota of one SYN), as 2% loss sometimes does.
   const first = 'tcp flags & (syn | ack) == syn quota until 100 bytes';
   for (const [stallResynMs, check] of [
@@ -112,7 +132,7 @@ test('both first SYNs lost: the stall re-send connects at ~stall, not at the ker
   }
 });
 
-test('a socket that got the peer\'s SYN (SYN_RECV) is never re-sent: no fresh ISN into a handshake', needsRoot('namespaces, nft'), async () => {
+test('a socket that got the peer\'s SYN (SYN_RECV) is never re-sent: no fresh ISN into a handshake', ROOT, async () => {
   // Every SYN-ACK is lost: both sides receive each other's SYN (SYN_SENT -> SYN_RECV) and then hear nothing.
   const pair = makeNsPair();
   try {
