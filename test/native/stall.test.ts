@@ -45,6 +45,12 @@ test('a SYN nobody answers is re-sent at stall, 2x stall, 4x stall (then the dea
       .punch({ ...toHole, stallResynMs: 0, deadlineMs: 400 })
       .catch((e: unknown) => e)) as { timeline: { kind: string }[] };
     assert.equal(off.timeline.filter((e) => e.kind === 'syn').length, 1);
+    // The default never re-sends faster than the re-SYN grid (a SYN budget computed from the grid holds):
+    // grid 400 ms -> re-sends at 400 (then 400 + 800 is past the deadline), not at 200 and 600.
+    const slow = (await engine
+      .punch({ ...toHole, resynIntervalUs: 400_000, deadlineMs: 1000 })
+      .catch((e: unknown) => e)) as { timeline: { kind: string }[] };
+    assert.equal(slow.timeline.filter((e) => e.kind === 'syn').length, 2);
   } finally {
     filler.socket.destroy();
     await hole.stop();
