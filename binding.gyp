@@ -6,6 +6,7 @@
         "native/addon.cc",
         "native/engine.cc",
         "native/handoff.cc",
+        "native/splice.cc",
         "native/sock.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
@@ -15,7 +16,7 @@
       "cflags_cc": ["-std=c++17", "-O2", "-Wall", "-Wextra", "-pthread"],
       "ldflags": ["-pthread"],
       "conditions": [
-        ["OS!='linux'", {"sources!": ["native/addon.cc", "native/engine.cc", "native/handoff.cc", "native/sock.cc"]}]
+        ["OS!='linux'", {"sources!": ["native/addon.cc", "native/engine.cc", "native/handoff.cc", "native/sock.cc", "native/splice.cc"]}]
       ]
     },
     {

@@ -10,6 +10,9 @@
 #include "engine.h"
 #include "handoff.h"
 #include "sock.h"
+#include "splice.h"
+
+#include <fcntl.h>
 
 namespace {
 
@@ -53,6 +56,7 @@ Napi::Object Enums(Napi::Env env) {
   o.Set("syscall", NameTable(env, onionpunch::kSyscallNames));
   o.Set("profile", NameTable(env, onionpunch::kProfileNames));
   o.Set("portMode", NameTable(env, onionpunch::kPortModeNames));
+  o.Set("spliceEnd", NameTable(env, onionpunch::kSpliceEndNames));
   return o;
 }
 
@@ -238,6 +242,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       for (uint32_t i = 0; i < wa.Length(); i++) s.waves_ns.push_back(ReadI64(wa.Get(i), 0));
     }
     s.resyn_ns = ReadI64(o.Get("resynNs"), s.resyn_ns);
+    s.stall_ns = std::max<int64_t>(0, ReadI64(o.Get("stallNs"), 0));
     s.profile = ReadI64(o.Get("profile"), 0) == 1 ? onionpunch::Profile::Prime : onionpunch::Profile::Plain;
     s.prime_ttl = static_cast<int>(ReadI64(o.Get("primeTtl"), 2));
     s.prime_delay_ns = ReadI64(o.Get("primeDelayNs"), s.prime_delay_ns);
@@ -363,6 +368,142 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   size_t inflight_ = 0;
 };
 
+/**
+ * The splice bridge thread (splice.h) for JS. add() duplicates the two descriptors it is given, so the caller
+ * destroys its net.Sockets right after (close(2) of its copies: no FIN, the connections live on here). Results
+ * are pulled with drain() when `wake` runs. The TSFN keeps the process alive while a bridge runs, as the two
+ * sockets would.
+ */
+class SplicerWrap : public Napi::ObjectWrap<SplicerWrap> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Splicer",
+                       {InstanceMethod("add", &SplicerWrap::Add), InstanceMethod("close", &SplicerWrap::Close),
+                        InstanceMethod("drain", &SplicerWrap::Drain), InstanceMethod("stop", &SplicerWrap::Stop)});
+  }
+
+  // new Splicer(wake: () => void)
+  explicit SplicerWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SplicerWrap>(info), env_(info.Env()) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsFunction()) {
+      Napi::TypeError::New(env, "Splicer(wake) needs a function").ThrowAsJavaScriptException();
+      return;
+    }
+    tsfn_ = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "onionpunch-splicer", 0, 1);
+    tsfn_live_ = true;
+    tsfn_.Unref(env);
+    splicer_ = std::make_unique<onionpunch::Splicer>([this] { tsfn_.NonBlockingCall(); });
+    onionpunch::SysError err = splicer_->start();
+    if (err) {
+      Shutdown();
+      Napi::Error e = Napi::Error::New(env, std::string("splicer start failed: ") + onionpunch::errno_name(err.err));
+      e.Set("errno", Napi::Number::New(env, err.err));
+      e.Set("code", Napi::String::New(env, onionpunch::errno_name(err.err)));
+      e.Set("syscall", Napi::Number::New(env, static_cast<int>(err.syscall)));
+      e.ThrowAsJavaScriptException();
+      return;
+    }
+    napi_add_env_cleanup_hook(env, &SplicerWrap::Cleanup, this);
+    hooked_ = true;
+  }
+
+  ~SplicerWrap() override {
+    Shutdown();
+    if (hooked_) napi_remove_env_cleanup_hook(env_, &SplicerWrap::Cleanup, this);
+  }
+
+ private:
+  static void Cleanup(void* arg) {
+    auto* self = static_cast<SplicerWrap*>(arg);
+    self->hooked_ = false;
+    self->Shutdown();
+  }
+
+  /** Stops and joins the thread (every bridge closed), releases the TSFN. */
+  void Shutdown() {
+    if (splicer_) splicer_->stop();
+    if (tsfn_live_) {
+      tsfn_live_ = false;
+      tsfn_.Release();
+    }
+  }
+
+  static bool ReadHead(Napi::Value v, std::vector<uint8_t>* out) {
+    if (v.IsUndefined() || v.IsNull()) return true;
+    if (!v.IsBuffer()) return false;
+    Napi::Buffer<uint8_t> b = v.As<Napi::Buffer<uint8_t>>();
+    out->assign(b.Data(), b.Data() + b.Length());
+    return true;
+  }
+
+  // add(fdA, fdB, headA?: Buffer, headB?: Buffer, idleMs: number) -> id | {errno, code, syscall}
+  Napi::Value Add(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!splicer_ || !tsfn_live_) {
+      Napi::Error::New(env, "splicer stopped").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    onionpunch::SpliceSpec spec;
+    if (!info[0].IsNumber() || !info[1].IsNumber() || !ReadHead(info[2], &spec.a_pending) ||
+        !ReadHead(info[3], &spec.b_pending) || !info[4].IsNumber()) {
+      Napi::TypeError::New(env, "add(fdA, fdB, headA?, headB?, idleMs)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    for (int i = 0; i < 2; i++) {
+      int fd = info[i].As<Napi::Number>().Int32Value();
+      onionpunch::Fd dup(fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 0) : -1);
+      if (!dup) return ErrorObject(env, fd >= 0 ? errno : EBADF, onionpunch::Syscall::Dup);
+      (i == 0 ? spec.a : spec.b) = std::move(dup);
+    }
+    spec.idle_ns = static_cast<int64_t>(info[4].As<Napi::Number>().DoubleValue() * 1e6);
+    uint64_t id = splicer_->add(std::move(spec));
+    if (running_++ == 0) tsfn_.Ref(env);
+    return Napi::Number::New(env, static_cast<double>(id));
+  }
+
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (splicer_ && info[0].IsNumber()) splicer_->close(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
+    return info.Env().Undefined();
+  }
+
+  // drain() -> [{id, aToB, bToA, end, errno, code, syscall, onA}]
+  Napi::Value Drain(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Array arr = Napi::Array::New(env);
+    if (!splicer_) return arr;
+    auto outs = splicer_->take();
+    for (size_t i = 0; i < outs.size(); i++) {
+      const auto& r = outs[i];
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("id", Napi::Number::New(env, static_cast<double>(r.id)));
+      o.Set("aToB", Napi::Number::New(env, static_cast<double>(r.a_to_b)));
+      o.Set("bToA", Napi::Number::New(env, static_cast<double>(r.b_to_a)));
+      o.Set("end", Napi::Number::New(env, static_cast<int>(r.end)));
+      o.Set("errno", Napi::Number::New(env, r.err));
+      o.Set("code", Napi::String::New(env, r.err ? onionpunch::errno_name(r.err) : ""));
+      o.Set("syscall", Napi::Number::New(env, static_cast<int>(r.syscall)));
+      o.Set("onA", Napi::Boolean::New(env, r.error_on_a));
+      arr.Set(static_cast<uint32_t>(i), o);
+    }
+    running_ = outs.size() > running_ ? 0 : running_ - outs.size();
+    if (running_ == 0 && tsfn_live_ && !outs.empty()) tsfn_.Unref(env);
+    return arr;
+  }
+
+  // stop(): closes every bridge (their results come with the next drain()) and ends the thread.
+  Napi::Value Stop(const Napi::CallbackInfo& info) {
+    if (splicer_) splicer_->stop();
+    return info.Env().Undefined();
+  }
+
+  napi_env env_;
+  std::unique_ptr<onionpunch::Splicer> splicer_;
+  Napi::ThreadSafeFunction tsfn_;
+  bool tsfn_live_ = false;
+  bool hooked_ = false;
+  size_t running_ = 0;
+};
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("monotonicNs", Napi::Function::New(env, MonotonicNs, "monotonicNs"));
   exports.Set("errnoName", Napi::Function::New(env, ErrnoName, "errnoName"));
@@ -370,6 +511,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("raiseFdLimit", Napi::Function::New(env, RaiseFdLimit, "raiseFdLimit"));
   exports.Set("sendFd", Napi::Function::New(env, SendFd, "sendFd"));
   exports.Set("Engine", EngineWrap::Define(env));
+  exports.Set("Splicer", SplicerWrap::Define(env));
   exports.Set("enums", Enums(env));
   return exports;
 }

@@ -59,7 +59,7 @@ EventKind failure_kind(int err) {
   }
 }
 
-enum class TimerKind : uint8_t { Wave, Fire, Resyn, Deadline, Stagger };
+enum class TimerKind : uint8_t { Wave, Fire, Resyn, Deadline, Stagger, Stall };
 
 struct Timer {
   int64_t at;
@@ -79,6 +79,8 @@ struct Attempt {
   bool out = false;      // taken out of the race (failure with retries off)
   int64_t base_ns = 0;   // grid origin for re-SYNs
   uint32_t gen = 0;      // bumps when a wave supersedes the attempt: stale timers are ignored
+  uint32_t sends = 0;    // full SYN sockets opened: a Stall timer names the one it watches
+  uint32_t stalls = 0;   // stall re-sends since the wave began (the interval doubles with each)
   int last_err = 0;
 };
 
@@ -352,6 +354,13 @@ struct Engine::Impl {
     by_serial.emplace(serial, Ref{&p, r});
     uint64_t n = st_sockets.fetch_add(1, std::memory_order_relaxed) + 1;
     if (n > st_max_sockets.load(std::memory_order_relaxed)) st_max_sockets.store(n, std::memory_order_relaxed);
+    if (!prime && p.spec.stall_ns > 0) {
+      a.sends++;
+      int64_t wait = p.spec.stall_ns;
+      for (uint32_t i = 0; i < a.stalls && wait < kMaxStallNs; i++) wait *= 2;
+      int64_t at = actual + std::min(wait, std::max(kMaxStallNs, p.spec.stall_ns));
+      if (at < p.spec.deadline_ns) push_timer(at, p.id, r, a.sends, TimerKind::Stall);
+    }
     return true;
   }
 
@@ -413,6 +422,7 @@ struct Engine::Impl {
           Attempt& a = p.att[r];
           if (a.out) continue;
           a.gen++;  // supersedes the previous wave's re-SYN, fire and stagger timers
+          a.stalls = 0;
           // Paced: attempt r's SYN is due at its slot of the spread (computed in 128 bits: no overflow).
           int64_t at = t.at + static_cast<int64_t>((static_cast<__int128>(p.spec.spread_ns) * r) / n);
           a.base_ns = at;
@@ -441,6 +451,19 @@ struct Engine::Impl {
         Attempt& a = p.att[t.arg];
         if (a.out || a.gen != t.gen || a.fd) return;
         open_attempt(p, t.arg, false, t.at);
+        return;
+      }
+      case TimerKind::Stall: {
+        Attempt& a = p.att[t.arg];
+        if (a.out || a.sends != t.gen || !a.fd || a.prime) return;
+        // Re-send only while nothing came back. SYN_RECV (the peer's SYN arrived, our SYN-ACK is out) or any
+        // later state is left alone: a fresh ISN there would desynchronise a handshake the far side may have
+        // completed — the orphaned connection of a blind second wave (docs/BENCHMARKS.md).
+        if (tcp_state(a.fd.get()) != TCP_SYN_SENT) return;
+        record(p, EventKind::Stall, static_cast<int>(t.arg), 0, t.at, monotonic_ns());
+        a.stalls++;
+        a.base_ns = t.at;
+        open_attempt(p, t.arg, false, t.at);  // closes the stalled socket first (same 4-tuple), then the SYN
         return;
       }
     }
@@ -487,6 +510,7 @@ struct Engine::Impl {
     if (it == plans.end() || it->second->finished) return true;
     if (t.kind == TimerKind::Fire || t.kind == TimerKind::Resyn || t.kind == TimerKind::Stagger)
       return it->second->att[t.arg].gen != t.gen;
+    if (t.kind == TimerKind::Stall) return it->second->att[t.arg].sends != t.gen || !it->second->att[t.arg].fd;
     return false;
   }
 
@@ -529,6 +553,8 @@ struct Engine::Impl {
       case TimerKind::Resyn:
         if (p.att[t.arg].gen == t.gen && !p.att[t.arg].fd) prep(t.arg, false);
         break;
+      case TimerKind::Stall:
+        break;  // a fresh socket cannot be bound beside the stalled one: open_attempt() opens it
       case TimerKind::Deadline:
         break;
     }

@@ -35,6 +35,9 @@ inline constexpr const char* kPortModeNames[] = {"shared", "distinct"};
 static_assert(sizeof kPortModeNames / sizeof kPortModeNames[0] == static_cast<size_t>(PortMode::kCount),
               "kPortModeNames must name every PortMode");
 
+/** The stall re-send interval doubles up to this (the kernel's own first SYN retransmission comes at 1 s). */
+inline constexpr int64_t kMaxStallNs = 1'000'000'000;
+
 /** At most this many attempts (remotes) per plan: the timeline's remote index is an int16_t. */
 inline constexpr size_t kMaxAttempts = 16384;
 
@@ -45,6 +48,11 @@ struct PlanSpec {
   int64_t start_ns = 0;
   std::vector<int64_t> waves_ns{0};  // offsets from start, ascending
   int64_t resyn_ns = 20'000'000;     // re-create a failed attempt on this grid within a wave; 0 = never
+  // A SYN still unanswered (the socket still in SYN_SENT: neither the peer's SYN nor its SYN-ACK arrived) after
+  // this long is re-sent from a fresh socket, then after twice that, ... (at most kMaxStallNs apart), instead of
+  // waiting for the kernel's 1 s retransmission. Only SYN_SENT sockets: one that got the peer's SYN (SYN_RECV)
+  // is past the point where a new ISN is harmless. 0 = leave it to the kernel.
+  int64_t stall_ns = 0;
   Profile profile = Profile::Plain;
   int prime_ttl = 2;
   int64_t prime_delay_ns = 100'000'000;
@@ -62,9 +70,10 @@ struct PlanSpec {
 // The enums JS sees as numbers carry a name table each (index = value), exported by the addon as `enums` and
 // mirrored in src/native/enums.ts; test/native/enums.test.ts fails when the two disagree. Append only.
 
-enum class EventKind : uint8_t { Syn = 0, Prime, Rst, Icmp, Error, Timeout, Established, Abort, kCount };
-inline constexpr const char* kEventKindNames[] = {"syn",     "prime",       "rst",  "icmp", "error",
-                                                  "timeout", "established", "abort"};
+// Stall: a SYN_SENT socket got no answer within the plan's stall_ns and is about to be re-sent.
+enum class EventKind : uint8_t { Syn = 0, Prime, Rst, Icmp, Error, Timeout, Established, Abort, Stall, kCount };
+inline constexpr const char* kEventKindNames[] = {"syn",     "prime",       "rst",   "icmp", "error",
+                                                  "timeout", "established", "abort", "stall"};
 static_assert(sizeof kEventKindNames / sizeof kEventKindNames[0] == static_cast<size_t>(EventKind::kCount),
               "kEventKindNames must name every EventKind");
 

@@ -177,6 +177,13 @@ int socket_error(int fd) {
   return e;
 }
 
+int tcp_state(int fd) {
+  tcp_info ti{};
+  socklen_t l = sizeof ti;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) != 0 || l < 1) return -1;
+  return ti.tcpi_state;
+}
+
 SysError local_name(int fd, SockAddr* out) {
   *out = SockAddr{};
   out->len = sizeof out->ss;

@@ -50,6 +50,12 @@ enum class Syscall : uint8_t {
   Eventfd,
   EpollWait,
   Sendmsg,
+  Splice,
+  Pipe,
+  Shutdown,
+  Fcntl,
+  Write,
+  Dup,
   kCount,
 };
 
@@ -57,6 +63,7 @@ enum class Syscall : uint8_t {
 inline constexpr const char* kSyscallNames[] = {
     "",         "socket",        "setsockopt",     "bind",    "connect", "getsockname",
     "getpeername", "epoll_ctl", "epoll_create1", "timerfd_create", "eventfd", "epoll_wait", "sendmsg",
+    "splice", "pipe2", "shutdown", "fcntl", "write", "dup",
 };
 static_assert(sizeof kSyscallNames / sizeof kSyscallNames[0] == static_cast<size_t>(Syscall::kCount),
               "kSyscallNames must name every Syscall");
@@ -95,6 +102,9 @@ int set_ttl(int fd, int family, int ttl);
 
 /** The pending error of a socket (SO_ERROR), 0 if none. */
 int socket_error(int fd);
+
+/** The TCP state of a socket (TCP_INFO tcpi_state: TCP_SYN_SENT, TCP_SYN_RECV, ...), -1 if unknown. */
+int tcp_state(int fd);
 
 SysError local_name(int fd, SockAddr* out);
 SysError peer_name(int fd, SockAddr* out);

@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -18,11 +19,13 @@
 #include <memory>
 #include <string>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "engine.h"
 #include "handoff.h"
 #include "sock.h"
+#include "splice.h"
 
 using namespace onionpunch;
 
@@ -416,6 +419,98 @@ void test_spray() {
 
 }  // namespace
 
+/** A connected loopback pair (client, accepted), both blocking. */
+void tcp_pair(Fd* c, Fd* s) {
+  uint16_t port = 0;
+  Fd l = listener(&port);
+  c->reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  SockAddr a = lo(port);
+  CHECK(connect(c->get(), a.sa(), a.len) == 0);
+  s->reset(accept4(l.get(), nullptr, nullptr, SOCK_CLOEXEC));
+  CHECK(*s);
+}
+
+/** Reads until EOF (or `max` bytes); returns what came. */
+std::string read_all(int fd, size_t max) {
+  std::string out;
+  char buf[65536];
+  while (out.size() < max) {
+    pollfd p{fd, POLLIN, 0};
+    CHECK(poll(&p, 1, 5000) == 1);
+    ssize_t n = read(fd, buf, sizeof buf);
+    CHECK(n >= 0);
+    if (n == 0) break;
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
+// The splice bridge: pending head bytes first, 4 MB through, half-close carried both ways, then a reset.
+void test_splice() {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool woke = false;
+  Splicer sp([&] {
+    std::lock_guard<std::mutex> lk(mu);
+    woke = true;
+    cv.notify_all();
+  });
+  CHECK(!sp.start());
+  auto wait_result = [&]() {
+    for (int i = 0; i < 500; i++) {
+      auto r = sp.take();
+      if (!r.empty()) return r[0];
+      std::unique_lock<std::mutex> lk(mu);
+      cv.wait_for(lk, std::chrono::milliseconds(10), [&] { return woke; });
+      woke = false;
+    }
+    CHECK(!"no splice result");
+    return SpliceResult{};
+  };
+  {
+    Fd o1, a, b, o2;
+    tcp_pair(&o1, &a);
+    tcp_pair(&b, &o2);
+    SpliceSpec spec;
+    spec.a = std::move(a);
+    spec.b = std::move(b);
+    spec.a_pending = {'h', 'i'};
+    sp.add(std::move(spec));
+    std::string big(4 << 20, 'x');
+    for (size_t i = 0; i < big.size(); i++) big[i] = static_cast<char>(i * 7);
+    // The writer runs beside the reader: 4 MB need not fit in the socket buffers.
+    std::thread writer([&] {
+      CHECK(write(o1.get(), big.data(), big.size()) == static_cast<ssize_t>(big.size()));
+      CHECK(shutdown(o1.get(), SHUT_WR) == 0);
+    });
+    std::string got = read_all(o2.get(), SIZE_MAX);
+    writer.join();
+    CHECK(got == "hi" + big);  // EOF came across after every byte
+    CHECK(write(o2.get(), "back", 4) == 4);
+    CHECK(shutdown(o2.get(), SHUT_WR) == 0);
+    CHECK(read_all(o1.get(), SIZE_MAX) == "back");
+    SpliceResult r = wait_result();
+    CHECK(r.end == SpliceEnd::Done && r.a_to_b == big.size() + 2 && r.b_to_a == 4);
+  }
+  {
+    Fd o1, a, b, o2;
+    tcp_pair(&o1, &a);
+    tcp_pair(&b, &o2);
+    SpliceSpec spec;
+    spec.a = std::move(a);
+    spec.b = std::move(b);
+    sp.add(std::move(spec));
+    linger lg{1, 0};  // close with a RST
+    CHECK(setsockopt(o2.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+    o2.reset();
+    SpliceResult r = wait_result();
+    CHECK(r.end == SpliceEnd::Error && r.err == ECONNRESET && !r.error_on_a);
+    CHECK(read_all(o1.get(), SIZE_MAX).empty());  // the other side was closed too
+  }
+  CHECK(sp.active() == 0);
+  sp.stop();
+}
+
 int main() {
   raise_fd_limit(4096);
   struct {
@@ -430,7 +525,8 @@ int main() {
                {"loop_failure", test_loop_failure},
                {"one_outcome_per_plan", test_one_outcome_per_plan},
                {"send_fd", test_send_fd},
-               {"spray", test_spray}};
+               {"spray", test_spray},
+               {"splice", test_splice}};
   for (auto& t : tests) {
     auto t0 = std::chrono::steady_clock::now();
     t.fn();

@@ -1,9 +1,11 @@
 /**
  * Hand-off of a verified punched socket to the local bitcoind (or any program beside it), in one of two modes:
  *
- * - **splice** (default): a new TCP connection to bitcoind's P2P port, then the bridge copies bytes both ways
+ * - **splice** (default): a new TCP connection to bitcoind's P2P port, then the bridge moves bytes both ways
  *   (B's `version` arrives on the punched socket and goes on to bitcoind, which answers as responder: the
- *   punched peer looks like an ordinary inbound peer from loopback).
+ *   punched peer looks like an ordinary inbound peer from loopback). The bridge is the addon's splice(2)
+ *   thread (src/native/splice.ts: the payload stays in the kernel, a quarter of the JS copy's CPU per GB in
+ *   docs/BENCHMARKS.md); the JS copy (splice.ts) is the fallback when a socket cannot be taken over.
  * - **fd** (`--handoff unix:PATH`): the punched socket itself goes to the receiver listening on PATH, as an
  *   `SCM_RIGHTS` descriptor with an `ImportPeerSocketV1` header (the layout of willcl-ark/natcat's
  *   doc/peer-socket-import-holepunching.md), so the receiver owns the kernel socket and sees the real peer
@@ -13,8 +15,9 @@
 import { connect, type Socket } from 'node:net';
 import { OnionpunchError } from '../errors.js';
 import { sendFd, socketFd } from '../native/handoff.js';
+import { canSplice, spliceSockets, type SpliceStats } from '../native/splice.js';
 import { HandoffError } from './errors.js';
-import { bridge, type Bridge, type BridgeOptions } from './splice.js';
+import { bridge, type Bridge, type BridgeOptions, type BridgeStats } from './splice.js';
 import type { HostPort } from './config.js';
 
 /** `ImportPeerSocketV1.magic`: ASCII "BIPS" read as a little-endian uint32. */
@@ -136,5 +139,24 @@ export async function spliceToBitcoind(punched: Socket, target: HostPort, opts: 
     local.destroy();
     throw new OnionpunchError('DAEMON_PEER_GONE', 'punched socket closed before bitcoind answered');
   }
-  return bridge(punched, local, opts);
+  return kernelBridge(punched, local, opts) ?? bridge(punched, local, opts);
+}
+
+/**
+ * The addon's splice(2) bridge between `a` and `b`, as a {@link Bridge} (byte counts arrive when it ends), or
+ * undefined when a socket cannot be taken over (no descriptor, queued writes) or the addon refused it: the
+ * caller then copies in JS.
+ */
+export function kernelBridge(a: Socket, b: Socket, opts: BridgeOptions = {}): Bridge | undefined {
+  if (!canSplice(a) || !canSplice(b)) return undefined;
+  try {
+    const k = spliceSockets(a, b, opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: opts.idleTimeoutMs } : {});
+    const done = k.done.then((st: SpliceStats): BridgeStats => {
+      const reason = st.reason === 'stopped' ? 'closed' : st.reason;
+      return { aToB: st.aToB, bToA: st.bToA, reason, ...(st.error ? { error: st.error } : {}) };
+    });
+    return { done, stats: k.stats, close: () => k.close() };
+  } catch {
+    return undefined;  // e.g. EMFILE on dup: the sockets are untouched, the JS copy takes them
+  }
 }

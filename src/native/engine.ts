@@ -40,6 +40,16 @@ export interface PunchPlan {
   waves?: number[];
   /** Within a wave, re-create a failed attempt on this grid (µs). Default 20000; 0 = no re-SYN. */
   resynIntervalUs?: number;
+  /**
+   * A SYN still unanswered after this many ms (its socket still in SYN_SENT: neither the peer's SYN nor a
+   * SYN-ACK came back) is re-sent from a fresh socket on the same 4-tuple, then after twice that, and so on
+   * (at most 1 s apart), instead of waiting for the kernel's 1 s retransmission: a lost SYN costs about this
+   * long. Sockets past SYN_SENT are never touched. 0 = leave it to the kernel. Default
+   * max({@link DEFAULT_STALL_RESYN_MS}, the re-SYN grid) for plans of at most 16 remotes without spread or
+   * distinct ports (never faster than the grid, so a SYN budget computed from the grid holds); 0 for sprays
+   * (it would multiply their SYNs), for the prime profile (see docs/ENGINE.md) and when re-SYNs are off.
+   */
+  stallResynMs?: number;
   /** 'prime' = per wave a low-TTL SYN, then after primeDelayMs a full-TTL SYN from a fresh socket. */
   profile?: 'plain' | 'prime';
   /** TTL / hop limit of prime SYNs (default 2). */
@@ -219,6 +229,17 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
     throw invalid('waves must be non-negative ms offsets');
   const resynUs = plan.resynIntervalUs ?? 20_000;
   if (!(resynUs >= 0) || !Number.isFinite(resynUs)) throw invalid('resynIntervalUs must be >= 0');
+  // The default never re-sends faster than the re-SYN grid: a new socket per remote at most every
+  // max(grid, stall), so the SYN budget a caller computed from the grid (punch/ capPlan) still holds.
+  // Off for prime plans: across a router, a fresh ISN after a prime SYN whose ICMP never came back was seen
+  // to stall the handshake for good (test/native/simultaneous.test.ts, IPv6, 2 in 6) where the kernel's own
+  // retransmission of the same ISN connects at 1 s.
+  const stallOff = spray || plan.remotes.length > 16 || resynUs === 0 || plan.profile === 'prime';
+  const stallDefault = stallOff ? 0 : Math.max(DEFAULT_STALL_RESYN_MS, resynUs / 1000);
+  const stallMs = plan.stallResynMs ?? stallDefault;
+  if (!(stallMs >= 0) || !Number.isFinite(stallMs) || stallMs > 60_000) {
+    throw invalid('stallResynMs must be 0..60000');
+  }
   const ttlOk = (t: number | undefined): boolean => t === undefined || (Number.isInteger(t) && t >= 1 && t <= 255);
   if (!ttlOk(plan.primeTtl) || !ttlOk(plan.firstSynTtl)) throw invalid('TTLs must be integers 1..255');
   if (plan.synCnt !== undefined && !(Number.isInteger(plan.synCnt) && plan.synCnt >= 1 && plan.synCnt <= 127))
@@ -242,6 +263,7 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
     deadlineNs: start + BigInt(msToNs(plan.deadlineMs)),
     wavesNs: waves.map(msToNs),
     resynNs: Math.round(resynUs * 1000),
+    stallNs: msToNs(stallMs),
     profile: plan.profile === 'prime' ? 1 : 0,
     primeTtl: plan.primeTtl ?? 2,
     primeDelayNs: msToNs(primeDelayMs),
@@ -253,6 +275,12 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
     spreadNs: Math.round(spreadUs * 1000),
   };
 }
+
+/**
+ * Default {@link PunchPlan.stallResynMs}: 4× the lab's 50 ms RTT and above most terrestrial paths' RTT, so
+ * a SYN whose answer is merely in flight is rarely replaced (replacing one costs a reset round, not the punch).
+ */
+export const DEFAULT_STALL_RESYN_MS = 200;
 
 /** At most this many attempts in one spray plan (the engine's timeline indexes them in 16 bits). */
 export const MAX_SPRAY_ATTEMPTS = 16384;

@@ -19,7 +19,7 @@ export const ENGINE_STATUS = [
 export type EngineStatusName = (typeof ENGINE_STATUS)[number];
 
 /** `onionpunch::EventKind`: one timeline row's kind. */
-export const EVENT_KIND = ['syn', 'prime', 'rst', 'icmp', 'error', 'timeout', 'established', 'abort'] as const;
+export const EVENT_KIND = ['syn', 'prime', 'rst', 'icmp', 'error', 'timeout', 'established', 'abort', 'stall'] as const;
 
 /** `onionpunch::Syscall`: the call behind a failure ('' = none). Node's `syscall` spelling. */
 export const SYSCALL = [
@@ -36,6 +36,12 @@ export const SYSCALL = [
   'eventfd',
   'epoll_wait',
   'sendmsg',
+  'splice',
+  'pipe2',
+  'shutdown',
+  'fcntl',
+  'write',
+  'dup',
 ] as const;
 export type SyscallName = (typeof SYSCALL)[number];
 
@@ -46,6 +52,10 @@ export const PROFILE = ['plain', 'prime'] as const;
 export const PORT_MODE = ['shared', 'distinct'] as const;
 export type PortModeName = (typeof PORT_MODE)[number];
 
+/** `onionpunch::SpliceEnd`: how a kernel bridge (native/splice.h) ended. */
+export const SPLICE_END = ['done', 'idle', 'error', 'closed', 'stopped'] as const;
+export type SpliceEndName = (typeof SPLICE_END)[number];
+
 /** Every mirrored table by the name the addon's `enums` export uses. */
 export const NATIVE_ENUMS = {
   status: ENGINE_STATUS,
@@ -53,6 +63,7 @@ export const NATIVE_ENUMS = {
   syscall: SYSCALL,
   profile: PROFILE,
   portMode: PORT_MODE,
+  spliceEnd: SPLICE_END,
 } as const;
 
 /** The name of a C++ enum value, or `fallback` for a value outside the table. */
