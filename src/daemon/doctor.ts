@@ -296,6 +296,11 @@ function peerFix(err: unknown, what: string): string {
   if (code === 'PEER_WIRE' && typeof cause?.code === 'string' && /MAGIC/.test(cause.code)) {
     return `${what} speaks another Bitcoin network: network= must be the same on both`;
   }
+  if (code === 'PEER_CLOSED') {
+    // A node (and a relay) closes at once on a message of another network's magic, before its version.
+    return `${what} closed before its version: another Bitcoin network (network= must be the same on both) `
+      + 'or not a P2P port';
+  }
   return `${what} does not complete a Bitcoin version handshake: check host, port and network=`;
 }
 
