@@ -87,9 +87,6 @@ function torControlFix(code: string, cfg: Pick<DaemonConfig, 'torpassword' | 'to
       if (cfg.torpassword === undefined && methods.includes('HASHEDPASSWORD')) {
         return 'tor wants a control password: set torpassword= to the password HashedControlPassword was made from';
       }
-      if (cfg.torpassword !== undefined && !methods.includes('HASHEDPASSWORD')) {
-        return `tor offers [${methods.join(',')}], not a password: remove torpassword= (cookie auth is used)`;
-      }
       return 'tor refused the password: set torpassword= to the one HashedControlPassword was made from '
         + '(tor --hash-password PASSWORD gives the torrc line)';
     case 'TOR_COOKIE_UNREADABLE':
@@ -134,8 +131,15 @@ export async function checkTorControl(
       try {
         const phase = (await c.getInfo(['status/bootstrap-phase']))['status/bootstrap-phase'] ?? '';
         const progress = Number(/PROGRESS=(\d+)/.exec(phase)?.[1] ?? NaN);
-        const how = cfg.torpassword !== undefined ? 'password' : methods.includes('SAFECOOKIE') ? 'SAFECOOKIE' : 'NULL';
+        const usesPassword = cfg.torpassword !== undefined && methods.includes('HASHEDPASSWORD');
+        const how = usesPassword ? 'password' : methods.includes('SAFECOOKIE') ? 'SAFECOOKIE' : 'NULL';
         const what = `authenticated (${how}), tor ${escapeText(version).slice(0, 40)}`;
+        if (cfg.torpassword !== undefined && !usesPassword) {
+          return {
+            status: 'warn', message: `${what}; tor offers [${methods.join(',')}], not a password`,
+            fix: 'remove torpassword= (it is not used), or set HashedControlPassword in torrc',
+          };
+        }
         if (progress === 100) return { status: 'ok', message: `${what}, bootstrapped 100%` };
         const summary = escapeText(/SUMMARY="([^"]*)"/.exec(phase)?.[1] ?? phase).slice(0, 120);
         return {
