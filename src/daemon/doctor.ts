@@ -416,7 +416,10 @@ export async function runDoctor(cfg: DaemonConfig & { sources?: Partial<Record<s
   } else if (role === 'proxy') {
     if (cfg.overlay === 'tor') jobs.push(checkTorSocks('tor-socks', 'proxy', cfg.proxy, cfg.listen, ms));
     if (cfg.onion.host !== cfg.proxy.host || cfg.onion.port !== cfg.proxy.port || cfg.overlay !== 'tor') {
-      jobs.push(checkTorSocks('tor-onion', 'onion', cfg.onion, cfg.listen, ms));
+      const onion = checkTorSocks('tor-onion', 'onion', cfg.onion, cfg.listen, ms);
+      // With I2P coordination tor is only the route of the node's own .onion peers: optional, so a warning.
+      jobs.push(cfg.overlay === 'tor' ? onion : onion.then((r) => (r.status !== 'fail' ? r
+        : { ...r, status: 'warn' as const, message: `${r.message} (the node's .onion peers will fail)` })));
     }
     if (cfg.overlay === 'i2p' || explicitSam) jobs.push(checkSam(cfg.i2psam, ms));
   }

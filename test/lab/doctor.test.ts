@@ -13,11 +13,14 @@ import { mkdtemp, rm, writeFile, unlink, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { startPrivateTor, type PrivateTor } from '../../src/lab/tor/private-tor.js';
 import { TorProcess, freePort, pollUntil, readText, run } from '../../src/lab/tor/private-tor-process.js';
 import { openSam } from '../../src/overlay/i2p/connection.js';
-import { checkSam, checkTorControl, checkTorSocks, formatCheck } from '../../src/daemon/doctor.js';
+import { checkSam, checkTorControl, checkTorSocks, formatCheck, type CheckResult } from '../../src/daemon/doctor.js';
+import { verb, type VerbProcess } from '../helpers/daemon-verbs.js';
 
+const CLI = fileURLToPath(new URL('../../../bin/onionpunch.js', import.meta.url));
 const log = process.env['ONIONPUNCH_TEST_LOG'] ? (l: string) => process.stderr.write(l + '\n') : () => {};
 const lo = (port: number) => ({ host: '127.0.0.1', port });
 const PASSWORD = 'doctor-test-password';
@@ -31,6 +34,18 @@ function has(cmd: string): boolean {
   }
 }
 const skip = !has('tor') ? 'tor is not installed' : !has('i2pd') ? 'i2pd is not installed' : false;
+
+/** Runs `onionpunch doctor ...` (the real CLI); exit code and the --json report. */
+function doctorJson(args: string[]): Promise<{ code: number | null; report: { ok: boolean; checks: CheckResult[] }; err: string }> {
+  return new Promise((resolve) => {
+    const c = spawn(process.execPath, [CLI, 'doctor', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    c.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+    c.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+    c.on('exit', (code) => resolve({ code, report: JSON.parse(out || '{"ok":false,"checks":[]}'), err }));
+  });
+}
 
 /** A standalone tor serving only its control port (DisableNetwork 1), with a password or a cookie. */
 async function standaloneTor(dir: string, kind: 'password' | 'cookie'): Promise<{ port: number; proc: TorProcess; cookie: string }> {
@@ -92,8 +107,12 @@ describe('onionpunch doctor: tor control and SOCKS ports, SAM (real tor and i2pd
   let i2pd: ChildProcess | undefined;
   let sam = 0;
   let closed = 0;
+  const relays: VerbProcess[] = [];
+  let relayPorts: number[] = [];
 
   before(async () => {
+    for (let i = 0; i < 2; i++) relays.push(verb('relay', ['--network', 'regtest', '--bind', '127.0.0.1', '--port', '0', '--json'], []));
+    relayPorts = await Promise.all(relays.map(async (r) => Number((await r.ready)['port'])));
     dir = await mkdtemp(join(tmpdir(), 'op-doctor-lab-'));
     closed = await freePort();
     const [p, c, i] = await Promise.all([
@@ -108,6 +127,7 @@ describe('onionpunch doctor: tor control and SOCKS ports, SAM (real tor and i2pd
   });
 
   after(async () => {
+    for (const r of relays) await r.stop();
     await net?.stop();
     for (const t of tors) await t.stop();
     if (i2pd && i2pd.exitCode === null) {
@@ -186,5 +206,32 @@ describe('onionpunch doctor: tor control and SOCKS ports, SAM (real tor and i2pd
     const tor = await checkSam(lo(pw), 3000);
     assert.equal(tor.status, 'fail', formatCheck(tor));
     assert.match(tor.fix ?? '', /does not answer as a SAM bridge/);
+  });
+
+  test('the CLI: serve and proxy set up right pass (exit 0); tor set up wrong fails (exit 1) with the fix', async () => {
+    const common = ['--network', 'regtest', '--bind', '127.0.0.1'];
+    const serve = await doctorJson(['serve', ...common, '--torcontrol', `127.0.0.1:${net!.controlA.port}`,
+      ...relayPorts.flatMap((p) => ['--announce', `127.0.0.1:${p}`]), '--bitcoind', `127.0.0.1:${relayPorts[0]}`]);
+    assert.equal(serve.code, 0, JSON.stringify(serve.report) + serve.err);
+    assert.deepEqual(serve.report.checks.map((c) => `${c.id}:${c.status}`),
+      ['tor-control:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'bitcoind-p2p:ok']);
+    const proxy = await doctorJson(['proxy', ...common, '--proxy', `127.0.0.1:${net!.socksB.port}`,
+      ...relayPorts.flatMap((p) => ['--peer', `127.0.0.1:${p}`]), '--listen', `127.0.0.1:${closed}`]);
+    assert.equal(proxy.code, 0, JSON.stringify(proxy.report) + proxy.err);
+    assert.deepEqual(proxy.report.checks.map((c) => `${c.id}:${c.status}`),
+      ['tor-socks:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'proxy-listen:warn']);
+    const wrong = await doctorJson(['serve', ...common, '--torcontrol', `127.0.0.1:${pw}`, '--torpassword', 'nope',
+      ...relayPorts.flatMap((p) => ['--announce', `127.0.0.1:${p}`]), '--bitcoind', `127.0.0.1:${relayPorts[0]}`]);
+    assert.equal(wrong.code, 1);
+    const tc = wrong.report.checks.find((c) => c.id === 'tor-control')!;
+    assert.equal(tc.code, 'TOR_AUTH_FAILED');
+    assert.equal(wrong.report.checks.filter((c) => c.status === 'fail').length, 1);
+    // I2P coordination: SAM is checked; tor (only the node's .onion route) down is a warning, not a failure.
+    const i2p = await doctorJson(['proxy', ...common, '--overlay', 'i2p', '--i2psam', `127.0.0.1:${sam}`,
+      '--proxy', `127.0.0.1:${closed}`, ...relayPorts.flatMap((p) => ['--peer', `127.0.0.1:${p}`]),
+      '--listen', `127.0.0.1:${closed}`]);
+    assert.equal(i2p.code, 0, JSON.stringify(i2p.report));
+    assert.deepEqual(i2p.report.checks.map((c) => `${c.id}:${c.status}`),
+      ['tor-onion:warn', 'sam:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'proxy-listen:warn']);
   });
 });
