@@ -14,6 +14,7 @@ import { connectPeer } from '../peer/connect.js';
 import type { DaemonConfig, HostPort } from './config.js';
 import { parseHandoffTarget } from './handoff.js';
 import { escapeText } from './log.js';
+import { NodeRpcError, nodeRpcFromConfig, type NodeRpc } from './node-rpc.js';
 
 /** ok: as it should be; warn: works, but worth a look; fail: onionpunch will not work until fixed. */
 export type CheckStatus = 'ok' | 'warn' | 'fail';
@@ -42,19 +43,15 @@ export type DoctorRole = 'serve' | 'proxy' | 'relay';
 export interface DoctorOptions {
   /** Per connection or request, ms (default {@link DOCTOR_TIMEOUT_MS}). */
   timeoutMs?: number;
-  /** The node's RPC, when configured (see {@link NodeRpcLike}); without it the RPC checks are left out. */
+  /** The node's RPC client; default: the configured one (node-rpc.ts) when proxy uses it (see runDoctor). */
   rpc?: NodeRpcLike;
 }
 
 /** Default bound on each connection and request of a check. */
 export const DOCTOR_TIMEOUT_MS = 5000;
 
-/** The part of a node RPC client the checks use (JSON-RPC `getnetworkinfo`, as bitcoind and bcoin answer it). */
-export interface NodeRpcLike {
-  /** Where the RPC is, for the check line. */
-  readonly target: string;
-  call(method: string, params?: unknown[]): Promise<unknown>;
-}
+/** What the RPC checks use of the node's client ({@link NodeRpc}, node-rpc.ts). */
+export type NodeRpcLike = Pick<NodeRpc, 'endpoint' | 'call'>;
 
 const hp = (h: HostPort): string => (h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`);
 const codeOf = (err: unknown): string => {
@@ -437,7 +434,13 @@ export async function runDoctor(cfg: DaemonConfig & { sources?: Partial<Record<s
   if (role !== 'relay') jobs.push(checkNat(cfg, ms));
   if (role === 'serve') jobs.push(checkHandoff(cfg, ms));
   if (role === 'proxy') jobs.push(checkListen(cfg.listen, ms));
-  if (opts.rpc && role !== 'relay') jobs.push(...checkNodeRpc(opts.rpc, cfg, role, ms));
+  if (role === 'proxy') {
+    // The proxy uses the node's RPC for addnode (maxpunchpeers > 0); with that off and no rpc* key set, it does not.
+    const rpcSet = ['rpcconnect', 'rpcport', 'rpcuser', 'rpcpassword', 'rpccookiefile']
+      .some((k) => (cfg.sources?.[k] ?? 'default') !== 'default');
+    const rpc = opts.rpc ?? (cfg.maxpunchpeers > 0 || rpcSet ? nodeRpcFromConfig(cfg, { timeoutMs: ms }) : undefined);
+    if (rpc) jobs.push(...checkNodeRpc(rpc, cfg));
+  }
   return Promise.all(jobs);
 }
 
@@ -455,48 +458,58 @@ interface NetworkEntry {
   proxy?: unknown;
 }
 
-/** Fix line for an RPC failure: by the error's code when it has one, else the generic one. */
-function rpcFix(code: string, target: string): string {
-  if (/AUTH|401|403|UNAUTHORIZED|FORBIDDEN/.test(code)) {
-    return 'the node refused the credentials: set rpcuser=/rpcpassword= to its rpcuser/rpcpassword, '
-      + 'or rpccookiefile= to its .cookie (readable by this user)';
+/** Fix line for an RPC failure, by the client's code ({@link NodeRpcError}). */
+function rpcFix(err: unknown, target: string): string {
+  const code = codeOf(err);
+  switch (code) {
+    case 'RPC_AUTH':
+      return 'the node refused the credentials: set rpcuser=/rpcpassword= to its rpcuser/rpcpassword (bcoin: any '
+        + 'user, its api-key), or unset rpcpassword= to use its cookie (rpccookiefile=)';
+    case 'RPC_COOKIE':
+      return "cannot use the node's cookie file: set rpccookiefile= to its .cookie (readable by this user: "
+        + 'bitcoind -rpccookieperms=group), or set rpcuser=/rpcpassword=';
+    case 'RPC_CONNECT':
+      return `nothing answers on ${target}: start the node with server=1 (bcoin: http-port), or set rpcconnect=/rpcport=`;
+    case 'RPC_TIMEOUT':
+      return `${target} accepts but does not answer: is rpcport= the node's RPC port (not its P2P port)?`;
+    case 'RPC_HTTP':
+    case 'RPC_BAD_REPLY':
+    case 'RPC_TOO_LARGE':
+      return `${target} is not a Bitcoin node's JSON-RPC: check rpcconnect= and rpcport=`;
+    case 'RPC_ERROR':
+      if (err instanceof NodeRpcError && err.rpcCode === -28) return 'the node is still starting (RPC warm-up): run again shortly';
+      return 'the node refused getnetworkinfo: is it bitcoind or bcoin?';
+    default:
+      return `the node's RPC at ${target} failed: check rpcconnect=, rpcport= and the credentials`;
   }
-  if (/REFUSED|UNREACHABLE|CONNECT|SOCKET/.test(code)) {
-    return `nothing answers on ${target}: start the node with server=1 (bcoin: its HTTP RPC), `
-      + 'or set rpcconnect=/rpcport= to where it listens';
-  }
-  return `the node's RPC at ${target} failed: check rpcconnect=, rpcport= and the credentials`;
 }
 
 /**
- * The node's JSON-RPC (one `getnetworkinfo`): reachable and authenticating; for proxy, also whether the node
- * sends its clearnet peers through onionpunch (`networks[].proxy` of ipv4 and ipv6 is `listen`). A node that
- * does not report its proxies (bcoin answers `networks: []`) gives a warning, not a pass.
+ * The node's JSON-RPC (one `getnetworkinfo`, through the client of node-rpc.ts and its deadline): reachable and
+ * authenticating (`node-rpc`), and whether the node sends its clearnet peers through onionpunch (`node-proxy`:
+ * `networks[].proxy` of ipv4 and ipv6 is `listen`). A node that does not report its proxies (bcoin answers
+ * `networks: []`) gives a warning, not a pass.
  */
-export function checkNodeRpc(rpc: NodeRpcLike, cfg: Pick<DaemonConfig, 'listen' | 'proxy'>, role: DoctorRole, timeoutMs = DOCTOR_TIMEOUT_MS): Array<Promise<CheckResult>> {
-  // One call shared by both lines; a node that never answers is a result (code DOCTOR_RPC_TIMEOUT), not a hang.
-  const info = new Promise<unknown>((resolve, reject) => {
-    const t = setTimeout(() => reject(Object.assign(new Error(`no answer within ${timeoutMs} ms`), { code: 'DOCTOR_RPC_TIMEOUT' })), timeoutMs);
-    rpc.call('getnetworkinfo').then((v) => { clearTimeout(t); resolve(v); }, (e: unknown) => { clearTimeout(t); reject(e); });
-  });
+export function checkNodeRpc(rpc: NodeRpcLike, cfg: Pick<DaemonConfig, 'listen' | 'proxy'>): Array<Promise<CheckResult>> {
+  const info = rpc.call('getnetworkinfo');
   info.catch(() => undefined);
-  const out = [timed('node-rpc', rpc.target, async () => {
+  const out = [timed('node-rpc', rpc.endpoint, async () => {
     try {
       const v = (await info) as { subversion?: unknown; connections?: unknown };
       const ua = escapeText(typeof v.subversion === 'string' ? v.subversion : '?').slice(0, 80);
       return { status: 'ok', message: `getnetworkinfo ok (${ua}, ${Number(v.connections) || 0} connections)` };
     } catch (err) {
       const code = codeOf(err);
-      return { status: 'fail', code, message: `${code}: ${msgOf(err)}`, fix: rpcFix(code, rpc.target) };
+      const warm = err instanceof NodeRpcError && err.rpcCode === -28;
+      return { status: warm ? 'warn' : 'fail', code, message: `${code}: ${msgOf(err)}`, fix: rpcFix(err, rpc.endpoint) };
     }
   })];
-  if (role !== 'proxy') return out;
-  out.push(timed('node-proxy', rpc.target, async () => {
+  out.push(timed('node-proxy', rpc.endpoint, async () => {
     let v: { networks?: unknown };
     try {
       v = (await info) as { networks?: unknown };
     } catch {
-      return { status: 'fail', code: 'DOCTOR_RPC_FAILED', message: 'no getnetworkinfo (see node-rpc)', fix: 'fix the RPC first' };
+      return { status: 'fail', code: 'DOCTOR_RPC_FAILED', message: 'no getnetworkinfo (see node-rpc)', fix: 'fix node-rpc first' };
     }
     const want = hp(cfg.listen);
     const nets = Array.isArray(v.networks) ? (v.networks as NetworkEntry[]) : [];
@@ -516,12 +529,12 @@ export function checkNodeRpc(rpc: NodeRpcLike, cfg: Pick<DaemonConfig, 'listen' 
     for (const name of ['ipv4', 'ipv6']) {
       const n = proxyOf(name);
       if (!n) continue;
-      shown.push(`${name} → ${n.proxy || 'direct'}${n.limited ? ' (limited)' : ''}`);
+      shown.push(`${name} via ${escapeText(n.proxy || 'direct')}${n.limited ? ' (limited)' : ''}`);
       if (n.proxy !== want && !n.limited) wrong.push(name);
     }
     const onion = proxyOf('onion');
-    if (onion) shown.push(`onion → ${onion.proxy || 'none'}`);
-    const msg = escapeText(shown.join(', ')).slice(0, 200);
+    if (onion) shown.push(`onion via ${escapeText(onion.proxy || 'none')}`);
+    const msg = shown.join(', ').slice(0, 200);
     if (wrong.length > 0) {
       const tor = hp(cfg.proxy);
       return {

@@ -216,7 +216,7 @@ describe('onionpunch doctor: tor control and SOCKS ports, SAM (real tor and i2pd
     assert.deepEqual(serve.report.checks.map((c) => `${c.id}:${c.status}`),
       ['tor-control:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'bitcoind-p2p:ok']);
     const proxy = await doctorJson(['proxy', ...common, '--proxy', `127.0.0.1:${net!.socksB.port}`,
-      ...relayPorts.flatMap((p) => ['--peer', `127.0.0.1:${p}`]), '--listen', `127.0.0.1:${closed}`]);
+      ...relayPorts.flatMap((p) => ['--peer', `127.0.0.1:${p}`]), '--listen', `127.0.0.1:${closed}`, '--maxpunchpeers', '0']);
     assert.equal(proxy.code, 0, JSON.stringify(proxy.report) + proxy.err);
     assert.deepEqual(proxy.report.checks.map((c) => `${c.id}:${c.status}`),
       ['tor-socks:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'proxy-listen:warn']);
@@ -229,7 +229,7 @@ describe('onionpunch doctor: tor control and SOCKS ports, SAM (real tor and i2pd
     // I2P coordination: SAM is checked; tor (only the node's .onion route) down is a warning, not a failure.
     const i2p = await doctorJson(['proxy', ...common, '--overlay', 'i2p', '--i2psam', `127.0.0.1:${sam}`,
       '--proxy', `127.0.0.1:${closed}`, ...relayPorts.flatMap((p) => ['--peer', `127.0.0.1:${p}`]),
-      '--listen', `127.0.0.1:${closed}`]);
+      '--listen', `127.0.0.1:${closed}`, '--maxpunchpeers', '0']);
     assert.equal(i2p.code, 0, JSON.stringify(i2p.report));
     assert.deepEqual(i2p.report.checks.map((c) => `${c.id}:${c.status}`),
       ['tor-onion:warn', 'sam:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'proxy-listen:warn']);

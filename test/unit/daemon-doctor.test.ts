@@ -2,13 +2,17 @@
  * `onionpunch doctor` against real components set up right and wrong on purpose (loopback, no root, no tor):
  * two real `onionpunch relay` processes (relay and NAT checks), a closed port, a relay of another network, the
  * real proxy daemon's SOCKS port where tor's should be, a relay's P2P port where a SOCKS port should be, a Unix
- * socket and a regular file as hand-off targets. The CLI's exit codes and its --json report are checked too.
+ * socket and a regular file as hand-off targets; a real bcoin 1.0.2 node (its P2P port, its JSON-RPC with the right
+ * and wrong credentials, a missing cookie, a closed port, its P2P port as rpcport). Bitcoin Core is not installed
+ * here, so the proxy-settings logic for Core's getnetworkinfo is fed by an HTTP server answering in Core's format
+ * (a stand-in, named as such). The CLI's exit codes and its --json report are checked too.
  * Tor's and I2P's checks against real tor and i2pd: test/lab/doctor.test.ts.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createServer, type Server } from 'node:net';
+import { createServer as createHttpServer } from 'node:http';
 import { once } from 'node:events';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,8 +22,10 @@ import { loadConfig } from '../../src/daemon/config.js';
 import { runProxy } from '../../src/daemon/proxy.js';
 import { Logger } from '../../src/daemon/log.js';
 import {
-  checkHandoff, checkListen, checkNat, checkRelay, checkTorSocks, formatCheck, runDoctor, type CheckResult,
+  checkHandoff, checkListen, checkNat, checkNodeRpc, checkRelay, checkTorSocks, formatCheck, runDoctor, type CheckResult,
 } from '../../src/daemon/doctor.js';
+import { NodeRpc, nodeRpcFromConfig } from '../../src/daemon/node-rpc.js';
+import { BcoinProcess, bcoinAvailable } from '../../src/lab/nodes/bcoin.js';
 import { freePort } from '../../src/lab/tor/private-tor-process.js';
 import { verb, type VerbProcess } from '../helpers/daemon-verbs.js';
 
@@ -54,8 +60,14 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
   let unixServer: Server | undefined;
   let proxyStop: (() => Promise<number>) | undefined;
   let proxyPort = 0;
+  let bcoin: BcoinProcess | undefined;
+  const API_KEY = 'doctor-api-key';
 
   before(async () => {
+    if (bcoinAvailable()) {
+      const [port, rpcPort] = [await freePort(), await freePort()];
+      bcoin = await BcoinProcess.start('bcoin', { host: '127.0.0.1', port, rpcHost: '127.0.0.1', rpcPort, apiKey: API_KEY });
+    }
     const base = ['--bind', '127.0.0.1', '--port', '0', '--json', '--log', 'json'];
     for (const net of ['regtest', 'regtest', 'main']) procs.push(verb('relay', [...base, '--network', net], []));
     [relay1, relay2, mainRelay] = await Promise.all(procs.map(async (p) => Number((await p.ready)['port'])));
@@ -76,6 +88,7 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
   });
 
   after(async () => {
+    await bcoin?.stop();
     await proxyStop?.();
     unixServer?.close();
     for (const p of procs) await p.stop();
@@ -144,7 +157,7 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
 
   test('runDoctor picks the checks of the role from the configuration', async () => {
     const cfg = loadConfig({
-      args: ['--network', 'regtest', '--bind', '127.0.0.1', '--proxy', `127.0.0.1:${closed}`,
+      args: ['--network', 'regtest', '--bind', '127.0.0.1', '--proxy', `127.0.0.1:${closed}`, '--maxpunchpeers', '0',
         '--peer', `127.0.0.1:${relay1}`, '--peer', `127.0.0.1:${relay2}`, '--listen', `127.0.0.1:${proxyPort}`],
     });
     const checks = await runDoctor(cfg, 'proxy');
@@ -172,6 +185,72 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
       const u = await doctor(args);
       assert.equal(u.code, 2, `${args.join(' ')}: ${u.err}`);
       assert.equal(u.out, '');
+    }
+  });
+
+  const rpcCfg = (over: string[]) => loadConfig({ args: ['--network', 'regtest', ...over] });
+
+  test("node: bcoin's P2P port and RPC pass; wrong password, missing cookie, closed port, P2P port as rpcport fail", {
+    skip: bcoinAvailable() ? false : 'bcoin (devDependency) is not installed',
+  }, async () => {
+    const b = bcoin!.cfg;
+    const p2p = await checkHandoff({ bitcoind: lo(b.port), handoff: 'splice', network: 'regtest' });
+    assert.equal(p2p.status, 'ok', formatCheck(p2p));
+    assert.match(p2p.message, /bcoin/);
+    const listen = lo(9064);
+    const run = (over: string[]) => Promise.all(checkNodeRpc(nodeRpcFromConfig(rpcCfg(over), { timeoutMs: 3000 }), { listen, proxy: lo(9050) }));
+    const [ok, proxySettings] = await run(['--rpcport', String(b.rpcPort), '--rpcpassword', API_KEY]);
+    assert.equal(ok!.status, 'ok', formatCheck(ok!));
+    assert.match(ok!.message, /getnetworkinfo ok \(\/bcoin:/);
+    // bcoin answers networks: [] — its proxy cannot be read back, so it is a warning naming the line to set.
+    assert.equal(proxySettings!.code, 'DOCTOR_NODE_PROXY_UNKNOWN', formatCheck(proxySettings!));
+    assert.match(proxySettings!.fix ?? '', /proxy: 127\.0\.0\.1:9064/);
+    const [wrong, after] = await run(['--rpcport', String(b.rpcPort), '--rpcpassword', 'wrong']);
+    assert.equal(wrong!.code, 'RPC_AUTH', formatCheck(wrong!));
+    assert.match(wrong!.fix ?? '', /rpcuser=\/rpcpassword=/);
+    assert.equal(after!.code, 'DOCTOR_RPC_FAILED');
+    const [cookie] = await run(['--rpcport', String(b.rpcPort), '--rpccookiefile', join(dir, 'missing-cookie')]);
+    assert.equal(cookie!.code, 'RPC_COOKIE');
+    const [down] = await run(['--rpcport', String(closed), '--rpcpassword', API_KEY]);
+    assert.equal(down!.code, 'RPC_CONNECT');
+    assert.match(down!.fix ?? '', /server=1/);
+    const [p2pAsRpc] = await run(['--rpcport', String(b.port), '--rpcpassword', API_KEY]);
+    assert.equal(p2pAsRpc!.status, 'fail', formatCheck(p2pAsRpc!));
+  });
+
+  test("node-proxy: Core's getnetworkinfo with ipv4/ipv6 through listen passes, ipv4 direct fails with the per-network lines", async () => {
+    // Stand-in for Bitcoin Core (not installed here): its getnetworkinfo reply shape, over the real RPC client.
+    let networks: unknown[] = [];
+    const server = createHttpServer((req, res) => {
+      let body = '';
+      req.on('data', (d) => (body += d));
+      req.on('end', () => {
+        const { id } = JSON.parse(body) as { id: number };
+        const result = { version: 300000, subversion: '/Satoshi:30.0.0/', connections: 3, networks };
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ result, error: null, id }));
+      });
+    }).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const rpc = new NodeRpc({ host: '127.0.0.1', port: (server.address() as { port: number }).port, auth: { user: 'u', password: 'p' } });
+    const net = (name: string, proxy: string, limited = false) => ({ name, limited, reachable: !limited, proxy, proxy_randomize_credentials: proxy !== '' });
+    try {
+      const cfg = { listen: lo(9064), proxy: lo(9050) };
+      networks = [net('ipv4', '127.0.0.1:9064'), net('ipv6', '127.0.0.1:9064'), net('onion', '127.0.0.1:9050'), net('i2p', '', true)];
+      const [rpcOk, good] = await Promise.all(checkNodeRpc(rpc, cfg));
+      assert.match(rpcOk!.message, /Satoshi:30\.0\.0/);
+      assert.equal(good!.status, 'ok', formatCheck(good!));
+      assert.match(good!.message, /ipv4 via 127\.0\.0\.1:9064, ipv6 via 127\.0\.0\.1:9064, onion via 127\.0\.0\.1:9050/);
+      networks = [net('ipv4', ''), net('ipv6', '127.0.0.1:9064'), net('onion', '127.0.0.1:9050')];
+      const [, bad] = await Promise.all(checkNodeRpc(rpc, cfg));
+      assert.equal(bad!.code, 'DOCTOR_NODE_PROXY_WRONG', formatCheck(bad!));
+      assert.match(bad!.fix ?? '', /proxy=127\.0\.0\.1:9064=ipv4 \(Bitcoin Core >= 30; keep onion=127\.0\.0\.1:9050/);
+      // An IPv6-less node (onlynet=ipv4: ipv6 limited) needs no ipv6 proxy.
+      networks = [net('ipv4', '127.0.0.1:9064'), net('ipv6', '', true)];
+      const [, v4only] = await Promise.all(checkNodeRpc(rpc, cfg));
+      assert.equal(v4only!.status, 'ok', formatCheck(v4only!));
+    } finally {
+      server.close();
     }
   });
 });

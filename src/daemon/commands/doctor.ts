@@ -21,6 +21,9 @@ const CHECKS = [
   'bitcoind-p2p  serve, handoff=splice: the node\'s P2P port (bitcoind=) completes a version handshake',
   'handoff       serve, handoff=unix:PATH: the receiver\'s socket exists',
   'proxy-listen  proxy: listen= answers SOCKS5 (onionpunch proxy running; a warning when not)',
+  'node-rpc      proxy (maxpunchpeers > 0 or an rpc* key set): the node\'s JSON-RPC answers getnetworkinfo with',
+  '              rpcuser/rpcpassword or the cookie',
+  'node-proxy    the same: the node sends ipv4 and ipv6 peers to listen= (bcoin does not report it: a warning)',
 ];
 
 function usage(): string {
