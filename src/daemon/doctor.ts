@@ -62,14 +62,17 @@ const codeOf = (err: unknown): string => {
 const msgOf = (err: unknown): string => escapeText(err instanceof Error ? err.message : String(err)).slice(0, 300);
 const isOverlayName = (host: string): boolean => /\.(onion|i2p)$/i.test(host);
 
-async function timed(id: string, target: string | undefined, f: () => Promise<Omit<CheckResult, 'id' | 'ms' | 'target'>>): Promise<CheckResult> {
+type Found = Omit<CheckResult, 'id' | 'ms' | 'target'>;
+
+async function timed(id: string, target: string | undefined, f: () => Promise<Found>): Promise<CheckResult> {
   const t0 = performance.now();
-  let r: Omit<CheckResult, 'id' | 'ms' | 'target'>;
+  let r: Found;
   try {
     r = await f();
   } catch (err) {
     // A check's own bug or an unclassified failure still gives its line, never a crash of the whole run.
-    r = { status: 'fail', message: msgOf(err), code: codeOf(err), fix: 'unexpected failure; run again with the component up' };
+    const fix = 'unexpected failure; run again with the component up';
+    r = { status: 'fail', message: msgOf(err), code: codeOf(err), fix };
   }
   return { id, ...(target !== undefined ? { target } : {}), ...r, ms: Math.round(performance.now() - t0) };
 }
@@ -78,7 +81,8 @@ async function timed(id: string, target: string | undefined, f: () => Promise<Om
 function torControlFix(code: string, cfg: Pick<DaemonConfig, 'torpassword' | 'torcontrol'>, methods: string[]): string {
   switch (code) {
     case 'TOR_CONNECT':
-      return `nothing listens on ${hp(cfg.torcontrol)}: add "ControlPort ${cfg.torcontrol.port}" to torrc and restart tor, `
+      return `nothing listens on ${hp(cfg.torcontrol)}: add "ControlPort ${cfg.torcontrol.port}" to torrc and `
+        + 'restart tor, '
         + 'or set torcontrol= to where it listens';
     case 'TOR_AUTH_FAILED':
       if (cfg.torpassword === undefined && methods.includes('HASHEDPASSWORD')) {
@@ -124,7 +128,8 @@ export async function checkTorControl(
       } finally {
         probe.close();
       }
-      const c = await TorControlClient.connect({ ...where, auth: cfg.torpassword !== undefined ? { password: cfg.torpassword } : {} });
+      const auth = cfg.torpassword !== undefined ? { password: cfg.torpassword } : {};
+      const c = await TorControlClient.connect({ ...where, auth });
       try {
         const phase = (await c.getInfo(['status/bootstrap-phase']))['status/bootstrap-phase'] ?? '';
         const progress = Number(/PROGRESS=(\d+)/.exec(phase)?.[1] ?? NaN);
@@ -154,7 +159,9 @@ export async function checkTorControl(
 }
 
 /** Reads what a server sends after `data` until it closes, `max` bytes arrive or `ms` pass. */
-function exchange(h: HostPort, data: Buffer | string, ms: number, max = 512): Promise<{ reply: Buffer; error?: NodeJS.ErrnoException }> {
+function exchange(
+  h: HostPort, data: Buffer | string, ms: number, max = 512,
+): Promise<{ reply: Buffer; error?: NodeJS.ErrnoException }> {
   return new Promise((resolve) => {
     const s: Socket = createConnection({ host: h.host, port: h.port });
     let got = Buffer.alloc(0);
@@ -211,7 +218,8 @@ export async function checkTorSocks(
     if (greet.reply.length < 2 || greet.reply[0] !== 0x05 || greet.reply[1] !== 0x00) {
       return {
         status: 'fail', code: 'DOCTOR_NOT_SOCKS5',
-        message: `not a SOCKS5 server without authentication (answered ${greet.reply.subarray(0, 8).toString('hex') || 'nothing'})`,
+        message: 'not a SOCKS5 server without authentication '
+          + `(answered ${greet.reply.subarray(0, 8).toString('hex') || 'nothing'})`,
         fix: `set ${key}= to tor's SocksPort (is it tor's ControlPort or another service?)`,
       };
     }
@@ -249,7 +257,10 @@ export async function checkSam(sam: HostPort, timeoutMs = DOCTOR_TIMEOUT_MS): Pr
  * The NAT verdict through the configured NAT-check servers (`natcheck`, by default the relays): the EIM check
  * that serve and proxy run at start. EIM passes; EDM fails (punches are refused); unknown fails with the reason.
  */
-export async function checkNat(cfg: Pick<DaemonConfig, 'natcheck' | 'network' | 'bind'>, timeoutMs = DOCTOR_TIMEOUT_MS): Promise<CheckResult> {
+export async function checkNat(
+  cfg: Pick<DaemonConfig, 'natcheck' | 'network' | 'bind'>,
+  timeoutMs = DOCTOR_TIMEOUT_MS,
+): Promise<CheckResult> {
   const target = cfg.natcheck.map(hp).join(' ');
   return timed('nat', target || undefined, async () => {
     if (cfg.natcheck.length < 2) {
@@ -265,7 +276,8 @@ export async function checkNat(cfg: Pick<DaemonConfig, 'natcheck' | 'network' | 
     const v6 = cfg.natcheck[0]!.host.includes(':');
     const local = probeBind({ address: cfg.bind ?? (v6 ? '::' : '0.0.0.0'), port: 0 });
     const peers = cfg.natcheck.map((h) => ({ address: h.host, port: h.port }));
-    const v = await eimCheck({ local, peers, observe: nativeObserver({ network: cfg.network }), timeoutMs, spreadSamples: 0 });
+    const observe = nativeObserver({ network: cfg.network });
+    const v = await eimCheck({ local, peers, observe, timeoutMs, spreadSamples: 0 });
     const pub = v.publicAddress !== undefined ? `, public address ${v.publicAddress}` : '';
     if (v.mapping === 'eim') {
       return {
@@ -282,7 +294,8 @@ export async function checkNat(cfg: Pick<DaemonConfig, 'natcheck' | 'network' | 
       };
     }
     return {
-      status: 'fail', code: 'DOCTOR_NAT_UNKNOWN', message: `unknown: ${escapeText(v.reason ?? 'no verdict').slice(0, 200)}`,
+      status: 'fail', code: 'DOCTOR_NAT_UNKNOWN',
+      message: `unknown: ${escapeText(v.reason ?? 'no verdict').slice(0, 200)}`,
       fix: 'a NAT-check server did not answer: see the relay lines, or set natcheck= to two reachable relays',
     };
   });
@@ -293,7 +306,9 @@ function peerFix(err: unknown, what: string): string {
   const cause = err instanceof Error ? (err.cause as { code?: unknown } | undefined) : undefined;
   const code = codeOf(err);
   if (code === 'PEER_SOCKET') return `${what} is not reachable: is it running, is its port open in its firewall?`;
-  if (code === 'PEER_HANDSHAKE_TIMEOUT') return `${what} did not finish a version handshake in time: is it a Bitcoin P2P port?`;
+  if (code === 'PEER_HANDSHAKE_TIMEOUT') {
+    return `${what} did not finish a version handshake in time: is it a Bitcoin P2P port?`;
+  }
   if (code === 'PEER_WIRE' && typeof cause?.code === 'string' && /MAGIC/.test(cause.code)) {
     return `${what} speaks another Bitcoin network: network= must be the same on both`;
   }
@@ -344,16 +359,21 @@ export async function checkRelay(
  * serve's hand-off target: in splice mode the node's P2P port (`bitcoind`) must complete a version handshake;
  * in fd hand-off mode the Unix socket must exist (it is not connected to: the receiver expects a descriptor).
  */
-export async function checkHandoff(cfg: Pick<DaemonConfig, 'bitcoind' | 'handoff' | 'network'>, timeoutMs = DOCTOR_TIMEOUT_MS): Promise<CheckResult> {
+export async function checkHandoff(
+  cfg: Pick<DaemonConfig, 'bitcoind' | 'handoff' | 'network'>,
+  timeoutMs = DOCTOR_TIMEOUT_MS,
+): Promise<CheckResult> {
   const t = parseHandoffTarget(cfg.handoff);
   if (t.mode === 'fd') {
     return timed('handoff', `unix:${t.path}`, async () => {
       if (t.path.startsWith('@')) {
-        return { status: 'ok', message: 'abstract socket: cannot be checked without a hand-off (the receiver must listen)' };
+        const message = 'abstract socket: not checkable without a hand-off (the receiver must listen)';
+        return { status: 'ok', message };
       }
       try {
         if (statSync(t.path).isSocket()) return { status: 'ok', message: 'the hand-off socket exists' };
-        return { status: 'fail', code: 'DOCTOR_HANDOFF_NOT_SOCKET', message: 'not a socket', fix: 'handoff=unix:PATH must be the receiver\'s socket' };
+        const fix = 'handoff=unix:PATH must be the receiver\'s socket';
+        return { status: 'fail', code: 'DOCTOR_HANDOFF_NOT_SOCKET', message: 'not a socket', fix };
       } catch (err) {
         return {
           status: 'fail', code: (err as NodeJS.ErrnoException).code ?? 'ERROR', message: 'no such socket',
@@ -364,7 +384,8 @@ export async function checkHandoff(cfg: Pick<DaemonConfig, 'bitcoind' | 'handoff
   }
   return timed('bitcoind-p2p', hp(cfg.bitcoind), async () => {
     try {
-      const r = await connectPeer({ host: cfg.bitcoind.host, port: cfg.bitcoind.port, network: cfg.network, handshakeTimeoutMs: timeoutMs });
+      const { host, port } = cfg.bitcoind;
+      const r = await connectPeer({ host, port, network: cfg.network, handshakeTimeoutMs: timeoutMs });
       r.peer.close();
       const ua = escapeText(r.version.userAgent).slice(0, 80);
       return { status: 'ok', message: `the node answers (${ua}, height ${r.version.startHeight})` };
@@ -390,7 +411,9 @@ export async function checkListen(listen: HostPort, timeoutMs = DOCTOR_TIMEOUT_M
         fix: 'start onionpunch proxy with this configuration (the node\'s proxy= points here)',
       };
     }
-    if (r.reply[0] === 0x05 && r.reply[1] === 0x00) return { status: 'ok', message: 'a SOCKS5 server answers (onionpunch proxy running)' };
+    if (r.reply[0] === 0x05 && r.reply[1] === 0x00) {
+      return { status: 'ok', message: 'a SOCKS5 server answers (onionpunch proxy running)' };
+    }
     return {
       status: 'fail', code: 'DOCTOR_NOT_SOCKS5', message: 'another service holds the port',
       fix: 'set listen= to a free port (and the node\'s proxy= to the same)',
@@ -403,7 +426,11 @@ export async function checkListen(listen: HostPort, timeoutMs = DOCTOR_TIMEOUT_M
  * the overlay (tor control for serve, tor SOCKS for proxy, SAM when I2P is used), the relays, the NAT verdict,
  * then the node (serve: its P2P port or hand-off socket; proxy: its own SOCKS port; both: the node's RPC).
  */
-export async function runDoctor(cfg: DaemonConfig & { sources?: Partial<Record<string, string>> }, role: DoctorRole, opts: DoctorOptions = {}): Promise<CheckResult[]> {
+export async function runDoctor(
+  cfg: DaemonConfig & { sources?: Partial<Record<string, string>> },
+  role: DoctorRole,
+  opts: DoctorOptions = {},
+): Promise<CheckResult[]> {
   const ms = opts.timeoutMs ?? DOCTOR_TIMEOUT_MS;
   const jobs: Array<Promise<CheckResult>> = [];
   const explicitSam = (cfg.sources?.['i2psam'] ?? 'default') !== 'default';
@@ -448,7 +475,8 @@ export async function runDoctor(cfg: DaemonConfig & { sources?: Partial<Record<s
 export function formatCheck(r: CheckResult): string {
   const status = r.status === 'ok' ? 'ok  ' : r.status === 'warn' ? 'WARN' : 'FAIL';
   const target = r.target !== undefined ? `${r.target}  ` : '';
-  return `${status}  ${r.id.padEnd(13)} ${target}${r.message}${r.fix !== undefined && r.status !== 'ok' ? `; fix: ${r.fix}` : ''}`;
+  const fix = r.fix !== undefined && r.status !== 'ok' ? `; fix: ${r.fix}` : '';
+  return `${status}  ${r.id.padEnd(13)} ${target}${r.message}${fix}`;
 }
 
 interface NetworkEntry {
@@ -469,7 +497,8 @@ function rpcFix(err: unknown, target: string): string {
       return "cannot use the node's cookie file: set rpccookiefile= to its .cookie (readable by this user: "
         + 'bitcoind -rpccookieperms=group), or set rpcuser=/rpcpassword=';
     case 'RPC_CONNECT':
-      return `nothing answers on ${target}: start the node with server=1 (bcoin: http-port), or set rpcconnect=/rpcport=`;
+      return `nothing answers on ${target}: start the node with server=1 (bcoin: http-port), `
+        + 'or set rpcconnect=/rpcport=';
     case 'RPC_TIMEOUT':
       return `${target} accepts but does not answer: is rpcport= the node's RPC port (not its P2P port)?`;
     case 'RPC_HTTP':
@@ -477,7 +506,9 @@ function rpcFix(err: unknown, target: string): string {
     case 'RPC_TOO_LARGE':
       return `${target} is not a Bitcoin node's JSON-RPC: check rpcconnect= and rpcport=`;
     case 'RPC_ERROR':
-      if (err instanceof NodeRpcError && err.rpcCode === -28) return 'the node is still starting (RPC warm-up): run again shortly';
+      if (err instanceof NodeRpcError && err.rpcCode === -28) {
+        return 'the node is still starting (RPC warm-up): run again shortly';
+      }
       return 'the node refused getnetworkinfo: is it bitcoind or bcoin?';
     default:
       return `the node's RPC at ${target} failed: check rpcconnect=, rpcport= and the credentials`;
@@ -490,7 +521,10 @@ function rpcFix(err: unknown, target: string): string {
  * `networks[].proxy` of ipv4 and ipv6 is `listen`). A node that does not report its proxies (bcoin answers
  * `networks: []`) gives a warning, not a pass.
  */
-export function checkNodeRpc(rpc: NodeRpcLike, cfg: Pick<DaemonConfig, 'listen' | 'proxy'>): Array<Promise<CheckResult>> {
+export function checkNodeRpc(
+  rpc: NodeRpcLike,
+  cfg: Pick<DaemonConfig, 'listen' | 'proxy'>,
+): Array<Promise<CheckResult>> {
   const info = rpc.call('getnetworkinfo');
   info.catch(() => undefined);
   const out = [timed('node-rpc', rpc.endpoint, async () => {
@@ -501,7 +535,8 @@ export function checkNodeRpc(rpc: NodeRpcLike, cfg: Pick<DaemonConfig, 'listen' 
     } catch (err) {
       const code = codeOf(err);
       const warm = err instanceof NodeRpcError && err.rpcCode === -28;
-      return { status: warm ? 'warn' : 'fail', code, message: `${code}: ${msgOf(err)}`, fix: rpcFix(err, rpc.endpoint) };
+      const status = warm ? 'warn' : 'fail';
+      return { status, code, message: `${code}: ${msgOf(err)}`, fix: rpcFix(err, rpc.endpoint) };
     }
   })];
   out.push(timed('node-proxy', rpc.endpoint, async () => {
@@ -509,7 +544,8 @@ export function checkNodeRpc(rpc: NodeRpcLike, cfg: Pick<DaemonConfig, 'listen' 
     try {
       v = (await info) as { networks?: unknown };
     } catch {
-      return { status: 'fail', code: 'DOCTOR_RPC_FAILED', message: 'no getnetworkinfo (see node-rpc)', fix: 'fix node-rpc first' };
+      const message = 'no getnetworkinfo (see node-rpc)';
+      return { status: 'fail', code: 'DOCTOR_RPC_FAILED', message, fix: 'fix node-rpc first' };
     }
     const want = hp(cfg.listen);
     const nets = Array.isArray(v.networks) ? (v.networks as NetworkEntry[]) : [];
@@ -538,7 +574,8 @@ export function checkNodeRpc(rpc: NodeRpcLike, cfg: Pick<DaemonConfig, 'listen' 
     if (wrong.length > 0) {
       const tor = hp(cfg.proxy);
       return {
-        status: 'fail', code: 'DOCTOR_NODE_PROXY_WRONG', message: `${msg}: ${wrong.join(' and ')} not through onionpunch`,
+        status: 'fail', code: 'DOCTOR_NODE_PROXY_WRONG',
+        message: `${msg}: ${wrong.join(' and ')} not through onionpunch`,
         fix: `in bitcoin.conf: ${wrong.map((w) => `${line}=${w}`).join(' and ')} (Bitcoin Core >= 30; keep `
           + `onion=${tor} for Tor peers), or ${line} on older Core (then .onion goes through onionpunch to tor)`,
       };

@@ -51,7 +51,8 @@ export async function main(args: string[]): Promise<number> {
     return role === undefined ? 2 : 0;
   }
   if (!(ROLES as readonly string[]).includes(role)) {
-    const what = role.startsWith('-') ? `unexpected option '${role.slice(0, 64)}' before the role` : `unknown role '${role.slice(0, 64)}'`;
+    const shown = role.slice(0, 64);
+    const what = role.startsWith('-') ? `unexpected option '${shown}' before the role` : `unknown role '${shown}'`;
     process.stderr.write(`onionpunch doctor: ${what} (onionpunch doctor serve|proxy|relay [options])\n`);
     return 2;
   }
