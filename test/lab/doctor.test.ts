@@ -36,7 +36,8 @@ function has(cmd: string): boolean {
 const skip = !has('tor') ? 'tor is not installed' : !has('i2pd') ? 'i2pd is not installed' : false;
 
 /** Runs `onionpunch doctor ...` (the real CLI); exit code and the --json report. */
-function doctorJson(args: string[]): Promise<{ code: number | null; report: { ok: boolean; checks: CheckResult[] }; err: string }> {
+type Report = { ok: boolean; checks: CheckResult[] };
+function doctorJson(args: string[]): Promise<{ code: number | null; report: Report; err: string }> {
   return new Promise((resolve) => {
     const c = spawn(process.execPath, [CLI, 'doctor', ...args, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -48,12 +49,15 @@ function doctorJson(args: string[]): Promise<{ code: number | null; report: { ok
 }
 
 /** A standalone tor serving only its control port (DisableNetwork 1), with a password or a cookie. */
-async function standaloneTor(dir: string, kind: 'password' | 'cookie'): Promise<{ port: number; proc: TorProcess; cookie: string }> {
+async function standaloneTor(
+  dir: string, kind: 'password' | 'cookie',
+): Promise<{ port: number; proc: TorProcess; cookie: string }> {
   const port = await freePort();
   const dataDir = join(dir, kind);
   const torrc = join(dir, `${kind}.torrc`);
   const logFile = join(dataDir, 'notice.log');
-  const hashed = kind === 'password' ? (await run('tor', ['--quiet', '--hash-password', PASSWORD])).trim().split('\n').pop()!.trim() : '';
+  const hashed = kind === 'password'
+    ? (await run('tor', ['--quiet', '--hash-password', PASSWORD])).trim().split('\n').pop()!.trim() : '';
   await writeFile(torrc, [
     `DataDirectory ${dataDir}`, 'DisableNetwork 1', 'SocksPort 0', `ControlPort 127.0.0.1:${port}`,
     'GeoIPFile ""', 'GeoIPv6File ""', 'RunAsDaemon 0', 'ShutdownWaitLength 0', `Log notice file ${logFile}`,
@@ -61,7 +65,8 @@ async function standaloneTor(dir: string, kind: 'password' | 'cookie'): Promise<
     kind === 'password' ? `HashedControlPassword ${hashed}` : 'CookieAuthentication 1', '',
   ].join('\n'));
   const proc = new TorProcess(`doctor-${kind}`, torrc, logFile);
-  await pollUntil(`tor (${kind}) control port`, async () => (await readText(logFile)).includes('Opened Control listener'), [proc], 20_000);
+  const opened = async () => (await readText(logFile)).includes('Opened Control listener');
+  await pollUntil(`tor (${kind}) control port`, opened, [proc], 20_000);
   return { port, proc, cookie: join(dataDir, 'control_auth_cookie') };
 }
 
@@ -80,7 +85,8 @@ async function standaloneI2pd(dir: string): Promise<{ port: number; child: Child
     '[nettime]', 'enabled = false', '[precomputation]', 'elgamal = false',
     // No reseed URL is ever contacted; the address book subscribes to a closed loopback port.
     '[reseed]', 'verify = false', 'urls = ', 'yggurls = ',
-    '[addressbook]', 'enabled = true', 'defaulturl = http://127.0.0.1:1/none.txt', 'subscriptions = http://127.0.0.1:1/none.txt', '',
+    '[addressbook]', 'enabled = true', 'defaulturl = http://127.0.0.1:1/none.txt',
+    'subscriptions = http://127.0.0.1:1/none.txt', '',
   ].join('\n'));
   const child = spawn('i2pd', [`--datadir=${dir}`, `--conf=${conf}`], { stdio: 'ignore' });
   const t0 = Date.now();
@@ -111,7 +117,8 @@ describe('onionpunch doctor: tor control and SOCKS ports, SAM (real tor and i2pd
   let relayPorts: number[] = [];
 
   before(async () => {
-    for (let i = 0; i < 2; i++) relays.push(verb('relay', ['--network', 'regtest', '--bind', '127.0.0.1', '--port', '0', '--json'], []));
+    const args = ['--network', 'regtest', '--bind', '127.0.0.1', '--port', '0', '--json'];
+    for (let i = 0; i < 2; i++) relays.push(verb('relay', args, []));
     relayPorts = await Promise.all(relays.map(async (r) => Number((await r.ready)['port'])));
     dir = await mkdtemp(join(tmpdir(), 'op-doctor-lab-'));
     closed = await freePort();
@@ -208,7 +215,8 @@ describe('onionpunch doctor: tor control and SOCKS ports, SAM (real tor and i2pd
     assert.match(tor.fix ?? '', /does not answer as a SAM bridge/);
   });
 
-  test('the CLI: serve and proxy set up right pass (exit 0); tor set up wrong fails (exit 1) with the fix', async () => {
+  test('the CLI: serve and proxy set up right pass (exit 0); tor set up wrong fails (exit 1) with the fix',
+    async () => {
     const common = ['--network', 'regtest', '--bind', '127.0.0.1'];
     const serve = await doctorJson(['serve', ...common, '--torcontrol', `127.0.0.1:${net!.controlA.port}`,
       ...relayPorts.flatMap((p) => ['--announce', `127.0.0.1:${p}`]), '--bitcoind', `127.0.0.1:${relayPorts[0]}`]);
@@ -216,7 +224,8 @@ describe('onionpunch doctor: tor control and SOCKS ports, SAM (real tor and i2pd
     assert.deepEqual(serve.report.checks.map((c) => `${c.id}:${c.status}`),
       ['tor-control:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'bitcoind-p2p:ok']);
     const proxy = await doctorJson(['proxy', ...common, '--proxy', `127.0.0.1:${net!.socksB.port}`,
-      ...relayPorts.flatMap((p) => ['--peer', `127.0.0.1:${p}`]), '--listen', `127.0.0.1:${closed}`, '--maxpunchpeers', '0']);
+      ...relayPorts.flatMap((p) => ['--peer', `127.0.0.1:${p}`]), '--listen', `127.0.0.1:${closed}`,
+      '--maxpunchpeers', '0']);
     assert.equal(proxy.code, 0, JSON.stringify(proxy.report) + proxy.err);
     assert.deepEqual(proxy.report.checks.map((c) => `${c.id}:${c.status}`),
       ['tor-socks:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'proxy-listen:warn']);
