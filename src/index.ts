@@ -90,3 +90,4 @@ export { PunchSessionError, type PunchSessionCode, type Side, type VerifyMismatc
 export { NativeError, EngineError, PunchError, type EngineErrorCode } from './native/errors.js';
 export { RelayError, type RelayErrorCode } from './relay/errors.js';
 export { ConfigError, SocksServerError, HandoffError, type ConfigErrorCode } from './daemon/errors.js';
+export { NodeRpcError, type NodeRpcErrorCode } from './daemon/node-rpc.js';

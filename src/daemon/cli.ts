@@ -26,6 +26,7 @@ const VERBS: Record<string, VerbSpec> = {
   serve: { module: './commands/serve.js', summary: 'A side: coordination endpoint, announce, accept punches' },
   proxy: { module: './commands/proxy.js', summary: 'B side: SOCKS5 proxy for bitcoind that punches' },
   relay: { module: './commands/relay.js', summary: 'public relay of announcements and NAT-check service' },
+  doctor: { module: './commands/doctor.js', summary: 'check a serve/proxy/relay setup: tor, SAM, relays, NAT, node' },
   sim: { module: './commands/sim.js', summary: 'simulate announcement relay at network scale (real relay code)' },
 };
 

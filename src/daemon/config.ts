@@ -18,6 +18,7 @@ import {
   GETADDR_MIN_SPACING_S,
   RELAYS_PER_NODE,
 } from '../relay/index.js';
+import { RPC_DEFAULT_PORT } from './node-rpc.js';
 
 /** Hard limits on what we read. */
 export const CONFIG_LIMITS = {
@@ -257,6 +258,32 @@ export const CONFIG_KEYS = {
   }),
   shutdowngrace: key<number>({
     kind: 'int', unit: 'seconds', min: 0, max: 600, default: 5, doc: 'time bridges get to finish after SIGINT/SIGTERM',
+  }),
+  rpcconnect: key<string>({
+    verbs: ['proxy'], kind: 'host', default: '127.0.0.1',
+    doc: "the local node's JSON-RPC address (proxy: addnode for announced peers), as bitcoin-cli's -rpcconnect",
+  }),
+  rpcport: key<number>({
+    verbs: ['proxy'], kind: 'port', default: (c) => RPC_DEFAULT_PORT[c.network as NetworkName],
+    defaultDoc: `bitcoind's for the network (${NETWORKS.map((n) => RPC_DEFAULT_PORT[n]).join(', ')})`,
+    doc: "the local node's JSON-RPC port, as bitcoind's -rpcport",
+  }),
+  rpcuser: key<string | undefined>({
+    verbs: ['proxy'], kind: 'string', default: undefined, defaultDoc: 'empty',
+    doc: "JSON-RPC user (with `rpcpassword`), as bitcoind's -rpcuser",
+  }),
+  rpcpassword: key<string | undefined>({
+    verbs: ['proxy'], kind: 'string', default: undefined, defaultDoc: 'none: the cookie file',
+    doc: "JSON-RPC password, as bitcoind's -rpcpassword; unset, the cookie file is used",
+  }),
+  rpccookiefile: key<string | undefined>({
+    verbs: ['proxy'], kind: 'string', typeDoc: 'path', default: undefined,
+    defaultDoc: '`~/.bitcoin/[<network>/].cookie`',
+    doc: "the node's RPC cookie file (read on every call), as bitcoind's -rpccookiefile",
+  }),
+  maxpunchpeers: key<number>({
+    verbs: ['proxy'], kind: 'int', min: 0, max: 16, default: 2,
+    doc: 'announced peers the proxy asks the node to connect to (`addnode onetry`, retried while fresh); 0 = off',
   }),
   log: key<'json' | 'text'>({
     verbs: ALL_VERBS, kind: 'enum', values: ['json', 'text'], default: 'text', doc: 'log format on stderr',
