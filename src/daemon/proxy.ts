@@ -249,7 +249,7 @@ export async function runProxy(
         const { I2pCoordinationDialer } = await import('../overlay/i2p/dialer.js');
         dialer = await I2pCoordinationDialer.create({ sam: { host: cfg.i2psam.host, port: cfg.i2psam.port }, timeoutMs: 120_000 });
       }
-      const { maxSynsPerSession, ...punch } = await configuredPunch(cfg, log);
+      const { maxSynsPerSession, ...punch } = await configuredPunch(cfg, log, 'B');
       return new Client({
         ...punch,
         dialer,

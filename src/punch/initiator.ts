@@ -154,11 +154,12 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
           break;
         case 'opspray': {
           const step = { step: 'opspray', side: 'A' as const };
-          if (!gotVersion || peerEp || agreed) throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent opspray out of turn', step);
-          if (!asked) throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent opspray unasked', step);
-          if (!m.sessionId.equals(sessionId)) throw new PunchSessionError('PUNCH_PROTOCOL', 'A echoed another session id', step);
+          const fail = (why: string): PunchSessionError => new PunchSessionError('PUNCH_PROTOCOL', why, step);
+          if (!gotVersion || peerEp || agreed) throw fail('A sent opspray out of turn');
+          if (!asked) throw fail('A sent opspray unasked');
+          if (!m.sessionId.equals(sessionId)) throw fail('A echoed another session id');
           const bad = checkSprayAnswer(asked, m);
-          if (bad) throw new PunchSessionError('PUNCH_PROTOCOL', `A's opspray: ${bad}`, step);
+          if (bad) throw fail(`A's opspray: ${bad}`);
           agreed = m;
           tl.mark('spray-agreed', describeSpray(m));
           break;
@@ -168,7 +169,8 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
             : m.code === 'nat-unsuitable' ? 'PUNCH_NAT_UNSUITABLE'
               : m.code === 'both-hard' ? 'PUNCH_NAT_BOTH_HARD' : 'PUNCH_REJECTED';
           const step = gotVersion ? (asked ? 'opspray' : 'opendpoint') : 'version';
-          throw new PunchSessionError(code, `A rejected (${m.code}): ${m.reason}`, { step, side: 'A', rejectCode: m.code });
+          const info = { step, side: 'A' as const, rejectCode: m.code };
+          throw new PunchSessionError(code, `A rejected (${m.code}): ${m.reason}`, info);
         }
         case 'verack':
         case 'other':

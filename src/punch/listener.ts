@@ -29,7 +29,7 @@ import type { PlanTuning, PunchedConnection } from './session-common.js';
 import { allocateLocalEndpoint } from './local-port.js';
 import { PunchSessionError } from './errors.js';
 import { Timeline } from './timeline.js';
-import { SPRAY_LIMITS, type SprayCaps } from './spray.js';
+import { SPRAY_LIMITS, type SprayCaps, type SprayReport } from './spray.js';
 
 export interface ListenerLimits {
   /** Coordination sessions per second (refill) and burst. */
@@ -122,6 +122,8 @@ export interface ConnectionInfo {
   timeline: Timeline;
   engineTimeline?: unknown;
   overlay?: AcceptedStreamInfo;
+  /** When the session was a birthday spray: its parameters, A's SYNs and the winning port pair. */
+  spray?: SprayReport;
 }
 
 export interface ListenerStats {
@@ -367,7 +369,10 @@ export class PunchListener extends EventEmitter {
     })
       .then((c: PunchedConnection) => {
         this.stats.connected++;
-        const info2: ConnectionInfo = { remote: c.remote, local: c.local, sessionId: c.sessionId, timeline: c.timeline, engineTimeline: c.engineTimeline, overlay: info };
+        const info2: ConnectionInfo = {
+          remote: c.remote, local: c.local, sessionId: c.sessionId, timeline: c.timeline, engineTimeline: c.engineTimeline,
+          overlay: info, ...(c.spray ? { spray: c.spray } : {}),
+        };
         if (this.listenerCount('connection') === 0) c.socket.destroy();
         else this.emit('connection', c.socket as Socket, info2);
       })

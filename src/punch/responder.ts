@@ -140,7 +140,8 @@ function agreeSpray(
   opts: ResponderOptions,
 ): SprayParams | undefined {
   const aHard = verdict?.mapping === 'edm';
-  const refuse = (code: RejectCode, err: 'PUNCH_NAT_BOTH_HARD' | 'PUNCH_SPRAY_LIMIT' | 'PUNCH_NAT_UNSUITABLE' | 'PUNCH_PROTOCOL', why: string): never => {
+  type Refusal = 'PUNCH_NAT_BOTH_HARD' | 'PUNCH_SPRAY_LIMIT' | 'PUNCH_NAT_UNSUITABLE' | 'PUNCH_PROTOCOL';
+  const refuse = (code: RejectCode, err: Refusal, why: string): never => {
     reject(ch, code, why);
     throw new PunchSessionError(err, why, { step: 'opspray', side: err === 'PUNCH_PROTOCOL' ? 'B' : 'A' });
   };
@@ -159,7 +160,9 @@ function agreeSpray(
   const cap = Math.max(1, Math.min(opts.spray.maxSyns, SPRAY_LIMITS.maxProbes));
   const spreadUs = Math.min(asked.spreadUs, SPRAY_LIMITS.maxSpreadUs);
   if (asked.hard === 'B') {
-    if (asked.probeLow === 0) return refuse('bad-request', 'PUNCH_PROTOCOL', 'opspray: B is hard but names no probe range');
+    if (asked.probeLow === 0) {
+      return refuse('bad-request', 'PUNCH_PROTOCOL', 'opspray: B is hard but names no probe range');
+    }
     // A is easy: its M probes go to B's IP, at most `cap` of them, whatever B asked.
     return { ...asked, probes: Math.min(asked.probes, cap), spreadUs };
   }
@@ -167,7 +170,8 @@ function agreeSpray(
   if (typeof r === 'string') return refuse('nat-unsuitable', 'PUNCH_NAT_UNSUITABLE', `A cannot spray: ${r}`);
   // A is hard: A opens N sockets (at most `cap`) to B's one endpoint; B, who asked, sends the many probes.
   const shape = sprayShape(r.high - r.low + 1, 'A', asked.probes, cap);
-  return { ...asked, probeLow: r.low, probeHigh: r.high, sockets: shape.sockets, probes: Math.min(asked.probes, shape.probes), spreadUs };
+  const probes = Math.min(asked.probes, shape.probes);
+  return { ...asked, probeLow: r.low, probeHigh: r.high, sockets: shape.sockets, probes, spreadUs };
 }
 
 /** Runs one session on an accepted coordination stream. Resolves with the verified punched socket. */
@@ -201,11 +205,14 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     while (!ep) {
       const m = await expect(ch, clock, ['opendpoint', 'opspray'], eEnd, 'opendpoint', signal, eName);
       if (m.cmd === 'opendpoint') ep = m;
-      else if (asked) throw new PunchSessionError('PUNCH_PROTOCOL', 'B sent opspray twice', { step: 'opspray', side: 'B' });
+      else if (asked) {
+        throw new PunchSessionError('PUNCH_PROTOCOL', 'B sent opspray twice', { step: 'opspray', side: 'B' });
+      }
       else asked = m;
     }
     if (asked && !asked.sessionId.equals(ep.sessionId)) {
-      throw new PunchSessionError('PUNCH_PROTOCOL', 'opspray carries another session id', { step: 'opspray', side: 'B' });
+      const why = 'opspray carries another session id';
+      throw new PunchSessionError('PUNCH_PROTOCOL', why, { step: 'opspray', side: 'B' });
     }
     tl.mark('peer-endpoints', ep.endpoints.map((e) => `${e.address}:${e.port}`).join(' '));
     const sessionId = ep.sessionId;
@@ -238,7 +245,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       throw new PunchSessionError('PUNCH_RATE_LIMITED', why, { step: 'opendpoint', side: 'A' });
     }
     if (spray && opts.admitSpray && !opts.admitSpray()) {
-      const why = `A: too many spray sessions (at most ${SPRAY_LIMITS.aSessionsPerMinute} a minute, spray bucket empty)`;
+      const why = 'A: too many spray sessions (the spray bucket, sprays a minute, is empty)';
       reject(ch, 'rate-limited', why);
       throw new PunchSessionError('PUNCH_SPRAY_LIMIT', why, { step: 'opspray', side: 'A' });
     }
@@ -302,7 +309,8 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
         outcome = won = r.outcome;
         expected = r.expected;
         const pair = `${r.outcome.pair.localPort} -> ${r.outcome.pair.remotePort}`;
-        tl.mark('spray-won', `A ${side.role}: ${r.outcome.syns} SYNs, pair ${pair} at ${r.outcome.establishedMs.toFixed(1)} ms`);
+        const at = r.outcome.establishedMs.toFixed(1);
+        tl.mark('spray-won', `A ${side.role}: ${r.outcome.syns} SYNs, pair ${pair} at ${at} ms`);
       } else {
         outcome = await opts.engine.punch({
           ...tuning,

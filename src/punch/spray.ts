@@ -47,7 +47,7 @@ export function checkSprayAnswer(sent: SprayParams, got: SprayParams): string | 
   if (got.probes > sent.probes) return `A asks ${got.probes} probes, more than the ${sent.probes} B offered`;
   if (sent.hard === 'B') {
     if (got.probeLow !== sent.probeLow || got.probeHigh !== sent.probeHigh) return 'A changed B\'s probe range';
-    if (got.sockets > sent.sockets) return `A asks ${got.sockets} sockets of B, more than the ${sent.sockets} B offered`;
+    if (got.sockets > sent.sockets) return `A asks ${got.sockets} sockets of B, more than B's ${sent.sockets}`;
   } else if (got.probeLow === 0) return 'A is hard but names no probe range';
   if (got.spreadUs > sent.spreadUs) return `A asks a ${got.spreadUs} µs window, longer than B's ${sent.spreadUs}`;
   return undefined;
@@ -147,7 +147,8 @@ export async function runSpraySide(
     signal,
   };
   if (side.role === 'hard') {
-    const outcome = await engine.spray({ ...common, role: 'hard', local: { address: local.address, port: 0 }, remote: peer });
+    const hardLocal = { address: local.address, port: 0 };
+    const outcome = await engine.spray({ ...common, role: 'hard', local: hardLocal, remote: peer });
     return { outcome, expected: [peer] };
   }
   const ports = side.ports ?? [];
