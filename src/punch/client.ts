@@ -20,7 +20,7 @@ import type { PlanTuning, PunchedConnection } from './session-common.js';
 import { allocateLocalEndpoint } from './local-port.js';
 import { PunchSessionError } from './errors.js';
 import { Timeline } from './timeline.js';
-import { type InitiatorSpray, type SprayCaps, hardRange } from './spray.js';
+import { type InitiatorSpray, type SprayCaps, hardDiscovery, hardRange } from './spray.js';
 
 interface PunchTargetBase {
   /** Coordination address (`xxx.onion` / `xxx.b32.i2p`) and virtual port. */
@@ -146,7 +146,8 @@ export class PunchClient {
       const local = await allocateLocalEndpoint(this.opts.engine, family, this.opts.localAddress);
       tl.mark('start', `punch port ${local.port}`);
       const d = this.opts.discovery;
-      const discovery = discoverMapping({
+      const hard = spray?.role === 'hard' && v ? hardDiscovery(v) : undefined;
+      const discovery = hard ? Promise.resolve(hard) : discoverMapping({
         local,
         methods: d.methods,
         ...(d.feelerPeers ? { feelerPeers: d.feelerPeers } : {}),

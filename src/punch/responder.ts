@@ -32,7 +32,8 @@ import {
 } from './session-common.js';
 import { canonicalAddress } from '../ip.js';
 import {
-  SPRAY_LIMITS, type SprayCaps, describeSpray, hardRange, ourSide, runSpraySide, sprayReport, sprayShape,
+  SPRAY_LIMITS, type SprayCaps, describeSpray, hardDiscovery, hardRange, ourSide, runSpraySide, sprayReport,
+  sprayShape,
 } from './spray.js';
 
 /** Where a responder session is; the listener evicts only sessions waiting for B (`wait-*`). */
@@ -254,7 +255,8 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     const local = await opts.localEndpoint(family);
     let disco: DiscoveryResult;
     try {
-      disco = await opts.discover(local, signal);
+      const hard = spray?.hard === 'A' && verdict ? hardDiscovery(verdict) : undefined;
+      disco = hard ?? (await opts.discover(local, signal));
     } catch (err) {
       const budget = err instanceof NatError && err.has('NAT_BUDGET');
       reject(ch, budget ? 'busy' : 'nat-unsuitable', `A: mapping discovery failed: ${(err as Error).message}`);

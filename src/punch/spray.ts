@@ -6,6 +6,7 @@
 import { SPRAY_LIMITS } from '../wire/constants.js';
 import type { Endpoint } from '../nat/types.js';
 import type { EimVerdict } from '../nat/eim-check.js';
+import type { DiscoveryResult } from '../nat/mapping.js';
 import type { PunchEngineLike, SprayOutcomeLike } from './engine-port.js';
 import type { SprayParams } from './messages.js';
 import { isBadPort } from './bad-ports.js';
@@ -89,6 +90,18 @@ export function hardRange(v: EimVerdict | undefined): { low: number; high: numbe
   const s = v.portSpread;
   if (!s) return 'no port spread was observed (the NAT check took fewer than three samples)';
   return { low: s.probeLow, high: s.probeHigh };
+}
+
+/**
+ * The hard side's endpoint for its opendpoint: the public IP its NAT check saw (every observation agreed on it)
+ * and the first observed port. Its port toward the peer is unknowable (that is what makes the NAT hard) and the
+ * peer uses only the IP, so a hard side needs no discovery connection of its own.
+ */
+export function hardDiscovery(v: EimVerdict): DiscoveryResult | undefined {
+  const o = v.observed[0];
+  if (!o || v.publicIpStable !== true) return undefined;
+  const endpoints = [{ address: o.address, port: o.port, method: 'natcheck' as const, via: o.peer }];
+  return { endpoints, predicted: false, portPreserving: false, failures: [], elapsedMs: 0 };
 }
 
 /**
