@@ -264,14 +264,15 @@ export async function runMatrix(opts: MatrixOptions): Promise<PairReport[]> {
 export function matrixTable(reports: PairReport[]): string {
   const f = (x: number | null): string => (x === null ? '–' : x.toFixed(1));
   const lines = [
-    '| pair (A×B) | EIM check A/B | success | spray SYNs A/B | median ms | p90 ms | median B total ms | overlay RTT ms ' +
-      '| direct RTT ms | median ÷ bound | p90 ÷ median | failure reason |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| pair (A×B) | EIM check A/B | success | median ms | p90 ms | median B total ms | overlay RTT ms | direct RTT ms ' +
+      '| median ÷ bound | p90 ÷ median | failure reason |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of reports) {
     const reasons = Object.keys(r.failures).map((k) => k.replace(/\|/g, '/')).join('; ');
-    const syns = r.synsA || r.synsB ? `${r.synsA?.median ?? 0}/${r.synsB?.median ?? 0}` : '–';
-    lines.push(`| ${r.pair} | ${r.eimA ?? '?'}/${r.eimB ?? '?'} | ${r.ok}/${r.runs} | ${syns} | ${f(r.medianMs)} | ${f(r.p90Ms)} | ${f(r.medianTotalMs)} | ${f(r.medianOverlayRttMs)} | ${f(r.medianDirectRttMs)} ` +
+    // A spray's SYNs per side (medians) go with the success count: the table keeps its columns.
+    const syns = r.synsA || r.synsB ? ` (spray SYNs A ${r.synsA?.median ?? 0}, B ${r.synsB?.median ?? 0})` : '';
+    lines.push(`| ${r.pair} | ${r.eimA ?? '?'}/${r.eimB ?? '?'} | ${r.ok}/${r.runs}${syns} | ${f(r.medianMs)} | ${f(r.p90Ms)} | ${f(r.medianTotalMs)} | ${f(r.medianOverlayRttMs)} | ${f(r.medianDirectRttMs)} ` +
       `| ${r.ratio ?? '–'} | ${r.p90OverMedian ?? '–'} | ${reasons || '–'}${r.maxFailMs !== null ? ` (slowest failure ${r.maxFailMs} ms)` : ''} |`);
   }
   return lines.join('\n');
