@@ -216,8 +216,8 @@ export const SPRAY_LIMITS = Object.freeze({
   bSynsPerSession: 2048,
   /**
    * Default pacing window: 1,000 SYNs in a millisecond could overflow a small router's conntrack table, and with
-   * about four matching pairs a spray completes several connections; spread apart in time, both sides see the same
-   * one first (20 ms: 80% in the lab, the rest lost to each side keeping another pair).
+   * about four matching pairs a spray completes several connections: spread apart in time, both sides more often see
+   * the same one first (lab, 50 ms RTT, 2% loss: 20 ms 80-90%, 250 ms 90% for edm; docs/BENCHMARKS.md).
    */
   spreadUs: 250_000,
 } as const);
