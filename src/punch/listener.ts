@@ -370,8 +370,8 @@ export class PunchListener extends EventEmitter {
       .then((c: PunchedConnection) => {
         this.stats.connected++;
         const info2: ConnectionInfo = {
-          remote: c.remote, local: c.local, sessionId: c.sessionId, timeline: c.timeline, engineTimeline: c.engineTimeline,
-          overlay: info, ...(c.spray ? { spray: c.spray } : {}),
+          remote: c.remote, local: c.local, sessionId: c.sessionId, timeline: c.timeline,
+          engineTimeline: c.engineTimeline, overlay: info, ...(c.spray ? { spray: c.spray } : {}),
         };
         if (this.listenerCount('connection') === 0) c.socket.destroy();
         else this.emit('connection', c.socket as Socket, info2);

@@ -122,7 +122,8 @@ export async function main(args: string[]): Promise<number> {
     if (r.spray) {
       const s = r.spray;
       summary.spray = s;
-      say(`spray: ${s.hard} hard, ports ${s.probeLow}..${s.probeHigh}; SYNs A ${String(r.synsA)}, B ${String(r.synsB)}` +
+      const syns = `SYNs A ${String(r.synsA)}, B ${String(r.synsB)}`;
+      say(`spray: ${s.hard} hard, ports ${s.probeLow}..${s.probeHigh}; ${syns}` +
         ` (N ${s.sockets}, M ${s.probes}); winning pair A ${s.pairA ?? '?'}, B ${s.pairB ?? '?'}`);
     }
     summary.eimA = rig.eimA?.mapping;

@@ -61,7 +61,9 @@ export interface AttemptResult {
   /** A birthday spray: SYNs each side sent (attempt sockets), the hard side and the winning port pair. */
   synsA?: number;
   synsB?: number;
-  spray?: { hard: string; sockets: number; probes: number; probeLow: number; probeHigh: number; pairA?: string; pairB?: string };
+  spray?: {
+    hard: string; sockets: number; probes: number; probeLow: number; probeHigh: number; pairA?: string; pairB?: string;
+  };
   /** Wall-clock events of both sides (ms, absolute). */
   events: Array<{ at: number; who: string; event: string; detail?: string }>;
 }

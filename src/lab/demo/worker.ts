@@ -65,7 +65,8 @@ async function runEim(cfg: WorkerConfig): Promise<EimVerdict> {
   const fam = cfg.family ?? 4;
   const local = probeBind({ address: cfg.localAddress ?? (fam === 6 ? '::' : '0.0.0.0'), port: 0 });
   const v = await eimCheck({ local, peers: cfg.natcheck ?? [], observe: nativeObserver({ network: cfg.network ?? 'regtest' }), timeoutMs: 5000 });
-  const spread = v.portSpread ? { probeLow: v.portSpread.probeLow, probeHigh: v.portSpread.probeHigh, narrow: v.portSpread.narrow } : undefined;
+  const ps = v.portSpread;
+  const spread = ps ? { probeLow: ps.probeLow, probeHigh: ps.probeHigh, narrow: ps.narrow } : undefined;
   emit('eim', { mapping: v.mapping, portPreserving: v.portPreserving, publicAddress: v.publicAddress, observed: v.observed, reason: v.reason, publicIpStable: v.publicIpStable, ...(spread ? { spread } : {}) });
   return v;
 }
