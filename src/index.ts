@@ -11,6 +11,7 @@ export {
   Onionpunch,
   OnionpunchListener,
   type OnionpunchOptions,
+  type HardNatOptions,
   type OnionpunchLimits,
   type OverlayOptions,
   type TorOverlayOptions,

@@ -245,6 +245,10 @@ export const CONFIG_KEYS = {
   maxsyns: key<number>({
     kind: 'int', min: 1, max: 100_000, default: 100, doc: 'most SYNs one punch session sends, re-SYNs included',
   }),
+  hardnat: key<boolean>({
+    kind: 'bool', default: false,
+    doc: 'punch through endpoint-dependent NATs by birthday spraying (opt-in; limits in SPRAY_LIMITS, docs/PUNCH.md)',
+  }),
   maxsessions: key<number>({
     verbs: ['serve'], kind: 'int', min: 1, max: 1024, default: 8, doc: 'punch sessions at once (serve)',
   }),

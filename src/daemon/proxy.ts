@@ -256,7 +256,7 @@ export async function runProxy(
           timeoutMs: 120_000,
         });
       }
-      const { maxSynsPerSession, ...punch } = await configuredPunch(cfg, log);
+      const { maxSynsPerSession, ...punch } = await configuredPunch(cfg, log, 'B');
       return new Client({
         ...punch,
         dialer,

@@ -9,6 +9,7 @@ import type { TargetPolicy } from '../nat/address.js';
 import type { PunchEngineLike } from '../punch/engine-port.js';
 import type { FrameCodec } from '../punch/channel.js';
 import type { DiscoveryConfig } from '../punch/listener.js';
+import type { SprayCaps } from '../punch/spray.js';
 import type { DaemonConfig, HostPort } from './config.js';
 import type { Logger } from './log.js';
 
@@ -48,17 +49,34 @@ export interface ConfiguredPunchOptions {
   policy: TargetPolicy;
   tuning: { profile: 'prime' | 'plain'; resynIntervalUs: number };
   maxSynsPerSession: number;
+  /** `hardnat=1`: this side's spray limits (A: SYNs per spray and sprays a minute; B: SYNs per spray). */
+  spray?: SprayCaps & { sessionsPerMinute?: number; burst?: number };
 }
 
 /** Runs the NAT check and builds the configured punch options, with the process's shared native engine. */
-export async function configuredPunch(cfg: DaemonConfig, log: Logger): Promise<ConfiguredPunchOptions> {
+export async function configuredPunch(
+  cfg: DaemonConfig,
+  log: Logger,
+  role: 'A' | 'B' = 'A',
+): Promise<ConfiguredPunchOptions> {
   const { PunchEngine } = await import('../native/engine.js');
   const { nativeObserver } = await import('../nat/observe.js');
   const { wireCodec } = await import('../punch/wire-codec.js');
+  const { SPRAY_LIMITS, hardRange } = await import('../punch/spray.js');
   const verdict = await checkNat(cfg, log);
-  if (verdict?.mapping === 'edm') {
-    log.warn('nat-unsuitable', { why: 'endpoint-dependent mapping: punches will be refused' });
+  const range = hardRange(verdict);
+  if (verdict?.mapping === 'edm' && (!cfg.hardnat || typeof range === 'string')) {
+    const why = cfg.hardnat ? `endpoint-dependent mapping, no spray: ${String(range)}` : 'endpoint-dependent mapping: '
+      + 'punches will be refused (hardnat=1 sprays through it)';
+    log.warn('nat-unsuitable', { why });
+  } else if (verdict?.mapping === 'edm' && typeof range !== 'string') {
+    const why = 'endpoint-dependent mapping: punches spray';
+    log.info('nat-hard', { why, probeLow: range.low, probeHigh: range.high });
   }
+  const L = SPRAY_LIMITS;
+  const spray = !cfg.hardnat ? undefined : role === 'A'
+    ? { maxSyns: L.aSynsPerSession, sessionsPerMinute: L.aSessionsPerMinute, burst: L.aSessionBurst }
+    : { maxSyns: L.bSynsPerSession, spreadUs: L.spreadUs };
   return {
     engine: PunchEngine.shared(),
     codec: wireCodec(cfg.network),
@@ -72,6 +90,7 @@ export async function configuredPunch(cfg: DaemonConfig, log: Logger): Promise<C
     policy: { allowLab: cfg.labranges, allowLoopback: cfg.loopback },
     tuning: { profile: cfg.punchprofile, resynIntervalUs: cfg.resyninterval },
     maxSynsPerSession: cfg.maxsyns,
+    ...(spray ? { spray } : {}),
   };
 }
 

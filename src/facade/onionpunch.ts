@@ -30,6 +30,7 @@ import {
 import { PunchClient, type PunchTarget } from '../punch/client.js';
 import type { PunchSessionError } from '../punch/errors.js';
 import { wireCodec } from '../punch/wire-codec.js';
+import { SPRAY_LIMITS } from '../punch/spray.js';
 import type { PunchEngineLike } from '../punch/engine-port.js';
 import type { PlanTuning, PunchedConnection } from '../punch/session-common.js';
 import { makeAnnouncement, type Announcement } from '../relay/index.js';
@@ -76,6 +77,19 @@ export interface OnionpunchLimits extends ListenerLimits {
   perNetgroup?: number;
 }
 
+/**
+ * Hard-NAT punching (birthday sprays, docs/PUNCH.md "Hard NATs"), opt-in. `maxSyns`: most SYNs this side sends
+ * in one spray (default A 256, B 2048: the requester pays); A also caps spray sessions a minute (default 4,
+ * burst 2). `spreadUs`: the pacing window B asks for (default 20 ms).
+ */
+export interface HardNatOptions {
+  maxSynsA?: number;
+  maxSynsB?: number;
+  sessionsPerMinute?: number;
+  burst?: number;
+  spreadUs?: number;
+}
+
 /** Options of {@link Onionpunch.open}. Only `overlay` is required. */
 export interface OnionpunchOptions {
   overlay: OverlayOptions;
@@ -106,6 +120,8 @@ export interface OnionpunchOptions {
   dialTimeoutMs?: number;
   /** The engine to use (default: one of this instance's own, stopped by `close()`). */
   engine?: PunchEngineLike;
+  /** Take part in birthday sprays when one side is behind an endpoint-dependent NAT (off by default). */
+  hardNat?: HardNatOptions | boolean;
 }
 
 /** `punch()`'s target: `host[:port]` text, a {@link PunchTarget}, or an announcement from a directory. */
@@ -280,6 +296,25 @@ export class Onionpunch {
     return op;
   }
 
+  private hardNat(): HardNatOptions | undefined {
+    const h = this.opts.hardNat;
+    return h === true ? {} : h === false || h === undefined ? undefined : h;
+  }
+
+  private sprayA() {
+    const h = this.hardNat() ?? {};
+    return {
+      maxSyns: h.maxSynsA ?? SPRAY_LIMITS.aSynsPerSession,
+      sessionsPerMinute: h.sessionsPerMinute ?? SPRAY_LIMITS.aSessionsPerMinute,
+      burst: h.burst ?? SPRAY_LIMITS.aSessionBurst,
+    };
+  }
+
+  private sprayB() {
+    const h = this.hardNat() ?? {};
+    return { maxSyns: h.maxSynsB ?? SPRAY_LIMITS.bSynsPerSession, spreadUs: h.spreadUs ?? SPRAY_LIMITS.spreadUs };
+  }
+
   private family(): 4 | 6 {
     return this.opts.bind?.includes(':') ? 6 : 4;
   }
@@ -357,6 +392,7 @@ export class Onionpunch {
       ...(this.opts.policy ? { policy: this.opts.policy } : {}),
       ...(bind ? { localAddress: bind.includes(':') ? { v6: bind } : { v4: bind } } : {}),
       ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),
+      ...(this.hardNat() ? { spray: this.sprayA() } : {}),
     });
     const l = new OnionpunchListener(endpoint, listener, owned, () => this.verdict);
     this.listeners.add(l);
@@ -409,6 +445,7 @@ export class Onionpunch {
             ...(l.maxSynsPerSession !== undefined ? { maxSynsPerSession: l.maxSynsPerSession } : {}),
           },
           ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),
+          ...(this.hardNat() ? { spray: this.sprayB() } : {}),
           ...(this.opts.fireDelayMs !== undefined ? { fireDelayMs: this.opts.fireDelayMs } : {}),
           ...(this.opts.deadlineMs !== undefined ? { deadlineMs: this.opts.deadlineMs } : {}),
           ...(this.opts.dialTimeoutMs !== undefined ? { dialTimeoutMs: this.opts.dialTimeoutMs } : {}),

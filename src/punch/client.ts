@@ -20,6 +20,7 @@ import type { PlanTuning, PunchedConnection } from './session-common.js';
 import { allocateLocalEndpoint } from './local-port.js';
 import { PunchSessionError } from './errors.js';
 import { Timeline } from './timeline.js';
+import { type InitiatorSpray, type SprayCaps, hardDiscovery, hardRange } from './spray.js';
 
 interface PunchTargetBase {
   /** Coordination address (`xxx.onion` / `xxx.b32.i2p`) and virtual port. */
@@ -73,6 +74,11 @@ export interface PunchClientOptions {
   /** Full target policy (tests may allow loopback); merged with `allowLab`. */
   policy?: TargetPolicy;
   limits?: { perEndpoint?: number; perNetgroup?: number; maxKeys?: number; maxSynsPerSession?: number };
+  /**
+   * Hard-NAT punching (opt-in, `hardnat=1`): behind an endpoint-dependent NAT B sprays as the hard side (up to
+   * `maxSyns` sockets, the range from the NAT check); behind an easy one it offers to probe a hard A.
+   */
+  spray?: SprayCaps;
   tuning?: PlanTuning;
   dialTimeoutMs?: number;
   handshakeTimeoutMs?: number;
@@ -113,9 +119,15 @@ export class PunchClient {
     const tl = new Timeline();
     const expectIp = expectedIpOf(target);
     const v = this.verdict();
+    let spray: InitiatorSpray | undefined;
     if (v?.mapping === 'edm') {
-      throw new PunchSessionError('PUNCH_NAT_UNSUITABLE', "B's NAT maps endpoint-dependently (edm): hole punching cannot work", { step: 'nat-check', side: 'B', timeline: tl });
-    }
+      const range = this.opts.spray ? hardRange(v) : 'hard-NAT punching is off (hardnat=0)';
+      if (typeof range === 'string') {
+        const why = `B's NAT maps endpoint-dependently (edm): hole punching cannot work (${range})`;
+        throw new PunchSessionError('PUNCH_NAT_UNSUITABLE', why, { step: 'nat-check', side: 'B', timeline: tl });
+      }
+      spray = { ...this.opts.spray!, role: 'hard', range };
+    } else if (this.opts.spray) spray = { ...this.opts.spray, role: 'easy' };
     const key = `${target.address.toLowerCase()}:${target.port}`;
     const releases: Release[] = [];
     const r1 = this.perEndpoint.tryAcquire(key);
@@ -134,7 +146,8 @@ export class PunchClient {
       const local = await allocateLocalEndpoint(this.opts.engine, family, this.opts.localAddress);
       tl.mark('start', `punch port ${local.port}`);
       const d = this.opts.discovery;
-      const discovery = discoverMapping({
+      const hard = spray?.role === 'hard' && v ? hardDiscovery(v) : undefined;
+      const discovery = hard ? Promise.resolve(hard) : discoverMapping({
         local,
         methods: d.methods,
         ...(d.feelerPeers ? { feelerPeers: d.feelerPeers } : {}),
@@ -168,6 +181,7 @@ export class PunchClient {
         policy: { ...(this.opts.policy ?? {}), ...(this.opts.allowLab ? { allowLab: true } : {}) },
         timeline: tl,
         ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),
+        ...(spray ? { spray } : {}),
         ...(this.opts.limits?.maxSynsPerSession !== undefined ? { maxSynsPerSession: this.opts.limits.maxSynsPerSession } : {}),
         ...(this.opts.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.opts.handshakeTimeoutMs } : {}),
         ...(this.opts.stepTimeoutMs !== undefined ? { stepTimeoutMs: this.opts.stepTimeoutMs } : {}),

@@ -36,8 +36,32 @@ export interface PunchOutcomeLike {
   timeline?: unknown;
 }
 
+/** One side of a birthday spray (src/native/engine.ts `SprayPlan`). */
+export interface SprayPlanLike {
+  role: 'hard' | 'easy';
+  local: Endpoint;
+  remote: Endpoint;
+  count: number;
+  /** `easy`: the distinct ports probed (`count` of them). */
+  probePorts?: number[];
+  spreadUs?: number;
+  startAtNs?: bigint;
+  deadlineMs: number;
+  synCnt?: number;
+  signal?: AbortSignal;
+}
+
+export interface SprayOutcomeLike extends PunchOutcomeLike {
+  /** SYNs (attempt sockets) the plan sent. */
+  syns: number;
+  pair: { localPort: number; remotePort: number };
+  establishedMs: number;
+}
+
 export interface PunchEngineLike {
   punch(plan: PunchPlanLike): Promise<PunchOutcomeLike>;
+  /** A birthday spray, one side. Optional: an engine without it never takes part in one. */
+  spray?(plan: SprayPlanLike): Promise<SprayOutcomeLike>;
   /** CLOCK_MONOTONIC in ns. */
   now(): bigint;
   /**

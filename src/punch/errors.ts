@@ -15,6 +15,9 @@ export type PunchSessionCode =
   | 'PUNCH_REJECTED' // A sent opreject (see `rejectCode`)
   | 'PUNCH_RATE_LIMITED' // a local limit refused the attempt
   | 'PUNCH_NAT_UNSUITABLE' // a side's NAT cannot be punched (EDM); `side` names it
+  | 'PUNCH_NAT_BOTH_HARD' // both sides are behind endpoint-dependent NATs: no spray can meet (the message names both)
+  | 'PUNCH_SPRAY_UNSUPPORTED' // a spray was needed and the peer does not speak `opspray` (an old peer)
+  | 'PUNCH_SPRAY_LIMIT' // a spray limit refused the session (SYNs per session, spray sessions per minute)
   | 'PUNCH_DISCOVERY' // mapping discovery failed
   | 'PUNCH_TARGET_REFUSED' // the peer's endpoint is not a public unicast address
   | 'PUNCH_TARGET_BAD_PORT' // an endpoint's port is on Bitcoin Core's bad-port list (ssh, smtp, ...)

@@ -20,3 +20,8 @@ export { Timeline, type TimelineEvent } from './timeline.js';
 export type { PunchedConnection, PlanTuning } from './session-common.js';
 export type { PunchEngineLike, PunchPlanLike, PunchOutcomeLike } from './engine-port.js';
 export type { CoordMessage, PunchProfile, ResultStatus, RejectCode } from './messages.js';
+export {
+  SPRAY_LIMITS, sprayShape, sprayOdds, probePorts, type SprayCaps, type SprayReport, type InitiatorSpray,
+} from './spray.js';
+export type { SprayPlanLike, SprayOutcomeLike } from './engine-port.js';
+export type { SprayParams } from './messages.js';

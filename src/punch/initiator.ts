@@ -27,6 +27,11 @@ import {
   randomNonce,
 } from './session-common.js';
 import { sameIp } from './verify.js';
+import type { SprayOutcomeLike } from './engine-port.js';
+import type { SprayParams } from './messages.js';
+import {
+  type InitiatorSpray, checkSprayAnswer, describeSpray, ourSide, runSpraySide, sprayReport, sprayRequest,
+} from './spray.js';
 
 /** Defaults of B's session limits. */
 export const INITIATOR_DEFAULTS = {
@@ -61,6 +66,8 @@ export interface InitiatorOptions {
   /** Engine deadline for the simultaneous open (ms). */
   deadlineMs?: number;
   maxSynsPerSession?: number;
+  /** Hard-NAT punching (opt-in, `hardnat=1`): B's side of a spray (hard, or an offer to probe a hard A). */
+  spray?: InitiatorSpray;
   tuning?: PlanTuning;
   signal?: AbortSignal;
   timeline?: Timeline;
@@ -91,6 +98,12 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     const mine = ownEndpoints(disco.endpoints, family);
     if (mine.length === 0) throw new PunchSessionError('PUNCH_DISCOVERY', `B has no IPv${family} mapping`, { step: 'discovery', side: 'B' });
     const flags = (disco.portPreserving ? FLAG_PORT_PRESERVING : 0) | (disco.predicted ? FLAG_PREDICTED : 0);
+    // The spray request precedes the opendpoint: A decides on both together (an old A skips the unknown command).
+    const asked = opts.spray ? sprayRequest(sessionId, opts.spray) : undefined;
+    if (asked) {
+      ch.send({ cmd: 'opspray', ...asked });
+      tl.mark('spray-asked', describeSpray(asked.hard === 'B' ? asked : { ...asked, probeLow: 1, probeHigh: 65535 }));
+    }
     ch.send({ cmd: 'opendpoint', sessionId, flags, endpoints: mine.map((e) => ({ address: e.address, port: e.port })) });
     const sent = new Map<bigint, number>();
     for (let i = 0; i < pings; i++) {
@@ -102,6 +115,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
 
     let gotVersion = false;
     let peerEp: Extract<CoordMessage, { cmd: 'opendpoint' }> | undefined;
+    let agreed: SprayParams | undefined;
     const rtts: number[] = [];
     // Until A's version, its opendpoint, and every pong (or A's opendpoint plus one pong) arrived.
     // Each wait ends at an absolute instant: the handshake step from the start, then one step from A's version.
@@ -130,11 +144,34 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
           if (peerEp) {
             throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent opendpoint twice', { step: 'opendpoint', side: 'A' });
           }
+          if (asked?.hard === 'B' && !agreed) {
+            const why = "B's NAT is endpoint-dependent (edm) and needs a spray, but A answered without opspray " +
+              '(A does not speak it: an older onionpunch); nothing was fired';
+            throw new PunchSessionError('PUNCH_SPRAY_UNSUPPORTED', why, { step: 'opspray', side: 'A' });
+          }
           peerEp = m;
           tl.mark('peer-endpoints', m.endpoints.map((e) => `${e.address}:${e.port}`).join(' '));
           break;
-        case 'opreject':
-          throw new PunchSessionError(m.code === 'rate-limited' ? 'PUNCH_RATE_LIMITED' : m.code === 'nat-unsuitable' ? 'PUNCH_NAT_UNSUITABLE' : 'PUNCH_REJECTED', `A rejected (${m.code}): ${m.reason}`, { step: gotVersion ? 'opendpoint' : 'version', side: 'A', rejectCode: m.code });
+        case 'opspray': {
+          const step = { step: 'opspray', side: 'A' as const };
+          const fail = (why: string): PunchSessionError => new PunchSessionError('PUNCH_PROTOCOL', why, step);
+          if (!gotVersion || peerEp || agreed) throw fail('A sent opspray out of turn');
+          if (!asked) throw fail('A sent opspray unasked');
+          if (!m.sessionId.equals(sessionId)) throw fail('A echoed another session id');
+          const bad = checkSprayAnswer(asked, m);
+          if (bad) throw fail(`A's opspray: ${bad}`);
+          agreed = m;
+          tl.mark('spray-agreed', describeSpray(m));
+          break;
+        }
+        case 'opreject': {
+          const code = m.code === 'rate-limited' ? 'PUNCH_RATE_LIMITED'
+            : m.code === 'nat-unsuitable' ? 'PUNCH_NAT_UNSUITABLE'
+              : m.code === 'both-hard' ? 'PUNCH_NAT_BOTH_HARD' : 'PUNCH_REJECTED';
+          const step = gotVersion ? (asked ? 'opspray' : 'opendpoint') : 'version';
+          const info = { step, side: 'A' as const, rejectCode: m.code };
+          throw new PunchSessionError(code, `A rejected (${m.code}): ${m.reason}`, info);
+        }
         case 'verack':
         case 'other':
           clock.ignore(m.cmd === 'other' ? m.command : m.cmd, gotVersion ? 'opendpoint' : 'version');
@@ -171,17 +208,29 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     const sentNs = opts.engine.now();
     tl.mark('fire-sent', `A fires in ${(delayUs / 1000).toFixed(0)} ms after receipt; B in ${(delayUs / 1000 + rttMs / 2).toFixed(1)} ms`);
     const tuning = { ...(opts.tuning ?? {}), profile };
+    const startAtNs = sentNs + BigInt(delayUs) * 1000n + BigInt(Math.round((rttMs / 2) * 1e6));
     let outcome;
+    let won: SprayOutcomeLike | undefined;
+    let expected = usable;
     try {
-      outcome = await opts.engine.punch({
-        ...tuning,
-        local: opts.local,
-        remotes: usable,
-        startAtNs: sentNs + BigInt(delayUs) * 1000n + BigInt(Math.round((rttMs / 2) * 1e6)),
-        ...capPlan(tuning, usable.length, opts.maxSynsPerSession ?? 100, deadlineMs),
-        deadlineMs,
-        signal,
-      });
+      if (agreed) {
+        const side = ourSide(agreed, 'B');
+        const r = await runSpraySide(opts.engine, side, opts.local, usable[0]!, agreed, startAtNs, deadlineMs, signal);
+        outcome = won = r.outcome;
+        expected = r.expected;
+        const pair = `${won.pair.localPort} -> ${won.pair.remotePort}`;
+        tl.mark('spray-won', `B ${side.role}: ${won.syns} SYNs, pair ${pair} at ${won.establishedMs.toFixed(1)} ms`);
+      } else {
+        outcome = await opts.engine.punch({
+          ...tuning,
+          local: opts.local,
+          remotes: usable,
+          startAtNs,
+          ...capPlan(tuning, usable.length, opts.maxSynsPerSession ?? 100, deadlineMs),
+          deadlineMs,
+          signal,
+        });
+      }
     } catch (err) {
       const { status, error } = classifyEngineError(err, 'B');
       tl.mark('punch-failed', error.message);
@@ -193,10 +242,14 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
       throw error;
     }
     tl.mark('established', `${outcome.remote.address}:${outcome.remote.port}`);
-    const remote = verifyOrReport('B', outcome.socket, usable, ch, sessionId, tl, opts.expectIp);
+    const remote = verifyOrReport('B', outcome.socket, expected, ch, sessionId, tl, opts.expectIp);
     ch.send({ cmd: 'opresult', sessionId, status: 'connected', elapsedMs: Math.round(tl.mark('verified')), reason: '' });
     void ch.next(3000, 'opresult').catch(() => undefined).finally(() => ch.close());
-    return { socket: outcome.socket, local: outcome.local ?? opts.local, remote, sessionId: sessionId.toString('hex'), timeline: tl, engineTimeline: outcome.timeline, overlayRttMs: rttMs };
+    return {
+      socket: outcome.socket, local: outcome.local ?? opts.local, remote, sessionId: sessionId.toString('hex'),
+      timeline: tl, engineTimeline: outcome.timeline, overlayRttMs: rttMs,
+      ...(agreed && won ? { spray: sprayReport(agreed, 'B', won) } : {}),
+    };
   } catch (err) {
     ch.close();
     if (err instanceof PunchSessionError) {

@@ -29,6 +29,7 @@ import type { PlanTuning, PunchedConnection } from './session-common.js';
 import { allocateLocalEndpoint } from './local-port.js';
 import { PunchSessionError } from './errors.js';
 import { Timeline } from './timeline.js';
+import { SPRAY_LIMITS, type SprayCaps, type SprayReport } from './spray.js';
 
 export interface ListenerLimits {
   /** Coordination sessions per second (refill) and burst. */
@@ -99,6 +100,11 @@ export interface PunchListenerOptions {
   localAddress?: { v4?: string; v6?: string };
   tuning?: PlanTuning;
   /**
+   * Hard-NAT punching (opt-in, `hardnat=1`): take part in birthday sprays, at most `maxSyns` SYNs of A's per
+   * spray session and `sessionsPerMinute` spray sessions a minute (burst `burst`). Undefined: refused.
+   */
+  spray?: SprayCaps & { sessionsPerMinute?: number; burst?: number };
+  /**
    * Keep one punch port with its mapping already discovered (default true when prediction cannot work, i.e.
    * the NAT is EIM but not port-preserving): a session then answers without a discovery round trip. Refreshed
    * after use and when older than `warmMaxAgeMs` (default 20 s), always within the discovery budget.
@@ -116,6 +122,8 @@ export interface ConnectionInfo {
   timeline: Timeline;
   engineTimeline?: unknown;
   overlay?: AcceptedStreamInfo;
+  /** When the session was a birthday spray: its parameters, A's SYNs and the winning port pair. */
+  spray?: SprayReport;
 }
 
 export interface ListenerStats {
@@ -150,6 +158,8 @@ export class PunchListener extends EventEmitter {
     active: 0,
   };
   private readonly sessionBucket: TokenBucket;
+  /** Spray sessions (hard-NAT punching): their own, much smaller bucket. */
+  private readonly sprayBucket: TokenBucket;
   private readonly sessionCap: ConcurrencyCap;
   private readonly perSource: KeyedCaps<string>;
   private readonly targetBudget: KeyedBuckets<string>;
@@ -166,6 +176,9 @@ export class PunchListener extends EventEmitter {
     super();
     const l = opts.limits ?? {};
     this.sessionBucket = new TokenBucket({ ratePerSec: l.sessionsPerSec ?? 2, capacity: l.sessionBurst ?? 10 });
+    const sp = opts.spray;
+    const perMin = sp?.sessionsPerMinute ?? SPRAY_LIMITS.aSessionsPerMinute;
+    this.sprayBucket = new TokenBucket({ ratePerSec: perMin / 60, capacity: sp?.burst ?? SPRAY_LIMITS.aSessionBurst });
     this.sessionCap = new ConcurrencyCap(l.maxConcurrentSessions ?? 8);
     this.perSource = new KeyedCaps({ perKey: l.maxSessionsPerSource ?? 2, maxKeys: 1024 });
     this.targetBudget = new KeyedBuckets({
@@ -340,6 +353,8 @@ export class PunchListener extends EventEmitter {
       // The session bucket is charged when B's request is valid and A is about to work (discover, punch):
       // a connection that never sends one costs a slot (bounded by eviction and the request deadline) but
       // no budget, so stalled connections cannot starve legitimate requests of it.
+      ...(this.opts.spray ? { spray: this.opts.spray } : {}),
+      admitSpray: () => this.sprayBucket.tryTake(),
       admit: () => {
         if (this.sessionBucket.tryTake()) return true;
         this.stats.rejectedRate++;
@@ -354,7 +369,10 @@ export class PunchListener extends EventEmitter {
     })
       .then((c: PunchedConnection) => {
         this.stats.connected++;
-        const info2: ConnectionInfo = { remote: c.remote, local: c.local, sessionId: c.sessionId, timeline: c.timeline, engineTimeline: c.engineTimeline, overlay: info };
+        const info2: ConnectionInfo = {
+          remote: c.remote, local: c.local, sessionId: c.sessionId, timeline: c.timeline,
+          engineTimeline: c.engineTimeline, overlay: info, ...(c.spray ? { spray: c.spray } : {}),
+        };
         if (this.listenerCount('connection') === 0) c.socket.destroy();
         else this.emit('connection', c.socket as Socket, info2);
       })

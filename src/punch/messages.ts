@@ -15,7 +15,9 @@ export type PunchProfile = keyof typeof PROFILE_IDS;
 export const RESULT_STATUS = ['connected', 'timeout', 'refused', 'verify-failed', 'aborted', 'error'] as const;
 export type ResultStatus = (typeof RESULT_STATUS)[number];
 
-export const REJECT_CODES = { 'rate-limited': 1, busy: 2, 'nat-unsuitable': 3, 'bad-request': 4, 'shutting-down': 5 } as const;
+export const REJECT_CODES = {
+  'rate-limited': 1, busy: 2, 'nat-unsuitable': 3, 'bad-request': 4, 'shutting-down': 5, 'both-hard': 6,
+} as const;
 export type RejectCode = keyof typeof REJECT_CODES;
 
 export type CoordMessage =
@@ -27,7 +29,28 @@ export type CoordMessage =
   | { cmd: 'opfire'; sessionId: Buffer; delayUs: number; profile: PunchProfile; deadlineMs: number }
   | { cmd: 'opresult'; sessionId: Buffer; status: ResultStatus; elapsedMs: number; reason: string }
   | { cmd: 'opreject'; code: RejectCode; reason: string }
+  /**
+   * A birthday spray (docs/PROTOCOL.md): B's request before its opendpoint, A's agreed parameters before its
+   * own. An old peer decodes it as an unknown command and ignores it.
+   */
+  | ({ cmd: 'opspray' } & SprayParams)
   /** Any other command: ignored by the session (Bitcoin's rule for unknown messages). */
   | { cmd: 'other'; command: string };
+
+/** The parameters of one spray, as `opspray` carries them. */
+export interface SprayParams {
+  sessionId: Buffer;
+  /** The side behind the endpoint-dependent NAT. */
+  hard: 'A' | 'B';
+  /** The hard side's public port range to probe; 0..0 in B's offer when A is the hard side. */
+  probeLow: number;
+  probeHigh: number;
+  /** N: sockets the hard side opens, each from its own local port, to the easy side's endpoint. */
+  sockets: number;
+  /** M: SYNs the easy side sends from its one mapped port to M distinct ports of the range. */
+  probes: number;
+  /** Both sides pace their SYNs over this window from the start instant (µs). */
+  spreadUs: number;
+}
 
 export { USER_AGENT } from '../wire/constants.js';

@@ -9,10 +9,10 @@
  * messages (verack, pong, unknown) restart nothing and are capped, so a trickle of junk holds no slot.
  */
 import type { CoordChannel } from './channel.js';
-import type { CoordMessage, RejectCode } from './messages.js';
+import type { CoordMessage, RejectCode, SprayParams } from './messages.js';
 import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, USER_AGENT } from './messages.js';
 import { PunchSessionError } from './errors.js';
-import type { PunchEngineLike } from './engine-port.js';
+import type { PunchEngineLike, SprayOutcomeLike } from './engine-port.js';
 import type { Endpoint } from '../nat/types.js';
 import type { TargetPolicy } from '../nat/address.js';
 import type { DiscoveryResult } from '../nat/mapping.js';
@@ -31,6 +31,10 @@ import {
   randomNonce,
 } from './session-common.js';
 import { canonicalAddress } from '../ip.js';
+import {
+  SPRAY_LIMITS, type SprayCaps, describeSpray, hardDiscovery, hardRange, ourSide, runSpraySide, sprayReport,
+  sprayShape,
+} from './spray.js';
 
 /** Where a responder session is; the listener evicts only sessions waiting for B (`wait-*`). */
 export type ResponderPhase = 'wait-version' | 'wait-endpoint' | 'discovery' | 'wait-fire' | 'punching' | 'done';
@@ -80,6 +84,13 @@ export interface ResponderOptions {
   maxDeadlineMs?: number;
   /** SYN cap for one session (bounds waves × remotes). */
   maxSynsPerSession?: number;
+  /**
+   * Hard-NAT punching (opt-in, `hardnat=1`): A takes part in birthday sprays, sending at most `maxSyns` SYNs
+   * per spray session whichever side it is. Undefined: every `opspray` is refused (nat-unsuitable).
+   */
+  spray?: SprayCaps;
+  /** Charges the spray-session bucket (sprays per minute); false → `opreject rate-limited`. */
+  admitSpray?(): boolean;
   tuning?: PlanTuning;
   signal?: AbortSignal;
   timeline?: Timeline;
@@ -118,6 +129,52 @@ function abortedBy(signal: AbortSignal, step: string): PunchSessionError {
   return new PunchSessionError('PUNCH_ABORTED', `A: session aborted at ${step}`, { step, side: 'A' });
 }
 
+/**
+ * A's answer to B's `opspray`: the agreed parameters, or undefined when A is easy and B only offered (the
+ * ordinary punch follows). Refuses (opreject, then throws) when A does not spray, both sides are hard, or A's
+ * range is unknown. Whatever B asked, A's own SYNs stay at most `spray.maxSyns`.
+ */
+function agreeSpray(
+  ch: CoordChannel,
+  asked: SprayParams,
+  verdict: EimVerdict | undefined,
+  opts: ResponderOptions,
+): SprayParams | undefined {
+  const aHard = verdict?.mapping === 'edm';
+  type Refusal = 'PUNCH_NAT_BOTH_HARD' | 'PUNCH_SPRAY_LIMIT' | 'PUNCH_NAT_UNSUITABLE' | 'PUNCH_PROTOCOL';
+  const refuse = (code: RejectCode, err: Refusal, why: string): never => {
+    reject(ch, code, why);
+    throw new PunchSessionError(err, why, { step: 'opspray', side: err === 'PUNCH_PROTOCOL' ? 'B' : 'A' });
+  };
+  if (asked.hard === 'A' && !aHard) return undefined; // B's offer; A is easy: an ordinary punch
+  if (asked.hard === 'B' && aHard) {
+    const a = hardRange(verdict);
+    const aRange = typeof a === 'string' ? 'range unknown' : `ports ${a.low}..${a.high}`;
+    const why = `both sides are hard: A's NAT is endpoint-dependent (edm, ${aRange}) and B's is too (edm, ports ` +
+      `${asked.probeLow}..${asked.probeHigh}); a spray needs one easy side`;
+    return refuse('both-hard', 'PUNCH_NAT_BOTH_HARD', why);
+  }
+  if (!opts.spray || !opts.engine.spray) {
+    const who = asked.hard === 'A' ? "A's NAT is endpoint-dependent (edm)" : "B's NAT is endpoint-dependent (edm)";
+    return refuse('nat-unsuitable', 'PUNCH_SPRAY_LIMIT', `${who} and A does not spray (hardnat=0)`);
+  }
+  const cap = Math.max(1, Math.min(opts.spray.maxSyns, SPRAY_LIMITS.maxProbes));
+  const spreadUs = Math.min(asked.spreadUs, SPRAY_LIMITS.maxSpreadUs);
+  if (asked.hard === 'B') {
+    if (asked.probeLow === 0) {
+      return refuse('bad-request', 'PUNCH_PROTOCOL', 'opspray: B is hard but names no probe range');
+    }
+    // A is easy: its M probes go to B's IP, at most `cap` of them, whatever B asked.
+    return { ...asked, probes: Math.min(asked.probes, cap), spreadUs };
+  }
+  const r = hardRange(verdict);
+  if (typeof r === 'string') return refuse('nat-unsuitable', 'PUNCH_NAT_UNSUITABLE', `A cannot spray: ${r}`);
+  // A is hard: A opens N sockets (at most `cap`) to B's one endpoint; B, who asked, sends the many probes.
+  const shape = sprayShape(r.high - r.low + 1, 'A', asked.probes, cap);
+  const probes = Math.min(asked.probes, shape.probes);
+  return { ...asked, probeLow: r.low, probeHigh: r.high, sockets: shape.sockets, probes, spreadUs };
+}
+
 /** Runs one session on an accepted coordination stream. Resolves with the verified punched socket. */
 export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Promise<PunchedConnection> {
   const tl = opts.timeline ?? new Timeline();
@@ -144,7 +201,20 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     phase('wait-endpoint');
     const eEnd = Math.min(performance.now() + stepMs, requestEnd);
     const eName = eEnd === requestEnd ? requestName : undefined;
-    const ep = await expect(ch, clock, ['opendpoint'], eEnd, 'opendpoint', signal, eName);
+    let asked: SprayParams | undefined;
+    let ep: Extract<CoordMessage, { cmd: 'opendpoint' }> | undefined;
+    while (!ep) {
+      const m = await expect(ch, clock, ['opendpoint', 'opspray'], eEnd, 'opendpoint', signal, eName);
+      if (m.cmd === 'opendpoint') ep = m;
+      else if (asked) {
+        throw new PunchSessionError('PUNCH_PROTOCOL', 'B sent opspray twice', { step: 'opspray', side: 'B' });
+      }
+      else asked = m;
+    }
+    if (asked && !asked.sessionId.equals(ep.sessionId)) {
+      const why = 'opspray carries another session id';
+      throw new PunchSessionError('PUNCH_PROTOCOL', why, { step: 'opspray', side: 'B' });
+    }
     tl.mark('peer-endpoints', ep.endpoints.map((e) => `${e.address}:${e.port}`).join(' '));
     const sessionId = ep.sessionId;
     const checked = checkTargets(ep.endpoints, opts.policy ?? {}, opts.family);
@@ -163,8 +233,9 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       throw new PunchSessionError('PUNCH_TARGET_RATE_LIMITED', why, { step: 'opendpoint', side: 'B' });
     }
     const verdict = opts.natVerdict?.();
-    if (verdict?.mapping === 'edm') {
-      const why = "A's NAT maps endpoint-dependently (edm): hole punching cannot work";
+    const spray = asked ? agreeSpray(ch, asked, verdict, opts) : undefined;
+    if (!spray && verdict?.mapping === 'edm') {
+      const why = "A's NAT maps endpoint-dependently (edm): hole punching cannot work (B offered no spray)";
       reject(ch, 'nat-unsuitable', why);
       throw new PunchSessionError('PUNCH_NAT_UNSUITABLE', why, { step: 'nat-check', side: 'A' });
     }
@@ -174,12 +245,18 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       const why = 'A: too many coordination sessions (session bucket empty)';
       throw new PunchSessionError('PUNCH_RATE_LIMITED', why, { step: 'opendpoint', side: 'A' });
     }
+    if (spray && opts.admitSpray && !opts.admitSpray()) {
+      const why = 'A: too many spray sessions (the spray bucket, sprays a minute, is empty)';
+      reject(ch, 'rate-limited', why);
+      throw new PunchSessionError('PUNCH_SPRAY_LIMIT', why, { step: 'opspray', side: 'A' });
+    }
 
     phase('discovery');
     const local = await opts.localEndpoint(family);
     let disco: DiscoveryResult;
     try {
-      disco = await opts.discover(local, signal);
+      const hard = spray?.hard === 'A' && verdict ? hardDiscovery(verdict) : undefined;
+      disco = hard ?? (await opts.discover(local, signal));
     } catch (err) {
       const budget = err instanceof NatError && err.has('NAT_BUDGET');
       reject(ch, budget ? 'busy' : 'nat-unsuitable', `A: mapping discovery failed: ${(err as Error).message}`);
@@ -192,6 +269,11 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     }
     tl.mark('discovered', mine.map((e) => `${e.address}:${e.port}`).join(' '));
     const flags = (disco.portPreserving ? FLAG_PORT_PRESERVING : 0) | (disco.predicted ? FLAG_PREDICTED : 0);
+    // The agreed spray goes first: B reads an opendpoint without one before it as "A does not spray".
+    if (spray) {
+      ch.send({ cmd: 'opspray', ...spray });
+      tl.mark('spray-agreed', describeSpray(spray));
+    }
     ch.send({ cmd: 'opendpoint', sessionId, flags, endpoints: mine.map((e) => ({ address: e.address, port: e.port })) });
 
     phase('wait-fire');
@@ -218,17 +300,30 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
 
     const tuning = { ...(opts.tuning ?? {}), profile: fire.profile };
     const capped = capPlan(tuning, usable.length, opts.maxSynsPerSession ?? 100, fire.deadlineMs);
+    const startAtNs = recvNs + BigInt(fire.delayUs) * 1000n;
     let outcome;
+    let won: SprayOutcomeLike | undefined;
+    let expected = usable;
     try {
-      outcome = await opts.engine.punch({
-        ...tuning,
-        local,
-        remotes: usable,
-        startAtNs: recvNs + BigInt(fire.delayUs) * 1000n,
-        ...capped,
-        deadlineMs: fire.deadlineMs,
-        signal,
-      });
+      if (spray) {
+        const side = ourSide(spray, 'A');
+        const r = await runSpraySide(opts.engine, side, local, usable[0]!, spray, startAtNs, fire.deadlineMs, signal);
+        outcome = won = r.outcome;
+        expected = r.expected;
+        const pair = `${r.outcome.pair.localPort} -> ${r.outcome.pair.remotePort}`;
+        const at = r.outcome.establishedMs.toFixed(1);
+        tl.mark('spray-won', `A ${side.role}: ${r.outcome.syns} SYNs, pair ${pair} at ${at} ms`);
+      } else {
+        outcome = await opts.engine.punch({
+          ...tuning,
+          local,
+          remotes: usable,
+          startAtNs,
+          ...capped,
+          deadlineMs: fire.deadlineMs,
+          signal,
+        });
+      }
     } catch (err) {
       const { status, error } = classifyEngineError(err, 'A');
       tl.mark('punch-failed', error.message);
@@ -238,11 +333,14 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       throw error;
     }
     tl.mark('established', `${outcome.remote.address}:${outcome.remote.port}`);
-    const remote = verifyOrReport('A', outcome.socket, usable, ch, sessionId, tl);
+    const remote = verifyOrReport('A', outcome.socket, expected, ch, sessionId, tl);
     ch.send({ cmd: 'opresult', sessionId, status: 'connected', elapsedMs: Math.round(tl.mark('verified')), reason: '' });
     // B's opresult is informative only; read it briefly in the background, then close.
     void ch.next(3000, 'opresult').catch(() => undefined).finally(() => ch.close());
-    return { socket: outcome.socket, local: outcome.local ?? local, remote, sessionId: sessionId.toString('hex'), timeline: tl, engineTimeline: outcome.timeline };
+    return {
+      socket: outcome.socket, local: outcome.local ?? local, remote, sessionId: sessionId.toString('hex'), timeline: tl,
+      engineTimeline: outcome.timeline, ...(spray && won ? { spray: sprayReport(spray, 'A', won) } : {}),
+    };
   } catch (err) {
     ch.close();
     if (err instanceof PunchSessionError) {

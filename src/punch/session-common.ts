@@ -9,6 +9,7 @@ import type { CoordMessage, PunchProfile } from './messages.js';
 import type { CoordChannel } from './channel.js';
 import { PunchSessionError, type PunchSessionCode, type Side } from './errors.js';
 import { isBadPort } from './bad-ports.js';
+import type { SprayReport } from './spray.js';
 
 /** The engine knobs a session passes through (bounded by the SYN cap). */
 export interface PlanTuning {
@@ -38,6 +39,8 @@ export interface PunchedConnection {
   engineTimeline?: unknown;
   /** Overlay RTT measured by B (ms); A leaves it undefined. */
   overlayRttMs?: number;
+  /** When the session was a birthday spray: its parameters, our SYNs and the winning port pair. */
+  spray?: SprayReport;
 }
 
 export function familyOf(address: string): 4 | 6 {

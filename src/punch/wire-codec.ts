@@ -56,6 +56,10 @@ export function wireCodec(network: NetworkName = 'main'): FrameCodec {
           return encodeMessage(network, 'opresult', { sessionId: m.sessionId, status: m.status, elapsedMs: m.elapsedMs, reason: m.reason });
         case 'opreject':
           return encodeMessage(network, 'opreject', { code: m.code, reason: m.reason });
+        case 'opspray': {
+          const { cmd: _c, ...p } = m;
+          return encodeMessage(network, 'opspray', p);
+        }
         case 'other':
           throw new PunchSessionError('PUNCH_PROTOCOL', `cannot send unknown command ${m.command}`);
       }
@@ -109,6 +113,9 @@ export function wireCodec(network: NetworkName = 'main'): FrameCodec {
                 out.push({ cmd: 'opreject', code: p.code, reason: p.reason });
                 break;
               }
+              case 'opspray':
+                out.push({ cmd: 'opspray', ...decodePayload('opspray', f.payload) });
+                break;
               default:
                 out.push({ cmd: 'other', command: c });
             }

@@ -148,6 +148,7 @@ export const CMD = Object.freeze({
   OPFIRE: 'opfire',
   OPRESULT: 'opresult',
   OPREJECT: 'opreject',
+  OPSPRAY: 'opspray',
 } as const);
 
 /** Largest payload of any op* coordination message. */
@@ -186,5 +187,37 @@ export const OPREJECT_CODE = Object.freeze({
   'nat-unsuitable': 3,
   'bad-request': 4,
   'shutting-down': 5,
+  /** Both sides are behind endpoint-dependent NATs (answer to an `opspray`; old peers never get it). */
+  'both-hard': 6,
 } as const);
 export type OpRejectCode = keyof typeof OPREJECT_CODE;
+
+/** opspray: which side is behind the hard (endpoint-dependent) NAT. */
+export const OPSPRAY_HARD_A = 1;
+export const OPSPRAY_HARD_B = 2;
+
+/**
+ * The named limits of a birthday spray (docs/PUNCH.md "What a spray costs"). The wire bounds are what any
+ * `opspray` may say; A's own caps (defaults, the most an outsider can make A send) are far lower.
+ */
+export const SPRAY_LIMITS = Object.freeze({
+  /** Most sockets the hard side opens in one spray (N), on the wire. */
+  maxSockets: 4096,
+  /** Most probes the easy side sends in one spray (M), on the wire. */
+  maxProbes: 4096,
+  /** Longest pacing window (µs) either side accepts. */
+  maxSpreadUs: 2_000_000,
+  /** A's default SYN budget for one spray session, whichever side A is (its N or its M): what B can make A send. */
+  aSynsPerSession: 256,
+  /** A's default spray sessions per minute (refill) and burst: bounds A's spray SYNs per minute. */
+  aSessionsPerMinute: 4,
+  aSessionBurst: 2,
+  /** B's default SYN budget for its own side of one spray (the requester pays). */
+  bSynsPerSession: 2048,
+  /**
+   * Default pacing window: 1,000 SYNs in a millisecond could overflow a small router's conntrack table, and with
+   * about four matching pairs a spray completes several connections: spread apart in time, both sides more often see
+   * the same one first (lab, 50 ms RTT, 2% loss: 20 ms 80-90%, 250 ms 90% for edm; docs/BENCHMARKS.md).
+   */
+  spreadUs: 250_000,
+} as const);

@@ -25,6 +25,9 @@ import {
   OPENDPOINT_FLAGS_KNOWN,
   OPFIRE_SCHEDULE_PRIME_THEN_FIRE,
   OPREJECT_CODE,
+  OPSPRAY_HARD_A,
+  OPSPRAY_HARD_B,
+  SPRAY_LIMITS,
   OPRESULT_STATUS,
   SESSION_ID_SIZE,
   type AddrNetwork,
@@ -151,6 +154,22 @@ export interface OpRejectPayload {
   reason: string;
 }
 
+/**
+ * A birthday spray's parameters (docs/PROTOCOL.md `opspray`): B's request, or A's agreed answer. `hard` names
+ * the side behind the endpoint-dependent NAT; `probeLow..probeHigh` is that side's public port range
+ * (0..0 in B's offer when A is the hard side: A fills it in); `sockets` (N) are the hard side's, `probes` (M)
+ * the easy side's.
+ */
+export interface OpSprayPayload {
+  sessionId: Buffer;
+  hard: 'A' | 'B';
+  probeLow: number;
+  probeHigh: number;
+  sockets: number;
+  probes: number;
+  spreadUs: number;
+}
+
 /** Decoded payload type of each known command. */
 export interface PayloadMap {
   version: VersionPayload;
@@ -170,6 +189,7 @@ export interface PayloadMap {
   opfire: OpFirePayload;
   opresult: OpResultPayload;
   opreject: OpRejectPayload;
+  opspray: OpSprayPayload;
 }
 export type KnownCommand = keyof PayloadMap;
 
@@ -660,6 +680,56 @@ export const opRejectCodec: Codec<OpRejectPayload> = {
     }),
 };
 
+type SprayNumbers = Omit<OpSprayPayload, 'sessionId' | 'hard'>;
+
+/** The bounds every opspray keeps (SPRAY_LIMITS); the range is 0..0 ("the hard side fills it in") or ordered. */
+function checkSpray(v: SprayNumbers, bad1: (field: string, why: string) => WireError): void {
+  const range = v.probeLow === 0 && v.probeHigh === 0 ? true : v.probeLow >= 1 && v.probeLow <= v.probeHigh;
+  if (!range) throw bad1('probe range', `${v.probeLow}..${v.probeHigh}`);
+  const { maxSockets, maxProbes } = SPRAY_LIMITS;
+  if (v.sockets < 1 || v.sockets > maxSockets) throw bad1('sockets', `${v.sockets} (1..${maxSockets})`);
+  if (v.probes < 1 || v.probes > maxProbes) throw bad1('probes', `${v.probes} (1..${maxProbes})`);
+  if (v.spreadUs > SPRAY_LIMITS.maxSpreadUs) throw bad1('spreadUs', `${v.spreadUs} > ${SPRAY_LIMITS.maxSpreadUs}`);
+}
+
+/** opspray: session id 16, hard u8 (1 A, 2 B), probe low/high u16 BE, sockets/probes u16 LE, spread u32 LE. */
+export const opSprayCodec: Codec<OpSprayPayload> = {
+  size: () => SESSION_ID_SIZE + 1 + 2 + 2 + 2 + 2 + 4,
+  write: (v, buf, off) => {
+    checkSession('opspray', v.sessionId);
+    if (v.hard !== 'A' && v.hard !== 'B') throw bad('opspray', 'hard', String(v.hard));
+    checkPort('opspray', 'probeLow', v.probeLow);
+    checkPort('opspray', 'probeHigh', v.probeHigh);
+    checkPort('opspray', 'sockets', v.sockets);
+    checkPort('opspray', 'probes', v.probes);
+    checkU32('opspray', 'spreadUs', v.spreadUs);
+    checkSpray(v, (f, w) => bad('opspray', f, w));
+    off += v.sessionId.copy(buf, off);
+    buf[off] = v.hard === 'A' ? OPSPRAY_HARD_A : OPSPRAY_HARD_B;
+    buf.writeUInt16BE(v.probeLow, off + 1);
+    buf.writeUInt16BE(v.probeHigh, off + 3);
+    buf.writeUInt16LE(v.sockets, off + 5);
+    buf.writeUInt16LE(v.probes, off + 7);
+    buf.writeUInt32LE(v.spreadUs, off + 9);
+    return off + 13;
+  },
+  read: (r) =>
+    opRead('opspray', r, () => {
+      const sessionId = r.bytes(SESSION_ID_SIZE, 'sessionId');
+      const h = r.u8('hard');
+      if (h !== OPSPRAY_HARD_A && h !== OPSPRAY_HARD_B) throw r.bad('hard', `${h} (should be 1 or 2)`);
+      const probeLow = r.u16be('probeLow');
+      const probeHigh = r.u16be('probeHigh');
+      const sockets = r.u8('sockets') | (r.u8('sockets') << 8);
+      const probes = r.u8('probes') | (r.u8('probes') << 8);
+      const spreadUs = r.u32('spreadUs');
+      const hard = h === OPSPRAY_HARD_A ? ('A' as const) : ('B' as const);
+      const v = { sessionId, hard, probeLow, probeHigh, sockets, probes, spreadUs };
+      checkSpray(v, (f, w) => r.bad(f, w));
+      return v;
+    }),
+};
+
 /** The codec of every known command. */
 export const CODECS: { readonly [K in KnownCommand]: Codec<PayloadMap[K]> } = Object.freeze({
   version: versionCodec,
@@ -679,6 +749,7 @@ export const CODECS: { readonly [K in KnownCommand]: Codec<PayloadMap[K]> } = Ob
   opfire: opFireCodec,
   opresult: opResultCodec,
   opreject: opRejectCodec,
+  opspray: opSprayCodec,
 });
 
 /** True if we have a codec for `cmd` (others pass through as raw bytes). */

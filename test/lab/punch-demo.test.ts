@@ -45,11 +45,14 @@ for (const overlay of ['tor', 'i2p'] as const) {
   });
 }
 
-test('onionpunch demo: edm on B fails fast with the reason, exit code 1', { ...needsRoot('network namespaces, nftables, tor'), timeout: 240_000 }, async () => {
-  const r = await runDemo(['--nat-b', 'edm'], 200_000);
-  const j = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { ok: boolean; error?: { code: string; message: string } };
+// Both sides hard (the lab's workers allow hard-NAT punching): refused before any SYN, naming both sides.
+test('onionpunch demo: edm on both sides is refused fast, PUNCH_NAT_BOTH_HARD naming both, exit code 1', { ...needsRoot('network namespaces, nftables, tor'), timeout: 240_000 }, async () => {
+  const r = await runDemo(['--nat-a', 'edm', '--nat-b', 'edm'], 200_000);
+  const j = JSON.parse(r.stdout.trim().split('\n').pop() ?? '{}') as { ok: boolean; totalMs?: number; error?: { code: string; message: string } };
   assert.equal(j.ok, false);
   assert.equal(r.code, 1);
-  assert.equal(j.error?.code, 'PUNCH_NAT_UNSUITABLE');
-  assert.match(j.error!.message, /B's NAT/);
+  assert.equal(j.error?.code, 'PUNCH_NAT_BOTH_HARD');
+  assert.match(j.error!.message, /A's NAT is endpoint-dependent.*B's is too/);
+  // B's whole punch(), the Tor dial included: the refusal itself is one overlay round trip.
+  assert.ok(j.totalMs !== undefined && j.totalMs <= 2000, `refused after ${j.totalMs} ms`);
 });

@@ -4,7 +4,8 @@
  * publishes an onion coordination endpoint, B discovers its mapping, dials A over the overlay, both punch,
  * then B runs a Bitcoin version handshake across the punched connection (A answers as responder). Prints a
  * timeline (ms since start) and tears everything down, also on failure and SIGINT. `--json` ends with one
- * line `{"ok", "timeToConnectMs", "natA", "natB", "siteA", "siteB", "family", "overlay", ...}`.
+ * line `{"ok", "timeToConnectMs", "natA", "natB", "siteA", "siteB", "family", "overlay", ...}`; a spray (an edm
+ * or edm-pba side: the lab always allows hard-NAT punching) adds `"synsA"`, `"synsB"` and `"spray"`.
  * The site behaviours and link conditions are read by the lab's own parsers (`lab up` takes the same words).
  */
 import { flag, oneOf, parseCommand, value } from '../args.js';
@@ -116,6 +117,15 @@ export async function main(args: string[]): Promise<number> {
     if (r.totalMs !== undefined) summary.totalMs = Math.round(r.totalMs);
     if (r.overlayRttMs !== undefined) summary.overlayRttMs = Math.round(r.overlayRttMs * 10) / 10;
     if (r.directRttMs !== undefined) summary.directRttMs = Math.round(r.directRttMs * 10) / 10;
+    if (r.synsA !== undefined) summary.synsA = r.synsA;
+    if (r.synsB !== undefined) summary.synsB = r.synsB;
+    if (r.spray) {
+      const s = r.spray;
+      summary.spray = s;
+      const syns = `SYNs A ${String(r.synsA)}, B ${String(r.synsB)}`;
+      say(`spray: ${s.hard} hard, ports ${s.probeLow}..${s.probeHigh}; ${syns}` +
+        ` (N ${s.sockets}, M ${s.probes}); winning pair A ${s.pairA ?? '?'}, B ${s.pairB ?? '?'}`);
+    }
     summary.eimA = rig.eimA?.mapping;
     summary.eimB = rig.eimB?.mapping;
     if (r.error) summary.error = r.error;

@@ -58,6 +58,12 @@ export interface AttemptResult {
   overlayRttMs?: number;
   directRttMs?: number;
   handshake?: boolean;
+  /** A birthday spray: SYNs each side sent (attempt sockets), the hard side and the winning port pair. */
+  synsA?: number;
+  synsB?: number;
+  spray?: {
+    hard: string; sockets: number; probes: number; probeLow: number; probeHigh: number; pairA?: string; pairB?: string;
+  };
   /** Wall-clock events of both sides (ms, absolute). */
   events: Array<{ at: number; who: string; event: string; detail?: string }>;
 }
@@ -213,6 +219,8 @@ export class PunchRig {
       // The prime SYN must leave every NAT of its own side and die before the far NAT: one hop more
       // behind a carrier NAT.
       primeTtl: s.cgnat ? 3 : 2,
+      // The lab is a trial setup: both sides spray through endpoint-dependent NATs (opt-in on a real node).
+      hardNat: true,
     };
   }
 
@@ -327,7 +335,22 @@ export class PunchRig {
       if (req !== undefined && est !== undefined) ttc = est - req;
     }
     const ok = ac?.type === 'connected' && hb?.type === 'handshake' && ha?.type === 'handshake';
+    type Rep = { hard: string; sockets: number; probes: number; probeLow: number; probeHigh: number; syns: number;
+      pair: { localPort: number; remotePort: number } };
+    const spB = res.spray as Rep | undefined;
+    const spA = (ac?.type === 'connected' ? ac.spray : undefined) as Rep | undefined;
+    const sp = spB ?? spA;
+    const spray = sp ? {
+      synsB: spB?.syns ?? 0,
+      synsA: spA?.syns ?? 0,
+      spray: {
+        hard: sp.hard, sockets: sp.sockets, probes: sp.probes, probeLow: sp.probeLow, probeHigh: sp.probeHigh,
+        ...(spA ? { pairA: `${spA.pair.localPort}->${spA.pair.remotePort}` } : {}),
+        ...(spB ? { pairB: `${spB.pair.localPort}->${spB.pair.remotePort}` } : {}),
+      },
+    } : {};
     return {
+      ...spray,
       ok,
       ...(ok ? {} : { error: { code: 'DEMO_HANDSHAKE', message: `bitcoin handshake over the punched socket failed: ${String(hb?.message ?? ha?.message ?? 'no answer')}` } }),
       ...(ttc !== undefined ? { timeToConnectMs: ttc } : {}),

@@ -28,4 +28,6 @@ export interface WorkerConfig {
   primeTtl?: number;
   deadlineMs?: number;
   fireDelayMs?: number;
+  /** a/b: take part in birthday sprays through endpoint-dependent NATs (`hardnat=1`). */
+  hardNat?: boolean;
 }

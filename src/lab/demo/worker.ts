@@ -19,6 +19,7 @@ import { createPunchListener } from '../../punch/listener.js';
 import { PunchClient } from '../../punch/client.js';
 import { wireCodec } from '../../punch/wire-codec.js';
 import { PunchSessionError } from '../../punch/errors.js';
+import { SPRAY_LIMITS } from '../../punch/spray.js';
 import { emit, wallMs } from './jsonl.js';
 import type { CoordinationDialer, CoordinationEndpoint } from '../../overlay/types.js';
 import type { WorkerConfig } from './worker-config.js';
@@ -48,11 +49,25 @@ function engineEvents(engine: PunchEngine, tl: unknown): unknown[] {
   }));
 }
 
+/**
+ * The engine events worth a timeline line: all of them for an ordinary punch; for a spray (thousands of SYNs)
+ * the first and last SYN and the established connection (the SYN count is in the spray report).
+ */
+function sprayEngine(engine: PunchEngine, tl: unknown, spray: unknown): unknown[] {
+  const all = engineEvents(engine, tl) as Array<{ kind: string }>;
+  if (!spray) return all;
+  const syns = all.filter((e) => e.kind === 'syn');
+  const ends = all.filter((e) => e.kind === 'established' || e.kind === 'timeout' || e.kind === 'abort');
+  return [syns[0], syns[syns.length - 1], ...ends].filter(Boolean);
+}
+
 async function runEim(cfg: WorkerConfig): Promise<EimVerdict> {
   const fam = cfg.family ?? 4;
   const local = probeBind({ address: cfg.localAddress ?? (fam === 6 ? '::' : '0.0.0.0'), port: 0 });
   const v = await eimCheck({ local, peers: cfg.natcheck ?? [], observe: nativeObserver({ network: cfg.network ?? 'regtest' }), timeoutMs: 5000 });
-  emit('eim', { mapping: v.mapping, portPreserving: v.portPreserving, publicAddress: v.publicAddress, observed: v.observed, reason: v.reason });
+  const ps = v.portSpread;
+  const spread = ps ? { probeLow: ps.probeLow, probeHigh: ps.probeHigh, narrow: ps.narrow } : undefined;
+  emit('eim', { mapping: v.mapping, portPreserving: v.portPreserving, publicAddress: v.publicAddress, observed: v.observed, reason: v.reason, publicIpStable: v.publicIpStable, ...(spread ? { spread } : {}) });
   return v;
 }
 
@@ -123,9 +138,11 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
     },
     ...(cfg.localAddress ? { localAddress: { v4: cfg.family === 6 ? undefined : cfg.localAddress, v6: cfg.family === 6 ? cfg.localAddress : undefined } } : {}),
     tuning: { ...(cfg.primeTtl ? { primeTtl: cfg.primeTtl } : {}) },
+    // The lab's A is sprayed at over and over (lab matrix --runs N): room in the sprays-a-minute bucket too.
+    ...(cfg.hardNat ? { spray: { maxSyns: SPRAY_LIMITS.aSynsPerSession, sessionsPerMinute: 600, burst: 1000 } } : {}),
   });
   listener.on('connection', (socket: Socket, info) => {
-    emit('connected', { remote: info.remote, local: info.local, sessionId: info.sessionId, timeline: serializeTimeline(info.timeline), engine: engineEvents(engine, info.engineTimeline) });
+    emit('connected', { remote: info.remote, local: info.local, sessionId: info.sessionId, timeline: serializeTimeline(info.timeline), engine: sprayEngine(engine, info.engineTimeline, info.spray), ...(info.spray ? { spray: info.spray } : {}) });
     const peer = new Peer(socket, { network, role: 'responder', addrRecv: info.remote, handshakeTimeoutMs: 10_000 });
     peer
       .handshake()
@@ -161,6 +178,7 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
     tuning: { profile: cfg.profile ?? 'prime', ...(cfg.primeTtl ? { primeTtl: cfg.primeTtl } : {}) },
     ...(cfg.deadlineMs ? { deadlineMs: cfg.deadlineMs } : {}),
     ...(cfg.fireDelayMs !== undefined ? { fireDelayMs: cfg.fireDelayMs } : {}),
+    ...(cfg.hardNat ? { spray: { maxSyns: SPRAY_LIMITS.bSynsPerSession, spreadUs: SPRAY_LIMITS.spreadUs } } : {}),
   });
   emit('ready', { eim: verdict.mapping });
   onCommands(async (c) => {
@@ -172,7 +190,7 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
     const t0 = wallMs();
     try {
       const r = await client.punch(cfg.target!);
-      emit('punched', { remote: r.remote, local: r.local, sessionId: r.sessionId, overlayRttMs: r.overlayRttMs, timeline: serializeTimeline(r.timeline), engine: engineEvents(engine, r.engineTimeline), totalMs: wallMs() - t0 });
+      emit('punched', { remote: r.remote, local: r.local, sessionId: r.sessionId, overlayRttMs: r.overlayRttMs, timeline: serializeTimeline(r.timeline), engine: sprayEngine(engine, r.engineTimeline, r.spray), totalMs: wallMs() - t0, ...(r.spray ? { spray: r.spray } : {}) });
       const peer = new Peer(r.socket, { network, role: 'initiator', addrRecv: r.remote, handshakeTimeoutMs: 10_000 });
       try {
         const h = await peer.handshake();

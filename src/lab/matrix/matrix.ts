@@ -22,8 +22,13 @@ export const SHARED_LAB_PAIRS: MatrixPair[] = [
   { name: 'eim×eim (rst)', a: { nat: 'eim', inbound: 'rst' }, b: { nat: 'eim', inbound: 'rst' }, family: 4, expectOk: true },
   { name: 'eim-shift×eim', a: { nat: 'eim-shift', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 4, expectOk: true },
   { name: 'fw6×fw6 (IPv6)', a: { nat: 'eim', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 6, expectOk: true },
-  { name: 'edm×eim', a: { nat: 'edm', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 4, expectOk: false },
-  { name: 'eim×edm', a: { nat: 'eim', inbound: 'drop' }, b: { nat: 'edm', inbound: 'drop' }, family: 4, expectOk: false },
+  // One hard (endpoint-dependent) side: a birthday spray (the lab's workers allow hard-NAT punching).
+  { name: 'edm×eim', a: { nat: 'edm', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 4, expectOk: true },
+  { name: 'eim×edm', a: { nat: 'eim', inbound: 'drop' }, b: { nat: 'edm', inbound: 'drop' }, family: 4, expectOk: true },
+  { name: 'edm-pba×eim', a: { nat: 'edm-pba', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 4, expectOk: true },
+  { name: 'eim×edm-pba', a: { nat: 'eim', inbound: 'drop' }, b: { nat: 'edm-pba', inbound: 'drop' }, family: 4, expectOk: true },
+  // Both hard: refused fast (PUNCH_NAT_BOTH_HARD) with a reason naming both sides.
+  { name: 'edm×edm', a: { nat: 'edm', inbound: 'drop' }, b: { nat: 'edm', inbound: 'drop' }, family: 4, expectOk: false },
 ];
 export const CGNAT_PAIR: MatrixPair = { name: 'cgnat×eim', a: { nat: 'eim', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 4, expectOk: true };
 
@@ -41,6 +46,9 @@ export interface PairReport {
   medianDirectRttMs: number | null;
   eimA?: string;
   eimB?: string;
+  /** Birthday sprays: SYNs per side per attempt (median, max) over the sprayed attempts; null without any. */
+  synsA?: { median: number; max: number } | null;
+  synsB?: { median: number; max: number } | null;
   /** Failure reasons seen (code: side: message) with counts. */
   failures: Record<string, number>;
   /** Longest failing attempt (ms): a failure must be fast, never a hang. */
@@ -66,6 +74,8 @@ export interface AttemptSummary {
   overlayRttMs?: number;
   directRttMs?: number;
   code?: string;
+  synsA?: number;
+  synsB?: number;
 }
 
 export interface SampledTimeline {
@@ -105,6 +115,11 @@ function sampleTimelines(results: AttemptResult[]): SampledTimeline[] {
   return picks.map(([i, label]) => ({ attempt: i, label, events: results[i]!.events }));
 }
 
+function synStats(xs: Array<number | undefined>): { median: number; max: number } | null {
+  const v = xs.filter((x): x is number => x !== undefined);
+  return v.length ? { median: round1(median(v)), max: Math.max(...v) } : null;
+}
+
 function ratioOf(x: number | null, y: number | null): number | null {
   return x === null || y === null || y <= 0 ? null : Math.round((x / y) * 100) / 100;
 }
@@ -140,6 +155,8 @@ export function summarizePair(pair: Pick<MatrixPair, 'name'>, results: AttemptRe
       if (v !== undefined) o[k] = v;
     }
     if (r.error) o.code = r.error.code;
+    if (r.synsA !== undefined) o.synsA = r.synsA;
+    if (r.synsB !== undefined) o.synsB = r.synsB;
     return o;
   });
   return {
@@ -154,6 +171,8 @@ export function summarizePair(pair: Pick<MatrixPair, 'name'>, results: AttemptRe
     medianDirectRttMs: direct,
     ...(eim.a !== undefined ? { eimA: eim.a } : {}),
     ...(eim.b !== undefined ? { eimB: eim.b } : {}),
+    synsA: synStats(results.map((r) => r.synsA)),
+    synsB: synStats(results.map((r) => r.synsB)),
     failures,
     maxFailMs: maxFail === null ? null : Math.round(maxFail),
     boundMs,
@@ -189,7 +208,8 @@ async function runPairs(rig: PunchRig, pairs: MatrixPair[], opts: MatrixOptions,
     const rep = summarizePair(p, results, eim, resources);
     const sum = `${p.name}: ${rep.ok}/${rep.runs}, median ${rep.medianMs} ms, p90 ${rep.p90Ms} ms` +
       (rep.ratio !== null ? `, median/bound ${rep.ratio}` : '') +
-      (rep.p90OverMedian !== null ? `, p90/median ${rep.p90OverMedian}` : '');
+      (rep.p90OverMedian !== null ? `, p90/median ${rep.p90OverMedian}` : '') +
+      (rep.synsA || rep.synsB ? `, SYNs A ${rep.synsA?.median ?? 0} B ${rep.synsB?.median ?? 0} (median)` : '');
     if (opts.progress) opts.progress.log(sum);
     else opts.log?.(sum);
     out.push(rep);
@@ -250,7 +270,9 @@ export function matrixTable(reports: PairReport[]): string {
   ];
   for (const r of reports) {
     const reasons = Object.keys(r.failures).map((k) => k.replace(/\|/g, '/')).join('; ');
-    lines.push(`| ${r.pair} | ${r.eimA ?? '?'}/${r.eimB ?? '?'} | ${r.ok}/${r.runs} | ${f(r.medianMs)} | ${f(r.p90Ms)} | ${f(r.medianTotalMs)} | ${f(r.medianOverlayRttMs)} | ${f(r.medianDirectRttMs)} ` +
+    // A spray's SYNs per side (medians) go with the success count: the table keeps its columns.
+    const syns = r.synsA || r.synsB ? ` (spray SYNs A ${r.synsA?.median ?? 0}, B ${r.synsB?.median ?? 0})` : '';
+    lines.push(`| ${r.pair} | ${r.eimA ?? '?'}/${r.eimB ?? '?'} | ${r.ok}/${r.runs}${syns} | ${f(r.medianMs)} | ${f(r.p90Ms)} | ${f(r.medianTotalMs)} | ${f(r.medianOverlayRttMs)} | ${f(r.medianDirectRttMs)} ` +
       `| ${r.ratio ?? '–'} | ${r.p90OverMedian ?? '–'} | ${reasons || '–'}${r.maxFailMs !== null ? ` (slowest failure ${r.maxFailMs} ms)` : ''} |`);
   }
   return lines.join('\n');

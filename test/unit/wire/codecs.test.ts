@@ -263,7 +263,7 @@ test('op* coordination messages: byte tables, round trips, every rejection', () 
   assert.equal(encodePayload('opreject', rej).toString('hex'), '01' + '09' + Buffer.from('try later').toString('hex'));
   assert.deepEqual(decodePayload('opreject', encodePayload('opreject', rej)), rej);
   assert.throws(() => decodePayload('opreject', hex('0000')), isWire('WIRE_BAD_FIELD', /code/));
-  assert.throws(() => decodePayload('opreject', hex('0602')), isWire('WIRE_BAD_FIELD', /code/));
+  assert.throws(() => decodePayload('opreject', hex('0702')), isWire('WIRE_BAD_FIELD', /code/));
   assert.throws(() => decodePayload('opreject', hex('0103aa')), isWire('WIRE_TRUNCATED', /reason/));
 });
 
