@@ -9,7 +9,9 @@
  * rules of docs/PROTOCOL.md, so that a serve or proxy that a relay picked as a fan-out target is not a dead end.
  */
 import { connectPeer, type Peer } from '../peer/index.js';
-import { toAnnouncement, type AnnouncementDirectory, type AnnouncementRelay, type RelayPeer } from '../relay/index.js';
+import {
+  toAnnouncement, type Announcement, type AnnouncementDirectory, type AnnouncementRelay, type RelayPeer,
+} from '../relay/index.js';
 import { KeyedBuckets, monotonicMs, type Clock } from '../limits/index.js';
 import type { AddrV2Entry, AddrV2Payload, NetworkName } from '../wire/index.js';
 import type { HostPort } from './config.js';
@@ -201,6 +203,8 @@ export interface CollectorOptions {
   rate?: { ratePerSec?: number; burst?: number; clock?: Clock };
   /** Relay what the peers send between them under these rules (see the module comment). */
   relay?: AnnouncementRelay;
+  /** Told every announcement the directory kept (the proxy's automatic outbound). */
+  onLearned?: (a: Announcement, from: string) => void;
 }
 
 /** Collector meter defaults (Bitcoin Core: MAX_ADDR_RATE_PER_SECOND 0.1, MAX_ADDR_PROCESSING_TOKEN_BUCKET 1000). */
@@ -217,10 +221,12 @@ export class AnnouncementCollector extends PeerLinks {
   private readonly directory: AnnouncementDirectory;
   private readonly asked = new WeakSet<Peer>();
   private readonly meter: KeyedBuckets<string>;
+  private readonly onLearned: ((a: Announcement, from: string) => void) | undefined;
 
   constructor(o: CollectorOptions) {
     super(o.peers, o.network, o.log, o.intervalMs, o.handshakeTimeoutMs ?? 10_000, o.relay);
     this.directory = o.directory;
+    this.onLearned = o.onLearned;
     // One bucket per source peer; a handful are configured, the bound only guards library callers of ingest().
     this.meter = new KeyedBuckets<string>({
       ratePerSec: o.rate?.ratePerSec ?? COLLECTOR_RATE_PER_SEC,
@@ -262,6 +268,7 @@ export class AnnouncementCollector extends PeerLinks {
         if (this.directory.add(a, from)) {
           this.learned++;
           this.log?.info('announcement-learned', { from, coordination: `${a.coordination}:${a.coordinationPort}`, clearnet: `${a.clearnet.address}:${a.clearnet.port}` });
+          this.onLearned?.(a, from);
         }
       } catch (err) {
         this.log?.debug('announcement-ignored', { from, error: err });
