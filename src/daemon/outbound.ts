@@ -132,6 +132,19 @@ export class PunchOutbound {
     }
   }
 
+  /**
+   * The proxy punched `address:port` and handed the socket to the node: a chosen peer is up now (getpeerinfo
+   * polls may miss a connection that lasts less than a poll period; its drop is then still seen).
+   */
+  punchConnected(address: string, port: number): void {
+    const p = this.peers.get(keyOf(address, port));
+    if (p && p.state !== 'connected') {
+      p.state = 'connected';
+      p.since = this.now();
+      this.o.log?.info('punch-peer-connected', { peer: p.addr, coordination: p.coordination, asks: p.asks });
+    }
+  }
+
   /** Runs a round soon; rounds never overlap (a request during one runs another after it). */
   private kick(): void {
     if (this.stopped) return;

@@ -176,6 +176,8 @@ export function makeConnector(o: {
   routes?: OverlayRoutes;
   /** Told every failed punch of an announced destination (the automatic outbound retries it). */
   onPunchFailed?: (host: string, port: number) => void;
+  /** Told every punched connection of an announced destination (the automatic outbound's peer is up). */
+  onPunchConnected?: (host: string, port: number) => void;
 }): SocksConnector {
   const policy = destinationPolicy({
     resolvenames: o.cfg.resolvenames ?? false,
@@ -223,6 +225,7 @@ export function makeConnector(o: {
       const { coordination, coordinationPort, clearnet } = target;
       const r = await client.punch({ address: coordination, port: coordinationPort, clearnet, expectIp: clearnet.address }, { signal });
       o.log.info('punch-connected', { destination: `${req.host}:${req.port}`, remote: `${r.remote.address}:${r.remote.port}`, session: r.sessionId });
+      o.onPunchConnected?.(req.host, req.port);
       return r.socket;
     } catch (err) {
       o.log.info('punch-failed', { destination: `${req.host}:${req.port}`, coordination: name, error: err });
@@ -273,7 +276,9 @@ export async function runProxy(
     : undefined;
   const server = new Socks5Server({
     connect: makeConnector({
-      cfg, directory, client, log, routes, onPunchFailed: (h, p) => outbound?.punchFailed(h, p),
+      cfg, directory, client, log, routes,
+      onPunchFailed: (h, p) => outbound?.punchFailed(h, p),
+      onPunchConnected: (h, p) => outbound?.punchConnected(h, p),
     }),
     maxClients: cfg.maxclients,
     idleTimeoutMs: cfg.idletimeout * 1000,
