@@ -238,12 +238,18 @@ export class NodeSites {
       host: '127.0.0.1', port: NODE_P2P_PORT, rpcHost: '127.0.0.1', rpcPort: NODE_RPC_PORT, apiKey: this.apiKey,
       ...(proxy ? { proxy } : {}),
     };
+    const opened = new Set<string>();
     if (this.rig.nodes === 'core') return CoreProcess.start(name, cfg, { spawner, exec: (argv) => this.rig.lab.exec(side, argv) });
     return BcoinProcess.start(name, cfg, {
       spawner,
       onMessage: (m) => {
-        if (m.type === 'peer-open') this.event(name, 'peer-open', `${String(m.addr)} ${m.inbound ? 'inbound' : 'outbound'}`, m.at);
-        if (m.type === 'peer-close') this.event(name, 'peer-close', `${String(m.addr)}`, m.at);
+        // Only peers that opened: bcoin also tries addresses it heard of (its own default port among them), and
+        // the proxy refuses those loopback ones at once.
+        if (m.type === 'peer-open') {
+          opened.add(String(m.addr));
+          this.event(name, 'peer-open', `${String(m.addr)} ${m.inbound ? 'inbound' : 'outbound'}`, m.at);
+        }
+        if (m.type === 'peer-close' && opened.delete(String(m.addr))) this.event(name, 'peer-close', `${String(m.addr)}`, m.at);
       },
     });
   }
