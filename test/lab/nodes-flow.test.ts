@@ -5,7 +5,7 @@
  * B's node, configured with nothing but the proxy and RPC, is asked by the proxy to connect (addnode onetry),
  * the punch happens, and B syncs: B's best block hash equals A's, getpeerinfo shows B inbound on A (from the
  * splice) and A outbound on B. Then `ss -K` kills the punched connection on B: the proxy sees the peer drop,
- * asks again, a fresh punch carries the next 10 blocks.
+ * asks again, a fresh punch carries the next 10 blocks. The same flow for cgnat×eim and for fw6×fw6 over IPv6.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -59,3 +59,26 @@ test('eim×eim: B\'s node syncs A\'s 101 blocks over a punched connection it was
   assert.ok(sites.proxy!.count('punch-connected') > punchesBefore, 'a fresh punch');
   t.diagnostic(`after ss -K: timeToConnectMs ${r2.timeToConnectMs} syncMs ${r2.syncMs}`);
 });
+
+for (const c of [
+  { name: 'cgnat×eim', a: { nat: 'eim' as const, inbound: 'drop' as const, cgnat: true }, b: { nat: 'eim' as const, inbound: 'drop' as const } },
+  { name: 'fw6×fw6 over IPv6', a: { nat: 'eim' as const, inbound: 'drop' as const, ipv6: 'fw6' as const }, b: { nat: 'eim' as const, inbound: 'drop' as const, ipv6: 'fw6' as const }, family: 6 as const },
+]) {
+  test(`${c.name}: B's node syncs A's 101 blocks through the punch`, { timeout: 150_000, skip }, async (t) => {
+    let rig: PunchRig | undefined;
+    t.after(async () => {
+      await rig?.down();
+    });
+    rig = await PunchRig.up({
+      a: c.a, b: c.b, ...(c.family ? { family: c.family } : {}), delayMs: 12.5, lossPct: 2, nodes: 'bcoin', profile: 'plain',
+    }, (r) => {
+      rig = r;
+    });
+    const r = await rig.syncNodes(90_000);
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    assert.equal(r.heightB, 101);
+    assert.equal(r.hashB, r.hashA);
+    assert.ok(r.inboundOnA && r.outboundOnB, 'B inbound on A, A outbound on B');
+    t.diagnostic(`timeToConnectMs ${r.timeToConnectMs} syncMs ${r.syncMs}`);
+  });
+}
