@@ -18,6 +18,7 @@ import {
   RELAY_PUSH_MAX_ENTRIES,
   chunkEntries,
   toAnnouncement,
+  type Announcement,
   type AnnouncementDirectory,
   type AnnouncementRelay,
   type RelayPeer,
@@ -236,6 +237,8 @@ export interface CollectorOptions {
   rate?: { ratePerSec?: number; burst?: number; clock?: Clock };
   /** Relay what the peers send between them under these rules (see the module comment). */
   relay?: AnnouncementRelay;
+  /** Told every announcement the directory kept (the proxy's automatic outbound). */
+  onLearned?: (a: Announcement, from: string) => void;
 }
 
 /** Collector meter defaults (Bitcoin Core: MAX_ADDR_RATE_PER_SECOND 0.1, MAX_ADDR_PROCESSING_TOKEN_BUCKET 1000). */
@@ -254,11 +257,13 @@ export class AnnouncementCollector extends PeerLinks {
   private readonly burst: number;
   /** getaddr requests sent. */
   asked = 0;
+  private readonly onLearned: ((a: Announcement, from: string) => void) | undefined;
 
   constructor(o: CollectorOptions) {
     super(o.peers, o.network, o.log, o.intervalMs, o.handshakeTimeoutMs ?? 10_000, o.relay, o.maxLinks);
     this.directory = o.directory;
     this.burst = o.rate?.burst ?? COLLECTOR_BURST;
+    this.onLearned = o.onLearned;
     // One bucket per source peer; a handful are configured, the bound only guards library callers of ingest().
     this.meter = new KeyedBuckets<string>({
       ratePerSec: o.rate?.ratePerSec ?? COLLECTOR_RATE_PER_SEC,
@@ -300,6 +305,7 @@ export class AnnouncementCollector extends PeerLinks {
         if (this.directory.add(a, from)) {
           this.learned++;
           this.log?.info('announcement-learned', { from, coordination: `${a.coordination}:${a.coordinationPort}`, clearnet: `${a.clearnet.address}:${a.clearnet.port}` });
+          this.onLearned?.(a, from);
         }
       } catch (err) {
         this.log?.debug('announcement-ignored', { from, error: err });

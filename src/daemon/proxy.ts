@@ -3,7 +3,8 @@
  * hole-punch announcement (learned from clearnet peers' addrv2, or a static `--known` entry) is reached by
  * punching over the configured overlay; a `.onion` destination through Tor's SOCKS port (`onion`, one circuit per
  * connection); a `.b32.i2p` destination through the SAM bridge when `i2psam` is set; any other destination by a
- * plain TCP connect. An overlay name is never looked up in DNS.
+ * plain TCP connect. An overlay name is never looked up in DNS. With `maxpunchpeers` > 0 the proxy also asks the
+ * local node over JSON-RPC to connect to fresh announcements (`addnode onetry`, src/daemon/outbound.ts).
  */
 import { isIP, Socket } from 'node:net';
 import { lookup } from 'node:dns/promises';
@@ -29,6 +30,8 @@ import { SocksServerError } from './errors.js';
 import { SamError } from '../overlay/i2p/errors.js';
 import { waitForShutdown } from './shutdown.js';
 import { configuredPunch, i2pTunnelOptions, type DaemonHooks } from './punch-setup.js';
+import { nodeRpcFromConfig } from './node-rpc.js';
+import { PunchOutbound } from './outbound.js';
 
 /** Static entries first, then the directory of fresh announcements. */
 export function lookupTarget(cfg: Pick<DaemonConfig, 'known'>, directory: AnnouncementDirectory, host: string, port: number): Omit<Announcement, 'services' | 'time'> | undefined {
@@ -174,6 +177,10 @@ export function makeConnector(o: {
   log: Logger;
   plainTimeoutMs?: number;
   routes?: OverlayRoutes;
+  /** Told every failed punch of an announced destination (the automatic outbound retries it). */
+  onPunchFailed?: (host: string, port: number) => void;
+  /** Told every punched connection of an announced destination (the automatic outbound's peer is up). */
+  onPunchConnected?: (host: string, port: number) => void;
 }): SocksConnector {
   const policy = destinationPolicy({
     resolvenames: o.cfg.resolvenames ?? false,
@@ -221,9 +228,11 @@ export function makeConnector(o: {
       const { coordination, coordinationPort, clearnet } = target;
       const r = await client.punch({ address: coordination, port: coordinationPort, clearnet, expectIp: clearnet.address }, { signal });
       o.log.info('punch-connected', { destination: `${req.host}:${req.port}`, remote: `${r.remote.address}:${r.remote.port}`, session: r.sessionId });
+      o.onPunchConnected?.(req.host, req.port);
       return r.socket;
     } catch (err) {
       o.log.info('punch-failed', { destination: `${req.host}:${req.port}`, coordination: name, error: err });
+      o.onPunchFailed?.(req.host, req.port);
       throw err;
     }
   };
@@ -268,8 +277,16 @@ export async function runProxy(
     return clientP;
   };
   const routes = configuredRoutes(cfg);
+  // Automatic outbound: announced peers the node is asked to connect to over its JSON-RPC (0 = off).
+  const outbound = cfg.maxpunchpeers > 0
+    ? new PunchOutbound({ rpc: nodeRpcFromConfig(cfg), directory, maxPeers: cfg.maxpunchpeers, log })
+    : undefined;
   const server = new Socks5Server({
-    connect: makeConnector({ cfg, directory, client, log, routes }),
+    connect: makeConnector({
+      cfg, directory, client, log, routes,
+      onPunchFailed: (h, p) => outbound?.punchFailed(h, p),
+      onPunchConnected: (h, p) => outbound?.punchConnected(h, p),
+    }),
     maxClients: cfg.maxclients,
     idleTimeoutMs: cfg.idletimeout * 1000,
     log,
@@ -292,14 +309,20 @@ export async function runProxy(
     peers: cfg.peer, network: cfg.network, directory, intervalMs: cfg.getaddrinterval * 1000,
     maxLinks: cfg.maxrelays, log,
     relay: new AnnouncementRelay(), // what the peers send is relayed between them, as a relay does
+    ...(outbound ? { onLearned: (a: Announcement) => outbound.learned(a) } : {}),
   });
   void collector.start();
+  if (outbound) {
+    log.info('outbound-on', { rpc: nodeRpcFromConfig(cfg).endpoint, maxpunchpeers: cfg.maxpunchpeers });
+    outbound.start();
+  }
   const ready = { ready: true, socks: `${bound.host}:${bound.port}`, overlay: cfg.overlay, known: cfg.known.length, peers: cfg.peer.length };
   log.info('ready', ready);
   hooks.ready?.(ready);
   const why = await waitForShutdown(hooks.signal);
   log.info('shutdown', { signal: why, bridges: server.activeBridges.size });
   collector.stop();
+  outbound?.stop();
   await server.close(cfg.shutdowngrace * 1000);
   await dialer?.close().catch(() => undefined);
   await routes.close().catch(() => undefined);

@@ -33,10 +33,14 @@ const DEMO = {
     loss: value('PCT', 'loss per access link and direction, e.g. 1% (default 0)', (s) => parsePercent(s, 50), 0),
     overlay: value('tor|i2p', 'coordination overlay (default tor)', oneOf(['tor', 'i2p'] as const), 'tor'),
     profile: value('P', 'SYN schedule: plain | prime (default plain)', oneOf(['plain', 'prime'] as const), 'plain'),
+    nodes: flag('real Bitcoin nodes: relays on two public hosts, bcoin 1.0.2 + serve on A, bcoin + proxy on B;\n' +
+      'A mines 101 blocks, the proxy has B\'s node connect (addnode onetry), B syncs through the punch\n' +
+      '(Bitcoin Core instead of bcoin when BITCOIND names a bitcoind binary)'),
     'no-install': flag('do not install missing packages; print the apt-get command and stop'),
     json: flag('machine-readable: the last line is one JSON object'),
   },
-  notes: 'Set ONIONPUNCH_DEMO_VERBOSE=1 for the rig\'s own log lines.',
+  notes: 'Set ONIONPUNCH_DEMO_VERBOSE=1 for the rig\'s own log lines. With --nodes, --json ends with\n' +
+    '{"ok", "nodes": "bcoin"|"core", "heightA", "heightB", "syncMs", "timeToConnectMs", "natA", "natB", "overlay", ...}.',
 };
 
 export async function main(args: string[]): Promise<number> {
@@ -82,6 +86,18 @@ export async function main(args: string[]): Promise<number> {
   process.once('SIGINT', onSigint);
   process.once('SIGTERM', onSigint);
   const summary: Record<string, unknown> = { ok: false, natA, natB, siteA, siteB, family, overlay };
+  if (v.nodes) {
+    const { bitcoindBinary } = await import('../../lab/nodes/core.js');
+    const { bcoinAvailable } = await import('../../lab/nodes/bcoin.js');
+    const kind = bitcoindBinary() ? 'core' : 'bcoin';
+    Object.assign(summary, { nodes: kind, heightA: 0, heightB: 0, syncMs: null, timeToConnectMs: null });
+    if (kind === 'bcoin' && !bcoinAvailable()) {
+      summary.error = { code: 'DEMO_ERROR', message: 'bcoin is not installed: npm install bcoin@1.0.2 (a devDependency)' };
+      say(`FAILED: ${(summary.error as { message: string }).message}`);
+      if (json) process.stdout.write(JSON.stringify(summary) + '\n');
+      return 1;
+    }
+  }
   try {
     say(`building the lab: site A (${siteA}), site B (${siteB}), IPv${family}, ${delayMs} ms one-way per access link ` +
       `(A-B RTT ${4 * delayMs} ms), jitter ${jitterMs} ms, loss ${lossPct}%`);
@@ -94,6 +110,10 @@ export async function main(args: string[]): Promise<number> {
       lossPct,
       overlay,
       profile,
+      ...(v.nodes ? { nodes: summary.nodes as 'bcoin' | 'core' } : {}),
+      onFlowEvent: (e) => {
+        process.stdout.write(`${(e.at - t0).toFixed(0).padStart(7)} ms  ${e.who.padEnd(7)} ${e.event}${e.detail ? `  ${e.detail}` : ''}\n`);
+      },
       log: (l) => {
         if (verbose) say(l);
       },
@@ -104,6 +124,39 @@ export async function main(args: string[]): Promise<number> {
     }, (r) => {
       rig = r;
     });
+    const tm = rig.timings;
+    if (v.nodes) {
+      say(`lab up at ${tm.labUp} ms, relays at ${tm.natcheckUp} ms, private ${overlay} network, nodes and daemons at ${tm.sitesUp} ms; waiting for B's node to sync`);
+      const r = await rig.syncNodes(150_000);
+      Object.assign(summary, {
+        ok: r.ok, heightA: r.heightA, heightB: r.heightB, hashA: r.hashA, hashB: r.hashB,
+        ...(r.syncMs !== undefined ? { syncMs: r.syncMs } : {}),
+        ...(r.timeToConnectMs !== undefined ? { timeToConnectMs: r.timeToConnectMs } : {}),
+        inboundOnA: r.inboundOnA, outboundOnB: r.outboundOnB, ...(r.error ? { error: r.error } : {}),
+      });
+      if (r.ok) say(`OK: B's node synced to height ${r.heightB} (${r.hashB}) over the punched connection; punch ${String(r.timeToConnectMs)} ms, sync ${String(r.syncMs)} ms; B inbound on A, A outbound on B`);
+      else say(`FAILED: ${r.error?.code}: ${r.error?.message}`);
+    } else {
+      await punchOnly(rig);
+    }
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    summary.error = { code: e.code ?? 'DEMO_ERROR', message: e.message ?? String(err) };
+    say(`FAILED: ${e.code ?? 'error'}: ${e.message ?? String(err)}`);
+  } finally {
+    if (!interrupted) {
+      say(`tearing down (${v.nodes ? 'nodes, daemons, relays' : 'workers'}, ${overlay === 'tor' ? 'Tor' : 'I2P'}, lab)`);
+      await rig?.down();
+      process.removeListener('SIGINT', onSigint);
+      process.removeListener('SIGTERM', onSigint);
+    }
+  }
+  summary.elapsedMs = Math.round(wallMs() - t0);
+  if (json) process.stdout.write(JSON.stringify(summary) + '\n');
+  return summary.ok ? 0 : 1;
+
+  /** The punch-only demo: one attempt of the A/B workers and its timeline. */
+  async function punchOnly(rig: import('../../lab/demo/rig.js').PunchRig): Promise<void> {
     const tm = rig.timings;
     say(`lab up at ${tm.labUp} ms, NAT-check servers at ${tm.natcheckUp} ms, private ${overlay === 'tor' ? `Tor network at ${tm.torUp}` : `I2P network at ${tm.i2pUp}`} ms, A and B ready at ${tm.workersUp} ms`);
     say(`B: punching A (discovery + ${overlay === 'tor' ? 'Tor' : 'I2P'} dial + coordination + simultaneous open), then Bitcoin version handshake`);
@@ -131,19 +184,5 @@ export async function main(args: string[]): Promise<number> {
     if (r.error) summary.error = r.error;
     if (r.ok) say(`OK: direct TCP connection A<->B, Bitcoin handshake done; B's request reached A -> established in ${String(summary.timeToConnectMs)} ms (overlay RTT ${String(summary.overlayRttMs)} ms, direct RTT ${String(summary.directRttMs)} ms)`);
     else say(`FAILED: ${r.error?.code}: ${r.error?.message}`);
-  } catch (err) {
-    const e = err as { code?: string; message?: string };
-    summary.error = { code: e.code ?? 'DEMO_ERROR', message: e.message ?? String(err) };
-    say(`FAILED: ${e.code ?? 'error'}: ${e.message ?? String(err)}`);
-  } finally {
-    if (!interrupted) {
-      say(`tearing down (workers, ${overlay === 'tor' ? 'Tor' : 'I2P'}, lab)`);
-      await rig?.down();
-      process.removeListener('SIGINT', onSigint);
-      process.removeListener('SIGTERM', onSigint);
-    }
   }
-  summary.elapsedMs = Math.round(wallMs() - t0);
-  if (json) process.stdout.write(JSON.stringify(summary) + '\n');
-  return summary.ok ? 0 : 1;
 }

@@ -18,6 +18,7 @@ import { MessageQueue, readMessages, wallMs, type WorkerMessage } from './jsonl.
 import type { WorkerConfig } from './worker-config.js';
 import type { Endpoint } from '../../nat/types.js';
 import type { ProgressSink } from '../progress.js';
+import { NodeSites, type FlowEvent, type FlowResult, type NodeKind } from '../nodes/flow.js';
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');
 
@@ -46,6 +47,13 @@ export interface RigOptions {
   progress?: ProgressSink;
   /** Called with every worker message (for live timelines). */
   onMessage?: (who: string, m: WorkerMessage) => void;
+  /**
+   * Real Bitcoin nodes instead of the A/B punch workers (src/lab/nodes/flow.ts): relays on pub1/pub2 (also the
+   * NAT-check servers), a node + `serve` on A, a node + `proxy` on B. `bcoin`, or `core` with `BITCOIND` set.
+   */
+  nodes?: NodeKind;
+  /** Called with every step of the nodes flow (for live timelines). */
+  onFlowEvent?: (e: FlowEvent) => void;
 }
 
 export interface AttemptResult {
@@ -97,6 +105,8 @@ export class PunchRig {
   eimB: WorkerMessage | undefined;
   readonly t0 = wallMs();
   timings: Record<string, number> = {};
+  /** The nodes flow's relays, nodes and daemons (with the `nodes` option). */
+  nodeSites: NodeSites | undefined;
   private downP: Promise<void> | undefined;
 
   private constructor(readonly opts: RigOptions) {}
@@ -166,11 +176,31 @@ export class PunchRig {
     });
     this.mark('labUp');
     if (stopped()) throw new Error('rig stopped during bring-up');
-    // NAT-check servers on pub1, pub2 (dual stack).
-    const nc = [1, 2].map((i) => this.spawnWorker(`natcheck${i}`, `pub${i}`, { role: 'natcheck', network: 'regtest', listen: { address: '::', port: 8333 } }));
-    await Promise.all(nc.map((w) => this.ready(w, 15_000)));
     const fam = o.family ?? 4;
-    this.natcheck = this.lab.publicHosts.slice(0, 2).map((p) => ({ address: fam === 6 ? p.ip6! : p.ip, port: 8333 }));
+    if (o.nodes) {
+      // Relays on pub1, pub2: they answer the NAT checks on their P2P port too.
+      const rig = this;
+      this.nodeSites = new NodeSites({
+        lab: this.lab,
+        get tor() {
+          return rig.tor;
+        },
+        get i2p() {
+          return rig.i2p;
+        },
+        family: fam,
+        profile: o.profile ?? 'plain',
+        nodes: o.nodes,
+        log: (l) => this.log(l),
+        ...(o.onFlowEvent ? { onEvent: o.onFlowEvent } : {}),
+      });
+      this.natcheck = await this.nodeSites.startRelays();
+    } else {
+      // NAT-check servers on pub1, pub2 (dual stack).
+      const nc = [1, 2].map((i) => this.spawnWorker(`natcheck${i}`, `pub${i}`, { role: 'natcheck', network: 'regtest', listen: { address: '::', port: 8333 } }));
+      await Promise.all(nc.map((w) => this.ready(w, 15_000)));
+      this.natcheck = this.lab.publicHosts.slice(0, 2).map((p) => ({ address: fam === 6 ? p.ip6! : p.ip, port: 8333 }));
+    }
     this.mark('natcheckUp');
     if ((o.overlay ?? 'tor') === 'tor') {
       this.log('tor: starting a private network (authority + 3 relays on public hosts, clients in A and B)');
@@ -200,7 +230,16 @@ export class PunchRig {
       });
       this.mark('i2pUp');
     }
-    await this.startWorkers();
+    if (this.nodeSites) {
+      await this.nodeSites.startSites();
+      this.mark('sitesUp');
+    } else await this.startWorkers();
+  }
+
+  /** Nodes flow: waits until B's node has A's tip (the proxy made it connect) and checks both nodes' peers. */
+  async syncNodes(timeoutMs = 150_000, height?: number): Promise<FlowResult> {
+    if (!this.nodeSites) throw new Error('this rig has no nodes (build it with nodes: "bcoin")');
+    return this.nodeSites.sync(timeoutMs, height);
   }
 
   private workerConfig(side: 'a' | 'b'): WorkerConfig {
@@ -387,6 +426,7 @@ export class PunchRig {
 
   private async doDown(): Promise<void> {
     await this.stopWorkers().catch(() => undefined);
+    await this.nodeSites?.stop().catch(() => undefined);
     for (const w of this.workers) if (w.child.exitCode === null) w.child.kill('SIGKILL');
     if (this.tor) await this.tor.stop().catch(() => undefined);
     if (this.i2p) await this.i2p.stop().catch(() => undefined);
