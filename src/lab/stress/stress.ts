@@ -207,7 +207,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     for (const [id, p] of pending) {
       if (p.who !== who) continue;
       pending.delete(id);
-      p.resolve({ error: { code: 'LAB_WORKER_EXITED', side: 'B', message: `the ${who} worker exited with the session in flight` } });
+      p.resolve({ error: failure(new LabError('LAB_WORKER_EXITED', `the ${who} worker exited with the session in flight`)) });
     }
     const w = statsWait.get(who);
     statsWait.delete(who);
@@ -511,7 +511,8 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     const done = new Promise<WorkerMessage | { error: Record<string, string> }>((resolve) => {
       const timer = setTimeout(() => {
         pending.delete(id);
-        resolve({ error: { code: 'LAB_SESSION_NO_OUTCOME', side: 'B', message: `no outcome within ${2 * deadlineMs + GRACE_MS} ms` } });
+        const ms = 2 * deadlineMs + GRACE_MS;
+        resolve({ error: failure(new LabError('LAB_SESSION_NO_OUTCOME', `B reported no outcome within ${ms} ms`)) });
       }, 2 * deadlineMs + GRACE_MS);
       pending.set(id, {
         who: b,
@@ -524,6 +525,11 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     if (!rig.send(b, { cmd: 'punch', id })) onExit(b);
     return end(await done);
   }
+}
+
+/** A session's failure the parent records itself (B's worker died, or never answered): B's side. */
+function failure(e: LabError): Record<string, string> {
+  return { code: e.code, message: e.message, side: 'B' };
 }
 
 /** `CODE (side)` of a failed outcome, `connected` of a good one. */
