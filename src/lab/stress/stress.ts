@@ -358,7 +358,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
         }
         const o = await session(id, bNames[id % nb]!, t0);
         outcomes.push(o);
-        const how = o.ok ? `ok ${o.timeToConnectMs?.toFixed(1) ?? '?'} ms` : `FAIL ${o.code}`;
+        const how = o.ok ? `ok, B ${o.totalMs?.toFixed(0) ?? '?'} ms` : `FAIL ${o.code}`;
         opts.progress?.advance(`#${id + 1} ${o.b}: ${how}`);
       }
     };
