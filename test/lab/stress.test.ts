@@ -19,7 +19,9 @@ import type { stressSummary } from '../../src/lab/stress/stress.js';
 type Summary = ReturnType<typeof stressSummary>;
 
 /** Runs the CLI; afterwards removes any lab the child still owned (a crash or a timeout must not leak one). */
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string; leftover: number }> {
+interface Ran { code: number | null; stdout: string; stderr: string; leftover: number }
+
+function run(args: string[], timeoutMs: number): Promise<Ran> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['bin/onionpunch.js', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -49,7 +51,8 @@ test('lab stress --overlay direct: 100 sessions × 20 at once connect, the JSON 
   const dir = mkdtempSync(join(tmpdir(), 'onionpunch-stress-'));
   try {
     const html = join(dir, 'stress.html');
-    const r = await run(['lab', 'stress', '--overlay', 'direct', '--sites', '2', '--sessions', '100', '--concurrency', '20',
+    const r = await run(['lab', 'stress', '--overlay', 'direct', '--sites', '2', '--sessions', '100',
+      '--concurrency', '20',
       '--no-install', '--json', '--report', html], 140_000);
     const s = lastJson(r.stdout);
     for (const k of ['sessions', 'connected', 'successRate', 'p50Ms', 'p90Ms', 'p99Ms', 'leaks'] as const) {
@@ -65,7 +68,7 @@ test('lab stress --overlay direct: 100 sessions × 20 at once connect, the JSON 
       { fds: 0, threads: 0, engineSockets: 0 }, `leaks: ${JSON.stringify(s.resources)}`);
     assert.ok(s.syns.a >= s.connected && s.syns.b >= s.connected, `SYNs ${JSON.stringify(s.syns)}`);
     assert.ok(s.resources.before.some((x) => x.who === 'A') && s.resources.after.some((x) => x.who === 'B2'));
-    assert.ok(s.conntrack.peak['a-router']! > s.conntrack.before['a-router']!, 'A router conntrack rose during the run');
+    assert.ok(s.conntrack.peak['a-router']! > s.conntrack.before['a-router']!, "A's router's conntrack rose");
     assert.equal(r.code, s.connected >= 99 ? 0 : 1);
     assert.equal(r.leftover, 0, 'the CLI took its lab down');
     // The report is the matrix's model: one group per B site.
@@ -81,7 +84,8 @@ test('lab stress --fault b-kill: every session has an outcome, A recovers, nothi
   ...needsRoot('network namespaces, nftables, conntrack'),
   timeout: 150_000,
 }, async () => {
-  const r = await run(['lab', 'stress', '--overlay', 'direct', '--sites', '2', '--sessions', '80', '--concurrency', '16',
+  const r = await run(['lab', 'stress', '--overlay', 'direct', '--sites', '2', '--sessions', '80',
+    '--concurrency', '16',
     '--fault', 'b-kill', '--no-install', '--json'], 140_000);
   const s = lastJson(r.stdout);
   assert.equal(s.faults.length, 1);
@@ -91,7 +95,7 @@ test('lab stress --fault b-kill: every session has an outcome, A recovers, nothi
   // Each touched session ended as connected or a typed failure; none hung.
   for (const x of f.sessions) assert.match(x.outcome, /^(connected|[A-Z][A-Z0-9_]+( \((A|B)\))?)$/);
   assert.ok(!Object.keys(s.failures).some((k) => k.startsWith('LAB_SESSION_NO_OUTCOME')), JSON.stringify(s.failures));
-  assert.ok((f.outcomes['LAB_WORKER_EXITED (B)'] ?? 0) > 0, `sessions in flight on the killed B: ${JSON.stringify(f.outcomes)}`);
+  assert.ok((f.outcomes['LAB_WORKER_EXITED (B)'] ?? 0) > 0, `in flight on the killed B: ${JSON.stringify(f.outcomes)}`);
   // Sessions after the fault connect: A recovered by itself (B2 is back after 1 s).
   assert.ok(f.after.sessions > 0 && f.after.connected >= f.after.sessions - 1, JSON.stringify(f.after));
   assert.equal(s.leaks.fds, 0);

@@ -20,16 +20,20 @@ const STRESS = {
     'SYNs, both sides\' CPU/RSS/fds/threads, conntrack entries, leaks; injects faults on request. Exit 0 when\n' +
     'every session ended in time, nothing leaked, and (without faults) at least 99% connected.',
   options: {
-    sites: value('N', 'B sites, 1..25 (default 1; over Tor only 1: the private network has one B client)', integer(1, 25)),
+    sites: value('N', 'B sites, 1..25 (default 1; over Tor only 1: the private network has one B client)',
+      integer(1, 25)),
     sessions: value('M', 'sessions in all, 1..100000 (default 200)', integer(1, 100_000), 200),
     concurrency: value('K', 'sessions at once, 1..5000 (default 20)', integer(1, 5000), 20),
     overlay: value('O', 'tor | i2p | direct (default tor)', oneOf(['tor', 'i2p', 'direct'] as const), 'tor'),
-    nat: list('SPEC', "site behaviour as lab up's (eim, eim-shift, drop, rst, ...): once for every site, twice for A then the B sites", parseSiteBehaviour),
-    delay: value('MS', 'one-way delay per access link (default 12.5ms: 50 ms RTT A-B)', (s: string) => parseDuration(s, 2000)),
+    nat: list('SPEC', "site behaviour as lab up's (eim, eim-shift, drop, rst, ...): once for every site, twice for A" +
+      ' then the B sites', parseSiteBehaviour),
+    delay: value('MS', 'one-way delay per access link (default 12.5ms: 50 ms RTT A-B)',
+      (s: string) => parseDuration(s, 2000)),
     jitter: value('MS', 'jitter per access link (default 0)', (s: string) => parseDuration(s, 1000)),
     loss: value('PCT', 'loss per access link and direction (default 1%)', (s: string) => parsePercent(s, 50)),
     fault: list('F', `inject during the run (repeatable): ${STRESS_FAULTS.join(' | ')}`, oneOf(STRESS_FAULTS)),
-    deadline: value('MS', "B's overlay-dial timeout and session deadline (default 30s)", (s: string) => parseDuration(s, 600_000)),
+    deadline: value('MS', "B's overlay-dial timeout and session deadline (default 30s)",
+      (s: string) => parseDuration(s, 600_000)),
     'no-install': flag('do not install missing packages (apt-get); print the command and stop'),
     json: flag('one JSON line: sessions, connected, successRate, p50Ms, p90Ms, p99Ms, leaks, faults, ...'),
     report: value('FILE', 'also write a self-contained HTML report (charts inlined, opens offline)', text),
@@ -51,7 +55,7 @@ export async function main(args: string[]): Promise<number> {
   if (v.nat.some((s) => s.ipv6 !== undefined)) throw new UsageError('--nat: lab stress punches over IPv4 (no fw6)');
   const sites = v.sites ?? 1;
   if (v.overlay === 'tor' && sites > 1) {
-    throw new UsageError('--sites: the private Tor network has one B client; use --overlay i2p or direct for more B sites');
+    throw new UsageError('--sites: the private Tor network has one B client; use --overlay i2p or direct for more');
   }
   const [na, nb] = [v.nat[0], v.nat[1] ?? v.nat[0]];
   const opts: StressOptions = {
@@ -94,7 +98,8 @@ export async function main(args: string[]): Promise<number> {
         `A's RSS ${r.leaks.aRssKb >= 0 ? '+' : ''}${r.leaks.aRssKb} kB`,
       ...Object.entries(r.failures).map(([k, n]) => `failed: ${n} × ${k}`),
       ...r.faults.map((x) => `fault ${x.fault} (${x.detail}): touched ${x.touched} sessions: ` +
-        `${Object.entries(x.outcomes).map(([k, n]) => `${n} ${k}`).join(', ')}; after it ${x.after.connected}/${x.after.sessions} connected`),
+        `${Object.entries(x.outcomes).map(([k, n]) => `${n} ${k}`).join(', ')}; ` +
+        `after it ${x.after.connected}/${x.after.sessions} connected`),
     ];
     process.stdout.write(lines.join('\n') + '\n');
   }
@@ -102,7 +107,9 @@ export async function main(args: string[]): Promise<number> {
 }
 
 /** 0: every session ended in time, nothing leaked, and without faults at least 99% connected. */
-export function exitCode(r: Pick<ReturnType<typeof stressSummary>, 'failures' | 'leaks' | 'faults' | 'successRate'>): number {
+export function exitCode(
+  r: Pick<ReturnType<typeof stressSummary>, 'failures' | 'leaks' | 'faults' | 'successRate'>,
+): number {
   const inTime = !Object.keys(r.failures).some((k) => k.startsWith('LAB_SESSION_NO_OUTCOME'));
   const clean = r.leaks.fds === 0 && r.leaks.threads === 0 && r.leaks.engineSockets === 0;
   return inTime && clean && (r.faults.length > 0 || r.successRate >= 0.99) ? 0 : 1;

@@ -5,7 +5,8 @@ import { quantile, round1 } from '../stats.js';
 
 function conditions(r: StressResult, nat: string): string {
   return [
-    `${r.sessions} sessions over ${r.overlay}, ${r.concurrency} at once from ${r.sites} B site${r.sites === 1 ? '' : 's'}`,
+    `${r.sessions} sessions over ${r.overlay}, ${r.concurrency} at once from ${r.sites} B ` +
+      `site${r.sites === 1 ? '' : 's'}`,
     nat,
     `${r.delayMs * 4} ms RTT A–B`,
     ...(r.jitterMs ? [`${r.jitterMs} ms jitter`] : []),
@@ -59,7 +60,9 @@ export function stressReportData(r: StressResult, nat: string, generatedAt = new
       return [{
         group: `${t.b} → A`,
         label: t.label,
-        events: t.events.map((e) => ({ tMs: e.at - t0, who: e.who, event: e.event, ...(e.detail ? { detail: e.detail } : {}) })),
+        events: t.events.map((e) => ({
+          tMs: e.at - t0, who: e.who, event: e.event, ...(e.detail ? { detail: e.detail } : {}),
+        })),
       }];
     }),
     resources,

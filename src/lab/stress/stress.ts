@@ -128,7 +128,7 @@ export interface StressResult {
   /** Resource samples over the run (the report's resource chart). */
   samples: ResourceSample[];
   /** Whole timelines (both sides) of a few sessions. */
-  timelines: Array<{ label: string; b: string; events: Array<{ at: number; who: string; event: string; detail?: string }> }>;
+  timelines: Array<{ label: string; b: string; events: Events }>;
 }
 
 const TIMELINES = 4;
@@ -137,7 +137,8 @@ const FAULT_LOSS_MS = 10_000;
 const GRACE_MS = 15_000;
 
 function use(s: ResourceSample): ProcessUse {
-  return { who: s.who, rssKb: s.rssKb, threads: s.threads, fds: s.fds, ...(s.cpuMs !== undefined ? { cpuMs: s.cpuMs } : {}) };
+  const cpu = s.cpuMs !== undefined ? { cpuMs: s.cpuMs } : {};
+  return { who: s.who, rssKb: s.rssKb, threads: s.threads, fds: s.fds, ...cpu };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -148,7 +149,9 @@ type Events = Array<{ at: number; who: string; event: string; detail?: string }>
 function eventsOf(who: string, m: WorkerMessage): Events {
   const out: Events = [];
   const tl = m.timeline as { start: number; events: Array<{ t: number; event: string; detail?: string }> } | undefined;
-  if (tl) for (const e of tl.events) out.push({ at: tl.start + e.t, who, event: e.event, ...(e.detail ? { detail: e.detail } : {}) });
+  for (const e of tl?.events ?? []) {
+    out.push({ at: tl!.start + e.t, who, event: e.event, ...(e.detail ? { detail: e.detail } : {}) });
+  }
   const eng = m.engine as Array<{ kind: string; at: number; remote?: string; errno?: string }> | undefined;
   if (eng) {
     for (const e of eng) {
@@ -164,8 +167,9 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
   const faults = opts.faults ?? [];
   const overlay = opts.overlay;
   const nb = opts.sites ?? 1;
-  if (faults.includes('tor-restart') && overlay !== 'tor') throw new LabError('LAB_BAD_SPEC', '--fault tor-restart needs --overlay tor');
-  if (faults.includes('i2pd-kill') && overlay !== 'i2p') throw new LabError('LAB_BAD_SPEC', '--fault i2pd-kill needs --overlay i2p');
+  for (const [f, o] of [['tor-restart', 'tor'], ['i2pd-kill', 'i2p']] as const) {
+    if (faults.includes(f) && overlay !== o) throw new LabError('LAB_BAD_SPEC', `--fault ${f} needs --overlay ${o}`);
+  }
   const deadlineMs = opts.deadlineMs ?? 30_000;
   const delayMs = opts.delayMs ?? 12.5;
   const jitterMs = opts.jitterMs ?? 0;
@@ -177,7 +181,8 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
   };
 
   // Messages from the workers, routed by what they answer.
-  const pending = new Map<number, { who: string; resolve: (m: WorkerMessage | { error: Record<string, string> }) => void }>();
+  type Answer = WorkerMessage | { error: Record<string, string> };
+  const pending = new Map<number, { who: string; resolve: (m: Answer) => void }>();
   const aConnected = new Map<string, number>();
   const aDetailed = new Map<string, Events>();
   const bDetailed = new Map<string, Events>();
@@ -207,7 +212,8 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     for (const [id, p] of pending) {
       if (p.who !== who) continue;
       pending.delete(id);
-      p.resolve({ error: failure(new LabError('LAB_WORKER_EXITED', `the ${who} worker exited with the session in flight`)) });
+      const why = `the ${who} worker exited with the session in flight`;
+      p.resolve({ error: failure(new LabError('LAB_WORKER_EXITED', why)) });
     }
     const w = statsWait.get(who);
     statsWait.delete(who);
@@ -325,7 +331,9 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     const before = rig.resources();
     const ctBefore = await conntrack();
     const engBefore = new Map<string, number>();
-    for (const w of ['A', ...bNames]) engBefore.set(w, Number(((await engineStats(w))?.engine as { syns?: number } | undefined)?.syns ?? 0));
+    const synsIn = (m: WorkerMessage | undefined): number =>
+      Number((m?.engine as { syns?: number } | undefined)?.syns ?? 0);
+    for (const w of ['A', ...bNames]) engBefore.set(w, synsIn(await engineStats(w)));
     const samples: ResourceSample[] = [...before];
     const ctPeak: Record<string, number> = { ...ctBefore };
     const t0 = wallMs();
@@ -353,7 +361,10 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
           log(`fault ${t.f} at session ${id}`);
           faultRuns.push(inject(t.f).then(
             (detail) => void faultReports.push({ fault: t.f, startedAt, endedAt: wallMs() - t0, detail }),
-            (err: Error) => void faultReports.push({ fault: t.f, startedAt, endedAt: wallMs() - t0, detail: `failed: ${err.message}` }),
+            (err: Error) =>
+              void faultReports.push({
+                fault: t.f, startedAt, endedAt: wallMs() - t0, detail: `failed: ${err.message}`,
+              }),
           ));
         }
         const o = await session(id, bNames[id % nb]!, t0);
@@ -383,7 +394,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     }
     const ctAfter = await conntrack();
     const synsOf = async (w: string): Promise<number> =>
-      Number((((w === 'A' ? aStats : await engineStats(w))?.engine) as { syns?: number } | undefined)?.syns ?? 0) - (engBefore.get(w) ?? 0);
+      synsIn(w === 'A' ? aStats : await engineStats(w)) - (engBefore.get(w) ?? 0);
     const synA = await synsOf('A');
     let synB = 0;
     for (const b of bNames) if (!killed.has(b)) synB += await synsOf(b);
@@ -403,13 +414,15 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     for (const s of samples) {
       const p = peak.get(s.who);
       if (!p || s.rssKb > p.rssKb || s.fds > p.fds || s.threads > p.threads) {
-        peak.set(s.who, { ...s, rssKb: Math.max(s.rssKb, p?.rssKb ?? 0), fds: Math.max(s.fds, p?.fds ?? 0), threads: Math.max(s.threads, p?.threads ?? 0) });
+        const m = (k: 'rssKb' | 'fds' | 'threads'): number => Math.max(s[k], p?.[k] ?? 0);
+        peak.set(s.who, { ...s, rssKb: m('rssKb'), fds: m('fds'), threads: m('threads') });
       }
     }
     const cpuMsDuring: Record<string, number> = {};
     for (const s of after) {
       const b0 = before.find((x) => x.who === s.who);
-      if (b0?.cpuMs !== undefined && s.cpuMs !== undefined && !killed.has(s.who)) cpuMsDuring[s.who] = Math.round(s.cpuMs - b0.cpuMs);
+      if (b0?.cpuMs === undefined || s.cpuMs === undefined || killed.has(s.who)) continue;
+      cpuMsDuring[s.who] = Math.round(s.cpuMs - b0.cpuMs);
     }
     for (const o of outcomes) {
       if (!o.ok) continue;
@@ -437,7 +450,9 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
         endedAt: Math.round(f.endedAt),
         touched: touched.length,
         outcomes: outc,
-        sessions: touched.map((o) => ({ id: o.id, outcome: label(o), ...(o.totalMs !== undefined ? { totalMs: o.totalMs } : {}) })),
+        sessions: touched.map((o) => ({
+          id: o.id, outcome: label(o), ...(o.totalMs !== undefined ? { totalMs: o.totalMs } : {}),
+        })),
         after: { sessions: later.length, connected: later.filter((o) => o.ok).length },
       };
     });
