@@ -34,7 +34,9 @@ export const REQUIREMENTS: Readonly<Record<PrereqNeed, readonly Requirement[]>> 
     { binary: 'i2pd', package: 'i2pd', why: 'the private I2P network (routers with SAM bridges)' },
     { binary: 'zip', package: 'zip', why: "the private I2P network's reseed file" },
   ],
-  conntrack: [{ binary: 'conntrack', package: 'conntrack', why: "lab stress: the routers' conntrack counts, --fault conntrack-flush" }],
+  conntrack: [
+    { binary: 'conntrack', package: 'conntrack', why: "lab stress: routers' conntrack counts, --fault conntrack-flush" },
+  ],
   test: [
     { binary: 'cmake', package: 'cmake', why: 'the sanitizer build of the engine core (test/native)' },
     { binary: 'python3', package: 'python3', why: 'test helpers (a SYN black hole, a flooder)' },

@@ -182,9 +182,11 @@ export class PunchRig {
     const nb = o.bSites ?? 1;
     if (nb < 1 || nb > 25) throw new LabError('LAB_BAD_SPEC', `bSites must be 1..25 (got ${nb})`);
     if (overlay === 'tor' && nb > 1) {
-      throw new LabError('LAB_BAD_SPEC', 'the private Tor network has one B client: one B site over Tor (more with i2p or direct)');
+      throw new LabError('LAB_BAD_SPEC', 'the private Tor network has one B client: one B site (more: i2p, direct)');
     }
-    if (overlay === 'direct' && o.a.cgnat) throw new LabError('LAB_BAD_SPEC', "direct coordination needs a port forward on A's router: A cannot be cgnat");
+    if (overlay === 'direct' && o.a.cgnat) {
+      throw new LabError('LAB_BAD_SPEC', "direct coordination needs a port forward on A's router: A cannot be cgnat");
+    }
     const bNames = [...LETTERS.slice(1, 1 + nb)];
     this.log(`lab: building ${1 + nb} sites, 2 NAT-check hosts${overlay === 'direct' ? '' : `, 4 ${overlay} hosts`}`);
     this.lab = await Lab.up({
@@ -253,9 +255,11 @@ export class PunchRig {
       '',
     ].join('\n');
     const r = await this.lab.exec(site.router.ns, ['nft', '-f', '-'], { input: rules });
-    if (r.code !== 0) throw new LabError('LAB_COMMAND_FAILED', `nft (direct port forward) on ${site.router.ns}: ${r.stderr}`);
-    const r2 = await this.lab.exec(site.router.ns, ['nft', 'insert', 'rule', 'inet', 'lab_fw', 'forward', 'iifname', 'wan', 'ct', 'status', 'dnat', 'accept']);
-    if (r2.code !== 0) throw new LabError('LAB_COMMAND_FAILED', `nft (direct forward accept) on ${site.router.ns}: ${r2.stderr}`);
+    const ns = site.router.ns;
+    if (r.code !== 0) throw new LabError('LAB_COMMAND_FAILED', `nft (direct port forward) on ${ns}: ${r.stderr}`);
+    const accept = ['insert', 'rule', 'inet', 'lab_fw', 'forward', 'iifname', 'wan', 'ct', 'status', 'dnat', 'accept'];
+    const r2 = await this.lab.exec(ns, ['nft', ...accept]);
+    if (r2.code !== 0) throw new LabError('LAB_COMMAND_FAILED', `nft (direct forward accept) on ${ns}: ${r2.stderr}`);
   }
 
   /** The B sites' names (`b`, `c`, ...). */

@@ -85,7 +85,8 @@ function directDialer(timeoutMs = 10_000): CoordinationDialer {
           s.destroy();
           reject(err);
         };
-        const timer = setTimeout(() => fail(new Error(`direct: no TCP connection to ${address}:${port} in ${timeoutMs} ms`)),
+        const why = `direct: no TCP connection to ${address}:${port} in ${opts?.timeoutMs ?? timeoutMs} ms`;
+        const timer = setTimeout(() => fail(new Error(why)),
           opts?.timeoutMs ?? timeoutMs);
         opts?.signal?.addEventListener('abort', () => fail(new Error('direct: dial aborted')), { once: true });
         s.once('error', fail);
@@ -185,7 +186,10 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
     const req = info.timeline.at('request');
     const est = info.timeline.at('established');
     const ttcMs = req !== undefined && est !== undefined ? est - req : undefined;
-    emit('connected', { remote: info.remote, local: info.local, sessionId: info.sessionId, ttcMs, ...detail(info.timeline, info.engineTimeline) });
+    emit('connected', {
+      remote: info.remote, local: info.local, sessionId: info.sessionId, ttcMs,
+      ...detail(info.timeline, info.engineTimeline),
+    });
     const peer = new Peer(socket, { network, role: 'responder', addrRecv: info.remote, handshakeTimeoutMs: 10_000 });
     peer
       .handshake()
@@ -193,9 +197,11 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
       .catch((err: Error) => emit('handshake-failed', { side: 'A', message: err.message }))
       .finally(() => setTimeout(() => peer.close(), 500));
   });
-  listener.on('failure', (err: PunchSessionError) => emit('failure', { error: err.toJSON(), ...detail(err.timeline, err.engineTimeline) }));
+  listener.on('failure', (err: PunchSessionError) =>
+    emit('failure', { error: err.toJSON(), ...detail(err.timeline, err.engineTimeline) }));
   // direct: B dials A's public address (the rig knows it; A's router forwards the port).
-  emit('ready', { address: endpoint?.address ?? '', port: endpoint?.port ?? cfg.directPort ?? 9333, eim: verdict.mapping });
+  const port = endpoint?.port ?? cfg.directPort ?? 9333;
+  emit('ready', { address: endpoint?.address ?? '', port, eim: verdict.mapping });
   onCommands(async (c) => {
     if (c.cmd === 'stats') emitStats(engine, { listener: { ...listener.stats } });
     if (c.cmd === 'quit') {
@@ -224,7 +230,8 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
     ...(cfg.clientLimits ? { limits: cfg.clientLimits } : {}),
     tuning: { profile: cfg.profile ?? 'prime', ...(cfg.primeTtl ? { primeTtl: cfg.primeTtl } : {}) },
     ...(cfg.deadlineMs ? { deadlineMs: cfg.deadlineMs } : {}),
-    ...(cfg.sessionDeadlineMs ? { sessionDeadlineMs: cfg.sessionDeadlineMs, dialTimeoutMs: cfg.sessionDeadlineMs } : {}),
+    ...(cfg.sessionDeadlineMs
+      ? { sessionDeadlineMs: cfg.sessionDeadlineMs, dialTimeoutMs: cfg.sessionDeadlineMs } : {}),
     ...(cfg.fireDelayMs !== undefined ? { fireDelayMs: cfg.fireDelayMs } : {}),
   });
   emit('ready', { eim: verdict.mapping });
@@ -264,7 +271,8 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
 /** One lab-stress session on B: punch, Bitcoin handshake over the socket, close; always one `session` line. */
 let bTimelinesLeft: number | undefined;
 
-async function stressSession(client: PunchClient, cfg: WorkerConfig, network: WorkerConfig['network'], id: number): Promise<void> {
+async function stressSession(client: PunchClient, cfg: WorkerConfig, network: WorkerConfig['network'],
+  id: number): Promise<void> {
   const t0 = wallMs();
   bTimelinesLeft ??= cfg.timelines ?? 0;
   // The first few sessions (not the warm-up, id < 0) carry their whole timelines for the report.
@@ -276,19 +284,28 @@ async function stressSession(client: PunchClient, cfg: WorkerConfig, network: Wo
   try {
     const r = await client.punch(cfg.target!);
     const punchedMs = wallMs() - t0;
-    const peer = new Peer(r.socket, { network: network ?? 'regtest', role: 'initiator', addrRecv: r.remote, handshakeTimeoutMs: 10_000 });
+    const peer = new Peer(r.socket, {
+      network: network ?? 'regtest', role: 'initiator', addrRecv: r.remote, handshakeTimeoutMs: 10_000,
+    });
     try {
       await peer.handshake();
-      emit('session', { id, ok: true, sessionId: r.sessionId, totalMs: punchedMs, overlayRttMs: r.overlayRttMs, ...detail(r.timeline, r.engineTimeline) });
+      emit('session', {
+        id, ok: true, sessionId: r.sessionId, totalMs: punchedMs, overlayRttMs: r.overlayRttMs,
+        ...detail(r.timeline, r.engineTimeline),
+      });
     } catch (err) {
       const e = err as { code?: string; message?: string };
-      emit('session', { id, ok: false, sessionId: r.sessionId, totalMs: wallMs() - t0, error: { code: e.code ?? 'PEER_PROTOCOL', message: e.message ?? String(err), side: 'B', step: 'handshake' } });
+      const code = e.code ?? 'PEER_PROTOCOL';
+      const error = { code, message: e.message ?? String(err), side: 'B', step: 'handshake' };
+      emit('session', { id, ok: false, sessionId: r.sessionId, totalMs: wallMs() - t0, error });
     } finally {
       peer.close();
     }
   } catch (err) {
     const e = err instanceof PunchSessionError ? err : new PunchSessionError('PUNCH_ENGINE', String(err));
-    emit('session', { id, ok: false, totalMs: wallMs() - t0, error: e.toJSON(), ...detail(e.timeline, e.engineTimeline) });
+    emit('session', {
+      id, ok: false, totalMs: wallMs() - t0, error: e.toJSON(), ...detail(e.timeline, e.engineTimeline),
+    });
   }
 }
 
