@@ -5,7 +5,9 @@ import { OnionpunchError } from '../errors.js';
  * `LAB_COMMAND_FAILED` (an `ip`/`nft`/helper command failed), `LAB_UNKNOWN_NODE` (no such site/host name),
  * `LAB_DOWN` (the lab was already taken down), `LAB_NO_DELAYLINE` (the delay-line helper is not built),
  * `LAB_TIMEOUT` (a lab step did not finish in time), `LAB_NOT_FOUND` (no lab state with that name),
- * `LAB_REPORT_LIBRARY` (a charting library the HTML report inlines is not installed).
+ * `LAB_REPORT_LIBRARY` (a charting library the HTML report inlines is not installed), and as `lab stress`
+ * session outcomes `LAB_WORKER_EXITED` (the B worker died with the session in flight) and
+ * `LAB_SESSION_NO_OUTCOME` (B reported nothing within its deadlines).
  */
 export class LabError extends OnionpunchError {}
 

@@ -10,7 +10,7 @@ import { delimiter, join } from 'node:path';
 import { LabError, PrereqError } from './errors.js';
 
 /** What a tool needs: the NAT lab itself, a private Tor network, a private I2P network, the test suite's extras. */
-export type PrereqNeed = 'lab' | 'tor' | 'i2p' | 'test';
+export type PrereqNeed = 'lab' | 'tor' | 'i2p' | 'test' | 'conntrack';
 
 /** One binary, the Debian/Ubuntu package that ships it, and why we need it. */
 export interface Requirement {
@@ -33,6 +33,9 @@ export const REQUIREMENTS: Readonly<Record<PrereqNeed, readonly Requirement[]>> 
     { binary: 'ip', package: 'iproute2', why: 'the private I2P routers run in network namespaces' },
     { binary: 'i2pd', package: 'i2pd', why: 'the private I2P network (routers with SAM bridges)' },
     { binary: 'zip', package: 'zip', why: "the private I2P network's reseed file" },
+  ],
+  conntrack: [
+    { binary: 'conntrack', package: 'conntrack', why: "lab stress: routers' conntrack counts, --fault conntrack-flush" },
   ],
   test: [
     { binary: 'cmake', package: 'cmake', why: 'the sanitizer build of the engine core (test/native)' },

@@ -12,6 +12,7 @@
  *                                             is gone or detached (the reaper)
  *   lab selftest [--delay 20ms] [--loss 10%] [--json]   build every behaviour and measure it from inside
  *   lab matrix ...                            every NAT pair over a private Tor network (commands/lab-matrix.ts)
+ *   lab stress ...                            many concurrent punches, measured, under faults (commands/lab-stress.ts)
  * The site specs and units are parsed by the lab's own parsers (src/lab/topology/spec.ts), as the demo's are.
  */
 import { spawn } from 'node:child_process';
@@ -273,6 +274,10 @@ export async function main(args: string[]): Promise<number> {
       matrix: {
         summary: 'punch every NAT pair over a private Tor network',
         run: async (a) => (await import('./lab-matrix.js')).main(a),
+      },
+      stress: {
+        summary: 'many concurrent punches from B sites to A, measured, optionally under faults',
+        run: async (a) => (await import('./lab-stress.js')).main(a),
       },
     },
   }, args);

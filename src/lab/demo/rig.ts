@@ -9,7 +9,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { Lab } from '../index.js';
+import { Lab, LabError } from '../index.js';
 import { routerRuleset } from '../topology/nft.js';
 import type { NatKind, InboundPolicy, SiteSpec } from '../topology/spec.js';
 import { startPrivateTor, type PrivateTor } from '../tor/private-tor.js';
@@ -21,6 +21,9 @@ import type { ProgressSink } from '../progress.js';
 import { NodeSites, type FlowEvent, type FlowResult, type NodeKind } from '../nodes/flow.js';
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');
+/** The TCP port of A's coordination server with `overlay: 'direct'` (forwarded by A's router). */
+export const DIRECT_PORT = 9333;
+const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
 
 export interface SiteBehaviour {
   nat: NatKind;
@@ -40,7 +43,22 @@ export interface RigOptions {
   delayMs?: number;
   jitterMs?: number;
   lossPct?: number;
-  overlay?: 'tor' | 'i2p';
+  /**
+   * The coordination overlay. `direct` (lab stress) is no overlay: plain TCP to a port A's router forwards to
+   * A, to load the engine and the protocol past what the private Tor network carries.
+   */
+  overlay?: 'tor' | 'i2p' | 'direct';
+  /** How many B sites (b, c, d, ...; default 1), each behaving as `b` with its own B worker. Not over Tor. */
+  bSites?: number;
+  /** A's listener limits and B's client limits instead of the lab's defaults (lab stress). */
+  aLimits?: Record<string, number>;
+  bLimits?: { perEndpoint?: number; perNetgroup?: number; maxKeys?: number };
+  /** A attaches whole timelines only to its first this many connections and failures (default: all). */
+  timelines?: number;
+  /** B's whole-session deadline and overlay dial timeout (ms; default the client's). */
+  sessionDeadlineMs?: number;
+  /** Called when a worker exits (a fault: `lab stress --fault b-kill`). */
+  onExit?: (who: string, code: number | null, signal: NodeJS.Signals | null) => void;
   profile?: 'plain' | 'prime';
   log?: (line: string) => void;
   /** Told the bring-up's steps (the lab, NAT-check servers, the overlay's own steps, the workers). */
@@ -83,7 +101,12 @@ export interface ResourceSample {
   rssKb: number;
   threads: number;
   fds: number;
+  /** CPU time used so far (user + system, ms). */
+  cpuMs?: number;
 }
+
+/** USER_HZ: Linux reports process times in 1/100 s on every architecture Node runs on. */
+const CLOCK_TICKS = 100;
 
 interface Worker {
   name: string;
@@ -100,6 +123,8 @@ export class PunchRig {
   private workers: Worker[] = [];
   private a: Worker | undefined;
   private b: Worker | undefined;
+  /** Every B worker (the first is `b`), by B site. */
+  private bs: Array<Worker | undefined> = [];
   target: { address: string; port: number; expectIp: string | null } | undefined;
   eimA: WorkerMessage | undefined;
   eimB: WorkerMessage | undefined;
@@ -135,7 +160,8 @@ export class PunchRig {
   }
 
   private spawnWorker(name: string, node: string, cfg: WorkerConfig): Worker {
-    const child = this.lab.spawn(node, [process.execPath, WORKER, JSON.stringify(cfg)]);
+    // --expose-gc: a worker collects before it reports its resources (lab stress's leak check).
+    const child = this.lab.spawn(node, [process.execPath, '--expose-gc', WORKER, JSON.stringify(cfg)]);
     const w: Worker = { name, child, q: new MessageQueue(), stderr: [] };
     readMessages(child.stdout!, (m) => {
       this.opts.onMessage?.(name, m);
@@ -146,7 +172,10 @@ export class PunchRig {
       if (w.stderr.length > 50) w.stderr.shift();
       this.log(`[${name}!] ${d.trimEnd()}`);
     });
-    child.on('exit', (code, sig) => w.q.end(new Error(`${name} worker exited (${code ?? sig}): ${w.stderr.join('').trim().slice(-400)}`)));
+    child.on('exit', (code, sig) => {
+      w.q.end(new Error(`${name} worker exited (${code ?? sig}): ${w.stderr.join('').trim().slice(-400)}`));
+      this.opts.onExit?.(name, code, sig);
+    });
     this.workers.push(w);
     return w;
   }
@@ -165,16 +194,27 @@ export class PunchRig {
   private async build(): Promise<void> {
     const o = this.opts;
     const stopped = (): boolean => this.downP !== undefined;
-    this.log('lab: building two sites, 2 NAT-check hosts, 4 Tor hosts');
+    const overlay = o.overlay ?? 'tor';
+    const nb = o.bSites ?? 1;
+    if (nb < 1 || nb > 25) throw new LabError('LAB_BAD_SPEC', `bSites must be 1..25 (got ${nb})`);
+    if (overlay === 'tor' && nb > 1) {
+      throw new LabError('LAB_BAD_SPEC', 'the private Tor network has one B client: one B site (more: i2p, direct)');
+    }
+    if (overlay === 'direct' && o.a.cgnat) {
+      throw new LabError('LAB_BAD_SPEC', "direct coordination needs a port forward on A's router: A cannot be cgnat");
+    }
+    const bNames = [...LETTERS.slice(1, 1 + nb)];
+    this.log(`lab: building ${1 + nb} sites, 2 NAT-check hosts${overlay === 'direct' ? '' : `, 4 ${overlay} hosts`}`);
     this.lab = await Lab.up({
-      sites: [this.site('a', o.a), this.site('b', o.b)],
+      sites: [this.site('a', o.a), ...bNames.map((n) => this.site(n, o.b))],
       delayMs: o.delayMs ?? 0,
       jitterMs: o.jitterMs ?? 0,
       lossPct: o.lossPct ?? 0,
       publicHosts: 2,
-      extraPublicHosts: 4,
+      extraPublicHosts: overlay === 'direct' ? 0 : 4,
     });
     this.mark('labUp');
+    if (overlay === 'direct') await this.forwardDirectPort();
     if (stopped()) throw new Error('rig stopped during bring-up');
     const fam = o.family ?? 4;
     if (o.nodes) {
@@ -202,7 +242,9 @@ export class PunchRig {
       this.natcheck = this.lab.publicHosts.slice(0, 2).map((p) => ({ address: fam === 6 ? p.ip6! : p.ip, port: 8333 }));
     }
     this.mark('natcheckUp');
-    if ((o.overlay ?? 'tor') === 'tor') {
+    if (overlay === 'direct') {
+      this.log(`direct: plain TCP coordination to ${this.lab.sites.a!.publicIp}:${DIRECT_PORT} (forwarded to A)`);
+    } else if (overlay === 'tor') {
       this.log('tor: starting a private network (authority + 3 relays on public hosts, clients in A and B)');
       const ph = this.lab.publicHosts;
       this.tor = await startPrivateTor({
@@ -242,11 +284,39 @@ export class PunchRig {
     return this.nodeSites.sync(timeoutMs, height);
   }
 
-  private workerConfig(side: 'a' | 'b'): WorkerConfig {
+  /**
+   * `direct`: A's router forwards DIRECT_PORT to A (a node with a port forward for coordination only). The
+   * accept goes first in the firewall's forward chain: its `ct state new drop` would drop the forwarded SYN.
+   */
+  private async forwardDirectPort(): Promise<void> {
+    const site = this.lab.sites.a!;
+    const rules = [
+      'table ip lab_direct {',
+      '  chain prerouting {',
+      '    type nat hook prerouting priority dstnat; policy accept;',
+      `    iifname "wan" tcp dport ${DIRECT_PORT} dnat to ${site.host.ip}:${DIRECT_PORT}`,
+      '  }',
+      '}',
+      '',
+    ].join('\n');
+    const r = await this.lab.exec(site.router.ns, ['nft', '-f', '-'], { input: rules });
+    const ns = site.router.ns;
+    if (r.code !== 0) throw new LabError('LAB_COMMAND_FAILED', `nft (direct port forward) on ${ns}: ${r.stderr}`);
+    const accept = ['insert', 'rule', 'inet', 'lab_fw', 'forward', 'iifname', 'wan', 'ct', 'status', 'dnat', 'accept'];
+    const r2 = await this.lab.exec(ns, ['nft', ...accept]);
+    if (r2.code !== 0) throw new LabError('LAB_COMMAND_FAILED', `nft (direct forward accept) on ${ns}: ${r2.stderr}`);
+  }
+
+  /** The B sites' names (`b`, `c`, ...). */
+  get bSiteNames(): string[] {
+    return [...LETTERS.slice(1, 1 + (this.opts.bSites ?? 1))];
+  }
+
+  private workerConfig(side: 'a' | 'b', siteName: string = side): WorkerConfig {
     const o = this.opts;
     const fam = o.family ?? 4;
     const s = side === 'a' ? o.a : o.b;
-    const host = this.lab.sites[side]!.host;
+    const host = this.lab.sites[siteName]!.host;
     return {
       role: side,
       network: 'regtest',
@@ -268,6 +338,9 @@ export class PunchRig {
     const tor = this.tor;
     const i2p = this.i2p;
     const ca = this.workerConfig('a');
+    if (this.opts.overlay === 'direct') ca.directPort = DIRECT_PORT;
+    if (this.opts.aLimits) ca.limits = this.opts.aLimits;
+    if (this.opts.timelines !== undefined) ca.timelines = this.opts.timelines;
     if (tor) ca.control = { host: tor.controlA.host, port: tor.controlA.port, ...(tor.controlA.cookieFile ? { cookieFile: tor.controlA.cookieFile } : {}), ...(tor.controlA.password ? { password: tor.controlA.password } : {}) };
     if (i2p) {
       ca.sam = { host: i2p.sam[2]!.host, port: i2p.sam[2]!.port };
@@ -279,30 +352,75 @@ export class PunchRig {
     // B checks that A punches from the public IP A's own EIM check saw (what an announcement would carry).
     const pubA = this.eimA?.publicAddress;
     const expectIp = typeof pubA === 'string' ? pubA : null;
-    this.target = { address: String(ra.address), port: Number(ra.port), expectIp };
+    const address = this.opts.overlay === 'direct' ? this.lab.sites.a!.publicIp : String(ra.address);
+    this.target = { address, port: Number(ra.port), expectIp };
     this.mark('endpointUp');
-    const cb = this.workerConfig('b');
-    if (tor) cb.socks = { host: tor.socksB.host, port: tor.socksB.port };
-    if (i2p) {
-      cb.sam = { host: i2p.sam[3]!.host, port: i2p.sam[3]!.port };
-      cb.samOptions = i2p.sessionOptions;
-    }
-    cb.target = this.target;
-    this.b = this.spawnWorker('B', 'b', cb);
-    this.eimB = await this.b.q.waitFor(['eim', 'fatal'], 30_000);
-    await this.ready(this.b, 150_000);
+    this.bs = [];
+    const started = await Promise.all(this.bSiteNames.map((_n, i) => this.startB(i)));
+    this.b = started[0];
+    this.eimB = this.eimBs[0];
     this.mark('workersUp');
   }
 
-  private async stopWorkers(): Promise<void> {
-    for (const w of [this.a, this.b]) {
-      if (!w) continue;
-      w.child.stdin?.write('{"cmd":"quit"}\n');
+  /** EIM verdicts of every B worker, by B site. */
+  eimBs: Array<WorkerMessage | undefined> = [];
+
+  /** (Re)starts the B worker of B site `i` (0 = `b`) and waits until it is ready. */
+  async startB(i: number): Promise<Worker> {
+    const tor = this.tor;
+    const i2p = this.i2p;
+    const site = this.bSiteNames[i]!;
+    const cb = this.workerConfig('b', site);
+    if (tor) cb.socks = { host: tor.socksB.host, port: tor.socksB.port };
+    if (i2p) {
+      // B sites spread over two routers A does not use (lab stress --fault i2pd-kill kills router 0).
+      const sam = i2p.sam[[3, 1][i % 2]!]!;
+      cb.sam = { host: sam.host, port: sam.port };
+      cb.samOptions = i2p.sessionOptions;
     }
+    if (this.opts.overlay === 'direct') cb.overlay = 'direct';
+    if (this.opts.bLimits) cb.clientLimits = this.opts.bLimits;
+    if (this.opts.sessionDeadlineMs !== undefined) cb.sessionDeadlineMs = this.opts.sessionDeadlineMs;
+    if (this.opts.timelines !== undefined) cb.timelines = this.opts.timelines;
+    cb.target = this.target!;
+    const w = this.spawnWorker(i === 0 ? 'B' : `B${i + 1}`, site, cb);
+    this.bs[i] = w;
+    if (i === 0) this.b = w;
+    this.eimBs[i] = await w.q.waitFor(['eim', 'fatal'], 30_000);
+    await this.ready(w, 150_000);
+    return w;
+  }
+
+  /** Writes one command line to a worker (`A`, `B`, `B2`, ...); false when it is gone. */
+  send(who: string, cmd: Record<string, unknown>): boolean {
+    const w = who === 'A' ? this.a : this.bs.find((x) => x?.name === who);
+    if (!w || w.child.exitCode !== null || w.child.signalCode !== null || !w.child.stdin?.writable) return false;
+    w.child.stdin.write(JSON.stringify(cmd) + '\n');
+    return true;
+  }
+
+  /** The B workers' names, by B site (`B`, `B2`, ...). */
+  get bWorkerNames(): string[] {
+    return this.bSiteNames.map((_n, i) => (i === 0 ? 'B' : `B${i + 1}`));
+  }
+
+  /** SIGKILLs the B worker of B site `i` (a fault of lab stress); `startB(i)` brings it back. */
+  killB(i: number): void {
+    const w = this.bs[i];
+    if (!w) return;
+    w.child.kill('SIGKILL');
+    this.workers = this.workers.filter((x) => x !== w);
+    this.bs[i] = undefined;
+  }
+
+  private async stopWorkers(): Promise<void> {
+    const ws = [this.a, ...this.bs].filter((w): w is Worker => w !== undefined);
+    for (const w of ws) w.child.stdin?.write('{"cmd":"quit"}\n');
     await new Promise((r) => setTimeout(r, 300));
-    for (const w of [this.a, this.b]) if (w && w.child.exitCode === null) w.child.kill('SIGKILL');
-    this.workers = this.workers.filter((w) => w !== this.a && w !== this.b);
+    for (const w of ws) if (w.child.exitCode === null) w.child.kill('SIGKILL');
+    this.workers = this.workers.filter((w) => !ws.includes(w));
     this.a = this.b = undefined;
+    this.bs = [];
   }
 
   /**
@@ -404,14 +522,18 @@ export class PunchRig {
   /** A's and B's RSS, threads and open descriptors now (empty on a platform without /proc or before `up`). */
   resources(): ResourceSample[] {
     const out: ResourceSample[] = [];
-    for (const w of [this.a, this.b]) {
+    for (const w of [this.a, ...this.bs]) {
       const pid = w?.child.pid;
       if (!w || pid === undefined || w.child.exitCode !== null) continue;
       try {
         const st = readFileSync(`/proc/${pid}/status`, 'utf8');
         const field = (k: string): number => Number(new RegExp(`^${k}:\\s*(\\d+)`, 'm').exec(st)?.[1] ?? NaN);
         const fds = readdirSync(`/proc/${pid}/fd`).length;
-        out.push({ at: wallMs(), who: w.name, rssKb: field('VmRSS'), threads: field('Threads'), fds });
+        // utime + stime (fields 14, 15 of /proc/PID/stat, after the parenthesised command) in clock ticks.
+        const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const cpuMs = ((Number(f[11]) + Number(f[12])) * 1000) / CLOCK_TICKS;
+        out.push({ at: wallMs(), who: w.name, rssKb: field('VmRSS'), threads: field('Threads'), fds, cpuMs });
       } catch {
         // The worker exited between the check and the read: no sample.
       }

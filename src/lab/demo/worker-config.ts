@@ -13,7 +13,19 @@ export interface WorkerConfig {
   family?: 4 | 6;
   /** Local address to punch from (IPv6 needs the global one). */
   localAddress?: string;
-  overlay?: 'tor' | 'i2p';
+  /** `direct`: plain TCP coordination inside the lab (A listens on `directPort`, its router forwards it). */
+  overlay?: 'tor' | 'i2p' | 'direct';
+  /** a (direct): the TCP port A's coordination server listens on. */
+  directPort?: number;
+  /** a: listener limits instead of the lab's defaults (lab stress raises them to its concurrency). */
+  limits?: Record<string, number>;
+  /** b: client limits (attempts at once per endpoint and netgroup) instead of the defaults. */
+  clientLimits?: { perEndpoint?: number; perNetgroup?: number; maxKeys?: number };
+  /**
+   * a: attach the session and engine timelines to only the first `timelines` connections and failures (lab
+   * stress: thousands of sessions must not flood the parent); every message still carries `ttcMs`.
+   */
+  timelines?: number;
   /** a: tor control port (inside A's namespace). */
   control?: { host: string; port: number; cookieFile?: string; password?: string };
   /** b: tor SOCKS port (inside B's namespace). */
@@ -27,6 +39,8 @@ export interface WorkerConfig {
   profile?: PunchProfile;
   primeTtl?: number;
   deadlineMs?: number;
+  /** b: the whole session's deadline and the overlay dial's timeout (ms; default the client's, 45 s and 60 s). */
+  sessionDeadlineMs?: number;
   fireDelayMs?: number;
   /** a/b: take part in birthday sprays through endpoint-dependent NATs (`hardnat=1`). */
   hardNat?: boolean;

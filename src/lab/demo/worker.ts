@@ -8,14 +8,15 @@
  * Config: the first argv is a JSON object (WorkerConfig). `{"cmd":"quit"}` on stdin ends the worker.
  */
 import { createInterface } from 'node:readline';
-import type { Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { PunchEngine, probeBind } from '../../native/engine.js';
 import { startNatcheckServer } from '../../nat/natcheck-server.js';
 import { eimCheck, type EimVerdict } from '../../nat/eim-check.js';
 import { nativeObserver } from '../../nat/observe.js';
 import type { Endpoint } from '../../nat/types.js';
 import { Peer } from '../../peer/index.js';
-import { createPunchListener } from '../../punch/listener.js';
+import { createPunchListener, type ConnectionInfo } from '../../punch/listener.js';
 import { PunchClient } from '../../punch/client.js';
 import { wireCodec } from '../../punch/wire-codec.js';
 import { PunchSessionError } from '../../punch/errors.js';
@@ -84,7 +85,45 @@ async function makeEndpoint(cfg: WorkerConfig): Promise<CoordinationEndpoint> {
   return I2pCoordinationEndpoint.create({ sam: cfg.sam!, ...(cfg.samOptions ? { sessionOptions: cfg.samOptions } : {}), timeoutMs: 120_000 });
 }
 
+/**
+ * `direct` (lab stress): plain TCP to A's forwarded coordination port, named as such. It is not an overlay:
+ * the punch code uses a dialer's `kind` only in messages, and OverlayKind names the real ones.
+ */
+function directDialer(timeoutMs = 10_000): CoordinationDialer {
+  return {
+    kind: 'direct' as CoordinationDialer['kind'],
+    dial: (address, port, opts) =>
+      new Promise<Duplex>((resolve, reject) => {
+        const s = connect({ host: address, port });
+        const fail = (err: Error): void => {
+          clearTimeout(timer);
+          s.destroy();
+          reject(err);
+        };
+        const why = `direct: no TCP connection to ${address}:${port} in ${opts?.timeoutMs ?? timeoutMs} ms`;
+        const timer = setTimeout(() => fail(new Error(why)),
+          opts?.timeoutMs ?? timeoutMs);
+        opts?.signal?.addEventListener('abort', () => fail(new Error('direct: dial aborted')), { once: true });
+        s.once('error', fail);
+        s.once('connect', () => {
+          clearTimeout(timer);
+          s.off('error', fail);
+          resolve(s);
+        });
+      }),
+    close: async () => undefined,
+  };
+}
+
+/** Engine counters and the process's own resource view, for `{"cmd":"stats"}` (lab stress). */
+function emitStats(engine: PunchEngine, extra: Record<string, unknown> = {}): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  gc?.();
+  emit('stats', { engine: engine.stats(), ...extra });
+}
+
 async function makeDialer(cfg: WorkerConfig): Promise<CoordinationDialer> {
+  if (cfg.overlay === 'direct') return directDialer();
   if ((cfg.overlay ?? 'tor') === 'tor') {
     const { TorCoordinationDialer } = await import('../../overlay/tor/dialer.js');
     return new TorCoordinationDialer({ socksHost: cfg.socks!.host, socksPort: cfg.socks!.port });
@@ -123,9 +162,10 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
   const network = cfg.network ?? 'regtest';
   const engine = PunchEngine.shared();
   const verdict = await runEim(cfg);
-  const endpoint = await makeEndpoint(cfg);
+  const direct = cfg.overlay === 'direct';
+  const endpoint = direct ? undefined : await makeEndpoint(cfg);
   const listener = await createPunchListener({
-    endpoint,
+    ...(endpoint ? { endpoint } : {}),
     engine,
     codec: wireCodec(network),
     discovery: { methods: ['predict', 'natcheck'], natcheckServers: cfg.natcheck ?? [], observe: nativeObserver({ network }) },
@@ -135,14 +175,39 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
     // refuse the fifth attempt, so the lab gives it room; its own unit tests cover the default.
     limits: {
       sessionsPerSec: 20, sessionBurst: 50, discoveryPerSec: 10, discoveryBurst: 20, targetIpPerSec: 10, targetIpBurst: 1000,
+      ...(cfg.limits ?? {}),
     },
     ...(cfg.localAddress ? { localAddress: { v4: cfg.family === 6 ? undefined : cfg.localAddress, v6: cfg.family === 6 ? cfg.localAddress : undefined } } : {}),
     tuning: { ...(cfg.primeTtl ? { primeTtl: cfg.primeTtl } : {}) },
     // The lab's A is sprayed at over and over (lab matrix --runs N): room in the sprays-a-minute bucket too.
     ...(cfg.hardNat ? { spray: { maxSyns: SPRAY_LIMITS.aSynsPerSession, sessionsPerMinute: 600, burst: 1000 } } : {}),
   });
-  listener.on('connection', (socket: Socket, info) => {
-    emit('connected', { remote: info.remote, local: info.local, sessionId: info.sessionId, timeline: serializeTimeline(info.timeline), engine: sprayEngine(engine, info.engineTimeline, info.spray), ...(info.spray ? { spray: info.spray } : {}) });
+  let timelinesLeft = cfg.timelines ?? Infinity;
+  const detail = (tl: unknown, eng: unknown, spray?: unknown): Record<string, unknown> => {
+    if (timelinesLeft <= 0 || !tl) return {};
+    timelinesLeft--;
+    return { timeline: serializeTimeline(tl as never), engine: sprayEngine(engine, eng, spray) };
+  };
+  let server: Server | undefined;
+  if (direct) {
+    server = createServer((s) => {
+      s.on('error', () => undefined);
+      listener.handle(s, {});
+    });
+    await new Promise<void>((resolve, reject) => {
+      server!.once('error', reject);
+      server!.listen(cfg.directPort ?? 9333, cfg.localAddress ?? '0.0.0.0', () => resolve());
+    });
+  }
+  listener.on('connection', (socket: Socket, info: ConnectionInfo) => {
+    const req = info.timeline.at('request');
+    const est = info.timeline.at('established');
+    const ttcMs = req !== undefined && est !== undefined ? est - req : undefined;
+    emit('connected', {
+      remote: info.remote, local: info.local, sessionId: info.sessionId, ttcMs,
+      ...detail(info.timeline, info.engineTimeline, info.spray),
+      ...(info.spray ? { spray: info.spray } : {}),
+    });
     const peer = new Peer(socket, { network, role: 'responder', addrRecv: info.remote, handshakeTimeoutMs: 10_000 });
     peer
       .handshake()
@@ -150,12 +215,17 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
       .catch((err: Error) => emit('handshake-failed', { side: 'A', message: err.message }))
       .finally(() => setTimeout(() => peer.close(), 500));
   });
-  listener.on('failure', (err: PunchSessionError) => emit('failure', { error: err.toJSON(), timeline: err.timeline ? serializeTimeline(err.timeline as never) : undefined, engine: engineEvents(engine, err.engineTimeline) }));
-  emit('ready', { address: endpoint.address, port: endpoint.port, eim: verdict.mapping });
+  listener.on('failure', (err: PunchSessionError) =>
+    emit('failure', { error: err.toJSON(), ...detail(err.timeline, err.engineTimeline) }));
+  // direct: B dials A's public address (the rig knows it; A's router forwards the port).
+  const port = endpoint?.port ?? cfg.directPort ?? 9333;
+  emit('ready', { address: endpoint?.address ?? '', port, eim: verdict.mapping });
   onCommands(async (c) => {
+    if (c.cmd === 'stats') emitStats(engine, { listener: { ...listener.stats } });
     if (c.cmd === 'quit') {
       await listener.close();
-      await endpoint.close();
+      server?.close();
+      await endpoint?.close();
       process.exit(0);
     }
   });
@@ -175,18 +245,27 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
     family: cfg.family ?? 4,
     ...(cfg.localAddress ? { localAddress: cfg.localAddress } : {}),
     allowLab: true,
+    ...(cfg.clientLimits ? { limits: cfg.clientLimits } : {}),
     tuning: { profile: cfg.profile ?? 'prime', ...(cfg.primeTtl ? { primeTtl: cfg.primeTtl } : {}) },
     ...(cfg.deadlineMs ? { deadlineMs: cfg.deadlineMs } : {}),
+    ...(cfg.sessionDeadlineMs
+      ? { sessionDeadlineMs: cfg.sessionDeadlineMs, dialTimeoutMs: cfg.sessionDeadlineMs } : {}),
     ...(cfg.fireDelayMs !== undefined ? { fireDelayMs: cfg.fireDelayMs } : {}),
     ...(cfg.hardNat ? { spray: { maxSyns: SPRAY_LIMITS.bSynsPerSession, spreadUs: SPRAY_LIMITS.spreadUs } } : {}),
   });
   emit('ready', { eim: verdict.mapping });
   onCommands(async (c) => {
+    if (c.cmd === 'stats') emitStats(engine);
     if (c.cmd === 'quit') {
       await dialer.close();
       process.exit(0);
     }
     if (c.cmd !== 'punch') return;
+    if (typeof c.id === 'number') {
+      // lab stress: sessions run side by side (not chained), each answered by one compact `session` line.
+      void stressSession(client, cfg, network, c.id);
+      return;
+    }
     const t0 = wallMs();
     try {
       const r = await client.punch(cfg.target!);
@@ -206,6 +285,47 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
       emit('punch-failed', { error: e.toJSON(), timeline: e.timeline ? serializeTimeline(e.timeline as never) : undefined, engine: engineEvents(engine, e.engineTimeline), totalMs: wallMs() - t0 });
     }
   });
+}
+
+/** One lab-stress session on B: punch, Bitcoin handshake over the socket, close; always one `session` line. */
+let bTimelinesLeft: number | undefined;
+
+async function stressSession(client: PunchClient, cfg: WorkerConfig, network: WorkerConfig['network'],
+  id: number): Promise<void> {
+  const t0 = wallMs();
+  bTimelinesLeft ??= cfg.timelines ?? 0;
+  // The first few sessions (not the warm-up, id < 0) carry their whole timelines for the report.
+  const detail = (tl: unknown, eng: unknown): Record<string, unknown> => {
+    if (id < 0 || bTimelinesLeft! <= 0 || !tl) return {};
+    bTimelinesLeft!--;
+    return { timeline: serializeTimeline(tl as never), engine: engineEvents(PunchEngine.shared(), eng) };
+  };
+  try {
+    const r = await client.punch(cfg.target!);
+    const punchedMs = wallMs() - t0;
+    const peer = new Peer(r.socket, {
+      network: network ?? 'regtest', role: 'initiator', addrRecv: r.remote, handshakeTimeoutMs: 10_000,
+    });
+    try {
+      await peer.handshake();
+      emit('session', {
+        id, ok: true, sessionId: r.sessionId, totalMs: punchedMs, overlayRttMs: r.overlayRttMs,
+        ...detail(r.timeline, r.engineTimeline),
+      });
+    } catch (err) {
+      const e = err as { code?: string; message?: string };
+      const code = e.code ?? 'PEER_PROTOCOL';
+      const error = { code, message: e.message ?? String(err), side: 'B', step: 'handshake' };
+      emit('session', { id, ok: false, sessionId: r.sessionId, totalMs: wallMs() - t0, error });
+    } finally {
+      peer.close();
+    }
+  } catch (err) {
+    const e = err instanceof PunchSessionError ? err : new PunchSessionError('PUNCH_ENGINE', String(err));
+    emit('session', {
+      id, ok: false, totalMs: wallMs() - t0, error: e.toJSON(), ...detail(e.timeline, e.engineTimeline),
+    });
+  }
 }
 
 async function main(): Promise<void> {
