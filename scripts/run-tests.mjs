@@ -26,7 +26,7 @@ function collect(dir) {
 if (groups.includes('lab') && process.getuid?.() === 0) {
   const { ensurePrereqs } = await import('../dist/src/lab/prereqs.js');
   try {
-    await ensurePrereqs(['lab', 'tor', 'i2p'], { what: 'npm test' });
+    await ensurePrereqs(['lab', 'tor', 'i2p', 'conntrack'], { what: 'npm test' });
   } catch (err) {
     console.error(`run-tests: ${err.code ?? 'error'}: ${err.message}`);
     process.exit(1);
