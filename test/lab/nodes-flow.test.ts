@@ -5,7 +5,8 @@
  * B's node, configured with nothing but the proxy and RPC, is asked by the proxy to connect (addnode onetry),
  * the punch happens, and B syncs: B's best block hash equals A's, getpeerinfo shows B inbound on A (from the
  * splice) and A outbound on B. Then `ss -K` kills the punched connection on B: the proxy sees the peer drop,
- * asks again, a fresh punch carries the next 10 blocks. The same flow for cgnat×eim and for fw6×fw6 over IPv6.
+ * asks again, a fresh punch carries the next 10 blocks. The same flow for cgnat×eim, fw6×fw6 over IPv6,
+ * eim×eim with RST-answering NATs, and with I2P as the coordination overlay.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -63,14 +64,19 @@ test('eim×eim: B\'s node syncs A\'s 101 blocks over a punched connection it was
 for (const c of [
   { name: 'cgnat×eim', a: { nat: 'eim' as const, inbound: 'drop' as const, cgnat: true }, b: { nat: 'eim' as const, inbound: 'drop' as const } },
   { name: 'fw6×fw6 over IPv6', a: { nat: 'eim' as const, inbound: 'drop' as const, ipv6: 'fw6' as const }, b: { nat: 'eim' as const, inbound: 'drop' as const, ipv6: 'fw6' as const }, family: 6 as const },
+  // NATs that answer an unsolicited SYN with RST: the plain profile's re-SYN grid carries it (docs/BENCHMARKS.md).
+  { name: 'eim×eim (rst)', a: { nat: 'eim' as const, inbound: 'rst' as const }, b: { nat: 'eim' as const, inbound: 'rst' as const } },
+  // I2P as the coordination overlay of serve and proxy (a private 4-router network, `i2phops 0`).
+  { name: 'eim×eim over I2P', a: { nat: 'eim' as const, inbound: 'drop' as const }, b: { nat: 'eim' as const, inbound: 'drop' as const }, overlay: 'i2p' as const },
 ]) {
-  test(`${c.name}: B's node syncs A's 101 blocks through the punch`, { timeout: 150_000, skip }, async (t) => {
+  test(`${c.name}: B's node syncs A's 101 blocks through the punch`, { timeout: 200_000, skip }, async (t) => {
     let rig: PunchRig | undefined;
     t.after(async () => {
       await rig?.down();
     });
     rig = await PunchRig.up({
-      a: c.a, b: c.b, ...(c.family ? { family: c.family } : {}), delayMs: 12.5, lossPct: 2, nodes: 'bcoin', profile: 'plain',
+      a: c.a, b: c.b, ...(c.family ? { family: c.family } : {}), ...('overlay' in c ? { overlay: c.overlay } : {}),
+      delayMs: 12.5, lossPct: 2, nodes: 'bcoin', profile: 'plain',
     }, (r) => {
       rig = r;
     });

@@ -264,7 +264,8 @@ export class NodeSites {
     this.event('nodeA', 'mined', `height ${mined.height}`);
     const overlay = tor
       ? ['--overlay', 'tor', '--torcontrol', `${tor.controlA.host}:${tor.controlA.port}`, ...(tor.controlA.password ? ['--torpassword', tor.controlA.password] : [])]
-      : ['--overlay', 'i2p', '--i2psam', `${i2p!.sam[2]!.host}:${i2p!.sam[2]!.port}`];
+      // Zero-hop tunnels: what the lab's 4-router I2P network needs (docs/I2P.md).
+      : ['--overlay', 'i2p', '--i2psam', `${i2p!.sam[2]!.host}:${i2p!.sam[2]!.port}`, '--i2phops', '0'];
     const bindA = family === 6 ? ['--bind', lab.sites.a!.host.ip6!] : [];
     this.serve = this.verb('serve', 'a', [
       'serve', ...common, ...overlay, ...bindA, '--bitcoind', `127.0.0.1:${NODE_P2P_PORT}`, '--announce', this.hp(0),
@@ -273,7 +274,7 @@ export class NodeSites {
     this.nodeB = await this.startNode('b');
     const overlayB = tor
       ? ['--overlay', 'tor', '--proxy', `${tor.socksB.host}:${tor.socksB.port}`]
-      : ['--overlay', 'i2p', '--i2psam', `${i2p!.sam[3]!.host}:${i2p!.sam[3]!.port}`];
+      : ['--overlay', 'i2p', '--i2psam', `${i2p!.sam[3]!.host}:${i2p!.sam[3]!.port}`, '--i2phops', '0'];
     const bindB = family === 6 ? ['--bind', lab.sites.b!.host.ip6!] : [];
     this.proxy = this.verb('proxy', 'b', [
       'proxy', ...common, ...overlayB, ...bindB, '--listen', '127.0.0.1:9064', '--peer', this.hp(1),
