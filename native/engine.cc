@@ -572,9 +572,12 @@ struct Engine::Impl {
     if (err == 0 && (events & (EPOLLERR | EPOLLHUP))) err = ECONNRESET;
     int64_t now = monotonic_ns();
     if (a.est) {
-      // A kept connection (follower). Data means the leader chose it; FIN or RST means it dropped it.
-      bool dead = err != 0 || (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0;
-      if (!dead && (events & EPOLLIN)) return win(p, r, now);
+      // A kept connection (follower). Data means the leader chose it (even with a FIN after it: a half-close);
+      // a RST, or a FIN with nothing before it, means it dropped it.
+      if (err == 0 && (events & EPOLLIN)) {
+        char b;
+        if (recv(a.fd.get(), &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) return win(p, r, now);
+      }
       record(p, EventKind::Rst, static_cast<int>(r), err != 0 ? err : ECONNRESET, -1, now);
       a.est = false;
       a.out = true;  // no new SYN for it
