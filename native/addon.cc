@@ -254,6 +254,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     s.no_delay = nd.IsBoolean() ? nd.As<Napi::Boolean>().Value() : true;
     s.port_mode = ReadI64(o.Get("portMode"), 0) == 1 ? onionpunch::PortMode::Distinct : onionpunch::PortMode::Shared;
     s.spread_ns = std::max<int64_t>(0, ReadI64(o.Get("spreadNs"), 0));
+    s.settle_ns = std::min<int64_t>(std::max<int64_t>(0, ReadI64(o.Get("settleNs"), 0)), onionpunch::kMaxCollectNs);
+    Napi::Value rl = o.Get("resetLosers");
+    s.reset_losers = rl.IsBoolean() && rl.As<Napi::Boolean>().Value();
     uint64_t id = engine_->submit(std::move(s));
     inflight_++;
     Hold(env);

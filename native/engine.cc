@@ -59,7 +59,7 @@ EventKind failure_kind(int err) {
   }
 }
 
-enum class TimerKind : uint8_t { Wave, Fire, Resyn, Deadline, Stagger, Stall };
+enum class TimerKind : uint8_t { Wave, Fire, Resyn, Deadline, Stagger, Stall, Settle };
 
 struct Timer {
   int64_t at;
@@ -82,6 +82,8 @@ struct Attempt {
   uint32_t sends = 0;    // full SYN sockets opened: a Stall timer names the one it watches
   uint32_t stalls = 0;   // stall re-sends since the wave began (the interval doubles with each)
   int last_err = 0;
+  bool est = false;      // spray follower: established and kept (watched for data, FIN or RST)
+  int64_t est_ns = 0;
 };
 
 struct Plan {
@@ -94,6 +96,11 @@ struct Plan {
   std::unique_ptr<Outcome> out;
   Fd hold;  // port-0 plans: the socket that reserved the port, used by the first attempt
   bool auto_port = false;  // the port came from the allocator and goes back to it at the end
+  // Spray follower (spec.settle_ns > 0): collecting since the first establishment, at first_est_ns.
+  bool collecting = false;
+  int64_t first_est_ns = 0;
+  int64_t settle_ns = 0;     // the quiet period in force: max(spec.settle_ns, 2 x RTT), at most 4 x spec
+  uint32_t settle_gen = 0;   // bumps with every establishment or death: older Settle timers are stale
 };
 
 /**
@@ -215,6 +222,12 @@ struct Engine::Impl {
     if (p.finished) return;
     p.finished = true;
     for (auto& a : p.att) {
+      if (p.spec.reset_losers && a.fd) {
+        // RST, not FIN: the follower learns at once that this connection is not the one (and a socket in
+        // SYN_SENT sends nothing either way).
+        linger lg{1, 0};
+        setsockopt(a.fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+      }
       close_attempt(a);
       a.pre.reset();
     }
@@ -406,10 +419,25 @@ struct Engine::Impl {
     auto it = plans.find(t.plan);
     if (it == plans.end() || it->second->finished) return;
     Plan& p = *it->second;
+    // A collecting follower sends no new SYN: the leader has chosen (or will, among the connections it has).
+    if (p.collecting && t.kind != TimerKind::Deadline && t.kind != TimerKind::Settle) return;
     switch (t.kind) {
-      case TimerKind::Deadline:
+      case TimerKind::Deadline: {
+        int first = earliest_alive(p);
+        if (first >= 0) return win(p, static_cast<uint32_t>(first), monotonic_ns());
         record(p, EventKind::Timeout, -1, ETIMEDOUT, t.at, monotonic_ns());
         return finish(p, Status::Timeout, ETIMEDOUT, Syscall::Connect);
+      }
+      case TimerKind::Settle: {
+        if (t.gen != p.settle_gen) return;
+        int64_t now = monotonic_ns();
+        size_t alive = 0;
+        for (const auto& a : p.att) alive += a.est ? 1 : 0;
+        if (alive == 0) return;  // every kept one died: wait for the leader's choice to establish here
+        int first = earliest_alive(p);
+        if (alive == 1 || now - p.first_est_ns >= kMaxCollectNs) return win(p, static_cast<uint32_t>(first), now);
+        return settle_later(p, now);  // more than one alive: the leader's resets are still on their way
+      }
       case TimerKind::Wave: {
         uint32_t w = t.arg;
         if (w + 1 < p.spec.waves_ns.size()) {
@@ -469,6 +497,71 @@ struct Engine::Impl {
     }
   }
 
+  /** The kept (follower) connection that established first and is still alive, or -1. */
+  int earliest_alive(const Plan& p) const {
+    int best = -1;
+    for (size_t r = 0; r < p.att.size(); r++) {
+      const Attempt& a = p.att[r];
+      if (a.est && (best < 0 || a.est_ns < p.att[static_cast<size_t>(best)].est_ns)) best = static_cast<int>(r);
+    }
+    return best;
+  }
+
+  /** A follower's set changed at `now`: decide once it has been quiet for the settle period. */
+  void settle_later(Plan& p, int64_t now) {
+    p.settle_gen++;
+    int64_t at = now + p.settle_ns;
+    if (at < p.spec.deadline_ns) push_timer(at, p.id, 0, p.settle_gen, TimerKind::Settle);
+  }
+
+  /** Attempt r's established socket wins: hand its fd out, close every other attempt. */
+  void win(Plan& p, uint32_t r, int64_t now) {
+    Attempt& a = p.att[r];
+    epoll_ctl(ep.get(), EPOLL_CTL_DEL, a.fd.get(), nullptr);  // the fd outlives our epoll interest
+    if (p.spec.no_delay) {
+      int one = 1;
+      setsockopt(a.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    by_serial.erase(a.serial);
+    a.serial = 0;
+    a.est = false;
+    st_sockets.fetch_sub(1, std::memory_order_relaxed);
+    Outcome& o = *p.out;
+    o.fd = std::move(a.fd);
+    local_name(o.fd.get(), &o.local);
+    peer_name(o.fd.get(), &o.remote);
+    o.remote_index = static_cast<int>(r);
+    o.established_ns = a.est_ns > 0 ? a.est_ns : now;
+    finish(p, Status::Established, 0, Syscall::None);
+  }
+
+  /** A follower keeps attempt r's new connection and watches it (data: chosen; FIN or RST: dropped). */
+  void keep(Plan& p, uint32_t r, int64_t now) {
+    Attempt& a = p.att[r];
+    a.est = true;
+    a.est_ns = now;
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLRDHUP;  // EPOLLERR and EPOLLHUP are always reported
+    ev.data.u64 = a.serial;
+    if (epoll_ctl(ep.get(), EPOLL_CTL_MOD, a.fd.get(), &ev) != 0) {
+      // Cannot watch it: keep it without a watch (it still counts), the settle timer decides.
+      record(p, EventKind::Error, static_cast<int>(r), errno, -1, now);
+    }
+    int64_t settle = p.spec.settle_ns;
+    tcp_info ti{};
+    socklen_t len = sizeof ti;
+    if (getsockopt(a.fd.get(), IPPROTO_TCP, TCP_INFO, &ti, &len) == 0) {
+      settle = std::max(settle, static_cast<int64_t>(ti.tcpi_rtt) * 2000);  // µs -> ns, twice
+    }
+    settle = std::min(settle, 4 * p.spec.settle_ns);
+    if (!p.collecting) {
+      p.collecting = true;
+      p.first_est_ns = now;
+    }
+    p.settle_ns = std::max(p.settle_ns, settle);
+    settle_later(p, now);
+  }
+
   void on_socket(uint64_t serial, uint32_t events) {
     auto it = by_serial.find(serial);
     if (it == by_serial.end()) return;  // closed earlier in this batch (finish() closes every attempt)
@@ -478,24 +571,25 @@ struct Engine::Impl {
     int err = socket_error(a.fd.get());
     if (err == 0 && (events & (EPOLLERR | EPOLLHUP))) err = ECONNRESET;
     int64_t now = monotonic_ns();
-    if (err == 0) {
-      // The first established connection wins: hand its fd out, close every other attempt.
-      record(p, EventKind::Established, static_cast<int>(r), 0, -1, now);
-      epoll_ctl(ep.get(), EPOLL_CTL_DEL, a.fd.get(), nullptr);  // the fd outlives our epoll interest
-      if (p.spec.no_delay) {
-        int one = 1;
-        setsockopt(a.fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (a.est) {
+      // A kept connection (follower). Data means the leader chose it (even with a FIN after it: a half-close);
+      // a RST, or a FIN with nothing before it, means it dropped it.
+      if (err == 0 && (events & EPOLLIN)) {
+        char b;
+        if (recv(a.fd.get(), &b, 1, MSG_PEEK | MSG_DONTWAIT) == 1) return win(p, r, now);
       }
-      by_serial.erase(a.serial);
-      a.serial = 0;
-      st_sockets.fetch_sub(1, std::memory_order_relaxed);
-      Outcome& o = *p.out;
-      o.fd = std::move(a.fd);
-      local_name(o.fd.get(), &o.local);
-      peer_name(o.fd.get(), &o.remote);
-      o.remote_index = static_cast<int>(r);
-      o.established_ns = now;
-      return finish(p, Status::Established, 0, Syscall::None);
+      record(p, EventKind::Rst, static_cast<int>(r), err != 0 ? err : ECONNRESET, -1, now);
+      a.est = false;
+      a.out = true;  // no new SYN for it
+      close_attempt(a);
+      return settle_later(p, now);
+    }
+    if (err == 0) {
+      record(p, EventKind::Established, static_cast<int>(r), 0, -1, now);
+      // A follower keeps every connection until the leader's choice is clear; anyone else: first wins.
+      if (p.spec.settle_ns > 0) return keep(p, r, now);
+      a.est_ns = now;
+      return win(p, r, now);
     }
     bool prime = a.prime;
     record(p, failure_kind(err), static_cast<int>(r), err, -1, now);
@@ -511,6 +605,8 @@ struct Engine::Impl {
     if (t.kind == TimerKind::Fire || t.kind == TimerKind::Resyn || t.kind == TimerKind::Stagger)
       return it->second->att[t.arg].gen != t.gen;
     if (t.kind == TimerKind::Stall) return it->second->att[t.arg].sends != t.gen || !it->second->att[t.arg].fd;
+    if (t.kind == TimerKind::Settle) return it->second->settle_gen != t.gen;
+    if (it->second->collecting && t.kind != TimerKind::Deadline) return true;  // no new SYN while collecting
     return false;
   }
 
@@ -524,7 +620,7 @@ struct Engine::Impl {
    * connect() is left (socket + options + bind cost tens of microseconds).
    */
   void prepare(const Timer& t) {
-    if (t.kind == TimerKind::Deadline) return;
+    if (t.kind == TimerKind::Deadline || t.kind == TimerKind::Settle) return;
     auto it = plans.find(t.plan);
     if (it == plans.end() || it->second->finished) return;
     Plan& p = *it->second;
@@ -556,6 +652,7 @@ struct Engine::Impl {
       case TimerKind::Stall:
         break;  // a fresh socket cannot be bound beside the stalled one: open_attempt() opens it
       case TimerKind::Deadline:
+      case TimerKind::Settle:
         break;
     }
   }

@@ -65,7 +65,20 @@ struct PlanSpec {
   // Pacing: within each wave, attempt r of n sends its SYN at wave + spread_ns * r / n (0 = all at once).
   // A spray of thousands of SYNs in a millisecond can overflow a small router's conntrack table.
   int64_t spread_ns = 0;
+  // Spray follower (the hard side of a birthday spray; docs/ENGINE.md "Spray: one connection for both sides").
+  // 0 = the first established connection wins. > 0: every connection that establishes is kept and no new SYN
+  // is sent; the plan wins with the one connection still alive once none has established or died for
+  // max(settle_ns, 2 x its RTT) (at most 4 x settle_ns), or at once with one the peer sent data on. The
+  // easy side (the leader) keeps its first and resets the others, so the survivor is the leader's choice.
+  // Bounded: kMaxCollectNs after the first establishment, or at the deadline, the earliest alive one wins.
+  int64_t settle_ns = 0;
+  // Close every losing socket with RST (SO_LINGER 0) rather than FIN: the leader's way of telling the follower
+  // which connections it dropped, at once.
+  bool reset_losers = false;
 };
+
+/** A spray follower collects for at most this long after its first connection established. */
+inline constexpr int64_t kMaxCollectNs = 1'000'000'000;
 
 // The enums JS sees as numbers carry a name table each (index = value), exported by the addon as `enums` and
 // mirrored in src/native/enums.ts; test/native/enums.test.ts fails when the two disagree. Append only.

@@ -417,6 +417,63 @@ void test_spray() {
   CHECK(fd_count() == before);
 }
 
+/** Accepts one connection (blocking, 5 s at most) and reports the peer's port. */
+Fd accept_one(int l, uint16_t* peer_port) {
+  pollfd pf{l, POLLIN, 0};
+  CHECK(poll(&pf, 1, 5000) == 1);
+  Fd fd(accept4(l, nullptr, nullptr, SOCK_CLOEXEC));
+  CHECK(fd);
+  SockAddr name;
+  CHECK(!peer_name(fd.get(), &name));
+  *peer_port = name.port();
+  return fd;
+}
+
+void reset_close(Fd& fd) {
+  linger lg{1, 0};
+  CHECK(setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof lg) == 0);
+  fd.reset();
+}
+
+// The spray follower (settle_ns): every connection that establishes is kept; the ones the peer resets are
+// dropped, the survivor wins; data on one makes it win at once. The listener plays the leader.
+void test_spray_follower() {
+  int before = fd_count();
+  {
+    uint16_t port;
+    Fd l = listener(&port);
+    Collector c;
+    PlanSpec f = plan(0, port, 3000);
+    f.port_mode = PortMode::Distinct;
+    f.remotes.assign(3, lo(port));
+    f.resyn_ns = 0;
+    f.settle_ns = 200'000'000;
+    uint64_t id = c.engine->submit(f);
+    uint16_t p0, p1, p2;
+    Fd a0 = accept_one(l.get(), &p0), a1 = accept_one(l.get(), &p1), a2 = accept_one(l.get(), &p2);
+    std::this_thread::sleep_for(std::chrono::milliseconds(30));  // the follower has seen all three established
+    reset_close(a0);  // the leader keeps a1
+    reset_close(a2);
+    CHECK(c.wait(1));
+    Outcome* o = c.find(id);
+    CHECK(o && o->status == Status::Established && o->fd.valid());
+    CHECK(o->local.port() == p1);  // the survivor, not the first
+    CHECK(count(*o, EventKind::Established) == 3 && count(*o, EventKind::Rst) == 2);
+    CHECK(c.engine->stats().sockets == 0);
+
+    uint64_t id2 = c.engine->submit(f);  // same plan again: this time the leader speaks on its choice
+    Fd b0 = accept_one(l.get(), &p0), b1 = accept_one(l.get(), &p1), b2 = accept_one(l.get(), &p2);
+    int64_t t0 = monotonic_ns();
+    CHECK(write(b2.get(), "x", 1) == 1);
+    CHECK(c.wait(2));
+    Outcome* o2 = c.find(id2);
+    CHECK(o2 && o2->status == Status::Established && o2->local.port() == p2);
+    CHECK(monotonic_ns() - t0 < 150'000'000);  // at once, not after the 200 ms settle
+    CHECK(c.engine->stats().sockets == 0);
+  }
+  CHECK(fd_count() == before);
+}
+
 }  // namespace
 
 /** A connected loopback pair (client, accepted), both blocking. */
@@ -526,6 +583,7 @@ int main() {
                {"one_outcome_per_plan", test_one_outcome_per_plan},
                {"send_fd", test_send_fd},
                {"spray", test_spray},
+               {"spray_follower", test_spray_follower},
                {"splice", test_splice}};
   for (auto& t : tests) {
     auto t0 = std::chrono::steady_clock::now();

@@ -64,6 +64,15 @@ export interface PunchPlan {
   synCnt?: number;
   /** TCP_NODELAY on the winning socket (default true). */
   noDelay?: boolean;
+  /**
+   * Spray follower (the hard side, docs/ENGINE.md): keep every connection that establishes (no new SYN after the
+   * first) and win with the one still alive once none has established or died for max(settleMs, 2 × its RTT),
+   * at most 4 × settleMs; or at once with one the peer sent data on. Bounded: 1 s after the first, or at the
+   * deadline, the earliest alive one wins. 0 / absent: the first established connection wins. At most 1000.
+   */
+  settleMs?: number;
+  /** Close the losing sockets with RST (SO_LINGER 0) instead of FIN: the spray leader's (easy side's) way. */
+  resetLosers?: boolean;
   /** From the start instant. */
   deadlineMs: number;
   signal?: AbortSignal;
@@ -245,6 +254,8 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
   if (plan.synCnt !== undefined && !(Number.isInteger(plan.synCnt) && plan.synCnt >= 1 && plan.synCnt <= 127))
     throw invalid('synCnt must be 1..127');
   if (plan.profile !== undefined && plan.profile !== 'plain' && plan.profile !== 'prime') throw invalid('bad profile');
+  const settleMs = plan.settleMs ?? 0;
+  if (!(settleMs >= 0) || !Number.isFinite(settleMs) || settleMs > 1000) throw invalid('settleMs must be 0..1000');
   const primeDelayMs = plan.primeDelayMs ?? 100;
   if (!(primeDelayMs >= 0) || !Number.isFinite(primeDelayMs)) throw invalid('primeDelayMs must be >= 0');
   let start = now;
@@ -273,6 +284,8 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
     noDelay: plan.noDelay ?? true,
     portMode,
     spreadNs: Math.round(spreadUs * 1000),
+    settleNs: msToNs(settleMs),
+    resetLosers: plan.resetLosers ?? false,
   };
 }
 
@@ -308,8 +321,16 @@ export interface SprayPlan {
   startDelayMs?: number;
   deadlineMs: number;
   synCnt?: number;
+  /** `hard` (the follower): the settle period, default {@link SPRAY_SETTLE_MS} (see {@link PunchPlan.settleMs}). */
+  settleMs?: number;
   signal?: AbortSignal;
 }
+
+/**
+ * Default settle period of a spray's hard side: a spray usually establishes several connections; the easy side
+ * keeps its first and resets the rest, the hard side waits this long (or 2 × the RTT) for the resets to arrive.
+ */
+export const SPRAY_SETTLE_MS = 100;
 
 /** A won spray: the punch result plus its summary. */
 export interface SprayResult extends PunchResult {
@@ -375,6 +396,10 @@ export function sprayToPunchPlan(s: SprayPlan): PunchPlan {
     resynIntervalUs: 0,
     deadlineMs: s.deadlineMs,
   };
+  // One connection for both sides: the easy side leads (first established wins, the rest reset), the hard side
+  // follows (keeps what establishes until the leader's resets leave one). See docs/ENGINE.md.
+  if (s.role === 'hard') plan.settleMs = s.settleMs ?? SPRAY_SETTLE_MS;
+  else plan.resetLosers = true;
   if (s.startAtNs !== undefined) plan.startAtNs = s.startAtNs;
   if (s.startDelayMs !== undefined) plan.startDelayMs = s.startDelayMs;
   if (s.synCnt !== undefined) plan.synCnt = s.synCnt;
@@ -466,8 +491,9 @@ export class PunchEngine {
   }
 
   /**
-   * Runs one side of a birthday spray ({@link SprayPlan}): thousands of sockets, paced over `spreadUs`, the
-   * first established wins and every other socket closes at once. Raises RLIMIT_NOFILE for the sockets
+   * Runs one side of a birthday spray ({@link SprayPlan}): thousands of sockets, paced over `spreadUs`. The easy
+   * side's first established connection wins and every other socket is reset at once; the hard side keeps what
+   * establishes until one survives the easy side's resets, so both end with the same connection. Raises RLIMIT_NOFILE for the sockets
    * first; rejects with ENGINE_FD_LIMIT when the limit cannot hold them (nothing sent). The timeline (on
    * the result or the EngineError) holds every SYN.
    */
