@@ -3,6 +3,7 @@
  * them into frames; `channel.ts` adapts. Names and fields follow docs/PROTOCOL.md.
  */
 import type { Endpoint } from '../nat/types.js';
+import type { OpSprayPayload } from '../wire/messages.js';
 
 /** opendpoint flags. */
 export const FLAG_PORT_PRESERVING = 0x01;
@@ -37,20 +38,7 @@ export type CoordMessage =
   /** Any other command: ignored by the session (Bitcoin's rule for unknown messages). */
   | { cmd: 'other'; command: string };
 
-/** The parameters of one spray, as `opspray` carries them. */
-export interface SprayParams {
-  sessionId: Buffer;
-  /** The side behind the endpoint-dependent NAT. */
-  hard: 'A' | 'B';
-  /** The hard side's public port range to probe; 0..0 in B's offer when A is the hard side. */
-  probeLow: number;
-  probeHigh: number;
-  /** N: sockets the hard side opens, each from its own local port, to the easy side's endpoint. */
-  sockets: number;
-  /** M: SYNs the easy side sends from its one mapped port to M distinct ports of the range. */
-  probes: number;
-  /** Both sides pace their SYNs over this window from the start instant (µs). */
-  spreadUs: number;
-}
+/** The parameters of one spray, as `opspray` carries them (the wire layer's payload type). */
+export type SprayParams = OpSprayPayload;
 
 export { USER_AGENT } from '../wire/constants.js';

@@ -162,11 +162,16 @@ export interface OpRejectPayload {
  */
 export interface OpSprayPayload {
   sessionId: Buffer;
+  /** The side behind the endpoint-dependent NAT. */
   hard: 'A' | 'B';
+  /** The hard side's public port range to probe; 0..0 in B's offer when A is the hard side. */
   probeLow: number;
   probeHigh: number;
+  /** N: sockets the hard side opens, each from its own local port, to the easy side's endpoint. */
   sockets: number;
+  /** M: SYNs the easy side sends from its one mapped port to M distinct ports of the range. */
   probes: number;
+  /** Both sides pace their SYNs over this window from the start instant (µs). */
   spreadUs: number;
 }
 
