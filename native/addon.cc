@@ -16,6 +16,22 @@
 
 namespace {
 
+/**
+ * Calls the JS `wake` callback from a thread-safe function. node-addon-api's default call turns a failed
+ * napi_call_function into a Napi::Error, and creating that error is itself fatal while a worker's environment is
+ * being torn down (napi_define_properties fails: "FATAL ERROR: Error::Error"). A wake that cannot run is harmless:
+ * the outcomes stay queued until drain() or the environment's cleanup hook, so the status is ignored.
+ */
+void CallWake(Napi::Env env, Napi::Function wake, void* /*context*/, void* /*data*/) {
+  if (env == nullptr || wake.IsEmpty()) return;
+  napi_value recv = nullptr;
+  if (napi_get_undefined(env, &recv) != napi_ok) return;
+  (void)napi_call_function(env, recv, wake, 0, nullptr, nullptr);
+}
+
+/** The wake-up channel from a loop thread to the JS thread: no payload, so nothing dangles if JS is gone. */
+using WakeFn = Napi::TypedThreadSafeFunction<void, void, CallWake>;
+
 using onionpunch::Engine;
 using onionpunch::Outcome;
 using onionpunch::PlanSpec;
@@ -134,7 +150,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       Napi::TypeError::New(env, "Engine(wake) needs a function").ThrowAsJavaScriptException();
       return;
     }
-    tsfn_ = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "onionpunch-engine", 0, 1);
+    tsfn_ = WakeFn::New(env, info[0].As<Napi::Function>(), "onionpunch-engine", 0, 1);
     tsfn_live_ = true;
     tsfn_.Unref(env);  // idle engines never keep the process alive
     engine_ = std::make_unique<Engine>([this] {
@@ -363,7 +379,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
   napi_env env_;
   std::unique_ptr<Engine> engine_;
-  Napi::ThreadSafeFunction tsfn_;
+  WakeFn tsfn_;
   bool tsfn_live_ = false;
   bool hooked_ = false;
   bool refd_ = false;
@@ -392,7 +408,7 @@ class SplicerWrap : public Napi::ObjectWrap<SplicerWrap> {
       Napi::TypeError::New(env, "Splicer(wake) needs a function").ThrowAsJavaScriptException();
       return;
     }
-    tsfn_ = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "onionpunch-splicer", 0, 1);
+    tsfn_ = WakeFn::New(env, info[0].As<Napi::Function>(), "onionpunch-splicer", 0, 1);
     tsfn_live_ = true;
     tsfn_.Unref(env);
     splicer_ = std::make_unique<onionpunch::Splicer>([this] { tsfn_.NonBlockingCall(); });
@@ -501,7 +517,7 @@ class SplicerWrap : public Napi::ObjectWrap<SplicerWrap> {
 
   napi_env env_;
   std::unique_ptr<onionpunch::Splicer> splicer_;
-  Napi::ThreadSafeFunction tsfn_;
+  WakeFn tsfn_;
   bool tsfn_live_ = false;
   bool hooked_ = false;
   size_t running_ = 0;

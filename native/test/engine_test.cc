@@ -397,7 +397,12 @@ void test_spray() {
 
     PlanSpec easy = plan(free_port(), 9, 150);
     easy.remotes.clear();
-    for (int i = 0; i < 100; i++) easy.remotes.push_back(lo(free_port()));
+    for (int i = 0; i < 100; i++) {
+      // A remote equal to the fixed local port would be a TCP self-connect (established, not refused).
+      uint16_t p = free_port();
+      while (p == easy.local.port()) p = free_port();
+      easy.remotes.push_back(lo(p));
+    }
     easy.spread_ns = 50'000'000;
     easy.resyn_ns = 0;
     uint64_t e = c.engine->submit(easy);
