@@ -122,19 +122,25 @@ const GB = TOTAL / 1e9;
 const per = Object.fromEntries(
   MODES.map((m) => {
     const xs = samples.filter((s) => s.mode === m);
-    return [m, {
-      throughputMBps: median(xs.map((s) => TOTAL / 1e6 / s.seconds)),
-      cpuSecondsPerGB: median(xs.map((s) => s.cpuSeconds / GB)),
-      bridgeCpuSecondsPerGB: median(xs.map((s) => s.bridgeCpuSeconds / GB)),
-    }];
+    return [
+      m,
+      {
+        throughputMBps: median(xs.map((s) => TOTAL / 1e6 / s.seconds)),
+        cpuSecondsPerGB: median(xs.map((s) => s.cpuSeconds / GB)),
+        bridgeCpuSecondsPerGB: median(xs.map((s) => s.bridgeCpuSeconds / GB)),
+      },
+    ];
   }),
 ) as Record<Mode, { throughputMBps: number; cpuSecondsPerGB: number; bridgeCpuSecondsPerGB: number }>;
 const r2 = (x: number): number => Math.round(x * 100) / 100;
 const ratios = Object.fromEntries(
-  MODES.map((m) => [m, {
-    throughput: r2(per[m].throughputMBps / per.direct.throughputMBps),
-    cpuPerGB: r2(per[m].cpuSecondsPerGB / per.direct.cpuSecondsPerGB),
-  }]),
+  MODES.map((m) => [
+    m,
+    {
+      throughput: r2(per[m].throughputMBps / per.direct.throughputMBps),
+      cpuPerGB: r2(per[m].cpuSecondsPerGB / per.direct.cpuSecondsPerGB),
+    },
+  ]),
 );
 const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
 const cpuModel = /model name\s*:\s*(.*)/.exec(cpuinfo)?.[1] ?? os.cpus()[0]?.model ?? 'unknown';

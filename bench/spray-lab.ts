@@ -34,7 +34,11 @@ async function main(): Promise<void> {
   const sessions = arg('--sessions', 100);
   const waitS = arg('--wait', 0);
   const lab = await Lab.up({
-    sites: [{ name: 'pba', nat: 'edm-pba' }, { name: 'edm', nat: 'edm' }, { name: 'easy', nat: 'eim' }],
+    sites: [
+      { name: 'pba', nat: 'edm-pba' },
+      { name: 'edm', nat: 'edm' },
+      { name: 'easy', nat: 'eim' },
+    ],
     publicHosts: 2,
   });
   const sides: SpraySide[] = [];
@@ -45,7 +49,10 @@ async function main(): Promise<void> {
     const [hp, he, easy] = await Promise.all(['pba', 'edm', 'easy'].map((n) => SpraySide.start(lab, n)));
     sides.push(hp!, he!, easy!);
     const setups: Record<string, TrialSetup> = {};
-    for (const [site, hard] of [['pba', hp!], ['edm', he!]] as const) {
+    for (const [site, hard] of [
+      ['pba', hp!],
+      ['edm', he!],
+    ] as const) {
       const nc = await natCheck(lab, site, peers);
       setups[site] = {
         hard,
@@ -90,13 +97,27 @@ async function main(): Promise<void> {
       const q = (xs: number[], p: number) =>
         [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
       const p = birthday(row.n, row.m, span);
-      const out = { nat: row.nat, span, n: row.n, m: row.m, spreadUs: row.spreadUs, bound: p, ok, trials,
-        synsHardMedian: q(synsH, 0.5), synsEasyMedian: q(synsE, 0.5), msMedian: q(t, 0.5), msP90: q(t, 0.9) };
+      const out = {
+        nat: row.nat,
+        span,
+        n: row.n,
+        m: row.m,
+        spreadUs: row.spreadUs,
+        bound: p,
+        ok,
+        trials,
+        synsHardMedian: q(synsH, 0.5),
+        synsEasyMedian: q(synsE, 0.5),
+        msMedian: q(t, 0.5),
+        msP90: q(t, 0.9),
+      };
       process.stdout.write(JSON.stringify(out) + '\n');
       const nat = row.nat === 'pba' ? 'edm-pba' : 'edm';
       const ms = t.length ? `${q(t, 0.5)!.toFixed(1)} / ${q(t, 0.9)!.toFixed(1)} ms` : '–';
-      table.push(`| ${nat} | ${span} | ${row.n} | ${row.m} | ${row.spreadUs / 1000} ms | ${(100 * p).toFixed(1)}% | ` +
-        `${ok}/${trials} (${((100 * ok) / trials).toFixed(0)}%) | ${q(synsH, 0.5)} / ${q(synsE, 0.5)} | ${ms} |`);
+      table.push(
+        `| ${nat} | ${span} | ${row.n} | ${row.m} | ${row.spreadUs / 1000} ms | ${(100 * p).toFixed(1)}% | ` +
+          `${ok}/${trials} (${((100 * ok) / trials).toFixed(0)}%) | ${q(synsH, 0.5)} / ${q(synsE, 0.5)} | ${ms} |`,
+      );
     }
     process.stdout.write(table.join('\n') + '\n');
     const ctAfterRows = await conntrack();
@@ -112,7 +133,11 @@ async function main(): Promise<void> {
     if (waitS > 0) await new Promise((r) => setTimeout(r, waitS * 1000));
     const ctAfterWait = await conntrack();
     const ct = {
-      before: ctBefore, afterRows: ctAfterRows, afterSessions: ctAfterSessions, afterWait: ctAfterWait, waitS,
+      before: ctBefore,
+      afterRows: ctAfterRows,
+      afterSessions: ctAfterSessions,
+      afterWait: ctAfterWait,
+      waitS,
     };
     const summary = { sessions, connected: ok, sides: ['pba', 'edm', 'easy'], before, after: afterS, conntrack: ct };
     process.stdout.write(JSON.stringify(summary) + '\n');

@@ -21,8 +21,9 @@ interface StructCodec {
   encode(v: unknown): Buffer;
   decode(b: Buffer): unknown;
 }
-const theirs = (createRequire(import.meta.url)('bitcoin-protocol') as { messages: { defaultMessages: Record<string, StructCodec> } }).messages
-  .defaultMessages;
+const theirs = (
+  createRequire(import.meta.url)('bitcoin-protocol') as { messages: { defaultMessages: Record<string, StructCodec> } }
+).messages.defaultMessages;
 
 const le8 = (v: bigint) => {
   const b = Buffer.alloc(8);
@@ -53,13 +54,39 @@ const theirVersion = {
   relay: true,
 };
 const ip4 = (i: number) => `${(i >> 24) & 255 || 1}.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
-const addr: AddrPayload = { addrs: Array.from({ length: 1000 }, (_, i) => ({ time: 1_700_000_000 + i, services: 1033n, address: ip4(0x0b000000 + i * 7919), port: 8333 })) };
-const theirAddr = addr.addrs.map((a) => ({ time: a.time, services: le8(a.services), address: a.address, port: a.port }));
+const addr: AddrPayload = {
+  addrs: Array.from({ length: 1000 }, (_, i) => ({
+    time: 1_700_000_000 + i,
+    services: 1033n,
+    address: ip4(0x0b000000 + i * 7919),
+    port: 8333,
+  })),
+};
+const theirAddr = addr.addrs.map((a) => ({
+  time: a.time,
+  services: le8(a.services),
+  address: a.address,
+  port: a.port,
+}));
 const addrv2: AddrV2Payload = {
   addrs: Array.from({ length: 1000 }, (_, i) =>
     i % 2 === 0
-      ? { time: 1_700_000_000 + i, services: 1033n, network: 'ipv4' as const, networkId: 1, address: ip4(0x0b000000 + i * 7919), port: 8333 }
-      : { time: 1_700_000_000 + i, services: 1033n, network: 'ipv6' as const, networkId: 2, address: `2001:db8::${i.toString(16)}`, port: 8333 },
+      ? {
+          time: 1_700_000_000 + i,
+          services: 1033n,
+          network: 'ipv4' as const,
+          networkId: 1,
+          address: ip4(0x0b000000 + i * 7919),
+          port: 8333,
+        }
+      : {
+          time: 1_700_000_000 + i,
+          services: 1033n,
+          network: 'ipv6' as const,
+          networkId: 2,
+          address: `2001:db8::${i.toString(16)}`,
+          port: 8333,
+        },
   ),
 };
 
@@ -67,27 +94,86 @@ const versionBytes = encodePayload('version', version);
 const addrBytes = encodePayload('addr', addr);
 const addrv2Bytes = encodePayload('addrv2', addrv2);
 // Both sides must agree on the bytes, or the comparison is meaningless.
-if (!theirs.version!.encode(theirVersion).subarray(0, versionBytes.length).equals(versionBytes)) throw new Error('version bytes differ');
+if (!theirs.version!.encode(theirVersion).subarray(0, versionBytes.length).equals(versionBytes))
+  throw new Error('version bytes differ');
 if (!theirs.addr!.encode(theirAddr).equals(addrBytes)) throw new Error('addr bytes differ');
 const versionFrame = encodeMessage('main', 'version', version);
 
 let sink: unknown;
 const tasks: Array<[string, () => void]> = [
-  ['ours: version encode', () => { sink = encodePayload('version', version); }],
-  ['theirs: version encode', () => { sink = theirs.version!.encode(theirVersion); }],
-  ['ours: version decode', () => { sink = decodePayload('version', versionBytes); }],
-  ['theirs: version decode', () => { sink = theirs.version!.decode(versionBytes); }],
-  ['ours: addr(1000) encode', () => { sink = encodePayload('addr', addr); }],
-  ['theirs: addr(1000) encode', () => { sink = theirs.addr!.encode(theirAddr); }],
-  ['ours: addr(1000) decode', () => { sink = decodePayload('addr', addrBytes); }],
-  ['theirs: addr(1000) decode', () => { sink = theirs.addr!.decode(addrBytes); }],
-  ['ours: addrv2(1000) encode', () => { sink = encodePayload('addrv2', addrv2); }],
-  ['ours: addrv2(1000) decode', () => { sink = decodePayload('addrv2', addrv2Bytes); }],
-  ['ours: version frame encode (one buffer)', () => { sink = encodeMessage('main', 'version', version); }],
-  ['ours: version frame parse + decode', () => {
-    const f = new FrameParser({ network: 'main' }).push(versionFrame).frames[0]!;
-    sink = decodePayload('version', f.payload);
-  }],
+  [
+    'ours: version encode',
+    () => {
+      sink = encodePayload('version', version);
+    },
+  ],
+  [
+    'theirs: version encode',
+    () => {
+      sink = theirs.version!.encode(theirVersion);
+    },
+  ],
+  [
+    'ours: version decode',
+    () => {
+      sink = decodePayload('version', versionBytes);
+    },
+  ],
+  [
+    'theirs: version decode',
+    () => {
+      sink = theirs.version!.decode(versionBytes);
+    },
+  ],
+  [
+    'ours: addr(1000) encode',
+    () => {
+      sink = encodePayload('addr', addr);
+    },
+  ],
+  [
+    'theirs: addr(1000) encode',
+    () => {
+      sink = theirs.addr!.encode(theirAddr);
+    },
+  ],
+  [
+    'ours: addr(1000) decode',
+    () => {
+      sink = decodePayload('addr', addrBytes);
+    },
+  ],
+  [
+    'theirs: addr(1000) decode',
+    () => {
+      sink = theirs.addr!.decode(addrBytes);
+    },
+  ],
+  [
+    'ours: addrv2(1000) encode',
+    () => {
+      sink = encodePayload('addrv2', addrv2);
+    },
+  ],
+  [
+    'ours: addrv2(1000) decode',
+    () => {
+      sink = decodePayload('addrv2', addrv2Bytes);
+    },
+  ],
+  [
+    'ours: version frame encode (one buffer)',
+    () => {
+      sink = encodeMessage('main', 'version', version);
+    },
+  ],
+  [
+    'ours: version frame parse + decode',
+    () => {
+      const f = new FrameParser({ network: 'main' }).push(versionFrame).frames[0]!;
+      sink = decodePayload('version', f.payload);
+    },
+  ],
 ];
 
 // The machine may be shared: run ROUNDS rounds, each pair back to back, and report the median ratio.
@@ -108,8 +194,12 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 void sink;
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const opsPerSec: Record<string, number> = Object.fromEntries(tasks.map(([name]) => [name, median(rounds.map((r) => r[name]!))]));
-const ratioRounds = Object.fromEntries(OPS.map((op) => [op, rounds.map((r) => Number((r[`ours: ${op}`]! / r[`theirs: ${op}`]!).toFixed(2)))]));
+const opsPerSec: Record<string, number> = Object.fromEntries(
+  tasks.map(([name]) => [name, median(rounds.map((r) => r[name]!))]),
+);
+const ratioRounds = Object.fromEntries(
+  OPS.map((op) => [op, rounds.map((r) => Number((r[`ours: ${op}`]! / r[`theirs: ${op}`]!).toFixed(2)))]),
+);
 const ratios = Object.fromEntries(OPS.map((op) => [op, median(ratioRounds[op]!)]));
 
 const cpuModel = (() => {

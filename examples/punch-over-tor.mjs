@@ -25,7 +25,10 @@ import {
 import { parseEndpoint } from 'onionpunch/wire';
 
 const [role, ...rest] = process.argv.slice(2);
-const opt = (name) => { const i = rest.indexOf(`--${name}`); return i >= 0 ? rest[i + 1] : undefined; };
+const opt = (name) => {
+  const i = rest.indexOf(`--${name}`);
+  return i >= 0 ? rest[i + 1] : undefined;
+};
 const all = (name) => rest.flatMap((v, i) => (rest[i - 1] === `--${name}` ? [v] : []));
 const natcheck = all('natcheck').map((s) => {
   try {
@@ -50,7 +53,12 @@ if (role === 'a') {
   const [host, port] = opt('control').split(':');
   const endpoint = await TorCoordinationEndpoint.create({ control: { host, port: Number(port) } });
   const listener = await createPunchListener({
-    endpoint, engine, codec: wireCodec(network), discovery, eim, policy: { allowLab: lab },
+    endpoint,
+    engine,
+    codec: wireCodec(network),
+    discovery,
+    eim,
+    policy: { allowLab: lab },
   });
   listener.on('connection', (socket, info) => {
     const ms = info.timeline.at('established') - info.timeline.at('request');
@@ -64,7 +72,12 @@ if (role === 'a') {
   const [address, vport] = opt('target').split(':');
   const dialer = new TorCoordinationDialer({ socksHost: host, socksPort: Number(port) });
   const client = new PunchClient({
-    dialer, engine, codec: wireCodec(network), discovery, eim, policy: { allowLab: lab },
+    dialer,
+    engine,
+    codec: wireCodec(network),
+    discovery,
+    eim,
+    policy: { allowLab: lab },
   });
   try {
     const target = { address, port: Number(vport), expectIp: opt('expect-ip') ?? null };

@@ -6,7 +6,11 @@ import { spawnSync } from 'node:child_process';
 
 const dir = join('dist', 'bench');
 const only = process.argv[2];
-const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.bench.js')).sort() : [];
+const files = existsSync(dir)
+  ? readdirSync(dir)
+      .filter((f) => f.endsWith('.bench.js'))
+      .sort()
+  : [];
 let status = 0;
 for (const f of files) {
   if (only && !f.startsWith(only)) continue;

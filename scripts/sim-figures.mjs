@@ -11,7 +11,10 @@ if (!out || !title || files.length === 0) {
   process.exit(2);
 }
 const runs = files.flatMap((f) =>
-  readFileSync(f, 'utf8').split('\n').filter((l) => l.trim().startsWith('{')).map((l) => JSON.parse(l)),
+  readFileSync(f, 'utf8')
+    .split('\n')
+    .filter((l) => l.trim().startsWith('{'))
+    .map((l) => JSON.parse(l)),
 );
 const label = (r) => {
   const p = r.params;

@@ -27,9 +27,13 @@ const spec = {
   data: { values },
   mark: { type: 'line', interpolate: 'step-after' },
   encoding: {
-    x: { field: 't', type: 'quantitative', title: 'seconds since the announcer\'s first announcement' },
-    y: { field: 'share', type: 'quantitative', title: 'share of (proxy, announcer) pairs covered',
-      scale: { domain: [0, 1] } },
+    x: { field: 't', type: 'quantitative', title: "seconds since the announcer's first announcement" },
+    y: {
+      field: 'share',
+      type: 'quantitative',
+      title: 'share of (proxy, announcer) pairs covered',
+      scale: { domain: [0, 1] },
+    },
     color: { field: 'curve', type: 'nominal', title: null, legend: { orient: 'bottom', columns: 1, labelLimit: 560 } },
     strokeDash: { condition: { test: "indexof(datum.curve, 'simulator') === 0", value: [5, 3] }, value: [1, 0] },
   },

@@ -44,7 +44,12 @@ async function main(): Promise<void> {
     setMaxListeners(n + 16, ac.signal);
     const plans = Array.from({ length: n }, (_, i) =>
       eng
-        .punch({ local: { address: '0.0.0.0', port: 0 }, remotes: [{ address: target, port: port(i) }], deadlineMs: 120_000, signal: ac.signal })
+        .punch({
+          local: { address: '0.0.0.0', port: 0 },
+          remotes: [{ address: target, port: port(i) }],
+          deadlineMs: 120_000,
+          signal: ac.signal,
+        })
         .catch(() => undefined),
     );
     const end = Date.now() + 60_000;

@@ -87,7 +87,8 @@ const SPACING_US = 4000;
 function targets(n: number, startNs: bigint, spacingUs: number): bigint[] {
   // Sub-millisecond offsets on purpose: a ms-granular scheduler cannot hit them.
   const out: bigint[] = [];
-  for (let i = 0; i < n; i++) out.push(startNs + BigInt(Math.round(i * spacingUs * 1000 + Math.random() * spacingUs * 1000)));
+  for (let i = 0; i < n; i++)
+    out.push(startNs + BigInt(Math.round(i * spacingUs * 1000 + Math.random() * spacingUs * 1000)));
   return out;
 }
 
@@ -101,7 +102,13 @@ async function precisionNative(eng: PunchEngine, n: number): Promise<number[]> {
   const remotes = [{ address: LO, port }];
   const res = await Promise.allSettled(
     ts.map((t) =>
-      eng.punch({ local: probeBind({ address: LO, port: 0 }), remotes, startAtNs: t, retryOnRefused: false, deadlineMs: 1000 }),
+      eng.punch({
+        local: probeBind({ address: LO, port: 0 }),
+        remotes,
+        startAtNs: t,
+        retryOnRefused: false,
+        deadlineMs: 1000,
+      }),
     ),
   );
   const errs: number[] = [];
@@ -123,16 +130,19 @@ async function precisionBaseline(eng: PunchEngine, n: number): Promise<number[]>
     let left = n;
     const now = process.hrtime.bigint(); // CLOCK_MONOTONIC, the same clock as the engine's
     for (const t of ts) {
-      setTimeout(() => {
-        const actual = process.hrtime.bigint();
-        errs.push(Math.abs(Number(actual - t)) / 1000);
-        const s = net.connect({ host: LO, port });
-        s.on('error', () => {
-          s.destroy();
-          if (--left === 0) resolve();
-        });
-        s.on('connect', () => s.destroy());
-      }, Number(t - now) / 1e6);
+      setTimeout(
+        () => {
+          const actual = process.hrtime.bigint();
+          errs.push(Math.abs(Number(actual - t)) / 1000);
+          const s = net.connect({ host: LO, port });
+          s.on('error', () => {
+            s.destroy();
+            if (--left === 0) resolve();
+          });
+          s.on('connect', () => s.destroy());
+        },
+        Number(t - now) / 1e6,
+      );
     }
   });
   return errs;
@@ -191,12 +201,22 @@ const CHILD = fileURLToPath(new URL('./engine-bench-child.js', import.meta.url))
  * Runs (c) for one side with `n` attempts, in `shards` concurrent processes (RLIMIT_NOFILE may cap one
  * process below n): each ramps up, reports 'held', and measures its hold window only once every shard holds.
  */
-async function runInflight(ns: string, side: 'native' | 'baseline', n: number, target: string, shards: number): Promise<InflightResult> {
+async function runInflight(
+  ns: string,
+  side: 'native' | 'baseline',
+  n: number,
+  target: string,
+  shards: number,
+): Promise<InflightResult> {
   const kids = Array.from({ length: shards }, (_, k) => {
     const per = Math.floor(n / shards) + (k < n % shards ? 1 : 0);
-    const child = spawn('ip', ['netns', 'exec', ns, process.execPath, '--expose-gc', CHILD, side, String(per), target, String(k)], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      'ip',
+      ['netns', 'exec', ns, process.execPath, '--expose-gc', CHILD, side, String(per), target, String(k)],
+      {
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     let onHeld: () => void = () => {};
     const held = new Promise<void>((r) => (onHeld = r));
@@ -217,13 +237,16 @@ async function runInflight(ns: string, side: 'native' | 'baseline', n: number, t
       return JSON.parse(k.out().trim().split('\n').at(-1)!) as InflightResult;
     });
     const held = rs.reduce((a, r) => a + r.held, 0);
-    const wavg = (f: (r: InflightResult) => number): number => Math.round(rs.reduce((a, r) => a + f(r) * r.held, 0) / Math.max(1, held));
+    const wavg = (f: (r: InflightResult) => number): number =>
+      Math.round(rs.reduce((a, r) => a + f(r) * r.held, 0) / Math.max(1, held));
     return {
       n,
       held,
       rampMs: Math.max(...rs.map((r) => r.rampMs)),
       rssBytesPerAttempt: wavg((r) => r.rssBytesPerAttempt),
-      slabBytesPerAttempt: Math.round(rs.reduce((a, r) => a + r.slabBytesPerAttempt * r.held, 0) / Math.max(1, held) / shards),
+      slabBytesPerAttempt: Math.round(
+        rs.reduce((a, r) => a + r.slabBytesPerAttempt * r.held, 0) / Math.max(1, held) / shards,
+      ),
       jsThreadCpuPct: Math.max(...rs.map((r) => r.jsThreadCpuPct)),
       processCpuPct: Math.max(...rs.map((r) => r.processCpuPct)),
       processes: shards,
@@ -234,7 +257,10 @@ async function runInflight(ns: string, side: 'native' | 'baseline', n: number, t
 }
 
 /** (c): attempts into a namespace that drops every SYN; each side measured in its own fresh process. */
-async function inflight(sizes: number[], log: (s: string) => void): Promise<{ native: InflightResult[]; baseline: InflightResult[] }> {
+async function inflight(
+  sizes: number[],
+  log: (s: string) => void,
+): Promise<{ native: InflightResult[]; baseline: InflightResult[] }> {
   const pair = makeNsPair();
   try {
     dropAllSynIn(pair.b);
@@ -260,11 +286,19 @@ async function inflight(sizes: number[], log: (s: string) => void): Promise<{ na
 function machine(): EngineBenchReport['machine'] {
   const cpu = os.cpus()[0]?.model ?? 'unknown';
   // The load average matters: the benchmark shares the machine with whatever else runs.
-  return { nproc: os.availableParallelism(), cpu, kernel: os.release(), node: process.version, loadavg: os.loadavg().map((x) => round(x, 2)) };
+  return {
+    nproc: os.availableParallelism(),
+    cpu,
+    kernel: os.release(),
+    node: process.version,
+    loadavg: os.loadavg().map((x) => round(x, 2)),
+  };
 }
 
 /** Runs the whole benchmark. `quick`: fewer SYNs, shorter rate window, only 10k in flight. */
-export async function runEngineBench(opts: { quick?: boolean; log?: (s: string) => void } = {}): Promise<EngineBenchReport> {
+export async function runEngineBench(
+  opts: { quick?: boolean; log?: (s: string) => void } = {},
+): Promise<EngineBenchReport> {
   const quick = opts.quick ?? false;
   const log = opts.log ?? (() => {});
   // SCHED_FIFO for the engine thread when permitted (root): the machine may be busy, and a punch engine
@@ -345,20 +379,34 @@ export async function runEngineBench(opts: { quick?: boolean; log?: (s: string) 
 /** A short human summary of a report. */
 export function formatEngineBench(r: EngineBenchReport): string {
   const l: string[] = [];
-  l.push(`machine: ${r.machine.nproc} x ${r.machine.cpu}, kernel ${r.machine.kernel}, node ${r.machine.node}, load ${r.machine.loadavg.join(' ')}`);
-  l.push(`(a) SYN schedule error   native p50 ${r.native.p50ErrorUs} us  p99 ${r.native.p99ErrorUs} us  |  baseline p50 ${r.baseline.p50ErrorUs} us  p99 ${r.baseline.p99ErrorUs} us  (p99 ${r.ratios.p99Error}x better)`);
-  l.push(`    native, SCHED_OTHER  p50 ${r.native.normalSched.p50ErrorUs} us  p99 ${r.native.normalSched.p99ErrorUs} us  (engine thread realtime in the main run: ${r.native.realtime})`);
-  l.push(`(b) attempts/s (RST)     native ${r.native.attemptsPerSec}  |  baseline ${r.baseline.attemptsPerSec}  (${r.ratios.attemptRate}x)`);
+  l.push(
+    `machine: ${r.machine.nproc} x ${r.machine.cpu}, kernel ${r.machine.kernel}, node ${r.machine.node}, load ${r.machine.loadavg.join(' ')}`,
+  );
+  l.push(
+    `(a) SYN schedule error   native p50 ${r.native.p50ErrorUs} us  p99 ${r.native.p99ErrorUs} us  |  baseline p50 ${r.baseline.p50ErrorUs} us  p99 ${r.baseline.p99ErrorUs} us  (p99 ${r.ratios.p99Error}x better)`,
+  );
+  l.push(
+    `    native, SCHED_OTHER  p50 ${r.native.normalSched.p50ErrorUs} us  p99 ${r.native.normalSched.p99ErrorUs} us  (engine thread realtime in the main run: ${r.native.realtime})`,
+  );
+  l.push(
+    `(b) attempts/s (RST)     native ${r.native.attemptsPerSec}  |  baseline ${r.baseline.attemptsPerSec}  (${r.ratios.attemptRate}x)`,
+  );
   for (let i = 0; i < r.native.inflight.length; i++) {
     const n = r.native.inflight[i]!;
     const b = r.baseline.inflight[i];
     l.push(
       `(c) ${n.n} in flight${n.processes && n.processes > 1 ? ` (${n.processes} procs)` : ''}  native held ${n.held}, ${n.rssBytesPerAttempt} B RSS + ${n.slabBytesPerAttempt} B slab /attempt, JS thread ${n.jsThreadCpuPct}% CPU, ramp ${n.rampMs} ms` +
-        (b ? `  |  baseline held ${b.held}, ${b.rssBytesPerAttempt} B RSS + ${b.slabBytesPerAttempt} B slab /attempt, JS thread ${b.jsThreadCpuPct}% CPU, ramp ${b.rampMs} ms` : ''),
+        (b
+          ? `  |  baseline held ${b.held}, ${b.rssBytesPerAttempt} B RSS + ${b.slabBytesPerAttempt} B slab /attempt, JS thread ${b.jsThreadCpuPct}% CPU, ramp ${b.rampMs} ms`
+          : ''),
     );
   }
   if (r.inflightSkipped) l.push(r.inflightSkipped);
-  l.push(`targets: ${Object.entries(r.targets).map(([k, v]) => `${k}=${v ? 'met' : 'MISSED'}`).join(' ')}`);
+  l.push(
+    `targets: ${Object.entries(r.targets)
+      .map(([k, v]) => `${k}=${v ? 'met' : 'MISSED'}`)
+      .join(' ')}`,
+  );
   return l.join('\n');
 }
 

@@ -58,11 +58,13 @@ abstract class PeerLinks {
     protected readonly relay: AnnouncementRelay | undefined,
     maxLinks: number | undefined,
   ) {
-    this.links = peers.filter((p) => {
-      if (!isOverlayHost(p.host)) return true;
-      log?.warn('peer-refused', { peer: `${p.host}:${p.port}`, why: 'announcements travel on clearnet only' });
-      return false;
-    }).map((target) => ({ target, peer: undefined, connecting: false }));
+    this.links = peers
+      .filter((p) => {
+        if (!isOverlayHost(p.host)) return true;
+        log?.warn('peer-refused', { peer: `${p.host}:${p.port}`, why: 'announcements travel on clearnet only' });
+        return false;
+      })
+      .map((target) => ({ target, peer: undefined, connecting: false }));
     // A random choice, as Bitcoin Core picks among its seeds: operators who list the same relays in the same order
     // do not all load the first two.
     for (let i = this.links.length - 1; i > 0; i--) {
@@ -116,7 +118,11 @@ abstract class PeerLinks {
         }
         l.peer = peer;
         peer.on('close', (err) => this.log?.info('peer-closed', { peer: name, error: err }));
-        this.log?.info('peer-connected', { peer: name, userAgent: peer.peerVersion?.userAgent, addrv2: receivedBeforeVerack.includes('sendaddrv2') });
+        this.log?.info('peer-connected', {
+          peer: name,
+          userAgent: peer.peerVersion?.userAgent,
+          addrv2: receivedBeforeVerack.includes('sendaddrv2'),
+        });
         l.rp = { id: name, clearnet: true, addrv2: receivedBeforeVerack.includes('sendaddrv2') };
         if (this.relay) this.relayFrom(l, peer);
         this.onConnected(l, peer, receivedBeforeVerack.includes('sendaddrv2'));
@@ -152,7 +158,11 @@ abstract class PeerLinks {
         return; // the collector logs a bad addrv2; the announcer ignores what it hears
       }
       const live = this.active.filter((x) => x.rp && x.peer && !x.peer.isClosed);
-      const d = relay.onAddrV2(l.rp, addrs, live.map((x) => x.rp!));
+      const d = relay.onAddrV2(
+        l.rp,
+        addrs,
+        live.map((x) => x.rp!),
+      );
       for (const [id, entries] of d.forward) {
         const to = live.find((x) => x.rp!.id === id)?.peer;
         if (!to || to.isClosed || to.sendPaused) continue;
@@ -216,7 +226,11 @@ export class Announcer extends PeerLinks {
     const entry = this.make();
     peer.send('addrv2', { addrs: [entry] });
     this.sent++;
-    this.log?.info('announcement-sent', { peer: name, coordination: `${entry.address}:${entry.port}`, clearnet: entry.clearnet ? `${entry.clearnet.address}:${entry.clearnet.port}` : undefined });
+    this.log?.info('announcement-sent', {
+      peer: name,
+      coordination: `${entry.address}:${entry.port}`,
+      clearnet: entry.clearnet ? `${entry.clearnet.address}:${entry.clearnet.port}` : undefined,
+    });
   }
 }
 
@@ -304,7 +318,11 @@ export class AnnouncementCollector extends PeerLinks {
         const a = toAnnouncement(e);
         if (this.directory.add(a, from)) {
           this.learned++;
-          this.log?.info('announcement-learned', { from, coordination: `${a.coordination}:${a.coordinationPort}`, clearnet: `${a.clearnet.address}:${a.clearnet.port}` });
+          this.log?.info('announcement-learned', {
+            from,
+            coordination: `${a.coordination}:${a.coordinationPort}`,
+            clearnet: `${a.clearnet.address}:${a.clearnet.port}`,
+          });
           this.onLearned?.(a, from);
         }
       } catch (err) {

@@ -12,12 +12,7 @@ import { ConfigError, HandoffError, type ConfigSource } from './errors.js';
 import { parseHandoffTarget } from './handoff.js';
 import { scan } from './args.js';
 import { NATCHECK_MAX_CONNECTIONS, NATCHECK_PER_NETGROUP } from '../nat/natcheck-server.js';
-import {
-  ANNOUNCE_INTERVAL_S,
-  GETADDR_INTERVAL_S,
-  GETADDR_MIN_SPACING_S,
-  RELAYS_PER_NODE,
-} from '../relay/index.js';
+import { ANNOUNCE_INTERVAL_S, GETADDR_INTERVAL_S, GETADDR_MIN_SPACING_S, RELAYS_PER_NODE } from '../relay/index.js';
 import { RPC_DEFAULT_PORT } from './node-rpc.js';
 
 /** Hard limits on what we read. */
@@ -106,198 +101,340 @@ const relaysOf = (c: ResolvedSoFar): HostPort[] => {
  */
 export const CONFIG_KEYS = {
   conf: key<string | undefined>({
-    verbs: ALL_VERBS, kind: 'string', typeDoc: 'path', flagOnly: true, default: undefined, defaultDoc: '—',
+    verbs: ALL_VERBS,
+    kind: 'string',
+    typeDoc: 'path',
+    flagOnly: true,
+    default: undefined,
+    defaultDoc: '—',
     doc: 'the configuration file (bitcoin.conf style key=value lines)',
   }),
   overlay: key<'tor' | 'i2p'>({ kind: 'enum', values: ['tor', 'i2p'], default: 'tor', doc: 'coordination overlay' }),
   network: key<NetworkName>({
-    verbs: ALL_VERBS, kind: 'enum', values: NETWORKS, default: 'main',
+    verbs: ALL_VERBS,
+    kind: 'enum',
+    values: NETWORKS,
+    default: 'main',
     doc: 'Bitcoin network (magic, default ports)',
   }),
   torcontrol: key<HostPort>({
     verbs: ['serve'],
-    kind: 'hostport', default: hp('127.0.0.1', 9051), doc: "Tor control port (serve), as bitcoind's -torcontrol",
+    kind: 'hostport',
+    default: hp('127.0.0.1', 9051),
+    doc: "Tor control port (serve), as bitcoind's -torcontrol",
   }),
   torpassword: key<string | undefined>({
     verbs: ['serve'],
-    kind: 'string', default: undefined, defaultDoc: 'cookie / none',
+    kind: 'string',
+    default: undefined,
+    defaultDoc: 'cookie / none',
     doc: "Tor control password, as bitcoind's -torpassword",
   }),
   i2psam: key<HostPort>({
-    kind: 'hostport', default: hp('127.0.0.1', 7656),
+    kind: 'hostport',
+    default: hp('127.0.0.1', 7656),
     doc: "I2P SAM bridge, as bitcoind's -i2psam",
   }),
   i2phops: key<number>({
-    kind: 'int', min: 0, max: 7, default: 3,
-    doc: 'hops of each I2P tunnel of our SAM sessions, both ways (fewer is faster and less private; 0 only on a '
-      + 'private test network)',
+    kind: 'int',
+    min: 0,
+    max: 7,
+    default: 3,
+    doc:
+      'hops of each I2P tunnel of our SAM sessions, both ways (fewer is faster and less private; 0 only on a ' +
+      'private test network)',
   }),
   proxy: key<HostPort>({
     verbs: ['proxy'],
-    kind: 'hostport', default: hp('127.0.0.1', 9050),
+    kind: 'hostport',
+    default: hp('127.0.0.1', 9050),
     doc: "Tor SOCKS port for coordination dials (proxy), as bitcoind's -proxy means Tor's",
   }),
   onion: key<HostPort>({
     verbs: ['proxy'],
-    kind: 'hostport', default: (c) => c.proxy as HostPort, defaultDoc: 'the `proxy` value',
+    kind: 'hostport',
+    default: (c) => c.proxy as HostPort,
+    defaultDoc: 'the `proxy` value',
     doc: "Tor SOCKS port SOCKS requests for `.onion` destinations go to (proxy), as bitcoind's -onion",
   }),
   bind: key<string | undefined>({
-    verbs: ALL_VERBS, kind: 'host', default: undefined, defaultDoc: 'wildcard',
+    verbs: ALL_VERBS,
+    kind: 'host',
+    default: undefined,
+    defaultDoc: 'wildcard',
     doc: 'local address to punch from (serve, proxy) or to listen on (relay)',
   }),
   port: key<number>({
-    verbs: ['relay'], kind: 'int', min: 0, max: 65535, default: netPort, defaultDoc: 'network port',
+    verbs: ['relay'],
+    kind: 'int',
+    min: 0,
+    max: 65535,
+    default: netPort,
+    defaultDoc: 'network port',
     doc: "P2P port the relay listens on, as bitcoind's -port (0 = any free port, shown in the ready line)",
   }),
   addnode: key<HostPort[]>({
-    verbs: ['relay'], kind: 'hostport', list: true, default: [],
+    verbs: ['relay'],
+    kind: 'hostport',
+    list: true,
+    default: [],
     doc: "relay peer to keep a connection to and relay announcements with (relay), as bitcoind's -addnode",
   }),
   maxconnections: key<number>({
-    verbs: ['relay'], kind: 'int', min: 1, max: 4096, default: NATCHECK_MAX_CONNECTIONS,
-    doc: `inbound connections at once (relay), at most ${NATCHECK_PER_NETGROUP} per netgroup; `
-      + "as bitcoind's -maxconnections",
+    verbs: ['relay'],
+    kind: 'int',
+    min: 1,
+    max: 4096,
+    default: NATCHECK_MAX_CONNECTIONS,
+    doc:
+      `inbound connections at once (relay), at most ${NATCHECK_PER_NETGROUP} per netgroup; ` +
+      "as bitcoind's -maxconnections",
   }),
   externalip: key<string | undefined>({
     verbs: ['serve'],
-    kind: 'host', default: undefined, defaultDoc: 'from the NAT check',
+    kind: 'host',
+    default: undefined,
+    defaultDoc: 'from the NAT check',
     doc: "clearnet address announced, as bitcoind's -externalip",
   }),
   bitcoind: key<HostPort>({
     verbs: ['serve'],
-    kind: 'hostport', default: (c) => hp('127.0.0.1', netPort(c)), defaultDoc: '127.0.0.1:<network port>',
+    kind: 'hostport',
+    default: (c) => hp('127.0.0.1', netPort(c)),
+    defaultDoc: '127.0.0.1:<network port>',
     doc: "local bitcoind's P2P port punched sockets are spliced to (serve)",
   }),
   handoff: key<string>({
-    verbs: ['serve'], kind: 'string', typeDoc: '`splice`\\|`unix:PATH`', default: 'splice',
+    verbs: ['serve'],
+    kind: 'string',
+    typeDoc: '`splice`\\|`unix:PATH`',
+    default: 'splice',
     doc: 'where punched sockets go (serve): spliced to `bitcoind`, or the socket itself over a Unix socket (fd hand-off)',
   }),
   punchport: key<number>({
     verbs: ['serve'],
-    kind: 'port', default: netPort, defaultDoc: `network port (${NETWORKS.map((n) => DEFAULT_PORT[n]).join(', ')})`,
+    kind: 'port',
+    default: netPort,
+    defaultDoc: `network port (${NETWORKS.map((n) => DEFAULT_PORT[n]).join(', ')})`,
     doc: "clearnet port announced; also the onion's virtual port",
   }),
   announce: key<HostPort[]>({
-    kind: 'hostport', list: true, default: [],
+    kind: 'hostport',
+    list: true,
+    default: [],
     doc: 'clearnet peer to announce our endpoint to (serve)',
   }),
   announceinterval: key<number>({
-    verbs: ALL_VERBS, kind: 'int', unit: 'seconds', min: 10, max: 590, default: ANNOUNCE_INTERVAL_S,
+    verbs: ALL_VERBS,
+    kind: 'int',
+    unit: 'seconds',
+    min: 10,
+    max: 590,
+    default: ANNOUNCE_INTERVAL_S,
     doc: "announcement period (below the 600 s freshness window); also serve's and the relay's reconnect period",
   }),
   getaddrinterval: key<number>({
-    verbs: ['proxy', 'relay'], kind: 'int', unit: 'seconds', min: 5, max: 3600, default: GETADDR_INTERVAL_S,
-    doc: 'how often the proxy asks its relays, and a relay its `addnode` relays, for their fresh set (getaddr); ' +
+    verbs: ['proxy', 'relay'],
+    kind: 'int',
+    unit: 'seconds',
+    min: 5,
+    max: 3600,
+    default: GETADDR_INTERVAL_S,
+    doc:
+      'how often the proxy asks its relays, and a relay its `addnode` relays, for their fresh set (getaddr); ' +
       "also the proxy's reconnect period",
   }),
   getaddrspacing: key<number>({
-    verbs: ['relay'], kind: 'int', unit: 'seconds', min: 1, max: 3600, default: GETADDR_MIN_SPACING_S,
+    verbs: ['relay'],
+    kind: 'int',
+    unit: 'seconds',
+    min: 1,
+    max: 3600,
+    default: GETADDR_MIN_SPACING_S,
     doc: 'least time between two getaddr answers to one asker address (IPv4, IPv6 /64), reconnects included (relay)',
   }),
   maxrelays: key<number>({
-    kind: 'int', min: 1, max: 64, default: RELAYS_PER_NODE,
-    doc: 'relays of the `announce` (serve) / `peer` (proxy) list linked at once, chosen at random; the others ' +
+    kind: 'int',
+    min: 1,
+    max: 64,
+    default: RELAYS_PER_NODE,
+    doc:
+      'relays of the `announce` (serve) / `peer` (proxy) list linked at once, chosen at random; the others ' +
       'are spares, taken when one cannot be reached',
   }),
   peer: key<HostPort[]>({
     verbs: ['proxy'],
-    kind: 'hostport', list: true, default: (c) => c.announce as HostPort[], defaultDoc: 'the `announce` list',
+    kind: 'hostport',
+    list: true,
+    default: (c) => c.announce as HostPort[],
+    defaultDoc: 'the `announce` list',
     doc: 'clearnet peer to learn announcements from (proxy)',
   }),
   known: key<KnownEntry[]>({
     verbs: ['proxy'],
-    kind: 'known', list: true, default: [],
+    kind: 'known',
+    list: true,
+    default: [],
     doc: 'static announcement (proxy); COORD must be a valid v3 onion or b32.i2p',
   }),
   listen: key<HostPort>({
     verbs: ['proxy'],
-    kind: 'hostport', zeroPort: true, default: hp('127.0.0.1', 9064),
+    kind: 'hostport',
+    zeroPort: true,
+    default: hp('127.0.0.1', 9064),
     doc: "SOCKS5 listen address for bitcoind's -proxy (proxy)",
   }),
   natcheck: key<HostPort[]>({
-    kind: 'hostport', list: true, default: (c) => relaysOf(c), defaultDoc: 'the `announce` and `peer` relays',
+    kind: 'hostport',
+    list: true,
+    default: (c) => relaysOf(c),
+    defaultDoc: 'the `announce` and `peer` relays',
     doc: 'NAT-check server (two give the EIM check); a relay (`onionpunch relay`) is one',
   }),
   labranges: key<boolean>({
-    kind: 'bool', default: false, doc: "allow the NAT lab's address ranges as punch targets (never on a real network)",
+    kind: 'bool',
+    default: false,
+    doc: "allow the NAT lab's address ranges as punch targets (never on a real network)",
   }),
   resolvenames: key<boolean>({
-    verbs: ['proxy'], kind: 'bool', default: false,
+    verbs: ['proxy'],
+    kind: 'bool',
+    default: false,
     doc: 'resolve SOCKS domain names with the system resolver (proxy; .onion/.i2p names never are)',
   }),
   allowloopback: key<boolean>({
-    verbs: ['proxy'], kind: 'bool', default: false,
+    verbs: ['proxy'],
+    kind: 'bool',
+    default: false,
     doc: 'allow loopback destinations of plain SOCKS connects (proxy; announced ones follow `loopback`)',
   }),
   loopback: key<boolean>({
-    kind: 'bool', default: false,
+    kind: 'bool',
+    default: false,
     doc: 'allow loopback punch targets: both ends on one machine, a trial setup (never on a real network)',
   }),
   punchprofile: key<'prime' | 'plain'>({
-    verbs: ['proxy'], kind: 'enum', values: ['prime', 'plain'], default: 'prime',
+    verbs: ['proxy'],
+    kind: 'enum',
+    values: ['prime', 'plain'],
+    default: 'prime',
     doc: 'SYN schedule asked of both sides (proxy): prime (a low-TTL SYN opens our NAT first) or plain',
   }),
   resyninterval: key<number>({
-    kind: 'int', unit: 'microseconds', min: 100, max: 1_000_000, default: 20_000,
+    kind: 'int',
+    unit: 'microseconds',
+    min: 100,
+    max: 1_000_000,
+    default: 20_000,
     doc: 'time between re-SYNs after a refused SYN, within the SYN cap',
   }),
   maxsyns: key<number>({
-    kind: 'int', min: 1, max: 100_000, default: 100, doc: 'most SYNs one punch session sends, re-SYNs included',
+    kind: 'int',
+    min: 1,
+    max: 100_000,
+    default: 100,
+    doc: 'most SYNs one punch session sends, re-SYNs included',
   }),
   hardnat: key<boolean>({
-    kind: 'bool', default: false,
+    kind: 'bool',
+    default: false,
     doc: 'punch through endpoint-dependent NATs by birthday spraying (opt-in; limits in SPRAY_LIMITS, docs/PUNCH.md)',
   }),
   maxsessions: key<number>({
-    verbs: ['serve'], kind: 'int', min: 1, max: 1024, default: 8, doc: 'punch sessions at once (serve)',
+    verbs: ['serve'],
+    kind: 'int',
+    min: 1,
+    max: 1024,
+    default: 8,
+    doc: 'punch sessions at once (serve)',
   }),
   maxclients: key<number>({
-    kind: 'int', min: 1, max: 4096, default: 128,
+    kind: 'int',
+    min: 1,
+    max: 4096,
+    default: 128,
     doc: 'SOCKS clients (proxy) / bridges (serve) at once',
   }),
   idletimeout: key<number>({
-    verbs: ALL_VERBS, kind: 'int', unit: 'seconds', min: 1, max: 86400, default: 1800,
+    verbs: ALL_VERBS,
+    kind: 'int',
+    unit: 'seconds',
+    min: 1,
+    max: 86400,
+    default: 1800,
     doc: 'a bridge silent both ways this long is closed; so is a relay peer that sent nothing, not even a pong (relay)',
   }),
   shutdowngrace: key<number>({
-    kind: 'int', unit: 'seconds', min: 0, max: 600, default: 5, doc: 'time bridges get to finish after SIGINT/SIGTERM',
+    kind: 'int',
+    unit: 'seconds',
+    min: 0,
+    max: 600,
+    default: 5,
+    doc: 'time bridges get to finish after SIGINT/SIGTERM',
   }),
   rpcconnect: key<string>({
-    verbs: ['proxy'], kind: 'host', default: '127.0.0.1',
+    verbs: ['proxy'],
+    kind: 'host',
+    default: '127.0.0.1',
     doc: "the local node's JSON-RPC address (proxy: addnode for announced peers), as bitcoin-cli's -rpcconnect",
   }),
   rpcport: key<number>({
-    verbs: ['proxy'], kind: 'port', default: (c) => RPC_DEFAULT_PORT[c.network as NetworkName],
+    verbs: ['proxy'],
+    kind: 'port',
+    default: (c) => RPC_DEFAULT_PORT[c.network as NetworkName],
     defaultDoc: `bitcoind's for the network (${NETWORKS.map((n) => RPC_DEFAULT_PORT[n]).join(', ')})`,
     doc: "the local node's JSON-RPC port, as bitcoind's -rpcport",
   }),
   rpcuser: key<string | undefined>({
-    verbs: ['proxy'], kind: 'string', default: undefined, defaultDoc: 'empty',
+    verbs: ['proxy'],
+    kind: 'string',
+    default: undefined,
+    defaultDoc: 'empty',
     doc: "JSON-RPC user (with `rpcpassword`), as bitcoind's -rpcuser",
   }),
   rpcpassword: key<string | undefined>({
-    verbs: ['proxy'], kind: 'string', default: undefined, defaultDoc: 'none: the cookie file',
+    verbs: ['proxy'],
+    kind: 'string',
+    default: undefined,
+    defaultDoc: 'none: the cookie file',
     doc: "JSON-RPC password, as bitcoind's -rpcpassword; unset, the cookie file is used",
   }),
   rpccookiefile: key<string | undefined>({
-    verbs: ['proxy'], kind: 'string', typeDoc: 'path', default: undefined,
+    verbs: ['proxy'],
+    kind: 'string',
+    typeDoc: 'path',
+    default: undefined,
     defaultDoc: '`~/.bitcoin/[<network>/].cookie`',
     doc: "the node's RPC cookie file (read on every call), as bitcoind's -rpccookiefile",
   }),
   maxpunchpeers: key<number>({
-    verbs: ['proxy'], kind: 'int', min: 0, max: 16, default: 2,
+    verbs: ['proxy'],
+    kind: 'int',
+    min: 0,
+    max: 16,
+    default: 2,
     doc: 'announced peers the proxy asks the node to connect to (`addnode onetry`, retried while fresh); 0 = off',
   }),
   log: key<'json' | 'text'>({
-    verbs: ALL_VERBS, kind: 'enum', values: ['json', 'text'], default: 'text', doc: 'log format on stderr',
+    verbs: ALL_VERBS,
+    kind: 'enum',
+    values: ['json', 'text'],
+    default: 'text',
+    doc: 'log format on stderr',
   }),
   loglevel: key<'debug' | 'info' | 'warn' | 'error'>({
-    verbs: ALL_VERBS, kind: 'enum', values: ['debug', 'info', 'warn', 'error'], default: 'info',
+    verbs: ALL_VERBS,
+    kind: 'enum',
+    values: ['debug', 'info', 'warn', 'error'],
+    default: 'info',
     doc: 'least severe level logged',
   }),
   json: key<boolean>({
-    verbs: ALL_VERBS, kind: 'bool', flagOnly: true, default: false, doc: 'print the ready line as JSON on stdout',
+    verbs: ALL_VERBS,
+    kind: 'bool',
+    flagOnly: true,
+    default: false,
+    doc: 'print the ready line as JSON on stdout',
   }),
 };
 
@@ -317,12 +454,23 @@ export function verbKeys(verb: DaemonVerb): string[] {
 export function keyTypeText(k: KeySpec<unknown>): string {
   let t: string;
   switch (k.kind) {
-    case 'enum': t = k.values!.map((v) => `\`${v}\``).join('\\|'); break;
-    case 'hostport': t = k.zeroPort ? 'host:port (port 0 = any)' : 'host:port'; break;
-    case 'host': t = 'IP'; break;
-    case 'int': t = `${k.unit ? `${k.unit} ` : ''}${k.min ?? 0}..${k.max ?? 2 ** 31}`; break;
-    case 'known': t = '`COORD:PORT@IP:PORT`'; break;
-    default: t = k.kind;
+    case 'enum':
+      t = k.values!.map((v) => `\`${v}\``).join('\\|');
+      break;
+    case 'hostport':
+      t = k.zeroPort ? 'host:port (port 0 = any)' : 'host:port';
+      break;
+    case 'host':
+      t = 'IP';
+      break;
+    case 'int':
+      t = `${k.unit ? `${k.unit} ` : ''}${k.min ?? 0}..${k.max ?? 2 ** 31}`;
+      break;
+    case 'known':
+      t = '`COORD:PORT@IP:PORT`';
+      break;
+    default:
+      t = k.kind;
   }
   if (k.typeDoc !== undefined) t = k.typeDoc;
   return `${t}${k.list ? ', repeatable' : ''}${k.flagOnly ? ' (flag only)' : ''}`;
@@ -431,20 +579,28 @@ export function parseConfigText(text: string, file = 'config file'): Raw[] {
   for (let n = 0; n < lines.length; n++) {
     const where = { source: 'file' as const, line: n + 1, file };
     const raw = lines[n]!;
-    if (raw.length > CONFIG_LIMITS.maxLineChars) throw new ConfigError('CONFIG_LIMIT', `line longer than ${CONFIG_LIMITS.maxLineChars} characters`, where);
+    if (raw.length > CONFIG_LIMITS.maxLineChars)
+      throw new ConfigError('CONFIG_LIMIT', `line longer than ${CONFIG_LIMITS.maxLineChars} characters`, where);
     // A '#' starts a comment anywhere, as in bitcoin.conf.
     const hash = raw.indexOf('#');
     const line = (hash >= 0 ? raw.slice(0, hash) : raw).trim();
     if (line === '') continue;
-    if (line.startsWith('[')) throw new ConfigError('CONFIG_SYNTAX', `sections ('${line.slice(0, 32)}') are not supported: use network=`, where);
+    if (line.startsWith('['))
+      throw new ConfigError(
+        'CONFIG_SYNTAX',
+        `sections ('${line.slice(0, 32)}') are not supported: use network=`,
+        where,
+      );
     const eq = line.indexOf('=');
     if (eq < 0) throw new ConfigError('CONFIG_SYNTAX', `expected key=value, got '${line.slice(0, 64)}'`, where);
     const key = line.slice(0, eq).trim().toLowerCase();
     const value = line.slice(eq + 1).trim();
     if (!isKey(key)) throw new ConfigError('CONFIG_UNKNOWN_KEY', `unknown key '${key.slice(0, 64)}'`, where);
-    if (CONFIG_KEYS[key].flagOnly) throw new ConfigError('CONFIG_SYNTAX', 'may only be given as a flag', { ...where, key });
+    if (CONFIG_KEYS[key].flagOnly)
+      throw new ConfigError('CONFIG_SYNTAX', 'may only be given as a flag', { ...where, key });
     out.push({ key, value, ...where });
-    if (out.length > CONFIG_LIMITS.maxEntries) throw new ConfigError('CONFIG_LIMIT', `more than ${CONFIG_LIMITS.maxEntries} entries`, where);
+    if (out.length > CONFIG_LIMITS.maxEntries)
+      throw new ConfigError('CONFIG_LIMIT', `more than ${CONFIG_LIMITS.maxEntries} entries`, where);
   }
   return out;
 }
@@ -458,16 +614,24 @@ export function readConfigFile(path: string): Raw[] {
     size = st.size;
   } catch (err) {
     if (err instanceof ConfigError) throw err;
-    throw new ConfigError('CONFIG_FILE', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { key: 'conf' });
+    throw new ConfigError('CONFIG_FILE', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
+      key: 'conf',
+    });
   }
-  if (size > CONFIG_LIMITS.maxFileBytes) throw new ConfigError('CONFIG_LIMIT', `${path} is ${size} bytes, more than ${CONFIG_LIMITS.maxFileBytes}`, { key: 'conf' });
+  if (size > CONFIG_LIMITS.maxFileBytes)
+    throw new ConfigError('CONFIG_LIMIT', `${path} is ${size} bytes, more than ${CONFIG_LIMITS.maxFileBytes}`, {
+      key: 'conf',
+    });
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (err) {
-    throw new ConfigError('CONFIG_FILE', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, { key: 'conf' });
+    throw new ConfigError('CONFIG_FILE', `cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`, {
+      key: 'conf',
+    });
   }
-  if (Buffer.byteLength(text) > CONFIG_LIMITS.maxFileBytes) throw new ConfigError('CONFIG_LIMIT', `${path} grew past ${CONFIG_LIMITS.maxFileBytes} bytes`, { key: 'conf' });
+  if (Buffer.byteLength(text) > CONFIG_LIMITS.maxFileBytes)
+    throw new ConfigError('CONFIG_LIMIT', `${path} grew past ${CONFIG_LIMITS.maxFileBytes} bytes`, { key: 'conf' });
   return parseConfigText(text, path);
 }
 
@@ -504,14 +668,27 @@ function parseKnown(s: string): KnownEntry | undefined {
   } catch {
     return undefined;
   }
-  return { coordination: coord.host.toLowerCase(), coordinationPort: coord.port, clearnet: { address: clear.host, port: clear.port } };
+  return {
+    coordination: coord.host.toLowerCase(),
+    coordinationPort: coord.port,
+    clearnet: { address: clear.host, port: clear.port },
+  };
 }
 
 function convert(r: Raw): unknown {
   const spec = CONFIG_KEYS[r.key as keyof DaemonConfig];
   const bad = (why: string): ConfigError =>
-    new ConfigError('CONFIG_BAD_VALUE', `bad value '${r.value.slice(0, 64)}': ${why}`, { key: r.key, source: r.source, ...(r.line !== undefined ? { line: r.line } : {}), ...(r.file ? { file: r.file } : {}) });
-  if (r.value.length > CONFIG_LIMITS.maxLineChars) throw new ConfigError('CONFIG_LIMIT', `value longer than ${CONFIG_LIMITS.maxLineChars} characters`, { key: r.key, source: r.source });
+    new ConfigError('CONFIG_BAD_VALUE', `bad value '${r.value.slice(0, 64)}': ${why}`, {
+      key: r.key,
+      source: r.source,
+      ...(r.line !== undefined ? { line: r.line } : {}),
+      ...(r.file ? { file: r.file } : {}),
+    });
+  if (r.value.length > CONFIG_LIMITS.maxLineChars)
+    throw new ConfigError('CONFIG_LIMIT', `value longer than ${CONFIG_LIMITS.maxLineChars} characters`, {
+      key: r.key,
+      source: r.source,
+    });
   const v = r.value;
   switch (spec.kind) {
     case 'string':
@@ -529,8 +706,8 @@ function convert(r: Raw): unknown {
     case 'int': {
       if (!/^\d{1,9}$/.test(v)) throw bad('not a whole number');
       const n = Number(v);
-      const min = spec.kind === 'port' ? 1 : spec.min ?? 0;
-      const max = spec.kind === 'port' ? 65535 : spec.max ?? 2 ** 31;
+      const min = spec.kind === 'port' ? 1 : (spec.min ?? 0);
+      const max = spec.kind === 'port' ? 65535 : (spec.max ?? 2 ** 31);
       if (n < min || n > max) throw bad(`out of range ${min}..${max}`);
       return n;
     }
@@ -572,7 +749,12 @@ export function loadConfig(inputs: ConfigInputs = {}): DaemonConfig & { sources:
       if (spec.list) {
         const arr = seen.get(r.key) ?? [];
         arr.push(v);
-        if (arr.length > CONFIG_LIMITS.maxListValues) throw new ConfigError('CONFIG_LIMIT', `more than ${CONFIG_LIMITS.maxListValues} values`, { key: r.key, source: r.source, ...(r.line !== undefined ? { line: r.line, file: r.file! } : {}) });
+        if (arr.length > CONFIG_LIMITS.maxListValues)
+          throw new ConfigError('CONFIG_LIMIT', `more than ${CONFIG_LIMITS.maxListValues} values`, {
+            key: r.key,
+            source: r.source,
+            ...(r.line !== undefined ? { line: r.line, file: r.file! } : {}),
+          });
         seen.set(r.key, arr);
         values.set(r.key, { value: arr, source: r.source });
       } else {

@@ -81,28 +81,40 @@ async function timed(id: string, target: string | undefined, f: () => Promise<Fo
 function torControlFix(code: string, cfg: Pick<DaemonConfig, 'torpassword' | 'torcontrol'>, methods: string[]): string {
   switch (code) {
     case 'TOR_CONNECT':
-      return `nothing listens on ${hp(cfg.torcontrol)}: add "ControlPort ${cfg.torcontrol.port}" to torrc and `
-        + 'restart tor, '
-        + 'or set torcontrol= to where it listens';
+      return (
+        `nothing listens on ${hp(cfg.torcontrol)}: add "ControlPort ${cfg.torcontrol.port}" to torrc and ` +
+        'restart tor, ' +
+        'or set torcontrol= to where it listens'
+      );
     case 'TOR_AUTH_FAILED':
       if (cfg.torpassword === undefined && methods.includes('HASHEDPASSWORD')) {
         return 'tor wants a control password: set torpassword= to the password HashedControlPassword was made from';
       }
-      return 'tor refused the password: set torpassword= to the one HashedControlPassword was made from '
-        + '(tor --hash-password PASSWORD gives the torrc line)';
+      return (
+        'tor refused the password: set torpassword= to the one HashedControlPassword was made from ' +
+        '(tor --hash-password PASSWORD gives the torrc line)'
+      );
     case 'TOR_COOKIE_UNREADABLE':
-      return "cannot read tor's cookie file: run onionpunch as a user in tor's group (Debian: debian-tor) "
-        + 'with "CookieAuthFileGroupReadable 1" in torrc, or use HashedControlPassword and torpassword=';
+      return (
+        "cannot read tor's cookie file: run onionpunch as a user in tor's group (Debian: debian-tor) " +
+        'with "CookieAuthFileGroupReadable 1" in torrc, or use HashedControlPassword and torpassword='
+      );
     case 'TOR_COOKIE_BAD_SIZE':
     case 'TOR_AUTH_SERVER_HASH':
-      return "the cookie file tor names is not this tor's (a stale file, or two tors sharing CookieAuthFile): "
-        + 'give each tor its own CookieAuthFile and restart it';
+      return (
+        "the cookie file tor names is not this tor's (a stale file, or two tors sharing CookieAuthFile): " +
+        'give each tor its own CookieAuthFile and restart it'
+      );
     case 'TOR_AUTH_UNSAFE_METHOD':
-      return 'tor offers plain COOKIE only: use "CookieAuthentication 1" on tor >= 0.2.3 (SAFECOOKIE) '
-        + 'or HashedControlPassword with torpassword=';
+      return (
+        'tor offers plain COOKIE only: use "CookieAuthentication 1" on tor >= 0.2.3 (SAFECOOKIE) ' +
+        'or HashedControlPassword with torpassword='
+      );
     default:
-      return `${hp(cfg.torcontrol)} does not answer as a tor control port: is torcontrol= tor's ControlPort `
-        + '(not its SocksPort)?';
+      return (
+        `${hp(cfg.torcontrol)} does not answer as a tor control port: is torcontrol= tor's ControlPort ` +
+        '(not its SocksPort)?'
+      );
   }
 }
 
@@ -138,14 +150,16 @@ export async function checkTorControl(
         const what = `authenticated (${how}), tor ${escapeText(version).slice(0, 40)}`;
         if (cfg.torpassword !== undefined && !usesPassword) {
           return {
-            status: 'warn', message: `${what}; tor offers [${methods.join(',')}], not a password`,
+            status: 'warn',
+            message: `${what}; tor offers [${methods.join(',')}], not a password`,
             fix: 'remove torpassword= (it is not used), or set HashedControlPassword in torrc',
           };
         }
         if (progress === 100) return { status: 'ok', message: `${what}, bootstrapped 100%` };
         const summary = escapeText(/SUMMARY="([^"]*)"/.exec(phase)?.[1] ?? phase).slice(0, 120);
         return {
-          status: 'warn', message: `${what}, bootstrapped ${Number.isNaN(progress) ? '?' : progress}% (${summary})`,
+          status: 'warn',
+          message: `${what}, bootstrapped ${Number.isNaN(progress) ? '?' : progress}% (${summary})`,
           fix: "tor has not reached the Tor network yet: wait, or read tor's log (DisableNetwork, clock, firewall)",
         };
       } finally {
@@ -160,7 +174,10 @@ export async function checkTorControl(
 
 /** Reads what a server sends after `data` until it closes, `max` bytes arrive or `ms` pass. */
 function exchange(
-  h: HostPort, data: Buffer | string, ms: number, max = 512,
+  h: HostPort,
+  data: Buffer | string,
+  ms: number,
+  max = 512,
 ): Promise<{ reply: Buffer; error?: NodeJS.ErrnoException }> {
   return new Promise((resolve) => {
     const s: Socket = createConnection({ host: h.host, port: h.port });
@@ -202,7 +219,8 @@ export async function checkTorSocks(
   return timed(id, hp(socks), async () => {
     if (listen && listen.port === socks.port && (listen.host === socks.host || listen.host === '0.0.0.0')) {
       return {
-        status: 'fail', message: `${key}= is onionpunch proxy's own listen address`,
+        status: 'fail',
+        message: `${key}= is onionpunch proxy's own listen address`,
         fix: `set ${key}= to tor's SocksPort (127.0.0.1:9050 by default), not listen=`,
       };
     }
@@ -210,23 +228,29 @@ export async function checkTorSocks(
     if (greet.error) {
       const code = greet.error.code ?? 'ERROR';
       return {
-        status: 'fail', code, message: `cannot connect: ${code}`,
-        fix: `nothing listens on ${hp(socks)}: add "SocksPort ${socks.port}" to torrc and restart tor, or set ${key}= `
-          + 'to where it listens',
+        status: 'fail',
+        code,
+        message: `cannot connect: ${code}`,
+        fix:
+          `nothing listens on ${hp(socks)}: add "SocksPort ${socks.port}" to torrc and restart tor, or set ${key}= ` +
+          'to where it listens',
       };
     }
     if (greet.reply.length < 2 || greet.reply[0] !== 0x05 || greet.reply[1] !== 0x00) {
       return {
-        status: 'fail', code: 'DOCTOR_NOT_SOCKS5',
-        message: 'not a SOCKS5 server without authentication '
-          + `(answered ${greet.reply.subarray(0, 8).toString('hex') || 'nothing'})`,
+        status: 'fail',
+        code: 'DOCTOR_NOT_SOCKS5',
+        message:
+          'not a SOCKS5 server without authentication ' +
+          `(answered ${greet.reply.subarray(0, 8).toString('hex') || 'nothing'})`,
         fix: `set ${key}= to tor's SocksPort (is it tor's ControlPort or another service?)`,
       };
     }
     const http = await exchange(socks, 'GET / HTTP/1.0\r\n\r\n', timeoutMs);
     if (http.reply.toString('latin1').includes(TOR_HTTP_REPLY)) return { status: 'ok', message: "tor's SOCKS5 port" };
     return {
-      status: 'warn', code: 'DOCTOR_NOT_TOR',
+      status: 'warn',
+      code: 'DOCTOR_NOT_TOR',
       message: 'a SOCKS5 server, but it does not answer as tor does',
       fix: `${key}= should be tor's SocksPort itself; .onion peers and coordination dials need tor`,
     };
@@ -242,12 +266,13 @@ export async function checkSam(sam: HostPort, timeoutMs = DOCTOR_TIMEOUT_MS): Pr
       return { status: 'ok', message: 'SAM bridge answers HELLO (SAM 3.1)' };
     } catch (err) {
       const code = codeOf(err);
-      const fix = code === 'SAM_UNREACHABLE'
-        ? `nothing listens on ${hp(sam)}: enable SAM in the I2P router (i2pd.conf: [sam] enabled = true, port = `
-          + `${sam.port}) or set i2psam= to where it listens`
-        : code === 'SAM_NOVERSION'
-          ? 'the router does not speak SAM 3.1: update i2pd or Java I2P'
-          : `${hp(sam)} does not answer as a SAM bridge: is i2psam= the router's SAM port (7656)?`;
+      const fix =
+        code === 'SAM_UNREACHABLE'
+          ? `nothing listens on ${hp(sam)}: enable SAM in the I2P router (i2pd.conf: [sam] enabled = true, port = ` +
+            `${sam.port}) or set i2psam= to where it listens`
+          : code === 'SAM_NOVERSION'
+            ? 'the router does not speak SAM 3.1: update i2pd or Java I2P'
+            : `${hp(sam)} does not answer as a SAM bridge: is i2psam= the router's SAM port (7656)?`;
       return { status: 'fail', code, message: `${code}: ${msgOf(err)}`, fix };
     }
   });
@@ -265,7 +290,8 @@ export async function checkNat(
   return timed('nat', target || undefined, async () => {
     if (cfg.natcheck.length < 2) {
       return {
-        status: 'fail', code: 'DOCTOR_NAT_TOO_FEW_SERVERS',
+        status: 'fail',
+        code: 'DOCTOR_NAT_TOO_FEW_SERVERS',
         message: `${cfg.natcheck.length} NAT-check server(s) configured, the EIM check needs two`,
         fix: 'set two natcheck= lines, or two relays (announce= on serve, peer= on proxy): every relay is one',
       };
@@ -287,14 +313,17 @@ export async function checkNat(
     }
     if (v.mapping === 'edm') {
       return {
-        status: 'fail', code: 'DOCTOR_NAT_EDM',
+        status: 'fail',
+        code: 'DOCTOR_NAT_EDM',
         message: `edm: the NAT maps each destination to its own port${pub}; punches will be refused`,
-        fix: 'hole punching needs an endpoint-independent NAT: forward the P2P port on the router (then no punch '
-          + 'is needed), or put the node behind a NAT with EIM ("full cone", "port restricted")',
+        fix:
+          'hole punching needs an endpoint-independent NAT: forward the P2P port on the router (then no punch ' +
+          'is needed), or put the node behind a NAT with EIM ("full cone", "port restricted")',
       };
     }
     return {
-      status: 'fail', code: 'DOCTOR_NAT_UNKNOWN',
+      status: 'fail',
+      code: 'DOCTOR_NAT_UNKNOWN',
       message: `unknown: ${escapeText(v.reason ?? 'no verdict').slice(0, 200)}`,
       fix: 'a NAT-check server did not answer: see the relay lines, or set natcheck= to two reachable relays',
     };
@@ -314,8 +343,10 @@ function peerFix(err: unknown, what: string): string {
   }
   if (code === 'PEER_CLOSED') {
     // A node (and a relay) closes at once on a message of another network's magic, before its version.
-    return `${what} closed before its version: another Bitcoin network (network= must be the same on both) `
-      + 'or not a P2P port';
+    return (
+      `${what} closed before its version: another Bitcoin network (network= must be the same on both) ` +
+      'or not a P2P port'
+    );
   }
   return `${what} does not complete a Bitcoin version handshake: check host, port and network=`;
 }
@@ -333,8 +364,10 @@ export async function checkRelay(
   return timed('relay', hp(relay), async () => {
     if (isOverlayName(relay.host)) {
       return {
-        status: 'fail', code: 'DOCTOR_RELAY_OVERLAY', message: `${key}= names an overlay address`,
-        fix: 'announcements travel on clearnet only: use the relay\'s public IP',
+        status: 'fail',
+        code: 'DOCTOR_RELAY_OVERLAY',
+        message: `${key}= names an overlay address`,
+        fix: "announcements travel on clearnet only: use the relay's public IP",
       };
     }
     try {
@@ -343,7 +376,8 @@ export async function checkRelay(
       const ua = escapeText(r.version.userAgent).slice(0, 80);
       if (!r.receivedBeforeVerack.includes('sendaddrv2')) {
         return {
-          status: 'warn', message: `handshake ok (${ua}), but no sendaddrv2: it cannot carry announcements`,
+          status: 'warn',
+          message: `handshake ok (${ua}), but no sendaddrv2: it cannot carry announcements`,
           fix: `${key}= should be an onionpunch relay or a node that speaks BIP155 addrv2`,
         };
       }
@@ -372,11 +406,13 @@ export async function checkHandoff(
       }
       try {
         if (statSync(t.path).isSocket()) return { status: 'ok', message: 'the hand-off socket exists' };
-        const fix = 'handoff=unix:PATH must be the receiver\'s socket';
+        const fix = "handoff=unix:PATH must be the receiver's socket";
         return { status: 'fail', code: 'DOCTOR_HANDOFF_NOT_SOCKET', message: 'not a socket', fix };
       } catch (err) {
         return {
-          status: 'fail', code: (err as NodeJS.ErrnoException).code ?? 'ERROR', message: 'no such socket',
+          status: 'fail',
+          code: (err as NodeJS.ErrnoException).code ?? 'ERROR',
+          message: 'no such socket',
           fix: 'start the receiver (a bitcoind with -importpeersocket=PATH) first, or use handoff=splice',
         };
       }
@@ -391,10 +427,11 @@ export async function checkHandoff(
       return { status: 'ok', message: `the node answers (${ua}, height ${r.version.startHeight})` };
     } catch (err) {
       const code = codeOf(err);
-      const fix = code === 'PEER_SOCKET'
-        ? `the node does not listen on ${hp(cfg.bitcoind)}: bitcoind -listen=1 -bind=${hp(cfg.bitcoind)} `
-          + '(bcoin: listen: true), or set bitcoind= to its P2P port'
-        : peerFix(err, `the node at bitcoind=${hp(cfg.bitcoind)}`);
+      const fix =
+        code === 'PEER_SOCKET'
+          ? `the node does not listen on ${hp(cfg.bitcoind)}: bitcoind -listen=1 -bind=${hp(cfg.bitcoind)} ` +
+            '(bcoin: listen: true), or set bitcoind= to its P2P port'
+          : peerFix(err, `the node at bitcoind=${hp(cfg.bitcoind)}`);
       return { status: 'fail', code, message: `${code}: ${msgOf(err)}`, fix };
     }
   });
@@ -407,16 +444,20 @@ export async function checkListen(listen: HostPort, timeoutMs = DOCTOR_TIMEOUT_M
     const r = await exchange({ host, port: listen.port }, Buffer.from([0x05, 0x01, 0x00]), timeoutMs, 2);
     if (r.error) {
       return {
-        status: 'warn', code: r.error.code ?? 'ERROR', message: 'nothing listens: onionpunch proxy is not running',
-        fix: 'start onionpunch proxy with this configuration (the node\'s proxy= points here)',
+        status: 'warn',
+        code: r.error.code ?? 'ERROR',
+        message: 'nothing listens: onionpunch proxy is not running',
+        fix: "start onionpunch proxy with this configuration (the node's proxy= points here)",
       };
     }
     if (r.reply[0] === 0x05 && r.reply[1] === 0x00) {
       return { status: 'ok', message: 'a SOCKS5 server answers (onionpunch proxy running)' };
     }
     return {
-      status: 'fail', code: 'DOCTOR_NOT_SOCKS5', message: 'another service holds the port',
-      fix: 'set listen= to a free port (and the node\'s proxy= to the same)',
+      status: 'fail',
+      code: 'DOCTOR_NOT_SOCKS5',
+      message: 'another service holds the port',
+      fix: "set listen= to a free port (and the node's proxy= to the same)",
     };
   });
 }
@@ -442,20 +483,33 @@ export async function runDoctor(
     if (cfg.onion.host !== cfg.proxy.host || cfg.onion.port !== cfg.proxy.port || cfg.overlay !== 'tor') {
       const onion = checkTorSocks('tor-onion', 'onion', cfg.onion, cfg.listen, ms);
       // With I2P coordination tor is only the route of the node's own .onion peers: optional, so a warning.
-      jobs.push(cfg.overlay === 'tor' ? onion : onion.then((r) => (r.status !== 'fail' ? r
-        : { ...r, status: 'warn' as const, message: `${r.message} (the node's .onion peers will fail)` })));
+      jobs.push(
+        cfg.overlay === 'tor'
+          ? onion
+          : onion.then((r) =>
+              r.status !== 'fail'
+                ? r
+                : { ...r, status: 'warn' as const, message: `${r.message} (the node's .onion peers will fail)` },
+            ),
+      );
     }
     if (cfg.overlay === 'i2p' || explicitSam) jobs.push(checkSam(cfg.i2psam, ms));
   }
   const relays = role === 'serve' ? cfg.announce : role === 'proxy' ? cfg.peer : cfg.addnode;
   const key = role === 'serve' ? 'announce' : role === 'proxy' ? 'peer' : 'addnode';
   if (relays.length === 0 && role !== 'relay') {
-    jobs.push(Promise.resolve({
-      id: 'relay', status: 'warn' as const, ms: 0, message: `no ${key}= relays configured`,
-      fix: role === 'serve'
-        ? 'without announce= nobody learns this endpoint: add two relays (onionpunch relay hosts)'
-        : 'without peer= (or known=) the proxy learns no announcements: add two relays',
-    }));
+    jobs.push(
+      Promise.resolve({
+        id: 'relay',
+        status: 'warn' as const,
+        ms: 0,
+        message: `no ${key}= relays configured`,
+        fix:
+          role === 'serve'
+            ? 'without announce= nobody learns this endpoint: add two relays (onionpunch relay hosts)'
+            : 'without peer= (or known=) the proxy learns no announcements: add two relays',
+      }),
+    );
   }
   for (const r of relays) jobs.push(checkRelay(r, key, cfg.network, ms));
   if (role !== 'relay') jobs.push(checkNat(cfg, ms));
@@ -463,8 +517,9 @@ export async function runDoctor(
   if (role === 'proxy') jobs.push(checkListen(cfg.listen, ms));
   if (role === 'proxy') {
     // The proxy uses the node's RPC for addnode (maxpunchpeers > 0); with that off and no rpc* key set, it does not.
-    const rpcSet = ['rpcconnect', 'rpcport', 'rpcuser', 'rpcpassword', 'rpccookiefile']
-      .some((k) => (cfg.sources?.[k] ?? 'default') !== 'default');
+    const rpcSet = ['rpcconnect', 'rpcport', 'rpcuser', 'rpcpassword', 'rpccookiefile'].some(
+      (k) => (cfg.sources?.[k] ?? 'default') !== 'default',
+    );
     const rpc = opts.rpc ?? (cfg.maxpunchpeers > 0 || rpcSet ? nodeRpcFromConfig(cfg, { timeoutMs: ms }) : undefined);
     if (rpc) jobs.push(...checkNodeRpc(rpc, cfg));
   }
@@ -491,14 +546,20 @@ function rpcFix(err: unknown, target: string): string {
   const code = codeOf(err);
   switch (code) {
     case 'RPC_AUTH':
-      return 'the node refused the credentials: set rpcuser=/rpcpassword= to its rpcuser/rpcpassword (bcoin: any '
-        + 'user, its api-key), or unset rpcpassword= to use its cookie (rpccookiefile=)';
+      return (
+        'the node refused the credentials: set rpcuser=/rpcpassword= to its rpcuser/rpcpassword (bcoin: any ' +
+        'user, its api-key), or unset rpcpassword= to use its cookie (rpccookiefile=)'
+      );
     case 'RPC_COOKIE':
-      return "cannot use the node's cookie file: set rpccookiefile= to its .cookie (readable by this user: "
-        + 'bitcoind -rpccookieperms=group), or set rpcuser=/rpcpassword=';
+      return (
+        "cannot use the node's cookie file: set rpccookiefile= to its .cookie (readable by this user: " +
+        'bitcoind -rpccookieperms=group), or set rpcuser=/rpcpassword='
+      );
     case 'RPC_CONNECT':
-      return `nothing answers on ${target}: start the node with server=1 (bcoin: http-port), `
-        + 'or set rpcconnect=/rpcport=';
+      return (
+        `nothing answers on ${target}: start the node with server=1 (bcoin: http-port), ` +
+        'or set rpcconnect=/rpcport='
+      );
     case 'RPC_TIMEOUT':
       return `${target} accepts but does not answer: is rpcport= the node's RPC port (not its P2P port)?`;
     case 'RPC_HTTP':
@@ -527,60 +588,68 @@ export function checkNodeRpc(
 ): Array<Promise<CheckResult>> {
   const info = rpc.call('getnetworkinfo');
   info.catch(() => undefined);
-  const out = [timed('node-rpc', rpc.endpoint, async () => {
-    try {
-      const v = (await info) as { subversion?: unknown; connections?: unknown };
-      const ua = escapeText(typeof v.subversion === 'string' ? v.subversion : '?').slice(0, 80);
-      return { status: 'ok', message: `getnetworkinfo ok (${ua}, ${Number(v.connections) || 0} connections)` };
-    } catch (err) {
-      const code = codeOf(err);
-      const warm = err instanceof NodeRpcError && err.rpcCode === -28;
-      const status = warm ? 'warn' : 'fail';
-      return { status, code, message: `${code}: ${msgOf(err)}`, fix: rpcFix(err, rpc.endpoint) };
-    }
-  })];
-  out.push(timed('node-proxy', rpc.endpoint, async () => {
-    let v: { networks?: unknown };
-    try {
-      v = (await info) as { networks?: unknown };
-    } catch {
-      const message = 'no getnetworkinfo (see node-rpc)';
-      return { status: 'fail', code: 'DOCTOR_RPC_FAILED', message, fix: 'fix node-rpc first' };
-    }
-    const want = hp(cfg.listen);
-    const nets = Array.isArray(v.networks) ? (v.networks as NetworkEntry[]) : [];
-    const line = `proxy=${want}`;
-    if (nets.length === 0) {
-      return {
-        status: 'warn', code: 'DOCTOR_NODE_PROXY_UNKNOWN', message: 'the node does not report its proxies (bcoin)',
-        fix: `check the node's config has proxy: ${want} (bcoin) / ${line} (bitcoind)`,
+  const out = [
+    timed('node-rpc', rpc.endpoint, async () => {
+      try {
+        const v = (await info) as { subversion?: unknown; connections?: unknown };
+        const ua = escapeText(typeof v.subversion === 'string' ? v.subversion : '?').slice(0, 80);
+        return { status: 'ok', message: `getnetworkinfo ok (${ua}, ${Number(v.connections) || 0} connections)` };
+      } catch (err) {
+        const code = codeOf(err);
+        const warm = err instanceof NodeRpcError && err.rpcCode === -28;
+        const status = warm ? 'warn' : 'fail';
+        return { status, code, message: `${code}: ${msgOf(err)}`, fix: rpcFix(err, rpc.endpoint) };
+      }
+    }),
+  ];
+  out.push(
+    timed('node-proxy', rpc.endpoint, async () => {
+      let v: { networks?: unknown };
+      try {
+        v = (await info) as { networks?: unknown };
+      } catch {
+        const message = 'no getnetworkinfo (see node-rpc)';
+        return { status: 'fail', code: 'DOCTOR_RPC_FAILED', message, fix: 'fix node-rpc first' };
+      }
+      const want = hp(cfg.listen);
+      const nets = Array.isArray(v.networks) ? (v.networks as NetworkEntry[]) : [];
+      const line = `proxy=${want}`;
+      if (nets.length === 0) {
+        return {
+          status: 'warn',
+          code: 'DOCTOR_NODE_PROXY_UNKNOWN',
+          message: 'the node does not report its proxies (bcoin)',
+          fix: `check the node's config has proxy: ${want} (bcoin) / ${line} (bitcoind)`,
+        };
+      }
+      const proxyOf = (name: string): { proxy: string; limited: boolean } | undefined => {
+        const n = nets.find((e) => e.name === name);
+        return n ? { proxy: typeof n.proxy === 'string' ? n.proxy : '', limited: n.limited === true } : undefined;
       };
-    }
-    const proxyOf = (name: string): { proxy: string; limited: boolean } | undefined => {
-      const n = nets.find((e) => e.name === name);
-      return n ? { proxy: typeof n.proxy === 'string' ? n.proxy : '', limited: n.limited === true } : undefined;
-    };
-    const shown: string[] = [];
-    const wrong: string[] = [];
-    for (const name of ['ipv4', 'ipv6']) {
-      const n = proxyOf(name);
-      if (!n) continue;
-      shown.push(`${name} via ${escapeText(n.proxy || 'direct')}${n.limited ? ' (limited)' : ''}`);
-      if (n.proxy !== want && !n.limited) wrong.push(name);
-    }
-    const onion = proxyOf('onion');
-    if (onion) shown.push(`onion via ${escapeText(onion.proxy || 'none')}`);
-    const msg = shown.join(', ').slice(0, 200);
-    if (wrong.length > 0) {
-      const tor = hp(cfg.proxy);
-      return {
-        status: 'fail', code: 'DOCTOR_NODE_PROXY_WRONG',
-        message: `${msg}: ${wrong.join(' and ')} not through onionpunch`,
-        fix: `in bitcoin.conf: ${wrong.map((w) => `${line}=${w}`).join(' and ')} (Bitcoin Core >= 30; keep `
-          + `onion=${tor} for Tor peers), or ${line} on older Core (then .onion goes through onionpunch to tor)`,
-      };
-    }
-    return { status: 'ok', message: `${msg}: clearnet peers go through onionpunch` };
-  }));
+      const shown: string[] = [];
+      const wrong: string[] = [];
+      for (const name of ['ipv4', 'ipv6']) {
+        const n = proxyOf(name);
+        if (!n) continue;
+        shown.push(`${name} via ${escapeText(n.proxy || 'direct')}${n.limited ? ' (limited)' : ''}`);
+        if (n.proxy !== want && !n.limited) wrong.push(name);
+      }
+      const onion = proxyOf('onion');
+      if (onion) shown.push(`onion via ${escapeText(onion.proxy || 'none')}`);
+      const msg = shown.join(', ').slice(0, 200);
+      if (wrong.length > 0) {
+        const tor = hp(cfg.proxy);
+        return {
+          status: 'fail',
+          code: 'DOCTOR_NODE_PROXY_WRONG',
+          message: `${msg}: ${wrong.join(' and ')} not through onionpunch`,
+          fix:
+            `in bitcoin.conf: ${wrong.map((w) => `${line}=${w}`).join(' and ')} (Bitcoin Core >= 30; keep ` +
+            `onion=${tor} for Tor peers), or ${line} on older Core (then .onion goes through onionpunch to tor)`,
+        };
+      }
+      return { status: 'ok', message: `${msg}: clearnet peers go through onionpunch` };
+    }),
+  );
   return out;
 }

@@ -2,12 +2,7 @@
 import { OnionpunchError } from '../errors.js';
 
 export type ConfigErrorCode =
-  | 'CONFIG_UNKNOWN_KEY'
-  | 'CONFIG_BAD_VALUE'
-  | 'CONFIG_SYNTAX'
-  | 'CONFIG_LIMIT'
-  | 'CONFIG_FILE'
-  | 'CONFIG_MISSING';
+  'CONFIG_UNKNOWN_KEY' | 'CONFIG_BAD_VALUE' | 'CONFIG_SYNTAX' | 'CONFIG_LIMIT' | 'CONFIG_FILE' | 'CONFIG_MISSING';
 
 /** Where a configuration value came from. */
 export type ConfigSource = 'default' | 'file' | 'env' | 'flag';
@@ -19,15 +14,23 @@ export class ConfigError extends OnionpunchError {
   readonly source: ConfigSource | undefined;
   readonly line: number | undefined;
   readonly file: string | undefined;
-  constructor(code: ConfigErrorCode, message: string, where: { key?: string; source?: ConfigSource; line?: number; file?: string } = {}) {
-    const loc = where.source === 'file'
-      ? `${where.file ?? 'config file'}${where.line !== undefined ? `:${where.line}` : ''}`
-      : where.source === 'env'
-        ? `environment${where.key ? ` ONIONPUNCH_${where.key.toUpperCase()}` : ''}`
-        : where.source === 'flag'
-          ? `flag${where.key ? ` --${where.key}` : ''}`
-          : undefined;
-    super(code, `${loc ? `${loc}: ` : ''}${where.key && where.source !== 'env' && where.source !== 'flag' ? `'${where.key}': ` : ''}${message}`);
+  constructor(
+    code: ConfigErrorCode,
+    message: string,
+    where: { key?: string; source?: ConfigSource; line?: number; file?: string } = {},
+  ) {
+    const loc =
+      where.source === 'file'
+        ? `${where.file ?? 'config file'}${where.line !== undefined ? `:${where.line}` : ''}`
+        : where.source === 'env'
+          ? `environment${where.key ? ` ONIONPUNCH_${where.key.toUpperCase()}` : ''}`
+          : where.source === 'flag'
+            ? `flag${where.key ? ` --${where.key}` : ''}`
+            : undefined;
+    super(
+      code,
+      `${loc ? `${loc}: ` : ''}${where.key && where.source !== 'env' && where.source !== 'flag' ? `'${where.key}': ` : ''}${message}`,
+    );
     this.key = where.key;
     this.source = where.source;
     this.line = where.line;

@@ -105,7 +105,15 @@ export function tcpConnect(target: HostPort, opts: { timeoutMs?: number; signal?
     };
     const onErr = (e: Error): void => fail(e);
     const onAbort = (): void => fail(new OnionpunchError('SOCKS_CLOSED', 'connect aborted'));
-    const t = setTimeout(() => fail(Object.assign(new Error(`connect to ${target.host}:${target.port} timed out after ${ms} ms`), { code: 'ETIMEDOUT' })), ms);
+    const t = setTimeout(
+      () =>
+        fail(
+          Object.assign(new Error(`connect to ${target.host}:${target.port} timed out after ${ms} ms`), {
+            code: 'ETIMEDOUT',
+          }),
+        ),
+      ms,
+    );
     const cleanup = (): void => {
       clearTimeout(t);
       s.off('error', onErr);
@@ -123,7 +131,11 @@ export function tcpConnect(target: HostPort, opts: { timeoutMs?: number; signal?
 }
 
 /** Hands `punched` to bitcoind at `target`: returns the running bridge, or destroys `punched` and rejects. */
-export async function spliceToBitcoind(punched: Socket, target: HostPort, opts: BridgeOptions & { connectTimeoutMs?: number } = {}): Promise<Bridge> {
+export async function spliceToBitcoind(
+  punched: Socket,
+  target: HostPort,
+  opts: BridgeOptions & { connectTimeoutMs?: number } = {},
+): Promise<Bridge> {
   punched.on('error', () => undefined);
   // Hold B's first bytes (its version) until bitcoind is connected.
   punched.pause();
@@ -132,7 +144,11 @@ export async function spliceToBitcoind(punched: Socket, target: HostPort, opts: 
     local = await tcpConnect(target, { timeoutMs: opts.connectTimeoutMs ?? 10_000 });
   } catch (err) {
     punched.destroy();
-    throw new OnionpunchError('DAEMON_BITCOIND_UNREACHABLE', `cannot reach bitcoind at ${target.host}:${target.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, { cause: err });
+    throw new OnionpunchError(
+      'DAEMON_BITCOIND_UNREACHABLE',
+      `cannot reach bitcoind at ${target.host}:${target.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      { cause: err },
+    );
   }
   local.on('error', () => undefined);
   if (punched.destroyed) {
@@ -157,6 +173,6 @@ export function kernelBridge(a: Socket, b: Socket, opts: BridgeOptions = {}): Br
     });
     return { done, stats: k.stats, close: () => k.close() };
   } catch {
-    return undefined;  // e.g. EMFILE on dup: the sockets are untouched, the JS copy takes them
+    return undefined; // e.g. EMFILE on dup: the sockets are untouched, the JS copy takes them
   }
 }

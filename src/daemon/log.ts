@@ -50,7 +50,8 @@ export function asciiJson(v: unknown): string {
 
 function plain(v: unknown): unknown {
   if (typeof v === 'bigint') return v.toString();
-  if (v instanceof Error) return { ...(('code' in v) ? { code: (v as { code: unknown }).code } : {}), message: v.message };
+  if (v instanceof Error)
+    return { ...('code' in v ? { code: (v as { code: unknown }).code } : {}), message: v.message };
   return v;
 }
 

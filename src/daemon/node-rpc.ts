@@ -110,7 +110,9 @@ export async function readCookie(path: string, method = 'cookie'): Promise<{ use
       const buf = Buffer.alloc(MAX_COOKIE_BYTES + 1);
       const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
       if (bytesRead > MAX_COOKIE_BYTES) {
-        throw new NodeRpcError('RPC_COOKIE', `cookie file ${path} is larger than ${MAX_COOKIE_BYTES} bytes`, { method });
+        throw new NodeRpcError('RPC_COOKIE', `cookie file ${path} is larger than ${MAX_COOKIE_BYTES} bytes`, {
+          method,
+        });
       }
       text = buf.subarray(0, bytesRead).toString('utf8');
     } finally {
@@ -143,10 +145,14 @@ export interface NodeRpcConfig {
  * The client for the configured node: `rpcpassword` (with `rpcuser`, default empty as bitcoin-cli's) wins, else
  * the cookie file (`rpccookiefile`, default bitcoind's for the network); `rpcport` defaults to bitcoind's.
  */
-export function nodeRpcFromConfig(cfg: NodeRpcConfig, o: Pick<NodeRpcOptions, 'timeoutMs' | 'maxResponseBytes'> = {}): NodeRpc {
-  const auth: NodeRpcAuth = cfg.rpcpassword !== undefined
-    ? { user: cfg.rpcuser ?? '', password: cfg.rpcpassword }
-    : { cookieFile: cfg.rpccookiefile ?? defaultCookieFile(cfg.network) };
+export function nodeRpcFromConfig(
+  cfg: NodeRpcConfig,
+  o: Pick<NodeRpcOptions, 'timeoutMs' | 'maxResponseBytes'> = {},
+): NodeRpc {
+  const auth: NodeRpcAuth =
+    cfg.rpcpassword !== undefined
+      ? { user: cfg.rpcuser ?? '', password: cfg.rpcpassword }
+      : { cookieFile: cfg.rpccookiefile ?? defaultCookieFile(cfg.network) };
   return new NodeRpc({ host: cfg.rpcconnect, port: cfg.rpcport ?? RPC_DEFAULT_PORT[cfg.network], auth, ...o });
 }
 
@@ -194,30 +200,43 @@ export class NodeRpc {
     } catch {
       reply = undefined;
     }
-    const r = reply !== null && typeof reply === 'object' && !Array.isArray(reply)
-      ? (reply as { result?: unknown; error?: unknown; id?: unknown })
-      : undefined;
+    const r =
+      reply !== null && typeof reply === 'object' && !Array.isArray(reply)
+        ? (reply as { result?: unknown; error?: unknown; id?: unknown })
+        : undefined;
     if (r && r.error !== undefined && r.error !== null) {
       const e = r.error as { code?: unknown; message?: unknown };
       const rpcCode = typeof e.code === 'number' ? e.code : undefined;
       const msg = typeof e.message === 'string' ? e.message.slice(0, 300) : JSON.stringify(r.error).slice(0, 300);
       throw new NodeRpcError('RPC_ERROR', `${method}: the node answered error ${rpcCode ?? '?'}: ${msg}`, {
-        method, httpStatus: status, ...(rpcCode !== undefined ? { rpcCode } : {}),
+        method,
+        httpStatus: status,
+        ...(rpcCode !== undefined ? { rpcCode } : {}),
       });
     }
     if (status === 401 || status === 403) {
       throw new NodeRpcError('RPC_AUTH', `${method}: ${this.endpoint} refused the credentials (HTTP ${status})`, {
-        method, httpStatus: status,
+        method,
+        httpStatus: status,
       });
     }
     if (status !== 200) {
-      throw new NodeRpcError('RPC_HTTP', `${method}: ${this.endpoint} answered HTTP ${status}`, { method, httpStatus: status });
+      throw new NodeRpcError('RPC_HTTP', `${method}: ${this.endpoint} answered HTTP ${status}`, {
+        method,
+        httpStatus: status,
+      });
     }
     if (!r || !('result' in r)) {
-      throw new NodeRpcError('RPC_BAD_REPLY', `${method}: ${this.endpoint} sent no JSON-RPC reply`, { method, httpStatus: status });
+      throw new NodeRpcError('RPC_BAD_REPLY', `${method}: ${this.endpoint} sent no JSON-RPC reply`, {
+        method,
+        httpStatus: status,
+      });
     }
     if (r.id !== id) {
-      throw new NodeRpcError('RPC_BAD_REPLY', `${method}: the reply is for another request id`, { method, httpStatus: status });
+      throw new NodeRpcError('RPC_BAD_REPLY', `${method}: the reply is for another request id`, {
+        method,
+        httpStatus: status,
+      });
     }
     return r.result as T;
   }
@@ -250,21 +269,37 @@ export class NodeRpc {
         agent: false,
         headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
       });
-      const timer = setTimeout(() => finish(new NodeRpcError('RPC_TIMEOUT',
-        `${method}: no reply from ${this.endpoint} within ${timeoutMs} ms`, { method })), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          finish(
+            new NodeRpcError('RPC_TIMEOUT', `${method}: no reply from ${this.endpoint} within ${timeoutMs} ms`, {
+              method,
+            }),
+          ),
+        timeoutMs,
+      );
       const onAbort = (): void => finish(new NodeRpcError('RPC_ABORTED', `${method}: aborted`, { method }));
       if (opts.signal?.aborted) {
         onAbort();
         return;
       }
       opts.signal?.addEventListener('abort', onAbort, { once: true });
-      req.on('error', (err) => finish(new NodeRpcError('RPC_CONNECT',
-        `${method}: cannot talk to the node's RPC at ${this.endpoint}: ${(err as NodeJS.ErrnoException).code ?? err.message}`,
-        { method, cause: err })));
+      req.on('error', (err) =>
+        finish(
+          new NodeRpcError(
+            'RPC_CONNECT',
+            `${method}: cannot talk to the node's RPC at ${this.endpoint}: ${(err as NodeJS.ErrnoException).code ?? err.message}`,
+            { method, cause: err },
+          ),
+        ),
+      );
       req.on('response', (res: IncomingMessage) => {
         const status = res.statusCode ?? 0;
-        const tooLarge = (): NodeRpcError => new NodeRpcError('RPC_TOO_LARGE',
-          `${method}: the reply is larger than ${cap} bytes`, { method, httpStatus: status });
+        const tooLarge = (): NodeRpcError =>
+          new NodeRpcError('RPC_TOO_LARGE', `${method}: the reply is larger than ${cap} bytes`, {
+            method,
+            httpStatus: status,
+          });
         const declared = Number(res.headers['content-length']);
         if (Number.isFinite(declared) && declared > cap) {
           finish(tooLarge());
@@ -278,10 +313,23 @@ export class NodeRpc {
           else chunks.push(c);
         });
         res.on('end', () => finish(undefined, { status, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', (err) => finish(new NodeRpcError('RPC_CONNECT',
-          `${method}: the reply from ${this.endpoint} broke off: ${err.message}`, { method, httpStatus: status, cause: err })));
-        res.on('aborted', () => finish(new NodeRpcError('RPC_CONNECT',
-          `${method}: the reply from ${this.endpoint} broke off`, { method, httpStatus: status })));
+        res.on('error', (err) =>
+          finish(
+            new NodeRpcError('RPC_CONNECT', `${method}: the reply from ${this.endpoint} broke off: ${err.message}`, {
+              method,
+              httpStatus: status,
+              cause: err,
+            }),
+          ),
+        );
+        res.on('aborted', () =>
+          finish(
+            new NodeRpcError('RPC_CONNECT', `${method}: the reply from ${this.endpoint} broke off`, {
+              method,
+              httpStatus: status,
+            }),
+          ),
+        );
       });
       req.end(body);
     });

@@ -202,14 +202,22 @@ export class PunchOutbound {
     for (const a of this.o.directory.list()) {
       const k = keyOf(a.clearnet.address, a.clearnet.port);
       const g = netgroup(a.clearnet.address);
-      if (g === undefined || this.peers.has(k) || this.resting.has(k) || groups.has(g) || coords.has(a.coordination)) continue;
+      if (g === undefined || this.peers.has(k) || this.resting.has(k) || groups.has(g) || coords.has(a.coordination))
+        continue;
       const preferred = this.o.directory.findByClearnet(a.clearnet.address, a.clearnet.port);
       if (preferred?.coordination !== a.coordination) continue;
       if (this.peers.size >= this.o.maxPeers && !this.yieldSlot(now)) break;
       const addr = formatEndpoint({ address: canonicalAddress(a.clearnet.address), port: a.clearnet.port });
       const p: OutboundPeer = {
-        addr, clearnet: { ...a.clearnet }, coordination: a.coordination, netgroup: g,
-        state: 'backoff', failures: 0, asks: 0, since: now, retryAt: now,
+        addr,
+        clearnet: { ...a.clearnet },
+        coordination: a.coordination,
+        netgroup: g,
+        state: 'backoff',
+        failures: 0,
+        asks: 0,
+        since: now,
+        retryAt: now,
       };
       // Already connected (the node found it by itself, or we asked before a restart): nothing to ask.
       if (live?.get(k) !== undefined) {
@@ -253,7 +261,12 @@ export class PunchOutbound {
       await this.o.rpc.call('addnode', [p.addr, 'onetry']);
       p.state = 'asked';
       p.since = this.now();
-      this.o.log?.info('addnode', { peer: p.addr, coordination: p.coordination, ask: p.asks, rpc: this.o.rpc.endpoint });
+      this.o.log?.info('addnode', {
+        peer: p.addr,
+        coordination: p.coordination,
+        ask: p.asks,
+        rpc: this.o.rpc.endpoint,
+      });
     } catch (err) {
       p.state = 'asked'; // fail() below reads the state: an RPC failure counts as a failed attempt
       this.rpcFailed('addnode', err);
@@ -287,10 +300,15 @@ export class PunchOutbound {
   private rpcFailed(method: string, err: unknown): void {
     const code = err instanceof NodeRpcError ? err.code : 'ERROR';
     this.limiter.write('warn', 'node-rpc-failed', code, {
-      method, rpc: this.o.rpc.endpoint, error: err,
-      fix: code === 'RPC_AUTH' || code === 'RPC_COOKIE'
-        ? 'set rpcuser/rpcpassword or rpccookiefile to the node\'s'
-        : code === 'RPC_CONNECT' ? 'set rpcconnect/rpcport to the node\'s RPC server (bitcoind -server)' : undefined,
+      method,
+      rpc: this.o.rpc.endpoint,
+      error: err,
+      fix:
+        code === 'RPC_AUTH' || code === 'RPC_COOKIE'
+          ? "set rpcuser/rpcpassword or rpccookiefile to the node's"
+          : code === 'RPC_CONNECT'
+            ? "set rpcconnect/rpcport to the node's RPC server (bitcoind -server)"
+            : undefined,
     });
   }
 }

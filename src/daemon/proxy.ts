@@ -34,7 +34,12 @@ import { nodeRpcFromConfig } from './node-rpc.js';
 import { PunchOutbound } from './outbound.js';
 
 /** Static entries first, then the directory of fresh announcements. */
-export function lookupTarget(cfg: Pick<DaemonConfig, 'known'>, directory: AnnouncementDirectory, host: string, port: number): Omit<Announcement, 'services' | 'time'> | undefined {
+export function lookupTarget(
+  cfg: Pick<DaemonConfig, 'known'>,
+  directory: AnnouncementDirectory,
+  host: string,
+  port: number,
+): Omit<Announcement, 'services' | 'time'> | undefined {
   const h = host.toLowerCase();
   const k = cfg.known.find((e) => e.clearnet.address.toLowerCase() === h && e.clearnet.port === port);
   if (k) return k;
@@ -123,14 +128,16 @@ export function samI2pRoute(
   const route = async (host: string, port: number, signal: AbortSignal): Promise<Socket> => {
     if (!dialerP) {
       const p = import('../overlay/i2p/dialer.js').then(({ I2pCoordinationDialer }) =>
-        I2pCoordinationDialer.create({ sam, sessionOptions, timeoutMs: OVERLAY_DIAL_TIMEOUT_MS }));
+        I2pCoordinationDialer.create({ sam, sessionOptions, timeoutMs: OVERLAY_DIAL_TIMEOUT_MS }),
+      );
       dialerP = p;
       p.then(
         // A session the bridge ended (i2pd restarted) is made again on the next request.
-        (d) => d.session.once('down', () => {
-          if (dialerP === p) dialerP = undefined;
-          void d.close().catch(() => undefined);
-        }),
+        (d) =>
+          d.session.once('down', () => {
+            if (dialerP === p) dialerP = undefined;
+            void d.close().catch(() => undefined);
+          }),
         () => {
           if (dialerP === p) dialerP = undefined;
         },
@@ -149,7 +156,11 @@ export function samI2pRoute(
     close: async (): Promise<void> => {
       const p = dialerP;
       dialerP = undefined;
-      if (p) await p.then((d) => d.close(), () => undefined);
+      if (p)
+        await p.then(
+          (d) => d.close(),
+          () => undefined,
+        );
     },
   });
 }
@@ -226,8 +237,15 @@ export function makeConnector(o: {
       // expectIp: A must punch from the announced IP, else a forged announcement (victim IP + the attacker's
       // coordination endpoint) would hand bitcoind a socket to the attacker (PUNCH_VERIFY_FAILED instead).
       const { coordination, coordinationPort, clearnet } = target;
-      const r = await client.punch({ address: coordination, port: coordinationPort, clearnet, expectIp: clearnet.address }, { signal });
-      o.log.info('punch-connected', { destination: `${req.host}:${req.port}`, remote: `${r.remote.address}:${r.remote.port}`, session: r.sessionId });
+      const r = await client.punch(
+        { address: coordination, port: coordinationPort, clearnet, expectIp: clearnet.address },
+        { signal },
+      );
+      o.log.info('punch-connected', {
+        destination: `${req.host}:${req.port}`,
+        remote: `${r.remote.address}:${r.remote.port}`,
+        session: r.sessionId,
+      });
       o.onPunchConnected?.(req.host, req.port);
       return r.socket;
     } catch (err) {
@@ -246,7 +264,9 @@ export function isLoopbackListen(host: string): boolean {
 /** Runs the proxy until SIGINT/SIGTERM (or `hooks.signal`). Resolves the exit code. */
 export async function runProxy(
   cfg: DaemonConfig & { sources?: Partial<Record<string, ConfigSource>> },
-  log: Logger, hooks: DaemonHooks = {}): Promise<number> {
+  log: Logger,
+  hooks: DaemonHooks = {},
+): Promise<number> {
   const directory = new AnnouncementDirectory();
   let clientP: Promise<PunchClient> | undefined;
   let dialer: CoordinationDialer | undefined;
@@ -278,12 +298,17 @@ export async function runProxy(
   };
   const routes = configuredRoutes(cfg);
   // Automatic outbound: announced peers the node is asked to connect to over its JSON-RPC (0 = off).
-  const outbound = cfg.maxpunchpeers > 0
-    ? new PunchOutbound({ rpc: nodeRpcFromConfig(cfg), directory, maxPeers: cfg.maxpunchpeers, log })
-    : undefined;
+  const outbound =
+    cfg.maxpunchpeers > 0
+      ? new PunchOutbound({ rpc: nodeRpcFromConfig(cfg), directory, maxPeers: cfg.maxpunchpeers, log })
+      : undefined;
   const server = new Socks5Server({
     connect: makeConnector({
-      cfg, directory, client, log, routes,
+      cfg,
+      directory,
+      client,
+      log,
+      routes,
       onPunchFailed: (h, p) => outbound?.punchFailed(h, p),
       onPunchConnected: (h, p) => outbound?.punchConnected(h, p),
     }),
@@ -302,12 +327,19 @@ export async function runProxy(
     });
   }
   log.info('socks-listening', {
-    listen: `${bound.host}:${bound.port}`, known: cfg.known.length, peers: cfg.peer.length,
-    onion: `${cfg.onion.host}:${cfg.onion.port}`, i2p: routes.i2p ? `${cfg.i2psam.host}:${cfg.i2psam.port}` : 'off',
+    listen: `${bound.host}:${bound.port}`,
+    known: cfg.known.length,
+    peers: cfg.peer.length,
+    onion: `${cfg.onion.host}:${cfg.onion.port}`,
+    i2p: routes.i2p ? `${cfg.i2psam.host}:${cfg.i2psam.port}` : 'off',
   });
   const collector = new AnnouncementCollector({
-    peers: cfg.peer, network: cfg.network, directory, intervalMs: cfg.getaddrinterval * 1000,
-    maxLinks: cfg.maxrelays, log,
+    peers: cfg.peer,
+    network: cfg.network,
+    directory,
+    intervalMs: cfg.getaddrinterval * 1000,
+    maxLinks: cfg.maxrelays,
+    log,
     relay: new AnnouncementRelay(), // what the peers send is relayed between them, as a relay does
     ...(outbound ? { onLearned: (a: Announcement) => outbound.learned(a) } : {}),
   });
@@ -316,7 +348,13 @@ export async function runProxy(
     log.info('outbound-on', { rpc: nodeRpcFromConfig(cfg).endpoint, maxpunchpeers: cfg.maxpunchpeers });
     outbound.start();
   }
-  const ready = { ready: true, socks: `${bound.host}:${bound.port}`, overlay: cfg.overlay, known: cfg.known.length, peers: cfg.peer.length };
+  const ready = {
+    ready: true,
+    socks: `${bound.host}:${bound.port}`,
+    overlay: cfg.overlay,
+    known: cfg.known.length,
+    peers: cfg.peer.length,
+  };
   log.info('ready', ready);
   hooks.ready?.(ready);
   const why = await waitForShutdown(hooks.signal);

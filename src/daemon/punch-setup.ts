@@ -66,17 +66,20 @@ export async function configuredPunch(
   const verdict = await checkNat(cfg, log);
   const range = hardRange(verdict);
   if (verdict?.mapping === 'edm' && (!cfg.hardnat || typeof range === 'string')) {
-    const why = cfg.hardnat ? `endpoint-dependent mapping, no spray: ${String(range)}` : 'endpoint-dependent mapping: '
-      + 'punches will be refused (hardnat=1 sprays through it)';
+    const why = cfg.hardnat
+      ? `endpoint-dependent mapping, no spray: ${String(range)}`
+      : 'endpoint-dependent mapping: ' + 'punches will be refused (hardnat=1 sprays through it)';
     log.warn('nat-unsuitable', { why });
   } else if (verdict?.mapping === 'edm' && typeof range !== 'string') {
     const why = 'endpoint-dependent mapping: punches spray';
     log.info('nat-hard', { why, probeLow: range.low, probeHigh: range.high });
   }
   const L = SPRAY_LIMITS;
-  const spray = !cfg.hardnat ? undefined : role === 'A'
-    ? { maxSyns: L.aSynsPerSession, sessionsPerMinute: L.aSessionsPerMinute, burst: L.aSessionBurst }
-    : { maxSyns: L.bSynsPerSession, spreadUs: L.spreadUs };
+  const spray = !cfg.hardnat
+    ? undefined
+    : role === 'A'
+      ? { maxSyns: L.aSynsPerSession, sessionsPerMinute: L.aSessionsPerMinute, burst: L.aSessionBurst }
+      : { maxSyns: L.bSynsPerSession, spreadUs: L.spreadUs };
   return {
     engine: PunchEngine.shared(),
     codec: wireCodec(cfg.network),

@@ -107,14 +107,26 @@ interface Conn {
 /** The keys the relay reads. */
 export type RelayConfig = Pick<
   DaemonConfig,
-  | 'network' | 'addnode' | 'bind' | 'port' | 'maxconnections' | 'announceinterval' | 'idletimeout'
-  | 'getaddrinterval' | 'getaddrspacing'
+  | 'network'
+  | 'addnode'
+  | 'bind'
+  | 'port'
+  | 'maxconnections'
+  | 'announceinterval'
+  | 'idletimeout'
+  | 'getaddrinterval'
+  | 'getaddrspacing'
 >;
 
 /** The relay's state and connections; {@link runRelay} wraps it as the daemon verb. */
 export class RelayNode {
   readonly stats: RelayStats = {
-    inbound: 0, outbound: 0, messages: 0, accepted: 0, forwarded: 0, skippedBusy: 0,
+    inbound: 0,
+    outbound: 0,
+    messages: 0,
+    accepted: 0,
+    forwarded: 0,
+    skippedBusy: 0,
     dropped: { rateLimited: 0, stale: 0, duplicate: 0, invalid: 0, notHolepunch: 0 },
     refused: { netgroup: 0, full: 0, evicted: 0 },
     idleClosed: 0,
@@ -141,11 +153,13 @@ export class RelayNode {
   ) {
     this.inbound = new NetgroupAdmission({ maxConnections: cfg.maxconnections, perNetgroup: NATCHECK_PER_NETGROUP });
     this.getaddrMeter = new GetaddrMeter({ spacingS: cfg.getaddrspacing });
-    this.outLinks = cfg.addnode.filter((p) => {
-      if (!isOverlayHost(p.host)) return true;
-      log.warn('peer-refused', { peer: `${p.host}:${p.port}`, why: 'announcements travel on clearnet only' });
-      return false;
-    }).map((target) => ({ target, conn: undefined, connecting: false }));
+    this.outLinks = cfg.addnode
+      .filter((p) => {
+        if (!isOverlayHost(p.host)) return true;
+        log.warn('peer-refused', { peer: `${p.host}:${p.port}`, why: 'announcements travel on clearnet only' });
+        return false;
+      })
+      .map((target) => ({ target, conn: undefined, connecting: false }));
   }
 
   /** Inbound connections open now. */
@@ -252,7 +266,13 @@ export class RelayNode {
     });
     const id = `in:${name}`;
     const c: Conn = {
-      id, peer, inbound: true, group, sock, address, rp: relayPeer(id, peer),
+      id,
+      peer,
+      inbound: true,
+      group,
+      sock,
+      address,
+      rp: relayPeer(id, peer),
       lastRecv: performance.now(),
     };
     this.add(c);
@@ -308,8 +328,10 @@ export class RelayNode {
       this.stats.accepted++;
       this.directory.add(a, c.id);
       this.log.info('announcement-relayed', {
-        from: c.id, coordination: `${a.coordination}:${a.coordinationPort}`,
-        clearnet: `${a.clearnet.address}:${a.clearnet.port}`, time: a.time,
+        from: c.id,
+        coordination: `${a.coordination}:${a.coordinationPort}`,
+        clearnet: `${a.clearnet.address}:${a.clearnet.port}`,
+        time: a.time,
       });
     }
     for (const [id, entries] of d.forward) {
@@ -346,9 +368,13 @@ export class RelayNode {
     }
     const all = this.directory.list().map((a) =>
       makeAnnouncement({
-        coordination: a.coordination, coordinationPort: a.coordinationPort, clearnet: a.clearnet,
-        services: a.services, nowS: a.time,
-      }));
+        coordination: a.coordination,
+        coordinationPort: a.coordinationPort,
+        clearnet: a.clearnet,
+        services: a.services,
+        nowS: a.time,
+      }),
+    );
     try {
       // An empty set is answered too (an empty addrv2), so the asker knows its request was served.
       const msgs = all.length > 0 ? chunkEntries(all, Math.min(RELAY_GETADDR_MAX, MAX_ADDR_ENTRIES)) : [[]];
@@ -379,42 +405,54 @@ export class RelayNode {
 
   /** Opens the outbound links that are down. Never rejects. */
   private async round(): Promise<void> {
-    await Promise.all(this.outLinks.map(async (l) => {
-      if (this.stopped || l.connecting || (l.conn && !l.conn.peer.isClosed)) return;
-      const name = `${l.target.host.includes(':') ? `[${l.target.host}]` : l.target.host}:${l.target.port}`;
-      l.connecting = true;
-      try {
-        const { peer, receivedBeforeVerack, version } = await connectPeer({
-          host: l.target.host, port: l.target.port, network: this.cfg.network, sendAddrV2: true,
-          handshakeTimeoutMs: NATCHECK_HANDSHAKE_MS, maxPayload: RELAY_MAX_PAYLOAD, relay: false,
-        });
-        if (this.stopped) {
-          peer.close();
-          return;
+    await Promise.all(
+      this.outLinks.map(async (l) => {
+        if (this.stopped || l.connecting || (l.conn && !l.conn.peer.isClosed)) return;
+        const name = `${l.target.host.includes(':') ? `[${l.target.host}]` : l.target.host}:${l.target.port}`;
+        l.connecting = true;
+        try {
+          const { peer, receivedBeforeVerack, version } = await connectPeer({
+            host: l.target.host,
+            port: l.target.port,
+            network: this.cfg.network,
+            sendAddrV2: true,
+            handshakeTimeoutMs: NATCHECK_HANDSHAKE_MS,
+            maxPayload: RELAY_MAX_PAYLOAD,
+            relay: false,
+          });
+          if (this.stopped) {
+            peer.close();
+            return;
+          }
+          const addrv2 = receivedBeforeVerack.includes('sendaddrv2');
+          const id = `out:${name}`;
+          const c: Conn = {
+            id,
+            peer,
+            inbound: false,
+            address: l.target.host,
+            rp: relayPeer(id, peer),
+            lastRecv: performance.now(),
+          };
+          this.conns.get(c.id)?.peer.close();
+          this.add(c);
+          l.conn = c;
+          this.stats.outbound++;
+          this.log.info('peer-connected', { peer: name, userAgent: version.userAgent, addrv2 });
+          // Learn what the other relay holds at once (a restarted relay refills), then every getaddrinterval; the
+          // answer is stored, never gossiped on (AnnouncementRelay.expectAnswer).
+          if (addrv2) {
+            this.relay.expectAnswer(c.id);
+            peer.send('getaddr');
+            this.stats.getaddrSent++;
+          }
+        } catch (err) {
+          this.log.warn('peer-connect-failed', { peer: name, error: err });
+        } finally {
+          l.connecting = false;
         }
-        const addrv2 = receivedBeforeVerack.includes('sendaddrv2');
-        const id = `out:${name}`;
-        const c: Conn = {
-          id, peer, inbound: false, address: l.target.host, rp: relayPeer(id, peer), lastRecv: performance.now(),
-        };
-        this.conns.get(c.id)?.peer.close();
-        this.add(c);
-        l.conn = c;
-        this.stats.outbound++;
-        this.log.info('peer-connected', { peer: name, userAgent: version.userAgent, addrv2 });
-        // Learn what the other relay holds at once (a restarted relay refills), then every getaddrinterval; the
-        // answer is stored, never gossiped on (AnnouncementRelay.expectAnswer).
-        if (addrv2) {
-          this.relay.expectAnswer(c.id);
-          peer.send('getaddr');
-          this.stats.getaddrSent++;
-        }
-      } catch (err) {
-        this.log.warn('peer-connect-failed', { peer: name, error: err });
-      } finally {
-        l.connecting = false;
-      }
-    }));
+      }),
+    );
   }
 }
 
@@ -423,13 +461,18 @@ export async function runRelay(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
   const node = new RelayNode(cfg, log);
   const bound = await node.start();
   const ready = {
-    ready: true, listen: `${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}`,
-    port: bound.port, network: cfg.network, addnode: cfg.addnode.map((p) => `${p.host}:${p.port}`),
+    ready: true,
+    listen: `${bound.host.includes(':') ? `[${bound.host}]` : bound.host}:${bound.port}`,
+    port: bound.port,
+    network: cfg.network,
+    addnode: cfg.addnode.map((p) => `${p.host}:${p.port}`),
   };
   log.info('ready', ready);
   hooks.ready?.(ready);
   const stats = () => ({
-    ...node.stats, open: node.inboundCount, directory: node.directory.size,
+    ...node.stats,
+    open: node.inboundCount,
+    directory: node.directory.size,
     rssKb: Math.round(process.memoryUsage().rss / 1024),
   });
   const statsTimer = setInterval(() => log.info('stats', stats()), 60_000);

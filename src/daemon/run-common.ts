@@ -4,7 +4,13 @@ import { ConfigError } from './errors.js';
 import { Logger } from './log.js';
 
 export function helpText(verb: string, summary: string, keys: string[]): string {
-  const lines = [`usage: onionpunch ${verb} [--conf FILE] [--key value | --key=value]...`, '', summary, '', 'options (also ONIONPUNCH_<KEY> and key=value in --conf; flags > env > file > defaults):'];
+  const lines = [
+    `usage: onionpunch ${verb} [--conf FILE] [--key value | --key=value]...`,
+    '',
+    summary,
+    '',
+    'options (also ONIONPUNCH_<KEY> and key=value in --conf; flags > env > file > defaults):',
+  ];
   for (const k of keys) {
     const spec = CONFIG_KEYS[k as keyof DaemonConfig];
     const d = keyDefaultText(spec).replace(/`/g, '');

@@ -21,7 +21,11 @@ async function makeEndpoint(cfg: DaemonConfig, log: Logger): Promise<Coordinatio
     const { TorCoordinationEndpoint } = await import('../overlay/tor/endpoint.js');
     log.info('endpoint-creating', { overlay: 'tor', torcontrol: `${cfg.torcontrol.host}:${cfg.torcontrol.port}` });
     return TorCoordinationEndpoint.create({
-      control: { host: cfg.torcontrol.host, port: cfg.torcontrol.port, auth: cfg.torpassword ? { password: cfg.torpassword } : {} },
+      control: {
+        host: cfg.torcontrol.host,
+        port: cfg.torcontrol.port,
+        auth: cfg.torpassword ? { password: cfg.torpassword } : {},
+      },
       virtualPort: cfg.punchport,
     });
   }
@@ -77,7 +81,13 @@ export async function runServe(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
         log.info('bridge-open', { peer, bitcoind: `${cfg.bitcoind.host}:${cfg.bitcoind.port}` });
         const st = await b.done;
         bridges.delete(b);
-        log.info('bridge-closed', { peer, toBitcoind: st.aToB, fromBitcoind: st.bToA, reason: st.reason, error: st.error });
+        log.info('bridge-closed', {
+          peer,
+          toBitcoind: st.aToB,
+          fromBitcoind: st.bToA,
+          reason: st.reason,
+          error: st.error,
+        });
       })
       .catch((err: unknown) => log.error('bridge-failed', { peer, error: err }));
   });
@@ -97,7 +107,8 @@ export async function runServe(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
       log,
       // What the announce peers send us is relayed between them (docs/PROTOCOL.md rules), as a relay does.
       relay: new AnnouncementRelay(),
-      announcement: () => makeAnnouncement({ coordination: endpoint.address, coordinationPort: endpoint.port, clearnet }),
+      announcement: () =>
+        makeAnnouncement({ coordination: endpoint.address, coordinationPort: endpoint.port, clearnet }),
     });
     void announcer.start();
   }

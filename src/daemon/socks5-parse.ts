@@ -120,7 +120,6 @@ export function parseRequest(b: Buffer): Parse<SocksRequest> {
   return { value: { atyp: kind, host, port }, used: off + 2 };
 }
 
-
 /** What one {@link Socks5Handshake.push} produced. At most one of `request` and `error` is set. */
 export interface HandshakeStep {
   /** Bytes to send now (the method selection reply `05 00`). */

@@ -135,7 +135,6 @@ export interface Socks5Stats {
   refusedBusy: number;
 }
 
-
 /** A SOCKS5 server. `listen()` then `close()`. Events are logs, not emitter events. */
 export class Socks5Server {
   readonly stats: Socks5Stats = { clients: 0, active: 0, connected: 0, failed: 0, protocolErrors: 0, refusedBusy: 0 };
@@ -157,7 +156,14 @@ export class Socks5Server {
   /** Listens; resolves the bound address. */
   listen(host: string, port: number): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {
-      const onErr = (e: Error): void => reject(new OnionpunchError('DAEMON_LISTEN', `cannot listen on ${host}:${port}: ${(e as NodeJS.ErrnoException).code ?? e.message}`, { cause: e }));
+      const onErr = (e: Error): void =>
+        reject(
+          new OnionpunchError(
+            'DAEMON_LISTEN',
+            `cannot listen on ${host}:${port}: ${(e as NodeJS.ErrnoException).code ?? e.message}`,
+            { cause: e },
+          ),
+        );
       this.server.once('error', onErr);
       this.server.listen({ host, port }, () => {
         this.server.off('error', onErr);
@@ -263,9 +269,12 @@ export class Socks5Server {
     let out: Socket;
     const attempt = this.opts.connect(req, ac.signal);
     // A connector that ignores the abort and connects anyway must not leak its socket.
-    attempt.then((sock) => {
-      if (ac.signal.aborted) sock.destroy();
-    }, () => undefined);
+    attempt.then(
+      (sock) => {
+        if (ac.signal.aborted) sock.destroy();
+      },
+      () => undefined,
+    );
     try {
       out = await Promise.race([
         attempt,
@@ -306,6 +315,13 @@ export class Socks5Server {
     log?.info('socks-connected', { from, host: req.host, port: req.port });
     const st = await b.done;
     this.bridges.delete(b);
-    log?.info('socks-closed', { from, host: req.host, port: req.port, sent: st.aToB, received: st.bToA, reason: st.reason });
+    log?.info('socks-closed', {
+      from,
+      host: req.host,
+      port: req.port,
+      sent: st.aToB,
+      received: st.bToA,
+      reason: st.reason,
+    });
   }
 }

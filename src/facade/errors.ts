@@ -12,11 +12,7 @@ import { OnionpunchError } from '../errors.js';
  * - `API_CLOSED`: the instance was closed.
  */
 export type ApiErrorCode =
-  | 'API_BAD_OPTION'
-  | 'API_NO_ENDPOINT'
-  | 'API_NO_DIALER'
-  | 'API_ALREADY_LISTENING'
-  | 'API_CLOSED';
+  'API_BAD_OPTION' | 'API_NO_ENDPOINT' | 'API_NO_DIALER' | 'API_ALREADY_LISTENING' | 'API_CLOSED';
 
 /** A misuse of the {@link Onionpunch} facade; `code` says which. */
 export class ApiError extends OnionpunchError {

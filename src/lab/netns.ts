@@ -101,7 +101,9 @@ export interface NsRouted extends NsPair {
  * exceeded. Only the two /24 routes, nothing out. Optional nft drop of unsolicited inbound SYNs per side.
  * `family: 6`: the same with fd00:202:1::/64 and fd00:202:2::/64 (hop limit, ICMPv6).
  */
-export function makeRoutedPair(opts: { dropNewSynInA?: boolean; dropNewSynInB?: boolean; family?: 4 | 6 } = {}): NsRouted {
+export function makeRoutedPair(
+  opts: { dropNewSynInA?: boolean; dropNewSynInB?: boolean; family?: 4 | 6 } = {},
+): NsRouted {
   const p = uniquePrefix();
   const a = `${p}-a`;
   const b = `${p}-b`;

@@ -35,7 +35,11 @@ export const REQUIREMENTS: Readonly<Record<PrereqNeed, readonly Requirement[]>> 
     { binary: 'zip', package: 'zip', why: "the private I2P network's reseed file" },
   ],
   conntrack: [
-    { binary: 'conntrack', package: 'conntrack', why: "lab stress: routers' conntrack counts, --fault conntrack-flush" },
+    {
+      binary: 'conntrack',
+      package: 'conntrack',
+      why: "lab stress: routers' conntrack counts, --fault conntrack-flush",
+    },
   ],
   test: [
     { binary: 'cmake', package: 'cmake', why: 'the sanitizer build of the engine core (test/native)' },

@@ -62,7 +62,8 @@ export function formatBar(s: BarState, columns = 80): string {
     const full = Math.round(frac * width);
     const left = (s.elapsedMs / Math.max(1, s.done)) * (s.total - s.done);
     const eta = s.done > 0 && s.done < s.total ? ` eta ${formatDuration(left)}` : '';
-    head = `${s.label} [${'#'.repeat(full)}${'-'.repeat(width - full)}] ${s.done}/${s.total} ` +
+    head =
+      `${s.label} [${'#'.repeat(full)}${'-'.repeat(width - full)}] ${s.done}/${s.total} ` +
       `${Math.floor(frac * 100)}% ${formatDuration(s.elapsedMs)}${eta}`;
   } else {
     head = `${s.label} ${s.done} done ${formatDuration(s.elapsedMs)}`;

@@ -47,7 +47,7 @@ function v4(addr: string): number {
 
 function in4(x: number, base: string, bits: number): boolean {
   const mask = bits === 0 ? 0 : (0xffffffff << (32 - bits)) >>> 0;
-  return ((x & mask) >>> 0) === ((v4(base) & mask) >>> 0);
+  return (x & mask) >>> 0 === (v4(base) & mask) >>> 0;
 }
 
 function classify4(x: number): AddressClass {

@@ -122,26 +122,46 @@ export function verdictFrom(
     ...(spread.length ? { spreadObserved: spread } : {}),
   };
   if (observed.length < 2) {
-    return { ...base, mapping: 'unknown', portPreserving: null, reason: failures.length ? failures.join('; ') : 'fewer than two observations' };
+    return {
+      ...base,
+      mapping: 'unknown',
+      portPreserving: null,
+      reason: failures.length ? failures.join('; ') : 'fewer than two observations',
+    };
   }
   for (const o of observed) {
     const k = classifyAddress(o.address);
     if (k.kind === 'unspecified' || k.kind === 'invalid' || o.port === 0) {
-      return { ...base, mapping: 'unknown', portPreserving: null, reason: `peer ${o.peer} did not report our address (addr_recv ${o.address}:${o.port})` };
+      return {
+        ...base,
+        mapping: 'unknown',
+        portPreserving: null,
+        reason: `peer ${o.peer} did not report our address (addr_recv ${o.address}:${o.port})`,
+      };
     }
   }
   const first = observed[0]!;
   const sameAddr = observed.every((o) => o.address === first.address);
   const samePort = observed.every((o) => o.port === first.port);
   if (!sameAddr) {
-    return { ...base, mapping: 'unknown', portPreserving: null, reason: `peers saw different public addresses (${observed.map((o) => o.address).join(', ')}): address pooling or multihoming` };
+    return {
+      ...base,
+      mapping: 'unknown',
+      portPreserving: null,
+      reason: `peers saw different public addresses (${observed.map((o) => o.address).join(', ')}): address pooling or multihoming`,
+    };
   }
   if (!samePort) {
     const samePublic = spread.filter((o) => o.address === first.address);
     const spreadOf = portSpreadOf([...observed, ...samePublic].map((o) => o.port));
-    return { ...base, mapping: 'edm', portPreserving: null, publicAddress: first.address,
+    return {
+      ...base,
+      mapping: 'edm',
+      portPreserving: null,
+      publicAddress: first.address,
       ...(spreadOf ? { portSpread: spreadOf } : {}),
-      reason: `mapped port differs per destination (${observed.map((o) => o.port).join(', ')}): endpoint-dependent mapping` };
+      reason: `mapped port differs per destination (${observed.map((o) => o.port).join(', ')}): endpoint-dependent mapping`,
+    };
   }
   return { ...base, mapping: 'eim', portPreserving: first.port === localPort, publicAddress: first.address };
 }
@@ -244,7 +264,11 @@ export function defaultGateway4(): string {
  */
 export class EimCache {
   private readonly entries = new Map<string, EimVerdict>();
-  constructor(private readonly ttlMs = 30 * 60_000, private readonly clock: () => number = () => performance.now(), private readonly maxEntries = 16) {}
+  constructor(
+    private readonly ttlMs = 30 * 60_000,
+    private readonly clock: () => number = () => performance.now(),
+    private readonly maxEntries = 16,
+  ) {}
 
   private key(n: NetworkId): string {
     return `${n.localAddress}|${n.gateway}`;

@@ -54,19 +54,28 @@ function predict(opts: DiscoveryOptions): DiscoveredEndpoint {
   if (!v || v.mapping !== 'eim' || v.publicAddress === undefined) {
     throw new NatError('NAT_NO_MAPPING', 'port prediction needs a cached EIM verdict with the public address');
   }
-  if (v.portPreserving !== true) throw new NatError('NAT_NO_MAPPING', 'port prediction needs a port-preserving EIM NAT');
+  if (v.portPreserving !== true)
+    throw new NatError('NAT_NO_MAPPING', 'port prediction needs a port-preserving EIM NAT');
   return { address: v.publicAddress, port: opts.local.port, method: 'predict' };
 }
 
-async function observeFirst(opts: DiscoveryOptions, method: DiscoveryMethod, peers: Endpoint[]): Promise<DiscoveredEndpoint> {
+async function observeFirst(
+  opts: DiscoveryOptions,
+  method: DiscoveryMethod,
+  peers: Endpoint[],
+): Promise<DiscoveredEndpoint> {
   if (!opts.observe) throw new NatError('NAT_OBSERVE_FAILED', `${method}: no observer configured`);
   if (peers.length === 0) throw new NatError('NAT_OBSERVE_FAILED', `${method}: no peers configured`);
   const errors: string[] = [];
   const causes: unknown[] = [];
   for (const p of peers) {
-    if (opts.budget && !opts.budget.tryTake()) throw new NatError('NAT_BUDGET', `${method}: discovery connection budget exhausted`);
+    if (opts.budget && !opts.budget.tryTake())
+      throw new NatError('NAT_BUDGET', `${method}: discovery connection budget exhausted`);
     try {
-      const got = await opts.observe(opts.local, p, { timeoutMs: opts.timeoutMs ?? 3000, ...(opts.signal ? { signal: opts.signal } : {}) });
+      const got = await opts.observe(opts.local, p, {
+        timeoutMs: opts.timeoutMs ?? 3000,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
       if (got.port === 0 || got.address === '0.0.0.0' || got.address === '::') {
         const why = new NatError('NAT_OBSERVE_FAILED', `${formatEndpoint(p)} did not report our address`);
         errors.push(why.message);

@@ -53,10 +53,7 @@ export interface NatcheckServerOptions {
  * NATCHECK_UNEXPECTED_MESSAGE (a command other than the handshake's).
  */
 export type NatcheckRefusal =
-  | 'NATCHECK_NETGROUP_LIMIT'
-  | 'NATCHECK_FULL'
-  | 'NATCHECK_EVICTED'
-  | 'NATCHECK_UNEXPECTED_MESSAGE';
+  'NATCHECK_NETGROUP_LIMIT' | 'NATCHECK_FULL' | 'NATCHECK_EVICTED' | 'NATCHECK_UNEXPECTED_MESSAGE';
 
 /** What happened to one client connection. */
 export interface NatcheckResult {

@@ -4,7 +4,14 @@
  * after (a NAT-check server closes it itself; a feeler-like peer gets a polite FIN).
  */
 import { connectFrom } from '../native/engine.js';
-import { FrameParser, encodeMessage, decodePayload, PROTOCOL_VERSION, USER_AGENT, type NetworkName } from '../wire/index.js';
+import {
+  FrameParser,
+  encodeMessage,
+  decodePayload,
+  PROTOCOL_VERSION,
+  USER_AGENT,
+  type NetworkName,
+} from '../wire/index.js';
 import { unmapIPv4 } from '../ip.js';
 import { randomBytes } from 'node:crypto';
 import type { Endpoint, Observer } from './types.js';
@@ -18,15 +25,31 @@ export function nativeObserver(o: ObserverOptions = {}): Observer {
   const network = o.network ?? 'main';
   return async (local: Endpoint, peer: Endpoint, opts): Promise<Endpoint & { localPort: number }> => {
     const t0 = performance.now();
-    const res = await connectFrom(local, peer, { timeoutMs: opts.timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) }).catch((err: unknown) => {
-      throw new NatError('NAT_OBSERVE_FAILED', `connect from :${local.port} to ${peer.address}:${peer.port}: ${(err as Error).message}`, { cause: err });
+    const res = await connectFrom(local, peer, {
+      timeoutMs: opts.timeoutMs,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    }).catch((err: unknown) => {
+      throw new NatError(
+        'NAT_OBSERVE_FAILED',
+        `connect from :${local.port} to ${peer.address}:${peer.port}: ${(err as Error).message}`,
+        { cause: err },
+      );
     });
     const sock = res.socket;
     const left = Math.max(100, opts.timeoutMs - (performance.now() - t0));
     try {
       return await new Promise<Endpoint & { localPort: number }>((resolve, reject) => {
         const parser = new FrameParser({ network, maxPayload: 4096 });
-        const timer = setTimeout(() => reject(new NatError('NAT_OBSERVE_FAILED', `${peer.address}:${peer.port}: no version within ${Math.round(left)} ms`)), left);
+        const timer = setTimeout(
+          () =>
+            reject(
+              new NatError(
+                'NAT_OBSERVE_FAILED',
+                `${peer.address}:${peer.port}: no version within ${Math.round(left)} ms`,
+              ),
+            ),
+          left,
+        );
         const done = (f: () => void): void => {
           clearTimeout(timer);
           sock.removeAllListeners('data');
@@ -40,19 +63,36 @@ export function nativeObserver(o: ObserverOptions = {}): Observer {
                 const v = decodePayload('version', f.payload);
                 // Complete the handshake politely; the server closes the connection after it.
                 sock.write(encodeMessage(network, 'verack', {}));
-                const seen = { address: unmapIPv4(v.addrRecv.address), port: v.addrRecv.port,
-                  localPort: res.local.port };
+                const seen = {
+                  address: unmapIPv4(v.addrRecv.address),
+                  port: v.addrRecv.port,
+                  localPort: res.local.port,
+                };
                 done(() => resolve(seen));
               } catch (err) {
-                done(() => reject(new NatError('NAT_OBSERVE_FAILED', `${peer.address}:${peer.port}: bad version: ${(err as Error).message}`)));
+                done(() =>
+                  reject(
+                    new NatError(
+                      'NAT_OBSERVE_FAILED',
+                      `${peer.address}:${peer.port}: bad version: ${(err as Error).message}`,
+                    ),
+                  ),
+                );
               }
               return;
             }
           }
-          if (error) done(() => reject(new NatError('NAT_OBSERVE_FAILED', `${peer.address}:${peer.port}: ${error.message}`)));
+          if (error)
+            done(() => reject(new NatError('NAT_OBSERVE_FAILED', `${peer.address}:${peer.port}: ${error.message}`)));
         });
-        sock.once('close', () => done(() => reject(new NatError('NAT_OBSERVE_FAILED', `${peer.address}:${peer.port} closed before its version`))));
-        sock.once('error', (err) => done(() => reject(new NatError('NAT_OBSERVE_FAILED', `${peer.address}:${peer.port}: ${err.message}`))));
+        sock.once('close', () =>
+          done(() =>
+            reject(new NatError('NAT_OBSERVE_FAILED', `${peer.address}:${peer.port} closed before its version`)),
+          ),
+        );
+        sock.once('error', (err) =>
+          done(() => reject(new NatError('NAT_OBSERVE_FAILED', `${peer.address}:${peer.port}: ${err.message}`))),
+        );
         // Feeler-like version: reveals nothing but what the connection itself shows.
         sock.write(
           encodeMessage(network, 'version', {

@@ -22,12 +22,18 @@ export async function connectPeer(opts: ConnectPeerOptions): Promise<{ peer: Pee
     const t = setTimeout(() => {
       cleanup();
       sock.destroy();
-      reject(new PeerError('PEER_HANDSHAKE_TIMEOUT', `TCP connect to ${opts.host}:${opts.port} timed out after ${ms} ms`));
+      reject(
+        new PeerError('PEER_HANDSHAKE_TIMEOUT', `TCP connect to ${opts.host}:${opts.port} timed out after ${ms} ms`),
+      );
     }, ms);
     const onErr = (e: NodeJS.ErrnoException) => {
       cleanup();
       sock.destroy();
-      reject(new PeerError('PEER_SOCKET', `connect to ${opts.host}:${opts.port} failed: ${e.code ?? e.message}`, { cause: e }));
+      reject(
+        new PeerError('PEER_SOCKET', `connect to ${opts.host}:${opts.port} failed: ${e.code ?? e.message}`, {
+          cause: e,
+        }),
+      );
     };
     const onOk = () => {
       cleanup();

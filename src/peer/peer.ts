@@ -139,7 +139,10 @@ export class Peer extends EventEmitter<PeerEvents> {
   private readonly maxPreVerack: number;
   /** Set while reading is paused for backpressure: the stall timer. */
   private stallTimer: NodeJS.Timeout | undefined;
-  private readonly pings = new Map<bigint, { start: bigint; resolve: (ms: number) => void; reject: (e: PeerError) => void; timer: NodeJS.Timeout }>();
+  private readonly pings = new Map<
+    bigint,
+    { start: bigint; resolve: (ms: number) => void; reject: (e: PeerError) => void; timer: NodeJS.Timeout }
+  >();
 
   constructor(stream: Duplex, opts: PeerOptions) {
     super();
@@ -198,7 +201,14 @@ export class Peer extends EventEmitter<PeerEvents> {
       return this.handshakeP;
     }
     const ms = this.opts.handshakeTimeoutMs ?? 10_000;
-    this.timer(ms, () => this.destroy(new PeerError('PEER_HANDSHAKE_TIMEOUT', `no handshake within ${ms} ms (got: ${this.receivedBeforeVerack.join(', ') || 'nothing'})`)));
+    this.timer(ms, () =>
+      this.destroy(
+        new PeerError(
+          'PEER_HANDSHAKE_TIMEOUT',
+          `no handshake within ${ms} ms (got: ${this.receivedBeforeVerack.join(', ') || 'nothing'})`,
+        ),
+      ),
+    );
     if (this.role === 'initiator') this.sendVersion();
     this.maybeDone();
     return this.handshakeP;
@@ -209,9 +219,10 @@ export class Peer extends EventEmitter<PeerEvents> {
   send(command: string, payload?: Buffer): void;
   send(command: string, payload?: unknown): void {
     if (this.closed) throw new PeerError('PEER_CLOSED', `cannot send ${command}: connection closed`);
-    const bytes = Buffer.isBuffer(payload) || payload === undefined
-      ? encodeRaw(this.network, command, (payload as Buffer | undefined) ?? Buffer.alloc(0))
-      : encodeMessage(this.network, command as KnownCommand, payload as never);
+    const bytes =
+      Buffer.isBuffer(payload) || payload === undefined
+        ? encodeRaw(this.network, command, (payload as Buffer | undefined) ?? Buffer.alloc(0))
+        : encodeMessage(this.network, command as KnownCommand, payload as never);
     this.stream.write(bytes);
     this.checkBackpressure();
   }
@@ -252,7 +263,8 @@ export class Peer extends EventEmitter<PeerEvents> {
 
   private versionPayload(): VersionPayload {
     const o = this.opts;
-    const a = (x: PeerOptions['addrRecv']): NetAddrV1 => (x ? { services: x.services ?? 0n, address: x.address, port: x.port } : ZERO_ADDR);
+    const a = (x: PeerOptions['addrRecv']): NetAddrV1 =>
+      x ? { services: x.services ?? 0n, address: x.address, port: x.port } : ZERO_ADDR;
     return {
       version: o.protocolVersion ?? PROTOCOL_VERSION,
       services: o.services ?? 0n,
@@ -308,16 +320,20 @@ export class Peer extends EventEmitter<PeerEvents> {
       if (this.closed) return;
       this.onFrame(f);
     }
-    if (error && !this.closed) this.destroy(new PeerError('PEER_WIRE', `bad data from peer: ${error.code}: ${error.message}`, { cause: error }));
+    if (error && !this.closed)
+      this.destroy(new PeerError('PEER_WIRE', `bad data from peer: ${error.code}: ${error.message}`, { cause: error }));
   }
 
   private onFrame(f: Frame): void {
     try {
       this.handleFrame(f);
     } catch (err) {
-      const e = err instanceof PeerError ? err : err instanceof WireError
-        ? new PeerError('PEER_WIRE', `bad ${f.command} from peer: ${err.message}`, { cause: err })
-        : new PeerError('PEER_PROTOCOL', `handling ${f.command}: ${(err as Error).message}`, { cause: err });
+      const e =
+        err instanceof PeerError
+          ? err
+          : err instanceof WireError
+            ? new PeerError('PEER_WIRE', `bad ${f.command} from peer: ${err.message}`, { cause: err })
+            : new PeerError('PEER_PROTOCOL', `handling ${f.command}: ${(err as Error).message}`, { cause: err });
       this.destroy(e);
       return;
     }
@@ -337,7 +353,8 @@ export class Peer extends EventEmitter<PeerEvents> {
       case 'version': {
         if (this.peerVersion) throw new PeerError('PEER_PROTOCOL', 'duplicate version message');
         const v = decodePayload('version', f.payload);
-        if (v.nonce === this.ourNonce && v.nonce !== 0n) throw new PeerError('PEER_SELF_CONNECT', 'connected to ourselves (nonce echo)');
+        if (v.nonce === this.ourNonce && v.nonce !== 0n)
+          throw new PeerError('PEER_SELF_CONNECT', 'connected to ourselves (nonce echo)');
         this.peerVersion = v;
         this.sendVersion();
         // BIP339: only when the common version (min of both) is >= 70016.
@@ -377,7 +394,11 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.handshakeDone = undefined;
     this.handshakeFail = undefined;
     this.clearTimers();
-    done({ version: this.peerVersion, receivedBeforeVerack: [...this.receivedBeforeVerack], elapsedMs: Date.now() - this.handshakeStart });
+    done({
+      version: this.peerVersion,
+      receivedBeforeVerack: [...this.receivedBeforeVerack],
+      elapsedMs: Date.now() - this.handshakeStart,
+    });
   }
 
   private failHandshake(e: PeerError): void {
@@ -394,13 +415,19 @@ export class Peer extends EventEmitter<PeerEvents> {
         ? new PeerError('PEER_WIRE', `peer closed mid-message: ${trunc.message}`, { cause: trunc })
         : new PeerError(
             'PEER_CLOSED',
-            this.peerVersion ? 'peer closed the connection' : 'peer closed the connection before sending a version (not a Bitcoin node, or another network?)',
+            this.peerVersion
+              ? 'peer closed the connection'
+              : 'peer closed the connection before sending a version (not a Bitcoin node, or another network?)',
           ),
     );
   }
 
   private onError(err: Error): void {
-    this.destroy(new PeerError('PEER_SOCKET', `socket error: ${(err as NodeJS.ErrnoException).code ?? ''} ${err.message}`.trim(), { cause: err }));
+    this.destroy(
+      new PeerError('PEER_SOCKET', `socket error: ${(err as NodeJS.ErrnoException).code ?? ''} ${err.message}`.trim(), {
+        cause: err,
+      }),
+    );
   }
 
   private onClose(): void {

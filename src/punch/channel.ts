@@ -52,7 +52,11 @@ export class StreamChannel implements CoordChannel {
    * @param autoPong answer `ping` at once, at any step, without queueing it: the peer's RTT samples then
    *   measure the channel, not our session logic.
    */
-  constructor(private readonly stream: Duplex, private readonly codec: FrameCodec, private readonly autoPong = true) {
+  constructor(
+    private readonly stream: Duplex,
+    private readonly codec: FrameCodec,
+    private readonly autoPong = true,
+  ) {
     const dec = codec.decoder();
     // Small messages written back to back (version, verack, opendpoint, ping) must not wait for a delayed
     // ACK (Nagle): on the local hop to tor/i2pd that stall is 40 ms per message pair.
@@ -64,7 +68,9 @@ export class StreamChannel implements CoordChannel {
       try {
         msgs = dec.push(chunk);
       } catch (err) {
-        this.fail(new PunchSessionError('PUNCH_PROTOCOL', `bad frame from peer: ${(err as Error).message}`, { cause: err }));
+        this.fail(
+          new PunchSessionError('PUNCH_PROTOCOL', `bad frame from peer: ${(err as Error).message}`, { cause: err }),
+        );
         return;
       }
       for (const m of msgs) this.deliver(m);
@@ -72,7 +78,9 @@ export class StreamChannel implements CoordChannel {
     const onEnd = (): void => this.fail(new PunchSessionError('PUNCH_CLOSED', 'coordination stream closed by peer'));
     stream.on('end', onEnd);
     stream.on('close', onEnd);
-    stream.on('error', (err: Error) => this.fail(new PunchSessionError('PUNCH_CLOSED', `coordination stream error: ${err.message}`, { cause: err })));
+    stream.on('error', (err: Error) =>
+      this.fail(new PunchSessionError('PUNCH_CLOSED', `coordination stream error: ${err.message}`, { cause: err })),
+    );
   }
 
   get closed(): boolean {
@@ -153,7 +161,8 @@ export class StreamChannel implements CoordChannel {
     const queued = this.queue.shift();
     if (queued) return Promise.resolve(queued);
     if (this.failure) return Promise.reject(this.failure);
-    if (signal?.aborted) return Promise.reject(new PunchSessionError('PUNCH_ABORTED', `aborted during ${step}`, { step }));
+    if (signal?.aborted)
+      return Promise.reject(new PunchSessionError('PUNCH_ABORTED', `aborted during ${step}`, { step }));
     return new Promise<CoordMessage>((resolve, reject) => {
       const cleanup = (): void => {
         clearTimeout(timer);

@@ -57,8 +57,9 @@ export function expectedIpOf(target: PunchTarget): string | undefined {
   }
   if (t.expectIp === null) return undefined;
   if (t.clearnet && isIP(t.clearnet.address) !== 0) return t.clearnet.address;
-  const why = `target ${t.address}:${t.port} names no clearnet IP: pass clearnet (the announcement's) or expectIp`
-    + ' (null: unchecked)';
+  const why =
+    `target ${t.address}:${t.port} names no clearnet IP: pass clearnet (the announcement's) or expectIp` +
+    ' (null: unchecked)';
   throw new PunchSessionError('PUNCH_BAD_TARGET', why, { step: 'target', side: 'B' });
 }
 
@@ -66,7 +67,13 @@ export interface PunchClientOptions {
   dialer: CoordinationDialer;
   engine: PunchEngineLike;
   codec: FrameCodec;
-  discovery: { methods: DiscoveryMethod[]; feelerPeers?: Endpoint[]; natcheckServers?: Endpoint[]; observe?: Observer; timeoutMs?: number };
+  discovery: {
+    methods: DiscoveryMethod[];
+    feelerPeers?: Endpoint[];
+    natcheckServers?: Endpoint[];
+    observe?: Observer;
+    timeoutMs?: number;
+  };
   eim?: EimVerdict | (() => EimVerdict | undefined);
   family?: 4 | 6;
   localAddress?: string;
@@ -131,13 +138,21 @@ export class PunchClient {
     const key = `${target.address.toLowerCase()}:${target.port}`;
     const releases: Release[] = [];
     const r1 = this.perEndpoint.tryAcquire(key);
-    if (!r1) throw new PunchSessionError('PUNCH_RATE_LIMITED', `attempt already in progress for ${key}`, { step: 'limits', side: 'B' });
+    if (!r1)
+      throw new PunchSessionError('PUNCH_RATE_LIMITED', `attempt already in progress for ${key}`, {
+        step: 'limits',
+        side: 'B',
+      });
     releases.push(r1);
     if (target.clearnet) {
       const r2 = this.perNetgroup.tryAcquire(netgroupOf(target.clearnet.address));
       if (!r2) {
         r1();
-        throw new PunchSessionError('PUNCH_RATE_LIMITED', `too many attempts to netgroup ${netgroupOf(target.clearnet.address)}`, { step: 'limits', side: 'B' });
+        throw new PunchSessionError(
+          'PUNCH_RATE_LIMITED',
+          `too many attempts to netgroup ${netgroupOf(target.clearnet.address)}`,
+          { step: 'limits', side: 'B' },
+        );
       }
       releases.push(r2);
     }
@@ -147,19 +162,21 @@ export class PunchClient {
       tl.mark('start', `punch port ${local.port}`);
       const d = this.opts.discovery;
       const hard = spray?.role === 'hard' && v ? hardDiscovery(v) : undefined;
-      const discovery = hard ? Promise.resolve(hard) : discoverMapping({
-        local,
-        methods: d.methods,
-        ...(d.feelerPeers ? { feelerPeers: d.feelerPeers } : {}),
-        ...(d.natcheckServers ? { natcheckServers: d.natcheckServers } : {}),
-        ...(v ? { eim: v } : {}),
-        ...(d.observe ? { observe: d.observe } : {}),
-        timeoutMs: d.timeoutMs ?? 3000,
-        ...(popts.signal ? { signal: popts.signal } : {}),
-      }).then((r) => {
-        tl.mark('discovered', r.endpoints.map((e) => `${e.method} ${e.address}:${e.port}`).join(' '));
-        return r;
-      });
+      const discovery = hard
+        ? Promise.resolve(hard)
+        : discoverMapping({
+            local,
+            methods: d.methods,
+            ...(d.feelerPeers ? { feelerPeers: d.feelerPeers } : {}),
+            ...(d.natcheckServers ? { natcheckServers: d.natcheckServers } : {}),
+            ...(v ? { eim: v } : {}),
+            ...(d.observe ? { observe: d.observe } : {}),
+            timeoutMs: d.timeoutMs ?? 3000,
+            ...(popts.signal ? { signal: popts.signal } : {}),
+          }).then((r) => {
+            tl.mark('discovered', r.endpoints.map((e) => `${e.method} ${e.address}:${e.port}`).join(' '));
+            return r;
+          });
       discovery.catch(() => undefined); // awaited in the session; avoid an unhandled rejection meanwhile
       let stream;
       try {
@@ -169,7 +186,11 @@ export class PunchClient {
           ...(popts.signal ? { signal: popts.signal } : {}),
         });
       } catch (err) {
-        throw new PunchSessionError('PUNCH_OVERLAY_DIAL', `B: cannot reach ${key} over ${this.opts.dialer.kind}: ${(err as Error).message}`, { step: 'dial', side: 'B', cause: err, timeline: tl });
+        throw new PunchSessionError(
+          'PUNCH_OVERLAY_DIAL',
+          `B: cannot reach ${key} over ${this.opts.dialer.kind}: ${(err as Error).message}`,
+          { step: 'dial', side: 'B', cause: err, timeline: tl },
+        );
       }
       tl.mark('overlay-connected');
       stream.on('error', () => undefined);
@@ -182,7 +203,9 @@ export class PunchClient {
         timeline: tl,
         ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),
         ...(spray ? { spray } : {}),
-        ...(this.opts.limits?.maxSynsPerSession !== undefined ? { maxSynsPerSession: this.opts.limits.maxSynsPerSession } : {}),
+        ...(this.opts.limits?.maxSynsPerSession !== undefined
+          ? { maxSynsPerSession: this.opts.limits.maxSynsPerSession }
+          : {}),
         ...(this.opts.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.opts.handshakeTimeoutMs } : {}),
         ...(this.opts.stepTimeoutMs !== undefined ? { stepTimeoutMs: this.opts.stepTimeoutMs } : {}),
         ...(this.opts.sessionDeadlineMs !== undefined ? { sessionDeadlineMs: this.opts.sessionDeadlineMs } : {}),

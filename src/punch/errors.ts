@@ -72,7 +72,12 @@ export class PunchSessionError extends OnionpunchError {
   }
 
   override toJSON(): {
-    code: string; message: string; step?: string; side?: string; rejectCode?: string; mismatch?: VerifyMismatch;
+    code: string;
+    message: string;
+    step?: string;
+    side?: string;
+    rejectCode?: string;
+    mismatch?: VerifyMismatch;
   } {
     return {
       code: this.code,

@@ -30,7 +30,13 @@ import { sameIp } from './verify.js';
 import type { SprayOutcomeLike } from './engine-port.js';
 import type { SprayParams } from './messages.js';
 import {
-  type InitiatorSpray, checkSprayAnswer, describeSpray, ourSide, runSpraySide, sprayReport, sprayRequest,
+  type InitiatorSpray,
+  checkSprayAnswer,
+  describeSpray,
+  ourSide,
+  runSpraySide,
+  sprayReport,
+  sprayRequest,
 } from './spray.js';
 
 /** Defaults of B's session limits. */
@@ -84,7 +90,13 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
   const pings = Math.max(1, Math.min(3, opts.pings ?? 2));
   const profile = opts.tuning?.profile ?? 'prime';
   const sessionId = newSessionId();
-  const family = familyOf(opts.local.address === '0.0.0.0' || opts.local.address === '::' ? (opts.local.address === '::' ? '::1' : '0.0.0.0') : opts.local.address);
+  const family = familyOf(
+    opts.local.address === '0.0.0.0' || opts.local.address === '::'
+      ? opts.local.address === '::'
+        ? '::1'
+        : '0.0.0.0'
+      : opts.local.address,
+  );
   try {
     ch.send({ cmd: 'version', nonce: randomNonce(), userAgent: USER_AGENT });
     tl.mark('version-sent');
@@ -93,10 +105,15 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
       disco = await Promise.race([opts.discovery, aborted(signal)]);
     } catch (err) {
       if (err instanceof PunchSessionError) throw err; // the session deadline or the caller's abort
-      throw new PunchSessionError('PUNCH_DISCOVERY', `B: mapping discovery failed: ${(err as Error).message}`, { step: 'discovery', side: 'B', cause: err });
+      throw new PunchSessionError('PUNCH_DISCOVERY', `B: mapping discovery failed: ${(err as Error).message}`, {
+        step: 'discovery',
+        side: 'B',
+        cause: err,
+      });
     }
     const mine = ownEndpoints(disco.endpoints, family);
-    if (mine.length === 0) throw new PunchSessionError('PUNCH_DISCOVERY', `B has no IPv${family} mapping`, { step: 'discovery', side: 'B' });
+    if (mine.length === 0)
+      throw new PunchSessionError('PUNCH_DISCOVERY', `B has no IPv${family} mapping`, { step: 'discovery', side: 'B' });
     const flags = (disco.portPreserving ? FLAG_PORT_PRESERVING : 0) | (disco.predicted ? FLAG_PREDICTED : 0);
     // The spray request precedes the opendpoint: A decides on both together (an old A skips the unknown command).
     const asked = opts.spray ? sprayRequest(sessionId, opts.spray) : undefined;
@@ -104,7 +121,12 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
       ch.send({ cmd: 'opspray', ...asked });
       tl.mark('spray-asked', describeSpray(asked.hard === 'B' ? asked : { ...asked, probeLow: 1, probeHigh: 65535 }));
     }
-    ch.send({ cmd: 'opendpoint', sessionId, flags, endpoints: mine.map((e) => ({ address: e.address, port: e.port })) });
+    ch.send({
+      cmd: 'opendpoint',
+      sessionId,
+      flags,
+      endpoints: mine.map((e) => ({ address: e.address, port: e.port })),
+    });
     const sent = new Map<bigint, number>();
     for (let i = 0; i < pings; i++) {
       const n = randomNonce();
@@ -124,7 +146,8 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
       const m = await clock.next(ch, gotVersion ? 'opendpoint' : 'version', stepEnd, signal);
       switch (m.cmd) {
         case 'version':
-          if (gotVersion) throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent version twice', { step: 'version', side: 'A' });
+          if (gotVersion)
+            throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent version twice', { step: 'version', side: 'A' });
           gotVersion = true;
           stepEnd = performance.now() + stepMs;
           tl.mark('handshake', `A version ${m.userAgent}`);
@@ -139,13 +162,22 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
           break;
         }
         case 'opendpoint':
-          if (!gotVersion) throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent opendpoint before version', { step: 'opendpoint', side: 'A' });
-          if (!m.sessionId.equals(sessionId)) throw new PunchSessionError('PUNCH_PROTOCOL', 'A echoed another session id', { step: 'opendpoint', side: 'A' });
+          if (!gotVersion)
+            throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent opendpoint before version', {
+              step: 'opendpoint',
+              side: 'A',
+            });
+          if (!m.sessionId.equals(sessionId))
+            throw new PunchSessionError('PUNCH_PROTOCOL', 'A echoed another session id', {
+              step: 'opendpoint',
+              side: 'A',
+            });
           if (peerEp) {
             throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent opendpoint twice', { step: 'opendpoint', side: 'A' });
           }
           if (asked?.hard === 'B' && !agreed) {
-            const why = "B's NAT is endpoint-dependent (edm) and needs a spray, but A answered without opspray " +
+            const why =
+              "B's NAT is endpoint-dependent (edm) and needs a spray, but A answered without opspray " +
               '(A does not speak it: an older onionpunch); nothing was fired';
             throw new PunchSessionError('PUNCH_SPRAY_UNSUPPORTED', why, { step: 'opspray', side: 'A' });
           }
@@ -165,9 +197,14 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
           break;
         }
         case 'opreject': {
-          const code = m.code === 'rate-limited' ? 'PUNCH_RATE_LIMITED'
-            : m.code === 'nat-unsuitable' ? 'PUNCH_NAT_UNSUITABLE'
-              : m.code === 'both-hard' ? 'PUNCH_NAT_BOTH_HARD' : 'PUNCH_REJECTED';
+          const code =
+            m.code === 'rate-limited'
+              ? 'PUNCH_RATE_LIMITED'
+              : m.code === 'nat-unsuitable'
+                ? 'PUNCH_NAT_UNSUITABLE'
+                : m.code === 'both-hard'
+                  ? 'PUNCH_NAT_BOTH_HARD'
+                  : 'PUNCH_REJECTED';
           const step = gotVersion ? (asked ? 'opspray' : 'opendpoint') : 'version';
           const info = { step, side: 'A' as const, rejectCode: m.code };
           throw new PunchSessionError(code, `A rejected (${m.code}): ${m.reason}`, info);
@@ -206,7 +243,10 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     const deadlineMs = opts.deadlineMs ?? 5000;
     ch.send({ cmd: 'opfire', sessionId, delayUs, profile, deadlineMs });
     const sentNs = opts.engine.now();
-    tl.mark('fire-sent', `A fires in ${(delayUs / 1000).toFixed(0)} ms after receipt; B in ${(delayUs / 1000 + rttMs / 2).toFixed(1)} ms`);
+    tl.mark(
+      'fire-sent',
+      `A fires in ${(delayUs / 1000).toFixed(0)} ms after receipt; B in ${(delayUs / 1000 + rttMs / 2).toFixed(1)} ms`,
+    );
     const tuning = { ...(opts.tuning ?? {}), profile };
     const startAtNs = sentNs + BigInt(delayUs) * 1000n + BigInt(Math.round((rttMs / 2) * 1e6));
     let outcome;
@@ -234,20 +274,41 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     } catch (err) {
       const { status, error } = classifyEngineError(err, 'B');
       tl.mark('punch-failed', error.message);
-      ch.send({ cmd: 'opresult', sessionId, status, elapsedMs: Math.round(tl.mark('result')), reason: error.message.slice(0, 256) });
+      ch.send({
+        cmd: 'opresult',
+        sessionId,
+        status,
+        elapsedMs: Math.round(tl.mark('result')),
+        reason: error.message.slice(0, 256),
+      });
       // A's opresult may name its own failure; wait briefly so the error says both sides' story.
       const theirs = await ch.next(1000, 'opresult').catch(() => undefined);
-      if (theirs?.cmd === 'opresult' && theirs.status !== 'connected') error.message += ` (A reported ${theirs.status}: ${theirs.reason})`;
+      if (theirs?.cmd === 'opresult' && theirs.status !== 'connected')
+        error.message += ` (A reported ${theirs.status}: ${theirs.reason})`;
       error.timeline = tl;
       throw error;
     }
     tl.mark('established', `${outcome.remote.address}:${outcome.remote.port}`);
     const remote = verifyOrReport('B', outcome.socket, expected, ch, sessionId, tl, opts.expectIp);
-    ch.send({ cmd: 'opresult', sessionId, status: 'connected', elapsedMs: Math.round(tl.mark('verified')), reason: '' });
-    void ch.next(3000, 'opresult').catch(() => undefined).finally(() => ch.close());
+    ch.send({
+      cmd: 'opresult',
+      sessionId,
+      status: 'connected',
+      elapsedMs: Math.round(tl.mark('verified')),
+      reason: '',
+    });
+    void ch
+      .next(3000, 'opresult')
+      .catch(() => undefined)
+      .finally(() => ch.close());
     return {
-      socket: outcome.socket, local: outcome.local ?? opts.local, remote, sessionId: sessionId.toString('hex'),
-      timeline: tl, engineTimeline: outcome.timeline, overlayRttMs: rttMs,
+      socket: outcome.socket,
+      local: outcome.local ?? opts.local,
+      remote,
+      sessionId: sessionId.toString('hex'),
+      timeline: tl,
+      engineTimeline: outcome.timeline,
+      overlayRttMs: rttMs,
       ...(agreed && won ? { spray: sprayReport(agreed, 'B', won) } : {}),
     };
   } catch (err) {

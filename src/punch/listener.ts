@@ -195,7 +195,8 @@ export class PunchListener extends EventEmitter {
     if (this.opts.prewarm === false || !this.opts.discovery.observe) return false;
     if (this.opts.prewarm === true) return true;
     const v = this.verdict();
-    const canPredict = this.opts.discovery.methods.includes('predict') && v?.mapping === 'eim' && v.portPreserving === true;
+    const canPredict =
+      this.opts.discovery.methods.includes('predict') && v?.mapping === 'eim' && v.portPreserving === true;
     return v?.mapping === 'eim' && !canPredict;
   }
 
@@ -226,10 +227,16 @@ export class PunchListener extends EventEmitter {
     if (this.warming || this.closing || !this.wantsWarm()) return;
     this.warming = true;
     const fam: 4 | 6 = this.opts.localAddress?.v6 && !this.opts.localAddress.v4 ? 6 : 4;
-    void allocateLocalEndpoint(this.opts.engine, fam, fam === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4)
-      .then((local) => this.discoverFor(local, this.ac.signal).then((result) => {
-        this.warm = { local, result, at: performance.now() };
-      }))
+    void allocateLocalEndpoint(
+      this.opts.engine,
+      fam,
+      fam === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4,
+    )
+      .then((local) =>
+        this.discoverFor(local, this.ac.signal).then((result) => {
+          this.warm = { local, result, at: performance.now() };
+        }),
+      )
       .catch(() => undefined)
       .finally(() => {
         this.warming = false;
@@ -318,7 +325,11 @@ export class PunchListener extends EventEmitter {
       engine: this.opts.engine,
       localEndpoint: (family) => {
         const w = this.warm;
-        if (w && performance.now() - w.at < (this.opts.warmMaxAgeMs ?? 20_000) && (w.local.address.includes(':') ? 6 : 4) === family) {
+        if (
+          w &&
+          performance.now() - w.at < (this.opts.warmMaxAgeMs ?? 20_000) &&
+          (w.local.address.includes(':') ? 6 : 4) === family
+        ) {
           this.warm = undefined;
           const key = `${w.local.address}|${w.local.port}`;
           this.taken.set(key, w.result);
@@ -329,7 +340,11 @@ export class PunchListener extends EventEmitter {
           this.warm = undefined;
           this.prewarm();
         }
-        return allocateLocalEndpoint(this.opts.engine, family, family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4);
+        return allocateLocalEndpoint(
+          this.opts.engine,
+          family,
+          family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4,
+        );
       },
       discover: (local: Endpoint, signal: AbortSignal): Promise<DiscoveryResult> => {
         const key = `${local.address}|${local.port}`;
@@ -342,7 +357,9 @@ export class PunchListener extends EventEmitter {
       },
       natVerdict: () => this.verdict(),
       policy: { ...(this.opts.policy ?? {}), ...(lab ? { allowLab: true } : {}) },
-      ...(this.opts.limits?.maxSynsPerSession !== undefined ? { maxSynsPerSession: this.opts.limits.maxSynsPerSession } : {}),
+      ...(this.opts.limits?.maxSynsPerSession !== undefined
+        ? { maxSynsPerSession: this.opts.limits.maxSynsPerSession }
+        : {}),
       ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),
       ...(this.opts.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.opts.handshakeTimeoutMs } : {}),
       ...(this.opts.stepTimeoutMs !== undefined ? { stepTimeoutMs: this.opts.stepTimeoutMs } : {}),
@@ -370,15 +387,21 @@ export class PunchListener extends EventEmitter {
       .then((c: PunchedConnection) => {
         this.stats.connected++;
         const info2: ConnectionInfo = {
-          remote: c.remote, local: c.local, sessionId: c.sessionId, timeline: c.timeline,
-          engineTimeline: c.engineTimeline, overlay: info, ...(c.spray ? { spray: c.spray } : {}),
+          remote: c.remote,
+          local: c.local,
+          sessionId: c.sessionId,
+          timeline: c.timeline,
+          engineTimeline: c.engineTimeline,
+          overlay: info,
+          ...(c.spray ? { spray: c.spray } : {}),
         };
         if (this.listenerCount('connection') === 0) c.socket.destroy();
         else this.emit('connection', c.socket as Socket, info2);
       })
       .catch((err: unknown) => {
         this.stats.failed++;
-        let e = err instanceof PunchSessionError ? err : new PunchSessionError('PUNCH_ENGINE', String(err), { cause: err });
+        let e =
+          err instanceof PunchSessionError ? err : new PunchSessionError('PUNCH_ENGINE', String(err), { cause: err });
         if (rec.evicted) {
           const why = `A evicted the session while it waited for ${rec.evictedIn} (all slots were held)`;
           e = new PunchSessionError('PUNCH_EVICTED', why, { side: 'B', step: rec.evictedIn!, cause: e, timeline: tl });

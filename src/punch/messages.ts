@@ -17,7 +17,12 @@ export const RESULT_STATUS = ['connected', 'timeout', 'refused', 'verify-failed'
 export type ResultStatus = (typeof RESULT_STATUS)[number];
 
 export const REJECT_CODES = {
-  'rate-limited': 1, busy: 2, 'nat-unsuitable': 3, 'bad-request': 4, 'shutting-down': 5, 'both-hard': 6,
+  'rate-limited': 1,
+  busy: 2,
+  'nat-unsuitable': 3,
+  'bad-request': 4,
+  'shutting-down': 5,
+  'both-hard': 6,
 } as const;
 export type RejectCode = keyof typeof REJECT_CODES;
 

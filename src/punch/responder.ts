@@ -32,7 +32,14 @@ import {
 } from './session-common.js';
 import { canonicalAddress } from '../ip.js';
 import {
-  SPRAY_LIMITS, type SprayCaps, describeSpray, hardDiscovery, hardRange, ourSide, runSpraySide, sprayReport,
+  SPRAY_LIMITS,
+  type SprayCaps,
+  describeSpray,
+  hardDiscovery,
+  hardRange,
+  ourSide,
+  runSpraySide,
+  sprayReport,
   sprayShape,
 } from './spray.js';
 
@@ -150,7 +157,8 @@ function agreeSpray(
   if (asked.hard === 'B' && aHard) {
     const a = hardRange(verdict);
     const aRange = typeof a === 'string' ? 'range unknown' : `ports ${a.low}..${a.high}`;
-    const why = `both sides are hard: A's NAT is endpoint-dependent (edm, ${aRange}) and B's is too (edm, ports ` +
+    const why =
+      `both sides are hard: A's NAT is endpoint-dependent (edm, ${aRange}) and B's is too (edm, ports ` +
       `${asked.probeLow}..${asked.probeHigh}); a spray needs one easy side`;
     return refuse('both-hard', 'PUNCH_NAT_BOTH_HARD', why);
   }
@@ -208,8 +216,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       if (m.cmd === 'opendpoint') ep = m;
       else if (asked) {
         throw new PunchSessionError('PUNCH_PROTOCOL', 'B sent opspray twice', { step: 'opspray', side: 'B' });
-      }
-      else asked = m;
+      } else asked = m;
     }
     if (asked && !asked.sessionId.equals(ep.sessionId)) {
       const why = 'opspray carries another session id';
@@ -260,7 +267,11 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     } catch (err) {
       const budget = err instanceof NatError && err.has('NAT_BUDGET');
       reject(ch, budget ? 'busy' : 'nat-unsuitable', `A: mapping discovery failed: ${(err as Error).message}`);
-      throw new PunchSessionError(budget ? 'PUNCH_RATE_LIMITED' : 'PUNCH_DISCOVERY', `A: mapping discovery failed: ${(err as Error).message}`, { step: 'discovery', side: 'A', cause: err });
+      throw new PunchSessionError(
+        budget ? 'PUNCH_RATE_LIMITED' : 'PUNCH_DISCOVERY',
+        `A: mapping discovery failed: ${(err as Error).message}`,
+        { step: 'discovery', side: 'A', cause: err },
+      );
     }
     const mine = ownEndpoints(disco.endpoints, family);
     if (mine.length === 0) {
@@ -274,7 +285,12 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       ch.send({ cmd: 'opspray', ...spray });
       tl.mark('spray-agreed', describeSpray(spray));
     }
-    ch.send({ cmd: 'opendpoint', sessionId, flags, endpoints: mine.map((e) => ({ address: e.address, port: e.port })) });
+    ch.send({
+      cmd: 'opendpoint',
+      sessionId,
+      flags,
+      endpoints: mine.map((e) => ({ address: e.address, port: e.port })),
+    });
 
     phase('wait-fire');
     const fire = await expect(ch, clock, ['opfire'], performance.now() + stepMs, 'opfire', signal);
@@ -327,19 +343,39 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     } catch (err) {
       const { status, error } = classifyEngineError(err, 'A');
       tl.mark('punch-failed', error.message);
-      ch.send({ cmd: 'opresult', sessionId, status, elapsedMs: Math.round(tl.mark('result')), reason: error.message.slice(0, 256) });
+      ch.send({
+        cmd: 'opresult',
+        sessionId,
+        status,
+        elapsedMs: Math.round(tl.mark('result')),
+        reason: error.message.slice(0, 256),
+      });
       ch.close();
       error.timeline = tl;
       throw error;
     }
     tl.mark('established', `${outcome.remote.address}:${outcome.remote.port}`);
     const remote = verifyOrReport('A', outcome.socket, expected, ch, sessionId, tl);
-    ch.send({ cmd: 'opresult', sessionId, status: 'connected', elapsedMs: Math.round(tl.mark('verified')), reason: '' });
+    ch.send({
+      cmd: 'opresult',
+      sessionId,
+      status: 'connected',
+      elapsedMs: Math.round(tl.mark('verified')),
+      reason: '',
+    });
     // B's opresult is informative only; read it briefly in the background, then close.
-    void ch.next(3000, 'opresult').catch(() => undefined).finally(() => ch.close());
+    void ch
+      .next(3000, 'opresult')
+      .catch(() => undefined)
+      .finally(() => ch.close());
     return {
-      socket: outcome.socket, local: outcome.local ?? local, remote, sessionId: sessionId.toString('hex'), timeline: tl,
-      engineTimeline: outcome.timeline, ...(spray && won ? { spray: sprayReport(spray, 'A', won) } : {}),
+      socket: outcome.socket,
+      local: outcome.local ?? local,
+      remote,
+      sessionId: sessionId.toString('hex'),
+      timeline: tl,
+      engineTimeline: outcome.timeline,
+      ...(spray && won ? { spray: sprayReport(spray, 'A', won) } : {}),
     };
   } catch (err) {
     ch.close();

@@ -53,8 +53,7 @@ export const MAX_SESSION_ENDPOINTS = 2;
 
 /** The outcome of checking a peer's `opendpoint` endpoints: all usable, or the first limit they break. */
 export type TargetCheck =
-  | { ok: true; usable: Endpoint[]; family: 4 | 6 }
-  | { ok: false; code: PunchSessionCode; reason: string };
+  { ok: true; usable: Endpoint[]; family: 4 | 6 } | { ok: false; code: PunchSessionCode; reason: string };
 
 /**
  * The peer's endpoints we may punch to. Strict, so that one session can aim our SYNs at one host only: at
@@ -113,7 +112,11 @@ export class SessionClock {
    * @param maxIgnored most skipped messages per session
    * @param peer the side whose messages we wait for (named in errors)
    */
-  constructor(readonly totalMs: number, readonly maxIgnored: number, private readonly peer: Side) {
+  constructor(
+    readonly totalMs: number,
+    readonly maxIgnored: number,
+    private readonly peer: Side,
+  ) {
     this.startedAt = performance.now();
     this.endsAt = this.startedAt + totalMs;
   }
@@ -215,7 +218,12 @@ export function randomNonce(): bigint {
  * remote, and re-SYNs after a failure come at most every `resynIntervalUs` within the deadline; the
  * interval is stretched (and waves dropped) until the worst case fits.
  */
-export function capPlan(tuning: PlanTuning, remotes: number, maxSyns: number, deadlineMs: number): { waves: number[]; resynIntervalUs: number } {
+export function capPlan(
+  tuning: PlanTuning,
+  remotes: number,
+  maxSyns: number,
+  deadlineMs: number,
+): { waves: number[]; resynIntervalUs: number } {
   const perWave = Math.max(1, remotes) * ((tuning.profile ?? 'prime') === 'prime' ? 2 : 1);
   const wanted = (tuning.waves ?? [0]).filter((w) => w >= 0 && w < deadlineMs);
   const nWaves = Math.max(1, Math.min(wanted.length || 1, Math.floor(maxSyns / perWave)));

@@ -47,7 +47,7 @@ export function checkSprayAnswer(sent: SprayParams, got: SprayParams): string | 
   if (got.hard !== sent.hard) return `A answered with ${got.hard} as the hard side (B asked with ${sent.hard})`;
   if (got.probes > sent.probes) return `A asks ${got.probes} probes, more than the ${sent.probes} B offered`;
   if (sent.hard === 'B') {
-    if (got.probeLow !== sent.probeLow || got.probeHigh !== sent.probeHigh) return 'A changed B\'s probe range';
+    if (got.probeLow !== sent.probeLow || got.probeHigh !== sent.probeHigh) return "A changed B's probe range";
     if (got.sockets > sent.sockets) return `A asks ${got.sockets} sockets of B, more than B's ${sent.sockets}`;
   } else if (got.probeLow === 0) return 'A is hard but names no probe range';
   if (got.spreadUs > sent.spreadUs) return `A asks a ${got.spreadUs} µs window, longer than B's ${sent.spreadUs}`;
@@ -181,8 +181,10 @@ export function describeSpray(p: SprayParams): string {
   const range = p.probeHigh - p.probeLow + 1;
   const odds = (sprayOdds(p.sockets, p.probes, range) * 100).toFixed(1);
   const easy = p.hard === 'A' ? 'B' : 'A';
-  return `${p.hard} hard: ${p.sockets} sockets; ${easy} easy: ${p.probes} probes to ${p.probeLow}..${p.probeHigh}` +
-    ` over ${(p.spreadUs / 1000).toFixed(0)} ms (birthday ${odds}%)`;
+  return (
+    `${p.hard} hard: ${p.sockets} sockets; ${easy} easy: ${p.probes} probes to ${p.probeLow}..${p.probeHigh}` +
+    ` over ${(p.spreadUs / 1000).toFixed(0)} ms (birthday ${odds}%)`
+  );
 }
 
 /** What one spray cost and won (PunchedConnection.spray: demo JSON, logs). */

@@ -44,7 +44,11 @@ export function wireCodec(network: NetworkName = 'main'): FrameCodec {
         case 'pong':
           return encodeMessage(network, 'pong', { nonce: m.nonce });
         case 'opendpoint':
-          return encodeMessage(network, 'opendpoint', { sessionId: m.sessionId, flags: m.flags, endpoints: m.endpoints });
+          return encodeMessage(network, 'opendpoint', {
+            sessionId: m.sessionId,
+            flags: m.flags,
+            endpoints: m.endpoints,
+          });
         case 'opfire':
           return encodeMessage(network, 'opfire', {
             sessionId: m.sessionId,
@@ -53,7 +57,12 @@ export function wireCodec(network: NetworkName = 'main'): FrameCodec {
             deadlineMs: m.deadlineMs,
           });
         case 'opresult':
-          return encodeMessage(network, 'opresult', { sessionId: m.sessionId, status: m.status, elapsedMs: m.elapsedMs, reason: m.reason });
+          return encodeMessage(network, 'opresult', {
+            sessionId: m.sessionId,
+            status: m.status,
+            elapsedMs: m.elapsedMs,
+            reason: m.reason,
+          });
         case 'opreject':
           return encodeMessage(network, 'opreject', { code: m.code, reason: m.reason });
         case 'opspray': {
@@ -92,7 +101,12 @@ export function wireCodec(network: NetworkName = 'main'): FrameCodec {
                 break;
               case 'opendpoint': {
                 const p = decodePayload('opendpoint', f.payload);
-                out.push({ cmd: 'opendpoint', sessionId: p.sessionId, flags: p.flags, endpoints: p.endpoints.map((e) => ({ address: e.address, port: e.port })) });
+                out.push({
+                  cmd: 'opendpoint',
+                  sessionId: p.sessionId,
+                  flags: p.flags,
+                  endpoints: p.endpoints.map((e) => ({ address: e.address, port: e.port })),
+                });
                 break;
               }
               case 'opfire': {
@@ -100,12 +114,24 @@ export function wireCodec(network: NetworkName = 'main'): FrameCodec {
                 if (p.schedule !== OPFIRE_SCHEDULE_PLAIN && p.schedule !== OPFIRE_SCHEDULE_PRIME_THEN_FIRE) {
                   throw new PunchSessionError('PUNCH_PROTOCOL', `opfire: unknown schedule ${p.schedule}`);
                 }
-                out.push({ cmd: 'opfire', sessionId: p.sessionId, delayUs: p.delayUs, profile: p.schedule === OPFIRE_SCHEDULE_PLAIN ? 'plain' : 'prime', deadlineMs: p.deadlineMs });
+                out.push({
+                  cmd: 'opfire',
+                  sessionId: p.sessionId,
+                  delayUs: p.delayUs,
+                  profile: p.schedule === OPFIRE_SCHEDULE_PLAIN ? 'plain' : 'prime',
+                  deadlineMs: p.deadlineMs,
+                });
                 break;
               }
               case 'opresult': {
                 const p = decodePayload('opresult', f.payload);
-                out.push({ cmd: 'opresult', sessionId: p.sessionId, status: p.status, elapsedMs: p.elapsedMs, reason: p.reason });
+                out.push({
+                  cmd: 'opresult',
+                  sessionId: p.sessionId,
+                  status: p.status,
+                  elapsedMs: p.elapsedMs,
+                  reason: p.reason,
+                });
                 break;
               }
               case 'opreject': {

@@ -51,7 +51,8 @@ export function makeAnnouncement(o: MakeAnnouncementOptions): AddrV2Entry {
  * (wrong network, missing service bit, missing clearnet part).
  */
 export function toAnnouncement(e: AddrV2Entry): Announcement {
-  if (e.network !== 'holepunch') throw new RelayError('RELAY_NOT_ANNOUNCEMENT', `network is ${e.network}, not holepunch`);
+  if (e.network !== 'holepunch')
+    throw new RelayError('RELAY_NOT_ANNOUNCEMENT', `network is ${e.network}, not holepunch`);
   if ((e.services & NODE_HOLEPUNCH) === 0n) {
     throw new RelayError('RELAY_NOT_ANNOUNCEMENT', 'services lack NODE_HOLEPUNCH');
   }

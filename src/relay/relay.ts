@@ -91,8 +91,10 @@ export class AnnouncementRelay {
     this.maxEntriesToRelay = opts.maxEntriesToRelay ?? RELAY_PUSH_MAX_ENTRIES;
     this.maxPeers = opts.maxPeers ?? 10_000;
     this.maxSeen = opts.maxSeen ?? 50_000;
-    if (!Number.isInteger(this.fanout) || this.fanout < 0) throw new RelayError('RELAY_BAD_CONFIG', 'fanout must be an integer >= 0');
-    if (!Number.isInteger(this.maxSeen) || this.maxSeen < 1) throw new RelayError('RELAY_BAD_CONFIG', 'maxSeen must be an integer >= 1');
+    if (!Number.isInteger(this.fanout) || this.fanout < 0)
+      throw new RelayError('RELAY_BAD_CONFIG', 'fanout must be an integer >= 0');
+    if (!Number.isInteger(this.maxSeen) || this.maxSeen < 1)
+      throw new RelayError('RELAY_BAD_CONFIG', 'maxSeen must be an integer >= 1');
     this.bucketCapacity = opts.bucketCapacity ?? 1000;
     this.buckets = new KeyedBuckets<string>({
       ratePerSec: opts.ratePerSec ?? 0.1,

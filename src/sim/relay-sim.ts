@@ -68,13 +68,18 @@ function checkTopology(t: SimTopology): void {
   check(Number.isInteger(t.relays) && t.relays >= 1 && t.relays <= 1000, 'topology.relays must be in [1, 1000]');
   check(Array.isArray(t.nodes) && t.nodes.length >= 2 && t.nodes.length <= 100_000, 'topology.nodes: 2..100000');
   const isRelay = (r: unknown): boolean => Number.isInteger(r) && (r as number) >= 0 && (r as number) < t.relays;
-  check(Array.isArray(t.relayLinks) && t.relayLinks.every((l) => Array.isArray(l) && l.length === 2 &&
-    isRelay(l[0]) && isRelay(l[1]) && l[0] !== l[1]), 'topology.relayLinks: pairs of distinct relay ids');
+  check(
+    Array.isArray(t.relayLinks) &&
+      t.relayLinks.every((l) => Array.isArray(l) && l.length === 2 && isRelay(l[0]) && isRelay(l[1]) && l[0] !== l[1]),
+    'topology.relayLinks: pairs of distinct relay ids',
+  );
   for (const n of t.nodes) {
     check(Array.isArray(n.relays) && n.relays.length >= 1 && n.relays.every(isRelay), 'topology node: relays ids');
     check(n.startS === undefined || (Number.isFinite(n.startS) && n.startS >= 0), 'topology node: startS >= 0');
-    check(n.pullStartS === undefined || (Number.isFinite(n.pullStartS) && n.pullStartS >= 0),
-      'topology node: pullStartS >= 0');
+    check(
+      n.pullStartS === undefined || (Number.isFinite(n.pullStartS) && n.pullStartS >= 0),
+      'topology node: pullStartS >= 0',
+    );
   }
   check(t.nodes.some((n) => n.announce) && t.nodes.some((n) => n.observe), 'topology: an announcer and an observer');
 }
@@ -180,7 +185,11 @@ export interface RelaySimResult {
   busiestRelay: { msgsPerHour: number; bytesPerHour: number };
   stockNodes: { msgsPerHourMean: number; msgsPerHourMax: number; bytesPerHourMean: number };
   drops: {
-    rateLimited: number; stale: number; duplicate: number; invalid: number; toStock: number;
+    rateLimited: number;
+    stale: number;
+    duplicate: number;
+    invalid: number;
+    toStock: number;
     /** getaddr requests a relay did not answer (its GetaddrMeter). */
     getaddrLimited: number;
   };

@@ -92,7 +92,8 @@ function onionChecksum(pubkey: Uint8Array): Buffer {
 
 /** Formats a 32-byte Tor v3 public key (the BIP155 TORV3 address) as `xxx.onion`. */
 export function formatOnion(pubkey: Uint8Array): string {
-  if (pubkey.length !== 32) throw new WireError('WIRE_BAD_ADDRESS', `Tor v3 key must be 32 bytes, got ${pubkey.length}`);
+  if (pubkey.length !== 32)
+    throw new WireError('WIRE_BAD_ADDRESS', `Tor v3 key must be 32 bytes, got ${pubkey.length}`);
   return base32Encode(Buffer.concat([pubkey, onionChecksum(pubkey), Buffer.from([3])])) + '.onion';
 }
 
@@ -181,7 +182,10 @@ export function parseEndpoint(s: string, defaultPort?: number): HostEndpoint {
   const kind = hostKind(host);
   if (kind === 'torv3') parseOnion(host);
   else if (kind === 'i2p') parseB32(host);
-  else if (kind === 'name' && !/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i.test(host)) {
+  else if (
+    kind === 'name' &&
+    !/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i.test(host)
+  ) {
     throw new WireError('WIRE_BAD_ADDRESS', `bad host '${host}' in '${s}'`);
   }
   return { host, port, kind };

@@ -48,7 +48,8 @@ export function readCommand(buf: Uint8Array, off: number): string | undefined {
 
 function writeHeader(buf: Buffer, network: NetworkName, command: string, payloadLen: number): void {
   if (!isValidCommand(command)) throw new WireError('WIRE_BAD_COMMAND', `bad command name '${command}'`);
-  if (payloadLen > MAX_PAYLOAD) throw new WireError('WIRE_OVERSIZE', `${command}: payload ${payloadLen} bytes > ${MAX_PAYLOAD}`);
+  if (payloadLen > MAX_PAYLOAD)
+    throw new WireError('WIRE_OVERSIZE', `${command}: payload ${payloadLen} bytes > ${MAX_PAYLOAD}`);
   const magic = MAGIC[network];
   if (magic === undefined) throw new WireError('WIRE_BAD_MAGIC', `unknown network '${network}'`);
   buf.writeUInt32LE(magic, 0);
@@ -103,7 +104,8 @@ export function parseHeader(h: Uint8Array, expect?: NetworkName, maxPayload = MA
   const magic = b.readUInt32LE(0);
   const network = checkMagic(magic, expect);
   const command = readCommand(b, 4);
-  if (command === undefined) throw new WireError('WIRE_BAD_COMMAND', `header: bad command field ${b.subarray(4, 16).toString('hex')}`);
+  if (command === undefined)
+    throw new WireError('WIRE_BAD_COMMAND', `header: bad command field ${b.subarray(4, 16).toString('hex')}`);
   const length = b.readUInt32LE(16);
   if (length > maxPayload) throw new WireError('WIRE_OVERSIZE', `header: ${command} length ${length} > ${maxPayload}`);
   return { network, magic, command, length, checksum: b.subarray(20, 24) };

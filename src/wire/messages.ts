@@ -350,15 +350,20 @@ function formatBip155(id: number, b: Buffer): string {
 }
 
 /** Decodes the NET_HOLEPUNCH address bytes (lengths checked exactly). */
-export function decodeHolepunchAddr(b: Buffer, ctx = 'addrv2'): { address: string; clearnet: { address: string; port: number } } {
-  if (b.length !== 40 && b.length !== 52) throw bad(ctx, 'holepunch address', `length ${b.length} (should be 40 or 52)`);
+export function decodeHolepunchAddr(
+  b: Buffer,
+  ctx = 'addrv2',
+): { address: string; clearnet: { address: string; port: number } } {
+  if (b.length !== 40 && b.length !== 52)
+    throw bad(ctx, 'holepunch address', `length ${b.length} (should be 40 or 52)`);
   const inner = b[0];
   if (inner !== NET_TORV3 && inner !== NET_I2P) throw bad(ctx, 'holepunch inner_net', `${inner} (should be 4 or 5)`);
   const address = inner === NET_TORV3 ? formatOnion(b.subarray(1, 33)) : formatB32(b.subarray(1, 33));
   const clear = b[33];
   const want = clear === NET_IPV4 ? 40 : clear === NET_IPV6 ? 52 : -1;
   if (want < 0) throw bad(ctx, 'holepunch clear_net', `${clear} (should be 1 or 2)`);
-  if (b.length !== want) throw bad(ctx, 'holepunch address', `length ${b.length} does not match clear_net ${clear} (should be ${want})`);
+  if (b.length !== want)
+    throw bad(ctx, 'holepunch address', `length ${b.length} does not match clear_net ${clear} (should be ${want})`);
   const ip = clear === NET_IPV4 ? formatIPv4(b.subarray(34, 38)) : formatIPv6(b.subarray(34, 50));
   return { address, clearnet: { address: ip, port: b.readUInt16BE(want - 2) } };
 }
@@ -384,11 +389,21 @@ export function addrV2Bytes(e: AddrV2Entry): Buffer {
   const fail = () => new WireError('WIRE_BAD_ADDRESS', `addrv2: '${e.address}' is not a ${e.network} address`);
   switch (e.network) {
     case 'ipv4':
-      return parseIPv4(e.address) ?? (() => { throw fail(); })();
+      return (
+        parseIPv4(e.address) ??
+        (() => {
+          throw fail();
+        })()
+      );
     case 'ipv6':
     case 'cjdns':
     case 'yggdrasil':
-      return parseIPv6(e.address) ?? (() => { throw fail(); })();
+      return (
+        parseIPv6(e.address) ??
+        (() => {
+          throw fail();
+        })()
+      );
     case 'torv3':
       return parseOnion(e.address);
     case 'i2p':
@@ -437,12 +452,14 @@ export const addrV2Codec: Codec<AddrV2Payload> = {
       if (id === NET_IPV4 && e.network === 'ipv4') {
         // Hot path: no intermediate buffer.
         buf[off++] = 4;
-        if (!writeIPv4(e.address, buf, off)) throw new WireError('WIRE_BAD_ADDRESS', `addrv2: '${e.address}' is not a ipv4 address`);
+        if (!writeIPv4(e.address, buf, off))
+          throw new WireError('WIRE_BAD_ADDRESS', `addrv2: '${e.address}' is not a ipv4 address`);
         off += 4;
       } else {
         const bytes = addrV2Bytes(e);
         const fixed = BIP155_LENGTHS.get(id);
-        if (fixed !== undefined && bytes.length !== fixed) throw bad('addrv2', 'address', `length ${bytes.length} (should be ${fixed})`);
+        if (fixed !== undefined && bytes.length !== fixed)
+          throw bad('addrv2', 'address', `length ${bytes.length} (should be ${fixed})`);
         off = writeCompactSize(buf, off, bytes.length);
         off += bytes.copy(buf, off);
       }
@@ -460,18 +477,38 @@ export const addrV2Codec: Codec<AddrV2Payload> = {
       const services = r.compactSizeBig(`entry ${i} services`);
       const networkId = r.u8(`entry ${i} networkId`);
       const len = r.compactSize(`entry ${i} address length`);
-      if (len > MAX_ADDRV2_SIZE) throw bad('addrv2', `entry ${i} address`, `Address too long: ${len} > ${MAX_ADDRV2_SIZE}`);
+      if (len > MAX_ADDRV2_SIZE)
+        throw bad('addrv2', `entry ${i} address`, `Address too long: ${len} > ${MAX_ADDRV2_SIZE}`);
       const fixed = BIP155_LENGTHS.get(networkId);
       if (fixed !== undefined && len !== fixed) {
-        throw bad('addrv2', `entry ${i} address`, `BIP155 ${BIP155_NAMES[networkId]} address with length ${len} (should be ${fixed})`);
+        throw bad(
+          'addrv2',
+          `entry ${i} address`,
+          `BIP155 ${BIP155_NAMES[networkId]} address with length ${len} (should be ${fixed})`,
+        );
       }
       const bytes = r.bytes(len, `entry ${i} address`);
       const port = r.u16be(`entry ${i} port`);
       if (fixed !== undefined) {
-        addrs.push({ time, services, network: NETWORK_BY_ID.get(networkId)!, networkId, address: formatBip155(networkId, bytes), port });
+        addrs.push({
+          time,
+          services,
+          network: NETWORK_BY_ID.get(networkId)!,
+          networkId,
+          address: formatBip155(networkId, bytes),
+          port,
+        });
       } else if (networkId === NET_HOLEPUNCH) {
         const hp = decodeHolepunchAddr(bytes, `addrv2: entry ${i}`);
-        addrs.push({ time, services, network: 'holepunch', networkId, address: hp.address, port, clearnet: hp.clearnet });
+        addrs.push({
+          time,
+          services,
+          network: 'holepunch',
+          networkId,
+          address: hp.address,
+          port,
+          clearnet: hp.clearnet,
+        });
       } else {
         // Unknown ids (TORv2 included, as in Bitcoin Core >= 22) are kept visible but marked unknown;
         // consumers skip them. They never fail the message.
@@ -503,7 +540,8 @@ export const feeFilterCodec: Codec<FeeFilterPayload> = {
 
 export const getHeadersCodec: Codec<GetHeadersPayload> = {
   size: (v) => {
-    if (v.locator.length > MAX_LOCATOR) throw bad('getheaders', 'locator', `${v.locator.length} hashes > ${MAX_LOCATOR}`);
+    if (v.locator.length > MAX_LOCATOR)
+      throw bad('getheaders', 'locator', `${v.locator.length} hashes > ${MAX_LOCATOR}`);
     return 4 + compactSizeLength(v.locator.length) + 32 * v.locator.length + 32;
   },
   write: (v, buf, off) => {
@@ -529,7 +567,8 @@ export const getHeadersCodec: Codec<GetHeadersPayload> = {
 // --- onionpunch coordination messages (strict: exact lengths, no trailing bytes) -----------------
 
 function checkSession(ctx: string, id: Buffer): void {
-  if (!Buffer.isBuffer(id) || id.length !== SESSION_ID_SIZE) throw bad(ctx, 'sessionId', `must be ${SESSION_ID_SIZE} bytes`);
+  if (!Buffer.isBuffer(id) || id.length !== SESSION_ID_SIZE)
+    throw bad(ctx, 'sessionId', `must be ${SESSION_ID_SIZE} bytes`);
 }
 function reasonBytes(ctx: string, s: string): number {
   const n = Buffer.byteLength(s, 'utf8');
@@ -545,7 +584,8 @@ function opSize(ctx: string, n: number): number {
   return n;
 }
 function opRead<T>(ctx: string, r: Reader, body: () => T): T {
-  if (r.buf.length > MAX_OP_PAYLOAD) throw new WireError('WIRE_OVERSIZE', `${ctx}: payload ${r.buf.length} bytes > ${MAX_OP_PAYLOAD}`);
+  if (r.buf.length > MAX_OP_PAYLOAD)
+    throw new WireError('WIRE_OVERSIZE', `${ctx}: payload ${r.buf.length} bytes > ${MAX_OP_PAYLOAD}`);
   const v = body();
   r.end();
   return v;
@@ -562,7 +602,8 @@ export const opEndpointCodec: Codec<OpEndpointPayload> = {
   },
   write: (v, buf, off) => {
     checkSession('opendpoint', v.sessionId);
-    if ((v.flags & ~OPENDPOINT_FLAGS_KNOWN) !== 0 || v.flags < 0) throw bad('opendpoint', 'flags', `unknown bits in 0x${v.flags.toString(16)}`);
+    if ((v.flags & ~OPENDPOINT_FLAGS_KNOWN) !== 0 || v.flags < 0)
+      throw bad('opendpoint', 'flags', `unknown bits in 0x${v.flags.toString(16)}`);
     off += v.sessionId.copy(buf, off);
     buf[off++] = v.flags;
     off = writeCompactSize(buf, off, v.endpoints.length);
@@ -603,7 +644,8 @@ export const opFireCodec: Codec<OpFirePayload> = {
     checkSession('opfire', v.sessionId);
     checkU32('opfire', 'delayUs', v.delayUs);
     checkU32('opfire', 'deadlineMs', v.deadlineMs);
-    if (!Number.isInteger(v.schedule) || v.schedule < 0 || v.schedule > OPFIRE_SCHEDULE_PRIME_THEN_FIRE) throw bad('opfire', 'schedule', String(v.schedule));
+    if (!Number.isInteger(v.schedule) || v.schedule < 0 || v.schedule > OPFIRE_SCHEDULE_PRIME_THEN_FIRE)
+      throw bad('opfire', 'schedule', String(v.schedule));
     off += v.sessionId.copy(buf, off);
     buf.writeUInt32LE(v.delayUs, off);
     buf[off + 4] = v.schedule;
@@ -621,8 +663,12 @@ export const opFireCodec: Codec<OpFirePayload> = {
     }),
 };
 
-const STATUS_BY_CODE = new Map<number, OpResultStatus>(Object.entries(OPRESULT_STATUS).map(([k, v]) => [v, k as OpResultStatus]));
-const REJECT_BY_CODE = new Map<number, OpRejectCode>(Object.entries(OPREJECT_CODE).map(([k, v]) => [v, k as OpRejectCode]));
+const STATUS_BY_CODE = new Map<number, OpResultStatus>(
+  Object.entries(OPRESULT_STATUS).map(([k, v]) => [v, k as OpResultStatus]),
+);
+const REJECT_BY_CODE = new Map<number, OpRejectCode>(
+  Object.entries(OPREJECT_CODE).map(([k, v]) => [v, k as OpRejectCode]),
+);
 
 export const opResultCodec: Codec<OpResultPayload> = {
   size: (v) => {

@@ -142,7 +142,10 @@ export class FrameParser {
     if (this.err) return null;
     if (this.header !== null) {
       this.fail(
-        new WireError('WIRE_TRUNCATED', `${this.header.command}: payload truncated: ${this.pieceBytes} of ${this.header.length} bytes`),
+        new WireError(
+          'WIRE_TRUNCATED',
+          `${this.header.command}: payload truncated: ${this.pieceBytes} of ${this.header.length} bytes`,
+        ),
       );
       return this.err;
     }
@@ -154,7 +157,8 @@ export class FrameParser {
   }
 
   private fail(e: unknown): void {
-    this.err = e instanceof WireError ? e : new WireError('WIRE_BAD_FIELD', `frame: ${(e as Error)?.message ?? String(e)}`);
+    this.err =
+      e instanceof WireError ? e : new WireError('WIRE_BAD_FIELD', `frame: ${(e as Error)?.message ?? String(e)}`);
     // Drop whatever was buffered: a dead stream holds no memory.
     this.acc = null;
     this.pieceBytes = 0;

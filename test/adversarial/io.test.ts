@@ -33,8 +33,15 @@ const mb = (n: number) => +(n / 1e6).toFixed(1);
 function versionVerack(ua = '/attacker:0/'): Buffer {
   return Buffer.concat([
     encodeMessage('regtest', 'version', {
-      version: 70016, services: 0n, timestamp: 0n, nonce: 7n, userAgent: ua, startHeight: 0, relay: false,
-      addrRecv: { services: 0n, address: '::', port: 0 }, addrFrom: { services: 0n, address: '::', port: 0 },
+      version: 70016,
+      services: 0n,
+      timestamp: 0n,
+      nonce: 7n,
+      userAgent: ua,
+      startHeight: 0,
+      relay: false,
+      addrRecv: { services: 0n, address: '::', port: 0 },
+      addrFrom: { services: 0n, address: '::', port: 0 },
     }),
     encodeMessage('regtest', 'verack', {}),
   ]);
@@ -82,7 +89,10 @@ test('coordination channel: ping flood, never reading: cut off at a few KB queue
     engine: PunchEngine.shared(),
     codec: wireCodec('regtest'),
     discovery: {
-      methods: ['natcheck'], natcheckServers: [], observe: nativeObserver({ network: 'regtest' }), timeoutMs: 1000,
+      methods: ['natcheck'],
+      natcheckServers: [],
+      observe: nativeObserver({ network: 'regtest' }),
+      timeoutMs: 1000,
     },
     policy: { allowLoopback: true },
     localAddress: { v4: '127.0.0.1' },
@@ -113,10 +123,15 @@ test('coordination channel: ping flood, never reading: cut off at a few KB queue
     f.stop();
     const cutMs = performance.now() - t0;
     const rssGrowth = process.memoryUsage().rss - rss0;
-    t.diagnostic(JSON.stringify({
-      attackerSentMb: mb(f.sent()), maxQueuedBytes: maxQueued, failures, cutAfterMs: Math.round(cutMs),
-      rssGrowthMb: mb(rssGrowth),
-    }));
+    t.diagnostic(
+      JSON.stringify({
+        attackerSentMb: mb(f.sent()),
+        maxQueuedBytes: maxQueued,
+        failures,
+        cutAfterMs: Math.round(cutMs),
+        rssGrowthMb: mb(rssGrowth),
+      }),
+    );
     assert.ok(accepted, 'the listener got the connection');
     assert.ok(accepted.destroyed, `the listener dropped the peer (still open after ${Math.round(cutMs)} ms)`);
     assert.ok(maxQueued <= COORD_MAX_QUEUED_OUT, `queued output ${maxQueued} <= ${COORD_MAX_QUEUED_OUT}`);
@@ -129,7 +144,10 @@ test('coordination channel: ping flood, never reading: cut off at a few KB queue
     const dec = wireCodec('regtest').decoder();
     b.write(wireCodec('regtest').encode({ cmd: 'version', nonce: 9n, userAgent: '/b:0/' }));
     const [chunk] = (await once(b, 'data')) as [Buffer];
-    assert.ok(dec.push(chunk).some((m) => m.cmd === 'version'), 'a legitimate client still gets a version');
+    assert.ok(
+      dec.push(chunk).some((m) => m.cmd === 'version'),
+      'a legitimate client still gets a version',
+    );
     b.destroy();
   } finally {
     attacker.destroy();
@@ -167,10 +185,14 @@ test('Peer: ping flood, never reading: paused, bounded, PEER_SEND_STALLED', { ti
     }
     const ms = performance.now() - t0;
     const rssGrowth = process.memoryUsage().rss - rss0;
-    t.diagnostic(JSON.stringify({
-      attackerSentMb: mb(flooding?.sent() ?? 0), maxQueuedBytes: maxQueued, closedAfterMs: Math.round(ms),
-      rssGrowthMb: mb(rssGrowth),
-    }));
+    t.diagnostic(
+      JSON.stringify({
+        attackerSentMb: mb(flooding?.sent() ?? 0),
+        maxQueuedBytes: maxQueued,
+        closedAfterMs: Math.round(ms),
+        rssGrowthMb: mb(rssGrowth),
+      }),
+    );
     assert.ok(peer.isClosed, `peer still open after ${Math.round(ms)} ms`);
     const [why] = await closed;
     assert.ok(why instanceof PeerError && why.code === 'PEER_SEND_STALLED', `closed with ${why?.code}`);
@@ -329,7 +351,10 @@ async function startNatcheckCli(...extra: string[]): Promise<Child> {
   });
   const pid = proc.pid!;
   return {
-    proc, port, stderr, stdout,
+    proc,
+    port,
+    stderr,
+    stdout,
     rss: () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) * 1024,
     fds: () => readdirSync(`/proc/${pid}/fd`).length,
     stop: async () => {
@@ -407,10 +432,16 @@ test('natcheck-server: 8,192 silent connections from 2,048 loopback sources', { 
     sampling = false;
     await sampler;
     const rssGrowth = srv.rss() - rss0;
-    t.diagnostic(JSON.stringify({
-      connections: TOTAL, sources: sources.length, fdsBefore: fds0, maxFds, rssGrowthMb: mb(rssGrowth),
-      legit: legitResults.map((r) => r.status),
-    }));
+    t.diagnostic(
+      JSON.stringify({
+        connections: TOTAL,
+        sources: sources.length,
+        fdsBefore: fds0,
+        maxFds,
+        rssGrowthMb: mb(rssGrowth),
+        legit: legitResults.map((r) => r.status),
+      }),
+    );
     assert.equal(srv.proc.exitCode, null, 'the server is still running');
     const fdMsg = `server fds ${maxFds} (before ${fds0}, cap ${NATCHECK_MAX_CONNECTIONS})`;
     assert.ok(maxFds - fds0 <= NATCHECK_MAX_CONNECTIONS + 16, fdMsg);
@@ -434,16 +465,18 @@ test('natcheck-server: 4 MB headers, 2 MB of data: closed at the header, RSS fla
     const data = Buffer.alloc(2_000_000, 0x41);
     const closeMs: number[] = [];
     // 64 such clients, each from its own /16 so no netgroup cap stops them before the parser does.
-    await Promise.all(Array.from({ length: 64 }, async (_, i) => {
-      const s = connect({ port: srv.port, host: '127.0.0.1', localAddress: `127.${100 + i}.0.1` });
-      s.on('error', () => {});
-      await once(s, 'connect');
-      const t0 = performance.now();
-      s.write(hdr);
-      s.write(data);
-      closeMs.push((await closedWithin(s, 4000)) ? performance.now() - t0 : Infinity);
-      s.destroy();
-    }));
+    await Promise.all(
+      Array.from({ length: 64 }, async (_, i) => {
+        const s = connect({ port: srv.port, host: '127.0.0.1', localAddress: `127.${100 + i}.0.1` });
+        s.on('error', () => {});
+        await once(s, 'connect');
+        const t0 = performance.now();
+        s.write(hdr);
+        s.write(data);
+        closeMs.push((await closedWithin(s, 4000)) ? performance.now() - t0 : Infinity);
+        s.destroy();
+      }),
+    );
     await sleep(300);
     const rssGrowth = srv.rss() - rss0;
     const worst = Math.max(...closeMs);

@@ -61,7 +61,10 @@ test('relay fan-out: the target choice turns over with our clock (hourly bucket)
   }
   t.diagnostic(`targets per hour: ${perHour.join(' ')}; over 24 h: ${overall.size} of 19`);
   // An hour of our clock straddles at most two buckets: at most 4 targets in any clock hour.
-  assert.ok(perHour.every((n) => n <= 4), perHour.join(','));
+  assert.ok(
+    perHour.every((n) => n <= 4),
+    perHour.join(','),
+  );
   assert.ok(overall.size > 2, 'the choice is not frozen forever');
 });
 
@@ -178,8 +181,13 @@ test('directory: junk from the very source that relayed the real entry still doe
   const now = NOW;
   const dir = new AnnouncementDirectory({ nowS: () => now });
   const real = onion();
-  const at = (coordination: string, clearnet = VICTIM, time = now) =>
-    ({ coordination, coordinationPort: 8333, clearnet, services: 0n, time });
+  const at = (coordination: string, clearnet = VICTIM, time = now) => ({
+    coordination,
+    coordinationPort: 8333,
+    clearnet,
+    services: 0n,
+    time,
+  });
   assert.ok(dir.add(at(real), 'peer1'));
   let kept = 0;
   for (let i = 0; i < 1000; i++) {

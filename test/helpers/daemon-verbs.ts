@@ -15,7 +15,9 @@ const CLI = fileURLToPath(new URL('../../../bin/onionpunch.js', import.meta.url)
 const verbose = process.env['ONIONPUNCH_TEST_LOG'] !== undefined;
 
 /** A loopback TCP server on a free port, with its open sockets. */
-export async function serverOn(handler: (s: Socket) => void): Promise<{ server: Server; port: number; sockets: Set<Socket> }> {
+export async function serverOn(
+  handler: (s: Socket) => void,
+): Promise<{ server: Server; port: number; sockets: Set<Socket> }> {
   const sockets = new Set<Socket>();
   const server = createServer((s) => {
     sockets.add(s);
@@ -112,10 +114,23 @@ export async function loopbackDaemonFlags(): Promise<{ flags: string[]; close: (
   );
   return {
     flags: [
-      '--network', 'regtest', '--announceinterval', '10', '--shutdowngrace', '1',
-      '--log', 'json', '--loglevel', 'debug', '--json',
+      '--network',
+      'regtest',
+      '--announceinterval',
+      '10',
+      '--shutdowngrace',
+      '1',
+      '--log',
+      'json',
+      '--loglevel',
+      'debug',
+      '--json',
       ...natcheck.flatMap((n) => ['--natcheck', `127.0.0.1:${n.port}`]),
-      '--bind', '127.0.0.1', '--loopback', '--maxsyns', '20000',
+      '--bind',
+      '127.0.0.1',
+      '--loopback',
+      '--maxsyns',
+      '20000',
     ],
     close: async () => {
       for (const n of natcheck) await n.close();

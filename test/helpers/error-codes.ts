@@ -75,7 +75,7 @@ export function collectErrorCodes(sources: readonly SourceText[]): CodeSite[] {
     });
   }
   // Subclasses, to a fixed point (a subclass may be declared before its base in the file list).
-  for (let grew = true; grew; ) {
+  for (let grew = true; grew;) {
     grew = false;
     for (const { node } of classNodes) {
       const base = node.heritageClauses?.find((h) => h.token === ts.SyntaxKind.ExtendsKeyword)?.types[0]?.expression;
@@ -125,9 +125,19 @@ export function collectErrorCodes(sources: readonly SourceText[]): CodeSite[] {
       if (ts.isPropertyDeclaration(m) && ts.isIdentifier(m.name) && m.name.text === 'code') type = m.type;
       if (type && ts.isTypeReferenceNode(type) && ts.isIdentifier(type.typeName)) {
         const lits = aliases.get(type.typeName.text) ?? [];
-        add(sf, m, `type ${type.typeName.text} of ${node.name!.text}`, lits.map((code) => ({ code, prefix: false })));
+        add(
+          sf,
+          m,
+          `type ${type.typeName.text} of ${node.name!.text}`,
+          lits.map((code) => ({ code, prefix: false })),
+        );
       } else if (type) {
-        add(sf, m, `code type of ${node.name!.text}`, unionLiterals(type).map((code) => ({ code, prefix: false })));
+        add(
+          sf,
+          m,
+          `code type of ${node.name!.text}`,
+          unionLiterals(type).map((code) => ({ code, prefix: false })),
+        );
       }
     }
   }
@@ -220,7 +230,7 @@ export function findMessageMatching(sources: readonly SourceText[]): MessageMatc
     walk(sf, (n) => {
       if (!ts.isCallExpression(n)) return;
       const callee = n.expression;
-      if (!ts.isPropertyAccessExpression(callee) && !(ts.isPropertyAccessChain(callee))) return;
+      if (!ts.isPropertyAccessExpression(callee) && !ts.isPropertyAccessChain(callee)) return;
       const method = callee.name.text;
       const hit =
         (STRING_TESTS.has(method) && isErrorText(callee.expression)) ||

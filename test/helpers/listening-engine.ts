@@ -22,7 +22,11 @@ export function listeningEngine(now: () => bigint): PunchEngineLike {
         srv.once('connection', (sock) => {
           clearTimeout(timer);
           srv.close();
-          resolve({ socket: sock, local: plan.local, remote: { address: sock.remoteAddress!, port: sock.remotePort! } });
+          resolve({
+            socket: sock,
+            local: plan.local,
+            remote: { address: sock.remoteAddress!, port: sock.remotePort! },
+          });
         });
         srv.once('error', (err) => {
           clearTimeout(timer);

@@ -33,7 +33,12 @@ export async function startProxy(
 }
 
 /** One CONNECT through the proxy; the socket, or the `socks` package's error message (it names the reply). */
-export async function socksConnect(port: number, host: string, dport: number, timeout = 60_000): Promise<Socket | string> {
+export async function socksConnect(
+  port: number,
+  host: string,
+  dport: number,
+  timeout = 60_000,
+): Promise<Socket | string> {
   try {
     const { socket } = await SocksClient.createConnection({
       proxy: { host: '127.0.0.1', port, type: 5 },

@@ -26,11 +26,21 @@ export const LOOPBACK_TUNING_B = { profile: 'plain' as const, resynIntervalUs: 1
 
 /** A port-preserving EIM verdict whose public address is `ip` (a loopback "NAT" maps to itself). */
 export function eimAt(ip = '127.0.0.1'): EimVerdict {
-  return { ...verdictFrom(1, [{ peer: 'x', address: ip, port: 1 }, { peer: 'y', address: ip, port: 1 }]), localPort: 1, checkedAt: 0 };
+  return {
+    ...verdictFrom(1, [
+      { peer: 'x', address: ip, port: 1 },
+      { peer: 'y', address: ip, port: 1 },
+    ]),
+    localPort: 1,
+    checkedAt: 0,
+  };
 }
 
 /** A loopback "overlay": each accepted TCP stream goes to `listener.handle` with `info` (e.g. an I2P peer). */
-export async function loopbackOverlay(listener: PunchListener, info: AcceptedStreamInfo = {}): Promise<{ server: Server; dialer: CoordinationDialer; port: number }> {
+export async function loopbackOverlay(
+  listener: PunchListener,
+  info: AcceptedStreamInfo = {},
+): Promise<{ server: Server; dialer: CoordinationDialer; port: number }> {
   const server = createServer((s) => listener.handle(s, info));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
@@ -47,7 +57,11 @@ export async function loopbackOverlay(listener: PunchListener, info: AcceptedStr
 }
 
 /** Listener options for A on `ip` (its punch socket binds there and its mapping is predicted there). */
-export function listenerOpts(engine: PunchEngineLike, ip = '127.0.0.1', extra: Partial<PunchListenerOptions> = {}): PunchListenerOptions {
+export function listenerOpts(
+  engine: PunchEngineLike,
+  ip = '127.0.0.1',
+  extra: Partial<PunchListenerOptions> = {},
+): PunchListenerOptions {
   return {
     engine,
     codec,
@@ -61,7 +75,11 @@ export function listenerOpts(engine: PunchEngineLike, ip = '127.0.0.1', extra: P
   };
 }
 
-export function clientOpts(engine: PunchEngineLike, dialer: CoordinationDialer, extra: Partial<PunchClientOptions> = {}): PunchClientOptions {
+export function clientOpts(
+  engine: PunchEngineLike,
+  dialer: CoordinationDialer,
+  extra: Partial<PunchClientOptions> = {},
+): PunchClientOptions {
   return {
     dialer,
     engine,
@@ -117,7 +135,11 @@ export async function rawPeer(port: number, host = '127.0.0.1'): Promise<RawPeer
 }
 
 /** Reads messages until one of `cmd` arrives (others skipped), or rejects on close/timeout. */
-export async function until<C extends CoordMessage['cmd']>(p: RawPeer, cmds: C[], ms = 3000): Promise<Extract<CoordMessage, { cmd: C }>> {
+export async function until<C extends CoordMessage['cmd']>(
+  p: RawPeer,
+  cmds: C[],
+  ms = 3000,
+): Promise<Extract<CoordMessage, { cmd: C }>> {
   const end = performance.now() + ms;
   for (;;) {
     const m = await p.ch.next(Math.max(1, end - performance.now()), cmds.join('|'));

@@ -36,9 +36,12 @@ const a = new Announcer({
   maxLinks: v.maxrelays ? Number(v.maxrelays) : undefined,
   log,
   relay: new AnnouncementRelay(),
-  announcement: () => makeAnnouncement({
-    coordination: onion, coordinationPort: 18444, clearnet: { address: clear.host, port: clear.port },
-  }),
+  announcement: () =>
+    makeAnnouncement({
+      coordination: onion,
+      coordinationPort: 18444,
+      clearnet: { address: clear.host, port: clear.port },
+    }),
 });
 process.stdout.write(JSON.stringify({ ready: true, coordination: onion }) + '\n');
 process.on('SIGTERM', () => {

@@ -50,20 +50,34 @@ function doctorJson(args: string[]): Promise<{ code: number | null; report: Repo
 
 /** A standalone tor serving only its control port (DisableNetwork 1), with a password or a cookie. */
 async function standaloneTor(
-  dir: string, kind: 'password' | 'cookie',
+  dir: string,
+  kind: 'password' | 'cookie',
 ): Promise<{ port: number; proc: TorProcess; cookie: string }> {
   const port = await freePort();
   const dataDir = join(dir, kind);
   const torrc = join(dir, `${kind}.torrc`);
   const logFile = join(dataDir, 'notice.log');
-  const hashed = kind === 'password'
-    ? (await run('tor', ['--quiet', '--hash-password', PASSWORD])).trim().split('\n').pop()!.trim() : '';
-  await writeFile(torrc, [
-    `DataDirectory ${dataDir}`, 'DisableNetwork 1', 'SocksPort 0', `ControlPort 127.0.0.1:${port}`,
-    'GeoIPFile ""', 'GeoIPv6File ""', 'RunAsDaemon 0', 'ShutdownWaitLength 0', `Log notice file ${logFile}`,
-    `__OwningControllerProcess ${process.pid}`,
-    kind === 'password' ? `HashedControlPassword ${hashed}` : 'CookieAuthentication 1', '',
-  ].join('\n'));
+  const hashed =
+    kind === 'password'
+      ? (await run('tor', ['--quiet', '--hash-password', PASSWORD])).trim().split('\n').pop()!.trim()
+      : '';
+  await writeFile(
+    torrc,
+    [
+      `DataDirectory ${dataDir}`,
+      'DisableNetwork 1',
+      'SocksPort 0',
+      `ControlPort 127.0.0.1:${port}`,
+      'GeoIPFile ""',
+      'GeoIPv6File ""',
+      'RunAsDaemon 0',
+      'ShutdownWaitLength 0',
+      `Log notice file ${logFile}`,
+      `__OwningControllerProcess ${process.pid}`,
+      kind === 'password' ? `HashedControlPassword ${hashed}` : 'CookieAuthentication 1',
+      '',
+    ].join('\n'),
+  );
   const proc = new TorProcess(`doctor-${kind}`, torrc, logFile);
   const opened = async () => (await readText(logFile)).includes('Opened Control listener');
   await pollUntil(`tor (${kind}) control port`, opened, [proc], 20_000);
@@ -75,19 +89,60 @@ async function standaloneI2pd(dir: string): Promise<{ port: number; child: Child
   const port = await freePort();
   const ntcp2 = await freePort();
   const conf = join(dir, 'i2pd.conf');
-  await writeFile(conf, [
-    `log = file`, `logfile = ${dir}/i2pd.log`, `loglevel = warn`, `pidfile = ${dir}/i2pd.pid`, `daemon = false`,
-    `service = false`, `host = 127.0.0.1`, `ipv4 = true`, `ipv6 = false`, `nat = false`, `netid = 77`,
-    '[ntcp2]', 'enabled = true', 'published = false', `port = ${ntcp2}`, '[ssu2]', 'enabled = false',
-    '[http]', 'enabled = false', '[httpproxy]', 'enabled = false', '[socksproxy]', 'enabled = false',
-    '[sam]', 'enabled = true', 'address = 127.0.0.1', `port = ${port}`, '[bob]', 'enabled = false',
-    '[i2cp]', 'enabled = false', '[i2pcontrol]', 'enabled = false', '[upnp]', 'enabled = false',
-    '[nettime]', 'enabled = false', '[precomputation]', 'elgamal = false',
-    // No reseed URL is ever contacted; the address book subscribes to a closed loopback port.
-    '[reseed]', 'verify = false', 'urls = ', 'yggurls = ',
-    '[addressbook]', 'enabled = true', 'defaulturl = http://127.0.0.1:1/none.txt',
-    'subscriptions = http://127.0.0.1:1/none.txt', '',
-  ].join('\n'));
+  await writeFile(
+    conf,
+    [
+      `log = file`,
+      `logfile = ${dir}/i2pd.log`,
+      `loglevel = warn`,
+      `pidfile = ${dir}/i2pd.pid`,
+      `daemon = false`,
+      `service = false`,
+      `host = 127.0.0.1`,
+      `ipv4 = true`,
+      `ipv6 = false`,
+      `nat = false`,
+      `netid = 77`,
+      '[ntcp2]',
+      'enabled = true',
+      'published = false',
+      `port = ${ntcp2}`,
+      '[ssu2]',
+      'enabled = false',
+      '[http]',
+      'enabled = false',
+      '[httpproxy]',
+      'enabled = false',
+      '[socksproxy]',
+      'enabled = false',
+      '[sam]',
+      'enabled = true',
+      'address = 127.0.0.1',
+      `port = ${port}`,
+      '[bob]',
+      'enabled = false',
+      '[i2cp]',
+      'enabled = false',
+      '[i2pcontrol]',
+      'enabled = false',
+      '[upnp]',
+      'enabled = false',
+      '[nettime]',
+      'enabled = false',
+      '[precomputation]',
+      'elgamal = false',
+      // No reseed URL is ever contacted; the address book subscribes to a closed loopback port.
+      '[reseed]',
+      'verify = false',
+      'urls = ',
+      'yggurls = ',
+      '[addressbook]',
+      'enabled = true',
+      'defaulturl = http://127.0.0.1:1/none.txt',
+      'subscriptions = http://127.0.0.1:1/none.txt',
+      '',
+    ].join('\n'),
+  );
   const child = spawn('i2pd', [`--datadir=${dir}`, `--conf=${conf}`], { stdio: 'ignore' });
   const t0 = Date.now();
   for (;;) {
@@ -123,7 +178,9 @@ describe('onionpunch doctor: tor control and SOCKS ports, SAM (real tor and i2pd
     dir = await mkdtemp(join(tmpdir(), 'op-doctor-lab-'));
     closed = await freePort();
     const [p, c, i] = await Promise.all([
-      standaloneTor(dir, 'password'), standaloneTor(dir, 'cookie'), standaloneI2pd(await mkdtemp(join(dir, 'i2pd-'))),
+      standaloneTor(dir, 'password'),
+      standaloneTor(dir, 'cookie'),
+      standaloneI2pd(await mkdtemp(join(dir, 'i2pd-'))),
     ]);
     tors.push(p.proc, c.proc);
     pw = p.port;
@@ -215,32 +272,73 @@ describe('onionpunch doctor: tor control and SOCKS ports, SAM (real tor and i2pd
     assert.match(tor.fix ?? '', /does not answer as a SAM bridge/);
   });
 
-  test('the CLI: serve and proxy set up right pass (exit 0); tor set up wrong fails (exit 1) with the fix',
-    async () => {
+  test('the CLI: serve and proxy set up right pass (exit 0); tor set up wrong fails (exit 1) with the fix', async () => {
     const common = ['--network', 'regtest', '--bind', '127.0.0.1'];
-    const serve = await doctorJson(['serve', ...common, '--torcontrol', `127.0.0.1:${net!.controlA.port}`,
-      ...relayPorts.flatMap((p) => ['--announce', `127.0.0.1:${p}`]), '--bitcoind', `127.0.0.1:${relayPorts[0]}`]);
+    const serve = await doctorJson([
+      'serve',
+      ...common,
+      '--torcontrol',
+      `127.0.0.1:${net!.controlA.port}`,
+      ...relayPorts.flatMap((p) => ['--announce', `127.0.0.1:${p}`]),
+      '--bitcoind',
+      `127.0.0.1:${relayPorts[0]}`,
+    ]);
     assert.equal(serve.code, 0, JSON.stringify(serve.report) + serve.err);
-    assert.deepEqual(serve.report.checks.map((c) => `${c.id}:${c.status}`),
-      ['tor-control:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'bitcoind-p2p:ok']);
-    const proxy = await doctorJson(['proxy', ...common, '--proxy', `127.0.0.1:${net!.socksB.port}`,
-      ...relayPorts.flatMap((p) => ['--peer', `127.0.0.1:${p}`]), '--listen', `127.0.0.1:${closed}`,
-      '--maxpunchpeers', '0']);
+    assert.deepEqual(
+      serve.report.checks.map((c) => `${c.id}:${c.status}`),
+      ['tor-control:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'bitcoind-p2p:ok'],
+    );
+    const proxy = await doctorJson([
+      'proxy',
+      ...common,
+      '--proxy',
+      `127.0.0.1:${net!.socksB.port}`,
+      ...relayPorts.flatMap((p) => ['--peer', `127.0.0.1:${p}`]),
+      '--listen',
+      `127.0.0.1:${closed}`,
+      '--maxpunchpeers',
+      '0',
+    ]);
     assert.equal(proxy.code, 0, JSON.stringify(proxy.report) + proxy.err);
-    assert.deepEqual(proxy.report.checks.map((c) => `${c.id}:${c.status}`),
-      ['tor-socks:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'proxy-listen:warn']);
-    const wrong = await doctorJson(['serve', ...common, '--torcontrol', `127.0.0.1:${pw}`, '--torpassword', 'nope',
-      ...relayPorts.flatMap((p) => ['--announce', `127.0.0.1:${p}`]), '--bitcoind', `127.0.0.1:${relayPorts[0]}`]);
+    assert.deepEqual(
+      proxy.report.checks.map((c) => `${c.id}:${c.status}`),
+      ['tor-socks:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'proxy-listen:warn'],
+    );
+    const wrong = await doctorJson([
+      'serve',
+      ...common,
+      '--torcontrol',
+      `127.0.0.1:${pw}`,
+      '--torpassword',
+      'nope',
+      ...relayPorts.flatMap((p) => ['--announce', `127.0.0.1:${p}`]),
+      '--bitcoind',
+      `127.0.0.1:${relayPorts[0]}`,
+    ]);
     assert.equal(wrong.code, 1);
     const tc = wrong.report.checks.find((c) => c.id === 'tor-control')!;
     assert.equal(tc.code, 'TOR_AUTH_FAILED');
     assert.equal(wrong.report.checks.filter((c) => c.status === 'fail').length, 1);
     // I2P coordination: SAM is checked; tor (only the node's .onion route) down is a warning, not a failure.
-    const i2p = await doctorJson(['proxy', ...common, '--overlay', 'i2p', '--i2psam', `127.0.0.1:${sam}`,
-      '--proxy', `127.0.0.1:${closed}`, ...relayPorts.flatMap((p) => ['--peer', `127.0.0.1:${p}`]),
-      '--listen', `127.0.0.1:${closed}`, '--maxpunchpeers', '0']);
+    const i2p = await doctorJson([
+      'proxy',
+      ...common,
+      '--overlay',
+      'i2p',
+      '--i2psam',
+      `127.0.0.1:${sam}`,
+      '--proxy',
+      `127.0.0.1:${closed}`,
+      ...relayPorts.flatMap((p) => ['--peer', `127.0.0.1:${p}`]),
+      '--listen',
+      `127.0.0.1:${closed}`,
+      '--maxpunchpeers',
+      '0',
+    ]);
     assert.equal(i2p.code, 0, JSON.stringify(i2p.report));
-    assert.deepEqual(i2p.report.checks.map((c) => `${c.id}:${c.status}`),
-      ['tor-onion:warn', 'sam:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'proxy-listen:warn']);
+    assert.deepEqual(
+      i2p.report.checks.map((c) => `${c.id}:${c.status}`),
+      ['tor-onion:warn', 'sam:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'proxy-listen:warn'],
+    );
   });
 });

@@ -46,8 +46,11 @@ async function punchWhilePropagating(b: Onionpunch, target: string): Promise<Pun
       // A punches from 127.0.0.1 (bind): B accepts only that IP, as it would the announced one.
       return await b.punch(target, { expectIp: '127.0.0.1' });
     } catch (err) {
-      const propagating = err instanceof PunchSessionError && err.code === 'PUNCH_OVERLAY_DIAL'
-        && err.cause instanceof TorSocksError && err.cause.code === 'TOR_SOCKS_HS_DESC_NOT_FOUND';
+      const propagating =
+        err instanceof PunchSessionError &&
+        err.code === 'PUNCH_OVERLAY_DIAL' &&
+        err.cause instanceof TorSocksError &&
+        err.cause.code === 'TOR_SOCKS_HS_DESC_NOT_FOUND';
       if (!propagating || Date.now() > end) throw err;
       log('descriptor not on that HSDir yet; trying again');
       await new Promise((r) => setTimeout(r, 1000));
@@ -69,34 +72,38 @@ function common(resynUs: number): Omit<OnionpunchOptions, 'overlay'> {
   };
 }
 
-test('Onionpunch over a private Tor network: listen() publishes an onion, punch() dials it and connects', {
-  timeout: 240_000,
-}, async () => {
-  const t = net!;
-  const control = { host: '127.0.0.1', port: t.controlA.port, cookieFile: t.controlA.cookieFile! };
-  const a = await Onionpunch.open({ ...common(1000), overlay: { tor: { control, virtualPort: 8333 } } });
-  const b = await Onionpunch.open({ ...common(1037), overlay: { tor: { socks: `127.0.0.1:${t.socksB.port}` } } });
-  try {
-    const t0 = performance.now();
-    const listening = await a.listen();
-    log(`onion ${listening.address} published in ${Math.round(performance.now() - t0)} ms`);
-    assert.match(listening.address, /^[a-z2-7]{56}\.onion$/);
-    assert.equal(listening.port, 8333);
-    const inbound = new Promise<Socket>((r) => listening.once('connection', (s: Socket) => r(s)));
-    const t1 = performance.now();
-    const r = await punchWhilePropagating(b, `${listening.address}:${listening.port}`);
-    log(`punch over the onion in ${Math.round(performance.now() - t1)} ms, overlay rtt ${r.overlayRttMs} ms`);
-    const aSock = await inbound;
-    assert.equal(r.socket.remotePort, aSock.localPort);
-    assert.equal(aSock.remotePort, r.socket.localPort);
-    assert.ok(typeof r.overlayRttMs === 'number' && r.overlayRttMs > 0, 'the coordination crossed Tor');
-    const got = new Promise<string>((res) => aSock.once('data', (d: Buffer) => res(d.toString())));
-    r.socket.write('version');
-    assert.equal(await got, 'version');
-    aSock.destroy();
-    r.socket.destroy();
-  } finally {
-    await a.close(); // DEL_ONION: the facade made this endpoint
-    await b.close();
-  }
-});
+test(
+  'Onionpunch over a private Tor network: listen() publishes an onion, punch() dials it and connects',
+  {
+    timeout: 240_000,
+  },
+  async () => {
+    const t = net!;
+    const control = { host: '127.0.0.1', port: t.controlA.port, cookieFile: t.controlA.cookieFile! };
+    const a = await Onionpunch.open({ ...common(1000), overlay: { tor: { control, virtualPort: 8333 } } });
+    const b = await Onionpunch.open({ ...common(1037), overlay: { tor: { socks: `127.0.0.1:${t.socksB.port}` } } });
+    try {
+      const t0 = performance.now();
+      const listening = await a.listen();
+      log(`onion ${listening.address} published in ${Math.round(performance.now() - t0)} ms`);
+      assert.match(listening.address, /^[a-z2-7]{56}\.onion$/);
+      assert.equal(listening.port, 8333);
+      const inbound = new Promise<Socket>((r) => listening.once('connection', (s: Socket) => r(s)));
+      const t1 = performance.now();
+      const r = await punchWhilePropagating(b, `${listening.address}:${listening.port}`);
+      log(`punch over the onion in ${Math.round(performance.now() - t1)} ms, overlay rtt ${r.overlayRttMs} ms`);
+      const aSock = await inbound;
+      assert.equal(r.socket.remotePort, aSock.localPort);
+      assert.equal(aSock.remotePort, r.socket.localPort);
+      assert.ok(typeof r.overlayRttMs === 'number' && r.overlayRttMs > 0, 'the coordination crossed Tor');
+      const got = new Promise<string>((res) => aSock.once('data', (d: Buffer) => res(d.toString())));
+      r.socket.write('version');
+      assert.equal(await got, 'version');
+      aSock.destroy();
+      r.socket.destroy();
+    } finally {
+      await a.close(); // DEL_ONION: the facade made this endpoint
+      await b.close();
+    }
+  },
+);

@@ -20,13 +20,18 @@ import { Peer } from '../../src/peer/index.js';
 // ---- helpers ----
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: no result in ${ms} ms`)), ms)))]).finally(() =>
-    clearTimeout(t),
-  );
+  return Promise.race([
+    p,
+    new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: no result in ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(t));
 }
 // i2pd's streaming retransmits a lost SYN only after its initial RTO (~9 s, then doubling): allow for two losses.
 function nextStream(ep: I2pCoordinationEndpoint, ms = 120_000): Promise<{ stream: Duplex; info: AcceptedStreamInfo }> {
-  return withTimeout(new Promise((r) => ep.once('stream', (stream: Duplex, info: AcceptedStreamInfo) => r({ stream, info }))), ms, 'accept');
+  return withTimeout(
+    new Promise((r) => ep.once('stream', (stream: Duplex, info: AcceptedStreamInfo) => r({ stream, info }))),
+    ms,
+    'accept',
+  );
 }
 function readExactly(s: Duplex, n: number, ms = 120_000): Promise<Buffer> {
   return withTimeout(
@@ -90,7 +95,11 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
         log: (l) => epLog.push(l),
       }),
       I2pCoordinationDialer.create({ sam: net.sam[1]!, sessionOptions: net.sessionOptions, ...net.sessionCreate }),
-      SamSession.create(net.sam[3]!, { privateKey: keys.privateKey, options: net.sessionOptions, ...net.sessionCreate }),
+      SamSession.create(net.sam[3]!, {
+        privateKey: keys.privateKey,
+        options: net.sessionOptions,
+        ...net.sessionCreate,
+      }),
       // auto over a veth address: the accept pool (its down path is tested below).
       I2pCoordinationEndpoint.create({ sam: net.sam[3]!, sessionOptions: net.sessionOptions, ...net.sessionCreate }),
     ]);
@@ -122,7 +131,7 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
     );
   });
 
-  test('dial the endpoint by b32: bytes both ways, the caller\'s b32 reported, a version handshake across it', async () => {
+  test("dial the endpoint by b32: bytes both ways, the caller's b32 reported, a version handshake across it", async () => {
     const t = performance.now();
     const accepted = nextStream(endpoint);
     const b = await dialer.dial(endpoint.address, endpoint.port, { timeoutMs: 120_000 });
@@ -145,7 +154,9 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
     const rtt = await pb.ping(20_000);
     assert.ok(rtt > 0);
     times.connectAndHandshakeMs = Math.round(performance.now() - t);
-    console.log(`# i2p: first connect + bytes ${times.firstConnectMs} ms, + 200 kB + version handshake + ping (${Math.round(rtt)} ms) ${times.connectAndHandshakeMs} ms`);
+    console.log(
+      `# i2p: first connect + bytes ${times.firstConnectMs} ms, + 200 kB + version handshake + ping (${Math.round(rtt)} ms) ${times.connectAndHandshakeMs} ms`,
+    );
     pb.close();
     pa.close();
   });
@@ -181,7 +192,10 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
   test('an unknown b32: a typed error within the dial bound, and the session survives the give-up', async () => {
     const unknown = 'a'.repeat(52) + '.b32.i2p';
     const t = performance.now();
-    await assert.rejects(dialer.dial(unknown, 0, { timeoutMs: 8000 }), (e: unknown) => e instanceof SamError && ['SAM_INVALID_KEY', 'SAM_KEY_NOT_FOUND', 'SAM_TIMEOUT'].includes(e.code));
+    await assert.rejects(
+      dialer.dial(unknown, 0, { timeoutMs: 8000 }),
+      (e: unknown) => e instanceof SamError && ['SAM_INVALID_KEY', 'SAM_KEY_NOT_FOUND', 'SAM_TIMEOUT'].includes(e.code),
+    );
     assert.ok(performance.now() - t < 12_000, 'the dial bound holds');
     assert.equal(dialer.session.closed, false);
     assert.equal(await lookupSoon(dialer.session, endpoint.address), endpoint.session.destination);
@@ -206,14 +220,27 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
     assert.ok(down instanceof SamError && down.code === 'SAM_CLOSED');
     assert.equal((await withTimeout(keyedDown, 5000, 'session down')).code, 'SAM_CLOSED');
     const detectMs = Math.round(performance.now() - t);
-    await assert.rejects(keyed.connect(endpoint.session.destination, { timeoutMs: 5000 }), (e: unknown) => e instanceof SamError && e.code === 'SAM_CLOSED');
-    await assert.rejects(SamSession.create(net.sam[3]!, { timeoutMs: 5000 }), (e: unknown) => e instanceof SamError && e.code === 'SAM_UNREACHABLE');
+    await assert.rejects(
+      keyed.connect(endpoint.session.destination, { timeoutMs: 5000 }),
+      (e: unknown) => e instanceof SamError && e.code === 'SAM_CLOSED',
+    );
+    await assert.rejects(
+      SamSession.create(net.sam[3]!, { timeoutMs: 5000 }),
+      (e: unknown) => e instanceof SamError && e.code === 'SAM_UNREACHABLE',
+    );
     // Dialing the dead endpoint from a live router: a typed error within the bound, no hang.
     const t2 = performance.now();
-    await assert.rejects(dialer.dial(doomedAddress, 0, { timeoutMs: 10_000 }).then((s) => readExactly(s, 1, 10_000).finally(() => s.destroy())), (e: unknown) => {
-      console.log(`# i2p: dial to a dead endpoint: ${e instanceof SamError ? e.code : String(e)} after ${Math.round(performance.now() - t2)} ms`);
-      return e instanceof SamError || (e instanceof Error && /closed|no result/.test(e.message));
-    });
+    await assert.rejects(
+      dialer
+        .dial(doomedAddress, 0, { timeoutMs: 10_000 })
+        .then((s) => readExactly(s, 1, 10_000).finally(() => s.destroy())),
+      (e: unknown) => {
+        console.log(
+          `# i2p: dial to a dead endpoint: ${e instanceof SamError ? e.code : String(e)} after ${Math.round(performance.now() - t2)} ms`,
+        );
+        return e instanceof SamError || (e instanceof Error && /closed|no result/.test(e.message));
+      },
+    );
     console.log(`# i2p: router kill seen by clients in ${detectMs} ms`);
     // The other routers' sessions live on (their tunnels may need a rebuild, not tested here).
     assert.equal(dialer.session.closed, false);

@@ -93,8 +93,22 @@ describe('lab behaviours', needsRoot('network namespaces and nftables'), () => {
     for (const site of ['v6', 'cgn']) {
       const h = lab.sites[site]!.host;
       const lp = randomPort();
-      const r = await seenFrom(lab, h.key, h.ip6!, lp, port, lab.publicHosts.map((p) => p.ip6));
-      assert.deepEqual(r.seen.map((x) => [x.ip, x.port]), [[h.ip6, lp], [h.ip6, lp]], site);
+      const r = await seenFrom(
+        lab,
+        h.key,
+        h.ip6!,
+        lp,
+        port,
+        lab.publicHosts.map((p) => p.ip6),
+      );
+      assert.deepEqual(
+        r.seen.map((x) => [x.ip, x.port]),
+        [
+          [h.ip6, lp],
+          [h.ip6, lp],
+        ],
+        site,
+      );
       const inb = await inboundProbe(lab, 'pub2', h.ip6!, randomPort());
       assert.equal(inb.result, 'timeout', site);
     }

@@ -83,7 +83,15 @@ function exited(child: ChildProcess): Promise<number | null> {
 describe('lab cleanup', needsRoot('network namespaces'), () => {
   test('two-site lab (with delay lines) up + down in under 10 s', async (t) => {
     const t0 = performance.now();
-    const lab = await Lab.up({ sites: [{ name: 'a', nat: 'eim' }, { name: 'b', nat: 'edm', inbound: 'rst' }], delayMs: 10, jitterMs: 1, lossPct: 1 });
+    const lab = await Lab.up({
+      sites: [
+        { name: 'a', nat: 'eim' },
+        { name: 'b', nat: 'edm', inbound: 'rst' },
+      ],
+      delayMs: 10,
+      jitterMs: 1,
+      lossPct: 1,
+    });
     const up = performance.now() - t0;
     const t1 = performance.now();
     await lab.down();
@@ -105,7 +113,10 @@ describe('lab cleanup', needsRoot('network namespaces'), () => {
       assert.ok(await waitFor(() => c.helperPids.every((p) => !alive(p)), 3000), 'delay lines exit with their owner');
       // the namespaces are still there until the reaper runs
       assert.equal((await labNamespacesLeft(c.prefix)).length, c.namespaces.length);
-      const r = spawnSync(process.execPath, [cli, 'lab', 'down', '--all', '--json'], { encoding: 'utf8', timeout: 60000 });
+      const r = spawnSync(process.execPath, [cli, 'lab', 'down', '--all', '--json'], {
+        encoding: 'utf8',
+        timeout: 60000,
+      });
       assert.equal(r.status, 0, r.stderr);
       const res = JSON.parse(r.stdout) as { removedLabs: string[] };
       assert.ok(res.removedLabs.includes(c.prefix.replace(/-$/, '')), r.stdout);
@@ -149,24 +160,45 @@ describe('lab cleanup', needsRoot('network namespaces'), () => {
   });
 
   test('CLI: lab up (detached) / exec / status / down', async () => {
-    const up = spawnSync(process.execPath, [cli, 'lab', 'up', '--nat-b', 'edm,rst', '--delay', '5ms', '--loss', '1%', '--json'], {
-      encoding: 'utf8',
-      timeout: 60000,
-    });
+    const up = spawnSync(
+      process.execPath,
+      [cli, 'lab', 'up', '--nat-b', 'edm,rst', '--delay', '5ms', '--loss', '1%', '--json'],
+      {
+        encoding: 'utf8',
+        timeout: 60000,
+      },
+    );
     assert.equal(up.status, 0, up.stderr);
-    const d = JSON.parse(up.stdout) as { name: string; prefix: string; namespaces: string[]; sites: Record<string, { nat: string; inbound: string; host: { ip: string } }> };
+    const d = JSON.parse(up.stdout) as {
+      name: string;
+      prefix: string;
+      namespaces: string[];
+      sites: Record<string, { nat: string; inbound: string; host: { ip: string } }>;
+    };
     try {
       assert.equal(d.sites.b!.nat, 'edm');
       assert.equal(d.sites.b!.inbound, 'rst');
-      assert.equal((await labNamespacesLeft(d.prefix)).length, d.namespaces.length, 'the lab stays up after `lab up` exits');
-      const ex = spawnSync(process.execPath, [cli, 'lab', 'exec', '--lab', d.name, 'a', '--', 'ip', '-br', 'addr'], { encoding: 'utf8', timeout: 20000 });
+      assert.equal(
+        (await labNamespacesLeft(d.prefix)).length,
+        d.namespaces.length,
+        'the lab stays up after `lab up` exits',
+      );
+      const ex = spawnSync(process.execPath, [cli, 'lab', 'exec', '--lab', d.name, 'a', '--', 'ip', '-br', 'addr'], {
+        encoding: 'utf8',
+        timeout: 20000,
+      });
       assert.equal(ex.status, 0, ex.stderr);
       assert.match(ex.stdout, new RegExp(d.sites.a!.host.ip.replace(/\./g, '\\.')));
       const st = spawnSync(process.execPath, [cli, 'lab', 'status', '--json'], { encoding: 'utf8', timeout: 20000 });
-      const labs = (JSON.parse(st.stdout) as { labs: Array<{ name: string; detached: boolean; namespacesPresent: number }> }).labs;
+      const labs = (
+        JSON.parse(st.stdout) as { labs: Array<{ name: string; detached: boolean; namespacesPresent: number }> }
+      ).labs;
       const mine = labs.find((l) => l.name === d.name);
       assert.ok(mine && mine.detached && mine.namespacesPresent === d.namespaces.length, st.stdout);
-      const bad = spawnSync(process.execPath, [cli, 'lab', 'exec', '--lab', d.name, 'zz', '--', 'true'], { encoding: 'utf8', timeout: 20000 });
+      const bad = spawnSync(process.execPath, [cli, 'lab', 'exec', '--lab', d.name, 'zz', '--', 'true'], {
+        encoding: 'utf8',
+        timeout: 20000,
+      });
       assert.equal(bad.status, 1);
       assert.match(bad.stderr, /LAB_UNKNOWN_NODE/);
     } finally {

@@ -6,7 +6,12 @@ import assert from 'node:assert/strict';
 import { Lab } from '../../src/lab/topology/lab.js';
 import { PBA_BLOCK } from '../../src/lab/topology/spec.js';
 import {
-  natCheck, onionpunchArgv, randomPort, seenFrom, startEchoServers, startNatcheckServers,
+  natCheck,
+  onionpunchArgv,
+  randomPort,
+  seenFrom,
+  startEchoServers,
+  startNatcheckServers,
 } from '../../src/lab/topology/observe.js';
 import { needsRoot } from '../helpers/root.js';
 
@@ -17,7 +22,13 @@ describe('lab hard NATs (edm, edm-pba)', { ...needsRoot('network namespaces and 
   let peers: string[];
 
   before(async () => {
-    lab = await Lab.up({ sites: [{ name: 'edm', nat: 'edm' }, { name: 'pba', nat: 'edm-pba' }], publicHosts: 2 });
+    lab = await Lab.up({
+      sites: [
+        { name: 'edm', nat: 'edm' },
+        { name: 'pba', nat: 'edm-pba' },
+      ],
+      publicHosts: 2,
+    });
     await startEchoServers(lab, ['pub1', 'pub2'], echoPort);
     await startNatcheckServers(lab, lab.publicHosts.slice(0, 2), ncPort);
     peers = lab.publicHosts.slice(0, 2).map((p) => `${p.ip}:${ncPort}`);
@@ -30,7 +41,14 @@ describe('lab hard NATs (edm, edm-pba)', { ...needsRoot('network namespaces and 
     const h = lab.sites.pba!.host;
     const seen: number[] = [];
     for (let i = 0; i < 10; i++) {
-      const r = await seenFrom(lab, h.key, h.ip, randomPort(), echoPort, lab.publicHosts.map((p) => p.ip));
+      const r = await seenFrom(
+        lab,
+        h.key,
+        h.ip,
+        randomPort(),
+        echoPort,
+        lab.publicHosts.map((p) => p.ip),
+      );
       for (const s of r.seen) {
         assert.equal(s.ip, lab.sites.pba!.publicIp);
         seen.push(s.port!);

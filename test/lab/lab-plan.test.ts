@@ -16,7 +16,11 @@ import { isRoot } from '../helpers/root.js';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
 test('address plan: two cores, sites alternate cores, public hosts differ, prefix on every namespace', () => {
-  const plan = planLab({ prefix: 'opl1abc-', sites: [{ name: 'a' }, { name: 'b', nat: 'edm', cgnat: true }, { name: 'c', ipv6: 'fw6' }], extraPublicHosts: 2 });
+  const plan = planLab({
+    prefix: 'opl1abc-',
+    sites: [{ name: 'a' }, { name: 'b', nat: 'edm', cgnat: true }, { name: 'c', ipv6: 'fw6' }],
+    extraPublicHosts: 2,
+  });
   assert.equal(plan.sites[0]!.core, 1);
   assert.equal(plan.sites[1]!.core, 2);
   assert.equal(plan.sites[0]!.router.wanIp, '198.18.10.2');
@@ -26,9 +30,15 @@ test('address plan: two cores, sites alternate cores, public hosts differ, prefi
   assert.equal(plan.sites[1]!.publicIp, '198.18.11.2');
   assert.equal(plan.sites[2]!.host.ip6, 'fd00:10:3::2');
   assert.equal(plan.publicHosts.length, 4);
-  assert.deepEqual(plan.publicHosts.map((p) => p.core), [1, 2, 1, 2]);
+  assert.deepEqual(
+    plan.publicHosts.map((p) => p.core),
+    [1, 2, 1, 2],
+  );
   assert.equal(new Set(plan.publicHosts.map((p) => p.ip)).size, 4);
-  assert.deepEqual(plan.publicHosts.map((p) => p.extra), [false, false, true, true]);
+  assert.deepEqual(
+    plan.publicHosts.map((p) => p.extra),
+    [false, false, true, true],
+  );
   const nss = planNamespaces(plan);
   assert.ok(nss.every((n) => n.startsWith('opl1abc-')));
   assert.ok(nss.includes('opl1abc-b-carrier'));
@@ -51,7 +61,11 @@ test('bad specs are LAB_BAD_SPEC errors, not crashes', () => {
     { sites: [{ name: 'a' }], prefix: 'Bad Prefix' },
   ];
   for (const spec of bad) {
-    assert.throws(() => planLab(spec as never), (e: unknown) => e instanceof LabError && e.code === 'LAB_BAD_SPEC', JSON.stringify(spec));
+    assert.throws(
+      () => planLab(spec as never),
+      (e: unknown) => e instanceof LabError && e.code === 'LAB_BAD_SPEC',
+      JSON.stringify(spec),
+    );
   }
 });
 
@@ -78,7 +92,10 @@ test('topology: veths only inside lab namespaces; delay line only where configur
     assert.ok(m, v);
     assert.ok(m[1]!.startsWith('opl1abc-') && m[2]!.startsWith('opl1abc-'), v);
   }
-  assert.deepEqual(topo.delayLines.map((d) => [d.site, d.ns, d.delayMs]), [['a', 'opl1abc-core1', 10]]);
+  assert.deepEqual(
+    topo.delayLines.map((d) => [d.site, d.ns, d.delayMs]),
+    [['a', 'opl1abc-core1', 10]],
+  );
   // no namespace gets a route to anything outside the lab's ranges
   for (const c of topo.configs) {
     for (const l of c.ipBatch) {
@@ -89,9 +106,24 @@ test('topology: veths only inside lab namespaces; delay line only where configur
 });
 
 test('CLI parsing of lab up', () => {
-  const { spec, json } = parseUpArgs(['--nat-a', 'eim', '--nat-b', 'edm,rst,cgnat', '--delay', '25ms', '--jitter', '5ms', '--loss', '1%', '--json'])!;
+  const { spec, json } = parseUpArgs([
+    '--nat-a',
+    'eim',
+    '--nat-b',
+    'edm,rst,cgnat',
+    '--delay',
+    '25ms',
+    '--jitter',
+    '5ms',
+    '--loss',
+    '1%',
+    '--json',
+  ])!;
   assert.equal(json, true);
-  assert.deepEqual(spec.sites, [{ name: 'a', nat: 'eim' }, { name: 'b', nat: 'edm', inbound: 'rst', cgnat: true }]);
+  assert.deepEqual(spec.sites, [
+    { name: 'a', nat: 'eim' },
+    { name: 'b', nat: 'edm', inbound: 'rst', cgnat: true },
+  ]);
   assert.equal(spec.delayMs, 25);
   assert.equal(spec.jitterMs, 5);
   assert.equal(spec.lossPct, 1);
@@ -102,9 +134,19 @@ test('CLI parsing of lab up', () => {
   assert.throws(() => parseDuration('fast'), { code: 'LAB_BAD_SPEC' });
 });
 
-test('Lab.up as a non-root user fails with LAB_NOT_ROOT', { skip: isRoot ? false : 'run as root to drop privileges for this check' }, () => {
-  const code = `import('${join(root, 'dist/src/lab/index.js')}').then(m => m.Lab.up({ sites: [{ name: 'a' }] }))
+test(
+  'Lab.up as a non-root user fails with LAB_NOT_ROOT',
+  { skip: isRoot ? false : 'run as root to drop privileges for this check' },
+  () => {
+    const code = `import('${join(root, 'dist/src/lab/index.js')}').then(m => m.Lab.up({ sites: [{ name: 'a' }] }))
     .then(() => console.log('UP'), (e) => console.log(e.code))`;
-  const r = spawnSync(process.execPath, ['-e', code], { uid: 65534, gid: 65534, encoding: 'utf8', timeout: 20000, cwd: '/' });
-  assert.equal(r.stdout.trim(), 'LAB_NOT_ROOT', r.stderr);
-});
+    const r = spawnSync(process.execPath, ['-e', code], {
+      uid: 65534,
+      gid: 65534,
+      encoding: 'utf8',
+      timeout: 20000,
+      cwd: '/',
+    });
+    assert.equal(r.stdout.trim(), 'LAB_NOT_ROOT', r.stderr);
+  },
+);

@@ -36,8 +36,20 @@ describe('TCP simultaneous open through lab NATs', needsRoot('network namespaces
     // Each side aims at the other's public address and its local port: port-preserving NATs keep it.
     return simultaneousOpen(
       lab,
-      { node: sx.host.key, localIp: v6 ? sx.host.ip6! : sx.host.ip, localPort: px, remoteIp: v6 ? sy.host.ip6! : sy.publicIp, remotePort: py },
-      { node: sy.host.key, localIp: v6 ? sy.host.ip6! : sy.host.ip, localPort: py, remoteIp: v6 ? sx.host.ip6! : sx.publicIp, remotePort: px },
+      {
+        node: sx.host.key,
+        localIp: v6 ? sx.host.ip6! : sx.host.ip,
+        localPort: px,
+        remoteIp: v6 ? sy.host.ip6! : sy.publicIp,
+        remotePort: py,
+      },
+      {
+        node: sy.host.key,
+        localIp: v6 ? sy.host.ip6! : sy.host.ip,
+        localPort: py,
+        remoteIp: v6 ? sx.host.ip6! : sx.publicIp,
+        remotePort: px,
+      },
       2000,
       300,
       opts,
@@ -79,7 +91,9 @@ describe('TCP simultaneous open through lab NATs', needsRoot('network namespaces
     for (const skewMs of [0, 20, 40]) {
       const [rg, rh] = await pair('g', 'h', false, { primeTtl: 2, retryMs: 20, listen: true, skewMs });
       const good = rg.connected && rh.connected && rg.got === 'hello from h' && rh.got === 'hello from g';
-      outcomes.push(`skew ${skewMs} ms: ${good ? `connected (${rg.via} ${rg.ms} ms / ${rh.via} ${rh.ms} ms)` : 'failed'}`);
+      outcomes.push(
+        `skew ${skewMs} ms: ${good ? `connected (${rg.via} ${rg.ms} ms / ${rh.via} ${rh.ms} ms)` : 'failed'}`,
+      );
       if (good) {
         ok = true;
         break;

@@ -13,10 +13,18 @@ import { needsRoot } from '../helpers/root.js';
 const opts = { ...needsRoot('network namespaces, nftables, tor'), timeout: 300_000 };
 let rig: PunchRig | undefined;
 
-before(async () => {
-  if (opts.skip) return;
-  rig = await PunchRig.up({ a: { nat: 'edm', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, delayMs: 12.5, profile: 'plain' });
-}, { timeout: 240_000 });
+before(
+  async () => {
+    if (opts.skip) return;
+    rig = await PunchRig.up({
+      a: { nat: 'edm', inbound: 'drop' },
+      b: { nat: 'eim', inbound: 'drop' },
+      delayMs: 12.5,
+      profile: 'plain',
+    });
+  },
+  { timeout: 240_000 },
+);
 after(async () => {
   await rig?.down();
 });
@@ -31,15 +39,29 @@ async function firstSuccess(): Promise<{ r: AttemptResult; tries: AttemptResult[
   return { r: tries[tries.length - 1]!, tries };
 }
 
-for (const [natA, natB, hard] of [['edm', 'eim', 'A'], ['eim', 'edm-pba', 'B']] as const) {
-  test(`spray through the lab: ${natA} × ${natB} (${hard} hard) connects, SYNs within each side's cap`, opts, async () => {
-    if (natA !== 'edm') await rig!.reconfigure({ nat: natA, inbound: 'drop' }, { nat: natB, inbound: 'drop' });
-    const { r, tries } = await firstSuccess();
-    assert.equal(r.ok, true, JSON.stringify(tries.map((t) => t.error)));
-    assert.equal(r.spray?.hard, hard);
-    assert.ok(r.synsA! > 0 && r.synsA! <= 256, `A sent ${r.synsA} SYNs (cap 256)`);
-    assert.ok(r.synsB! > 0 && r.synsB! <= 2048, `B sent ${r.synsB}`);
-    for (const t of tries) assert.ok(t.ok || t.error?.code === 'DEMO_HANDSHAKE' || t.error?.code === 'PUNCH_CONNECT_TIMEOUT', JSON.stringify(t.error));
-    assert.ok(r.events.some((e) => e.event === 'spray-won'), 'the timeline shows the winning pair');
-  });
+for (const [natA, natB, hard] of [
+  ['edm', 'eim', 'A'],
+  ['eim', 'edm-pba', 'B'],
+] as const) {
+  test(
+    `spray through the lab: ${natA} × ${natB} (${hard} hard) connects, SYNs within each side's cap`,
+    opts,
+    async () => {
+      if (natA !== 'edm') await rig!.reconfigure({ nat: natA, inbound: 'drop' }, { nat: natB, inbound: 'drop' });
+      const { r, tries } = await firstSuccess();
+      assert.equal(r.ok, true, JSON.stringify(tries.map((t) => t.error)));
+      assert.equal(r.spray?.hard, hard);
+      assert.ok(r.synsA! > 0 && r.synsA! <= 256, `A sent ${r.synsA} SYNs (cap 256)`);
+      assert.ok(r.synsB! > 0 && r.synsB! <= 2048, `B sent ${r.synsB}`);
+      for (const t of tries)
+        assert.ok(
+          t.ok || t.error?.code === 'DEMO_HANDSHAKE' || t.error?.code === 'PUNCH_CONNECT_TIMEOUT',
+          JSON.stringify(t.error),
+        );
+      assert.ok(
+        r.events.some((e) => e.event === 'spray-won'),
+        'the timeline shows the winning pair',
+      );
+    },
+  );
 }

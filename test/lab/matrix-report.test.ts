@@ -26,42 +26,59 @@ function run(args: string[]): Promise<{ code: number | null; stdout: string; std
   });
 }
 
-test(`lab matrix --runs ${RUNS} --json --report: ratios, plain progress, the report`, {
-  ...needsRoot('network namespaces, nftables, tor'),
-  timeout: 300_000,
-}, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'onionpunch-matrix-'));
-  try {
-    const html = join(dir, 'report.html');
-    const r = await run(['lab', 'matrix', '--pair', 'eim×eim (drop)', '--runs', String(RUNS), '--no-install', '--json',
-      '--report', html]);
-    const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as MatrixRun;
-    assert.equal(out.delayMs, 12.5);
-    assert.equal(out.lossPct, 2);
-    const p = out.pairs[0]!;
-    assert.equal(p.pair, 'eim×eim (drop)');
-    assert.equal(p.attempts.length, RUNS);
-    // The rig's A used to refuse the fifth punch from the same B (per-target-IP burst 4).
-    const codes = p.attempts.filter((a) => !a.ok).map((a) => a.code);
-    assert.ok(!codes.includes('PUNCH_RATE_LIMITED'), `attempts refused by a rate limit: ${JSON.stringify(p.failures)}`);
-    // A Tor hiccup (descriptor not yet fetchable) may cost an attempt; most must connect.
-    assert.ok(p.ok >= RUNS - 1, `${p.ok}/${RUNS} connected: ${JSON.stringify(p.failures)}`);
-    assert.ok(p.medianMs! > 0 && p.boundMs! > 0);
-    assert.equal(p.boundMs, Math.round((1.5 * p.medianOverlayRttMs! + 2 * p.medianDirectRttMs!) * 10) / 10);
-    assert.equal(p.ratio, Math.round((p.medianMs! / p.boundMs!) * 100) / 100);
-    assert.equal(p.p90OverMedian, Math.round((p.p90Ms! / p.medianMs!) * 100) / 100);
-    assert.ok(p.timelines.length >= 1 && p.resources.length >= 2 * (RUNS + 1) - 2);
-    // stderr is a pipe: one plain line per attempt, no escape codes or carriage returns.
-    assert.ok(!/[\x1b\r]/.test(r.stderr), 'no escape codes off a terminal');
-    for (let i = 1; i <= RUNS; i++) {
-      assert.match(r.stderr, new RegExp(`^lab matrix \\[${i}/${RUNS}\\] eim×eim \\(drop\\) #${i}: `, 'm'));
+test(
+  `lab matrix --runs ${RUNS} --json --report: ratios, plain progress, the report`,
+  {
+    ...needsRoot('network namespaces, nftables, tor'),
+    timeout: 300_000,
+  },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'onionpunch-matrix-'));
+    try {
+      const html = join(dir, 'report.html');
+      const r = await run([
+        'lab',
+        'matrix',
+        '--pair',
+        'eim×eim (drop)',
+        '--runs',
+        String(RUNS),
+        '--no-install',
+        '--json',
+        '--report',
+        html,
+      ]);
+      const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as MatrixRun;
+      assert.equal(out.delayMs, 12.5);
+      assert.equal(out.lossPct, 2);
+      const p = out.pairs[0]!;
+      assert.equal(p.pair, 'eim×eim (drop)');
+      assert.equal(p.attempts.length, RUNS);
+      // The rig's A used to refuse the fifth punch from the same B (per-target-IP burst 4).
+      const codes = p.attempts.filter((a) => !a.ok).map((a) => a.code);
+      assert.ok(
+        !codes.includes('PUNCH_RATE_LIMITED'),
+        `attempts refused by a rate limit: ${JSON.stringify(p.failures)}`,
+      );
+      // A Tor hiccup (descriptor not yet fetchable) may cost an attempt; most must connect.
+      assert.ok(p.ok >= RUNS - 1, `${p.ok}/${RUNS} connected: ${JSON.stringify(p.failures)}`);
+      assert.ok(p.medianMs! > 0 && p.boundMs! > 0);
+      assert.equal(p.boundMs, Math.round((1.5 * p.medianOverlayRttMs! + 2 * p.medianDirectRttMs!) * 10) / 10);
+      assert.equal(p.ratio, Math.round((p.medianMs! / p.boundMs!) * 100) / 100);
+      assert.equal(p.p90OverMedian, Math.round((p.p90Ms! / p.medianMs!) * 100) / 100);
+      assert.ok(p.timelines.length >= 1 && p.resources.length >= 2 * (RUNS + 1) - 2);
+      // stderr is a pipe: one plain line per attempt, no escape codes or carriage returns.
+      assert.ok(!/[\x1b\r]/.test(r.stderr), 'no escape codes off a terminal');
+      for (let i = 1; i <= RUNS; i++) {
+        assert.match(r.stderr, new RegExp(`^lab matrix \\[${i}/${RUNS}\\] eim×eim \\(drop\\) #${i}: `, 'm'));
+      }
+      assert.match(r.stderr, new RegExp(`^report: ${html}$`, 'm'));
+      assert.ok(statSync(html).size > 100_000);
+      const page = readFileSync(html, 'utf8');
+      assert.ok(page.includes('eim×eim (drop)') && page.includes('data-lib="vega-lite"'));
+      assert.equal(r.code, p.ok === RUNS ? 0 : 1, 'exit 0 iff every attempt of a pair that should connect did');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
-    assert.match(r.stderr, new RegExp(`^report: ${html}$`, 'm'));
-    assert.ok(statSync(html).size > 100_000);
-    const page = readFileSync(html, 'utf8');
-    assert.ok(page.includes('eim×eim (drop)') && page.includes('data-lib="vega-lite"'));
-    assert.equal(r.code, p.ok === RUNS ? 0 : 1, 'exit 0 iff every attempt of a pair that should connect did');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);

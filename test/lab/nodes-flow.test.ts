@@ -17,69 +17,103 @@ import { bcoinAvailable } from '../../src/lab/nodes/bcoin.js';
 const rootSkip = needsRoot('network namespaces, nftables').skip;
 const skip = rootSkip || (bcoinAvailable() ? false : 'bcoin is not installed (npm ci)');
 
-test('eim×eim: B\'s node syncs A\'s 101 blocks over a punched connection it was asked to make; ss -K → fresh punch', { timeout: 240_000, skip }, async (t) => {
-  let rig: PunchRig | undefined;
-  t.after(async () => {
-    await rig?.down();
-  });
-  const log = process.env['ONIONPUNCH_TEST_LOG'] ? (l: string) => process.stderr.write(`${l}\n`) : undefined;
-  rig = await PunchRig.up({
-    a: { nat: 'eim', inbound: 'drop' },
-    b: { nat: 'eim', inbound: 'drop' },
-    delayMs: 12.5,
-    lossPct: 2,
-    nodes: 'bcoin',
-    profile: 'plain',
-    ...(log ? { log } : {}),
-  }, (r) => {
-    rig = r;
-  });
-  const r = await rig.syncNodes(120_000);
-  assert.equal(r.error, undefined, JSON.stringify(r.error));
-  assert.equal(r.heightA, 101);
-  assert.equal(r.heightB, 101);
-  assert.equal(r.hashB, r.hashA, 'B\'s best block is A\'s');
-  assert.ok(r.inboundOnA, 'B is an inbound peer of A (serve spliced the punched socket to A\'s node)');
-  assert.ok(r.outboundOnB, 'A is an outbound peer of B (through the proxy)');
-  const kinds = r.events.map((e) => e.event);
-  for (const e of ['mined', 'announced', 'relayed', 'learned', 'addnode', 'punched', 'spliced', 'synced']) {
-    assert.ok(kinds.includes(e), `timeline has ${e}`);
-  }
-  assert.ok(r.timeToConnectMs !== undefined && r.timeToConnectMs > 0);
-  t.diagnostic(`timeToConnectMs ${r.timeToConnectMs} syncMs ${r.syncMs}`);
+test(
+  "eim×eim: B's node syncs A's 101 blocks over a punched connection it was asked to make; ss -K → fresh punch",
+  { timeout: 240_000, skip },
+  async (t) => {
+    let rig: PunchRig | undefined;
+    t.after(async () => {
+      await rig?.down();
+    });
+    const log = process.env['ONIONPUNCH_TEST_LOG'] ? (l: string) => process.stderr.write(`${l}\n`) : undefined;
+    rig = await PunchRig.up(
+      {
+        a: { nat: 'eim', inbound: 'drop' },
+        b: { nat: 'eim', inbound: 'drop' },
+        delayMs: 12.5,
+        lossPct: 2,
+        nodes: 'bcoin',
+        profile: 'plain',
+        ...(log ? { log } : {}),
+      },
+      (r) => {
+        rig = r;
+      },
+    );
+    const r = await rig.syncNodes(120_000);
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    assert.equal(r.heightA, 101);
+    assert.equal(r.heightB, 101);
+    assert.equal(r.hashB, r.hashA, "B's best block is A's");
+    assert.ok(r.inboundOnA, "B is an inbound peer of A (serve spliced the punched socket to A's node)");
+    assert.ok(r.outboundOnB, 'A is an outbound peer of B (through the proxy)');
+    const kinds = r.events.map((e) => e.event);
+    for (const e of ['mined', 'announced', 'relayed', 'learned', 'addnode', 'punched', 'spliced', 'synced']) {
+      assert.ok(kinds.includes(e), `timeline has ${e}`);
+    }
+    assert.ok(r.timeToConnectMs !== undefined && r.timeToConnectMs > 0);
+    t.diagnostic(`timeToConnectMs ${r.timeToConnectMs} syncMs ${r.syncMs}`);
 
-  // The punched connection dies: the proxy notices the dropped peer, asks again, and a fresh punch syncs more.
-  const sites = rig.nodeSites!;
-  const punchesBefore = sites.proxy!.count('punch-connected');
-  await sites.killPunched();
-  await sites.proxy!.waitFor('punch-peer-lost', 30_000);
-  await sites.nodeA!.mine(10);
-  const r2 = await rig.syncNodes(90_000, 111);
-  assert.equal(r2.error, undefined, JSON.stringify(r2.error));
-  assert.equal(r2.hashB, r2.hashA);
-  assert.ok(sites.proxy!.count('punch-connected') > punchesBefore, 'a fresh punch');
-  t.diagnostic(`after ss -K: timeToConnectMs ${r2.timeToConnectMs} syncMs ${r2.syncMs}`);
-});
+    // The punched connection dies: the proxy notices the dropped peer, asks again, and a fresh punch syncs more.
+    const sites = rig.nodeSites!;
+    const punchesBefore = sites.proxy!.count('punch-connected');
+    await sites.killPunched();
+    await sites.proxy!.waitFor('punch-peer-lost', 30_000);
+    await sites.nodeA!.mine(10);
+    const r2 = await rig.syncNodes(90_000, 111);
+    assert.equal(r2.error, undefined, JSON.stringify(r2.error));
+    assert.equal(r2.hashB, r2.hashA);
+    assert.ok(sites.proxy!.count('punch-connected') > punchesBefore, 'a fresh punch');
+    t.diagnostic(`after ss -K: timeToConnectMs ${r2.timeToConnectMs} syncMs ${r2.syncMs}`);
+  },
+);
 
 for (const c of [
-  { name: 'cgnat×eim', a: { nat: 'eim' as const, inbound: 'drop' as const, cgnat: true }, b: { nat: 'eim' as const, inbound: 'drop' as const } },
-  { name: 'fw6×fw6 over IPv6', a: { nat: 'eim' as const, inbound: 'drop' as const, ipv6: 'fw6' as const }, b: { nat: 'eim' as const, inbound: 'drop' as const, ipv6: 'fw6' as const }, family: 6 as const },
+  {
+    name: 'cgnat×eim',
+    a: { nat: 'eim' as const, inbound: 'drop' as const, cgnat: true },
+    b: { nat: 'eim' as const, inbound: 'drop' as const },
+  },
+  {
+    name: 'fw6×fw6 over IPv6',
+    a: { nat: 'eim' as const, inbound: 'drop' as const, ipv6: 'fw6' as const },
+    b: { nat: 'eim' as const, inbound: 'drop' as const, ipv6: 'fw6' as const },
+    family: 6 as const,
+  },
   // NATs that answer an unsolicited SYN with RST: the plain profile's re-SYN grid carries it (docs/BENCHMARKS.md).
-  { name: 'eim×eim (rst)', a: { nat: 'eim' as const, inbound: 'rst' as const }, b: { nat: 'eim' as const, inbound: 'rst' as const } },
+  {
+    name: 'eim×eim (rst)',
+    a: { nat: 'eim' as const, inbound: 'rst' as const },
+    b: { nat: 'eim' as const, inbound: 'rst' as const },
+  },
   // I2P as the coordination overlay of serve and proxy (a private 4-router network, `i2phops 0`).
-  { name: 'eim×eim over I2P', a: { nat: 'eim' as const, inbound: 'drop' as const }, b: { nat: 'eim' as const, inbound: 'drop' as const }, overlay: 'i2p' as const },
+  {
+    name: 'eim×eim over I2P',
+    a: { nat: 'eim' as const, inbound: 'drop' as const },
+    b: { nat: 'eim' as const, inbound: 'drop' as const },
+    overlay: 'i2p' as const,
+  },
 ]) {
   test(`${c.name}: B's node syncs A's 101 blocks through the punch`, { timeout: 200_000, skip }, async (t) => {
     let rig: PunchRig | undefined;
     t.after(async () => {
       await rig?.down();
     });
-    rig = await PunchRig.up({
-      a: c.a, b: c.b, ...(c.family ? { family: c.family } : {}), ...('overlay' in c ? { overlay: c.overlay } : {}),
-      delayMs: 12.5, lossPct: 2, nodes: 'bcoin', profile: 'plain',
-    }, (r) => {
-      rig = r;
-    });
+    rig = await PunchRig.up(
+      {
+        a: c.a,
+        b: c.b,
+        ...(c.family ? { family: c.family } : {}),
+        ...('overlay' in c ? { overlay: c.overlay } : {}),
+        delayMs: 12.5,
+        lossPct: 2,
+        nodes: 'bcoin',
+        profile: 'plain',
+      },
+      (r) => {
+        rig = r;
+      },
+    );
     const r = await rig.syncNodes(90_000);
     assert.equal(r.error, undefined, JSON.stringify(r.error));
     assert.equal(r.heightB, 101);

@@ -15,47 +15,56 @@ import { I2pCoordinationEndpoint } from '../../src/overlay/i2p/endpoint.js';
 
 const log = process.env['ONIONPUNCH_TEST_LOG'] ? (l: string) => process.stderr.write(l + '\n') : () => {};
 
-describe('proxy routes .b32.i2p through SAM (private I2P network)', { ...needsRoot('i2pd in a network namespace'),
-  timeout: 240_000 }, () => {
-  let net: PrivateI2p | undefined;
-  let server: I2pCoordinationEndpoint | undefined;
-  const accepted: Duplex[] = [];
+describe(
+  'proxy routes .b32.i2p through SAM (private I2P network)',
+  { ...needsRoot('i2pd in a network namespace'), timeout: 240_000 },
+  () => {
+    let net: PrivateI2p | undefined;
+    let server: I2pCoordinationEndpoint | undefined;
+    const accepted: Duplex[] = [];
 
-  before(async () => {
-    net = await startPrivateI2p({ log, timeoutMs: 60_000 });
-    // The server behind the destination answers every chunk with "echo:" + the chunk.
-    server = await I2pCoordinationEndpoint.create({ sam: net.sam[0]!, sessionOptions: net.sessionOptions,
-      ...net.sessionCreate });
-    server.on('stream', (s: Duplex) => {
-      accepted.push(s);
-      s.on('error', () => undefined);
-      s.on('data', (d: Buffer) => s.write(Buffer.concat([Buffer.from('echo:'), d])));
+    before(async () => {
+      net = await startPrivateI2p({ log, timeoutMs: 60_000 });
+      // The server behind the destination answers every chunk with "echo:" + the chunk.
+      server = await I2pCoordinationEndpoint.create({
+        sam: net.sam[0]!,
+        sessionOptions: net.sessionOptions,
+        ...net.sessionCreate,
+      });
+      server.on('stream', (s: Duplex) => {
+        accepted.push(s);
+        s.on('error', () => undefined);
+        s.on('data', (d: Buffer) => s.write(Buffer.concat([Buffer.from('echo:'), d])));
+      });
     });
-  });
-  after(async () => {
-    for (const s of accepted) s.destroy();
-    await server?.close().catch(() => undefined);
-    await net?.stop();
-  });
+    after(async () => {
+      for (const s of accepted) s.destroy();
+      await server?.close().catch(() => undefined);
+      await net?.stop();
+    });
 
-  test('a SOCKS client gets bytes through the proxy to the server behind the b32 address', async () => {
-    const sam = net!.sam[1]!;
-    const p = await startProxy(['--i2psam', `${sam.host}:${sam.port}`, '--i2phops', '0']);
-    try {
-      // The proxy's SAM session is made on the first .b32.i2p request (~20 s: i2pd's readiness cycle).
-      const r = await socksConnect(p.port, server!.address, 8333, 150_000);
-      assert.notEqual(typeof r, 'string', `CONNECT failed: ${String(r)}`);
-      const s = r as Exclude<typeof r, string>;
-      s.write('ping 1');
-      const [d] = (await once(s, 'data')) as [Buffer];
-      assert.equal(d.toString(), 'echo:ping 1');
-      s.destroy();
-      const recs = p.recs();
-      assert.ok(recs.some((x) => x.event === 'socks-connected' && x['host'] === server!.address), 'bridged');
-      assert.ok(!recs.some((x) => x.error?.code === 'ENOTFOUND' || x.error?.code === 'EAI_AGAIN'), 'no DNS');
-      assert.equal(accepted.length, 1, 'one stream reached the server');
-    } finally {
-      assert.equal(await p.stop(), 0);
-    }
-  });
-});
+    test('a SOCKS client gets bytes through the proxy to the server behind the b32 address', async () => {
+      const sam = net!.sam[1]!;
+      const p = await startProxy(['--i2psam', `${sam.host}:${sam.port}`, '--i2phops', '0']);
+      try {
+        // The proxy's SAM session is made on the first .b32.i2p request (~20 s: i2pd's readiness cycle).
+        const r = await socksConnect(p.port, server!.address, 8333, 150_000);
+        assert.notEqual(typeof r, 'string', `CONNECT failed: ${String(r)}`);
+        const s = r as Exclude<typeof r, string>;
+        s.write('ping 1');
+        const [d] = (await once(s, 'data')) as [Buffer];
+        assert.equal(d.toString(), 'echo:ping 1');
+        s.destroy();
+        const recs = p.recs();
+        assert.ok(
+          recs.some((x) => x.event === 'socks-connected' && x['host'] === server!.address),
+          'bridged',
+        );
+        assert.ok(!recs.some((x) => x.error?.code === 'ENOTFOUND' || x.error?.code === 'EAI_AGAIN'), 'no DNS');
+        assert.equal(accepted.length, 1, 'one stream reached the server');
+      } finally {
+        assert.equal(await p.stop(), 0);
+      }
+    });
+  },
+);

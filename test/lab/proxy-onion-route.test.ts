@@ -53,52 +53,56 @@ describe('proxy routes .onion through tor (private Tor network)', { skip, timeou
     await net?.stop();
   });
 
-  test('a SOCKS client gets bytes through the proxy to the server behind the onion',
-    async () => {
-      // Only `proxy` is set: `onion` defaults to it, as bitcoind's -onion defaults to -proxy.
-      const p = await proxy(['--proxy', `127.0.0.1:${net!.socksB.port}`]);
-      try {
-        // A fresh onion's descriptor takes a moment to reach the HSDirs: retry until the budget is spent.
-        const end = Date.now() + 150_000;
-        const errors: string[] = [];
-        let s: Socket | undefined;
-        while (!s) {
-          const r = await socksConnect(p.port, onion, 18444);
-          if (typeof r !== 'string') s = r;
-          else {
-            errors.push(r);
-            // Not yet published is a Tor error (host unreachable, TTL expired); a refusal is the proxy's own.
-            assert.doesNotMatch(r, /NotAllowed/, 'the proxy refused the .onion destination');
-            assert.ok(Date.now() < end, `onion not reachable through the proxy: ${errors.join('; ')}`);
-            await new Promise((res) => setTimeout(res, 1000));
-          }
+  test('a SOCKS client gets bytes through the proxy to the server behind the onion', async () => {
+    // Only `proxy` is set: `onion` defaults to it, as bitcoind's -onion defaults to -proxy.
+    const p = await proxy(['--proxy', `127.0.0.1:${net!.socksB.port}`]);
+    try {
+      // A fresh onion's descriptor takes a moment to reach the HSDirs: retry until the budget is spent.
+      const end = Date.now() + 150_000;
+      const errors: string[] = [];
+      let s: Socket | undefined;
+      while (!s) {
+        const r = await socksConnect(p.port, onion, 18444);
+        if (typeof r !== 'string') s = r;
+        else {
+          errors.push(r);
+          // Not yet published is a Tor error (host unreachable, TTL expired); a refusal is the proxy's own.
+          assert.doesNotMatch(r, /NotAllowed/, 'the proxy refused the .onion destination');
+          assert.ok(Date.now() < end, `onion not reachable through the proxy: ${errors.join('; ')}`);
+          await new Promise((res) => setTimeout(res, 1000));
         }
-        log(`connected after ${errors.length} failed tries: ${errors.join('; ')}`);
-        s.write('ping 1');
-        const [d] = (await once(s, 'data')) as [Buffer];
-        assert.equal(d.toString(), 'echo:ping 1');
-        s.destroy();
-        const recs = p.recs();
-        assert.ok(recs.some((r) => r.event === 'socks-connected' && r['host'] === onion), 'bridged');
-        assert.ok(!recs.some((r) => r.error?.code === 'ENOTFOUND' || r.error?.code === 'EAI_AGAIN'), 'no DNS');
-      } finally {
-        assert.equal(await p.stop(), 0);
       }
-    });
+      log(`connected after ${errors.length} failed tries: ${errors.join('; ')}`);
+      s.write('ping 1');
+      const [d] = (await once(s, 'data')) as [Buffer];
+      assert.equal(d.toString(), 'echo:ping 1');
+      s.destroy();
+      const recs = p.recs();
+      assert.ok(
+        recs.some((r) => r.event === 'socks-connected' && r['host'] === onion),
+        'bridged',
+      );
+      assert.ok(!recs.some((r) => r.error?.code === 'ENOTFOUND' || r.error?.code === 'EAI_AGAIN'), 'no DNS');
+    } finally {
+      assert.equal(await p.stop(), 0);
+    }
+  });
 
-  test('Tor route unreachable: network unreachable; .b32.i2p without i2psam and plain names: not allowed',
-    async () => {
-      const closed = await freePort();
-      const p = await proxy(['--onion', `127.0.0.1:${closed}`]);
-      try {
-        assert.match(String(await socksConnect(p.port, onion, 18444, 10_000)), /NetworkUnreachable/);
-        assert.match(String(await socksConnect(p.port, `${'a'.repeat(52)}.b32.i2p`, 8333, 10_000)), /NotAllowed/);
-        assert.match(String(await socksConnect(p.port, 'example.com', 8333, 10_000)), /NotAllowed/);
-        const recs = p.recs();
-        assert.ok(recs.some((r) => r.event === 'overlay-not-configured' && /i2psam/.test(String(r['fix']))));
-        assert.ok(recs.some((r) => r.error?.code === 'TOR_SOCKS_PROXY_UNREACHABLE'), JSON.stringify(recs));
-      } finally {
-        assert.equal(await p.stop(), 0);
-      }
-    });
+  test('Tor route unreachable: network unreachable; .b32.i2p without i2psam and plain names: not allowed', async () => {
+    const closed = await freePort();
+    const p = await proxy(['--onion', `127.0.0.1:${closed}`]);
+    try {
+      assert.match(String(await socksConnect(p.port, onion, 18444, 10_000)), /NetworkUnreachable/);
+      assert.match(String(await socksConnect(p.port, `${'a'.repeat(52)}.b32.i2p`, 8333, 10_000)), /NotAllowed/);
+      assert.match(String(await socksConnect(p.port, 'example.com', 8333, 10_000)), /NotAllowed/);
+      const recs = p.recs();
+      assert.ok(recs.some((r) => r.event === 'overlay-not-configured' && /i2psam/.test(String(r['fix']))));
+      assert.ok(
+        recs.some((r) => r.error?.code === 'TOR_SOCKS_PROXY_UNREACHABLE'),
+        JSON.stringify(recs),
+      );
+    } finally {
+      assert.equal(await p.stop(), 0);
+    }
+  });
 });

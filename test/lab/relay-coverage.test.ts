@@ -41,7 +41,11 @@ const WINDOW_S = 20;
 const TOLERANCE = 0.2;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Rec { t: string; event: string; [k: string]: unknown }
+interface Rec {
+  t: string;
+  event: string;
+  [k: string]: unknown;
+}
 
 /** Collects the JSON log records a child writes on `stream`. */
 function records(child: ChildProcess, stream: 'stdout' | 'stderr', into: Rec[]): void {
@@ -88,11 +92,28 @@ describe('relay coverage: lab daemons and the simulator agree', needsRoot('netwo
 
     const relayLogs: Rec[][] = [[], []];
     for (const j of [0, 1]) {
-      const child = lab.spawn(lab.publicHosts[j]!.key, onionpunchArgv(
-        'relay', '--network', 'regtest', '--bind', relayIp[j]!, '--port', String(PORT),
-        '--addnode', `${relayIp[1 - j]!}:${PORT}`, '--getaddrinterval', String(GETADDR_S),
-        '--getaddrspacing', String(SPACING_S), '--announceinterval', String(ANNOUNCE_S), '--log', 'json',
-      ));
+      const child = lab.spawn(
+        lab.publicHosts[j]!.key,
+        onionpunchArgv(
+          'relay',
+          '--network',
+          'regtest',
+          '--bind',
+          relayIp[j]!,
+          '--port',
+          String(PORT),
+          '--addnode',
+          `${relayIp[1 - j]!}:${PORT}`,
+          '--getaddrinterval',
+          String(GETADDR_S),
+          '--getaddrspacing',
+          String(SPACING_S),
+          '--announceinterval',
+          String(ANNOUNCE_S),
+          '--log',
+          'json',
+        ),
+      );
       child.stdout!.resume();
       records(child, 'stderr', relayLogs[j]!);
     }
@@ -101,31 +122,55 @@ describe('relay coverage: lab daemons and the simulator agree', needsRoot('netwo
     const proxyLogs: Rec[][] = SITES.map(() => []);
     for (const [i, name] of SITES.entries()) {
       // Staggered starts spread the proxies' pull phases over the period, as the simulator's seeded ones.
-      await sleep(Math.floor(Math.random() * (GETADDR_S * 1000 / SITES.length) * 2));
+      await sleep(Math.floor(Math.random() * ((GETADDR_S * 1000) / SITES.length) * 2));
       const peers = relaysOf(i).flatMap((r) => ['--peer', `${relayIp[r]!}:${PORT}`]);
-      const child = lab.spawn(lab.sites[name]!.host.key, onionpunchArgv(
-        'proxy', '--network', 'regtest', ...peers, '--getaddrinterval', String(GETADDR_S),
-        '--listen', '127.0.0.1:0', '--log', 'json',
-      ));
+      const child = lab.spawn(
+        lab.sites[name]!.host.key,
+        onionpunchArgv(
+          'proxy',
+          '--network',
+          'regtest',
+          ...peers,
+          '--getaddrinterval',
+          String(GETADDR_S),
+          '--listen',
+          '127.0.0.1:0',
+          '--log',
+          'json',
+        ),
+      );
       child.stdout!.resume();
       records(child, 'stderr', proxyLogs[i]!);
     }
-    await until('every proxy linked to its relays', () => proxyLogs.every((l, i) =>
-      l.filter((r) => r.event === 'peer-connected').length >= relaysOf(i).length), 30_000);
+    await until(
+      'every proxy linked to its relays',
+      () => proxyLogs.every((l, i) => l.filter((r) => r.event === 'peer-connected').length >= relaysOf(i).length),
+      30_000,
+    );
 
     const annLogs: Rec[][] = [];
     for (let i = 0; i < ANNOUNCERS; i++) {
       const site = lab.sites[SITES[i]!]!;
       const peers = relaysOf(i).flatMap((r) => ['--peer', `${relayIp[r]!}:${PORT}`]);
       const script = join(fileURLToPath(new URL('../helpers/relay-announcer.js', import.meta.url)));
-      const child = lab.spawn(site.host.key, [process.execPath, script, ...peers,
-        '--clearnet', `${site.publicIp}:${PORT}`, '--interval', String(ANNOUNCE_S)]);
+      const child = lab.spawn(site.host.key, [
+        process.execPath,
+        script,
+        ...peers,
+        '--clearnet',
+        `${site.publicIp}:${PORT}`,
+        '--interval',
+        String(ANNOUNCE_S),
+      ]);
       child.stderr!.resume();
       annLogs.push([]);
       records(child, 'stdout', annLogs[i]!);
     }
-    await until('every announcer sent', () => annLogs.every((l) => l.some((r) => r.event === 'announcement-sent')),
-      20_000);
+    await until(
+      'every announcer sent',
+      () => annLogs.every((l) => l.some((r) => r.event === 'announcement-sent')),
+      20_000,
+    );
     await sleep(WINDOW_S * 1000);
 
     // ---- the lab's pair delays ----
@@ -145,11 +190,13 @@ describe('relay coverage: lab daemons and the simulator agree', needsRoot('netwo
     // Pull phases from the relays' getaddr-answered records: an asker's address is its site's public IP (or the
     // other relay's). The phase is the offset of its pulls within the period, from t0.
     const phase = (ip: string): number | undefined => {
-      const ts = relayLogs.flat().filter((r) => r.event === 'getaddr-answered' &&
-        String(r.peer).startsWith(`in:${ip}:`)).map((r) => Date.parse(r.t));
+      const ts = relayLogs
+        .flat()
+        .filter((r) => r.event === 'getaddr-answered' && String(r.peer).startsWith(`in:${ip}:`))
+        .map((r) => Date.parse(r.t));
       if (ts.length === 0) return undefined;
       const p = GETADDR_S * 1000;
-      return (((ts[ts.length - 1]! - t0) % p) + p) % p / 1000;
+      return ((((ts[ts.length - 1]! - t0) % p) + p) % p) / 1000;
     };
     const topology: SimTopology = {
       relays: 2,
@@ -157,7 +204,9 @@ describe('relay coverage: lab daemons and the simulator agree', needsRoot('netwo
       relayPullStartS: relayIp.map((ip) => phase(ip) ?? 0),
       nodes: [
         ...SITES.map((name, i) => ({
-          relays: relaysOf(i), observe: true, pullStartS: phase(lab.sites[name]!.publicIp),
+          relays: relaysOf(i),
+          observe: true,
+          pullStartS: phase(lab.sites[name]!.publicIp),
         })),
         ...firstSent.map((ts, i) => ({ relays: relaysOf(i), announce: true, startS: (ts - t0) / 1000 })),
       ],
@@ -166,10 +215,21 @@ describe('relay coverage: lab daemons and the simulator agree', needsRoot('netwo
       const out: (number | null)[] = [];
       for (let seed = 1; seed <= 20; seed++) {
         const r = runRelaySim({
-          nodes: 0, reachable: 0, adoption: 1, relays: 2, relaysPerNode: 2, announcers: ANNOUNCERS,
-          durationS: (Math.max(...firstSent) - t0) / 1000 + WINDOW_S, seed: String(seed), topology: topo,
-          announceIntervalS: ANNOUNCE_S, getaddrS, getaddrSpacingS: SPACING_S, trickleS: 0,
-          latencyMedianMs: 0.5, sampleS: 1,
+          nodes: 0,
+          reachable: 0,
+          adoption: 1,
+          relays: 2,
+          relaysPerNode: 2,
+          announcers: ANNOUNCERS,
+          durationS: (Math.max(...firstSent) - t0) / 1000 + WINDOW_S,
+          seed: String(seed),
+          topology: topo,
+          announceIntervalS: ANNOUNCE_S,
+          getaddrS,
+          getaddrSpacingS: SPACING_S,
+          trickleS: 0,
+          latencyMedianMs: 0.5,
+          sampleS: 1,
         });
         out.push(...r.coverage.pairDelaysMs!);
       }
@@ -185,13 +245,22 @@ describe('relay coverage: lab daemons and the simulator agree', needsRoot('netwo
     const unphased = { ...topology, nodes: topology.nodes.map(({ pullStartS: _p, ...n }) => n) };
     const wrongDiff = diffTo(simulate(2 * GETADDR_S, unphased));
     const result = {
-      pairs: labDelays.length, maxDiff, wrongDiff, labMedianMs: median(labDelays), simMedianMs: median(simDelays),
-      labNever: labDelays.filter((d) => d === null).length, simNever: simDelays.filter((d) => d === null).length,
-      relayStats: relayLogs.map((l) => l.filter((r) => r.event === 'getaddr-answered').length), curve, labDelays,
+      pairs: labDelays.length,
+      maxDiff,
+      wrongDiff,
+      labMedianMs: median(labDelays),
+      simMedianMs: median(simDelays),
+      labNever: labDelays.filter((d) => d === null).length,
+      simNever: simDelays.filter((d) => d === null).length,
+      relayStats: relayLogs.map((l) => l.filter((r) => r.event === 'getaddr-answered').length),
+      curve,
+      labDelays,
     };
-    t.diagnostic(`lab vs sim: max CDF difference ${maxDiff.toFixed(3)} (pull period 2x: ${wrongDiff.toFixed(3)}), ` +
-      `median ${result.labMedianMs} ms vs ` +
-      `${result.simMedianMs} ms, ${result.pairs} pairs`);
+    t.diagnostic(
+      `lab vs sim: max CDF difference ${maxDiff.toFixed(3)} (pull period 2x: ${wrongDiff.toFixed(3)}), ` +
+        `median ${result.labMedianMs} ms vs ` +
+        `${result.simMedianMs} ms, ${result.pairs} pairs`,
+    );
     if (process.env.OP_RELAY_LAB_OUT) writeFileSync(process.env.OP_RELAY_LAB_OUT, JSON.stringify(result) + '\n');
 
     assert.equal(result.labNever, 0, `every pair covered in the lab: ${JSON.stringify(labDelays)}`);

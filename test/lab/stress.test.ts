@@ -19,7 +19,12 @@ import type { stressSummary } from '../../src/lab/stress/stress.js';
 type Summary = ReturnType<typeof stressSummary>;
 
 /** Runs the CLI; afterwards removes any lab the child still owned (a crash or a timeout must not leak one). */
-interface Ran { code: number | null; stdout: string; stderr: string; leftover: number }
+interface Ran {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  leftover: number;
+}
 
 function run(args: string[], timeoutMs: number): Promise<Ran> {
   return new Promise((resolve) => {
@@ -44,63 +49,109 @@ function lastJson(stdout: string): Summary {
   return JSON.parse(stdout.trim().split('\n').pop()!) as Summary;
 }
 
-test('lab stress --overlay direct: 100 sessions × 20 at once connect, the JSON contract, no leaks', {
-  ...needsRoot('network namespaces, nftables, conntrack'),
-  timeout: 150_000,
-}, async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'onionpunch-stress-'));
-  try {
-    const html = join(dir, 'stress.html');
-    const r = await run(['lab', 'stress', '--overlay', 'direct', '--sites', '2', '--sessions', '100',
-      '--concurrency', '20',
-      '--no-install', '--json', '--report', html], 140_000);
-    const s = lastJson(r.stdout);
-    for (const k of ['sessions', 'connected', 'successRate', 'p50Ms', 'p90Ms', 'p99Ms', 'leaks'] as const) {
-      assert.ok(k in s, `final JSON line has ${k}`);
+test(
+  'lab stress --overlay direct: 100 sessions × 20 at once connect, the JSON contract, no leaks',
+  {
+    ...needsRoot('network namespaces, nftables, conntrack'),
+    timeout: 150_000,
+  },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'onionpunch-stress-'));
+    try {
+      const html = join(dir, 'stress.html');
+      const r = await run(
+        [
+          'lab',
+          'stress',
+          '--overlay',
+          'direct',
+          '--sites',
+          '2',
+          '--sessions',
+          '100',
+          '--concurrency',
+          '20',
+          '--no-install',
+          '--json',
+          '--report',
+          html,
+        ],
+        140_000,
+      );
+      const s = lastJson(r.stdout);
+      for (const k of ['sessions', 'connected', 'successRate', 'p50Ms', 'p90Ms', 'p99Ms', 'leaks'] as const) {
+        assert.ok(k in s, `final JSON line has ${k}`);
+      }
+      assert.equal(s.sessions, 100);
+      assert.equal(s.overlay, 'direct');
+      // 1% loss per link: a session may lose its SYNs beyond the engine's grid and the kernel's retries (rare).
+      assert.ok(s.connected >= 98, `${s.connected}/100 connected: ${JSON.stringify(s.failures)}`);
+      assert.equal(s.successRate, s.connected / 100);
+      assert.ok(s.p50Ms! > 0 && s.p50Ms! <= s.p90Ms! && s.p90Ms! <= s.p99Ms! && s.p99Ms! <= s.maxMs!);
+      assert.deepEqual(
+        { fds: s.leaks.fds, threads: s.leaks.threads, engineSockets: s.leaks.engineSockets },
+        { fds: 0, threads: 0, engineSockets: 0 },
+        `leaks: ${JSON.stringify(s.resources)}`,
+      );
+      assert.ok(s.syns.a >= s.connected && s.syns.b >= s.connected, `SYNs ${JSON.stringify(s.syns)}`);
+      assert.ok(s.resources.before.some((x) => x.who === 'A') && s.resources.after.some((x) => x.who === 'B2'));
+      assert.ok(s.conntrack.peak['a-router']! > s.conntrack.before['a-router']!, "A's router's conntrack rose");
+      assert.equal(r.code, s.connected >= 99 ? 0 : 1);
+      assert.equal(r.leftover, 0, 'the CLI took its lab down');
+      // The report is the matrix's model: one group per B site.
+      const page = readFileSync(html, 'utf8');
+      assert.match(page, /onionpunch lab stress/);
+      assert.match(page, /B2 → A/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
-    assert.equal(s.sessions, 100);
-    assert.equal(s.overlay, 'direct');
-    // 1% loss per link: a session may lose its SYNs beyond the engine's grid and the kernel's retries (rare).
-    assert.ok(s.connected >= 98, `${s.connected}/100 connected: ${JSON.stringify(s.failures)}`);
-    assert.equal(s.successRate, s.connected / 100);
-    assert.ok(s.p50Ms! > 0 && s.p50Ms! <= s.p90Ms! && s.p90Ms! <= s.p99Ms! && s.p99Ms! <= s.maxMs!);
-    assert.deepEqual({ fds: s.leaks.fds, threads: s.leaks.threads, engineSockets: s.leaks.engineSockets },
-      { fds: 0, threads: 0, engineSockets: 0 }, `leaks: ${JSON.stringify(s.resources)}`);
-    assert.ok(s.syns.a >= s.connected && s.syns.b >= s.connected, `SYNs ${JSON.stringify(s.syns)}`);
-    assert.ok(s.resources.before.some((x) => x.who === 'A') && s.resources.after.some((x) => x.who === 'B2'));
-    assert.ok(s.conntrack.peak['a-router']! > s.conntrack.before['a-router']!, "A's router's conntrack rose");
-    assert.equal(r.code, s.connected >= 99 ? 0 : 1);
-    assert.equal(r.leftover, 0, 'the CLI took its lab down');
-    // The report is the matrix's model: one group per B site.
-    const page = readFileSync(html, 'utf8');
-    assert.match(page, /onionpunch lab stress/);
-    assert.match(page, /B2 → A/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+  },
+);
 
-test('lab stress --fault b-kill: every session has an outcome, A recovers, nothing left behind', {
-  ...needsRoot('network namespaces, nftables, conntrack'),
-  timeout: 150_000,
-}, async () => {
-  const r = await run(['lab', 'stress', '--overlay', 'direct', '--sites', '2', '--sessions', '80',
-    '--concurrency', '16',
-    '--fault', 'b-kill', '--no-install', '--json'], 140_000);
-  const s = lastJson(r.stdout);
-  assert.equal(s.faults.length, 1);
-  const f = s.faults[0]!;
-  assert.equal(f.fault, 'b-kill');
-  assert.ok(f.touched > 0 && f.sessions.length === f.touched, JSON.stringify(f));
-  // Each touched session ended as connected or a typed failure; none hung.
-  for (const x of f.sessions) assert.match(x.outcome, /^(connected|[A-Z][A-Z0-9_]+( \((A|B)\))?)$/);
-  assert.ok(!Object.keys(s.failures).some((k) => k.startsWith('LAB_SESSION_NO_OUTCOME')), JSON.stringify(s.failures));
-  assert.ok((f.outcomes['LAB_WORKER_EXITED (B)'] ?? 0) > 0, `in flight on the killed B: ${JSON.stringify(f.outcomes)}`);
-  // Sessions after the fault connect: A recovered by itself (B2 is back after 1 s).
-  assert.ok(f.after.sessions > 0 && f.after.connected >= f.after.sessions - 1, JSON.stringify(f.after));
-  assert.equal(s.leaks.fds, 0);
-  assert.equal(s.leaks.threads, 0);
-  assert.equal(s.leaks.engineSockets, 0);
-  assert.equal(r.code, 0, r.stderr.slice(-2000));
-  assert.equal(r.leftover, 0, 'the CLI took its lab down');
-});
+test(
+  'lab stress --fault b-kill: every session has an outcome, A recovers, nothing left behind',
+  {
+    ...needsRoot('network namespaces, nftables, conntrack'),
+    timeout: 150_000,
+  },
+  async () => {
+    const r = await run(
+      [
+        'lab',
+        'stress',
+        '--overlay',
+        'direct',
+        '--sites',
+        '2',
+        '--sessions',
+        '80',
+        '--concurrency',
+        '16',
+        '--fault',
+        'b-kill',
+        '--no-install',
+        '--json',
+      ],
+      140_000,
+    );
+    const s = lastJson(r.stdout);
+    assert.equal(s.faults.length, 1);
+    const f = s.faults[0]!;
+    assert.equal(f.fault, 'b-kill');
+    assert.ok(f.touched > 0 && f.sessions.length === f.touched, JSON.stringify(f));
+    // Each touched session ended as connected or a typed failure; none hung.
+    for (const x of f.sessions) assert.match(x.outcome, /^(connected|[A-Z][A-Z0-9_]+( \((A|B)\))?)$/);
+    assert.ok(!Object.keys(s.failures).some((k) => k.startsWith('LAB_SESSION_NO_OUTCOME')), JSON.stringify(s.failures));
+    assert.ok(
+      (f.outcomes['LAB_WORKER_EXITED (B)'] ?? 0) > 0,
+      `in flight on the killed B: ${JSON.stringify(f.outcomes)}`,
+    );
+    // Sessions after the fault connect: A recovered by itself (B2 is back after 1 s).
+    assert.ok(f.after.sessions > 0 && f.after.connected >= f.after.sessions - 1, JSON.stringify(f.after));
+    assert.equal(s.leaks.fds, 0);
+    assert.equal(s.leaks.threads, 0);
+    assert.equal(s.leaks.engineSockets, 0);
+    assert.equal(r.code, 0, r.stderr.slice(-2000));
+    assert.equal(r.leftover, 0, 'the CLI took its lab down');
+  },
+);

@@ -28,16 +28,31 @@ describe('tor control-port authentication (standalone tor per auth config)', { t
         const dataDir = join(dir, kind);
         const torrc = join(dir, kind + '.torrc');
         const logFile = join(dataDir, 'notice.log');
-        await writeFile(torrc, [
-          `DataDirectory ${dataDir}`, 'DisableNetwork 1', 'SocksPort 0', `ControlPort 127.0.0.1:${port}`,
-          'GeoIPFile ""', 'GeoIPv6File ""', 'RunAsDaemon 0', 'ShutdownWaitLength 0', `Log notice file ${logFile}`,
-          `__OwningControllerProcess ${process.pid}`,
-          kind === 'password' ? `HashedControlPassword ${hashed}` : kind === 'cookie' ? 'CookieAuthentication 1' : '',
-          '',
-        ].join('\n'));
+        await writeFile(
+          torrc,
+          [
+            `DataDirectory ${dataDir}`,
+            'DisableNetwork 1',
+            'SocksPort 0',
+            `ControlPort 127.0.0.1:${port}`,
+            'GeoIPFile ""',
+            'GeoIPv6File ""',
+            'RunAsDaemon 0',
+            'ShutdownWaitLength 0',
+            `Log notice file ${logFile}`,
+            `__OwningControllerProcess ${process.pid}`,
+            kind === 'password' ? `HashedControlPassword ${hashed}` : kind === 'cookie' ? 'CookieAuthentication 1' : '',
+            '',
+          ].join('\n'),
+        );
         const proc = new TorProcess(kind, torrc, logFile);
         tors[kind] = { port, proc, dataDir };
-        await pollUntil(`tor (${kind}) control port`, async () => (await readText(logFile)).includes('Opened Control listener'), [proc], 20_000);
+        await pollUntil(
+          `tor (${kind}) control port`,
+          async () => (await readText(logFile)).includes('Opened Control listener'),
+          [proc],
+          20_000,
+        );
       }),
     );
   });
@@ -48,7 +63,11 @@ describe('tor control-port authentication (standalone tor per auth config)', { t
   });
 
   test('PROTOCOLINFO works before authentication and lists each config’s methods', async () => {
-    const expect: Record<Kind, string[]> = { null: ['NULL'], password: ['HASHEDPASSWORD'], cookie: ['COOKIE', 'SAFECOOKIE'] };
+    const expect: Record<Kind, string[]> = {
+      null: ['NULL'],
+      password: ['HASHEDPASSWORD'],
+      cookie: ['COOKIE', 'SAFECOOKIE'],
+    };
     for (const kind of ['null', 'password', 'cookie'] as Kind[]) {
       const c = await TorControlClient.open({ port: tors[kind]!.port });
       try {
@@ -58,7 +77,10 @@ describe('tor control-port authentication (standalone tor per auth config)', { t
         assert.match(info.torVersion ?? '', /^0\.\d+\.\d+/);
         if (kind === 'cookie') assert.equal(info.cookieFile, join(tors.cookie!.dataDir, 'control_auth_cookie'));
         // Anything but PROTOCOLINFO/AUTHENTICATE/AUTHCHALLENGE is refused before authentication.
-        await assert.rejects(c.getInfo(['version']), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_REPLY_514');
+        await assert.rejects(
+          c.getInfo(['version']),
+          (e: unknown) => e instanceof TorControlError && e.code === 'TOR_REPLY_514',
+        );
       } finally {
         c.close();
       }
@@ -80,8 +102,14 @@ describe('tor control-port authentication (standalone tor per auth config)', { t
     const c = await TorControlClient.connect({ port, auth: { password: PASSWORD } });
     assert.ok((await c.getInfo(['version']))['version']);
     c.close();
-    await assert.rejects(TorControlClient.connect({ port, auth: { password: 'wrong' } }), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_FAILED');
-    await assert.rejects(TorControlClient.connect({ port, auth: {} }), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_FAILED' && /password/.test(e.message));
+    await assert.rejects(
+      TorControlClient.connect({ port, auth: { password: 'wrong' } }),
+      (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_FAILED',
+    );
+    await assert.rejects(
+      TorControlClient.connect({ port, auth: {} }),
+      (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_FAILED' && /password/.test(e.message),
+    );
   });
 
   test('plain COOKIE is never used, even with real tor offering it: TOR_AUTH_UNSAFE_METHOD', async () => {

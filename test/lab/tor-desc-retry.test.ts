@@ -35,7 +35,12 @@ describe('tor: the first dial to a fresh onion retries descriptor-not-found', { 
         waitForUpload: false,
         log,
       });
-      ep.on('stream', (s: Duplex) => versionHandshake(s, false).then(() => s.end(), () => s.destroy()));
+      ep.on('stream', (s: Duplex) =>
+        versionHandshake(s, false).then(
+          () => s.end(),
+          () => s.destroy(),
+        ),
+      );
       const t0 = Date.now();
       const s = await dialer.dial(ep.address, ep.port, { timeoutMs: 60_000 });
       const ms = Date.now() - t0;

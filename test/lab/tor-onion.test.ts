@@ -29,11 +29,19 @@ async function handshake(s: Duplex, initiator: boolean): Promise<number> {
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout;
-  return Promise.race([p, new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: timed out after ${ms} ms`)), ms)))]).finally(() => clearTimeout(t));
+  return Promise.race([
+    p,
+    new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: timed out after ${ms} ms`)), ms))),
+  ]).finally(() => clearTimeout(t));
 }
 
 /** Dials until it works (a fresh isolation key each try), for after a restart when B may hold a stale descriptor. */
-async function dialUntil(d: TorCoordinationDialer, address: string, port: number, budgetMs: number): Promise<{ s: Duplex; tries: number; errors: string[] }> {
+async function dialUntil(
+  d: TorCoordinationDialer,
+  address: string,
+  port: number,
+  budgetMs: number,
+): Promise<{ s: Duplex; tries: number; errors: string[] }> {
   const end = Date.now() + budgetMs;
   const errors: string[] = [];
   for (let tries = 1; ; tries++) {
@@ -58,7 +66,11 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
   before(async () => {
     // B gets a control port too (only to observe which circuit carries which stream for the isolation test).
     bControlPort = await freePort();
-    net = await startPrivateTor({ log, timeoutMs: 120_000, extraTorrc: { b: [`ControlPort 127.0.0.1:${bControlPort}`, 'CookieAuthentication 1'] } });
+    net = await startPrivateTor({
+      log,
+      timeoutMs: 120_000,
+      extraTorrc: { b: [`ControlPort 127.0.0.1:${bControlPort}`, 'CookieAuthentication 1'] },
+    });
     log(`bring-up ${JSON.stringify(net.timings)}`);
     dialer = new TorCoordinationDialer({ socksPort: net.socksB.port });
   });
@@ -85,8 +97,14 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
       assert.equal(d.privateKey, undefined);
       assert.notEqual(d.serviceId, a.serviceId);
       await c.delOnion(d.serviceId);
-      await assert.rejects(c.delOnion(d.serviceId), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_REPLY_552');
-      await assert.rejects(c.addOnion({ key: 'ED25519-V3:AAAA', ports: [{ virtual: 1, target: '127.0.0.1:9' }] }), (e: unknown) => e instanceof TorControlError && /^TOR_REPLY_5\d\d$/.test(e.code));
+      await assert.rejects(
+        c.delOnion(d.serviceId),
+        (e: unknown) => e instanceof TorControlError && e.code === 'TOR_REPLY_552',
+      );
+      await assert.rejects(
+        c.addOnion({ key: 'ED25519-V3:AAAA', ports: [{ virtual: 1, target: '127.0.0.1:9' }] }),
+        (e: unknown) => e instanceof TorControlError && /^TOR_REPLY_5\d\d$/.test(e.code),
+      );
     } finally {
       c.close();
     }
@@ -136,7 +154,10 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
   test('stream isolation: distinct isolation keys get distinct circuits, one key shares its circuit', async () => {
     assert.ok(ep && net);
     const b = net.nodes().find((n) => n.role === 'b')!;
-    const c = await TorControlClient.connect({ port: bControlPort, auth: { cookieFile: join(b.dataDir, 'control_auth_cookie') } });
+    const c = await TorControlClient.connect({
+      port: bControlPort,
+      auth: { cookieFile: join(b.dataDir, 'control_auth_cookie') },
+    });
     const socks: Duplex[] = [];
     try {
       for (const key of ['iso-1', 'iso-1', 'iso-2']) {
@@ -146,7 +167,9 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
         await withTimeout(once(s, 'data'), 20_000, 'pong');
       }
       // stream-status lines: "<StreamID> <Status> <CircuitID> <Target>"; stream ids grow in dial order.
-      const lines = (await c.getInfo(['stream-status']))['stream-status']!.split('\n').filter((l) => l.includes(ep!.address));
+      const lines = (await c.getInfo(['stream-status']))
+        ['stream-status']!.split('\n')
+        .filter((l) => l.includes(ep!.address));
       assert.equal(lines.length, 3, lines.join(' | '));
       const byId = lines.map((l) => l.split(' ')).sort((x, y) => Number(x[0]) - Number(y[0]));
       const circs = byId.map((f) => f[2]);
@@ -217,7 +240,15 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
     const errs = [await fail(address), await fail(gone.address)];
     for (const err of errs) {
       assert.ok(err instanceof TorSocksError, String(err));
-      assert.ok(['TOR_SOCKS_HS_INTRO_FAILED', 'TOR_SOCKS_HS_INTRO_TIMEDOUT', 'TOR_SOCKS_HS_DESC_NOT_FOUND', 'TOR_SOCKS_TTL_EXPIRED'].includes(err.code), err.message);
+      assert.ok(
+        [
+          'TOR_SOCKS_HS_INTRO_FAILED',
+          'TOR_SOCKS_HS_INTRO_TIMEDOUT',
+          'TOR_SOCKS_HS_DESC_NOT_FOUND',
+          'TOR_SOCKS_TTL_EXPIRED',
+        ].includes(err.code),
+        err.message,
+      );
       assert.ok(err.reply === 0x06 || (err.reply! >= 0xf0 && err.reply! <= 0xf7));
     }
     log(`after DEL_ONION: ${errs.map((e) => (e as TorSocksError).code).join(', ')} within ${Date.now() - t0} ms`);
@@ -225,8 +256,14 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
     const pub = generateKeyPairSync('ed25519').publicKey.export({ format: 'der', type: 'spki' }).subarray(-32);
     const never = formatOnion(pub);
     const t1 = Date.now();
-    await assert.rejects(dialer.dial(never, 8333, { timeoutMs: 60_000 }), (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_HS_DESC_NOT_FOUND' && e.reply === 0xf0);
+    await assert.rejects(
+      dialer.dial(never, 8333, { timeoutMs: 60_000 }),
+      (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_HS_DESC_NOT_FOUND' && e.reply === 0xf0,
+    );
     log(`never-published onion: TOR_SOCKS_HS_DESC_NOT_FOUND in ${Date.now() - t1} ms`);
-    await assert.rejects(dialer.dial('not-an-onion.example', 80), (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_BAD_ADDRESS');
+    await assert.rejects(
+      dialer.dial('not-an-onion.example', 80),
+      (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_BAD_ADDRESS',
+    );
   });
 });

@@ -68,8 +68,16 @@ test('the tarball ships the library, its types and the linux-x64 prebuild, not t
   const paths = packed.files.map((f) => f.path);
   const sizes = `packed ${packed.size} B, unpacked ${packed.unpackedSize} B, ${packed.entryCount} files`;
   t.diagnostic(`npm pack ${packMs} ms: ${sizes}`);
-  for (const p of ['package.json', 'dist/src/index.js', 'dist/src/index.d.ts', 'dist/src/wire/index.js',
-    'dist/src/lab/index.js', 'prebuilds/linux-x64/onionpunch.glibc.node', 'binding.gyp', 'bin/onionpunch.js']) {
+  for (const p of [
+    'package.json',
+    'dist/src/index.js',
+    'dist/src/index.d.ts',
+    'dist/src/wire/index.js',
+    'dist/src/lab/index.js',
+    'prebuilds/linux-x64/onionpunch.glibc.node',
+    'binding.gyp',
+    'bin/onionpunch.js',
+  ]) {
     assert.ok(paths.includes(p), `ships ${p}`);
   }
   const cc = paths.some((p) => p.startsWith('native/') && p.endsWith('.cc'));
@@ -129,19 +137,32 @@ function consumerProject(name: string, installArgs: string[]): string {
 
 function typeCheck(dir: string): void {
   writeFileSync(join(dir, 'consumer.ts'), TS_CONSUMER);
-  writeFileSync(join(dir, 'tsconfig.json'), JSON.stringify({
-    compilerOptions: {
-      strict: true, noEmit: true, target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext',
-      exactOptionalPropertyTypes: true, noUncheckedIndexedAccess: true, skipLibCheck: false,
-      types: ['node'], typeRoots: [join(repo, 'node_modules', '@types')],
-    },
-    files: ['consumer.ts'],
-  }));
+  writeFileSync(
+    join(dir, 'tsconfig.json'),
+    JSON.stringify({
+      compilerOptions: {
+        strict: true,
+        noEmit: true,
+        target: 'ES2022',
+        module: 'NodeNext',
+        moduleResolution: 'NodeNext',
+        exactOptionalPropertyTypes: true,
+        noUncheckedIndexedAccess: true,
+        skipLibCheck: false,
+        types: ['node'],
+        typeRoots: [join(repo, 'node_modules', '@types')],
+      },
+      files: ['consumer.ts'],
+    }),
+  );
   const tsc = join(repo, 'node_modules', 'typescript', 'bin', 'tsc');
   run(process.execPath, [tsc, '-p', dir], dir);
   // The check has teeth: the same setup refuses a name the package does not export, and a deep import.
-  const bad = ["import { NoSuchExport } from 'onionpunch';", "import * as deep from 'onionpunch/dist/src/index.js';",
-    'console.log(NoSuchExport, deep);'];
+  const bad = [
+    "import { NoSuchExport } from 'onionpunch';",
+    "import * as deep from 'onionpunch/dist/src/index.js';",
+    'console.log(NoSuchExport, deep);',
+  ];
   writeFileSync(join(dir, 'consumer.ts'), bad.join('\n') + '\n');
   const r = spawnSync(process.execPath, [tsc, '-p', dir], { cwd: dir, encoding: 'utf8' });
   assert.notEqual(r.status, 0);

@@ -2,7 +2,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { PassThrough } from 'node:stream';
-import { flag, helpText, integer, list, oneOf, parseCommand, text, value, type Command, type Options } from '../../src/daemon/args.js';
+import {
+  flag,
+  helpText,
+  integer,
+  list,
+  oneOf,
+  parseCommand,
+  text,
+  value,
+  type Command,
+  type Options,
+} from '../../src/daemon/args.js';
 import { UsageError } from '../../src/errors.js';
 import { formatSiteBehaviour, parseDuration, parsePercent, parseSiteBehaviour } from '../../src/lab/topology/spec.js';
 
@@ -46,11 +57,22 @@ test('parseCommand: every problem is a UsageError naming the option', () => {
   usage(() => parseCommand(CMD, ['--delay', '3s']), /--delay: 3s is more than 2000 ms/);
   usage(() => parseCommand(CMD, ['stray']), /unexpected argument 'stray'/);
   usage(() => parseCommand(CMD, ['--peer', '']), /--peer: expected a value/);
-  usage(() => parseCommand(CMD, Array.from({ length: 5000 }, () => '--json')), /more than 4096 arguments/);
+  usage(
+    () =>
+      parseCommand(
+        CMD,
+        Array.from({ length: 5000 }, () => '--json'),
+      ),
+    /more than 4096 arguments/,
+  );
   // Every value-taking option followed by another option: each is reported missing, none swallows the next.
   const many = Array.from({ length: 4000 }, (_, i) => (i % 2 ? '--json' : '--n'));
   usage(() => parseCommand(CMD, many), /--n needs a value/);
-  assert.equal(parseCommand(CMD, [...many.slice(0, 10), '--help'], new PassThrough()), null, '--help still seen after them');
+  assert.equal(
+    parseCommand(CMD, [...many.slice(0, 10), '--help'], new PassThrough()),
+    null,
+    '--help still seen after them',
+  );
 });
 
 test('parseCommand: --help wins, prints every listed option, returns null', () => {
@@ -59,27 +81,47 @@ test('parseCommand: --help wins, prints every listed option, returns null', () =
   out.on('data', (d: Buffer) => (s += d.toString()));
   assert.equal(parseCommand(CMD, ['--n', 'zz', '--help'], out), null);
   assert.equal(s, helpText(CMD));
-  for (const o of ['-h, --help', '--n N', '--w WORD', '--peer HOST', '--delay MS', '-j, --json']) assert.ok(s.includes(o), `${o} in\n${s}`);
+  for (const o of ['-h, --help', '--n N', '--w WORD', '--peer HOST', '--delay MS', '-j, --json'])
+    assert.ok(s.includes(o), `${o} in\n${s}`);
   assert.match(s, /^usage: onionpunch thing \[options\]\n/);
 });
 
 test('parseCommand: operands and pass-through after NODE or --', () => {
   const exec = {
-    name: 'x exec', summary: '', operands: 'NODE -- CMD...', minOperands: 1, maxOperands: 1, passThroughAfter: 1,
+    name: 'x exec',
+    summary: '',
+    operands: 'NODE -- CMD...',
+    minOperands: 1,
+    maxOperands: 1,
+    passThroughAfter: 1,
     options: { lab: value('NAME', 'lab', text) },
   };
-  assert.deepEqual(parseCommand(exec, ['--lab', 'l1', 'a', '--', 'ping', '-c', '1']), { values: { lab: 'l1' }, operands: ['a'], rest: ['ping', '-c', '1'] });
-  assert.deepEqual(parseCommand(exec, ['a', 'ip', '-6', 'addr', '--help']), { values: { lab: undefined }, operands: ['a'], rest: ['ip', '-6', 'addr', '--help'] });
+  assert.deepEqual(parseCommand(exec, ['--lab', 'l1', 'a', '--', 'ping', '-c', '1']), {
+    values: { lab: 'l1' },
+    operands: ['a'],
+    rest: ['ping', '-c', '1'],
+  });
+  assert.deepEqual(parseCommand(exec, ['a', 'ip', '-6', 'addr', '--help']), {
+    values: { lab: undefined },
+    operands: ['a'],
+    rest: ['ip', '-6', 'addr', '--help'],
+  });
   usage(() => parseCommand(exec, ['--', 'ls']), /missing NODE -- CMD/);
 });
 
 test('the lab spec parser: words in any order, units, canonical form; errors are LAB_BAD_SPEC', () => {
   assert.deepEqual(parseSiteBehaviour('eim,rst'), { nat: 'eim', inbound: 'rst' });
   assert.deepEqual(parseSiteBehaviour('cgnat'), { cgnat: true });
-  assert.deepEqual(parseSiteBehaviour(' rst , edm ,fw6,cgnat'), { inbound: 'rst', nat: 'edm', ipv6: 'fw6', cgnat: true });
+  assert.deepEqual(parseSiteBehaviour(' rst , edm ,fw6,cgnat'), {
+    inbound: 'rst',
+    nat: 'edm',
+    ipv6: 'fw6',
+    cgnat: true,
+  });
   assert.equal(formatSiteBehaviour(parseSiteBehaviour('fw6')), 'eim,drop,fw6');
   assert.equal(formatSiteBehaviour({ nat: 'edm', inbound: 'icmp', cgnat: true }), 'edm,icmp,cgnat');
-  for (const bad of ['', 'cone', 'eim,edm', 'drop,rst']) assert.throws(() => parseSiteBehaviour(bad), { code: 'LAB_BAD_SPEC' }, bad);
+  for (const bad of ['', 'cone', 'eim,edm', 'drop,rst'])
+    assert.throws(() => parseSiteBehaviour(bad), { code: 'LAB_BAD_SPEC' }, bad);
   assert.equal(parseDuration('25ms'), 25);
   assert.equal(parseDuration('25'), 25);
   assert.equal(parseDuration('0.5s'), 500);

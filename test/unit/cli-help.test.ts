@@ -9,22 +9,46 @@ import { spawnSync } from 'node:child_process';
 /** Each command line and options its help must list. */
 const VERBS: Array<[string[], string[]]> = [
   [['demo'], ['--nat-a SPEC', '--nat-b SPEC', '--delay MS', '--loss PCT', '--overlay', '--no-install', '--json']],
-  [['lab', 'up'], ['--sites N', '--nat-a SPEC', '--nat-b SPEC', '--delay MS', '--jitter MS', '--loss PCT', '--no-install', '--json']],
-  [['lab', 'down'], ['--all', '--json']],
+  [
+    ['lab', 'up'],
+    ['--sites N', '--nat-a SPEC', '--nat-b SPEC', '--delay MS', '--jitter MS', '--loss PCT', '--no-install', '--json'],
+  ],
+  [
+    ['lab', 'down'],
+    ['--all', '--json'],
+  ],
   [['lab', 'status'], ['--json']],
   [['lab', 'exec'], ['--lab NAME']],
-  [['lab', 'selftest'], ['--delay MS', '--loss PCT', '--json']],
-  [['lab', 'matrix'], ['--runs N', '--delay MS', '--loss PCT', '--pair NAME', '--json']],
+  [
+    ['lab', 'selftest'],
+    ['--delay MS', '--loss PCT', '--json'],
+  ],
+  [
+    ['lab', 'matrix'],
+    ['--runs N', '--delay MS', '--loss PCT', '--pair NAME', '--json'],
+  ],
   [['nat-check'], ['--peer HOST:PORT', '--local-port N', '--network NET', '--timeout MS', '--json']],
-  [['natcheck-server'], ['--listen HOST:PORT', '--network NET', '--max-connections N', '--per-netgroup N', '--json', '--verbose']],
+  [
+    ['natcheck-server'],
+    ['--listen HOST:PORT', '--network NET', '--max-connections N', '--per-netgroup N', '--json', '--verbose'],
+  ],
   [['handshake'], ['--network NET', '--timeout MS', '--json']],
   [['decode'], []],
-  [['overlay', 'selftest'], ['--tor', '--i2p', '--no-install', '--json']],
+  [
+    ['overlay', 'selftest'],
+    ['--tor', '--i2p', '--no-install', '--json'],
+  ],
   [['serve'], ['--torcontrol', '--announce', '--natcheck']],
   [['proxy'], ['--listen', '--proxy', '--peer']],
   [['doctor'], ['serve|proxy|relay', '--json', 'tor-control', 'tor-socks', 'sam', 'relay', 'nat', 'bitcoind-p2p']],
-  [['doctor', 'proxy'], ['--conf', '--listen', '--proxy', '--peer', '--json']],
-  [['doctor', 'serve'], ['--torcontrol', '--announce', '--bitcoind', '--handoff']],
+  [
+    ['doctor', 'proxy'],
+    ['--conf', '--listen', '--proxy', '--peer', '--json'],
+  ],
+  [
+    ['doctor', 'serve'],
+    ['--torcontrol', '--announce', '--bitcoind', '--handoff'],
+  ],
   [['lab'], ['up', 'down', 'status', 'exec', 'selftest', 'matrix']],
   [['overlay'], ['selftest']],
   [[], ['demo', 'lab', 'serve', 'proxy']],
@@ -42,7 +66,8 @@ test('every verb --help: exit 0, usage and options on stdout', () => {
       assert.equal(r.status, 0, `${what}: exit ${r.status}: ${r.stderr}`);
       assert.match(r.stdout, new RegExp(`^usage: onionpunch ${argv.join(' ')}`), what);
       for (const o of opts) assert.ok(r.stdout.includes(o), `${what} lists ${o}:\n${r.stdout}`);
-      if (argv.length > 0 && !['lab', 'overlay', 'serve', 'proxy'].includes(argv.join(' '))) assert.match(r.stdout, /--help|-h/, what);
+      if (argv.length > 0 && !['lab', 'overlay', 'serve', 'proxy'].includes(argv.join(' ')))
+        assert.match(r.stdout, /--help|-h/, what);
     }
   }
 });

@@ -30,7 +30,11 @@ function conf(text: string): string {
   writeFileSync(p, text);
   return p;
 }
-function throwsConfig(fn: () => unknown, code: string, match: { key?: string; source?: string; line?: number; msg?: RegExp }): void {
+function throwsConfig(
+  fn: () => unknown,
+  code: string,
+  match: { key?: string; source?: string; line?: number; msg?: RegExp },
+): void {
   assert.throws(fn, (err: unknown) => {
     assert.ok(err instanceof ConfigError, `not a ConfigError: ${String(err)}`);
     assert.equal(err.code, code, err.message);
@@ -67,20 +71,34 @@ test('network decides the default bitcoind and punch ports', () => {
 });
 
 test('file: key=value, comments, blank lines, whitespace, repeatable keys', () => {
-  const p = conf('# a comment\n\n  overlay = i2p  # trailing comment\ni2psam=127.0.0.1:7700\nannounce=198.51.100.1:8333\nannounce=[2001:db8::1]:8333\nlabranges=1\r\nknown=' + ONION + ':8333@203.0.113.5:8333\n');
+  const p = conf(
+    '# a comment\n\n  overlay = i2p  # trailing comment\ni2psam=127.0.0.1:7700\nannounce=198.51.100.1:8333\nannounce=[2001:db8::1]:8333\nlabranges=1\r\nknown=' +
+      ONION +
+      ':8333@203.0.113.5:8333\n',
+  );
   const c = loadConfig({ args: ['--conf', p] });
   assert.equal(c.overlay, 'i2p');
   assert.deepEqual(c.i2psam, { host: '127.0.0.1', port: 7700 });
-  assert.deepEqual(c.announce, [{ host: '198.51.100.1', port: 8333 }, { host: '2001:db8::1', port: 8333 }]);
+  assert.deepEqual(c.announce, [
+    { host: '198.51.100.1', port: 8333 },
+    { host: '2001:db8::1', port: 8333 },
+  ]);
   assert.deepEqual(c.peer, c.announce, 'peer defaults to the announce list');
   assert.equal(c.labranges, true);
-  assert.deepEqual(c.known, [{ coordination: ONION, coordinationPort: 8333, clearnet: { address: '203.0.113.5', port: 8333 } }]);
+  assert.deepEqual(c.known, [
+    { coordination: ONION, coordinationPort: 8333, clearnet: { address: '203.0.113.5', port: 8333 } },
+  ]);
   assert.equal(c.sources.overlay, 'file');
 });
 
 test('precedence: flags > env > file > defaults; a list is replaced, not merged', () => {
   const p = conf('overlay=i2p\nnetwork=signet\nloglevel=warn\nannounce=198.51.100.1:1\nannounce=198.51.100.2:2\n');
-  const env = { ONIONPUNCH_NETWORK: 'regtest', ONIONPUNCH_LOGLEVEL: 'debug', ONIONPUNCH_ANNOUNCE: '198.51.100.3:3, 198.51.100.4:4', ONIONPUNCH_LAB_STATE_DIR: '/x' };
+  const env = {
+    ONIONPUNCH_NETWORK: 'regtest',
+    ONIONPUNCH_LOGLEVEL: 'debug',
+    ONIONPUNCH_ANNOUNCE: '198.51.100.3:3, 198.51.100.4:4',
+    ONIONPUNCH_LAB_STATE_DIR: '/x',
+  };
   const c = loadConfig({ args: [`--conf=${p}`, '--loglevel', 'error'], env });
   assert.equal(c.overlay, 'i2p');
   assert.equal(c.sources.overlay, 'file');
@@ -88,7 +106,10 @@ test('precedence: flags > env > file > defaults; a list is replaced, not merged'
   assert.equal(c.sources.network, 'env');
   assert.equal(c.loglevel, 'error');
   assert.equal(c.sources.loglevel, 'flag');
-  assert.deepEqual(c.announce, [{ host: '198.51.100.3', port: 3 }, { host: '198.51.100.4', port: 4 }]);
+  assert.deepEqual(c.announce, [
+    { host: '198.51.100.3', port: 3 },
+    { host: '198.51.100.4', port: 4 },
+  ]);
   const c2 = loadConfig({ args: [`--conf=${p}`, '--announce', '198.51.100.9:9'], env });
   assert.deepEqual(c2.announce, [{ host: '198.51.100.9', port: 9 }]);
 });
@@ -106,12 +127,36 @@ test('flags: bool alone, bool with value, relative --conf', () => {
 
 test('file errors name the file, line and key', () => {
   const p = conf('overlay=tor\nbogus=1\n');
-  throwsConfig(() => loadConfig({ args: ['--conf', p] }), 'CONFIG_UNKNOWN_KEY', { source: 'file', line: 2, msg: new RegExp(`${p}:2: unknown key 'bogus'`) });
-  throwsConfig(() => loadConfig({ args: ['--conf', conf('\n\nnetwork=mainnet\n')] }), 'CONFIG_BAD_VALUE', { key: 'network', source: 'file', line: 3, msg: /expected one of main/ });
-  throwsConfig(() => loadConfig({ args: ['--conf', conf('just a line\n')] }), 'CONFIG_SYNTAX', { source: 'file', line: 1, msg: /expected key=value/ });
-  throwsConfig(() => loadConfig({ args: ['--conf', conf('[test]\n')] }), 'CONFIG_SYNTAX', { source: 'file', line: 1, msg: /sections/ });
-  throwsConfig(() => loadConfig({ args: ['--conf', conf('json=1\n')] }), 'CONFIG_SYNTAX', { key: 'json', line: 1, msg: /only be given as a flag/ });
-  throwsConfig(() => loadConfig({ args: ['--conf', join(dir, 'missing.conf')] }), 'CONFIG_FILE', { key: 'conf', msg: /ENOENT/ });
+  throwsConfig(() => loadConfig({ args: ['--conf', p] }), 'CONFIG_UNKNOWN_KEY', {
+    source: 'file',
+    line: 2,
+    msg: new RegExp(`${p}:2: unknown key 'bogus'`),
+  });
+  throwsConfig(() => loadConfig({ args: ['--conf', conf('\n\nnetwork=mainnet\n')] }), 'CONFIG_BAD_VALUE', {
+    key: 'network',
+    source: 'file',
+    line: 3,
+    msg: /expected one of main/,
+  });
+  throwsConfig(() => loadConfig({ args: ['--conf', conf('just a line\n')] }), 'CONFIG_SYNTAX', {
+    source: 'file',
+    line: 1,
+    msg: /expected key=value/,
+  });
+  throwsConfig(() => loadConfig({ args: ['--conf', conf('[test]\n')] }), 'CONFIG_SYNTAX', {
+    source: 'file',
+    line: 1,
+    msg: /sections/,
+  });
+  throwsConfig(() => loadConfig({ args: ['--conf', conf('json=1\n')] }), 'CONFIG_SYNTAX', {
+    key: 'json',
+    line: 1,
+    msg: /only be given as a flag/,
+  });
+  throwsConfig(() => loadConfig({ args: ['--conf', join(dir, 'missing.conf')] }), 'CONFIG_FILE', {
+    key: 'conf',
+    msg: /ENOENT/,
+  });
   throwsConfig(() => loadConfig({ args: ['--conf', dir] }), 'CONFIG_FILE', { key: 'conf', msg: /not a regular file/ });
 });
 
@@ -140,7 +185,11 @@ test('every value type rejects bad values with key and source', () => {
   for (const [key, value] of cases) {
     throwsConfig(() => loadConfig({ args: [`--${key}=${value}`] }), 'CONFIG_BAD_VALUE', { key, source: 'flag' });
     if (key !== 'known' || !value.includes(',')) {
-      throwsConfig(() => loadConfig({ env: { [`ONIONPUNCH_${key.toUpperCase()}`]: value } }), 'CONFIG_BAD_VALUE', { key, source: 'env', msg: new RegExp(`ONIONPUNCH_${key.toUpperCase()}`) });
+      throwsConfig(() => loadConfig({ env: { [`ONIONPUNCH_${key.toUpperCase()}`]: value } }), 'CONFIG_BAD_VALUE', {
+        key,
+        source: 'env',
+        msg: new RegExp(`ONIONPUNCH_${key.toUpperCase()}`),
+      });
     }
   }
 });
@@ -153,13 +202,35 @@ test('flag syntax errors', () => {
 });
 
 test('hard limits: file size, line length, entries, list values', () => {
-  throwsConfig(() => loadConfig({ args: ['--conf', conf('#'.repeat(CONFIG_LIMITS.maxFileBytes + 1))] }), 'CONFIG_LIMIT', { key: 'conf', msg: /bytes/ });
-  throwsConfig(() => loadConfig({ args: ['--conf', conf('overlay=tor\n#' + 'x'.repeat(CONFIG_LIMITS.maxLineChars) + '\n')] }), 'CONFIG_LIMIT', { source: 'file', line: 2 });
-  throwsConfig(() => parseConfigText('loglevel=info\n'.repeat(CONFIG_LIMITS.maxEntries + 1)), 'CONFIG_LIMIT', { source: 'file', line: CONFIG_LIMITS.maxEntries + 1 });
-  const many = Array.from({ length: CONFIG_LIMITS.maxListValues + 1 }, (_, i) => `announce=198.51.100.${i % 250}:${1000 + i}`).join('\n');
+  throwsConfig(
+    () => loadConfig({ args: ['--conf', conf('#'.repeat(CONFIG_LIMITS.maxFileBytes + 1))] }),
+    'CONFIG_LIMIT',
+    { key: 'conf', msg: /bytes/ },
+  );
+  throwsConfig(
+    () => loadConfig({ args: ['--conf', conf('overlay=tor\n#' + 'x'.repeat(CONFIG_LIMITS.maxLineChars) + '\n')] }),
+    'CONFIG_LIMIT',
+    { source: 'file', line: 2 },
+  );
+  throwsConfig(() => parseConfigText('loglevel=info\n'.repeat(CONFIG_LIMITS.maxEntries + 1)), 'CONFIG_LIMIT', {
+    source: 'file',
+    line: CONFIG_LIMITS.maxEntries + 1,
+  });
+  const many = Array.from(
+    { length: CONFIG_LIMITS.maxListValues + 1 },
+    (_, i) => `announce=198.51.100.${i % 250}:${1000 + i}`,
+  ).join('\n');
   throwsConfig(() => loadConfig({ args: ['--conf', conf(many)] }), 'CONFIG_LIMIT', { key: 'announce', source: 'file' });
-  throwsConfig(() => loadConfig({ args: Array.from({ length: CONFIG_LIMITS.maxEntries + 1 }, () => '--labranges') }), 'CONFIG_LIMIT', { source: 'flag' });
-  throwsConfig(() => loadConfig({ env: { ONIONPUNCH_TORPASSWORD: 'x'.repeat(CONFIG_LIMITS.maxLineChars + 1) } }), 'CONFIG_LIMIT', { key: 'torpassword', source: 'env' });
+  throwsConfig(
+    () => loadConfig({ args: Array.from({ length: CONFIG_LIMITS.maxEntries + 1 }, () => '--labranges') }),
+    'CONFIG_LIMIT',
+    { source: 'flag' },
+  );
+  throwsConfig(
+    () => loadConfig({ env: { ONIONPUNCH_TORPASSWORD: 'x'.repeat(CONFIG_LIMITS.maxLineChars + 1) } }),
+    'CONFIG_LIMIT',
+    { key: 'torpassword', source: 'env' },
+  );
 });
 
 test('parseHostPort: v4, v6, names, default port', () => {
@@ -193,19 +264,28 @@ test('docs/DAEMON.md configuration table: every key of CONFIG_KEYS with its type
   for (const line of doc.split('\n')) {
     const m = /^\| `([a-z0-9]+)` \| (.*) \|$/.exec(line);
     // split on | not preceded by a backslash (\| is a literal bar inside a cell)
-    if (m && doc.indexOf('| key | type | default | meaning |') < doc.indexOf(line)) rows.set(m[1]!, m[2]!.split(/ (?<!\\)\| /));
+    if (m && doc.indexOf('| key | type | default | meaning |') < doc.indexOf(line))
+      rows.set(m[1]!, m[2]!.split(/ (?<!\\)\| /));
   }
   const specs = Object.entries(CONFIG_KEYS) as Array<[string, KeySpec<unknown>]>;
   for (const [name, k] of specs) {
     const row = rows.get(name);
     assert.ok(row, `key '${name}' is missing from docs/DAEMON.md's table`);
-    assert.deepEqual(row, [keyTypeText(k), keyDefaultText(k), k.doc], `docs/DAEMON.md row of '${name}' differs from CONFIG_KEYS`);
+    assert.deepEqual(
+      row,
+      [keyTypeText(k), keyDefaultText(k), k.doc],
+      `docs/DAEMON.md row of '${name}' differs from CONFIG_KEYS`,
+    );
   }
-  for (const name of rows.keys()) assert.ok(name in CONFIG_KEYS, `docs/DAEMON.md lists '${name}', which CONFIG_KEYS does not have`);
-  assert.ok(doc.includes(configTable()), 'the table is exactly configTable() (same order); regenerate it from configTable()');
+  for (const name of rows.keys())
+    assert.ok(name in CONFIG_KEYS, `docs/DAEMON.md lists '${name}', which CONFIG_KEYS does not have`);
+  assert.ok(
+    doc.includes(configTable()),
+    'the table is exactly configTable() (same order); regenerate it from configTable()',
+  );
 });
 
-test('defaults are the table\'s: loadConfig with nothing set gives every constant default, computed ones from network', () => {
+test("defaults are the table's: loadConfig with nothing set gives every constant default, computed ones from network", () => {
   const c = loadConfig({}) as unknown as Record<string, unknown>;
   for (const [name, k] of Object.entries(CONFIG_KEYS) as Array<[string, KeySpec<unknown>]>) {
     if (typeof k.default !== 'function') assert.deepEqual(c[name], k.default, name);

@@ -22,7 +22,14 @@ import { loadConfig } from '../../src/daemon/config.js';
 import { runProxy } from '../../src/daemon/proxy.js';
 import { Logger } from '../../src/daemon/log.js';
 import {
-  checkHandoff, checkListen, checkNat, checkNodeRpc, checkRelay, checkTorSocks, formatCheck, runDoctor,
+  checkHandoff,
+  checkListen,
+  checkNat,
+  checkNodeRpc,
+  checkRelay,
+  checkTorSocks,
+  formatCheck,
+  runDoctor,
   type CheckResult,
 } from '../../src/daemon/doctor.js';
 import { NodeRpc, nodeRpcFromConfig } from '../../src/daemon/node-rpc.js';
@@ -87,7 +94,11 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
     const quiet = new Logger({ format: 'json', level: 'error', write: () => undefined });
     const done = runProxy(cfg, quiet, { ready, signal: ac.signal });
     done.catch(() => undefined);
-    proxyPort = Number(String((await up)['socks']).split(':').pop());
+    proxyPort = Number(
+      String((await up)['socks'])
+        .split(':')
+        .pop(),
+    );
     proxyStop = async () => (ac.abort(), done);
   });
 
@@ -99,8 +110,7 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('relay: a real relay passes (sendaddrv2); a closed port and a relay of another network fail with the fix',
-    async () => {
+  test('relay: a real relay passes (sendaddrv2); a closed port and a relay of another network fail with the fix', async () => {
     const ok = await checkRelay(lo(relay1), 'peer', 'regtest');
     assert.equal(ok.status, 'ok', formatCheck(ok));
     assert.match(ok.message, /sendaddrv2/);
@@ -127,16 +137,18 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
     assert.equal(one.code, 'DOCTOR_NAT_TOO_FEW_SERVERS');
   });
 
-  test("serve's hand-off: the node's P2P port answers or not; a Unix socket exists, a file or nothing does not",
-    async () => {
+  test("serve's hand-off: the node's P2P port answers or not; a Unix socket exists, a file or nothing does not", async () => {
     // A relay is a real P2P responder: it stands in for the node's P2P port here (bcoin: test/lab/doctor.test.ts).
     const p2p = await checkHandoff({ bitcoind: lo(relay1), handoff: 'splice', network: 'regtest' });
     assert.equal(p2p.status, 'ok', formatCheck(p2p));
     const noNode = await checkHandoff({ bitcoind: lo(closed), handoff: 'splice', network: 'regtest' });
     assert.equal(noNode.code, 'PEER_SOCKET');
     assert.match(noNode.fix ?? '', /-listen=1/);
-    const unix = (name: string) =>
-      ({ bitcoind: lo(closed), handoff: `unix:${join(dir, name)}`, network: 'regtest' as const });
+    const unix = (name: string) => ({
+      bitcoind: lo(closed),
+      handoff: `unix:${join(dir, name)}`,
+      network: 'regtest' as const,
+    });
     const sock = await checkHandoff(unix('handoff.sock'));
     assert.equal(sock.status, 'ok', formatCheck(sock));
     const file = await checkHandoff(unix('plain-file'));
@@ -145,8 +157,7 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
     assert.equal(none.code, 'ENOENT');
   });
 
-  test("SOCKS ports: onionpunch proxy's own port is not tor; a P2P port is not SOCKS5; listen= running or not",
-    async () => {
+  test("SOCKS ports: onionpunch proxy's own port is not tor; a P2P port is not SOCKS5; listen= running or not", async () => {
     const notTor = await checkTorSocks('tor-socks', 'proxy', lo(proxyPort), undefined);
     assert.equal(notTor.status, 'warn', formatCheck(notTor));
     assert.equal(notTor.code, 'DOCTOR_NOT_TOR');
@@ -166,17 +177,33 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
 
   test('runDoctor picks the checks of the role from the configuration', async () => {
     const cfg = loadConfig({
-      args: ['--network', 'regtest', '--bind', '127.0.0.1', '--proxy', `127.0.0.1:${closed}`, '--maxpunchpeers', '0',
-        '--peer', `127.0.0.1:${relay1}`, '--peer', `127.0.0.1:${relay2}`, '--listen', `127.0.0.1:${proxyPort}`],
+      args: [
+        '--network',
+        'regtest',
+        '--bind',
+        '127.0.0.1',
+        '--proxy',
+        `127.0.0.1:${closed}`,
+        '--maxpunchpeers',
+        '0',
+        '--peer',
+        `127.0.0.1:${relay1}`,
+        '--peer',
+        `127.0.0.1:${relay2}`,
+        '--listen',
+        `127.0.0.1:${proxyPort}`,
+      ],
     });
     const checks = await runDoctor(cfg, 'proxy');
-    assert.deepEqual(checks.map((c) => c.id), ['tor-socks', 'relay', 'relay', 'nat', 'proxy-listen']);
+    assert.deepEqual(
+      checks.map((c) => c.id),
+      ['tor-socks', 'relay', 'relay', 'nat', 'proxy-listen'],
+    );
     assert.equal(byId(checks, 'nat').status, 'ok');
     assert.equal(byId(checks, 'tor-socks').status, 'fail');
   });
 
-  test('CLI: all checks pass → exit 0; a failing check → exit 1 with its fix line; --json; bad usage → exit 2',
-    async () => {
+  test('CLI: all checks pass → exit 0; a failing check → exit 1 with its fix line; --json; bad usage → exit 2', async () => {
     const addnode = (...ports: number[]) => ports.flatMap((p) => ['--addnode', `127.0.0.1:${p}`]);
     const good = await doctor(['relay', '--network', 'regtest', ...addnode(relay1, relay2)]);
     assert.equal(good.code, 0, good.out + good.err);
@@ -202,73 +229,89 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
 
   const rpcCfg = (over: string[]) => loadConfig({ args: ['--network', 'regtest', ...over] });
 
-  test("node: bcoin's P2P port and RPC pass; wrong password, missing cookie, closed port, P2P port as rpcport fail", {
-    skip: bcoinAvailable() ? false : 'bcoin (devDependency) is not installed',
-  }, async () => {
-    const b = bcoin!.cfg;
-    const p2p = await checkHandoff({ bitcoind: lo(b.port), handoff: 'splice', network: 'regtest' });
-    assert.equal(p2p.status, 'ok', formatCheck(p2p));
-    assert.match(p2p.message, /bcoin/);
-    const listen = lo(9064);
-    const run = (over: string[]) =>
-      Promise.all(checkNodeRpc(nodeRpcFromConfig(rpcCfg(over), { timeoutMs: 3000 }), { listen, proxy: lo(9050) }));
-    const [ok, proxySettings] = await run(['--rpcport', String(b.rpcPort), '--rpcpassword', API_KEY]);
-    assert.equal(ok!.status, 'ok', formatCheck(ok!));
-    assert.match(ok!.message, /getnetworkinfo ok \(\/bcoin:/);
-    // bcoin answers networks: [] — its proxy cannot be read back, so it is a warning naming the line to set.
-    assert.equal(proxySettings!.code, 'DOCTOR_NODE_PROXY_UNKNOWN', formatCheck(proxySettings!));
-    assert.match(proxySettings!.fix ?? '', /proxy: 127\.0\.0\.1:9064/);
-    const [wrong, after] = await run(['--rpcport', String(b.rpcPort), '--rpcpassword', 'wrong']);
-    assert.equal(wrong!.code, 'RPC_AUTH', formatCheck(wrong!));
-    assert.match(wrong!.fix ?? '', /rpcuser=\/rpcpassword=/);
-    assert.equal(after!.code, 'DOCTOR_RPC_FAILED');
-    const [cookie] = await run(['--rpcport', String(b.rpcPort), '--rpccookiefile', join(dir, 'missing-cookie')]);
-    assert.equal(cookie!.code, 'RPC_COOKIE');
-    const [down] = await run(['--rpcport', String(closed), '--rpcpassword', API_KEY]);
-    assert.equal(down!.code, 'RPC_CONNECT');
-    assert.match(down!.fix ?? '', /server=1/);
-    const [p2pAsRpc] = await run(['--rpcport', String(b.port), '--rpcpassword', API_KEY]);
-    assert.equal(p2pAsRpc!.status, 'fail', formatCheck(p2pAsRpc!));
-  });
+  test(
+    "node: bcoin's P2P port and RPC pass; wrong password, missing cookie, closed port, P2P port as rpcport fail",
+    {
+      skip: bcoinAvailable() ? false : 'bcoin (devDependency) is not installed',
+    },
+    async () => {
+      const b = bcoin!.cfg;
+      const p2p = await checkHandoff({ bitcoind: lo(b.port), handoff: 'splice', network: 'regtest' });
+      assert.equal(p2p.status, 'ok', formatCheck(p2p));
+      assert.match(p2p.message, /bcoin/);
+      const listen = lo(9064);
+      const run = (over: string[]) =>
+        Promise.all(checkNodeRpc(nodeRpcFromConfig(rpcCfg(over), { timeoutMs: 3000 }), { listen, proxy: lo(9050) }));
+      const [ok, proxySettings] = await run(['--rpcport', String(b.rpcPort), '--rpcpassword', API_KEY]);
+      assert.equal(ok!.status, 'ok', formatCheck(ok!));
+      assert.match(ok!.message, /getnetworkinfo ok \(\/bcoin:/);
+      // bcoin answers networks: [] — its proxy cannot be read back, so it is a warning naming the line to set.
+      assert.equal(proxySettings!.code, 'DOCTOR_NODE_PROXY_UNKNOWN', formatCheck(proxySettings!));
+      assert.match(proxySettings!.fix ?? '', /proxy: 127\.0\.0\.1:9064/);
+      const [wrong, after] = await run(['--rpcport', String(b.rpcPort), '--rpcpassword', 'wrong']);
+      assert.equal(wrong!.code, 'RPC_AUTH', formatCheck(wrong!));
+      assert.match(wrong!.fix ?? '', /rpcuser=\/rpcpassword=/);
+      assert.equal(after!.code, 'DOCTOR_RPC_FAILED');
+      const [cookie] = await run(['--rpcport', String(b.rpcPort), '--rpccookiefile', join(dir, 'missing-cookie')]);
+      assert.equal(cookie!.code, 'RPC_COOKIE');
+      const [down] = await run(['--rpcport', String(closed), '--rpcpassword', API_KEY]);
+      assert.equal(down!.code, 'RPC_CONNECT');
+      assert.match(down!.fix ?? '', /server=1/);
+      const [p2pAsRpc] = await run(['--rpcport', String(b.port), '--rpcpassword', API_KEY]);
+      assert.equal(p2pAsRpc!.status, 'fail', formatCheck(p2pAsRpc!));
+    },
+  );
 
-  test("node-proxy: Core's getnetworkinfo with ipv4/ipv6 through listen passes, ipv4 direct fails with the "
-    + 'per-network lines', async () => {
-    // Stand-in for Bitcoin Core (not installed here): its getnetworkinfo reply shape, over the real RPC client.
-    let networks: unknown[] = [];
-    const server = createHttpServer((req, res) => {
-      let body = '';
-      req.on('data', (d) => (body += d));
-      req.on('end', () => {
-        const { id } = JSON.parse(body) as { id: number };
-        const result = { version: 300000, subversion: '/Satoshi:30.0.0/', connections: 3, networks };
-        res.setHeader('content-type', 'application/json');
-        res.end(JSON.stringify({ result, error: null, id }));
+  test(
+    "node-proxy: Core's getnetworkinfo with ipv4/ipv6 through listen passes, ipv4 direct fails with the " +
+      'per-network lines',
+    async () => {
+      // Stand-in for Bitcoin Core (not installed here): its getnetworkinfo reply shape, over the real RPC client.
+      let networks: unknown[] = [];
+      const server = createHttpServer((req, res) => {
+        let body = '';
+        req.on('data', (d) => (body += d));
+        req.on('end', () => {
+          const { id } = JSON.parse(body) as { id: number };
+          const result = { version: 300000, subversion: '/Satoshi:30.0.0/', connections: 3, networks };
+          res.setHeader('content-type', 'application/json');
+          res.end(JSON.stringify({ result, error: null, id }));
+        });
+      }).listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const port = (server.address() as { port: number }).port;
+      const rpc = new NodeRpc({ host: '127.0.0.1', port, auth: { user: 'u', password: 'p' } });
+      const net = (name: string, proxy: string, limited = false) => ({
+        name,
+        limited,
+        reachable: !limited,
+        proxy,
+        proxy_randomize_credentials: proxy !== '',
       });
-    }).listen(0, '127.0.0.1');
-    await once(server, 'listening');
-    const port = (server.address() as { port: number }).port;
-    const rpc = new NodeRpc({ host: '127.0.0.1', port, auth: { user: 'u', password: 'p' } });
-    const net = (name: string, proxy: string, limited = false) =>
-      ({ name, limited, reachable: !limited, proxy, proxy_randomize_credentials: proxy !== '' });
-    try {
-      const cfg = { listen: lo(9064), proxy: lo(9050) };
-      networks = [net('ipv4', '127.0.0.1:9064'), net('ipv6', '127.0.0.1:9064'), net('onion', '127.0.0.1:9050'),
-        net('i2p', '', true)];
-      const [rpcOk, good] = await Promise.all(checkNodeRpc(rpc, cfg));
-      assert.match(rpcOk!.message, /Satoshi:30\.0\.0/);
-      assert.equal(good!.status, 'ok', formatCheck(good!));
-      const via = ['ipv4 via 127.0.0.1:9064', 'ipv6 via 127.0.0.1:9064', 'onion via 127.0.0.1:9050'].join(', ');
-      assert.ok(good!.message.startsWith(via), good!.message);
-      networks = [net('ipv4', ''), net('ipv6', '127.0.0.1:9064'), net('onion', '127.0.0.1:9050')];
-      const [, bad] = await Promise.all(checkNodeRpc(rpc, cfg));
-      assert.equal(bad!.code, 'DOCTOR_NODE_PROXY_WRONG', formatCheck(bad!));
-      assert.match(bad!.fix ?? '', /proxy=127\.0\.0\.1:9064=ipv4 \(Bitcoin Core >= 30; keep onion=127\.0\.0\.1:9050/);
-      // An IPv6-less node (onlynet=ipv4: ipv6 limited) needs no ipv6 proxy.
-      networks = [net('ipv4', '127.0.0.1:9064'), net('ipv6', '', true)];
-      const [, v4only] = await Promise.all(checkNodeRpc(rpc, cfg));
-      assert.equal(v4only!.status, 'ok', formatCheck(v4only!));
-    } finally {
-      server.close();
-    }
-  });
+      try {
+        const cfg = { listen: lo(9064), proxy: lo(9050) };
+        networks = [
+          net('ipv4', '127.0.0.1:9064'),
+          net('ipv6', '127.0.0.1:9064'),
+          net('onion', '127.0.0.1:9050'),
+          net('i2p', '', true),
+        ];
+        const [rpcOk, good] = await Promise.all(checkNodeRpc(rpc, cfg));
+        assert.match(rpcOk!.message, /Satoshi:30\.0\.0/);
+        assert.equal(good!.status, 'ok', formatCheck(good!));
+        const via = ['ipv4 via 127.0.0.1:9064', 'ipv6 via 127.0.0.1:9064', 'onion via 127.0.0.1:9050'].join(', ');
+        assert.ok(good!.message.startsWith(via), good!.message);
+        networks = [net('ipv4', ''), net('ipv6', '127.0.0.1:9064'), net('onion', '127.0.0.1:9050')];
+        const [, bad] = await Promise.all(checkNodeRpc(rpc, cfg));
+        assert.equal(bad!.code, 'DOCTOR_NODE_PROXY_WRONG', formatCheck(bad!));
+        assert.match(bad!.fix ?? '', /proxy=127\.0\.0\.1:9064=ipv4 \(Bitcoin Core >= 30; keep onion=127\.0\.0\.1:9050/);
+        // An IPv6-less node (onlynet=ipv4: ipv6 limited) needs no ipv6 proxy.
+        networks = [net('ipv4', '127.0.0.1:9064'), net('ipv6', '', true)];
+        const [, v4only] = await Promise.all(checkNodeRpc(rpc, cfg));
+        assert.equal(v4only!.status, 'ok', formatCheck(v4only!));
+      } finally {
+        server.close();
+      }
+    },
+  );
 });

@@ -9,7 +9,11 @@ import { connect, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { connectPeer, type Peer } from '../../src/peer/index.js';
 import {
-  PROTOCOL_VERSION, encodeMessage, formatOnion, type AddrV2Entry, type AddrV2Payload,
+  PROTOCOL_VERSION,
+  encodeMessage,
+  formatOnion,
+  type AddrV2Entry,
+  type AddrV2Payload,
 } from '../../src/wire/index.js';
 import { AnnouncementDirectory, AnnouncementRelay, makeAnnouncement } from '../../src/relay/index.js';
 import { Announcer, AnnouncementCollector } from '../../src/daemon/announce.js';
@@ -23,10 +27,13 @@ import { probeBind } from '../../src/native/engine.js';
 import { checkNat } from '../../src/daemon/punch-setup.js';
 
 const onion = () => formatOnion(randomBytes(32));
-const ann = (timeOffsetS = 0, clearPort = 8333): AddrV2Entry => makeAnnouncement({
-  coordination: onion(), coordinationPort: 8333, clearnet: { address: '203.0.113.24', port: clearPort },
-  nowS: Math.floor(Date.now() / 1000) + timeOffsetS,
-});
+const ann = (timeOffsetS = 0, clearPort = 8333): AddrV2Entry =>
+  makeAnnouncement({
+    coordination: onion(),
+    coordinationPort: 8333,
+    clearnet: { address: '203.0.113.24', port: clearPort },
+    nowS: Math.floor(Date.now() / 1000) + timeOffsetS,
+  });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function startRelay(extra: string[] = []): Promise<{ node: RelayNode; port: number; lines: string[] }> {
@@ -64,7 +71,10 @@ test('relay keys: the relay verb lists its keys; port/addnode/maxconnections par
     args: ['--network', 'regtest', '--addnode', '192.0.2.1:18444', '--addnode', '[2001:db8::1]:18444'],
   });
   assert.equal(c.port, 18444, 'port defaults to the network port');
-  assert.deepEqual(c.addnode, [{ host: '192.0.2.1', port: 18444 }, { host: '2001:db8::1', port: 18444 }]);
+  assert.deepEqual(c.addnode, [
+    { host: '192.0.2.1', port: 18444 },
+    { host: '2001:db8::1', port: 18444 },
+  ]);
   assert.equal(c.maxconnections, 256);
 });
 
@@ -85,7 +95,11 @@ test('relay: sendaddrv2; a fresh announcement is forwarded, a stale one not; get
   a.peer.send('addrv2', { addrs: [fresh] });
   await until('the fresh one at b', () => b.got.length >= 1);
   await sleep(100);
-  assert.deepEqual(b.got.map((e) => e.address), [fresh.address], 'only the fresh one is forwarded');
+  assert.deepEqual(
+    b.got.map((e) => e.address),
+    [fresh.address],
+    'only the fresh one is forwarded',
+  );
   assert.equal(node.stats.dropped.stale, 1);
   assert.equal(a.got.length, 0, 'never sent back to its sender');
 
@@ -96,42 +110,52 @@ test('relay: sendaddrv2; a fresh announcement is forwarded, a stale one not; get
   c.peer.send('getaddr');
   await until('getaddr answer', () => c.got.length >= 1);
   await sleep(100);
-  assert.deepEqual(c.got.map((e) => [e.address, e.clearnet]), [[fresh.address, fresh.clearnet]]);
+  assert.deepEqual(
+    c.got.map((e) => [e.address, e.clearnet]),
+    [[fresh.address, fresh.clearnet]],
+  );
   assert.equal(node.stats.getaddrAnswered, 1);
 });
 
-test('relay: getaddr answered again after getaddrspacing, not sooner, and a reconnect does not reset it', {
-  timeout: 20_000,
-}, async (t) => {
-  const { node, port } = await startRelay(['--getaddrspacing', '2']);
-  t.after(() => node.stop());
-  const a = await peerTo(port);
-  t.after(() => a.peer.close());
-  const fresh = ann();
-  a.peer.send('addrv2', { addrs: [fresh] });
-  await until('held', () => node.directory.size === 1);
-  const c = await peerTo(port);
-  c.peer.send('getaddr');
-  await until('first answer', () => c.got.length >= 1);
-  c.peer.send('getaddr'); // within the spacing: not answered
-  await sleep(200);
-  assert.equal(node.stats.getaddrAnswered, 1);
-  assert.equal(node.stats.getaddrLimited, 1);
-  // Reconnecting from the same address earns nothing either (the meter is keyed by address, not connection).
-  c.peer.close();
-  const d = await peerTo(port);
-  t.after(() => d.peer.close());
-  d.peer.send('getaddr');
-  await sleep(300);
-  assert.equal(d.got.length, 0, 'a new connection from the same address within the spacing gets no answer');
-  assert.equal(node.stats.getaddrLimited, 2);
-  // After the spacing the same connection is answered again (Bitcoin Core would answer only once per connection).
-  await sleep(2000);
-  d.peer.send('getaddr');
-  await until('second answer', () => d.got.length >= 1);
-  assert.deepEqual(d.got.map((e) => e.address), [fresh.address]);
-  assert.equal(node.stats.getaddrAnswered, 2);
-});
+test(
+  'relay: getaddr answered again after getaddrspacing, not sooner, and a reconnect does not reset it',
+  {
+    timeout: 20_000,
+  },
+  async (t) => {
+    const { node, port } = await startRelay(['--getaddrspacing', '2']);
+    t.after(() => node.stop());
+    const a = await peerTo(port);
+    t.after(() => a.peer.close());
+    const fresh = ann();
+    a.peer.send('addrv2', { addrs: [fresh] });
+    await until('held', () => node.directory.size === 1);
+    const c = await peerTo(port);
+    c.peer.send('getaddr');
+    await until('first answer', () => c.got.length >= 1);
+    c.peer.send('getaddr'); // within the spacing: not answered
+    await sleep(200);
+    assert.equal(node.stats.getaddrAnswered, 1);
+    assert.equal(node.stats.getaddrLimited, 1);
+    // Reconnecting from the same address earns nothing either (the meter is keyed by address, not connection).
+    c.peer.close();
+    const d = await peerTo(port);
+    t.after(() => d.peer.close());
+    d.peer.send('getaddr');
+    await sleep(300);
+    assert.equal(d.got.length, 0, 'a new connection from the same address within the spacing gets no answer');
+    assert.equal(node.stats.getaddrLimited, 2);
+    // After the spacing the same connection is answered again (Bitcoin Core would answer only once per connection).
+    await sleep(2000);
+    d.peer.send('getaddr');
+    await until('second answer', () => d.got.length >= 1);
+    assert.deepEqual(
+      d.got.map((e) => e.address),
+      [fresh.address],
+    );
+    assert.equal(node.stats.getaddrAnswered, 2);
+  },
+);
 
 test('relay: asks its addnode relays for their fresh set every getaddrinterval', { timeout: 30_000 }, async (t) => {
   const r1 = await startRelay(['--getaddrspacing', '1']);
@@ -152,36 +176,40 @@ test('relay: asks its addnode relays for their fresh set every getaddrinterval',
   assert.equal(r2.node.stats.dropped.rateLimited, 0);
 });
 
-test('relay flooded with 10,000 announcements by one peer forwards at most its rate', {
-  timeout: 60_000,
-}, async (t) => {
-  const { node, port } = await startRelay();
-  t.after(() => node.stop());
-  const a = await peerTo(port);
-  const b = await peerTo(port);
-  t.after(() => {
-    a.peer.close();
-    b.peer.close();
-  });
-  await until('both ready', () => node.stats.inbound === 2);
-  const t0 = Date.now();
-  // 1000 messages of 10 (the largest size that is still relayed), sent as the socket drains.
-  for (let m = 0; m < 1000; m++) {
-    a.peer.send('addrv2', { addrs: Array.from({ length: 10 }, (_, i) => ann(0, 1 + ((m * 10 + i) % 60000))) });
-    if (a.peer.sendPaused) await sleep(5);
-  }
-  await until('the relay read all 1000 messages', () => node.stats.messages === 1000, 30_000);
-  await sleep(200);
-  const elapsedS = (Date.now() - t0) / 1000;
-  const limit = 1000 + Math.ceil(elapsedS * 0.1) + 1;
-  const limited = node.stats.dropped.rateLimited;
-  t.diagnostic(`forwarded ${b.got.length} of 10000 in ${elapsedS.toFixed(1)} s; rate-limited ${limited}`);
-  assert.ok(b.got.length <= limit, `forwarded ${b.got.length} <= ${limit}`);
-  assert.ok(b.got.length >= 990, `the bucket's 1000 went through (${b.got.length})`);
-  assert.ok(node.stats.dropped.rateLimited >= 10_000 - limit);
-  assert.ok(node.directory.size <= 1000, 'the directory stays bounded');
-  assert.ok(node.relay.seenCount <= 50_000);
-});
+test(
+  'relay flooded with 10,000 announcements by one peer forwards at most its rate',
+  {
+    timeout: 60_000,
+  },
+  async (t) => {
+    const { node, port } = await startRelay();
+    t.after(() => node.stop());
+    const a = await peerTo(port);
+    const b = await peerTo(port);
+    t.after(() => {
+      a.peer.close();
+      b.peer.close();
+    });
+    await until('both ready', () => node.stats.inbound === 2);
+    const t0 = Date.now();
+    // 1000 messages of 10 (the largest size that is still relayed), sent as the socket drains.
+    for (let m = 0; m < 1000; m++) {
+      a.peer.send('addrv2', { addrs: Array.from({ length: 10 }, (_, i) => ann(0, 1 + ((m * 10 + i) % 60000))) });
+      if (a.peer.sendPaused) await sleep(5);
+    }
+    await until('the relay read all 1000 messages', () => node.stats.messages === 1000, 30_000);
+    await sleep(200);
+    const elapsedS = (Date.now() - t0) / 1000;
+    const limit = 1000 + Math.ceil(elapsedS * 0.1) + 1;
+    const limited = node.stats.dropped.rateLimited;
+    t.diagnostic(`forwarded ${b.got.length} of 10000 in ${elapsedS.toFixed(1)} s; rate-limited ${limited}`);
+    assert.ok(b.got.length <= limit, `forwarded ${b.got.length} <= ${limit}`);
+    assert.ok(b.got.length >= 990, `the bucket's 1000 went through (${b.got.length})`);
+    assert.ok(node.stats.dropped.rateLimited >= 10_000 - limit);
+    assert.ok(node.directory.size <= 1000, 'the directory stays bounded');
+    assert.ok(node.relay.seenCount <= 50_000);
+  },
+);
 
 test('relay answers NAT-check clients on its port: observed address from addr_recv; two give EIM', async (t) => {
   const r1 = await startRelay();
@@ -193,7 +221,11 @@ test('relay answers NAT-check clients on its port: observed address from addr_re
   const local = probeBind({ address: '127.0.0.1', port: 0 });
   const observe = nativeObserver({ network: 'regtest' });
   const seen = await observe(local, { address: '127.0.0.1', port: r1.port }, { timeoutMs: 5000 });
-  assert.deepEqual({ address: seen.address, port: seen.port }, { address: '127.0.0.1', port: local.port }, 'addr_recv is the client as the relay saw it');
+  assert.deepEqual(
+    { address: seen.address, port: seen.port },
+    { address: '127.0.0.1', port: local.port },
+    'addr_recv is the client as the relay saw it',
+  );
   const peers = [r1.port, r2.port].map((port) => ({ address: '127.0.0.1', port }));
   const v = await eimCheck({ local: probeBind({ address: '127.0.0.1', port: 0 }), peers, observe, timeoutMs: 5000 });
   assert.equal(v.mapping, 'eim');
@@ -264,9 +296,16 @@ test('serve/proxy use their relays as NAT-check servers by default: two relays g
   const serveCfg = loadConfig({
     args: ['--network', 'regtest', '--bind', '127.0.0.1', '--announce', a1, '--announce', a2],
   });
-  assert.deepEqual(serveCfg.natcheck, [{ host: '127.0.0.1', port: r1.port }, { host: '127.0.0.1', port: r2.port }]);
+  assert.deepEqual(serveCfg.natcheck, [
+    { host: '127.0.0.1', port: r1.port },
+    { host: '127.0.0.1', port: r2.port },
+  ]);
   const proxyCfg = loadConfig({ args: ['--network', 'regtest', '--peer', a2, '--peer', a1, '--peer', a2] });
-  assert.deepEqual(proxyCfg.natcheck.map((h) => h.port), [r2.port, r1.port], 'the peer list, without repeats');
+  assert.deepEqual(
+    proxyCfg.natcheck.map((h) => h.port),
+    [r2.port, r1.port],
+    'the peer list, without repeats',
+  );
   const own = loadConfig({ args: ['--announce', a1, '--natcheck', '192.0.2.9:8333'] });
   assert.deepEqual(own.natcheck, [{ host: '192.0.2.9', port: 8333 }], 'a configured list replaces the default');
   const lines: string[] = [];
@@ -276,34 +315,46 @@ test('serve/proxy use their relays as NAT-check servers by default: two relays g
   assert.equal(v?.publicAddress, '127.0.0.1');
 });
 
-test('relay pings its peers and closes one that sent nothing for idletimeout; a live peer stays', {
-  timeout: 15_000,
-}, async (t) => {
-  const { node, port } = await startRelay(['--idletimeout', '1']);
-  t.after(() => node.stop());
-  const live = await peerTo(port); // a Peer answers every ping
-  t.after(() => live.peer.close());
-  // A peer that completes the handshake by hand and then answers nothing (a dead host behind a half-open TCP).
-  const dead = connect({ host: '127.0.0.1', port });
-  dead.on('error', () => undefined);
-  t.after(() => dead.destroy());
-  await once(dead, 'connect');
-  dead.resume(); // reads (and drops) the relay's messages, pings included, so its FIN is seen
-  dead.write(encodeMessage('regtest', 'version', {
-    version: PROTOCOL_VERSION, services: 0n, timestamp: BigInt(Math.floor(Date.now() / 1000)),
-    addrRecv: { services: 0n, address: '127.0.0.1', port }, addrFrom: { services: 0n, address: '::', port: 0 },
-    nonce: 7n, userAgent: '/silent/', startHeight: 0, relay: false,
-  }));
-  dead.write(encodeMessage('regtest', 'verack', {}));
-  const t0 = Date.now();
-  await once(dead, 'close');
-  const closedAfter = Date.now() - t0;
-  assert.ok(closedAfter >= 900 && closedAfter < 5000, `closed after ${closedAfter} ms`);
-  assert.equal(node.stats.idleClosed, 1);
-  await sleep(1500);
-  assert.ok(!live.peer.isClosed, 'the peer that answers pings is kept');
-  assert.equal(node.inboundCount, 1);
-});
+test(
+  'relay pings its peers and closes one that sent nothing for idletimeout; a live peer stays',
+  {
+    timeout: 15_000,
+  },
+  async (t) => {
+    const { node, port } = await startRelay(['--idletimeout', '1']);
+    t.after(() => node.stop());
+    const live = await peerTo(port); // a Peer answers every ping
+    t.after(() => live.peer.close());
+    // A peer that completes the handshake by hand and then answers nothing (a dead host behind a half-open TCP).
+    const dead = connect({ host: '127.0.0.1', port });
+    dead.on('error', () => undefined);
+    t.after(() => dead.destroy());
+    await once(dead, 'connect');
+    dead.resume(); // reads (and drops) the relay's messages, pings included, so its FIN is seen
+    dead.write(
+      encodeMessage('regtest', 'version', {
+        version: PROTOCOL_VERSION,
+        services: 0n,
+        timestamp: BigInt(Math.floor(Date.now() / 1000)),
+        addrRecv: { services: 0n, address: '127.0.0.1', port },
+        addrFrom: { services: 0n, address: '::', port: 0 },
+        nonce: 7n,
+        userAgent: '/silent/',
+        startHeight: 0,
+        relay: false,
+      }),
+    );
+    dead.write(encodeMessage('regtest', 'verack', {}));
+    const t0 = Date.now();
+    await once(dead, 'close');
+    const closedAfter = Date.now() - t0;
+    assert.ok(closedAfter >= 900 && closedAfter < 5000, `closed after ${closedAfter} ms`);
+    assert.equal(node.stats.idleClosed, 1);
+    await sleep(1500);
+    assert.ok(!live.peer.isClosed, 'the peer that answers pings is kept');
+    assert.equal(node.inboundCount, 1);
+  },
+);
 
 test('proxy and serve relay what they hear: a collector or announcer between two relays carries it', async (t) => {
   const rA = await startRelay();
@@ -312,14 +363,25 @@ test('proxy and serve relay what they hear: a collector or announcer between two
     await rA.node.stop();
     await rB.node.stop();
   });
-  const links = [{ host: '127.0.0.1', port: rA.port }, { host: '127.0.0.1', port: rB.port }];
+  const links = [
+    { host: '127.0.0.1', port: rA.port },
+    { host: '127.0.0.1', port: rB.port },
+  ];
   const quiet = new Logger({ write: () => undefined });
   const collector = new AnnouncementCollector({
-    peers: links, network: 'regtest', directory: new AnnouncementDirectory(), intervalMs: 60_000, log: quiet,
+    peers: links,
+    network: 'regtest',
+    directory: new AnnouncementDirectory(),
+    intervalMs: 60_000,
+    log: quiet,
     relay: new AnnouncementRelay(),
   });
   const announcer = new Announcer({
-    peers: links, network: 'regtest', intervalMs: 60_000, log: quiet, relay: new AnnouncementRelay(),
+    peers: links,
+    network: 'regtest',
+    intervalMs: 60_000,
+    log: quiet,
+    relay: new AnnouncementRelay(),
     announcement: () => ann(),
   });
   t.after(() => {
@@ -336,7 +398,7 @@ test('proxy and serve relay what they hear: a collector or announcer between two
   await until('all ready', () => rA.node.stats.inbound === 2 && rB.node.stats.inbound === 2);
   const e = ann();
   sender.peer.send('addrv2', { addrs: [e] });
-  await until('relay B\'s listener got it via the collector', () => listener.got.some((x) => x.address === e.address));
+  await until("relay B's listener got it via the collector", () => listener.got.some((x) => x.address === e.address));
   assert.equal(collector.relayed, 1);
   assert.equal(collector.learned, 1, 'and the proxy learned it');
 

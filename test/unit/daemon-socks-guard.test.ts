@@ -154,8 +154,8 @@ test(
 );
 
 test(
-  '.onion goes to the onion route (down: network unreachable), .b32.i2p without i2psam is refused, '
-    + 'never resolved; other names need resolvenames',
+  '.onion goes to the onion route (down: network unreachable), .b32.i2p without i2psam is refused, ' +
+    'never resolved; other names need resolvenames',
   { timeout: 30_000 },
   async () => {
     const onion = formatOnion(randomBytes(32));
@@ -179,7 +179,10 @@ test(
         failed.some((r) => r.error?.code === 'SOCKS_OVERLAY_NAME'),
         JSON.stringify(failed),
       );
-      assert.ok(failed.some((r) => r.error?.code === 'TOR_SOCKS_PROXY_UNREACHABLE'), JSON.stringify(failed));
+      assert.ok(
+        failed.some((r) => r.error?.code === 'TOR_SOCKS_PROXY_UNREACHABLE'),
+        JSON.stringify(failed),
+      );
       const hint = p.recs.filter((r) => r.event === 'overlay-not-configured');
       assert.equal(hint.length, 1, JSON.stringify(hint));
       assert.equal(await rawDomain(p.port, `${'e'.repeat(52)}.b32.i2p`, 8333), 2);

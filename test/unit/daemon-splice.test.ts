@@ -50,36 +50,40 @@ function sha(b: Buffer[]): string {
   return h.digest('hex');
 }
 
-test('10 MB each way through a splice bridge, every byte checked, half-close carried', { timeout: 30_000 }, async () => {
-  // "bitcoind": echoes a digest of what it got after the client half-closes, then sends its own 10 MB.
-  const back = randomBytes(10 * 1024 * 1024);
-  const { server: upstream, port } = await listen((s) => {
-    const chunks: Buffer[] = [];
-    s.on('data', (d: Buffer) => chunks.push(d));
-    s.on('end', () => {
-      s.write(Buffer.from(sha(chunks), 'hex'));
-      s.end(back);
+test(
+  '10 MB each way through a splice bridge, every byte checked, half-close carried',
+  { timeout: 30_000 },
+  async () => {
+    // "bitcoind": echoes a digest of what it got after the client half-closes, then sends its own 10 MB.
+    const back = randomBytes(10 * 1024 * 1024);
+    const { server: upstream, port } = await listen((s) => {
+      const chunks: Buffer[] = [];
+      s.on('data', (d: Buffer) => chunks.push(d));
+      s.on('end', () => {
+        s.write(Buffer.from(sha(chunks), 'hex'));
+        s.end(back);
+      });
     });
-  });
-  const [outside, punched, edge] = await pair();
-  const b = await spliceToBitcoind(punched, { host: '127.0.0.1', port }, { idleTimeoutMs: 10_000 });
-  const sent = randomBytes(10 * 1024 * 1024);
-  const got: Buffer[] = [];
-  outside.on('data', (d: Buffer) => got.push(d));
-  outside.end(sent); // half-close: we still must receive everything afterwards
-  await once(outside, 'end');
-  const all = Buffer.concat(got);
-  assert.equal(all.length, 32 + back.length);
-  assert.equal(all.subarray(0, 32).toString('hex'), sha([sent]), 'upstream received every byte in order');
-  assert.ok(all.subarray(32).equals(back), 'we received every upstream byte in order');
-  const st = await b.done;
-  assert.equal(st.reason, 'done');
-  assert.equal(st.aToB, sent.length);
-  assert.equal(st.bToA, 32 + back.length);
-  outside.destroy();
-  upstream.close();
-  edge.close();
-});
+    const [outside, punched, edge] = await pair();
+    const b = await spliceToBitcoind(punched, { host: '127.0.0.1', port }, { idleTimeoutMs: 10_000 });
+    const sent = randomBytes(10 * 1024 * 1024);
+    const got: Buffer[] = [];
+    outside.on('data', (d: Buffer) => got.push(d));
+    outside.end(sent); // half-close: we still must receive everything afterwards
+    await once(outside, 'end');
+    const all = Buffer.concat(got);
+    assert.equal(all.length, 32 + back.length);
+    assert.equal(all.subarray(0, 32).toString('hex'), sha([sent]), 'upstream received every byte in order');
+    assert.ok(all.subarray(32).equals(back), 'we received every upstream byte in order');
+    const st = await b.done;
+    assert.equal(st.reason, 'done');
+    assert.equal(st.aToB, sent.length);
+    assert.equal(st.bToA, 32 + back.length);
+    outside.destroy();
+    upstream.close();
+    edge.close();
+  },
+);
 
 test('an error (reset) on one side closes both', { timeout: 10_000 }, async () => {
   const [a1, a2, s1] = await pair();
@@ -131,8 +135,18 @@ test('logger: json and text lines, levels, bigint and errors', () => {
   j.debug('hidden');
   j.info('bridge-open', { peer: '1.2.3.4:5', n: 5n, error: Object.assign(new Error('boom'), { code: 'E_X' }) });
   assert.equal(lines.length, 1);
-  assert.deepEqual(JSON.parse(lines[0]!), { t: '1970-01-01T00:00:00.000Z', level: 'info', event: 'bridge-open', component: 'x', peer: '1.2.3.4:5', n: '5', error: { code: 'E_X', message: 'boom' } });
-  const t = new Logger({ format: 'text', level: 'debug', write: (l) => lines.push(l), now }).child({ component: 'serve' });
+  assert.deepEqual(JSON.parse(lines[0]!), {
+    t: '1970-01-01T00:00:00.000Z',
+    level: 'info',
+    event: 'bridge-open',
+    component: 'x',
+    peer: '1.2.3.4:5',
+    n: '5',
+    error: { code: 'E_X', message: 'boom' },
+  });
+  const t = new Logger({ format: 'text', level: 'debug', write: (l) => lines.push(l), now }).child({
+    component: 'serve',
+  });
   t.warn('announce-disabled', { why: 'no peers' });
   assert.equal(lines[1], '1970-01-01T00:00:00.000Z WARN  announce-disabled component=serve why="no peers"');
 });

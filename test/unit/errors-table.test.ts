@@ -35,8 +35,17 @@ test('docs/ERRORS.md lists every error code src/ can produce', () => {
   const sites = collectErrorCodes(src);
   // The scan sees the code families it must (a sanity floor: an empty scan would pass vacuously).
   const seen = new Set(sites.map((s) => s.code));
-  const floor = ['ENGINE_TIMEOUT', 'ENGINE_START', 'PUNCH_ENGINE', 'NAT_BUDGET', 'WIRE_BAD_MAGIC',
-    'TOR_SOCKS_HS_DESC_NOT_FOUND', 'SAM_NOVERSION', 'CLI_USAGE', 'TOR_REPLY_'];
+  const floor = [
+    'ENGINE_TIMEOUT',
+    'ENGINE_START',
+    'PUNCH_ENGINE',
+    'NAT_BUDGET',
+    'WIRE_BAD_MAGIC',
+    'TOR_SOCKS_HS_DESC_NOT_FOUND',
+    'SAM_NOVERSION',
+    'CLI_USAGE',
+    'TOR_REPLY_',
+  ];
   for (const c of floor) {
     assert.ok(seen.has(c), `the scan did not find ${c}`);
   }
@@ -50,7 +59,10 @@ test('docs/ERRORS.md lists every error code src/ can produce', () => {
 
 test('the table has no duplicate rows', () => {
   const codes = table.map((t) => t.code + (t.family ? '<>' : ''));
-  assert.deepEqual(codes.filter((c, i) => codes.indexOf(c) !== i), []);
+  assert.deepEqual(
+    codes.filter((c, i) => codes.indexOf(c) !== i),
+    [],
+  );
 });
 
 test('the code checker flags an unlisted code (deliberate violation)', () => {
@@ -77,7 +89,13 @@ test('the code checker flags an unlisted code (deliberate violation)', () => {
   const fake = parseErrorTable('| `WIDGET_LISTED` | WidgetError | listed |\n');
   const mine = sites.filter((s) => s.file === snippet.path);
   const flagged = [...new Set(unlistedCodes(mine, [...table, ...fake]).map((s) => s.code))].sort();
-  assert.deepEqual(flagged, ['WIDGET_FAMILY_', 'WIDGET_FROM_SUPER', 'WIDGET_IN_UNION', 'WIDGET_REPLY', 'WIDGET_TERNARY']);
+  assert.deepEqual(flagged, [
+    'WIDGET_FAMILY_',
+    'WIDGET_FROM_SUPER',
+    'WIDGET_IN_UNION',
+    'WIDGET_REPLY',
+    'WIDGET_TERNARY',
+  ]);
   // A family row covers its template code and its members, and nothing with more underscores.
   const fam = parseErrorTable('| `WIDGET_FAMILY_<n>` | x | y |\n');
   const site = (code: string, prefix = false): CodeSite => ({ code, prefix, file: 'x', line: 1, via: 'x' });
@@ -91,7 +109,10 @@ test('the code checker flags an unlisted code (deliberate violation)', () => {
 });
 
 test('nothing in src/ classifies an error by its message', () => {
-  assert.deepEqual(findMessageMatching(src).map((m) => `${m.file}:${m.line}: ${m.text}`), []);
+  assert.deepEqual(
+    findMessageMatching(src).map((m) => `${m.file}:${m.line}: ${m.text}`),
+    [],
+  );
 });
 
 test('the message checker flags message matching (deliberate violation)', () => {

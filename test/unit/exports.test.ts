@@ -17,9 +17,21 @@ const distSrc = join(here, '..', '..', 'src');
 const pkgRoot = join(here, '..', '..', '..');
 
 const BUILDING_BLOCKS = [
-  'PunchEngine', 'createPunchListener', 'PunchClient', 'StreamChannel', 'wireCodec', 'eimCheck',
-  'AnnouncementDirectory', 'makeAnnouncement', 'TorCoordinationEndpoint', 'TorCoordinationDialer',
-  'I2pCoordinationEndpoint', 'I2pCoordinationDialer', 'encodeMessage', 'FrameParser', 'decodePayload',
+  'PunchEngine',
+  'createPunchListener',
+  'PunchClient',
+  'StreamChannel',
+  'wireCodec',
+  'eimCheck',
+  'AnnouncementDirectory',
+  'makeAnnouncement',
+  'TorCoordinationEndpoint',
+  'TorCoordinationDialer',
+  'I2pCoordinationEndpoint',
+  'I2pCoordinationDialer',
+  'encodeMessage',
+  'FrameParser',
+  'decodePayload',
 ];
 
 function modules(dir: string): string[] {

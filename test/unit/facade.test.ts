@@ -116,11 +116,18 @@ test('open() checks the NAT, listen() emits verified sockets, punch() gets one',
 });
 
 test('misuse is an ApiError with its code; a refused target a PunchSessionError', { timeout: 20_000 }, async () => {
-  await assert.rejects(Onionpunch.open({ overlay: { tor: { socks: 'nonsense' } } }), (e: unknown) =>
-    e instanceof ApiError && e.code === 'API_BAD_OPTION');
+  await assert.rejects(
+    Onionpunch.open({ overlay: { tor: { socks: 'nonsense' } } }),
+    (e: unknown) => e instanceof ApiError && e.code === 'API_BAD_OPTION',
+  );
   const verdict = {
-    mapping: 'eim' as const, portPreserving: true, publicAddress: '127.0.0.1', publicIpStable: true, localPort: 1,
-    observed: [], checkedAt: 0,
+    mapping: 'eim' as const,
+    portPreserving: true,
+    publicAddress: '127.0.0.1',
+    publicIpStable: true,
+    localPort: 1,
+    observed: [],
+    checkedAt: 0,
   };
   const endpoint = await new LoopbackEndpoint().open();
   const common = { nat: verdict, network: 'regtest' as const, bind: '127.0.0.1' };
@@ -130,14 +137,19 @@ test('misuse is an ApiError with its code; a refused target a PunchSessionError'
     assert.deepEqual(await a.nat(), verdict, 'a given verdict is used as is');
     // A valid v3 onion (Bitcoin Core's BIP155 vector): the target parses, and A has no dialer.
     const onion = 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion:8333';
-    await assert.rejects(a.punch(onion, { expectIp: null }), (e: unknown) => e instanceof ApiError && e.code === 'API_NO_DIALER');
+    await assert.rejects(
+      a.punch(onion, { expectIp: null }),
+      (e: unknown) => e instanceof ApiError && e.code === 'API_NO_DIALER',
+    );
     await assert.rejects(a.punch('x.onion:8333'), (e: unknown) => e instanceof ApiError && e.code === 'API_BAD_OPTION');
     await assert.rejects(b.listen(), (e: unknown) => e instanceof ApiError && e.code === 'API_NO_ENDPOINT');
     // Without `policy.allowLoopback` A refuses B's loopback endpoint (targets must be public unicast).
     const l = await a.listen();
     await assert.rejects(a.listen(), (e: unknown) => e instanceof ApiError && e.code === 'API_ALREADY_LISTENING');
-    await assert.rejects(b.punch({ address: l.address, port: l.port, expectIp: null }), (e: unknown) =>
-      e instanceof PunchSessionError && e.code === 'PUNCH_REJECTED' && e.rejectCode === 'bad-request');
+    await assert.rejects(
+      b.punch({ address: l.address, port: l.port, expectIp: null }),
+      (e: unknown) => e instanceof PunchSessionError && e.code === 'PUNCH_REJECTED' && e.rejectCode === 'bad-request',
+    );
   } finally {
     await a.close();
     await b.close();

@@ -23,7 +23,15 @@ function fakeDestination(certPayload = 4): Buffer {
 }
 
 test('base32 matches the RFC 4648 vectors (lower case, no padding)', () => {
-  const vectors: [string, string][] = [['', ''], ['f', 'my'], ['fo', 'mzxq'], ['foo', 'mzxw6'], ['foob', 'mzxw6yq'], ['fooba', 'mzxw6ytb'], ['foobar', 'mzxw6ytboi']];
+  const vectors: [string, string][] = [
+    ['', ''],
+    ['f', 'my'],
+    ['fo', 'mzxq'],
+    ['foo', 'mzxw6'],
+    ['foob', 'mzxw6yq'],
+    ['fooba', 'mzxw6ytb'],
+    ['foobar', 'mzxw6ytboi'],
+  ];
   for (const [plain, enc] of vectors) assert.equal(base32Encode(Buffer.from(plain)), enc);
 });
 
@@ -33,7 +41,10 @@ test('I2P base64 uses -~ instead of +/ and round-trips', () => {
   assert.equal(Buffer.from(bytes).toString('base64'), '+/+//g==');
   assert.equal(text, '-~-~~g==');
   assert.deepEqual(i2pBase64Decode(text), bytes);
-  assert.throws(() => i2pBase64Decode('ab+/'), (e: unknown) => e instanceof SamError && e.code === 'SAM_BAD_DESTINATION');
+  assert.throws(
+    () => i2pBase64Decode('ab+/'),
+    (e: unknown) => e instanceof SamError && e.code === 'SAM_BAD_DESTINATION',
+  );
   assert.throws(() => i2pBase64Decode(''), SamError);
 });
 
@@ -43,7 +54,7 @@ test('destination length follows the certificate length; b32 hashes exactly the 
   const priv = Buffer.concat([dest, randomBytes(256 + 32)]);
   const want = base32Encode(createHash('sha256').update(dest).digest()) + '.b32.i2p';
   assert.equal(b32Address(i2pBase64Encode(dest)), want);
-  assert.equal(b32Address(i2pBase64Encode(priv)), want, 'a private key gives its destination\'s b32');
+  assert.equal(b32Address(i2pBase64Encode(priv)), want, "a private key gives its destination's b32");
   assert.equal(publicDestination(i2pBase64Encode(priv)), i2pBase64Encode(dest));
   assert.ok(isB32Address(want));
   assert.equal(want.length, 52 + 8);
@@ -56,7 +67,10 @@ test('destination length follows the certificate length; b32 hashes exactly the 
 test('truncated destinations are typed errors', () => {
   const dest = fakeDestination(4);
   for (const n of [0, 10, 386, 390]) {
-    assert.throws(() => destinationLength(dest.subarray(0, n)), (e: unknown) => e instanceof SamError && e.code === 'SAM_BAD_DESTINATION');
+    assert.throws(
+      () => destinationLength(dest.subarray(0, n)),
+      (e: unknown) => e instanceof SamError && e.code === 'SAM_BAD_DESTINATION',
+    );
   }
 });
 
@@ -75,6 +89,10 @@ test('SAM reply lines parse with quoted values; malformed lines are SAM_PROTOCOL
   assert.equal(r.fields.get('MESSAGE'), 'tunnel "x" failed');
   assert.equal(r.fields.get('X'), '');
   for (const bad of ['', 'HELLO', 'hello reply', 'HELLO REPLY MESSAGE="open', 'HELLO REPLY =x']) {
-    assert.throws(() => parseSamReply(bad), (e: unknown) => e instanceof SamError && e.code === 'SAM_PROTOCOL', bad);
+    assert.throws(
+      () => parseSamReply(bad),
+      (e: unknown) => e instanceof SamError && e.code === 'SAM_PROTOCOL',
+      bad,
+    );
   }
 });

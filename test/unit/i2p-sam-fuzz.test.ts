@@ -75,14 +75,37 @@ const behaviour: fc.Arbitrary<Behaviour> = fc.oneof(
   {
     weight: 2,
     arbitrary: fc
-      .constantFrom('CANT_REACH_PEER', 'DUPLICATED_ID', 'DUPLICATED_DEST', 'INVALID_KEY', 'INVALID_ID', 'TIMEOUT', 'I2P_ERROR', 'KEY_NOT_FOUND', 'PEER_NOT_FOUND', 'ALREADY_ACCEPTING', 'LEASESET_NOT_FOUND', 'NOVERSION', 'WHATEVER', '')
+      .constantFrom(
+        'CANT_REACH_PEER',
+        'DUPLICATED_ID',
+        'DUPLICATED_DEST',
+        'INVALID_KEY',
+        'INVALID_ID',
+        'TIMEOUT',
+        'I2P_ERROR',
+        'KEY_NOT_FOUND',
+        'PEER_NOT_FOUND',
+        'ALREADY_ACCEPTING',
+        'LEASESET_NOT_FOUND',
+        'NOVERSION',
+        'WHATEVER',
+        '',
+      )
       .map((result) => ({ kind: 'result' as const, result })),
   },
   {
     weight: 3,
-    arbitrary: fc.record({ kind: fc.constant('mutated' as const), at: fc.nat(1000), insert: fc.string({ maxLength: 8, unit: 'binary' }), cut: fc.nat(20) }),
+    arbitrary: fc.record({
+      kind: fc.constant('mutated' as const),
+      at: fc.nat(1000),
+      insert: fc.string({ maxLength: 8, unit: 'binary' }),
+      cut: fc.nat(20),
+    }),
   },
-  { weight: 2, arbitrary: fc.record({ kind: fc.constant('random' as const), line: fc.string({ maxLength: 200, unit: 'binary' }) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('random' as const), line: fc.string({ maxLength: 200, unit: 'binary' }) }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('noNewline' as const), line: fc.string({ maxLength: 50 }) }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'close' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'silent' as const }) },
@@ -139,7 +162,13 @@ const BOUND_MS = 3000;
 async function mustSettle<T>(what: string, fn: () => Promise<T>, check: (v: T) => void): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const hang = new Promise<'hang'>((r) => (timer = setTimeout(() => r('hang'), BOUND_MS)));
-  const outcome = await Promise.race([fn().then((v) => ({ v }), (e: unknown) => ({ e })), hang]);
+  const outcome = await Promise.race([
+    fn().then(
+      (v) => ({ v }),
+      (e: unknown) => ({ e }),
+    ),
+    hang,
+  ]);
   clearTimeout(timer);
   assert.notEqual(outcome, 'hang', `${what} did not settle within ${BOUND_MS} ms`);
   if (outcome === 'hang') return;
@@ -155,32 +184,69 @@ test('fuzzed SAM replies (fake bridge) give typed errors, never a hang or a cras
   try {
     await fc.assert(
       fc.asyncProperty(
-        fc.record({ HELLO: behaviour, DEST: behaviour, SESSION: behaviour, STREAM: behaviour, NAMING: behaviour, PEER: behaviour }),
+        fc.record({
+          HELLO: behaviour,
+          DEST: behaviour,
+          SESSION: behaviour,
+          STREAM: behaviour,
+          NAMING: behaviour,
+          PEER: behaviour,
+        }),
         fc.constantFrom('hello', 'dest', 'session', 'accept', 'connect', 'lookup', 'connect-b32'),
         async (script, op) => {
           fake.script = script;
           const o = { timeoutMs: OP_TIMEOUT };
-          if (op === 'hello') return mustSettle(op, () => openSam(addr, o), (c) => c.destroy());
-          if (op === 'dest') return mustSettle(op, () => samGenerateDestination(addr, o), (k) => assert.ok(isB32Address(k.b32)));
+          if (op === 'hello')
+            return mustSettle(
+              op,
+              () => openSam(addr, o),
+              (c) => c.destroy(),
+            );
+          if (op === 'dest')
+            return mustSettle(
+              op,
+              () => samGenerateDestination(addr, o),
+              (k) => assert.ok(isB32Address(k.b32)),
+            );
           let session: SamSession | undefined;
-          await mustSettle('session', () => SamSession.create(addr, o), (s) => {
-            session = s;
-            assert.ok(isB32Address(s.b32));
-          });
+          await mustSettle(
+            'session',
+            () => SamSession.create(addr, o),
+            (s) => {
+              session = s;
+              assert.ok(isB32Address(s.b32));
+            },
+          );
           if (!session) return;
           const sess = session;
           try {
             if (op === 'accept') {
-              await mustSettle(op, () => sess.accept({ ...o, peerTimeoutMs: OP_TIMEOUT }), (a) => {
-                assert.ok(isB32Address(a.peerB32));
-                a.socket.destroy();
-              });
+              await mustSettle(
+                op,
+                () => sess.accept({ ...o, peerTimeoutMs: OP_TIMEOUT }),
+                (a) => {
+                  assert.ok(isB32Address(a.peerB32));
+                  a.socket.destroy();
+                },
+              );
             } else if (op === 'connect') {
-              await mustSettle(op, () => sess.connect(PUB, o), (sock) => sock.destroy());
+              await mustSettle(
+                op,
+                () => sess.connect(PUB, o),
+                (sock) => sock.destroy(),
+              );
             } else if (op === 'connect-b32') {
-              await mustSettle(op, () => sess.connect('a'.repeat(52) + '.b32.i2p', o), (sock) => sock.destroy());
+              await mustSettle(
+                op,
+                () => sess.connect('a'.repeat(52) + '.b32.i2p', o),
+                (sock) => sock.destroy(),
+              );
             } else {
-              await mustSettle(op, () => sess.lookup('x.i2p', o), (d) => assert.equal(typeof d, 'string'));
+              await mustSettle(
+                op,
+                () => sess.lookup('x.i2p', o),
+                (d) => assert.equal(typeof d, 'string'),
+              );
             }
           } finally {
             await sess.close();
@@ -214,14 +280,26 @@ test('every SAM RESULT value maps to its own typed code (fake bridge)', async ()
     };
     for (const [result, code] of Object.entries(want)) {
       fake.script = { STREAM: { kind: 'result', result } };
-      await assert.rejects(session.connect(PUB, { timeoutMs: 1000 }), (e: unknown) => e instanceof SamError && e.code === code && e.result === result);
+      await assert.rejects(
+        session.connect(PUB, { timeoutMs: 1000 }),
+        (e: unknown) => e instanceof SamError && e.code === code && e.result === result,
+      );
     }
     fake.script = { STREAM: { kind: 'silent' } };
-    await assert.rejects(session.connect(PUB, { timeoutMs: 100 }), (e: unknown) => e instanceof SamError && e.code === 'SAM_TIMEOUT');
+    await assert.rejects(
+      session.connect(PUB, { timeoutMs: 100 }),
+      (e: unknown) => e instanceof SamError && e.code === 'SAM_TIMEOUT',
+    );
     fake.script = { STREAM: { kind: 'huge' } };
-    await assert.rejects(session.connect(PUB, { timeoutMs: 1000 }), (e: unknown) => e instanceof SamError && e.code === 'SAM_REPLY_TOO_LONG');
+    await assert.rejects(
+      session.connect(PUB, { timeoutMs: 1000 }),
+      (e: unknown) => e instanceof SamError && e.code === 'SAM_REPLY_TOO_LONG',
+    );
     fake.script = { STREAM: { kind: 'close' } };
-    await assert.rejects(session.connect(PUB, { timeoutMs: 1000 }), (e: unknown) => e instanceof SamError && e.code === 'SAM_CLOSED');
+    await assert.rejects(
+      session.connect(PUB, { timeoutMs: 1000 }),
+      (e: unknown) => e instanceof SamError && e.code === 'SAM_CLOSED',
+    );
     const ac = new AbortController();
     fake.script = { STREAM: { kind: 'silent' } };
     const p = session.connect(PUB, { timeoutMs: 5000, signal: ac.signal });
@@ -238,7 +316,10 @@ test('a refused SAM port is SAM_UNREACHABLE', async () => {
   const fake = new FakeSam();
   const addr = await fake.listen();
   await fake.close();
-  await assert.rejects(openSam(addr, { timeoutMs: 1000 }), (e: unknown) => e instanceof SamError && e.code === 'SAM_UNREACHABLE');
+  await assert.rejects(
+    openSam(addr, { timeoutMs: 1000 }),
+    (e: unknown) => e instanceof SamError && e.code === 'SAM_UNREACHABLE',
+  );
 });
 
 test('bytes the bridge sent right after STREAM STATUS reach the stream (nothing lost on detach)', async () => {
@@ -254,11 +335,16 @@ test('bytes the bridge sent right after STREAM STATUS reach the stream (nothing 
   const sessServer = createServer((s) => {
     s.on('error', () => {});
     let n = 0;
-    s.on('data', () => s.write(n++ === 0 ? 'HELLO REPLY RESULT=OK VERSION=3.1\n' : `SESSION STATUS RESULT=OK DESTINATION=${PRIV}\n`));
+    s.on('data', () =>
+      s.write(n++ === 0 ? 'HELLO REPLY RESULT=OK VERSION=3.1\n' : `SESSION STATUS RESULT=OK DESTINATION=${PRIV}\n`),
+    );
   });
   await new Promise<void>((r) => sessServer.listen(0, '127.0.0.1', r));
   try {
-    const session = await SamSession.create({ host: '127.0.0.1', port: (sessServer.address() as { port: number }).port });
+    const session = await SamSession.create({
+      host: '127.0.0.1',
+      port: (sessServer.address() as { port: number }).port,
+    });
     // Operations go to the same bridge as the session; point them at the other fake for this one connect.
     (session as unknown as { sam: { host: string; port: number } }).sam.port = port;
     const sock = await session.connect(PUB, { timeoutMs: 1000 });
@@ -286,7 +372,10 @@ test('a NAMING LOOKUP that times out does not end the session; its late reply is
   });
   try {
     const session = await SamSession.create(f.sam, { timeoutMs: 1000 });
-    await assert.rejects(session.lookup('x.i2p', { timeoutMs: 30 }), (e: unknown) => e instanceof SamError && e.code === 'SAM_TIMEOUT');
+    await assert.rejects(
+      session.lookup('x.i2p', { timeoutMs: 30 }),
+      (e: unknown) => e instanceof SamError && e.code === 'SAM_TIMEOUT',
+    );
     assert.equal(session.closed, false);
     assert.equal(await session.lookup('y.i2p', { timeoutMs: 1000 }), DEST2);
     await session.close();

@@ -42,19 +42,27 @@ export const ALLOWED: Readonly<Record<string, readonly string[]>> = {
 /** The only files of a layer that may import the named layer (narrower than ALLOWED). */
 export const ONLY_THROUGH: ReadonlyArray<{ from: string; to: string; files: RegExp; why: string }> = [
   {
-    from: 'punch', to: 'native', files: /^punch\/engine-port\.ts$/,
+    from: 'punch',
+    to: 'native',
+    files: /^punch\/engine-port\.ts$/,
     why: 'punch reaches the engine only through its port (engine-port.ts)',
   },
   {
-    from: 'nat', to: 'native', files: /^nat\/observe\.ts$/,
+    from: 'nat',
+    to: 'native',
+    files: /^nat\/observe\.ts$/,
     why: "nat's one native adapter is the default Observer (observe.ts)",
   },
   {
-    from: 'daemon', to: 'lab', files: /^daemon\/commands\/[^/]+\.ts$/,
+    from: 'daemon',
+    to: 'lab',
+    files: /^daemon\/commands\/[^/]+\.ts$/,
     why: 'only the CLI verbs that front the tooling (lab, demo, overlay selftest) load lab/',
   },
   {
-    from: 'daemon', to: 'sim', files: /^daemon\/commands\/sim\.ts$/,
+    from: 'daemon',
+    to: 'sim',
+    files: /^daemon\/commands\/sim\.ts$/,
     why: 'the simulator is tooling: only its CLI verb (sim) loads sim/',
   },
 ];
@@ -185,7 +193,14 @@ function readSources(): Map<string, string> {
     for (const f of readdirSync(dir).sort()) {
       const p = join(dir, f);
       if (statSync(p).isDirectory()) walk(p);
-      else if (f.endsWith('.ts')) out.set(p.slice(SRC.length + 1).split('\\').join('/'), readFileSync(p, 'utf8'));
+      else if (f.endsWith('.ts'))
+        out.set(
+          p
+            .slice(SRC.length + 1)
+            .split('\\')
+            .join('/'),
+          readFileSync(p, 'utf8'),
+        );
     }
   };
   walk(SRC);
@@ -231,7 +246,7 @@ test('the checker rejects deliberate violations (synthetic sources)', () => {
     ['punch/engine-port.ts', "import type { Endpoint } from '../native/engine.js';"],
     ['native/engine.ts', "import { x } from '../ip.js';"],
     ['nat/mapping.ts', "const lab = await import('../lab/topology/lab.js');"],
-    ['lab/topology/lab.ts', "export const Lab = 1;"],
+    ['lab/topology/lab.ts', 'export const Lab = 1;'],
     ['relay/relay.ts', "export { bench } from '../../bench/engine/cli.js';\nimport fc from 'fast-check';"],
     ['daemon/proxy.ts', "import { helper } from './punch-setup.js';"],
     ['daemon/punch-setup.ts', "import { runServe } from './serve.js';"],
@@ -254,7 +269,10 @@ test('the checker rejects deliberate violations (synthetic sources)', () => {
   ];
   for (const re of expect) {
     const got = violations.join('\n');
-    assert.ok(violations.some((v) => re.test(v)), `expected a violation matching ${re}; got:\n${got}`);
+    assert.ok(
+      violations.some((v) => re.test(v)),
+      `expected a violation matching ${re}; got:\n${got}`,
+    );
   }
   // What is allowed stays allowed: the port module's own import, a CLI verb loading the lab, a dependency.
   const okFiles = ['punch/engine-port.ts', 'daemon/commands/lab.ts'];
@@ -269,9 +287,22 @@ test('cycle detection: a layer cycle is reported, a DAG is not; the allowed tabl
     for (const [a, b] of pairs) m.set(a, (m.get(a) ?? new Set()).add(b));
     return m;
   };
-  const cyc = g([['nat', 'peer'], ['peer', 'overlay'], ['overlay', 'nat']]);
+  const cyc = g([
+    ['nat', 'peer'],
+    ['peer', 'overlay'],
+    ['overlay', 'nat'],
+  ]);
   assert.deepEqual(layerCycles(cyc), [['nat', 'peer', 'overlay', 'nat']]);
-  assert.deepEqual(layerCycles(g([['daemon', 'punch'], ['punch', 'wire'], ['daemon', 'wire']])), []);
+  assert.deepEqual(
+    layerCycles(
+      g([
+        ['daemon', 'punch'],
+        ['punch', 'wire'],
+        ['daemon', 'wire'],
+      ]),
+    ),
+    [],
+  );
   const table = new Map(Object.entries(ALLOWED).map(([k, v]) => [k, new Set(v)] as const));
   assert.deepEqual(layerCycles(table), []);
 });

@@ -2,7 +2,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  addressFamily, canonicalAddress, formatEndpoint, formatIP16, netgroup, parseIP16, unmapIPv4,
+  addressFamily,
+  canonicalAddress,
+  formatEndpoint,
+  formatIP16,
+  netgroup,
+  parseIP16,
+  unmapIPv4,
 } from '../../src/ip.js';
 import { netgroupOf } from '../../src/limits/index.js';
 import { classifyAddress } from '../../src/nat/address.js';

@@ -9,7 +9,12 @@ test('edm-pba parses on either site and round-trips', () => {
   assert.deepEqual(s, { nat: 'edm-pba', inbound: 'rst' });
   assert.equal(formatSiteBehaviour(s), 'edm-pba,rst');
   assert.throws(() => parseSiteBehaviour('edm,edm-pba'), { code: 'LAB_BAD_SPEC' });
-  const plan = planLab({ sites: [{ name: 'a', nat: 'edm-pba' }, { name: 'b', nat: 'eim' }] });
+  const plan = planLab({
+    sites: [
+      { name: 'a', nat: 'edm-pba' },
+      { name: 'b', nat: 'eim' },
+    ],
+  });
   assert.equal(plan.sites[0]!.nat, 'edm-pba');
   assert.ok(isEdm('edm-pba') && isEdm('edm') && !isEdm('eim'));
 });

@@ -1,7 +1,15 @@
 import { NetgroupAdmission } from '../../src/limits/netgroup-admission.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ManualClock, TokenBucket, ConcurrencyCap, KeyedBuckets, KeyedCaps, LimitError, netgroupOf } from '../../src/limits/index.js';
+import {
+  ManualClock,
+  TokenBucket,
+  ConcurrencyCap,
+  KeyedBuckets,
+  KeyedCaps,
+  LimitError,
+  netgroupOf,
+} from '../../src/limits/index.js';
 
 test('token bucket: burst up to capacity, then refills at the rate', () => {
   const c = new ManualClock();
@@ -20,7 +28,10 @@ test('token bucket: burst up to capacity, then refills at the rate', () => {
 test('token bucket: fractional rates (0.1/s like Bitcoin Core addr) and take() throws LIMIT_RATE', () => {
   const c = new ManualClock();
   const b = new TokenBucket({ ratePerSec: 0.1, capacity: 1, initial: 0, clock: c.now });
-  assert.throws(() => b.take(1, 'addr'), (e: unknown) => e instanceof LimitError && e.code === 'LIMIT_RATE');
+  assert.throws(
+    () => b.take(1, 'addr'),
+    (e: unknown) => e instanceof LimitError && e.code === 'LIMIT_RATE',
+  );
   c.advance(9_999);
   assert.equal(b.tryTake(), false);
   c.advance(1);
@@ -31,7 +42,10 @@ test('token bucket: fractional rates (0.1/s like Bitcoin Core addr) and take() t
 test('token bucket: bad config is a typed error', () => {
   assert.throws(() => new TokenBucket({ ratePerSec: -1, capacity: 1 }), /ratePerSec/);
   assert.throws(() => new TokenBucket({ ratePerSec: 1, capacity: 0 }), /capacity/);
-  assert.throws(() => new TokenBucket({ ratePerSec: NaN, capacity: 1 }), (e: unknown) => (e as LimitError).code === 'LIMIT_BAD_CONFIG');
+  assert.throws(
+    () => new TokenBucket({ ratePerSec: NaN, capacity: 1 }),
+    (e: unknown) => (e as LimitError).code === 'LIMIT_BAD_CONFIG',
+  );
 });
 
 test('token bucket: default clock is monotonic and real', async () => {
@@ -57,11 +71,19 @@ test('concurrency cap: hard max, idempotent release, run() frees on throw', asyn
   r2();
   r3();
   assert.equal(cap.active, 0);
-  await assert.rejects(cap.run(async () => { throw new Error('boom'); }), /boom/);
+  await assert.rejects(
+    cap.run(async () => {
+      throw new Error('boom');
+    }),
+    /boom/,
+  );
   assert.equal(cap.active, 0, 'no leak on error');
   const held = cap.acquire();
   const held2 = cap.acquire();
-  await assert.rejects(cap.run(() => 1, 'session'), (e: unknown) => e instanceof LimitError && e.code === 'LIMIT_BUSY');
+  await assert.rejects(
+    cap.run(() => 1, 'session'),
+    (e: unknown) => e instanceof LimitError && e.code === 'LIMIT_BUSY',
+  );
   held();
   held2();
   assert.equal(await cap.run(() => 42), 42);
@@ -108,7 +130,9 @@ test('keyed caps: per-key cap, idle keys forgotten, busy key table refuses new k
   assert.equal(kc.size, 1, 'idle key dropped');
   const c1 = kc.tryAcquire('c');
   assert.ok(c1);
-  a1(); a2(); c1();
+  a1();
+  a2();
+  c1();
   assert.equal(kc.size, 0);
 });
 
@@ -120,7 +144,10 @@ test('netgroups: /16 for IPv4 and IPv4-mapped, /32 for IPv6', () => {
   assert.equal(netgroupOf('2001:db8:1::1'), 'v6:2001:db8');
   assert.equal(netgroupOf('2001:0db8:ffff::'), 'v6:2001:db8');
   assert.equal(netgroupOf('fd00::1'), 'v6:fd00:0');
-  assert.throws(() => netgroupOf('not-an-ip'), (e: unknown) => (e as LimitError).code === 'LIMIT_BAD_CONFIG');
+  assert.throws(
+    () => netgroupOf('not-an-ip'),
+    (e: unknown) => (e as LimitError).code === 'LIMIT_BAD_CONFIG',
+  );
 });
 
 test('netgroups: IPv6 carrying IPv4 groups as that IPv4 /16; he.net by /36 (as Bitcoin Core GetGroup)', () => {
@@ -151,7 +178,7 @@ test('keyed buckets: wouldAllow looks without taking or adding a key', () => {
   assert.equal(kb.tryTake('a'), true);
 });
 
-test('netgroup admission: per-group cap; at the global cap only a group two larger than the newcomer\'s loses one', () => {
+test("netgroup admission: per-group cap; at the global cap only a group two larger than the newcomer's loses one", () => {
   const adm = new NetgroupAdmission<string>({ maxConnections: 4, perNetgroup: 3 });
   const take = (addr: string, id: string): ReturnType<typeof adm.admit> => {
     const v = adm.admit(addr);

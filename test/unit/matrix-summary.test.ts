@@ -9,8 +9,15 @@ import { summarizePair } from '../../src/lab/matrix/matrix.js';
 import type { AttemptResult } from '../../src/lab/demo/rig.js';
 
 const ok = (ttc: number, overlay: number, direct: number): AttemptResult => ({
-  ok: true, timeToConnectMs: ttc, totalMs: ttc + 300, overlayRttMs: overlay, directRttMs: direct,
-  events: [{ at: 1000, who: 'B', event: 'start' }, { at: 1000 + ttc, who: 'A', event: 'established' }],
+  ok: true,
+  timeToConnectMs: ttc,
+  totalMs: ttc + 300,
+  overlayRttMs: overlay,
+  directRttMs: direct,
+  events: [
+    { at: 1000, who: 'B', event: 'start' },
+    { at: 1000 + ttc, who: 'A', event: 'established' },
+  ],
 });
 const fail: AttemptResult = {
   ok: false,
@@ -33,7 +40,14 @@ test('bound, ratio and p90OverMedian from the medians of the pair', () => {
   assert.equal(r.p90OverMedian, 2.13);
   assert.equal(r.attempts.length, 5);
   assert.deepEqual(r.attempts[0], { ok: true, timeToConnectMs: 100, totalMs: 400, overlayRttMs: 70, directRttMs: 40 });
-  assert.deepEqual(r.timelines.map((t) => [t.label, t.attempt]), [['fastest', 0], ['median', 1], ['slowest', 2]]);
+  assert.deepEqual(
+    r.timelines.map((t) => [t.label, t.attempt]),
+    [
+      ['fastest', 0],
+      ['median', 1],
+      ['slowest', 2],
+    ],
+  );
   assert.equal(r.timelines[2]!.events.length, 2);
 });
 
@@ -45,7 +59,10 @@ test('a pair that never connects has no ratios but keeps its failure and its tim
   assert.equal(r.p90OverMedian, null);
   const row = { ok: false, totalMs: 41, code: 'PUNCH_NAT_UNSUITABLE' };
   assert.deepEqual(r.attempts, [row, row]);
-  assert.deepEqual(r.timelines.map((t) => t.label), ['failure']);
+  assert.deepEqual(
+    r.timelines.map((t) => t.label),
+    ['failure'],
+  );
   assert.deepEqual(Object.values(r.failures), [2]);
   assert.equal(r.maxFailMs, 41);
 });

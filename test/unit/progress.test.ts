@@ -11,13 +11,26 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  Progress, formatBar, formatDuration, formatStep, statusOnly, type ProgressStream,
+  Progress,
+  formatBar,
+  formatDuration,
+  formatStep,
+  statusOnly,
+  type ProgressStream,
 } from '../../src/lab/progress.js';
 
 const ESC = /\x1b|\r/;
 
 function sink(isTTY: boolean, columns?: number): ProgressStream & { out: string } {
-  const s = { isTTY, out: '', write(c: string) { s.out += c; return true; }, ...(columns ? { columns } : {}) };
+  const s = {
+    isTTY,
+    out: '',
+    write(c: string) {
+      s.out += c;
+      return true;
+    },
+    ...(columns ? { columns } : {}),
+  };
   return s;
 }
 
@@ -50,8 +63,11 @@ test('not a terminal: one plain line per step and per log line, no escape codes,
   p.advance('b #1: ok');
   p.advance();
   p.finish('3 pairs in 9 s');
-  assert.equal(s.out, 'lab matrix [1/3] a #1: ok 130.0 ms\na: 1/1, median 130 ms\nlab matrix [2/3] b #1: ok\n' +
-    'lab matrix [3/3]\nlab matrix: 3 pairs in 9 s\n');
+  assert.equal(
+    s.out,
+    'lab matrix [1/3] a #1: ok 130.0 ms\na: 1/1, median 130 ms\nlab matrix [2/3] b #1: ok\n' +
+      'lab matrix [3/3]\nlab matrix: 3 pairs in 9 s\n',
+  );
   assert.ok(!ESC.test(s.out));
 });
 
@@ -115,24 +131,31 @@ test('statusOnly: a bring-up shown on another bar changes neither its count nor 
 const SCRIPT = '/usr/bin/script';
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
-test('on a real pseudo-terminal (script -qc) stderr gets the bar; redirected to a file it gets plain lines', {
-  skip: existsSync(SCRIPT) ? false : 'script(1) from util-linux is not installed',
-}, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'onionpunch-progress-'));
-  try {
-    const file = join(dir, 'job.mjs');
-    writeFileSync(file, `import { Progress } from ${JSON.stringify(join(ROOT, 'src', 'lab', 'progress.js'))};
+test(
+  'on a real pseudo-terminal (script -qc) stderr gets the bar; redirected to a file it gets plain lines',
+  {
+    skip: existsSync(SCRIPT) ? false : 'script(1) from util-linux is not installed',
+  },
+  () => {
+    const dir = mkdtempSync(join(tmpdir(), 'onionpunch-progress-'));
+    try {
+      const file = join(dir, 'job.mjs');
+      writeFileSync(
+        file,
+        `import { Progress } from ${JSON.stringify(join(ROOT, 'src', 'lab', 'progress.js'))};
       const p = new Progress({ label: 'job', total: 2 });
-      p.advance('one'); p.log('kept'); p.advance('two'); p.finish('end');\n`);
-    const cmd = `'${process.execPath}' '${file}'`;
-    // script(1) runs the command on a new pseudo-terminal and copies what it prints (stderr included) to stdout.
-    const tty = spawnSync(SCRIPT, ['-qec', cmd, '/dev/null'], { encoding: 'utf8', timeout: 20_000 });
-    assert.equal(tty.status, 0, tty.stdout + tty.stderr);
-    assert.match(tty.stdout, /\r\x1b\[2Kjob \[#+-*\] 1\/2 50%/);
-    assert.match(tty.stdout, /\r\x1b\[2Kkept\r?\n/);
-    const plain = spawnSync('sh', ['-c', `${cmd} 2>&1 | cat`], { encoding: 'utf8', timeout: 20_000 });
-    assert.equal(plain.stdout, 'job [1/2] one\nkept\njob [2/2] two\njob: end\n');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-});
+      p.advance('one'); p.log('kept'); p.advance('two'); p.finish('end');\n`,
+      );
+      const cmd = `'${process.execPath}' '${file}'`;
+      // script(1) runs the command on a new pseudo-terminal and copies what it prints (stderr included) to stdout.
+      const tty = spawnSync(SCRIPT, ['-qec', cmd, '/dev/null'], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(tty.status, 0, tty.stdout + tty.stderr);
+      assert.match(tty.stdout, /\r\x1b\[2Kjob \[#+-*\] 1\/2 50%/);
+      assert.match(tty.stdout, /\r\x1b\[2Kkept\r?\n/);
+      const plain = spawnSync('sh', ['-c', `${cmd} 2>&1 | cat`], { encoding: 'utf8', timeout: 20_000 });
+      assert.equal(plain.stdout, 'job [1/2] one\nkept\njob [2/2] two\njob: end\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+);

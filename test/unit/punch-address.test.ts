@@ -73,7 +73,9 @@ test('target policy: only public unicast unless the lab flag is set, and then on
   for (const bad of ['127.0.0.1', '192.168.1.1', '224.0.0.1', '::1', 'fe80::1', 'fc00::1', '0.0.0.0', 'junk']) {
     assert.equal(isAllowedTarget(bad, { allowLab: true }), false, bad);
   }
-  assert.throws(() => assertAllowedTarget('198.18.0.5'), (e: unknown) =>
-    e instanceof AddressPolicyError && e.code === 'NAT_TARGET_REFUSED' && /lab flag/.test(e.message));
+  assert.throws(
+    () => assertAllowedTarget('198.18.0.5'),
+    (e: unknown) => e instanceof AddressPolicyError && e.code === 'NAT_TARGET_REFUSED' && /lab flag/.test(e.message),
+  );
   assert.throws(() => assertAllowedTarget('127.0.0.1', { allowLab: true }), /loopback/);
 });

@@ -23,7 +23,10 @@ const engine = new PunchEngine();
 after(() => engine.stop());
 
 const eim: EimVerdict = {
-  ...verdictFrom(1, [{ peer: 'x', address: '127.0.0.1', port: 1 }, { peer: 'y', address: '127.0.0.1', port: 1 }]),
+  ...verdictFrom(1, [
+    { peer: 'x', address: '127.0.0.1', port: 1 },
+    { peer: 'y', address: '127.0.0.1', port: 1 },
+  ]),
   localPort: 1,
   checkedAt: 0,
 };
@@ -89,12 +92,19 @@ test(title, { timeout: 20_000 }, async () => {
     deadlineMs: 3000,
   });
   try {
-    await assert.rejects(client.punch({ address: 'a.onion', port, expectIp: null }), (e: unknown) =>
-      e instanceof PunchSessionError && e.code === 'PUNCH_NAT_UNSUITABLE' && e.side === 'A');
-    await assert.rejects(client.punch({ address: 'a.onion', port, expectIp: null }), (e: unknown) =>
-      e instanceof PunchSessionError && e.code === 'PUNCH_REJECTED' && e.rejectCode === 'busy');
+    await assert.rejects(
+      client.punch({ address: 'a.onion', port, expectIp: null }),
+      (e: unknown) => e instanceof PunchSessionError && e.code === 'PUNCH_NAT_UNSUITABLE' && e.side === 'A',
+    );
+    await assert.rejects(
+      client.punch({ address: 'a.onion', port, expectIp: null }),
+      (e: unknown) => e instanceof PunchSessionError && e.code === 'PUNCH_REJECTED' && e.rejectCode === 'busy',
+    );
     await new Promise((r) => setTimeout(r, 50));
-    assert.deepEqual(failures.map((f) => f.code), ['PUNCH_DISCOVERY', 'PUNCH_RATE_LIMITED']);
+    assert.deepEqual(
+      failures.map((f) => f.code),
+      ['PUNCH_DISCOVERY', 'PUNCH_RATE_LIMITED'],
+    );
     assert.ok(failures[1]!.cause instanceof NatError && failures[1]!.cause.has('NAT_BUDGET'));
   } finally {
     await listener.close();

@@ -32,11 +32,21 @@ test('verdict: different ports is EDM; different addresses, missing addr_recv or
 });
 
 test('eimCheck needs two distinct peers and turns observer failures into unknown', async () => {
-  const one = await eimCheck({ local: { address: '0.0.0.0', port: 5 }, peers: [{ address: '198.18.0.1', port: 8333 }, { address: '198.18.0.1', port: 8333 }], observe: async () => ({ address: '1.2.3.4', port: 5 }) });
+  const one = await eimCheck({
+    local: { address: '0.0.0.0', port: 5 },
+    peers: [
+      { address: '198.18.0.1', port: 8333 },
+      { address: '198.18.0.1', port: 8333 },
+    ],
+    observe: async () => ({ address: '1.2.3.4', port: 5 }),
+  });
   assert.equal(one.mapping, 'unknown');
   const r = await eimCheck({
     local: { address: '0.0.0.0', port: 5 },
-    peers: [{ address: '198.18.0.1', port: 8333 }, { address: '198.18.0.2', port: 8333 }],
+    peers: [
+      { address: '198.18.0.1', port: 8333 },
+      { address: '198.18.0.2', port: 8333 },
+    ],
     observe: async (_l, p) => {
       if (p.address === '198.18.0.2') throw new Error('ECONNREFUSED');
       return { address: '198.18.9.9', port: 5 };
@@ -58,7 +68,11 @@ test('EIM cache: per network, expires, and drops an entry when the public IP cha
   await cache.getOrCheck(net, run);
   await cache.getOrCheck(net, run);
   assert.equal(runs, 1);
-  assert.equal(cache.get({ localAddress: '10.9.0.2', gateway: '10.9.0.1' }), undefined, 'another network is not cached');
+  assert.equal(
+    cache.get({ localAddress: '10.9.0.2', gateway: '10.9.0.1' }),
+    undefined,
+    'another network is not cached',
+  );
   c.advance(60_001);
   await cache.getOrCheck(net, run);
   assert.equal(runs, 2, 'expired');
@@ -75,18 +89,46 @@ test('mapping discovery: predict needs a port-preserving EIM verdict; observed e
   assert.equal(p.predicted, true);
   assert.equal(p.portPreserving, true);
   let calls = 0;
-  const observe = async () => { calls++; return { address: '198.18.1.1', port: 4450 }; };
-  const both = await discoverMapping({ local: { address: '0.0.0.0', port: 4444 }, methods: ['predict', 'natcheck'], firstOnly: false, eim, observe, natcheckServers: [{ address: '198.18.0.9', port: 8333 }] });
-  assert.deepEqual(both.endpoints.map((e) => `${e.method}:${formatEndpoint(e)}`), ['natcheck:198.18.1.1:4450', 'predict:198.18.1.1:4444']);
+  const observe = async () => {
+    calls++;
+    return { address: '198.18.1.1', port: 4450 };
+  };
+  const both = await discoverMapping({
+    local: { address: '0.0.0.0', port: 4444 },
+    methods: ['predict', 'natcheck'],
+    firstOnly: false,
+    eim,
+    observe,
+    natcheckServers: [{ address: '198.18.0.9', port: 8333 }],
+  });
+  assert.deepEqual(
+    both.endpoints.map((e) => `${e.method}:${formatEndpoint(e)}`),
+    ['natcheck:198.18.1.1:4450', 'predict:198.18.1.1:4444'],
+  );
   assert.equal(both.predicted, false);
   const budget = new TokenBucket({ ratePerSec: 0, capacity: 1 });
-  await discoverMapping({ local: { address: '0.0.0.0', port: 1 }, methods: ['feeler'], observe, feelerPeers: [{ address: '198.18.0.9', port: 8333 }], budget });
+  await discoverMapping({
+    local: { address: '0.0.0.0', port: 1 },
+    methods: ['feeler'],
+    observe,
+    feelerPeers: [{ address: '198.18.0.9', port: 8333 }],
+    budget,
+  });
   await assert.rejects(
-    discoverMapping({ local: { address: '0.0.0.0', port: 1 }, methods: ['feeler'], observe, feelerPeers: [{ address: '198.18.0.9', port: 8333 }], budget }),
+    discoverMapping({
+      local: { address: '0.0.0.0', port: 1 },
+      methods: ['feeler'],
+      observe,
+      feelerPeers: [{ address: '198.18.0.9', port: 8333 }],
+      budget,
+    }),
     (e: unknown) => e instanceof NatError && e.code === 'NAT_NO_MAPPING' && e.has('NAT_BUDGET'),
   );
   assert.equal(calls, 2);
-  await assert.rejects(discoverMapping({ local: { address: '0.0.0.0', port: 1 }, methods: ['predict'] }), /EIM verdict/);
+  await assert.rejects(
+    discoverMapping({ local: { address: '0.0.0.0', port: 1 }, methods: ['predict'] }),
+    /EIM verdict/,
+  );
 });
 
 test('endpoint text forms', () => {

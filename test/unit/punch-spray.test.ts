@@ -26,24 +26,38 @@ after(async () => {
 
 /** An endpoint-dependent verdict on `ip` with a port spread (its NAT check took spread samples). */
 function edmAt(ip: string, ports = [40_010, 40_900, 40_300, 40_555, 40_123]): EimVerdict {
-  const observed = [{ peer: 'x', address: ip, port: 40_001 }, { peer: 'y', address: ip, port: 40_500 }];
+  const observed = [
+    { peer: 'x', address: ip, port: 40_001 },
+    { peer: 'y', address: ip, port: 40_500 },
+  ];
   const spread = ports.map((port, i) => ({ peer: 'x', address: ip, port, localPort: 30_000 + i }));
   return { ...verdictFrom(1, observed, [], spread), checkedAt: 0 };
 }
 
 const sid = Buffer.alloc(16, 0xab);
 const target = (port: number) => ({ address: 'a.onion', port, expectIp: '127.0.0.1' });
-const isSession = (code: string, re?: RegExp) => (e: unknown): boolean =>
-  e instanceof PunchSessionError && e.code === code && (re === undefined || re.test(e.message));
+const isSession =
+  (code: string, re?: RegExp) =>
+  (e: unknown): boolean =>
+    e instanceof PunchSessionError && e.code === code && (re === undefined || re.test(e.message));
 
 test('opspray: byte layout, round trip, every bound refused', () => {
-  const v = { sessionId: sid, hard: 'B' as const, probeLow: 1024, probeHigh: 65535, sockets: 2048, probes: 128, spreadUs: 20_000 };
+  const v = {
+    sessionId: sid,
+    hard: 'B' as const,
+    probeLow: 1024,
+    probeHigh: 65535,
+    sockets: 2048,
+    probes: 128,
+    spreadUs: 20_000,
+  };
   const hex = encodePayload('opspray', v).toString('hex');
   assert.equal(hex, 'ab'.repeat(16) + '02' + '0400' + 'ffff' + '0008' + '8000' + '204e0000');
   assert.deepEqual(decodePayload('opspray', encodePayload('opspray', v)), v);
   const offer = { ...v, hard: 'A' as const, probeLow: 0, probeHigh: 0 };
   assert.deepEqual(decodePayload('opspray', encodePayload('opspray', offer)), offer);
-  const bad = (patch: Partial<typeof v>) => assert.throws(() => encodePayload('opspray', { ...v, ...patch }), WireError);
+  const bad = (patch: Partial<typeof v>) =>
+    assert.throws(() => encodePayload('opspray', { ...v, ...patch }), WireError);
   bad({ sockets: 0 });
   bad({ sockets: SPRAY_LIMITS.maxSockets + 1 });
   bad({ probes: SPRAY_LIMITS.maxProbes + 1 });
@@ -73,7 +87,10 @@ test('spray shape: the requester (B) pays, A stays small, the odds reach ~98%', 
   assert.ok(sprayShape(64_512, 'B', 16, 256).probes <= 256);
   const ports = probePorts(500, 1, 1100);
   assert.equal(new Set(ports).size, 500);
-  assert.ok(ports.every((p) => p >= 1 && p <= 1100 && !isBadPort(p)), 'no bad port');
+  assert.ok(
+    ports.every((p) => p >= 1 && p <= 1100 && !isBadPort(p)),
+    'no bad port',
+  );
   assert.deepEqual(probePorts(10, 20, 25), [24], 'ports 20..25 but 24 are bad (ftp, ssh, telnet, smtp)');
   // B's check of A's answer: A may not turn the roles round or ask more than B offered.
   const asked = sprayRequest(sid, { role: 'hard', range: { low: 1024, high: 65535 }, maxSyns: 2048 });
@@ -83,119 +100,156 @@ test('spray shape: the requester (B) pays, A stays small, the odds reach ~98%', 
   assert.match(checkSprayAnswer(asked, { ...asked, probeLow: 2000 }) ?? '', /range/);
 });
 
-test('edm x edm: refused in well under 2 s, PUNCH_NAT_BOTH_HARD naming both sides, nothing fired', { timeout: 10_000 }, async () => {
-  const listener = await createPunchListener(listenerOpts(engA, '127.0.0.1', {
-    eim: edmAt('127.0.0.1'),
-    spray: { maxSyns: 256 },
-  }));
-  const { server, dialer, port } = await loopbackOverlay(listener);
-  const failures: PunchSessionError[] = [];
-  listener.on('failure', (e) => failures.push(e));
-  try {
-    const client = new PunchClient(clientOpts(engB, dialer, { eim: edmAt('127.0.0.1'), spray: { maxSyns: 2048 } }));
-    const t0 = performance.now();
-    await assert.rejects(client.punch(target(port)), (e: unknown) =>
-      isSession('PUNCH_NAT_BOTH_HARD', /A's NAT is endpoint-dependent.*B's is too/)(e) && (e as PunchSessionError).rejectCode === 'both-hard');
-    const ms = performance.now() - t0;
-    assert.ok(ms < 2000, `refused in ${ms.toFixed(0)} ms`);
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(failures[0]?.code, 'PUNCH_NAT_BOTH_HARD');
-    assert.equal(engA.stats().syns, 0, 'A sent no SYN');
-  } finally {
-    await listener.close();
-    server.close();
-  }
-});
+test(
+  'edm x edm: refused in well under 2 s, PUNCH_NAT_BOTH_HARD naming both sides, nothing fired',
+  { timeout: 10_000 },
+  async () => {
+    const listener = await createPunchListener(
+      listenerOpts(engA, '127.0.0.1', {
+        eim: edmAt('127.0.0.1'),
+        spray: { maxSyns: 256 },
+      }),
+    );
+    const { server, dialer, port } = await loopbackOverlay(listener);
+    const failures: PunchSessionError[] = [];
+    listener.on('failure', (e) => failures.push(e));
+    try {
+      const client = new PunchClient(clientOpts(engB, dialer, { eim: edmAt('127.0.0.1'), spray: { maxSyns: 2048 } }));
+      const t0 = performance.now();
+      await assert.rejects(
+        client.punch(target(port)),
+        (e: unknown) =>
+          isSession('PUNCH_NAT_BOTH_HARD', /A's NAT is endpoint-dependent.*B's is too/)(e) &&
+          (e as PunchSessionError).rejectCode === 'both-hard',
+      );
+      const ms = performance.now() - t0;
+      assert.ok(ms < 2000, `refused in ${ms.toFixed(0)} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(failures[0]?.code, 'PUNCH_NAT_BOTH_HARD');
+      assert.equal(engA.stats().syns, 0, 'A sent no SYN');
+    } finally {
+      await listener.close();
+      server.close();
+    }
+  },
+);
 
-test('an old A (its decoder skips opspray as an unknown command): B hard gets PUNCH_SPRAY_UNSUPPORTED, no hang', { timeout: 10_000 }, async () => {
-  // Today's wire codec knows no `opspray`: the frame decodes as an unknown command, which the session skips.
-  // That is this codec (the real one, with the command renamed on the way in), not a stand-in session.
-  const oldCodec: FrameCodec = {
-    encode: (m) => codec.encode(m),
-    decoder() {
-      const d = codec.decoder();
-      return { push: (chunk) => d.push(chunk).map((m) => (m.cmd === 'opspray' ? { cmd: 'other', command: 'opspray' } : m)) };
-    },
-  };
-  const listener = await createPunchListener(listenerOpts(engA, '127.0.0.1', { codec: oldCodec }));
-  const { server, dialer, port } = await loopbackOverlay(listener);
-  try {
-    const client = new PunchClient(clientOpts(engB, dialer, { eim: edmAt('127.0.0.1'), spray: { maxSyns: 2048 } }));
-    const t0 = performance.now();
-    await assert.rejects(client.punch(target(port)), isSession('PUNCH_SPRAY_UNSUPPORTED', /older onionpunch/));
-    assert.ok(performance.now() - t0 < 2000, 'refused at once, not at a timeout');
-  } finally {
-    await listener.close();
-    server.close();
-  }
-});
-
-test('hardnat off on A: B hard is refused (nat-unsuitable, the message names hardnat=0); B without hardnat never dials', { timeout: 10_000 }, async () => {
-  const listener = await createPunchListener(listenerOpts(engA));
-  const { server, dialer, port } = await loopbackOverlay(listener);
-  const failures: PunchSessionError[] = [];
-  listener.on('failure', (e) => failures.push(e));
-  try {
-    const client = new PunchClient(clientOpts(engB, dialer, { eim: edmAt('127.0.0.1'), spray: { maxSyns: 2048 } }));
-    await assert.rejects(client.punch(target(port)), isSession('PUNCH_NAT_UNSUITABLE', /hardnat=0/));
-    await new Promise((r) => setTimeout(r, 50));
-    assert.equal(failures[0]?.code, 'PUNCH_SPRAY_LIMIT');
-    let dialed = 0;
-    const counting = { ...dialer, dial: (a: string, p: number, o?: object) => (dialed++, dialer.dial(a, p, o as never)) };
-    const off = new PunchClient(clientOpts(engB, counting, { eim: edmAt('127.0.0.1') }));
-    await assert.rejects(off.punch(target(port)), isSession('PUNCH_NAT_UNSUITABLE', /hardnat=0/));
-    assert.equal(dialed, 0);
-  } finally {
-    await listener.close();
-    server.close();
-  }
-});
-
-test('agreement: B hard gets A\'s opspray before its opendpoint; A hard answers an easy B\'s offer with its own range', { timeout: 10_000 }, async () => {
-  const listener = await createPunchListener(listenerOpts(engA, '127.0.0.1', { spray: { maxSyns: 100 } }));
-  const hardA = await createPunchListener(listenerOpts(engA, '127.0.0.1', { eim: edmAt('127.0.0.1'), spray: { maxSyns: 100 } }));
-  const o1 = await loopbackOverlay(listener);
-  const o2 = await loopbackOverlay(hardA);
-  try {
-    const hello = (p: Awaited<ReturnType<typeof rawPeer>>, spray: object): void => {
-      p.send({ cmd: 'version', nonce: 1n, userAgent: '/x/' });
-      p.send({ cmd: 'opspray', sessionId: sid, ...spray } as never);
-      p.send({ cmd: 'opendpoint', sessionId: sid, flags: 0, endpoints: [{ address: '127.0.0.2', port: 40_000 }] });
+test(
+  'an old A (its decoder skips opspray as an unknown command): B hard gets PUNCH_SPRAY_UNSUPPORTED, no hang',
+  { timeout: 10_000 },
+  async () => {
+    // Today's wire codec knows no `opspray`: the frame decodes as an unknown command, which the session skips.
+    // That is this codec (the real one, with the command renamed on the way in), not a stand-in session.
+    const oldCodec: FrameCodec = {
+      encode: (m) => codec.encode(m),
+      decoder() {
+        const d = codec.decoder();
+        return {
+          push: (chunk) => d.push(chunk).map((m) => (m.cmd === 'opspray' ? { cmd: 'other', command: 'opspray' } : m)),
+        };
+      },
     };
-    const b = await rawPeer(o1.port);
-    hello(b, { hard: 'B', probeLow: 61_000, probeHigh: 65_535, sockets: 4096, probes: 4096, spreadUs: 20_000 });
-    const m1 = await until(b, ['opspray', 'opendpoint', 'opreject']);
-    assert.equal(m1.cmd, 'opspray');
-    assert.ok(m1.cmd === 'opspray' && m1.hard === 'B' && m1.probes === 100 && m1.sockets === 4096, JSON.stringify(m1));
-    assert.equal((await until(b, ['opendpoint'])).cmd, 'opendpoint');
-    b.sock.destroy();
-    const e = await rawPeer(o2.port);
-    hello(e, { hard: 'A', probeLow: 0, probeHigh: 0, sockets: 256, probes: 2048, spreadUs: 20_000 });
-    const m2 = await until(e, ['opspray', 'opendpoint', 'opreject']);
-    assert.ok(m2.cmd === 'opspray' && m2.hard === 'A' && m2.sockets <= 100 && m2.probes <= 2048, JSON.stringify(m2));
-    assert.ok(m2.cmd === 'opspray' && m2.probeLow <= 40_010 && m2.probeHigh >= 40_900, 'A names the range its NAT check saw');
-    e.sock.destroy();
-  } finally {
-    await listener.close();
-    await hardA.close();
-    o1.server.close();
-    o2.server.close();
-  }
-});
+    const listener = await createPunchListener(listenerOpts(engA, '127.0.0.1', { codec: oldCodec }));
+    const { server, dialer, port } = await loopbackOverlay(listener);
+    try {
+      const client = new PunchClient(clientOpts(engB, dialer, { eim: edmAt('127.0.0.1'), spray: { maxSyns: 2048 } }));
+      const t0 = performance.now();
+      await assert.rejects(client.punch(target(port)), isSession('PUNCH_SPRAY_UNSUPPORTED', /older onionpunch/));
+      assert.ok(performance.now() - t0 < 2000, 'refused at once, not at a timeout');
+    } finally {
+      await listener.close();
+      server.close();
+    }
+  },
+);
 
-test('an eim A ignores an easy B\'s offer (an ordinary punch; an old B without opspray is unchanged)', { timeout: 20_000 }, async () => {
-  const listener = await createPunchListener(listenerOpts(engA, '127.0.0.1', { spray: { maxSyns: 100 } }));
-  const { server, dialer, port } = await loopbackOverlay(listener);
-  try {
-    const client = new PunchClient(clientOpts(engB, dialer, { eim: eimAt('127.0.0.1'), spray: { maxSyns: 2048 } }));
-    const r = await client.punch(target(port));
-    assert.equal(r.spray, undefined);
-    assert.equal(r.timeline.at('spray-agreed'), undefined);
-    r.socket.destroy();
-  } finally {
-    await listener.close();
-    server.close();
-  }
-});
+test(
+  'hardnat off on A: B hard is refused (nat-unsuitable, the message names hardnat=0); B without hardnat never dials',
+  { timeout: 10_000 },
+  async () => {
+    const listener = await createPunchListener(listenerOpts(engA));
+    const { server, dialer, port } = await loopbackOverlay(listener);
+    const failures: PunchSessionError[] = [];
+    listener.on('failure', (e) => failures.push(e));
+    try {
+      const client = new PunchClient(clientOpts(engB, dialer, { eim: edmAt('127.0.0.1'), spray: { maxSyns: 2048 } }));
+      await assert.rejects(client.punch(target(port)), isSession('PUNCH_NAT_UNSUITABLE', /hardnat=0/));
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(failures[0]?.code, 'PUNCH_SPRAY_LIMIT');
+      let dialed = 0;
+      const counting = {
+        ...dialer,
+        dial: (a: string, p: number, o?: object) => (dialed++, dialer.dial(a, p, o as never)),
+      };
+      const off = new PunchClient(clientOpts(engB, counting, { eim: edmAt('127.0.0.1') }));
+      await assert.rejects(off.punch(target(port)), isSession('PUNCH_NAT_UNSUITABLE', /hardnat=0/));
+      assert.equal(dialed, 0);
+    } finally {
+      await listener.close();
+      server.close();
+    }
+  },
+);
 
+test(
+  "agreement: B hard gets A's opspray before its opendpoint; A hard answers an easy B's offer with its own range",
+  { timeout: 10_000 },
+  async () => {
+    const listener = await createPunchListener(listenerOpts(engA, '127.0.0.1', { spray: { maxSyns: 100 } }));
+    const hardA = await createPunchListener(
+      listenerOpts(engA, '127.0.0.1', { eim: edmAt('127.0.0.1'), spray: { maxSyns: 100 } }),
+    );
+    const o1 = await loopbackOverlay(listener);
+    const o2 = await loopbackOverlay(hardA);
+    try {
+      const hello = (p: Awaited<ReturnType<typeof rawPeer>>, spray: object): void => {
+        p.send({ cmd: 'version', nonce: 1n, userAgent: '/x/' });
+        p.send({ cmd: 'opspray', sessionId: sid, ...spray } as never);
+        p.send({ cmd: 'opendpoint', sessionId: sid, flags: 0, endpoints: [{ address: '127.0.0.2', port: 40_000 }] });
+      };
+      const b = await rawPeer(o1.port);
+      hello(b, { hard: 'B', probeLow: 61_000, probeHigh: 65_535, sockets: 4096, probes: 4096, spreadUs: 20_000 });
+      const m1 = await until(b, ['opspray', 'opendpoint', 'opreject']);
+      assert.equal(m1.cmd, 'opspray');
+      assert.ok(
+        m1.cmd === 'opspray' && m1.hard === 'B' && m1.probes === 100 && m1.sockets === 4096,
+        JSON.stringify(m1),
+      );
+      assert.equal((await until(b, ['opendpoint'])).cmd, 'opendpoint');
+      b.sock.destroy();
+      const e = await rawPeer(o2.port);
+      hello(e, { hard: 'A', probeLow: 0, probeHigh: 0, sockets: 256, probes: 2048, spreadUs: 20_000 });
+      const m2 = await until(e, ['opspray', 'opendpoint', 'opreject']);
+      assert.ok(m2.cmd === 'opspray' && m2.hard === 'A' && m2.sockets <= 100 && m2.probes <= 2048, JSON.stringify(m2));
+      assert.ok(
+        m2.cmd === 'opspray' && m2.probeLow <= 40_010 && m2.probeHigh >= 40_900,
+        'A names the range its NAT check saw',
+      );
+      e.sock.destroy();
+    } finally {
+      await listener.close();
+      await hardA.close();
+      o1.server.close();
+      o2.server.close();
+    }
+  },
+);
 
+test(
+  "an eim A ignores an easy B's offer (an ordinary punch; an old B without opspray is unchanged)",
+  { timeout: 20_000 },
+  async () => {
+    const listener = await createPunchListener(listenerOpts(engA, '127.0.0.1', { spray: { maxSyns: 100 } }));
+    const { server, dialer, port } = await loopbackOverlay(listener);
+    try {
+      const client = new PunchClient(clientOpts(engB, dialer, { eim: eimAt('127.0.0.1'), spray: { maxSyns: 2048 } }));
+      const r = await client.punch(target(port));
+      assert.equal(r.spray, undefined);
+      assert.equal(r.timeline.at('spray-agreed'), undefined);
+      r.socket.destroy();
+    } finally {
+      await listener.close();
+      server.close();
+    }
+  },
+);

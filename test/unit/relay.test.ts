@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { decodePayload, encodePayload, formatOnion, formatB32, NODE_HOLEPUNCH, type AddrV2Entry } from '../../src/wire/index.js';
+import {
+  decodePayload,
+  encodePayload,
+  formatOnion,
+  formatB32,
+  NODE_HOLEPUNCH,
+  type AddrV2Entry,
+} from '../../src/wire/index.js';
 import { ManualClock } from '../../src/limits/index.js';
 import {
   AnnouncementDirectory,
@@ -34,7 +41,12 @@ test('an announcement survives the real addrv2 codec and validates', () => {
   assert.equal(a.coordination, e.address);
   assert.deepEqual(a.clearnet, { address: '203.0.113.24', port: 8333 });
   assert.ok((a.services & NODE_HOLEPUNCH) !== 0n);
-  const i2p = makeAnnouncement({ coordination: formatB32(randomBytes(32)), coordinationPort: 0, clearnet: { address: '2001:db8::1', port: 1 }, nowS: NOW });
+  const i2p = makeAnnouncement({
+    coordination: formatB32(randomBytes(32)),
+    coordinationPort: 0,
+    clearnet: { address: '2001:db8::1', port: 1 },
+    nowS: NOW,
+  });
   const [b2] = decodePayload('addrv2', encodePayload('addrv2', { addrs: [i2p] })).addrs;
   assert.equal(b2?.address, i2p.address);
   assert.deepEqual(b2?.clearnet, { address: '2001:db8::1', port: 1 });
@@ -64,7 +76,9 @@ test('fresh entries go to exactly 2 clearnet addrv2 peers, never back to the sen
   let differ = 0;
   for (let i = 0; i < 20; i++) {
     const x = ann();
-    const a = [...new AnnouncementRelay({ secret, nowS: () => NOW }).onAddrV2(ps[0]!, [x], ps).forward.keys()].sort().join();
+    const a = [...new AnnouncementRelay({ secret, nowS: () => NOW }).onAddrV2(ps[0]!, [x], ps).forward.keys()]
+      .sort()
+      .join();
     const b = [...other.onAddrV2(ps[0]!, [x], ps).forward.keys()].sort().join();
     if (a !== b) differ++;
   }
@@ -104,21 +118,34 @@ test('per-peer token bucket: 1000 at once, then 0.1 per second', () => {
   let accepted = 0;
   let limited = 0;
   for (let i = 0; i < 110; i++) {
-    const d = r.onAddrV2(src, Array.from({ length: 10 }, () => ann()), []);
+    const d = r.onAddrV2(
+      src,
+      Array.from({ length: 10 }, () => ann()),
+      [],
+    );
     accepted += d.accepted.length;
     limited += d.dropped.rateLimited;
   }
   assert.equal(accepted, 1000);
   assert.equal(limited, 100);
   clock.advance(20_000); // 2 more tokens
-  const d = r.onAddrV2(src, Array.from({ length: 5 }, () => ann()), []);
+  const d = r.onAddrV2(
+    src,
+    Array.from({ length: 5 }, () => ann()),
+    [],
+  );
   assert.equal(d.accepted.length, 2);
   assert.equal(d.dropped.rateLimited, 3);
 });
 
 test('the dedup table is bounded', () => {
   const r = new AnnouncementRelay({ nowS: () => NOW, maxSeen: 50, bucketCapacity: 1e6 });
-  for (let i = 0; i < 30; i++) r.onAddrV2(peers(1)[0]!, Array.from({ length: 10 }, () => ann()), []);
+  for (let i = 0; i < 30; i++)
+    r.onAddrV2(
+      peers(1)[0]!,
+      Array.from({ length: 10 }, () => ann()),
+      [],
+    );
   assert.ok(r.seenCount <= 50);
 });
 
@@ -142,12 +169,18 @@ test('directory: one entry per coordination endpoint, expiry after 10 minutes, b
  * 1000 read ~10^6 times.
  */
 function countingAnnouncement(i: number, time: number, reads: { n: number }) {
-  const a = toAnnouncement(makeAnnouncement({
-    coordination: formatOnion(Buffer.alloc(32, 0).fill(i & 0xff, 0, 1).fill((i >> 8) & 0xff, 1, 2)),
-    coordinationPort: 8333,
-    clearnet: { address: `198.${(i >> 8) & 0xff}.${i & 0xff}.1`, port: 8333 },
-    nowS: time,
-  }));
+  const a = toAnnouncement(
+    makeAnnouncement({
+      coordination: formatOnion(
+        Buffer.alloc(32, 0)
+          .fill(i & 0xff, 0, 1)
+          .fill((i >> 8) & 0xff, 1, 2),
+      ),
+      coordinationPort: 8333,
+      clearnet: { address: `198.${(i >> 8) & 0xff}.${i & 0xff}.1`, port: 8333 },
+      nowS: time,
+    }),
+  );
   const t = a.time;
   Object.defineProperty(a, 'time', { get: () => (reads.n++, t), enumerable: true });
   return a;
@@ -187,7 +220,10 @@ test('directory: expiry in time order keeps the newest, also after entries were 
     assert.ok(dir.add(toAnnouncement(ann({ coordination: c, time: now, port: 1000 + i }))));
   }
   now += 150; // the unrefreshed ones (time NOW-500+i, i >= 5) are now older than 600 s
-  const left = dir.list().map((a) => a.coordination).sort();
+  const left = dir
+    .list()
+    .map((a) => a.coordination)
+    .sort();
   assert.deepEqual(left, cs.slice(0, 5).sort());
   assert.equal(dir.size, 5);
 });

@@ -127,13 +127,26 @@ test('explicit topology: pull reaches an observer on the other relay; the real G
     ],
   };
   const base = {
-    nodes: 0, reachable: 0, adoption: 1, relays: 2, relaysPerNode: 2, announcers: 1, durationS: 120, seed: 't',
-    announceIntervalS: 30, trickleS: 0, topology, sampleS: 10,
+    nodes: 0,
+    reachable: 0,
+    adoption: 1,
+    relays: 2,
+    relaysPerNode: 2,
+    announcers: 1,
+    durationS: 120,
+    seed: 't',
+    announceIntervalS: 30,
+    trickleS: 0,
+    topology,
+    sampleS: 10,
   };
   const pull = runRelaySim({ ...base, getaddrS: 10, getaddrSpacingS: 5 });
   assert.equal(pull.topology.relays, 2);
   assert.equal(pull.coverage.pairDelaysMs!.length, 2);
-  assert.ok(pull.coverage.pairDelaysMs!.every((d) => d !== null && d < 25_000), JSON.stringify(pull.coverage));
+  assert.ok(
+    pull.coverage.pairDelaysMs!.every((d) => d !== null && d < 25_000),
+    JSON.stringify(pull.coverage),
+  );
   assert.equal(pull.drops.getaddrLimited, 0);
   // No push (fanout 0) and no pull: the observer on relay 1 never hears of the announcer on relay 0.
   const none = runRelaySim({ ...base, getaddrS: 0, relayOptions: { fanout: 0 } });

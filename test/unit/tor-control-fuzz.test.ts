@@ -19,7 +19,12 @@ interface Script {
 }
 
 /** A fake control server: on each command line it writes the next scripted payload. */
-async function fakeServer(): Promise<{ server: Server; port: number; setScript: (s: Script) => void; sockets: Set<Socket> }> {
+async function fakeServer(): Promise<{
+  server: Server;
+  port: number;
+  setScript: (s: Script) => void;
+  sockets: Set<Socket>;
+}> {
   let script: Script = { payload: Buffer.alloc(0), close: true };
   const sockets = new Set<Socket>();
   const server = createServer((sock) => {
@@ -52,9 +57,15 @@ const VALID = [
 
 const line = fc
   .tuple(
-    fc.oneof(fc.integer({ min: 0, max: 999 }).map((n) => String(n).padStart(3, '0')), fc.string({ maxLength: 4 })),
+    fc.oneof(
+      fc.integer({ min: 0, max: 999 }).map((n) => String(n).padStart(3, '0')),
+      fc.string({ maxLength: 4 }),
+    ),
     fc.constantFrom(' ', '-', '+', '', 'x'),
-    fc.oneof(fc.string({ maxLength: 60 }), fc.constantFrom('PROTOCOLINFO 1', 'AUTH METHODS=', 'ServiceID=', 'OK', '.', 'AUTHCHALLENGE SERVERHASH=zz')),
+    fc.oneof(
+      fc.string({ maxLength: 60 }),
+      fc.constantFrom('PROTOCOLINFO 1', 'AUTH METHODS=', 'ServiceID=', 'OK', '.', 'AUTHCHALLENGE SERVERHASH=zz'),
+    ),
     fc.constantFrom('\r\n', '\n', '\r', ''),
   )
   .map(([s, sep, t, eol]) => s + sep + t + eol);
@@ -137,8 +148,10 @@ test('SAFECOOKIE refuses a server that cannot prove it knows the cookie (fake se
       while ((i = buf.indexOf('\r\n')) >= 0) {
         const l = buf.slice(0, i);
         buf = buf.slice(i + 2);
-        if (l.startsWith('PROTOCOLINFO')) sock.write(`250-PROTOCOLINFO 1\r\n250-AUTH METHODS=SAFECOOKIE COOKIEFILE="${cookieFile}"\r\n250 OK\r\n`);
-        else if (l.startsWith('AUTHCHALLENGE')) sock.write(`250 AUTHCHALLENGE SERVERHASH=${'00'.repeat(32)} SERVERNONCE=${'11'.repeat(32)}\r\n`);
+        if (l.startsWith('PROTOCOLINFO'))
+          sock.write(`250-PROTOCOLINFO 1\r\n250-AUTH METHODS=SAFECOOKIE COOKIEFILE="${cookieFile}"\r\n250 OK\r\n`);
+        else if (l.startsWith('AUTHCHALLENGE'))
+          sock.write(`250 AUTHCHALLENGE SERVERHASH=${'00'.repeat(32)} SERVERNONCE=${'11'.repeat(32)}\r\n`);
         else if (l.startsWith('AUTHENTICATE')) {
           authenticated = true;
           sock.write('250 OK\r\n');
@@ -149,7 +162,10 @@ test('SAFECOOKIE refuses a server that cannot prove it knows the cookie (fake se
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   try {
     const port = (server.address() as { port: number }).port;
-    await assert.rejects(TorControlClient.connect({ port, timeoutMs: 2000 }), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_SERVER_HASH');
+    await assert.rejects(
+      TorControlClient.connect({ port, timeoutMs: 2000 }),
+      (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_SERVER_HASH',
+    );
     assert.equal(authenticated, false, 'the client hash must not be sent to an unproven server');
   } finally {
     await new Promise((r) => server.close(r));
@@ -173,7 +189,10 @@ test('a request to a silent control port times out with TOR_TIMEOUT and closes t
     await assert.rejects(p2, (e: unknown) => e instanceof TorControlError && e.code === 'TOR_TIMEOUT');
     assert.equal(c.isClosed, true);
     await assert.rejects(c.protocolInfo(), TorControlError);
-    await assert.rejects(c.raw('GETINFO x\r\nSIGNAL HALT'), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_BAD_ARGUMENT');
+    await assert.rejects(
+      c.raw('GETINFO x\r\nSIGNAL HALT'),
+      (e: unknown) => e instanceof TorControlError && e.code === 'TOR_BAD_ARGUMENT',
+    );
   } finally {
     for (const s of socks) s.destroy();
     await new Promise((r) => server.close(r));
@@ -185,5 +204,8 @@ test('connecting to a closed port gives TOR_CONNECT', async () => {
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
   await new Promise((r) => server.close(r));
-  await assert.rejects(TorControlClient.open({ port, timeoutMs: 1000 }), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_CONNECT');
+  await assert.rejects(
+    TorControlClient.open({ port, timeoutMs: 1000 }),
+    (e: unknown) => e instanceof TorControlError && e.code === 'TOR_CONNECT',
+  );
 });

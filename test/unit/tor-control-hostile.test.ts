@@ -84,84 +84,96 @@ function withDir(fn: (dir: string) => Promise<void>): () => Promise<void> {
 }
 
 const T1 = 'hostile control port offering only COOKIE with a 32-byte secret file: refused, nothing of the file is sent';
-test(T1, withDir(async (dir) => {
-  const file = join(dir, 'secret');
-  writeFileSync(file, SECRET);
-  const h = await hostilePort('COOKIE', file);
-  try {
-    await assert.rejects(
-      TorControlClient.connect({ port: h.port, timeoutMs: 3000 }),
-      (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_UNSAFE_METHOD',
-    );
-    assert.ok(!h.lines.some((l) => l.startsWith('AUTHENTICATE')), `sent: ${h.lines.join(' | ')}`);
-    assert.ok(!h.lines.some((l) => l.toLowerCase().includes(SECRET.toString('hex'))), 'the file leaked to the port');
-  } finally {
-    await h.close();
-  }
-}));
-
-const T2 = 'hostile control port offering COOKIE with a 50 MB cookie file: SAFECOOKIE only and at most 33 bytes read';
-test(T2, withDir(async (dir) => {
-  const file = join(dir, 'big');
-  writeFileSync(file, '');
-  truncateSync(file, BIG); // sparse: costs no disk, but read(2) still returns (and counts) every byte
-  for (const methods of ['COOKIE', 'COOKIE,SAFECOOKIE']) {
-    const h = await hostilePort(methods, file);
+test(
+  T1,
+  withDir(async (dir) => {
+    const file = join(dir, 'secret');
+    writeFileSync(file, SECRET);
+    const h = await hostilePort('COOKIE', file);
     try {
-      const before = rchar();
       await assert.rejects(
         TorControlClient.connect({ port: h.port, timeoutMs: 3000 }),
-        (e: unknown) =>
-          e instanceof TorControlError &&
-          e.code === (methods === 'COOKIE' ? 'TOR_AUTH_UNSAFE_METHOD' : 'TOR_COOKIE_BAD_SIZE'),
+        (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_UNSAFE_METHOD',
       );
-      const read = rchar() - before;
-      // The replies on the socket and /proc reads are a few KB; reading the file whole would be 50 MB.
-      assert.ok(read < 256 * 1024, `${methods}: read ${read} bytes`);
-      assert.ok(!h.lines.some((l) => l.startsWith('AUTHENTICATE')), `${methods}: sent ${h.lines.join(' | ')}`);
+      assert.ok(!h.lines.some((l) => l.startsWith('AUTHENTICATE')), `sent: ${h.lines.join(' | ')}`);
+      assert.ok(!h.lines.some((l) => l.toLowerCase().includes(SECRET.toString('hex'))), 'the file leaked to the port');
     } finally {
       await h.close();
     }
-  }
-}));
+  }),
+);
+
+const T2 = 'hostile control port offering COOKIE with a 50 MB cookie file: SAFECOOKIE only and at most 33 bytes read';
+test(
+  T2,
+  withDir(async (dir) => {
+    const file = join(dir, 'big');
+    writeFileSync(file, '');
+    truncateSync(file, BIG); // sparse: costs no disk, but read(2) still returns (and counts) every byte
+    for (const methods of ['COOKIE', 'COOKIE,SAFECOOKIE']) {
+      const h = await hostilePort(methods, file);
+      try {
+        const before = rchar();
+        await assert.rejects(
+          TorControlClient.connect({ port: h.port, timeoutMs: 3000 }),
+          (e: unknown) =>
+            e instanceof TorControlError &&
+            e.code === (methods === 'COOKIE' ? 'TOR_AUTH_UNSAFE_METHOD' : 'TOR_COOKIE_BAD_SIZE'),
+        );
+        const read = rchar() - before;
+        // The replies on the socket and /proc reads are a few KB; reading the file whole would be 50 MB.
+        assert.ok(read < 256 * 1024, `${methods}: read ${read} bytes`);
+        assert.ok(!h.lines.some((l) => l.startsWith('AUTHENTICATE')), `${methods}: sent ${h.lines.join(' | ')}`);
+      } finally {
+        await h.close();
+      }
+    }
+  }),
+);
 
 const T3 = 'hostile control port offering SAFECOOKIE: the client hash is never sent without a valid SERVERHASH';
-test(T3, withDir(async (dir) => {
-  const file = join(dir, 'secret');
-  writeFileSync(file, SECRET);
-  const h = await hostilePort('COOKIE,SAFECOOKIE', file);
-  try {
-    await assert.rejects(
-      TorControlClient.connect({ port: h.port, timeoutMs: 3000 }),
-      (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_SERVER_HASH',
-    );
-    assert.ok(h.lines.some((l) => l.startsWith('AUTHCHALLENGE SAFECOOKIE ')));
-    assert.ok(!h.lines.some((l) => l.startsWith('AUTHENTICATE')));
-  } finally {
-    await h.close();
-  }
-}));
+test(
+  T3,
+  withDir(async (dir) => {
+    const file = join(dir, 'secret');
+    writeFileSync(file, SECRET);
+    const h = await hostilePort('COOKIE,SAFECOOKIE', file);
+    try {
+      await assert.rejects(
+        TorControlClient.connect({ port: h.port, timeoutMs: 3000 }),
+        (e: unknown) => e instanceof TorControlError && e.code === 'TOR_AUTH_SERVER_HASH',
+      );
+      assert.ok(h.lines.some((l) => l.startsWith('AUTHCHALLENGE SAFECOOKIE ')));
+      assert.ok(!h.lines.some((l) => l.startsWith('AUTHENTICATE')));
+    } finally {
+      await h.close();
+    }
+  }),
+);
 
 const T4 = 'readCookie: exactly 32 bytes from a regular file; FIFOs, devices, short and long files are typed errors';
-test(T4, withDir(async (dir) => {
-  const ok = join(dir, 'ok');
-  writeFileSync(ok, SECRET);
-  assert.deepEqual(await readCookie(ok), SECRET);
-  const short = join(dir, 'short');
-  writeFileSync(short, SECRET.subarray(0, 31));
-  const long = join(dir, 'long');
-  writeFileSync(long, Buffer.concat([SECRET, Buffer.from('x')]));
-  for (const f of [short, long]) {
-    await assert.rejects(readCookie(f), isCode('TOR_COOKIE_BAD_SIZE'));
-  }
-  await assert.rejects(readCookie(join(dir, 'missing')), isCode('TOR_COOKIE_UNREADABLE'));
-  await assert.rejects(readCookie(undefined), isCode('TOR_COOKIE_UNREADABLE'));
-  // /dev/zero would give 33 bytes of zeros forever; a FIFO without a writer would block a plain open forever.
-  await assert.rejects(readCookie('/dev/zero'), isCode('TOR_COOKIE_UNREADABLE'));
-  const fifo = join(dir, 'fifo');
-  execFileSync('mkfifo', [fifo]);
-  assert.ok(existsSync(fifo));
-  const t0 = Date.now();
-  await assert.rejects(readCookie(fifo), isCode('TOR_COOKIE_UNREADABLE'));
-  assert.ok(Date.now() - t0 < 2000);
-}));
+test(
+  T4,
+  withDir(async (dir) => {
+    const ok = join(dir, 'ok');
+    writeFileSync(ok, SECRET);
+    assert.deepEqual(await readCookie(ok), SECRET);
+    const short = join(dir, 'short');
+    writeFileSync(short, SECRET.subarray(0, 31));
+    const long = join(dir, 'long');
+    writeFileSync(long, Buffer.concat([SECRET, Buffer.from('x')]));
+    for (const f of [short, long]) {
+      await assert.rejects(readCookie(f), isCode('TOR_COOKIE_BAD_SIZE'));
+    }
+    await assert.rejects(readCookie(join(dir, 'missing')), isCode('TOR_COOKIE_UNREADABLE'));
+    await assert.rejects(readCookie(undefined), isCode('TOR_COOKIE_UNREADABLE'));
+    // /dev/zero would give 33 bytes of zeros forever; a FIFO without a writer would block a plain open forever.
+    await assert.rejects(readCookie('/dev/zero'), isCode('TOR_COOKIE_UNREADABLE'));
+    const fifo = join(dir, 'fifo');
+    execFileSync('mkfifo', [fifo]);
+    assert.ok(existsSync(fifo));
+    const t0 = Date.now();
+    await assert.rejects(readCookie(fifo), isCode('TOR_COOKIE_UNREADABLE'));
+    assert.ok(Date.now() - t0 < 2000);
+  }),
+);

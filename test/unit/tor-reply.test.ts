@@ -23,7 +23,10 @@ test('parses a multi-line reply, a data block with dot-unescaping and an async e
   const replies = p.push(Buffer.from(stream));
   assert.equal(replies.length, 3);
   assert.equal(replies[0]!.lines.length, 4);
-  assert.equal(replies[0]!.lines[1]!.text, 'AUTH METHODS=COOKIE,SAFECOOKIE COOKIEFILE="/var/lib/tor/control_auth_cookie"');
+  assert.equal(
+    replies[0]!.lines[1]!.text,
+    'AUTH METHODS=COOKIE,SAFECOOKIE COOKIEFILE="/var/lib/tor/control_auth_cookie"',
+  );
   assert.equal(replies[1]!.status, 650);
   assert.equal(replies[2]!.lines[0]!.data, 'SocksPort 0\n.hidden dot');
 });
@@ -43,8 +46,19 @@ test('the same bytes give the same replies however they are split', () => {
 });
 
 test('rejects malformed lines, mixed status codes and oversized lines with TOR_PROTOCOL', () => {
-  for (const bad of ['hello\r\n', '25 OK\r\n', '250-a\r\n251 b\r\n', '250*x\r\n', '000 PROTOCOLINFO 1\r\n', '199 x\r\n', '700 x\r\n']) {
-    assert.throws(() => new ReplyParser().push(Buffer.from(bad)), (e: unknown) => e instanceof TorControlError && e.code === 'TOR_PROTOCOL');
+  for (const bad of [
+    'hello\r\n',
+    '25 OK\r\n',
+    '250-a\r\n251 b\r\n',
+    '250*x\r\n',
+    '000 PROTOCOLINFO 1\r\n',
+    '199 x\r\n',
+    '700 x\r\n',
+  ]) {
+    assert.throws(
+      () => new ReplyParser().push(Buffer.from(bad)),
+      (e: unknown) => e instanceof TorControlError && e.code === 'TOR_PROTOCOL',
+    );
   }
   const p = new ReplyParser({ maxLineBytes: 100 });
   assert.throws(() => p.push(Buffer.alloc(200, 0x41)), /longer than 100/);
@@ -74,7 +88,10 @@ test('keywords: quoted strings with escapes, bare words, flags', () => {
     ['METHODS', 'COOKIE,SAFECOOKIE'],
     ['COOKIEFILE', '/a b/"c"\\d\n'],
   ]);
-  assert.deepEqual(parseKeywords('Tor="0.4.9.11" FLAG'), [['Tor', '0.4.9.11'], ['FLAG', undefined]]);
+  assert.deepEqual(parseKeywords('Tor="0.4.9.11" FLAG'), [
+    ['Tor', '0.4.9.11'],
+    ['FLAG', undefined],
+  ]);
   assert.throws(() => parseKeywords('X="unterminated'), TorControlError);
   fc.assert(
     fc.property(fc.string(), (s) => {
@@ -89,15 +106,28 @@ test('SAFECOOKIE hashes follow control-spec 3.24 (HMAC-SHA256 over cookie|client
   const sn = Buffer.alloc(32, 3);
   const { server, client } = safeCookieHashes(cookie, cn, sn);
   const msg = Buffer.concat([cookie, cn, sn]);
-  assert.deepEqual(server, createHmac('sha256', 'Tor safe cookie authentication server-to-controller hash').update(msg).digest());
-  assert.deepEqual(client, createHmac('sha256', 'Tor safe cookie authentication controller-to-server hash').update(msg).digest());
+  assert.deepEqual(
+    server,
+    createHmac('sha256', 'Tor safe cookie authentication server-to-controller hash').update(msg).digest(),
+  );
+  assert.deepEqual(
+    client,
+    createHmac('sha256', 'Tor safe cookie authentication controller-to-server hash').update(msg).digest(),
+  );
   assert.notDeepEqual(server, client);
 });
 
 test('HS_DESC events are parsed', () => {
-  assert.deepEqual(parseHsDesc('HS_DESC UPLOADED abcd UNKNOWN $FFFF'), { action: 'UPLOADED', address: 'abcd', hsDir: '$FFFF' });
+  assert.deepEqual(parseHsDesc('HS_DESC UPLOADED abcd UNKNOWN $FFFF'), {
+    action: 'UPLOADED',
+    address: 'abcd',
+    hsDir: '$FFFF',
+  });
   assert.deepEqual(parseHsDesc('HS_DESC FAILED abcd NO_AUTH $FFFF xyz REASON=NOT_FOUND'), {
-    action: 'FAILED', address: 'abcd', hsDir: '$FFFF', reason: 'NOT_FOUND',
+    action: 'FAILED',
+    address: 'abcd',
+    hsDir: '$FFFF',
+    reason: 'NOT_FOUND',
   });
   assert.equal(parseHsDesc('HS_DESC X'), null);
 });
@@ -108,9 +138,14 @@ test('SOCKS replies: extended onion-service errors map to typed codes', () => {
   assert.equal(socksReplyByte(Buffer.from([5, 2, 1, 1])), undefined);
   assert.equal(socksReplyByte(Buffer.from([4, 0])), undefined);
   const names: Record<number, string> = {
-    0xf0: 'TOR_SOCKS_HS_DESC_NOT_FOUND', 0xf1: 'TOR_SOCKS_HS_DESC_INVALID', 0xf2: 'TOR_SOCKS_HS_INTRO_FAILED',
-    0xf3: 'TOR_SOCKS_HS_REND_FAILED', 0xf4: 'TOR_SOCKS_HS_MISSING_CLIENT_AUTH', 0xf5: 'TOR_SOCKS_HS_BAD_CLIENT_AUTH',
-    0xf6: 'TOR_SOCKS_HS_BAD_ADDRESS', 0xf7: 'TOR_SOCKS_HS_INTRO_TIMEDOUT',
+    0xf0: 'TOR_SOCKS_HS_DESC_NOT_FOUND',
+    0xf1: 'TOR_SOCKS_HS_DESC_INVALID',
+    0xf2: 'TOR_SOCKS_HS_INTRO_FAILED',
+    0xf3: 'TOR_SOCKS_HS_REND_FAILED',
+    0xf4: 'TOR_SOCKS_HS_MISSING_CLIENT_AUTH',
+    0xf5: 'TOR_SOCKS_HS_BAD_CLIENT_AUTH',
+    0xf6: 'TOR_SOCKS_HS_BAD_ADDRESS',
+    0xf7: 'TOR_SOCKS_HS_INTRO_TIMEDOUT',
   };
   for (const [rep, code] of Object.entries(names)) {
     const e = TorSocksError.fromReply(Number(rep), 'x.onion:1');

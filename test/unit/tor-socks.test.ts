@@ -30,7 +30,10 @@ test('an unreachable SOCKS port gives TOR_SOCKS_PROXY_UNREACHABLE', async () => 
   const srv = await silentServer();
   await srv.close();
   const d = new TorCoordinationDialer({ socksPort: srv.port });
-  await assert.rejects(d.dial(ONION, 8333, { timeoutMs: 2000 }), (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_PROXY_UNREACHABLE');
+  await assert.rejects(
+    d.dial(ONION, 8333, { timeoutMs: 2000 }),
+    (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_PROXY_UNREACHABLE',
+  );
 });
 
 test('a stalled proxy gives TOR_SOCKS_TIMEOUT; an abort gives TOR_SOCKS_ABORTED; bad addresses are refused locally', async () => {
@@ -38,18 +41,30 @@ test('a stalled proxy gives TOR_SOCKS_TIMEOUT; an abort gives TOR_SOCKS_ABORTED;
   try {
     const d = new TorCoordinationDialer({ socksPort: srv.port });
     const t0 = Date.now();
-    await assert.rejects(d.dial(ONION, 8333, { timeoutMs: 200 }), (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_TIMEOUT');
+    await assert.rejects(
+      d.dial(ONION, 8333, { timeoutMs: 200 }),
+      (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_TIMEOUT',
+    );
     assert.ok(Date.now() - t0 < 2000);
     const ac = new AbortController();
     const p = d.dial(ONION, 8333, { timeoutMs: 10_000, signal: ac.signal });
     setTimeout(() => ac.abort(), 50);
     await assert.rejects(p, (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_ABORTED');
     for (const bad of ['example.com', 'B'.repeat(56) + '.onion', 'b'.repeat(55) + '.onion', ONION + '.evil']) {
-      await assert.rejects(d.dial(bad, 80), (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_BAD_ADDRESS');
+      await assert.rejects(
+        d.dial(bad, 80),
+        (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_BAD_ADDRESS',
+      );
     }
-    await assert.rejects(d.dial(ONION, 0), (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_BAD_ADDRESS');
+    await assert.rejects(
+      d.dial(ONION, 0),
+      (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_BAD_ADDRESS',
+    );
     await d.close();
-    await assert.rejects(d.dial(ONION, 80), (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_ABORTED');
+    await assert.rejects(
+      d.dial(ONION, 80),
+      (e: unknown) => e instanceof TorSocksError && e.code === 'TOR_SOCKS_ABORTED',
+    );
   } finally {
     await srv.close();
   }

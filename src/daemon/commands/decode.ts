@@ -10,7 +10,8 @@ import { FrameParser, isKnownCommand, payloadToJSON, tryDecodePayload, type Fram
 
 const DECODE = {
   name: 'decode',
-  summary: 'Decodes framed P2P messages of any known network from hex (the arguments, joined, or stdin when there\n' +
+  summary:
+    'Decodes framed P2P messages of any known network from hex (the arguments, joined, or stdin when there\n' +
     'are none; whitespace tolerated): one JSON line per message, exit 1 if any is bad.',
   operands: '[HEX]...',
   maxOperands: 1024,
@@ -27,7 +28,14 @@ async function readStdin(): Promise<string> {
 export function decodeHex(text: string): { lines: object[]; ok: boolean } {
   const hex = text.replace(/\s+/g, '').replace(/^0x/i, '');
   if (hex.length % 2 !== 0 || !/^[0-9a-f]*$/i.test(hex)) {
-    return { lines: [{ error: { code: 'DECODE_BAD_HEX', message: hex.length % 2 ? 'odd number of hex digits' : 'input is not hex' } }], ok: false };
+    return {
+      lines: [
+        {
+          error: { code: 'DECODE_BAD_HEX', message: hex.length % 2 ? 'odd number of hex digits' : 'input is not hex' },
+        },
+      ],
+      ok: false,
+    };
   }
   const bytes = Buffer.from(hex, 'hex');
   const parser = new FrameParser({ verifyChecksum: false });
@@ -55,7 +63,13 @@ export function decodeHex(text: string): { lines: object[]; ok: boolean } {
 function frameLine(f: Frame): Record<string, unknown> {
   const base = { network: f.network, command: f.command, length: f.length, checksumOk: f.checksumOk };
   if (!f.checksumOk) {
-    return { ...base, error: { code: 'WIRE_BAD_CHECKSUM', message: `${f.command}: checksum does not match header ${f.checksum.toString('hex')}` } };
+    return {
+      ...base,
+      error: {
+        code: 'WIRE_BAD_CHECKSUM',
+        message: `${f.command}: checksum does not match header ${f.checksum.toString('hex')}`,
+      },
+    };
   }
   if (!isKnownCommand(f.command)) return { ...base, payload: { hex: f.payload.toString('hex') } };
   const r = tryDecodePayload(f.command, f.payload);

@@ -14,14 +14,14 @@ type Role = (typeof ROLES)[number];
 const CHECKS = [
   'tor-control   serve, overlay=tor: torcontrol reachable, authenticating as serve does (torpassword or',
   '              SAFECOOKIE), tor bootstrapped',
-  'tor-socks     proxy, overlay=tor: proxy is tor\'s SOCKS5 port (tor-onion: the same for onion= when it differs)',
+  "tor-socks     proxy, overlay=tor: proxy is tor's SOCKS5 port (tor-onion: the same for onion= when it differs)",
   'sam           overlay=i2p, or proxy with i2psam= set: the SAM bridge answers HELLO 3.1',
   'relay         each announce= (serve), peer= (proxy) or addnode= (relay): a P2P version handshake with sendaddrv2',
   'nat           serve, proxy: the EIM check through natcheck= (default: the relays); eim passes, edm fails',
-  'bitcoind-p2p  serve, handoff=splice: the node\'s P2P port (bitcoind=) completes a version handshake',
-  'handoff       serve, handoff=unix:PATH: the receiver\'s socket exists',
+  "bitcoind-p2p  serve, handoff=splice: the node's P2P port (bitcoind=) completes a version handshake",
+  "handoff       serve, handoff=unix:PATH: the receiver's socket exists",
   'proxy-listen  proxy: listen= answers SOCKS5 (onionpunch proxy running; a warning when not)',
-  'node-rpc      proxy (maxpunchpeers > 0 or an rpc* key set): the node\'s JSON-RPC answers getnetworkinfo with',
+  "node-rpc      proxy (maxpunchpeers > 0 or an rpc* key set): the node's JSON-RPC answers getnetworkinfo with",
   '              rpcuser/rpcpassword or the cookie',
   'node-proxy    the same: the node sends ipv4 and ipv6 peers to listen= (bcoin does not report it: a warning)',
 ];

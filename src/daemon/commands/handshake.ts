@@ -17,8 +17,9 @@ import { flag, integer, oneOf, parseCommand, value } from '../args.js';
 
 const HANDSHAKE = {
   name: 'handshake',
-  summary: 'Connects to a Bitcoin node, completes the version handshake, prints the peer\'s version and the\n' +
-    'commands it sent before verack. HOST:PORT is clearnet (IPv6 as [ADDR]:PORT; the port defaults to the network\'s).',
+  summary:
+    "Connects to a Bitcoin node, completes the version handshake, prints the peer's version and the\n" +
+    "commands it sent before verack. HOST:PORT is clearnet (IPv6 as [ADDR]:PORT; the port defaults to the network's).",
   operands: 'HOST:PORT',
   minOperands: 1,
   maxOperands: 1,
@@ -40,10 +41,16 @@ export async function main(args: string[]): Promise<number> {
   } catch (e) {
     throw new UsageError((e as Error).message);
   }
-  if (ep.kind === 'torv3' || ep.kind === 'i2p') throw new UsageError('handshake dials clearnet TCP only; .onion / .i2p need the overlay');
+  if (ep.kind === 'torv3' || ep.kind === 'i2p')
+    throw new UsageError('handshake dials clearnet TCP only; .onion / .i2p need the overlay');
 
   try {
-    const { peer, version: v, receivedBeforeVerack, elapsedMs } = await connectPeer({
+    const {
+      peer,
+      version: v,
+      receivedBeforeVerack,
+      elapsedMs,
+    } = await connectPeer({
       host: ep.host,
       port: ep.port,
       network,

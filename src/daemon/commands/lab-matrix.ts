@@ -18,18 +18,28 @@ const PAIRS = [...SHARED_LAB_PAIRS, CGNAT_PAIR].map((p) => p.name);
 
 const MATRIX = {
   name: 'lab matrix',
-  summary: 'Punches every NAT pair N times over one private Tor network per lab (root); exit 0 when every pair\n' +
+  summary:
+    'Punches every NAT pair N times over one private Tor network per lab (root); exit 0 when every pair\n' +
     'that should connect did every time and every pair that should fail (edm on both sides) did.',
   options: {
     runs: value('N', 'punches per pair, 1..1000 (default 10)', integer(1, 1000), 10),
-    delay: value('MS', 'one-way delay per access link, e.g. 12.5ms (default 12.5ms: 50 ms RTT A-B)',
-      (s: string) => parseDuration(s, 2000)),
+    delay: value('MS', 'one-way delay per access link, e.g. 12.5ms (default 12.5ms: 50 ms RTT A-B)', (s: string) =>
+      parseDuration(s, 2000),
+    ),
     jitter: value('MS', 'jitter per access link (default 0)', (s: string) => parseDuration(s, 1000)),
     loss: value('PCT', 'loss per access link and direction, e.g. 2% (default 2%)', (s: string) => parsePercent(s, 50)),
     profile: value('P', 'SYN schedule: plain | prime (default plain)', oneOf(['plain', 'prime'] as const)),
     pair: list('NAME', 'only this pair of the table (repeatable; a prefix is enough)', text),
-    'nat-a': value('SPEC', "instead of the table, one pair: site A's behaviour as lab up's (e.g. cgnat)", parseSiteBehaviour),
-    'nat-b': value('SPEC', "site B's behaviour for that pair (e.g. eim,rst; fw6 on both: over IPv6)", parseSiteBehaviour),
+    'nat-a': value(
+      'SPEC',
+      "instead of the table, one pair: site A's behaviour as lab up's (e.g. cgnat)",
+      parseSiteBehaviour,
+    ),
+    'nat-b': value(
+      'SPEC',
+      "site B's behaviour for that pair (e.g. eim,rst; fw6 on both: over IPv6)",
+      parseSiteBehaviour,
+    ),
     'no-install': flag('do not install missing packages (apt-get); print the command and stop'),
     json: flag('one JSON object; per pair ratio = median / (1.5 x overlay RTT + 2 x direct RTT), p90OverMedian'),
     report: value('FILE', 'also write a self-contained HTML report (charts inlined, opens offline)', text),

@@ -14,31 +14,42 @@ import { writeReport } from '../../lab/report/html.js';
 
 const STRESS = {
   name: 'lab stress',
-  summary: 'Many concurrent punches from B sites to site A through the NAT lab (root), over the private Tor\n' +
-    'network, the private I2P network, or `direct` (plain TCP coordination to a port A\'s router forwards: not an\n' +
-    'overlay, to load the engine and protocol past Tor\'s capacity). Measures success, time-to-connect quantiles,\n' +
-    'SYNs, both sides\' CPU/RSS/fds/threads, conntrack entries, leaks; injects faults on request. Exit 0 when\n' +
+  summary:
+    'Many concurrent punches from B sites to site A through the NAT lab (root), over the private Tor\n' +
+    "network, the private I2P network, or `direct` (plain TCP coordination to a port A's router forwards: not an\n" +
+    "overlay, to load the engine and protocol past Tor's capacity). Measures success, time-to-connect quantiles,\n" +
+    "SYNs, both sides' CPU/RSS/fds/threads, conntrack entries, leaks; injects faults on request. Exit 0 when\n" +
     'every session ended in time, nothing leaked, and (without faults) at least 99% connected.',
   options: {
-    sites: value('N', 'B sites, 1..25 (default 1; over Tor only 1: the private network has one B client)',
-      integer(1, 25)),
+    sites: value(
+      'N',
+      'B sites, 1..25 (default 1; over Tor only 1: the private network has one B client)',
+      integer(1, 25),
+    ),
     sessions: value('M', 'sessions in all, 1..100000 (default 200)', integer(1, 100_000), 200),
     concurrency: value('K', 'sessions at once, 1..5000 (default 20)', integer(1, 5000), 20),
     overlay: value('O', 'tor | i2p | direct (default tor)', oneOf(['tor', 'i2p', 'direct'] as const), 'tor'),
-    nat: list('SPEC', "site behaviour as lab up's (eim, eim-shift, drop, rst, ...): once for every site, twice for A" +
-      ' then the B sites', parseSiteBehaviour),
-    delay: value('MS', 'one-way delay per access link (default 12.5ms: 50 ms RTT A-B)',
-      (s: string) => parseDuration(s, 2000)),
+    nat: list(
+      'SPEC',
+      "site behaviour as lab up's (eim, eim-shift, drop, rst, ...): once for every site, twice for A" +
+        ' then the B sites',
+      parseSiteBehaviour,
+    ),
+    delay: value('MS', 'one-way delay per access link (default 12.5ms: 50 ms RTT A-B)', (s: string) =>
+      parseDuration(s, 2000),
+    ),
     jitter: value('MS', 'jitter per access link (default 0)', (s: string) => parseDuration(s, 1000)),
     loss: value('PCT', 'loss per access link and direction (default 1%)', (s: string) => parsePercent(s, 50)),
     fault: list('F', `inject during the run (repeatable): ${STRESS_FAULTS.join(' | ')}`, oneOf(STRESS_FAULTS)),
-    deadline: value('MS', "B's overlay-dial timeout and session deadline (default 30s)",
-      (s: string) => parseDuration(s, 600_000)),
+    deadline: value('MS', "B's overlay-dial timeout and session deadline (default 30s)", (s: string) =>
+      parseDuration(s, 600_000),
+    ),
     'no-install': flag('do not install missing packages (apt-get); print the command and stop'),
     json: flag('one JSON line: sessions, connected, successRate, p50Ms, p90Ms, p99Ms, leaks, faults, ...'),
     report: value('FILE', 'also write a self-contained HTML report (charts inlined, opens offline)', text),
   },
-  notes: 'faults: tor-restart (tor on A), conntrack-flush (A\'s router), loss (10% for 10 s), i2pd-kill (a router\n' +
+  notes:
+    "faults: tor-restart (tor on A), conntrack-flush (A's router), loss (10% for 10 s), i2pd-kill (a router\n" +
     'neither side uses), b-kill (a B worker SIGKILLed, restarted after 1 s); each at an even share of the run.',
 };
 
@@ -97,9 +108,14 @@ export async function main(args: string[]): Promise<number> {
       `leaks: ${r.leaks.fds} fds, ${r.leaks.threads} threads, ${r.leaks.engineSockets} engine sockets on A; ` +
         `A's RSS ${r.leaks.aRssKb >= 0 ? '+' : ''}${r.leaks.aRssKb} kB`,
       ...Object.entries(r.failures).map(([k, n]) => `failed: ${n} × ${k}`),
-      ...r.faults.map((x) => `fault ${x.fault} (${x.detail}): touched ${x.touched} sessions: ` +
-        `${Object.entries(x.outcomes).map(([k, n]) => `${n} ${k}`).join(', ')}; ` +
-        `after it ${x.after.connected}/${x.after.sessions} connected`),
+      ...r.faults.map(
+        (x) =>
+          `fault ${x.fault} (${x.detail}): touched ${x.touched} sessions: ` +
+          `${Object.entries(x.outcomes)
+            .map(([k, n]) => `${n} ${k}`)
+            .join(', ')}; ` +
+          `after it ${x.after.connected}/${x.after.sessions} connected`,
+      ),
     ];
     process.stdout.write(lines.join('\n') + '\n');
   }

@@ -40,7 +40,10 @@ const NAT_OPTIONS: Record<string, Option<SiteBehaviourSpec | undefined>> = Objec
     `nat-${l}`,
     i === 0
       ? value('SPEC', `site a's behaviour: comma list of ${SPEC_WORDS} (e.g. edm,rst)`, parseSiteBehaviour)
-      : { ...value('SPEC', i === 1 ? "site b's behaviour; --nat-c ... --nat-z likewise" : '', parseSiteBehaviour), hidden: i > 1 },
+      : {
+          ...value('SPEC', i === 1 ? "site b's behaviour; --nat-c ... --nat-z likewise" : '', parseSiteBehaviour),
+          hidden: i > 1,
+        },
   ]),
 );
 
@@ -48,12 +51,15 @@ const NO_INSTALL = flag('do not install missing packages (apt-get); print the co
 
 const UP = {
   name: 'lab up',
-  summary: 'Builds a NAT lab (sites a, b, ... behind nftables NATs, public hosts, two core routers) in network\n' +
+  summary:
+    'Builds a NAT lab (sites a, b, ... behind nftables NATs, public hosts, two core routers) in network\n' +
     'namespaces and leaves it up; prints its name and address plan. Needs root.',
   options: {
     sites: value('N', 'number of home sites, 1..26 (default 2)', integer(1, 26), 2),
     ...NAT_OPTIONS,
-    delay: value('MS', 'one-way delay per site access link, e.g. 25ms or 0.5s (default 0)', (s: string) => parseDuration(s)),
+    delay: value('MS', 'one-way delay per site access link, e.g. 25ms or 0.5s (default 0)', (s: string) =>
+      parseDuration(s),
+    ),
     jitter: value('MS', 'jitter per access link (default 0)', (s: string) => parseDuration(s)),
     loss: value('PCT', 'loss per access link and direction, e.g. 1% (default 0)', (s: string) => parsePercent(s)),
     'public-hosts': value('N', 'public hosts for NAT-check services, 0..40 (default 2)', integer(0, 40)),
@@ -94,15 +100,25 @@ function planText(d: ReturnType<typeof describePlan>): string {
   const lines = [`lab ${d.name} (namespace prefix ${d.prefix}, state ${d.stateFile})`];
   for (const c of d.cores) lines.push(`  ${c.key.padEnd(10)} ${c.ip} ${c.ip6}`);
   for (const s of Object.values(d.sites)) {
-    const cond = [s.delayMs ? `delay ${s.delayMs}ms` : '', s.jitterMs ? `jitter ${s.jitterMs}ms` : '', s.lossPct ? `loss ${s.lossPct}%` : '']
+    const cond = [
+      s.delayMs ? `delay ${s.delayMs}ms` : '',
+      s.jitterMs ? `jitter ${s.jitterMs}ms` : '',
+      s.lossPct ? `loss ${s.lossPct}%` : '',
+    ]
       .filter(Boolean)
       .join(' ');
-    lines.push(`  site ${s.name}: nat ${s.nat}, inbound ${s.inbound}${s.cgnat ? ', cgnat' : ''}${s.ipv6 ? ', fw6' : ''}${cond ? ', ' + cond : ''} (core${s.core})`);
-    lines.push(`    ${s.router.key.padEnd(12)} wan ${s.router.wanIp}${s.router.wanIp6 ? ' ' + s.router.wanIp6 : ''}, lan ${s.router.lanIp}`);
+    lines.push(
+      `  site ${s.name}: nat ${s.nat}, inbound ${s.inbound}${s.cgnat ? ', cgnat' : ''}${s.ipv6 ? ', fw6' : ''}${cond ? ', ' + cond : ''} (core${s.core})`,
+    );
+    lines.push(
+      `    ${s.router.key.padEnd(12)} wan ${s.router.wanIp}${s.router.wanIp6 ? ' ' + s.router.wanIp6 : ''}, lan ${s.router.lanIp}`,
+    );
     if (s.carrier) lines.push(`    ${s.carrier.key.padEnd(12)} wan ${s.carrier.wanIp}, lan ${s.carrier.lanIp}`);
-    for (const h of s.hosts) lines.push(`    ${h.key.padEnd(12)} ${h.ip}${h.ip6 ? ' ' + h.ip6 : ''} (public ${s.publicIp})`);
+    for (const h of s.hosts)
+      lines.push(`    ${h.key.padEnd(12)} ${h.ip}${h.ip6 ? ' ' + h.ip6 : ''} (public ${s.publicIp})`);
   }
-  for (const p of d.publicHosts) lines.push(`  ${p.key.padEnd(10)} ${p.ip} ${p.ip6}${p.extra ? ' (extra)' : ''} (core${p.core})`);
+  for (const p of d.publicHosts)
+    lines.push(`  ${p.key.padEnd(10)} ${p.ip} ${p.ip6}${p.extra ? ' (extra)' : ''} (core${p.core})`);
   return lines.join('\n');
 }
 
@@ -114,7 +130,11 @@ function findLab(name: string | undefined): LabState {
     return s;
   }
   if (states.length === 1) return states[0]!;
-  throw new UsageError(states.length === 0 ? 'no lab is up' : `several labs are up; pick one with --lab NAME (${states.map((s) => s.prefix.replace(/-$/, '')).join(', ')})`);
+  throw new UsageError(
+    states.length === 0
+      ? 'no lab is up'
+      : `several labs are up; pick one with --lab NAME (${states.map((s) => s.prefix.replace(/-$/, '')).join(', ')})`,
+  );
 }
 
 async function cmdUp(args: string[]): Promise<number> {
@@ -124,7 +144,11 @@ async function cmdUp(args: string[]): Promise<number> {
   await ensurePrereqs(['lab'], { what: 'onionpunch lab up', install: p.install });
   const lab = await Lab.up(spec, { detached: true });
   const d = lab.describe();
-  print(json, { ...d, upMs: Math.round(lab.upMs) }, `${planText(d)}\nup in ${lab.upMs.toFixed(0)} ms; remove with: onionpunch lab down ${d.name}`);
+  print(
+    json,
+    { ...d, upMs: Math.round(lab.upMs) },
+    `${planText(d)}\nup in ${lab.upMs.toFixed(0)} ms; remove with: onionpunch lab down ${d.name}`,
+  );
   return 0;
 }
 
@@ -150,7 +174,10 @@ async function cmdExec(args: string[]): Promise<number> {
   const node = rest[0]!;
   const ns = s.namespaces.includes(node) ? node : s.prefix + node;
   if (!s.namespaces.includes(ns)) {
-    throw new LabError('LAB_UNKNOWN_NODE', `no node '${node}' in lab ${s.prefix.replace(/-$/, '')} (have: ${s.namespaces.map((n) => n.slice(s.prefix.length)).join(', ')})`);
+    throw new LabError(
+      'LAB_UNKNOWN_NODE',
+      `no node '${node}' in lab ${s.prefix.replace(/-$/, '')} (have: ${s.namespaces.map((n) => n.slice(s.prefix.length)).join(', ')})`,
+    );
   }
   return new Promise((resolve) => {
     const child = spawn('ip', ['netns', 'exec', ns, ...cmd], { stdio: 'inherit' });
@@ -181,7 +208,14 @@ async function cmdStatus(args: string[]): Promise<number> {
     namespaces: s.namespaces.length,
     namespacesPresent: s.namespaces.filter((n) => present.has(n)).length,
     helperPids: s.helperPids,
-    sites: s.plan.sites.map((x) => ({ name: x.name, nat: x.nat, inbound: x.inbound, cgnat: x.cgnat, ipv6: x.ipv6, publicIp: x.publicIp })),
+    sites: s.plan.sites.map((x) => ({
+      name: x.name,
+      nat: x.nat,
+      inbound: x.inbound,
+      cgnat: x.cgnat,
+      ipv6: x.ipv6,
+      publicIp: x.publicIp,
+    })),
   }));
   const text =
     labs.length === 0
@@ -198,7 +232,8 @@ async function cmdStatus(args: string[]): Promise<number> {
 
 const DOWN = {
   name: 'lab down',
-  summary: 'Removes one lab (no NAME: the only one nobody owns), or with --all every lab whose owner is gone or\n' +
+  summary:
+    'Removes one lab (no NAME: the only one nobody owns), or with --all every lab whose owner is gone or\n' +
     'detached, and orphaned lab namespaces (the reaper).',
   operands: '[NAME]',
   maxOperands: 1,
@@ -214,7 +249,11 @@ async function cmdDown(args: string[]): Promise<number> {
   if (p.values.all) {
     if (names.length > 0) throw new UsageError('lab down: give NAME or --all, not both');
     const r = await reapLabs();
-    print(json, r, `removed ${r.removedLabs.length} lab(s)${r.removedLabs.length ? ': ' + r.removedLabs.join(' ') : ''}; ${r.removedOrphanNamespaces.length} orphan namespace(s); kept ${r.keptLabs.length} lab(s) with a live owner`);
+    print(
+      json,
+      r,
+      `removed ${r.removedLabs.length} lab(s)${r.removedLabs.length ? ': ' + r.removedLabs.join(' ') : ''}; ${r.removedOrphanNamespaces.length} orphan namespace(s); kept ${r.keptLabs.length} lab(s) with a live owner`,
+    );
     return 0;
   }
   let s: LabState;
@@ -223,7 +262,11 @@ async function cmdDown(args: string[]): Promise<number> {
     // no NAME: the only lab nobody owns (never a lab a live process is using)
     const free = readAllStates().filter((x) => !ownerAlive(x));
     if (free.length !== 1) {
-      throw new UsageError(free.length === 0 ? 'no detached lab is up' : `several labs are up; name one (${free.map((x) => x.prefix.replace(/-$/, '')).join(', ')})`);
+      throw new UsageError(
+        free.length === 0
+          ? 'no detached lab is up'
+          : `several labs are up; name one (${free.map((x) => x.prefix.replace(/-$/, '')).join(', ')})`,
+      );
     }
     s = free[0]!;
   }
@@ -255,30 +298,35 @@ async function cmdSelftest(args: string[]): Promise<number> {
   const r = await runSelftest({ delayMs, lossPct, log: (l) => process.stderr.write(l + '\n') });
   const text = Object.entries(r.behaviours)
     .map(([k, v]) => `${v.ok ? 'ok  ' : 'FAIL'} ${k}`)
-    .concat(`lab up ${r.upMs} ms, down ${r.downMs} ms, total ${r.totalMs} ms: ${r.ok ? 'all behaviours ok' : 'SOME BEHAVIOURS FAILED'}`)
+    .concat(
+      `lab up ${r.upMs} ms, down ${r.downMs} ms, total ${r.totalMs} ms: ${r.ok ? 'all behaviours ok' : 'SOME BEHAVIOURS FAILED'}`,
+    )
     .join('\n');
   print(json, r, text);
   return r.ok ? 0 : 1;
 }
 
 export async function main(args: string[]): Promise<number> {
-  return dispatch({
-    name: 'lab',
-    summary: 'The NAT lab (root): real nftables NATs in network namespaces (docs/LAB.md).',
-    subs: {
-      up: { summary: 'build a lab and leave it up', run: cmdUp },
-      exec: { summary: 'run a command inside a lab node', run: cmdExec },
-      status: { summary: 'list labs', run: cmdStatus },
-      down: { summary: 'remove a lab (or every ownerless one)', run: cmdDown },
-      selftest: { summary: 'build every behaviour and measure it', run: cmdSelftest },
-      matrix: {
-        summary: 'punch every NAT pair over a private Tor network',
-        run: async (a) => (await import('./lab-matrix.js')).main(a),
-      },
-      stress: {
-        summary: 'many concurrent punches from B sites to A, measured, optionally under faults',
-        run: async (a) => (await import('./lab-stress.js')).main(a),
+  return dispatch(
+    {
+      name: 'lab',
+      summary: 'The NAT lab (root): real nftables NATs in network namespaces (docs/LAB.md).',
+      subs: {
+        up: { summary: 'build a lab and leave it up', run: cmdUp },
+        exec: { summary: 'run a command inside a lab node', run: cmdExec },
+        status: { summary: 'list labs', run: cmdStatus },
+        down: { summary: 'remove a lab (or every ownerless one)', run: cmdDown },
+        selftest: { summary: 'build every behaviour and measure it', run: cmdSelftest },
+        matrix: {
+          summary: 'punch every NAT pair over a private Tor network',
+          run: async (a) => (await import('./lab-matrix.js')).main(a),
+        },
+        stress: {
+          summary: 'many concurrent punches from B sites to A, measured, optionally under faults',
+          run: async (a) => (await import('./lab-stress.js')).main(a),
+        },
       },
     },
-  }, args);
+    args,
+  );
 }

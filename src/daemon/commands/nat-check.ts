@@ -20,7 +20,8 @@ function peer(raw: string): Endpoint {
 
 const NAT_CHECK = {
   name: 'nat-check',
-  summary: 'Classifies this host\'s NAT mapping (EIM check) by connecting from one local port to two peers\n' +
+  summary:
+    "Classifies this host's NAT mapping (EIM check) by connecting from one local port to two peers\n" +
     '(NAT-check servers or Bitcoin nodes that fill addr_recv) and comparing what each reports.',
   options: {
     peer: list('HOST:PORT', 'a peer to ask (twice, different peers; IPv6 as [ADDR]:PORT)', peer),
@@ -28,8 +29,12 @@ const NAT_CHECK = {
     'local-address': value('A', 'local address to bind (default: 0.0.0.0, or :: for IPv6 peers)', text),
     network: value('NET', 'main|testnet3|testnet4|signet|regtest (magic bytes; default main)', text, 'main'),
     timeout: value('MS', 'per-connection timeout (default 5000)', number(1, 600_000), 5000),
-    spread: value('N', 'edm: N more connections from fresh local ports for the port spread (default 8)',
-      integer(0, 64), 8),
+    spread: value(
+      'N',
+      'edm: N more connections from fresh local ports for the port spread (default 8)',
+      integer(0, 64),
+      8,
+    ),
     json: flag('one JSON object on stdout'),
   },
 };
@@ -62,15 +67,22 @@ export async function main(args: string[]): Promise<number> {
   };
   if (json) process.stdout.write(JSON.stringify(out) + '\n');
   else {
-    process.stdout.write(`mapping: ${v.mapping}${v.mapping === 'eim' ? (v.portPreserving ? ' (port-preserving)' : ' (port-translating)') : ''}\n`);
+    process.stdout.write(
+      `mapping: ${v.mapping}${v.mapping === 'eim' ? (v.portPreserving ? ' (port-preserving)' : ' (port-translating)') : ''}\n`,
+    );
     process.stdout.write(`local port: ${v.localPort}\n`);
-    for (const o of v.observed) process.stdout.write(`  ${o.peer} sees us as ${o.address.includes(':') ? `[${o.address}]` : o.address}:${o.port}\n`);
+    for (const o of v.observed)
+      process.stdout.write(
+        `  ${o.peer} sees us as ${o.address.includes(':') ? `[${o.address}]` : o.address}:${o.port}\n`,
+      );
     if (v.publicIpStable !== null) process.stdout.write(`public IP stable: ${v.publicIpStable ? 'yes' : 'no'}\n`);
     const sp = v.portSpread;
     if (sp) {
-      process.stdout.write(`port spread: ${sp.min}..${sp.max} over ${sp.ports.length} samples, ` +
-        `estimated range ${sp.estimatedRange} (${sp.narrow ? 'narrow: port block' : 'wide'}), ` +
-        `probe ${sp.probeLow}..${sp.probeHigh}\n`);
+      process.stdout.write(
+        `port spread: ${sp.min}..${sp.max} over ${sp.ports.length} samples, ` +
+          `estimated range ${sp.estimatedRange} (${sp.narrow ? 'narrow: port block' : 'wide'}), ` +
+          `probe ${sp.probeLow}..${sp.probeHigh}\n`,
+      );
     }
     if (v.reason) process.stdout.write(`reason: ${v.reason}\n`);
   }

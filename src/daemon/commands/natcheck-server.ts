@@ -17,17 +17,30 @@ import { asciiJson, escapeText } from '../log.js';
 
 const SERVER = {
   name: 'natcheck-server',
-  summary: 'Runs the NAT-check service until SIGINT/SIGTERM: answers the Bitcoin version handshake with the\n' +
-    'client\'s address and port in addr_recv.',
+  summary:
+    'Runs the NAT-check service until SIGINT/SIGTERM: answers the Bitcoin version handshake with the\n' +
+    "client's address and port in addr_recv.",
   options: {
     listen: value('HOST:PORT', 'address to listen on (IP; port 0 picks one)', text),
     network: value('NET', `${NETWORKS.join('|')} (default main)`, oneOf<NetworkName>(NETWORKS), 'main'),
-    'max-connections': value('N', `connections at once, all clients (default ${NATCHECK_MAX_CONNECTIONS})`,
-      integer(1, 1_000_000), NATCHECK_MAX_CONNECTIONS),
-    'per-netgroup': value('N', `connections at once per netgroup (/16 IPv4, /32 IPv6; default ${NATCHECK_PER_NETGROUP})`,
-      integer(1, 1_000_000), NATCHECK_PER_NETGROUP),
-    timeout: value('MS', `handshake timeout (default ${NATCHECK_HANDSHAKE_MS})`, integer(1, 3_600_000),
-      NATCHECK_HANDSHAKE_MS),
+    'max-connections': value(
+      'N',
+      `connections at once, all clients (default ${NATCHECK_MAX_CONNECTIONS})`,
+      integer(1, 1_000_000),
+      NATCHECK_MAX_CONNECTIONS,
+    ),
+    'per-netgroup': value(
+      'N',
+      `connections at once per netgroup (/16 IPv4, /32 IPv6; default ${NATCHECK_PER_NETGROUP})`,
+      integer(1, 1_000_000),
+      NATCHECK_PER_NETGROUP,
+    ),
+    timeout: value(
+      'MS',
+      `handshake timeout (default ${NATCHECK_HANDSHAKE_MS})`,
+      integer(1, 3_600_000),
+      NATCHECK_HANDSHAKE_MS,
+    ),
     json: flag('print {"listening":{address,port}} once listening (and results with --verbose) as JSON lines'),
     verbose: flag('one line per client'),
   },
@@ -36,8 +49,15 @@ const SERVER = {
 export async function main(args: string[]): Promise<number> {
   const p = parseCommand(SERVER, args);
   if (p === null) return 0;
-  const { listen, network, 'max-connections': maxConnections, 'per-netgroup': perNetgroup, timeout, json, verbose } =
-    p.values;
+  const {
+    listen,
+    network,
+    'max-connections': maxConnections,
+    'per-netgroup': perNetgroup,
+    timeout,
+    json,
+    verbose,
+  } = p.values;
   if (listen === undefined) {
     throw new UsageError('--listen HOST:PORT is required (see onionpunch natcheck-server --help)');
   }
@@ -73,7 +93,10 @@ export async function main(args: string[]): Promise<number> {
     });
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    const out = { code: e instanceof OnionpunchError ? e.code : 'NATCHECK_LISTEN', message: `cannot listen on ${listen}: ${e.code ?? ''} ${e.message}`.trim() };
+    const out = {
+      code: e instanceof OnionpunchError ? e.code : 'NATCHECK_LISTEN',
+      message: `cannot listen on ${listen}: ${e.code ?? ''} ${e.message}`.trim(),
+    };
     if (json) process.stdout.write(asciiJson({ error: out }) + '\n');
     process.stderr.write(`onionpunch natcheck-server: ${escapeText(out.message)}\n`);
     return 1;

@@ -8,7 +8,8 @@ import type { ProgressSink } from '../../lab/progress.js';
 
 const SELFTEST = {
   name: 'overlay selftest',
-  summary: 'Brings up a private Tor and/or I2P network on this host, publishes a coordination endpoint, dials it\n' +
+  summary:
+    'Brings up a private Tor and/or I2P network on this host, publishes a coordination endpoint, dials it\n' +
     'and runs a handshake over it; prints bring-up and first-connect times. Needs root (installs tor/i2pd with\n' +
     'apt-get on Debian/Ubuntu when missing).',
   options: {
@@ -36,8 +37,11 @@ async function selftest(args: string[]): Promise<number> {
   const run = async (name: string, fn: Run) => {
     // On a terminal: a bring-up bar with the log lines above it; otherwise the log lines as before.
     const bar = !json && process.stderr.isTTY ? new Progress({ label: `${name} bring-up` }) : undefined;
-    const log = json ? () => {}
-      : bar ? (line: string) => bar.log(line) : (line: string) => process.stderr.write(line + '\n');
+    const log = json
+      ? () => {}
+      : bar
+        ? (line: string) => bar.log(line)
+        : (line: string) => process.stderr.write(line + '\n');
     try {
       out[name] = await fn(log, bar);
     } catch (err) {
@@ -50,14 +54,21 @@ async function selftest(args: string[]): Promise<number> {
   if (tor) await run('tor', (log, progress) => selftestTor({ log, ...(progress ? { progress } : {}) }));
   if (i2p) await run('i2p', (log, progress) => selftestI2p({ log, ...(progress ? { progress } : {}) }));
   if (json) process.stdout.write(JSON.stringify(out) + '\n');
-  else for (const [k, v] of Object.entries(out)) process.stdout.write(`${k}: ${v.ok ? 'ok' : 'FAILED'} bring-up ${v.bringUpMs} ms, first connect ${v.firstConnectMs} ms${v.error ? ` (${v.error.code}: ${v.error.message})` : ''}\n`);
+  else
+    for (const [k, v] of Object.entries(out))
+      process.stdout.write(
+        `${k}: ${v.ok ? 'ok' : 'FAILED'} bring-up ${v.bringUpMs} ms, first connect ${v.firstConnectMs} ms${v.error ? ` (${v.error.code}: ${v.error.message})` : ''}\n`,
+      );
   return Object.values(out).every((v) => v.ok) ? 0 : 1;
 }
 
 export async function main(args: string[]): Promise<number> {
-  return dispatch({
-    name: 'overlay',
-    summary: 'The Tor/I2P coordination transports.',
-    subs: { selftest: { summary: 'private network, endpoint, dial, handshake', run: selftest } },
-  }, args);
+  return dispatch(
+    {
+      name: 'overlay',
+      summary: 'The Tor/I2P coordination transports.',
+      subs: { selftest: { summary: 'private network, endpoint, dial, handshake', run: selftest } },
+    },
+    args,
+  );
 }

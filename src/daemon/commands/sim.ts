@@ -142,8 +142,10 @@ export async function main(args: string[]): Promise<number> {
     floodPerMin: num(v.flood, '--flood', 0),
     suppressRelays: num(v.suppress, '--suppress', 0, true),
     observers: num(v.observers, '--observers', 1000, true),
-    getaddrSpacingS: v['getaddr-spacing'] !== undefined
-      ? parseDuration(v['getaddr-spacing'], '--getaddr-spacing') : defaults.getaddrspacing,
+    getaddrSpacingS:
+      v['getaddr-spacing'] !== undefined
+        ? parseDuration(v['getaddr-spacing'], '--getaddr-spacing')
+        : defaults.getaddrspacing,
     ...(v.topology !== undefined ? { topology: readTopology(v.topology) } : {}),
     relayOptions,
     ...(v['relay-fanout'] !== undefined
@@ -165,8 +167,10 @@ export async function main(args: string[]): Promise<number> {
           `steady ${(c.steady * 100).toFixed(1)}%\n` +
           `  msgs/node/h: mean ${r.perNodeMsgsPerHour.mean}, p99 ${r.perNodeMsgsPerHour.p99}, ` +
           `max ${r.perNodeMsgsPerHour.max}; busiest relay ${r.busiestRelay.msgsPerHour} msgs/h\n` +
-          (r.flood ? `  flood: ${r.flood.sent} fakes sent, ${r.flood.acceptedNetworkWide} accepted network-wide, ` +
-            `${(r.flood.fakeShareInDirectories * 100).toFixed(1)}% of observed directories fake\n` : '') +
+          (r.flood
+            ? `  flood: ${r.flood.sent} fakes sent, ${r.flood.acceptedNetworkWide} accepted network-wide, ` +
+              `${(r.flood.fakeShareInDirectories * 100).toFixed(1)}% of observed directories fake\n`
+            : '') +
           `  (${r.events} events, ${(r.wallMs / 1000).toFixed(1)} s)\n`,
       );
     }

@@ -19,11 +19,18 @@ export interface WorkerMessage {
 
 /** Writes one message line to stdout. */
 export function emit(type: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(JSON.stringify({ type, at: wallMs(), ...fields }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n');
+  process.stdout.write(
+    JSON.stringify({ type, at: wallMs(), ...fields }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) +
+      '\n',
+  );
 }
 
 /** Calls `onMessage` for every JSON line of `stream`; non-JSON lines go to `onText`. */
-export function readMessages(stream: Readable, onMessage: (m: WorkerMessage) => void, onText?: (line: string) => void): void {
+export function readMessages(
+  stream: Readable,
+  onMessage: (m: WorkerMessage) => void,
+  onText?: (line: string) => void,
+): void {
   const rl = createInterface({ input: stream });
   rl.on('line', (line) => {
     const t = line.trim();
@@ -43,7 +50,12 @@ export function readMessages(stream: Readable, onMessage: (m: WorkerMessage) => 
 /** A queue of messages of one stream with `waitFor(type)` and a timeout. */
 export class MessageQueue {
   private readonly items: WorkerMessage[] = [];
-  private waiters: Array<{ pred: (m: WorkerMessage) => boolean; resolve: (m: WorkerMessage) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }> = [];
+  private waiters: Array<{
+    pred: (m: WorkerMessage) => boolean;
+    resolve: (m: WorkerMessage) => void;
+    reject: (e: Error) => void;
+    timer: NodeJS.Timeout;
+  }> = [];
   private ended: Error | undefined;
   readonly all: WorkerMessage[] = [];
 

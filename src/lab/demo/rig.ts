@@ -88,7 +88,13 @@ export interface AttemptResult {
   synsA?: number;
   synsB?: number;
   spray?: {
-    hard: string; sockets: number; probes: number; probeLow: number; probeHigh: number; pairA?: string; pairB?: string;
+    hard: string;
+    sockets: number;
+    probes: number;
+    probeLow: number;
+    probeHigh: number;
+    pairA?: string;
+    pairB?: string;
   };
   /** Wall-clock events of both sides (ms, absolute). */
   events: Array<{ at: number; who: string; event: string; detail?: string }>;
@@ -163,10 +169,14 @@ export class PunchRig {
     // --expose-gc: a worker collects before it reports its resources (lab stress's leak check).
     const child = this.lab.spawn(node, [process.execPath, '--expose-gc', WORKER, JSON.stringify(cfg)]);
     const w: Worker = { name, child, q: new MessageQueue(), stderr: [] };
-    readMessages(child.stdout!, (m) => {
-      this.opts.onMessage?.(name, m);
-      w.q.push(m);
-    }, (line) => this.log(`[${name}] ${line}`));
+    readMessages(
+      child.stdout!,
+      (m) => {
+        this.opts.onMessage?.(name, m);
+        w.q.push(m);
+      },
+      (line) => this.log(`[${name}] ${line}`),
+    );
     child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       w.stderr.push(d);
       if (w.stderr.length > 50) w.stderr.shift();
@@ -237,7 +247,13 @@ export class PunchRig {
       this.natcheck = await this.nodeSites.startRelays();
     } else {
       // NAT-check servers on pub1, pub2 (dual stack).
-      const nc = [1, 2].map((i) => this.spawnWorker(`natcheck${i}`, `pub${i}`, { role: 'natcheck', network: 'regtest', listen: { address: '::', port: 8333 } }));
+      const nc = [1, 2].map((i) =>
+        this.spawnWorker(`natcheck${i}`, `pub${i}`, {
+          role: 'natcheck',
+          network: 'regtest',
+          listen: { address: '::', port: 8333 },
+        }),
+      );
       await Promise.all(nc.map((w) => this.ready(w, 15_000)));
       this.natcheck = this.lab.publicHosts.slice(0, 2).map((p) => ({ address: fam === 6 ? p.ip6! : p.ip, port: 8333 }));
     }
@@ -341,7 +357,13 @@ export class PunchRig {
     if (this.opts.overlay === 'direct') ca.directPort = DIRECT_PORT;
     if (this.opts.aLimits) ca.limits = this.opts.aLimits;
     if (this.opts.timelines !== undefined) ca.timelines = this.opts.timelines;
-    if (tor) ca.control = { host: tor.controlA.host, port: tor.controlA.port, ...(tor.controlA.cookieFile ? { cookieFile: tor.controlA.cookieFile } : {}), ...(tor.controlA.password ? { password: tor.controlA.password } : {}) };
+    if (tor)
+      ca.control = {
+        host: tor.controlA.host,
+        port: tor.controlA.port,
+        ...(tor.controlA.cookieFile ? { cookieFile: tor.controlA.cookieFile } : {}),
+        ...(tor.controlA.password ? { password: tor.controlA.password } : {}),
+      };
     if (i2p) {
       ca.sam = { host: i2p.sam[2]!.host, port: i2p.sam[2]!.port };
       ca.samOptions = i2p.sessionOptions;
@@ -432,9 +454,14 @@ export class PunchRig {
     if (family !== undefined && family !== (this.opts.family ?? 4)) {
       if (family === 6 && !this.opts.ipv6) throw new Error('this rig has no IPv6 (build it with ipv6: true)');
       this.opts.family = family;
-      this.natcheck = this.lab.publicHosts.slice(0, 2).map((p) => ({ address: family === 6 ? p.ip6! : p.ip, port: 8333 }));
+      this.natcheck = this.lab.publicHosts
+        .slice(0, 2)
+        .map((p) => ({ address: family === 6 ? p.ip6! : p.ip, port: 8333 }));
     }
-    for (const [name, s] of [['a', a], ['b', b]] as const) {
+    for (const [name, s] of [
+      ['a', a],
+      ['b', b],
+    ] as const) {
       const site = this.lab.sites[name]!;
       const ns = site.router.ns;
       await this.lab.exec(ns, ['nft', 'delete', 'table', 'ip', 'lab_nat']);
@@ -459,10 +486,20 @@ export class PunchRig {
     b.child.stdin!.write('{"cmd":"punch"}\n');
     const res = await b.q.waitFor(['punched', 'punch-failed', 'fatal'], timeoutMs);
     const pushTl = (who: string, m: WorkerMessage): void => {
-      const tl = m.timeline as { start: number; events: Array<{ t: number; event: string; detail?: string }> } | undefined;
-      if (tl) for (const e of tl.events) events.push({ at: tl.start + e.t, who, event: e.event, ...(e.detail ? { detail: e.detail } : {}) });
+      const tl = m.timeline as
+        { start: number; events: Array<{ t: number; event: string; detail?: string }> } | undefined;
+      if (tl)
+        for (const e of tl.events)
+          events.push({ at: tl.start + e.t, who, event: e.event, ...(e.detail ? { detail: e.detail } : {}) });
       const eng = m.engine as Array<{ kind: string; at: number; remote?: string; errno?: string }> | undefined;
-      if (eng) for (const e of eng) events.push({ at: e.at, who, event: `engine:${e.kind}`, ...(e.remote || e.errno ? { detail: [e.remote, e.errno].filter(Boolean).join(' ') } : {}) });
+      if (eng)
+        for (const e of eng)
+          events.push({
+            at: e.at,
+            who,
+            event: `engine:${e.kind}`,
+            ...(e.remote || e.errno ? { detail: [e.remote, e.errno].filter(Boolean).join(' ') } : {}),
+          });
     };
     pushTl('B', res);
     if (res.type !== 'punched') {
@@ -476,13 +513,29 @@ export class PunchRig {
     // A's outcome for this session: a failure A reports meanwhile may belong to another stream (a Tor dial that
     // B retried reaches A and closes), so only `connected` with B's session id counts, else a failure.
     const sameSession = (m: WorkerMessage): boolean => m.sessionId === res.sessionId;
-    const ac = (await a.q.waitFor('connected', 10_000, sameSession).catch(() => undefined))
-      ?? (await a.q.waitFor('failure', 100).catch(() => undefined));
+    const ac =
+      (await a.q.waitFor('connected', 10_000, sameSession).catch(() => undefined)) ??
+      (await a.q.waitFor('failure', 100).catch(() => undefined));
     if (ac) pushTl('A', ac);
     const hb = await b.q.waitFor(['handshake', 'handshake-failed'], 20_000).catch(() => undefined);
     const ha = await a.q.waitFor(['handshake', 'handshake-failed'], 5_000).catch(() => undefined);
-    if (hb) events.push({ at: hb.at, who: 'B', event: hb.type === 'handshake' ? 'bitcoin-handshake' : 'bitcoin-handshake-failed', detail: hb.type === 'handshake' ? `A says ${String(hb.userAgent)} in ${Number(hb.elapsedMs).toFixed(1)} ms` : String(hb.message) });
-    if (ha) events.push({ at: ha.at, who: 'A', event: ha.type === 'handshake' ? 'bitcoin-handshake' : 'bitcoin-handshake-failed', detail: ha.type === 'handshake' ? `B says ${String(ha.userAgent)}` : String(ha.message) });
+    if (hb)
+      events.push({
+        at: hb.at,
+        who: 'B',
+        event: hb.type === 'handshake' ? 'bitcoin-handshake' : 'bitcoin-handshake-failed',
+        detail:
+          hb.type === 'handshake'
+            ? `A says ${String(hb.userAgent)} in ${Number(hb.elapsedMs).toFixed(1)} ms`
+            : String(hb.message),
+      });
+    if (ha)
+      events.push({
+        at: ha.at,
+        who: 'A',
+        event: ha.type === 'handshake' ? 'bitcoin-handshake' : 'bitcoin-handshake-failed',
+        detail: ha.type === 'handshake' ? `B says ${String(ha.userAgent)}` : String(ha.message),
+      });
     events.sort((x, y) => x.at - y.at);
     let ttc: number | undefined;
     if (ac?.type === 'connected') {
@@ -492,24 +545,44 @@ export class PunchRig {
       if (req !== undefined && est !== undefined) ttc = est - req;
     }
     const ok = ac?.type === 'connected' && hb?.type === 'handshake' && ha?.type === 'handshake';
-    type Rep = { hard: string; sockets: number; probes: number; probeLow: number; probeHigh: number; syns: number;
-      pair: { localPort: number; remotePort: number } };
+    type Rep = {
+      hard: string;
+      sockets: number;
+      probes: number;
+      probeLow: number;
+      probeHigh: number;
+      syns: number;
+      pair: { localPort: number; remotePort: number };
+    };
     const spB = res.spray as Rep | undefined;
     const spA = (ac?.type === 'connected' ? ac.spray : undefined) as Rep | undefined;
     const sp = spB ?? spA;
-    const spray = sp ? {
-      synsB: spB?.syns ?? 0,
-      synsA: spA?.syns ?? 0,
-      spray: {
-        hard: sp.hard, sockets: sp.sockets, probes: sp.probes, probeLow: sp.probeLow, probeHigh: sp.probeHigh,
-        ...(spA ? { pairA: `${spA.pair.localPort}->${spA.pair.remotePort}` } : {}),
-        ...(spB ? { pairB: `${spB.pair.localPort}->${spB.pair.remotePort}` } : {}),
-      },
-    } : {};
+    const spray = sp
+      ? {
+          synsB: spB?.syns ?? 0,
+          synsA: spA?.syns ?? 0,
+          spray: {
+            hard: sp.hard,
+            sockets: sp.sockets,
+            probes: sp.probes,
+            probeLow: sp.probeLow,
+            probeHigh: sp.probeHigh,
+            ...(spA ? { pairA: `${spA.pair.localPort}->${spA.pair.remotePort}` } : {}),
+            ...(spB ? { pairB: `${spB.pair.localPort}->${spB.pair.remotePort}` } : {}),
+          },
+        }
+      : {};
     return {
       ...spray,
       ok,
-      ...(ok ? {} : { error: { code: 'DEMO_HANDSHAKE', message: `bitcoin handshake over the punched socket failed: ${String(hb?.message ?? ha?.message ?? 'no answer')}` } }),
+      ...(ok
+        ? {}
+        : {
+            error: {
+              code: 'DEMO_HANDSHAKE',
+              message: `bitcoin handshake over the punched socket failed: ${String(hb?.message ?? ha?.message ?? 'no answer')}`,
+            },
+          }),
       ...(ttc !== undefined ? { timeToConnectMs: ttc } : {}),
       totalMs: Number(res.totalMs),
       ...(res.overlayRttMs !== undefined ? { overlayRttMs: Number(res.overlayRttMs) } : {}),

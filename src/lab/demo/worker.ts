@@ -26,14 +26,16 @@ import type { CoordinationDialer, CoordinationEndpoint } from '../../overlay/typ
 import type { WorkerConfig } from './worker-config.js';
 export type { WorkerConfig } from './worker-config.js';
 
-
 function fail(err: unknown): never {
   const e = err as { code?: string; message?: string };
   emit('fatal', { code: e.code ?? 'ERROR', message: e.message ?? String(err) });
   process.exit(1);
 }
 
-function serializeTimeline(tl: { events: Array<{ t: number; event: string; detail?: string }>; start: number }): { start: number; events: unknown[] } {
+function serializeTimeline(tl: { events: Array<{ t: number; event: string; detail?: string }>; start: number }): {
+  start: number;
+  events: unknown[];
+} {
   return { start: performance.timeOrigin + tl.start, events: tl.events };
 }
 
@@ -65,10 +67,23 @@ function sprayEngine(engine: PunchEngine, tl: unknown, spray: unknown): unknown[
 async function runEim(cfg: WorkerConfig): Promise<EimVerdict> {
   const fam = cfg.family ?? 4;
   const local = probeBind({ address: cfg.localAddress ?? (fam === 6 ? '::' : '0.0.0.0'), port: 0 });
-  const v = await eimCheck({ local, peers: cfg.natcheck ?? [], observe: nativeObserver({ network: cfg.network ?? 'regtest' }), timeoutMs: 5000 });
+  const v = await eimCheck({
+    local,
+    peers: cfg.natcheck ?? [],
+    observe: nativeObserver({ network: cfg.network ?? 'regtest' }),
+    timeoutMs: 5000,
+  });
   const ps = v.portSpread;
   const spread = ps ? { probeLow: ps.probeLow, probeHigh: ps.probeHigh, narrow: ps.narrow } : undefined;
-  emit('eim', { mapping: v.mapping, portPreserving: v.portPreserving, publicAddress: v.publicAddress, observed: v.observed, reason: v.reason, publicIpStable: v.publicIpStable, ...(spread ? { spread } : {}) });
+  emit('eim', {
+    mapping: v.mapping,
+    portPreserving: v.portPreserving,
+    publicAddress: v.publicAddress,
+    observed: v.observed,
+    reason: v.reason,
+    publicIpStable: v.publicIpStable,
+    ...(spread ? { spread } : {}),
+  });
   return v;
 }
 
@@ -77,12 +92,20 @@ async function makeEndpoint(cfg: WorkerConfig): Promise<CoordinationEndpoint> {
     const { TorCoordinationEndpoint } = await import('../../overlay/tor/endpoint.js');
     const c = cfg.control!;
     return TorCoordinationEndpoint.create({
-      control: { host: c.host, port: c.port, auth: c.password ? { password: c.password } : c.cookieFile ? { cookieFile: c.cookieFile } : {} },
+      control: {
+        host: c.host,
+        port: c.port,
+        auth: c.password ? { password: c.password } : c.cookieFile ? { cookieFile: c.cookieFile } : {},
+      },
       virtualPort: 8333,
     });
   }
   const { I2pCoordinationEndpoint } = await import('../../overlay/i2p/endpoint.js');
-  return I2pCoordinationEndpoint.create({ sam: cfg.sam!, ...(cfg.samOptions ? { sessionOptions: cfg.samOptions } : {}), timeoutMs: 120_000 });
+  return I2pCoordinationEndpoint.create({
+    sam: cfg.sam!,
+    ...(cfg.samOptions ? { sessionOptions: cfg.samOptions } : {}),
+    timeoutMs: 120_000,
+  });
 }
 
 /**
@@ -101,8 +124,7 @@ function directDialer(timeoutMs = 10_000): CoordinationDialer {
           reject(err);
         };
         const why = `direct: no TCP connection to ${address}:${port} in ${opts?.timeoutMs ?? timeoutMs} ms`;
-        const timer = setTimeout(() => fail(new Error(why)),
-          opts?.timeoutMs ?? timeoutMs);
+        const timer = setTimeout(() => fail(new Error(why)), opts?.timeoutMs ?? timeoutMs);
         opts?.signal?.addEventListener('abort', () => fail(new Error('direct: dial aborted')), { once: true });
         s.once('error', fail);
         s.once('connect', () => {
@@ -129,7 +151,11 @@ async function makeDialer(cfg: WorkerConfig): Promise<CoordinationDialer> {
     return new TorCoordinationDialer({ socksHost: cfg.socks!.host, socksPort: cfg.socks!.port });
   }
   const { I2pCoordinationDialer } = await import('../../overlay/i2p/dialer.js');
-  return I2pCoordinationDialer.create({ sam: cfg.sam!, ...(cfg.samOptions ? { sessionOptions: cfg.samOptions } : {}), timeoutMs: 120_000 });
+  return I2pCoordinationDialer.create({
+    sam: cfg.sam!,
+    ...(cfg.samOptions ? { sessionOptions: cfg.samOptions } : {}),
+    timeoutMs: 120_000,
+  });
 }
 
 function onCommands(handler: (cmd: Record<string, unknown>) => Promise<void> | void): void {
@@ -148,7 +174,11 @@ function onCommands(handler: (cmd: Record<string, unknown>) => Promise<void> | v
 }
 
 async function roleNatcheck(cfg: WorkerConfig): Promise<void> {
-  const s = await startNatcheckServer({ host: cfg.listen!.address, port: cfg.listen!.port, network: cfg.network ?? 'regtest' });
+  const s = await startNatcheckServer({
+    host: cfg.listen!.address,
+    port: cfg.listen!.port,
+    network: cfg.network ?? 'regtest',
+  });
   emit('ready', { address: s.address, port: s.port });
   onCommands(async (c) => {
     if (c.cmd === 'quit') {
@@ -168,16 +198,32 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
     ...(endpoint ? { endpoint } : {}),
     engine,
     codec: wireCodec(network),
-    discovery: { methods: ['predict', 'natcheck'], natcheckServers: cfg.natcheck ?? [], observe: nativeObserver({ network }) },
+    discovery: {
+      methods: ['predict', 'natcheck'],
+      natcheckServers: cfg.natcheck ?? [],
+      observe: nativeObserver({ network }),
+    },
     eim: verdict,
     allowLab: true,
     // One B punches A over and over (lab matrix --runs N): the per-target-IP budget (4 then one per 30 s) would
     // refuse the fifth attempt, so the lab gives it room; its own unit tests cover the default.
     limits: {
-      sessionsPerSec: 20, sessionBurst: 50, discoveryPerSec: 10, discoveryBurst: 20, targetIpPerSec: 10, targetIpBurst: 1000,
+      sessionsPerSec: 20,
+      sessionBurst: 50,
+      discoveryPerSec: 10,
+      discoveryBurst: 20,
+      targetIpPerSec: 10,
+      targetIpBurst: 1000,
       ...(cfg.limits ?? {}),
     },
-    ...(cfg.localAddress ? { localAddress: { v4: cfg.family === 6 ? undefined : cfg.localAddress, v6: cfg.family === 6 ? cfg.localAddress : undefined } } : {}),
+    ...(cfg.localAddress
+      ? {
+          localAddress: {
+            v4: cfg.family === 6 ? undefined : cfg.localAddress,
+            v6: cfg.family === 6 ? cfg.localAddress : undefined,
+          },
+        }
+      : {}),
     tuning: { ...(cfg.primeTtl ? { primeTtl: cfg.primeTtl } : {}) },
     // The lab's A is sprayed at over and over (lab matrix --runs N): room in the sprays-a-minute bucket too.
     ...(cfg.hardNat ? { spray: { maxSyns: SPRAY_LIMITS.aSynsPerSession, sessionsPerMinute: 600, burst: 1000 } } : {}),
@@ -204,19 +250,30 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
     const est = info.timeline.at('established');
     const ttcMs = req !== undefined && est !== undefined ? est - req : undefined;
     emit('connected', {
-      remote: info.remote, local: info.local, sessionId: info.sessionId, ttcMs,
+      remote: info.remote,
+      local: info.local,
+      sessionId: info.sessionId,
+      ttcMs,
       ...detail(info.timeline, info.engineTimeline, info.spray),
       ...(info.spray ? { spray: info.spray } : {}),
     });
     const peer = new Peer(socket, { network, role: 'responder', addrRecv: info.remote, handshakeTimeoutMs: 10_000 });
     peer
       .handshake()
-      .then((h) => emit('handshake', { side: 'A', sessionId: info.sessionId, userAgent: h.version.userAgent, elapsedMs: h.elapsedMs }))
+      .then((h) =>
+        emit('handshake', {
+          side: 'A',
+          sessionId: info.sessionId,
+          userAgent: h.version.userAgent,
+          elapsedMs: h.elapsedMs,
+        }),
+      )
       .catch((err: Error) => emit('handshake-failed', { side: 'A', message: err.message }))
       .finally(() => setTimeout(() => peer.close(), 500));
   });
   listener.on('failure', (err: PunchSessionError) =>
-    emit('failure', { error: err.toJSON(), ...detail(err.timeline, err.engineTimeline) }));
+    emit('failure', { error: err.toJSON(), ...detail(err.timeline, err.engineTimeline) }),
+  );
   // direct: B dials A's public address (the rig knows it; A's router forwards the port).
   const port = endpoint?.port ?? cfg.directPort ?? 9333;
   emit('ready', { address: endpoint?.address ?? '', port, eim: verdict.mapping });
@@ -240,7 +297,11 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
     dialer,
     engine,
     codec: wireCodec(network),
-    discovery: { methods: ['predict', 'natcheck'], natcheckServers: cfg.natcheck ?? [], observe: nativeObserver({ network }) },
+    discovery: {
+      methods: ['predict', 'natcheck'],
+      natcheckServers: cfg.natcheck ?? [],
+      observe: nativeObserver({ network }),
+    },
     eim: verdict,
     family: cfg.family ?? 4,
     ...(cfg.localAddress ? { localAddress: cfg.localAddress } : {}),
@@ -249,7 +310,8 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
     tuning: { profile: cfg.profile ?? 'prime', ...(cfg.primeTtl ? { primeTtl: cfg.primeTtl } : {}) },
     ...(cfg.deadlineMs ? { deadlineMs: cfg.deadlineMs } : {}),
     ...(cfg.sessionDeadlineMs
-      ? { sessionDeadlineMs: cfg.sessionDeadlineMs, dialTimeoutMs: cfg.sessionDeadlineMs } : {}),
+      ? { sessionDeadlineMs: cfg.sessionDeadlineMs, dialTimeoutMs: cfg.sessionDeadlineMs }
+      : {}),
     ...(cfg.fireDelayMs !== undefined ? { fireDelayMs: cfg.fireDelayMs } : {}),
     ...(cfg.hardNat ? { spray: { maxSyns: SPRAY_LIMITS.bSynsPerSession, spreadUs: SPRAY_LIMITS.spreadUs } } : {}),
   });
@@ -269,12 +331,27 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
     const t0 = wallMs();
     try {
       const r = await client.punch(cfg.target!);
-      emit('punched', { remote: r.remote, local: r.local, sessionId: r.sessionId, overlayRttMs: r.overlayRttMs, timeline: serializeTimeline(r.timeline), engine: sprayEngine(engine, r.engineTimeline, r.spray), totalMs: wallMs() - t0, ...(r.spray ? { spray: r.spray } : {}) });
+      emit('punched', {
+        remote: r.remote,
+        local: r.local,
+        sessionId: r.sessionId,
+        overlayRttMs: r.overlayRttMs,
+        timeline: serializeTimeline(r.timeline),
+        engine: sprayEngine(engine, r.engineTimeline, r.spray),
+        totalMs: wallMs() - t0,
+        ...(r.spray ? { spray: r.spray } : {}),
+      });
       const peer = new Peer(r.socket, { network, role: 'initiator', addrRecv: r.remote, handshakeTimeoutMs: 10_000 });
       try {
         const h = await peer.handshake();
         const directRttMs = await peer.ping(5000).catch(() => undefined);
-        emit('handshake', { side: 'B', sessionId: r.sessionId, userAgent: h.version.userAgent, elapsedMs: h.elapsedMs, directRttMs });
+        emit('handshake', {
+          side: 'B',
+          sessionId: r.sessionId,
+          userAgent: h.version.userAgent,
+          elapsedMs: h.elapsedMs,
+          directRttMs,
+        });
       } catch (err) {
         emit('handshake-failed', { side: 'B', message: (err as Error).message });
       } finally {
@@ -282,7 +359,12 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
       }
     } catch (err) {
       const e = err instanceof PunchSessionError ? err : new PunchSessionError('PUNCH_ENGINE', String(err));
-      emit('punch-failed', { error: e.toJSON(), timeline: e.timeline ? serializeTimeline(e.timeline as never) : undefined, engine: engineEvents(engine, e.engineTimeline), totalMs: wallMs() - t0 });
+      emit('punch-failed', {
+        error: e.toJSON(),
+        timeline: e.timeline ? serializeTimeline(e.timeline as never) : undefined,
+        engine: engineEvents(engine, e.engineTimeline),
+        totalMs: wallMs() - t0,
+      });
     }
   });
 }
@@ -290,8 +372,12 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
 /** One lab-stress session on B: punch, Bitcoin handshake over the socket, close; always one `session` line. */
 let bTimelinesLeft: number | undefined;
 
-async function stressSession(client: PunchClient, cfg: WorkerConfig, network: WorkerConfig['network'],
-  id: number): Promise<void> {
+async function stressSession(
+  client: PunchClient,
+  cfg: WorkerConfig,
+  network: WorkerConfig['network'],
+  id: number,
+): Promise<void> {
   const t0 = wallMs();
   bTimelinesLeft ??= cfg.timelines ?? 0;
   // The first few sessions (not the warm-up, id < 0) carry their whole timelines for the report.
@@ -304,12 +390,19 @@ async function stressSession(client: PunchClient, cfg: WorkerConfig, network: Wo
     const r = await client.punch(cfg.target!);
     const punchedMs = wallMs() - t0;
     const peer = new Peer(r.socket, {
-      network: network ?? 'regtest', role: 'initiator', addrRecv: r.remote, handshakeTimeoutMs: 10_000,
+      network: network ?? 'regtest',
+      role: 'initiator',
+      addrRecv: r.remote,
+      handshakeTimeoutMs: 10_000,
     });
     try {
       await peer.handshake();
       emit('session', {
-        id, ok: true, sessionId: r.sessionId, totalMs: punchedMs, overlayRttMs: r.overlayRttMs,
+        id,
+        ok: true,
+        sessionId: r.sessionId,
+        totalMs: punchedMs,
+        overlayRttMs: r.overlayRttMs,
         ...detail(r.timeline, r.engineTimeline),
       });
     } catch (err) {
@@ -323,7 +416,11 @@ async function stressSession(client: PunchClient, cfg: WorkerConfig, network: Wo
   } catch (err) {
     const e = err instanceof PunchSessionError ? err : new PunchSessionError('PUNCH_ENGINE', String(err));
     emit('session', {
-      id, ok: false, totalMs: wallMs() - t0, error: e.toJSON(), ...detail(e.timeline, e.engineTimeline),
+      id,
+      ok: false,
+      totalMs: wallMs() - t0,
+      error: e.toJSON(),
+      ...detail(e.timeline, e.engineTimeline),
     });
   }
 }

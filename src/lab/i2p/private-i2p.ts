@@ -13,7 +13,16 @@
  */
 import { spawn, execFile, execFileSync, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, mkdirSync, writeFileSync, existsSync, statSync, rmSync, readdirSync, readFileSync } from 'node:fs';
+import {
+  mkdtempSync,
+  mkdirSync,
+  writeFileSync,
+  existsSync,
+  statSync,
+  rmSync,
+  readdirSync,
+  readFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
@@ -27,7 +36,11 @@ const execFileP = promisify(execFile);
 
 /** Errors of the private I2P network (a {@link LabError}). */
 export class PrivateI2pError extends LabError {
-  constructor(code: 'LAB_NOT_ROOT' | 'LAB_I2P_START' | 'LAB_I2P_NETNS' | 'LAB_I2P_BAD_OPTIONS', message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: 'LAB_NOT_ROOT' | 'LAB_I2P_START' | 'LAB_I2P_NETNS' | 'LAB_I2P_BAD_OPTIONS',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(code, message, options);
   }
 }
@@ -171,7 +184,9 @@ async function ip(args: string[]): Promise<void> {
   try {
     await execFileP('ip', args);
   } catch (err) {
-    throw new PrivateI2pError('LAB_I2P_NETNS', `ip ${args.join(' ')} failed: ${(err as Error).message}`, { cause: err });
+    throw new PrivateI2pError('LAB_I2P_NETNS', `ip ${args.join(' ')} failed: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
 }
 
@@ -189,8 +204,16 @@ function pickVethSubnet(): [string, string] {
 }
 
 function spawnRouter(r: Router, log: (l: string) => void): ChildProcess {
-  const args = ['netns', 'exec', r.netns, 'i2pd', `--datadir=${r.datadir}`, `--conf=${join(r.datadir, 'i2pd.conf')}`,
-    `--tunconf=${join(r.datadir, 'tunnels.conf')}`, `--tunnelsdir=${join(r.datadir, 'tunnels.d')}`];
+  const args = [
+    'netns',
+    'exec',
+    r.netns,
+    'i2pd',
+    `--datadir=${r.datadir}`,
+    `--conf=${join(r.datadir, 'i2pd.conf')}`,
+    `--tunconf=${join(r.datadir, 'tunnels.conf')}`,
+    `--tunnelsdir=${join(r.datadir, 'tunnels.d')}`,
+  ];
   // `ip netns exec` execs i2pd in place, so the child pid is i2pd's and signals reach it directly.
   const p = spawn('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
   p.stderr?.on('data', (d: Buffer) => log(`i2pd[${r.index}] ${d.toString().trim()}`));
@@ -253,7 +276,9 @@ function samHello(host: string, port: number, timeoutMs = 1000): Promise<boolean
 /** Waits until a port accepts connections inside `netns` (for SAM bridges not reachable from here). */
 async function portOpenIn(netns: string, host: string, port: number): Promise<boolean> {
   try {
-    await execFileP('ip', ['netns', 'exec', netns, 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`], { timeout: 2000 });
+    await execFileP('ip', ['netns', 'exec', netns, 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`], {
+      timeout: 2000,
+    });
     return true;
   } catch {
     return false;
@@ -301,7 +326,8 @@ export async function startPrivateI2p(opts: PrivateI2pOptions = {}): Promise<Pri
     let specs: { netns: string; ip: string; samHost: string }[];
     let samNetns: (string | null)[];
     if (opts.routers) {
-      if (opts.routers.length < 3) throw new PrivateI2pError('LAB_I2P_BAD_OPTIONS', 'a private I2P network needs at least 3 routers');
+      if (opts.routers.length < 3)
+        throw new PrivateI2pError('LAB_I2P_BAD_OPTIONS', 'a private I2P network needs at least 3 routers');
       specs = opts.routers.map((r) => ({ netns: r.netns, ip: r.ip, samHost: r.samHost ?? '127.0.0.1' }));
       samNetns = specs.map((s) => s.netns);
     } else {
@@ -347,8 +373,13 @@ export async function startPrivateI2p(opts: PrivateI2pOptions = {}): Promise<Pri
     const riPath = (r: Router) => join(r.datadir, 'router.info');
     while (!state.routers.every((r) => existsSync(riPath(r)) && statSync(riPath(r)).size > 0)) {
       const dead = state.routers.find((r) => r.proc && r.proc.exitCode !== null);
-      if (dead) throw new PrivateI2pError('LAB_I2P_START', `i2pd ${dead.index} exited during key creation (see ${dead.datadir}/i2pd.log)`);
-      if (Date.now() > deadline) throw new PrivateI2pError('LAB_I2P_START', 'i2pd did not create its router.info in time');
+      if (dead)
+        throw new PrivateI2pError(
+          'LAB_I2P_START',
+          `i2pd ${dead.index} exited during key creation (see ${dead.datadir}/i2pd.log)`,
+        );
+      if (Date.now() > deadline)
+        throw new PrivateI2pError('LAB_I2P_START', 'i2pd did not create its router.info in time');
       await sleep(100);
     }
     await Promise.all(state.routers.map((r) => stopProc(r.proc)));
@@ -372,10 +403,15 @@ export async function startPrivateI2p(opts: PrivateI2pOptions = {}): Promise<Pri
     // 3. Every SAM bridge answers HELLO.
     for (const r of state.routers) {
       for (;;) {
-        if (r.proc && r.proc.exitCode !== null) throw new PrivateI2pError('LAB_I2P_START', `i2pd ${r.index} exited (see ${r.datadir}/i2pd.log)`);
-        const ok = samNetns[r.index] === null ? await samHello(r.samHost, r.samPort) : await portOpenIn(r.netns, r.samHost, r.samPort);
+        if (r.proc && r.proc.exitCode !== null)
+          throw new PrivateI2pError('LAB_I2P_START', `i2pd ${r.index} exited (see ${r.datadir}/i2pd.log)`);
+        const ok =
+          samNetns[r.index] === null
+            ? await samHello(r.samHost, r.samPort)
+            : await portOpenIn(r.netns, r.samHost, r.samPort);
         if (ok) break;
-        if (Date.now() > deadline) throw new PrivateI2pError('LAB_I2P_START', `SAM bridge of i2pd ${r.index} did not come up`);
+        if (Date.now() > deadline)
+          throw new PrivateI2pError('LAB_I2P_START', `SAM bridge of i2pd ${r.index} did not come up`);
         await sleep(100);
       }
     }

@@ -62,8 +62,18 @@ export async function selftestI2p(
     log(`i2p: private network up in ${net.bringUpMs} ms; creating endpoint and dialer sessions in parallel`);
     const ts = performance.now();
     [endpoint, dialer] = await Promise.all([
-      I2pCoordinationEndpoint.create({ sam: net.sam[0]!, sessionOptions: net.sessionOptions, ...net.sessionCreate, signal: aborter.signal }),
-      I2pCoordinationDialer.create({ sam: net.sam[1]!, sessionOptions: net.sessionOptions, ...net.sessionCreate, signal: aborter.signal }),
+      I2pCoordinationEndpoint.create({
+        sam: net.sam[0]!,
+        sessionOptions: net.sessionOptions,
+        ...net.sessionCreate,
+        signal: aborter.signal,
+      }),
+      I2pCoordinationDialer.create({
+        sam: net.sam[1]!,
+        sessionOptions: net.sessionOptions,
+        ...net.sessionCreate,
+        signal: aborter.signal,
+      }),
     ]);
     extra.sessionsMs = ms(ts);
     bringUpMs = ms(t0);
@@ -84,11 +94,17 @@ export async function selftestI2p(
     b.write(ping);
     const acc = await Promise.race([
       accepted,
-      new Promise<never>((_, rej) => setTimeout(() => rej(new SamError('SAM_TIMEOUT', 'the endpoint accepted no stream within 60 s')), 60_000).unref()),
+      new Promise<never>((_, rej) =>
+        setTimeout(
+          () => rej(new SamError('SAM_TIMEOUT', 'the endpoint accepted no stream within 60 s')),
+          60_000,
+        ).unref(),
+      ),
     ]);
     streams.push(acc.stream);
     extra.acceptMs = ms(tc);
-    if (acc.info.peer !== dialer.session.b32) throw new OnionpunchError('OVERLAY_SELFTEST', 'the accepted stream reports a wrong caller');
+    if (acc.info.peer !== dialer.session.b32)
+      throw new OnionpunchError('OVERLAY_SELFTEST', 'the accepted stream reports a wrong caller');
     const gotPing = await readN(acc.stream, ping.length, 30_000);
     if (!gotPing.equals(ping)) throw new OnionpunchError('OVERLAY_SELFTEST', 'A received wrong bytes');
     acc.stream.write(pong);

@@ -18,19 +18,79 @@ export interface MatrixPair {
 }
 
 export const SHARED_LAB_PAIRS: MatrixPair[] = [
-  { name: 'eim×eim (drop)', a: { nat: 'eim', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 4, expectOk: true },
-  { name: 'eim×eim (rst)', a: { nat: 'eim', inbound: 'rst' }, b: { nat: 'eim', inbound: 'rst' }, family: 4, expectOk: true },
-  { name: 'eim-shift×eim', a: { nat: 'eim-shift', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 4, expectOk: true },
-  { name: 'fw6×fw6 (IPv6)', a: { nat: 'eim', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 6, expectOk: true },
+  {
+    name: 'eim×eim (drop)',
+    a: { nat: 'eim', inbound: 'drop' },
+    b: { nat: 'eim', inbound: 'drop' },
+    family: 4,
+    expectOk: true,
+  },
+  {
+    name: 'eim×eim (rst)',
+    a: { nat: 'eim', inbound: 'rst' },
+    b: { nat: 'eim', inbound: 'rst' },
+    family: 4,
+    expectOk: true,
+  },
+  {
+    name: 'eim-shift×eim',
+    a: { nat: 'eim-shift', inbound: 'drop' },
+    b: { nat: 'eim', inbound: 'drop' },
+    family: 4,
+    expectOk: true,
+  },
+  {
+    name: 'fw6×fw6 (IPv6)',
+    a: { nat: 'eim', inbound: 'drop' },
+    b: { nat: 'eim', inbound: 'drop' },
+    family: 6,
+    expectOk: true,
+  },
   // One hard (endpoint-dependent) side: a birthday spray (the lab's workers allow hard-NAT punching).
-  { name: 'edm×eim', a: { nat: 'edm', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 4, expectOk: true },
-  { name: 'eim×edm', a: { nat: 'eim', inbound: 'drop' }, b: { nat: 'edm', inbound: 'drop' }, family: 4, expectOk: true },
-  { name: 'edm-pba×eim', a: { nat: 'edm-pba', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 4, expectOk: true },
-  { name: 'eim×edm-pba', a: { nat: 'eim', inbound: 'drop' }, b: { nat: 'edm-pba', inbound: 'drop' }, family: 4, expectOk: true },
+  {
+    name: 'edm×eim',
+    a: { nat: 'edm', inbound: 'drop' },
+    b: { nat: 'eim', inbound: 'drop' },
+    family: 4,
+    expectOk: true,
+  },
+  {
+    name: 'eim×edm',
+    a: { nat: 'eim', inbound: 'drop' },
+    b: { nat: 'edm', inbound: 'drop' },
+    family: 4,
+    expectOk: true,
+  },
+  {
+    name: 'edm-pba×eim',
+    a: { nat: 'edm-pba', inbound: 'drop' },
+    b: { nat: 'eim', inbound: 'drop' },
+    family: 4,
+    expectOk: true,
+  },
+  {
+    name: 'eim×edm-pba',
+    a: { nat: 'eim', inbound: 'drop' },
+    b: { nat: 'edm-pba', inbound: 'drop' },
+    family: 4,
+    expectOk: true,
+  },
   // Both hard: refused fast (PUNCH_NAT_BOTH_HARD) with a reason naming both sides.
-  { name: 'edm×edm', a: { nat: 'edm', inbound: 'drop' }, b: { nat: 'edm', inbound: 'drop' }, family: 4, expectOk: false },
+  {
+    name: 'edm×edm',
+    a: { nat: 'edm', inbound: 'drop' },
+    b: { nat: 'edm', inbound: 'drop' },
+    family: 4,
+    expectOk: false,
+  },
 ];
-export const CGNAT_PAIR: MatrixPair = { name: 'cgnat×eim', a: { nat: 'eim', inbound: 'drop' }, b: { nat: 'eim', inbound: 'drop' }, family: 4, expectOk: true };
+export const CGNAT_PAIR: MatrixPair = {
+  name: 'cgnat×eim',
+  a: { nat: 'eim', inbound: 'drop' },
+  b: { nat: 'eim', inbound: 'drop' },
+  family: 4,
+  expectOk: true,
+};
 
 export interface PairReport {
   pair: string;
@@ -128,11 +188,16 @@ function ratioOf(x: number | null, y: number | null): number | null {
  * One pair's report from its attempts: success, quantiles, the issue-14 bound and ratios, sampled timelines.
  * `eim` is what each side's EIM check said (the rig's verdicts).
  */
-export function summarizePair(pair: Pick<MatrixPair, 'name'>, results: AttemptResult[],
-  eim: { a?: string; b?: string } = {}, resources: ResourceSample[] = []): PairReport {
+export function summarizePair(
+  pair: Pick<MatrixPair, 'name'>,
+  results: AttemptResult[],
+  eim: { a?: string; b?: string } = {},
+  resources: ResourceSample[] = [],
+): PairReport {
   const oks = results.filter((r) => r.ok);
   const ttc = oks.map((r) => r.timeToConnectMs).filter((x): x is number => x !== undefined);
-  const nums = (f: (r: AttemptResult) => number | undefined): number[] => oks.map(f).filter((x): x is number => x !== undefined);
+  const nums = (f: (r: AttemptResult) => number | undefined): number[] =>
+    oks.map(f).filter((x): x is number => x !== undefined);
   const failures: Record<string, number> = {};
   let maxFail: number | null = null;
   for (const r of results) {
@@ -184,7 +249,12 @@ export function summarizePair(pair: Pick<MatrixPair, 'name'>, results: AttemptRe
   };
 }
 
-async function runPairs(rig: PunchRig, pairs: MatrixPair[], opts: MatrixOptions, first: boolean): Promise<PairReport[]> {
+async function runPairs(
+  rig: PunchRig,
+  pairs: MatrixPair[],
+  opts: MatrixOptions,
+  first: boolean,
+): Promise<PairReport[]> {
   const out: PairReport[] = [];
   let fresh = first;
   for (const p of pairs) {
@@ -206,7 +276,8 @@ async function runPairs(rig: PunchRig, pairs: MatrixPair[], opts: MatrixOptions,
       ...(rig.eimB ? { b: String(rig.eimB.mapping) } : {}),
     };
     const rep = summarizePair(p, results, eim, resources);
-    const sum = `${p.name}: ${rep.ok}/${rep.runs}, median ${rep.medianMs} ms, p90 ${rep.p90Ms} ms` +
+    const sum =
+      `${p.name}: ${rep.ok}/${rep.runs}, median ${rep.medianMs} ms, p90 ${rep.p90Ms} ms` +
       (rep.ratio !== null ? `, median/bound ${rep.ratio}` : '') +
       (rep.p90OverMedian !== null ? `, p90/median ${rep.p90OverMedian}` : '') +
       (rep.synsA || rep.synsB ? `, SYNs A ${rep.synsA?.median ?? 0} B ${rep.synsB?.median ?? 0} (median)` : '');
@@ -250,7 +321,12 @@ export async function runMatrix(opts: MatrixOptions): Promise<PairReport[]> {
     }
   }
   if (want(CGNAT_PAIR)) {
-    const rig = await PunchRig.up({ ...common, a: { ...CGNAT_PAIR.a, cgnat: true }, b: { ...CGNAT_PAIR.b }, family: 4 });
+    const rig = await PunchRig.up({
+      ...common,
+      a: { ...CGNAT_PAIR.a, cgnat: true },
+      b: { ...CGNAT_PAIR.b },
+      family: 4,
+    });
     try {
       reports.push(...(await runPairs(rig, [CGNAT_PAIR], opts, true)));
     } finally {
@@ -269,11 +345,15 @@ export function matrixTable(reports: PairReport[]): string {
     '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const r of reports) {
-    const reasons = Object.keys(r.failures).map((k) => k.replace(/\|/g, '/')).join('; ');
+    const reasons = Object.keys(r.failures)
+      .map((k) => k.replace(/\|/g, '/'))
+      .join('; ');
     // A spray's SYNs per side (medians) go with the success count: the table keeps its columns.
     const syns = r.synsA || r.synsB ? ` (spray SYNs A ${r.synsA?.median ?? 0}, B ${r.synsB?.median ?? 0})` : '';
-    lines.push(`| ${r.pair} | ${r.eimA ?? '?'}/${r.eimB ?? '?'} | ${r.ok}/${r.runs}${syns} | ${f(r.medianMs)} | ${f(r.p90Ms)} | ${f(r.medianTotalMs)} | ${f(r.medianOverlayRttMs)} | ${f(r.medianDirectRttMs)} ` +
-      `| ${r.ratio ?? '–'} | ${r.p90OverMedian ?? '–'} | ${reasons || '–'}${r.maxFailMs !== null ? ` (slowest failure ${r.maxFailMs} ms)` : ''} |`);
+    lines.push(
+      `| ${r.pair} | ${r.eimA ?? '?'}/${r.eimB ?? '?'} | ${r.ok}/${r.runs}${syns} | ${f(r.medianMs)} | ${f(r.p90Ms)} | ${f(r.medianTotalMs)} | ${f(r.medianOverlayRttMs)} | ${f(r.medianDirectRttMs)} ` +
+        `| ${r.ratio ?? '–'} | ${r.p90OverMedian ?? '–'} | ${reasons || '–'}${r.maxFailMs !== null ? ` (slowest failure ${r.maxFailMs} ms)` : ''} |`,
+    );
   }
   return lines.join('\n');
 }

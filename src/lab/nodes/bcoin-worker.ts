@@ -38,16 +38,26 @@ interface BcoinNode {
   connect(): Promise<void>;
   startSync(): void;
   close(): Promise<void>;
-  chain: { tip: { height: number; hash: string | Buffer }; height: number; add(b: unknown): Promise<unknown>; on(ev: string, f: (...a: unknown[]) => void): void };
+  chain: {
+    tip: { height: number; hash: string | Buffer };
+    height: number;
+    add(b: unknown): Promise<unknown>;
+    on(ev: string, f: (...a: unknown[]) => void): void;
+  };
   miner: { mineBlock(tip: unknown): Promise<unknown> };
-  pool: { on(ev: string, f: (...a: unknown[]) => void): void; peers: { head(): (BcoinPeer & { next: unknown }) | null } };
+  pool: {
+    on(ev: string, f: (...a: unknown[]) => void): void;
+    peers: { head(): (BcoinPeer & { next: unknown }) | null };
+  };
   on(ev: string, f: (...a: unknown[]) => void): void;
 }
 
 function hashHex(h: string | Buffer): string {
   // bcoin 1.0.2 keeps hashes as hex strings of the internal byte order (later versions as Buffers); RPC and
   // bitcoind show them reversed.
-  return Buffer.from(typeof h === 'string' ? Buffer.from(h, 'hex') : h).reverse().toString('hex');
+  return Buffer.from(typeof h === 'string' ? Buffer.from(h, 'hex') : h)
+    .reverse()
+    .toString('hex');
 }
 
 function fail(err: unknown): never {
@@ -62,7 +72,10 @@ async function main(): Promise<void> {
   process.on('unhandledRejection', fail);
   // By name through a variable: bcoin is a devDependency of the lab, not of the library.
   const name = 'bcoin';
-  const bcoin = (await import(name)) as { default?: { FullNode: new (o: unknown) => BcoinNode }; FullNode?: new (o: unknown) => BcoinNode };
+  const bcoin = (await import(name)) as {
+    default?: { FullNode: new (o: unknown) => BcoinNode };
+    FullNode?: new (o: unknown) => BcoinNode;
+  };
   const FullNode = bcoin.FullNode ?? bcoin.default!.FullNode;
   const node = new FullNode({
     network: 'regtest',
@@ -82,16 +95,25 @@ async function main(): Promise<void> {
   await node.connect();
   node.startSync();
   for (let i = 0; i < (cfg.mine ?? 0); i++) await node.chain.add(await node.miner.mineBlock(node.chain.tip));
-  const tip = (): { height: number; hash: string } => ({ height: node.chain.tip.height, hash: hashHex(node.chain.tip.hash) });
+  const tip = (): { height: number; hash: string } => ({
+    height: node.chain.tip.height,
+    hash: hashHex(node.chain.tip.hash),
+  });
   node.chain.on('tip', () => emit('tip', tip()));
-  node.pool.on('peer open', (p) => emit('peer-open', { addr: (p as BcoinPeer).hostname(), inbound: !(p as BcoinPeer).outbound }));
-  node.pool.on('peer close', (p) => emit('peer-close', { addr: (p as BcoinPeer).hostname(), inbound: !(p as BcoinPeer).outbound }));
+  node.pool.on('peer open', (p) =>
+    emit('peer-open', { addr: (p as BcoinPeer).hostname(), inbound: !(p as BcoinPeer).outbound }),
+  );
+  node.pool.on('peer close', (p) =>
+    emit('peer-close', { addr: (p as BcoinPeer).hostname(), inbound: !(p as BcoinPeer).outbound }),
+  );
   emit('ready', { p2p: `${cfg.host}:${cfg.port}`, rpc: `${cfg.rpcHost}:${cfg.rpcPort}`, ...tip() });
   const auth = `Basic ${Buffer.from(`lab:${cfg.apiKey}`).toString('base64')}`;
   const rpcUrl = `http://${cfg.rpcHost.includes(':') ? `[${cfg.rpcHost}]` : cfg.rpcHost}:${cfg.rpcPort}/`;
   const rpc = async <T>(method: string, params: unknown[] = []): Promise<T> => {
     const r = await fetch(rpcUrl, {
-      method: 'POST', headers: { authorization: auth }, body: JSON.stringify({ method, params, id: 1 }),
+      method: 'POST',
+      headers: { authorization: auth },
+      body: JSON.stringify({ method, params, id: 1 }),
       signal: AbortSignal.timeout(10_000),
     });
     const j = (await r.json()) as { result: T; error: { message?: string } | null };
@@ -113,8 +135,12 @@ async function main(): Promise<void> {
     }
     if (c.cmd === 'info') {
       // Through the node's own JSON-RPC server, as the proxy and an operator see it.
-      const peers = await rpc<Array<{ addr: string; inbound: boolean; version: number; subver: string }>>('getpeerinfo');
-      emit('info', { ...tip(), peers: peers.map((p) => ({ addr: p.addr, inbound: p.inbound, version: p.version, subver: p.subver })) });
+      const peers =
+        await rpc<Array<{ addr: string; inbound: boolean; version: number; subver: string }>>('getpeerinfo');
+      emit('info', {
+        ...tip(),
+        peers: peers.map((p) => ({ addr: p.addr, inbound: p.inbound, version: p.version, subver: p.subver })),
+      });
     }
   };
   rl.on('line', (line) => {
@@ -127,7 +153,10 @@ async function main(): Promise<void> {
     chain = chain.then(() => handle(c)).catch(fail);
   });
   rl.on('close', () => {
-    void node.close().catch(() => undefined).finally(() => process.exit(0));
+    void node
+      .close()
+      .catch(() => undefined)
+      .finally(() => process.exit(0));
   });
 }
 

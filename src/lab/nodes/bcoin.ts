@@ -51,7 +51,12 @@ export class BcoinProcess {
   /** Every tip the node reported (height, at). */
   readonly tips: Array<{ height: number; hash: string; at: number }> = [];
 
-  private constructor(readonly name: string, readonly child: ChildProcess, readonly cfg: BcoinWorkerConfig, onMessage?: (m: WorkerMessage) => void) {
+  private constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+    readonly cfg: BcoinWorkerConfig,
+    onMessage?: (m: WorkerMessage) => void,
+  ) {
     readMessages(child.stdout!, (m) => {
       if (m.type === 'tip') this.tips.push({ height: Number(m.height), hash: String(m.hash), at: m.at });
       onMessage?.(m);
@@ -61,7 +66,9 @@ export class BcoinProcess {
       this.stderr.push(d);
       if (this.stderr.length > 50) this.stderr.shift();
     });
-    child.on('exit', (code, sig) => this.q.end(new Error(`${name} exited (${code ?? sig}): ${this.stderr.join('').trim().slice(-400)}`)));
+    child.on('exit', (code, sig) =>
+      this.q.end(new Error(`${name} exited (${code ?? sig}): ${this.stderr.join('').trim().slice(-400)}`)),
+    );
   }
 
   /** Spawns a worker and waits for `ready` (bcoin opens in ~1 s; `mine` blocks are mined before it). */

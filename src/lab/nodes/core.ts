@@ -34,17 +34,37 @@ fetch('http://' + host + ':' + port + '/', { method: 'POST', signal: AbortSignal
 export class CoreProcess {
   readonly tips: Array<{ height: number; hash: string; at: number }> = [];
 
-  private constructor(readonly name: string, readonly child: ChildProcess, private readonly cfg: BcoinWorkerConfig, private readonly exec: Exec, private readonly dir: string) {}
+  private constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+    private readonly cfg: BcoinWorkerConfig,
+    private readonly exec: Exec,
+    private readonly dir: string,
+  ) {}
 
   static async start(name: string, cfg: BcoinWorkerConfig, o: { spawner: Spawner; exec: Exec }): Promise<CoreProcess> {
     const bin = bitcoindBinary();
     if (!bin) throw new Error('BITCOIND is not set');
     const dir = mkdtempSync(join(tmpdir(), `onionpunch-core-${name}-`));
     const args = [
-      bin, '-regtest', `-datadir=${dir}`, '-server=1', '-listen=1', `-bind=${cfg.host}:${cfg.port}`,
-      `-rpcbind=${cfg.rpcHost}`, `-rpcallowip=${cfg.rpcHost}`, `-rpcport=${cfg.rpcPort}`, '-rpcuser=lab',
-      `-rpcpassword=${cfg.apiKey}`, '-dnsseed=0', '-fixedseeds=0', '-discover=0', '-listenonion=0', '-upnp=0',
-      '-natpmp=0', '-printtoconsole=0',
+      bin,
+      '-regtest',
+      `-datadir=${dir}`,
+      '-server=1',
+      '-listen=1',
+      `-bind=${cfg.host}:${cfg.port}`,
+      `-rpcbind=${cfg.rpcHost}`,
+      `-rpcallowip=${cfg.rpcHost}`,
+      `-rpcport=${cfg.rpcPort}`,
+      '-rpcuser=lab',
+      `-rpcpassword=${cfg.apiKey}`,
+      '-dnsseed=0',
+      '-fixedseeds=0',
+      '-discover=0',
+      '-listenonion=0',
+      '-upnp=0',
+      '-natpmp=0',
+      '-printtoconsole=0',
       // Core >= 30 also takes -proxy=HOST:PORT=ipv4 / =ipv6 (PR #32425); the plain form works in every version.
       ...(cfg.proxy ? [`-proxy=${cfg.proxy}`] : []),
     ];
@@ -66,7 +86,16 @@ export class CoreProcess {
   }
 
   async call<T>(method: string, params: unknown[] = []): Promise<T> {
-    const r = await this.exec([process.execPath, '-e', RPC_SCRIPT, this.cfg.rpcHost, String(this.cfg.rpcPort), this.cfg.apiKey, method, JSON.stringify(params)]);
+    const r = await this.exec([
+      process.execPath,
+      '-e',
+      RPC_SCRIPT,
+      this.cfg.rpcHost,
+      String(this.cfg.rpcPort),
+      this.cfg.apiKey,
+      method,
+      JSON.stringify(params),
+    ]);
     if (r.code !== 0) throw new Error(`${method}: ${r.stderr.trim().slice(0, 200)}`);
     const j = JSON.parse(r.stdout) as { result: T; error: { message?: string } | null };
     if (j.error) throw new Error(`${method}: ${j.error.message ?? 'error'}`);
@@ -75,9 +104,15 @@ export class CoreProcess {
 
   async info(): Promise<NodeInfo> {
     const [height, hash, peers] = await Promise.all([
-      this.call<number>('getblockcount'), this.call<string>('getbestblockhash'), this.call<NodePeer[]>('getpeerinfo'),
+      this.call<number>('getblockcount'),
+      this.call<string>('getbestblockhash'),
+      this.call<NodePeer[]>('getpeerinfo'),
     ]);
-    return { height, hash, peers: peers.map((x) => ({ addr: x.addr, inbound: x.inbound, version: x.version, subver: x.subver })) };
+    return {
+      height,
+      hash,
+      peers: peers.map((x) => ({ addr: x.addr, inbound: x.inbound, version: x.version, subver: x.subver })),
+    };
   }
 
   async mine(n: number): Promise<{ height: number; hash: string }> {

@@ -56,9 +56,16 @@ export class VerbRun {
   readonly lines: Array<Record<string, unknown>> = [];
   readonly ready: Promise<Record<string, unknown>>;
   private readonly tail: string[] = [];
-  private readonly waiters: Array<{ pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
+  private readonly waiters: Array<{
+    pred: (l: Record<string, unknown>) => boolean;
+    resolve: (l: Record<string, unknown>) => void;
+  }> = [];
 
-  constructor(readonly name: string, readonly child: ChildProcess, onLine?: (l: Record<string, unknown>) => void) {
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+    onLine?: (l: Record<string, unknown>) => void,
+  ) {
     let partial = '';
     child.stderr!.setEncoding('utf8').on('data', (d: string) => {
       const parts = (partial + d).split('\n');
@@ -97,21 +104,30 @@ export class VerbRun {
           }
         }
       });
-      child.once('exit', (code) => reject(new Error(`${name} exited (${code}) before ready: ${this.tail.join(' | ').slice(-600)}`)));
+      child.once('exit', (code) =>
+        reject(new Error(`${name} exited (${code}) before ready: ${this.tail.join(' | ').slice(-600)}`)),
+      );
     });
     this.ready.catch(() => undefined);
   }
 
   /** The first log line with `event` (and `where`), already logged or to come. */
-  waitFor(event: string, timeoutMs: number, where?: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
+  waitFor(
+    event: string,
+    timeoutMs: number,
+    where?: (l: Record<string, unknown>) => boolean,
+  ): Promise<Record<string, unknown>> {
     const pred = (l: Record<string, unknown>): boolean => l.event === event && (where === undefined || where(l));
     const have = this.lines.find(pred);
     if (have) return Promise.resolve(have);
     return new Promise((resolve, reject) => {
-      const w = { pred, resolve: (l: Record<string, unknown>) => {
-        clearTimeout(timer);
-        resolve(l);
-      } };
+      const w = {
+        pred,
+        resolve: (l: Record<string, unknown>) => {
+          clearTimeout(timer);
+          resolve(l);
+        },
+      };
       const timer = setTimeout(() => {
         const i = this.waiters.indexOf(w);
         if (i >= 0) this.waiters.splice(i, 1);
@@ -195,16 +211,36 @@ export class NodeSites {
       this.rig.log(`[${name}] ${String(l.event)} ${JSON.stringify(l).slice(0, 300)}`);
       const at = tOf(l);
       switch (l.event) {
-        case 'announcement-sent': if (this.count(name, 'announced') === 0) this.event(name, 'announced', String(l.clearnet), at); break;
-        case 'announcement-relayed': this.event(name, 'relayed', `${String(l.coordination ?? '')}`.slice(0, 80), at); break;
-        case 'announcement-learned': this.event(name, 'learned', `${String(l.clearnet)} from ${String(l.from)}`, at); break;
-        case 'addnode': this.event(name, 'addnode', `${String(l.peer)} (ask ${String(l.ask)})`, at); break;
-        case 'punch-start': this.event(name, 'punch-start', String(l.destination), at); break;
-        case 'punch-connected': this.event(name, 'punched', `${String(l.remote)}`, at); break;
-        case 'punch-failed': this.event(name, 'punch-failed', JSON.stringify(l.error).slice(0, 160), at); break;
-        case 'bridge-open': this.event(name, 'spliced', `to the node at ${String(l.bitcoind)}`, at); break;
-        case 'punch-peer-lost': this.event(name, 'peer-lost', `${String(l.peer)}: ${String(l.why)}, retry in ${String(l.retryInMs)} ms`, at); break;
-        case 'node-rpc-failed': this.event(name, 'node-rpc-failed', JSON.stringify(l.error).slice(0, 160), at); break;
+        case 'announcement-sent':
+          if (this.count(name, 'announced') === 0) this.event(name, 'announced', String(l.clearnet), at);
+          break;
+        case 'announcement-relayed':
+          this.event(name, 'relayed', `${String(l.coordination ?? '')}`.slice(0, 80), at);
+          break;
+        case 'announcement-learned':
+          this.event(name, 'learned', `${String(l.clearnet)} from ${String(l.from)}`, at);
+          break;
+        case 'addnode':
+          this.event(name, 'addnode', `${String(l.peer)} (ask ${String(l.ask)})`, at);
+          break;
+        case 'punch-start':
+          this.event(name, 'punch-start', String(l.destination), at);
+          break;
+        case 'punch-connected':
+          this.event(name, 'punched', `${String(l.remote)}`, at);
+          break;
+        case 'punch-failed':
+          this.event(name, 'punch-failed', JSON.stringify(l.error).slice(0, 160), at);
+          break;
+        case 'bridge-open':
+          this.event(name, 'spliced', `to the node at ${String(l.bitcoind)}`, at);
+          break;
+        case 'punch-peer-lost':
+          this.event(name, 'peer-lost', `${String(l.peer)}: ${String(l.why)}, retry in ${String(l.retryInMs)} ms`, at);
+          break;
+        case 'node-rpc-failed':
+          this.event(name, 'node-rpc-failed', JSON.stringify(l.error).slice(0, 160), at);
+          break;
         default:
       }
     });
@@ -218,7 +254,8 @@ export class NodeSites {
   async startRelays(): Promise<Endpoint[]> {
     const ph = this.rig.lab.publicHosts;
     const addr = (i: number): string => (this.rig.family === 6 ? ph[i]!.ip6! : ph[i]!.ip);
-    const hp = (i: number): string => (this.rig.family === 6 ? `[${addr(i)}]:${RELAY_PORT}` : `${addr(i)}:${RELAY_PORT}`);
+    const hp = (i: number): string =>
+      this.rig.family === 6 ? `[${addr(i)}]:${RELAY_PORT}` : `${addr(i)}:${RELAY_PORT}`;
     const common = ['--network', 'regtest', '--port', String(RELAY_PORT), '--announceinterval', '10'];
     const r1 = this.verb('relay1', 'pub1', ['relay', ...common]);
     this.relays.push(r1);
@@ -235,11 +272,16 @@ export class NodeSites {
     const spawner = (argv: string[]): ChildProcess => this.rig.lab.spawn(side, argv);
     const proxy = side === 'b' ? `127.0.0.1:${9064}` : undefined;
     const cfg = {
-      host: '127.0.0.1', port: NODE_P2P_PORT, rpcHost: '127.0.0.1', rpcPort: NODE_RPC_PORT, apiKey: this.apiKey,
+      host: '127.0.0.1',
+      port: NODE_P2P_PORT,
+      rpcHost: '127.0.0.1',
+      rpcPort: NODE_RPC_PORT,
+      apiKey: this.apiKey,
       ...(proxy ? { proxy } : {}),
     };
     const opened = new Set<string>();
-    if (this.rig.nodes === 'core') return CoreProcess.start(name, cfg, { spawner, exec: (argv) => this.rig.lab.exec(side, argv) });
+    if (this.rig.nodes === 'core')
+      return CoreProcess.start(name, cfg, { spawner, exec: (argv) => this.rig.lab.exec(side, argv) });
     return BcoinProcess.start(name, cfg, {
       spawner,
       onMessage: (m) => {
@@ -249,7 +291,8 @@ export class NodeSites {
           opened.add(String(m.addr));
           this.event(name, 'peer-open', `${String(m.addr)} ${m.inbound ? 'inbound' : 'outbound'}`, m.at);
         }
-        if (m.type === 'peer-close' && opened.delete(String(m.addr))) this.event(name, 'peer-close', `${String(m.addr)}`, m.at);
+        if (m.type === 'peer-close' && opened.delete(String(m.addr)))
+          this.event(name, 'peer-close', `${String(m.addr)}`, m.at);
       },
     });
   }
@@ -257,18 +300,34 @@ export class NodeSites {
   /** Nodes and daemons on both sites; A's node has mined {@link FLOW_BLOCKS} blocks when this resolves. */
   async startSites(): Promise<void> {
     const { lab, tor, i2p, family } = this.rig;
-    const nc = this.natcheck.flatMap((e) => ['--natcheck', e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`]);
+    const nc = this.natcheck.flatMap((e) => [
+      '--natcheck',
+      e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`,
+    ]);
     const common = ['--network', 'regtest', '--labranges', '--announceinterval', '10', '--shutdowngrace', '1', ...nc];
     this.nodeA = await this.startNode('a');
     const mined = await this.nodeA.mine(FLOW_BLOCKS, 120_000);
     this.event('nodeA', 'mined', `height ${mined.height}`);
     const overlay = tor
-      ? ['--overlay', 'tor', '--torcontrol', `${tor.controlA.host}:${tor.controlA.port}`, ...(tor.controlA.password ? ['--torpassword', tor.controlA.password] : [])]
-      // Zero-hop tunnels: what the lab's 4-router I2P network needs (docs/I2P.md).
-      : ['--overlay', 'i2p', '--i2psam', `${i2p!.sam[2]!.host}:${i2p!.sam[2]!.port}`, '--i2phops', '0'];
+      ? [
+          '--overlay',
+          'tor',
+          '--torcontrol',
+          `${tor.controlA.host}:${tor.controlA.port}`,
+          ...(tor.controlA.password ? ['--torpassword', tor.controlA.password] : []),
+        ]
+      : // Zero-hop tunnels: what the lab's 4-router I2P network needs (docs/I2P.md).
+        ['--overlay', 'i2p', '--i2psam', `${i2p!.sam[2]!.host}:${i2p!.sam[2]!.port}`, '--i2phops', '0'];
     const bindA = family === 6 ? ['--bind', lab.sites.a!.host.ip6!] : [];
     this.serve = this.verb('serve', 'a', [
-      'serve', ...common, ...overlay, ...bindA, '--bitcoind', `127.0.0.1:${NODE_P2P_PORT}`, '--announce', this.hp(0),
+      'serve',
+      ...common,
+      ...overlay,
+      ...bindA,
+      '--bitcoind',
+      `127.0.0.1:${NODE_P2P_PORT}`,
+      '--announce',
+      this.hp(0),
     ]);
     await this.serve.ready;
     this.nodeB = await this.startNode('b');
@@ -277,9 +336,22 @@ export class NodeSites {
       : ['--overlay', 'i2p', '--i2psam', `${i2p!.sam[3]!.host}:${i2p!.sam[3]!.port}`, '--i2phops', '0'];
     const bindB = family === 6 ? ['--bind', lab.sites.b!.host.ip6!] : [];
     this.proxy = this.verb('proxy', 'b', [
-      'proxy', ...common, ...overlayB, ...bindB, '--listen', '127.0.0.1:9064', '--peer', this.hp(1),
-      '--punchprofile', this.rig.profile, '--rpcport', String(NODE_RPC_PORT), '--rpcpassword', this.apiKey,
-      '--maxpunchpeers', '2',
+      'proxy',
+      ...common,
+      ...overlayB,
+      ...bindB,
+      '--listen',
+      '127.0.0.1:9064',
+      '--peer',
+      this.hp(1),
+      '--punchprofile',
+      this.rig.profile,
+      '--rpcport',
+      String(NODE_RPC_PORT),
+      '--rpcpassword',
+      this.apiKey,
+      '--maxpunchpeers',
+      '2',
     ]);
     await this.proxy.ready;
   }
@@ -307,17 +379,26 @@ export class NodeSites {
     }
     const [ia, ib] = await Promise.all([a.info(), b.info()]);
     const publicA = this.rig.family === 6 ? this.rig.lab.sites.a!.host.ip6! : this.rig.lab.sites.a!.publicIp;
-    const inboundOnA = ia.peers.some((p) => p.inbound && /^(127\.0\.0\.1|\[::1\]|\[::ffff:127\.0\.0\.1\]):/.test(p.addr));
+    const inboundOnA = ia.peers.some(
+      (p) => p.inbound && /^(127\.0\.0\.1|\[::1\]|\[::ffff:127\.0\.0\.1\]):/.test(p.addr),
+    );
     const outboundOnB = ib.peers.some((p) => !p.inbound && p.addr.replace(/^\[|\]?:\d+$/g, '') === publicA);
     // The punch of the connection that synced: the last punch-connected before B reached the tip.
     const lines = this.proxy?.lines ?? [];
     const connected = lines.filter((l) => l.event === 'punch-connected' && (!reached || tOf(l) <= reached.at)).pop();
     const start = connected
-      ? lines.filter((l) => l.event === 'punch-start' && tOf(l) <= tOf(connected) && l.destination === connected.destination).pop()
+      ? lines
+          .filter(
+            (l) => l.event === 'punch-start' && tOf(l) <= tOf(connected) && l.destination === connected.destination,
+          )
+          .pop()
       : undefined;
     const ok = error === undefined && ia.hash === ib.hash && inboundOnA && outboundOnB;
     if (!ok && !error) {
-      error = { code: 'DEMO_PEERS', message: `best block A ${ia.hash} B ${ib.hash}; B inbound on A: ${inboundOnA}; A outbound on B: ${outboundOnB}` };
+      error = {
+        code: 'DEMO_PEERS',
+        message: `best block A ${ia.hash} B ${ib.hash}; B inbound on A: ${inboundOnA}; A outbound on B: ${outboundOnB}`,
+      };
     }
     this.events.sort((x, y) => x.at - y.at);
     return {

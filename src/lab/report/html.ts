@@ -30,7 +30,8 @@ function packageFile(pkg: string, file: string): string {
     if (existsSync(f)) return f;
     const up = dirname(dir);
     if (up === dir) {
-      const how = 'devDependencies: `npm ci` in a checkout, or `npm install vega vega-lite vega-embed` beside the package';
+      const how =
+        'devDependencies: `npm ci` in a checkout, or `npm install vega vega-lite vega-embed` beside the package';
       throw new LabError('LAB_REPORT_LIBRARY', `${pkg}/${file} not found in any node_modules (${how})`);
     }
     dir = up;
@@ -39,7 +40,10 @@ function packageFile(pkg: string, file: string): string {
 
 /** JSON that is safe inside a <script> element. */
 function scriptJson(x: unknown): string {
-  return JSON.stringify(x).replace(/</g, '\\u003c').replace(/\u2028/g, '\\u2028').replace(/\u2029/g, '\\u2029');
+  return JSON.stringify(x)
+    .replace(/</g, '\\u003c')
+    .replace(/\u2028/g, '\\u2028')
+    .replace(/\u2029/g, '\\u2029');
 }
 
 function esc(s: string): string {
@@ -54,16 +58,22 @@ function summaryTable(d: ReportData): string {
   const rows = d.groups.map((g) => {
     const ratio = g.medianMs !== null && g.boundMs ? g.medianMs / g.boundMs : null;
     const tail = g.medianMs && g.p90Ms !== null ? g.p90Ms / g.medianMs : null;
-    const fails = Object.entries(g.failures).map(([k, n]) => `${esc(k)} ×${n}`).join('<br>');
-    return `<tr><td>${esc(g.name)}</td><td>${g.connected}/${g.attempts}</td><td>${fmt(g.medianMs)}</td>` +
+    const fails = Object.entries(g.failures)
+      .map(([k, n]) => `${esc(k)} ×${n}`)
+      .join('<br>');
+    return (
+      `<tr><td>${esc(g.name)}</td><td>${g.connected}/${g.attempts}</td><td>${fmt(g.medianMs)}</td>` +
       `<td>${fmt(g.p90Ms)}</td><td>${fmt(g.boundMs)}</td><td${ratio !== null && ratio > 1 ? ' class="over"' : ''}>` +
       `${fmt(ratio, 2)}</td><td${tail !== null && tail > 2 ? ' class="over"' : ''}>${fmt(tail, 2)}</td>` +
-      `<td class="why">${fails || '–'}</td></tr>`;
+      `<td class="why">${fails || '–'}</td></tr>`
+    );
   });
-  return `<table><thead><tr><th>${esc(d.groupLabel ?? 'pair')}</th><th>connected</th>` +
+  return (
+    `<table><thead><tr><th>${esc(d.groupLabel ?? 'pair')}</th><th>connected</th>` +
     '<th>median ms</th><th>p90 ms</th>' +
     '<th title="1.5 × overlay RTT + 2 × direct RTT">bound ms</th><th>median ÷ bound</th><th>p90 ÷ median</th>' +
-    `<th>failures</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+    `<th>failures</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+  );
 }
 
 /** The page's script: embeds every chart, then reports what it drew. */

@@ -35,7 +35,10 @@ export function matrixReportData(r: MatrixRun, generatedAt = new Date().toISOStr
         group: p.pair,
         label: `${t.label} (#${t.attempt + 1})`,
         events: t.events.map((e) => ({
-          tMs: e.at - t0, who: e.who, event: e.event, ...(e.detail ? { detail: e.detail } : {}),
+          tMs: e.at - t0,
+          who: e.who,
+          event: e.event,
+          ...(e.detail ? { detail: e.detail } : {}),
         })),
       });
     }
@@ -58,8 +61,9 @@ export function matrixReportData(r: MatrixRun, generatedAt = new Date().toISOStr
       name: p.pair,
       attempts: p.runs,
       connected: p.ok,
-      timeToConnectMs: (p.attempts ?? []).flatMap((a) => (a.ok && a.timeToConnectMs !== undefined
-        ? [a.timeToConnectMs] : [])),
+      timeToConnectMs: (p.attempts ?? []).flatMap((a) =>
+        a.ok && a.timeToConnectMs !== undefined ? [a.timeToConnectMs] : [],
+      ),
       medianMs: p.medianMs,
       p90Ms: p.p90Ms,
       boundMs: p.boundMs ?? null,

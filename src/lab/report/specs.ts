@@ -78,7 +78,9 @@ export function successChart(d: ReportData): ChartSpec {
         y: { field: 'group', type: 'nominal', title: null, sort: null },
         x: { field: 'n', type: 'quantitative', title: 'attempts', stack: 'zero' },
         color: {
-          field: 'series', type: 'nominal', title: 'outcome',
+          field: 'series',
+          type: 'nominal',
+          title: 'outcome',
           scale: { domain: series, scheme: 'tableau10' },
         },
         tooltip: [{ field: 'group' }, { field: 'series' }, { field: 'n' }],
@@ -100,14 +102,16 @@ export function eventKind(e: Pick<ReportEvent, 'event'>): string {
 
 /** Every sampled session: A's and B's events on one time axis, one row per session. */
 export function timelineChart(d: ReportData): ChartSpec {
-  const rows = d.timelines.flatMap((t) => t.events.map((e) => ({
-    session: `${t.group} · ${t.label}`,
-    who: e.who,
-    tMs: Math.round(e.tMs * 10) / 10,
-    event: e.event,
-    detail: e.detail ?? '',
-    series: eventKind(e),
-  })));
+  const rows = d.timelines.flatMap((t) =>
+    t.events.map((e) => ({
+      session: `${t.group} · ${t.label}`,
+      who: e.who,
+      tMs: Math.round(e.tMs * 10) / 10,
+      event: e.event,
+      detail: e.detail ?? '',
+      series: eventKind(e),
+    })),
+  );
   const sessions = distinct(rows.map((r) => r.session));
   return {
     id: 'timeline',
@@ -119,7 +123,10 @@ export function timelineChart(d: ReportData): ChartSpec {
       data: { name: 'timeline', values: rows },
       facet: {
         row: {
-          field: 'session', type: 'nominal', title: null, sort: sessions,
+          field: 'session',
+          type: 'nominal',
+          title: null,
+          sort: sessions,
           header: { labelAngle: 0, labelAlign: 'left', labelLimit: 260 },
         },
       },

@@ -57,13 +57,18 @@ export function stressReportData(r: StressResult, nat: string, generatedAt = new
     timelines: r.timelines.flatMap((t) => {
       if (t.events.length === 0) return [];
       const t0 = Math.min(...t.events.map((e) => e.at));
-      return [{
-        group: `${t.b} → A`,
-        label: t.label,
-        events: t.events.map((e) => ({
-          tMs: e.at - t0, who: e.who, event: e.event, ...(e.detail ? { detail: e.detail } : {}),
-        })),
-      }];
+      return [
+        {
+          group: `${t.b} → A`,
+          label: t.label,
+          events: t.events.map((e) => ({
+            tMs: e.at - t0,
+            who: e.who,
+            event: e.event,
+            ...(e.detail ? { detail: e.detail } : {}),
+          })),
+        },
+      ];
     }),
     resources,
   };

@@ -167,7 +167,10 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
   const faults = opts.faults ?? [];
   const overlay = opts.overlay;
   const nb = opts.sites ?? 1;
-  for (const [f, o] of [['tor-restart', 'tor'], ['i2pd-kill', 'i2p']] as const) {
+  for (const [f, o] of [
+    ['tor-restart', 'tor'],
+    ['i2pd-kill', 'i2p'],
+  ] as const) {
     if (faults.includes(f) && overlay !== o) throw new LabError('LAB_BAD_SPEC', `--fault ${f} needs --overlay ${o}`);
   }
   const deadlineMs = opts.deadlineMs ?? 30_000;
@@ -234,8 +237,14 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     timelines: TIMELINES + nb,
     // A serves the whole run's concurrency: the lab's budgets sized to it (their defaults are a node's).
     aLimits: {
-      maxConcurrentSessions: K + 16, sessionsPerSec: 100_000, sessionBurst: 100_000, targetIpPerSec: 100_000,
-      targetIpBurst: 100_000, maxSessionsPerSource: K + 16, discoveryPerSec: 1000, discoveryBurst: 1000,
+      maxConcurrentSessions: K + 16,
+      sessionsPerSec: 100_000,
+      sessionBurst: 100_000,
+      targetIpPerSec: 100_000,
+      targetIpBurst: 100_000,
+      maxSessionsPerSource: K + 16,
+      discoveryPerSec: 1000,
+      discoveryBurst: 1000,
     },
     bLimits: { perEndpoint: K, perNetgroup: K, maxKeys: 1024 },
     onMessage,
@@ -265,24 +274,28 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
 
   async function conntrack(): Promise<Record<string, number>> {
     const out: Record<string, number> = {};
-    await Promise.all(routerNodes().map(async (ns) => {
-      // `conntrack -C` asks the namespace's own table over netlink (the /proc count is not per namespace here).
-      const r = await rig.lab.exec(ns, ['conntrack', '-C']).catch(() => undefined);
-      const n = Number(r?.stdout.trim());
-      if (r?.code === 0 && Number.isFinite(n)) out[ns.slice(rig.lab.prefix.length)] = n;
-    }));
+    await Promise.all(
+      routerNodes().map(async (ns) => {
+        // `conntrack -C` asks the namespace's own table over netlink (the /proc count is not per namespace here).
+        const r = await rig.lab.exec(ns, ['conntrack', '-C']).catch(() => undefined);
+        const n = Number(r?.stdout.trim());
+        if (r?.code === 0 && Number.isFinite(n)) out[ns.slice(rig.lab.prefix.length)] = n;
+      }),
+    );
     return out;
   }
 
   async function setLoss(pct: number): Promise<void> {
-    await Promise.all(Object.values(rig.lab.sites).map(async (s) => {
-      const ns = (s.carrier ?? s.router).ns;
-      await rig.lab.exec(ns, ['nft', 'delete', 'table', 'inet', 'lab_loss']).catch(() => undefined);
-      if (pct > 0) {
-        const r = await rig.lab.exec(ns, ['nft', '-f', '-'], { input: lossRuleset('wan', pct) });
-        if (r.code !== 0) throw new LabError('LAB_COMMAND_FAILED', `nft (loss) on ${ns}: ${r.stderr}`);
-      }
-    }));
+    await Promise.all(
+      Object.values(rig.lab.sites).map(async (s) => {
+        const ns = (s.carrier ?? s.router).ns;
+        await rig.lab.exec(ns, ['nft', 'delete', 'table', 'inet', 'lab_loss']).catch(() => undefined);
+        if (pct > 0) {
+          const r = await rig.lab.exec(ns, ['nft', '-f', '-'], { input: lossRuleset('wan', pct) });
+          if (r.code !== 0) throw new LabError('LAB_COMMAND_FAILED', `nft (loss) on ${ns}: ${r.stderr}`);
+        }
+      }),
+    );
   }
 
   async function inject(f: StressFault): Promise<string> {
@@ -310,11 +323,14 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
       case 'b-kill': {
         const i = nb - 1;
         const who = rig.bWorkerNames[i]!;
-        restarting.set(who, (async () => {
-          rig.killB(i);
-          await sleep(1000);
-          await rig.startB(i);
-        })());
+        restarting.set(
+          who,
+          (async () => {
+            rig.killB(i);
+            await sleep(1000);
+            await rig.startB(i);
+          })(),
+        );
         await restarting.get(who);
         restarting.delete(who);
         killed.add(who);
@@ -342,9 +358,11 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
       if (sampling) return;
       sampling = true;
       samples.push(...rig.resources());
-      void conntrack().then((c) => {
-        for (const [k, v] of Object.entries(c)) ctPeak[k] = Math.max(ctPeak[k] ?? 0, v);
-      }).finally(() => (sampling = false));
+      void conntrack()
+        .then((c) => {
+          for (const [k, v] of Object.entries(c)) ctPeak[k] = Math.max(ctPeak[k] ?? 0, v);
+        })
+        .finally(() => (sampling = false));
     }, 1000);
     const outcomes: SessionOutcome[] = [];
     const faultRuns: Array<Promise<void>> = [];
@@ -359,13 +377,18 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
           if (t.at !== id) continue;
           const startedAt = wallMs() - t0;
           log(`fault ${t.f} at session ${id}`);
-          faultRuns.push(inject(t.f).then(
-            (detail) => void faultReports.push({ fault: t.f, startedAt, endedAt: wallMs() - t0, detail }),
-            (err: Error) =>
-              void faultReports.push({
-                fault: t.f, startedAt, endedAt: wallMs() - t0, detail: `failed: ${err.message}`,
-              }),
-          ));
+          faultRuns.push(
+            inject(t.f).then(
+              (detail) => void faultReports.push({ fault: t.f, startedAt, endedAt: wallMs() - t0, detail }),
+              (err: Error) =>
+                void faultReports.push({
+                  fault: t.f,
+                  startedAt,
+                  endedAt: wallMs() - t0,
+                  detail: `failed: ${err.message}`,
+                }),
+            ),
+          );
         }
         const o = await session(id, bNames[id % nb]!, t0);
         outcomes.push(o);
@@ -451,7 +474,9 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
         touched: touched.length,
         outcomes: outc,
         sessions: touched.map((o) => ({
-          id: o.id, outcome: label(o), ...(o.totalMs !== undefined ? { totalMs: o.totalMs } : {}),
+          id: o.id,
+          outcome: label(o),
+          ...(o.totalMs !== undefined ? { totalMs: o.totalMs } : {}),
         })),
         after: { sessions: later.length, connected: later.filter((o) => o.ok).length },
       };
@@ -514,7 +539,11 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
       const wm = m as WorkerMessage;
       if (typeof wm.sessionId === 'string' && id >= 0) sessionIds.set(id, wm.sessionId);
       return {
-        id, b, ok: wm.ok === true, startedAt: round1(startedAt), endedAt: round1(wallMs() - t0),
+        id,
+        b,
+        ok: wm.ok === true,
+        startedAt: round1(startedAt),
+        endedAt: round1(wallMs() - t0),
         ...(typeof wm.totalMs === 'number' ? { totalMs: round1(wm.totalMs) } : {}),
         ...(err?.code ? { code: err.code } : {}),
         ...(err?.side ? { side: err.side } : {}),
@@ -524,11 +553,14 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     const r = restarting.get(b);
     if (r) await Promise.race([r.catch(() => undefined), sleep(deadlineMs)]);
     const done = new Promise<WorkerMessage | { error: Record<string, string> }>((resolve) => {
-      const timer = setTimeout(() => {
-        pending.delete(id);
-        const ms = 2 * deadlineMs + GRACE_MS;
-        resolve({ error: failure(new LabError('LAB_SESSION_NO_OUTCOME', `B reported no outcome within ${ms} ms`)) });
-      }, 2 * deadlineMs + GRACE_MS);
+      const timer = setTimeout(
+        () => {
+          pending.delete(id);
+          const ms = 2 * deadlineMs + GRACE_MS;
+          resolve({ error: failure(new LabError('LAB_SESSION_NO_OUTCOME', `B reported no outcome within ${ms} ms`)) });
+        },
+        2 * deadlineMs + GRACE_MS,
+      );
       pending.set(id, {
         who: b,
         resolve: (m) => {

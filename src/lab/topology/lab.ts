@@ -11,7 +11,15 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LabError } from '../errors.js';
 import { mustRun, pool, run, type RunOptions, type RunResult } from './run.js';
-import { planLab, planNamespaces, LAB_NS_PATTERN, type LabPlan, type LabSpec, type PublicHostPlan, type SitePlan } from './spec.js';
+import {
+  planLab,
+  planNamespaces,
+  LAB_NS_PATTERN,
+  type LabPlan,
+  type LabSpec,
+  type PublicHostPlan,
+  type SitePlan,
+} from './spec.js';
 import { ownerAlive, processStart, readAllStates, removeState, stateFile, writeState, type LabState } from './state.js';
 import { buildTopology, type DelayLineConfig, type NsConfig } from './topology.js';
 
@@ -196,7 +204,10 @@ export class Lab {
     for (const d of ['ab', 'ba']) args.push(`--delay-${d}`, String(dl.delayMs), `--jitter-${d}`, String(dl.jitterMs));
     if (inOrder) args.push('--in-order');
     if (!this.detached) args.push('--parent-pid', String(process.pid));
-    const child = spawn('ip', args, { stdio: ['ignore', 'pipe', this.detached ? 'ignore' : 'pipe'], detached: this.detached });
+    const child = spawn('ip', args, {
+      stdio: ['ignore', 'pipe', this.detached ? 'ignore' : 'pipe'],
+      detached: this.detached,
+    });
     this.helpers.push(child);
     if (child.pid !== undefined) {
       this.state.helperPids.push(child.pid);
@@ -206,7 +217,10 @@ export class Lab {
     child.stderr?.setEncoding('utf8').on('data', (d: string) => (errText += d));
     await new Promise<void>((resolve, reject) => {
       let out = '';
-      const timer = setTimeout(() => reject(new LabError('LAB_TIMEOUT', `delay line for site ${dl.site} did not start`)), 5000);
+      const timer = setTimeout(
+        () => reject(new LabError('LAB_TIMEOUT', `delay line for site ${dl.site} did not start`)),
+        5000,
+      );
       child.stdout!.setEncoding('utf8').on('data', (d: string) => {
         out += d;
         if (out.includes('ready')) {
@@ -216,7 +230,9 @@ export class Lab {
       });
       child.on('exit', (code) => {
         clearTimeout(timer);
-        reject(new LabError('LAB_COMMAND_FAILED', `delay line for site ${dl.site} exited (${code}): ${errText.trim()}`));
+        reject(
+          new LabError('LAB_COMMAND_FAILED', `delay line for site ${dl.site} exited (${code}): ${errText.trim()}`),
+        );
       });
     });
     child.removeAllListeners('exit');
@@ -233,7 +249,10 @@ export class Lab {
     if (this.namespaces.includes(node)) return node;
     const full = this.prefix + node;
     if (this.namespaces.includes(full)) return full;
-    throw new LabError('LAB_UNKNOWN_NODE', `no node '${node}' in lab ${this.name} (have: ${this.namespaces.map((n) => n.slice(this.prefix.length)).join(', ')})`);
+    throw new LabError(
+      'LAB_UNKNOWN_NODE',
+      `no node '${node}' in lab ${this.name} (have: ${this.namespaces.map((n) => n.slice(this.prefix.length)).join(', ')})`,
+    );
   }
 
   /** Runs a command inside a node's namespace and waits for it (default timeout 30 s). */

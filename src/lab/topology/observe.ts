@@ -88,7 +88,10 @@ export async function startEchoServers(lab: Lab, nodes: string[], port: number):
         new Promise<void>((resolve, reject) => {
           let out = '';
           let err = '';
-          const timer = setTimeout(() => reject(new LabError('LAB_TIMEOUT', `echo server on ${nodes[i]} did not start`)), 5000);
+          const timer = setTimeout(
+            () => reject(new LabError('LAB_TIMEOUT', `echo server on ${nodes[i]} did not start`)),
+            5000,
+          );
           p.stderr?.on('data', (d: Buffer) => (err += d.toString()));
           p.stdout?.on('data', (d: Buffer) => {
             out += d.toString();
@@ -109,8 +112,17 @@ export async function startEchoServers(lab: Lab, nodes: string[], port: number):
 }
 
 /** From `node`, bound to `localIp:localPort`, connects to each destination's echo service in turn. */
-export async function seenFrom(lab: Lab, node: string, localIp: string, localPort: number, port: number, dsts: string[]): Promise<SeenResult> {
-  const r = await lab.exec(node, [python(), '-c', SEEN_CLIENT_PY, localIp, String(localPort), String(port), ...dsts], { timeoutMs: 15000 });
+export async function seenFrom(
+  lab: Lab,
+  node: string,
+  localIp: string,
+  localPort: number,
+  port: number,
+  dsts: string[],
+): Promise<SeenResult> {
+  const r = await lab.exec(node, [python(), '-c', SEEN_CLIENT_PY, localIp, String(localPort), String(port), ...dsts], {
+    timeoutMs: 15000,
+  });
   return parseJson<SeenResult>(`seen-client on ${node}`, r);
 }
 
@@ -118,17 +130,40 @@ export async function seenFrom(lab: Lab, node: string, localIp: string, localPor
  * From `node`, sends one unsolicited SYN to `ip:port` (from source port `srcPort` if given) and reports the
  * answer (RST, ICMP error, nothing).
  */
-export async function inboundProbe(lab: Lab, node: string, ip: string, port: number, timeoutS = 0.8, srcPort = 0): Promise<InboundResult> {
-  const r = await lab.exec(node, [python(), '-c', INBOUND_PROBE_PY, ip, String(port), String(timeoutS), String(srcPort)], { timeoutMs: 15000 });
+export async function inboundProbe(
+  lab: Lab,
+  node: string,
+  ip: string,
+  port: number,
+  timeoutS = 0.8,
+  srcPort = 0,
+): Promise<InboundResult> {
+  const r = await lab.exec(
+    node,
+    [python(), '-c', INBOUND_PROBE_PY, ip, String(port), String(timeoutS), String(srcPort)],
+    { timeoutMs: 15000 },
+  );
   return parseJson<InboundResult>(`inbound probe on ${node}`, r);
 }
 
 /** From `node`, sends `count` UDP echo probes every `intervalMs` to `ip:port`; RTT statistics and loss. */
-export async function udpProbe(lab: Lab, node: string, ip: string, port: number, count: number, intervalMs: number, waitMs = 1000): Promise<UdpProbeResult> {
+export async function udpProbe(
+  lab: Lab,
+  node: string,
+  ip: string,
+  port: number,
+  count: number,
+  intervalMs: number,
+  waitMs = 1000,
+): Promise<UdpProbeResult> {
   const budget = count * intervalMs + waitMs + 10000;
-  const r = await lab.exec(node, realtime([python(), '-c', UDP_PROBE_PY, ip, String(port), String(count), String(intervalMs), String(waitMs)]), {
-    timeoutMs: budget,
-  });
+  const r = await lab.exec(
+    node,
+    realtime([python(), '-c', UDP_PROBE_PY, ip, String(port), String(count), String(intervalMs), String(waitMs)]),
+    {
+      timeoutMs: budget,
+    },
+  );
   return parseJson<UdpProbeResult>(`udp probe on ${node}`, r);
 }
 
@@ -170,7 +205,19 @@ export async function simultaneousOpen(
     lab
       .exec(
         s.node,
-        [python(), '-c', SIMOPEN_PY, s.localIp, String(s.localPort), s.remoteIp, String(s.remotePort), String(start + skew), String(deadlineMs), label, ...extra],
+        [
+          python(),
+          '-c',
+          SIMOPEN_PY,
+          s.localIp,
+          String(s.localPort),
+          s.remoteIp,
+          String(s.remotePort),
+          String(start + skew),
+          String(deadlineMs),
+          label,
+          ...extra,
+        ],
         { timeoutMs: deadlineMs + startInMs + 10000 },
       )
       .then((r) => parseJson<SimOpenResult>(`simultaneous open on ${s.node}`, r));
@@ -215,15 +262,24 @@ export function onionpunchArgv(...args: string[]): string[] {
  * Starts the Bitcoin-protocol NAT-check service (`onionpunch natcheck-server --listen IP:PORT --json`) on each
  * public host and waits for its `{"listening":...}` line. Killed by `lab.down()`.
  */
-export async function startNatcheckServers(lab: Lab, hosts: Array<{ key: string; ip: string }>, port: number): Promise<ChildProcess[]> {
-  const procs = hosts.map((h) => lab.spawn(h.key, onionpunchArgv('natcheck-server', '--listen', `${h.ip}:${port}`, '--json')));
+export async function startNatcheckServers(
+  lab: Lab,
+  hosts: Array<{ key: string; ip: string }>,
+  port: number,
+): Promise<ChildProcess[]> {
+  const procs = hosts.map((h) =>
+    lab.spawn(h.key, onionpunchArgv('natcheck-server', '--listen', `${h.ip}:${port}`, '--json')),
+  );
   await Promise.all(
     procs.map(
       (p, i) =>
         new Promise<void>((resolve, reject) => {
           let out = '';
           let err = '';
-          const timer = setTimeout(() => reject(new LabError('LAB_TIMEOUT', `natcheck-server on ${hosts[i]!.key} did not start`)), 15000);
+          const timer = setTimeout(
+            () => reject(new LabError('LAB_TIMEOUT', `natcheck-server on ${hosts[i]!.key} did not start`)),
+            15000,
+          );
           p.stderr?.on('data', (d: Buffer) => (err += d.toString()));
           p.stdout?.on('data', (d: Buffer) => {
             out += d.toString();
@@ -234,7 +290,12 @@ export async function startNatcheckServers(lab: Lab, hosts: Array<{ key: string;
           });
           p.on('exit', (code) => {
             clearTimeout(timer);
-            reject(new LabError('LAB_COMMAND_FAILED', `natcheck-server on ${hosts[i]!.key} exited (${code}): ${err.trim().slice(0, 300)}`));
+            reject(
+              new LabError(
+                'LAB_COMMAND_FAILED',
+                `natcheck-server on ${hosts[i]!.key} exited (${code}): ${err.trim().slice(0, 300)}`,
+              ),
+            );
           });
         }),
     ),

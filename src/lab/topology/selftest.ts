@@ -9,7 +9,16 @@ import { Lab } from './lab.js';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { packageRoot } from './lab.js';
-import { inboundProbe, natCheck, randomPort, seenFrom, startEchoServers, startNatcheckServers, udpProbe, type NatCheckResult } from './observe.js';
+import {
+  inboundProbe,
+  natCheck,
+  randomPort,
+  seenFrom,
+  startEchoServers,
+  startNatcheckServers,
+  udpProbe,
+  type NatCheckResult,
+} from './observe.js';
 import { PBA_BLOCK, type LabSpec } from './spec.js';
 
 export interface SelftestOptions {
@@ -33,7 +42,17 @@ export interface SelftestResult {
 }
 
 export const SELFTEST_BEHAVIOURS = [
-  'eim', 'eim-shift', 'edm', 'edm-pba', 'drop', 'rst', 'icmp', 'cgnat', 'fw6', 'delay', 'loss',
+  'eim',
+  'eim-shift',
+  'edm',
+  'edm-pba',
+  'drop',
+  'rst',
+  'icmp',
+  'cgnat',
+  'fw6',
+  'delay',
+  'loss',
 ] as const;
 
 export function selftestSpec(delayMs: number, lossPct: number): LabSpec {
@@ -69,7 +88,11 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
   try {
     const port = randomPort();
     const pubs = lab.publicHosts.slice(0, 2);
-    await startEchoServers(lab, pubs.map((p) => p.key), port);
+    await startEchoServers(
+      lab,
+      pubs.map((p) => p.key),
+      port,
+    );
     const pubIps = pubs.map((p) => p.ip);
 
     // --- mappings: one local port, two public hosts
@@ -121,7 +144,10 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
         shift!.ports[0] !== null &&
         shift!.ports[0] === shift!.ports[1] &&
         shift!.ports[0] !== shift!.lp &&
-        ncIs('shift', (r) => r.mapping === 'eim' && r.portPreserving === false && r.publicAddress === shift!.s.publicIp),
+        ncIs(
+          'shift',
+          (r) => r.mapping === 'eim' && r.portPreserving === false && r.publicAddress === shift!.s.publicIp,
+        ),
       localPort: shift!.lp,
       publicIp: shift!.s.publicIp,
       seen: shift!.seen,
@@ -146,8 +172,15 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
         allIs(pba!.ips, pba!.s.publicIp) &&
         pba!.ports.every(inBlock) &&
         pba!.ports[0] !== pba!.ports[1] &&
-        ncIs('pba', (r) => r.mapping === 'edm' && r.publicIpStable === true && r.portSpread?.narrow === true &&
-          r.portSpread.ports.every(inBlock) && r.portSpread.probeHigh - r.portSpread.probeLow < 2048),
+        ncIs(
+          'pba',
+          (r) =>
+            r.mapping === 'edm' &&
+            r.publicIpStable === true &&
+            r.portSpread?.narrow === true &&
+            r.portSpread.ports.every(inBlock) &&
+            r.portSpread.probeHigh - r.portSpread.probeLow < 2048,
+        ),
       block: PBA_BLOCK,
       localPort: pba!.lp,
       publicIp: pba!.s.publicIp,
@@ -158,14 +191,19 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
       ok:
         allIs(cgn!.ips, cgn!.s.publicIp) &&
         cgn!.s.router.wanIp.startsWith('100.64.') &&
-        ncIs('cgn', (r) => r.publicAddress === cgn!.s.publicIp && r.observed.every((o) => o.address === cgn!.s.publicIp)),
+        ncIs(
+          'cgn',
+          (r) => r.publicAddress === cgn!.s.publicIp && r.observed.every((o) => o.address === cgn!.s.publicIp),
+        ),
       homeWanIp: cgn!.s.router.wanIp,
       carrierWanIp: cgn!.s.publicIp,
       localPort: cgn!.lp,
       seen: cgn!.seen,
       natcheck: ncOf('cgn'),
     };
-    log(`mappings: eim ${eim!.ports.join('/')} (local ${eim!.lp}), eim-shift ${shift!.ports.join('/')} (local ${shift!.lp}), edm ${edm!.ports.join('/')}, edm-pba ${pba!.ports.join('/')}, cgnat seen ${cgn!.ips.join('/')}`);
+    log(
+      `mappings: eim ${eim!.ports.join('/')} (local ${eim!.lp}), eim-shift ${shift!.ports.join('/')} (local ${shift!.lp}), edm ${edm!.ports.join('/')}, edm-pba ${pba!.ports.join('/')}, cgnat seen ${cgn!.ips.join('/')}`,
+    );
     if (haveNatcheck) {
       const show = (k: string) => {
         const r = nc[k];
@@ -175,7 +213,9 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
         const sp = p ? ` spread ${p.min}..${p.max} (${p.narrow ? 'narrow' : 'wide'})` : '';
         return `${r.mapping}${r.portPreserving === false ? ' (port-translating)' : ''} ${r.observed.map((o) => `${o.address}:${o.port}`).join(' ')}${sp}`;
       };
-      log(`nat-check (Bitcoin version handshake): eim ${show('eim')}; eim-shift ${show('shift')}; edm ${show('edm')}; edm-pba ${show('pba')}; cgnat ${show('cgn')}`);
+      log(
+        `nat-check (Bitcoin version handshake): eim ${show('eim')}; eim-shift ${show('shift')}; edm ${show('edm')}; edm-pba ${show('pba')}; cgnat ${show('cgn')}`,
+      );
     }
 
     // --- unsolicited inbound SYN to the router's WAN address, from pub1
@@ -191,10 +231,20 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
 
     // --- fw6: routed IPv6 (no NAT) out, stateful firewall in
     const f = lab.sites['fw6']!;
-    const out6 = await seenFrom(lab, f.host.key, f.host.ip6!, randomPort(), port, pubs.map((p) => p.ip6));
+    const out6 = await seenFrom(
+      lab,
+      f.host.key,
+      f.host.ip6!,
+      randomPort(),
+      port,
+      pubs.map((p) => p.ip6),
+    );
     const in6 = await inboundProbe(lab, pubs[0]!.key, f.host.ip6!, randomPort());
     b['fw6'] = {
-      ok: out6.seen.length === 2 && out6.seen.every((x) => x.ip === f.host.ip6 && x.port === out6.localPort) && in6.result === 'timeout',
+      ok:
+        out6.seen.length === 2 &&
+        out6.seen.every((x) => x.ip === f.host.ip6 && x.port === out6.localPort) &&
+        in6.result === 'timeout',
       hostIp6: f.host.ip6,
       outbound: out6.seen,
       unsolicitedInbound: in6.result,
@@ -215,7 +265,9 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
       addedRttMs: r2(measured),
       errorMs: r2(measured - expected),
     };
-    log(`delay: configured ${delayMs} ms one way, RTT median ${dly.rttMs.median} ms (baseline ${base.rttMs.median} ms)`);
+    log(
+      `delay: configured ${delayMs} ms one way, RTT median ${dly.rttMs.median} ms (baseline ${base.rttMs.median} ms)`,
+    );
 
     // --- loss: round-trip loss of many UDP probes, converted to a per-direction rate
     const lp = await udpProbe(lab, 'loss', pubIps[0]!, port, 2000, 1, 500);
@@ -229,7 +281,9 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
       roundTripLossPct: r2(100 * rt),
       measuredPctPerDirection: r2(oneWay),
     };
-    log(`loss: configured ${lossPct}% per direction, measured ${oneWay.toFixed(2)}% (${lp.sent - lp.received}/${lp.sent} round trips lost)`);
+    log(
+      `loss: configured ${lossPct}% per direction, measured ${oneWay.toFixed(2)}% (${lp.sent - lp.received}/${lp.sent} round trips lost)`,
+    );
   } finally {
     const td = performance.now();
     await lab.down();

@@ -109,7 +109,16 @@ export interface SitePlan {
   lanPrefix: string;
   lanPrefix6: string | null;
   /** Access link between the site (router or carrier) and its core router. */
-  link: { id: number; prefix: string; prefix6: string; coreIp: string; coreIp6: string; siteIp: string; siteIp6: string; coreIf: string };
+  link: {
+    id: number;
+    prefix: string;
+    prefix6: string;
+    coreIp: string;
+    coreIp6: string;
+    siteIp: string;
+    siteIp6: string;
+    coreIf: string;
+  };
   delayMs: number;
   jitterMs: number;
   lossPct: number;
@@ -155,7 +164,9 @@ function num(v: unknown, what: string, min: number, max: number, dflt: number): 
 
 /** A fresh namespace prefix: `opl` + pid mod 10000 + 3 random base-36 chars + `-`. */
 export function freshPrefix(): string {
-  const rand = Math.floor(Math.random() * 36 ** 3).toString(36).padStart(3, '0');
+  const rand = Math.floor(Math.random() * 36 ** 3)
+    .toString(36)
+    .padStart(3, '0');
   return `opl${process.pid % 10000}${rand}-`;
 }
 
@@ -192,12 +203,14 @@ export function planLab(spec: LabSpec): LabPlan {
     }
     seen.add(s.name);
     const nat = s.nat ?? 'eim';
-    if (!NAT_KINDS.includes(nat)) throw new LabError('LAB_BAD_SPEC', `site ${s.name}: nat must be one of ${NAT_KINDS.join(', ')}`);
+    if (!NAT_KINDS.includes(nat))
+      throw new LabError('LAB_BAD_SPEC', `site ${s.name}: nat must be one of ${NAT_KINDS.join(', ')}`);
     const inbound = s.inbound ?? 'drop';
     if (!INBOUND_POLICIES.includes(inbound)) {
       throw new LabError('LAB_BAD_SPEC', `site ${s.name}: inbound must be one of ${INBOUND_POLICIES.join(', ')}`);
     }
-    if (s.ipv6 !== undefined && s.ipv6 !== 'fw6') throw new LabError('LAB_BAD_SPEC', `site ${s.name}: ipv6 must be 'fw6'`);
+    if (s.ipv6 !== undefined && s.ipv6 !== 'fw6')
+      throw new LabError('LAB_BAD_SPEC', `site ${s.name}: ipv6 must be 'fw6'`);
     const nHosts = num(s.hosts, `site ${s.name} hosts`, 1, 20, 1);
     if (!Number.isInteger(nHosts)) throw new LabError('LAB_BAD_SPEC', `site ${s.name}: hosts must be an integer`);
     const n = i + 1;
@@ -215,7 +228,12 @@ export function planLab(spec: LabSpec): LabPlan {
       if (!s.cgnat) router.wanIp6 = `fd00:18:${linkId}::2`;
     }
     const carrier: RouterPlan | null = s.cgnat
-      ? { key: `${s.name}-carrier`, ns: `${prefix}${s.name}-carrier`, lanIp: `100.64.${n}.1`, wanIp: `198.18.${linkId}.2` }
+      ? {
+          key: `${s.name}-carrier`,
+          ns: `${prefix}${s.name}-carrier`,
+          lanIp: `100.64.${n}.1`,
+          wanIp: `198.18.${linkId}.2`,
+        }
       : null;
     if (carrier && fw6) {
       // IPv6 needs no carrier NAT: the carrier routes it; the home router keeps the stateful firewall.
@@ -314,7 +332,10 @@ export type SiteBehaviourSpec = Pick<SiteSpec, 'nat' | 'inbound' | 'cgnat' | 'ip
 /** Parses a site behaviour spec (`edm,rst,cgnat`). Throws `LabError('LAB_BAD_SPEC')` naming the bad word. */
 export function parseSiteBehaviour(spec: string): SiteBehaviourSpec {
   const out: SiteBehaviourSpec = {};
-  const words = spec.split(',').map((t) => t.trim()).filter(Boolean);
+  const words = spec
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
   const want = `want ${SITE_BEHAVIOUR_WORDS.join(', ')}`;
   if (words.length === 0) throw new LabError('LAB_BAD_SPEC', `empty site behaviour (${want})`);
   for (const w of words) {

@@ -201,7 +201,12 @@ export function buildTopology(plan: LabPlan): Topology {
     const fw = routerRuleset({ nat: s.nat, inbound: s.inbound, wanIp: r.wanIp, seed: seedOf(s) });
     configs.push({ ns: r.ns, sysctls: ROUTER_SYSCTLS, ipBatch: b, nft: fw + (s.carrier ? '' : loss) });
     for (const h of s.hosts) {
-      const hb = ['link set lo up', 'link set eth0 up', `addr add ${h.ip}/24 dev eth0`, `route add default via ${h.gateway}`];
+      const hb = [
+        'link set lo up',
+        'link set eth0 up',
+        `addr add ${h.ip}/24 dev eth0`,
+        `route add default via ${h.gateway}`,
+      ];
       if (h.ip6) hb.push(`addr add ${h.ip6}/64 dev eth0 nodad`, `route add ::/0 via ${h.gateway6}`);
       configs.push({ ns: h.ns, sysctls: HOST_SYSCTLS, ipBatch: hb, nft: '' });
     }

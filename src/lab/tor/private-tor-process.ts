@@ -121,10 +121,14 @@ export async function pollUntil(
     for (const p of procs) {
       if (!p.running) {
         const log = (await readText(p.logFile)).split('\n').slice(-8).join('\n');
-        throw new PrivateTorError('LAB_TOR_EXITED', `tor ${p.name} exited (code ${p.exitCode}) while waiting for ${what}:\n${p.lastOutput}\n${log}`);
+        throw new PrivateTorError(
+          'LAB_TOR_EXITED',
+          `tor ${p.name} exited (code ${p.exitCode}) while waiting for ${what}:\n${p.lastOutput}\n${log}`,
+        );
       }
     }
-    if (Date.now() > deadline) throw new PrivateTorError('LAB_TOR_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}`);
+    if (Date.now() > deadline)
+      throw new PrivateTorError('LAB_TOR_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

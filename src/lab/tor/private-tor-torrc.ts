@@ -87,10 +87,7 @@ export function relayTorrc(c: CommonTorrc, ip: string, orPort: number): string {
 const CLIENT = ['UseEntryGuards 0', 'PathsNeededToBuildCircuits 0.95'];
 
 /** Node A: ControlPort (cookie or hashed password), hosts the onion services; no SOCKS. */
-export function clientATorrc(
-  c: CommonTorrc,
-  control: { host: string; port: number; hashedPassword?: string },
-): string {
+export function clientATorrc(c: CommonTorrc, control: { host: string; port: number; hashedPassword?: string }): string {
   return [
     ...common(c),
     'SocksPort 0',

@@ -22,7 +22,16 @@ import {
   type AuthorityRef,
   type CommonTorrc,
 } from './private-tor-torrc.js';
-import { PrivateTorError, TorProcess, freePort, pollUntil, readText, registerDir, run, unregisterDir } from './private-tor-process.js';
+import {
+  PrivateTorError,
+  TorProcess,
+  freePort,
+  pollUntil,
+  readText,
+  registerDir,
+  run,
+  unregisterDir,
+} from './private-tor-process.js';
 import type { ProgressSink } from '../progress.js';
 
 export { PrivateTorError } from './private-tor-process.js';
@@ -166,27 +175,63 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
     for (let i = 0; i < 3; i++) relays[i]!.orPort = await alloc(relayRoles[i]!);
     const keysDir = join(auth.dataDir, 'keys');
     const [, ...fps] = await Promise.all([
-      run('tor-gencert', [
-        '--create-identity-key', '--passphrase-fd', '0',
-        '-i', join(keysDir, 'authority_identity_key'),
-        '-s', join(keysDir, 'authority_signing_key'),
-        '-c', join(keysDir, 'authority_certificate'),
-        '-m', '12', '-a', `${ipOf(authRole)}:${dirPort}`,
-      ], '\n'),
+      run(
+        'tor-gencert',
+        [
+          '--create-identity-key',
+          '--passphrase-fd',
+          '0',
+          '-i',
+          join(keysDir, 'authority_identity_key'),
+          '-s',
+          join(keysDir, 'authority_signing_key'),
+          '-c',
+          join(keysDir, 'authority_certificate'),
+          '-m',
+          '12',
+          '-a',
+          `${ipOf(authRole)}:${dirPort}`,
+        ],
+        '\n',
+      ),
       // Only the authority's RSA fingerprint appears in a torrc (DirAuthority); relays make their keys at start.
-      run('tor', ['--list-fingerprint', '--DataDirectory', auth.dataDir, '--ORPort', '1', '--ignore-missing-torrc', '-f', '/dev/null', '--Log', 'err stdout']),
+      run('tor', [
+        '--list-fingerprint',
+        '--DataDirectory',
+        auth.dataDir,
+        '--ORPort',
+        '1',
+        '--ignore-missing-torrc',
+        '-f',
+        '/dev/null',
+        '--Log',
+        'err stdout',
+      ]),
     ]);
     const cert = await readText(join(keysDir, 'authority_certificate'));
     const v3ident = /^fingerprint ([0-9A-F]{40})$/m.exec(cert)?.[1];
     const rsa = /([0-9A-F]{4}(?: [0-9A-F]{4}){9})/.exec(fps[0]!)?.[1]?.replace(/ /g, '');
-    if (!v3ident || !rsa) throw new PrivateTorError('LAB_TOR_KEYS', `cannot read the authority's fingerprints (${fps[0]})`);
-    const authority: AuthorityRef = { nickname: auth.nickname, ip: ipOf(authRole), orPort: auth.orPort, dirPort, v3ident, fingerprint: rsa };
+    if (!v3ident || !rsa)
+      throw new PrivateTorError('LAB_TOR_KEYS', `cannot read the authority's fingerprints (${fps[0]})`);
+    const authority: AuthorityRef = {
+      nickname: auth.nickname,
+      ip: ipOf(authRole),
+      orPort: auth.orPort,
+      dirPort,
+      v3ident,
+      fingerprint: rsa,
+    };
     const keysMs = Date.now() - t0;
     log(`private tor: keys in ${keysMs} ms (authority ${v3ident.slice(0, 8)}… at ${authority.ip}:${dirPort})`);
     opts.progress?.advance('tor: keys made');
 
     // ---- torrc files ----
-    const c = (s: NodeSpec): CommonTorrc => ({ nickname: s.nickname, dataDir: s.dataDir, ownerPid: process.pid, authority });
+    const c = (s: NodeSpec): CommonTorrc => ({
+      nickname: s.nickname,
+      dataDir: s.dataDir,
+      ownerPid: process.pid,
+      authority,
+    });
     const extra = (s: NodeSpec) => (opts.extraTorrc?.[s.role] ?? []).map((l) => l + '\n').join('');
     await writeFile(auth.torrc, authorityTorrc(c(auth)) + extra(auth));
     for (const r of relays) await writeFile(r.torrc, relayTorrc(c(r), r.ip, r.orPort!) + extra(r));
@@ -197,7 +242,11 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
       const out = await run('tor', ['--quiet', '--hash-password', opts.controlPassword]);
       hashedPassword = out.trim().split('\n').pop()!.trim();
     }
-    await writeFile(a.torrc, clientATorrc(c(a), { host: '127.0.0.1', port: controlPort, ...(hashedPassword ? { hashedPassword } : {}) }) + extra(a));
+    await writeFile(
+      a.torrc,
+      clientATorrc(c(a), { host: '127.0.0.1', port: controlPort, ...(hashedPassword ? { hashedPassword } : {}) }) +
+        extra(a),
+    );
     await writeFile(b.torrc, clientBTorrc(c(b), { host: '127.0.0.1', port: socksPort }) + extra(b));
 
     // ---- stage 1: authority + relays ----
@@ -205,19 +254,29 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
     for (const s of servers) launch(s);
     const serverProcs = () => servers.map((s) => s.proc!);
     let firstConsensusMs = -1;
-    await pollUntil('the first consensus', async () => {
-      const text = await readText(join(auth.dataDir, 'cached-consensus'));
-      if (text.includes('\nr ')) firstConsensusMs = Date.now() - t0;
-      return firstConsensusMs >= 0;
-    }, serverProcs(), deadline());
+    await pollUntil(
+      'the first consensus',
+      async () => {
+        const text = await readText(join(auth.dataDir, 'cached-consensus'));
+        if (text.includes('\nr ')) firstConsensusMs = Date.now() - t0;
+        return firstConsensusMs >= 0;
+      },
+      serverProcs(),
+      deadline(),
+    );
     log(`private tor: first consensus at ${firstConsensusMs} ms`);
     opts.progress?.advance('tor: first consensus');
     const nicks = servers.map((s) => s.nickname);
     const readyDirs = (opts.clientsStart ?? 'relays') === 'relays' ? servers.map((s) => s.dataDir) : [auth.dataDir];
-    await pollUntil('a consensus listing all 4 relays with descriptors', async () => {
-      const ok = await Promise.all(readyDirs.map((d) => relayReady(d, nicks)));
-      return ok.every(Boolean);
-    }, serverProcs(), deadline());
+    await pollUntil(
+      'a consensus listing all 4 relays with descriptors',
+      async () => {
+        const ok = await Promise.all(readyDirs.map((d) => relayReady(d, nicks)));
+        return ok.every(Boolean);
+      },
+      serverProcs(),
+      deadline(),
+    );
     const relaysReadyMs = Date.now() - t0;
     log(`private tor: relays ready at ${relaysReadyMs} ms`);
     opts.progress?.advance('tor: relays ready');
@@ -236,7 +295,9 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
         host: '127.0.0.1',
         port: controlPort,
         ...(aRole.netns ? { netns: aRole.netns } : {}),
-        ...(opts.controlPassword !== undefined ? { password: opts.controlPassword } : { cookieFile: join(a.dataDir, 'control_auth_cookie') }),
+        ...(opts.controlPassword !== undefined
+          ? { password: opts.controlPassword }
+          : { cookieFile: join(a.dataDir, 'control_auth_cookie') }),
       },
       socksB: { host: '127.0.0.1', port: socksPort, ...(bRole.netns ? { netns: bRole.netns } : {}) },
       bringUpMs: clientsReadyMs,
@@ -244,8 +305,13 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
       dir,
       nodes: () =>
         specs.map((s) => ({
-          role: s.role, nickname: s.nickname, ip: s.ip, dataDir: s.dataDir, pid: s.proc?.child.pid,
-          ...(s.netns ? { netns: s.netns } : {}), ...(s.orPort ? { orPort: s.orPort } : {}),
+          role: s.role,
+          nickname: s.nickname,
+          ip: s.ip,
+          dataDir: s.dataDir,
+          pid: s.proc?.child.pid,
+          ...(s.netns ? { netns: s.netns } : {}),
+          ...(s.orPort ? { orPort: s.orPort } : {}),
         })),
       async stopClient(role, hard = false) {
         const s = role === 'a' ? a : b;
@@ -291,7 +357,12 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
 /** Waits for "Bootstrapped 100%" in the notice log after byte offset `from`. */
 async function waitBootstrapped(s: NodeSpec, from: number, timeoutMs: number): Promise<void> {
   const logFile = join(s.dataDir, 'notice.log');
-  await pollUntil(`tor ${s.role} to bootstrap`, async () => (await readText(logFile)).slice(from).includes('Bootstrapped 100%'), [s.proc!], timeoutMs);
+  await pollUntil(
+    `tor ${s.role} to bootstrap`,
+    async () => (await readText(logFile)).slice(from).includes('Bootstrapped 100%'),
+    [s.proc!],
+    timeoutMs,
+  );
 }
 
 /**
@@ -308,6 +379,7 @@ async function relayReady(dataDir: string, nicks: string[]): Promise<boolean> {
     const flags = /\ns ([^\n]*)/.exec(e)?.[1] ?? '';
     if (!flags.includes('Running') || !flags.includes('Valid') || !flags.includes('HSDir')) return false;
   }
-  const descs = (await readText(join(dataDir, 'cached-descriptors'))) + (await readText(join(dataDir, 'cached-descriptors.new')));
+  const descs =
+    (await readText(join(dataDir, 'cached-descriptors'))) + (await readText(join(dataDir, 'cached-descriptors.new')));
   return nicks.every((n) => descs.includes(`\nrouter ${n} `) || descs.startsWith(`router ${n} `));
 }

@@ -115,7 +115,13 @@ export class SamConnection {
   }
 
   /** Sends a command and reads its reply, checking topic, subtopic and `RESULT=` (when `needResult`). */
-  async command(line: string, topic: string, sub: string, what: string, opts: SamOpOptions & { needResult?: boolean } = {}): Promise<SamReply> {
+  async command(
+    line: string,
+    topic: string,
+    sub: string,
+    what: string,
+    opts: SamOpOptions & { needResult?: boolean } = {},
+  ): Promise<SamReply> {
     this.write(line);
     const text = await this.readLine(opts.timeoutMs ?? SAM_DEFAULT_TIMEOUT_MS, opts.signal);
     return checkReply(text, topic, sub, what, opts.needResult ?? true);
@@ -215,16 +221,27 @@ export async function openSam(addr: SamAddress, opts: SamOpOptions = {}): Promis
     };
     const onConnect = () => done();
     const onError = (e: Error) =>
-      done(new SamError('SAM_UNREACHABLE', `cannot reach the SAM bridge at ${addr.host}:${addr.port}: ${e.message}`, { cause: e }));
+      done(
+        new SamError('SAM_UNREACHABLE', `cannot reach the SAM bridge at ${addr.host}:${addr.port}: ${e.message}`, {
+          cause: e,
+        }),
+      );
     const onAbort = () => done(new SamError('SAM_ABORTED', 'SAM operation aborted'));
-    const timer = setTimeout(() => done(new SamError('SAM_TIMEOUT', `SAM bridge ${addr.host}:${addr.port} did not accept within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () =>
+        done(new SamError('SAM_TIMEOUT', `SAM bridge ${addr.host}:${addr.port} did not accept within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     s.once('connect', onConnect);
     s.once('error', onError);
     opts.signal?.addEventListener('abort', onAbort, { once: true });
   });
   const conn = new SamConnection(socket);
   try {
-    const reply = await conn.command('HELLO VERSION MIN=3.1 MAX=3.1', 'HELLO', 'REPLY', 'HELLO', { timeoutMs, signal: opts.signal });
+    const reply = await conn.command('HELLO VERSION MIN=3.1 MAX=3.1', 'HELLO', 'REPLY', 'HELLO', {
+      timeoutMs,
+      signal: opts.signal,
+    });
     const version = reply.fields.get('VERSION');
     if (!version || !/^3\.\d+$/.test(version)) {
       throw new SamError('SAM_PROTOCOL', `HELLO: bad VERSION '${describe(version ?? '')}'`);

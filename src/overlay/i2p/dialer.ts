@@ -8,7 +8,12 @@ import type { CoordinationDialer, DialOptions } from '../types.js';
 import { SamSession, isB32Address, type SamAddress } from './sam.js';
 import { SamError, type SamErrorCode } from './errors.js';
 
-const NOT_FOUND = new Set<SamErrorCode>(['SAM_INVALID_KEY', 'SAM_KEY_NOT_FOUND', 'SAM_LEASESET_NOT_FOUND', 'SAM_PEER_NOT_FOUND']);
+const NOT_FOUND = new Set<SamErrorCode>([
+  'SAM_INVALID_KEY',
+  'SAM_KEY_NOT_FOUND',
+  'SAM_LEASESET_NOT_FOUND',
+  'SAM_PEER_NOT_FOUND',
+]);
 const LOOKUP_RETRY_MS = 500;
 const CONNECT_RETRY_MS = 1000;
 
@@ -65,7 +70,8 @@ export class I2pCoordinationDialer implements CoordinationDialer {
         return await this.session.connect(destination, { timeoutMs: left(), signal: opts.signal });
       } catch (err) {
         const code = err instanceof SamError ? err.code : undefined;
-        const pause = code === 'SAM_CANT_REACH_PEER' ? CONNECT_RETRY_MS : code && NOT_FOUND.has(code) ? LOOKUP_RETRY_MS : -1;
+        const pause =
+          code === 'SAM_CANT_REACH_PEER' ? CONNECT_RETRY_MS : code && NOT_FOUND.has(code) ? LOOKUP_RETRY_MS : -1;
         if (pause < 0 || Date.now() + pause >= deadline || opts.signal?.aborted) throw err;
         this.retries++;
         await new Promise((r) => setTimeout(r, pause));

@@ -217,7 +217,9 @@ export class I2pCoordinationEndpoint extends EventEmitter implements Coordinatio
       } catch (err) {
         if (this.closing || this.session.closed) return;
         // A failed accept that did not end the session (e.g. the bridge refused one connection): retry.
-        this.log(`i2p endpoint slot ${slot}: accept failed (${err instanceof SamError ? err.code : String(err)}), retrying`);
+        this.log(
+          `i2p endpoint slot ${slot}: accept failed (${err instanceof SamError ? err.code : String(err)}), retrying`,
+        );
         await new Promise<void>((r) => {
           const t = setTimeout(r, RETRY_MS);
           this.aborter.signal.addEventListener('abort', () => (clearTimeout(t), r()), { once: true });

@@ -54,7 +54,9 @@ const RESULT_CODES: Record<string, SamErrorCode> = {
 
 /** The error for a non-OK `RESULT=` value (unknown values get `SAM_UNKNOWN_RESULT`). */
 export function samResultError(result: string, what: string, message?: string): SamError {
-  const code = Object.prototype.hasOwnProperty.call(RESULT_CODES, result) ? RESULT_CODES[result]! : 'SAM_UNKNOWN_RESULT';
+  const code = Object.prototype.hasOwnProperty.call(RESULT_CODES, result)
+    ? RESULT_CODES[result]!
+    : 'SAM_UNKNOWN_RESULT';
   const detail = message ? `: ${message}` : '';
   return new SamError(code, `${what} failed: RESULT=${result.slice(0, 64)}${detail.slice(0, 256)}`, { result });
 }

@@ -13,7 +13,14 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { SamError } from './errors.js';
-import { openSam, checkReply, SamConnection, SAM_DEFAULT_TIMEOUT_MS, type SamAddress, type SamOpOptions } from './connection.js';
+import {
+  openSam,
+  checkReply,
+  SamConnection,
+  SAM_DEFAULT_TIMEOUT_MS,
+  type SamAddress,
+  type SamOpOptions,
+} from './connection.js';
 import { b32Address, i2pBase64Decode, isB32Address, publicDestination } from './address.js';
 import { describe } from './reply.js';
 
@@ -21,7 +28,14 @@ export { SamError } from './errors.js';
 export type { SamErrorCode } from './errors.js';
 export { openSam, SamConnection, SAM_MAX_LINE, SAM_DEFAULT_TIMEOUT_MS } from './connection.js';
 export type { SamAddress, SamOpOptions } from './connection.js';
-export { b32Address, publicDestination, isB32Address, i2pBase64Decode, i2pBase64Encode, destinationLength } from './address.js';
+export {
+  b32Address,
+  publicDestination,
+  isB32Address,
+  i2pBase64Decode,
+  i2pBase64Encode,
+  destinationLength,
+} from './address.js';
 export { parseSamReply } from './reply.js';
 export type { SamReply } from './reply.js';
 
@@ -41,13 +55,22 @@ export interface I2pKeys {
 }
 
 /** `DEST GENERATE SIGNATURE_TYPE=7`: a fresh destination, not attached to any session. */
-export async function samGenerateDestination(addr: SamAddress, opts: SamOpOptions & { signatureType?: number } = {}): Promise<I2pKeys> {
+export async function samGenerateDestination(
+  addr: SamAddress,
+  opts: SamOpOptions & { signatureType?: number } = {},
+): Promise<I2pKeys> {
   const conn = await openSam(addr, opts);
   try {
-    const reply = await conn.command(`DEST GENERATE SIGNATURE_TYPE=${opts.signatureType ?? SIGNATURE_TYPE_EDDSA}`, 'DEST', 'REPLY', 'DEST GENERATE', {
-      ...opts,
-      needResult: false,
-    });
+    const reply = await conn.command(
+      `DEST GENERATE SIGNATURE_TYPE=${opts.signatureType ?? SIGNATURE_TYPE_EDDSA}`,
+      'DEST',
+      'REPLY',
+      'DEST GENERATE',
+      {
+        ...opts,
+        needResult: false,
+      },
+    );
     const pub = reply.fields.get('PUB');
     const priv = reply.fields.get('PRIV');
     if (!pub || !priv) throw new SamError('SAM_PROTOCOL', 'DEST GENERATE: reply without PUB/PRIV');
@@ -148,7 +171,8 @@ export class SamSession extends EventEmitter {
       try {
         return await SamSession.createOnce(addr, opts);
       } catch (err) {
-        if (i >= attempts || !(err instanceof SamError) || err.code !== 'SAM_TIMEOUT' || opts.signal?.aborted) throw err;
+        if (i >= attempts || !(err instanceof SamError) || err.code !== 'SAM_TIMEOUT' || opts.signal?.aborted)
+          throw err;
       }
     }
   }
@@ -161,7 +185,8 @@ export class SamSession extends EventEmitter {
     let line = `SESSION CREATE STYLE=STREAM ID=${id} DESTINATION=${key}`;
     if (key === 'TRANSIENT') line += ` SIGNATURE_TYPE=${opts.signatureType ?? SIGNATURE_TYPE_EDDSA}`;
     for (const [k, v] of Object.entries(opts.options ?? {})) {
-      if (!TOKEN_RE.test(k) || !TOKEN_RE.test(String(v))) throw new SamError('SAM_PROTOCOL', `bad session option '${k}'`);
+      if (!TOKEN_RE.test(k) || !TOKEN_RE.test(String(v)))
+        throw new SamError('SAM_PROTOCOL', `bad session option '${k}'`);
       line += ` ${k}=${v}`;
     }
     const timeoutMs = opts.timeoutMs ?? SAM_SESSION_TIMEOUT_MS;
@@ -193,7 +218,9 @@ export class SamSession extends EventEmitter {
       try {
         peerB32 = b32Address(peerDestination);
       } catch (err) {
-        throw new SamError('SAM_PROTOCOL', `STREAM ACCEPT: bad peer destination line '${describe(first)}'`, { cause: err });
+        throw new SamError('SAM_PROTOCOL', `STREAM ACCEPT: bad peer destination line '${describe(first)}'`, {
+          cause: err,
+        });
       }
       return { socket: this.adopt(conn), peerDestination: publicDestination(peerDestination), peerB32 };
     } catch (err) {
@@ -243,10 +270,16 @@ export class SamSession extends EventEmitter {
     const left = () => Math.max(1, deadline - Date.now());
     const conn = await this.opConnection({ ...opts, timeoutMs: left() });
     try {
-      await conn.command(`STREAM CONNECT ID=${this.id} DESTINATION=${dest} SILENT=false`, 'STREAM', 'STATUS', 'STREAM CONNECT', {
-        timeoutMs: left(),
-        signal: opts.signal,
-      });
+      await conn.command(
+        `STREAM CONNECT ID=${this.id} DESTINATION=${dest} SILENT=false`,
+        'STREAM',
+        'STATUS',
+        'STREAM CONNECT',
+        {
+          timeoutMs: left(),
+          signal: opts.signal,
+        },
+      );
       return this.adopt(conn);
     } catch (err) {
       conn.destroy();

@@ -120,7 +120,9 @@ export class TorControlClient extends EventEmitter {
     this.timeoutMs = opts.timeoutMs ?? 15_000;
     this.parser = new ReplyParser(opts);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
-    socket.on('error', (err) => this.fail(new TorControlError('TOR_CLOSED', `control connection error: ${err.message}`, { cause: err })));
+    socket.on('error', (err) =>
+      this.fail(new TorControlError('TOR_CLOSED', `control connection error: ${err.message}`, { cause: err })),
+    );
     socket.on('close', () => this.fail(new TorControlError('TOR_CLOSED', 'control connection closed')));
   }
 
@@ -145,7 +147,11 @@ export class TorControlClient extends EventEmitter {
       socket.once('error', (err) => {
         clearTimeout(timer);
         socket.destroy();
-        reject(new TorControlError('TOR_CONNECT', `cannot reach the tor control port ${where}: ${err.message}`, { cause: err }));
+        reject(
+          new TorControlError('TOR_CONNECT', `cannot reach the tor control port ${where}: ${err.message}`, {
+            cause: err,
+          }),
+        );
       });
     });
   }
@@ -172,7 +178,9 @@ export class TorControlClient extends EventEmitter {
     const reply = await this.raw(line);
     if (reply.status < 200 || reply.status > 299) {
       const text = reply.lines.map((l) => l.text).join(' / ');
-      throw new TorControlError(`TOR_REPLY_${reply.status}`, `tor answered ${reply.status} ${text}`, { status: reply.status });
+      throw new TorControlError(`TOR_REPLY_${reply.status}`, `tor answered ${reply.status} ${text}`, {
+        status: reply.status,
+      });
     }
     return reply;
   }
@@ -182,7 +190,8 @@ export class TorControlClient extends EventEmitter {
     if (/[\r\n]/.test(line)) {
       return Promise.reject(new TorControlError('TOR_BAD_ARGUMENT', 'a control command must not contain CR or LF'));
     }
-    if (this.closed) return Promise.reject(this.closedWith ?? new TorControlError('TOR_CLOSED', 'control connection closed'));
+    if (this.closed)
+      return Promise.reject(this.closedWith ?? new TorControlError('TOR_CLOSED', 'control connection closed'));
     const what = line.split(' ', 1)[0]!;
     return new Promise<TorReply>((resolve, reject) => {
       const timer = setTimeout(() => {
@@ -208,7 +217,8 @@ export class TorControlClient extends EventEmitter {
         for (const [k, v] of parseKeywords(l.text.slice(8))) if (k === 'Tor' && v !== undefined) info.torVersion = v;
       }
     }
-    if (info.protocolVersion !== 1) throw new TorControlError('TOR_PROTOCOL', 'PROTOCOLINFO reply without protocol version 1');
+    if (info.protocolVersion !== 1)
+      throw new TorControlError('TOR_PROTOCOL', 'PROTOCOLINFO reply without protocol version 1');
     return info;
   }
 
@@ -227,14 +237,21 @@ export class TorControlClient extends EventEmitter {
       else if (offered.has('SAFECOOKIE')) method = 'SAFECOOKIE';
       else if (offered.has('NULL')) method = 'NULL';
       else if (offered.has('HASHEDPASSWORD')) {
-        throw new TorControlError('TOR_AUTH_FAILED', 'tor requires a control password (HashedControlPassword) and none was given');
+        throw new TorControlError(
+          'TOR_AUTH_FAILED',
+          'tor requires a control password (HashedControlPassword) and none was given',
+        );
       } else if (offered.has('COOKIE')) {
         throw new TorControlError(
           'TOR_AUTH_UNSAFE_METHOD',
           'the control port offers plain COOKIE but not SAFECOOKIE: refused ' +
             '(a port that cannot prove it knows the cookie could be anyone)',
         );
-      } else throw new TorControlError('TOR_AUTH_FAILED', `no supported authentication method among [${info.methods.join(',')}]`);
+      } else
+        throw new TorControlError(
+          'TOR_AUTH_FAILED',
+          `no supported authentication method among [${info.methods.join(',')}]`,
+        );
     }
     let arg = '';
     if (method === 'HASHEDPASSWORD') {
@@ -257,10 +274,16 @@ export class TorControlClient extends EventEmitter {
       r = await this.raw('AUTHENTICATE' + arg);
     } catch (err) {
       // tor closes the connection right after a failed AUTHENTICATE; the reply may race the close.
-      throw new TorControlError('TOR_AUTH_FAILED', `authentication (${method}) failed: ${(err as Error).message}`, { cause: err });
+      throw new TorControlError('TOR_AUTH_FAILED', `authentication (${method}) failed: ${(err as Error).message}`, {
+        cause: err,
+      });
     }
     if (r.status !== 250) {
-      throw new TorControlError('TOR_AUTH_FAILED', `authentication (${method}) failed: ${r.status} ${r.lines.map((l) => l.text).join(' ')}`, { status: r.status });
+      throw new TorControlError(
+        'TOR_AUTH_FAILED',
+        `authentication (${method}) failed: ${r.status} ${r.lines.map((l) => l.text).join(' ')}`,
+        { status: r.status },
+      );
     }
   }
 
@@ -273,7 +296,13 @@ export class TorControlClient extends EventEmitter {
     const kv = new Map(parseKeywords(text.slice(14)));
     const serverHash = kv.get('SERVERHASH');
     const serverNonce = kv.get('SERVERNONCE');
-    if (!serverHash || !serverNonce || !/^[0-9a-fA-F]{64}$/.test(serverHash) || !/^[0-9a-fA-F]+$/.test(serverNonce) || serverNonce.length % 2 !== 0) {
+    if (
+      !serverHash ||
+      !serverNonce ||
+      !/^[0-9a-fA-F]{64}$/.test(serverHash) ||
+      !/^[0-9a-fA-F]+$/.test(serverNonce) ||
+      serverNonce.length % 2 !== 0
+    ) {
       throw new TorControlError('TOR_PROTOCOL', 'AUTHCHALLENGE reply without valid SERVERHASH/SERVERNONCE');
     }
     const { server, client } = safeCookieHashes(cookie, clientNonce, Buffer.from(serverNonce, 'hex'));
@@ -312,7 +341,8 @@ export class TorControlClient extends EventEmitter {
     if (opts.flags && opts.flags.length > 0) line += ' Flags=' + opts.flags.join(',');
     if (opts.maxStreams !== undefined) line += ' MaxStreams=' + Math.floor(opts.maxStreams);
     for (const p of opts.ports) {
-      if (!Number.isInteger(p.virtual) || p.virtual < 1 || p.virtual > 65535) throw new TorControlError('TOR_BAD_ARGUMENT', `bad virtual port ${p.virtual}`);
+      if (!Number.isInteger(p.virtual) || p.virtual < 1 || p.virtual > 65535)
+        throw new TorControlError('TOR_BAD_ARGUMENT', `bad virtual port ${p.virtual}`);
       checkToken(p.target, 'ADD_ONION target');
       line += ` Port=${p.virtual},${p.target}`;
     }
@@ -323,13 +353,15 @@ export class TorControlClient extends EventEmitter {
       if (l.text.startsWith('ServiceID=')) serviceId = l.text.slice(10);
       else if (l.text.startsWith('PrivateKey=')) privateKey = l.text.slice(11);
     }
-    if (!serviceId || !SERVICE_ID_RE.test(serviceId)) throw new TorControlError('TOR_PROTOCOL', 'ADD_ONION reply without a valid ServiceID');
+    if (!serviceId || !SERVICE_ID_RE.test(serviceId))
+      throw new TorControlError('TOR_PROTOCOL', 'ADD_ONION reply without a valid ServiceID');
     return privateKey ? { serviceId, privateKey } : { serviceId };
   }
 
   /** DEL_ONION: removes a service created by ADD_ONION. Unknown services: TOR_REPLY_552. */
   async delOnion(serviceId: string): Promise<void> {
-    if (!SERVICE_ID_RE.test(serviceId)) throw new TorControlError('TOR_BAD_ARGUMENT', 'DEL_ONION needs a 56-character service id');
+    if (!SERVICE_ID_RE.test(serviceId))
+      throw new TorControlError('TOR_BAD_ARGUMENT', 'DEL_ONION needs a 56-character service id');
     await this.command('DEL_ONION ' + serviceId);
   }
 
@@ -354,9 +386,13 @@ export class TorControlClient extends EventEmitter {
       const onDesc = (e: HsDescEvent) => {
         if (e.action === 'UPLOADED' && e.address === serviceId) done(() => resolve(e));
       };
-      const onClose = (err?: TorControlError) => done(() => reject(err ?? new TorControlError('TOR_CLOSED', 'control connection closed')));
+      const onClose = (err?: TorControlError) =>
+        done(() => reject(err ?? new TorControlError('TOR_CLOSED', 'control connection closed')));
       const timer = setTimeout(
-        () => done(() => reject(new TorControlError('TOR_TIMEOUT', `no HS_DESC UPLOADED for ${serviceId} within ${timeoutMs} ms`))),
+        () =>
+          done(() =>
+            reject(new TorControlError('TOR_TIMEOUT', `no HS_DESC UPLOADED for ${serviceId} within ${timeoutMs} ms`)),
+          ),
         timeoutMs,
       );
       if (this.closed) return onClose(this.closedWith ?? undefined);
@@ -433,7 +469,11 @@ export function parseHsDesc(text: string): HsDescEvent | null {
 }
 
 /** The two SAFECOOKIE HMACs (control-spec 3.24): server-to-controller and controller-to-server. */
-export function safeCookieHashes(cookie: Buffer, clientNonce: Buffer, serverNonce: Buffer): { server: Buffer; client: Buffer } {
+export function safeCookieHashes(
+  cookie: Buffer,
+  clientNonce: Buffer,
+  serverNonce: Buffer,
+): { server: Buffer; client: Buffer } {
   const msg = Buffer.concat([cookie, clientNonce, serverNonce]);
   return {
     server: createHmac('sha256', SERVER_KEY).update(msg).digest(),
@@ -488,5 +528,6 @@ export async function readCookie(file: string | undefined): Promise<Buffer> {
 }
 
 function checkToken(s: string, what: string): void {
-  if (s.length === 0 || /[\s"]/.test(s)) throw new TorControlError('TOR_BAD_ARGUMENT', `${what} must be one non-empty word`);
+  if (s.length === 0 || /[\s"]/.test(s))
+    throw new TorControlError('TOR_BAD_ARGUMENT', `${what} must be one non-empty word`);
 }

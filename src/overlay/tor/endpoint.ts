@@ -116,7 +116,10 @@ export class TorCoordinationEndpoint extends EventEmitter implements Coordinatio
       });
       if (this._address && r.serviceId !== this.serviceId) {
         // Cannot happen with the same key; guard so we never announce a different address silently.
-        throw new TorControlError('TOR_PROTOCOL', `re-published service has id ${r.serviceId}, expected ${this.serviceId}`);
+        throw new TorControlError(
+          'TOR_PROTOCOL',
+          `re-published service has id ${r.serviceId}, expected ${this.serviceId}`,
+        );
       }
       this.serviceId = r.serviceId;
       this._address = r.serviceId + '.onion';
@@ -147,7 +150,10 @@ export class TorCoordinationEndpoint extends EventEmitter implements Coordinatio
     this.log(`tor endpoint: control connection lost (${e.message})`);
     this.emit('down', e);
     if (!this.privateKey) {
-      const lost = new TorControlError('TOR_ENDPOINT_LOST', `${this._address} cannot be re-published: its key was discarded`);
+      const lost = new TorControlError(
+        'TOR_ENDPOINT_LOST',
+        `${this._address} cannot be re-published: its key was discarded`,
+      );
       this.softError(lost);
       return;
     }

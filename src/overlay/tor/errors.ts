@@ -26,14 +26,26 @@ export const TOR_SOCKS_REPLIES: Readonly<Record<number, { code: string; message:
   0x01: { code: 'TOR_SOCKS_GENERAL_FAILURE', message: 'general SOCKS server failure' },
   0x02: { code: 'TOR_SOCKS_NOT_ALLOWED', message: 'connection not allowed by ruleset' },
   0x03: { code: 'TOR_SOCKS_NETWORK_UNREACHABLE', message: 'network unreachable' },
-  0x04: { code: 'TOR_SOCKS_HOST_UNREACHABLE', message: 'host unreachable (the onion service refused or closed the stream)' },
+  0x04: {
+    code: 'TOR_SOCKS_HOST_UNREACHABLE',
+    message: 'host unreachable (the onion service refused or closed the stream)',
+  },
   0x05: { code: 'TOR_SOCKS_CONNECTION_REFUSED', message: 'connection refused' },
-  0x06: { code: 'TOR_SOCKS_TTL_EXPIRED', message: 'TTL expired (tor gave up building the connection: SocksTimeout, or the service stayed unreachable)' },
+  0x06: {
+    code: 'TOR_SOCKS_TTL_EXPIRED',
+    message: 'TTL expired (tor gave up building the connection: SocksTimeout, or the service stayed unreachable)',
+  },
   0x07: { code: 'TOR_SOCKS_COMMAND_NOT_SUPPORTED', message: 'command not supported' },
   0x08: { code: 'TOR_SOCKS_ADDRESS_TYPE_NOT_SUPPORTED', message: 'address type not supported' },
-  0xf0: { code: 'TOR_SOCKS_HS_DESC_NOT_FOUND', message: 'onion service descriptor not found (service offline or not yet published)' },
+  0xf0: {
+    code: 'TOR_SOCKS_HS_DESC_NOT_FOUND',
+    message: 'onion service descriptor not found (service offline or not yet published)',
+  },
   0xf1: { code: 'TOR_SOCKS_HS_DESC_INVALID', message: 'onion service descriptor is invalid' },
-  0xf2: { code: 'TOR_SOCKS_HS_INTRO_FAILED', message: 'onion service introduction failed (service gone or unreachable)' },
+  0xf2: {
+    code: 'TOR_SOCKS_HS_INTRO_FAILED',
+    message: 'onion service introduction failed (service gone or unreachable)',
+  },
   0xf3: { code: 'TOR_SOCKS_HS_REND_FAILED', message: 'onion service rendezvous failed' },
   0xf4: { code: 'TOR_SOCKS_HS_MISSING_CLIENT_AUTH', message: 'onion service requires client authorization' },
   0xf5: { code: 'TOR_SOCKS_HS_BAD_CLIENT_AUTH', message: 'onion service client authorization is wrong' },
@@ -58,6 +70,8 @@ export class TorSocksError extends OnionpunchError {
     const known = TOR_SOCKS_REPLIES[reply];
     const hex = '0x' + reply.toString(16).padStart(2, '0');
     if (known) return new TorSocksError(known.code, `${target}: ${known.message} (SOCKS reply ${hex})`, { reply });
-    return new TorSocksError(`TOR_SOCKS_REPLY_${hex.slice(2).toUpperCase()}`, `${target}: SOCKS reply ${hex}`, { reply });
+    return new TorSocksError(`TOR_SOCKS_REPLY_${hex.slice(2).toUpperCase()}`, `${target}: SOCKS reply ${hex}`, {
+      reply,
+    });
   }
 }

@@ -131,7 +131,10 @@ export class ReplyParser {
     // control-spec status classes are 2yz, 4yz, 5yz and 6yz (650 = async event); anything else (e.g. "000")
     // is not tor talking, and must not surface as a reply code either.
     if (status < 200 || status > 699) {
-      throw new TorControlError('TOR_PROTOCOL', `control reply status ${m[1]} is outside 200-699: ${JSON.stringify(line.slice(0, 80))}`);
+      throw new TorControlError(
+        'TOR_PROTOCOL',
+        `control reply status ${m[1]} is outside 200-699: ${JSON.stringify(line.slice(0, 80))}`,
+      );
     }
     const sep = m[2]!;
     const text = m[3]!;

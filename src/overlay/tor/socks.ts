@@ -22,7 +22,9 @@ export interface OnionDialOptions {
 
 /** SOCKS username/password for an isolation key: a hash, so the key itself never reaches tor's memory. */
 export function isolationCredentials(key: string): { userId: string; password: string } {
-  const h = createHash('sha256').update('onionpunch-isolation\0' + key).digest('hex');
+  const h = createHash('sha256')
+    .update('onionpunch-isolation\0' + key)
+    .digest('hex');
   return { userId: 'op-' + h.slice(0, 32), password: h.slice(32) };
 }
 
@@ -46,7 +48,8 @@ export function socksReplyByte(received: Buffer): number | undefined {
 export async function dialOnion(host: string, port: number, opts: OnionDialOptions): Promise<Socket> {
   const target = `${host}:${port}`;
   if (!ONION_V3_RE.test(host)) throw new TorSocksError('TOR_SOCKS_BAD_ADDRESS', `${host} is not a v3 onion address`);
-  if (!Number.isInteger(port) || port < 1 || port > 65535) throw new TorSocksError('TOR_SOCKS_BAD_ADDRESS', `bad port ${port}`);
+  if (!Number.isInteger(port) || port < 1 || port > 65535)
+    throw new TorSocksError('TOR_SOCKS_BAD_ADDRESS', `bad port ${port}`);
   const timeoutMs = opts.timeoutMs ?? 120_000;
   const socksHost = opts.socksHost ?? '127.0.0.1';
   if (opts.signal?.aborted) throw new TorSocksError('TOR_SOCKS_ABORTED', `dial to ${target} aborted`);
@@ -85,7 +88,13 @@ export async function dialOnion(host: string, port: number, opts: OnionDialOptio
   const connected = new Promise<void>((resolve, reject) => {
     socket.once('connect', () => resolve());
     socket.once('error', (err) =>
-      reject(new TorSocksError('TOR_SOCKS_PROXY_UNREACHABLE', `cannot reach tor's SOCKS port ${socksHost}:${opts.socksPort}: ${err.message}`, { cause: err })),
+      reject(
+        new TorSocksError(
+          'TOR_SOCKS_PROXY_UNREACHABLE',
+          `cannot reach tor's SOCKS port ${socksHost}:${opts.socksPort}: ${err.message}`,
+          { cause: err },
+        ),
+      ),
     );
   });
   try {
@@ -102,7 +111,9 @@ export async function dialOnion(host: string, port: number, opts: OnionDialOptio
       (err: Error) => {
         const rep = socksReplyByte(Buffer.concat(received));
         if (rep !== undefined && rep !== 0) throw TorSocksError.fromReply(rep, target);
-        throw new TorSocksError('TOR_SOCKS_PROTOCOL', `SOCKS handshake with tor for ${target} failed: ${err.message}`, { cause: err });
+        throw new TorSocksError('TOR_SOCKS_PROTOCOL', `SOCKS handshake with tor for ${target} failed: ${err.message}`, {
+          cause: err,
+        });
       },
     );
     const s = await Promise.race([handshake, guard]);

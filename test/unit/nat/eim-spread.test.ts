@@ -46,17 +46,22 @@ test('verdictFrom: publicIpStable and portSpread (edm only), old fields unchange
   assert.deepEqual(edm.portSpread!.ports, [40010, 41000, 40500, 40200]);
   assert.equal(edm.portSpread!.narrow, true);
   // a spread sample from another public IP: not stable (address pooling), and it is left out of the spread
-  const pooled = verdictFrom(1, [obs('p1', '198.18.1.2', 40010), obs('p2', '198.18.1.2', 41000)], [], [
-    ...spread,
-    { ...obs('p1', '198.18.1.9', 40300), localPort: 33003 },
-  ]);
+  const pooled = verdictFrom(
+    1,
+    [obs('p1', '198.18.1.2', 40010), obs('p2', '198.18.1.2', 41000)],
+    [],
+    [...spread, { ...obs('p1', '198.18.1.9', 40300), localPort: 33003 }],
+  );
   assert.equal(pooled.publicIpStable, false);
   assert.equal(pooled.portSpread!.ports.length, 4);
   assert.equal(verdictFrom(1, [obs('p1', '198.18.1.2', 1)]).publicIpStable, null);
 });
 
 test('eimCheck: spread samples only for edm, each from a fresh local port, round-robin over the peers', async () => {
-  const peers: Endpoint[] = [{ address: '198.18.101.2', port: 8333 }, { address: '198.18.102.2', port: 8333 }];
+  const peers: Endpoint[] = [
+    { address: '198.18.101.2', port: 8333 },
+    { address: '198.18.102.2', port: 8333 },
+  ];
   const calls: Array<{ local: number; peer: string }> = [];
   let next = 40000;
   const edm = async (local: Endpoint, peer: Endpoint) => {
@@ -66,10 +71,19 @@ test('eimCheck: spread samples only for edm, each from a fresh local port, round
   };
   const v = await eimCheck({ local: { address: '0.0.0.0', port: 45000 }, peers, observe: edm, spreadSamples: 3 });
   assert.equal(v.mapping, 'edm');
-  assert.deepEqual(calls.map((c) => c.local), [45000, 45000, 0, 0, 0]);
-  assert.deepEqual(calls.slice(2).map((c) => c.peer), ['198.18.101.2', '198.18.102.2', '198.18.101.2']);
+  assert.deepEqual(
+    calls.map((c) => c.local),
+    [45000, 45000, 0, 0, 0],
+  );
+  assert.deepEqual(
+    calls.slice(2).map((c) => c.peer),
+    ['198.18.101.2', '198.18.102.2', '198.18.101.2'],
+  );
   assert.equal(v.spreadObserved!.length, 3);
-  assert.deepEqual(v.spreadObserved!.map((o) => o.localPort), [50003, 50004, 50005]);
+  assert.deepEqual(
+    v.spreadObserved!.map((o) => o.localPort),
+    [50003, 50004, 50005],
+  );
   assert.equal(v.portSpread!.ports.length, 5);
   assert.equal(v.publicIpStable, true);
   calls.length = 0;

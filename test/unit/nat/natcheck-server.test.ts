@@ -12,10 +12,19 @@ async function dial(host: string, port: number): Promise<Socket> {
   return s;
 }
 
-for (const [listen, dialHost] of [['127.0.0.1', '127.0.0.1'], ['::1', '::1'], ['::', '127.0.0.1']] as const) {
+for (const [listen, dialHost] of [
+  ['127.0.0.1', '127.0.0.1'],
+  ['::1', '::1'],
+  ['::', '127.0.0.1'],
+] as const) {
   test(`natcheck server on ${listen} reports the client's address:port seen (client via ${dialHost}), then closes`, async () => {
     const results: NatcheckResult[] = [];
-    const srv = await startNatcheckServer({ host: listen, port: 0, network: 'regtest', onResult: (r) => results.push(r) });
+    const srv = await startNatcheckServer({
+      host: listen,
+      port: 0,
+      network: 'regtest',
+      onResult: (r) => results.push(r),
+    });
     try {
       const sock = await dial(dialHost, srv.port);
       const peer = new Peer(sock, { network: 'regtest', role: 'initiator', handshakeTimeoutMs: 3000 });
@@ -57,7 +66,14 @@ test('natcheck server: IPv4 client is IPv4-mapped on the wire', async () => {
 
 test('natcheck server: per-netgroup cap and handshake timeout; close() ends open connections', async () => {
   const results: NatcheckResult[] = [];
-  const srv = await startNatcheckServer({ host: '127.0.0.1', port: 0, network: 'regtest', perNetgroupLimit: 1, handshakeTimeoutMs: 200, onResult: (r) => results.push(r) });
+  const srv = await startNatcheckServer({
+    host: '127.0.0.1',
+    port: 0,
+    network: 'regtest',
+    perNetgroupLimit: 1,
+    handshakeTimeoutMs: 200,
+    onResult: (r) => results.push(r),
+  });
   try {
     const first = await dial('127.0.0.1', srv.port); // silent: holds the only slot until the timeout
     first.on('error', () => {});
@@ -84,7 +100,12 @@ test('natcheck server: per-netgroup cap and handshake timeout; close() ends open
 test('natcheck server: at the global cap a newcomer of another netgroup evicts from the largest', async () => {
   const results: NatcheckResult[] = [];
   const srv = await startNatcheckServer({
-    host: '127.0.0.1', port: 0, network: 'regtest', maxConnections: 3, perNetgroupLimit: 4, handshakeTimeoutMs: 5000,
+    host: '127.0.0.1',
+    port: 0,
+    network: 'regtest',
+    maxConnections: 3,
+    perNetgroupLimit: 4,
+    handshakeTimeoutMs: 5000,
     onResult: (r) => results.push(r),
   });
   const socks: Socket[] = [];
@@ -135,7 +156,10 @@ test('natcheck server: a non-handshake message or an oversized header closes the
     b.write(hdr);
     await once(b, 'close');
     await new Promise((r) => setTimeout(r, 50));
-    assert.deepEqual(results.map((r) => r.error), ['NATCHECK_UNEXPECTED_MESSAGE', 'PEER_WIRE']);
+    assert.deepEqual(
+      results.map((r) => r.error),
+      ['NATCHECK_UNEXPECTED_MESSAGE', 'PEER_WIRE'],
+    );
   } finally {
     await srv.close();
   }

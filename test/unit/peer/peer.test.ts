@@ -16,7 +16,9 @@ async function pair(host = '127.0.0.1'): Promise<{ a: Socket; b: Socket; server:
   await once(a, 'connect');
   const [b] = (await accepted) as [Socket];
   return {
-    a, b, server,
+    a,
+    b,
+    server,
     done: async () => {
       a.destroy();
       b.destroy();
@@ -32,8 +34,22 @@ function isPeerErr(code: string) {
 test('initiator and responder (both ours) complete the handshake over loopback TCP', async () => {
   const { a, b, done } = await pair();
   try {
-    const init = new Peer(a, { network: 'regtest', role: 'initiator', services: NODE_HOLEPUNCH, userAgent: '/init:1/', startHeight: 7, relay: true, addrRecv: { address: b.localAddress!, port: b.localPort! } });
-    const resp = new Peer(b, { network: 'regtest', role: 'responder', userAgent: '/resp:2/', startHeight: 99, addrRecv: { address: '127.0.0.1', port: a.localPort! } });
+    const init = new Peer(a, {
+      network: 'regtest',
+      role: 'initiator',
+      services: NODE_HOLEPUNCH,
+      userAgent: '/init:1/',
+      startHeight: 7,
+      relay: true,
+      addrRecv: { address: b.localAddress!, port: b.localPort! },
+    });
+    const resp = new Peer(b, {
+      network: 'regtest',
+      role: 'responder',
+      userAgent: '/resp:2/',
+      startHeight: 99,
+      addrRecv: { address: '127.0.0.1', port: a.localPort! },
+    });
     const seen: string[] = [];
     resp.on('message', (cmd) => seen.push(cmd));
     const [ri, rr] = await Promise.all([init.handshake(), resp.handshake()]);
@@ -83,12 +99,22 @@ test('initiator and responder (both ours) complete the handshake over loopback T
 test('relay flag can be omitted; wtxidrelay is only sent to peers >= 70016; sendaddrv2 optional', async () => {
   const { a, b, done } = await pair();
   try {
-    const init = new Peer(a, { network: 'main', role: 'initiator', relay: null, protocolVersion: 70015, sendAddrV2: false });
+    const init = new Peer(a, {
+      network: 'main',
+      role: 'initiator',
+      relay: null,
+      protocolVersion: 70015,
+      sendAddrV2: false,
+    });
     const resp = new Peer(b, { network: 'main', role: 'responder' });
     const [ri, rr] = await Promise.all([init.handshake(), resp.handshake()]);
     assert.equal(rr.version.relay, undefined);
     assert.deepEqual(rr.receivedBeforeVerack, ['version']);
-    assert.deepEqual(ri.receivedBeforeVerack, ['version', 'sendaddrv2'], 'no wtxidrelay when the common version is 70015');
+    assert.deepEqual(
+      ri.receivedBeforeVerack,
+      ['version', 'sendaddrv2'],
+      'no wtxidrelay when the common version is 70015',
+    );
     init.close();
     resp.close();
   } finally {
@@ -117,7 +143,10 @@ test('a peer that sends garbage (HTTP) fails the handshake with PEER_WIRE naming
     const p = new Peer(a, { network: 'main', role: 'initiator', handshakeTimeoutMs: 5000 });
     const hs = p.handshake();
     b.write('HTTP/1.1 400 Bad Request\r\n\r\n');
-    await assert.rejects(hs, (e: unknown) => e instanceof PeerError && e.code === 'PEER_WIRE' && /WIRE_BAD_MAGIC/.test(e.message));
+    await assert.rejects(
+      hs,
+      (e: unknown) => e instanceof PeerError && e.code === 'PEER_WIRE' && /WIRE_BAD_MAGIC/.test(e.message),
+    );
     assert.equal(p.pendingTimers, 0);
   } finally {
     await done();
@@ -130,15 +159,25 @@ test('wrong network magic, bad version payload, peer closing mid-handshake, ping
     const p = new Peer(a, { network: 'main', role: 'responder' });
     const hs = p.handshake();
     b.write(encodeMessage('testnet4', 'verack', {}));
-    await assert.rejects(hs, (e: unknown) => e instanceof PeerError && e.code === 'PEER_WIRE' && /testnet4/.test(e.message));
+    await assert.rejects(
+      hs,
+      (e: unknown) => e instanceof PeerError && e.code === 'PEER_WIRE' && /testnet4/.test(e.message),
+    );
     await done();
   }
   {
     const { a, b, done } = await pair();
     const p = new Peer(a, { network: 'main', role: 'responder' });
     const hs = p.handshake();
-    b.write(Buffer.concat([encodeMessage('main', 'ping', { nonce: 1n }).subarray(0, 4), Buffer.from('version\0\0\0\0\0', 'latin1'), Buffer.from('0300000067f75690', 'hex'), Buffer.from([1, 2, 3])]));
-    await assert.rejects(hs, (e: unknown) => e instanceof PeerError && (e.code === 'PEER_WIRE'));
+    b.write(
+      Buffer.concat([
+        encodeMessage('main', 'ping', { nonce: 1n }).subarray(0, 4),
+        Buffer.from('version\0\0\0\0\0', 'latin1'),
+        Buffer.from('0300000067f75690', 'hex'),
+        Buffer.from([1, 2, 3]),
+      ]),
+    );
+    await assert.rejects(hs, (e: unknown) => e instanceof PeerError && e.code === 'PEER_WIRE');
     await done();
   }
   {
@@ -185,7 +224,10 @@ test('close() during a pending handshake rejects it with PEER_CLOSED and clears 
     assert.equal(p.pendingTimers, 0);
     assert.deepEqual(events, [undefined], 'close emitted once, without error for our own close');
     const [first] = (await once(b, 'data')) as [Buffer];
-    assert.equal(decodePayload('version', first.subarray(24, 24 + first.readUInt32LE(16))).userAgent, '/onionpunch:0.1.0/');
+    assert.equal(
+      decodePayload('version', first.subarray(24, 24 + first.readUInt32LE(16))).userAgent,
+      '/onionpunch:0.1.0/',
+    );
   } finally {
     await done();
   }
@@ -197,7 +239,10 @@ test('connectPeer: refused port and not-Bitcoin are clear errors', async () => {
   await once(s, 'listening');
   const port = (s.address() as AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
-  await assert.rejects(connectPeer({ host: '127.0.0.1', port, network: 'regtest' }), (e: unknown) => e instanceof PeerError && e.code === 'PEER_SOCKET' && /ECONNREFUSED/.test(e.message));
+  await assert.rejects(
+    connectPeer({ host: '127.0.0.1', port, network: 'regtest' }),
+    (e: unknown) => e instanceof PeerError && e.code === 'PEER_SOCKET' && /ECONNREFUSED/.test(e.message),
+  );
 
   const http = createServer((c) => c.end('HTTP/1.0 200 OK\r\n\r\nhello'));
   const conns = new Set<Socket>();
@@ -206,7 +251,12 @@ test('connectPeer: refused port and not-Bitcoin are clear errors', async () => {
   await once(http, 'listening');
   try {
     await assert.rejects(
-      connectPeer({ host: '::1', port: (http.address() as AddressInfo).port, network: 'regtest', handshakeTimeoutMs: 3000 }),
+      connectPeer({
+        host: '::1',
+        port: (http.address() as AddressInfo).port,
+        network: 'regtest',
+        handshakeTimeoutMs: 3000,
+      }),
       isPeerErr('PEER_WIRE'),
     );
   } finally {

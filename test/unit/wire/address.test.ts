@@ -28,7 +28,10 @@ test('Tor v3: format and parse with the SHA3-256 checksum (Bitcoin Core vector)'
   assert.equal(parseOnion(TORV3_TEXT.toUpperCase().replace('.ONION', '.onion')).toString('hex'), TORV3_KEY);
   // flip one character: checksum must catch it
   const bad = (TORV3_TEXT[0] === 'a' ? 'b' : 'a') + TORV3_TEXT.slice(1);
-  assert.throws(() => parseOnion(bad), (e: unknown) => e instanceof WireError && e.code === 'WIRE_BAD_ADDRESS' && /checksum/.test(e.message));
+  assert.throws(
+    () => parseOnion(bad),
+    (e: unknown) => e instanceof WireError && e.code === 'WIRE_BAD_ADDRESS' && /checksum/.test(e.message),
+  );
   assert.throws(() => parseOnion('abc.onion'), /not a Tor v3/);
   assert.throws(() => formatOnion(Buffer.alloc(31)), WireError);
 });
@@ -62,7 +65,8 @@ test('IPv6 text: RFC 5952 formatting and parsing', () => {
     ['1:2:3:4:5:6:7:0', '1:2:3:4:5:6:7:0'],
   ];
   for (const [input, out] of cases) assert.equal(formatIPv6(parseIPv6(input)!), out, input);
-  for (const badIp of ['1:2', ':::', '1::2::3', 'g::1', '1.2.3.4', 'fe80::1%eth0', '12345::']) assert.equal(parseIPv6(badIp), undefined, badIp);
+  for (const badIp of ['1:2', ':::', '1::2::3', 'g::1', '1.2.3.4', 'fe80::1%eth0', '12345::'])
+    assert.equal(parseIPv6(badIp), undefined, badIp);
 });
 
 test('v1 addresses: IPv4 is carried IPv4-mapped and printed as dotted quad', () => {
@@ -82,7 +86,18 @@ test('parseEndpoint: IPv4, bracketed IPv6, onion, b32, names, and rejections', (
   assert.deepEqual(parseEndpoint(`${I2P_TEXT}:0`), { host: I2P_TEXT, port: 0, kind: 'i2p' });
   assert.deepEqual(parseEndpoint('localhost:1'), { host: 'localhost', port: 1, kind: 'name' });
   assert.deepEqual(parseEndpoint('[fd00::1]', 8333), { host: 'fd00::1', port: 8333, kind: 'ipv6' });
-  for (const s of ['1.2.3.4', '1.2.3.4:65536', '::1:8333', '[::1', '[::1]x', '[zz::1]:1', 'a b:1', '1.2.3.4:-1', 'x.onion:1', ':5'])
+  for (const s of [
+    '1.2.3.4',
+    '1.2.3.4:65536',
+    '::1:8333',
+    '[::1',
+    '[::1]x',
+    '[zz::1]:1',
+    'a b:1',
+    '1.2.3.4:-1',
+    'x.onion:1',
+    ':5',
+  ])
     assert.throws(() => parseEndpoint(s), WireError, s);
 });
 
@@ -99,7 +114,10 @@ test('formatIPv6 agrees with the WHATWG URL serializer and round-trips (5,000 ra
   const fc = (await import('fast-check')).default;
   fc.assert(
     fc.property(
-      fc.array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), { minLength: 8, maxLength: 8 }),
+      fc.array(fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 0, max: 0xffff })), {
+        minLength: 8,
+        maxLength: 8,
+      }),
       (groups) => {
         const b = Buffer.alloc(16);
         groups.forEach((g, i) => b.writeUInt16BE(g, i * 2));

@@ -11,20 +11,45 @@ function run(args: string[], input?: string) {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', input, timeout: 20_000 });
 }
 function lines(s: string) {
-  return s.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, any>);
+  return s
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Record<string, any>);
 }
 
 test('decode: several messages from an argument and from stdin (whitespace tolerated)', () => {
   const hex =
     encodeMessage('main', 'version', {
-      version: 70016, services: (1n << 63n) | 9n, timestamp: 5n, addrRecv: { services: 0n, address: '1.2.3.4', port: 8333 },
-      addrFrom: { services: 0n, address: '::', port: 0 }, nonce: 1n, userAgent: '/x/', startHeight: 3, relay: true,
+      version: 70016,
+      services: (1n << 63n) | 9n,
+      timestamp: 5n,
+      addrRecv: { services: 0n, address: '1.2.3.4', port: 8333 },
+      addrFrom: { services: 0n, address: '::', port: 0 },
+      nonce: 1n,
+      userAgent: '/x/',
+      startHeight: 3,
+      relay: true,
     }).toString('hex') +
     encodeMessage('main', 'addrv2', {
       addrs: [
-        { time: 1, services: 1n, network: 'torv3', networkId: 4, address: 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion', port: 8333 },
-        { time: 2, services: 1n << 27n, network: 'holepunch', networkId: 0xf1, port: 9, clearnet: { address: '198.18.0.3', port: 4000 },
-          address: 'ukeu3k5oycgaauneqgtnvselmt4yemvoilkln7jpvamvfx7dnkdq.b32.i2p' },
+        {
+          time: 1,
+          services: 1n,
+          network: 'torv3',
+          networkId: 4,
+          address: 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion',
+          port: 8333,
+        },
+        {
+          time: 2,
+          services: 1n << 27n,
+          network: 'holepunch',
+          networkId: 0xf1,
+          port: 9,
+          clearnet: { address: '198.18.0.3', port: 4000 },
+          address: 'ukeu3k5oycgaauneqgtnvselmt4yemvoilkln7jpvamvfx7dnkdq.b32.i2p',
+        },
         { time: 3, services: 0n, network: 'unknown', networkId: 0xaa, address: '0102', port: 1 },
       ],
     }).toString('hex') +
@@ -37,7 +62,14 @@ test('decode: several messages from an argument and from stdin (whitespace toler
     assert.equal(v!.payload.services, ((1n << 63n) | 9n).toString(), 'bigint > 2^53 prints as decimal string');
     assert.equal(v!.payload.nonce, 1, 'small bigint prints as number');
     assert.deepEqual(v!.payload.addrRecv, { services: 0, address: '1.2.3.4', port: 8333 });
-    assert.deepEqual(a!.payload.addrs[0], { time: 1, services: 1, network: 'torv3', networkId: 4, address: 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion', port: 8333 });
+    assert.deepEqual(a!.payload.addrs[0], {
+      time: 1,
+      services: 1,
+      network: 'torv3',
+      networkId: 4,
+      address: 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion',
+      port: 8333,
+    });
     assert.deepEqual(a!.payload.addrs[1].clearnet, { address: '198.18.0.3', port: 4000 });
     assert.equal(a!.payload.addrs[1].network, 'holepunch');
     assert.equal(a!.payload.addrs[2].network, 'unknown');
@@ -69,7 +101,11 @@ test('decode: bad checksum, bad payload, truncation, bad hex give an error line 
 });
 
 test('natcheck-server CLI + handshake CLI: JSON contract, addr_recv, clean SIGTERM; refused and not-Bitcoin exit 1', async () => {
-  const child = spawn(process.execPath, [BIN, 'natcheck-server', '--listen', '127.0.0.1:0', '--network', 'regtest', '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [BIN, 'natcheck-server', '--listen', '127.0.0.1:0', '--network', 'regtest', '--json'],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   try {
     const rl = createInterface({ input: child.stdout! });
     const [first] = (await once(rl, 'line')) as [string];
@@ -77,7 +113,16 @@ test('natcheck-server CLI + handshake CLI: JSON contract, addr_recv, clean SIGTE
     assert.equal(up.listening.address, '127.0.0.1');
     assert.ok(up.listening.port > 0);
     const hsP = new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-      const c = spawn(process.execPath, [BIN, 'handshake', `127.0.0.1:${up.listening.port}`, '--network', 'regtest', '--json', '--timeout', '5000']);
+      const c = spawn(process.execPath, [
+        BIN,
+        'handshake',
+        `127.0.0.1:${up.listening.port}`,
+        '--network',
+        'regtest',
+        '--json',
+        '--timeout',
+        '5000',
+      ]);
       let stdout = '';
       let stderr = '';
       c.stdout.on('data', (d) => (stdout += d));

@@ -55,7 +55,8 @@ test('CompactSize: boundaries encode canonically and decode back; non-canonical 
     assert.equal(encodeCompactSize(v).toString('hex'), h);
     assert.deepEqual(decodeCompactSize(hex(h)), { value: v, length: h.length / 2 });
   }
-  for (const h of ['fdfc00', 'feffff0000', 'ffffffffff00000000']) assert.throws(() => decodeCompactSize(hex(h)), isWire('WIRE_BAD_FIELD', /non-canonical/));
+  for (const h of ['fdfc00', 'feffff0000', 'ffffffffff00000000'])
+    assert.throws(() => decodeCompactSize(hex(h)), isWire('WIRE_BAD_FIELD', /non-canonical/));
   assert.throws(() => decodeCompactSize(hex('fd01')), isWire('WIRE_TRUNCATED'));
 });
 
@@ -102,15 +103,30 @@ test('version: byte layout of every field, round trip, relay optional, trailing 
   assert.deepEqual(decodePayload('version', Buffer.concat([b, hex('ffff')])), VERSION);
   // Truncation at each field names the field.
   const fields: Array<[number, RegExp]> = [
-    [3, /version/], [10, /services/], [19, /timestamp/], [25, /addrRecv\.services/], [40, /addrRecv\.address/],
-    [45, /addrRecv\.port/], [60, /addrFrom/], [78, /nonce/], [85, /userAgent/], [b.length - 3, /startHeight/],
+    [3, /version/],
+    [10, /services/],
+    [19, /timestamp/],
+    [25, /addrRecv\.services/],
+    [40, /addrRecv\.address/],
+    [45, /addrRecv\.port/],
+    [60, /addrFrom/],
+    [78, /nonce/],
+    [85, /userAgent/],
+    [b.length - 3, /startHeight/],
   ];
-  for (const [n, re] of fields) assert.throws(() => decodePayload('version', b.subarray(0, n)), isWire('WIRE_TRUNCATED', re), `cut at ${n}`);
+  for (const [n, re] of fields)
+    assert.throws(() => decodePayload('version', b.subarray(0, n)), isWire('WIRE_TRUNCATED', re), `cut at ${n}`);
   // Over-long user agent (> 256) fails.
   const long = Buffer.concat([b.subarray(0, 80), encodeCompactSize(257), Buffer.alloc(257, 0x41), hex('00000000')]);
   assert.throws(() => decodePayload('version', long), isWire('WIRE_BAD_FIELD', /userAgent/));
-  assert.throws(() => encodePayload('version', { ...VERSION, userAgent: 'x'.repeat(257) }), isWire('WIRE_BAD_FIELD', /userAgent/));
-  assert.throws(() => encodePayload('version', { ...VERSION, addrRecv: { ...VERSION.addrRecv, port: 70000 } }), isWire('WIRE_BAD_FIELD', /port/));
+  assert.throws(
+    () => encodePayload('version', { ...VERSION, userAgent: 'x'.repeat(257) }),
+    isWire('WIRE_BAD_FIELD', /userAgent/),
+  );
+  assert.throws(
+    () => encodePayload('version', { ...VERSION, addrRecv: { ...VERSION.addrRecv, port: 70000 } }),
+    isWire('WIRE_BAD_FIELD', /port/),
+  );
 });
 
 test('empty, ping/pong, sendcmpct, feefilter, getheaders: bytes and round trips', () => {
@@ -133,7 +149,10 @@ test('empty, ping/pong, sendcmpct, feefilter, getheaders: bytes and round trips'
   const tooMany = Buffer.concat([hex('80110100'), encodeCompactSize(102), Buffer.alloc(103 * 32)]);
   assert.throws(() => decodePayload('getheaders', tooMany), isWire('WIRE_BAD_FIELD', /locator count/));
   assert.throws(() => decodePayload('getheaders', gh.subarray(0, gh.length - 1)), isWire('WIRE_TRUNCATED', /hashStop/));
-  const j = payloadToJSON('getheaders', decodePayload('getheaders', Buffer.concat([hex('80110100 01'), Buffer.from([...Array(32).keys()]), stop]))) as { locator: string[] };
+  const j = payloadToJSON(
+    'getheaders',
+    decodePayload('getheaders', Buffer.concat([hex('80110100 01'), Buffer.from([...Array(32).keys()]), stop])),
+  ) as { locator: string[] };
   assert.equal(j.locator[0]!.slice(0, 4), '1f1e'); // display order is reversed
 });
 
@@ -146,8 +165,16 @@ test('addrv2: Bitcoin Core cnetaddr_unserialize_v2 vectors, one entry each', () 
   const ok: Array<[string, string, string]> = [
     ['01' + '04' + '01020304', 'ipv4', '1.2.3.4'],
     ['02' + '10' + '0102030405060708090a0b0c0d0e0f10', 'ipv6', '102:304:506:708:90a:b0c:d0e:f10'],
-    ['04' + '20' + '79bcc625184b05194975c28b66b66b0469f7f6556fb1ac3189a79b40dda32f1f', 'torv3', 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion'],
-    ['05' + '20' + 'a2894dabaec08c0051a481a6dac88b64f98232ae42d4b6fd2fa81952dfe36a87', 'i2p', 'ukeu3k5oycgaauneqgtnvselmt4yemvoilkln7jpvamvfx7dnkdq.b32.i2p'],
+    [
+      '04' + '20' + '79bcc625184b05194975c28b66b66b0469f7f6556fb1ac3189a79b40dda32f1f',
+      'torv3',
+      'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion',
+    ],
+    [
+      '05' + '20' + 'a2894dabaec08c0051a481a6dac88b64f98232ae42d4b6fd2fa81952dfe36a87',
+      'i2p',
+      'ukeu3k5oycgaauneqgtnvselmt4yemvoilkln7jpvamvfx7dnkdq.b32.i2p',
+    ],
     ['06' + '10' + 'fc000001000200030004000500060007', 'cjdns', 'fc00:1:2:3:4:5:6:7'],
     ['07' + '10' + '0200000000000000000000000000abcd', 'yggdrasil', '200::abcd'],
   ];
@@ -175,7 +202,10 @@ test('addrv2: Bitcoin Core cnetaddr_unserialize_v2 vectors, one entry each', () 
     assert.throws(() => decodePayload('addrv2', msg), isWire('WIRE_BAD_FIELD', re), body);
   }
   // IPv4, valid length but address shorter: truncated
-  assert.throws(() => decodePayload('addrv2', hex('01' + '00000000' + '01' + '01' + '04' + '0102')), isWire('WIRE_TRUNCATED'));
+  assert.throws(
+    () => decodePayload('addrv2', hex('01' + '00000000' + '01' + '01' + '04' + '0102')),
+    isWire('WIRE_TRUNCATED'),
+  );
 });
 
 test('addrv2: TORv2 and unknown ids are skipped-over without failing the message', () => {
@@ -189,32 +219,59 @@ test('addrv2: TORv2 and unknown ids are skipped-over without failing the message
   const p = decodePayload('addrv2', msg);
   assert.deepEqual(
     p.addrs.map((a) => [a.network, a.networkId, a.address]),
-    [['unknown', 3, 'f1f2f3f4f5f6f7f8f9fa'], ['unknown', 0xaa, '01020304'], ['unknown', 0xaa, ''], ['ipv4', 1, '5.6.7.8']],
+    [
+      ['unknown', 3, 'f1f2f3f4f5f6f7f8f9fa'],
+      ['unknown', 0xaa, '01020304'],
+      ['unknown', 0xaa, ''],
+      ['ipv4', 1, '5.6.7.8'],
+    ],
   );
   assert.equal(p.addrs[3]!.port, 1);
   assert.deepEqual(encodePayload('addrv2', p), msg);
 });
 
 test('addrv2: services as CompactSize, <= 1000 entries, encoder validation', () => {
-  const e: AddrV2Entry = { time: 1, services: NODE_NETWORK | NODE_HOLEPUNCH | (1n << 40n), network: 'ipv6', networkId: 2, address: 'fd00::1', port: 8333 };
+  const e: AddrV2Entry = {
+    time: 1,
+    services: NODE_NETWORK | NODE_HOLEPUNCH | (1n << 40n),
+    network: 'ipv6',
+    networkId: 2,
+    address: 'fd00::1',
+    port: 8333,
+  };
   const b = encodePayload('addrv2', { addrs: [e] });
   assert.equal(b.subarray(5, 14).toString('hex'), 'ff0100000800010000');
   assert.deepEqual(decodePayload('addrv2', b).addrs[0], e);
   const many = { addrs: Array.from({ length: 1001 }, () => e) };
   assert.throws(() => encodePayload('addrv2', many), isWire('WIRE_BAD_FIELD', /1001 entries > 1000/));
-  assert.throws(() => decodePayload('addrv2', Buffer.concat([encodeCompactSize(1001), Buffer.alloc(10)])), isWire('WIRE_BAD_FIELD', /count/));
+  assert.throws(
+    () => decodePayload('addrv2', Buffer.concat([encodeCompactSize(1001), Buffer.alloc(10)])),
+    isWire('WIRE_BAD_FIELD', /count/),
+  );
   assert.throws(() => encodePayload('addrv2', { addrs: [{ ...e, network: 'ipv4', address: 'fd00::1' }] }), WireError);
   assert.throws(() => encodePayload('addrv2', { addrs: [{ ...e, time: -1 }] }), isWire('WIRE_BAD_FIELD', /time/));
-  assert.equal(decodePayload('addrv2', encodePayload('addrv2', { addrs: Array.from({ length: 1000 }, () => e) })).addrs.length, 1000);
+  assert.equal(
+    decodePayload('addrv2', encodePayload('addrv2', { addrs: Array.from({ length: 1000 }, () => e) })).addrs.length,
+    1000,
+  );
 });
 
 test('addrv2 NET_HOLEPUNCH entry: 40/52 bytes, round trip, inner lengths validated', () => {
   const onion = 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion';
   const i2p = 'ukeu3k5oycgaauneqgtnvselmt4yemvoilkln7jpvamvfx7dnkdq.b32.i2p';
-  const e4: AddrV2Entry = { time: 1700000000, services: NODE_HOLEPUNCH, network: 'holepunch', networkId: NET_HOLEPUNCH, address: onion, port: 8333, clearnet: { address: '198.18.0.1', port: 40000 } };
+  const e4: AddrV2Entry = {
+    time: 1700000000,
+    services: NODE_HOLEPUNCH,
+    network: 'holepunch',
+    networkId: NET_HOLEPUNCH,
+    address: onion,
+    port: 8333,
+    clearnet: { address: '198.18.0.1', port: 40000 },
+  };
   const e6: AddrV2Entry = { ...e4, address: i2p, clearnet: { address: 'fd00::7', port: 1 } };
   const b = encodePayload('addrv2', { addrs: [e4, e6] });
-  const addrBytes4 = '04' + '79bcc625184b05194975c28b66b66b0469f7f6556fb1ac3189a79b40dda32f1f' + '01' + 'c6120001' + '9c40';
+  const addrBytes4 =
+    '04' + '79bcc625184b05194975c28b66b66b0469f7f6556fb1ac3189a79b40dda32f1f' + '01' + 'c6120001' + '9c40';
   assert.ok(b.toString('hex').includes('f1' + '28' + addrBytes4), 'byte layout of the IPv4 form');
   assert.deepEqual(decodePayload('addrv2', b).addrs, [e4, e6]);
   const one = (addr: string) => hex('01' + v2entry('f1' + (addr.length / 2).toString(16).padStart(2, '0') + addr));
@@ -230,34 +287,82 @@ test('addrv2 NET_HOLEPUNCH entry: 40/52 bytes, round trip, inner lengths validat
 
 test('op* coordination messages: byte tables, round trips, every rejection', () => {
   const sid = Buffer.from('00112233445566778899aabbccddeeff', 'hex');
-  const ep: PayloadMap['opendpoint'] = { sessionId: sid, flags: 3, endpoints: [{ address: '198.18.0.5', port: 40001 }, { address: 'fd00::9', port: 2 }] };
+  const ep: PayloadMap['opendpoint'] = {
+    sessionId: sid,
+    flags: 3,
+    endpoints: [
+      { address: '198.18.0.5', port: 40001 },
+      { address: 'fd00::9', port: 2 },
+    ],
+  };
   const epb = encodePayload('opendpoint', ep);
-  assert.equal(epb.toString('hex'), '00112233445566778899aabbccddeeff' + '03' + '02' + '01c61200059c41' + '02fd000000000000000000000000000009' + '0002');
+  assert.equal(
+    epb.toString('hex'),
+    '00112233445566778899aabbccddeeff' + '03' + '02' + '01c61200059c41' + '02fd000000000000000000000000000009' + '0002',
+  );
   assert.deepEqual(decodePayload('opendpoint', epb), ep);
-  assert.throws(() => decodePayload('opendpoint', Buffer.concat([epb, hex('00')])), isWire('WIRE_BAD_FIELD', /trailing/));
-  assert.throws(() => decodePayload('opendpoint', Buffer.concat([sid, hex('04 01 01c61200059c41')])), isWire('WIRE_BAD_FIELD', /flags/));
-  assert.throws(() => decodePayload('opendpoint', Buffer.concat([sid, hex('00 00')])), isWire('WIRE_BAD_FIELD', /count/));
-  assert.throws(() => decodePayload('opendpoint', Buffer.concat([sid, hex('00 09')])), isWire('WIRE_BAD_FIELD', /count/));
-  assert.throws(() => decodePayload('opendpoint', Buffer.concat([sid, hex('00 01 03c61200059c41')])), isWire('WIRE_BAD_FIELD', /endpoint 0 net/));
-  assert.throws(() => decodePayload('opendpoint', Buffer.concat([sid, hex('00 01 01c612')])), isWire('WIRE_TRUNCATED', /endpoint 0 addr/));
+  assert.throws(
+    () => decodePayload('opendpoint', Buffer.concat([epb, hex('00')])),
+    isWire('WIRE_BAD_FIELD', /trailing/),
+  );
+  assert.throws(
+    () => decodePayload('opendpoint', Buffer.concat([sid, hex('04 01 01c61200059c41')])),
+    isWire('WIRE_BAD_FIELD', /flags/),
+  );
+  assert.throws(
+    () => decodePayload('opendpoint', Buffer.concat([sid, hex('00 00')])),
+    isWire('WIRE_BAD_FIELD', /count/),
+  );
+  assert.throws(
+    () => decodePayload('opendpoint', Buffer.concat([sid, hex('00 09')])),
+    isWire('WIRE_BAD_FIELD', /count/),
+  );
+  assert.throws(
+    () => decodePayload('opendpoint', Buffer.concat([sid, hex('00 01 03c61200059c41')])),
+    isWire('WIRE_BAD_FIELD', /endpoint 0 net/),
+  );
+  assert.throws(
+    () => decodePayload('opendpoint', Buffer.concat([sid, hex('00 01 01c612')])),
+    isWire('WIRE_TRUNCATED', /endpoint 0 addr/),
+  );
   assert.throws(() => decodePayload('opendpoint', Buffer.alloc(1025)), isWire('WIRE_OVERSIZE'));
   assert.throws(() => encodePayload('opendpoint', { ...ep, endpoints: [] }), isWire('WIRE_BAD_FIELD', /count/));
-  assert.throws(() => encodePayload('opendpoint', { ...ep, sessionId: Buffer.alloc(3) }), isWire('WIRE_BAD_FIELD', /sessionId/));
+  assert.throws(
+    () => encodePayload('opendpoint', { ...ep, sessionId: Buffer.alloc(3) }),
+    isWire('WIRE_BAD_FIELD', /sessionId/),
+  );
 
   const fire: PayloadMap['opfire'] = { sessionId: sid, delayUs: 250000, schedule: 1, deadlineMs: 5000 };
   const fb = encodePayload('opfire', fire);
   assert.equal(fb.toString('hex'), sid.toString('hex') + '90d00300' + '01' + '88130000');
   assert.deepEqual(decodePayload('opfire', fb), fire);
-  assert.throws(() => decodePayload('opfire', Buffer.concat([fb.subarray(0, 20), hex('02'), fb.subarray(21)])), isWire('WIRE_BAD_FIELD', /schedule/));
+  assert.throws(
+    () => decodePayload('opfire', Buffer.concat([fb.subarray(0, 20), hex('02'), fb.subarray(21)])),
+    isWire('WIRE_BAD_FIELD', /schedule/),
+  );
   assert.throws(() => decodePayload('opfire', fb.subarray(0, 24)), isWire('WIRE_TRUNCATED', /deadlineMs/));
 
-  const res: PayloadMap['opresult'] = { sessionId: sid, status: 'verify-failed', elapsedMs: 1234, reason: 'peer address mismatch' };
+  const res: PayloadMap['opresult'] = {
+    sessionId: sid,
+    status: 'verify-failed',
+    elapsedMs: 1234,
+    reason: 'peer address mismatch',
+  };
   const rb = encodePayload('opresult', res);
   assert.equal(rb.subarray(16, 22).toString('hex'), '03d2040000' + '15');
   assert.deepEqual(decodePayload('opresult', rb), res);
-  assert.throws(() => decodePayload('opresult', Buffer.concat([sid, hex('06 00000000 00')])), isWire('WIRE_BAD_FIELD', /status/));
-  assert.throws(() => decodePayload('opresult', Buffer.concat([sid, hex('00 00000000 fd0101'), Buffer.alloc(257)])), isWire('WIRE_BAD_FIELD', /reason/));
-  assert.throws(() => encodePayload('opresult', { ...res, reason: 'x'.repeat(257) }), isWire('WIRE_BAD_FIELD', /reason/));
+  assert.throws(
+    () => decodePayload('opresult', Buffer.concat([sid, hex('06 00000000 00')])),
+    isWire('WIRE_BAD_FIELD', /status/),
+  );
+  assert.throws(
+    () => decodePayload('opresult', Buffer.concat([sid, hex('00 00000000 fd0101'), Buffer.alloc(257)])),
+    isWire('WIRE_BAD_FIELD', /reason/),
+  );
+  assert.throws(
+    () => encodePayload('opresult', { ...res, reason: 'x'.repeat(257) }),
+    isWire('WIRE_BAD_FIELD', /reason/),
+  );
 
   const rej: PayloadMap['opreject'] = { code: 'rate-limited', reason: 'try later' };
   assert.equal(encodePayload('opreject', rej).toString('hex'), '01' + '09' + Buffer.from('try later').toString('hex'));
@@ -278,9 +383,10 @@ test('every codec round-trips through a framed message and tryDecodePayload neve
 });
 
 test('service names', () => {
-  assert.deepEqual(serviceNames(NODE_NETWORK | NODE_WITNESS | (1n << 10n) | (1n << 11n) | NODE_HOLEPUNCH | (1n << 30n)), [
-    'NETWORK', 'WITNESS', 'NETWORK_LIMITED', 'P2P_V2', 'HOLEPUNCH', 'BIT30',
-  ]);
+  assert.deepEqual(
+    serviceNames(NODE_NETWORK | NODE_WITNESS | (1n << 10n) | (1n << 11n) | NODE_HOLEPUNCH | (1n << 30n)),
+    ['NETWORK', 'WITNESS', 'NETWORK_LIMITED', 'P2P_V2', 'HOLEPUNCH', 'BIT30'],
+  );
 });
 
 test('remaining rejection paths of decoders and encoders', () => {
@@ -291,26 +397,95 @@ test('remaining rejection paths of decoders and encoders', () => {
   assert.throws(() => decodePayload('addr', Buffer.alloc(0)), isWire('WIRE_TRUNCATED', /count/));
   assert.throws(() => decodePayload('sendcmpct', hex('01')), isWire('WIRE_TRUNCATED', /version/));
   assert.throws(() => decodePayload('feefilter', hex('01')), isWire('WIRE_TRUNCATED', /feerate/));
-  assert.throws(() => decodePayload('addrv2', hex('01' + '00000000' + '01' + '01' + '04' + '01020304' + '20')), isWire('WIRE_TRUNCATED', /entry 0 port/));
-  assert.throws(() => decodePayload('addrv2', hex('01' + '00000000' + 'fd0100')), isWire('WIRE_BAD_FIELD', /entry 0 services: non-canonical/));
-  assert.throws(() => decodePayload('version', Buffer.concat([encodePayload('version', VERSION).subarray(0, 80), hex('fd0101')])), isWire('WIRE_BAD_FIELD', /userAgent: length 257 > 256/));
-  assert.throws(() => encodePayload('getheaders', { version: 1, locator: [Buffer.alloc(31)], hashStop: Buffer.alloc(32) }), isWire('WIRE_BAD_FIELD', /hash/));
-  assert.throws(() => encodePayload('getheaders', { version: 1, locator: Array.from({ length: 102 }, () => Buffer.alloc(32)), hashStop: Buffer.alloc(32) }), isWire('WIRE_BAD_FIELD', /locator/));
+  assert.throws(
+    () => decodePayload('addrv2', hex('01' + '00000000' + '01' + '01' + '04' + '01020304' + '20')),
+    isWire('WIRE_TRUNCATED', /entry 0 port/),
+  );
+  assert.throws(
+    () => decodePayload('addrv2', hex('01' + '00000000' + 'fd0100')),
+    isWire('WIRE_BAD_FIELD', /entry 0 services: non-canonical/),
+  );
+  assert.throws(
+    () => decodePayload('version', Buffer.concat([encodePayload('version', VERSION).subarray(0, 80), hex('fd0101')])),
+    isWire('WIRE_BAD_FIELD', /userAgent: length 257 > 256/),
+  );
+  assert.throws(
+    () => encodePayload('getheaders', { version: 1, locator: [Buffer.alloc(31)], hashStop: Buffer.alloc(32) }),
+    isWire('WIRE_BAD_FIELD', /hash/),
+  );
+  assert.throws(
+    () =>
+      encodePayload('getheaders', {
+        version: 1,
+        locator: Array.from({ length: 102 }, () => Buffer.alloc(32)),
+        hashStop: Buffer.alloc(32),
+      }),
+    isWire('WIRE_BAD_FIELD', /locator/),
+  );
   const sid = Buffer.alloc(16);
-  assert.throws(() => encodePayload('opfire', { sessionId: sid, delayUs: 1, schedule: 2, deadlineMs: 1 }), isWire('WIRE_BAD_FIELD', /schedule/));
-  assert.throws(() => encodePayload('opfire', { sessionId: sid, delayUs: -1, schedule: 0, deadlineMs: 1 }), isWire('WIRE_BAD_FIELD', /delayUs/));
-  assert.throws(() => encodePayload('opfire', { sessionId: sid, delayUs: 1, schedule: 0, deadlineMs: 2 ** 32 }), isWire('WIRE_BAD_FIELD', /deadlineMs/));
-  assert.throws(() => encodePayload('opresult', { sessionId: sid, status: 'nope' as never, elapsedMs: 1, reason: '' }), isWire('WIRE_BAD_FIELD', /status/));
-  assert.throws(() => encodePayload('opreject', { code: 'nope' as never, reason: '' }), isWire('WIRE_BAD_FIELD', /code/));
-  assert.throws(() => encodePayload('opendpoint', { sessionId: sid, flags: 4, endpoints: [{ address: '1.2.3.4', port: 1 }] }), isWire('WIRE_BAD_FIELD', /flags/));
-  assert.throws(() => encodePayload('opendpoint', { sessionId: sid, flags: 0, endpoints: [{ address: 'x.onion', port: 1 }] }), isWire('WIRE_BAD_ADDRESS'));
-  assert.throws(() => encodePayload('opendpoint', { sessionId: sid, flags: 0, endpoints: Array.from({ length: 9 }, () => ({ address: '1.2.3.4', port: 1 })) }), isWire('WIRE_BAD_FIELD', /count/));
-  const base: AddrV2Entry = { time: 1, services: 0n, network: 'holepunch', networkId: NET_HOLEPUNCH, address: 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion', port: 1 };
+  assert.throws(
+    () => encodePayload('opfire', { sessionId: sid, delayUs: 1, schedule: 2, deadlineMs: 1 }),
+    isWire('WIRE_BAD_FIELD', /schedule/),
+  );
+  assert.throws(
+    () => encodePayload('opfire', { sessionId: sid, delayUs: -1, schedule: 0, deadlineMs: 1 }),
+    isWire('WIRE_BAD_FIELD', /delayUs/),
+  );
+  assert.throws(
+    () => encodePayload('opfire', { sessionId: sid, delayUs: 1, schedule: 0, deadlineMs: 2 ** 32 }),
+    isWire('WIRE_BAD_FIELD', /deadlineMs/),
+  );
+  assert.throws(
+    () => encodePayload('opresult', { sessionId: sid, status: 'nope' as never, elapsedMs: 1, reason: '' }),
+    isWire('WIRE_BAD_FIELD', /status/),
+  );
+  assert.throws(
+    () => encodePayload('opreject', { code: 'nope' as never, reason: '' }),
+    isWire('WIRE_BAD_FIELD', /code/),
+  );
+  assert.throws(
+    () => encodePayload('opendpoint', { sessionId: sid, flags: 4, endpoints: [{ address: '1.2.3.4', port: 1 }] }),
+    isWire('WIRE_BAD_FIELD', /flags/),
+  );
+  assert.throws(
+    () => encodePayload('opendpoint', { sessionId: sid, flags: 0, endpoints: [{ address: 'x.onion', port: 1 }] }),
+    isWire('WIRE_BAD_ADDRESS'),
+  );
+  assert.throws(
+    () =>
+      encodePayload('opendpoint', {
+        sessionId: sid,
+        flags: 0,
+        endpoints: Array.from({ length: 9 }, () => ({ address: '1.2.3.4', port: 1 })),
+      }),
+    isWire('WIRE_BAD_FIELD', /count/),
+  );
+  const base: AddrV2Entry = {
+    time: 1,
+    services: 0n,
+    network: 'holepunch',
+    networkId: NET_HOLEPUNCH,
+    address: 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion',
+    port: 1,
+  };
   assert.throws(() => encodePayload('addrv2', { addrs: [base] }), isWire('WIRE_BAD_FIELD', /clearnet/));
-  assert.throws(() => encodePayload('addrv2', { addrs: [{ ...base, clearnet: { address: 'example.com', port: 1 } }] }), isWire('WIRE_BAD_ADDRESS'));
-  assert.throws(() => encodePayload('addrv2', { addrs: [{ ...base, network: 'unknown', networkId: 300, address: '' }] }), isWire('WIRE_BAD_FIELD', /networkId/));
-  assert.throws(() => encodePayload('addrv2', { addrs: [{ ...base, network: 'unknown', networkId: 0xaa, address: 'zz' }] }), isWire('WIRE_BAD_ADDRESS'));
-  assert.throws(() => encodePayload('addrv2', { addrs: [{ ...base, network: 'unknown', networkId: 0xaa, address: '00'.repeat(513) }] }), isWire('WIRE_BAD_FIELD', /513 > 512/));
+  assert.throws(
+    () => encodePayload('addrv2', { addrs: [{ ...base, clearnet: { address: 'example.com', port: 1 } }] }),
+    isWire('WIRE_BAD_ADDRESS'),
+  );
+  assert.throws(
+    () => encodePayload('addrv2', { addrs: [{ ...base, network: 'unknown', networkId: 300, address: '' }] }),
+    isWire('WIRE_BAD_FIELD', /networkId/),
+  );
+  assert.throws(
+    () => encodePayload('addrv2', { addrs: [{ ...base, network: 'unknown', networkId: 0xaa, address: 'zz' }] }),
+    isWire('WIRE_BAD_ADDRESS'),
+  );
+  assert.throws(
+    () =>
+      encodePayload('addrv2', { addrs: [{ ...base, network: 'unknown', networkId: 0xaa, address: '00'.repeat(513) }] }),
+    isWire('WIRE_BAD_FIELD', /513 > 512/),
+  );
   assert.throws(() => encodeRaw('main', 'thirteen-char'), isWire('WIRE_BAD_COMMAND'));
   assert.throws(() => encodeRaw('main', ''), isWire('WIRE_BAD_COMMAND'));
   assert.throws(() => encodeRaw('main', 'caf\u00e9'), isWire('WIRE_BAD_COMMAND'));

@@ -20,8 +20,15 @@ import {
 const SID = Buffer.alloc(16, 9);
 const SEEDS: Buffer[] = [
   encodeMessage('main', 'version', {
-    version: 70016, services: 1033n, timestamp: 1n, addrRecv: { services: 0n, address: '1.2.3.4', port: 1 },
-    addrFrom: { services: 0n, address: '::1', port: 2 }, nonce: 7n, userAgent: '/x/', startHeight: 1, relay: true,
+    version: 70016,
+    services: 1033n,
+    timestamp: 1n,
+    addrRecv: { services: 0n, address: '1.2.3.4', port: 1 },
+    addrFrom: { services: 0n, address: '::1', port: 2 },
+    nonce: 7n,
+    userAgent: '/x/',
+    startHeight: 1,
+    relay: true,
   }),
   encodeMessage('main', 'verack', {}),
   encodeMessage('main', 'ping', { nonce: 1n }),
@@ -29,8 +36,15 @@ const SEEDS: Buffer[] = [
   encodeMessage('main', 'addrv2', {
     addrs: [
       { time: 1, services: 1n, network: 'ipv4', networkId: 1, address: '1.2.3.4', port: 1 },
-      { time: 1, services: 1n, network: 'holepunch', networkId: 0xf1, port: 2, clearnet: { address: '198.18.0.1', port: 3 },
-        address: 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion' },
+      {
+        time: 1,
+        services: 1n,
+        network: 'holepunch',
+        networkId: 0xf1,
+        port: 2,
+        clearnet: { address: '198.18.0.1', port: 3 },
+        address: 'pg6mmjiyjmcrsslvykfwnntlaru7p5svn6y2ymmju6nubxndf4pscryd.onion',
+      },
     ],
   }),
   encodeMessage('main', 'opendpoint', { sessionId: SID, flags: 1, endpoints: [{ address: '198.18.0.1', port: 5 }] }),
@@ -98,7 +112,10 @@ test('stream parser: 100,000 random and mutated byte streams in random chunkings
   const before = process.memoryUsage().heapUsed;
   fc.assert(
     fc.property(
-      fc.oneof(mutated, fc.uint8Array({ maxLength: 200 }).map((u) => Buffer.from(u))),
+      fc.oneof(
+        mutated,
+        fc.uint8Array({ maxLength: 200 }).map((u) => Buffer.from(u)),
+      ),
       fc.array(fc.integer({ min: 1, max: 64 }), { maxLength: 8 }),
       (data, cuts) => {
         drive(data, cuts);
@@ -136,11 +153,17 @@ test('payload decoders: 50,000 random and mutated payloads never throw anything 
       fc.constantFrom(...COMMANDS),
       fc.oneof(
         fc.uint8Array({ maxLength: 120 }).map((u) => Buffer.from(u)),
-        fc.tuple(fc.constantFrom(...payloads), fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }), fc.nat({ max: 4 })).map(([p, flips, cut]) => {
-          const b = Buffer.from(p);
-          for (const [pos, v] of flips) if (b.length) b[pos % b.length] = v;
-          return b.subarray(0, Math.max(0, b.length - cut));
-        }),
+        fc
+          .tuple(
+            fc.constantFrom(...payloads),
+            fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 3 }),
+            fc.nat({ max: 4 }),
+          )
+          .map(([p, flips, cut]) => {
+            const b = Buffer.from(p);
+            for (const [pos, v] of flips) if (b.length) b[pos % b.length] = v;
+            return b.subarray(0, Math.max(0, b.length - cut));
+          }),
       ),
       (cmd, payload) => {
         strictDecode(cmd, payload);

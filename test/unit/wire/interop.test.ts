@@ -6,7 +6,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import type { Transform } from 'node:stream';
-import { FrameParser, MAGIC, decodePayload, encodeMessage, type Frame, type VersionPayload, type AddrPayload } from '../../../src/wire/index.js';
+import {
+  FrameParser,
+  MAGIC,
+  decodePayload,
+  encodeMessage,
+  type Frame,
+  type VersionPayload,
+  type AddrPayload,
+} from '../../../src/wire/index.js';
 
 interface BitcoinProtocol {
   createDecodeStream(opts: { magic: number }): Transform;
@@ -83,7 +91,10 @@ test('bitcoin-protocol decodes our version, verack, ping and addr frames', async
     encodeMessage('main', 'addr', addr),
   ]);
   const got = await theirDecode(bytes, MAGIC.main);
-  assert.deepEqual(got.map((m) => m.command), ['version', 'verack', 'ping', 'addr']);
+  assert.deepEqual(
+    got.map((m) => m.command),
+    ['version', 'verack', 'ping', 'addr'],
+  );
   const v = got[0]!.payload;
   assert.equal(v.version, 70016);
   assert.equal(u64(v.services), OUR_VERSION.services);
@@ -98,10 +109,13 @@ test('bitcoin-protocol decodes our version, verack, ping and addr frames', async
   assert.equal(v.relay, true);
   assert.equal(u64(got[2]!.payload.nonce), 99n);
   const a = got[3]!.payload as Array<{ time: number; services: Buffer; address: string; port: number }>;
-  assert.deepEqual(a.map((e) => [e.time, u64(e.services), e.address, e.port]), [
-    [1454060630, 1n, '61.174.126.248', 8333],
-    [1700000000, 1033n, '2001:db8::5', 18444],
-  ]);
+  assert.deepEqual(
+    a.map((e) => [e.time, u64(e.services), e.address, e.port]),
+    [
+      [1454060630, 1n, '61.174.126.248', 8333],
+      [1700000000, 1033n, '2001:db8::5', 18444],
+    ],
+  );
 });
 
 test('we decode bitcoin-protocol frames (one byte at a time): version, verack, ping, addr', async () => {
@@ -128,7 +142,15 @@ test('we decode bitcoin-protocol frames (one byte at a time): version, verack, p
     MAGIC.main,
   );
   const frames = ourFramesOneByteAtATime(bytes);
-  assert.deepEqual(frames.map((f) => [f.command, f.checksumOk]), [['version', true], ['verack', true], ['ping', true], ['addr', true]]);
+  assert.deepEqual(
+    frames.map((f) => [f.command, f.checksumOk]),
+    [
+      ['version', true],
+      ['verack', true],
+      ['ping', true],
+      ['addr', true],
+    ],
+  );
   assert.deepEqual(decodePayload('version', frames[0]!.payload), {
     version: 70015,
     services: 9n,
@@ -141,7 +163,14 @@ test('we decode bitcoin-protocol frames (one byte at a time): version, verack, p
     relay: false,
   });
   assert.deepEqual(decodePayload('ping', frames[2]!.payload), { nonce: 7n });
-  assert.deepEqual(decodePayload('addr', frames[3]!.payload), { addrs: [{ time: 1234, services: 1n, address: '1.2.3.4', port: 8333 }] });
+  assert.deepEqual(decodePayload('addr', frames[3]!.payload), {
+    addrs: [{ time: 1234, services: 1n, address: '1.2.3.4', port: 8333 }],
+  });
   // And the bytes are identical to ours for the same values.
-  assert.deepEqual(frames[3]!.payload, encodeMessage('main', 'addr', { addrs: [{ time: 1234, services: 1n, address: '1.2.3.4', port: 8333 }] }).subarray(24));
+  assert.deepEqual(
+    frames[3]!.payload,
+    encodeMessage('main', 'addr', { addrs: [{ time: 1234, services: 1n, address: '1.2.3.4', port: 8333 }] }).subarray(
+      24,
+    ),
+  );
 });

@@ -47,10 +47,25 @@ test('docs/PROTOCOL.md vectors 1-2: NET_HOLEPUNCH address bytes', () => {
 });
 
 test('docs/PROTOCOL.md vectors 3-8: frames', () => {
-  const entry = { time: 1732500000, services: NODE_NETWORK | NODE_WITNESS | NODE_HOLEPUNCH, network: 'holepunch' as const, networkId: NET_HOLEPUNCH, address: onion, port: 8333, clearnet: { address: '198.51.100.7', port: 40001 } };
+  const entry = {
+    time: 1732500000,
+    services: NODE_NETWORK | NODE_WITNESS | NODE_HOLEPUNCH,
+    network: 'holepunch' as const,
+    networkId: NET_HOLEPUNCH,
+    address: onion,
+    port: 8333,
+    clearnet: { address: '198.51.100.7', port: 40001 },
+  };
   assert.equal(encodeMessage('main', 'addrv2', { addrs: [entry] }).toString('hex'), docVector(3));
   assert.deepEqual(roundTrip(docVector(3), 'addrv2').addrs, [entry]);
-  const ep = { sessionId: sid, flags: 1, endpoints: [{ address: '198.51.100.7', port: 40001 }, { address: '2001:db8::7', port: 40001 }] };
+  const ep = {
+    sessionId: sid,
+    flags: 1,
+    endpoints: [
+      { address: '198.51.100.7', port: 40001 },
+      { address: '2001:db8::7', port: 40001 },
+    ],
+  };
   assert.equal(encodeMessage('main', 'opendpoint', ep).toString('hex'), docVector(4));
   assert.deepEqual(roundTrip(docVector(4), 'opendpoint'), ep);
   const fire = { sessionId: sid, delayUs: 150000, schedule: 0, deadlineMs: 3000 };
@@ -63,8 +78,15 @@ test('docs/PROTOCOL.md vectors 3-8: frames', () => {
   assert.equal(encodeMessage('main', 'opreject', rej).toString('hex'), docVector(7));
   assert.deepEqual(roundTrip(docVector(7), 'opreject'), rej);
   const ver = {
-    version: 70016, services: 0n, timestamp: 1732500000n, addrRecv: { services: 0n, address: '::', port: 0 },
-    addrFrom: { services: 0n, address: '::', port: 0 }, nonce: 0x0102030405060708n, userAgent: '/onionpunch:0.1.0/', startHeight: 0, relay: false,
+    version: 70016,
+    services: 0n,
+    timestamp: 1732500000n,
+    addrRecv: { services: 0n, address: '::', port: 0 },
+    addrFrom: { services: 0n, address: '::', port: 0 },
+    nonce: 0x0102030405060708n,
+    userAgent: '/onionpunch:0.1.0/',
+    startHeight: 0,
+    relay: false,
   };
   assert.equal(encodeMessage('main', 'version', ver).toString('hex'), docVector(8));
   assert.deepEqual(roundTrip(docVector(8), 'version'), ver);

@@ -1,6 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { FrameParser, HEADER_SIZE, MAX_PAYLOAD, encodeMessage, encodeRaw, type Frame } from '../../../src/wire/index.js';
+import {
+  FrameParser,
+  HEADER_SIZE,
+  MAX_PAYLOAD,
+  encodeMessage,
+  encodeRaw,
+  type Frame,
+} from '../../../src/wire/index.js';
 
 function feed(p: FrameParser, data: Buffer, chunk: number) {
   const frames: Frame[] = [];
@@ -26,9 +33,17 @@ test('frames come out the same for every chunking, one byte at a time included',
     const p = new FrameParser({ network: 'regtest' });
     const { frames, errors } = feed(p, stream, chunk);
     assert.deepEqual(errors, []);
-    assert.deepEqual(frames.map((f) => [f.command, f.length, f.checksumOk]), [
-      ['verack', 0, true], ['ping', 8, true], ['inv', 37, true], ['block', 100000, true], ['sendaddrv2', 0, true],
-    ], `chunk ${chunk}`);
+    assert.deepEqual(
+      frames.map((f) => [f.command, f.length, f.checksumOk]),
+      [
+        ['verack', 0, true],
+        ['ping', 8, true],
+        ['inv', 37, true],
+        ['block', 100000, true],
+        ['sendaddrv2', 0, true],
+      ],
+      `chunk ${chunk}`,
+    );
     assert.ok(frames[3]!.payload.every((x) => x === 1));
     assert.equal(p.buffered, 0);
     assert.equal(p.end(), null);
