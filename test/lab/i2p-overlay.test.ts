@@ -7,7 +7,8 @@ import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { needsRoot } from '../helpers/root.js';
 import { startPrivateI2p, type PrivateI2p } from '../../src/lab/i2p/private-i2p.js';
@@ -18,12 +19,23 @@ import type { AcceptedStreamInfo } from '../../src/overlay/types.js';
 import { Peer } from '../../src/peer/index.js';
 
 // ---- helpers ----
+/** The last lines of every router's i2pd.log: a timeout here is i2pd's own behaviour, so show what it logged. */
+let routerLogs: () => string = () => '';
+function logTails(datadirs: string[], lines = 25): string {
+  return datadirs
+    .map((d, i) => {
+      const f = join(d, 'i2pd.log');
+      const tail = existsSync(f) ? readFileSync(f, 'utf8').trimEnd().split('\n').slice(-lines).join('\n') : '(none)';
+      return `--- router ${i} i2pd.log (last ${lines} lines)\n${tail}`;
+    })
+    .join('\n');
+}
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let t: NodeJS.Timeout;
-  return Promise.race([
-    p,
-    new Promise<never>((_, rej) => (t = setTimeout(() => rej(new Error(`${what}: no result in ${ms} ms`)), ms))),
-  ]).finally(() => clearTimeout(t));
+  const timeout = () => new Error(`${what}: no result in ${ms} ms\n${routerLogs()}`);
+  return Promise.race([p, new Promise<never>((_, rej) => (t = setTimeout(() => rej(timeout()), ms)))]).finally(() =>
+    clearTimeout(t),
+  );
 }
 // i2pd's streaming retransmits a lost SYN only after its initial RTO (~9 s, then doubling): allow for two losses.
 function nextStream(ep: I2pCoordinationEndpoint, ms = 120_000): Promise<{ stream: Duplex; info: AcceptedStreamInfo }> {
@@ -79,7 +91,9 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
   const epLog: string[] = [];
 
   before(async () => {
-    net = await startPrivateI2p({ log: (l) => console.log(`# ${l}`) });
+    // info level: streaming and garlic decisions show in the logs a timeout prints.
+    net = await startPrivateI2p({ log: (l) => console.log(`# ${l}`), logLevel: 'info' });
+    routerLogs = () => logTails(net.datadirs);
     times.bringUpMs = net.bringUpMs;
     const t = performance.now();
     keys = await samGenerateDestination(net.sam[3]!, { timeoutMs: 10_000 });

@@ -54,6 +54,13 @@ export interface I2pKeys {
   b32: string;
 }
 
+/**
+ * I2CP options every session gets unless the caller sets them. `i2cp.leaseSetEncType=4,0`: offer ECIES-X25519
+ * first and ElGamal as the fallback, as Bitcoin Core's i2p.cpp and the SAM v3 guide ask; without it i2pd's
+ * default lets two of our own destinations fall back to ElGamal/AES session tags.
+ */
+export const SAM_SESSION_DEFAULT_OPTIONS: Readonly<Record<string, string>> = { 'i2cp.leaseSetEncType': '4,0' };
+
 /** `DEST GENERATE SIGNATURE_TYPE=7`: a fresh destination, not attached to any session. */
 export async function samGenerateDestination(
   addr: SamAddress,
@@ -184,7 +191,7 @@ export class SamSession extends EventEmitter {
     if (key !== 'TRANSIENT') i2pBase64Decode(key);
     let line = `SESSION CREATE STYLE=STREAM ID=${id} DESTINATION=${key}`;
     if (key === 'TRANSIENT') line += ` SIGNATURE_TYPE=${opts.signatureType ?? SIGNATURE_TYPE_EDDSA}`;
-    for (const [k, v] of Object.entries(opts.options ?? {})) {
+    for (const [k, v] of Object.entries({ ...SAM_SESSION_DEFAULT_OPTIONS, ...opts.options })) {
       if (!TOKEN_RE.test(k) || !TOKEN_RE.test(String(v)))
         throw new SamError('SAM_PROTOCOL', `bad session option '${k}'`);
       line += ` ${k}=${v}`;
