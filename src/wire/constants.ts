@@ -189,6 +189,10 @@ export const OPREJECT_CODE = Object.freeze({
   'shutting-down': 5,
   /** Both sides are behind endpoint-dependent NATs (answer to an `opspray`; old peers never get it). */
   'both-hard': 6,
+  /** A does not spray (`hardnat=0`, or its engine cannot): answer to an `opspray` only, like both-hard. */
+  'spray-off': 7,
+  /** A's spray bucket (`sprayrate` a minute, `sprayburst`) is empty: answer to an `opspray` only. */
+  'spray-rate-limited': 8,
 } as const);
 export type OpRejectCode = keyof typeof OPREJECT_CODE;
 

@@ -78,9 +78,9 @@ test(
       assert.equal(s2.first.cmd, 'opspray');
       const s3 = await ask(3);
       assert.equal(s3.first.cmd, 'opreject');
-      if (s3.first.cmd === 'opreject') assert.equal(s3.first.code, 'rate-limited');
+      if (s3.first.cmd === 'opreject') assert.equal(s3.first.code, 'spray-rate-limited');
       await new Promise((r) => setTimeout(r, 50));
-      assert.ok(failures.some((f) => f.code === 'PUNCH_SPRAY_LIMIT' && /spray sessions/.test(f.message)));
+      assert.ok(failures.some((f) => f.code === 'PUNCH_SPRAY_LIMIT' && f.limit === 'sessions-per-minute'));
       s2.p.sock.destroy();
       s3.p.sock.destroy();
     } finally {
