@@ -87,7 +87,13 @@ export { AddressPolicyError } from './nat/address.js';
 export { LimitError, type LimitErrorCode } from './limits/errors.js';
 export { TorControlError, TorSocksError } from './overlay/tor/errors.js';
 export { SamError, type SamErrorCode } from './overlay/i2p/errors.js';
-export { PunchSessionError, type PunchSessionCode, type Side, type VerifyMismatch } from './punch/errors.js';
+export {
+  PunchSessionError,
+  type PunchSessionCode,
+  type Side,
+  type SprayLimit,
+  type VerifyMismatch,
+} from './punch/errors.js';
 export { NativeError, EngineError, PunchError, type EngineErrorCode } from './native/errors.js';
 export { RelayError, type RelayErrorCode } from './relay/errors.js';
 export { ConfigError, SocksServerError, HandoffError, type ConfigErrorCode } from './daemon/errors.js';

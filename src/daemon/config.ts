@@ -7,7 +7,7 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { DEFAULT_PORT, NETWORKS, parseB32, parseOnion, type NetworkName } from '../wire/index.js';
+import { DEFAULT_PORT, NETWORKS, SPRAY_LIMITS, parseB32, parseOnion, type NetworkName } from '../wire/index.js';
 import { ConfigError, HandoffError, type ConfigSource } from './errors.js';
 import { parseHandoffTarget } from './handoff.js';
 import { scan } from './args.js';
@@ -338,7 +338,55 @@ export const CONFIG_KEYS = {
   hardnat: key<boolean>({
     kind: 'bool',
     default: false,
-    doc: 'punch through endpoint-dependent NATs by birthday spraying (opt-in; limits in SPRAY_LIMITS, docs/PUNCH.md)',
+    doc:
+      'punch through endpoint-dependent NATs by birthday spraying (opt-in; capped by the `spray*` keys, ' +
+      'docs/PUNCH.md "Hard NATs")',
+  }),
+  spraymaxsyns: key<number>({
+    verbs: ['serve'],
+    kind: 'int',
+    min: 1,
+    max: SPRAY_LIMITS.aSynsCeiling,
+    default: SPRAY_LIMITS.aSynsPerSession,
+    doc:
+      'most SYNs a peer can make us send in one spray (serve, `hardnat=1`): a larger ask is answered with the ' +
+      'count lowered to this, not refused',
+  }),
+  sprayrate: key<number>({
+    verbs: ['serve'],
+    kind: 'int',
+    unit: 'per minute',
+    min: 1,
+    max: SPRAY_LIMITS.aSessionsPerMinuteCeiling,
+    default: SPRAY_LIMITS.aSessionsPerMinute,
+    doc: 'spray sessions we take part in a minute (serve, `hardnat=1`); more are refused (`spray-rate-limited`)',
+  }),
+  sprayburst: key<number>({
+    verbs: ['serve'],
+    kind: 'int',
+    min: 1,
+    max: SPRAY_LIMITS.aSessionBurstCeiling,
+    default: SPRAY_LIMITS.aSessionBurst,
+    doc: 'spray sessions at once before `sprayrate` refills (serve, `hardnat=1`): the burst of the spray bucket',
+  }),
+  spraydialsyns: key<number>({
+    verbs: ['proxy'],
+    kind: 'int',
+    min: 1,
+    max: SPRAY_LIMITS.maxSockets,
+    default: SPRAY_LIMITS.bSynsPerSession,
+    doc: 'most SYNs our own side of one spray sends when we dial (proxy, `hardnat=1`; the requester pays)',
+  }),
+  sprayspread: key<number>({
+    verbs: ['proxy'],
+    kind: 'int',
+    unit: 'microseconds',
+    min: 0,
+    max: SPRAY_LIMITS.maxSpreadUs,
+    default: SPRAY_LIMITS.spreadUs,
+    doc:
+      "window a spray's SYNs are paced over, asked of both sides (proxy, `hardnat=1`; a burst can fill a " +
+      "small router's conntrack table)",
   }),
   maxsessions: key<number>({
     verbs: ['serve'],

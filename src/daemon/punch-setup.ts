@@ -53,6 +53,17 @@ export interface ConfiguredPunchOptions {
   spray?: SprayCaps & { sessionsPerMinute?: number; burst?: number };
 }
 
+/**
+ * This side's spray caps from configuration (`hardnat=1`; undefined when off). A: `spraymaxsyns` SYNs per spray,
+ * `sprayrate` sprays a minute, burst `sprayburst`; B: `spraydialsyns` SYNs, paced over `sprayspread` µs. The
+ * defaults and ceilings are SPRAY_LIMITS' (the config keys' range check keeps every value under its ceiling).
+ */
+export function sprayOptions(cfg: DaemonConfig, role: 'A' | 'B'): ConfiguredPunchOptions['spray'] {
+  if (!cfg.hardnat) return undefined;
+  if (role === 'A') return { maxSyns: cfg.spraymaxsyns, sessionsPerMinute: cfg.sprayrate, burst: cfg.sprayburst };
+  return { maxSyns: cfg.spraydialsyns, spreadUs: cfg.sprayspread };
+}
+
 /** Runs the NAT check and builds the configured punch options, with the process's shared native engine. */
 export async function configuredPunch(
   cfg: DaemonConfig,
@@ -62,7 +73,7 @@ export async function configuredPunch(
   const { PunchEngine } = await import('../native/engine.js');
   const { nativeObserver } = await import('../nat/observe.js');
   const { wireCodec } = await import('../punch/wire-codec.js');
-  const { SPRAY_LIMITS, hardRange } = await import('../punch/spray.js');
+  const { hardRange } = await import('../punch/spray.js');
   const verdict = await checkNat(cfg, log);
   const range = hardRange(verdict);
   if (verdict?.mapping === 'edm' && (!cfg.hardnat || typeof range === 'string')) {
@@ -74,12 +85,7 @@ export async function configuredPunch(
     const why = 'endpoint-dependent mapping: punches spray';
     log.info('nat-hard', { why, probeLow: range.low, probeHigh: range.high });
   }
-  const L = SPRAY_LIMITS;
-  const spray = !cfg.hardnat
-    ? undefined
-    : role === 'A'
-      ? { maxSyns: L.aSynsPerSession, sessionsPerMinute: L.aSessionsPerMinute, burst: L.aSessionBurst }
-      : { maxSyns: L.bSynsPerSession, spreadUs: L.spreadUs };
+  const spray = sprayOptions(cfg, role);
   return {
     engine: PunchEngine.shared(),
     codec: wireCodec(cfg.network),

@@ -97,6 +97,7 @@ export function socksReplyFor(err: unknown): number {
     case 'PUNCH_RATE_LIMITED':
     case 'PUNCH_REJECTED':
     case 'PUNCH_NAT_UNSUITABLE':
+    case 'PUNCH_SPRAY_LIMIT': // A refused the spray (was rate-limited / nat-unsuitable before it had a code)
     case 'PUNCH_TARGET_REFUSED':
     case 'DAEMON_NOT_ALLOWED':
     case 'SOCKS_OVERLAY_NAME':

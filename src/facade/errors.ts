@@ -17,7 +17,10 @@ export type ApiErrorCode =
 /** A misuse of the {@link Onionpunch} facade; `code` says which. */
 export class ApiError extends OnionpunchError {
   declare readonly code: ApiErrorCode;
-  constructor(code: ApiErrorCode, message: string, options?: { cause?: unknown }) {
-    super(code, message, options);
+  /** API_BAD_OPTION: the option at fault, as written in OnionpunchOptions (`natcheck`, `hardNat.maxSynsA`). */
+  readonly option: string | undefined;
+  constructor(code: ApiErrorCode, message: string, options?: { cause?: unknown; option?: string }) {
+    super(code, message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    this.option = options?.option;
   }
 }

@@ -78,16 +78,45 @@ export interface OnionpunchLimits extends ListenerLimits {
 }
 
 /**
- * Hard-NAT punching (birthday sprays, docs/PUNCH.md "Hard NATs"), opt-in. `maxSyns`: most SYNs this side sends
- * in one spray (default A 256, B 2048: the requester pays); A also caps spray sessions a minute (default 4,
- * burst 2). `spreadUs`: the pacing window B asks for (default 20 ms).
+ * Hard-NAT punching (birthday sprays, docs/PUNCH.md "Hard NATs"), opt-in. The daemon's `spray*` config keys
+ * mean the same, with the same defaults and ceilings (SPRAY_LIMITS): a cap can be lowered freely, a value above
+ * its ceiling (or not a whole number) is API_BAD_OPTION naming the option.
  */
 export interface HardNatOptions {
+  /** A (`listen()`): most SYNs a peer can make us send in one spray (default 256, at most 1,024; `spraymaxsyns`). */
   maxSynsA?: number;
+  /** B (`punch()`): most SYNs our own side of a spray sends (default 2,048, at most 4,096; `spraydialsyns`). */
   maxSynsB?: number;
+  /** A: spray sessions a minute (default 4, at most 60; `sprayrate`). */
   sessionsPerMinute?: number;
+  /** A: spray sessions at once before the rate refills (default 2, at most 16; `sprayburst`). */
   burst?: number;
+  /** B: the pacing window asked for, µs (default 250,000, at most 2,000,000; `sprayspread`). */
   spreadUs?: number;
+}
+
+/** Each HardNatOptions field: its least value, default and ceiling (one source with the config keys). */
+const HARD_NAT_BOUNDS: Record<keyof HardNatOptions, readonly [min: number, def: number, max: number]> = {
+  maxSynsA: [1, SPRAY_LIMITS.aSynsPerSession, SPRAY_LIMITS.aSynsCeiling],
+  maxSynsB: [1, SPRAY_LIMITS.bSynsPerSession, SPRAY_LIMITS.maxSockets],
+  sessionsPerMinute: [1, SPRAY_LIMITS.aSessionsPerMinute, SPRAY_LIMITS.aSessionsPerMinuteCeiling],
+  burst: [1, SPRAY_LIMITS.aSessionBurst, SPRAY_LIMITS.aSessionBurstCeiling],
+  spreadUs: [0, SPRAY_LIMITS.spreadUs, SPRAY_LIMITS.maxSpreadUs],
+};
+
+/** `h` with every field filled in (defaults) and checked against its bounds. */
+function hardNatCaps(h: HardNatOptions): Required<HardNatOptions> {
+  const out = {} as Required<HardNatOptions>;
+  for (const k of Object.keys(HARD_NAT_BOUNDS) as (keyof HardNatOptions)[]) {
+    const [min, def, max] = HARD_NAT_BOUNDS[k];
+    const v = h[k] ?? def;
+    if (!Number.isInteger(v) || v < min || v > max) {
+      const why = `hardNat.${k}: ${String(v)} is not a whole number in ${min}..${max}`;
+      throw new ApiError('API_BAD_OPTION', why, { option: `hardNat.${k}` });
+    }
+    out[k] = v;
+  }
+  return out;
 }
 
 /** Options of {@link Onionpunch.open}. Only `overlay` is required. */
@@ -227,7 +256,7 @@ export class OnionpunchListener extends EventEmitter {
 function hostPort(v: HostPortLike, what: string): Endpoint {
   if (typeof v !== 'string') return v;
   const e = parseEndpoint(v);
-  if (!e) throw new ApiError('API_BAD_OPTION', `${what}: '${v}' is not host:port`);
+  if (!e) throw new ApiError('API_BAD_OPTION', `${what}: '${v}' is not host:port`, { option: what });
   return e;
 }
 
@@ -268,6 +297,8 @@ export class Onionpunch {
   private verdict: EimVerdict | undefined;
   private client: Promise<{ client: PunchClient; dialer: CoordinationDialer; owned: boolean }> | undefined;
   private closed = false;
+  /** `hardNat` with its defaults filled in, checked at open(); undefined when hard-NAT punching is off. */
+  private readonly hardNatCaps: Required<HardNatOptions> | undefined;
 
   private constructor(private readonly opts: OnionpunchOptions) {
     this.network = opts.network ?? 'main';
@@ -280,6 +311,8 @@ export class Onionpunch {
       if (o.tor.socks !== undefined) hostPort(o.tor.socks, 'tor.socks');
     }
     if (o.i2p) hostPort(o.i2p.sam, 'i2p.sam');
+    const h = opts.hardNat;
+    this.hardNatCaps = h === true ? hardNatCaps({}) : h ? hardNatCaps(h) : undefined;
     if (opts.engine) this.engine = opts.engine;
     else this.engine = this.ownEngine = new PunchEngine();
     this.verdict = opts.nat;
@@ -296,23 +329,14 @@ export class Onionpunch {
     return op;
   }
 
-  private hardNat(): HardNatOptions | undefined {
-    const h = this.opts.hardNat;
-    return h === true ? {} : h === false || h === undefined ? undefined : h;
-  }
-
   private sprayA() {
-    const h = this.hardNat() ?? {};
-    return {
-      maxSyns: h.maxSynsA ?? SPRAY_LIMITS.aSynsPerSession,
-      sessionsPerMinute: h.sessionsPerMinute ?? SPRAY_LIMITS.aSessionsPerMinute,
-      burst: h.burst ?? SPRAY_LIMITS.aSessionBurst,
-    };
+    const h = this.hardNatCaps!;
+    return { maxSyns: h.maxSynsA, sessionsPerMinute: h.sessionsPerMinute, burst: h.burst };
   }
 
   private sprayB() {
-    const h = this.hardNat() ?? {};
-    return { maxSyns: h.maxSynsB ?? SPRAY_LIMITS.bSynsPerSession, spreadUs: h.spreadUs ?? SPRAY_LIMITS.spreadUs };
+    const h = this.hardNatCaps!;
+    return { maxSyns: h.maxSynsB, spreadUs: h.spreadUs };
   }
 
   private family(): 4 | 6 {
@@ -392,7 +416,7 @@ export class Onionpunch {
       ...(this.opts.policy ? { policy: this.opts.policy } : {}),
       ...(bind ? { localAddress: bind.includes(':') ? { v6: bind } : { v4: bind } } : {}),
       ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),
-      ...(this.hardNat() ? { spray: this.sprayA() } : {}),
+      ...(this.hardNatCaps ? { spray: this.sprayA() } : {}),
     });
     const l = new OnionpunchListener(endpoint, listener, owned, () => this.verdict);
     this.listeners.add(l);
@@ -445,7 +469,7 @@ export class Onionpunch {
             ...(l.maxSynsPerSession !== undefined ? { maxSynsPerSession: l.maxSynsPerSession } : {}),
           },
           ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),
-          ...(this.hardNat() ? { spray: this.sprayB() } : {}),
+          ...(this.hardNatCaps ? { spray: this.sprayB() } : {}),
           ...(this.opts.fireDelayMs !== undefined ? { fireDelayMs: this.opts.fireDelayMs } : {}),
           ...(this.opts.deadlineMs !== undefined ? { deadlineMs: this.opts.deadlineMs } : {}),
           ...(this.opts.dialTimeoutMs !== undefined ? { dialTimeoutMs: this.opts.dialTimeoutMs } : {}),

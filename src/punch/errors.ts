@@ -17,7 +17,7 @@ export type PunchSessionCode =
   | 'PUNCH_NAT_UNSUITABLE' // a side's NAT cannot be punched (EDM); `side` names it
   | 'PUNCH_NAT_BOTH_HARD' // both sides are behind endpoint-dependent NATs: no spray can meet (the message names both)
   | 'PUNCH_SPRAY_UNSUPPORTED' // a spray was needed and the peer does not speak `opspray` (an old peer)
-  | 'PUNCH_SPRAY_LIMIT' // a spray limit refused the session (SYNs per session, spray sessions per minute)
+  | 'PUNCH_SPRAY_LIMIT' // a spray limit refused the session; `limit` names which (SprayLimit)
   | 'PUNCH_DISCOVERY' // mapping discovery failed
   | 'PUNCH_TARGET_REFUSED' // the peer's endpoint is not a public unicast address
   | 'PUNCH_TARGET_BAD_PORT' // an endpoint's port is on Bitcoin Core's bad-port list (ssh, smtp, ...)
@@ -34,6 +34,14 @@ export type PunchSessionCode =
 
 export type Side = 'A' | 'B';
 
+/**
+ * Which spray limit refused a session (PunchSessionError.limit, with PUNCH_SPRAY_LIMIT): `hardnat-off`, the
+ * refusing side does not spray (`hardnat=0`, or its engine cannot); `sessions-per-minute`, A's spray bucket
+ * (`sprayrate`, `sprayburst`) is empty. A larger spray than A's `spraymaxsyns` is not refused: A answers with
+ * its count lowered to the cap (docs/PUNCH.md "Hard NATs").
+ */
+export type SprayLimit = 'hardnat-off' | 'sessions-per-minute';
+
 export interface PunchSessionErrorInfo {
   step?: string;
   side?: Side;
@@ -41,6 +49,7 @@ export interface PunchSessionErrorInfo {
   timeline?: unknown;
   cause?: unknown;
   mismatch?: VerifyMismatch;
+  limit?: SprayLimit;
 }
 
 /** What a PUNCH_VERIFY_FAILED saw: the endpoint(s) offered or connected, and the IP expected (if one was). */
@@ -58,6 +67,8 @@ export class PunchSessionError extends OnionpunchError {
   readonly rejectCode: string | undefined;
   /** PUNCH_VERIFY_FAILED: what did not match, for callers and logs (the message says the same in words). */
   readonly mismatch: VerifyMismatch | undefined;
+  /** PUNCH_SPRAY_LIMIT: which limit refused (on B too: A's `opreject` code says it). */
+  readonly limit: SprayLimit | undefined;
   timeline: unknown;
   /** The native engine's timeline of a failed punch (SYNs, RSTs, ICMP errors, timeout). */
   engineTimeline: unknown;
@@ -67,6 +78,7 @@ export class PunchSessionError extends OnionpunchError {
     this.side = info.side;
     this.rejectCode = info.rejectCode;
     this.mismatch = info.mismatch;
+    this.limit = info.limit;
     this.timeline = info.timeline;
     this.engineTimeline = undefined;
   }
@@ -78,6 +90,7 @@ export class PunchSessionError extends OnionpunchError {
     side?: string;
     rejectCode?: string;
     mismatch?: VerifyMismatch;
+    limit?: SprayLimit;
   } {
     return {
       code: this.code,
@@ -86,6 +99,7 @@ export class PunchSessionError extends OnionpunchError {
       ...(this.side ? { side: this.side } : {}),
       ...(this.rejectCode ? { rejectCode: this.rejectCode } : {}),
       ...(this.mismatch ? { mismatch: this.mismatch } : {}),
+      ...(this.limit ? { limit: this.limit } : {}),
     };
   }
 }

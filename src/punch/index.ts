@@ -23,7 +23,7 @@ export {
   type PunchTarget,
   type PunchOptions,
 } from './client.js';
-export { PunchSessionError, type PunchSessionCode, type Side, type VerifyMismatch } from './errors.js';
+export { PunchSessionError, type PunchSessionCode, type Side, type SprayLimit, type VerifyMismatch } from './errors.js';
 export { wireCodec } from './wire-codec.js';
 export { StreamChannel, type CoordChannel, type FrameCodec } from './channel.js';
 export {

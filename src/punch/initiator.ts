@@ -7,7 +7,7 @@
 import type { CoordChannel } from './channel.js';
 import type { CoordMessage } from './messages.js';
 import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, USER_AGENT } from './messages.js';
-import { PunchSessionError } from './errors.js';
+import { PunchSessionError, type PunchSessionCode, type SprayLimit } from './errors.js';
 import type { PunchEngineLike } from './engine-port.js';
 import type { Endpoint } from '../nat/types.js';
 import type { TargetPolicy } from '../nat/address.js';
@@ -28,7 +28,7 @@ import {
 } from './session-common.js';
 import { sameIp } from './verify.js';
 import type { SprayOutcomeLike } from './engine-port.js';
-import type { SprayParams } from './messages.js';
+import type { RejectCode, SprayParams } from './messages.js';
 import {
   type InitiatorSpray,
   checkSprayAnswer,
@@ -38,6 +38,18 @@ import {
   sprayReport,
   sprayRequest,
 } from './spray.js';
+
+/** B's error for each opreject code (and, for a spray refusal, which of A's limits refused). */
+const REJECTED_AS: Record<RejectCode, { code: PunchSessionCode; limit?: SprayLimit }> = {
+  'rate-limited': { code: 'PUNCH_RATE_LIMITED' },
+  busy: { code: 'PUNCH_REJECTED' },
+  'nat-unsuitable': { code: 'PUNCH_NAT_UNSUITABLE' },
+  'bad-request': { code: 'PUNCH_REJECTED' },
+  'shutting-down': { code: 'PUNCH_REJECTED' },
+  'both-hard': { code: 'PUNCH_NAT_BOTH_HARD' },
+  'spray-off': { code: 'PUNCH_SPRAY_LIMIT', limit: 'hardnat-off' },
+  'spray-rate-limited': { code: 'PUNCH_SPRAY_LIMIT', limit: 'sessions-per-minute' },
+};
 
 /** Defaults of B's session limits. */
 export const INITIATOR_DEFAULTS = {
@@ -197,16 +209,9 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
           break;
         }
         case 'opreject': {
-          const code =
-            m.code === 'rate-limited'
-              ? 'PUNCH_RATE_LIMITED'
-              : m.code === 'nat-unsuitable'
-                ? 'PUNCH_NAT_UNSUITABLE'
-                : m.code === 'both-hard'
-                  ? 'PUNCH_NAT_BOTH_HARD'
-                  : 'PUNCH_REJECTED';
+          const { code, limit } = REJECTED_AS[m.code];
           const step = gotVersion ? (asked ? 'opspray' : 'opendpoint') : 'version';
-          const info = { step, side: 'A' as const, rejectCode: m.code };
+          const info = { step, side: 'A' as const, rejectCode: m.code, ...(limit ? { limit } : {}) };
           throw new PunchSessionError(code, `A rejected (${m.code}): ${m.reason}`, info);
         }
         case 'verack':

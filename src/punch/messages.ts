@@ -23,6 +23,8 @@ export const REJECT_CODES = {
   'bad-request': 4,
   'shutting-down': 5,
   'both-hard': 6,
+  'spray-off': 7,
+  'spray-rate-limited': 8,
 } as const;
 export type RejectCode = keyof typeof REJECT_CODES;
 

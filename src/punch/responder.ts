@@ -11,7 +11,7 @@
 import type { CoordChannel } from './channel.js';
 import type { CoordMessage, RejectCode, SprayParams } from './messages.js';
 import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, USER_AGENT } from './messages.js';
-import { PunchSessionError } from './errors.js';
+import { PunchSessionError, type SprayLimit } from './errors.js';
 import type { PunchEngineLike, SprayOutcomeLike } from './engine-port.js';
 import type { Endpoint } from '../nat/types.js';
 import type { TargetPolicy } from '../nat/address.js';
@@ -149,9 +149,10 @@ function agreeSpray(
 ): SprayParams | undefined {
   const aHard = verdict?.mapping === 'edm';
   type Refusal = 'PUNCH_NAT_BOTH_HARD' | 'PUNCH_SPRAY_LIMIT' | 'PUNCH_NAT_UNSUITABLE' | 'PUNCH_PROTOCOL';
-  const refuse = (code: RejectCode, err: Refusal, why: string): never => {
+  const refuse = (code: RejectCode, err: Refusal, why: string, limit?: SprayLimit): never => {
     reject(ch, code, why);
-    throw new PunchSessionError(err, why, { step: 'opspray', side: err === 'PUNCH_PROTOCOL' ? 'B' : 'A' });
+    const side = err === 'PUNCH_PROTOCOL' ? 'B' : 'A';
+    throw new PunchSessionError(err, why, { step: 'opspray', side, ...(limit ? { limit } : {}) });
   };
   if (asked.hard === 'A' && !aHard) return undefined; // B's offer; A is easy: an ordinary punch
   if (asked.hard === 'B' && aHard) {
@@ -164,7 +165,8 @@ function agreeSpray(
   }
   if (!opts.spray || !opts.engine.spray) {
     const who = asked.hard === 'A' ? "A's NAT is endpoint-dependent (edm)" : "B's NAT is endpoint-dependent (edm)";
-    return refuse('nat-unsuitable', 'PUNCH_SPRAY_LIMIT', `${who} and A does not spray (hardnat=0)`);
+    const off = opts.spray ? "A's engine cannot spray" : 'A does not spray (hardnat=0)';
+    return refuse('spray-off', 'PUNCH_SPRAY_LIMIT', `${who} and ${off}`, 'hardnat-off');
   }
   const cap = Math.max(1, Math.min(opts.spray.maxSyns, SPRAY_LIMITS.maxProbes));
   const spreadUs = Math.min(asked.spreadUs, SPRAY_LIMITS.maxSpreadUs);
@@ -253,9 +255,10 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       throw new PunchSessionError('PUNCH_RATE_LIMITED', why, { step: 'opendpoint', side: 'A' });
     }
     if (spray && opts.admitSpray && !opts.admitSpray()) {
-      const why = 'A: too many spray sessions (the spray bucket, sprays a minute, is empty)';
-      reject(ch, 'rate-limited', why);
-      throw new PunchSessionError('PUNCH_SPRAY_LIMIT', why, { step: 'opspray', side: 'A' });
+      const why = 'A: too many spray sessions (the spray bucket, sprayrate a minute and sprayburst, is empty)';
+      reject(ch, 'spray-rate-limited', why);
+      const info = { step: 'opspray', side: 'A' as const, limit: 'sessions-per-minute' as const };
+      throw new PunchSessionError('PUNCH_SPRAY_LIMIT', why, info);
     }
 
     phase('discovery');

@@ -189,6 +189,10 @@ export const OPREJECT_CODE = Object.freeze({
   'shutting-down': 5,
   /** Both sides are behind endpoint-dependent NATs (answer to an `opspray`; old peers never get it). */
   'both-hard': 6,
+  /** A does not spray (`hardnat=0`, or its engine cannot): answer to an `opspray` only, like both-hard. */
+  'spray-off': 7,
+  /** A's spray bucket (`sprayrate` a minute, `sprayburst`) is empty: answer to an `opspray` only. */
+  'spray-rate-limited': 8,
 } as const);
 export type OpRejectCode = keyof typeof OPREJECT_CODE;
 
@@ -220,4 +224,12 @@ export const SPRAY_LIMITS = Object.freeze({
    * the same one first (lab, 50 ms RTT, 2% loss: 20 ms 80-90%, 250 ms 90% for edm; docs/BENCHMARKS.md).
    */
   spreadUs: 250_000,
+  /**
+   * Hard ceilings of the operator's caps (config keys `spraymaxsyns`, `sprayrate`, `sprayburst`, `spraydialsyns`,
+   * `sprayspread`; facade `hardNat`): a cap may be lowered freely, never raised past these. With them an outsider
+   * can make A send at most 1,024 SYNs per spray and 60 sprays a minute (burst 16), whatever A's configuration.
+   */
+  aSynsCeiling: 1024,
+  aSessionsPerMinuteCeiling: 60,
+  aSessionBurstCeiling: 16,
 } as const);

@@ -36,6 +36,16 @@ export function eimAt(ip = '127.0.0.1'): EimVerdict {
   };
 }
 
+/** An endpoint-dependent verdict on `ip` with a port spread (its NAT check took spread samples). */
+export function edmAt(ip: string, ports = [40_010, 40_900, 40_300, 40_555, 40_123]): EimVerdict {
+  const observed = [
+    { peer: 'x', address: ip, port: 40_001 },
+    { peer: 'y', address: ip, port: 40_500 },
+  ];
+  const spread = ports.map((port, i) => ({ peer: 'x', address: ip, port, localPort: 30_000 + i }));
+  return { ...verdictFrom(1, observed, [], spread), checkedAt: 0 };
+}
+
 /** A loopback "overlay": each accepted TCP stream goes to `listener.handle` with `info` (e.g. an I2P peer). */
 export async function loopbackOverlay(
   listener: PunchListener,

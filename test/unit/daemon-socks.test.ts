@@ -201,6 +201,7 @@ test('reply codes of typed errors and reply encoding', () => {
   assert.equal(socksReplyFor(Object.assign(new Error('x'), { code: 'ETIMEDOUT' })), 6);
   assert.equal(socksReplyFor(new PunchSessionError('PUNCH_OVERLAY_DIAL', 'x')), 4);
   assert.equal(socksReplyFor(new PunchSessionError('PUNCH_NAT_UNSUITABLE', 'x')), 2);
+  assert.equal(socksReplyFor(new PunchSessionError('PUNCH_SPRAY_LIMIT', 'x', { limit: 'sessions-per-minute' })), 2);
   assert.equal(socksReplyFor(new PunchSessionError('PUNCH_CONNECT_TIMEOUT', 'x')), 6);
   assert.equal(socksReplyFor(new Error('?')), 1);
   assert.deepEqual([...encodeReply(0, { address: '10.1.2.3', port: 258 })], [5, 0, 0, 1, 10, 1, 2, 3, 1, 2]);

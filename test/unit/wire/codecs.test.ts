@@ -368,7 +368,16 @@ test('op* coordination messages: byte tables, round trips, every rejection', () 
   assert.equal(encodePayload('opreject', rej).toString('hex'), '01' + '09' + Buffer.from('try later').toString('hex'));
   assert.deepEqual(decodePayload('opreject', encodePayload('opreject', rej)), rej);
   assert.throws(() => decodePayload('opreject', hex('0000')), isWire('WIRE_BAD_FIELD', /code/));
-  assert.throws(() => decodePayload('opreject', hex('0702')), isWire('WIRE_BAD_FIELD', /code/));
+  assert.throws(() => decodePayload('opreject', hex('0902')), isWire('WIRE_BAD_FIELD', /code/));
+  // The spray refusals (answers to opspray only): 7 spray-off, 8 spray-rate-limited.
+  for (const [code, byte] of [
+    ['spray-off', '07'],
+    ['spray-rate-limited', '08'],
+  ] as const) {
+    const v: PayloadMap['opreject'] = { code, reason: 'r' };
+    assert.equal(encodePayload('opreject', v).toString('hex'), byte + '01' + '72');
+    assert.deepEqual(decodePayload('opreject', hex(byte + '0172')), v);
+  }
   assert.throws(() => decodePayload('opreject', hex('0103aa')), isWire('WIRE_TRUNCATED', /reason/));
 });
 
