@@ -27,6 +27,7 @@ const STRESS = {
       integer(1, 25),
     ),
     sessions: value('M', 'sessions in all, 1..100000 (default 200)', integer(1, 100_000), 200),
+    rounds: value('R', "rounds of M sessions in one lab, A's heap measured after each (default 1)", integer(1, 100), 1),
     concurrency: value('K', 'sessions at once, 1..5000 (default 20)', integer(1, 5000), 20),
     overlay: value('O', 'tor | i2p | direct (default tor)', oneOf(['tor', 'i2p', 'direct'] as const), 'tor'),
     nat: list(
@@ -74,6 +75,7 @@ export async function main(args: string[]): Promise<number> {
     sites,
     sessions: v.sessions,
     concurrency: v.concurrency,
+    rounds: v.rounds,
     a: site(na),
     b: site(nb),
     faults: v.fault,
@@ -106,7 +108,8 @@ export async function main(args: string[]): Promise<number> {
         (r.p99OverMedian !== null ? ` (p99/median ${r.p99OverMedian})` : ''),
       `SYNs: A ${r.syns.a}, B ${r.syns.b} (${r.syns.perSession} per session)`,
       `leaks: ${r.leaks.fds} fds, ${r.leaks.threads} threads, ${r.leaks.engineSockets} engine sockets on A; ` +
-        `A's RSS ${r.leaks.aRssKb >= 0 ? '+' : ''}${r.leaks.aRssKb} kB`,
+        `A's RSS ${r.leaks.aRssKb >= 0 ? '+' : ''}${r.leaks.aRssKb} kB, ` +
+        `A's heap after GC ${r.leaks.aHeapKb ?? '?'} kB (bound ${r.leaks.aHeapBoundKb} kB)`,
       ...Object.entries(r.failures).map(([k, n]) => `failed: ${n} × ${k}`),
       ...r.faults.map(
         (x) =>
@@ -122,11 +125,14 @@ export async function main(args: string[]): Promise<number> {
   return exitCode(r);
 }
 
-/** 0: every session ended in time, nothing leaked, and without faults at least 99% connected. */
+/**
+ * 0: every session ended in time, nothing leaked (fds, threads, engine sockets, A's heap after a GC within its
+ * bound), and without faults at least 99% connected.
+ */
 export function exitCode(
   r: Pick<ReturnType<typeof stressSummary>, 'failures' | 'leaks' | 'faults' | 'successRate'>,
 ): number {
   const inTime = !Object.keys(r.failures).some((k) => k.startsWith('LAB_SESSION_NO_OUTCOME'));
-  const clean = r.leaks.fds === 0 && r.leaks.threads === 0 && r.leaks.engineSockets === 0;
+  const clean = r.leaks.fds === 0 && r.leaks.threads === 0 && r.leaks.engineSockets === 0 && r.leaks.aHeapOk;
   return inTime && clean && (r.faults.length > 0 || r.successRate >= 0.99) ? 0 : 1;
 }

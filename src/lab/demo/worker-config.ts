@@ -26,6 +26,8 @@ export interface WorkerConfig {
    * stress: thousands of sessions must not flood the parent); every message still carries `ttcMs`.
    */
   timelines?: number;
+  /** a/b: every session's compact steps (first time of each event, SYN/stall/RST counts) on its line. */
+  steps?: boolean;
   /** a: tor control port (inside A's namespace). */
   control?: { host: string; port: number; cookieFile?: string; password?: string };
   /** b: tor SOCKS port (inside B's namespace). */

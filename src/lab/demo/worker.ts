@@ -53,6 +53,26 @@ function engineEvents(engine: PunchEngine, tl: unknown): unknown[] {
 }
 
 /**
+ * A session's steps in compact form (lab stress: every session, not only the sampled ones, so the tail can be
+ * explained): the first time of each session event and of the engine's first SYN, first stall re-send and
+ * establishment, ms since the session's start; and the engine's SYN, stall and RST counts.
+ */
+function stepsOf(engine: PunchEngine, tl: unknown, eng: unknown): Record<string, number> | undefined {
+  const t = tl as { start: number; events: Array<{ t: number; event: string }> } | undefined;
+  if (!t) return undefined;
+  const out: Record<string, number> = {};
+  for (const e of t.events) if (out[e.event] === undefined) out[e.event] = e.t;
+  const start = performance.timeOrigin + t.start;
+  const counts: Record<string, number> = { syn: 0, stall: 0, rst: 0 };
+  for (const e of engineEvents(engine, eng) as Array<{ kind: string; at: number }>) {
+    if (counts[e.kind] !== undefined) counts[e.kind]!++;
+    const k = `engine:${e.kind}`;
+    if (out[k] === undefined) out[k] = Math.round((e.at - start) * 10) / 10;
+  }
+  return { ...out, syns: counts.syn!, stalls: counts.stall!, rsts: counts.rst! };
+}
+
+/**
  * The engine events worth a timeline line: all of them for an ordinary punch; for a spray (thousands of SYNs)
  * the first and last SYN and the established connection (the SYN count is in the spray report).
  */
@@ -141,7 +161,10 @@ function directDialer(timeoutMs = 10_000): CoordinationDialer {
 function emitStats(engine: PunchEngine, extra: Record<string, unknown> = {}): void {
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
-  emit('stats', { engine: engine.stats(), ...extra });
+  // After the GC: the live heap, the figure a leak shows in (RSS keeps the space V8 grew to).
+  const m = process.memoryUsage();
+  const memory = { heapUsedKb: Math.round(m.heapUsed / 1024), externalKb: Math.round(m.external / 1024), gc: !!gc };
+  emit('stats', { engine: engine.stats(), memory, ...extra });
 }
 
 async function makeDialer(cfg: WorkerConfig): Promise<CoordinationDialer> {
@@ -254,6 +277,7 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
       local: info.local,
       sessionId: info.sessionId,
       ttcMs,
+      ...(cfg.steps ? { steps: stepsOf(engine, info.timeline, info.engineTimeline) } : {}),
       ...detail(info.timeline, info.engineTimeline, info.spray),
       ...(info.spray ? { spray: info.spray } : {}),
     });
@@ -272,7 +296,11 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
       .finally(() => setTimeout(() => peer.close(), 500));
   });
   listener.on('failure', (err: PunchSessionError) =>
-    emit('failure', { error: err.toJSON(), ...detail(err.timeline, err.engineTimeline) }),
+    emit('failure', {
+      error: err.toJSON(),
+      ...(cfg.steps ? { steps: stepsOf(engine, err.timeline, err.engineTimeline) } : {}),
+      ...detail(err.timeline, err.engineTimeline),
+    }),
   );
   // direct: B dials A's public address (the rig knows it; A's router forwards the port).
   const port = endpoint?.port ?? cfg.directPort ?? 9333;
@@ -403,6 +431,7 @@ async function stressSession(
         sessionId: r.sessionId,
         totalMs: punchedMs,
         overlayRttMs: r.overlayRttMs,
+        ...(cfg.steps ? { steps: stepsOf(PunchEngine.shared(), r.timeline, r.engineTimeline) } : {}),
         ...detail(r.timeline, r.engineTimeline),
       });
     } catch (err) {
@@ -420,6 +449,7 @@ async function stressSession(
       ok: false,
       totalMs: wallMs() - t0,
       error: e.toJSON(),
+      ...(cfg.steps ? { steps: stepsOf(PunchEngine.shared(), e.timeline, e.engineTimeline) } : {}),
       ...detail(e.timeline, e.engineTimeline),
     });
   }

@@ -39,6 +39,11 @@ export interface StressOptions {
   lossPct?: number;
   faults?: StressFault[];
   /**
+   * Rounds in one rig (default 1): `sessions` sessions each, A settled and its heap measured after every round,
+   * so growth that plateaus (first-use caches) can be told from a leak (growth every round).
+   */
+  rounds?: number;
+  /**
    * B's deadline per session (ms; default 30000): its overlay dial's timeout and, from then, the whole
    * session's. The parent waits for both and 15 s more, then records `LAB_SESSION_NO_OUTCOME`.
    */
@@ -62,6 +67,9 @@ export interface SessionOutcome {
   step?: string;
   startedAt: number;
   endedAt: number;
+  /** A's and B's steps (first time of each event, ms since that side's start; SYN/stall/RST counts). */
+  aSteps?: Record<string, number>;
+  bSteps?: Record<string, number>;
 }
 
 export interface FaultReport {
@@ -116,7 +124,26 @@ export interface StressResult {
    * descriptors and threads must be 0; `engineSockets` are A's native engine sockets still open; RSS growth of
    * A after a GC is reported, not judged (the heap settles over minutes).
    */
-  leaks: { fds: number; threads: number; engineSockets: number; aRssKb: number };
+  leaks: {
+    fds: number;
+    threads: number;
+    engineSockets: number;
+    aRssKb: number;
+    /**
+     * A's live heap after a GC: growth from the end of the first round to the end of the last (with one round:
+     * from before the run), and whether it stayed within `aHeapBoundKb` (the check that can fail).
+     */
+    aHeapKb: number | null;
+    aHeapBoundKb: number;
+    aHeapOk: boolean;
+  };
+  /** A's heap after a GC and RSS: before the run and after every round (settled). */
+  memory: {
+    before: { heapUsedKb: number | null; rssKb: number };
+    rounds: Array<{ heapUsedKb: number | null; rssKb: number }>;
+  };
+  /** The slowest connected sessions and the failed ones (up to TAIL each), with both sides' steps. */
+  tail: SessionOutcome[];
   faults: FaultReport[];
   delayMs: number;
   jitterMs: number;
@@ -132,6 +159,13 @@ export interface StressResult {
 }
 
 const TIMELINES = 4;
+const TAIL = 12;
+/**
+ * A's heap may grow this much after a GC over the run (kB). A's first sessions fill code caches and bounded
+ * tables (rate-limit buckets, the session-id replay window); a leak of even 1 kB per session passes it within
+ * a few thousand sessions, which is why the growth is taken between rounds when there are several.
+ */
+const HEAP_BOUND_KB = 4096;
 const FAULT_LOSS_PCT = 10;
 const FAULT_LOSS_MS = 10_000;
 const GRACE_MS = 15_000;
@@ -188,6 +222,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
   const pending = new Map<number, { who: string; resolve: (m: Answer) => void }>();
   const aConnected = new Map<string, number>();
   const aDetailed = new Map<string, Events>();
+  const aSteps = new Map<string, Record<string, number>>();
   const bDetailed = new Map<string, Events>();
   const statsWait = new Map<string, (m: WorkerMessage) => void>();
   /** Session number → B's session id (to join A's time-to-connect); B workers being restarted; killed ones. */
@@ -204,6 +239,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
       if (m.timeline && typeof m.sessionId === 'string') bDetailed.set(m.sessionId, eventsOf(who, m));
     } else if (m.type === 'connected' && who === 'A') {
       if (typeof m.sessionId === 'string' && typeof m.ttcMs === 'number') aConnected.set(m.sessionId, m.ttcMs);
+      if (typeof m.sessionId === 'string' && m.steps) aSteps.set(m.sessionId, m.steps as Record<string, number>);
       if (m.timeline && typeof m.sessionId === 'string') aDetailed.set(m.sessionId, eventsOf('A', m));
     } else if (m.type === 'stats') {
       const w = statsWait.get(who);
@@ -235,6 +271,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     profile: 'plain',
     sessionDeadlineMs: deadlineMs,
     timelines: TIMELINES + nb,
+    steps: true,
     // A serves the whole run's concurrency: the lab's budgets sized to it (their defaults are a node's).
     aLimits: {
       maxConcurrentSessions: K + 16,
@@ -349,7 +386,12 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     const engBefore = new Map<string, number>();
     const synsIn = (m: WorkerMessage | undefined): number =>
       Number((m?.engine as { syns?: number } | undefined)?.syns ?? 0);
-    for (const w of ['A', ...bNames]) engBefore.set(w, synsIn(await engineStats(w)));
+    let aStatsBefore: WorkerMessage | undefined;
+    for (const w of ['A', ...bNames]) {
+      const m = await engineStats(w);
+      if (w === 'A') aStatsBefore = m;
+      engBefore.set(w, synsIn(m));
+    }
     const samples: ResourceSample[] = [...before];
     const ctPeak: Record<string, number> = { ...ctBefore };
     const t0 = wallMs();
@@ -367,11 +409,17 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     const outcomes: SessionOutcome[] = [];
     const faultRuns: Array<Promise<void>> = [];
     const faultReports: Array<Omit<FaultReport, 'touched' | 'outcomes' | 'sessions' | 'after'>> = [];
-    const triggers = faults.map((f, i) => ({ f, at: Math.floor((opts.sessions * (i + 1)) / (faults.length + 1)) }));
-    opts.progress?.setTotal(opts.sessions);
+    const triggers = faults.map((f, i) => ({
+      f,
+      at: Math.floor((opts.sessions * (opts.rounds ?? 1) * (i + 1)) / (faults.length + 1)),
+    }));
+    const rounds = opts.rounds ?? 1;
+    const total = opts.sessions * rounds;
+    opts.progress?.setTotal(total);
     let next = 0;
+    let roundEnd = 0;
     const lane = async (): Promise<void> => {
-      while (next < opts.sessions) {
+      while (next < roundEnd) {
         const id = next++;
         for (const t of triggers) {
           if (t.at !== id) continue;
@@ -396,24 +444,42 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
         opts.progress?.advance(`#${id + 1} ${o.b}: ${how}`);
       }
     };
-    await Promise.all(Array.from({ length: Math.min(K, opts.sessions) }, () => lane()));
-    await Promise.all(faultRuns);
-    clearInterval(sampler);
-    const elapsedMs = Math.round(wallMs() - t0);
-    // Settle: A's sessions finish their handshakes and close; wait until A is back to its baseline (or 20 s).
     const baseA = before.find((s) => s.who === 'A');
+    const heapOf = (m: WorkerMessage | undefined): number | null => {
+      const h = (m?.memory as { heapUsedKb?: number; gc?: boolean } | undefined) ?? {};
+      return h.gc && typeof h.heapUsedKb === 'number' ? h.heapUsedKb : null;
+    };
+    const memory: StressResult['memory'] = {
+      before: { heapUsedKb: heapOf(aStatsBefore), rssKb: baseA?.rssKb ?? 0 },
+      rounds: [],
+    };
     let after: ResourceSample[] = [];
     let aStats: WorkerMessage | undefined;
-    const settleEnd = performance.now() + 20_000;
-    for (;;) {
-      await sleep(1000);
-      aStats = await engineStats('A');
-      after = rig.resources();
-      samples.push(...after);
+    let elapsedMs = 0;
+    for (let r = 0; r < rounds; r++) {
+      next = r * opts.sessions;
+      roundEnd = next + opts.sessions;
+      await Promise.all(Array.from({ length: Math.min(K, opts.sessions) }, () => lane()));
+      if (r === rounds - 1) {
+        await Promise.all(faultRuns);
+        clearInterval(sampler);
+        elapsedMs = Math.round(wallMs() - t0);
+      }
+      // Settle: A's sessions finish their handshakes and close; wait until A is back to its baseline (or 20 s).
+      const settleEnd = performance.now() + 20_000;
+      for (;;) {
+        await sleep(1000);
+        aStats = await engineStats('A');
+        after = rig.resources();
+        samples.push(...after);
+        const a = after.find((s) => s.who === 'A');
+        const active = Number((aStats?.listener as { active?: number } | undefined)?.active ?? 0);
+        const settled = a && baseA && a.fds <= baseA.fds && a.threads <= baseA.threads && active === 0;
+        if (settled || performance.now() > settleEnd) break;
+      }
       const a = after.find((s) => s.who === 'A');
-      const active = Number((aStats?.listener as { active?: number } | undefined)?.active ?? 0);
-      const settled = a && baseA && a.fds <= baseA.fds && a.threads <= baseA.threads && active === 0;
-      if (settled || performance.now() > settleEnd) break;
+      memory.rounds.push({ heapUsedKb: heapOf(aStats), rssKb: a?.rssKb ?? 0 });
+      if (rounds > 1) log(`round ${r + 1}/${rounds}: A heap ${heapOf(aStats) ?? '?'} kB, RSS ${a?.rssKb ?? '?'} kB`);
     }
     const ctAfter = await conntrack();
     const synsOf = async (w: string): Promise<number> =>
@@ -453,7 +519,17 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
       const sid = sessionIds.get(o.id);
       const t = sid !== undefined ? aConnected.get(sid) : undefined;
       if (t !== undefined) o.timeToConnectMs = round1(t);
+      const st = sid !== undefined ? aSteps.get(sid) : undefined;
+      if (st) o.aSteps = st;
     }
+    const slowest = outcomes
+      .filter((o) => o.ok && o.timeToConnectMs !== undefined)
+      .sort((x, y) => y.timeToConnectMs! - x.timeToConnectMs!)
+      .slice(0, TAIL);
+    const tail = [...slowest, ...outcomes.filter((o) => !o.ok).slice(0, TAIL)];
+    const heap0 = rounds > 1 ? memory.rounds[0]!.heapUsedKb : memory.before.heapUsedKb;
+    const heap1 = memory.rounds[memory.rounds.length - 1]!.heapUsedKb;
+    const aHeapKb = heap0 !== null && heap1 !== null ? heap1 - heap0 : null;
     const ttc = outcomes.flatMap((o) => (o.ok && o.timeToConnectMs !== undefined ? [o.timeToConnectMs] : []));
     const tot = outcomes.flatMap((o) => (o.ok && o.totalMs !== undefined ? [o.totalMs] : []));
     const q = (xs: number[], p: number): number | null => (xs.length ? round1(quantile(xs, p)) : null);
@@ -493,10 +569,10 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     return {
       overlay,
       sites: nb,
-      sessions: opts.sessions,
+      sessions: total,
       concurrency: K,
       connected,
-      successRate: opts.sessions ? Math.round((connected / opts.sessions) * 10_000) / 10_000 : 0,
+      successRate: total ? Math.round((connected / total) * 10_000) / 10_000 : 0,
       p50Ms: p50,
       p90Ms: q(ttc, 0.9),
       p99Ms: p99,
@@ -505,7 +581,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
       totalP50Ms: q(tot, 0.5),
       totalP99Ms: q(tot, 0.99),
       failures,
-      syns: { a: synA, b: synB, perSession: opts.sessions ? round1((synA + synB) / opts.sessions) : 0 },
+      syns: { a: synA, b: synB, perSession: total ? round1((synA + synB) / total) : 0 },
       resources: {
         before: before.map(use),
         peak: [...peak.values()].map(use),
@@ -518,7 +594,12 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
         threads,
         engineSockets,
         aRssKb: aAfter && baseA ? aAfter.rssKb - baseA.rssKb : 0,
+        aHeapKb,
+        aHeapBoundKb: HEAP_BOUND_KB,
+        aHeapOk: aHeapKb !== null && aHeapKb <= HEAP_BOUND_KB,
       },
+      memory,
+      tail,
       faults: fr,
       delayMs,
       jitterMs,
@@ -548,6 +629,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
         ...(err?.code ? { code: err.code } : {}),
         ...(err?.side ? { side: err.side } : {}),
         ...(err?.step ? { step: err.step } : {}),
+        ...(wm.steps ? { bSteps: wm.steps as Record<string, number> } : {}),
       };
     };
     const r = restarting.get(b);
