@@ -8,6 +8,8 @@ import type { OpSprayPayload } from '../wire/messages.js';
 /** opendpoint flags. */
 export const FLAG_PORT_PRESERVING = 0x01;
 export const FLAG_PREDICTED = 0x02;
+/** Zero-round-trip coordination (docs/PROTOCOL.md): B has fired at A's announced endpoint; opfire follows. */
+export const FLAG_ZERO_RTT = 0x04;
 
 /** opfire schedule ids. */
 export const PROFILE_IDS = { plain: 0, prime: 1 } as const;
@@ -23,6 +25,7 @@ export const REJECT_CODES = {
   'bad-request': 4,
   'shutting-down': 5,
   'both-hard': 6,
+  'no-warm-port': 7,
 } as const;
 export type RejectCode = keyof typeof REJECT_CODES;
 

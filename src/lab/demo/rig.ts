@@ -60,6 +60,8 @@ export interface RigOptions {
   /** Called when a worker exits (a fault: `lab stress --fault b-kill`). */
   onExit?: (who: string, code: number | null, signal: NodeJS.Signals | null) => void;
   profile?: 'plain' | 'prime';
+  /** A keeps a warm announced port for zero-round-trip coordination; `attempt({ zeroRtt })` picks the path. */
+  zeroRtt?: boolean;
   log?: (line: string) => void;
   /** Told the bring-up's steps (the lab, NAT-check servers, the overlay's own steps, the workers). */
   progress?: ProgressSink;
@@ -84,6 +86,9 @@ export interface AttemptResult {
   overlayRttMs?: number;
   directRttMs?: number;
   handshake?: boolean;
+  /** Zero-round-trip coordination was asked for (`zeroRtt`) and used (`zeroRttUsed`: B's fast path connected). */
+  zeroRtt?: boolean;
+  zeroRttUsed?: boolean;
   /** A birthday spray: SYNs each side sent (attempt sockets), the hard side and the winning port pair. */
   synsA?: number;
   synsB?: number;
@@ -346,6 +351,7 @@ export class PunchRig {
       primeTtl: s.cgnat ? 3 : 2,
       // The lab is a trial setup: both sides spray through endpoint-dependent NATs (opt-in on a real node).
       hardNat: true,
+      ...(o.zeroRtt && side === 'a' ? { zeroRtt: true } : {}),
     };
   }
 
@@ -376,6 +382,8 @@ export class PunchRig {
     const expectIp = typeof pubA === 'string' ? pubA : null;
     const address = this.opts.overlay === 'direct' ? this.lab.sites.a!.publicIp : String(ra.address);
     this.target = { address, port: Number(ra.port), expectIp };
+    const z = ra.zeroRtt as { port?: number } | undefined;
+    this.zeroRttPort = typeof z?.port === 'number' ? z.port : undefined;
     this.mark('endpointUp');
     this.bs = [];
     const started = await Promise.all(this.bSiteNames.map((_n, i) => this.startB(i)));
@@ -386,6 +394,8 @@ export class PunchRig {
 
   /** EIM verdicts of every B worker, by B site. */
   eimBs: Array<WorkerMessage | undefined> = [];
+  /** A's warm announced port (zero-round-trip coordination), when A holds one. */
+  zeroRttPort: number | undefined;
 
   /** (Re)starts the B worker of B site `i` (0 = `b`) and waits until it is ready. */
   async startB(i: number): Promise<Worker> {
@@ -405,6 +415,7 @@ export class PunchRig {
     if (this.opts.sessionDeadlineMs !== undefined) cb.sessionDeadlineMs = this.opts.sessionDeadlineMs;
     if (this.opts.timelines !== undefined) cb.timelines = this.opts.timelines;
     cb.target = this.target!;
+    if (this.zeroRttPort !== undefined) cb.zeroRtt = { port: this.zeroRttPort };
     const w = this.spawnWorker(i === 0 ? 'B' : `B${i + 1}`, site, cb);
     this.bs[i] = w;
     if (i === 0) this.b = w;
@@ -479,11 +490,11 @@ export class PunchRig {
   }
 
   /** One punch from B to A plus the Bitcoin handshake over the punched socket. */
-  async attempt(timeoutMs = 90_000): Promise<AttemptResult> {
+  async attempt(timeoutMs = 90_000, how: { zeroRtt?: boolean } = {}): Promise<AttemptResult> {
     const a = this.a!;
     const b = this.b!;
     const events: AttemptResult['events'] = [];
-    b.child.stdin!.write('{"cmd":"punch"}\n');
+    b.child.stdin!.write(JSON.stringify({ cmd: 'punch', ...(how.zeroRtt ? { zeroRtt: true } : {}) }) + '\n');
     const res = await b.q.waitFor(['punched', 'punch-failed', 'fatal'], timeoutMs);
     const pushTl = (who: string, m: WorkerMessage): void => {
       const tl = m.timeline as
@@ -588,6 +599,7 @@ export class PunchRig {
       ...(res.overlayRttMs !== undefined ? { overlayRttMs: Number(res.overlayRttMs) } : {}),
       ...(hb?.directRttMs !== undefined ? { directRttMs: Number(hb.directRttMs) } : {}),
       handshake: hb?.type === 'handshake',
+      ...(how.zeroRtt ? { zeroRtt: true, zeroRttUsed: res.zeroRtt === true } : {}),
       events,
     };
   }
