@@ -141,8 +141,8 @@ export interface PunchOptions {
 export class PunchClient {
   private readonly perEndpoint: KeyedCaps<string>;
   private readonly perNetgroup: KeyedCaps<string>;
-  /** Coordination endpoints whose fast path failed recently → until when they get the measured flow. */
-  private readonly zrttBackoff = new Map<string, number>();
+  /** Per coordination endpoint: consecutive fast-path failures, and until when it gets the measured flow. */
+  private readonly zrttBackoff = new Map<string, { fails: number; until: number }>();
 
   constructor(private readonly opts: PunchClientOptions) {
     const l = opts.limits ?? {};
@@ -198,12 +198,14 @@ export class PunchClient {
       if (!zrtt) return await this.attempt(target, popts, tl, key, expectIp, v, spray);
       const started = performance.now();
       try {
-        return await this.attempt(target, popts, tl, key, expectIp, v, undefined, zrtt);
+        const r = await this.attempt(target, popts, tl, key, expectIp, v, undefined, zrtt);
+        this.zrttBackoff.delete(key);
+        return r;
       } catch (err) {
         const left = (this.opts.sessionDeadlineMs ?? 45_000) - (performance.now() - started);
         const code = err instanceof PunchSessionError ? err.code : '';
         if (!FALLBACK_CODES.has(code) || left < ZERO_RTT_FALLBACK_MIN_MS || popts.signal?.aborted) throw err;
-        this.backOff(key);
+        this.backOff(key, code);
         tl.mark('zero-rtt-fallback', `${code}: ${(err as Error).message.slice(0, 160)}`);
         return await this.attempt(target, popts, tl, key, expectIp, v, spray, undefined, Math.floor(left));
       }
@@ -220,16 +222,22 @@ export class PunchClient {
     const nowS = Date.now() / 1000;
     if (a.time < nowS - ZERO_RTT_MAX_AGE_S || a.time > nowS + ZERO_RTT_MAX_AGE_S) return undefined;
     if (isIP(target.clearnet.address) !== (this.opts.family ?? 4)) return undefined;
-    const until = this.zrttBackoff.get(key);
-    if (until !== undefined && until > performance.now()) return undefined;
+    const b = this.zrttBackoff.get(key);
+    if (b !== undefined && b.until > performance.now()) return undefined;
     return { address: target.clearnet.address, port: target.clearnet.port };
   }
 
-  private backOff(key: string): void {
+  /**
+   * Counts a fast-path failure. A refusal or an A that does not speak it backs off at once; a punch that did
+   * not connect (loss can do that once) only on the second failure in a row. Bounded (1024 endpoints).
+   */
+  private backOff(key: string, code: string): void {
     const now = performance.now();
-    for (const [k, t] of this.zrttBackoff) if (t <= now) this.zrttBackoff.delete(k);
+    for (const [k, b] of this.zrttBackoff) if (b.until !== 0 && b.until <= now) this.zrttBackoff.delete(k);
     if (this.zrttBackoff.size >= 1024) this.zrttBackoff.delete(this.zrttBackoff.keys().next().value!);
-    this.zrttBackoff.set(key, now + ZERO_RTT_BACKOFF_MS);
+    const fails = (this.zrttBackoff.get(key)?.fails ?? 0) + 1;
+    const structural = code === 'PUNCH_ZRTT_UNAVAILABLE' || code === 'PUNCH_CLOSED' || code === 'PUNCH_PROTOCOL';
+    this.zrttBackoff.set(key, { fails, until: structural || fails >= 2 ? now + ZERO_RTT_BACKOFF_MS : 0 });
   }
 
   /** One coordination session on a fresh punch port and a fresh overlay stream. */

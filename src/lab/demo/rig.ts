@@ -89,6 +89,8 @@ export interface AttemptResult {
   /** Zero-round-trip coordination was asked for (`zeroRtt`) and used (`zeroRttUsed`: B's fast path connected). */
   zeroRtt?: boolean;
   zeroRttUsed?: boolean;
+  /** Why B fell back to the measured-RTT flow (its `zero-rtt-fallback` event). */
+  zeroRttFallback?: string;
   /** A birthday spray: SYNs each side sent (attempt sockets), the hard side and the winning port pair. */
   synsA?: number;
   synsB?: number;
@@ -529,7 +531,8 @@ export class PunchRig {
       (await a.q.waitFor('failure', 100).catch(() => undefined));
     if (ac) pushTl('A', ac);
     const hb = await b.q.waitFor(['handshake', 'handshake-failed'], 20_000).catch(() => undefined);
-    const ha = await a.q.waitFor(['handshake', 'handshake-failed'], 5_000).catch(() => undefined);
+    // A's handshake on this session's socket (a zero-RTT connection B gave up on may end on A meanwhile).
+    const ha = await a.q.waitFor(['handshake', 'handshake-failed'], 5_000, sameSession).catch(() => undefined);
     if (hb)
       events.push({
         at: hb.at,
@@ -548,6 +551,7 @@ export class PunchRig {
         detail: ha.type === 'handshake' ? `B says ${String(ha.userAgent)}` : String(ha.message),
       });
     events.sort((x, y) => x.at - y.at);
+    const fellBack = events.find((e) => e.who === 'B' && e.event === 'zero-rtt-fallback');
     let ttc: number | undefined;
     if (ac?.type === 'connected') {
       const tl = ac.timeline as { events: Array<{ t: number; event: string }> };
@@ -600,6 +604,7 @@ export class PunchRig {
       ...(hb?.directRttMs !== undefined ? { directRttMs: Number(hb.directRttMs) } : {}),
       handshake: hb?.type === 'handshake',
       ...(how.zeroRtt ? { zeroRtt: true, zeroRttUsed: res.zeroRtt === true } : {}),
+      ...(fellBack ? { zeroRttFallback: fellBack.detail ?? '?' } : {}),
       events,
     };
   }

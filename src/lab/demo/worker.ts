@@ -271,7 +271,7 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
           elapsedMs: h.elapsedMs,
         }),
       )
-      .catch((err: Error) => emit('handshake-failed', { side: 'A', message: err.message }))
+      .catch((err: Error) => emit('handshake-failed', { side: 'A', sessionId: info.sessionId, message: err.message }))
       .finally(() => setTimeout(() => peer.close(), 500));
   });
   listener.on('failure', (err: PunchSessionError) =>

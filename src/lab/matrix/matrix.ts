@@ -151,7 +151,10 @@ export interface ZeroRttReport {
   ratio: number | null;
   p90OverMedian: number | null;
   failures: Record<string, number>;
+  /** Why attempts fell back (B's `zero-rtt-fallback` reason) with counts. */
+  fallbacks: Record<string, number>;
   attempts: AttemptSummary[];
+  timelines: SampledTimeline[];
 }
 
 /** The zero-round-trip summary of a pair's fast-path attempts. */
@@ -173,8 +176,16 @@ export function summarizeZeroRtt(results: AttemptResult[]): ZeroRttReport {
     ratio: ratioOf(base.medianMs, boundMs),
     p90OverMedian: base.p90OverMedian,
     failures: base.failures,
+    fallbacks: count(results.map((r) => r.zeroRttFallback)),
     attempts: base.attempts,
+    timelines: base.timelines,
   };
+}
+
+function count(xs: Array<string | undefined>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const x of xs) if (x !== undefined) out[x] = (out[x] ?? 0) + 1;
+  return out;
 }
 
 export interface AttemptSummary {
@@ -329,7 +340,7 @@ async function runPairs(
       const z = await rig.attempt(90_000, { zeroRtt: true });
       zrtt.push(z);
       resources.push(...rig.resources());
-      told(z, `${p.name} zero-RTT #${i + 1}${z.ok && !z.zeroRttUsed ? ' (fell back)' : ''}`);
+      told(z, `${p.name} zero-RTT #${i + 1}${z.zeroRttFallback ? ` (fell back: ${z.zeroRttFallback})` : ''}`);
     }
     const eim = {
       ...(rig.eimA ? { a: String(rig.eimA.mapping) } : {}),
