@@ -306,9 +306,11 @@ test('op* coordination messages: byte tables, round trips, every rejection', () 
     isWire('WIRE_BAD_FIELD', /trailing/),
   );
   assert.throws(
-    () => decodePayload('opendpoint', Buffer.concat([sid, hex('04 01 01c61200059c41')])),
+    () => decodePayload('opendpoint', Buffer.concat([sid, hex('08 01 01c61200059c41')])),
     isWire('WIRE_BAD_FIELD', /flags/),
   );
+  // bit2: zero-round-trip coordination (docs/PROTOCOL.md)
+  assert.equal(decodePayload('opendpoint', Buffer.concat([sid, hex('04 01 01c61200059c41')])).flags, 4);
   assert.throws(
     () => decodePayload('opendpoint', Buffer.concat([sid, hex('00 00')])),
     isWire('WIRE_BAD_FIELD', /count/),
@@ -368,7 +370,8 @@ test('op* coordination messages: byte tables, round trips, every rejection', () 
   assert.equal(encodePayload('opreject', rej).toString('hex'), '01' + '09' + Buffer.from('try later').toString('hex'));
   assert.deepEqual(decodePayload('opreject', encodePayload('opreject', rej)), rej);
   assert.throws(() => decodePayload('opreject', hex('0000')), isWire('WIRE_BAD_FIELD', /code/));
-  assert.throws(() => decodePayload('opreject', hex('0702')), isWire('WIRE_BAD_FIELD', /code/));
+  assert.throws(() => decodePayload('opreject', hex('0802')), isWire('WIRE_BAD_FIELD', /code/));
+  assert.equal(decodePayload('opreject', hex('0700')).code, 'no-warm-port');
   assert.throws(() => decodePayload('opreject', hex('0103aa')), isWire('WIRE_TRUNCATED', /reason/));
 });
 
@@ -444,7 +447,7 @@ test('remaining rejection paths of decoders and encoders', () => {
     isWire('WIRE_BAD_FIELD', /code/),
   );
   assert.throws(
-    () => encodePayload('opendpoint', { sessionId: sid, flags: 4, endpoints: [{ address: '1.2.3.4', port: 1 }] }),
+    () => encodePayload('opendpoint', { sessionId: sid, flags: 8, endpoints: [{ address: '1.2.3.4', port: 1 }] }),
     isWire('WIRE_BAD_FIELD', /flags/),
   );
   assert.throws(
