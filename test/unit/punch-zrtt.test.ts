@@ -216,3 +216,25 @@ test('A refuses a zero-RTT request that also asks for a spray (bad-request)', as
     server.close();
   }
 });
+
+test('a fast path that does not connect backs off only on the second failure in a row', async () => {
+  // A fake A that answers correctly but never fires: B's fast path times out, falls back, and the fake A closes.
+  const a = await fakeA((ch, first) => {
+    const ep = first.find((m) => m.cmd === 'opendpoint') as Extract<CoordMessage, { cmd: 'opendpoint' }> | undefined;
+    if (!ep || (ep.flags & FLAG_ZERO_RTT) === 0) return ch.close();
+    ch.send({ cmd: 'version', nonce: 1n, userAgent: '/silent/' });
+    ch.send({ cmd: 'opendpoint', sessionId: ep.sessionId, flags: FLAG_ZERO_RTT, endpoints: [announced] });
+  });
+  const announced = { address: '127.0.0.1', port: 41002 };
+  try {
+    const client = new PunchClient(clientOpts(engB, a.dialer, { zeroRttDeadlineMs: 200, sessionDeadlineMs: 8000 }));
+    const fastTries = (): number => a.firsts.filter((f) => f.some((m) => m.cmd === 'opfire')).length;
+    for (let i = 0; i < 3; i++) {
+      await assert.rejects(client.punch(target(a.port, announced)), PunchSessionError);
+    }
+    assert.equal(fastTries(), 2, 'two fast-path tries, then the measured flow only');
+    assert.equal(a.firsts.length, 2 + 3, 'each fast try fell back on a new stream; the third punch went measured');
+  } finally {
+    a.close();
+  }
+});
