@@ -414,7 +414,20 @@ async function zeroRttSession(ch: CoordChannel, opts: InitiatorOptions, c: ZeroR
     let gotVersion = false;
     let gotEp = false;
     for (;;) {
-      const m = await clock.next(ch, gotVersion ? 'opendpoint' : 'version', clock.endsAt, stop.signal);
+      let m: CoordMessage;
+      try {
+        m = await clock.next(ch, gotVersion ? 'opendpoint' : 'version', clock.endsAt, stop.signal);
+      } catch (err) {
+        // A answered the zero-RTT request and then closed (its punch ended): not an A that lacks the mode, so the
+        // engine's own result decides (a timeout there counts as a punch that did not connect).
+        if (!(err instanceof PunchSessionError) || err.code !== 'PUNCH_CLOSED' || !gotEp) throw err;
+        tl.mark('a-closed', 'A closed the coordination stream; the engine decides');
+        return await new Promise<never>((_resolve, reject) => {
+          const stopped = (): void => reject(new PunchSessionError('PUNCH_ABORTED', 'watch stopped', step));
+          if (stop.signal.aborted) stopped();
+          else stop.signal.addEventListener('abort', stopped, { once: true });
+        });
+      }
       switch (m.cmd) {
         case 'version':
           if (gotVersion) throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent version twice', step);
