@@ -178,8 +178,14 @@ export function summarizeZeroRtt(results: AttemptResult[]): ZeroRttReport {
     failures: base.failures,
     fallbacks: count(results.map((r) => r.zeroRttFallback)),
     attempts: base.attempts,
-    timelines: base.timelines,
+    // The first fallback too: why the fast path did not connect is the interesting part.
+    timelines: [...base.timelines, ...fallbackTimeline(results)],
   };
+}
+
+function fallbackTimeline(results: AttemptResult[]): SampledTimeline[] {
+  const i = results.findIndex((r) => r.zeroRttFallback !== undefined);
+  return i < 0 ? [] : [{ attempt: i, label: 'fallback', events: results[i]!.events }];
 }
 
 function count(xs: Array<string | undefined>): Record<string, number> {
