@@ -486,7 +486,11 @@ export class Onionpunch {
 
   private target(t: PunchTargetLike, expectIp: string | null | undefined): PunchTarget {
     if (typeof t !== 'string') {
-      if ('coordination' in t) return { address: t.coordination, port: t.coordinationPort, clearnet: t.clearnet };
+      if ('coordination' in t) {
+        // The announcement's services and time decide whether B may use zero-round-trip coordination.
+        const announcement = { services: t.services, time: t.time };
+        return { address: t.coordination, port: t.coordinationPort, clearnet: t.clearnet, announcement };
+      }
       return expectIp === undefined ? t : { ...t, expectIp };
     }
     const base = !t.includes(':') ? { address: t, port: /\.i2p$/i.test(t) ? 0 : 8333 } : hostPort(t, 'punch target');

@@ -20,6 +20,7 @@ import type { PlanTuning, PunchedConnection } from './session-common.js';
 import { allocateLocalEndpoint } from './local-port.js';
 import { PunchSessionError } from './errors.js';
 import { Timeline } from './timeline.js';
+import { NODE_HOLEPUNCH_ZRTT } from '../wire/constants.js';
 import { type InitiatorSpray, type SprayCaps, hardDiscovery, hardRange } from './spray.js';
 
 interface PunchTargetBase {
@@ -36,6 +37,11 @@ interface PunchTargetBase {
    * endpoint the caller trusts, e.g. its own).
    */
   expectIp?: string | null;
+  /**
+   * The announcement's services and time (seconds), when the target came from one: with NODE_HOLEPUNCH_ZRTT
+   * set, a fresh time (≤ 10 min old) and `clearnet`, B uses zero-round-trip coordination (falls back by itself).
+   */
+  announcement?: { services: bigint; time: number };
 }
 
 /**
@@ -97,7 +103,36 @@ export interface PunchClientOptions {
   fireDelayMs?: number;
   deadlineMs?: number;
   pings?: number;
+  /**
+   * Zero-round-trip coordination when the target's announcement offers it (default true); false: always the
+   * measured-RTT flow.
+   */
+  zeroRtt?: boolean;
+  /** Engine deadline of a zero-round-trip punch before the fallback (ms, default ZERO_RTT_DEADLINE_MS). */
+  zeroRttDeadlineMs?: number;
 }
+
+/** How old an announcement may be for the fast path (as for relaying it: 10 minutes). */
+const ZERO_RTT_MAX_AGE_S = 600;
+/** A coordination endpoint whose fast path failed gets the measured flow this long (an announcement's life). */
+const ZERO_RTT_BACKOFF_MS = 600_000;
+/** The fallback needs at least this much of the session deadline left (a new overlay stream and the whole flow). */
+const ZERO_RTT_FALLBACK_MIN_MS = 5_000;
+
+/**
+ * Failures of the fast path after which B runs the measured-RTT flow on a new stream: A has no warm port, A is
+ * an older onionpunch (closes on the unknown flag), or the early SYNs met a NAT that does not let them through
+ * (no connection, or refused: e.g. A's router answers unsolicited SYNs with RST). Never after a verification
+ * failure, a limit or a refusal for another reason.
+ */
+const FALLBACK_CODES: ReadonlySet<string> = new Set([
+  'PUNCH_ZRTT_UNAVAILABLE',
+  'PUNCH_CLOSED',
+  'PUNCH_PROTOCOL',
+  'PUNCH_CONNECT_TIMEOUT',
+  'PUNCH_REFUSED',
+  'PUNCH_REMOTE_FAILED',
+]);
 
 export interface PunchOptions {
   signal?: AbortSignal;
@@ -106,6 +141,8 @@ export interface PunchOptions {
 export class PunchClient {
   private readonly perEndpoint: KeyedCaps<string>;
   private readonly perNetgroup: KeyedCaps<string>;
+  /** Per coordination endpoint: consecutive fast-path failures, and until when it gets the measured flow. */
+  private readonly zrttBackoff = new Map<string, { fails: number; until: number }>();
 
   constructor(private readonly opts: PunchClientOptions) {
     const l = opts.limits ?? {};
@@ -157,6 +194,65 @@ export class PunchClient {
       releases.push(r2);
     }
     try {
+      const zrtt = this.zeroRttEndpoint(target, key, spray);
+      if (!zrtt) return await this.attempt(target, popts, tl, key, expectIp, v, spray);
+      const started = performance.now();
+      try {
+        const r = await this.attempt(target, popts, tl, key, expectIp, v, undefined, zrtt);
+        this.zrttBackoff.delete(key);
+        return r;
+      } catch (err) {
+        const left = (this.opts.sessionDeadlineMs ?? 45_000) - (performance.now() - started);
+        const code = err instanceof PunchSessionError ? err.code : '';
+        if (!FALLBACK_CODES.has(code) || left < ZERO_RTT_FALLBACK_MIN_MS || popts.signal?.aborted) throw err;
+        this.backOff(key, code);
+        tl.mark('zero-rtt-fallback', `${code}: ${(err as Error).message.slice(0, 160)}`);
+        return await this.attempt(target, popts, tl, key, expectIp, v, spray, undefined, Math.floor(left));
+      }
+    } finally {
+      for (const r of releases) r();
+    }
+  }
+
+  /** A's announced endpoint when the fast path applies to this target now, else undefined. */
+  private zeroRttEndpoint(target: PunchTarget, key: string, spray: InitiatorSpray | undefined): Endpoint | undefined {
+    const a = target.announcement;
+    if (this.opts.zeroRtt === false || !a || !target.clearnet || spray?.role === 'hard') return undefined;
+    if ((a.services & NODE_HOLEPUNCH_ZRTT) === 0n) return undefined;
+    const nowS = Date.now() / 1000;
+    if (a.time < nowS - ZERO_RTT_MAX_AGE_S || a.time > nowS + ZERO_RTT_MAX_AGE_S) return undefined;
+    if (isIP(target.clearnet.address) !== (this.opts.family ?? 4)) return undefined;
+    const b = this.zrttBackoff.get(key);
+    if (b !== undefined && b.until > performance.now()) return undefined;
+    return { address: target.clearnet.address, port: target.clearnet.port };
+  }
+
+  /**
+   * Counts a fast-path failure. A refusal or an A that does not speak it backs off at once; a punch that did
+   * not connect (loss can do that once) only on the second failure in a row. Bounded (1024 endpoints).
+   */
+  private backOff(key: string, code: string): void {
+    const now = performance.now();
+    for (const [k, b] of this.zrttBackoff) if (b.until !== 0 && b.until <= now) this.zrttBackoff.delete(k);
+    if (this.zrttBackoff.size >= 1024) this.zrttBackoff.delete(this.zrttBackoff.keys().next().value!);
+    const fails = (this.zrttBackoff.get(key)?.fails ?? 0) + 1;
+    const structural = code === 'PUNCH_ZRTT_UNAVAILABLE' || code === 'PUNCH_CLOSED' || code === 'PUNCH_PROTOCOL';
+    this.zrttBackoff.set(key, { fails, until: structural || fails >= 2 ? now + ZERO_RTT_BACKOFF_MS : 0 });
+  }
+
+  /** One coordination session on a fresh punch port and a fresh overlay stream. */
+  private async attempt(
+    target: PunchTarget,
+    popts: PunchOptions,
+    tl: Timeline,
+    key: string,
+    expectIp: string | undefined,
+    v: EimVerdict | undefined,
+    spray: InitiatorSpray | undefined,
+    zrtt?: Endpoint,
+    sessionDeadlineMs?: number,
+  ): Promise<PunchedConnection> {
+    {
       const family = this.opts.family ?? 4;
       const local = await allocateLocalEndpoint(this.opts.engine, family, this.opts.localAddress);
       tl.mark('start', `punch port ${local.port}`);
@@ -208,7 +304,19 @@ export class PunchClient {
           : {}),
         ...(this.opts.handshakeTimeoutMs !== undefined ? { handshakeTimeoutMs: this.opts.handshakeTimeoutMs } : {}),
         ...(this.opts.stepTimeoutMs !== undefined ? { stepTimeoutMs: this.opts.stepTimeoutMs } : {}),
-        ...(this.opts.sessionDeadlineMs !== undefined ? { sessionDeadlineMs: this.opts.sessionDeadlineMs } : {}),
+        ...(sessionDeadlineMs !== undefined
+          ? { sessionDeadlineMs }
+          : this.opts.sessionDeadlineMs !== undefined
+            ? { sessionDeadlineMs: this.opts.sessionDeadlineMs }
+            : {}),
+        ...(zrtt
+          ? {
+              zeroRtt: {
+                endpoint: zrtt,
+                ...(this.opts.zeroRttDeadlineMs !== undefined ? { deadlineMs: this.opts.zeroRttDeadlineMs } : {}),
+              },
+            }
+          : {}),
         ...(this.opts.maxIgnoredMessages !== undefined ? { maxIgnoredMessages: this.opts.maxIgnoredMessages } : {}),
         ...(expectIp !== undefined ? { expectIp } : {}),
         ...(this.opts.fireDelayMs !== undefined ? { fireDelayMs: this.opts.fireDelayMs } : {}),
@@ -216,8 +324,6 @@ export class PunchClient {
         ...(this.opts.pings !== undefined ? { pings: this.opts.pings } : {}),
         ...(popts.signal ? { signal: popts.signal } : {}),
       });
-    } finally {
-      for (const r of releases) r();
     }
   }
 }

@@ -17,6 +17,7 @@ export type PunchSessionCode =
   | 'PUNCH_NAT_UNSUITABLE' // a side's NAT cannot be punched (EDM); `side` names it
   | 'PUNCH_NAT_BOTH_HARD' // both sides are behind endpoint-dependent NATs: no spray can meet (the message names both)
   | 'PUNCH_SPRAY_UNSUPPORTED' // a spray was needed and the peer does not speak `opspray` (an old peer)
+  | 'PUNCH_ZRTT_UNAVAILABLE' // a zero-round-trip request reached an A without a warm announced port (B falls back)
   | 'PUNCH_SPRAY_LIMIT' // a spray limit refused the session; `limit` names which (SprayLimit)
   | 'PUNCH_DISCOVERY' // mapping discovery failed
   | 'PUNCH_TARGET_REFUSED' // the peer's endpoint is not a public unicast address

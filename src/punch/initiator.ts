@@ -5,8 +5,8 @@
  * send + delay + rtt/2, which is when A, `delay` after receipt, fires too.
  */
 import type { CoordChannel } from './channel.js';
-import type { CoordMessage } from './messages.js';
-import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, USER_AGENT } from './messages.js';
+import type { CoordMessage, PunchProfile } from './messages.js';
+import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, FLAG_ZERO_RTT, USER_AGENT } from './messages.js';
 import { PunchSessionError, type PunchSessionCode, type SprayLimit } from './errors.js';
 import type { PunchEngineLike } from './engine-port.js';
 import type { Endpoint } from '../nat/types.js';
@@ -26,7 +26,7 @@ import {
   ownEndpoints,
   randomNonce,
 } from './session-common.js';
-import { sameIp } from './verify.js';
+import { sameEndpoint, sameIp } from './verify.js';
 import type { SprayOutcomeLike } from './engine-port.js';
 import type { RejectCode, SprayParams } from './messages.js';
 import {
@@ -49,6 +49,7 @@ const REJECTED_AS: Record<RejectCode, { code: PunchSessionCode; limit?: SprayLim
   'both-hard': { code: 'PUNCH_NAT_BOTH_HARD' },
   'spray-off': { code: 'PUNCH_SPRAY_LIMIT', limit: 'hardnat-off' },
   'spray-rate-limited': { code: 'PUNCH_SPRAY_LIMIT', limit: 'sessions-per-minute' },
+  'no-warm-port': { code: 'PUNCH_ZRTT_UNAVAILABLE' }, // the client falls back to the measured flow on it
 };
 
 /** Defaults of B's session limits. */
@@ -86,10 +87,23 @@ export interface InitiatorOptions {
   maxSynsPerSession?: number;
   /** Hard-NAT punching (opt-in, `hardnat=1`): B's side of a spray (hard, or an offer to probe a hard A). */
   spray?: InitiatorSpray;
+  /**
+   * Zero-round-trip coordination (docs/PROTOCOL.md): A's announced clearnet endpoint, from an announcement
+   * that carries NODE_HOLEPUNCH_ZRTT. B sends version, opendpoint (zero-RTT flag), one ping and opfire in its
+   * first write and fires at once at `endpoint`; the engine gives up after `deadlineMs` (default
+   * ZERO_RTT_DEADLINE_MS). Ignored together with `spray`.
+   */
+  zeroRtt?: { endpoint: Endpoint; deadlineMs?: number };
   tuning?: PlanTuning;
   signal?: AbortSignal;
   timeline?: Timeline;
 }
+
+/**
+ * The engine deadline of a zero-round-trip punch: long enough for A to receive the request over a slow overlay
+ * (B fires before A has it) and for a stall re-send, short enough that a fallback still fits the session.
+ */
+export const ZERO_RTT_DEADLINE_MS = 3000;
 
 export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Promise<PunchedConnection> {
   const tl = opts.timeline ?? new Timeline();
@@ -127,6 +141,9 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     if (mine.length === 0)
       throw new PunchSessionError('PUNCH_DISCOVERY', `B has no IPv${family} mapping`, { step: 'discovery', side: 'B' });
     const flags = (disco.portPreserving ? FLAG_PORT_PRESERVING : 0) | (disco.predicted ? FLAG_PREDICTED : 0);
+    if (opts.zeroRtt && !opts.spray) {
+      return await zeroRttSession(ch, opts, { tl, clock, signal, sessionId, family, mine, flags, profile });
+    }
     // The spray request precedes the opendpoint: A decides on both together (an old A skips the unknown command).
     const asked = opts.spray ? sprayRequest(sessionId, opts.spray) : undefined;
     if (asked) {
@@ -209,10 +226,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
           break;
         }
         case 'opreject': {
-          const { code, limit } = REJECTED_AS[m.code];
-          const step = gotVersion ? (asked ? 'opspray' : 'opendpoint') : 'version';
-          const info = { step, side: 'A' as const, rejectCode: m.code, ...(limit ? { limit } : {}) };
-          throw new PunchSessionError(code, `A rejected (${m.code}): ${m.reason}`, info);
+          throw rejectError(m, gotVersion ? (asked ? 'opspray' : 'opendpoint') : 'version');
         }
         case 'verack':
         case 'other':
@@ -338,4 +352,180 @@ function aborted(signal: AbortSignal): Promise<never> {
     if (signal.aborted) fail();
     else signal.addEventListener('abort', fail, { once: true });
   });
+}
+
+interface ZeroRttContext {
+  tl: Timeline;
+  clock: SessionClock;
+  signal: AbortSignal;
+  sessionId: Buffer;
+  family: 4 | 6;
+  mine: Endpoint[];
+  flags: number;
+  profile: PunchProfile;
+}
+
+/** B's error for A's opreject at `step` (the table above: a spray refusal names its limit). */
+function rejectError(m: Extract<CoordMessage, { cmd: 'opreject' }>, step: string): PunchSessionError {
+  const { code, limit } = REJECTED_AS[m.code];
+  const info = { step, side: 'A' as const, rejectCode: m.code, ...(limit ? { limit } : {}) };
+  return new PunchSessionError(code, `A rejected (${m.code}): ${m.reason}`, info);
+}
+
+/**
+ * B's zero-round-trip session: the whole request in one write, the engine started at once at A's announced
+ * endpoint, and A's messages read alongside: A's version (answered with verack), its opendpoint (must name
+ * exactly the announced endpoint), an opreject or a failed opresult (the engine is aborted). The punched peer
+ * must be the announced endpoint.
+ */
+async function zeroRttSession(ch: CoordChannel, opts: InitiatorOptions, c: ZeroRttContext): Promise<PunchedConnection> {
+  const { tl, clock, signal, sessionId, family } = c;
+  const target = opts.zeroRtt!.endpoint;
+  const step = { step: 'zero-rtt', side: 'A' as const };
+  if (opts.expectIp !== undefined && !sameIp(target.address, opts.expectIp)) {
+    const why = `the announced endpoint ${target.address}:${target.port} is not on the expected IP ${opts.expectIp}`;
+    throw new PunchSessionError('PUNCH_VERIFY_FAILED', why, step);
+  }
+  const checked = checkTargets([target], opts.policy ?? {}, family);
+  if (!checked.ok) throw new PunchSessionError(checked.code, `A's announced endpoint refused: ${checked.reason}`, step);
+  const deadlineMs = opts.zeroRtt!.deadlineMs ?? ZERO_RTT_DEADLINE_MS;
+  const pingNonce = randomNonce();
+  ch.send({
+    cmd: 'opendpoint',
+    sessionId,
+    flags: c.flags | FLAG_ZERO_RTT,
+    endpoints: c.mine.map((e) => ({ address: e.address, port: e.port })),
+  });
+  ch.send({ cmd: 'ping', nonce: pingNonce });
+  ch.send({ cmd: 'opfire', sessionId, delayUs: 0, profile: c.profile, deadlineMs });
+  const sentAt = performance.now();
+  tl.mark('zero-rtt-sent', `fire at once at ${target.address}:${target.port}`);
+  const tuning = { ...(opts.tuning ?? {}), profile: c.profile };
+  const engineAc = new AbortController();
+  const onAbort = (): void => engineAc.abort(signal.reason);
+  if (signal.aborted) onAbort();
+  else signal.addEventListener('abort', onAbort, { once: true });
+  const stop = new AbortController();
+  let rttMs: number | undefined;
+  // A's side of the conversation, read while the engine runs; it only ever ends the race by failing.
+  const watch = (async (): Promise<never> => {
+    let gotVersion = false;
+    let gotEp = false;
+    for (;;) {
+      let m: CoordMessage;
+      try {
+        m = await clock.next(ch, gotVersion ? 'opendpoint' : 'version', clock.endsAt, stop.signal);
+      } catch (err) {
+        // A answered the zero-RTT request and then closed (its punch ended): not an A that lacks the mode, so the
+        // engine's own result decides (a timeout there counts as a punch that did not connect).
+        if (!(err instanceof PunchSessionError) || err.code !== 'PUNCH_CLOSED' || !gotEp) throw err;
+        tl.mark('a-closed', 'A closed the coordination stream; the engine decides');
+        return await new Promise<never>((_resolve, reject) => {
+          const stopped = (): void => reject(new PunchSessionError('PUNCH_ABORTED', 'watch stopped', step));
+          if (stop.signal.aborted) stopped();
+          else stop.signal.addEventListener('abort', stopped, { once: true });
+        });
+      }
+      switch (m.cmd) {
+        case 'version':
+          if (gotVersion) throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent version twice', step);
+          gotVersion = true;
+          tl.mark('handshake', `A version ${m.userAgent}`);
+          ch.send({ cmd: 'verack' });
+          break;
+        case 'opendpoint': {
+          if (!gotVersion || gotEp)
+            throw new PunchSessionError('PUNCH_PROTOCOL', 'A sent opendpoint out of turn', step);
+          if (!m.sessionId.equals(sessionId))
+            throw new PunchSessionError('PUNCH_PROTOCOL', 'A echoed another session id', step);
+          gotEp = true;
+          const named = m.endpoints.map((e) => `${e.address}:${e.port}`);
+          tl.mark('peer-endpoints', named.join(' '));
+          // A punches from its announced port: anything else is a redirect attempt (or a stale announcement).
+          if (m.endpoints.length !== 1 || !sameEndpoint(m.endpoints[0]!, target)) {
+            const ann = `${target.address}:${target.port}`;
+            const why = `A's zero-RTT opendpoint names ${named.join(', ')}, not the announced ${ann}`;
+            const mismatch = { expectedIp: opts.expectIp ?? target.address, got: named };
+            throw new PunchSessionError('PUNCH_VERIFY_FAILED', why, { ...step, mismatch });
+          }
+          break;
+        }
+        case 'pong':
+          if (m.nonce === pingNonce && rttMs === undefined) rttMs = performance.now() - sentAt;
+          else clock.ignore('pong', 'zero-rtt');
+          break;
+        case 'opreject':
+          throw rejectError(m, 'zero-rtt');
+        case 'opresult':
+          if (m.status !== 'connected') {
+            const why = `A reported ${m.status}: ${m.reason}`;
+            throw new PunchSessionError('PUNCH_REMOTE_FAILED', why, step);
+          }
+          break;
+        case 'verack':
+        case 'other':
+          clock.ignore(m.cmd === 'other' ? m.command : m.cmd, 'zero-rtt');
+          break;
+        default:
+          throw new PunchSessionError('PUNCH_PROTOCOL', `unexpected ${m.cmd} from A`, step);
+      }
+    }
+  })();
+  watch.catch(() => undefined);
+  const punchP = opts.engine.punch({
+    ...tuning,
+    local: opts.local,
+    remotes: [target],
+    startAtNs: opts.engine.now(),
+    ...capPlan(tuning, 1, opts.maxSynsPerSession ?? 100, deadlineMs),
+    deadlineMs,
+    signal: engineAc.signal,
+  });
+  punchP.catch(() => undefined);
+  let outcome;
+  try {
+    outcome = await Promise.race([punchP, watch]);
+  } catch (err) {
+    stop.abort();
+    signal.removeEventListener('abort', onAbort);
+    if (err instanceof PunchSessionError) {
+      // From A's side of the race (an engine failure is an EngineError): A refused or misbehaved. Stop our
+      // SYNs; a connection completing meanwhile is dropped (never handed on from a session that failed).
+      engineAc.abort(err);
+      const late = await punchP.catch(() => undefined);
+      late?.socket.destroy();
+      tl.mark('zero-rtt-failed', err.message);
+      throw err;
+    }
+    const { status, error } = classifyEngineError(err, 'B');
+    tl.mark('punch-failed', error.message);
+    ch.send({
+      cmd: 'opresult',
+      sessionId,
+      status,
+      elapsedMs: Math.round(tl.mark('result')),
+      reason: error.message.slice(0, 256),
+    });
+    error.timeline = tl;
+    throw error;
+  }
+  stop.abort();
+  signal.removeEventListener('abort', onAbort);
+  tl.mark('established', `${outcome.remote.address}:${outcome.remote.port}`);
+  const remote = verifyOrReport('B', outcome.socket, [target], ch, sessionId, tl, opts.expectIp);
+  ch.send({ cmd: 'opresult', sessionId, status: 'connected', elapsedMs: Math.round(tl.mark('verified')), reason: '' });
+  void ch
+    .next(3000, 'opresult')
+    .catch(() => undefined)
+    .finally(() => ch.close());
+  return {
+    socket: outcome.socket,
+    local: outcome.local ?? opts.local,
+    remote,
+    sessionId: sessionId.toString('hex'),
+    timeline: tl,
+    engineTimeline: outcome.timeline,
+    zeroRtt: true,
+    ...(rttMs !== undefined ? { overlayRttMs: rttMs } : {}),
+  };
 }

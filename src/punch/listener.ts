@@ -23,9 +23,9 @@ import { discoverMapping, type DiscoveryMethod, type DiscoveryResult } from '../
 import type { EimVerdict } from '../nat/eim-check.js';
 import type { TargetPolicy } from '../nat/address.js';
 import { StreamChannel, type FrameCodec } from './channel.js';
-import { runResponder, type ResponderPhase } from './responder.js';
+import { runResponder, type ResponderPhase, type WarmPort } from './responder.js';
 import type { PunchEngineLike } from './engine-port.js';
-import type { PlanTuning, PunchedConnection } from './session-common.js';
+import { ownEndpoints, type PlanTuning, type PunchedConnection } from './session-common.js';
 import { allocateLocalEndpoint } from './local-port.js';
 import { PunchSessionError } from './errors.js';
 import { Timeline } from './timeline.js';
@@ -111,6 +111,13 @@ export interface PunchListenerOptions {
    */
   prewarm?: boolean;
   warmMaxAgeMs?: number;
+  /**
+   * Zero-round-trip coordination (docs/PROTOCOL.md): keep one punch port for the announcement, its mapping
+   * re-checked every `recheckMs` (default 60 s; pass the announce interval), and serve zero-RTT requests from it.
+   * `zeroRttEndpoint()` is the endpoint to announce with NODE_HOLEPUNCH_ZRTT (undefined: announce without the
+   * bit). Only when A's NAT is EIM. Default off.
+   */
+  zeroRtt?: boolean | { recheckMs?: number };
   handshakeTimeoutMs?: number;
   stepTimeoutMs?: number;
 }
@@ -124,6 +131,8 @@ export interface ConnectionInfo {
   overlay?: AcceptedStreamInfo;
   /** When the session was a birthday spray: its parameters, A's SYNs and the winning port pair. */
   spray?: SprayReport;
+  /** True when B used zero-round-trip coordination (A answered from its warm announced port). */
+  zeroRtt?: boolean;
 }
 
 export interface ListenerStats {
@@ -143,7 +152,9 @@ export interface ListenerStats {
 
 /**
  * Events: `connection` (socket: net.Socket, info: ConnectionInfo) — a verified punched socket, B will send
- * `version` first; `failure` (err: PunchSessionError) — one session failed; `error` never for a session.
+ * `version` first; `failure` (err: PunchSessionError) — one session failed; `zero-rtt` (endpoint | undefined) —
+ * the endpoint to announce with NODE_HOLEPUNCH_ZRTT changed (undefined: stop setting the bit); `error` never
+ * for a session.
  */
 export class PunchListener extends EventEmitter {
   readonly stats: ListenerStats = {
@@ -170,6 +181,11 @@ export class PunchListener extends EventEmitter {
   private warm: { local: Endpoint; result: DiscoveryResult; at: number } | undefined;
   private warming = false;
   private readonly taken = new Map<string, DiscoveryResult>();
+  /** The warm announced punch port (zero-round-trip coordination) and when its mapping was last confirmed. */
+  private announced: (WarmPort & { at: number }) | undefined;
+  private announcedLocal: Endpoint | undefined;
+  private zrttTimer: NodeJS.Timeout | undefined;
+  private zrttFirst: Promise<Endpoint | undefined> = Promise.resolve(undefined);
   private readonly onStream = (s: Duplex, info: AcceptedStreamInfo): void => this.handle(s, info);
 
   constructor(private readonly opts: PunchListenerOptions) {
@@ -189,6 +205,74 @@ export class PunchListener extends EventEmitter {
     this.discoveryBudget = new TokenBucket({ ratePerSec: l.discoveryPerSec ?? 1, capacity: l.discoveryBurst ?? 5 });
     opts.endpoint?.on('stream', this.onStream);
     this.prewarm();
+    if (opts.zeroRtt) this.startZeroRtt();
+  }
+
+  private get zrttRecheckMs(): number {
+    const z = this.opts.zeroRtt;
+    return typeof z === 'object' && z.recheckMs !== undefined ? z.recheckMs : 60_000;
+  }
+
+  /** Allocates the announced punch port once and (re)checks its mapping every recheck interval. */
+  private startZeroRtt(): void {
+    const fam: 4 | 6 = this.opts.localAddress?.v6 && !this.opts.localAddress.v4 ? 6 : 4;
+    const check = async (): Promise<Endpoint | undefined> => {
+      if (this.closing) return undefined;
+      if (this.verdict()?.mapping !== 'eim') {
+        this.announced = undefined; // an EDM (or unchecked) NAT has no stable endpoint to announce
+        return undefined;
+      }
+      try {
+        this.announcedLocal ??= await allocateLocalEndpoint(
+          this.opts.engine,
+          fam,
+          fam === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4,
+        );
+        const local = this.announcedLocal;
+        const r = await this.discoverFor(local, this.ac.signal);
+        const mapped = ownEndpoints(r.endpoints, fam)[0];
+        if (!mapped) throw new Error(`no IPv${fam} mapping`);
+        const prev = this.announced;
+        this.announced = {
+          local,
+          mapped: { address: mapped.address, port: mapped.port },
+          portPreserving: r.portPreserving,
+          at: performance.now(),
+        };
+        if (!prev || prev.mapped.address !== mapped.address || prev.mapped.port !== mapped.port) {
+          this.emit('zero-rtt', { ...this.announced.mapped });
+        }
+        return { ...this.announced.mapped };
+      } catch {
+        // Unconfirmed mapping: stop announcing the bit (and refuse zero-RTT requests) until a check succeeds.
+        if (this.announced) this.emit('zero-rtt', undefined);
+        this.announced = undefined;
+        return undefined;
+      }
+    };
+    this.zrttFirst = check();
+    this.zrttTimer = setInterval(() => void check(), this.zrttRecheckMs);
+    this.zrttTimer.unref();
+  }
+
+  /**
+   * The clearnet endpoint to announce with NODE_HOLEPUNCH_ZRTT: the warm punch port's mapping, confirmed
+   * within the last two recheck intervals; undefined when zero-round-trip is off or unconfirmed.
+   */
+  zeroRttEndpoint(): Endpoint | undefined {
+    const w = this.freshWarmPort();
+    return w ? { ...w.mapped } : undefined;
+  }
+
+  /** Resolves after the first check of the announced port (its endpoint, or undefined). */
+  zeroRttReady(): Promise<Endpoint | undefined> {
+    return this.zrttFirst;
+  }
+
+  private freshWarmPort(): WarmPort | undefined {
+    const w = this.announced;
+    if (!w || performance.now() - w.at > 2 * this.zrttRecheckMs) return undefined;
+    return w;
   }
 
   private wantsWarm(): boolean {
@@ -355,6 +439,10 @@ export class PunchListener extends EventEmitter {
         }
         return this.discoverFor(local, signal);
       },
+      zeroRtt: (family) => {
+        const w = this.freshWarmPort();
+        return w && (w.local.address.includes(':') ? 6 : 4) === family ? w : undefined;
+      },
       natVerdict: () => this.verdict(),
       policy: { ...(this.opts.policy ?? {}), ...(lab ? { allowLab: true } : {}) },
       ...(this.opts.limits?.maxSynsPerSession !== undefined
@@ -394,6 +482,7 @@ export class PunchListener extends EventEmitter {
           engineTimeline: c.engineTimeline,
           overlay: info,
           ...(c.spray ? { spray: c.spray } : {}),
+          ...(c.zeroRtt ? { zeroRtt: true } : {}),
         };
         if (this.listenerCount('connection') === 0) c.socket.destroy();
         else this.emit('connection', c.socket as Socket, info2);
@@ -442,6 +531,7 @@ export class PunchListener extends EventEmitter {
   /** Stops serving: detaches from the endpoint, aborts sessions in progress. Does not close the endpoint. */
   async close(): Promise<void> {
     this.closing = true;
+    if (this.zrttTimer) clearInterval(this.zrttTimer);
     this.opts.endpoint?.off('stream', this.onStream);
     this.ac.abort();
   }

@@ -8,6 +8,8 @@ import type { OpSprayPayload } from '../wire/messages.js';
 /** opendpoint flags. */
 export const FLAG_PORT_PRESERVING = 0x01;
 export const FLAG_PREDICTED = 0x02;
+/** Zero-round-trip coordination (docs/PROTOCOL.md): B has fired at A's announced endpoint; opfire follows. */
+export const FLAG_ZERO_RTT = 0x04;
 
 /** opfire schedule ids. */
 export const PROFILE_IDS = { plain: 0, prime: 1 } as const;
@@ -25,6 +27,7 @@ export const REJECT_CODES = {
   'both-hard': 6,
   'spray-off': 7,
   'spray-rate-limited': 8,
+  'no-warm-port': 9,
 } as const;
 export type RejectCode = keyof typeof REJECT_CODES;
 

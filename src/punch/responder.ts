@@ -10,7 +10,7 @@
  */
 import type { CoordChannel } from './channel.js';
 import type { CoordMessage, RejectCode, SprayParams } from './messages.js';
-import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, USER_AGENT } from './messages.js';
+import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, FLAG_ZERO_RTT, USER_AGENT } from './messages.js';
 import { PunchSessionError, type SprayLimit } from './errors.js';
 import type { PunchEngineLike, SprayOutcomeLike } from './engine-port.js';
 import type { Endpoint } from '../nat/types.js';
@@ -67,6 +67,12 @@ export interface ResponderOptions {
   localEndpoint(family: 4 | 6): Promise<Endpoint>;
   /** Our public mapping for `local` (budgeted by the caller). */
   discover(local: Endpoint, signal: AbortSignal): Promise<DiscoveryResult>;
+  /**
+   * Zero-round-trip coordination: the warm announced punch port (its local endpoint and the mapping A's
+   * announcement carries, re-checked by the caller), or undefined when A holds none now. A request with the
+   * zero-RTT flag is then refused `no-warm-port` (PUNCH_ZRTT_UNAVAILABLE) and B falls back.
+   */
+  zeroRtt?(family: 4 | 6): WarmPort | undefined;
   /** Our cached NAT verdict: `edm` → reject with nat-unsuitable. */
   natVerdict?(): EimVerdict | undefined;
   policy?: TargetPolicy;
@@ -101,6 +107,13 @@ export interface ResponderOptions {
   tuning?: PlanTuning;
   signal?: AbortSignal;
   timeline?: Timeline;
+}
+
+/** A warm punch port: the local endpoint and its (announced) public mapping. */
+export interface WarmPort {
+  local: Endpoint;
+  mapped: Endpoint;
+  portPreserving: boolean;
 }
 
 function reject(ch: CoordChannel, code: RejectCode, reason: string): void {
@@ -241,6 +254,12 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       reject(ch, 'rate-limited', why);
       throw new PunchSessionError('PUNCH_TARGET_RATE_LIMITED', why, { step: 'opendpoint', side: 'B' });
     }
+    const zeroRtt = (ep.flags & FLAG_ZERO_RTT) !== 0;
+    if (zeroRtt && asked) {
+      const why = 'a zero-round-trip request cannot be a spray (opspray with the zero-RTT flag)';
+      reject(ch, 'bad-request', why);
+      throw new PunchSessionError('PUNCH_PROTOCOL', why, { step: 'opendpoint', side: 'B' });
+    }
     const verdict = opts.natVerdict?.();
     const spray = asked ? agreeSpray(ch, asked, verdict, opts) : undefined;
     if (!spray && verdict?.mapping === 'edm') {
@@ -261,12 +280,26 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       throw new PunchSessionError('PUNCH_SPRAY_LIMIT', why, info);
     }
 
+    // Zero-round-trip: B already fires at the announced endpoint, so A answers from that warm port (no
+    // allocation, no discovery) or refuses at once; B's opfire is (or will be) right behind its opendpoint.
+    const warm = zeroRtt ? opts.zeroRtt?.(family) : undefined;
+    if (zeroRtt && !warm) {
+      const why = 'A holds no warm announced punch port now (zero-round-trip unavailable; use the measured flow)';
+      reject(ch, 'no-warm-port', why);
+      throw new PunchSessionError('PUNCH_ZRTT_UNAVAILABLE', why, { step: 'opendpoint', side: 'A' });
+    }
+    if (warm) tl.mark('zero-rtt', `warm port ${warm.local.port} -> ${warm.mapped.address}:${warm.mapped.port}`);
     phase('discovery');
-    const local = await opts.localEndpoint(family);
+    const local = warm ? warm.local : await opts.localEndpoint(family);
     let disco: DiscoveryResult;
     try {
-      const hard = spray?.hard === 'A' && verdict ? hardDiscovery(verdict) : undefined;
-      disco = hard ?? (await opts.discover(local, signal));
+      if (warm) {
+        const e = { ...warm.mapped, method: 'natcheck' as const };
+        disco = { endpoints: [e], predicted: false, portPreserving: warm.portPreserving, failures: [], elapsedMs: 0 };
+      } else {
+        const hard = spray?.hard === 'A' && verdict ? hardDiscovery(verdict) : undefined;
+        disco = hard ?? (await opts.discover(local, signal));
+      }
     } catch (err) {
       const budget = err instanceof NatError && err.has('NAT_BUDGET');
       reject(ch, budget ? 'busy' : 'nat-unsuitable', `A: mapping discovery failed: ${(err as Error).message}`);
@@ -282,7 +315,10 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       throw new PunchSessionError('PUNCH_DISCOVERY', `A has no IPv${family} mapping`, { step: 'discovery', side: 'A' });
     }
     tl.mark('discovered', mine.map((e) => `${e.address}:${e.port}`).join(' '));
-    const flags = (disco.portPreserving ? FLAG_PORT_PRESERVING : 0) | (disco.predicted ? FLAG_PREDICTED : 0);
+    const flags =
+      (disco.portPreserving ? FLAG_PORT_PRESERVING : 0) |
+      (disco.predicted ? FLAG_PREDICTED : 0) |
+      (warm ? FLAG_ZERO_RTT : 0);
     // The agreed spray goes first: B reads an opendpoint without one before it as "A does not spray".
     if (spray) {
       ch.send({ cmd: 'opspray', ...spray });
@@ -378,6 +414,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       sessionId: sessionId.toString('hex'),
       timeline: tl,
       engineTimeline: outcome.timeline,
+      ...(warm ? { zeroRtt: true } : {}),
       ...(spray && won ? { spray: sprayReport(spray, 'A', won) } : {}),
     };
   } catch (err) {

@@ -39,6 +39,8 @@ export interface PunchedConnection {
   engineTimeline?: unknown;
   /** Overlay RTT measured by B (ms); A leaves it undefined. */
   overlayRttMs?: number;
+  /** True when the session used zero-round-trip coordination (B: the fast path connected). */
+  zeroRtt?: boolean;
   /** When the session was a birthday spray: its parameters, our SYNs and the winning port pair. */
   spray?: SprayReport;
 }

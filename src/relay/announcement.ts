@@ -2,7 +2,13 @@
  * Hole-punch announcements: addrv2 entries of network id NET_HOLEPUNCH that name a coordination endpoint
  * (onion or I2P) and the clearnet endpoint its owner accepts punched inbound on (docs/PROTOCOL.md).
  */
-import { NET_HOLEPUNCH, NODE_HOLEPUNCH, NODE_NETWORK_LIMITED, type AddrV2Entry } from '../wire/index.js';
+import {
+  NET_HOLEPUNCH,
+  NODE_HOLEPUNCH,
+  NODE_HOLEPUNCH_ZRTT,
+  NODE_NETWORK_LIMITED,
+  type AddrV2Entry,
+} from '../wire/index.js';
 import { RelayError } from './errors.js';
 
 /** How long an announcement is worth relaying or dialing: 10 minutes, as the proposal asks. */
@@ -30,6 +36,11 @@ export interface MakeAnnouncementOptions {
   /** Extra service bits; NODE_HOLEPUNCH is always set. NETWORK_LIMITED by default, so that nodes
    *  which ignore entries without NETWORK or NETWORK_LIMITED still pass it through their addr logic. */
   services?: bigint;
+  /**
+   * Sets NODE_HOLEPUNCH_ZRTT: `clearnet` is the listener's warm announced port (`zeroRttEndpoint()`), so B may use
+   * zero-round-trip coordination. Only while that endpoint is confirmed.
+   */
+  zeroRtt?: boolean;
   nowS?: number;
 }
 
@@ -37,7 +48,7 @@ export interface MakeAnnouncementOptions {
 export function makeAnnouncement(o: MakeAnnouncementOptions): AddrV2Entry {
   return {
     time: o.nowS ?? Math.floor(Date.now() / 1000),
-    services: (o.services ?? NODE_NETWORK_LIMITED) | NODE_HOLEPUNCH,
+    services: (o.services ?? NODE_NETWORK_LIMITED) | NODE_HOLEPUNCH | (o.zeroRtt ? NODE_HOLEPUNCH_ZRTT : 0n),
     network: 'holepunch',
     networkId: NET_HOLEPUNCH,
     address: o.coordination,

@@ -73,6 +73,11 @@ export const NODE_NETWORK_LIMITED = 1n << 10n;
 export const NODE_P2P_V2 = 1n << 11n;
 /** onionpunch: "I accept hole-punch requests" (experimental bit range 24–31). */
 export const NODE_HOLEPUNCH = 1n << 27n;
+/**
+ * onionpunch: "my announced clearnet endpoint is a warm punch port: zero-round-trip coordination accepted"
+ * (docs/PROTOCOL.md "Zero-round-trip coordination"). Only ever set together with NODE_HOLEPUNCH.
+ */
+export const NODE_HOLEPUNCH_ZRTT = 1n << 26n;
 
 /** Names of the service bits, for display. */
 export const SERVICE_NAMES: ReadonlyArray<readonly [bigint, string]> = Object.freeze([
@@ -83,6 +88,7 @@ export const SERVICE_NAMES: ReadonlyArray<readonly [bigint, string]> = Object.fr
   [NODE_NETWORK_LIMITED, 'NETWORK_LIMITED'],
   [NODE_P2P_V2, 'P2P_V2'],
   [NODE_HOLEPUNCH, 'HOLEPUNCH'],
+  [NODE_HOLEPUNCH_ZRTT, 'HOLEPUNCH_ZRTT'],
 ] as const);
 
 /** Names of the set service bits; unknown bits print as `BIT<n>`. */
@@ -163,7 +169,9 @@ export const MAX_OP_REASON = 256;
 /** opendpoint flag bits. */
 export const OPENDPOINT_FLAG_EIM_PORT_PRESERVING = 0x01;
 export const OPENDPOINT_FLAG_PREDICTED = 0x02;
-export const OPENDPOINT_FLAGS_KNOWN = 0x03;
+/** Zero-round-trip request (B) / answer (A): B fires at once at A's announced endpoint, its opfire follows. */
+export const OPENDPOINT_FLAG_ZERO_RTT = 0x04;
+export const OPENDPOINT_FLAGS_KNOWN = 0x07;
 
 /** opfire schedule profiles. */
 export const OPFIRE_SCHEDULE_PLAIN = 0;
@@ -193,6 +201,8 @@ export const OPREJECT_CODE = Object.freeze({
   'spray-off': 7,
   /** A's spray bucket (`sprayrate` a minute, `sprayburst`) is empty: answer to an `opspray` only. */
   'spray-rate-limited': 8,
+  /** A zero-round-trip request reached an A that holds no warm announced punch port now (B falls back). */
+  'no-warm-port': 9,
 } as const);
 export type OpRejectCode = keyof typeof OPREJECT_CODE;
 

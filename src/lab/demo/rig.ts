@@ -62,6 +62,8 @@ export interface RigOptions {
   /** Called when a worker exits (a fault: `lab stress --fault b-kill`). */
   onExit?: (who: string, code: number | null, signal: NodeJS.Signals | null) => void;
   profile?: 'plain' | 'prime';
+  /** A keeps a warm announced port for zero-round-trip coordination; `attempt({ zeroRtt })` picks the path. */
+  zeroRtt?: boolean;
   log?: (line: string) => void;
   /** Told the bring-up's steps (the lab, NAT-check servers, the overlay's own steps, the workers). */
   progress?: ProgressSink;
@@ -86,6 +88,11 @@ export interface AttemptResult {
   overlayRttMs?: number;
   directRttMs?: number;
   handshake?: boolean;
+  /** Zero-round-trip coordination was asked for (`zeroRtt`) and used (`zeroRttUsed`: B's fast path connected). */
+  zeroRtt?: boolean;
+  zeroRttUsed?: boolean;
+  /** Why B fell back to the measured-RTT flow (its `zero-rtt-fallback` event). */
+  zeroRttFallback?: string;
   /** A birthday spray: SYNs each side sent (attempt sockets), the hard side and the winning port pair. */
   synsA?: number;
   synsB?: number;
@@ -348,6 +355,7 @@ export class PunchRig {
       primeTtl: s.cgnat ? 3 : 2,
       // The lab is a trial setup: both sides spray through endpoint-dependent NATs (opt-in on a real node).
       hardNat: true,
+      ...(o.zeroRtt && side === 'a' ? { zeroRtt: true } : {}),
     };
   }
 
@@ -379,6 +387,8 @@ export class PunchRig {
     const expectIp = typeof pubA === 'string' ? pubA : null;
     const address = this.opts.overlay === 'direct' ? this.lab.sites.a!.publicIp : String(ra.address);
     this.target = { address, port: Number(ra.port), expectIp };
+    const z = ra.zeroRtt as { port?: number } | undefined;
+    this.zeroRttPort = typeof z?.port === 'number' ? z.port : undefined;
     this.mark('endpointUp');
     this.bs = [];
     const started = await Promise.all(this.bSiteNames.map((_n, i) => this.startB(i)));
@@ -389,6 +399,8 @@ export class PunchRig {
 
   /** EIM verdicts of every B worker, by B site. */
   eimBs: Array<WorkerMessage | undefined> = [];
+  /** A's warm announced port (zero-round-trip coordination), when A holds one. */
+  zeroRttPort: number | undefined;
 
   /** (Re)starts the B worker of B site `i` (0 = `b`) and waits until it is ready. */
   async startB(i: number): Promise<Worker> {
@@ -409,6 +421,7 @@ export class PunchRig {
     if (this.opts.timelines !== undefined) cb.timelines = this.opts.timelines;
     if (this.opts.steps) cb.steps = true;
     cb.target = this.target!;
+    if (this.zeroRttPort !== undefined) cb.zeroRtt = { port: this.zeroRttPort };
     const w = this.spawnWorker(i === 0 ? 'B' : `B${i + 1}`, site, cb);
     this.bs[i] = w;
     if (i === 0) this.b = w;
@@ -483,11 +496,11 @@ export class PunchRig {
   }
 
   /** One punch from B to A plus the Bitcoin handshake over the punched socket. */
-  async attempt(timeoutMs = 90_000): Promise<AttemptResult> {
+  async attempt(timeoutMs = 90_000, how: { zeroRtt?: boolean } = {}): Promise<AttemptResult> {
     const a = this.a!;
     const b = this.b!;
     const events: AttemptResult['events'] = [];
-    b.child.stdin!.write('{"cmd":"punch"}\n');
+    b.child.stdin!.write(JSON.stringify({ cmd: 'punch', ...(how.zeroRtt ? { zeroRtt: true } : {}) }) + '\n');
     const res = await b.q.waitFor(['punched', 'punch-failed', 'fatal'], timeoutMs);
     const pushTl = (who: string, m: WorkerMessage): void => {
       const tl = m.timeline as
@@ -522,7 +535,8 @@ export class PunchRig {
       (await a.q.waitFor('failure', 100).catch(() => undefined));
     if (ac) pushTl('A', ac);
     const hb = await b.q.waitFor(['handshake', 'handshake-failed'], 20_000).catch(() => undefined);
-    const ha = await a.q.waitFor(['handshake', 'handshake-failed'], 5_000).catch(() => undefined);
+    // A's handshake on this session's socket (a zero-RTT connection B gave up on may end on A meanwhile).
+    const ha = await a.q.waitFor(['handshake', 'handshake-failed'], 5_000, sameSession).catch(() => undefined);
     if (hb)
       events.push({
         at: hb.at,
@@ -541,6 +555,7 @@ export class PunchRig {
         detail: ha.type === 'handshake' ? `B says ${String(ha.userAgent)}` : String(ha.message),
       });
     events.sort((x, y) => x.at - y.at);
+    const fellBack = events.find((e) => e.who === 'B' && e.event === 'zero-rtt-fallback');
     let ttc: number | undefined;
     if (ac?.type === 'connected') {
       const tl = ac.timeline as { events: Array<{ t: number; event: string }> };
@@ -592,6 +607,8 @@ export class PunchRig {
       ...(res.overlayRttMs !== undefined ? { overlayRttMs: Number(res.overlayRttMs) } : {}),
       ...(hb?.directRttMs !== undefined ? { directRttMs: Number(hb.directRttMs) } : {}),
       handshake: hb?.type === 'handshake',
+      ...(how.zeroRtt ? { zeroRtt: true, zeroRttUsed: res.zeroRtt === true } : {}),
+      ...(fellBack ? { zeroRttFallback: fellBack.detail ?? '?' } : {}),
       events,
     };
   }

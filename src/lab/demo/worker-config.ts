@@ -44,6 +44,11 @@ export interface WorkerConfig {
   /** b: the whole session's deadline and the overlay dial's timeout (ms; default the client's, 45 s and 60 s). */
   sessionDeadlineMs?: number;
   fireDelayMs?: number;
+  /**
+   * a: keep a warm announced punch port and serve zero-round-trip requests (its endpoint goes in `ready`);
+   * b: the target offers zero-round-trip (A's `ready` endpoint); each `punch` command's `zeroRtt` picks the path.
+   */
+  zeroRtt?: { port: number } | boolean;
   /** a/b: take part in birthday sprays through endpoint-dependent NATs (`hardnat=1`). */
   hardNat?: boolean;
 }

@@ -17,7 +17,8 @@ import { nativeObserver } from '../../nat/observe.js';
 import type { Endpoint } from '../../nat/types.js';
 import { Peer } from '../../peer/index.js';
 import { createPunchListener, type ConnectionInfo } from '../../punch/listener.js';
-import { PunchClient } from '../../punch/client.js';
+import { PunchClient, type PunchTarget } from '../../punch/client.js';
+import { NODE_HOLEPUNCH, NODE_HOLEPUNCH_ZRTT } from '../../wire/constants.js';
 import { wireCodec } from '../../punch/wire-codec.js';
 import { PunchSessionError } from '../../punch/errors.js';
 import { SPRAY_LIMITS } from '../../punch/spray.js';
@@ -248,6 +249,7 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
         }
       : {}),
     tuning: { ...(cfg.primeTtl ? { primeTtl: cfg.primeTtl } : {}) },
+    ...(cfg.zeroRtt ? { zeroRtt: { recheckMs: 60_000 } } : {}),
     // The lab's A is sprayed at over and over (lab matrix --runs N): room in the sprays-a-minute bucket too.
     ...(cfg.hardNat ? { spray: { maxSyns: SPRAY_LIMITS.aSynsPerSession, sessionsPerMinute: 600, burst: 1000 } } : {}),
   });
@@ -280,6 +282,7 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
       ...(cfg.steps ? { steps: stepsOf(engine, info.timeline, info.engineTimeline) } : {}),
       ...detail(info.timeline, info.engineTimeline, info.spray),
       ...(info.spray ? { spray: info.spray } : {}),
+      ...(info.zeroRtt ? { zeroRtt: true } : {}),
     });
     const peer = new Peer(socket, { network, role: 'responder', addrRecv: info.remote, handshakeTimeoutMs: 10_000 });
     peer
@@ -292,7 +295,7 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
           elapsedMs: h.elapsedMs,
         }),
       )
-      .catch((err: Error) => emit('handshake-failed', { side: 'A', message: err.message }))
+      .catch((err: Error) => emit('handshake-failed', { side: 'A', sessionId: info.sessionId, message: err.message }))
       .finally(() => setTimeout(() => peer.close(), 500));
   });
   listener.on('failure', (err: PunchSessionError) =>
@@ -304,7 +307,9 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
   );
   // direct: B dials A's public address (the rig knows it; A's router forwards the port).
   const port = endpoint?.port ?? cfg.directPort ?? 9333;
-  emit('ready', { address: endpoint?.address ?? '', port, eim: verdict.mapping });
+  // Zero-round-trip: the warm port's mapping is what A would announce with NODE_HOLEPUNCH_ZRTT.
+  const zrtt = cfg.zeroRtt ? await listener.zeroRttReady() : undefined;
+  emit('ready', { address: endpoint?.address ?? '', port, eim: verdict.mapping, ...(zrtt ? { zeroRtt: zrtt } : {}) });
   onCommands(async (c) => {
     if (c.cmd === 'stats') emitStats(engine, { listener: { ...listener.stats } });
     if (c.cmd === 'quit') {
@@ -358,7 +363,7 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
     }
     const t0 = wallMs();
     try {
-      const r = await client.punch(cfg.target!);
+      const r = await client.punch(labTarget(cfg, c.zeroRtt === true));
       emit('punched', {
         remote: r.remote,
         local: r.local,
@@ -368,6 +373,7 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
         engine: sprayEngine(engine, r.engineTimeline, r.spray),
         totalMs: wallMs() - t0,
         ...(r.spray ? { spray: r.spray } : {}),
+        ...(r.zeroRtt ? { zeroRtt: true } : {}),
       });
       const peer = new Peer(r.socket, { network, role: 'initiator', addrRecv: r.remote, handshakeTimeoutMs: 10_000 });
       try {
@@ -395,6 +401,21 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
       });
     }
   });
+}
+
+/**
+ * B's target: with `zeroRtt` (and A's warm endpoint known) as an announcement with NODE_HOLEPUNCH_ZRTT would
+ * give it (the lab has no relays: A is up and re-checks its port, so the "announcement" is stamped now).
+ */
+function labTarget(cfg: WorkerConfig, zeroRtt: boolean): PunchTarget {
+  const t = cfg.target!;
+  const z = cfg.zeroRtt;
+  if (!zeroRtt || typeof z !== 'object' || typeof t.expectIp !== 'string') return t;
+  return {
+    ...t,
+    clearnet: { address: t.expectIp, port: z.port },
+    announcement: { services: NODE_HOLEPUNCH | NODE_HOLEPUNCH_ZRTT, time: Math.floor(Date.now() / 1000) },
+  };
 }
 
 /** One lab-stress session on B: punch, Bitcoin handshake over the socket, close; always one `session` line. */

@@ -121,10 +121,77 @@ export interface PairReport {
   p90OverMedian: number | null;
   /** Every attempt in order, without its events. */
   attempts: AttemptSummary[];
+  /**
+   * `lab matrix --zrtt`: the same pair's zero-round-trip attempts (interleaved one for one with the measured-RTT
+   * ones above, so both see the same overlay). Bound: 1 direct RTT + 20 ms (issue 14).
+   */
+  zeroRtt?: ZeroRttReport;
   /** Whole timelines of a few attempts (fastest, median and slowest success, first failure). */
   timelines: SampledTimeline[];
   /** A's and B's resource use before the first attempt and after each one. */
   resources: ResourceSample[];
+}
+
+/** A pair's zero-round-trip attempts (`lab matrix --zrtt`). */
+export interface ZeroRttReport {
+  runs: number;
+  ok: number;
+  /** Connected on the fast path (the rest fell back to the measured-RTT flow or failed). */
+  fastPath: number;
+  /** Time from B's request reaching A to A's established (ms), over the connected attempts. */
+  medianMs: number | null;
+  p90Ms: number | null;
+  /** The same over the fast-path attempts only. */
+  medianFastMs: number | null;
+  medianTotalMs: number | null;
+  medianDirectRttMs: number | null;
+  /** 1 × direct RTT + 20 ms (median direct RTT of these attempts). */
+  boundMs: number | null;
+  /** `medianMs / boundMs`. */
+  ratio: number | null;
+  p90OverMedian: number | null;
+  failures: Record<string, number>;
+  /** Why attempts fell back (B's `zero-rtt-fallback` reason) with counts. */
+  fallbacks: Record<string, number>;
+  attempts: AttemptSummary[];
+  timelines: SampledTimeline[];
+}
+
+/** The zero-round-trip summary of a pair's fast-path attempts. */
+export function summarizeZeroRtt(results: AttemptResult[]): ZeroRttReport {
+  const base = summarizePair({ name: 'zrtt' }, results);
+  const fast = results.filter((r) => r.ok && r.zeroRttUsed);
+  const fastTtc = fast.map((r) => r.timeToConnectMs).filter((x): x is number => x !== undefined);
+  const boundMs = base.medianDirectRttMs === null ? null : round1(base.medianDirectRttMs + 20);
+  return {
+    runs: base.runs,
+    ok: base.ok,
+    fastPath: fast.length,
+    medianMs: base.medianMs,
+    p90Ms: base.p90Ms,
+    medianFastMs: fastTtc.length ? round1(median(fastTtc)) : null,
+    medianTotalMs: base.medianTotalMs,
+    medianDirectRttMs: base.medianDirectRttMs,
+    boundMs,
+    ratio: ratioOf(base.medianMs, boundMs),
+    p90OverMedian: base.p90OverMedian,
+    failures: base.failures,
+    fallbacks: count(results.map((r) => r.zeroRttFallback)),
+    attempts: base.attempts,
+    // The first fallback too: why the fast path did not connect is the interesting part.
+    timelines: [...base.timelines, ...fallbackTimeline(results)],
+  };
+}
+
+function fallbackTimeline(results: AttemptResult[]): SampledTimeline[] {
+  const i = results.findIndex((r) => r.zeroRttFallback !== undefined);
+  return i < 0 ? [] : [{ attempt: i, label: 'fallback', events: results[i]!.events }];
+}
+
+function count(xs: Array<string | undefined>): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const x of xs) if (x !== undefined) out[x] = (out[x] ?? 0) + 1;
+  return out;
 }
 
 export interface AttemptSummary {
@@ -156,6 +223,8 @@ export interface MatrixOptions {
   /** Instead of the table: this one pair (e.g. `lab matrix --nat-a cgnat --nat-b eim,rst`), in its own lab. */
   custom?: MatrixPair;
   log?: (line: string) => void;
+  /** Also run every pair's zero-round-trip path, one attempt after each measured-RTT one (`--zrtt`). */
+  zeroRtt?: boolean;
   /** Told every attempt (a step) and each pair's summary; the rigs' bring-up shows as its status. */
   progress?: ProgressSink;
 }
@@ -261,28 +330,42 @@ async function runPairs(
     if (!fresh) await rig.reconfigure(p.a, p.b, p.family);
     fresh = false;
     const results: AttemptResult[] = [];
+    const zrtt: AttemptResult[] = [];
     const resources: ResourceSample[] = rig.resources();
+    const told = (r: AttemptResult, line: string): void => {
+      const how = r.ok ? `ok ${r.timeToConnectMs?.toFixed(1)} ms` : `FAIL ${r.error?.code}: ${r.error?.message}`;
+      if (opts.progress) opts.progress.advance(`${line}: ${how}`);
+      else opts.log?.(`${line}: ${how}`);
+    };
     for (let i = 0; i < opts.runs; i++) {
       const r = await rig.attempt();
       results.push(r);
       resources.push(...rig.resources());
-      const how = r.ok ? `ok ${r.timeToConnectMs?.toFixed(1)} ms` : `FAIL ${r.error?.code}: ${r.error?.message}`;
-      const line = `${p.name} #${i + 1}: ${how}`;
-      if (opts.progress) opts.progress.advance(line);
-      else opts.log?.(line);
+      told(r, `${p.name} #${i + 1}`);
+      if (!opts.zeroRtt) continue;
+      const z = await rig.attempt(90_000, { zeroRtt: true });
+      zrtt.push(z);
+      resources.push(...rig.resources());
+      told(z, `${p.name} zero-RTT #${i + 1}${z.zeroRttFallback ? ` (fell back: ${z.zeroRttFallback})` : ''}`);
     }
     const eim = {
       ...(rig.eimA ? { a: String(rig.eimA.mapping) } : {}),
       ...(rig.eimB ? { b: String(rig.eimB.mapping) } : {}),
     };
     const rep = summarizePair(p, results, eim, resources);
+    if (opts.zeroRtt) rep.zeroRtt = summarizeZeroRtt(zrtt);
     const sum =
       `${p.name}: ${rep.ok}/${rep.runs}, median ${rep.medianMs} ms, p90 ${rep.p90Ms} ms` +
       (rep.ratio !== null ? `, median/bound ${rep.ratio}` : '') +
       (rep.p90OverMedian !== null ? `, p90/median ${rep.p90OverMedian}` : '') +
       (rep.synsA || rep.synsB ? `, SYNs A ${rep.synsA?.median ?? 0} B ${rep.synsB?.median ?? 0} (median)` : '');
-    if (opts.progress) opts.progress.log(sum);
-    else opts.log?.(sum);
+    const z = rep.zeroRtt;
+    const zsum = z
+      ? `\n${p.name} zero-RTT: ${z.ok}/${z.runs} (${z.fastPath} fast path), median ${z.medianMs} ms, ` +
+        `p90 ${z.p90Ms} ms, bound (direct RTT + 20) ${z.boundMs} ms, ratio ${z.ratio}`
+      : '';
+    if (opts.progress) opts.progress.log(sum + zsum);
+    else opts.log?.(sum + zsum);
     out.push(rep);
   }
   return out;
@@ -298,10 +381,13 @@ export async function runMatrix(opts: MatrixOptions): Promise<PairReport[]> {
     jitterMs: opts.jitterMs ?? 0,
     lossPct: opts.lossPct ?? 2,
     profile: opts.profile ?? 'plain',
+    ...(opts.zeroRtt ? { zeroRtt: true } : {}),
     ...(opts.log || opts.progress ? { log: () => undefined } : {}),
     ...(opts.progress ? { progress: statusOnly(opts.progress) } : {}),
   };
-  opts.progress?.setTotal(opts.runs * (opts.custom ? 1 : shared.length + (want(CGNAT_PAIR) ? 1 : 0)));
+  opts.progress?.setTotal(
+    (opts.zeroRtt ? 2 : 1) * opts.runs * (opts.custom ? 1 : shared.length + (want(CGNAT_PAIR) ? 1 : 0)),
+  );
   if (opts.custom) {
     const c = opts.custom;
     const rig = await PunchRig.up({ ...common, a: { ...c.a }, b: { ...c.b }, family: c.family });
@@ -354,6 +440,28 @@ export function matrixTable(reports: PairReport[]): string {
       `| ${r.pair} | ${r.eimA ?? '?'}/${r.eimB ?? '?'} | ${r.ok}/${r.runs}${syns} | ${f(r.medianMs)} | ${f(r.p90Ms)} | ${f(r.medianTotalMs)} | ${f(r.medianOverlayRttMs)} | ${f(r.medianDirectRttMs)} ` +
         `| ${r.ratio ?? '–'} | ${r.p90OverMedian ?? '–'} | ${reasons || '–'}${r.maxFailMs !== null ? ` (slowest failure ${r.maxFailMs} ms)` : ''} |`,
     );
+  }
+  const z = reports.filter((r) => r.zeroRtt);
+  if (z.length) {
+    lines.push(
+      '',
+      '| pair (A×B), zero-RTT | success (fast path) | median ms | p90 ms | median fast path ms ' +
+        '| median B total ms ' +
+        '| direct RTT ms | bound (direct RTT + 20) ms | median ÷ bound | failure reason |',
+      '|---|---|---|---|---|---|---|---|---|---|',
+    );
+    for (const r of z) {
+      const q = r.zeroRtt!;
+      const reasons = Object.keys(q.failures)
+        .map((k) => k.replace(/\|/g, '/'))
+        .join('; ');
+      lines.push(
+        `| ${r.pair} | ${q.ok}/${q.runs} (${q.fastPath}) | ${f(q.medianMs)} | ${f(q.p90Ms)} ` +
+          `| ${f(q.medianFastMs)} ` +
+          `| ${f(q.medianTotalMs)} | ${f(q.medianDirectRttMs)} | ${f(q.boundMs)} | ${q.ratio ?? '–'} ` +
+          `| ${reasons || '–'} |`,
+      );
+    }
   }
   return lines.join('\n');
 }

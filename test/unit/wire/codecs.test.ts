@@ -306,9 +306,11 @@ test('op* coordination messages: byte tables, round trips, every rejection', () 
     isWire('WIRE_BAD_FIELD', /trailing/),
   );
   assert.throws(
-    () => decodePayload('opendpoint', Buffer.concat([sid, hex('04 01 01c61200059c41')])),
+    () => decodePayload('opendpoint', Buffer.concat([sid, hex('08 01 01c61200059c41')])),
     isWire('WIRE_BAD_FIELD', /flags/),
   );
+  // bit2: zero-round-trip coordination (docs/PROTOCOL.md)
+  assert.equal(decodePayload('opendpoint', Buffer.concat([sid, hex('04 01 01c61200059c41')])).flags, 4);
   assert.throws(
     () => decodePayload('opendpoint', Buffer.concat([sid, hex('00 00')])),
     isWire('WIRE_BAD_FIELD', /count/),
@@ -368,7 +370,7 @@ test('op* coordination messages: byte tables, round trips, every rejection', () 
   assert.equal(encodePayload('opreject', rej).toString('hex'), '01' + '09' + Buffer.from('try later').toString('hex'));
   assert.deepEqual(decodePayload('opreject', encodePayload('opreject', rej)), rej);
   assert.throws(() => decodePayload('opreject', hex('0000')), isWire('WIRE_BAD_FIELD', /code/));
-  assert.throws(() => decodePayload('opreject', hex('0902')), isWire('WIRE_BAD_FIELD', /code/));
+  assert.throws(() => decodePayload('opreject', hex('0a02')), isWire('WIRE_BAD_FIELD', /code/));
   // The spray refusals (answers to opspray only): 7 spray-off, 8 spray-rate-limited.
   for (const [code, byte] of [
     ['spray-off', '07'],
@@ -378,6 +380,7 @@ test('op* coordination messages: byte tables, round trips, every rejection', () 
     assert.equal(encodePayload('opreject', v).toString('hex'), byte + '01' + '72');
     assert.deepEqual(decodePayload('opreject', hex(byte + '0172')), v);
   }
+  assert.equal(decodePayload('opreject', hex('0900')).code, 'no-warm-port');
   assert.throws(() => decodePayload('opreject', hex('0103aa')), isWire('WIRE_TRUNCATED', /reason/));
 });
 
@@ -453,7 +456,7 @@ test('remaining rejection paths of decoders and encoders', () => {
     isWire('WIRE_BAD_FIELD', /code/),
   );
   assert.throws(
-    () => encodePayload('opendpoint', { sessionId: sid, flags: 4, endpoints: [{ address: '1.2.3.4', port: 1 }] }),
+    () => encodePayload('opendpoint', { sessionId: sid, flags: 8, endpoints: [{ address: '1.2.3.4', port: 1 }] }),
     isWire('WIRE_BAD_FIELD', /flags/),
   );
   assert.throws(
