@@ -306,7 +306,11 @@ async function runPairs(
       return `${who} ${use(mine[0])} -> ${use(mine[mine.length - 1])}`;
     };
     const ct = (c: Record<string, number> | undefined): string =>
-      c ? Object.entries(c).map(([k, n]) => `${k} ${n}`).join(', ') : '-';
+      c
+        ? Object.entries(c)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', ')
+        : '-';
     const hygiene =
       `${p.name}: ${[...new Set(resources.map((r) => r.who))].map(side).join('; ')}; conntrack before ` +
       `${ct(conntrack.before)}, after ${ct(conntrack.after)}` +

@@ -27,7 +27,7 @@ test('portSpreadOf: ten samples bunched in part of the block still give a range 
 
 test('portSpreadOf: over many ten-sample draws the probe range covers the block ~99% of the time', () => {
   let seed = 12345;
-  const rand = (): number => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
   const draws = 2000;
   let whole = 0;
   let covered = 0;
