@@ -76,14 +76,20 @@ test('opspray: byte layout, round trip, every bound refused', () => {
   assert.throws(() => decodePayload('opspray', raw.subarray(0, 28)), WireError, 'truncated');
 });
 
-test('spray shape: the requester (B) pays, A stays small, the odds reach ~98%', () => {
+test('spray shape: the requester (B) pays, A stays small, the odds reach 99%', () => {
   const wide = sprayShape(64_512, 'B', SPRAY_LIMITS.bSynsPerSession, SPRAY_LIMITS.aSynsPerSession);
-  assert.deepEqual(wide, { sockets: 2048, probes: 126 });
-  assert.ok(sprayOdds(wide.sockets, wide.probes, 64_512) > 0.98);
+  assert.deepEqual(wide, { sockets: 2035, probes: 146 });
+  assert.ok(sprayOdds(wide.sockets, wide.probes, 64_512) >= 0.99);
+  for (const range of [1024, 1445, 2067]) {
+    for (const hard of ['A', 'B'] as const) {
+      const s = sprayShape(range, hard, SPRAY_LIMITS.bSynsPerSession, SPRAY_LIMITS.aSynsPerSession);
+      assert.ok(sprayOdds(s.sockets, s.probes, range) >= 0.99, `${hard} hard over ${range}: ${JSON.stringify(s)}`);
+    }
+  }
   const aHard = sprayShape(64_512, 'A', SPRAY_LIMITS.bSynsPerSession, SPRAY_LIMITS.aSynsPerSession);
-  assert.ok(aHard.sockets <= SPRAY_LIMITS.aSynsPerSession && aHard.probes === 2048, JSON.stringify(aHard));
+  assert.ok(aHard.sockets <= SPRAY_LIMITS.aSynsPerSession && aHard.probes <= 2048, JSON.stringify(aHard));
   const block = sprayShape(1024, 'B', 2048, 256);
-  assert.ok(block.probes >= 16 && block.probes <= 256 && sprayOdds(block.sockets, block.probes, 1024) > 0.98);
+  assert.ok(block.probes >= 16 && block.probes <= 256 && sprayOdds(block.sockets, block.probes, 1024) >= 0.99);
   // A asks no more of itself than its cap, whatever B can pay.
   assert.ok(sprayShape(64_512, 'B', 16, 256).probes <= 256);
   const ports = probePorts(500, 1, 1100);

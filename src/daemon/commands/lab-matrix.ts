@@ -43,6 +43,11 @@ const MATRIX = {
     zrtt: flag(
       'also the zero-round-trip path: one attempt after each measured one; its own table (bound: direct RTT + 20 ms)',
     ),
+    'conntrack-wait': value(
+      'S',
+      "after each pair, wait S seconds and read the routers' conntrack counts again (SYN_SENT: 120 s; default 0)",
+      integer(0, 600),
+    ),
     'no-install': flag('do not install missing packages (apt-get); print the command and stop'),
     json: flag('one JSON object; per pair ratio = median / (1.5 x overlay RTT + 2 x direct RTT), p90OverMedian'),
     report: value('FILE', 'also write a self-contained HTML report (charts inlined, opens offline)', text),
@@ -63,6 +68,7 @@ export async function main(args: string[]): Promise<number> {
   if (v.profile !== undefined) opts.profile = v.profile;
   if (v.pair.length > 0) opts.pairs = v.pair;
   if (v.zrtt) opts.zeroRtt = true;
+  if (v['conntrack-wait'] !== undefined) opts.conntrackWaitS = v['conntrack-wait'];
   if (v['nat-a'] !== undefined || v['nat-b'] !== undefined) {
     if (v.pair.length > 0) throw new UsageError('give --pair or --nat-a/--nat-b, not both');
     const [a, b] = [v['nat-a'] ?? {}, v['nat-b'] ?? {}];

@@ -635,6 +635,23 @@ export class PunchRig {
     return out;
   }
 
+  /**
+   * Each router's conntrack entry count now (`nf_conntrack_count` of `a-router`, `b-router`, carriers too): what a
+   * spray leaves behind (every SYN a SYN_SENT entry until nf_conntrack_tcp_timeout_syn_sent, 120 s). A router
+   * whose count cannot be read is left out.
+   */
+  async conntrackCounts(): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const [name, site] of Object.entries(this.lab?.sites ?? {})) {
+      for (const node of [`${name}-router`, ...(site.carrier ? [`${name}-carrier`] : [])]) {
+        const r = await this.lab.exec(node, ['cat', '/proc/sys/net/netfilter/nf_conntrack_count']).catch(() => null);
+        const n = Number(r?.stdout.trim());
+        if (r && r.stdout.trim() !== '' && Number.isFinite(n)) out[node] = n;
+      }
+    }
+    return out;
+  }
+
   down(): Promise<void> {
     if (!this.downP) this.downP = this.doDown();
     return this.downP;

@@ -130,6 +130,16 @@ export interface PairReport {
   timelines: SampledTimeline[];
   /** A's and B's resource use before the first attempt and after each one. */
   resources: ResourceSample[];
+  /**
+   * The routers' conntrack entry counts before the pair's first attempt, right after its last, and (with
+   * `conntrackWaitS`) that many seconds later, when a spray's SYN_SENT entries (120 s) have timed out.
+   */
+  conntrack?: {
+    before: Record<string, number>;
+    after: Record<string, number>;
+    afterWait?: Record<string, number>;
+    waitS?: number;
+  };
 }
 
 /** A pair's zero-round-trip attempts (`lab matrix --zrtt`). */
@@ -227,6 +237,8 @@ export interface MatrixOptions {
   zeroRtt?: boolean;
   /** Told every attempt (a step) and each pair's summary; the rigs' bring-up shows as its status. */
   progress?: ProgressSink;
+  /** After each pair's last attempt, wait this long (s) and read the routers' conntrack counts again (default 0). */
+  conntrackWaitS?: number;
 }
 
 /** Picks the attempts whose whole timelines the report shows. */
@@ -331,6 +343,7 @@ async function runPairs(
     fresh = false;
     const results: AttemptResult[] = [];
     const zrtt: AttemptResult[] = [];
+    const ctBefore = await rig.conntrackCounts();
     const resources: ResourceSample[] = rig.resources();
     const told = (r: AttemptResult, line: string): void => {
       const how = r.ok ? `ok ${r.timeToConnectMs?.toFixed(1)} ms` : `FAIL ${r.error?.code}: ${r.error?.message}`;
@@ -352,8 +365,36 @@ async function runPairs(
       ...(rig.eimA ? { a: String(rig.eimA.mapping) } : {}),
       ...(rig.eimB ? { b: String(rig.eimB.mapping) } : {}),
     };
-    const rep = summarizePair(p, results, eim, resources);
+    const conntrack: NonNullable<PairReport['conntrack']> = { before: ctBefore, after: await rig.conntrackCounts() };
+    const waitS = opts.conntrackWaitS ?? 0;
+    if (waitS > 0) {
+      const note = `${p.name}: waiting ${waitS} s for the routers' conntrack entries to time out`;
+      if (opts.progress) opts.progress.log(note);
+      else opts.log?.(note);
+      await new Promise((r) => setTimeout(r, waitS * 1000));
+      conntrack.afterWait = await rig.conntrackCounts();
+      conntrack.waitS = waitS;
+    }
+    const rep: PairReport = { ...summarizePair(p, results, eim, resources), conntrack };
     if (opts.zeroRtt) rep.zeroRtt = summarizeZeroRtt(zrtt);
+    const use = (r: ResourceSample | undefined): string =>
+      r ? `${r.fds} fds, ${r.threads} threads, ${(r.rssKb / 1024).toFixed(1)} MB` : '-';
+    const side = (who: string): string => {
+      const mine = resources.filter((r) => r.who === who);
+      return `${who} ${use(mine[0])} -> ${use(mine[mine.length - 1])}`;
+    };
+    const ct = (c: Record<string, number> | undefined): string =>
+      c
+        ? Object.entries(c)
+            .map(([k, n]) => `${k} ${n}`)
+            .join(', ')
+        : '-';
+    const hygiene =
+      `${p.name}: ${[...new Set(resources.map((r) => r.who))].map(side).join('; ')}; conntrack before ` +
+      `${ct(conntrack.before)}, after ${ct(conntrack.after)}` +
+      (conntrack.afterWait ? `, ${waitS} s later ${ct(conntrack.afterWait)}` : '');
+    if (opts.progress) opts.progress.log(hygiene);
+    else opts.log?.(hygiene);
     const sum =
       `${p.name}: ${rep.ok}/${rep.runs}, median ${rep.medianMs} ms, p90 ${rep.p90Ms} ms` +
       (rep.ratio !== null ? `, median/bound ${rep.ratio}` : '') +

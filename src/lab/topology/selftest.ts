@@ -20,6 +20,7 @@ import {
   type NatCheckResult,
 } from './observe.js';
 import { PBA_BLOCK, type LabSpec } from './spec.js';
+import { blockUpperBound } from '../../nat/eim-check.js';
 
 export interface SelftestOptions {
   /** One-way delay configured on the delay site's access link (ms). Default 20. */
@@ -179,7 +180,9 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
             r.publicIpStable === true &&
             r.portSpread?.narrow === true &&
             r.portSpread.ports.every(inBlock) &&
-            r.portSpread.probeHigh - r.portSpread.probeLow < 2048,
+            // At most as wide as the bound the block itself would give (about twice the block).
+            r.portSpread.probeHigh - r.portSpread.probeLow <=
+              blockUpperBound(PBA_BLOCK.high - PBA_BLOCK.low + 1, r.portSpread.ports.length),
         ),
       block: PBA_BLOCK,
       localPort: pba!.lp,

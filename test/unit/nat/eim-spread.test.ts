@@ -1,7 +1,7 @@
 // The NAT check's evidence for hard NATs: public-IP stability and the port spread of an edm NAT.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { eimCheck, portSpreadOf, verdictFrom, NARROW_SPREAD } from '../../../src/nat/eim-check.js';
+import { blockUpperBound, eimCheck, portSpreadOf, verdictFrom, NARROW_SPREAD } from '../../../src/nat/eim-check.js';
 import type { Endpoint } from '../../../src/nat/types.js';
 
 const obs = (peer: string, address: string, port: number) => ({ peer, address, port });
@@ -14,7 +14,33 @@ test('portSpreadOf: a 1,024-port block is narrow and its probe range covers the 
   assert.ok(s.narrow);
   assert.ok(s.estimatedRange >= 993 && s.estimatedRange <= 1500, String(s.estimatedRange));
   assert.ok(s.probeLow <= s.min && s.probeHigh >= s.max);
-  assert.ok(s.probeHigh - s.probeLow < 1600);
+  assert.ok(s.probeHigh - s.probeLow + 1 <= blockUpperBound(993, 6), `${s.probeLow}..${s.probeHigh}`);
+});
+
+test('portSpreadOf: ten samples bunched in part of the block still give a range over the whole block', () => {
+  // The lab's block is 40000..41023; a run saw a 716-port span, and the old estimate-wide range missed 220 ports.
+  const s = portSpreadOf([40300, 41015, 40410, 40555, 40601, 40702, 40800, 40888, 40950, 40333])!;
+  assert.equal(s.observedRange, 716);
+  assert.ok(s.probeLow <= 40000 && s.probeHigh >= 41023, `${s.probeLow}..${s.probeHigh}`);
+  assert.ok(s.probeHigh - s.probeLow + 1 <= 2 * 1024, `${s.probeLow}..${s.probeHigh}`);
+});
+
+test('portSpreadOf: over many ten-sample draws the probe range covers the block ~99% of the time', () => {
+  let seed = 12345;
+  const rand = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+  const draws = 2000;
+  let whole = 0;
+  let covered = 0;
+  for (let d = 0; d < draws; d++) {
+    const ports = Array.from({ length: 10 }, () => 40000 + Math.floor(rand() * 1024));
+    const s = portSpreadOf(ports)!;
+    const inter = Math.min(s.probeHigh, 41023) - Math.max(s.probeLow, 40000) + 1;
+    if (inter === 1024) whole++;
+    covered += inter / 1024;
+  }
+  // The old range (the unbiased estimate, symmetric) covered ~93% of the block on average, all of it ~40% of draws.
+  assert.ok(whole / draws >= 0.95, `whole block in ${whole}/${draws}`);
+  assert.ok(covered / draws >= 0.995, `mean coverage ${(covered / draws).toFixed(4)}`);
 });
 
 test('portSpreadOf: random-fully ports are wide and the probe range is 1024..65535', () => {
