@@ -219,7 +219,7 @@ describe('onionpunch doctor: tor control and SOCKS ports, SAM (real tor and i2pd
     assert.equal(wrong.code, 'TOR_AUTH_FAILED');
     assert.match(wrong.fix ?? '', /tor refused the password: set torpassword=/);
     const missing = await checkTorControl({ torcontrol: lo(pw), torpassword: undefined });
-    assert.equal(missing.code, 'TOR_AUTH_FAILED');
+    assert.equal(missing.code, 'TOR_AUTH_PASSWORD_REQUIRED');
     assert.match(missing.fix ?? '', /tor wants a control password/);
     const down = await checkTorControl({ torcontrol: lo(closed), torpassword: undefined });
     assert.equal(down.code, 'TOR_CONNECT');
