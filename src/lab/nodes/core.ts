@@ -26,9 +26,13 @@ export function bitcoindBinary(env: NodeJS.ProcessEnv = process.env): string | u
 const RPC_SCRIPT = `
 const [host, port, pass, method, params] = process.argv.slice(1);
 fetch('http://' + host + ':' + port + '/', { method: 'POST', signal: AbortSignal.timeout(20000),
-  headers: { authorization: 'Basic ' + Buffer.from('lab:' + pass).toString('base64'), 'content-type': 'application/json' },
+  headers: {
+    authorization: 'Basic ' + Buffer.from('lab:' + pass).toString('base64'),
+    'content-type': 'application/json',
+  },
   body: JSON.stringify({ jsonrpc: '1.0', id: 1, method, params: JSON.parse(params) }) })
-  .then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { process.stderr.write(String(e)); process.exit(1); });
+  .then((r) => r.text())
+  .then((t) => process.stdout.write(t), (e) => { process.stderr.write(String(e)); process.exit(1); });
 `;
 
 /** Bitcoin Core as a {@link import('./flow.js').LabNode}. */

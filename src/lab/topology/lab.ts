@@ -230,7 +230,8 @@ export class Lab {
     if (this.namespaces.includes(full)) return full;
     throw new LabError(
       'LAB_UNKNOWN_NODE',
-      `no node '${node}' in lab ${this.name} (have: ${this.namespaces.map((n) => n.slice(this.prefix.length)).join(', ')})`,
+      `no node '${node}' in lab ${this.name} (have: ` +
+        `${this.namespaces.map((n) => n.slice(this.prefix.length)).join(', ')})`,
     );
   }
 
