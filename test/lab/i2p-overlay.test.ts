@@ -161,7 +161,8 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
     assert.ok(rtt > 0);
     times.connectAndHandshakeMs = Math.round(performance.now() - t);
     console.log(
-      `# i2p: first connect + bytes ${times.firstConnectMs} ms, + 200 kB + version handshake + ping (${Math.round(rtt)} ms) ${times.connectAndHandshakeMs} ms`,
+      `# i2p: first connect + bytes ${times.firstConnectMs} ms, + 200 kB + version handshake + ping ` +
+        `(${Math.round(rtt)} ms) ${times.connectAndHandshakeMs} ms`,
     );
     pb.close();
     pa.close();
@@ -242,7 +243,8 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
         .then((s) => readExactly(s, 1, 10_000).finally(() => s.destroy())),
       (e: unknown) => {
         console.log(
-          `# i2p: dial to a dead endpoint: ${e instanceof SamError ? e.code : String(e)} after ${Math.round(performance.now() - t2)} ms`,
+          `# i2p: dial to a dead endpoint: ${e instanceof SamError ? e.code : String(e)} after ` +
+            `${Math.round(performance.now() - t2)} ms`,
         );
         return e instanceof SamError || e instanceof StreamClosedError || e instanceof NoResultError;
       },

@@ -167,7 +167,8 @@ test(
 
 for (const family of [4, 6] as const) {
   test(
-    `prime then fire across a router (IPv${family}): the ${family === 4 ? 'TTL' : 'hop limit'}-1 prime dies with ICMP time exceeded, the full SYNs meet`,
+    `prime then fire across a router (IPv${family}): the ${family === 4 ? 'TTL' : 'hop limit'}-1 prime dies with ` +
+      `ICMP time exceeded, the full SYNs meet`,
     { ...needsRoot('network namespaces'), timeout: 60_000 },
     async () => {
       const net3 = makeRoutedPair({ dropNewSynInA: true, dropNewSynInB: true, family });
