@@ -68,7 +68,7 @@ describe('tor control-port authentication (standalone tor per auth config)', { t
     }
   });
 
-  test('HASHEDPASSWORD: the right password works, a wrong one is TOR_AUTH_FAILED, none TOR_AUTH_PASSWORD_REQUIRED', async () => {
+  test('HASHEDPASSWORD: right password works; wrong: TOR_AUTH_FAILED; none: TOR_AUTH_PASSWORD_REQUIRED', async () => {
     const port = tors.password!.port;
     const c = await TorControlClient.connect({ port, auth: { password: PASSWORD } });
     assert.ok((await c.getInfo(['version']))['version']);
