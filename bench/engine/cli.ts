@@ -1,7 +1,7 @@
 /**
- * `node dist/bench/engine/cli.js [--json] [--quick] [--out FILE]` (`npm run bench:engine --`): the punch engine benchmark, native engine and
- * pure-Node baseline side by side (see docs/BENCHMARKS.md). `--json` prints the report as JSON
- * (`{"native": {...}, "baseline": {...}, ...}`), otherwise a summary; progress goes to stderr.
+ * `node dist/bench/engine/cli.js [--json] [--quick] [--out FILE]` (`npm run bench:engine --`): the punch engine
+ * benchmark, native engine and pure-Node baseline side by side (see docs/BENCHMARKS.md). `--json` prints the
+ * report as JSON (`{"native": {...}, "baseline": {...}, ...}`), otherwise a summary; progress goes to stderr.
  */
 import { writeFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';

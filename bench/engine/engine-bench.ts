@@ -380,24 +380,31 @@ export async function runEngineBench(
 export function formatEngineBench(r: EngineBenchReport): string {
   const l: string[] = [];
   l.push(
-    `machine: ${r.machine.nproc} x ${r.machine.cpu}, kernel ${r.machine.kernel}, node ${r.machine.node}, load ${r.machine.loadavg.join(' ')}`,
+    `machine: ${r.machine.nproc} x ${r.machine.cpu}, kernel ${r.machine.kernel}, node ${r.machine.node}, load ` +
+      `${r.machine.loadavg.join(' ')}`,
   );
   l.push(
-    `(a) SYN schedule error   native p50 ${r.native.p50ErrorUs} us  p99 ${r.native.p99ErrorUs} us  |  baseline p50 ${r.baseline.p50ErrorUs} us  p99 ${r.baseline.p99ErrorUs} us  (p99 ${r.ratios.p99Error}x better)`,
+    `(a) SYN schedule error   native p50 ${r.native.p50ErrorUs} us  p99 ${r.native.p99ErrorUs} us  |  baseline p50 ` +
+      `${r.baseline.p50ErrorUs} us  p99 ${r.baseline.p99ErrorUs} us  (p99 ${r.ratios.p99Error}x better)`,
   );
   l.push(
-    `    native, SCHED_OTHER  p50 ${r.native.normalSched.p50ErrorUs} us  p99 ${r.native.normalSched.p99ErrorUs} us  (engine thread realtime in the main run: ${r.native.realtime})`,
+    `    native, SCHED_OTHER  p50 ${r.native.normalSched.p50ErrorUs} us  p99 ${r.native.normalSched.p99ErrorUs} us  ` +
+      `(engine thread realtime in the main run: ${r.native.realtime})`,
   );
   l.push(
-    `(b) attempts/s (RST)     native ${r.native.attemptsPerSec}  |  baseline ${r.baseline.attemptsPerSec}  (${r.ratios.attemptRate}x)`,
+    `(b) attempts/s (RST)     native ${r.native.attemptsPerSec}  |  baseline ${r.baseline.attemptsPerSec}  ` +
+      `(${r.ratios.attemptRate}x)`,
   );
   for (let i = 0; i < r.native.inflight.length; i++) {
     const n = r.native.inflight[i]!;
     const b = r.baseline.inflight[i];
     l.push(
-      `(c) ${n.n} in flight${n.processes && n.processes > 1 ? ` (${n.processes} procs)` : ''}  native held ${n.held}, ${n.rssBytesPerAttempt} B RSS + ${n.slabBytesPerAttempt} B slab /attempt, JS thread ${n.jsThreadCpuPct}% CPU, ramp ${n.rampMs} ms` +
+      `(c) ${n.n} in flight${n.processes && n.processes > 1 ? ` (${n.processes} procs)` : ''}  native held ` +
+        `${n.held}, ${n.rssBytesPerAttempt} B RSS + ${n.slabBytesPerAttempt} B slab /attempt, JS thread ` +
+        `${n.jsThreadCpuPct}% CPU, ramp ${n.rampMs} ms` +
         (b
-          ? `  |  baseline held ${b.held}, ${b.rssBytesPerAttempt} B RSS + ${b.slabBytesPerAttempt} B slab /attempt, JS thread ${b.jsThreadCpuPct}% CPU, ramp ${b.rampMs} ms`
+          ? `  |  baseline held ${b.held}, ${b.rssBytesPerAttempt} B RSS + ${b.slabBytesPerAttempt} B slab ` +
+            `/attempt, JS thread ${b.jsThreadCpuPct}% CPU, ramp ${b.rampMs} ms`
           : ''),
     );
   }

@@ -78,7 +78,7 @@ async function timed(id: string, target: string | undefined, f: () => Promise<Fo
 }
 
 /** Fix lines for the control-port failures, by error code. */
-function torControlFix(code: string, cfg: Pick<DaemonConfig, 'torpassword' | 'torcontrol'>, methods: string[]): string {
+function torControlFix(code: string, cfg: Pick<DaemonConfig, 'torpassword' | 'torcontrol'>): string {
   switch (code) {
     case 'TOR_CONNECT':
       return (
@@ -86,10 +86,9 @@ function torControlFix(code: string, cfg: Pick<DaemonConfig, 'torpassword' | 'to
         'restart tor, ' +
         'or set torcontrol= to where it listens'
       );
+    case 'TOR_AUTH_PASSWORD_REQUIRED':
+      return 'tor wants a control password: set torpassword= to the password HashedControlPassword was made from';
     case 'TOR_AUTH_FAILED':
-      if (cfg.torpassword === undefined && methods.includes('HASHEDPASSWORD')) {
-        return 'tor wants a control password: set torpassword= to the password HashedControlPassword was made from';
-      }
       return (
         'tor refused the password: set torpassword= to the one HashedControlPassword was made from ' +
         '(tor --hash-password PASSWORD gives the torrc line)'
@@ -167,7 +166,7 @@ export async function checkTorControl(
       }
     } catch (err) {
       const code = codeOf(err);
-      return { status: 'fail', code, message: `${code}: ${msgOf(err)}`, fix: torControlFix(code, cfg, methods) };
+      return { status: 'fail', code, message: `${code}: ${msgOf(err)}`, fix: torControlFix(code, cfg) };
     }
   });
 }

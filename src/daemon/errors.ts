@@ -27,10 +27,8 @@ export class ConfigError extends OnionpunchError {
           : where.source === 'flag'
             ? `flag${where.key ? ` --${where.key}` : ''}`
             : undefined;
-    super(
-      code,
-      `${loc ? `${loc}: ` : ''}${where.key && where.source !== 'env' && where.source !== 'flag' ? `'${where.key}': ` : ''}${message}`,
-    );
+    const keyPart = where.key && where.source !== 'env' && where.source !== 'flag' ? `'${where.key}': ` : '';
+    super(code, `${loc ? `${loc}: ` : ''}${keyPart}${message}`);
     this.key = where.key;
     this.source = where.source;
     this.line = where.line;

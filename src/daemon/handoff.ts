@@ -146,7 +146,8 @@ export async function spliceToBitcoind(
     punched.destroy();
     throw new OnionpunchError(
       'DAEMON_BITCOIND_UNREACHABLE',
-      `cannot reach bitcoind at ${target.host}:${target.port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+      `cannot reach bitcoind at ${target.host}:${target.port}: ` +
+        `${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
       { cause: err },
     );
   }

@@ -288,7 +288,8 @@ export class NodeRpc {
         finish(
           new NodeRpcError(
             'RPC_CONNECT',
-            `${method}: cannot talk to the node's RPC at ${this.endpoint}: ${(err as NodeJS.ErrnoException).code ?? err.message}`,
+            `${method}: cannot talk to the node's RPC at ${this.endpoint}: ` +
+              `${(err as NodeJS.ErrnoException).code ?? err.message}`,
             { method, cause: err },
           ),
         ),

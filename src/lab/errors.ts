@@ -12,6 +12,24 @@ import { OnionpunchError } from '../errors.js';
 export class LabError extends OnionpunchError {}
 
 /**
+ * A lab Bitcoin node (src/lab/nodes/: the bcoin worker, or bitcoind through core.ts) failed. Codes:
+ * `LAB_NODE_FAILED` (the worker sent a `fatal` line, an RPC to the node failed, or the node did not start),
+ * `LAB_NODE_EXITED` (the node's process exited while it was awaited), `LAB_TIMEOUT` (a height was not reached
+ * in time). `workerCode` is the code the worker's `fatal` line carried (e.g. `EADDRINUSE`), when it sent one.
+ */
+export class LabNodeError extends LabError {
+  readonly workerCode: string | undefined;
+  constructor(
+    code: 'LAB_NODE_FAILED' | 'LAB_NODE_EXITED' | 'LAB_TIMEOUT',
+    message: string,
+    options?: { workerCode?: string; cause?: unknown },
+  ) {
+    super(code, message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.workerCode = options?.workerCode;
+  }
+}
+
+/**
  * A prerequisite of the lab tooling is missing (src/lab/prereqs.ts). Codes: `LAB_PREREQ_MISSING` (a binary is
  * not installed and was not installed for us: `--no-install`, not Debian/Ubuntu, no apt-get),
  * `LAB_PREREQ_INSTALL_FAILED` (apt-get failed, or the binary is still missing after it). `packages` names

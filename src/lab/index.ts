@@ -14,7 +14,7 @@ export type {
   NatKind,
   InboundPolicy,
 } from './topology/spec.js';
-export { LabError } from './errors.js';
+export { LabError, LabNodeError } from './errors.js';
 export { readAllStates, ownerAlive, STATE_DIR } from './topology/state.js';
 export type { LabState } from './topology/state.js';
 export {

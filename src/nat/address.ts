@@ -87,7 +87,8 @@ export function classifyAddress(addr: string): AddressClass {
   if ((g0 & 0xff00) === 0xfd00) return c('private', true);
   if ((g0 & 0xfe00) === 0xfc00) return c('private');
   if (g0 === 0x2001 && g[1] === 0x0db8) return c('documentation');
-  if (g0 === 0x2001 && g[1]! < 0x0200) return c('reserved'); // 2001::/23 IETF protocol assignments (Teredo, ORCHID, ...)
+  // 2001::/23 IETF protocol assignments (Teredo, ORCHID, ...)
+  if (g0 === 0x2001 && g[1]! < 0x0200) return c('reserved');
   if (g0 === 0x3fff && g[1]! < 0x1000) return c('documentation'); // 3fff::/20
   if ((g0 & 0xe000) !== 0x2000) return c('reserved'); // outside 2000::/3 global unicast
   return c('public');

@@ -178,7 +178,9 @@ export function verdictFrom(
       ...base,
       mapping: 'unknown',
       portPreserving: null,
-      reason: `peers saw different public addresses (${observed.map((o) => o.address).join(', ')}): address pooling or multihoming`,
+      reason:
+        `peers saw different public addresses (${observed.map((o) => o.address).join(', ')}): address pooling ` +
+        `or multihoming`,
     };
   }
   if (!samePort) {
@@ -190,7 +192,9 @@ export function verdictFrom(
       portPreserving: null,
       publicAddress: first.address,
       ...(spreadOf ? { portSpread: spreadOf } : {}),
-      reason: `mapped port differs per destination (${observed.map((o) => o.port).join(', ')}): endpoint-dependent mapping`,
+      reason:
+        `mapped port differs per destination (${observed.map((o) => o.port).join(', ')}): endpoint-dependent ` +
+        `mapping`,
     };
   }
   return { ...base, mapping: 'eim', portPreserving: first.port === localPort, publicAddress: first.address };

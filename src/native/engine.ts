@@ -234,7 +234,8 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
   if (typeof plan.deadlineMs !== 'number' || !(plan.deadlineMs > 0) || !Number.isFinite(plan.deadlineMs))
     throw invalid('deadlineMs must be a positive number');
   const waves = plan.waves ?? [0];
-  if (!Array.isArray(waves) || waves.length === 0 || waves.some((w) => typeof w !== 'number' || !(w >= 0) || !Number.isFinite(w)))
+  const badWave = (w: unknown): boolean => typeof w !== 'number' || !(w >= 0) || !Number.isFinite(w);
+  if (!Array.isArray(waves) || waves.length === 0 || waves.some(badWave))
     throw invalid('waves must be non-negative ms offsets');
   const resynUs = plan.resynIntervalUs ?? 20_000;
   if (!(resynUs >= 0) || !Number.isFinite(resynUs)) throw invalid('resynIntervalUs must be >= 0');
@@ -447,7 +448,9 @@ export class PunchEngine {
 
   /** Engine counters (zeros when the thread is not running). */
   stats(): EngineStats {
-    if (!this.native) return { plans: 0, sockets: 0, maxSockets: 0, syns: 0, plansDone: 0, inFlight: 0, realtime: false };
+    if (!this.native) {
+      return { plans: 0, sockets: 0, maxSockets: 0, syns: 0, plansDone: 0, inFlight: 0, realtime: false };
+    }
     return this.native.stats();
   }
 
@@ -493,9 +496,9 @@ export class PunchEngine {
   /**
    * Runs one side of a birthday spray ({@link SprayPlan}): thousands of sockets, paced over `spreadUs`. The easy
    * side's first established connection wins and every other socket is reset at once; the hard side keeps what
-   * establishes until one survives the easy side's resets, so both end with the same connection. Raises RLIMIT_NOFILE for the sockets
-   * first; rejects with ENGINE_FD_LIMIT when the limit cannot hold them (nothing sent). The timeline (on
-   * the result or the EngineError) holds every SYN.
+   * establishes until one survives the easy side's resets, so both end with the same connection. Raises
+   * RLIMIT_NOFILE for the sockets first; rejects with ENGINE_FD_LIMIT when the limit cannot hold them (nothing
+   * sent). The timeline (on the result or the EngineError) holds every SYN.
    */
   async spray(s: SprayPlan): Promise<SprayResult> {
     const plan = sprayToPunchPlan(s);

@@ -128,7 +128,10 @@ export function parseB32(s: string): Buffer {
 /** What kind of host an endpoint string names. */
 export type HostKind = 'ipv4' | 'ipv6' | 'torv3' | 'i2p' | 'name';
 
-/** A parsed `host:port` whose host may also be a name, `.onion` or `.b32.i2p`. IPv6 hosts are given without brackets. */
+/**
+ * A parsed `host:port` whose host may also be a name, `.onion` or `.b32.i2p`. IPv6 hosts are given without
+ * brackets.
+ */
 export interface HostEndpoint {
   host: string;
   port: number;

@@ -23,7 +23,8 @@ export class Reader {
     if (this.buf.length - this.off < n) {
       throw new WireError(
         'WIRE_TRUNCATED',
-        `${this.ctx}: truncated at ${field} (need ${n} bytes at offset ${this.off}, have ${this.buf.length - this.off})`,
+        `${this.ctx}: truncated at ${field} (need ${n} bytes at offset ${this.off}, have ` +
+          `${this.buf.length - this.off})`,
       );
     }
   }

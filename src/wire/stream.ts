@@ -122,7 +122,8 @@ export class FrameParser {
         if (!ok && this.verify) {
           throw new WireError(
             'WIRE_BAD_CHECKSUM',
-            `${h.command}: checksum ${checksum(payload).toString('hex')} does not match header ${h.checksum.toString('hex')}`,
+            `${h.command}: checksum ${checksum(payload).toString('hex')} does not match header ` +
+              `${h.checksum.toString('hex')}`,
           );
         }
         frames.push({ ...h, payload, checksumOk: ok });

@@ -8,8 +8,9 @@
  *    victim IP;
  *  - redirect: a forged announcement (victim IP 127.0.0.1, attacker's coordination endpoint whose A punches
  *    from 127.0.0.2) offered to a second B;
- * while legitimate Bs (each its own host: 127.0.1.N) punch A every 2 s. Checks: the process stays up (an uncaught error would fail the
- * run), legitimate punches succeed, attackers get what docs/SECURITY.md says, RSS growth is reported.
+ * while legitimate Bs (each its own host: 127.0.1.N) punch A every 2 s. Checks: the process stays up (an uncaught
+ * error would fail the run), legitimate punches succeed, attackers get what docs/SECURITY.md says, RSS growth is
+ * reported.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -181,7 +181,8 @@ test(
         byEvent.set(e, (byEvent.get(e) ?? 0) + 1);
       }
       t.diagnostic(
-        `attacks ${attacks}, legitimate relays ${legitOk} ok / ${legitFail} failed, RSS growth ${growthMB.toFixed(1)} MB, ` +
+        `attacks ${attacks}, legitimate relays ${legitOk} ok / ${legitFail} failed, ` +
+          `RSS growth ${growthMB.toFixed(1)} MB, ` +
           `log lines ${lines.length}: ${JSON.stringify(Object.fromEntries(byEvent))}` +
           (other.length ? `; other stderr: ${other.join(' / ')}` : ''),
       );

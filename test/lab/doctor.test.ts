@@ -15,10 +15,11 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { startPrivateTor, type PrivateTor } from '../../src/lab/tor/private-tor.js';
-import { TorProcess, freePort, pollUntil, readText, run } from '../../src/lab/tor/private-tor-process.js';
+import { TorProcess, freePort, readText } from '../../src/lab/tor/private-tor-process.js';
 import { openSam } from '../../src/overlay/i2p/connection.js';
 import { checkSam, checkTorControl, checkTorSocks, formatCheck, type CheckResult } from '../../src/daemon/doctor.js';
 import { verb, type VerbProcess } from '../helpers/daemon-verbs.js';
+import { standaloneTor } from '../helpers/standalone-tor.js';
 
 const CLI = fileURLToPath(new URL('../../../bin/onionpunch.js', import.meta.url));
 const log = process.env['ONIONPUNCH_TEST_LOG'] ? (l: string) => process.stderr.write(l + '\n') : () => {};
@@ -46,42 +47,6 @@ function doctorJson(args: string[]): Promise<{ code: number | null; report: Repo
     c.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
     c.on('exit', (code) => resolve({ code, report: JSON.parse(out || '{"ok":false,"checks":[]}'), err }));
   });
-}
-
-/** A standalone tor serving only its control port (DisableNetwork 1), with a password or a cookie. */
-async function standaloneTor(
-  dir: string,
-  kind: 'password' | 'cookie',
-): Promise<{ port: number; proc: TorProcess; cookie: string }> {
-  const port = await freePort();
-  const dataDir = join(dir, kind);
-  const torrc = join(dir, `${kind}.torrc`);
-  const logFile = join(dataDir, 'notice.log');
-  const hashed =
-    kind === 'password'
-      ? (await run('tor', ['--quiet', '--hash-password', PASSWORD])).trim().split('\n').pop()!.trim()
-      : '';
-  await writeFile(
-    torrc,
-    [
-      `DataDirectory ${dataDir}`,
-      'DisableNetwork 1',
-      'SocksPort 0',
-      `ControlPort 127.0.0.1:${port}`,
-      'GeoIPFile ""',
-      'GeoIPv6File ""',
-      'RunAsDaemon 0',
-      'ShutdownWaitLength 0',
-      `Log notice file ${logFile}`,
-      `__OwningControllerProcess ${process.pid}`,
-      kind === 'password' ? `HashedControlPassword ${hashed}` : 'CookieAuthentication 1',
-      '',
-    ].join('\n'),
-  );
-  const proc = new TorProcess(`doctor-${kind}`, torrc, logFile);
-  const opened = async () => (await readText(logFile)).includes('Opened Control listener');
-  await pollUntil(`tor (${kind}) control port`, opened, [proc], 20_000);
-  return { port, proc, cookie: join(dataDir, 'control_auth_cookie') };
 }
 
 /** A standalone i2pd with SAM on loopback: NTCP2 unpublished, no SSU2, no reseed source, no services. */
@@ -178,8 +143,8 @@ describe('onionpunch doctor: tor control and SOCKS ports, SAM (real tor and i2pd
     dir = await mkdtemp(join(tmpdir(), 'op-doctor-lab-'));
     closed = await freePort();
     const [p, c, i] = await Promise.all([
-      standaloneTor(dir, 'password'),
-      standaloneTor(dir, 'cookie'),
+      standaloneTor(dir, 'password', { password: PASSWORD, name: 'doctor-password' }),
+      standaloneTor(dir, 'cookie', { name: 'doctor-cookie' }),
       standaloneI2pd(await mkdtemp(join(dir, 'i2pd-'))),
     ]);
     tors.push(p.proc, c.proc);
@@ -219,7 +184,7 @@ describe('onionpunch doctor: tor control and SOCKS ports, SAM (real tor and i2pd
     assert.equal(wrong.code, 'TOR_AUTH_FAILED');
     assert.match(wrong.fix ?? '', /tor refused the password: set torpassword=/);
     const missing = await checkTorControl({ torcontrol: lo(pw), torpassword: undefined });
-    assert.equal(missing.code, 'TOR_AUTH_FAILED');
+    assert.equal(missing.code, 'TOR_AUTH_PASSWORD_REQUIRED');
     assert.match(missing.fix ?? '', /tor wants a control password/);
     const down = await checkTorControl({ torcontrol: lo(closed), torpassword: undefined });
     assert.equal(down.code, 'TOR_CONNECT');

@@ -45,7 +45,8 @@ test(
             ns,
             'bash',
             '-c',
-            `exec 3<>/dev/tcp/${net.sam[2]!.host}/${net.sam[2]!.port}; echo 'HELLO VERSION MIN=3.1 MAX=3.1' >&3; head -n1 <&3`,
+            `exec 3<>/dev/tcp/${net.sam[2]!.host}/${net.sam[2]!.port}; echo 'HELLO VERSION MIN=3.1 MAX=3.1' >&3; ` +
+              `head -n1 <&3`,
           ],
           { encoding: 'utf8', timeout: 10_000 },
         );

@@ -37,7 +37,10 @@ const GETADDR_S = 5;
 const SPACING_S = 2;
 const ANNOUNCE_S = 10;
 const WINDOW_S = 20;
-/** Largest CDF difference allowed (measured: 0.05 to 0.1; the lab run is one sample of 48 pairs, timers jitter under load). */
+/**
+ * Largest CDF difference allowed (measured: 0.05 to 0.1; the lab run is one sample of 48 pairs, timers jitter
+ * under load).
+ */
 const TOLERANCE = 0.2;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

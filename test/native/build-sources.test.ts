@@ -43,7 +43,9 @@ function sourceMismatches(gypText: string, cmakeText: string, onDisk: string[]):
   // The non-Linux condition removes every source again (the addon is Linux-only): the same list.
   const removed = (gypTarget(gypText).conditions ?? []).flatMap(([, v]) => v['sources!'] ?? []).sort();
   const all = gypTarget(gypText).sources.slice().sort();
-  if (JSON.stringify(removed) !== JSON.stringify(all)) out.push(`binding.gyp: sources! (${removed}) is not sources (${all})`);
+  if (JSON.stringify(removed) !== JSON.stringify(all)) {
+    out.push(`binding.gyp: sources! (${removed}) is not sources (${all})`);
+  }
   return out;
 }
 

@@ -93,7 +93,10 @@ test('bind errors: ENGINE_BIND / NativeError EADDRINUSE and EADDRNOTAVAIL', asyn
     await assert.rejects(
       engine.punch({ local: { address: LO, port: srv.port }, remotes: [{ address: LO, port: 9 }], deadlineMs: 500 }),
       (e: unknown) =>
-        e instanceof EngineError && e.code === 'ENGINE_BIND' && e.errno === 'EADDRINUSE' && e.nativeCause?.syscall === 'bind',
+        e instanceof EngineError &&
+        e.code === 'ENGINE_BIND' &&
+        e.errno === 'EADDRINUSE' &&
+        e.nativeCause?.syscall === 'bind',
     );
     // 192.0.2.1 (TEST-NET-1) is on no interface here: bind fails locally, nothing is sent.
     await assert.rejects(
@@ -153,7 +156,12 @@ test('timeout: ENGINE_TIMEOUT at the deadline, with the re-SYNs in the timeline'
   const port = closedPort();
   const t0 = engine.now();
   await assert.rejects(
-    engine.punch({ local: { address: LO, port: 0 }, remotes: [{ address: LO, port }], resynIntervalUs: 20_000, deadlineMs: 200 }),
+    engine.punch({
+      local: { address: LO, port: 0 },
+      remotes: [{ address: LO, port }],
+      resynIntervalUs: 20_000,
+      deadlineMs: 200,
+    }),
     (e: unknown) => {
       assert.ok(e instanceof EngineError);
       assert.equal(e.code, 'ENGINE_TIMEOUT');
@@ -264,13 +272,21 @@ test('abort: closes the plan sockets at once and rejects ENGINE_ABORTED', async 
     assert.equal(fdCount(), fds + 1);
     const t0 = performance.now();
     ac.abort();
-    await assert.rejects(p, (e: unknown) => e instanceof EngineError && e.code === 'ENGINE_ABORTED' && e.timeline.at(-1)!.kind === 'abort');
+    await assert.rejects(
+      p,
+      (e: unknown) => e instanceof EngineError && e.code === 'ENGINE_ABORTED' && e.timeline.at(-1)!.kind === 'abort',
+    );
     assert.ok(performance.now() - t0 < 1000, 'abort answered promptly');
     assert.equal(eng.stats().sockets, 0);
     assert.equal(fdCount(), fds);
     // Already aborted: rejected without touching the engine.
     await assert.rejects(
-      eng.punch({ local: { address: LO, port: 0 }, remotes: [{ address: LO, port: 1 }], deadlineMs: 10, signal: ac.signal }),
+      eng.punch({
+        local: { address: LO, port: 0 },
+        remotes: [{ address: LO, port: 1 }],
+        deadlineMs: 10,
+        signal: ac.signal,
+      }),
       (e: unknown) => e instanceof EngineError && e.code === 'ENGINE_ABORTED',
     );
     filler.socket.destroy();

@@ -107,6 +107,11 @@ interface SideReport {
 }
 
 /** Starts one punch-side child per namespace; once all are ready, gives them one start instant. */
+/** One side's endpoints in a plan: bound to `local:port`, punching `remote:port`. */
+function side(local: string, remote: string, port: number): { local: object; remotes: object[] } {
+  return { local: { address: local, port }, remotes: [{ address: remote, port }] };
+}
+
 async function runSides(sides: { ns: string; name: string; plan: object }[], leadMs = 300): Promise<SideReport[]> {
   const kids = sides.map(({ ns, name, plan }) => {
     const child = spawn('ip', ['netns', 'exec', ns, process.execPath, SIDE, JSON.stringify({ name, plan })], {
@@ -147,8 +152,8 @@ test(
       const port = 40_000 + Math.floor(Math.random() * 20_000);
       const common = { resynIntervalUs: 20_000, deadlineMs: 5000 };
       const [a, b] = (await runSides([
-        { ns: pair.a, name: 'A', plan: { ...common, local: { address: pair.addrA, port }, remotes: [{ address: pair.addrB, port }] } },
-        { ns: pair.b, name: 'B', plan: { ...common, local: { address: pair.addrB, port }, remotes: [{ address: pair.addrA, port }] } },
+        { ns: pair.a, name: 'A', plan: { ...common, ...side(pair.addrA, pair.addrB, port) } },
+        { ns: pair.b, name: 'B', plan: { ...common, ...side(pair.addrB, pair.addrA, port) } },
       ])) as [SideReport, SideReport];
       assert.ok(a.ok, JSON.stringify(a));
       assert.ok(b.ok, JSON.stringify(b));
@@ -167,7 +172,8 @@ test(
 
 for (const family of [4, 6] as const) {
   test(
-    `prime then fire across a router (IPv${family}): the ${family === 4 ? 'TTL' : 'hop limit'}-1 prime dies with ICMP time exceeded, the full SYNs meet`,
+    `prime then fire across a router (IPv${family}): the ${family === 4 ? 'TTL' : 'hop limit'}-1 prime dies with ` +
+      `ICMP time exceeded, the full SYNs meet`,
     { ...needsRoot('network namespaces'), timeout: 60_000 },
     async () => {
       const net3 = makeRoutedPair({ dropNewSynInA: true, dropNewSynInB: true, family });
@@ -175,8 +181,8 @@ for (const family of [4, 6] as const) {
         const port = 40_000 + Math.floor(Math.random() * 20_000);
         const common = { profile: 'prime', primeTtl: 1, primeDelayMs: 100, resynIntervalUs: 20_000, deadlineMs: 5000 };
         const [a, b] = (await runSides([
-          { ns: net3.a, name: 'A', plan: { ...common, local: { address: net3.addrA, port }, remotes: [{ address: net3.addrB, port }] } },
-          { ns: net3.b, name: 'B', plan: { ...common, local: { address: net3.addrB, port }, remotes: [{ address: net3.addrA, port }] } },
+          { ns: net3.a, name: 'A', plan: { ...common, ...side(net3.addrA, net3.addrB, port) } },
+          { ns: net3.b, name: 'B', plan: { ...common, ...side(net3.addrB, net3.addrA, port) } },
         ])) as [SideReport, SideReport];
         assert.ok(a.ok, JSON.stringify(a));
         assert.ok(b.ok, JSON.stringify(b));

@@ -153,7 +153,8 @@ test('ensurePrereqs as root on Debian: says what and why, then runs apt-get upda
     d,
     'apt-get',
     `#!/bin/sh\necho "$DEBIAN_FRONTEND $*" >> ${record}\n` +
-      `if [ "$1" = install ]; then for b in tor tor-gencert; do printf '#!/bin/sh\\n' > ${d}/$b; /bin/chmod 755 ${d}/$b; done; fi\nexit 0\n`,
+      `if [ "$1" = install ]; then for b in tor tor-gencert; do printf '#!/bin/sh\\n' > ${d}/$b; /bin/chmod 755 ` +
+      `${d}/$b; done; fi\nexit 0\n`,
   );
   const { log, lines } = capture();
   await ensurePrereqs(['lab', 'tor'], { what: 'onionpunch demo', log, env: env(d) });

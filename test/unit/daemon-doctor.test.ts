@@ -33,8 +33,8 @@ import {
   type CheckResult,
 } from '../../src/daemon/doctor.js';
 import { NodeRpc, nodeRpcFromConfig } from '../../src/daemon/node-rpc.js';
-import { BcoinProcess, bcoinAvailable } from '../../src/lab/nodes/bcoin.js';
 import { freePort } from '../../src/lab/tor/private-tor-process.js';
+import { bcoinSkip, startBcoin, type LoopbackBcoin } from '../helpers/bcoin-node.js';
 import { verb, type VerbProcess } from '../helpers/daemon-verbs.js';
 
 const CLI = fileURLToPath(new URL('../../../bin/onionpunch.js', import.meta.url));
@@ -68,15 +68,11 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
   let unixServer: Server | undefined;
   let proxyStop: (() => Promise<number>) | undefined;
   let proxyPort = 0;
-  let bcoin: BcoinProcess | undefined;
+  let bcoin: LoopbackBcoin | undefined;
   const API_KEY = 'doctor-api-key';
 
   before(async () => {
-    if (bcoinAvailable()) {
-      const [port, rpcPort] = [await freePort(), await freePort()];
-      const cfg = { host: '127.0.0.1', port, rpcHost: '127.0.0.1', rpcPort, apiKey: API_KEY };
-      bcoin = await BcoinProcess.start('bcoin', cfg);
-    }
+    if (!bcoinSkip) bcoin = await startBcoin('bcoin', { apiKey: API_KEY });
     const base = ['--bind', '127.0.0.1', '--port', '0', '--json', '--log', 'json'];
     for (const net of ['regtest', 'regtest', 'main']) procs.push(verb('relay', [...base, '--network', net], []));
     [relay1, relay2, mainRelay] = await Promise.all(procs.map(async (p) => Number((await p.ready)['port'])));
@@ -231,9 +227,7 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
 
   test(
     "node: bcoin's P2P port and RPC pass; wrong password, missing cookie, closed port, P2P port as rpcport fail",
-    {
-      skip: bcoinAvailable() ? false : 'bcoin (devDependency) is not installed',
-    },
+    { skip: bcoinSkip },
     async () => {
       const b = bcoin!.cfg;
       const p2p = await checkHandoff({ bitcoind: lo(b.port), handoff: 'splice', network: 'regtest' });

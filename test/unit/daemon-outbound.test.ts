@@ -6,26 +6,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
-import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { AnnouncementDirectory, type Announcement } from '../../src/relay/index.js';
 import { Logger } from '../../src/daemon/log.js';
 import { NodeRpc } from '../../src/daemon/node-rpc.js';
 import { PunchOutbound, OUTBOUND_POLL_MS } from '../../src/daemon/outbound.js';
-import { BcoinProcess, bcoinAvailable } from '../../src/lab/nodes/bcoin.js';
+import { freePort } from '../../src/lab/tor/private-tor-process.js';
 import { formatOnion } from '../../src/wire/index.js';
-
-const skip = bcoinAvailable() ? false : 'bcoin is not installed (npm ci)';
-
-async function freePort(): Promise<number> {
-  const s = createServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as { port: number }).port;
-  s.close();
-  await once(s, 'close');
-  return port;
-}
+import { bcoinSkip as skip, startBcoin } from '../helpers/bcoin-node.js';
 
 function announcement(address: string, port: number, nowS = Math.floor(Date.now() / 1000)): Announcement {
   return {
@@ -53,28 +41,12 @@ async function until(what: string, ms: number, f: () => boolean | Promise<boolea
   }
 }
 
-async function node(name: string, mine = 0): Promise<BcoinProcess & { rpc: NodeRpc; p2pPort: number }> {
-  const [port, rpcPort] = [await freePort(), await freePort()];
-  const p = await BcoinProcess.start(name, {
-    host: '127.0.0.1',
-    port,
-    rpcHost: '127.0.0.1',
-    rpcPort,
-    apiKey: `key-${name}`,
-    mine,
-  });
-  return Object.assign(p, {
-    rpc: new NodeRpc({ host: '127.0.0.1', port: rpcPort, auth: { user: 'x', password: `key-${name}` } }),
-    p2pPort: port,
-  });
-}
-
 test(
   "a fresh announcement makes B's node connect (addnode onetry) and sync; a dropped peer is asked for again",
   { timeout: 90_000, skip },
   async (t) => {
-    const a = await node('A', 20);
-    const b = await node('B');
+    const a = await startBcoin('A', { mine: 20 });
+    const b = await startBcoin('B');
     const { log, events } = logged();
     const directory = new AnnouncementDirectory();
     const out = new PunchOutbound({ rpc: b.rpc, directory, maxPeers: 2, log });
@@ -116,7 +88,7 @@ test(
   "B's filters: one peer per netgroup, the maxpunchpeers cap, stale and re-pointed announcements",
   { timeout: 60_000, skip },
   async (t) => {
-    const b = await node('B');
+    const b = await startBcoin('B');
     const { log, events } = logged();
     let nowS = Math.floor(Date.now() / 1000);
     const directory = new AnnouncementDirectory({ nowS: () => nowS });

@@ -6,7 +6,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createServer as createTcpServer } from 'node:net';
 import { once } from 'node:events';
 import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,16 +18,8 @@ import {
   type NodeRpcErrorCode,
 } from '../../src/daemon/node-rpc.js';
 import { loadConfig } from '../../src/daemon/config.js';
-import { BcoinProcess, bcoinAvailable } from '../../src/lab/nodes/bcoin.js';
-
-async function freePort(): Promise<number> {
-  const s = createTcpServer().listen(0, '127.0.0.1');
-  await once(s, 'listening');
-  const port = (s.address() as { port: number }).port;
-  s.close();
-  await once(s, 'close');
-  return port;
-}
+import { freePort } from '../../src/lab/tor/private-tor-process.js';
+import { bcoinSkip, startBcoin } from '../helpers/bcoin-node.js';
 
 async function rejectsWith(p: Promise<unknown>, code: NodeRpcErrorCode): Promise<NodeRpcError> {
   try {
@@ -64,17 +55,10 @@ async function httpServer(
 
 test(
   'against bcoin 1.0.2: result, auth, cookie, JSON-RPC errors, addnode onetry',
-  { timeout: 90_000, skip: bcoinAvailable() ? false : 'bcoin is not installed (npm ci)' },
+  { timeout: 90_000, skip: bcoinSkip },
   async (t) => {
-    const [port, rpcPort] = [await freePort(), await freePort()];
-    const node = await BcoinProcess.start('bcoin', {
-      host: '127.0.0.1',
-      port,
-      rpcHost: '127.0.0.1',
-      rpcPort,
-      apiKey: 'sekrit',
-      mine: 3,
-    });
+    const node = await startBcoin('bcoin', { mine: 3, apiKey: 'sekrit' });
+    const rpcPort = node.rpcPort;
     const dir = mkdtempSync(join(tmpdir(), 'onionpunch-rpc-'));
     t.after(async () => {
       await node.stop();

@@ -42,7 +42,8 @@ const DEMO = {
   },
   notes:
     "Set ONIONPUNCH_DEMO_VERBOSE=1 for the rig's own log lines. With --nodes, --json ends with\n" +
-    '{"ok", "nodes": "bcoin"|"core", "heightA", "heightB", "syncMs", "timeToConnectMs", "natA", "natB", "overlay", ...}.',
+    '{"ok", "nodes": "bcoin"|"core", "heightA", "heightB", "syncMs", "timeToConnectMs", "natA", "natB", ' +
+    '"overlay", ...}.',
 };
 
 export async function main(args: string[]): Promise<number> {
@@ -121,7 +122,8 @@ export async function main(args: string[]): Promise<number> {
         ...(v.nodes ? { nodes: summary.nodes as 'bcoin' | 'core' } : {}),
         onFlowEvent: (e) => {
           process.stdout.write(
-            `${(e.at - t0).toFixed(0).padStart(7)} ms  ${e.who.padEnd(7)} ${e.event}${e.detail ? `  ${e.detail}` : ''}\n`,
+            `${(e.at - t0).toFixed(0).padStart(7)} ms  ${e.who.padEnd(7)} ` +
+              `${e.event}${e.detail ? `  ${e.detail}` : ''}\n`,
           );
         },
         log: (l) => {
@@ -130,7 +132,8 @@ export async function main(args: string[]): Promise<number> {
         onMessage: (who: string, m: { type: string; [k: string]: unknown }) => {
           if (m.type === 'eim')
             say(
-              `${who}: EIM check: ${String(m.mapping)}${m.portPreserving ? ' (port-preserving)' : ''}${m.reason ? ` — ${String(m.reason)}` : ''}; observed ${JSON.stringify(m.observed)}`,
+              `${who}: EIM check: ${String(m.mapping)}${m.portPreserving ? ' (port-preserving)' : ''}` +
+                `${m.reason ? ` — ${String(m.reason)}` : ''}; observed ${JSON.stringify(m.observed)}`,
             );
           if (m.type === 'ready' && who === 'A')
             say(`A: coordination endpoint ${String(m.address)}:${String(m.port)} published`);
@@ -143,7 +146,8 @@ export async function main(args: string[]): Promise<number> {
     const tm = rig.timings;
     if (v.nodes) {
       say(
-        `lab up at ${tm.labUp} ms, relays at ${tm.natcheckUp} ms, private ${overlay} network, nodes and daemons at ${tm.sitesUp} ms; waiting for B's node to sync`,
+        `lab up at ${tm.labUp} ms, relays at ${tm.natcheckUp} ms, private ${overlay} network, nodes and daemons at ` +
+          `${tm.sitesUp} ms; waiting for B's node to sync`,
       );
       const r = await rig.syncNodes(150_000);
       Object.assign(summary, {
@@ -160,7 +164,8 @@ export async function main(args: string[]): Promise<number> {
       });
       if (r.ok)
         say(
-          `OK: B's node synced to height ${r.heightB} (${r.hashB}) over the punched connection; punch ${String(r.timeToConnectMs)} ms, sync ${String(r.syncMs)} ms; B inbound on A, A outbound on B`,
+          `OK: B's node synced to height ${r.heightB} (${r.hashB}) over the punched connection; punch ` +
+            `${String(r.timeToConnectMs)} ms, sync ${String(r.syncMs)} ms; B inbound on A, A outbound on B`,
         );
       else say(`FAILED: ${r.error?.code}: ${r.error?.message}`);
     } else {
@@ -188,16 +193,20 @@ export async function main(args: string[]): Promise<number> {
   async function punchOnly(rig: import('../../lab/demo/rig.js').PunchRig): Promise<void> {
     const tm = rig.timings;
     say(
-      `lab up at ${tm.labUp} ms, NAT-check servers at ${tm.natcheckUp} ms, private ${overlay === 'tor' ? `Tor network at ${tm.torUp}` : `I2P network at ${tm.i2pUp}`} ms, A and B ready at ${tm.workersUp} ms`,
+      `lab up at ${tm.labUp} ms, NAT-check servers at ${tm.natcheckUp} ms, private ` +
+        `${overlay === 'tor' ? `Tor network at ${tm.torUp}` : `I2P network at ${tm.i2pUp}`} ms, A and B ready at ` +
+        `${tm.workersUp} ms`,
     );
     say(
-      `B: punching A (discovery + ${overlay === 'tor' ? 'Tor' : 'I2P'} dial + coordination + simultaneous open), then Bitcoin version handshake`,
+      `B: punching A (discovery + ${overlay === 'tor' ? 'Tor' : 'I2P'} dial + coordination + simultaneous open), ` +
+        `then Bitcoin version handshake`,
     );
     const r = await rig.attempt();
     const base = r.events[0]?.at ?? wallMs();
     for (const e of r.events) {
       process.stdout.write(
-        `${(e.at - t0).toFixed(1).padStart(9)} ms  (+${(e.at - base).toFixed(1).padStart(7)})  ${e.who}  ${e.event}${e.detail ? `  ${e.detail}` : ''}\n`,
+        `${(e.at - t0).toFixed(1).padStart(9)} ms  (+${(e.at - base).toFixed(1).padStart(7)})  ${e.who}  ` +
+          `${e.event}${e.detail ? `  ${e.detail}` : ''}\n`,
       );
     }
     summary.ok = r.ok;
@@ -221,7 +230,9 @@ export async function main(args: string[]): Promise<number> {
     if (r.error) summary.error = r.error;
     if (r.ok)
       say(
-        `OK: direct TCP connection A<->B, Bitcoin handshake done; B's request reached A -> established in ${String(summary.timeToConnectMs)} ms (overlay RTT ${String(summary.overlayRttMs)} ms, direct RTT ${String(summary.directRttMs)} ms)`,
+        `OK: direct TCP connection A<->B, Bitcoin handshake done; B's request reached A -> established in ` +
+          `${String(summary.timeToConnectMs)} ms (overlay RTT ${String(summary.overlayRttMs)} ms, direct RTT ` +
+          `${String(summary.directRttMs)} ms)`,
       );
     else say(`FAILED: ${r.error?.code}: ${r.error?.message}`);
   }

@@ -108,10 +108,12 @@ function planText(d: ReturnType<typeof describePlan>): string {
       .filter(Boolean)
       .join(' ');
     lines.push(
-      `  site ${s.name}: nat ${s.nat}, inbound ${s.inbound}${s.cgnat ? ', cgnat' : ''}${s.ipv6 ? ', fw6' : ''}${cond ? ', ' + cond : ''} (core${s.core})`,
+      `  site ${s.name}: nat ${s.nat}, inbound ${s.inbound}` +
+        `${s.cgnat ? ', cgnat' : ''}${s.ipv6 ? ', fw6' : ''}${cond ? ', ' + cond : ''} (core${s.core})`,
     );
     lines.push(
-      `    ${s.router.key.padEnd(12)} wan ${s.router.wanIp}${s.router.wanIp6 ? ' ' + s.router.wanIp6 : ''}, lan ${s.router.lanIp}`,
+      `    ${s.router.key.padEnd(12)} wan ${s.router.wanIp}${s.router.wanIp6 ? ' ' + s.router.wanIp6 : ''}, lan ` +
+        `${s.router.lanIp}`,
     );
     if (s.carrier) lines.push(`    ${s.carrier.key.padEnd(12)} wan ${s.carrier.wanIp}, lan ${s.carrier.lanIp}`);
     for (const h of s.hosts)
@@ -176,7 +178,8 @@ async function cmdExec(args: string[]): Promise<number> {
   if (!s.namespaces.includes(ns)) {
     throw new LabError(
       'LAB_UNKNOWN_NODE',
-      `no node '${node}' in lab ${s.prefix.replace(/-$/, '')} (have: ${s.namespaces.map((n) => n.slice(s.prefix.length)).join(', ')})`,
+      `no node '${node}' in lab ${s.prefix.replace(/-$/, '')} (have: ` +
+        `${s.namespaces.map((n) => n.slice(s.prefix.length)).join(', ')})`,
     );
   }
   return new Promise((resolve) => {
@@ -221,10 +224,14 @@ async function cmdStatus(args: string[]): Promise<number> {
     labs.length === 0
       ? 'no labs'
       : labs
-          .map(
-            (l) =>
-              `${l.name}: ${l.namespacesPresent}/${l.namespaces} namespaces, owner ${l.detached ? 'detached' : `${l.ownerPid} (${l.ownerAlive ? 'alive' : 'dead'})`}, sites ${l.sites.map((x) => `${x.name}=${x.nat}/${x.inbound}${x.cgnat ? '+cgnat' : ''}${x.ipv6 ? '+fw6' : ''}`).join(' ')}`,
-          )
+          .map((l) => {
+            const owner = l.detached ? 'detached' : `${l.ownerPid} (${l.ownerAlive ? 'alive' : 'dead'})`;
+            const sites = l.sites.map(
+              (x) => `${x.name}=${x.nat}/${x.inbound}${x.cgnat ? '+cgnat' : ''}${x.ipv6 ? '+fw6' : ''}`,
+            );
+            const ns = `${l.namespacesPresent}/${l.namespaces} namespaces`;
+            return `${l.name}: ${ns}, owner ${owner}, sites ${sites.join(' ')}`;
+          })
           .join('\n');
   print(json, { labs }, text);
   return 0;
@@ -252,7 +259,8 @@ async function cmdDown(args: string[]): Promise<number> {
     print(
       json,
       r,
-      `removed ${r.removedLabs.length} lab(s)${r.removedLabs.length ? ': ' + r.removedLabs.join(' ') : ''}; ${r.removedOrphanNamespaces.length} orphan namespace(s); kept ${r.keptLabs.length} lab(s) with a live owner`,
+      `removed ${r.removedLabs.length} lab(s)${r.removedLabs.length ? ': ' + r.removedLabs.join(' ') : ''}; ` +
+        `${r.removedOrphanNamespaces.length} orphan namespace(s); kept ${r.keptLabs.length} lab(s) with a live owner`,
     );
     return 0;
   }
@@ -299,7 +307,8 @@ async function cmdSelftest(args: string[]): Promise<number> {
   const text = Object.entries(r.behaviours)
     .map(([k, v]) => `${v.ok ? 'ok  ' : 'FAIL'} ${k}`)
     .concat(
-      `lab up ${r.upMs} ms, down ${r.downMs} ms, total ${r.totalMs} ms: ${r.ok ? 'all behaviours ok' : 'SOME BEHAVIOURS FAILED'}`,
+      `lab up ${r.upMs} ms, down ${r.downMs} ms, total ${r.totalMs} ms: ` +
+        `${r.ok ? 'all behaviours ok' : 'SOME BEHAVIOURS FAILED'}`,
     )
     .join('\n');
   print(json, r, text);

@@ -68,7 +68,8 @@ export async function main(args: string[]): Promise<number> {
   if (json) process.stdout.write(JSON.stringify(out) + '\n');
   else {
     process.stdout.write(
-      `mapping: ${v.mapping}${v.mapping === 'eim' ? (v.portPreserving ? ' (port-preserving)' : ' (port-translating)') : ''}\n`,
+      `mapping: ${v.mapping}` +
+        `${v.mapping === 'eim' ? (v.portPreserving ? ' (port-preserving)' : ' (port-translating)') : ''}\n`,
     );
     process.stdout.write(`local port: ${v.localPort}\n`);
     for (const o of v.observed)

@@ -57,7 +57,8 @@ async function selftest(args: string[]): Promise<number> {
   else
     for (const [k, v] of Object.entries(out))
       process.stdout.write(
-        `${k}: ${v.ok ? 'ok' : 'FAILED'} bring-up ${v.bringUpMs} ms, first connect ${v.firstConnectMs} ms${v.error ? ` (${v.error.code}: ${v.error.message})` : ''}\n`,
+        `${k}: ${v.ok ? 'ok' : 'FAILED'} bring-up ${v.bringUpMs} ms, first connect ${v.firstConnectMs} ms` +
+          `${v.error ? ` (${v.error.code}: ${v.error.message})` : ''}\n`,
       );
   return Object.values(out).every((v) => v.ok) ? 0 : 1;
 }

@@ -6,6 +6,7 @@
  */
 import type { Readable } from 'node:stream';
 import { createInterface } from 'node:readline';
+import { LabError } from '../errors.js';
 
 export function wallMs(): number {
   return performance.timeOrigin + performance.now();
@@ -89,7 +90,7 @@ export class MessageQueue {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters = this.waiters.filter((w) => w.timer !== timer);
-        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${[...set].join('|')}`));
+        reject(new LabError('LAB_TIMEOUT', `timed out after ${timeoutMs} ms waiting for ${[...set].join('|')}`));
       }, timeoutMs);
       this.waiters.push({ pred, resolve, reject, timer });
     });

@@ -599,7 +599,9 @@ export class PunchRig {
         : {
             error: {
               code: 'DEMO_HANDSHAKE',
-              message: `bitcoin handshake over the punched socket failed: ${String(hb?.message ?? ha?.message ?? 'no answer')}`,
+              message:
+                `bitcoin handshake over the punched socket failed: ` +
+                `${String(hb?.message ?? ha?.message ?? 'no answer')}`,
             },
           }),
       ...(ttc !== undefined ? { timeToConnectMs: ttc } : {}),

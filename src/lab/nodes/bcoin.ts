@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { MessageQueue, readMessages, type WorkerMessage } from '../demo/jsonl.js';
 import type { BcoinWorkerConfig } from './bcoin-worker.js';
+import { LabNodeError } from '../errors.js';
 
 export type { BcoinWorkerConfig } from './bcoin-worker.js';
 
@@ -44,6 +45,16 @@ export type Spawner = (argv: string[]) => ChildProcess;
 
 const plainSpawn: Spawner = (argv) => spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
 
+/**
+ * The worker's `fatal` line {code, message} as a LabNodeError (LAB_NODE_FAILED, the worker's code kept as
+ * `workerCode`). `withCode` keeps the code in the message too, as the start error always showed it.
+ */
+function fatalError(name: string, m: WorkerMessage, withCode = false): LabNodeError {
+  const workerCode = typeof m.code === 'string' && m.code !== '' ? m.code : undefined;
+  const text = withCode ? `${name}: ${String(m.code)}: ${String(m.message)}` : `${name}: ${String(m.message)}`;
+  return new LabNodeError('LAB_NODE_FAILED', text, workerCode === undefined ? {} : { workerCode });
+}
+
 /** A running bcoin worker. */
 export class BcoinProcess {
   readonly q = new MessageQueue();
@@ -67,7 +78,12 @@ export class BcoinProcess {
       if (this.stderr.length > 50) this.stderr.shift();
     });
     child.on('exit', (code, sig) =>
-      this.q.end(new Error(`${name} exited (${code ?? sig}): ${this.stderr.join('').trim().slice(-400)}`)),
+      this.q.end(
+        new LabNodeError(
+          'LAB_NODE_EXITED',
+          `${name} exited (${code ?? sig}): ${this.stderr.join('').trim().slice(-400)}`,
+        ),
+      ),
     );
   }
 
@@ -81,7 +97,7 @@ export class BcoinProcess {
     const p = new BcoinProcess(name, child, cfg, o.onMessage);
     try {
       const m = await p.q.waitFor(['ready', 'fatal'], o.timeoutMs ?? 60_000);
-      if (m.type === 'fatal') throw new Error(`${name}: ${String(m.code)}: ${String(m.message)}`);
+      if (m.type === 'fatal') throw fatalError(name, m, true);
       return p;
     } catch (err) {
       p.kill();
@@ -97,7 +113,7 @@ export class BcoinProcess {
   async info(timeoutMs = 10_000): Promise<NodeInfo> {
     this.send({ cmd: 'info' });
     const m = await this.q.waitFor(['info', 'fatal'], timeoutMs);
-    if (m.type === 'fatal') throw new Error(`${this.name}: ${String(m.message)}`);
+    if (m.type === 'fatal') throw fatalError(this.name, m);
     return { height: Number(m.height), hash: String(m.hash), peers: m.peers as NodePeer[] };
   }
 
@@ -105,7 +121,7 @@ export class BcoinProcess {
   async mine(n: number, timeoutMs = 60_000): Promise<{ height: number; hash: string }> {
     this.send({ cmd: 'mine', n });
     const m = await this.q.waitFor(['mined', 'fatal'], timeoutMs);
-    if (m.type === 'fatal') throw new Error(`${this.name}: ${String(m.message)}`);
+    if (m.type === 'fatal') throw fatalError(this.name, m);
     return { height: Number(m.height), hash: String(m.hash) };
   }
 
@@ -115,8 +131,10 @@ export class BcoinProcess {
     for (;;) {
       const t = this.tips.find((x) => x.height >= height);
       if (t) return t;
-      if (this.child.exitCode !== null) throw new Error(`${this.name} exited`);
-      if (Date.now() - t0 > timeoutMs) throw new Error(`${this.name}: height ${height} not reached in ${timeoutMs} ms`);
+      if (this.child.exitCode !== null) throw new LabNodeError('LAB_NODE_EXITED', `${this.name} exited`);
+      if (Date.now() - t0 > timeoutMs) {
+        throw new LabNodeError('LAB_TIMEOUT', `${this.name}: height ${height} not reached in ${timeoutMs} ms`);
+      }
       await new Promise((r) => setTimeout(r, 100));
     }
   }

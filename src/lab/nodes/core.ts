@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { NodeInfo, NodePeer, Spawner } from './bcoin.js';
 import type { BcoinWorkerConfig } from './bcoin-worker.js';
+import { LabNodeError } from '../errors.js';
 
 /** Runs argv in the node's namespace and gives its output. */
 export type Exec = (argv: string[]) => Promise<{ code: number | null; stdout: string; stderr: string }>;
@@ -25,9 +26,13 @@ export function bitcoindBinary(env: NodeJS.ProcessEnv = process.env): string | u
 const RPC_SCRIPT = `
 const [host, port, pass, method, params] = process.argv.slice(1);
 fetch('http://' + host + ':' + port + '/', { method: 'POST', signal: AbortSignal.timeout(20000),
-  headers: { authorization: 'Basic ' + Buffer.from('lab:' + pass).toString('base64'), 'content-type': 'application/json' },
+  headers: {
+    authorization: 'Basic ' + Buffer.from('lab:' + pass).toString('base64'),
+    'content-type': 'application/json',
+  },
   body: JSON.stringify({ jsonrpc: '1.0', id: 1, method, params: JSON.parse(params) }) })
-  .then((r) => r.text()).then((t) => process.stdout.write(t), (e) => { process.stderr.write(String(e)); process.exit(1); });
+  .then((r) => r.text())
+  .then((t) => process.stdout.write(t), (e) => { process.stderr.write(String(e)); process.exit(1); });
 `;
 
 /** Bitcoin Core as a {@link import('./flow.js').LabNode}. */
@@ -44,7 +49,7 @@ export class CoreProcess {
 
   static async start(name: string, cfg: BcoinWorkerConfig, o: { spawner: Spawner; exec: Exec }): Promise<CoreProcess> {
     const bin = bitcoindBinary();
-    if (!bin) throw new Error('BITCOIND is not set');
+    if (!bin) throw new LabNodeError('LAB_NODE_FAILED', 'BITCOIND is not set');
     const dir = mkdtempSync(join(tmpdir(), `onionpunch-core-${name}-`));
     const args = [
       bin,
@@ -78,7 +83,9 @@ export class CoreProcess {
       } catch (err) {
         if (child.exitCode !== null || Date.now() - t0 > 60_000) {
           p.kill();
-          throw new Error(`${name}: bitcoind did not start: ${(err as Error).message}`);
+          throw new LabNodeError('LAB_NODE_FAILED', `${name}: bitcoind did not start: ${(err as Error).message}`, {
+            cause: err,
+          });
         }
         await new Promise((r) => setTimeout(r, 500));
       }
@@ -96,9 +103,9 @@ export class CoreProcess {
       method,
       JSON.stringify(params),
     ]);
-    if (r.code !== 0) throw new Error(`${method}: ${r.stderr.trim().slice(0, 200)}`);
+    if (r.code !== 0) throw new LabNodeError('LAB_NODE_FAILED', `${method}: ${r.stderr.trim().slice(0, 200)}`);
     const j = JSON.parse(r.stdout) as { result: T; error: { message?: string } | null };
-    if (j.error) throw new Error(`${method}: ${j.error.message ?? 'error'}`);
+    if (j.error) throw new LabNodeError('LAB_NODE_FAILED', `${method}: ${j.error.message ?? 'error'}`);
     return j.result;
   }
 
@@ -131,7 +138,9 @@ export class CoreProcess {
         this.tips.push(t);
         return t;
       }
-      if (Date.now() - t0 > timeoutMs) throw new Error(`${this.name}: height ${height} not reached in ${timeoutMs} ms`);
+      if (Date.now() - t0 > timeoutMs) {
+        throw new LabNodeError('LAB_TIMEOUT', `${this.name}: height ${height} not reached in ${timeoutMs} ms`);
+      }
       await new Promise((r) => setTimeout(r, 250));
     }
   }

@@ -18,6 +18,7 @@ import type { PrivateTor } from '../tor/private-tor.js';
 import type { PrivateI2p } from '../i2p/private-i2p.js';
 import { onionpunchArgv } from '../topology/observe.js';
 import { wallMs } from '../demo/jsonl.js';
+import { LabError } from '../errors.js';
 import { BcoinProcess, type NodeInfo } from './bcoin.js';
 import { CoreProcess } from './core.js';
 import type { Endpoint } from '../../nat/types.js';
@@ -100,12 +101,17 @@ export class VerbRun {
           try {
             resolve(JSON.parse(out.slice(0, nl)) as Record<string, unknown>);
           } catch {
-            reject(new Error(`${name}: bad ready line`));
+            reject(new LabError('LAB_COMMAND_FAILED', `${name}: bad ready line`));
           }
         }
       });
       child.once('exit', (code) =>
-        reject(new Error(`${name} exited (${code}) before ready: ${this.tail.join(' | ').slice(-600)}`)),
+        reject(
+          new LabError(
+            'LAB_COMMAND_FAILED',
+            `${name} exited (${code}) before ready: ${this.tail.join(' | ').slice(-600)}`,
+          ),
+        ),
       );
     });
     this.ready.catch(() => undefined);
@@ -131,7 +137,7 @@ export class VerbRun {
       const timer = setTimeout(() => {
         const i = this.waiters.indexOf(w);
         if (i >= 0) this.waiters.splice(i, 1);
-        reject(new Error(`${this.name}: no '${event}' within ${timeoutMs} ms`));
+        reject(new LabError('LAB_TIMEOUT', `${this.name}: no '${event}' within ${timeoutMs} ms`));
       }, timeoutMs);
       this.waiters.push(w);
     });

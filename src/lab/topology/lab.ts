@@ -11,6 +11,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LabError } from '../errors.js';
 import { mustRun, pool, run, type RunOptions, type RunResult } from './run.js';
+import { untilReady } from './ready.js';
 import {
   planLab,
   planNamespaces,
@@ -213,29 +214,7 @@ export class Lab {
       this.state.helperPids.push(child.pid);
       writeState(this.state);
     }
-    let errText = '';
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (errText += d));
-    await new Promise<void>((resolve, reject) => {
-      let out = '';
-      const timer = setTimeout(
-        () => reject(new LabError('LAB_TIMEOUT', `delay line for site ${dl.site} did not start`)),
-        5000,
-      );
-      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-        out += d;
-        if (out.includes('ready')) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
-      child.on('exit', (code) => {
-        clearTimeout(timer);
-        reject(
-          new LabError('LAB_COMMAND_FAILED', `delay line for site ${dl.site} exited (${code}): ${errText.trim()}`),
-        );
-      });
-    });
-    child.removeAllListeners('exit');
+    await untilReady(child, { what: `delay line for site ${dl.site}`, marker: 'ready', timeoutMs: 5000 });
     if (this.detached) child.stdout!.destroy();
     // A delay line never keeps the owner's event loop alive: a script that ends without down() still exits,
     // and the 'exit' hook removes the lab.
@@ -251,7 +230,8 @@ export class Lab {
     if (this.namespaces.includes(full)) return full;
     throw new LabError(
       'LAB_UNKNOWN_NODE',
-      `no node '${node}' in lab ${this.name} (have: ${this.namespaces.map((n) => n.slice(this.prefix.length)).join(', ')})`,
+      `no node '${node}' in lab ${this.name} (have: ` +
+        `${this.namespaces.map((n) => n.slice(this.prefix.length)).join(', ')})`,
     );
   }
 

@@ -19,7 +19,8 @@ export function natStatements(kind: NatKind, wanIp: string, seed: number): strin
       // nft hands the hash to NAT in host byte order, so the port seen is the byte-swapped value of
       // 20000..49999: spread over 78..65535 (never 0), still a pure function of (LAN address, LAN port).
       return [
-        `oifname "wan" meta l4proto { tcp, udp } snat to ${wanIp} : jhash ip saddr . th sport mod 30000 seed 0x${seed.toString(16)} offset 20000`,
+        `oifname "wan" meta l4proto { tcp, udp } snat to ${wanIp} : jhash ip saddr . th sport mod 30000 seed ` +
+          `0x${seed.toString(16)} offset 20000`,
         'oifname "wan" masquerade',
       ];
     case 'edm':

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { LabError } from '../errors.js';
 import { join } from 'node:path';
 import { packageRoot, type Lab } from './lab.js';
+import { untilReady } from './ready.js';
 import { ECHO_SERVER_PY, INBOUND_PROBE_PY, SEEN_CLIENT_PY, SIMOPEN_PY, TTL_PROBE_PY, UDP_PROBE_PY } from './probes.js';
 
 export interface SeenResult {
@@ -83,31 +84,8 @@ export function randomPort(): number {
 export async function startEchoServers(lab: Lab, nodes: string[], port: number): Promise<ChildProcess[]> {
   const procs = nodes.map((n) => lab.spawn(n, realtime([python(), '-c', ECHO_SERVER_PY, String(port)])));
   await Promise.all(
-    procs.map(
-      (p, i) =>
-        new Promise<void>((resolve, reject) => {
-          let out = '';
-          let err = '';
-          const timer = setTimeout(
-            () => reject(new LabError('LAB_TIMEOUT', `echo server on ${nodes[i]} did not start`)),
-            5000,
-          );
-          p.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-          p.stdout?.on('data', (d: Buffer) => {
-            out += d.toString();
-            if (out.includes('ready')) {
-              clearTimeout(timer);
-              resolve();
-            }
-          });
-          p.on('exit', (code) => {
-            clearTimeout(timer);
-            reject(new LabError('LAB_COMMAND_FAILED', `echo server on ${nodes[i]} exited (${code}): ${err.trim()}`));
-          });
-        }),
-    ),
+    procs.map((p, i) => untilReady(p, { what: `echo server on ${nodes[i]}`, marker: 'ready', timeoutMs: 5000 })),
   );
-  for (const p of procs) p.removeAllListeners('exit');
   return procs;
 }
 
@@ -271,36 +249,15 @@ export async function startNatcheckServers(
     lab.spawn(h.key, onionpunchArgv('natcheck-server', '--listen', `${h.ip}:${port}`, '--json')),
   );
   await Promise.all(
-    procs.map(
-      (p, i) =>
-        new Promise<void>((resolve, reject) => {
-          let out = '';
-          let err = '';
-          const timer = setTimeout(
-            () => reject(new LabError('LAB_TIMEOUT', `natcheck-server on ${hosts[i]!.key} did not start`)),
-            15000,
-          );
-          p.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-          p.stdout?.on('data', (d: Buffer) => {
-            out += d.toString();
-            if (out.includes('"listening"')) {
-              clearTimeout(timer);
-              resolve();
-            }
-          });
-          p.on('exit', (code) => {
-            clearTimeout(timer);
-            reject(
-              new LabError(
-                'LAB_COMMAND_FAILED',
-                `natcheck-server on ${hosts[i]!.key} exited (${code}): ${err.trim().slice(0, 300)}`,
-              ),
-            );
-          });
-        }),
+    procs.map((p, i) =>
+      untilReady(p, {
+        what: `natcheck-server on ${hosts[i]!.key}`,
+        marker: '"listening"',
+        timeoutMs: 15000,
+        stderrChars: 300,
+      }),
     ),
   );
-  for (const p of procs) p.removeAllListeners('exit');
   return procs;
 }
 

@@ -130,7 +130,8 @@ print(json.dumps({'target': tip + ':' + str(tport), 'result': result, 'ms': roun
 /** argv: DST_IP DST_PORT COUNT INTERVAL_MS TIMEOUT_MS. UDP echo probes; reports RTT statistics and loss. */
 export const UDP_PROBE_PY = String.raw`
 import json, select, socket, struct, sys, time
-dst, dport, count, ivl, tmo = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]) / 1000, float(sys.argv[5]) / 1000
+dst, dport, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ivl, tmo = float(sys.argv[4]) / 1000, float(sys.argv[5]) / 1000
 u = socket.socket(socket.AF_INET6 if ':' in dst else socket.AF_INET, socket.SOCK_DGRAM)
 u.connect((dst, dport)); u.setblocking(False)
 sent = {}; rtts = []
@@ -163,7 +164,8 @@ n = len(rtts)
 def q(p):
     return round(rtts[min(n - 1, int(p * n))], 3) if n else None
 print(json.dumps({'sent': count, 'received': n, 'lossPct': round(100 * (count - n) / count, 3),
-                  'rttMs': {'min': q(0), 'median': q(0.5), 'mean': round(sum(rtts) / n, 3) if n else None, 'p95': q(0.95), 'max': q(0.9999)}}))
+                  'rttMs': {'min': q(0), 'median': q(0.5), 'mean': round(sum(rtts) / n, 3) if n else None,
+                            'p95': q(0.95), 'max': q(0.9999)}}))
 `;
 
 /**
@@ -205,7 +207,8 @@ def finish(conn, how):
         got = buf.decode().strip()
     except OSError as e:
         got = 'error: %s' % e
-    print(json.dumps({'connected': True, 'via': how, 'tries': tries, 'ms': round((time.time() - t0) * 1000, 1), 'got': got, 'errors': errors}))
+    print(json.dumps({'connected': True, 'via': how, 'tries': tries, 'ms': round((time.time() - t0) * 1000, 1),
+                      'got': got, 'errors': errors}))
     conn.close(); sys.exit(0)
 if prime_ttl > 0:
     p = socket.socket(fam, socket.SOCK_STREAM)

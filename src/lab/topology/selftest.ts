@@ -205,7 +205,8 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
       natcheck: ncOf('cgn'),
     };
     log(
-      `mappings: eim ${eim!.ports.join('/')} (local ${eim!.lp}), eim-shift ${shift!.ports.join('/')} (local ${shift!.lp}), edm ${edm!.ports.join('/')}, edm-pba ${pba!.ports.join('/')}, cgnat seen ${cgn!.ips.join('/')}`,
+      `mappings: eim ${eim!.ports.join('/')} (local ${eim!.lp}), eim-shift ${shift!.ports.join('/')} (local ` +
+        `${shift!.lp}), edm ${edm!.ports.join('/')}, edm-pba ${pba!.ports.join('/')}, cgnat seen ${cgn!.ips.join('/')}`,
     );
     if (haveNatcheck) {
       const show = (k: string) => {
@@ -214,10 +215,14 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
         if ('error' in r) return `error ${r.error}`;
         const p = r.portSpread;
         const sp = p ? ` spread ${p.min}..${p.max} (${p.narrow ? 'narrow' : 'wide'})` : '';
-        return `${r.mapping}${r.portPreserving === false ? ' (port-translating)' : ''} ${r.observed.map((o) => `${o.address}:${o.port}`).join(' ')}${sp}`;
+        return (
+          `${r.mapping}${r.portPreserving === false ? ' (port-translating)' : ''} ` +
+          `${r.observed.map((o) => `${o.address}:${o.port}`).join(' ')}${sp}`
+        );
       };
       log(
-        `nat-check (Bitcoin version handshake): eim ${show('eim')}; eim-shift ${show('shift')}; edm ${show('edm')}; edm-pba ${show('pba')}; cgnat ${show('cgn')}`,
+        `nat-check (Bitcoin version handshake): eim ${show('eim')}; eim-shift ${show('shift')}; edm ${show('edm')}; ` +
+          `edm-pba ${show('pba')}; cgnat ${show('cgn')}`,
       );
     }
 
@@ -285,7 +290,8 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
       measuredPctPerDirection: r2(oneWay),
     };
     log(
-      `loss: configured ${lossPct}% per direction, measured ${oneWay.toFixed(2)}% (${lp.sent - lp.received}/${lp.sent} round trips lost)`,
+      `loss: configured ${lossPct}% per direction, measured ${oneWay.toFixed(2)}% ` +
+        `(${lp.sent - lp.received}/${lp.sent} round trips lost)`,
     );
   } finally {
     const td = performance.now();

@@ -49,7 +49,8 @@ export async function selftestTor(
     const handshakeMs = Date.now() - t1 - firstConnectMs;
     s.destroy();
     log(
-      `tor selftest: ${ep.address} published in ${publishMs} ms, first connect ${firstConnectMs} ms, version handshake ${handshakeMs} ms`,
+      `tor selftest: ${ep.address} published in ${publishMs} ms, first connect ${firstConnectMs} ms, version ` +
+        `handshake ${handshakeMs} ms`,
     );
     return {
       ok,

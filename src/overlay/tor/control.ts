@@ -225,8 +225,8 @@ export class TorControlClient extends EventEmitter {
   /**
    * Authenticates with the method chosen by `auth.method` ('auto': HASHEDPASSWORD when a password is given and
    * offered, else SAFECOOKIE, else NULL). Plain COOKIE is never used (TOR_AUTH_UNSAFE_METHOD). Errors:
-   * TOR_AUTH_FAILED (tor refused, or no usable method), TOR_AUTH_UNSAFE_METHOD, TOR_COOKIE_UNREADABLE,
-   * TOR_COOKIE_BAD_SIZE.
+   * TOR_AUTH_FAILED (tor refused, or no usable method), TOR_AUTH_PASSWORD_REQUIRED (tor takes only a password
+   * and none was given), TOR_AUTH_UNSAFE_METHOD, TOR_COOKIE_UNREADABLE, TOR_COOKIE_BAD_SIZE.
    */
   async authenticate(auth: TorAuthOptions = {}): Promise<void> {
     const info = await this.protocolInfo();
@@ -238,7 +238,7 @@ export class TorControlClient extends EventEmitter {
       else if (offered.has('NULL')) method = 'NULL';
       else if (offered.has('HASHEDPASSWORD')) {
         throw new TorControlError(
-          'TOR_AUTH_FAILED',
+          'TOR_AUTH_PASSWORD_REQUIRED',
           'tor requires a control password (HashedControlPassword) and none was given',
         );
       } else if (offered.has('COOKIE')) {
@@ -255,7 +255,8 @@ export class TorControlClient extends EventEmitter {
     }
     let arg = '';
     if (method === 'HASHEDPASSWORD') {
-      if (auth.password === undefined) throw new TorControlError('TOR_AUTH_FAILED', 'HASHEDPASSWORD needs a password');
+      if (auth.password === undefined)
+        throw new TorControlError('TOR_AUTH_PASSWORD_REQUIRED', 'HASHEDPASSWORD needs a password');
       arg = ' ' + quoteString(auth.password);
     } else if (method === 'SAFECOOKIE') {
       if (!offered.has('SAFECOOKIE')) {

@@ -4,7 +4,8 @@
 import { OnionpunchError } from '../../errors.js';
 
 /**
- * A control-port failure. Codes: TOR_CONNECT (cannot reach the port), TOR_AUTH_FAILED, TOR_AUTH_SERVER_HASH (the
+ * A control-port failure. Codes: TOR_CONNECT (cannot reach the port), TOR_AUTH_FAILED (tor refused, or no usable
+ * method), TOR_AUTH_PASSWORD_REQUIRED (tor takes only a password, none given), TOR_AUTH_SERVER_HASH (the
  * SAFECOOKIE server hash is wrong: not the tor that wrote the cookie), TOR_AUTH_UNSAFE_METHOD
  * (plain COOKIE offered without SAFECOOKIE, or asked for: refused), TOR_COOKIE_UNREADABLE (cookie file missing,
  * unreadable or not a regular file), TOR_COOKIE_BAD_SIZE (not exactly 32 bytes), TOR_PROTOCOL (malformed

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { createServer, connect, type Server, type Socket, type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { Peer, PeerError, connectPeer } from '../../../src/peer/index.js';
-import { NODE_HOLEPUNCH, encodeMessage, decodePayload } from '../../../src/wire/index.js';
+import { NODE_HOLEPUNCH, WireError, encodeMessage, decodePayload } from '../../../src/wire/index.js';
 
 /** A loopback TCP pair: [client socket, server-side socket], plus the server to close. */
 async function pair(host = '127.0.0.1'): Promise<{ a: Socket; b: Socket; server: Server; done: () => Promise<void> }> {
@@ -145,7 +145,11 @@ test('a peer that sends garbage (HTTP) fails the handshake with PEER_WIRE naming
     b.write('HTTP/1.1 400 Bad Request\r\n\r\n');
     await assert.rejects(
       hs,
-      (e: unknown) => e instanceof PeerError && e.code === 'PEER_WIRE' && /WIRE_BAD_MAGIC/.test(e.message),
+      (e: unknown) =>
+        e instanceof PeerError &&
+        e.code === 'PEER_WIRE' &&
+        e.cause instanceof WireError &&
+        e.cause.code === 'WIRE_BAD_MAGIC',
     );
     assert.equal(p.pendingTimers, 0);
   } finally {
@@ -241,7 +245,8 @@ test('connectPeer: refused port and not-Bitcoin are clear errors', async () => {
   await new Promise<void>((r) => s.close(() => r()));
   await assert.rejects(
     connectPeer({ host: '127.0.0.1', port, network: 'regtest' }),
-    (e: unknown) => e instanceof PeerError && e.code === 'PEER_SOCKET' && /ECONNREFUSED/.test(e.message),
+    (e: unknown) =>
+      e instanceof PeerError && e.code === 'PEER_SOCKET' && (e.cause as NodeJS.ErrnoException).code === 'ECONNREFUSED',
   );
 
   const http = createServer((c) => c.end('HTTP/1.0 200 OK\r\n\r\nhello'));
