@@ -50,9 +50,13 @@ interface NativeResult {
 }
 
 interface SplicerBinding {
-  add(fdA: number, fdB: number, headA: Buffer | undefined, headB: Buffer | undefined, idleMs: number):
-    | number
-    | { errno: number; code: string; syscall: number };
+  add(
+    fdA: number,
+    fdB: number,
+    headA: Buffer | undefined,
+    headB: Buffer | undefined,
+    idleMs: number,
+  ): number | { errno: number; code: string; syscall: number };
   close(id: number): void;
   drain(): NativeResult[];
   stop(): void;

@@ -19,7 +19,6 @@ export interface TimelineEvent {
   errno?: string;
 }
 
-
 /** Decodes the addon's packed rows (kind, remote index, errno, target or -1, actual). */
 export function decodeTimeline(
   rows: BigInt64Array,

@@ -28,7 +28,11 @@ function cmakeSources(cmake: string): string[] {
   const core = /set\(CORE_SOURCES([^)]*)\)/.exec(cmake);
   const lib = /add_library\(onionpunch_native SHARED([^)]*)\)/.exec(cmake);
   if (!core || !lib) throw new Error('CMakeLists.txt: CORE_SOURCES or the onionpunch_native library not found');
-  const words = (s: string): string[] => s.trim().split(/\s+/).filter((w) => w.endsWith('.cc') || w.endsWith('.c'));
+  const words = (s: string): string[] =>
+    s
+      .trim()
+      .split(/\s+/)
+      .filter((w) => w.endsWith('.cc') || w.endsWith('.c'));
   return [...words(core[1]!), ...words(lib[1]!)].sort();
 }
 

@@ -84,12 +84,15 @@ test('refused without retry: ENGINE_REFUSED with a NativeError ECONNREFUSED caus
 test('bind errors: ENGINE_BIND / NativeError EADDRINUSE and EADDRNOTAVAIL', async () => {
   const srv = await echoServer(); // a listener without SO_REUSEPORT owns this port
   try {
-    assert.throws(() => probeBind({ address: LO, port: srv.port }), (e: unknown) => {
-      assert.ok(e instanceof NativeError);
-      assert.equal(e.code, 'EADDRINUSE');
-      assert.equal(e.syscall, 'bind');
-      return true;
-    });
+    assert.throws(
+      () => probeBind({ address: LO, port: srv.port }),
+      (e: unknown) => {
+        assert.ok(e instanceof NativeError);
+        assert.equal(e.code, 'EADDRINUSE');
+        assert.equal(e.syscall, 'bind');
+        return true;
+      },
+    );
     await assert.rejects(
       engine.punch({ local: { address: LO, port: srv.port }, remotes: [{ address: LO, port: 9 }], deadlineMs: 500 }),
       (e: unknown) =>

@@ -129,65 +129,77 @@ test('handoff targets: splice or unix:/absolute/path or unix:@abstract', () => {
 test('the handoff setting: default splice; a bad target is a ConfigError naming the key', () => {
   assert.equal(loadConfig({ args: [] }).handoff, 'splice');
   assert.equal(loadConfig({ args: ['--handoff', 'unix:/run/import.sock'] }).handoff, 'unix:/run/import.sock');
-  assert.throws(() => loadConfig({ args: ['--handoff', 'unix:relative'] }), (e: unknown) =>
-    e instanceof ConfigError && e.code === 'CONFIG_BAD_VALUE' && e.key === 'handoff' && e.source === 'flag');
-  assert.throws(() => loadConfig({ args: [], env: { ONIONPUNCH_HANDOFF: 'tcp:1.2.3.4:5' } }), (e: unknown) =>
-    e instanceof ConfigError && e.key === 'handoff' && e.source === 'env');
+  assert.throws(
+    () => loadConfig({ args: ['--handoff', 'unix:relative'] }),
+    (e: unknown) =>
+      e instanceof ConfigError && e.code === 'CONFIG_BAD_VALUE' && e.key === 'handoff' && e.source === 'flag',
+  );
+  assert.throws(
+    () => loadConfig({ args: [], env: { ONIONPUNCH_HANDOFF: 'tcp:1.2.3.4:5' } }),
+    (e: unknown) => e instanceof ConfigError && e.key === 'handoff' && e.source === 'env',
+  );
 });
 
 for (const role of ['responder', 'initiator'] as HandoffRole[]) {
-  test(`fd hand-off (${role}): the Python receiver gets the punched socket and does the Bitcoin handshake on it`, {
-    skip,
-    timeout: 30_000,
-  }, async () => {
-    const path = join(dir, `import-${role}.sock`);
-    const rx = await startReceiver(path);
-    const [a, b] = await loopbackPair();
-    try {
-      const fromRx = frames(b.socket);
-      // As responder, B's version goes out before the hand-off and waits in A's kernel buffer: the
-      // receiver must still read it (onionpunch read nothing from the socket).
-      if (role === 'responder') {
-        b.socket.write(version());
-        await new Promise((r) => setTimeout(r, 100));
+  test(
+    `fd hand-off (${role}): the Python receiver gets the punched socket and does the Bitcoin handshake on it`,
+    {
+      skip,
+      timeout: 30_000,
+    },
+    async () => {
+      const path = join(dir, `import-${role}.sock`);
+      const rx = await startReceiver(path);
+      const [a, b] = await loopbackPair();
+      try {
+        const fromRx = frames(b.socket);
+        // As responder, B's version goes out before the hand-off and waits in A's kernel buffer: the
+        // receiver must still read it (onionpunch read nothing from the socket).
+        if (role === 'responder') {
+          b.socket.write(version());
+          await new Promise((r) => setTimeout(r, 100));
+        }
+        const sent = handOffFd(a.socket, path, role);
+        assert.equal(sent.peer, `${LO}:${b.local.port}`);
+        assert.ok(a.socket.destroyed, 'onionpunch closed its copy');
+        const v = await fromRx.next('version');
+        if (role === 'initiator') b.socket.write(version());
+        await fromRx.next('verack');
+        b.socket.write(encodeMessage(NET, 'verack', {}));
+        assert.equal(decodePayload('version', v.payload).userAgent, '/handoff-receiver.py:0.1/');
+        await fromRx.next('ping'); // the receiver owns the connection after our copy closed
+        const res = await rx.result;
+        assert.equal(res.ok, true, JSON.stringify(res));
+        const wantRole = role === 'initiator' ? 1 : 0;
+        assert.deepEqual(res.header, { magic: 0x53504942, version: 1, role: wantRole, transport: 0, flags: 0 });
+        assert.equal(res.metaLength, 12);
+        assert.equal(res.fdCount, 1);
+        // The receiver sees the real peer address (getpeername): B's punched endpoint.
+        assert.equal(res.peer, `${LO}:${b.local.port}`);
+        assert.equal(res.local, `${LO}:${a.local.port}`);
+        assert.deepEqual(res.peerVersion, { version: PROTOCOL_VERSION, userAgent: '/onionpunch-test-B:0.1/' });
+      } finally {
+        a.socket.destroy();
+        b.socket.destroy();
+        rx.child.kill();
       }
-      const sent = handOffFd(a.socket, path, role);
-      assert.equal(sent.peer, `${LO}:${b.local.port}`);
-      assert.ok(a.socket.destroyed, 'onionpunch closed its copy');
-      const v = await fromRx.next('version');
-      if (role === 'initiator') b.socket.write(version());
-      await fromRx.next('verack');
-      b.socket.write(encodeMessage(NET, 'verack', {}));
-      assert.equal(decodePayload('version', v.payload).userAgent, '/handoff-receiver.py:0.1/');
-      await fromRx.next('ping'); // the receiver owns the connection after our copy closed
-      const res = await rx.result;
-      assert.equal(res.ok, true, JSON.stringify(res));
-      const wantRole = role === 'initiator' ? 1 : 0;
-      assert.deepEqual(res.header, { magic: 0x53504942, version: 1, role: wantRole, transport: 0, flags: 0 });
-      assert.equal(res.metaLength, 12);
-      assert.equal(res.fdCount, 1);
-      // The receiver sees the real peer address (getpeername): B's punched endpoint.
-      assert.equal(res.peer, `${LO}:${b.local.port}`);
-      assert.equal(res.local, `${LO}:${a.local.port}`);
-      assert.deepEqual(res.peerVersion, { version: PROTOCOL_VERSION, userAgent: '/onionpunch-test-B:0.1/' });
-    } finally {
-      a.socket.destroy();
-      b.socket.destroy();
-      rx.child.kill();
-    }
-  });
+    },
+  );
 }
 
 test('no receiver: HANDOFF_SEND, the connect error as cause; the socket closed', { timeout: 20_000 }, async () => {
   const [a, b] = await loopbackPair();
   try {
-    assert.throws(() => handOffFd(a.socket, join(dir, 'nobody.sock')), (e: unknown) => {
-      assert.ok(e instanceof HandoffError && e.code === 'HANDOFF_SEND');
-      assert.ok(e.cause instanceof NativeError);
-      assert.equal(e.cause.code, 'ENOENT');
-      assert.equal(e.cause.syscall, 'connect');
-      return true;
-    });
+    assert.throws(
+      () => handOffFd(a.socket, join(dir, 'nobody.sock')),
+      (e: unknown) => {
+        assert.ok(e instanceof HandoffError && e.code === 'HANDOFF_SEND');
+        assert.ok(e.cause instanceof NativeError);
+        assert.equal(e.cause.code, 'ENOENT');
+        assert.equal(e.cause.syscall, 'connect');
+        return true;
+      },
+    );
     assert.ok(a.socket.destroyed);
     const noFd = (e: unknown): boolean => e instanceof HandoffError && e.code === 'HANDOFF_NO_FD';
     assert.throws(() => handOffFd(a.socket, join(dir, 'nobody.sock')), noFd);

@@ -192,15 +192,17 @@ for (const family of [4, 6] as const) {
         for (const side of [a, b]) {
           // The prime SYN expired at the router and the ICMP time exceeded killed its socket; then the full
           // SYN (possibly RST once if it arrived before the peer's full SYN left, and re-sent) met the peer's.
-          // IPv6: the router's ICMPv6 error can still be missing (seen twice in loaded clean-clone runs, the
-          // punch connected all the same): then the prime stays unanswered and the full SYN follows it.
+          // The router's ICMP error can still be missing or late (IPv6: seen in clean-clone runs; IPv4: once
+          // in a unit run, with the router's rate limits off): the punch connected all the same, the prime
+          // stayed unanswered and the full SYN followed it. Whether the ICMP kills the prime socket when it
+          // does come is asserted whenever it is seen.
           const kinds = side.kinds!;
-          if (family === 4 || kinds[1] === 'icmp') {
+          if (kinds[1] === 'icmp') {
             assert.deepEqual(kinds.slice(0, 3), ['prime', 'icmp', 'syn'], JSON.stringify(side));
             assert.equal(side.errnos![0], 'icmp:EHOSTUNREACH');
           } else {
             assert.deepEqual(kinds.slice(0, 2), ['prime', 'syn'], JSON.stringify(side));
-            console.log(`# IPv6 side ${JSON.stringify(side.local)}: no ICMPv6 time exceeded seen for the prime`);
+            console.log(`# IPv${family} side ${JSON.stringify(side.local)}: no ICMP time exceeded seen for the prime`);
           }
           assert.equal(kinds.at(-1), 'established');
         }

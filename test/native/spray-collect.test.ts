@@ -35,52 +35,56 @@ interface Summary {
   plans: number;
 }
 
-describe('spray: both sides keep the same connection', { ...needsRoot('a network namespace'), timeout: 120_000 }, () => {
-  const ns = `op-spraycollect-${process.pid}`;
-  const fixture = join(packageRoot(), 'dist', 'test', 'native', 'fixtures', 'spray-collect.js');
-  const inNs = (mode: string, runs: number): Summary => {
-    const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, fixture, mode, String(runs)], {
-      encoding: 'utf8',
-      timeout: 60_000,
+describe(
+  'spray: both sides keep the same connection',
+  { ...needsRoot('a network namespace'), timeout: 120_000 },
+  () => {
+    const ns = `op-spraycollect-${process.pid}`;
+    const fixture = join(packageRoot(), 'dist', 'test', 'native', 'fixtures', 'spray-collect.js');
+    const inNs = (mode: string, runs: number): Summary => {
+      const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, fixture, mode, String(runs)], {
+        encoding: 'utf8',
+        timeout: 60_000,
+      });
+      assert.equal(r.status, 0, `fixture failed: ${r.stderr}`);
+      return JSON.parse(r.stdout.trim().split('\n').pop()!) as Summary;
+    };
+
+    before(() => {
+      execFileSync('ip', ['netns', 'add', ns]);
+      execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
+      execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=40000 40003']);
+      execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: NFT });
     });
-    assert.equal(r.status, 0, `fixture failed: ${r.stderr}`);
-    return JSON.parse(r.stdout.trim().split('\n').pop()!) as Summary;
-  };
+    after(() => {
+      spawnSync('ip', ['netns', 'del', ns]);
+    });
 
-  before(() => {
-    execFileSync('ip', ['netns', 'add', ns]);
-    execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=40000 40003']);
-    execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', '-'], { input: NFT });
-  });
-  after(() => {
-    spawnSync('ip', ['netns', 'del', ns]);
-  });
+    test('control: first-wins on both sides ends on different connections (the bug this fixes)', (t) => {
+      const s = inNs('first-wins', 10);
+      t.diagnostic(`first-wins: ${JSON.stringify(s)}`);
+      // Not asserted beyond sanity: it documents the scenario (measured: about half the sprays disagree).
+      assert.equal(s.connected, s.runs);
+    });
 
-  test('control: first-wins on both sides ends on different connections (the bug this fixes)', (t) => {
-    const s = inNs('first-wins', 10);
-    t.diagnostic(`first-wins: ${JSON.stringify(s)}`);
-    // Not asserted beyond sanity: it documents the scenario (measured: about half the sprays disagree).
-    assert.equal(s.connected, s.runs);
-  });
+    test('leader/follower: 10 sprays, each with several connections, all end on one and the same', (t) => {
+      const s = inNs('spray', 10);
+      t.diagnostic(`spray: ${JSON.stringify(s)}`);
+      assert.equal(s.connected, 10, 'every spray connected on both sides');
+      assert.ok(s.multi >= 5, `the hard side saw >= 2 connections establish in most sprays (${s.multi}/10)`);
+      assert.equal(s.same, 10, 'the hard side kept the connection the easy side kept');
+      assert.equal(s.talk, 10, 'a byte written on the easy side arrived on the hard side');
+      assert.equal(s.sockets, 0, 'no attempt socket left in the engine');
+      assert.equal(s.plans, 0);
+      assert.ok(s.fdsAfter <= s.fdsBefore, `fds ${s.fdsBefore} -> ${s.fdsAfter}`);
+    });
 
-  test('leader/follower: 10 sprays, each with several connections, all end on one and the same', (t) => {
-    const s = inNs('spray', 10);
-    t.diagnostic(`spray: ${JSON.stringify(s)}`);
-    assert.equal(s.connected, 10, 'every spray connected on both sides');
-    assert.ok(s.multi >= 5, `the hard side saw >= 2 connections establish in most sprays (${s.multi}/10)`);
-    assert.equal(s.same, 10, 'the hard side kept the connection the easy side kept');
-    assert.equal(s.talk, 10, 'a byte written on the easy side arrived on the hard side');
-    assert.equal(s.sockets, 0, 'no attempt socket left in the engine');
-    assert.equal(s.plans, 0);
-    assert.ok(s.fdsAfter <= s.fdsBefore, `fds ${s.fdsBefore} -> ${s.fdsAfter}`);
-  });
-
-  test('100 sprays in a row leave no descriptor behind', () => {
-    const s = inNs('spray-fast', 100);
-    assert.equal(s.connected, 100);
-    assert.equal(s.same, 100);
-    assert.equal(s.sockets, 0);
-    assert.ok(s.fdsAfter <= s.fdsBefore, `fds ${s.fdsBefore} -> ${s.fdsAfter}`);
-  });
-});
+    test('100 sprays in a row leave no descriptor behind', () => {
+      const s = inNs('spray-fast', 100);
+      assert.equal(s.connected, 100);
+      assert.equal(s.same, 100);
+      assert.equal(s.sockets, 0);
+      assert.ok(s.fdsAfter <= s.fdsBefore, `fds ${s.fdsBefore} -> ${s.fdsAfter}`);
+    });
+  },
+);

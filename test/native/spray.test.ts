@@ -22,7 +22,11 @@ describe('birthday spray through hard NATs (lab)', LAB, () => {
 
   before(async () => {
     lab = await Lab.up({
-      sites: [{ name: 'pba', nat: 'edm-pba' }, { name: 'edm', nat: 'edm' }, { name: 'easy', nat: 'eim' }],
+      sites: [
+        { name: 'pba', nat: 'edm-pba' },
+        { name: 'edm', nat: 'edm' },
+        { name: 'easy', nat: 'eim' },
+      ],
       publicHosts: 2,
     });
     const ncPort = randomPort();

@@ -23,12 +23,10 @@ test('a SYN nobody answers is re-sent at stall, 2x stall, 4x stall (then the dea
   const filler = await connectFrom(LO0, { address: LO, port: hole.port }, { engine });
   try {
     const toHole = { local: LO0, remotes: [{ address: LO, port: hole.port }] };
-    const err = (await engine
-      .punch({ ...toHole, stallResynMs: 100, deadlineMs: 900 })
-      .then(
-        () => assert.fail('connected to a black hole'),
-        (e: unknown) => e,
-      )) as { code: string; timeline: { kind: string; actualNs: bigint }[] };
+    const err = (await engine.punch({ ...toHole, stallResynMs: 100, deadlineMs: 900 }).then(
+      () => assert.fail('connected to a black hole'),
+      (e: unknown) => e,
+    )) as { code: string; timeline: { kind: string; actualNs: bigint }[] };
     assert.equal(err.code, 'ENGINE_TIMEOUT');
     const syns = err.timeline.filter((e) => e.kind === 'syn').map((e) => Number(e.actualNs) / 1e6);
     const stalls = err.timeline.filter((e) => e.kind === 'stall');
@@ -41,9 +39,9 @@ test('a SYN nobody answers is re-sent at stall, 2x stall, 4x stall (then the dea
       assert.ok(gaps[i]! >= want - 1 && gaps[i]! < want + 60, `gap ${i}: ${gaps[i]} ms, want ~${want}`);
     }
     // Off: one SYN, the kernel retransmits it inside the same socket.
-    const off = (await engine
-      .punch({ ...toHole, stallResynMs: 0, deadlineMs: 400 })
-      .catch((e: unknown) => e)) as { timeline: { kind: string }[] };
+    const off = (await engine.punch({ ...toHole, stallResynMs: 0, deadlineMs: 400 }).catch((e: unknown) => e)) as {
+      timeline: { kind: string }[];
+    };
     assert.equal(off.timeline.filter((e) => e.kind === 'syn').length, 1);
     // The default never re-sends faster than the re-SYN grid (a SYN budget computed from the grid holds):
     // grid 400 ms -> re-sends at 400 (then 400 + 800 is past the deadline), not at 200 and 600.
@@ -115,12 +113,12 @@ function dropIn(ns: string, what: string): void {
 
 const ROOT = needsRoot('namespaces, nft');
 
-test('both first SYNs lost: the stall re-send connects at ~stall, not at the kernel\'s 1 s', ROOT, async () => {
+test("both first SYNs lost: the stall re-send connects at ~stall, not at the kernel's 1 s", ROOT, async () => {
   // Each namespace loses the first SYN that reaches it (a quota of one SYN), as 2% loss sometimes does.
   const first = 'tcp flags & (syn | ack) == syn quota until 100 bytes';
   for (const [stallResynMs, check] of [
     [150, (ms: number) => ms < 600],
-    [0, (ms: number) => ms >= 900],  // the old behaviour: the kernel's retransmission at 1 s
+    [0, (ms: number) => ms >= 900], // the old behaviour: the kernel's retransmission at 1 s
   ] as const) {
     const pair = makeNsPair();
     try {
@@ -138,7 +136,7 @@ test('both first SYNs lost: the stall re-send connects at ~stall, not at the ker
   }
 });
 
-test('a socket that got the peer\'s SYN (SYN_RECV) is never re-sent: no fresh ISN into a handshake', ROOT, async () => {
+test("a socket that got the peer's SYN (SYN_RECV) is never re-sent: no fresh ISN into a handshake", ROOT, async () => {
   // Every SYN-ACK is lost: both sides receive each other's SYN (SYN_SENT -> SYN_RECV) and then hear nothing.
   const pair = makeNsPair();
   try {
@@ -148,7 +146,10 @@ test('a socket that got the peer\'s SYN (SYN_RECV) is never re-sent: no fresh IS
     for (const s of [a, b]) {
       assert.equal(s.ok, false, JSON.stringify(s));
       assert.equal(s.code, 'ENGINE_TIMEOUT');
-      assert.ok(s.kinds!.some((k) => k.startsWith('syn')), JSON.stringify(s.kinds));
+      assert.ok(
+        s.kinds!.some((k) => k.startsWith('syn')),
+        JSON.stringify(s.kinds),
+      );
       assert.ok(!s.kinds!.some((k) => k.startsWith('stall')), `re-sent from SYN_RECV: ${JSON.stringify(s.kinds)}`);
     }
   } finally {
