@@ -154,12 +154,16 @@ export function makeRoutedPair(
       sh('ip', ['-n', a, '-6', 'route', 'add', 'fd00:202:2::/64', 'via', 'fd00:202:1::1']);
       sh('ip', ['-n', b, '-6', 'route', 'add', 'fd00:202:1::/64', 'via', 'fd00:202:2::1']);
       nsExec(router, 'sysctl', ['-q', '-w', 'net.ipv6.conf.all.forwarding=1']);
-      // The prime's ICMPv6 time exceeded must not be eaten by the router's rate limit (default 1 per second).
+      // The prime's ICMPv6 time exceeded must not be eaten by the router's rate limits: the per-peer one (1 per
+      // second) and, with an empty ratemask, the host-wide credit that other namespaces' ICMP also draws on.
       nsExec(router, 'sysctl', ['-q', '-w', 'net.ipv6.icmp.ratelimit=0']);
+      nsExec(router, 'sysctl', ['-q', '-w', 'net.ipv6.icmp.ratemask=']);
     } else {
       sh('ip', ['-n', a, 'route', 'add', '10.202.2.0/24', 'via', '10.202.1.1']);
       sh('ip', ['-n', b, 'route', 'add', '10.202.1.0/24', 'via', '10.202.2.1']);
       nsExec(router, 'sysctl', ['-q', '-w', 'net.ipv4.ip_forward=1']);
+      // The same for the prime's ICMP time exceeded (seen missing under load): no type is rate limited.
+      nsExec(router, 'sysctl', ['-q', '-w', 'net.ipv4.icmp_ratemask=0']);
     }
     if (opts.dropNewSynInA) dropNewSynIn(a);
     if (opts.dropNewSynInB) dropNewSynIn(b);
