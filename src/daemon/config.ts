@@ -335,6 +335,15 @@ export const CONFIG_KEYS = {
     default: 100,
     doc: 'most SYNs one punch session sends, re-SYNs included',
   }),
+  zerortt: key<boolean>({
+    verbs: ['serve'],
+    kind: 'bool',
+    default: false,
+    doc:
+      'keep one warm punch port behind an EIM NAT, announce it with NODE_HOLEPUNCH_ZRTT and serve zero-round-trip ' +
+      'requests from it (docs/PROTOCOL.md "Zero-round-trip coordination"); its mapping is re-checked every ' +
+      '`announceinterval`',
+  }),
   hardnat: key<boolean>({
     kind: 'bool',
     default: false,

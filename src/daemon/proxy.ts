@@ -39,7 +39,7 @@ export function lookupTarget(
   directory: AnnouncementDirectory,
   host: string,
   port: number,
-): Omit<Announcement, 'services' | 'time'> | undefined {
+): (Omit<Announcement, 'services' | 'time'> & Partial<Pick<Announcement, 'services' | 'time'>>) | undefined {
   const h = host.toLowerCase();
   const k = cfg.known.find((e) => e.clearnet.address.toLowerCase() === h && e.clearnet.port === port);
   if (k) return k;
@@ -236,9 +236,11 @@ export function makeConnector(o: {
     try {
       // expectIp: A must punch from the announced IP, else a forged announcement (victim IP + the attacker's
       // coordination endpoint) would hand bitcoind a socket to the attacker (PUNCH_VERIFY_FAILED instead).
-      const { coordination, coordinationPort, clearnet } = target;
+      // An announcement's services and time let the client take the zero-round-trip path when A offers it.
+      const { coordination, coordinationPort, clearnet, services, time } = target;
+      const announcement = services !== undefined && time !== undefined ? { announcement: { services, time } } : {};
       const r = await client.punch(
-        { address: coordination, port: coordinationPort, clearnet, expectIp: clearnet.address },
+        { address: coordination, port: coordinationPort, clearnet, expectIp: clearnet.address, ...announcement },
         { signal },
       );
       o.log.info('punch-connected', {

@@ -53,6 +53,7 @@ export async function runServe(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
     ...punch,
     endpoint,
     limits: { maxConcurrentSessions: cfg.maxsessions, maxSynsPerSession },
+    ...(cfg.zerortt ? { zeroRtt: { recheckMs: cfg.announceinterval * 1000 } } : {}),
     ...(cfg.bind ? { localAddress: cfg.bind.includes(':') ? { v6: cfg.bind } : { v4: cfg.bind } } : {}),
   });
   const bridges = new Set<Bridge>();
@@ -93,6 +94,13 @@ export async function runServe(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
   });
   listener.on('failure', (err: unknown) => log.info('session-failed', { error: err }));
 
+  if (cfg.zerortt) {
+    // The first announcement should already carry the warm port: wait for its first check (bounded by
+    // discovery's own timeouts); an EDM NAT or a failed check leaves the ordinary announcement.
+    const warm = await listener.zeroRttReady();
+    if (warm) log.info('zero-rtt-port', { mapped: `${warm.address}:${warm.port}` });
+    else log.warn('zero-rtt-off', { why: 'no confirmed EIM mapping for the warm punch port (announced without it)' });
+  }
   const clearAddress = cfg.externalip ?? verdict?.publicAddress;
   let announcer: Announcer | undefined;
   const clearnet = clearAddress ? { address: clearAddress, port: cfg.punchport } : undefined;
@@ -107,8 +115,15 @@ export async function runServe(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
       log,
       // What the announce peers send us is relayed between them (docs/PROTOCOL.md rules), as a relay does.
       relay: new AnnouncementRelay(),
-      announcement: () =>
-        makeAnnouncement({ coordination: endpoint.address, coordinationPort: endpoint.port, clearnet }),
+      // With zerortt, the warm port's confirmed mapping is announced with NODE_HOLEPUNCH_ZRTT; while it is
+      // unconfirmed (or the NAT is not EIM) the announcement is the ordinary one, without the bit.
+      announcement: () => {
+        const warm = listener.zeroRttEndpoint();
+        const coordination = { coordination: endpoint.address, coordinationPort: endpoint.port };
+        return warm && warm.address === clearnet.address
+          ? makeAnnouncement({ ...coordination, clearnet: warm, zeroRtt: true })
+          : makeAnnouncement({ ...coordination, clearnet });
+      },
     });
     void announcer.start();
   }
