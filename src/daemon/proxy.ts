@@ -247,6 +247,7 @@ export function makeConnector(o: {
         destination: `${req.host}:${req.port}`,
         remote: `${r.remote.address}:${r.remote.port}`,
         session: r.sessionId,
+        ...(r.zeroRtt ? { zeroRtt: true } : {}),
       });
       o.onPunchConnected?.(req.host, req.port);
       return r.socket;

@@ -58,9 +58,10 @@ export async function runServe(cfg: DaemonConfig, log: Logger, hooks: DaemonHook
   });
   const bridges = new Set<Bridge>();
   const target = parseHandoffTarget(cfg.handoff);
-  listener.on('connection', (socket: import('node:net').Socket, info: { remote: Endpoint; sessionId: string }) => {
+  type Punched = { remote: Endpoint; sessionId: string; zeroRtt?: boolean };
+  listener.on('connection', (socket: import('node:net').Socket, info: Punched) => {
     const peer = `${info.remote.address}:${info.remote.port}`;
-    log.info('session-punched', { session: info.sessionId, peer });
+    log.info('session-punched', { session: info.sessionId, peer, ...(info.zeroRtt ? { zeroRtt: true } : {}) });
     if (target.mode === 'fd') {
       // The socket itself goes to the receiver (bitcoind imports it as an inbound peer: we are A, B dials).
       try {

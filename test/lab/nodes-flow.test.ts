@@ -86,6 +86,14 @@ for (const c of [
     a: { nat: 'eim' as const, inbound: 'rst' as const },
     b: { nat: 'eim' as const, inbound: 'rst' as const },
   },
+  // serve --zerortt: A announces its warm punch port with NODE_HOLEPUNCH_ZRTT; B's proxy sends its whole request
+  // in one write and fires at once (docs/PROTOCOL.md "Zero-round-trip coordination").
+  {
+    name: 'eim×eim zero-round-trip',
+    a: { nat: 'eim' as const, inbound: 'drop' as const },
+    b: { nat: 'eim' as const, inbound: 'drop' as const },
+    zeroRtt: true,
+  },
   // I2P as the coordination overlay of serve and proxy (a private 4-router network, `i2phops 0`).
   {
     name: 'eim×eim over I2P',
@@ -105,6 +113,7 @@ for (const c of [
         b: c.b,
         ...(c.family ? { family: c.family } : {}),
         ...('overlay' in c ? { overlay: c.overlay } : {}),
+        ...('zeroRtt' in c ? { zeroRtt: c.zeroRtt } : {}),
         delayMs: 12.5,
         lossPct: 2,
         nodes: 'bcoin',
@@ -119,6 +128,18 @@ for (const c of [
     assert.equal(r.heightB, 101);
     assert.equal(r.hashB, r.hashA);
     assert.ok(r.inboundOnA && r.outboundOnB, 'B inbound on A, A outbound on B');
+    if ('zeroRtt' in c) {
+      // The announcement carried the bit and the punch that B's node uses took the fast path on both sides.
+      const sites = rig.nodeSites!;
+      assert.ok(
+        sites.serve!.lines.some((l) => l.event === 'zero-rtt-port'),
+        'serve confirmed its warm port',
+      );
+      const fast = (v: NonNullable<typeof sites.proxy>, e: string) =>
+        v.lines.some((l) => l.event === e && l.zeroRtt === true);
+      assert.ok(fast(sites.proxy!, 'punch-connected'), 'the proxy punched on the zero-round-trip path');
+      assert.ok(fast(sites.serve!, 'session-punched'), 'serve answered from its warm port');
+    }
     t.diagnostic(`timeToConnectMs ${r.timeToConnectMs} syncMs ${r.syncMs}`);
   });
 }

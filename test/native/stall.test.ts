@@ -43,10 +43,15 @@ test('a SYN nobody answers is re-sent at stall, 2x stall, 4x stall (then the dea
       timeline: { kind: string }[];
     };
     assert.equal(off.timeline.filter((e) => e.kind === 'syn').length, 1);
-    // The default never re-sends faster than the re-SYN grid (a SYN budget computed from the grid holds):
-    // grid 400 ms -> re-sends at 400 (then 400 + 800 is past the deadline), not at 200 and 600.
+    // The default is off (the kernel retransmits; docs/ENGINE.md "Stall"): one SYN.
+    const dflt = (await engine.punch({ ...toHole, deadlineMs: 400 }).catch((e: unknown) => e)) as {
+      timeline: { kind: string }[];
+    };
+    assert.equal(dflt.timeline.filter((e) => e.kind === 'syn').length, 1);
+    // Never faster than the re-SYN grid (a SYN budget computed from the grid holds): stall 200 ms on a
+    // 400 ms grid re-sends at 400 (then 400 + 800 is past the deadline), not at 200 and 600.
     const slow = (await engine
-      .punch({ ...toHole, resynIntervalUs: 400_000, deadlineMs: 1000 })
+      .punch({ ...toHole, stallResynMs: 200, resynIntervalUs: 400_000, deadlineMs: 1000 })
       .catch((e: unknown) => e)) as { timeline: { kind: string }[] };
     assert.equal(slow.timeline.filter((e) => e.kind === 'syn').length, 2);
   } finally {

@@ -250,6 +250,7 @@ export class PunchRig {
         family: fam,
         profile: o.profile ?? 'plain',
         nodes: o.nodes,
+        ...(o.zeroRtt ? { zeroRtt: true } : {}),
         log: (l) => this.log(l),
         ...(o.onFlowEvent ? { onEvent: o.onFlowEvent } : {}),
       });

@@ -167,6 +167,8 @@ export interface FlowRig {
   family: 4 | 6;
   profile: 'plain' | 'prime';
   nodes: NodeKind;
+  /** `serve --zerortt`: A announces a warm punch port and B's proxy takes the zero-round-trip path. */
+  zeroRtt?: boolean;
   log: (line: string) => void;
   onEvent?: (e: FlowEvent) => void;
 }
@@ -334,6 +336,7 @@ export class NodeSites {
       `127.0.0.1:${NODE_P2P_PORT}`,
       '--announce',
       this.hp(0),
+      ...(this.rig.zeroRtt ? ['--zerortt'] : []),
     ]);
     await this.serve.ready;
     this.nodeB = await this.startNode('b');
