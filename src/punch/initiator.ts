@@ -14,7 +14,6 @@ import type { TargetPolicy } from '../nat/address.js';
 import type { DiscoveryResult } from '../nat/mapping.js';
 import { Timeline } from './timeline.js';
 import { verifyOrReport } from './verify.js';
-import { classifyEngineError } from './engine-errors.js';
 import {
   type PlanTuning,
   type PunchedConnection,
@@ -25,6 +24,8 @@ import {
   newSessionId,
   ownEndpoints,
   randomNonce,
+  reportConnected,
+  reportEngineFailure,
 } from './session-common.js';
 import { sameEndpoint, sameIp } from './verify.js';
 import type { SprayOutcomeLike } from './engine-port.js';
@@ -291,15 +292,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
         });
       }
     } catch (err) {
-      const { status, error } = classifyEngineError(err, 'B');
-      tl.mark('punch-failed', error.message);
-      ch.send({
-        cmd: 'opresult',
-        sessionId,
-        status,
-        elapsedMs: Math.round(tl.mark('result')),
-        reason: error.message.slice(0, 256),
-      });
+      const error = reportEngineFailure(ch, sessionId, tl, err, 'B');
       // A's opresult may name its own failure; wait briefly so the error says both sides' story.
       const theirs = await ch.next(1000, 'opresult').catch(() => undefined);
       if (theirs?.cmd === 'opresult' && theirs.status !== 'connected')
@@ -309,17 +302,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     }
     tl.mark('established', `${outcome.remote.address}:${outcome.remote.port}`);
     const remote = verifyOrReport('B', outcome.socket, expected, ch, sessionId, tl, opts.expectIp);
-    ch.send({
-      cmd: 'opresult',
-      sessionId,
-      status: 'connected',
-      elapsedMs: Math.round(tl.mark('verified')),
-      reason: '',
-    });
-    void ch
-      .next(3000, 'opresult')
-      .catch(() => undefined)
-      .finally(() => ch.close());
+    reportConnected(ch, sessionId, tl);
     return {
       socket: outcome.socket,
       local: outcome.local ?? opts.local,
@@ -497,15 +480,7 @@ async function zeroRttSession(ch: CoordChannel, opts: InitiatorOptions, c: ZeroR
       tl.mark('zero-rtt-failed', err.message);
       throw err;
     }
-    const { status, error } = classifyEngineError(err, 'B');
-    tl.mark('punch-failed', error.message);
-    ch.send({
-      cmd: 'opresult',
-      sessionId,
-      status,
-      elapsedMs: Math.round(tl.mark('result')),
-      reason: error.message.slice(0, 256),
-    });
+    const error = reportEngineFailure(ch, sessionId, tl, err, 'B');
     error.timeline = tl;
     throw error;
   }
@@ -513,11 +488,7 @@ async function zeroRttSession(ch: CoordChannel, opts: InitiatorOptions, c: ZeroR
   signal.removeEventListener('abort', onAbort);
   tl.mark('established', `${outcome.remote.address}:${outcome.remote.port}`);
   const remote = verifyOrReport('B', outcome.socket, [target], ch, sessionId, tl, opts.expectIp);
-  ch.send({ cmd: 'opresult', sessionId, status: 'connected', elapsedMs: Math.round(tl.mark('verified')), reason: '' });
-  void ch
-    .next(3000, 'opresult')
-    .catch(() => undefined)
-    .finally(() => ch.close());
+  reportConnected(ch, sessionId, tl);
   return {
     socket: outcome.socket,
     local: outcome.local ?? opts.local,

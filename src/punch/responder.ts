@@ -20,7 +20,6 @@ import type { EimVerdict } from '../nat/eim-check.js';
 import { NatError } from '../nat/errors.js';
 import { Timeline } from './timeline.js';
 import { verifyOrReport } from './verify.js';
-import { classifyEngineError } from './engine-errors.js';
 import {
   type PlanTuning,
   type PunchedConnection,
@@ -29,6 +28,8 @@ import {
   checkTargets,
   ownEndpoints,
   randomNonce,
+  reportConnected,
+  reportEngineFailure,
 } from './session-common.js';
 import { canonicalAddress } from '../ip.js';
 import {
@@ -380,33 +381,14 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
         });
       }
     } catch (err) {
-      const { status, error } = classifyEngineError(err, 'A');
-      tl.mark('punch-failed', error.message);
-      ch.send({
-        cmd: 'opresult',
-        sessionId,
-        status,
-        elapsedMs: Math.round(tl.mark('result')),
-        reason: error.message.slice(0, 256),
-      });
+      const error = reportEngineFailure(ch, sessionId, tl, err, 'A');
       ch.close();
       error.timeline = tl;
       throw error;
     }
     tl.mark('established', `${outcome.remote.address}:${outcome.remote.port}`);
     const remote = verifyOrReport('A', outcome.socket, expected, ch, sessionId, tl);
-    ch.send({
-      cmd: 'opresult',
-      sessionId,
-      status: 'connected',
-      elapsedMs: Math.round(tl.mark('verified')),
-      reason: '',
-    });
-    // B's opresult is informative only; read it briefly in the background, then close.
-    void ch
-      .next(3000, 'opresult')
-      .catch(() => undefined)
-      .finally(() => ch.close());
+    reportConnected(ch, sessionId, tl); // B's opresult is informative only
     return {
       socket: outcome.socket,
       local: outcome.local ?? local,

@@ -9,6 +9,7 @@ import type { CoordMessage, PunchProfile } from './messages.js';
 import type { CoordChannel } from './channel.js';
 import { PunchSessionError, type PunchSessionCode, type Side } from './errors.js';
 import { isBadPort } from './bad-ports.js';
+import { classifyEngineError } from './engine-errors.js';
 import type { SprayReport } from './spray.js';
 
 /** The engine knobs a session passes through (bounded by the SYN cap). */
@@ -237,4 +238,34 @@ export function capPlan(
     if (worst > budget) resyn = budget === 0 ? 0 : Math.ceil((deadlineMs * 1000 * Math.max(1, remotes)) / budget);
   }
   return { waves, resynIntervalUs: resyn };
+}
+
+/**
+ * The engine failed: mark the timeline, tell the peer in an `opresult` (status and reason from the engine
+ * error) and return the typed error for `side` (the caller adds the timeline and throws it).
+ */
+export function reportEngineFailure(
+  ch: CoordChannel,
+  sessionId: Buffer,
+  tl: Timeline,
+  err: unknown,
+  side: Side,
+): PunchSessionError {
+  const { status, error } = classifyEngineError(err, side);
+  tl.mark('punch-failed', error.message);
+  const reason = error.message.slice(0, 256);
+  ch.send({ cmd: 'opresult', sessionId, status, elapsedMs: Math.round(tl.mark('result')), reason });
+  return error;
+}
+
+/**
+ * The punched socket is verified: send our `connected` result, then read the peer's (at most 3 s) before the
+ * coordination stream closes, so the result reaches it and nothing of ours is cut off.
+ */
+export function reportConnected(ch: CoordChannel, sessionId: Buffer, tl: Timeline): void {
+  ch.send({ cmd: 'opresult', sessionId, status: 'connected', elapsedMs: Math.round(tl.mark('verified')), reason: '' });
+  void ch
+    .next(3000, 'opresult')
+    .catch(() => undefined)
+    .finally(() => ch.close());
 }
