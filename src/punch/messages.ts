@@ -4,6 +4,7 @@
  */
 import type { Endpoint } from '../nat/types.js';
 import type { OpSprayPayload } from '../wire/messages.js';
+import type { OpRejectCode } from '../wire/constants.js';
 
 /** opendpoint flags. */
 export const FLAG_PORT_PRESERVING = 0x01;
@@ -18,18 +19,8 @@ export type PunchProfile = keyof typeof PROFILE_IDS;
 export const RESULT_STATUS = ['connected', 'timeout', 'refused', 'verify-failed', 'aborted', 'error'] as const;
 export type ResultStatus = (typeof RESULT_STATUS)[number];
 
-export const REJECT_CODES = {
-  'rate-limited': 1,
-  busy: 2,
-  'nat-unsuitable': 3,
-  'bad-request': 4,
-  'shutting-down': 5,
-  'both-hard': 6,
-  'spray-off': 7,
-  'spray-rate-limited': 8,
-  'no-warm-port': 9,
-} as const;
-export type RejectCode = keyof typeof REJECT_CODES;
+/** An `opreject` code by name: the wire's table (src/wire/constants.ts OPREJECT_CODE) is the one list. */
+export type RejectCode = OpRejectCode;
 
 export type CoordMessage =
   | { cmd: 'version'; nonce: bigint; userAgent: string }
