@@ -446,7 +446,8 @@ export async function checkZeroRtt(
       return {
         status: 'fail',
         code: 'DOCTOR_ZRTT_ADDRESS',
-        message: `the warm port maps to ${hp(announced)}, but serve announces ${escapeText(clear)} (${from}); ${off}`,
+        message:
+          `the warm port maps to ${hp(announced)}, but the announced address is ${escapeText(clear)} (${from}); ` + off,
         fix:
           cfg.externalip !== undefined
             ? `set externalip=${announced.host}, or remove externalip= (the NAT check's address is announced)`

@@ -153,7 +153,10 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
     const wrongIp = await checkZeroRtt(cfg({ externalip: '198.51.100.7' }));
     assert.equal(wrongIp.status, 'fail', formatCheck(wrongIp));
     assert.equal(wrongIp.code, 'DOCTOR_ZRTT_ADDRESS');
-    assert.match(wrongIp.message, /maps to 127\.0\.0\.1:\d+, but serve announces 198\.51\.100\.7 \(externalip=/);
+    assert.match(
+      wrongIp.message,
+      /maps to 127\.0\.0\.1:\d+, but the announced address is 198\.51\.100\.7 \(externalip=/,
+    );
     assert.match(wrongIp.fix ?? '', /^set externalip=127\.0\.0\.1, or remove externalip=/);
     // The right externalip passes.
     assert.equal((await checkZeroRtt(cfg({ externalip: '127.0.0.1' }))).status, 'ok');
