@@ -11,13 +11,17 @@ import { OnionpunchError } from '../errors.js';
 import { TorControlClient } from '../overlay/tor/control.js';
 import { openSam } from '../overlay/i2p/connection.js';
 import { connectPeer } from '../peer/connect.js';
+import type { EimVerdict } from '../nat/eim-check.js';
 import type { DaemonConfig, HostPort } from './config.js';
 import { parseHandoffTarget } from './handoff.js';
 import { escapeText } from './log.js';
 import { NodeRpcError, nodeRpcFromConfig, type NodeRpc } from './node-rpc.js';
 
-/** ok: as it should be; warn: works, but worth a look; fail: onionpunch will not work until fixed. */
-export type CheckStatus = 'ok' | 'warn' | 'fail';
+/**
+ * ok: as it should be; warn: works, but worth a look; fail: onionpunch will not work until fixed; skip: the
+ * check does not apply to this configuration (the line says why, e.g. `zerortt` with zerortt=0).
+ */
+export type CheckStatus = 'ok' | 'warn' | 'fail' | 'skip';
 
 /** One check's outcome: one line of `onionpunch doctor`. */
 export interface CheckResult {
@@ -278,31 +282,44 @@ export async function checkSam(sam: HostPort, timeoutMs = DOCTOR_TIMEOUT_MS): Pr
 }
 
 /**
+ * The EIM check that serve and proxy run at start, through the configured NAT-check servers (two of them:
+ * the callers check that). One run can feed both the `nat` and the `zerortt` line (runDoctor).
+ */
+export async function eimVerdict(
+  cfg: Pick<DaemonConfig, 'natcheck' | 'network' | 'bind'>,
+  timeoutMs = DOCTOR_TIMEOUT_MS,
+): Promise<EimVerdict> {
+  const { probeBind } = await import('../native/engine.js');
+  const { eimCheck } = await import('../nat/eim-check.js');
+  const { nativeObserver } = await import('../nat/observe.js');
+  const v6 = cfg.natcheck[0]!.host.includes(':');
+  const local = probeBind({ address: cfg.bind ?? (v6 ? '::' : '0.0.0.0'), port: 0 });
+  const peers = cfg.natcheck.map((h) => ({ address: h.host, port: h.port }));
+  const observe = nativeObserver({ network: cfg.network });
+  return eimCheck({ local, peers, observe, timeoutMs, spreadSamples: 0 });
+}
+
+const tooFewNatServers = (n: number): Found => ({
+  status: 'fail',
+  code: 'DOCTOR_NAT_TOO_FEW_SERVERS',
+  message: `${n} NAT-check server(s) configured, the EIM check needs two`,
+  fix: 'set two natcheck= lines, or two relays (announce= on serve, peer= on proxy): every relay is one',
+});
+
+/**
  * The NAT verdict through the configured NAT-check servers (`natcheck`, by default the relays): the EIM check
  * that serve and proxy run at start. EIM passes; EDM fails (punches are refused); unknown fails with the reason.
+ * `verdict`: the result of {@link eimVerdict} when another check shares it.
  */
 export async function checkNat(
   cfg: Pick<DaemonConfig, 'natcheck' | 'network' | 'bind'>,
   timeoutMs = DOCTOR_TIMEOUT_MS,
+  verdict?: Promise<EimVerdict>,
 ): Promise<CheckResult> {
   const target = cfg.natcheck.map(hp).join(' ');
   return timed('nat', target || undefined, async () => {
-    if (cfg.natcheck.length < 2) {
-      return {
-        status: 'fail',
-        code: 'DOCTOR_NAT_TOO_FEW_SERVERS',
-        message: `${cfg.natcheck.length} NAT-check server(s) configured, the EIM check needs two`,
-        fix: 'set two natcheck= lines, or two relays (announce= on serve, peer= on proxy): every relay is one',
-      };
-    }
-    const { probeBind } = await import('../native/engine.js');
-    const { eimCheck } = await import('../nat/eim-check.js');
-    const { nativeObserver } = await import('../nat/observe.js');
-    const v6 = cfg.natcheck[0]!.host.includes(':');
-    const local = probeBind({ address: cfg.bind ?? (v6 ? '::' : '0.0.0.0'), port: 0 });
-    const peers = cfg.natcheck.map((h) => ({ address: h.host, port: h.port }));
-    const observe = nativeObserver({ network: cfg.network });
-    const v = await eimCheck({ local, peers, observe, timeoutMs, spreadSamples: 0 });
+    if (cfg.natcheck.length < 2) return tooFewNatServers(cfg.natcheck.length);
+    const v = await (verdict ?? eimVerdict(cfg, timeoutMs));
     const pub = v.publicAddress !== undefined ? `, public address ${v.publicAddress}` : '';
     if (v.mapping === 'eim') {
       return {
@@ -325,6 +342,124 @@ export async function checkNat(
       code: 'DOCTOR_NAT_UNKNOWN',
       message: `unknown: ${escapeText(v.reason ?? 'no verdict').slice(0, 200)}`,
       fix: 'a NAT-check server did not answer: see the relay lines, or set natcheck= to two reachable relays',
+    };
+  });
+}
+
+/**
+ * serve's zero-round-trip path (`zerortt=1`; docs/PROTOCOL.md "Zero-round-trip coordination"), set up as serve
+ * sets it up: an EIM verdict (two NAT-check servers), a warm punch port allocated as serve's listener allocates
+ * it (one reusable bind on an ephemeral port, released again), that port's mapping observed through the NAT-check
+ * servers and, on a port-preserving NAT, compared with the prediction serve announces; and the announced address
+ * (`externalip`, else the NAT check's) equal to the mapping's, which is when serve's announcement carries
+ * NODE_HOLEPUNCH_ZRTT (serve.ts). With zerortt=0 the line says the check is skipped.
+ */
+export async function checkZeroRtt(
+  cfg: Pick<DaemonConfig, 'zerortt' | 'natcheck' | 'network' | 'bind' | 'externalip' | 'announceinterval'>,
+  timeoutMs = DOCTOR_TIMEOUT_MS,
+  verdict?: Promise<EimVerdict>,
+): Promise<CheckResult> {
+  if (!cfg.zerortt) {
+    const message = 'skipped: zerortt=0 (no warm punch port; announcements go without NODE_HOLEPUNCH_ZRTT)';
+    return { id: 'zerortt', status: 'skip', message, ms: 0 };
+  }
+  const target = cfg.natcheck.map(hp).join(' ');
+  return timed('zerortt', target || undefined, async () => {
+    const off = 'serve announces without NODE_HOLEPUNCH_ZRTT (B punches the measured-RTT way)';
+    if (cfg.natcheck.length < 2) {
+      const few = tooFewNatServers(cfg.natcheck.length);
+      return { ...few, message: `no EIM verdict: ${few.message}; ${off}` };
+    }
+    const v = await (verdict ?? eimVerdict(cfg, timeoutMs));
+    if (v.mapping !== 'eim') {
+      return {
+        status: 'fail',
+        code: 'DOCTOR_ZRTT_NOT_EIM',
+        message: `the EIM check says ${v.mapping}: no stable endpoint to keep warm; ${off}`,
+        fix:
+          v.mapping === 'edm'
+            ? 'zero-round-trip needs an endpoint-independent NAT (see the nat line), or set zerortt=0'
+            : 'the EIM check gave no verdict: fix the nat line first',
+      };
+    }
+    const fam: 4 | 6 = cfg.bind?.includes(':') ? 6 : 4;
+    const { probeBind } = await import('../native/engine.js');
+    const { nativeObserver } = await import('../nat/observe.js');
+    const { discoverMapping } = await import('../nat/mapping.js');
+    const local = probeBind({ address: cfg.bind ?? (fam === 6 ? '::' : '0.0.0.0'), port: 0 });
+    let observed: HostPort | undefined;
+    try {
+      const r = await discoverMapping({
+        local,
+        methods: ['natcheck'],
+        natcheckServers: cfg.natcheck.map((h) => ({ address: h.host, port: h.port })),
+        observe: nativeObserver({ network: cfg.network }),
+        timeoutMs,
+      });
+      const e = r.endpoints.find((x) => x.address.includes(':') === (fam === 6));
+      if (e) observed = { host: e.address, port: e.port };
+    } catch (err) {
+      const code = codeOf(err);
+      return {
+        status: 'fail',
+        code,
+        message: `the warm port's mapping was not observed: ${msgOf(err)}; ${off}`,
+        fix: 'a NAT-check server did not answer from a second port: see the nat and relay lines',
+      };
+    }
+    if (!observed) {
+      return {
+        status: 'fail',
+        code: 'DOCTOR_ZRTT_NO_MAPPING',
+        message: `the NAT-check servers reported no IPv${fam} mapping for the warm port; ${off}`,
+        fix: `natcheck= servers of the warm port's family (IPv${fam}: bind=${cfg.bind ?? 'unset'})`,
+      };
+    }
+    // serve's listener discovers 'predict' first: on a port-preserving NAT it announces the local port unobserved.
+    const predicted =
+      v.portPreserving === true && v.publicAddress !== undefined
+        ? { host: v.publicAddress, port: local.port }
+        : undefined;
+    if (predicted && (predicted.host !== observed.host || predicted.port !== observed.port)) {
+      return {
+        status: 'fail',
+        code: 'DOCTOR_ZRTT_PREDICTION_WRONG',
+        message:
+          `the warm port ${local.port} maps to ${hp(observed)}, but serve would announce ${hp(predicted)} ` +
+          "(predicted: the EIM check saw the NAT keep the port number); B's fast path would miss and fall back",
+        fix: 'the NAT does not keep port numbers reliably: run doctor again; if this stays, set zerortt=0',
+      };
+    }
+    const announced = predicted ?? observed;
+    const clear = cfg.externalip ?? v.publicAddress;
+    if (clear === undefined) {
+      return {
+        status: 'fail',
+        code: 'DOCTOR_ZRTT_NO_ADDRESS',
+        message: 'no externalip= and no public address from the NAT check: serve announces nothing',
+        fix: "set externalip= to this host's public address",
+      };
+    }
+    if (clear !== announced.host) {
+      // serve announces the warm endpoint only when its address is the announced clearnet address, byte for byte.
+      const from = cfg.externalip !== undefined ? `externalip=${cfg.externalip}` : 'the NAT check';
+      return {
+        status: 'fail',
+        code: 'DOCTOR_ZRTT_ADDRESS',
+        message:
+          `the warm port maps to ${hp(announced)}, but the announced address is ${escapeText(clear)} (${from}); ` + off,
+        fix:
+          cfg.externalip !== undefined
+            ? `set externalip=${announced.host}, or remove externalip= (the NAT check's address is announced)`
+            : 'the NAT-check servers disagree on the public address: set natcheck= to two relays that see this host',
+      };
+    }
+    const how = predicted ? 'predicted, as serve announces it; observed the same' : 'observed';
+    return {
+      status: 'ok',
+      message:
+        `warm punch port ${local.port} maps to ${hp(announced)} (${how}): announced with NODE_HOLEPUNCH_ZRTT, ` +
+        `re-checked every ${cfg.announceinterval} s`,
     };
   });
 }
@@ -463,8 +598,9 @@ export async function checkListen(listen: HostPort, timeoutMs = DOCTOR_TIMEOUT_M
 
 /**
  * Every check that applies to `role` with this configuration, run concurrently, in a fixed order:
- * the overlay (tor control for serve, tor SOCKS for proxy, SAM when I2P is used), the relays, the NAT verdict,
- * then the node (serve: its P2P port or hand-off socket; proxy: its own SOCKS port; both: the node's RPC).
+ * the overlay (tor control for serve, tor SOCKS for proxy, SAM when I2P is used), the relays, the NAT verdict
+ * (serve: then its zero-round-trip path, or a skip line), then the node (serve: its P2P port or hand-off socket;
+ * proxy: its own SOCKS port; both: the node's RPC).
  */
 export async function runDoctor(
   cfg: DaemonConfig & { sources?: Partial<Record<string, string>> },
@@ -511,7 +647,11 @@ export async function runDoctor(
     );
   }
   for (const r of relays) jobs.push(checkRelay(r, key, cfg.network, ms));
-  if (role !== 'relay') jobs.push(checkNat(cfg, ms));
+  // One EIM check for the nat and zerortt lines (serve's zero-RTT path needs the verdict serve gets at start).
+  const verdict = role !== 'relay' && cfg.natcheck.length >= 2 ? eimVerdict(cfg, ms) : undefined;
+  verdict?.catch(() => undefined);
+  if (role !== 'relay') jobs.push(checkNat(cfg, ms, verdict));
+  if (role === 'serve') jobs.push(checkZeroRtt(cfg, ms, verdict));
   if (role === 'serve') jobs.push(checkHandoff(cfg, ms));
   if (role === 'proxy') jobs.push(checkListen(cfg.listen, ms));
   if (role === 'proxy') {
@@ -527,9 +667,9 @@ export async function runDoctor(
 
 /** One line of the text report: `ok   id  target  message; fix: ...`. */
 export function formatCheck(r: CheckResult): string {
-  const status = r.status === 'ok' ? 'ok  ' : r.status === 'warn' ? 'WARN' : 'FAIL';
+  const status = r.status === 'ok' ? 'ok  ' : r.status === 'warn' ? 'WARN' : r.status === 'skip' ? 'skip' : 'FAIL';
   const target = r.target !== undefined ? `${r.target}  ` : '';
-  const fix = r.fix !== undefined && r.status !== 'ok' ? `; fix: ${r.fix}` : '';
+  const fix = r.fix !== undefined && (r.status === 'warn' || r.status === 'fail') ? `; fix: ${r.fix}` : '';
   return `${status}  ${r.id.padEnd(13)} ${target}${r.message}${fix}`;
 }
 

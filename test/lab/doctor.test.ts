@@ -247,11 +247,12 @@ describe('onionpunch doctor: tor control and SOCKS ports, SAM (real tor and i2pd
       ...relayPorts.flatMap((p) => ['--announce', `127.0.0.1:${p}`]),
       '--bitcoind',
       `127.0.0.1:${relayPorts[0]}`,
+      '--zerortt=1',
     ]);
     assert.equal(serve.code, 0, JSON.stringify(serve.report) + serve.err);
     assert.deepEqual(
       serve.report.checks.map((c) => `${c.id}:${c.status}`),
-      ['tor-control:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'bitcoind-p2p:ok'],
+      ['tor-control:ok', 'relay:ok', 'relay:ok', 'nat:ok', 'zerortt:ok', 'bitcoind-p2p:ok'],
     );
     const proxy = await doctorJson([
       'proxy',
@@ -284,6 +285,7 @@ describe('onionpunch doctor: tor control and SOCKS ports, SAM (real tor and i2pd
     const tc = wrong.report.checks.find((c) => c.id === 'tor-control')!;
     assert.equal(tc.code, 'TOR_AUTH_FAILED');
     assert.equal(wrong.report.checks.filter((c) => c.status === 'fail').length, 1);
+    assert.equal(wrong.report.checks.find((c) => c.id === 'zerortt')?.status, 'skip', 'zerortt=0: skipped');
     // I2P coordination: SAM is checked; tor (only the node's .onion route) down is a warning, not a failure.
     const i2p = await doctorJson([
       'proxy',

@@ -28,6 +28,7 @@ import {
   checkNodeRpc,
   checkRelay,
   checkTorSocks,
+  checkZeroRtt,
   formatCheck,
   runDoctor,
   type CheckResult,
@@ -133,6 +134,43 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
     assert.equal(one.code, 'DOCTOR_NAT_TOO_FEW_SERVERS');
   });
 
+  test('zerortt: a warm port via two real relays passes; wrong externalip, a closed server fail; off: skip', async () => {
+    const cfg = (over: Partial<Parameters<typeof checkZeroRtt>[0]> = {}) => ({
+      zerortt: true,
+      natcheck: [lo(relay1), lo(relay2)],
+      network: 'regtest' as const,
+      bind: '127.0.0.1',
+      externalip: undefined,
+      announceinterval: 60,
+      ...over,
+    });
+    // Loopback keeps port numbers: serve would announce the predicted endpoint, and the relays observe the same.
+    const ok = await checkZeroRtt(cfg());
+    assert.equal(ok.status, 'ok', formatCheck(ok));
+    assert.match(ok.message, /^warm punch port (\d+) maps to 127\.0\.0\.1:\1 \(predicted, .*observed the same\)/);
+    assert.match(ok.message, /NODE_HOLEPUNCH_ZRTT, re-checked every 60 s$/);
+    // An externalip the warm port does not map to: serve would announce without the bit, silently.
+    const wrongIp = await checkZeroRtt(cfg({ externalip: '198.51.100.7' }));
+    assert.equal(wrongIp.status, 'fail', formatCheck(wrongIp));
+    assert.equal(wrongIp.code, 'DOCTOR_ZRTT_ADDRESS');
+    assert.match(
+      wrongIp.message,
+      /maps to 127\.0\.0\.1:\d+, but the announced address is 198\.51\.100\.7 \(externalip=/,
+    );
+    assert.match(wrongIp.fix ?? '', /^set externalip=127\.0\.0\.1, or remove externalip=/);
+    // The right externalip passes.
+    assert.equal((await checkZeroRtt(cfg({ externalip: '127.0.0.1' }))).status, 'ok');
+    const half = await checkZeroRtt(cfg({ natcheck: [lo(relay1), lo(closed)] }));
+    assert.equal(half.code, 'DOCTOR_ZRTT_NOT_EIM', formatCheck(half));
+    assert.match(half.message, /says unknown/);
+    assert.match(half.fix ?? '', /fix the nat line first/);
+    const one = await checkZeroRtt(cfg({ natcheck: [lo(relay1)] }));
+    assert.equal(one.code, 'DOCTOR_NAT_TOO_FEW_SERVERS');
+    const off = await checkZeroRtt(cfg({ zerortt: false }));
+    assert.equal(off.status, 'skip');
+    assert.match(formatCheck(off), /^skip  zerortt +skipped: zerortt=0/);
+  });
+
   test("serve's hand-off: the node's P2P port answers or not; a Unix socket exists, a file or nothing does not", async () => {
     // A relay is a real P2P responder: it stands in for the node's P2P port here (bcoin: test/lab/doctor.test.ts).
     const p2p = await checkHandoff({ bitcoind: lo(relay1), handoff: 'splice', network: 'regtest' });
@@ -216,6 +254,24 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
     const text = await doctor(['relay', '--network', 'regtest', '--addnode', `127.0.0.1:${closed}`]);
     const line = `^FAIL  relay +127\\.0\\.0\\.1:${closed}  PEER_SOCKET: .*; fix: the addnode= relay is not reachable`;
     assert.match(text.out, new RegExp(line, 'm'));
+    // serve with zerortt=1 and an externalip its warm port does not map to (tor's control port closed: it fails
+    // too); without zerortt the zerortt line is a skip.
+    const serveArgs = ['serve', '--network', 'regtest', '--bind', '127.0.0.1', '--torcontrol', `127.0.0.1:${closed}`];
+    serveArgs.push('--announce', `127.0.0.1:${relay1}`, '--announce', `127.0.0.1:${relay2}`);
+    serveArgs.push('--bitcoind', `127.0.0.1:${relay1}`);
+    const zr = await doctor([...serveArgs, '--zerortt=1', '--externalip', '198.51.100.7', '--json']);
+    assert.equal(zr.code, 1, zr.out + zr.err);
+    const zrReport = JSON.parse(zr.out) as { checks: CheckResult[] };
+    assert.deepEqual(
+      zrReport.checks.map((c) => `${c.id}:${c.status}`),
+      ['tor-control:fail', 'relay:ok', 'relay:ok', 'nat:ok', 'zerortt:fail', 'bitcoind-p2p:ok'],
+    );
+    assert.equal(byId(zrReport.checks, 'zerortt').code, 'DOCTOR_ZRTT_ADDRESS');
+    const zrText = await doctor([...serveArgs, '--zerortt=1', '--externalip', '198.51.100.7']);
+    assert.match(zrText.out, /^FAIL  zerortt +127\.0\.0\.1:\d+ .*; fix: set externalip=127\.0\.0\.1, or remove/m);
+    const skip = await doctor(serveArgs);
+    assert.match(skip.out, /^skip  zerortt +skipped: zerortt=0/m);
+    assert.match(skip.out, /6 checks: 1 failed, 0 warnings, 1 skipped/);
     for (const args of [[], ['frobnicate'], ['proxy', '--bogus-option'], ['proxy', '--network', 'mainnet']]) {
       const u = await doctor(args);
       assert.equal(u.code, 2, `${args.join(' ')}: ${u.err}`);

@@ -1,7 +1,8 @@
 /**
  * `onionpunch doctor serve|proxy|relay [--conf FILE] [--key value]... [--json]`: checks the setup of one verb
  * with that verb's configuration (config.ts: the same file, environment and flags), one line per check with
- * what to fix; `--json` prints one object `{ok, role, checks: [{id, target?, status, message, fix?, code?, ms}]}`.
+ * what to fix; `--json` prints one object `{ok, role, checks: [{id, target?, status, message, fix?, code?, ms}]}`
+ * (status ok, warn, fail or skip).
  * Exit code 0 when no check failed (warnings allowed), 1 when one did, 2 for a usage or configuration error.
  */
 import { loadConfig, verbKeys, type DaemonConfig } from '../config.js';
@@ -18,6 +19,8 @@ const CHECKS = [
   'sam           overlay=i2p, or proxy with i2psam= set: the SAM bridge answers HELLO 3.1',
   'relay         each announce= (serve), peer= (proxy) or addnode= (relay): a P2P version handshake with sendaddrv2',
   'nat           serve, proxy: the EIM check through natcheck= (default: the relays); eim passes, edm fails',
+  'zerortt       serve, zerortt=1: EIM verdict, a warm punch port whose observed mapping is what serve announces',
+  '              (prediction and externalip= agree with it); with zerortt=0 a skip line',
   "bitcoind-p2p  serve, handoff=splice: the node's P2P port (bitcoind=) completes a version handshake",
   "handoff       serve, handoff=unix:PATH: the receiver's socket exists",
   'proxy-listen  proxy: listen= answers SOCKS5 (onionpunch proxy running; a warning when not)',
@@ -76,13 +79,15 @@ export async function main(args: string[]): Promise<number> {
   const checks = await runDoctor(cfg, r);
   const failed = checks.filter((c) => c.status === 'fail').length;
   const warned = checks.filter((c) => c.status === 'warn').length;
+  const skipped = checks.filter((c) => c.status === 'skip').length;
   if (cfg.json) {
     process.stdout.write(JSON.stringify({ ok: failed === 0, role: r, checks }) + '\n');
   } else {
     const conf = cfg.conf !== undefined ? `, conf ${cfg.conf}` : '';
     process.stdout.write(`onionpunch doctor ${r} (network ${cfg.network}, overlay ${cfg.overlay}${conf})\n`);
     for (const c of checks) process.stdout.write(formatCheck(c) + '\n');
-    process.stdout.write(`${checks.length} checks: ${failed} failed, ${warned} warnings\n`);
+    const skips = skipped > 0 ? `, ${skipped} skipped` : '';
+    process.stdout.write(`${checks.length} checks: ${failed} failed, ${warned} warnings${skips}\n`);
   }
   // The native engine's thread (NAT check) must not keep the process alive after the report.
   setTimeout(() => process.exit(failed === 0 ? 0 : 1), 200).unref();

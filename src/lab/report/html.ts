@@ -55,15 +55,20 @@ function fmt(x: number | null, digits = 1): string {
 }
 
 function summaryTable(d: ReportData): string {
+  const zrtt = d.groups.some((g) => g.fastPath !== undefined);
   const rows = d.groups.map((g) => {
     const ratio = g.medianMs !== null && g.boundMs ? g.medianMs / g.boundMs : null;
     const tail = g.medianMs && g.p90Ms !== null ? g.p90Ms / g.medianMs : null;
-    const fails = Object.entries(g.failures)
-      .map(([k, n]) => `${esc(k)} ×${n}`)
-      .join('<br>');
+    const fails = [
+      ...Object.entries(g.failures).map(([k, n]) => `${esc(k)} ×${n}`),
+      ...Object.entries(g.fallbacks ?? {}).map(([k, n]) => `fell back: ${esc(k)} ×${n}`),
+    ].join('<br>');
+    const fast = g.fastPath !== undefined ? ` (${g.fastPath} fast path)` : '';
+    const rule = g.boundRule !== undefined ? ` title="${esc(g.boundRule)}"` : '';
     return (
-      `<tr><td>${esc(g.name)}</td><td>${g.connected}/${g.attempts}</td><td>${fmt(g.medianMs)}</td>` +
-      `<td>${fmt(g.p90Ms)}</td><td>${fmt(g.boundMs)}</td><td${ratio !== null && ratio > 1 ? ' class="over"' : ''}>` +
+      `<tr><td>${esc(g.name)}</td><td>${g.connected}/${g.attempts}${fast}</td><td>${fmt(g.medianMs)}</td>` +
+      `<td>${fmt(g.p90Ms)}</td><td${rule}>${fmt(g.boundMs)}</td>` +
+      `<td${ratio !== null && ratio > 1 ? ' class="over"' : ''}>` +
       `${fmt(ratio, 2)}</td><td${tail !== null && tail > 2 ? ' class="over"' : ''}>${fmt(tail, 2)}</td>` +
       `<td class="why">${fails || '–'}</td></tr>`
     );
@@ -72,7 +77,12 @@ function summaryTable(d: ReportData): string {
     `<table><thead><tr><th>${esc(d.groupLabel ?? 'pair')}</th><th>connected</th>` +
     '<th>median ms</th><th>p90 ms</th>' +
     '<th title="1.5 × overlay RTT + 2 × direct RTT">bound ms</th><th>median ÷ bound</th><th>p90 ÷ median</th>' +
-    `<th>failures</th></tr></thead><tbody>${rows.join('')}</tbody></table>`
+    `<th>failures</th></tr></thead><tbody>${rows.join('')}</tbody></table>` +
+    (zrtt
+      ? '<p class="note">Zero-RTT rows: the same measure (from B’s request reaching A to established), bound ' +
+        '1 × direct RTT + 20 ms; “fast path” counts the attempts that connected without falling back to the ' +
+        'measured-RTT flow, “fell back” why the others did.</p>'
+      : '')
   );
 }
 
@@ -122,6 +132,7 @@ table { border-collapse: collapse; font-size: 13px; }
 td, th { border: 1px solid #ccc; padding: 3px 8px; text-align: right; }
 td:first-child, th:first-child, td.why { text-align: left; } td.why { font-size: 11px; color: #555; max-width: 360px; }
 td.over { background: #fde2e1; } .empty { color: #777; font-style: italic; }
+.note { color: #555; font-size: 12px; max-width: 900px; }
 `;
 
 /** The whole HTML document for `d` (about 0.9 MB, nearly all of it the inlined libraries). */

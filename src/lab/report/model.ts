@@ -15,8 +15,17 @@ export interface ReportGroup {
   p90Ms: number | null;
   /** The target for the median (1.5 × overlay RTT + 2 × direct RTT), when known. */
   boundMs: number | null;
+  /** How `boundMs` is made, when not the measured flow's 1.5 × overlay RTT + 2 × direct RTT. */
+  boundRule?: string;
   /** Outcome → count for the attempts that did not connect (e.g. `PUNCH_NAT_UNSUITABLE (A)`). */
   failures: Record<string, number>;
+  /**
+   * A zero-round-trip population (`lab matrix --zrtt`): how many connected on the fast path (the rest of
+   * `connected` connected on the measured-RTT flow, after a fallback or B's back-off).
+   */
+  fastPath?: number;
+  /** Zero-round-trip: why attempts fell back to the measured-RTT flow (B's reason) → count. */
+  fallbacks?: Record<string, number>;
 }
 
 /** One event of a session, on the shared wall clock of both sides. */

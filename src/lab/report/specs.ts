@@ -3,7 +3,7 @@
  * Each chart reads one named dataset, and each row of it carries a `series` field: the page counts the distinct
  * series of every chart (what the report test checks against the data it was given).
  */
-import type { ReportData, ReportEvent } from './model.js';
+import type { ReportData, ReportEvent, ReportGroup } from './model.js';
 
 /** A Vega-Lite spec; kept as plain JSON so this module needs no type package. */
 export type VlSpec = Record<string, unknown>;
@@ -26,19 +26,27 @@ function distinct(xs: string[]): string[] {
   return [...new Set(xs)];
 }
 
-/** Empirical CDF per group: one step line per group that connected at least once. */
+/** What a group's attempts coordinated with: the measured-RTT flow, or zero-round-trip (`fastPath` set). */
+const pathOf = (g: ReportGroup): string => (g.fastPath !== undefined ? 'zero-RTT' : 'measured RTT');
+
+/**
+ * Empirical CDF per group: one step line per group that connected at least once (a pair's zero-round-trip
+ * attempts are a group of their own, drawn dashed).
+ */
 export function cdfChart(d: ReportData): ChartSpec {
-  const rows: Array<{ series: string; ms: number; p: number }> = [];
+  const rows: Array<{ series: string; path: string; ms: number; p: number }> = [];
   for (const g of d.groups) {
     const xs = [...g.timeToConnectMs].sort((a, b) => a - b);
     // The share is of all attempts, so a pair with failures tops out below 1.
-    xs.forEach((ms, i) => rows.push({ series: g.name, ms, p: (i + 1) / g.attempts }));
+    xs.forEach((ms, i) => rows.push({ series: g.name, path: pathOf(g), ms, p: (i + 1) / g.attempts }));
   }
+  const series = distinct(rows.map((r) => r.series));
+  const paths = distinct(rows.map((r) => r.path));
   return {
     id: 'cdf',
     title: 'Time to connect (CDF; from B’s request reaching A to established)',
     empty: 'no attempt connected',
-    series: distinct(rows.map((r) => r.series)),
+    series,
     spec: {
       $schema: SCHEMA,
       width: WIDTH,
@@ -48,18 +56,52 @@ export function cdfChart(d: ReportData): ChartSpec {
       encoding: {
         x: { field: 'ms', type: 'quantitative', title: 'time to connect (ms)', scale: { type: 'log' } },
         y: { field: 'p', type: 'quantitative', title: 'share of attempts connected', scale: { domain: [0, 1] } },
-        color: { field: 'series', type: 'nominal', title: d.groupLabel ?? 'pair' },
+        color: {
+          field: 'series',
+          type: 'nominal',
+          title: d.groupLabel ?? 'pair',
+          // More lines than the default ten colours (pairs and their zero-RTT lines): twenty.
+          ...(series.length > 10 ? { scale: { scheme: 'tableau20' } } : {}),
+        },
+        // The series names say the path; the dash only repeats it, so it gets no legend of its own.
+        ...(paths.length > 1
+          ? {
+              strokeDash: {
+                field: 'path',
+                type: 'nominal',
+                legend: null,
+                scale: {
+                  domain: ['measured RTT', 'zero-RTT'],
+                  range: [
+                    [1, 0],
+                    [5, 3],
+                  ],
+                },
+              },
+            }
+          : {}),
         tooltip: [{ field: 'series' }, { field: 'ms', format: '.1f' }, { field: 'p', format: '.2f' }],
       },
     },
   };
 }
 
-/** Outcomes per group: connected plus each failure reason, stacked. */
+/** The outcome series of zero-round-trip attempts that connected, on the fast path or after falling back. */
+export const FAST_PATH = 'connected (zero-RTT fast path)';
+export const MEASURED_AFTER_ZRTT = 'connected (measured-RTT flow: fell back or backed off)';
+
+/**
+ * Outcomes per group: connected plus each failure reason, stacked. A zero-round-trip group splits connected
+ * into the fast path and the measured-RTT flow it fell back to (or B's back-off sent it to).
+ */
 export function successChart(d: ReportData): ChartSpec {
   const rows: Array<{ group: string; series: string; n: number }> = [];
   for (const g of d.groups) {
-    if (g.connected > 0) rows.push({ group: g.name, series: 'connected', n: g.connected });
+    if (g.fastPath !== undefined) {
+      const fast = Math.min(g.fastPath, g.connected);
+      if (fast > 0) rows.push({ group: g.name, series: FAST_PATH, n: fast });
+      if (g.connected > fast) rows.push({ group: g.name, series: MEASURED_AFTER_ZRTT, n: g.connected - fast });
+    } else if (g.connected > 0) rows.push({ group: g.name, series: 'connected', n: g.connected });
     for (const [why, n] of Object.entries(g.failures)) rows.push({ group: g.name, series: why.split(':')[0]!, n });
     const other = g.attempts - g.connected - Object.values(g.failures).reduce((a, b) => a + b, 0);
     if (other > 0) rows.push({ group: g.name, series: 'other failure', n: other });
