@@ -73,6 +73,7 @@ Napi::Object Enums(Napi::Env env) {
   o.Set("profile", NameTable(env, onionpunch::kProfileNames));
   o.Set("portMode", NameTable(env, onionpunch::kPortModeNames));
   o.Set("spliceEnd", NameTable(env, onionpunch::kSpliceEndNames));
+  o.Set("nudgeMode", NameTable(env, onionpunch::kNudgeModeNames));
   return o;
 }
 
@@ -139,6 +140,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Engine",
                        {InstanceMethod("submit", &EngineWrap::Submit), InstanceMethod("abort", &EngineWrap::Abort),
+                        InstanceMethod("nudge", &EngineWrap::Nudge),
                         InstanceMethod("stop", &EngineWrap::Stop), InstanceMethod("drain", &EngineWrap::Drain),
                         InstanceMethod("stats", &EngineWrap::Stats)});
   }
@@ -259,6 +261,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     }
     s.resyn_ns = ReadI64(o.Get("resynNs"), s.resyn_ns);
     s.stall_ns = std::max<int64_t>(0, ReadI64(o.Get("stallNs"), 0));
+    Napi::Value sr = o.Get("stallReport");
+    s.stall_report = sr.IsBoolean() && sr.As<Napi::Boolean>().Value();
     s.profile = ReadI64(o.Get("profile"), 0) == 1 ? onionpunch::Profile::Prime : onionpunch::Profile::Plain;
     s.prime_ttl = static_cast<int>(ReadI64(o.Get("primeTtl"), 2));
     s.prime_delay_ns = ReadI64(o.Get("primeDelayNs"), s.prime_delay_ns);
@@ -282,6 +286,17 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Abort(const Napi::CallbackInfo& info) {
     if (engine_ && info[0].IsNumber())
       engine_->abort(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()));
+    return info.Env().Undefined();
+  }
+
+  // nudge(id, mode): the peer reported a stall (NudgeMode index); see Engine::nudge.
+  Napi::Value Nudge(const Napi::CallbackInfo& info) {
+    if (engine_ && info[0].IsNumber() && info[1].IsNumber()) {
+      int32_t m = info[1].As<Napi::Number>().Int32Value();
+      if (m >= 0 && m < static_cast<int32_t>(onionpunch::NudgeMode::kCount))
+        engine_->nudge(static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value()),
+                       static_cast<onionpunch::NudgeMode>(m));
+    }
     return info.Env().Undefined();
   }
 
@@ -346,13 +361,21 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return o;
   }
 
-  // drain() -> {outcomes: object[], stopped: boolean}
+  // drain() -> {outcomes: object[], stalls: {id, remote, atNs}[], stopped: boolean}
   Napi::Value Drain(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object res = Napi::Object::New(env);
     Napi::Array arr = Napi::Array::New(env);
     bool stopped = false;
+    Napi::Array stalls = Napi::Array::New(env);
     if (engine_) {
+      for (const auto& r : engine_->take_stalls()) {
+        Napi::Object so = Napi::Object::New(env);
+        so.Set("id", Napi::Number::New(env, static_cast<double>(r.plan_id)));
+        so.Set("remote", Napi::Number::New(env, r.remote));
+        so.Set("atNs", Napi::BigInt::New(env, r.at_ns));
+        stalls.Set(stalls.Length(), so);
+      }
       auto outs = engine_->take();
       for (size_t i = 0; i < outs.size(); i++) arr.Set(static_cast<uint32_t>(i), ToJs(env, *outs[i]));
       inflight_ = outs.size() > inflight_ ? 0 : inflight_ - outs.size();
@@ -373,6 +396,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       }
     }
     res.Set("outcomes", arr);
+    res.Set("stalls", stalls);
     res.Set("stopped", Napi::Boolean::New(env, stopped || !tsfn_live_));
     return res;
   }

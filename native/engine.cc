@@ -81,6 +81,7 @@ struct Attempt {
   uint32_t gen = 0;      // bumps when a wave supersedes the attempt: stale timers are ignored
   uint32_t sends = 0;    // full SYN sockets opened: a Stall timer names the one it watches
   uint32_t stalls = 0;   // stall re-sends since the wave began (the interval doubles with each)
+  int64_t sent_ns = 0;   // when the current socket's SYN left (a nudge leaves a younger socket alone)
   int last_err = 0;
   bool est = false;      // spray follower: established and kept (watched for data, FIN or RST)
   int64_t est_ns = 0;
@@ -101,6 +102,7 @@ struct Plan {
   int64_t first_est_ns = 0;
   int64_t settle_ns = 0;     // the quiet period in force: max(spec.settle_ns, 2 x RTT), at most 4 x spec
   uint32_t settle_gen = 0;   // bumps with every establishment or death: older Settle timers are stale
+  uint32_t nudges = 0;       // nudge() re-sends so far (at most kMaxNudges)
 };
 
 /**
@@ -168,6 +170,7 @@ struct Engine::Impl {
   std::unordered_map<uint64_t, Ref> by_serial;
   uint64_t next_serial = kFirstSerial;
   std::vector<std::unique_ptr<Outcome>> pending;
+  std::vector<StallReport> stall_reports;  // handed over with the outcomes at the end of the iteration
   std::vector<uint64_t> finished;  // plans to reap at the end of this iteration
   PortAllocator ports;
   bool stopping = false;
@@ -331,6 +334,7 @@ struct Engine::Impl {
     const SockAddr& remote = p.spec.remotes[r];
     int64_t actual = monotonic_ns();
     int ce = start_connect(fd.get(), remote);
+    a.sent_ns = actual;
     st_syns.fetch_add(1, std::memory_order_relaxed);
     p.out->attempts++;
     record(p, prime ? EventKind::Prime : EventKind::Syn, static_cast<int>(r), 0, target, actual);
@@ -490,10 +494,53 @@ struct Engine::Impl {
         if (tcp_state(a.fd.get()) != TCP_SYN_SENT) return;
         record(p, EventKind::Stall, static_cast<int>(t.arg), 0, t.at, monotonic_ns());
         a.stalls++;
+        if (p.spec.stall_report) {
+          // Report only: whether a fresh ISN is safe depends on the far side's state, which only it knows.
+          stall_reports.push_back(StallReport{p.id, static_cast<int>(t.arg), monotonic_ns()});
+          int64_t wait = p.spec.stall_ns;
+          for (uint32_t i = 0; i < a.stalls && wait < kMaxStallNs; i++) wait *= 2;
+          int64_t at = t.at + std::min(wait, std::max(kMaxStallNs, p.spec.stall_ns));
+          if (at < p.spec.deadline_ns) push_timer(at, p.id, t.arg, a.sends, TimerKind::Stall);
+          return;
+        }
         a.base_ns = t.at;
         open_attempt(p, t.arg, false, t.at);  // closes the stalled socket first (same 4-tuple), then the SYN
         return;
       }
+    }
+  }
+
+  /** Engine::nudge on the thread: a fresh SYN for every attempt still handshaking in a state `mode` allows. */
+  void nudge(uint64_t id, NudgeMode mode) {
+    auto it = plans.find(id);
+    if (it == plans.end() || it->second->finished) return;
+    Plan& p = *it->second;
+    if (!p.spec.stall_report || p.collecting || p.spec.settle_ns > 0 || p.spec.reset_losers) return;
+    if (p.nudges >= kMaxNudges) return;
+    bool any = false;
+    int64_t now = monotonic_ns();
+    for (uint32_t r = 0; r < p.att.size() && !p.finished; r++) {
+      Attempt& a = p.att[r];
+      if (a.out || !a.fd || a.prime || a.est) continue;
+      // A socket younger than its stall period has a SYN (or our answer) still in flight: replacing it would
+      // put a fresh ISN behind that packet, and the peer's answer to it would meet the new socket (a RST).
+      if (now - a.sent_ns < p.spec.stall_ns) continue;
+      int st = tcp_state(a.fd.get());
+      bool ok = st == TCP_SYN_RECV || (st == TCP_SYN_SENT && mode == NudgeMode::Any);
+      if (!ok) continue;
+      // A SYN_RECV socket's close() would send a FIN (and linger as an orphan holding the 4-tuple) or, with
+      // SO_LINGER 0, a RST that moves both NATs' conntrack entries to CLOSE, where the next SYNs from outside
+      // are invalid: only a silent close (repair mode) makes room for the fresh SYN. Without the privilege the
+      // socket is left to the kernel's own retransmission. SYN_SENT sockets close silently anyway.
+      if (st == TCP_SYN_RECV && !make_silent(a.fd.get())) {
+        record(p, EventKind::Nudge, static_cast<int>(r), errno, -1, now);
+        continue;
+      }
+      if (!any) p.nudges++;
+      any = true;
+      record(p, EventKind::Nudge, static_cast<int>(r), 0, -1, now);
+      a.base_ns = now;
+      open_attempt(p, r, false, now);  // closes the old socket first (same 4-tuple), then the SYN
     }
   }
 
@@ -736,6 +783,10 @@ void Engine::abort(uint64_t id) {
   });
 }
 
+void Engine::nudge(uint64_t id, NudgeMode mode) {
+  post([id, mode](Impl& im) { im.nudge(id, mode); });
+}
+
 void Engine::request_stop() {
   if (!thread_.joinable()) return;
   post([](Impl& im) { im.stopping = true; });
@@ -749,6 +800,13 @@ std::vector<std::unique_ptr<Outcome>> Engine::take() {
   std::lock_guard<std::mutex> lk(out_mu_);
   std::vector<std::unique_ptr<Outcome>> v;
   v.swap(outs_);
+  return v;
+}
+
+std::vector<StallReport> Engine::take_stalls() {
+  std::lock_guard<std::mutex> lk(out_mu_);
+  std::vector<StallReport> v;
+  v.swap(stalls_);
   return v;
 }
 
@@ -831,14 +889,16 @@ void Engine::run() {
       im.run_due();
     }
     im.reap();
-    if (!im.pending.empty()) {
+    if (!im.pending.empty() || !im.stall_reports.empty()) {
       bool was_empty;
       {
         std::lock_guard<std::mutex> lk(out_mu_);
-        was_empty = outs_.empty();
+        was_empty = outs_.empty() && stalls_.empty();
         for (auto& o : im.pending) outs_.push_back(std::move(o));
+        for (auto& r : im.stall_reports) stalls_.push_back(r);
       }
       im.pending.clear();
+      im.stall_reports.clear();
       if (was_empty && notify_) notify_();
     }
     if (im.stopping) break;

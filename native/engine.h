@@ -53,6 +53,9 @@ struct PlanSpec {
   // waiting for the kernel's 1 s retransmission. Only SYN_SENT sockets: one that got the peer's SYN (SYN_RECV)
   // is past the point where a new ISN is harmless. 0 = leave it to the kernel.
   int64_t stall_ns = 0;
+  // With stall_ns: the stall timer reports (Engine::take_stalls) instead of re-sending; the caller asks the peer,
+  // whose answer comes back as nudge(). A fresh ISN is then sent only by the side that knows it is safe.
+  bool stall_report = false;
   Profile profile = Profile::Plain;
   int prime_ttl = 2;
   int64_t prime_delay_ns = 100'000'000;
@@ -84,9 +87,11 @@ inline constexpr int64_t kMaxCollectNs = 1'000'000'000;
 // mirrored in src/native/enums.ts; test/native/enums.test.ts fails when the two disagree. Append only.
 
 // Stall: a SYN_SENT socket got no answer within the plan's stall_ns and is about to be re-sent.
-enum class EventKind : uint8_t { Syn = 0, Prime, Rst, Icmp, Error, Timeout, Established, Abort, Stall, kCount };
-inline constexpr const char* kEventKindNames[] = {"syn",     "prime",       "rst",   "icmp", "error",
-                                                  "timeout", "established", "abort", "stall"};
+enum class EventKind : uint8_t {
+  Syn = 0, Prime, Rst, Icmp, Error, Timeout, Established, Abort, Stall, Nudge, kCount
+};
+inline constexpr const char* kEventKindNames[] = {"syn",     "prime",       "rst",   "icmp",  "error",
+                                                  "timeout", "established", "abort", "stall", "nudge"};
 static_assert(sizeof kEventKindNames / sizeof kEventKindNames[0] == static_cast<size_t>(EventKind::kCount),
               "kEventKindNames must name every EventKind");
 
@@ -131,6 +136,26 @@ struct Outcome {
   int64_t established_ns = 0;
 };
 
+/** A stall-report plan's SYN went unanswered (its socket still in SYN_SENT) for its stall period. */
+struct StallReport {
+  uint64_t plan_id = 0;
+  int remote = -1;
+  int64_t at_ns = 0;
+};
+
+/** nudge(): which attempt states get a fresh SYN. */
+enum class NudgeMode : uint8_t {
+  Any = 0,      // SYN_SENT or SYN_RECV: the peer said it is still in SYN_SENT (holds none of our sequence numbers)
+  RecvOnly,     // SYN_RECV only: the peer may hold our old ISN only if we are in SYN_SENT ourselves
+  kCount,
+};
+inline constexpr const char* kNudgeModeNames[] = {"any", "recv-only"};
+static_assert(sizeof kNudgeModeNames / sizeof kNudgeModeNames[0] == static_cast<size_t>(NudgeMode::kCount),
+              "kNudgeModeNames must name every NudgeMode");
+
+/** At most this many nudges re-send per plan: what a peer can make us send on its word is small. */
+inline constexpr uint32_t kMaxNudges = 2;
+
 struct EngineStats {
   uint64_t plans = 0;          // in flight
   uint64_t sockets = 0;        // open attempt sockets
@@ -170,8 +195,17 @@ class Engine {
   uint64_t submit(PlanSpec spec);
   /** Ends a plan with Aborted (no-op if it already ended). Thread-safe. */
   void abort(uint64_t id);
+  /**
+   * The peer's stall report arrived (through the caller): every attempt of plan `id` still handshaking in a state
+   * `mode` allows, whose SYN left at least stall_ns ago, gets a fresh socket and SYN now (a SYN_RECV socket is
+   * closed silently first, or left alone without CAP_NET_ADMIN), at most kMaxNudges times per plan. No-op unless
+   * the plan has stall_report, or once it ended. Thread-safe.
+   */
+  void nudge(uint64_t id, NudgeMode mode);
   /** Takes the outcomes produced so far. Thread-safe. */
   std::vector<std::unique_ptr<Outcome>> take();
+  /** Takes the stall reports produced so far. Thread-safe. */
+  std::vector<StallReport> take_stalls();
   EngineStats stats() const;
 
   /**
@@ -201,6 +235,7 @@ class Engine {
   std::vector<std::function<void(Impl&)>> cmds_;
   std::mutex out_mu_;
   std::vector<std::unique_ptr<Outcome>> outs_;
+  std::vector<StallReport> stalls_;  // under out_mu_
 };
 
 }  // namespace onionpunch

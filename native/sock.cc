@@ -184,6 +184,13 @@ int tcp_state(int fd) {
   return ti.tcpi_state;
 }
 
+bool make_silent(int fd) {
+  // TCP_REPAIR (CAP_NET_ADMIN): close() of a socket in repair mode sends neither FIN nor RST and frees the
+  // 4-tuple at once (tcp_disconnect skips the active reset for a repaired socket).
+  int one = 1;
+  return setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &one, sizeof one) == 0;
+}
+
 SysError local_name(int fd, SockAddr* out) {
   *out = SockAddr{};
   out->len = sizeof out->ss;

@@ -22,7 +22,7 @@ export {
 } from './facade/onionpunch.js';
 
 // Building blocks: the engine, both roles of a punch session, the NAT check.
-export { PunchEngine, probeBind, type PunchEngineOptions } from './native/engine.js';
+export { PunchEngine, StallLink, probeBind, type PunchEngineOptions } from './native/engine.js';
 export {
   createPunchListener,
   PunchListener,

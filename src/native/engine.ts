@@ -9,7 +9,16 @@ import { closeSync } from 'node:fs';
 import { loadNative } from './addon.js';
 import type { Endpoint } from './endpoint.js';
 import { EngineError, NativeError, type EngineErrorCode } from './errors.js';
-import { ENGINE_STATUS, PORT_MODE, SYSCALL, enumName, type EngineStatusName, type PortModeName } from './enums.js';
+import {
+  ENGINE_STATUS,
+  NUDGE_MODE,
+  PORT_MODE,
+  SYSCALL,
+  enumName,
+  type EngineStatusName,
+  type NudgeModeName,
+  type PortModeName,
+} from './enums.js';
 import { decodeTimeline, type TimelineEvent } from './timeline.js';
 
 export type { Endpoint } from './endpoint.js';
@@ -74,9 +83,56 @@ export interface PunchPlan {
   settleMs?: number;
   /** Close the losing sockets with RST (SO_LINGER 0) instead of FIN: the spray leader's (easy side's) way. */
   resetLosers?: boolean;
+  /**
+   * Stall coordination (docs/ENGINE.md "Stall report"): instead of re-sending a stalled SYN itself, the plan
+   * calls `link.onStall()` when a SYN is still unanswered after `link.afterMs` (socket in SYN_SENT; then after
+   * twice that, and so on, at most 1 s apart), and the caller tells the peer; the peer's report comes back as
+   * `link.nudge()`. Excludes `stallResynMs`. Same limits as the stall re-send (not for sprays, prime, > 16
+   * remotes, spread, distinct ports or re-SYNs off: then `onStall` is never called and `nudge` does nothing).
+   */
+  stallLink?: StallLink;
   /** From the start instant. */
   deadlineMs: number;
   signal?: AbortSignal;
+}
+
+/**
+ * The two halves of stall coordination for one plan ({@link PunchPlan.stallLink}). A fresh ISN on a 4-tuple
+ * whose far side already answered the old one is answered with RSTs by the far NAT (docs/ENGINE.md "Stall"),
+ * and only the far side knows whether it did: so each side reports its own stall and the other decides.
+ */
+export class StallLink {
+  /** Our SYN went unanswered this long (ms) before `onStall` runs. */
+  readonly afterMs: number;
+  private readonly report: () => void;
+  private bound: ((mode: NudgeModeName) => void) | undefined;
+
+  /** @param onStall runs on the JS thread, once per unanswered SYN (and again at each doubling). */
+  constructor(afterMs: number, onStall: () => void) {
+    if (!(afterMs > 0) || !Number.isFinite(afterMs) || afterMs > 60_000)
+      throw invalid('afterMs must be 0 < ms ≤ 60000');
+    this.afterMs = afterMs;
+    this.report = onStall;
+  }
+
+  /**
+   * The peer reported its own stall: give every attempt still handshaking a fresh SYN now — in SYN_SENT or
+   * SYN_RECV (`any`: the peer is in SYN_SENT and holds none of our sequence numbers), or only in SYN_RECV
+   * (`recv-only`). At most twice per plan; a no-op before the plan starts and after it ends.
+   */
+  nudge(mode: NudgeModeName): void {
+    this.bound?.(mode);
+  }
+
+  /** @internal the engine's side. */
+  bind(nudge: ((mode: NudgeModeName) => void) | undefined): void {
+    this.bound = nudge;
+  }
+
+  /** @internal the engine's side. */
+  stalled(): void {
+    this.report();
+  }
 }
 
 /** A won punch: a connected socket plus how it came about. */
@@ -145,7 +201,8 @@ interface NativeEngine {
   submit(plan: object): number;
   abort(id: number): void;
   stop(): void;
-  drain(): { outcomes: NativeOutcome[]; stopped: boolean };
+  nudge(id: number, mode: number): void;
+  drain(): { outcomes: NativeOutcome[]; stalls?: Array<{ id: number; remote: number }>; stopped: boolean };
   stats(): EngineStats;
 }
 
@@ -254,7 +311,11 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
   if (!(stallAsked >= 0) || !Number.isFinite(stallAsked) || stallAsked > 60_000) {
     throw invalid('stallResynMs must be 0..60000');
   }
-  const stallMs = stallOff || stallAsked === 0 ? 0 : Math.max(stallAsked, resynUs / 1000);
+  if (plan.stallLink !== undefined && !(plan.stallLink instanceof StallLink))
+    throw invalid('stallLink must be a StallLink');
+  if (plan.stallLink && stallAsked > 0) throw invalid('stallLink and stallResynMs exclude each other');
+  const stallWant = plan.stallLink ? plan.stallLink.afterMs : stallAsked;
+  const stallMs = stallOff || stallWant === 0 ? 0 : Math.max(stallWant, resynUs / 1000);
   const ttlOk = (t: number | undefined): boolean => t === undefined || (Number.isInteger(t) && t >= 1 && t <= 255);
   if (!ttlOk(plan.primeTtl) || !ttlOk(plan.firstSynTtl)) throw invalid('TTLs must be integers 1..255');
   if (plan.synCnt !== undefined && !(Number.isInteger(plan.synCnt) && plan.synCnt >= 1 && plan.synCnt <= 127))
@@ -281,6 +342,7 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
     wavesNs: waves.map(msToNs),
     resynNs: Math.round(resynUs * 1000),
     stallNs: msToNs(stallMs),
+    stallReport: plan.stallLink !== undefined && stallMs > 0,
     profile: plan.profile === 'prime' ? 1 : 0,
     primeTtl: plan.primeTtl ?? 2,
     primeDelayNs: msToNs(primeDelayMs),
@@ -495,6 +557,7 @@ export class PunchEngine {
       }
       this.pending.set(id, { plan, resolve, reject });
       if (plan.signal) this.watch(plan.signal, id);
+      plan.stallLink?.bind((mode) => native.nudge(id, NUDGE_MODE.indexOf(mode)));
     });
   }
 
@@ -564,11 +627,20 @@ export class PunchEngine {
 
   /** Runs on the JS thread when the engine has outcomes (or has stopped). */
   private wake(native: NativeEngine): void {
-    let batch: { outcomes: NativeOutcome[]; stopped: boolean };
+    let batch: ReturnType<NativeEngine['drain']>;
     try {
       batch = native.drain();
     } catch {
       return;
+    }
+    // Before the outcomes: a report and the plan's end can come in one batch, and an ended plan reports nothing.
+    for (const r of batch.stalls ?? []) {
+      const link = this.pending.get(r.id)?.plan.stallLink;
+      try {
+        link?.stalled();
+      } catch {
+        // the caller's callback: its failure is not the engine's
+      }
     }
     for (const o of batch.outcomes) this.settle(o);
     if (batch.stopped && this.native === native) {
@@ -623,6 +695,7 @@ export class PunchEngine {
     }
     this.pending.delete(o.id);
     this.cleanup(o.id, p);
+    p.plan.stallLink?.bind(undefined);
     const timeline = decodeTimeline(o.timeline, p.plan.remotes, errnoName);
     const status = enumName(ENGINE_STATUS, o.status, 'socket-error');
     if (status === 'established' && o.fd >= 0) {

@@ -19,7 +19,18 @@ export const ENGINE_STATUS = [
 export type EngineStatusName = (typeof ENGINE_STATUS)[number];
 
 /** `onionpunch::EventKind`: one timeline row's kind. */
-export const EVENT_KIND = ['syn', 'prime', 'rst', 'icmp', 'error', 'timeout', 'established', 'abort', 'stall'] as const;
+export const EVENT_KIND = [
+  'syn',
+  'prime',
+  'rst',
+  'icmp',
+  'error',
+  'timeout',
+  'established',
+  'abort',
+  'stall',
+  'nudge',
+] as const;
 
 /** `onionpunch::Syscall`: the call behind a failure ('' = none). Node's `syscall` spelling. */
 export const SYSCALL = [
@@ -56,6 +67,10 @@ export type PortModeName = (typeof PORT_MODE)[number];
 export const SPLICE_END = ['done', 'idle', 'error', 'closed', 'stopped'] as const;
 export type SpliceEndName = (typeof SPLICE_END)[number];
 
+/** `onionpunch::NudgeMode`: which handshaking attempts a peer's stall report re-sends (`Engine::nudge`). */
+export const NUDGE_MODE = ['any', 'recv-only'] as const;
+export type NudgeModeName = (typeof NUDGE_MODE)[number];
+
 /** Every mirrored table by the name the addon's `enums` export uses. */
 export const NATIVE_ENUMS = {
   status: ENGINE_STATUS,
@@ -64,6 +79,7 @@ export const NATIVE_ENUMS = {
   profile: PROFILE,
   portMode: PORT_MODE,
   spliceEnd: SPLICE_END,
+  nudgeMode: NUDGE_MODE,
 } as const;
 
 /** The name of a C++ enum value, or `fallback` for a value outside the table. */

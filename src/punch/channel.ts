@@ -18,6 +18,12 @@ export interface CoordChannel {
   send(m: CoordMessage): void;
   /** The next message, or a PunchSessionError (PUNCH_TIMEOUT with `step`, PUNCH_CLOSED, PUNCH_PROTOCOL). */
   next(timeoutMs: number, step: string, signal?: AbortSignal): Promise<CoordMessage>;
+  /**
+   * While `fn` is set, the peer's `opstall` reports go to it at once, at any step; otherwise they are dropped
+   * (never queued: they matter only during the punch). More than {@link MAX_STALL_REPORTS} in a session fail
+   * the channel (PUNCH_PROTOCOL). Optional: a channel without it drops them all.
+   */
+  onStall?(fn: ((m: Extract<CoordMessage, { cmd: 'opstall' }>) => void) | undefined): void;
   close(): void;
   readonly closed: boolean;
   /** Bytes received so far (memory accounting, tests). */
@@ -35,7 +41,12 @@ const MAX_QUEUED = 64;
  */
 export const COORD_MAX_QUEUED_OUT = 8 * 1024;
 
+/** Stall reports a peer may send in one session (docs/PROTOCOL.md `opstall`: a handful are ever useful). */
+export const MAX_STALL_REPORTS = 8;
+
 export class StreamChannel implements CoordChannel {
+  private stallHandler: ((m: Extract<CoordMessage, { cmd: 'opstall' }>) => void) | undefined;
+  private stallReports = 0;
   private readonly queue: CoordMessage[] = [];
   private waiter: ((m: CoordMessage | Error) => void) | undefined;
   private failure: Error | undefined;
@@ -83,6 +94,10 @@ export class StreamChannel implements CoordChannel {
     );
   }
 
+  onStall(fn: ((m: Extract<CoordMessage, { cmd: 'opstall' }>) => void) | undefined): void {
+    this.stallHandler = fn;
+  }
+
   get closed(): boolean {
     return this.isClosed;
   }
@@ -91,6 +106,14 @@ export class StreamChannel implements CoordChannel {
     this.lastReceivedAt = performance.now();
     if (m.cmd === 'ping' && this.autoPong) {
       this.send({ cmd: 'pong', nonce: m.nonce });
+      return;
+    }
+    if (m.cmd === 'opstall') {
+      if (++this.stallReports > MAX_STALL_REPORTS) {
+        this.fail(new PunchSessionError('PUNCH_PROTOCOL', `peer sent more than ${MAX_STALL_REPORTS} opstall`));
+        return;
+      }
+      this.stallHandler?.(m);
       return;
     }
     if (this.waiter) {

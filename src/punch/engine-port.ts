@@ -12,6 +12,9 @@ import type { PunchProfile } from './messages.js';
  * engine behind this port, the real one or a test stand-in, rejects with it too).
  */
 export { EngineError, NativeError, type EngineErrorCode } from '../native/errors.js';
+/** Stall coordination for one plan (the session sends and receives `opstall` around it). */
+export { StallLink } from '../native/engine.js';
+import type { StallLink } from '../native/engine.js';
 
 export interface PunchPlanLike {
   local: Endpoint;
@@ -25,6 +28,8 @@ export interface PunchPlanLike {
   primeTtl?: number;
   primeDelayMs?: number;
   retryOnRefused?: boolean;
+  /** Report our stalled SYNs and act on the peer's (src/native/engine.ts `StallLink`); an engine may ignore it. */
+  stallLink?: StallLink;
   deadlineMs: number;
   signal?: AbortSignal;
 }

@@ -26,6 +26,7 @@ import {
   randomNonce,
   reportConnected,
   reportEngineFailure,
+  stallCoordination,
 } from './session-common.js';
 import { sameEndpoint, sameIp } from './verify.js';
 import type { SprayOutcomeLike } from './engine-port.js';
@@ -272,6 +273,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     let outcome;
     let won: SprayOutcomeLike | undefined;
     let expected = usable;
+    let stall: ReturnType<typeof stallCoordination> | undefined;
     try {
       if (agreed) {
         const side = ourSide(agreed, 'B');
@@ -281,6 +283,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
         const pair = `${won.pair.localPort} -> ${won.pair.remotePort}`;
         tl.mark('spray-won', `B ${side.role}: ${won.syns} SYNs, pair ${pair} at ${won.establishedMs.toFixed(1)} ms`);
       } else {
+        stall = stallCoordination(ch, sessionId, 'B', tl);
         outcome = await opts.engine.punch({
           ...tuning,
           local: opts.local,
@@ -288,10 +291,12 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
           startAtNs,
           ...capPlan(tuning, usable.length, opts.maxSynsPerSession ?? 100, deadlineMs),
           deadlineMs,
+          stallLink: stall.link,
           signal,
         });
       }
     } catch (err) {
+      stall?.end();
       const error = reportEngineFailure(ch, sessionId, tl, err, 'B');
       // A's opresult may name its own failure; wait briefly so the error says both sides' story.
       const theirs = await ch.next(1000, 'opresult').catch(() => undefined);
@@ -455,6 +460,7 @@ async function zeroRttSession(ch: CoordChannel, opts: InitiatorOptions, c: ZeroR
     }
   })();
   watch.catch(() => undefined);
+  const stall = stallCoordination(ch, sessionId, 'B', tl);
   const punchP = opts.engine.punch({
     ...tuning,
     local: opts.local,
@@ -462,8 +468,10 @@ async function zeroRttSession(ch: CoordChannel, opts: InitiatorOptions, c: ZeroR
     startAtNs: opts.engine.now(),
     ...capPlan(tuning, 1, opts.maxSynsPerSession ?? 100, deadlineMs),
     deadlineMs,
+    stallLink: stall.link,
     signal: engineAc.signal,
   });
+  punchP.finally(() => stall.end()).catch(() => undefined);
   punchP.catch(() => undefined);
   let outcome;
   try {

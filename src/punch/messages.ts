@@ -36,6 +36,11 @@ export type CoordMessage =
    * own. An old peer decodes it as an unknown command and ignores it.
    */
   | ({ cmd: 'opspray' } & SprayParams)
+  /**
+   * A stall report during the punch (docs/PROTOCOL.md): the sender's SYN is unanswered and its socket still in
+   * SYN_SENT. An old peer decodes it as an unknown command and ignores it.
+   */
+  | { cmd: 'opstall'; sessionId: Buffer }
   /** Any other command: ignored by the session (Bitcoin's rule for unknown messages). */
   | { cmd: 'other'; command: string };
 

@@ -30,6 +30,7 @@ import {
   randomNonce,
   reportConnected,
   reportEngineFailure,
+  stallCoordination,
 } from './session-common.js';
 import { canonicalAddress } from '../ip.js';
 import {
@@ -360,6 +361,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     let outcome;
     let won: SprayOutcomeLike | undefined;
     let expected = usable;
+    let stall: ReturnType<typeof stallCoordination> | undefined;
     try {
       if (spray) {
         const side = ourSide(spray, 'A');
@@ -370,6 +372,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
         const at = r.outcome.establishedMs.toFixed(1);
         tl.mark('spray-won', `A ${side.role}: ${r.outcome.syns} SYNs, pair ${pair} at ${at} ms`);
       } else {
+        stall = stallCoordination(ch, sessionId, 'A', tl);
         outcome = await opts.engine.punch({
           ...tuning,
           local,
@@ -377,15 +380,18 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
           startAtNs,
           ...capped,
           deadlineMs: fire.deadlineMs,
+          stallLink: stall.link,
           signal,
         });
       }
     } catch (err) {
+      stall?.end();
       const error = reportEngineFailure(ch, sessionId, tl, err, 'A');
       ch.close();
       error.timeline = tl;
       throw error;
     }
+    stall?.end();
     tl.mark('established', `${outcome.remote.address}:${outcome.remote.port}`);
     const remote = verifyOrReport('A', outcome.socket, expected, ch, sessionId, tl);
     reportConnected(ch, sessionId, tl); // B's opresult is informative only

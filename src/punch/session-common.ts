@@ -11,6 +11,7 @@ import { PunchSessionError, type PunchSessionCode, type Side } from './errors.js
 import { isBadPort } from './bad-ports.js';
 import { classifyEngineError } from './engine-errors.js';
 import type { SprayReport } from './spray.js';
+import { StallLink } from './engine-port.js';
 
 /** The engine knobs a session passes through (bounded by the SYN cap). */
 export interface PlanTuning {
@@ -268,4 +269,42 @@ export function reportConnected(ch: CoordChannel, sessionId: Buffer, tl: Timelin
     .next(3000, 'opresult')
     .catch(() => undefined)
     .finally(() => ch.close());
+}
+
+/**
+ * How long our SYN may go unanswered (socket still in SYN_SENT) before we tell the peer with `opstall`: 4 × the
+ * lab's 50 ms RTT, above most terrestrial paths' RTT, so a SYN whose answer is merely in flight rarely counts.
+ */
+export const STALL_REPORT_MS = 200;
+/** `opstall` reports a session sends, and acts on (each acted-on report is at most one fresh SYN per attempt). */
+export const MAX_STALLS_PER_SESSION = 2;
+
+/**
+ * Stall coordination around one plain punch (docs/PROTOCOL.md `opstall`, docs/ENGINE.md "Stall report"). A
+ * fresh ISN is only safe where the far side holds none of our old sequence numbers, and only the far side knows
+ * that: so we report our stalls and let the peer re-send; on the peer's report A re-sends from SYN_SENT or
+ * SYN_RECV (B said it is in SYN_SENT: it holds nothing of ours), B only from SYN_RECV (when A is stalled and B
+ * is in SYN_SENT too, A's own re-send is the one that is safe). `end()` after the punch.
+ */
+export function stallCoordination(
+  ch: CoordChannel,
+  sessionId: Buffer,
+  side: Side,
+  tl: Timeline,
+): { link: StallLink; end(): void } {
+  let sent = 0;
+  let acted = 0;
+  const link = new StallLink(STALL_REPORT_MS, () => {
+    if (sent >= MAX_STALLS_PER_SESSION) return;
+    sent++;
+    tl.mark('stall-sent');
+    ch.send({ cmd: 'opstall', sessionId });
+  });
+  ch.onStall?.((m) => {
+    if (!m.sessionId.equals(sessionId) || acted >= MAX_STALLS_PER_SESSION) return;
+    acted++;
+    tl.mark('stall-received');
+    link.nudge(side === 'A' ? 'any' : 'recv-only');
+  });
+  return { link, end: () => ch.onStall?.(undefined) };
 }

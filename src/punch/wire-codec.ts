@@ -11,6 +11,7 @@ import {
   isKnownCommand,
   OPFIRE_SCHEDULE_PLAIN,
   OPFIRE_SCHEDULE_PRIME_THEN_FIRE,
+  OPSTALL_STATE_SYN_SENT,
   PROTOCOL_VERSION,
   MAX_OP_PAYLOAD,
   type NetworkName,
@@ -65,6 +66,8 @@ export function wireCodec(network: NetworkName = 'main'): FrameCodec {
           });
         case 'opreject':
           return encodeMessage(network, 'opreject', { code: m.code, reason: m.reason });
+        case 'opstall':
+          return encodeMessage(network, 'opstall', { sessionId: m.sessionId, state: OPSTALL_STATE_SYN_SENT });
         case 'opspray': {
           const { cmd: _c, ...p } = m;
           return encodeMessage(network, 'opspray', p);
@@ -141,6 +144,9 @@ export function wireCodec(network: NetworkName = 'main'): FrameCodec {
               }
               case 'opspray':
                 out.push({ cmd: 'opspray', ...decodePayload('opspray', f.payload) });
+                break;
+              case 'opstall':
+                out.push({ cmd: 'opstall', sessionId: decodePayload('opstall', f.payload).sessionId });
                 break;
               default:
                 out.push({ cmd: 'other', command: c });

@@ -155,6 +155,7 @@ export const CMD = Object.freeze({
   OPRESULT: 'opresult',
   OPREJECT: 'opreject',
   OPSPRAY: 'opspray',
+  OPSTALL: 'opstall',
 } as const);
 
 /** Largest payload of any op* coordination message. */
@@ -172,6 +173,9 @@ export const OPENDPOINT_FLAG_PREDICTED = 0x02;
 /** Zero-round-trip request (B) / answer (A): B fires at once at A's announced endpoint, its opfire follows. */
 export const OPENDPOINT_FLAG_ZERO_RTT = 0x04;
 export const OPENDPOINT_FLAGS_KNOWN = 0x07;
+
+/** opstall states: the sender's attempt socket is still in SYN_SENT (nothing came back from the peer). */
+export const OPSTALL_STATE_SYN_SENT = 1;
 
 /** opfire schedule profiles. */
 export const OPFIRE_SCHEDULE_PLAIN = 0;

@@ -25,6 +25,7 @@ import {
   OPENDPOINT_FLAGS_KNOWN,
   OPFIRE_SCHEDULE_PRIME_THEN_FIRE,
   OPREJECT_CODE,
+  OPSTALL_STATE_SYN_SENT,
   OPSPRAY_HARD_A,
   OPSPRAY_HARD_B,
   SPRAY_LIMITS,
@@ -175,6 +176,16 @@ export interface OpSprayPayload {
   spreadUs: number;
 }
 
+/**
+ * A stall report (docs/PROTOCOL.md `opstall`): during the punch, the sender's SYN has been unanswered for its
+ * stall period and its socket is still in `state` (1 = SYN_SENT). The receiver decides whether a fresh SYN is
+ * safe on its side. An old peer decodes it as an unknown command and ignores it.
+ */
+export interface OpStallPayload {
+  sessionId: Buffer;
+  state: number;
+}
+
 /** Decoded payload type of each known command. */
 export interface PayloadMap {
   version: VersionPayload;
@@ -195,6 +206,7 @@ export interface PayloadMap {
   opresult: OpResultPayload;
   opreject: OpRejectPayload;
   opspray: OpSprayPayload;
+  opstall: OpStallPayload;
 }
 export type KnownCommand = keyof PayloadMap;
 
@@ -781,6 +793,24 @@ export const opSprayCodec: Codec<OpSprayPayload> = {
     }),
 };
 
+export const opStallCodec: Codec<OpStallPayload> = {
+  size: () => SESSION_ID_SIZE + 1,
+  write: (v, buf, off) => {
+    checkSession('opstall', v.sessionId);
+    if (v.state !== OPSTALL_STATE_SYN_SENT) throw bad('opstall', 'state', String(v.state));
+    off += v.sessionId.copy(buf, off);
+    buf[off] = v.state;
+    return off + 1;
+  },
+  read: (r) =>
+    opRead('opstall', r, () => {
+      const sessionId = r.bytes(SESSION_ID_SIZE, 'sessionId');
+      const state = r.u8('state');
+      if (state !== OPSTALL_STATE_SYN_SENT) throw r.bad('state', `unknown state ${state}`);
+      return { sessionId, state };
+    }),
+};
+
 /** The codec of every known command. */
 export const CODECS: { readonly [K in KnownCommand]: Codec<PayloadMap[K]> } = Object.freeze({
   version: versionCodec,
@@ -801,6 +831,7 @@ export const CODECS: { readonly [K in KnownCommand]: Codec<PayloadMap[K]> } = Ob
   opresult: opResultCodec,
   opreject: opRejectCodec,
   opspray: opSprayCodec,
+  opstall: opStallCodec,
 });
 
 /** True if we have a codec for `cmd` (others pass through as raw bytes). */

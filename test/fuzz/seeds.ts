@@ -91,6 +91,7 @@ const values: { [K in KnownCommand]?: PayloadMap[K] } = {
   opfire: { sessionId: sid, delayUs: 250_000, schedule: 1, deadlineMs: 5000 },
   opresult: { sessionId: sid, status: 'connected', elapsedMs: 812, reason: '' },
   opreject: { code: 'busy', reason: 'too many sessions' },
+  opstall: { sessionId: sid, state: 1 },
 };
 
 const payloads: Array<[KnownCommand, Buffer]> = [];

@@ -12,7 +12,7 @@
 import { PunchRig, type ResourceSample, type RigSite } from '../demo/rig.js';
 import type { WorkerMessage } from '../demo/jsonl.js';
 import { wallMs } from '../demo/jsonl.js';
-import { lossRuleset } from '../topology/nft.js';
+import { LOSS_TABLES, lossRuleset } from '../topology/nft.js';
 import { quantile, round1 } from '../stats.js';
 import { statusOnly, type ProgressSink } from '../progress.js';
 import { LabError } from '../errors.js';
@@ -326,7 +326,9 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     await Promise.all(
       Object.values(rig.lab.sites).map(async (s) => {
         const ns = (s.carrier ?? s.router).ns;
-        await rig.lab.exec(ns, ['nft', 'delete', 'table', 'inet', 'lab_loss']).catch(() => undefined);
+        for (const [family, name] of LOSS_TABLES) {
+          await rig.lab.exec(ns, ['nft', 'delete', 'table', family, name]).catch(() => undefined);
+        }
         if (pct > 0) {
           const r = await rig.lab.exec(ns, ['nft', '-f', '-'], { input: lossRuleset('wan', pct) });
           if (r.code !== 0) throw new LabError('LAB_COMMAND_FAILED', `nft (loss) on ${ns}: ${r.stderr}`);

@@ -96,7 +96,19 @@ export function routerRuleset(opts: { nat: NatKind; inbound: InboundPolicy; wanI
   ].join('\n');
 }
 
-/** Random loss on one interface, each direction independently, before conntrack/NAT sees the packet. */
+/** The nft tables {@link lossRuleset} creates (to delete them again: `nft delete table FAMILY NAME`). */
+export const LOSS_TABLES = [
+  ['inet', 'lab_loss'],
+  ['netdev', 'lab_loss_egress'],
+] as const;
+
+/**
+ * Random loss on one interface, each direction independently, where a link loses packets: incoming ones before
+ * conntrack/NAT sees them (prerouting, priority -300), outgoing ones after the router's NAT has committed its
+ * state (the netdev egress hook, after every IP hook and so after conntrack's confirm). An egress drop in
+ * postrouting would come before the confirm and so undo the NAT mapping a lost first SYN creates — something no
+ * router does to a packet its link loses (it made a punch's retried SYN meet no mapping: docs/LAB.md).
+ */
 export function lossRuleset(ifname: string, lossPct: number): string {
   const n = Math.round(lossPct * 100); // out of 10000
   return [
@@ -105,9 +117,12 @@ export function lossRuleset(ifname: string, lossPct: number): string {
     '    type filter hook prerouting priority -300; policy accept;',
     `    iifname "${ifname}" numgen random mod 10000 < ${n} drop`,
     '  }',
+    '}',
+    'table netdev lab_loss_egress {',
     '  chain egress_loss {',
-    '    type filter hook postrouting priority 300; policy accept;',
-    `    oifname "${ifname}" numgen random mod 10000 < ${n} drop`,
+    `    type filter hook egress device "${ifname}" priority 0; policy accept;`,
+    // IP only, as the inet hooks see: ARP lost at the link layer would add neighbour-resolution stalls on top.
+    `    meta protocol { ip, ip6 } numgen random mod 10000 < ${n} drop`,
     '  }',
     '}',
     '',
