@@ -526,7 +526,7 @@ struct Engine::Impl {
       // put a fresh ISN behind that packet, and the peer's answer to it would meet the new socket (a RST).
       if (now - a.sent_ns < p.spec.stall_ns) continue;
       int st = tcp_state(a.fd.get());
-      bool ok = st == TCP_SYN_RECV || (st == TCP_SYN_SENT && mode == NudgeMode::Any);
+      bool ok = st == TCP_SYN_RECV ? mode != NudgeMode::SentOnly : st == TCP_SYN_SENT && mode != NudgeMode::RecvOnly;
       if (!ok) continue;
       // A SYN_RECV socket's close() would send a FIN (and linger as an orphan holding the 4-tuple) or, with
       // SO_LINGER 0, a RST that moves both NATs' conntrack entries to CLOSE, where the next SYNs from outside

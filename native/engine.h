@@ -147,9 +147,10 @@ struct StallReport {
 enum class NudgeMode : uint8_t {
   Any = 0,      // SYN_SENT or SYN_RECV: the peer said it is still in SYN_SENT (holds none of our sequence numbers)
   RecvOnly,     // SYN_RECV only: the peer may hold our old ISN only if we are in SYN_SENT ourselves
+  SentOnly,     // SYN_SENT only: both sides stalled, neither holds the other's sequence numbers
   kCount,
 };
-inline constexpr const char* kNudgeModeNames[] = {"any", "recv-only"};
+inline constexpr const char* kNudgeModeNames[] = {"any", "recv-only", "sent-only"};
 static_assert(sizeof kNudgeModeNames / sizeof kNudgeModeNames[0] == static_cast<size_t>(NudgeMode::kCount),
               "kNudgeModeNames must name every NudgeMode");
 

@@ -68,7 +68,7 @@ export const SPLICE_END = ['done', 'idle', 'error', 'closed', 'stopped'] as cons
 export type SpliceEndName = (typeof SPLICE_END)[number];
 
 /** `onionpunch::NudgeMode`: which handshaking attempts a peer's stall report re-sends (`Engine::nudge`). */
-export const NUDGE_MODE = ['any', 'recv-only'] as const;
+export const NUDGE_MODE = ['any', 'recv-only', 'sent-only'] as const;
 export type NudgeModeName = (typeof NUDGE_MODE)[number];
 
 /** Every mirrored table by the name the addon's `enums` export uses. */

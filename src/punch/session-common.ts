@@ -282,9 +282,10 @@ export const MAX_STALLS_PER_SESSION = 2;
 /**
  * Stall coordination around one plain punch (docs/PROTOCOL.md `opstall`, docs/ENGINE.md "Stall report"). A
  * fresh ISN is only safe where the far side holds none of our old sequence numbers, and only the far side knows
- * that: so we report our stalls and let the peer re-send; on the peer's report A re-sends from SYN_SENT or
- * SYN_RECV (B said it is in SYN_SENT: it holds nothing of ours), B only from SYN_RECV (when A is stalled and B
- * is in SYN_SENT too, A's own re-send is the one that is safe). `end()` after the punch.
+ * that, so B reports its stalls and A decides: A re-sends only while its own socket is still in SYN_SENT too
+ * (both stalled: neither holds the other's sequence numbers, and A's socket is older than the stall period, so a
+ * SYN of A's that reached B late would already have been answered). A report is stale by the overlay's latency:
+ * re-sends from SYN_RECV, or by both sides, were measured to start RST storms under load. `end()` after the punch.
  */
 export function stallCoordination(
   ch: CoordChannel,
@@ -295,16 +296,16 @@ export function stallCoordination(
   let sent = 0;
   let acted = 0;
   const link = new StallLink(STALL_REPORT_MS, () => {
-    if (sent >= MAX_STALLS_PER_SESSION) return;
+    if (side === 'A' || sent >= MAX_STALLS_PER_SESSION) return; // A's own stalls count only as its SYN_SENT state
     sent++;
     tl.mark('stall-sent');
     ch.send({ cmd: 'opstall', sessionId });
   });
   ch.onStall?.((m) => {
-    if (!m.sessionId.equals(sessionId) || acted >= MAX_STALLS_PER_SESSION) return;
+    if (side === 'B' || !m.sessionId.equals(sessionId) || acted >= MAX_STALLS_PER_SESSION) return;
     acted++;
     tl.mark('stall-received');
-    link.nudge(side === 'A' ? 'any' : 'recv-only');
+    link.nudge('sent-only');
   });
   return { link, end: () => ch.onStall?.(undefined) };
 }
