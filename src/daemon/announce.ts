@@ -15,6 +15,7 @@
 import { connectPeer, type Peer } from '../peer/index.js';
 import {
   GETADDR_ANSWER_MAX_ENTRIES,
+  RELAY_BUCKET_INITIAL,
   RELAY_PUSH_MAX_ENTRIES,
   chunkEntries,
   toAnnouncement,
@@ -246,7 +247,8 @@ export interface CollectorOptions {
   log?: Logger;
   /**
    * Per-source meter of holepunch entries, as Bitcoin Core's addr rate limit: `ratePerSec` (default 0.1)
-   * and a bucket of `burst` (default 1000, Core's getaddr answer size). Entries over it are dropped.
+   * and a bucket of `burst` (default 1000, Core's getaddr answer size) that starts with RELAY_BUCKET_INITIAL (10)
+   * tokens, as the relay's. Entries over it are dropped.
    */
   rate?: { ratePerSec?: number; burst?: number; clock?: Clock };
   /** Relay what the peers send between them under these rules (see the module comment). */
@@ -282,6 +284,8 @@ export class AnnouncementCollector extends PeerLinks {
     this.meter = new KeyedBuckets<string>({
       ratePerSec: o.rate?.ratePerSec ?? COLLECTOR_RATE_PER_SEC,
       capacity: o.rate?.burst ?? COLLECTOR_BURST,
+      // As the relay's meter: a source starts with one message's worth and earns the rest by connection time.
+      initial: RELAY_BUCKET_INITIAL,
       maxKeys: 1024,
       clock: o.rate?.clock ?? monotonicMs,
     });

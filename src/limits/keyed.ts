@@ -12,6 +12,8 @@ import { LimitError } from './errors.js';
 export interface KeyedBucketsOptions {
   ratePerSec: number;
   capacity: number;
+  /** Tokens of a key's bucket when it is first used (default `capacity`; see TokenBucketOptions.initial). */
+  initial?: number;
   /** Most keys remembered (memory bound). */
   maxKeys: number;
   clock?: Clock;
@@ -47,13 +49,19 @@ export class KeyedBuckets<K = string> {
       return b;
     }
     if (this.map.size >= this.opts.maxKeys) this.evictOne();
-    b = new TokenBucket({ ratePerSec: this.opts.ratePerSec, capacity: this.opts.capacity, clock: this.clock });
+    b = new TokenBucket({
+      ratePerSec: this.opts.ratePerSec,
+      capacity: this.opts.capacity,
+      initial: this.opts.initial,
+      clock: this.clock,
+    });
     this.map.set(key, b);
     return b;
   }
 
   private evictOne(): void {
-    // Prefer a full bucket (forgetting it changes nothing) among the oldest few; else the oldest.
+    // Prefer a full bucket among the oldest few (forgetting it changes nothing, or, with `initial` below the
+    // capacity, makes the key start again with less); else the oldest.
     let scanned = 0;
     for (const [k, b] of this.map) {
       if (b.isFull()) {

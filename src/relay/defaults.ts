@@ -12,6 +12,14 @@ export const RELAY_FANOUT = 2;
  * relayed on (Bitcoin Core: 10); a getaddr answer is larger and is not gossip.
  */
 export const RELAY_PUSH_MAX_ENTRIES = 10;
+/**
+ * Tokens a peer's relay bucket (0.1 entry/s, up to 1000) holds when the relay first hears from it: one relayable
+ * message's worth, so that a new peer's self-announcement (and its few other endpoints) pass at once, while the
+ * rest of the budget is earned by connection time, as Bitcoin Core's addr token bucket, which starts at 1
+ * (`m_addr_token_bucket`). A full bucket at connect let every new connection, and every reconnect (a new peer id),
+ * push 1000 fresh fakes at once, which then fill the fresh sets relays serve (docs/SIMULATION.md, "Attacks").
+ */
+export const RELAY_BUCKET_INITIAL = RELAY_PUSH_MAX_ENTRIES;
 /** Most entries in one getaddr answer message (Bitcoin Core's MAX_ADDR_TO_SEND; addrv2's limit). */
 export const GETADDR_ANSWER_MAX_ENTRIES = 1000;
 /** How often a proxy asks its relays, and a relay its `addnode` relays, for their fresh set, s. */

@@ -4,7 +4,8 @@
  * messages of at most 10 entries, to at most 2 peers chosen deterministically from a secret, the announced
  * address (never its sender-chosen time) and an hourly bucket of our own clock, as Bitcoin Core's RelayAddress
  * does with a 24 h bucket; once (deduplicated); and each peer's contribution is metered by a token bucket
- * (0.1/s, 1000).
+ * (0.1/s, up to 1000, starting at {@link RELAY_BUCKET_INITIAL}: a new peer, or a reconnected one, must earn its
+ * budget, as with Bitcoin Core's addr token bucket).
  * Only clearnet peers that negotiated sendaddrv2 take part: announcements never cross Tor/I2P/CJDNS links,
  * which would link the coordination identity to the node's other identities.
  */
@@ -13,7 +14,7 @@ import type { AddrV2Entry } from '../wire/index.js';
 import { KeyedBuckets, type Clock, monotonicMs } from '../limits/index.js';
 import { announcementAddressKey, announcementKey, isFresh, toAnnouncement, type Announcement } from './announcement.js';
 import { RelayError } from './errors.js';
-import { GETADDR_ANSWER_MAX_ENTRIES, RELAY_FANOUT, RELAY_PUSH_MAX_ENTRIES } from './defaults.js';
+import { GETADDR_ANSWER_MAX_ENTRIES, RELAY_BUCKET_INITIAL, RELAY_FANOUT, RELAY_PUSH_MAX_ENTRIES } from './defaults.js';
 
 /**
  * Length of the time bucket in the relay-target hash, seconds: one hour. The bucket comes from our clock, not
@@ -44,7 +45,10 @@ export interface RelayOptions {
   fanout?: number;
   /** Most entries in a message for its entries to be relayed (default {@link RELAY_PUSH_MAX_ENTRIES}; Core: 10). */
   maxEntriesToRelay?: number;
-  /** Per-peer token bucket (Bitcoin Core: 0.1 address/s, bucket of 1000). */
+  /**
+   * Per-peer token bucket (Bitcoin Core: 0.1 address/s, bucket of 1000); a peer's bucket starts with
+   * {@link RELAY_BUCKET_INITIAL} tokens (at most the capacity).
+   */
   ratePerSec?: number;
   bucketCapacity?: number;
   /** Most peers whose buckets are remembered. */
@@ -99,6 +103,7 @@ export class AnnouncementRelay {
     this.buckets = new KeyedBuckets<string>({
       ratePerSec: opts.ratePerSec ?? 0.1,
       capacity: this.bucketCapacity,
+      initial: RELAY_BUCKET_INITIAL,
       maxKeys: this.maxPeers,
       clock: opts.clock ?? monotonicMs,
     });

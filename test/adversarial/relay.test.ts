@@ -8,8 +8,15 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { Peer } from '../../src/peer/index.js';
-import { AnnouncementDirectory, AnnouncementRelay, makeAnnouncement, type RelayPeer } from '../../src/relay/index.js';
+import {
+  AnnouncementDirectory,
+  AnnouncementRelay,
+  RELAY_BUCKET_INITIAL,
+  makeAnnouncement,
+  type RelayPeer,
+} from '../../src/relay/index.js';
 import { formatOnion, type AddrV2Entry } from '../../src/wire/index.js';
+import { ManualClock } from '../../src/limits/index.js';
 import { AnnouncementCollector } from '../../src/daemon/announce.js';
 import { Logger } from '../../src/daemon/log.js';
 
@@ -25,10 +32,14 @@ function entry(coordination: string, clearnet = VICTIM, time = Math.floor(Date.n
 test('relay fan-out: one address sent with every time in the freshness window reaches at most 2 of 19 peers', (t) => {
   const from: RelayPeer = { id: 'attacker', clearnet: true, addrv2: true };
   const others: RelayPeer[] = Array.from({ length: 19 }, (_, i) => ({ id: `p${i}`, clearnet: true, addrv2: true }));
-  const relay = new AnnouncementRelay({ nowS: () => NOW });
+  const clock = new ManualClock();
+  const relay = new AnnouncementRelay({ nowS: () => NOW, clock: clock.now });
   const coordination = onion();
   const reached = new Set<string>();
   let accepted = 0;
+  // A new peer starts with one message's worth; one that has been talking for ~3 h has earned the full bucket.
+  relay.onAddrV2(from, [entry(onion(), { address: '198.51.100.1', port: 8333 }, NOW)], [from, ...others]);
+  clock.advance(10_000_000);
   // The bucket allows 1000 entries at once: spend all of it on times now-500 .. now+499 of one address.
   for (let dt = -500; dt < 500; dt++) {
     const d = relay.onAddrV2(from, [entry(coordination, VICTIM, NOW + dt)], [from, ...others]);
@@ -235,4 +246,61 @@ test('directory: a full-table flood from one source displaces none of 50 entries
   const late = { coordination: onion(), coordinationPort: 8333, clearnet, services: 0n, time: now };
   assert.ok(dir.add(late, 'honest-late'));
   assert.equal(dir.findByClearnet('192.0.200.1', 8333)?.coordination, late.coordination);
+});
+
+test('relay flooded by one new peer: its fresh set, pulled by the next relay, does not lock real entries out', (t) => {
+  // As the relay daemon wires the real classes (src/daemon/relay.ts): what AnnouncementRelay accepts from a peer
+  // enters the relay's directory with that peer as the source; a getaddr answer (its fresh set) enters the
+  // puller's directory with the answering relay as the source. Virtual clock, 10 minutes.
+  let nowMs = 0;
+  const nowS = () => NOW + Math.floor(nowMs / 1000);
+  const relay = new AnnouncementRelay({ nowS, clock: () => nowMs });
+  const dirA = new AnnouncementDirectory({ nowS });
+  const dirB = new AnnouncementDirectory({ nowS });
+  const attacker: RelayPeer = { id: 'attacker', clearnet: true, addrv2: true };
+  const announcers = Array.from({ length: 300 }, (_, i) => ({
+    peer: { id: `announcer${i}`, clearnet: true, addrv2: true } as RelayPeer,
+    onion: onion(),
+    clearnet: { address: `198.${i & 255}.${i >> 8}.1`, port: 8333 },
+    phaseS: i, // first announcements spread over the 300 s announce interval
+  }));
+  const fake = (i: number): AddrV2Entry =>
+    entry(onion(), { address: `${1 + (i % 223)}.${(i >> 8) & 255}.${i & 255}.2`, port: 8333 }, nowS());
+  const deliver = (from: RelayPeer, entries: AddrV2Entry[]) => {
+    for (const a of relay.onAddrV2(from, entries, []).accepted) dirA.add(a, from.id);
+  };
+  let fakes = 0;
+  let heldAt360 = 0;
+  // 10,000 fakes a minute in messages of 10 (one every 60 ms), announcers every 300 s, B pulls A every 120 s.
+  for (let step = 0; step <= 10_000; step++) {
+    nowMs = step * 60;
+    deliver(
+      attacker,
+      Array.from({ length: 10 }, () => fake(fakes++)),
+    );
+    for (const n of announcers) {
+      const due = Math.round(n.phaseS * 1000);
+      if (nowMs >= due && (nowMs - due) % 300_000 < 60) {
+        deliver(n.peer, [entry(n.onion, n.clearnet, nowS())]);
+      }
+    }
+    if (nowMs > 0 && nowMs % 120_000 === 0) {
+      for (const a of dirA.list()) dirB.add(a, 'relayA');
+      if (nowMs === 360_000) {
+        const inB = new Set(dirB.list().map((a) => a.coordination));
+        heldAt360 = announcers.filter((n) => inB.has(n.onion)).length;
+      }
+    }
+  }
+  const realA = new Set(announcers.map((n) => n.onion));
+  const fakeInA = dirA.list().filter((a) => !realA.has(a.coordination)).length;
+  t.diagnostic(
+    `flood 10,000/min for 10 min from one new peer: relay A holds ${fakeInA} fakes next to 300 real entries; ` +
+      `relay B held ${heldAt360} of 300 real entries after its pull at 6 min`,
+  );
+  // The meter: a new peer's one message, then 0.1/s (old: 1000 at once, filling A's fresh set with fakes).
+  assert.ok(fakeInA <= RELAY_BUCKET_INITIAL + 61, `${fakeInA} fakes in relay A's fresh set`);
+  // Every real entry reached A by 300 s; B's pulls at 360 s took them all (old: A's first answer, mostly fakes,
+  // took B's share of relay A, and later real entries from A were refused until the fakes expired at 10 min).
+  assert.equal(heldAt360, 300);
 });

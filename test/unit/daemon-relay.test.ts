@@ -15,7 +15,12 @@ import {
   type AddrV2Entry,
   type AddrV2Payload,
 } from '../../src/wire/index.js';
-import { AnnouncementDirectory, AnnouncementRelay, makeAnnouncement } from '../../src/relay/index.js';
+import {
+  AnnouncementDirectory,
+  AnnouncementRelay,
+  RELAY_BUCKET_INITIAL,
+  makeAnnouncement,
+} from '../../src/relay/index.js';
 import { Announcer, AnnouncementCollector } from '../../src/daemon/announce.js';
 import { RelayNode } from '../../src/daemon/relay.js';
 import { Logger } from '../../src/daemon/log.js';
@@ -169,9 +174,11 @@ test('relay: asks its addnode relays for their fresh set every getaddrinterval',
   t.after(() => s.peer.close());
   const batch = Array.from({ length: 11 }, (_, i) => ann(0, 9000 + i));
   s.peer.send('addrv2', { addrs: batch });
-  await until('r1 holds them', () => r1.node.directory.size === 11);
+  // A new peer's budget is one message's worth (RELAY_BUCKET_INITIAL): r1 takes 10 of the 11.
+  await until('r1 holds them', () => r1.node.directory.size === RELAY_BUCKET_INITIAL);
+  assert.equal(r1.node.stats.dropped.rateLimited, 11 - RELAY_BUCKET_INITIAL);
   assert.equal(r2.node.directory.size, 0, 'a message of 11 is not gossip: r2 gets nothing pushed');
-  await until('r2 pulled them at its next getaddr', () => r2.node.directory.size === 11, 8000);
+  await until('r2 pulled them at its next getaddr', () => r2.node.directory.size === RELAY_BUCKET_INITIAL, 8000);
   assert.ok(r2.node.stats.getaddrSent >= 2);
   assert.equal(r2.node.stats.dropped.rateLimited, 0);
 });
@@ -200,11 +207,15 @@ test(
     await until('the relay read all 1000 messages', () => node.stats.messages === 1000, 30_000);
     await sleep(200);
     const elapsedS = (Date.now() - t0) / 1000;
-    const limit = 1000 + Math.ceil(elapsedS * 0.1) + 1;
+    // A new peer's bucket holds one message's worth, then earns 0.1/s (RELAY_BUCKET_INITIAL).
+    const limit = RELAY_BUCKET_INITIAL + Math.ceil(elapsedS * 0.1) + 1;
     const limited = node.stats.dropped.rateLimited;
     t.diagnostic(`forwarded ${b.got.length} of 10000 in ${elapsedS.toFixed(1)} s; rate-limited ${limited}`);
     assert.ok(b.got.length <= limit, `forwarded ${b.got.length} <= ${limit}`);
-    assert.ok(b.got.length >= 990, `the bucket's 1000 went through (${b.got.length})`);
+    assert.ok(
+      b.got.length >= RELAY_BUCKET_INITIAL,
+      `the new peer's first ${RELAY_BUCKET_INITIAL} went through (${b.got.length})`,
+    );
     assert.ok(node.stats.dropped.rateLimited >= 10_000 - limit);
     assert.ok(node.directory.size <= 1000, 'the directory stays bounded');
     assert.ok(node.relay.seenCount <= 50_000);

@@ -117,6 +117,24 @@ test('keyed buckets: eviction prefers full buckets, keeping drained keys limited
   assert.equal(kb.tryTake('drained'), false, 'drained key kept its state');
 });
 
+test('keyed buckets: `initial` tokens for every new key, then the rate up to the capacity', () => {
+  const c = new ManualClock();
+  const kb = new KeyedBuckets<string>({ ratePerSec: 1, capacity: 100, initial: 3, maxKeys: 2, clock: c.now });
+  let n = 0;
+  while (kb.tryTake('a')) n++;
+  assert.equal(n, 3, 'a new key starts with `initial`, not the capacity');
+  c.advance(500_000);
+  n = 0;
+  while (kb.tryTake('a')) n++;
+  assert.equal(n, 100, 'time fills it up to the capacity');
+  // A key forgotten (LRU) and seen again starts with `initial` again, not with a full bucket.
+  kb.tryTake('b');
+  kb.tryTake('c');
+  n = 0;
+  while (kb.tryTake('a')) n++;
+  assert.equal(n, 3);
+});
+
 test('keyed caps: per-key cap, idle keys forgotten, busy key table refuses new keys', () => {
   const kc = new KeyedCaps<string>({ perKey: 2, maxKeys: 2 });
   const a1 = kc.tryAcquire('a');

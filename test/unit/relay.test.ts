@@ -13,6 +13,7 @@ import { ManualClock } from '../../src/limits/index.js';
 import {
   AnnouncementDirectory,
   AnnouncementRelay,
+  RELAY_BUCKET_INITIAL,
   makeAnnouncement,
   toAnnouncement,
   type RelayPeer,
@@ -86,7 +87,8 @@ test('fresh entries go to exactly 2 clearnet addrv2 peers, never back to the sen
 });
 
 test('stale, future, duplicate and oversized messages are not relayed', () => {
-  const r = new AnnouncementRelay({ nowS: () => NOW });
+  const clock = new ManualClock();
+  const r = new AnnouncementRelay({ nowS: () => NOW, clock: clock.now });
   const ps = peers(5);
   const stale = ann({ time: NOW - 601 });
   const future = ann({ time: NOW + 601 });
@@ -99,6 +101,7 @@ test('stale, future, duplicate and oversized messages are not relayed', () => {
   assert.equal(again.dropped.duplicate, 1);
   assert.equal(again.forward.size, 0);
   const eleven = Array.from({ length: 11 }, () => ann());
+  clock.advance(100_000); // ps[0] has earned 10 more tokens than its first message's worth
   const big = r.onAddrV2(ps[0]!, eleven, ps);
   assert.equal(big.accepted.length, 11, 'still usable locally');
   assert.equal(big.forward.size, 0, 'but a message of more than 10 entries is not relayed');
@@ -111,31 +114,46 @@ test('announcements heard over an overlay link are ignored', () => {
   assert.equal(d.forward.size, 0);
 });
 
-test('per-peer token bucket: 1000 at once, then 0.1 per second', () => {
+test('per-peer token bucket: a new peer gets one message of 10 at once, then earns 0.1/s up to 1000', () => {
   const clock = new ManualClock();
   const r = new AnnouncementRelay({ nowS: () => NOW, clock: clock.now });
-  const src = peers(1)[0]!;
-  let accepted = 0;
-  let limited = 0;
-  for (let i = 0; i < 110; i++) {
-    const d = r.onAddrV2(
-      src,
-      Array.from({ length: 10 }, () => ann()),
-      [],
-    );
-    accepted += d.accepted.length;
-    limited += d.dropped.rateLimited;
-  }
-  assert.equal(accepted, 1000);
-  assert.equal(limited, 100);
+  const [src, again] = peers(2);
+  const burst = (from: RelayPeer, messages: number) => {
+    let accepted = 0;
+    let limited = 0;
+    for (let i = 0; i < messages; i++) {
+      const d = r.onAddrV2(
+        from,
+        Array.from({ length: 10 }, () => ann()),
+        [],
+      );
+      accepted += d.accepted.length;
+      limited += d.dropped.rateLimited;
+    }
+    return { accepted, limited };
+  };
+  // A new peer (or one reconnected under a new id) cannot push a flood at once: 10 of 1100 (was 1000 of 1100).
+  assert.deepEqual(burst(src!, 110), { accepted: RELAY_BUCKET_INITIAL, limited: 1100 - RELAY_BUCKET_INITIAL });
+  assert.deepEqual(burst(again!, 110), { accepted: RELAY_BUCKET_INITIAL, limited: 1100 - RELAY_BUCKET_INITIAL });
   clock.advance(20_000); // 2 more tokens
   const d = r.onAddrV2(
-    src,
+    src!,
     Array.from({ length: 5 }, () => ann()),
     [],
   );
   assert.equal(d.accepted.length, 2);
   assert.equal(d.dropped.rateLimited, 3);
+  // Connection time earns the budget, up to the bucket of 1000 (Bitcoin Core's MAX_ADDR_PROCESSING_TOKEN_BUCKET).
+  clock.advance(100_000_000);
+  assert.deepEqual(burst(src!, 110), { accepted: 1000, limited: 100 });
+  // A solicited getaddr answer is not cut by the unsolicited rate: 1000 extra tokens for it.
+  r.expectAnswer(again!.id);
+  const answer = r.onAddrV2(
+    again!,
+    Array.from({ length: 1000 }, () => ann()),
+    [],
+  );
+  assert.equal(answer.accepted.length, 1000);
 });
 
 test('the dedup table is bounded', () => {
