@@ -21,7 +21,7 @@ import { wallMs } from '../demo/jsonl.js';
 import { LabError } from '../errors.js';
 import { BcoinProcess, type NodeInfo } from './bcoin.js';
 import { CoreProcess } from './core.js';
-import type { Endpoint } from '../../nat/types.js';
+import { parseEndpoint, type Endpoint } from '../../nat/types.js';
 import { isLoopback } from '../../ip.js';
 
 /** The P2P port of the relays (regtest's). */
@@ -389,7 +389,7 @@ export class NodeSites {
     }
     const [ia, ib] = await Promise.all([a.info(), b.info()]);
     const publicA = this.rig.family === 6 ? this.rig.lab.sites.a!.host.ip6! : this.rig.lab.sites.a!.publicIp;
-    const hostOf = (addr: string): string => addr.replace(/^\[|\]?:\d+$/g, '');
+    const hostOf = (addr: string): string => parseEndpoint(addr)?.address ?? '';
     const inboundOnA = ia.peers.some((p) => p.inbound && isLoopback(hostOf(p.addr)));
     const outboundOnB = ib.peers.some((p) => !p.inbound && hostOf(p.addr) === publicA);
     // The punch of the connection that synced: the last punch-connected before B reached the tip.
