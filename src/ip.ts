@@ -232,8 +232,9 @@ export function isLoopback(address: string): boolean {
 }
 
 /**
- * True when a connect() to `address` reaches this host: loopback, unspecified (`0.0.0.0`, `::`) and the rest of
- * 0.0.0.0/8 ("this network", RFC 1122; Bitcoin Core's IsLocal counts it too), IPv4-mapped forms included.
+ * True for an address to treat as this host (the SOCKS guard refuses them): loopback, unspecified (`0.0.0.0`,
+ * `::`: a connect() to them reaches this host) and the rest of 0.0.0.0/8 ("this network", RFC 1122; Bitcoin
+ * Core's IsLocal counts it too), IPv4-mapped forms included.
  */
 export function reachesThisHost(address: string): boolean {
   const c = classifyAddress(address);
