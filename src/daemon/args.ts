@@ -52,19 +52,23 @@ export const text: Parser<string> = (raw) => {
   return raw;
 };
 
-/** A finite number in [min, max]; `integer` also requires a whole number. */
-export function number(min: number, max: number, integer = false): Parser<number> {
+/**
+ * A finite number in [min, max] (default: any; the command's own checks then name the range); `integer` also
+ * requires a whole number.
+ */
+export function number(min = -Infinity, max = Infinity, integer = false): Parser<number> {
+  const range = Number.isFinite(min) || Number.isFinite(max) ? ` in [${min}, ${max}]` : '';
   return (raw) => {
     const v = Number(raw);
     if (raw.trim() === '' || !Number.isFinite(v) || v < min || v > max || (integer && !Number.isInteger(v))) {
-      throw new UsageError(`expected ${integer ? 'an integer' : 'a number'} in [${min}, ${max}], got '${raw}'`);
+      throw new UsageError(`expected ${integer ? 'an integer' : 'a number'}${range}, got '${raw}'`);
     }
     return v;
   };
 }
 
-/** A whole number in [min, max]. */
-export function integer(min: number, max: number): Parser<number> {
+/** A whole number in [min, max] (default: any). */
+export function integer(min = -Infinity, max = Infinity): Parser<number> {
   return number(min, max, true);
 }
 

@@ -7,7 +7,15 @@
  */
 import { readFileSync, statSync } from 'node:fs';
 import { isIP } from 'node:net';
-import { DEFAULT_PORT, NETWORKS, SPRAY_LIMITS, parseB32, parseOnion, type NetworkName } from '../wire/index.js';
+import {
+  DEFAULT_PORT,
+  NETWORKS,
+  SPRAY_LIMITS,
+  WireError,
+  parseEndpoint,
+  type HostEndpoint,
+  type NetworkName,
+} from '../wire/index.js';
 import { ConfigError, HandoffError, type ConfigSource } from './errors.js';
 import { parseHandoffTarget } from './handoff.js';
 import { scan } from './args.js';
@@ -692,39 +700,35 @@ export function readConfigFile(path: string): Raw[] {
   return parseConfigText(text, path);
 }
 
-/** `host:port` or `[v6]:port`; a host without a port takes `defPort` when given. */
+/**
+ * `host:port` or `[v6]:port`; a host without a port takes `defPort` when given. The wire layer's endpoint parser
+ * (`parseEndpoint`: names, IPv4, bracketed IPv6, checked `.onion` / `.b32.i2p`) with the daemon's port rule
+ * (1-65535, or 0 too with `zeroPort`); undefined on anything else.
+ */
 export function parseHostPort(s: string, defPort?: number, zeroPort = false): HostPort | undefined {
-  const v6 = /^\[([0-9a-fA-F:.]+)\](?::(\d{1,5}))?$/.exec(s);
-  let host: string;
-  let portS: string | undefined;
-  if (v6) {
-    host = v6[1]!;
-    portS = v6[2];
-    if (isIP(host) !== 6) return undefined;
-  } else {
-    const m = /^([A-Za-z0-9.\-_]+)(?::(\d{1,5}))?$/.exec(s);
-    if (!m) return undefined;
-    host = m[1]!;
-    portS = m[2];
+  const e = hostEndpoint(s, defPort, zeroPort);
+  return e && { host: e.host, port: e.port };
+}
+
+function hostEndpoint(s: string, defPort?: number, zeroPort = false): HostEndpoint | undefined {
+  let e: HostEndpoint;
+  try {
+    e = parseEndpoint(s, defPort);
+  } catch (err) {
+    if (err instanceof WireError) return undefined;
+    throw err;
   }
-  const port = portS === undefined ? defPort : Number(portS);
-  if (port === undefined || !Number.isInteger(port) || port < (zeroPort ? 0 : 1) || port > 65535) return undefined;
-  return { host, port };
+  return e.port < (zeroPort ? 0 : 1) ? undefined : e;
 }
 
 function parseKnown(s: string): KnownEntry | undefined {
   const at = s.indexOf('@');
   if (at < 0) return undefined;
-  const coord = parseHostPort(s.slice(0, at));
-  const clear = parseHostPort(s.slice(at + 1));
-  if (!coord || !clear || isIP(clear.host) === 0) return undefined;
-  // The wire parsers check the onion checksum/version and the b32 length, as the addrv2 codec will.
-  try {
-    if (/\.onion$/i.test(coord.host)) parseOnion(coord.host.toLowerCase());
-    else parseB32(coord.host.toLowerCase());
-  } catch {
-    return undefined;
-  }
+  // The wire parser checks the onion checksum/version and the b32 length, as the addrv2 codec will.
+  const coord = hostEndpoint(s.slice(0, at));
+  const clear = hostEndpoint(s.slice(at + 1));
+  if (!coord || (coord.kind !== 'torv3' && coord.kind !== 'i2p')) return undefined;
+  if (!clear || (clear.kind !== 'ipv4' && clear.kind !== 'ipv6')) return undefined;
   return {
     coordination: coord.host.toLowerCase(),
     coordinationPort: coord.port,

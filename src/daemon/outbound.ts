@@ -20,6 +20,7 @@ import type { Announcement, AnnouncementDirectory } from '../relay/index.js';
 import type { Logger } from './log.js';
 import { LogLimiter } from './log-limit.js';
 import { NodeRpcError, type NodeRpc } from './node-rpc.js';
+import { parseEndpoint } from '../nat/types.js';
 
 /** getpeerinfo poll period while peers are chosen. */
 export const OUTBOUND_POLL_MS = 5_000;
@@ -81,8 +82,8 @@ const keyOf = (address: string, port: number): string => `${canonicalAddress(add
 
 /** `ip:port` / `[v6]:port` text (getpeerinfo's `addr`) as a key; undefined for other text. */
 function keyOfAddr(addr: string): string | undefined {
-  const m = /^\[([^\]]+)\]:(\d+)$/.exec(addr) ?? /^([^:]+):(\d+)$/.exec(addr);
-  return m ? keyOf(m[1]!, Number(m[2])) : undefined;
+  const e = parseEndpoint(addr);
+  return e ? keyOf(e.address, e.port) : undefined;
 }
 
 /** The automatic outbound manager (see the module comment). `start()` begins; `stop()` ends its timer. */

@@ -21,13 +21,13 @@ import { Socks5Server, type SocksConnector, type SocksRequest } from './socks5.j
 import {
   checkAddress,
   checkDestination,
-  isLoopback,
   isOverlayName,
   type DestinationPolicy,
   type DestinationRefusal,
 } from './socks5-parse.js';
 import { SocksServerError } from './errors.js';
 import { SamError } from '../overlay/i2p/errors.js';
+import { isLoopback } from '../ip.js';
 import { waitForShutdown } from './shutdown.js';
 import { configuredPunch, i2pTunnelOptions, type DaemonHooks } from './punch-setup.js';
 import { nodeRpcFromConfig } from './node-rpc.js';

@@ -7,7 +7,7 @@
  * because it is a pure function of the parsed request.
  */
 import { isIP } from 'node:net';
-import { formatIP16 } from '../ip.js';
+import { formatIP16, reachesThisHost } from '../ip.js';
 
 /** RFC 1928 reply codes. */
 export const SOCKS_REPLY = {
@@ -238,25 +238,6 @@ export function isOverlayName(host: string): boolean {
   return /\.(onion|i2p)\.?$/i.test(host) || /^(onion|i2p)\.?$/i.test(host);
 }
 
-/** True for a loopback address: 127.0.0.0/8, ::1, and their IPv4-mapped forms. */
-export function isLoopback(ip: string): boolean {
-  const a = ip.replace(/^::ffff:(?=\d+\.)/i, '');
-  if (isIP(a) === 4) return a.startsWith('127.');
-  return isIP(a) === 6 && /^(0{1,4}:){7}0{0,3}1$|^::1$|^(0{1,4}:){1,6}:0{0,3}1$/i.test(a);
-}
-
-/** True for an unspecified ("this host") address: 0.0.0.0/8 and :: (a connect to them reaches this host). */
-export function isUnspecified(ip: string): boolean {
-  const a = ip.replace(/^::ffff:(?=\d+\.)/i, '');
-  if (isIP(a) === 4) return a.startsWith('0.');
-  return isIP(a) === 6 && /^[0:]+$/.test(a);
-}
-
-/** Loopback or unspecified: both reach the local host. */
-export function isLoopbackOrUnspecified(ip: string): boolean {
-  return isLoopback(ip) || isUnspecified(ip);
-}
-
 /**
  * The name policy for a parsed request, before any lookup: overlay names are refused, other names unless
  * `resolveNames`. `undefined` = go on. Addresses (literal, or resolved) are checked with {@link checkAddress}
@@ -272,6 +253,6 @@ export function checkDestination(req: SocksRequest, policy: DestinationPolicy): 
 
 /** The policy decision for an IP address (literal or resolved). */
 export function checkAddress(ip: string, policy: DestinationPolicy): DestinationRefusal | undefined {
-  if (!policy.allowLoopback && isLoopbackOrUnspecified(ip)) return 'loopback';
+  if (!policy.allowLoopback && reachesThisHost(ip)) return 'loopback';
   return undefined;
 }

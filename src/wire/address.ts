@@ -148,9 +148,10 @@ export function hostKind(host: string): HostKind {
 }
 
 /**
- * Parses `host:port`, `[ipv6]:port`, `xxx.onion:port`, `xxx.b32.i2p:port`. `.onion` / `.b32.i2p` hosts
- * are validated (checksum); names must be plausible DNS names. Port 0–65535 required unless
- * `defaultPort` is given.
+ * Parses `host:port`, `[ipv6]:port`, `xxx.onion:port`, `xxx.b32.i2p:port`: the one `host:port` parser (the daemon's
+ * configuration, the CLI verbs, the facade and getpeerinfo's `addr` all use it). `.onion` / `.b32.i2p` hosts are
+ * validated (checksum); names must be plausible host names (DNS labels, `_` allowed as in container and
+ * /etc/hosts names). Port 0–65535 required unless `defaultPort` is given.
  */
 export function parseEndpoint(s: string, defaultPort?: number): HostEndpoint {
   let host: string;
@@ -187,7 +188,7 @@ export function parseEndpoint(s: string, defaultPort?: number): HostEndpoint {
   else if (kind === 'i2p') parseB32(host);
   else if (
     kind === 'name' &&
-    !/^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*\.?$/i.test(host)
+    !/^(?=.{1,253}$)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i.test(host)
   ) {
     throw new WireError('WIRE_BAD_ADDRESS', `bad host '${host}' in '${s}'`);
   }

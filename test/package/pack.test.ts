@@ -90,9 +90,8 @@ test('the tarball ships the library, its types and the linux-x64 prebuild, not t
   assert.ok(existsSync(join(repo, 'build', 'Release', 'onionpunch_native.node')), 'dev tree keeps build/Release');
 });
 
-const TS_CONSUMER = `import { Onionpunch, PunchSessionError, ApiError, type OnionpunchOptions, type PunchedConnection,
-  type EimVerdict, type Endpoint } from 'onionpunch';
-import { encodeMessage } from 'onionpunch/wire';
+const TS_CONSUMER = `import { Onionpunch, PunchSessionError, ApiError, encodeMessage, type OnionpunchOptions,
+  type PunchedConnection, type EimVerdict, type Endpoint } from 'onionpunch';
 import type { Socket } from 'node:net';
 
 const opts: OnionpunchOptions = {
@@ -136,6 +135,9 @@ function consumerProject(name: string, installArgs: string[]): string {
 }
 
 function typeCheck(dir: string): void {
+  // Only the package root: every building block the consumer uses is re-exported there (src/index.ts).
+  const specs = [...TS_CONSUMER.matchAll(/from '([^']+)'/g)].map((m) => m[1]).filter((x) => !x!.startsWith('node:'));
+  assert.deepEqual([...new Set(specs)], ['onionpunch'], 'the TS consumer imports only from the root');
   writeFileSync(join(dir, 'consumer.ts'), TS_CONSUMER);
   writeFileSync(
     join(dir, 'tsconfig.json'),

@@ -8,6 +8,7 @@ import {
   integer,
   list,
   oneOf,
+  number,
   parseCommand,
   text,
   value,
@@ -49,6 +50,8 @@ test('parseCommand: every problem is a UsageError naming the option', () => {
   usage(() => parseCommand(CMD, ['--bogus']), /unknown option '--bogus' \(see onionpunch thing --help\)/);
   usage(() => parseCommand(CMD, ['-x']), /unknown option '-x'/);
   usage(() => parseCommand(CMD, ['--n', '2.5']), /--n: expected an integer in \[1, 10\], got '2.5'/);
+  assert.throws(() => integer()('2.5'), { message: "expected an integer, got '2.5'" });
+  assert.equal(number()('-1e9'), -1e9, 'an unbounded number (the command checks the range itself)');
   usage(() => parseCommand(CMD, ['--n']), /--n needs a value/);
   usage(() => parseCommand(CMD, ['--n', '--json']), /--n needs a value/);
   usage(() => parseCommand(CMD, ['--w', 'cjdns']), /--w: expected one of tor, i2p, got 'cjdns'/);
@@ -128,6 +131,13 @@ test('the lab spec parser: words in any order, units, canonical form; errors are
   assert.equal(parsePercent('1%'), 1);
   assert.equal(parsePercent('0.5'), 0.5);
   for (const bad of ['-1', '1e3', '5 ms', '']) assert.throws(() => parseDuration(bad), { code: 'LAB_BAD_SPEC' }, bad);
+  // The same parser in seconds (sim relay's spans): bare numbers are seconds, minutes and hours too.
+  assert.equal(parseDuration('90', Infinity, 's'), 90);
+  assert.equal(parseDuration('30m', Infinity, 's'), 1800);
+  assert.equal(parseDuration('2h', Infinity, 's'), 7200);
+  assert.equal(parseDuration('1500ms', Infinity, 's'), 1.5);
+  assert.equal(parseDuration('1m', 600_000), 60_000);
+  assert.throws(() => parseDuration('1m', 2000), { code: 'LAB_BAD_SPEC', message: /more than 2000 ms/ });
   assert.throws(() => parsePercent('101%'), { code: 'LAB_BAD_SPEC' });
 });
 

@@ -49,6 +49,11 @@ const VERBS: Array<[string[], string[]]> = [
     ['doctor', 'serve'],
     ['--torcontrol', '--announce', '--bitcoind', '--handoff'],
   ],
+  [
+    ['sim', 'relay'],
+    ['--nodes N', '--adoption F[,F...]', '--duration T', '--relays-per-node K', '--getaddr T', '--json', '--svg FILE'],
+  ],
+  [['sim'], ['relay']],
   [['lab'], ['up', 'down', 'status', 'exec', 'selftest', 'matrix']],
   [['overlay'], ['selftest']],
   [[], ['demo', 'lab', 'serve', 'proxy']],
@@ -66,7 +71,7 @@ test('every verb --help: exit 0, usage and options on stdout', () => {
       assert.equal(r.status, 0, `${what}: exit ${r.status}: ${r.stderr}`);
       assert.match(r.stdout, new RegExp(`^usage: onionpunch ${argv.join(' ')}`), what);
       for (const o of opts) assert.ok(r.stdout.includes(o), `${what} lists ${o}:\n${r.stdout}`);
-      if (argv.length > 0 && !['lab', 'overlay', 'serve', 'proxy'].includes(argv.join(' ')))
+      if (argv.length > 0 && !['lab', 'overlay', 'sim', 'serve', 'proxy'].includes(argv.join(' ')))
         assert.match(r.stdout, /--help|-h/, what);
     }
   }
@@ -74,7 +79,7 @@ test('every verb --help: exit 0, usage and options on stdout', () => {
 
 test('every verb: an unknown option is exit 2 with a message naming it', () => {
   for (const [argv] of VERBS) {
-    if (argv.length === 0 || argv.join(' ') === 'lab' || argv.join(' ') === 'overlay') continue;
+    if (argv.length === 0 || ['lab', 'overlay', 'sim'].includes(argv.join(' '))) continue;
     const r = run([...argv, '--bogus-option']);
     const what = argv.join(' ');
     assert.equal(r.status, 2, `${what}: exit ${r.status}: ${r.stderr}`);

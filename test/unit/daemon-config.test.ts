@@ -18,7 +18,7 @@ import {
 import { ConfigError } from '../../src/daemon/errors.js';
 import { helpText } from '../../src/daemon/run-common.js';
 import { main as cliMain } from '../../src/daemon/cli.js';
-import { formatOnion } from '../../src/wire/index.js';
+import { WireError, formatOnion, parseEndpoint } from '../../src/wire/index.js';
 
 const ONION = formatOnion(Buffer.alloc(32, 7));
 
@@ -239,6 +239,25 @@ test('parseHostPort: v4, v6, names, default port', () => {
   assert.deepEqual(parseHostPort('10.0.0.1', 8333), { host: '10.0.0.1', port: 8333 });
   assert.equal(parseHostPort('::1:9050'), undefined);
   assert.equal(parseHostPort(''), undefined);
+  assert.deepEqual(parseHostPort('bitcoin_node:8332'), { host: 'bitcoin_node', port: 8332 }, 'container names');
+  assert.deepEqual(parseHostPort('127.0.0.1:0', undefined, true), { host: '127.0.0.1', port: 0 });
+  assert.equal(parseHostPort('127.0.0.1:0'), undefined, 'port 0 only where the key allows it');
+  // The wire layer's parser underneath: what it refuses, the configuration refuses.
+  for (const s of [
+    '1.2.3.4:65536',
+    '[::1',
+    '[::1]x',
+    '[zz::1]:1',
+    'a b:1',
+    '1.2.3.4:-1',
+    'x.onion:1',
+    ':5',
+    'a..b:1',
+  ]) {
+    assert.throws(() => parseEndpoint(s), WireError, s);
+    assert.equal(parseHostPort(s), undefined, s);
+  }
+  assert.equal(parseHostPort('[fe80::1%eth0]:1'), undefined, 'no zones');
 });
 
 test('help lists every key the verb takes; bad config is exit code 2 through the CLI', async () => {

@@ -101,3 +101,30 @@ test("package.json's exports map names built files, with types, and nothing but 
     for (const f of [target.types, target.default]) assert.ok(existsSync(join(pkgRoot, f)), `${sub} -> ${f} exists`);
   }
 });
+
+test('the docs import only what the exports map allows (the root or a deliberate subpath, no deep paths)', () => {
+  const pkg = JSON.parse(readFileSync(join(pkgRoot, 'package.json'), 'utf8')) as { exports: Record<string, unknown> };
+  const allowed = new Set(Object.keys(pkg.exports).map((k) => (k === '.' ? 'onionpunch' : `onionpunch/${k.slice(2)}`)));
+  const docs = join(pkgRoot, 'docs');
+  const files = [
+    'README.md',
+    ...readdirSync(docs)
+      .filter((f) => f.endsWith('.md'))
+      .map((f) => join('docs', f)),
+  ];
+  const bad: string[] = [];
+  let seen = 0;
+  for (const f of files) {
+    const text = readFileSync(join(pkgRoot, f), 'utf8');
+    for (const block of text.matchAll(/```(?:ts|js|mjs|typescript|javascript)\n([\s\S]*?)```/g)) {
+      for (const m of block[1]!.matchAll(/\bfrom\s+'([^']+)'|\bimport\(\s*'([^']+)'\s*\)/g)) {
+        const spec = (m[1] ?? m[2])!;
+        if (spec.startsWith('node:')) continue;
+        seen++;
+        if (!allowed.has(spec)) bad.push(`${f}: '${spec}'`);
+      }
+    }
+  }
+  assert.ok(seen >= 5, `found ${seen} imports in the docs' code blocks`);
+  assert.deepEqual(bad, [], 'docs import deep or unexported paths');
+});

@@ -6,14 +6,17 @@ import {
   canonicalAddress,
   formatEndpoint,
   formatIP16,
+  isLoopback,
   netgroup,
   parseIP16,
+  reachesThisHost,
   unmapIPv4,
 } from '../../src/ip.js';
 import { netgroupOf } from '../../src/limits/index.js';
 import { classifyAddress } from '../../src/nat/address.js';
 import { normalizeAddress } from '../../src/punch/verify.js';
 import { encodeReply, parseRequest } from '../../src/daemon/socks5.js';
+import { checkAddress } from '../../src/daemon/socks5-parse.js';
 import { familyOf } from '../../src/punch/session-common.js';
 
 test('IPv4-mapped: one meaning everywhere (unmap, family, canonical text, 16-byte form)', () => {
@@ -67,4 +70,29 @@ test('SOCKS5 uses the same address module: mapped bound address replied as IPv4,
   const plain = parseRequest(req('2001:db8:0:0:1::1'));
   assert.ok('value' in plain);
   assert.deepEqual(plain.value, { atyp: 'ipv6', host: '2001:db8::1:0:0:1', port: 8333 });
+});
+
+test('loopback and "this host": one classification for the target policy, the SOCKS guard and the I2P bridge', () => {
+  for (const a of ['127.0.0.1', '127.1.2.3', '::1', '0:0:0:0:0:0:0:1', '0:0::0:1', '::0:1', '::1%lo']) {
+    assert.equal(isLoopback(a), true, a);
+    assert.equal(classifyAddress(a).kind, 'loopback', a);
+  }
+  // IPv4-mapped, dotted or hex: a dual-stack connect() to these reaches 127.0.0.1.
+  for (const a of ['::ffff:127.0.0.1', '::FFFF:127.9.9.9', '::ffff:7f00:1']) assert.equal(isLoopback(a), true, a);
+  for (const a of ['128.0.0.1', '::2', '::127.0.0.1', 'fe80::1', 'localhost', '', '1.2.3']) {
+    assert.equal(isLoopback(a), false, a);
+  }
+  for (const a of ['0.0.0.0', '0.1.2.3', '::', '0:0::0', '::ffff:0.0.0.0', '::ffff:0.1.2.3', '::ffff:0:0', '::1']) {
+    assert.equal(reachesThisHost(a), true, a);
+  }
+  for (const a of ['1.0.0.0', '240.0.0.1', '255.255.255.255', '::ffff:1.0.0.0', '::2', 'fd00::1', 'x']) {
+    assert.equal(reachesThisHost(a), false, a);
+  }
+  // The SOCKS plain-connect guard (literal or resolved destinations) refuses every spelling.
+  const policy = { resolveNames: false, allowLoopback: false };
+  for (const a of ['127.0.0.1', '0:0::0:1', '::0:1', '::ffff:7f00:1', '::ffff:127.0.0.1', '0.0.0.0', '::']) {
+    assert.equal(checkAddress(a, policy), 'loopback', a);
+  }
+  assert.equal(checkAddress('198.51.100.7', policy), undefined);
+  assert.equal(checkAddress('0:0::0:1', { ...policy, allowLoopback: true }), undefined);
 });

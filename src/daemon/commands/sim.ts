@@ -4,9 +4,10 @@
  * defaults (loadConfig), so the simulator follows whatever the daemons ship.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import { UsageError } from '../../errors.js';
+import { dispatch, flag, integer, number, parseCommand, text, value, type Parser } from '../args.js';
 import { loadConfig } from '../config.js';
+import { parseDuration } from '../../lab/topology/spec.js';
 import {
   coverageSpec,
   renderSvg,
@@ -16,39 +17,58 @@ import {
   type SimTopology,
 } from '../../sim/index.js';
 
-const HELP = `usage: onionpunch sim relay [options]
+/** A span in seconds (90s, 30m, 2h, 1500ms; a bare number is seconds); the simulator checks the range. */
+const seconds: Parser<number> = (s) => parseDuration(s, Infinity, 's');
+/** Numbers and integers of any size: the simulator checks the ranges (SIM_BAD_OPTION names the option). */
+const num = number();
+const int = integer();
 
-Discrete-event simulation (virtual clock, one process) of hole-punch announcement relay over a network shaped
-like today's Bitcoin network, running the daemons' own AnnouncementRelay and AnnouncementDirectory.
-
-options:
-  --nodes N              nodes (default 60000)
-  --reachable F          share of reachable nodes, 125 inbound slots each (default 0.2)
-  --adoption F[,F...]    share of onionpunch-aware nodes; a list runs once per value (default 0.05)
-  --relays N             relay daemons on reachable hosts (default 10)
-  --relays-per-node K    relays each aware node connects to (default: the daemon's maxrelays)
-  --announcers N         NATed aware nodes that announce (default 1000)
-  --duration T           simulated time: 90s, 30m, 2h (default 30m)
-  --seed S               PRNG seed; same seed and options, same output (default 1)
-  --interval T           announce interval (default: the daemon's announceinterval)
-  --fanout N             relay targets per announcement (default: the relay's default)
-  --rate R               per-peer token bucket refill, entries/s (default: the relay's default)
-  --relay-fanout N       fanout of the relay daemons only (default: as --fanout)
-  --trickle T            mean Poisson interval of addr messages to a peer (default 30s, as Bitcoin Core)
-  --getaddr T            aware NATed nodes ask their relays for the fresh set every T; 0 = never, push only
-                         (default: the daemon's getaddrinterval)
-  --flood N              an attacker peer sends N fake announcements a minute (default 0)
-  --suppress K           K of the relays are the attacker's and forward nothing (default 0)
-  --observers N          aware NATed nodes whose directories are sampled (default 1000)
-  --getaddr-spacing T    a relay's least time between two getaddr answers to one asker (default: the daemon's
-                         getaddrspacing)
-  --topology FILE        an explicit small topology (JSON: {"relays":2,"relayLinks":[[0,1]],"nodes":[{"relays":[0],
-                         "announce":true},{"relays":[1],"observe":true}]}); --nodes, --reachable, --adoption,
-                         --relays, --relays-per-node, --announcers are then ignored; the JSON adds pairDelaysMs
-  --json                 one JSON line per run (the last line is the last run)
-  --svg FILE             coverage over time of every run, as an SVG chart (needs vega, vega-lite)
-  --help                 this text
-`;
+const RELAY = {
+  name: 'sim relay',
+  summary:
+    'Discrete-event simulation (virtual clock, one process) of hole-punch announcement relay over a network\n' +
+    "shaped like today's Bitcoin network, running the daemons' own AnnouncementRelay and AnnouncementDirectory.",
+  options: {
+    nodes: value('N', 'nodes (default 60000)', int, 60_000),
+    reachable: value('F', 'share of reachable nodes, 125 inbound slots each (default 0.2)', num, 0.2),
+    adoption: value(
+      'F[,F...]',
+      'share of onionpunch-aware nodes; a list runs once per value (default 0.05)',
+      (s: string) => s.split(',').map(num),
+      [0.05],
+    ),
+    relays: value('N', 'relay daemons on reachable hosts (default 10)', int, 10),
+    'relays-per-node': value('K', "relays each aware node connects to (default: the daemon's maxrelays)", int),
+    announcers: value('N', 'NATed aware nodes that announce (default 1000)', int, 1000),
+    duration: value('T', 'simulated time: 90s, 30m, 2h (default 30m)', seconds, 1800),
+    seed: value('S', 'PRNG seed; same seed and options, same output (default 1)', (s: string) => s, '1'),
+    interval: value('T', "announce interval (default: the daemon's announceinterval)", seconds),
+    fanout: value('N', "relay targets per announcement (default: the relay's default)", int),
+    rate: value('R', "per-peer token bucket refill, entries/s (default: the relay's default)", num),
+    'relay-fanout': value('N', 'fanout of the relay daemons only (default: as --fanout)', int),
+    trickle: value('T', 'mean Poisson interval of addr messages to a peer (default 30s, as Bitcoin Core)', seconds, 30),
+    getaddr: value(
+      'T',
+      "NATed nodes pull the fresh set every T; 0 = push only (default: the daemon's getaddrinterval)",
+      seconds,
+    ),
+    flood: value('N', 'an attacker peer sends N fake announcements a minute (default 0)', num, 0),
+    suppress: value('K', "K of the relays are the attacker's and forward nothing (default 0)", int, 0),
+    observers: value('N', 'aware NATed nodes whose directories are sampled (default 1000)', int, 1000),
+    'getaddr-spacing': value(
+      'T',
+      "a relay's least time between answers to one getaddr asker (default: the daemon's getaddrspacing)",
+      seconds,
+    ),
+    topology: value('FILE', 'an explicit small topology (JSON, see below)', text),
+    json: flag('one JSON line per run (the last line is the last run)'),
+    svg: value('FILE', 'coverage over time of every run, as an SVG chart (needs vega, vega-lite)', text),
+  },
+  notes:
+    '--topology FILE: {"relays":2,"relayLinks":[[0,1]],"nodes":[{"relays":[0],"announce":true},{"relays":[1],\n' +
+    '"observe":true}]}; --nodes, --reachable, --adoption, --relays, --relays-per-node, --announcers are then\n' +
+    'ignored; the JSON adds pairDelaysMs.',
+};
 
 /** Reads a --topology file (the simulator checks its shape and says what is wrong). */
 function readTopology(file: string): SimTopology {
@@ -59,98 +79,46 @@ function readTopology(file: string): SimTopology {
   }
 }
 
-/** Parses 90, 90s, 30m, 2h, 1500ms into seconds. */
-export function parseDuration(s: string, what: string): number {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(s.trim());
-  if (!m) throw new UsageError(`${what}: '${s}' is not a duration (e.g. 90s, 30m, 2h)`);
-  const mult = { ms: 0.001, s: 1, m: 60, h: 3600 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
-  return Number(m[1]) * mult;
-}
-
-function num(s: string | undefined, what: string, def: number, int = false): number {
-  if (s === undefined) return def;
-  const n = Number(s);
-  if (s.trim() === '' || !Number.isFinite(n) || (int && !Number.isInteger(n))) {
-    throw new UsageError(`${what}: '${s}' is not ${int ? 'an integer' : 'a number'}`);
-  }
-  return n;
-}
-
 export async function main(args: string[]): Promise<number> {
-  const [sub, ...rest] = args;
-  if (sub === undefined || sub === '--help' || sub === '-h') {
-    process.stdout.write(HELP);
-    return sub === undefined ? 2 : 0;
-  }
-  if (sub !== 'relay') throw new UsageError(`unknown simulation '${sub}' (only: relay)`);
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: rest,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        nodes: { type: 'string' },
-        reachable: { type: 'string' },
-        adoption: { type: 'string' },
-        relays: { type: 'string' },
-        'relays-per-node': { type: 'string' },
-        announcers: { type: 'string' },
-        duration: { type: 'string' },
-        seed: { type: 'string' },
-        interval: { type: 'string' },
-        fanout: { type: 'string' },
-        rate: { type: 'string' },
-        'relay-fanout': { type: 'string' },
-        trickle: { type: 'string' },
-        getaddr: { type: 'string' },
-        flood: { type: 'string' },
-        suppress: { type: 'string' },
-        observers: { type: 'string' },
-        'getaddr-spacing': { type: 'string' },
-        topology: { type: 'string' },
-        json: { type: 'boolean' },
-        svg: { type: 'string' },
-        help: { type: 'boolean', short: 'h' },
-      },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const v = parsed.values;
-  if (v.help) {
-    process.stdout.write(HELP);
-    return 0;
-  }
+  return dispatch(
+    {
+      name: 'sim',
+      summary: 'Network-scale simulations over the real relay code (docs/SIMULATION.md).',
+      subs: { relay: { summary: 'announcement relay at network scale (real relay code)', run: relay } },
+    },
+    args,
+  );
+}
+
+/** `onionpunch sim relay [options]`. */
+async function relay(args: string[]): Promise<number> {
+  const p = parseCommand(RELAY, args);
+  if (p === null) return 0;
+  const v = p.values;
   // The daemons' defaults (loadConfig with nothing set): the simulator follows whatever they ship.
   const defaults = loadConfig({});
-  const adoptions = (v.adoption ?? '0.05').split(',').map((s) => num(s, '--adoption', 0));
+  const adoptions = v.adoption;
   const relayOptions: RelaySimOptions['relayOptions'] = {};
-  if (v.fanout !== undefined) relayOptions.fanout = num(v.fanout, '--fanout', 2, true);
-  if (v.rate !== undefined) relayOptions.ratePerSec = num(v.rate, '--rate', 0.1);
+  if (v.fanout !== undefined) relayOptions.fanout = v.fanout;
+  if (v.rate !== undefined) relayOptions.ratePerSec = v.rate;
   const base: Omit<RelaySimOptions, 'adoption'> = {
-    nodes: num(v.nodes, '--nodes', 60_000, true),
-    reachable: num(v.reachable, '--reachable', 0.2),
-    relays: num(v.relays, '--relays', 10, true),
-    relaysPerNode: num(v['relays-per-node'], '--relays-per-node', defaults.maxrelays, true),
-    announcers: num(v.announcers, '--announcers', 1000, true),
-    durationS: parseDuration(v.duration ?? '30m', '--duration'),
-    seed: v.seed ?? '1',
-    announceIntervalS: v.interval !== undefined ? parseDuration(v.interval, '--interval') : defaults.announceinterval,
-    trickleS: parseDuration(v.trickle ?? '30s', '--trickle'),
-    getaddrS: v.getaddr !== undefined ? parseDuration(v.getaddr, '--getaddr') : defaults.getaddrinterval,
-    floodPerMin: num(v.flood, '--flood', 0),
-    suppressRelays: num(v.suppress, '--suppress', 0, true),
-    observers: num(v.observers, '--observers', 1000, true),
-    getaddrSpacingS:
-      v['getaddr-spacing'] !== undefined
-        ? parseDuration(v['getaddr-spacing'], '--getaddr-spacing')
-        : defaults.getaddrspacing,
+    nodes: v.nodes,
+    reachable: v.reachable,
+    relays: v.relays,
+    relaysPerNode: v['relays-per-node'] ?? defaults.maxrelays,
+    announcers: v.announcers,
+    durationS: v.duration,
+    seed: v.seed,
+    announceIntervalS: v.interval ?? defaults.announceinterval,
+    trickleS: v.trickle,
+    getaddrS: v.getaddr ?? defaults.getaddrinterval,
+    floodPerMin: v.flood,
+    suppressRelays: v.suppress,
+    observers: v.observers,
+    getaddrSpacingS: v['getaddr-spacing'] ?? defaults.getaddrspacing,
     ...(v.topology !== undefined ? { topology: readTopology(v.topology) } : {}),
     relayOptions,
-    ...(v['relay-fanout'] !== undefined
-      ? { relayDaemonOptions: { fanout: num(v['relay-fanout'], '--relay-fanout', 2, true) } }
-      : {}),
+    ...(v['relay-fanout'] !== undefined ? { relayDaemonOptions: { fanout: v['relay-fanout'] } } : {}),
   };
   const runs: RelaySimResult[] = [];
   for (const adoption of adoptions) {

@@ -21,7 +21,8 @@ import { wallMs } from '../demo/jsonl.js';
 import { LabError } from '../errors.js';
 import { BcoinProcess, type NodeInfo } from './bcoin.js';
 import { CoreProcess } from './core.js';
-import type { Endpoint } from '../../nat/types.js';
+import { parseEndpoint, type Endpoint } from '../../nat/types.js';
+import { isLoopback } from '../../ip.js';
 
 /** The P2P port of the relays (regtest's). */
 export const RELAY_PORT = 18444;
@@ -388,10 +389,9 @@ export class NodeSites {
     }
     const [ia, ib] = await Promise.all([a.info(), b.info()]);
     const publicA = this.rig.family === 6 ? this.rig.lab.sites.a!.host.ip6! : this.rig.lab.sites.a!.publicIp;
-    const inboundOnA = ia.peers.some(
-      (p) => p.inbound && /^(127\.0\.0\.1|\[::1\]|\[::ffff:127\.0\.0\.1\]):/.test(p.addr),
-    );
-    const outboundOnB = ib.peers.some((p) => !p.inbound && p.addr.replace(/^\[|\]?:\d+$/g, '') === publicA);
+    const hostOf = (addr: string): string => parseEndpoint(addr)?.address ?? '';
+    const inboundOnA = ia.peers.some((p) => p.inbound && isLoopback(hostOf(p.addr)));
+    const outboundOnB = ib.peers.some((p) => !p.inbound && hostOf(p.addr) === publicA);
     // The punch of the connection that synced: the last punch-connected before B reached the tip.
     const lines = this.proxy?.lines ?? [];
     const connected = lines.filter((l) => l.event === 'punch-connected' && (!reached || tOf(l) <= reached.at)).pop();

@@ -362,13 +362,20 @@ export function formatSiteBehaviour(s: SiteBehaviourSpec): string {
   return [s.nat ?? 'eim', s.inbound ?? 'drop', ...extra].join(',');
 }
 
-/** `25ms`, `25` (ms), `0.5s` -> milliseconds, at most `max`. Throws `LabError('LAB_BAD_SPEC')`. */
-export function parseDuration(v: string, max = 10000): number {
-  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s)?$/.exec(v.trim());
-  if (!m) throw new LabError('LAB_BAD_SPEC', `expected a duration like 25ms or 0.5s, got '${v.slice(0, 32)}'`);
-  const ms = Number(m[1]) * (m[2] === 's' ? 1000 : 1);
-  if (ms > max) throw new LabError('LAB_BAD_SPEC', `${v} is more than ${max} ms`);
-  return ms;
+/** Milliseconds per duration unit. */
+const DURATION_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/**
+ * The one duration parser of the command line: `25ms`, `0.5s`, `30m`, `2h`, or a bare number in `unit` -> a
+ * value in `unit` (milliseconds unless told: the lab's delays; `'s'` for the simulator's spans), at most `max`.
+ * Throws `LabError('LAB_BAD_SPEC')`; the argument layer reports it as a usage error naming the option.
+ */
+export function parseDuration(v: string, max = 10000, unit: 'ms' | 's' = 'ms'): number {
+  const m = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)?$/.exec(v.trim());
+  if (!m) throw new LabError('LAB_BAD_SPEC', `expected a duration like 25ms, 0.5s, 30m or 2h, got '${v.slice(0, 32)}'`);
+  const n = (Number(m[1]) * DURATION_MS[(m[2] ?? unit) as keyof typeof DURATION_MS]) / DURATION_MS[unit];
+  if (n > max) throw new LabError('LAB_BAD_SPEC', `${v} is more than ${max} ${unit}`);
+  return n;
 }
 
 /** `1%`, `1`, `0.5%` -> percent, at most `max` (100). Throws `LabError('LAB_BAD_SPEC')`. */

@@ -10,6 +10,7 @@ import type { Duplex } from 'node:stream';
 import type { AcceptedStreamInfo, CoordinationEndpoint } from '../types.js';
 import { SamSession, SamConnection, b32Address, SAM_DEFAULT_TIMEOUT_MS, type SamAddress } from './sam.js';
 import { SamError } from './errors.js';
+import { isLoopback } from '../../ip.js';
 
 /** Options of {@link I2pCoordinationEndpoint.create}. */
 export interface I2pEndpointOptions {
@@ -46,10 +47,6 @@ export interface I2pEndpointOptions {
 
 const RETRY_MS = 1000;
 
-function isLoopback(addr: string | undefined): boolean {
-  if (!addr) return false;
-  return addr === '::1' || /^(::ffff:)?127\./.test(addr);
-}
 /** Bound on the destination line the bridge writes first on a forwarded connection. */
 export const I2P_FORWARD_LINE_TIMEOUT_MS = 10_000;
 /** Forwarded connections still waiting for their destination line, at most (memory bound). */
@@ -104,7 +101,7 @@ export class I2pCoordinationEndpoint extends EventEmitter implements Coordinatio
     });
     const ep = new I2pCoordinationEndpoint(session, opts.log ?? (() => {}));
     const mode = opts.mode ?? 'auto';
-    if (mode === 'forward' || (mode === 'auto' && isLoopback(session.localAddress))) {
+    if (mode === 'forward' || (mode === 'auto' && isLoopback(session.localAddress ?? ''))) {
       try {
         await ep.startForward(opts.signal);
         return ep;
