@@ -1,8 +1,9 @@
 /**
  * Real Bitcoin nodes across the hole (issue #11), on the demo rig's lab and private Tor network (rig.ts builds
  * them and calls in here for the `nodes` option):
- *  - two relays, `onionpunch relay` on the public hosts pub1 and pub2 (pub2 keeps an `addnode` link to pub1);
- *    they are also the NAT-check servers of both sides (a relay answers NAT checks on its P2P port);
+ *  - two relays, `onionpunch relay` on the public hosts pub1 and pub2 (pub2 keeps a link to pub1); they are also
+ *    the NAT-check servers of both sides (a relay answers NAT checks on its P2P port). Every verb names its
+ *    relays with `seednode`, as docs/DAEMON.md's operator's guide does;
  *  - site A: a node (bcoin 1.0.2 on regtest, memory database; Bitcoin Core when `BITCOIND` names its binary)
  *    that mines 101 blocks, and `onionpunch serve` with its own tor client of the private network, splicing
  *    punched sockets to the node and announcing to relay 1;
@@ -274,7 +275,7 @@ export class NodeSites {
     const r1 = this.verb('relay1', 'pub1', ['relay', ...common]);
     this.relays.push(r1);
     await r1.ready;
-    const r2 = this.verb('relay2', 'pub2', ['relay', ...common, '--addnode', hp(0)]);
+    const r2 = this.verb('relay2', 'pub2', ['relay', ...common, '--seednode', hp(0)]);
     this.relays.push(r2);
     await r2.ready;
     this.natcheck = [0, 1].map((i) => ({ address: addr(i), port: RELAY_PORT }));
@@ -343,7 +344,7 @@ export class NodeSites {
       ...bindA,
       '--bitcoind',
       `127.0.0.1:${NODE_P2P_PORT}`,
-      '--announce',
+      '--seednode',
       this.hp(0),
       ...(this.rig.zeroRtt ? ['--zerortt'] : []),
     ]);
@@ -360,7 +361,7 @@ export class NodeSites {
       ...bindB,
       '--listen',
       '127.0.0.1:9064',
-      '--peer',
+      '--seednode',
       this.hp(1),
       '--punchprofile',
       this.rig.profile,
