@@ -1,8 +1,9 @@
 /**
  * Daemon configuration: a bitcoin.conf-style file (`--conf FILE`), environment (`ONIONPUNCH_<KEY>`) and flags
  * (`--key value`, `--key=value`), precedence flags > env > file > defaults. Names follow bitcoind's where they
- * mean the same (torcontrol, torpassword, i2psam, proxy, bind, externalip). A repeatable key set in a
- * higher-precedence source replaces (does not extend) the lower sources' list, as bitcoind does.
+ * mean the same (torcontrol, torpassword, i2psam, proxy, bind, externalip, seednode, addnode). A repeatable key set
+ * in a higher-precedence source replaces (does not extend) the lower sources' list, as bitcoind does; the relays
+ * of `seednode` are then added in front of each verb's own list (`announce`, `peer`, `addnode`: `mergedWith`).
  * Every problem is a ConfigError naming the key, the source and the file line.
  */
 import { readFileSync, statSync } from 'node:fs';
@@ -75,6 +76,11 @@ export interface KeySpec<T> {
   doc: string;
   /** The daemon verbs that use it (their --help lists it); default serve and proxy. */
   verbs?: readonly DaemonVerb[];
+  /**
+   * list: the resolved values of this earlier list key (`seednode`) come first, then this key's own, without
+   * repeats; both keep their own sources and precedence, and the merged list has the same value limit.
+   */
+  mergedWith?: string;
 }
 
 /** The long-running verbs configured by these keys. */
@@ -94,13 +100,15 @@ const netPort = (c: ResolvedSoFar): number => DEFAULT_PORT[c.network as NetworkN
  * The clearnet peers a verb talks to, `announce` then `peer`, without repeats: every relay answers NAT-check
  * connections on its P2P port (src/daemon/relay.ts), and so does a Bitcoin node (its version's addr_recv).
  */
-const relaysOf = (c: ResolvedSoFar): HostPort[] => {
+const relaysOf = (c: ResolvedSoFar): HostPort[] =>
+  uniqueHostPorts([...(c.announce as HostPort[]), ...(c.peer as HostPort[])]);
+
+/** `list` in order, without repeated host:port pairs. */
+function uniqueHostPorts(list: readonly HostPort[]): HostPort[] {
   const out: HostPort[] = [];
-  for (const h of [...(c.announce as HostPort[]), ...(c.peer as HostPort[])]) {
-    if (!out.some((o) => o.host === h.host && o.port === h.port)) out.push(h);
-  }
+  for (const h of list) if (!out.some((o) => o.host === h.host && o.port === h.port)) out.push(h);
   return out;
-};
+}
 
 /**
  * Every key, its type, default and meaning, in resolution order. Adding a key is one entry here: DaemonConfig,
@@ -181,12 +189,24 @@ export const CONFIG_KEYS = {
     defaultDoc: 'network port',
     doc: "P2P port the relay listens on, as bitcoind's -port (0 = any free port, shown in the ready line)",
   }),
+  seednode: key<HostPort[]>({
+    verbs: ALL_VERBS,
+    kind: 'hostport',
+    list: true,
+    default: [],
+    doc:
+      "a relay, as bitcoind's -seednode names a seed: serve announces to it, the proxy learns from it, a relay " +
+      'keeps a link with it; added to `announce`, `peer` and `addnode`, and so a default NAT-check server',
+  }),
   addnode: key<HostPort[]>({
     verbs: ['relay'],
     kind: 'hostport',
     list: true,
     default: [],
-    doc: "relay peer to keep a connection to and relay announcements with (relay), as bitcoind's -addnode",
+    mergedWith: 'seednode',
+    doc:
+      "relay peer to keep a connection to and relay announcements with (relay), as bitcoind's -addnode; " +
+      'added to the `seednode` list',
   }),
   maxconnections: key<number>({
     verbs: ['relay'],
@@ -230,7 +250,8 @@ export const CONFIG_KEYS = {
     kind: 'hostport',
     list: true,
     default: [],
-    doc: 'clearnet peer to announce our endpoint to (serve)',
+    mergedWith: 'seednode',
+    doc: 'clearnet peer to announce our endpoint to (serve); added to the `seednode` list',
   }),
   announceinterval: key<number>({
     verbs: ALL_VERBS,
@@ -249,8 +270,8 @@ export const CONFIG_KEYS = {
     max: 3600,
     default: GETADDR_INTERVAL_S,
     doc:
-      'how often the proxy asks its relays, and a relay its `addnode` relays, for their fresh set (getaddr); ' +
-      "also the proxy's reconnect period",
+      'how often the proxy asks its relays, and a relay its `seednode`/`addnode` relays, for their fresh set ' +
+      "(getaddr); also the proxy's reconnect period",
   }),
   getaddrspacing: key<number>({
     verbs: ['relay'],
@@ -267,8 +288,8 @@ export const CONFIG_KEYS = {
     max: 64,
     default: RELAYS_PER_NODE,
     doc:
-      'relays of the `announce` (serve) / `peer` (proxy) list linked at once, chosen at random; the others ' +
-      'are spares, taken when one cannot be reached',
+      'relays of the `seednode` + `announce` (serve) / `peer` (proxy) list linked at once, chosen at random; ' +
+      'the others are spares, taken when one cannot be reached',
   }),
   peer: key<HostPort[]>({
     verbs: ['proxy'],
@@ -276,7 +297,8 @@ export const CONFIG_KEYS = {
     list: true,
     default: (c) => c.announce as HostPort[],
     defaultDoc: 'the `announce` list',
-    doc: 'clearnet peer to learn announcements from (proxy)',
+    mergedWith: 'seednode',
+    doc: 'clearnet peer to learn announcements from (proxy); added to the `seednode` list',
   }),
   known: key<KnownEntry[]>({
     verbs: ['proxy'],
@@ -829,6 +851,18 @@ export function loadConfig(inputs: ConfigInputs = {}): DaemonConfig & { sources:
     const d = spec.default;
     if (values.has(k)) cfg[k] = values.get(k)!.value;
     else cfg[k] = typeof d === 'function' ? (d as (c: ResolvedSoFar) => unknown)(cfg) : d;
+    if (spec.mergedWith !== undefined) {
+      const merged = uniqueHostPorts([...(cfg[spec.mergedWith] as HostPort[]), ...(cfg[k] as HostPort[])]);
+      if (merged.length > CONFIG_LIMITS.maxListValues) {
+        const source = values.get(k)?.source ?? values.get(spec.mergedWith)?.source;
+        throw new ConfigError(
+          'CONFIG_LIMIT',
+          `more than ${CONFIG_LIMITS.maxListValues} values with the ${spec.mergedWith} list`,
+          { key: k, ...(source ? { source } : {}) },
+        );
+      }
+      cfg[k] = merged;
+    }
   }
   const sources: Record<string, ConfigSource> = {};
   for (const k of Object.keys(CONFIG_KEYS)) sources[k] = values.get(k)?.source ?? 'default';

@@ -13,6 +13,7 @@ import {
   loadConfig,
   parseConfigText,
   parseHostPort,
+  verbKeys,
   type KeySpec,
 } from '../../src/daemon/config.js';
 import { ConfigError } from '../../src/daemon/errors.js';
@@ -311,4 +312,92 @@ test("defaults are the table's: loadConfig with nothing set gives every constant
   }
   const r = loadConfig({ args: ['--network', 'testnet3', '--announce', '198.51.100.1:1'] });
   assert.deepEqual([r.bitcoind.port, r.punchport, r.peer], [18333, 18333, [{ host: '198.51.100.1', port: 1 }]]);
+});
+
+test("seednode: a repeatable relay key (bitcoind's -seednode) of every verb, added to announce, peer, addnode", () => {
+  for (const verb of ['serve', 'proxy', 'relay'] as const) assert.ok(verbKeys(verb).includes('seednode'), verb);
+  const s1 = { host: '198.51.100.1', port: 8334 };
+  const s2 = { host: '2001:db8::2', port: 8334 };
+  const own = { host: '203.0.113.9', port: 8334 };
+  // Alone: every verb's relay list is the seednode list, and they are the default NAT-check servers.
+  const p = conf('seednode=198.51.100.1:8334\nseednode=[2001:db8::2]:8334\n');
+  const c = loadConfig({ args: ['--conf', p] });
+  assert.deepEqual(c.seednode, [s1, s2]);
+  assert.equal(c.sources.seednode, 'file');
+  assert.deepEqual(c.announce, [s1, s2], 'serve announces to the seednodes');
+  assert.deepEqual(c.peer, [s1, s2], 'the proxy learns from them');
+  assert.deepEqual(c.addnode, [s1, s2], 'a relay keeps links with them');
+  assert.deepEqual(c.natcheck, [s1, s2], 'and they are the NAT-check servers');
+  // With the verb's own key: seednode first, then the key's own values, without repeats; announce/peer/addnode
+  // keep working alone (the existing configs).
+  const m = loadConfig({
+    args: [
+      '--conf',
+      p,
+      '--announce',
+      '203.0.113.9:8334',
+      '--announce',
+      '198.51.100.1:8334',
+      '--addnode',
+      '203.0.113.9:8334',
+    ],
+  });
+  assert.equal(m.sources.announce, 'flag');
+  assert.deepEqual(m.announce, [s1, s2, own]);
+  assert.deepEqual(m.peer, [s1, s2, own], 'peer still defaults to the announce list');
+  const px = loadConfig({ env: { ONIONPUNCH_SEEDNODE: '198.51.100.1:8334' }, args: ['--peer', '203.0.113.9:8334'] });
+  assert.deepEqual(px.peer, [s1, own]);
+  assert.deepEqual(px.announce, [s1]);
+  assert.deepEqual(loadConfig({ args: ['--addnode', '203.0.113.9:8334'] }).addnode, [own]);
+  assert.deepEqual(loadConfig({ args: ['--seednode', '203.0.113.9:8334', '--addnode', '203.0.113.9:8334'] }).addnode, [
+    own,
+  ]);
+  // Precedence within seednode is the list rule: a flag list replaces the file's.
+  assert.deepEqual(loadConfig({ args: ['--conf', p, '--seednode', '203.0.113.9:8334'] }).announce, [own]);
+  // Explicit natcheck= still replaces the default.
+  assert.deepEqual(loadConfig({ args: ['--conf', p, '--natcheck', '192.0.2.9:8333'] }).natcheck, [
+    { host: '192.0.2.9', port: 8333 },
+  ]);
+});
+
+test('seednode: the same validation and error codes as announce (bad value, limits)', () => {
+  for (const value of ['198.51.100.1', '198.51.100.1:0', '198.51.100.1:70000', 'host name:1', '[not-v6]:1']) {
+    throwsConfig(() => loadConfig({ args: [`--seednode=${value}`] }), 'CONFIG_BAD_VALUE', {
+      key: 'seednode',
+      source: 'flag',
+    });
+    throwsConfig(() => loadConfig({ env: { ONIONPUNCH_SEEDNODE: value } }), 'CONFIG_BAD_VALUE', {
+      key: 'seednode',
+      source: 'env',
+    });
+  }
+  throwsConfig(() => loadConfig({ args: ['--conf', conf('network=regtest\nseednode=x:y\n')] }), 'CONFIG_BAD_VALUE', {
+    key: 'seednode',
+    source: 'file',
+    line: 2,
+  });
+  throwsConfig(() => loadConfig({ args: ['--seednode'] }), 'CONFIG_MISSING', { key: 'seednode', source: 'flag' });
+  const lines = (k: string, n: number, base: number) =>
+    Array.from({ length: n }, (_, i) => `${k}=198.51.100.${i % 250}:${base + i}`).join('\n');
+  throwsConfig(
+    () => loadConfig({ args: ['--conf', conf(lines('seednode', CONFIG_LIMITS.maxListValues + 1, 1000))] }),
+    'CONFIG_LIMIT',
+    { key: 'seednode', source: 'file' },
+  );
+  // Each list within the limit, the merged one over it: refused too, naming the verb's key.
+  const half = CONFIG_LIMITS.maxListValues / 2 + 1;
+  const both = `${lines('seednode', half, 1000)}\n${lines('announce', half, 2000)}\n`;
+  throwsConfig(() => loadConfig({ args: ['--conf', conf(both)] }), 'CONFIG_LIMIT', {
+    key: 'announce',
+    source: 'file',
+    msg: /with the seednode list/,
+  });
+  // Every mergedWith names an earlier repeatable host:port key (resolved before the key that takes it).
+  const names = Object.keys(CONFIG_KEYS);
+  for (const [name, k] of Object.entries(CONFIG_KEYS) as Array<[string, KeySpec<unknown>]>) {
+    if (k.mergedWith === undefined) continue;
+    const w = (CONFIG_KEYS as Record<string, KeySpec<unknown>>)[k.mergedWith];
+    assert.ok(w?.list && w.kind === 'hostport' && k.list && k.kind === 'hostport', name);
+    assert.ok(names.indexOf(k.mergedWith) < names.indexOf(name), `${k.mergedWith} resolves before ${name}`);
+  }
 });

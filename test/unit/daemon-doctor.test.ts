@@ -279,6 +279,23 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
     }
   });
 
+  test('seednode=: every role checks its seednode relays and names that key in the fix', async () => {
+    const seed = (...ports: number[]) => ports.flatMap((p) => ['--seednode', `127.0.0.1:${p}`]);
+    const serveArgs = ['serve', '--network', 'regtest', '--bind', '127.0.0.1', '--torcontrol', `127.0.0.1:${closed}`];
+    const serve = await doctor([...serveArgs, ...seed(relay1, relay2), '--bitcoind', `127.0.0.1:${relay1}`, '--json']);
+    const checks = (JSON.parse(serve.out) as { checks: CheckResult[] }).checks;
+    assert.equal(byId(checks, 'relay', `127.0.0.1:${relay1}`).status, 'ok', serve.out);
+    assert.equal(byId(checks, 'relay', `127.0.0.1:${relay2}`).status, 'ok', serve.out);
+    assert.equal(byId(checks, 'nat').status, 'ok', 'the seednodes are the NAT-check servers');
+    const text = await doctor(['relay', '--network', 'regtest', ...seed(closed)]);
+    const line = `^FAIL  relay +127\\.0\\.0\\.1:${closed}  PEER_SOCKET: .*; fix: the seednode= relay is not reachable`;
+    assert.match(text.out, new RegExp(line, 'm'));
+    const proxy = await doctor(['proxy', '--network', 'regtest', '--addnode', `127.0.0.1:${closed}`, '--json']);
+    const none = byId((JSON.parse(proxy.out) as { checks: CheckResult[] }).checks, 'relay');
+    assert.equal(none.status, 'warn');
+    assert.match(none.message, /no seednode= \(or peer=\) relays configured/);
+  });
+
   const rpcCfg = (over: string[]) => loadConfig({ args: ['--network', 'regtest', ...over] });
 
   test(

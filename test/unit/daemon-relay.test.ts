@@ -30,6 +30,7 @@ import { eimCheck } from '../../src/nat/eim-check.js';
 import { nativeObserver } from '../../src/nat/observe.js';
 import { probeBind } from '../../src/native/engine.js';
 import { checkNat } from '../../src/daemon/punch-setup.js';
+import { runProxy } from '../../src/daemon/proxy.js';
 
 const onion = () => formatOnion(randomBytes(32));
 const ann = (timeOffsetS = 0, clearPort = 8333): AddrV2Entry =>
@@ -294,6 +295,63 @@ test('relay with addnode: keeps a link to the other relay and forwards to it', a
   sender.peer.send('addrv2', { addrs: [e] } satisfies AddrV2Payload);
   await until('collector got it through two relays', () => collector.got.length === 1);
   assert.equal(collector.got[0]!.address, e.address);
+});
+
+test('relay with seednode: keeps a link to that relay as with addnode, and merges both lists', async (t) => {
+  const r1 = await startRelay();
+  const r3 = await startRelay();
+  const r2 = await startRelay(['--seednode', `127.0.0.1:${r1.port}`, '--addnode', `127.0.0.1:${r3.port}`]);
+  t.after(async () => {
+    await r2.node.stop();
+    await r1.node.stop();
+    await r3.node.stop();
+  });
+  await until('r2 linked to r1 and r3', () => r2.node.stats.outbound === 2);
+  assert.equal(r1.node.stats.inbound, 1);
+  assert.equal(r3.node.stats.inbound, 1);
+  const sender = await peerTo(r2.port);
+  const collector = await peerTo(r1.port);
+  t.after(() => {
+    sender.peer.close();
+    collector.peer.close();
+  });
+  await until('ready', () => r1.node.stats.inbound === 2 && r2.node.stats.inbound === 1);
+  const e = ann();
+  sender.peer.send('addrv2', { addrs: [e] } satisfies AddrV2Payload);
+  await until('collector got it through the seednode link', () => collector.got.length === 1);
+  assert.equal(collector.got[0]!.address, e.address);
+});
+
+test('proxy with seednode: learns announcements from that relay (a real proxy daemon)', async (t) => {
+  const r1 = await startRelay();
+  t.after(() => r1.node.stop());
+  const lines: string[] = [];
+  const cfg = loadConfig({
+    args: ['--network', 'regtest', '--listen', '127.0.0.1:0', '--maxpunchpeers', '0', '--getaddrinterval', '5'],
+    env: { ONIONPUNCH_SEEDNODE: `127.0.0.1:${r1.port}` },
+  });
+  const ac = new AbortController();
+  let ready!: (i: Record<string, unknown>) => void;
+  const up = new Promise<Record<string, unknown>>((r) => (ready = r));
+  const done = runProxy(cfg, new Logger({ format: 'json', level: 'debug', write: (l) => lines.push(l) }), {
+    ready,
+    signal: ac.signal,
+  });
+  done.catch(() => undefined);
+  t.after(async () => {
+    ac.abort();
+    await done;
+  });
+  assert.equal((await up)['peers'], 1, 'one relay: the seednode');
+  await until('proxy linked to the relay', () => r1.node.stats.inbound >= 1);
+  const sender = await peerTo(r1.port);
+  t.after(() => sender.peer.close());
+  const e = ann();
+  sender.peer.send('addrv2', { addrs: [e] } satisfies AddrV2Payload);
+  const learned = () =>
+    lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.event === 'announcement-learned');
+  await until('the proxy learned it', () => learned() !== undefined, 15_000);
+  assert.match(String(learned()!.clearnet), /^203\.0\.113\.24:8333$/);
 });
 
 test('serve/proxy use their relays as NAT-check servers by default: two relays give the EIM check', async (t) => {

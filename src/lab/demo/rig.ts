@@ -74,6 +74,8 @@ export interface RigOptions {
    * NAT-check servers), a node + `serve` on A, a node + `proxy` on B. `bcoin`, or `core` with `BITCOIND` set.
    */
   nodes?: NodeKind;
+  /** Nodes flow: blocks A's node mines before B's starts (default 101). */
+  nodeBlocks?: number;
   /** Called with every step of the nodes flow (for live timelines). */
   onFlowEvent?: (e: FlowEvent) => void;
 }
@@ -251,6 +253,7 @@ export class PunchRig {
         profile: o.profile ?? 'plain',
         nodes: o.nodes,
         ...(o.zeroRtt ? { zeroRtt: true } : {}),
+        ...(o.nodeBlocks !== undefined ? { blocks: o.nodeBlocks } : {}),
         log: (l) => this.log(l),
         ...(o.onFlowEvent ? { onEvent: o.onFlowEvent } : {}),
       });

@@ -139,6 +139,11 @@ export class BcoinProcess {
     }
   }
 
+  /** The chain height now: the last tip the worker reported (0, genesis, before any). */
+  height(): Promise<number> {
+    return Promise.resolve(this.tips.length > 0 ? this.tips[this.tips.length - 1]!.height : 0);
+  }
+
   /** Asks the worker to close the node; kills it after `graceMs`. */
   async stop(graceMs = 3000): Promise<void> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return;

@@ -129,6 +129,11 @@ export class CoreProcess {
     return { height: i.height, hash: i.hash };
   }
 
+  /** getblockcount. */
+  height(): Promise<number> {
+    return this.call<number>('getblockcount');
+  }
+
   async waitForHeight(height: number, timeoutMs: number): Promise<{ height: number; hash: string; at: number }> {
     const t0 = Date.now();
     for (;;) {

@@ -1,8 +1,9 @@
 /**
  * Real Bitcoin nodes across the hole (issue #11), on the demo rig's lab and private Tor network (rig.ts builds
  * them and calls in here for the `nodes` option):
- *  - two relays, `onionpunch relay` on the public hosts pub1 and pub2 (pub2 keeps an `addnode` link to pub1);
- *    they are also the NAT-check servers of both sides (a relay answers NAT checks on its P2P port);
+ *  - two relays, `onionpunch relay` on the public hosts pub1 and pub2 (pub2 keeps a link to pub1); they are also
+ *    the NAT-check servers of both sides (a relay answers NAT checks on its P2P port). Every verb names its
+ *    relays with `seednode`, as docs/DAEMON.md's operator's guide does;
  *  - site A: a node (bcoin 1.0.2 on regtest, memory database; Bitcoin Core when `BITCOIND` names its binary)
  *    that mines 101 blocks, and `onionpunch serve` with its own tor client of the private network, splicing
  *    punched sockets to the node and announcing to relay 1;
@@ -29,8 +30,10 @@ export const RELAY_PORT = 18444;
 /** The nodes' own P2P and RPC ports inside their site namespaces (serve keeps the network port for punching). */
 export const NODE_P2P_PORT = 28444;
 export const NODE_RPC_PORT = 28443;
-/** Blocks A mines before B connects. */
+/** Blocks A mines before B connects (the default of {@link FlowRig.blocks}). */
 export const FLOW_BLOCKS = 101;
+/** Most blocks one `mine` command of the bcoin worker mines. */
+const MINE_CHUNK = 1000;
 
 /** Which node implementation runs on both sides. */
 export type NodeKind = 'bcoin' | 'core';
@@ -49,6 +52,8 @@ export interface LabNode {
   info(timeoutMs?: number): Promise<NodeInfo>;
   mine(n: number, timeoutMs?: number): Promise<{ height: number; hash: string }>;
   waitForHeight(height: number, timeoutMs: number): Promise<{ height: number; hash: string; at: number }>;
+  /** The node's chain height now (bcoin: its last `tip` message; Core: getblockcount). */
+  height(): Promise<number>;
   stop(): Promise<void>;
   kill(): void;
 }
@@ -170,6 +175,8 @@ export interface FlowRig {
   nodes: NodeKind;
   /** `serve --zerortt`: A announces a warm punch port and B's proxy takes the zero-round-trip path. */
   zeroRtt?: boolean;
+  /** Blocks A's node mines before B's starts (default {@link FLOW_BLOCKS}); more make B's sync last longer. */
+  blocks?: number;
   log: (line: string) => void;
   onEvent?: (e: FlowEvent) => void;
 }
@@ -269,7 +276,7 @@ export class NodeSites {
     const r1 = this.verb('relay1', 'pub1', ['relay', ...common]);
     this.relays.push(r1);
     await r1.ready;
-    const r2 = this.verb('relay2', 'pub2', ['relay', ...common, '--addnode', hp(0)]);
+    const r2 = this.verb('relay2', 'pub2', ['relay', ...common, '--seednode', hp(0)]);
     this.relays.push(r2);
     await r2.ready;
     this.natcheck = [0, 1].map((i) => ({ address: addr(i), port: RELAY_PORT }));
@@ -315,7 +322,10 @@ export class NodeSites {
     ]);
     const common = ['--network', 'regtest', '--labranges', '--announceinterval', '10', '--shutdowngrace', '1', ...nc];
     this.nodeA = await this.startNode('a');
-    const mined = await this.nodeA.mine(FLOW_BLOCKS, 120_000);
+    let mined = { height: 0 };
+    for (let left = this.rig.blocks ?? FLOW_BLOCKS; left > 0; left -= MINE_CHUNK) {
+      mined = await this.nodeA.mine(Math.min(left, MINE_CHUNK), 120_000);
+    }
     this.event('nodeA', 'mined', `height ${mined.height}`);
     const overlay = tor
       ? [
@@ -335,7 +345,7 @@ export class NodeSites {
       ...bindA,
       '--bitcoind',
       `127.0.0.1:${NODE_P2P_PORT}`,
-      '--announce',
+      '--seednode',
       this.hp(0),
       ...(this.rig.zeroRtt ? ['--zerortt'] : []),
     ]);
@@ -352,7 +362,7 @@ export class NodeSites {
       ...bindB,
       '--listen',
       '127.0.0.1:9064',
-      '--peer',
+      '--seednode',
       this.hp(1),
       '--punchprofile',
       this.rig.profile,
@@ -431,6 +441,36 @@ export class NodeSites {
     const r = await this.rig.lab.exec('b', ['ss', '-K', '-tn', 'dst', publicA]);
     this.event('lab', 'ss -K', `B's connections to ${publicA}`);
     return r.stdout;
+  }
+
+  /**
+   * Kills the punched connection while B's node syncs: polls B's height every `pollMs` until it is at least
+   * `fromHeight` (default 1), then {@link killPunched}. `heightAtKill` is B's height read right after `ss -K`
+   * returned (blocks B had by the kill, at most); `at` is `Date.now()` just before `ss -K` ran (the daemons'
+   * log lines the kill caused are stamped after it, by the same clock); `tipA` is A's height before the wait.
+   * Nothing here checks that B was still below A's tip: the caller asserts it.
+   */
+  async killPunchedMidSync(
+    o: { fromHeight?: number; timeoutMs?: number; pollMs?: number } = {},
+  ): Promise<{ tipA: number; heightAtKill: number; at: number; killed: string }> {
+    const a = this.nodeA!;
+    const b = this.nodeB!;
+    const tipA = (await a.info()).height;
+    const from = o.fromHeight ?? 1;
+    const t0 = Date.now();
+    for (;;) {
+      const h = await b.height();
+      if (h >= from) break;
+      if (Date.now() - t0 > (o.timeoutMs ?? 120_000)) {
+        throw new LabError('LAB_TIMEOUT', `nodeB: height ${from} not reached in ${o.timeoutMs ?? 120_000} ms`);
+      }
+      await new Promise((r) => setTimeout(r, o.pollMs ?? 10));
+    }
+    const at = Date.now();
+    const killed = await this.killPunched();
+    const heightAtKill = await b.height();
+    this.event('nodeB', 'killed-mid-sync', `height ${heightAtKill} of ${tipA}`);
+    return { tipA, heightAtKill, at, killed };
   }
 
   async stop(): Promise<void> {
