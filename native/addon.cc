@@ -369,14 +369,15 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     bool stopped = false;
     Napi::Array stalls = Napi::Array::New(env);
     if (engine_) {
-      for (const auto& r : engine_->take_stalls()) {
+      std::vector<onionpunch::StallReport> reports;
+      auto outs = engine_->take(&reports);
+      for (const auto& r : reports) {
         Napi::Object so = Napi::Object::New(env);
         so.Set("id", Napi::Number::New(env, static_cast<double>(r.plan_id)));
         so.Set("remote", Napi::Number::New(env, r.remote));
         so.Set("atNs", Napi::BigInt::New(env, r.at_ns));
         stalls.Set(stalls.Length(), so);
       }
-      auto outs = engine_->take();
       for (size_t i = 0; i < outs.size(); i++) arr.Set(static_cast<uint32_t>(i), ToJs(env, *outs[i]));
       inflight_ = outs.size() > inflight_ ? 0 : inflight_ - outs.size();
       stopped = engine_->stopped();

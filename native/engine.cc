@@ -796,17 +796,16 @@ void Engine::join() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::vector<std::unique_ptr<Outcome>> Engine::take() {
+std::vector<std::unique_ptr<Outcome>> Engine::take(std::vector<StallReport>* stalls) {
   std::lock_guard<std::mutex> lk(out_mu_);
   std::vector<std::unique_ptr<Outcome>> v;
   v.swap(outs_);
-  return v;
-}
-
-std::vector<StallReport> Engine::take_stalls() {
-  std::lock_guard<std::mutex> lk(out_mu_);
-  std::vector<StallReport> v;
-  v.swap(stalls_);
+  if (stalls) {
+    stalls->clear();
+    stalls->swap(stalls_);
+  } else {
+    stalls_.clear();  // nobody reads them: keep the both-empty invariant the notify relies on
+  }
   return v;
 }
 

@@ -203,10 +203,12 @@ class Engine {
    * the plan has stall_report, or once it ended. Thread-safe.
    */
   void nudge(uint64_t id, NudgeMode mode);
-  /** Takes the outcomes produced so far. Thread-safe. */
-  std::vector<std::unique_ptr<Outcome>> take();
-  /** Takes the stall reports produced so far. Thread-safe. */
-  std::vector<StallReport> take_stalls();
+  /**
+   * Takes the outcomes (and, when `stalls` is given, the stall reports) produced so far, both under one lock: the
+   * thread notifies only when both queues go from empty to not, so a caller that drained one queue and not the
+   * other at the same instant could leave a report behind that no notify would ever announce again. Thread-safe.
+   */
+  std::vector<std::unique_ptr<Outcome>> take(std::vector<StallReport>* stalls = nullptr);
   EngineStats stats() const;
 
   /**

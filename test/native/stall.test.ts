@@ -7,7 +7,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { PunchEngine, connectFrom } from '../../src/native/engine.js';
+import { PunchEngine, StallLink, connectFrom } from '../../src/native/engine.js';
 import { makeNsPair, nsExec } from '../../src/lab/netns.js';
 import { needsRoot } from '../helpers/root.js';
 import { synBlackhole } from './helpers.js';
@@ -159,5 +159,45 @@ test("a socket that got the peer's SYN (SYN_RECV) is never re-sent: no fresh ISN
     }
   } finally {
     pair.destroy();
+  }
+});
+
+test('stall reports and outcomes interleaved by the thousand: every plan still settles (one drain for both)', async () => {
+  // The engine wakes JS only when its queues go from empty to not; JS once drained the reports and the outcomes
+  // under two locks, and a report queued between the two stayed behind for good: no wake-up ever again, every
+  // later plan hung (the 10000-session direct stress at 1,000 concurrent collapsed). Many plans whose reports and
+  // timeouts land at the same instants exercise that window; with one atomic drain they all settle.
+  const hole = await synBlackhole();
+  const filler = await connectFrom(LO0, { address: LO, port: hole.port }, { engine });
+  const own = new PunchEngine();
+  try {
+    let reports = 0;
+    const plans = Array.from({ length: 1500 }, (_, i) =>
+      own
+        .punch({
+          local: LO0,
+          remotes: [{ address: LO, port: hole.port }],
+          stallLink: new StallLink(20, () => reports++),
+          resynIntervalUs: 20_000,
+          startDelayMs: i % 7,
+          deadlineMs: 120 + (i % 5) * 20,
+        })
+        .then(
+          () => 'connected',
+          (e: { code?: string }) => e.code,
+        ),
+    );
+    const all = Promise.all(plans);
+    const settled = await Promise.race([all, new Promise((r) => setTimeout(() => r('hung'), 15_000))]);
+    assert.notEqual(settled, 'hung', `plans still pending after 15 s (${own.inFlight()} in flight)`);
+    assert.ok(
+      (settled as string[]).every((c) => c === 'ENGINE_TIMEOUT'),
+      JSON.stringify(settled).slice(0, 200),
+    );
+    assert.ok(reports >= 1500, `only ${reports} stall reports`);
+  } finally {
+    await own.stop();
+    filler.socket.destroy();
+    await hole.stop();
   }
 });
