@@ -30,7 +30,9 @@ interface SideArgs {
   nudges?: Array<{ atMs: number; mode: 'any' | 'recv-only' | 'sent-only' }>;
 }
 
-describe('stall coordination (opstall → nudge) through lab NATs', needsRoot('network namespaces and nftables'), () => {
+const ROOT = needsRoot('network namespaces and nftables');
+
+describe('stall coordination (opstall → nudge) through lab NATs', ROOT, () => {
   let lab: Lab;
   const engine = new PunchEngine();
   before(async () => {
@@ -129,7 +131,7 @@ describe('stall coordination (opstall → nudge) through lab NATs', needsRoot('n
     assert.ok(r.a.establishedMs! >= 900, `A connected after ${r.a.establishedMs} ms`);
   });
 
-  test("engine: A's SYN-ACK lost (A in SYN_RECV, B in SYN_SENT): 'any' re-sends silently, both connect, no RST", async () => {
+  test("engine: A's SYN-ACK lost (A SYN_RECV, B SYN_SENT): 'any' re-sends silently, no RST", async () => {
     // A fires 40 ms before B: A's SYN reaches B's router before B's SYN left and is dropped there (unsolicited);
     // B's SYN reaches A (SYN_RECV); A's SYN-ACK is lost at B's router. B stalls and reports; A is nudged.
     await dropFirst('b', 'tcp flags & (syn | ack) == syn | ack');

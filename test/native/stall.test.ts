@@ -162,7 +162,7 @@ test("a socket that got the peer's SYN (SYN_RECV) is never re-sent: no fresh ISN
   }
 });
 
-test('stall reports and outcomes interleaved by the thousand: every plan still settles (one drain for both)', async () => {
+test('stall reports and outcomes interleaved by the thousand: every plan settles (one drain)', async () => {
   // The engine wakes JS only when its queues go from empty to not; JS once drained the reports and the outcomes
   // under two locks, and a report queued between the two stayed behind for good: no wake-up ever again, every
   // later plan hung (the 10000-session direct stress at 1,000 concurrent collapsed). Many plans whose reports and

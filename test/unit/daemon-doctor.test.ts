@@ -134,7 +134,7 @@ describe('onionpunch doctor: relays, NAT, node port, hand-off, SOCKS ports', { t
     assert.equal(one.code, 'DOCTOR_NAT_TOO_FEW_SERVERS');
   });
 
-  test('zerortt: a warm port via two real relays passes; wrong externalip, a closed server fail; off: skip', async () => {
+  test('zerortt: warm port via two real relays passes; wrong externalip, closed server fail; off: skip', async () => {
     const cfg = (over: Partial<Parameters<typeof checkZeroRtt>[0]> = {}) => ({
       zerortt: true,
       natcheck: [lo(relay1), lo(relay2)],
