@@ -267,7 +267,10 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
     });
     await new Promise<void>((resolve, reject) => {
       server!.once('error', reject);
-      server!.listen(cfg.directPort ?? 9333, cfg.localAddress ?? '0.0.0.0', () => resolve());
+      // `lab stress --overlay direct` opens up to K coordination streams at once: Node's default backlog (511)
+      // would drop the handshakes of the rest of a burst of 1,000, which then wait out B's retransmissions.
+      const host = cfg.localAddress ?? '0.0.0.0';
+      server!.listen({ port: cfg.directPort ?? 9333, host, backlog: 4096 }, () => resolve());
     });
   }
   listener.on('connection', (socket: Socket, info: ConnectionInfo) => {
