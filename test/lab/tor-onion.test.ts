@@ -143,12 +143,20 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
 
     const t2 = Date.now();
     const h = await dialer.dial(ep.address, ep.port, { isolationKey: 'session-2' });
-    const secondConnectMs = Date.now() - t2;
-    const v = await withTimeout(handshake(h, true), 20_000, 'version handshake');
-    assert.equal(v, 70016);
-    assert.equal(await withTimeout(served[1]!, 5000, 'responder'), 70016);
-    h.destroy();
-    log(`publish ${publishMs} ms, first connect ${firstConnectMs} ms, second ${secondConnectMs} ms`);
+    try {
+      const secondConnectMs = Date.now() - t2;
+      const v = await withTimeout(handshake(h, true), 20_000, 'version handshake');
+      assert.equal(v, 70016);
+      // Whichever accepted stream carried the handshake: tor may retry a stream's BEGIN (a slow first circuit), and
+      // A then sees one accept more, with no data, for the same dial.
+      const handshook = Promise.any(
+        served.map((p) => p.then((x) => (x === 0 ? Promise.reject(new Error('ping')) : x))),
+      );
+      assert.equal(await withTimeout(handshook, 5000, 'responder'), 70016);
+      log(`publish ${publishMs} ms, first connect ${firstConnectMs} ms, second ${secondConnectMs} ms`);
+    } finally {
+      h.destroy();
+    }
   });
 
   test('stream isolation: distinct isolation keys get distinct circuits, one key shares its circuit', async () => {
