@@ -142,10 +142,7 @@ export interface OnionpunchOptions {
   policy?: TargetPolicy;
   /** Engine plan knobs (profile, re-SYN interval, ...), bounded by `limits.maxSynsPerSession`. */
   tuning?: PlanTuning;
-  /**
-   * B: how long after A's opendpoint both fire (default 15 ms, docs/PROTOCOL.md "Fire timing") and the engine
-   * deadline (default 5 s).
-   */
+  /** B: margin A gets between `opfire` and firing (default 20 ms) and the engine deadline (default 5 s). */
   fireDelayMs?: number;
   deadlineMs?: number;
   /** B: bound on the overlay dial (default 60 s; a cold Tor client needs tens of seconds). */

@@ -100,7 +100,6 @@ export interface PunchClientOptions {
   sessionDeadlineMs?: number;
   /** Most skipped messages per session (default 16). */
   maxIgnoredMessages?: number;
-  /** How long after A's opendpoint both sides fire (default 15 ms; docs/PROTOCOL.md "Fire timing"). */
   fireDelayMs?: number;
   deadlineMs?: number;
   pings?: number;

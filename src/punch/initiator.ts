@@ -1,12 +1,12 @@
 /**
  * B's side of one coordination session (B dials the overlay and is the Bitcoin initiator on the punched
  * socket). B pipelines: `version`, then — as soon as its mapping is known — `opendpoint` and the RTT
- * `ping`s, without waiting for A's handshake. On A's opendpoint it sends `opfire` and fires `delay` later;
- * A fires `delay` after its estimate of when its opendpoint reached B (docs/PROTOCOL.md "Fire timing").
+ * `ping`s, without waiting for A's handshake. On A's opendpoint it sends `opfire` and fires itself at
+ * send + delay + rtt/2, which is when A, `delay` after receipt, fires too.
  */
 import type { CoordChannel } from './channel.js';
 import type { CoordMessage, PunchProfile } from './messages.js';
-import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, FLAG_PRIME, FLAG_ZERO_RTT, USER_AGENT } from './messages.js';
+import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, FLAG_ZERO_RTT, USER_AGENT } from './messages.js';
 import { PunchSessionError, type PunchSessionCode, type SprayLimit } from './errors.js';
 import type { PunchEngineLike } from './engine-port.js';
 import type { Endpoint } from '../nat/types.js';
@@ -18,8 +18,6 @@ import {
   type PlanTuning,
   type PunchedConnection,
   SessionClock,
-  FIRE_DELAY_MS,
-  PUNCH_DEADLINE_MS,
   capPlan,
   checkTargets,
   familyOf,
@@ -84,10 +82,7 @@ export interface InitiatorOptions {
   expectIp?: string;
   /** RTT probes over the overlay (1..3; the minimum is used). */
   pings?: number;
-  /**
-   * How long after A's opendpoint arrives B fires (ms; default FIRE_DELAY_MS, 15). A assumes the default until
-   * B's opfire, which carries it, arrives (docs/PROTOCOL.md "Fire timing").
-   */
+  /** Margin A gets between receiving opfire and firing (ms). */
   fireDelayMs?: number;
   /** Engine deadline for the simultaneous open (ms). */
   deadlineMs?: number;
@@ -147,10 +142,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     const mine = ownEndpoints(disco.endpoints, family);
     if (mine.length === 0)
       throw new PunchSessionError('PUNCH_DISCOVERY', `B has no IPv${family} mapping`, { step: 'discovery', side: 'B' });
-    const flags =
-      (disco.portPreserving ? FLAG_PORT_PRESERVING : 0) |
-      (disco.predicted ? FLAG_PREDICTED : 0) |
-      (profile === 'prime' ? FLAG_PRIME : 0);
+    const flags = (disco.portPreserving ? FLAG_PORT_PRESERVING : 0) | (disco.predicted ? FLAG_PREDICTED : 0);
     if (opts.zeroRtt && !opts.spray) {
       return await zeroRttSession(ch, opts, { tl, clock, signal, sessionId, family, mine, flags, profile });
     }
@@ -268,16 +260,16 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     }
     const usable = checked.usable;
 
-    // Fire timing (docs/PROTOCOL.md): B fires `delay` after A's opendpoint reached it; A, who sent that opendpoint,
-    // fires `delay` after its own estimate of that instant, without waiting for this opfire (it takes it when it
-    // arrives first). No overlay message after A's answer is on the path to the SYNs, and B needs no RTT estimate.
-    const delayUs = Math.round((opts.fireDelayMs ?? FIRE_DELAY_MS) * 1000);
-    const deadlineMs = opts.deadlineMs ?? PUNCH_DEADLINE_MS;
+    const delayUs = Math.round((opts.fireDelayMs ?? 15) * 1000);
+    const deadlineMs = opts.deadlineMs ?? 5000;
     ch.send({ cmd: 'opfire', sessionId, delayUs, profile, deadlineMs });
     const sentNs = opts.engine.now();
-    tl.mark('fire-sent', `B fires in ${(delayUs / 1000).toFixed(0)} ms; A by its own estimate of this instant`);
+    tl.mark(
+      'fire-sent',
+      `A fires in ${(delayUs / 1000).toFixed(0)} ms after receipt; B in ${(delayUs / 1000 + rttMs / 2).toFixed(1)} ms`,
+    );
     const tuning = { ...(opts.tuning ?? {}), profile };
-    const startAtNs = sentNs + BigInt(delayUs) * 1000n;
+    const startAtNs = sentNs + BigInt(delayUs) * 1000n + BigInt(Math.round((rttMs / 2) * 1e6));
     let outcome;
     let won: SprayOutcomeLike | undefined;
     let expected = usable;

@@ -11,8 +11,6 @@ export const FLAG_PORT_PRESERVING = 0x01;
 export const FLAG_PREDICTED = 0x02;
 /** Zero-round-trip coordination (docs/PROTOCOL.md): B has fired at A's announced endpoint; opfire follows. */
 export const FLAG_ZERO_RTT = 0x04;
-/** B's opendpoint: B's schedule is prime-then-fire (A fires with it before B's opfire arrives). */
-export const FLAG_PRIME = 0x08;
 
 /** opfire schedule ids. */
 export const PROFILE_IDS = { plain: 0, prime: 1 } as const;

@@ -1,17 +1,16 @@
 /**
  * A's side of one coordination session (A is the overlay responder and, on the punched socket, the
  * Bitcoin responder). Steps, each with a timeout: B's version → our version+verack → B's opendpoint →
- * (check NAT, discover our mapping) → our opendpoint → fire `delay` after our estimate of its arrival at B (or
- * as B's opfire, if that comes first, corrects it) → verify getpeername → opresult. Pings are answered by the
- * channel at any time.
+ * (check NAT, discover our mapping) → our opendpoint → B's opfire → fire at receipt + delay → verify
+ * getpeername → opresult. Pings are answered by the channel at any time.
  *
  * Time is absolute: B's request (version + opendpoint) must be complete `requestDeadlineMs` after the
  * stream was accepted, the whole session ends `sessionDeadlineMs` after it (engine included), and skipped
  * messages (verack, pong, unknown) restart nothing and are capped, so a trickle of junk holds no slot.
  */
 import type { CoordChannel } from './channel.js';
-import type { CoordMessage, PunchProfile, RejectCode, SprayParams } from './messages.js';
-import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, FLAG_PRIME, FLAG_ZERO_RTT, USER_AGENT } from './messages.js';
+import type { CoordMessage, RejectCode, SprayParams } from './messages.js';
+import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, FLAG_ZERO_RTT, USER_AGENT } from './messages.js';
 import { PunchSessionError, type SprayLimit } from './errors.js';
 import type { PunchEngineLike, SprayOutcomeLike } from './engine-port.js';
 import type { Endpoint } from '../nat/types.js';
@@ -24,8 +23,6 @@ import { verifyOrReport } from './verify.js';
 import {
   type PlanTuning,
   type PunchedConnection,
-  FIRE_DELAY_MS,
-  PUNCH_DEADLINE_MS,
   SessionClock,
   capPlan,
   checkTargets,
@@ -203,86 +200,6 @@ function agreeSpray(
   return { ...asked, probeLow: r.low, probeHigh: r.high, sockets: shape.sockets, probes, spreadUs };
 }
 
-/** When and how A fires. */
-interface FirePlan {
-  startAtNs: bigint;
-  profile: PunchProfile;
-  deadlineMs: number;
-}
-
-/**
- * Submitting a plan this long before its start lets the engine thread, not a JS timer, time the first SYN.
- */
-const SUBMIT_LEAD_MS = 3;
-
-/**
- * A's fire time (docs/PROTOCOL.md "Fire timing"). B fires `delay` after A's opendpoint reaches it, so A fires
- * `delay` after its estimate of that instant: its reply's send time plus half an overlay RTT. Its first RTT sample
- * is free: from the accept (the overlay stream's begin reached A) to B's version (B wrote it on the stream's
- * connect). A fires then, with B's schedule (the prime flag of B's opendpoint) and the default engine deadline,
- * unless B's opfire arrives first; the opfire's receipt is a second sample (A's reply out, B's opfire back) that
- * corrects an inflated first one, and A then fires with B's profile, delay and deadline. Either way no overlay message after A's answer lies on the path to
- * A's SYN: a lost or Nagle-delayed opfire costs nothing. `own` undefined (zero round trip): wait for the opfire
- * and fire `delay` after its receipt.
- */
-async function fireTime(
-  ch: CoordChannel,
-  clock: SessionClock,
-  opts: ResponderOptions,
-  tl: Timeline,
-  stepMs: number,
-  sessionId: Buffer,
-  signal: AbortSignal,
-  own: { replyNs: bigint; rttMs: number; profile: PunchProfile } | undefined,
-): Promise<FirePlan> {
-  const ns = (ms: number): bigint => BigInt(Math.round(ms * 1e6));
-  const ownAtNs = own ? own.replyNs + ns(own.rttMs / 2 + FIRE_DELAY_MS) : undefined;
-  const waiting = new AbortController();
-  const onAbort = (): void => waiting.abort(signal.reason);
-  if (signal.aborted) onAbort();
-  else signal.addEventListener('abort', onAbort, { once: true });
-  let ownTime = false;
-  const timer =
-    ownAtNs === undefined
-      ? undefined
-      : setTimeout(
-          () => {
-            ownTime = true;
-            waiting.abort();
-          },
-          Math.max(0, Number(ownAtNs - opts.engine.now()) / 1e6 - SUBMIT_LEAD_MS),
-        );
-  let fire: Extract<CoordMessage, { cmd: 'opfire' }>;
-  try {
-    fire = await expect(ch, clock, ['opfire'], performance.now() + stepMs, 'opfire', waiting.signal);
-  } catch (err) {
-    if (!ownTime || signal.aborted || ownAtNs === undefined || own === undefined) throw err;
-    const profile = own.profile;
-    const rtt = own.rttMs.toFixed(1);
-    tl.mark('fire-own', `no opfire yet: fire at reply + ${rtt}/2 + ${FIRE_DELAY_MS} ms, profile ${profile}`);
-    return { startAtNs: ownAtNs, profile, deadlineMs: PUNCH_DEADLINE_MS };
-  } finally {
-    clearTimeout(timer);
-    signal.removeEventListener('abort', onAbort);
-  }
-  const recvNs = opts.engine.now();
-  if (!fire.sessionId.equals(sessionId)) {
-    throw new PunchSessionError('PUNCH_PROTOCOL', 'opfire carries another session id', { step: 'opfire', side: 'B' });
-  }
-  const maxDelayUs = opts.maxDelayUs ?? 5_000_000;
-  const maxDeadline = opts.maxDeadlineMs ?? 15_000;
-  if (fire.delayUs > maxDelayUs || fire.deadlineMs > maxDeadline || fire.deadlineMs === 0) {
-    reject(ch, 'bad-request', `opfire out of bounds (delay ≤ ${maxDelayUs} us, 0 < deadline ≤ ${maxDeadline} ms)`);
-    throw new PunchSessionError('PUNCH_PROTOCOL', 'opfire out of bounds', { step: 'opfire', side: 'B' });
-  }
-  tl.mark('fire-received', `delay ${fire.delayUs} us, profile ${fire.profile}`);
-  const delayNs = BigInt(fire.delayUs) * 1000n;
-  if (!own) return { startAtNs: recvNs + delayNs, profile: fire.profile, deadlineMs: fire.deadlineMs };
-  const rttMs = Math.min(own.rttMs, Number(recvNs - own.replyNs) / 1e6);
-  const at = own.replyNs + ns(rttMs / 2) + delayNs;
-  return { startAtNs: at > recvNs ? at : recvNs, profile: fire.profile, deadlineMs: fire.deadlineMs };
-}
-
 /** Runs one session on an accepted coordination stream. Resolves with the verified punched socket. */
 export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Promise<PunchedConnection> {
   const tl = opts.timeline ?? new Timeline();
@@ -302,7 +219,6 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     const vEnd = Math.min(clock.startedAt + handshakeMs, requestEnd);
     const vName = vEnd === requestEnd ? requestName : undefined;
     const v = await expect(ch, clock, ['version'], vEnd, 'version', signal, vName);
-    const requestAt = performance.now();
     tl.mark('request', `B version ${v.userAgent}`);
     ch.send({ cmd: 'version', nonce: randomNonce(), userAgent: USER_AGENT });
     ch.send({ cmd: 'verack' });
@@ -418,15 +334,18 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     });
 
     phase('wait-fire');
-    // Zero-round-trip: B's opfire came with its request, and B fired before A had it: fire at its receipt.
-    const own = warm
-      ? undefined
-      : {
-          replyNs: opts.engine.now(),
-          rttMs: requestAt - clock.startedAt,
-          profile: (ep.flags & FLAG_PRIME) !== 0 ? ('prime' as const) : ('plain' as const),
-        };
-    const fire = await fireTime(ch, clock, opts, tl, stepMs, sessionId, signal, own);
+    const fire = await expect(ch, clock, ['opfire'], performance.now() + stepMs, 'opfire', signal);
+    const recvNs = opts.engine.now();
+    if (!fire.sessionId.equals(sessionId)) {
+      throw new PunchSessionError('PUNCH_PROTOCOL', 'opfire carries another session id', { step: 'opfire', side: 'B' });
+    }
+    const maxDelayUs = opts.maxDelayUs ?? 5_000_000;
+    const maxDeadline = opts.maxDeadlineMs ?? 15_000;
+    if (fire.delayUs > maxDelayUs || fire.deadlineMs > maxDeadline || fire.deadlineMs === 0) {
+      reject(ch, 'bad-request', `opfire out of bounds (delay ≤ ${maxDelayUs} us, 0 < deadline ≤ ${maxDeadline} ms)`);
+      throw new PunchSessionError('PUNCH_PROTOCOL', 'opfire out of bounds', { step: 'opfire', side: 'B' });
+    }
+    tl.mark('fire-received', `delay ${fire.delayUs} us, profile ${fire.profile}`);
     // Evicted, closed or out of time in the same turn the opfire arrived: fire nothing.
     if (signal.aborted) throw abortedBy(signal, 'opfire');
     if (opts.targetBudget && !opts.targetBudget.tryTake(targetIp)) {
@@ -438,7 +357,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
 
     const tuning = { ...(opts.tuning ?? {}), profile: fire.profile };
     const capped = capPlan(tuning, usable.length, opts.maxSynsPerSession ?? 100, fire.deadlineMs);
-    const startAtNs = fire.startAtNs;
+    const startAtNs = recvNs + BigInt(fire.delayUs) * 1000n;
     let outcome;
     let won: SprayOutcomeLike | undefined;
     let expected = usable;
@@ -467,13 +386,8 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       }
     } catch (err) {
       stall?.end();
-      let error = reportEngineFailure(ch, sessionId, tl, err, 'A');
+      const error = reportEngineFailure(ch, sessionId, tl, err, 'A');
       ch.close();
-      // The session deadline or an eviction stopped the engine: that, not "punch aborted", is what ended it.
-      const why: unknown = signal.reason;
-      if (signal.aborted && why instanceof PunchSessionError) {
-        error = new PunchSessionError(why.code, why.message, { side: why.side ?? 'A', step: 'punch', cause: err });
-      }
       error.timeline = tl;
       throw error;
     }

@@ -261,32 +261,15 @@ export function reportEngineFailure(
 
 /**
  * The punched socket is verified: send our `connected` result, then read the peer's (at most 3 s) before the
- * coordination stream closes, so the result reaches it and nothing of ours is cut off. Messages before it are
- * skipped (A may have fired before B's opfire arrived; pongs), at most a handful: the rest waits for the close.
+ * coordination stream closes, so the result reaches it and nothing of ours is cut off.
  */
 export function reportConnected(ch: CoordChannel, sessionId: Buffer, tl: Timeline): void {
   ch.send({ cmd: 'opresult', sessionId, status: 'connected', elapsedMs: Math.round(tl.mark('verified')), reason: '' });
-  const end = performance.now() + 3000;
-  void (async () => {
-    for (let i = 0; i < 8; i++) {
-      const left = end - performance.now();
-      if (left <= 0) return;
-      const m = await ch.next(Math.ceil(left), 'opresult');
-      if (m.cmd === 'opresult') return;
-    }
-  })()
+  void ch
+    .next(3000, 'opresult')
     .catch(() => undefined)
     .finally(() => ch.close());
 }
-
-/**
- * The fire delay of the measured flow (docs/PROTOCOL.md "Fire timing"): B fires this long after A's opendpoint
- * reaches it, and A this long after its estimate of that instant. It covers the scheduling jitter of both sides
- * and the engine's hand-off; B's opfire carries the delay B used (`fireDelayMs`), which A takes when it has it.
- */
-export const FIRE_DELAY_MS = 15;
-/** The engine deadline of a measured-flow punch when B's opfire does not say (B's default too). */
-export const PUNCH_DEADLINE_MS = 5000;
 
 /**
  * How long our SYN may go unanswered (socket still in SYN_SENT) before we tell the peer with `opstall`: 4 × the
@@ -299,11 +282,10 @@ export const MAX_STALLS_PER_SESSION = 2;
 /**
  * Stall coordination around one plain punch (docs/PROTOCOL.md `opstall`, docs/ENGINE.md "Stall report"). A
  * fresh ISN is only safe where the far side holds none of our old sequence numbers, and only the far side knows
- * that, so B reports its stalls (sent while B is in SYN_SENT: B holds none of A's numbers) and A decides: A re-sends
- * from a socket older than the stall period in SYN_SENT (a SYN of A's that reached B late would already have been
- * answered) or in SYN_RECV (its SYN-ACK was lost; the engine closes that socket silently first). A report is stale
- * by the overlay's latency, and re-sends by both sides were measured to start RST storms under load, so B never
- * acts on one. `end()` after the punch.
+ * that, so B reports its stalls and A decides: A re-sends only while its own socket is still in SYN_SENT too
+ * (both stalled: neither holds the other's sequence numbers, and A's socket is older than the stall period, so a
+ * SYN of A's that reached B late would already have been answered). A report is stale by the overlay's latency:
+ * re-sends from SYN_RECV, or by both sides, were measured to start RST storms under load. `end()` after the punch.
  */
 export function stallCoordination(
   ch: CoordChannel,
@@ -323,7 +305,7 @@ export function stallCoordination(
     if (side === 'B' || !m.sessionId.equals(sessionId) || acted >= MAX_STALLS_PER_SESSION) return;
     acted++;
     tl.mark('stall-received');
-    link.nudge('any');
+    link.nudge('sent-only');
   });
   return { link, end: () => ch.onStall?.(undefined) };
 }

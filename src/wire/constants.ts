@@ -172,13 +172,7 @@ export const OPENDPOINT_FLAG_EIM_PORT_PRESERVING = 0x01;
 export const OPENDPOINT_FLAG_PREDICTED = 0x02;
 /** Zero-round-trip request (B) / answer (A): B fires at once at A's announced endpoint, its opfire follows. */
 export const OPENDPOINT_FLAG_ZERO_RTT = 0x04;
-/**
- * B's opendpoint: B fires with the prime-then-fire schedule. A fires before B's opfire arrives (docs/PROTOCOL.md
- * "Fire timing") and needs B's schedule then: one side priming while the other fires plain leaves the peer's SYN
- * to meet a prime socket, whose low-TTL answer never arrives.
- */
-export const OPENDPOINT_FLAG_PRIME = 0x08;
-export const OPENDPOINT_FLAGS_KNOWN = 0x0f;
+export const OPENDPOINT_FLAGS_KNOWN = 0x07;
 
 /** opstall states: the sender's attempt socket is still in SYN_SENT (nothing came back from the peer). */
 export const OPSTALL_STATE_SYN_SENT = 1;

@@ -111,7 +111,7 @@ test(`B: its stalls become opstall (at most ${MAX_STALLS_PER_SESSION}); A's repo
   assert.equal(f.listening, false);
 });
 
-test(`A: sends no opstall; B's reports become nudge('any'), at most ${MAX_STALLS_PER_SESSION}`, () => {
+test(`A: sends no opstall; B's reports become nudge('sent-only'), at most ${MAX_STALLS_PER_SESSION}`, () => {
   const f = fakeChannel();
   const tl = new Timeline();
   const { link, end } = stallCoordination(f.ch, SID, 'A', tl);
@@ -121,7 +121,7 @@ test(`A: sends no opstall; B's reports become nudge('any'), at most ${MAX_STALLS
   assert.deepEqual(f.sent, []);
   f.deliver(OTHER); // another session's report: ignored
   for (let i = 0; i < 4; i++) f.deliver(SID);
-  assert.deepEqual(nudges, Array(MAX_STALLS_PER_SESSION).fill('any'));
+  assert.deepEqual(nudges, Array(MAX_STALLS_PER_SESSION).fill('sent-only'));
   assert.ok(tl.at('stall-received') !== undefined);
   end();
   assert.equal(f.listening, false);

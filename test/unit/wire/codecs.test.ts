@@ -306,12 +306,11 @@ test('op* coordination messages: byte tables, round trips, every rejection', () 
     isWire('WIRE_BAD_FIELD', /trailing/),
   );
   assert.throws(
-    () => decodePayload('opendpoint', Buffer.concat([sid, hex('10 01 01c61200059c41')])),
+    () => decodePayload('opendpoint', Buffer.concat([sid, hex('08 01 01c61200059c41')])),
     isWire('WIRE_BAD_FIELD', /flags/),
   );
-  // bit2: zero-round-trip coordination; bit3: B primes (docs/PROTOCOL.md "Fire timing")
+  // bit2: zero-round-trip coordination (docs/PROTOCOL.md)
   assert.equal(decodePayload('opendpoint', Buffer.concat([sid, hex('04 01 01c61200059c41')])).flags, 4);
-  assert.equal(decodePayload('opendpoint', Buffer.concat([sid, hex('0c 01 01c61200059c41')])).flags, 12);
   assert.throws(
     () => decodePayload('opendpoint', Buffer.concat([sid, hex('00 00')])),
     isWire('WIRE_BAD_FIELD', /count/),
@@ -457,7 +456,7 @@ test('remaining rejection paths of decoders and encoders', () => {
     isWire('WIRE_BAD_FIELD', /code/),
   );
   assert.throws(
-    () => encodePayload('opendpoint', { sessionId: sid, flags: 16, endpoints: [{ address: '1.2.3.4', port: 1 }] }),
+    () => encodePayload('opendpoint', { sessionId: sid, flags: 8, endpoints: [{ address: '1.2.3.4', port: 1 }] }),
     isWire('WIRE_BAD_FIELD', /flags/),
   );
   assert.throws(
