@@ -1,5 +1,5 @@
 /**
- * The I2P coordination transport against real i2pd: a private network of 4 routers in a namespace of our own
+ * The I2P coordination transport against real i2pd: a private network of 5 routers in a namespace of our own
  * (one network shared by every test of this file), SAM sessions, accept/connect, bytes both ways, a Bitcoin
  * version/verack exchange across the stream, and what clients see when a router is killed.
  */
@@ -96,7 +96,9 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
 
   before(async () => {
     // info level: streaming and garlic decisions show in the logs a timeout prints.
-    net = await startPrivateI2p({ log: (l) => console.log(`# ${l}`), logLevel: 'info' });
+    // 5 routers: the floodfills 0 and 1 carry no session (docs/I2P.md, "Where SAM clients go"); the endpoint is on
+    // 2, the dialer on 4, and router 3 (keyed, doomed) is the one the last test kills.
+    net = await startPrivateI2p({ log: (l) => console.log(`# ${l}`), logLevel: 'info', count: 5 });
     routerLogs = () => logTails(net.datadirs);
     times.bringUpMs = net.bringUpMs;
     const t = performance.now();
@@ -106,13 +108,13 @@ describe('I2P over SAM against a private i2pd network', needsRoot('network names
       // mode 'forward' explicitly: SAM is on a veth address here (auto picks forward only over loopback), and
       // nothing stands between i2pd and this process, so i2pd can connect back.
       I2pCoordinationEndpoint.create({
-        sam: net.sam[0]!,
+        sam: net.sam[2]!,
         sessionOptions: net.sessionOptions,
         ...net.sessionCreate,
         mode: 'forward',
         log: (l) => epLog.push(l),
       }),
-      I2pCoordinationDialer.create({ sam: net.sam[1]!, sessionOptions: net.sessionOptions, ...net.sessionCreate }),
+      I2pCoordinationDialer.create({ sam: net.sam[4]!, sessionOptions: net.sessionOptions, ...net.sessionCreate }),
       SamSession.create(net.sam[3]!, {
         privateKey: keys.privateKey,
         options: net.sessionOptions,

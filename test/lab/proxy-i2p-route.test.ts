@@ -26,8 +26,9 @@ describe(
     before(async () => {
       net = await startPrivateI2p({ log, timeoutMs: 60_000 });
       // The server behind the destination answers every chunk with "echo:" + the chunk.
+      // Server and proxy on the routers that are not floodfills (docs/I2P.md, "Where SAM clients go").
       server = await I2pCoordinationEndpoint.create({
-        sam: net.sam[0]!,
+        sam: net.sam[2]!,
         sessionOptions: net.sessionOptions,
         ...net.sessionCreate,
       });
@@ -44,7 +45,7 @@ describe(
     });
 
     test('a SOCKS client gets bytes through the proxy to the server behind the b32 address', async () => {
-      const sam = net!.sam[1]!;
+      const sam = net!.sam[3]!;
       const p = await startProxy(['--i2psam', `${sam.host}:${sam.port}`, '--i2phops', '0']);
       try {
         // The proxy's SAM session is made on the first .b32.i2p request (~20 s: i2pd's readiness cycle).

@@ -80,7 +80,11 @@ export interface PrivateI2pSam {
 
 /** A running private I2P network. */
 export interface PrivateI2p {
-  /** SAM bridge of each router, in router order. */
+  /**
+   * SAM bridge of each router, in router order. Routers 0 and 1 are the floodfills: put SAM clients on the others
+   * (2, 3, ...); a dialer on a floodfill that holds the endpoint's unconfirmed first LeaseSet was seen to fail
+   * (docs/I2P.md, "Where SAM clients go").
+   */
   readonly sam: PrivateI2pSam[];
   /** Milliseconds from the call to every SAM bridge answering HELLO. */
   readonly bringUpMs: number;

@@ -2,7 +2,8 @@
  * `onionpunch overlay selftest --i2p`: brings up the private I2P network, creates a coordination endpoint on one
  * router's SAM bridge and a dialer on another's (both sessions in parallel: each costs i2pd's ~20 s readiness
  * cycle), dials the endpoint by its b32 address, exchanges bytes both ways, runs the Bitcoin version handshake
- * (src/peer) and a ping across it, and tears everything down.
+ * (src/peer) and a ping across it, and tears everything down. Both sessions live on the two routers that are not
+ * floodfills (docs/I2P.md, "Where SAM clients go").
  */
 import type { Duplex } from 'node:stream';
 import { OnionpunchError } from '../../errors.js';
@@ -63,13 +64,13 @@ export async function selftestI2p(
     const ts = performance.now();
     [endpoint, dialer] = await Promise.all([
       I2pCoordinationEndpoint.create({
-        sam: net.sam[0]!,
+        sam: net.sam[2]!,
         sessionOptions: net.sessionOptions,
         ...net.sessionCreate,
         signal: aborter.signal,
       }),
       I2pCoordinationDialer.create({
-        sam: net.sam[1]!,
+        sam: net.sam[3]!,
         sessionOptions: net.sessionOptions,
         ...net.sessionCreate,
         signal: aborter.signal,
