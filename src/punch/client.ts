@@ -13,11 +13,13 @@ import type { Endpoint, Observer } from '../nat/types.js';
 import { discoverMapping, type DiscoveryMethod } from '../nat/mapping.js';
 import type { EimVerdict } from '../nat/eim-check.js';
 import type { TargetPolicy } from '../nat/address.js';
+import { formatEndpoint } from '../ip.js';
 import { StreamChannel, type FrameCodec } from './channel.js';
 import { runInitiator } from './initiator.js';
 import type { PunchEngineLike } from './engine-port.js';
 import type { PlanTuning, PunchedConnection } from './session-common.js';
 import { allocateLocalEndpoint } from './local-port.js';
+import { preparePunchPort, type PreparedPunchPort } from './punch-port.js';
 import { PunchSessionError } from './errors.js';
 import { Timeline } from './timeline.js';
 import { NODE_HOLEPUNCH_ZRTT } from '../wire/constants.js';
@@ -254,26 +256,40 @@ export class PunchClient {
   ): Promise<PunchedConnection> {
     {
       const family = this.opts.family ?? 4;
-      const local = await allocateLocalEndpoint(this.opts.engine, family, this.opts.localAddress);
-      tl.mark('start', `punch port ${local.port}`);
+      const first = await allocateLocalEndpoint(this.opts.engine, family, this.opts.localAddress);
+      tl.mark('start', `punch port ${first.port}`);
       const d = this.opts.discovery;
       const hard = spray?.role === 'hard' && v ? hardDiscovery(v) : undefined;
-      const discovery = hard
-        ? Promise.resolve(hard)
-        : discoverMapping({
-            local,
-            methods: d.methods,
-            ...(d.feelerPeers ? { feelerPeers: d.feelerPeers } : {}),
-            ...(d.natcheckServers ? { natcheckServers: d.natcheckServers } : {}),
-            ...(v ? { eim: v } : {}),
-            ...(d.observe ? { observe: d.observe } : {}),
-            timeoutMs: d.timeoutMs ?? 3000,
-            ...(popts.signal ? { signal: popts.signal } : {}),
-          }).then((r) => {
-            tl.mark('discovered', r.endpoints.map((e) => `${e.method} ${e.address}:${e.port}`).join(' '));
-            return r;
+      let unused: Endpoint | undefined = first;
+      const allocate = (): Promise<Endpoint> => {
+        const l = unused;
+        unused = undefined;
+        return l ? Promise.resolve(l) : allocateLocalEndpoint(this.opts.engine, family, this.opts.localAddress);
+      };
+      // Runs during the overlay dial. A mapping on the bad-port list takes another port (A would refuse it).
+      const prepared: Promise<PreparedPunchPort> = hard
+        ? Promise.resolve({ local: first, discovery: hard })
+        : preparePunchPort({
+            allocate,
+            discover: (local) =>
+              discoverMapping({
+                local,
+                methods: d.methods,
+                ...(d.feelerPeers ? { feelerPeers: d.feelerPeers } : {}),
+                ...(d.natcheckServers ? { natcheckServers: d.natcheckServers } : {}),
+                ...(v ? { eim: v } : {}),
+                ...(d.observe ? { observe: d.observe } : {}),
+                timeoutMs: d.timeoutMs ?? 3000,
+                ...(popts.signal ? { signal: popts.signal } : {}),
+              }).then((r) => {
+                tl.mark('discovered', r.endpoints.map((e) => `${e.method} ${e.address}:${e.port}`).join(' '));
+                return r;
+              }),
+            family,
+            side: 'B',
+            onBadMapping: (l, bad) => tl.mark('bad-mapping', `${l.port} -> ${bad.map(formatEndpoint).join(' ')}`),
           });
-      discovery.catch(() => undefined); // awaited in the session; avoid an unhandled rejection meanwhile
+      prepared.catch(() => undefined); // awaited below; avoid an unhandled rejection meanwhile
       let stream;
       try {
         stream = await this.opts.dialer.dial(target.address, target.port, {
@@ -291,10 +307,13 @@ export class PunchClient {
       tl.mark('overlay-connected');
       stream.on('error', () => undefined);
       const ch = new StreamChannel(stream, this.opts.codec);
+      // The punch port is final once its mapping is known. B's opendpoint waits for the mapping anyway, so
+      // waiting here costs no round trip; a failed discovery is reported by the session (PUNCH_DISCOVERY).
+      const port = await prepared.catch(() => undefined);
       return await runInitiator(ch, {
         engine: this.opts.engine,
-        local,
-        discovery,
+        local: port?.local ?? first,
+        discovery: prepared.then((p) => p.discovery),
         policy: { ...(this.opts.policy ?? {}), ...(this.opts.allowLab ? { allowLab: true } : {}) },
         timeline: tl,
         ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),

@@ -36,6 +36,13 @@ export {
 export { runInitiator, INITIATOR_DEFAULTS, type InitiatorOptions } from './initiator.js';
 export { checkTargets, MAX_SESSION_ENDPOINTS, type TargetCheck } from './session-common.js';
 export { isBadPort } from './bad-ports.js';
+export {
+  preparePunchPort,
+  badMappings,
+  MAX_PUNCH_PORT_TRIES,
+  type PreparedPunchPort,
+  type PreparePunchPortOptions,
+} from './punch-port.js';
 export { sameIp } from './verify.js';
 export { Timeline, type TimelineEvent } from './timeline.js';
 export type { PunchedConnection, PlanTuning } from './session-common.js';

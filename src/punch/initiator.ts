@@ -14,6 +14,8 @@ import type { TargetPolicy } from '../nat/address.js';
 import type { DiscoveryResult } from '../nat/mapping.js';
 import { Timeline } from './timeline.js';
 import { verifyOrReport } from './verify.js';
+import { badMappings } from './punch-port.js';
+import { formatEndpoint } from '../ip.js';
 import {
   type PlanTuning,
   type PunchedConnection,
@@ -142,6 +144,12 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     const mine = ownEndpoints(disco.endpoints, family);
     if (mine.length === 0)
       throw new PunchSessionError('PUNCH_DISCOVERY', `B has no IPv${family} mapping`, { step: 'discovery', side: 'B' });
+    const bad = badMappings(disco, family);
+    if (bad.length > 0) {
+      // A would refuse the whole set (PUNCH_TARGET_BAD_PORT); PunchClient takes another port before it gets here.
+      const why = `B's mapping ${bad.map(formatEndpoint).join(' ')} is on Bitcoin Core's bad-port list (A refuses it)`;
+      throw new PunchSessionError('PUNCH_DISCOVERY', why, { step: 'discovery', side: 'B' });
+    }
     const flags = (disco.portPreserving ? FLAG_PORT_PRESERVING : 0) | (disco.predicted ? FLAG_PREDICTED : 0);
     if (opts.zeroRtt && !opts.spray) {
       return await zeroRttSession(ch, opts, { tl, clock, signal, sessionId, family, mine, flags, profile });

@@ -27,6 +27,7 @@ import { runResponder, type ResponderPhase, type WarmPort } from './responder.js
 import type { PunchEngineLike } from './engine-port.js';
 import { ownEndpoints, type PlanTuning, type PunchedConnection } from './session-common.js';
 import { allocateLocalEndpoint } from './local-port.js';
+import { badMappings, preparePunchPort } from './punch-port.js';
 import { PunchSessionError } from './errors.js';
 import { Timeline } from './timeline.js';
 import { SPRAY_LIMITS, type SprayCaps, type SprayReport } from './spray.js';
@@ -223,13 +224,20 @@ export class PunchListener extends EventEmitter {
         return undefined;
       }
       try {
-        this.announcedLocal ??= await allocateLocalEndpoint(
-          this.opts.engine,
-          fam,
-          fam === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4,
-        );
-        const local = this.announcedLocal;
-        const r = await this.discoverFor(local, this.ac.signal);
+        let local = this.announcedLocal;
+        let r = local ? await this.discoverFor(local, this.ac.signal) : undefined;
+        if (!local || !r || badMappings(r, fam).length > 0) {
+          // First check, or the NAT now maps the announced port onto the bad-port list (B would refuse it):
+          // announce another port.
+          this.announcedLocal = undefined;
+          ({ local, discovery: r } = await preparePunchPort({
+            allocate: () => this.allocate(fam),
+            discover: (l) => this.discoverFor(l, this.ac.signal),
+            family: fam,
+            side: 'A',
+          }));
+          this.announcedLocal = local;
+        }
         const mapped = ownEndpoints(r.endpoints, fam)[0];
         if (!mapped) throw new Error(`no IPv${fam} mapping`);
         const prev = this.announced;
@@ -311,20 +319,25 @@ export class PunchListener extends EventEmitter {
     if (this.warming || this.closing || !this.wantsWarm()) return;
     this.warming = true;
     const fam: 4 | 6 = this.opts.localAddress?.v6 && !this.opts.localAddress.v4 ? 6 : 4;
-    void allocateLocalEndpoint(
-      this.opts.engine,
-      fam,
-      fam === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4,
-    )
-      .then((local) =>
-        this.discoverFor(local, this.ac.signal).then((result) => {
-          this.warm = { local, result, at: performance.now() };
-        }),
-      )
+    void preparePunchPort({
+      allocate: () => this.allocate(fam),
+      discover: (l) => this.discoverFor(l, this.ac.signal),
+      family: fam,
+      side: 'A',
+    })
+      .then(({ local, discovery }) => {
+        this.warm = { local, result: discovery, at: performance.now() };
+      })
       .catch(() => undefined)
       .finally(() => {
         this.warming = false;
       });
+  }
+
+  /** A fresh local punch port of `family` on the configured address. */
+  private allocate(family: 4 | 6): Promise<Endpoint> {
+    const address = family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4;
+    return allocateLocalEndpoint(this.opts.engine, family, address);
   }
 
   private verdict(): EimVerdict | undefined {
@@ -424,11 +437,7 @@ export class PunchListener extends EventEmitter {
           this.warm = undefined;
           this.prewarm();
         }
-        return allocateLocalEndpoint(
-          this.opts.engine,
-          family,
-          family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4,
-        );
+        return this.allocate(family);
       },
       discover: (local: Endpoint, signal: AbortSignal): Promise<DiscoveryResult> => {
         const key = `${local.address}|${local.port}`;

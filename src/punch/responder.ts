@@ -32,7 +32,8 @@ import {
   reportEngineFailure,
   stallCoordination,
 } from './session-common.js';
-import { canonicalAddress } from '../ip.js';
+import { canonicalAddress, formatEndpoint } from '../ip.js';
+import { preparePunchPort } from './punch-port.js';
 import {
   SPRAY_LIMITS,
   type SprayCaps,
@@ -292,15 +293,26 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     }
     if (warm) tl.mark('zero-rtt', `warm port ${warm.local.port} -> ${warm.mapped.address}:${warm.mapped.port}`);
     phase('discovery');
-    const local = warm ? warm.local : await opts.localEndpoint(family);
+    let local: Endpoint;
     let disco: DiscoveryResult;
     try {
+      const hard = spray?.hard === 'A' && verdict ? hardDiscovery(verdict) : undefined;
       if (warm) {
+        local = warm.local;
         const e = { ...warm.mapped, method: 'natcheck' as const };
         disco = { endpoints: [e], predicted: false, portPreserving: warm.portPreserving, failures: [], elapsedMs: 0 };
+      } else if (hard) {
+        local = await opts.localEndpoint(family);
+        disco = hard;
       } else {
-        const hard = spray?.hard === 'A' && verdict ? hardDiscovery(verdict) : undefined;
-        disco = hard ?? (await opts.discover(local, signal));
+        // A mapping on the bad-port list would make B refuse the whole session: take another port instead.
+        ({ local, discovery: disco } = await preparePunchPort({
+          allocate: () => opts.localEndpoint(family),
+          discover: (l) => opts.discover(l, signal),
+          family,
+          side: 'A',
+          onBadMapping: (l, bad) => tl.mark('bad-mapping', `${l.port} -> ${bad.map(formatEndpoint).join(' ')}`),
+        }));
       }
     } catch (err) {
       const budget = err instanceof NatError && err.has('NAT_BUDGET');
