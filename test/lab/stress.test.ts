@@ -102,6 +102,9 @@ test(
       const page = readFileSync(html, 'utf8');
       assert.match(page, /onionpunch lab stress/);
       assert.match(page, /B2 → A/);
+      // Sampled sessions: the first few and the tail the workers kept (slowest, joined across A and B).
+      assert.match(page, /first #\d+/);
+      assert.match(page, /slowest #\d+ \(\d+(\.\d+)? ms\)/, 'a slowest session with both sides');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -55,6 +55,8 @@ export interface RigOptions {
   bLimits?: { perEndpoint?: number; perNetgroup?: number; maxKeys?: number };
   /** A attaches whole timelines only to its first this many connections and failures (default: all). */
   timelines?: number;
+  /** A and every B also keep their slowest sessions' and first failures' timelines (WorkerConfig.tail). */
+  tail?: { slowest: number; failed: number };
   /** Every session's compact steps on A's and B's lines (lab stress: explains the tail). */
   steps?: boolean;
   /** B's whole-session deadline and overlay dial timeout (ms; default the client's). */
@@ -371,6 +373,7 @@ export class PunchRig {
     if (this.opts.overlay === 'direct') ca.directPort = DIRECT_PORT;
     if (this.opts.aLimits) ca.limits = this.opts.aLimits;
     if (this.opts.timelines !== undefined) ca.timelines = this.opts.timelines;
+    if (this.opts.tail) ca.tail = this.opts.tail;
     if (this.opts.steps) ca.steps = true;
     if (tor)
       ca.control = {
@@ -423,6 +426,7 @@ export class PunchRig {
     if (this.opts.bLimits) cb.clientLimits = this.opts.bLimits;
     if (this.opts.sessionDeadlineMs !== undefined) cb.sessionDeadlineMs = this.opts.sessionDeadlineMs;
     if (this.opts.timelines !== undefined) cb.timelines = this.opts.timelines;
+    if (this.opts.tail) cb.tail = this.opts.tail;
     if (this.opts.steps) cb.steps = true;
     cb.target = this.target!;
     if (this.zeroRttPort !== undefined) cb.zeroRtt = { port: this.zeroRttPort };

@@ -26,6 +26,11 @@ export interface WorkerConfig {
    * stress: thousands of sessions must not flood the parent); every message still carries `ttcMs`.
    */
   timelines?: number;
+  /**
+   * a/b (lab stress --report): also keep the whole timelines of the `slowest` slowest sessions (A: request to
+   * established; B: its whole punch) and the first `failed` failures, sent on the `timelines` command.
+   */
+  tail?: { slowest: number; failed: number };
   /** a/b: every session's compact steps (first time of each event, SYN/stall/RST counts) on its line. */
   steps?: boolean;
   /** a: tor control port (inside A's namespace). */

@@ -25,6 +25,7 @@ import { SPRAY_LIMITS } from '../../punch/spray.js';
 import { emit, wallMs } from './jsonl.js';
 import type { CoordinationDialer, CoordinationEndpoint } from '../../overlay/types.js';
 import type { WorkerConfig } from './worker-config.js';
+import { TailSampler } from './tail-sampler.js';
 export type { WorkerConfig } from './worker-config.js';
 
 function fail(err: unknown): never {
@@ -254,11 +255,17 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
     ...(cfg.hardNat ? { spray: { maxSyns: SPRAY_LIMITS.aSynsPerSession, sessionsPerMinute: 600, burst: 1000 } } : {}),
   });
   let timelinesLeft = cfg.timelines ?? Infinity;
+  const whole = (tl: unknown, eng: unknown, spray?: unknown): Record<string, unknown> => ({
+    timeline: serializeTimeline(tl as never),
+    engine: sprayEngine(engine, eng, spray),
+  });
   const detail = (tl: unknown, eng: unknown, spray?: unknown): Record<string, unknown> => {
     if (timelinesLeft <= 0 || !tl) return {};
     timelinesLeft--;
-    return { timeline: serializeTimeline(tl as never), engine: sprayEngine(engine, eng, spray) };
+    return whole(tl, eng, spray);
   };
+  // lab stress --report: the slowest connections and the first failures, sent when asked (`timelines`).
+  const tail = new TailSampler<Record<string, unknown>>(cfg.tail?.slowest ?? 0, cfg.tail?.failed ?? 0);
   let server: Server | undefined;
   if (direct) {
     server = createServer((s) => {
@@ -277,6 +284,9 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
     const req = info.timeline.at('request');
     const est = info.timeline.at('established');
     const ttcMs = req !== undefined && est !== undefined ? est - req : undefined;
+    if (ttcMs !== undefined) {
+      tail.offer(ttcMs, () => ({ sessionId: info.sessionId, ttcMs, ...whole(info.timeline, info.engineTimeline) }));
+    }
     emit('connected', {
       remote: info.remote,
       local: info.local,
@@ -301,13 +311,14 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
       .catch((err: Error) => emit('handshake-failed', { side: 'A', sessionId: info.sessionId, message: err.message }))
       .finally(() => setTimeout(() => peer.close(), 500));
   });
-  listener.on('failure', (err: PunchSessionError) =>
+  listener.on('failure', (err: PunchSessionError) => {
+    if (err.timeline) tail.offerFailure(() => ({ error: err.toJSON(), ...whole(err.timeline, err.engineTimeline) }));
     emit('failure', {
       error: err.toJSON(),
       ...(cfg.steps ? { steps: stepsOf(engine, err.timeline, err.engineTimeline) } : {}),
       ...detail(err.timeline, err.engineTimeline),
-    }),
-  );
+    });
+  });
   // direct: B dials A's public address (the rig knows it; A's router forwards the port).
   const port = endpoint?.port ?? cfg.directPort ?? 9333;
   // Zero-round-trip: the warm port's mapping is what A would announce with NODE_HOLEPUNCH_ZRTT.
@@ -315,6 +326,7 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
   emit('ready', { address: endpoint?.address ?? '', port, eim: verdict.mapping, ...(zrtt ? { zeroRtt: zrtt } : {}) });
   onCommands(async (c) => {
     if (c.cmd === 'stats') emitStats(engine, { listener: { ...listener.stats } });
+    if (c.cmd === 'timelines') emit('timelines', { samples: tail.samples() });
     if (c.cmd === 'quit') {
       await listener.close();
       server?.close();
@@ -354,6 +366,9 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
   emit('ready', { eim: verdict.mapping });
   onCommands(async (c) => {
     if (c.cmd === 'stats') emitStats(engine);
+    if (c.cmd === 'timelines') {
+      emit('timelines', { samples: bTail?.samples() ?? [], totals: bTotals?.samples() ?? [] });
+    }
     if (c.cmd === 'quit') {
       await dialer.close();
       process.exit(0);
@@ -423,6 +438,14 @@ function labTarget(cfg: WorkerConfig, zeroRtt: boolean): PunchTarget {
 
 /** One lab-stress session on B: punch, Bitcoin handshake over the socket, close; always one `session` line. */
 let bTimelinesLeft: number | undefined;
+/**
+ * lab stress --report, sent when asked (warm-up excluded): B's slowest punches by A's measure seen from B (its
+ * request sent to established: these join A's slowest) with the first failures, and its slowest whole sessions
+ * (overlay dial and coordination included: a tail A never sees).
+ */
+let bTail: TailSampler<Record<string, unknown>> | undefined;
+let bTotals: TailSampler<Record<string, unknown>> | undefined;
+const B_TOTALS_KEPT = 3;
 
 async function stressSession(
   client: PunchClient,
@@ -432,11 +455,23 @@ async function stressSession(
 ): Promise<void> {
   const t0 = wallMs();
   bTimelinesLeft ??= cfg.timelines ?? 0;
+  bTail ??= new TailSampler(cfg.tail?.slowest ?? 0, cfg.tail?.failed ?? 0);
+  bTotals ??= new TailSampler(cfg.tail ? B_TOTALS_KEPT : 0, 0);
+  const whole = (tl: unknown, eng: unknown): Record<string, unknown> => ({
+    timeline: serializeTimeline(tl as never),
+    engine: engineEvents(PunchEngine.shared(), eng),
+  });
   // The first few sessions (not the warm-up, id < 0) carry their whole timelines for the report.
   const detail = (tl: unknown, eng: unknown): Record<string, unknown> => {
     if (id < 0 || bTimelinesLeft! <= 0 || !tl) return {};
     bTimelinesLeft!--;
-    return { timeline: serializeTimeline(tl as never), engine: engineEvents(PunchEngine.shared(), eng) };
+    return whole(tl, eng);
+  };
+  const sampled = (ms: number | undefined, extra: Record<string, unknown>, tl: unknown, eng: unknown): void => {
+    if (id < 0 || !tl) return;
+    const make = (): Record<string, unknown> => ({ id, ...extra, ...whole(tl, eng) });
+    if (ms === undefined) bTail!.offerFailure(make);
+    else bTail!.offer(ms, make);
   };
   try {
     const r = await client.punch(cfg.target!);
@@ -449,6 +484,13 @@ async function stressSession(
     });
     try {
       await peer.handshake();
+      if (id >= 0) {
+        const sent = r.timeline.at('endpoints-sent') ?? r.timeline.at('zero-rtt-sent');
+        const est = r.timeline.at('established');
+        const extra = { sessionId: r.sessionId, totalMs: punchedMs };
+        if (sent !== undefined && est !== undefined) sampled(est - sent, extra, r.timeline, r.engineTimeline);
+        bTotals!.offer(punchedMs, () => ({ id, ...extra, ...whole(r.timeline, r.engineTimeline) }));
+      }
       emit('session', {
         id,
         ok: true,
@@ -462,12 +504,14 @@ async function stressSession(
       const e = err as { code?: string; message?: string };
       const code = e.code ?? 'PEER_PROTOCOL';
       const error = { code, message: e.message ?? String(err), side: 'B', step: 'handshake' };
+      sampled(undefined, { sessionId: r.sessionId, error }, r.timeline, r.engineTimeline);
       emit('session', { id, ok: false, sessionId: r.sessionId, totalMs: wallMs() - t0, error });
     } finally {
       peer.close();
     }
   } catch (err) {
     const e = err instanceof PunchSessionError ? err : new PunchSessionError('PUNCH_ENGINE', String(err));
+    sampled(undefined, { error: e.toJSON() }, e.timeline, e.engineTimeline);
     emit('session', {
       id,
       ok: false,

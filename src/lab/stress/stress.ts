@@ -154,12 +154,19 @@ export interface StressResult {
   outcomes: SessionOutcome[];
   /** Resource samples over the run (the report's resource chart). */
   samples: ResourceSample[];
-  /** Whole timelines (both sides) of a few sessions. */
+  /** Whole timelines of sampled sessions: the first few, the slowest, the first failures (labels say which). */
   timelines: Array<{ label: string; b: string; events: Events }>;
 }
 
 const TIMELINES = 4;
 const TAIL = 12;
+/**
+ * Whole timelines each worker keeps for the report's tail (A: slowest by request to established, the report's
+ * measure; B: slowest whole punches) and failures. The report shows A's slowest joined with B's side where B
+ * kept the same session, a few of B's own slowest and the first failures.
+ */
+const TAIL_TIMELINES = { slowest: 8, failed: 6 } as const;
+const B_ONLY_SLOWEST = 3;
 /**
  * A's heap may grow this much after a GC over the run (kB). A's first sessions fill code caches and bounded
  * tables (rate-limit buckets, the session-id replay window); a leak of even 1 kB per session passes it within
@@ -178,9 +185,11 @@ function use(s: ResourceSample): ProcessUse {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 type Events = Array<{ at: number; who: string; event: string; detail?: string }>;
+/** One session a worker's TailSampler kept: its measure (ms; none for a failure) and its message fields. */
+type Sample = { ms?: number; data: Record<string, unknown> };
 
 /** Engine and session timelines of a worker message → one list of wall-clock events. */
-function eventsOf(who: string, m: WorkerMessage): Events {
+function eventsOf(who: string, m: Record<string, unknown>): Events {
   const out: Events = [];
   const tl = m.timeline as { start: number; events: Array<{ t: number; event: string; detail?: string }> } | undefined;
   for (const e of tl?.events ?? []) {
@@ -225,6 +234,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
   const aSteps = new Map<string, Record<string, number>>();
   const bDetailed = new Map<string, Events>();
   const statsWait = new Map<string, (m: WorkerMessage) => void>();
+  const tailWait = new Map<string, (m: WorkerMessage) => void>();
   /** Session number → B's session id (to join A's time-to-connect); B workers being restarted; killed ones. */
   const sessionIds = new Map<number, string>();
   const restarting = new Map<string, Promise<void>>();
@@ -245,6 +255,10 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
       const w = statsWait.get(who);
       statsWait.delete(who);
       w?.(m);
+    } else if (m.type === 'timelines') {
+      const w = tailWait.get(who);
+      tailWait.delete(who);
+      w?.(m);
     }
   };
   const onExit = (who: string): void => {
@@ -257,6 +271,9 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     const w = statsWait.get(who);
     statsWait.delete(who);
     w?.({ type: 'stats', at: wallMs() });
+    const t = tailWait.get(who);
+    tailWait.delete(who);
+    t?.({ type: 'timelines', at: wallMs() });
   };
 
   const t0Up = performance.now();
@@ -271,6 +288,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     profile: 'plain',
     sessionDeadlineMs: deadlineMs,
     timelines: TIMELINES + nb,
+    tail: TAIL_TIMELINES,
     steps: true,
     // A serves the whole run's concurrency: the lab's budgets sized to it (their defaults are a node's).
     aLimits: {
@@ -303,6 +321,90 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
       return undefined;
     }
     return Promise.race([p, sleep(5000).then(() => undefined)]);
+  }
+
+  /**
+   * The tail timelines a worker kept (TailSampler samples: `samples`, and on B `totals`, its slowest whole
+   * sessions), or none when it does not answer within 5 s.
+   */
+  async function tailSamples(who: string): Promise<{ samples: Sample[]; totals: Sample[] }> {
+    const p = new Promise<WorkerMessage>((resolve) => tailWait.set(who, resolve));
+    if (!rig.send(who, { cmd: 'timelines' })) {
+      tailWait.delete(who);
+      return { samples: [], totals: [] };
+    }
+    const m = await Promise.race([p, sleep(5000).then(() => undefined)]);
+    tailWait.delete(who);
+    const list = (x: unknown): Sample[] => (Array.isArray(x) ? (x as Sample[]) : []);
+    return { samples: list(m?.samples), totals: list(m?.totals) };
+  }
+
+  /**
+   * The report's sampled sessions: the first TIMELINES (as they come), then the tail: A's slowest with B's side
+   * joined when B kept that session too, B's slowest that A did not keep, and the first failures of each side.
+   */
+  async function sampledTimelines(outcomes: SessionOutcome[]): Promise<StressResult['timelines']> {
+    const idOf = new Map([...sessionIds].map(([id, sid]) => [sid, id]));
+    const byId = new Map(outcomes.map((o) => [o.id, o]));
+    const what = (o: SessionOutcome): string => (o.ok ? `${o.timeToConnectMs ?? '?'} ms` : label(o));
+    const out: StressResult['timelines'] = [];
+    const shown = new Set<string>();
+    for (const [sid, ev] of aDetailed) {
+      if (out.length >= TIMELINES) break;
+      const o = byId.get(idOf.get(sid) ?? NaN);
+      if (!o) continue;
+      shown.add(sid);
+      const events = [...ev, ...(bDetailed.get(sid) ?? [])].sort((x, y) => x.at - y.at);
+      out.push({ label: `first #${o.id + 1} (${what(o)})`, b: o.b, events });
+    }
+    const bKept = new Map<string, { who: string; data: Record<string, unknown> }>();
+    const bSlow: Array<{ who: string; ms: number; data: Record<string, unknown> }> = [];
+    const bFailed: Array<{ who: string; data: Record<string, unknown> }> = [];
+    for (const b of rig.bWorkerNames) {
+      if (killed.has(b)) continue;
+      const got = await tailSamples(b);
+      for (const s of got.samples) {
+        if (typeof s.data.sessionId === 'string') bKept.set(s.data.sessionId, { who: b, data: s.data });
+        if (typeof s.ms !== 'number') bFailed.push({ who: b, data: s.data });
+      }
+      for (const s of got.totals) if (typeof s.ms === 'number') bSlow.push({ who: b, ms: s.ms, data: s.data });
+    }
+    const aSamples = (await tailSamples('A')).samples;
+    const sorted = (e: Events): Events => e.sort((x, y) => x.at - y.at);
+    for (const s of aSamples) {
+      const sid = s.data.sessionId;
+      if (typeof s.ms !== 'number' || typeof sid !== 'string' || shown.has(sid)) continue;
+      const o = byId.get(idOf.get(sid) ?? NaN);
+      if (!o) continue; // the warm-up
+      shown.add(sid);
+      const b = bKept.get(sid);
+      const events = sorted([...eventsOf('A', s.data), ...(b ? eventsOf(b.who, b.data) : [])]);
+      out.push({ label: `slowest #${o.id + 1} (${what(o)}${b ? '' : ', A only'})`, b: o.b, events });
+    }
+    bSlow.sort((x, y) => y.ms - x.ms);
+    let bOnly = 0;
+    for (const s of bSlow) {
+      const sid = s.data.sessionId;
+      if (bOnly >= B_ONLY_SLOWEST || (typeof sid === 'string' && shown.has(sid))) continue;
+      const o = byId.get(Number(s.data.id));
+      if (!o) continue;
+      if (typeof sid === 'string') shown.add(sid);
+      bOnly++;
+      const name = `slowest on B #${o.id + 1} (B ${Math.round(s.ms)} ms, A ${what(o)}, B only)`;
+      out.push({ label: name, b: o.b, events: sorted(eventsOf(s.who, s.data)) });
+    }
+    for (const s of bFailed) {
+      const o = byId.get(Number(s.data.id));
+      if (!o) continue;
+      out.push({ label: `failed #${o.id + 1} (${label(o)}, B)`, b: o.b, events: sorted(eventsOf(s.who, s.data)) });
+    }
+    for (const s of aSamples) {
+      if (typeof s.ms === 'number') continue;
+      const e = s.data.error as { code?: string } | undefined;
+      const events = sorted(eventsOf('A', s.data));
+      out.push({ label: `failed on A (${e?.code ?? 'unknown'}, A only)`, b: 'unknown B', events });
+    }
+    return out;
   }
 
   function routerNodes(): string[] {
@@ -559,15 +661,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
         after: { sessions: later.length, connected: later.filter((o) => o.ok).length },
       };
     });
-    const timelines: StressResult['timelines'] = [];
-    for (const [sid, ev] of aDetailed) {
-      if (timelines.length >= TIMELINES) break;
-      const id = [...sessionIds].find(([, s]) => s === sid)?.[0];
-      const o = outcomes.find((x) => x.id === id);
-      if (!o) continue;
-      const events = [...ev, ...(bDetailed.get(sid) ?? [])].sort((x, y) => x.at - y.at);
-      timelines.push({ label: `#${o.id + 1} (${o.ok ? `${o.timeToConnectMs ?? '?'} ms` : label(o)})`, b: o.b, events });
-    }
+    const timelines = await sampledTimelines(outcomes);
     return {
       overlay,
       sites: nb,
