@@ -28,6 +28,7 @@ import type { PunchEngineLike } from './engine-port.js';
 import { ownEndpoints, type PlanTuning, type PunchedConnection } from './session-common.js';
 import { allocateLocalEndpoint } from './local-port.js';
 import { badMappings, preparePunchPort } from './punch-port.js';
+import { FireFallback } from './fire-fallback.js';
 import { PunchSessionError } from './errors.js';
 import { Timeline } from './timeline.js';
 import { SPRAY_LIMITS, type SprayCaps, type SprayReport } from './spray.js';
@@ -119,6 +120,11 @@ export interface PunchListenerOptions {
    * bit). Only when A's NAT is EIM. Default off.
    */
   zeroRtt?: boolean | { recheckMs?: number };
+  /**
+   * Fire without B's opfire when it is clearly late (default true): after FireFallback's estimate from this
+   * listener's recent verified sessions (docs/PROTOCOL.md "When opfire is late"). False: always wait for it.
+   */
+  fireFallback?: boolean;
   handshakeTimeoutMs?: number;
   stepTimeoutMs?: number;
 }
@@ -180,6 +186,8 @@ export class PunchListener extends EventEmitter {
   private readonly ac = new AbortController();
   private closing = false;
   private warm: { local: Endpoint; result: DiscoveryResult; at: number } | undefined;
+  /** When A fires without a late opfire, learned from this listener's verified sessions. */
+  private readonly fireFallback = new FireFallback();
   private warming = false;
   private readonly taken = new Map<string, DiscoveryResult>();
   /** The warm announced punch port (zero-round-trip coordination) and when its mapping was last confirmed. */
@@ -416,6 +424,7 @@ export class PunchListener extends EventEmitter {
     this.stats.accepted++;
     this.stats.active++;
     const tl = new Timeline();
+    const fallbackMs = this.opts.fireFallback === false ? undefined : this.fireFallback.afterMs();
     const lab = this.opts.allowLab === true;
     const l = this.opts.limits ?? {};
     runResponder(ch, {
@@ -464,6 +473,7 @@ export class PunchListener extends EventEmitter {
       ...(l.requestDeadlineMs !== undefined ? { requestDeadlineMs: l.requestDeadlineMs } : {}),
       ...(l.maxIgnoredMessages !== undefined ? { maxIgnoredMessages: l.maxIgnoredMessages } : {}),
       targetBudget: this.targetBudget,
+      ...(fallbackMs !== undefined ? { fireFallbackMs: fallbackMs } : {}),
       // The session bucket is charged when B's request is valid and A is about to work (discover, punch):
       // a connection that never sends one costs a slot (bounded by eviction and the request deadline) but
       // no budget, so stalled connections cannot starve legitimate requests of it.
@@ -483,6 +493,17 @@ export class PunchListener extends EventEmitter {
     })
       .then((c: PunchedConnection) => {
         this.stats.connected++;
+        if (!c.zeroRtt && !c.spray) {
+          // Verified: its opendpoint-to-opfire delay may move the fallback (fire-fallback.ts).
+          const sent = c.timeline.at('endpoints-sent');
+          const got = c.timeline.at('fire-received');
+          const fb = c.timeline.at('fire-fallback');
+          if (sent !== undefined)
+            this.fireFallback.record(
+              got !== undefined ? got - sent : undefined,
+              fb !== undefined ? fb - sent : undefined,
+            );
+        }
         const info2: ConnectionInfo = {
           remote: c.remote,
           local: c.local,

@@ -34,6 +34,7 @@ import {
 } from './session-common.js';
 import { canonicalAddress, formatEndpoint } from '../ip.js';
 import { preparePunchPort } from './punch-port.js';
+import { FALLBACK_DEADLINE_MS } from './fire-fallback.js';
 import {
   SPRAY_LIMITS,
   type SprayCaps,
@@ -98,6 +99,11 @@ export interface ResponderOptions {
   /** Largest delay_us / deadline_ms A accepts from B. */
   maxDelayUs?: number;
   maxDeadlineMs?: number;
+  /**
+   * Fire without B's `opfire` this long after our `opendpoint` (ms; the listener's FireFallback estimate), on the
+   * ordinary punch only (not sprays, not zero-round-trip). Undefined: wait for it (up to the step timeout).
+   */
+  fireFallbackMs?: number;
   /** SYN cap for one session (bounds waves × remotes). */
   maxSynsPerSession?: number;
   /**
@@ -344,9 +350,24 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       flags,
       endpoints: mine.map((e) => ({ address: e.address, port: e.port })),
     });
+    tl.mark('endpoints-sent');
 
     phase('wait-fire');
-    const fire = await expect(ch, clock, ['opfire'], performance.now() + stepMs, 'opfire', signal);
+    const sentAt = performance.now();
+    const stepEnd = sentAt + stepMs;
+    // A late opfire (lost on the overlay, held by its retransmission) need not hold A's SYN: fire-fallback.ts.
+    const fallbackMs = spray || warm ? undefined : opts.fireFallbackMs;
+    const fallbackEnd = fallbackMs !== undefined ? sentAt + fallbackMs : Infinity;
+    let fire: Extract<CoordMessage, { cmd: 'opfire' }>;
+    let fellBack = false;
+    try {
+      fire = await expect(ch, clock, ['opfire'], Math.min(stepEnd, fallbackEnd), 'opfire', signal);
+    } catch (err) {
+      fellBack = err instanceof PunchSessionError && err.code === 'PUNCH_TIMEOUT' && fallbackEnd < stepEnd;
+      if (!fellBack) throw err;
+      tl.mark('fire-fallback', `no opfire ${fallbackMs} ms after our opendpoint: A fires without it`);
+      fire = { cmd: 'opfire', sessionId, delayUs: 0, profile: 'plain', deadlineMs: FALLBACK_DEADLINE_MS };
+    }
     const recvNs = opts.engine.now();
     if (!fire.sessionId.equals(sessionId)) {
       throw new PunchSessionError('PUNCH_PROTOCOL', 'opfire carries another session id', { step: 'opfire', side: 'B' });
@@ -357,7 +378,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       reject(ch, 'bad-request', `opfire out of bounds (delay ≤ ${maxDelayUs} us, 0 < deadline ≤ ${maxDeadline} ms)`);
       throw new PunchSessionError('PUNCH_PROTOCOL', 'opfire out of bounds', { step: 'opfire', side: 'B' });
     }
-    tl.mark('fire-received', `delay ${fire.delayUs} us, profile ${fire.profile}`);
+    if (!fellBack) tl.mark('fire-received', `delay ${fire.delayUs} us, profile ${fire.profile}`);
     // Evicted, closed or out of time in the same turn the opfire arrived: fire nothing.
     if (signal.aborted) throw abortedBy(signal, 'opfire');
     if (opts.targetBudget && !opts.targetBudget.tryTake(targetIp)) {
