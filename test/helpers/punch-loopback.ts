@@ -3,7 +3,9 @@
  * punches on 127.0.0.0/8 (every 127.x address is local, so 127.0.0.2 can play "another host"), and a raw
  * client speaks the coordination protocol byte by byte as an attacker would.
  */
+import { after } from 'node:test';
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { PunchEngine } from '../../src/native/engine.js';
 import type { Duplex } from 'node:stream';
 import { encodeRaw } from '../../src/wire/frame.js';
 import { wireCodec } from '../../src/punch/wire-codec.js';
@@ -46,6 +48,17 @@ export function edmAt(ip: string, ports = [40_010, 40_900, 40_300, 40_555, 40_12
   return { ...verdictFrom(1, observed, [], spread), checkedAt: 0 };
 }
 
+/** One engine (thread) per side, as two hosts would have; both stopped after the file's tests. */
+export function enginePair(): { engA: PunchEngine; engB: PunchEngine } {
+  const engA = new PunchEngine();
+  const engB = new PunchEngine();
+  after(async () => {
+    await engA.stop();
+    await engB.stop();
+  });
+  return { engA, engB };
+}
+
 /** A loopback "overlay": each accepted TCP stream goes to `listener.handle` with `info` (e.g. an I2P peer). */
 export async function loopbackOverlay(
   listener: PunchListener,
@@ -54,16 +67,20 @@ export async function loopbackOverlay(
   const server = createServer((s) => listener.handle(s, info));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  const dialer: CoordinationDialer = {
+  return { server, dialer: portDialer(), port };
+}
+
+/** A "dialer" over loopback TCP: every dial goes to 127.0.0.1:`port` (default: the port the target names). */
+export function portDialer(port?: number): CoordinationDialer {
+  return {
     kind: 'tor',
     dial: (_a, p) =>
       new Promise<Duplex>((resolve, reject) => {
-        const s = connect(p, '127.0.0.1', () => resolve(s));
+        const s = connect(port ?? p, '127.0.0.1', () => resolve(s));
         s.once('error', reject);
       }),
     close: async () => undefined,
   };
-  return { server, dialer, port };
 }
 
 /** Listener options for A on `ip` (its punch socket binds there and its mapping is predicted there). */

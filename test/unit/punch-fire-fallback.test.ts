@@ -6,11 +6,9 @@
  * B's `opfire` frame (and what follows it) for HOLD_MS, as a lost segment waits for its retransmission. netem
  * can lose packets but not the one that carries a chosen message, which is the case this code is for.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
-import { PunchEngine } from '../../src/native/engine.js';
 import { createPunchListener, type ConnectionInfo } from '../../src/punch/listener.js';
 import { PunchClient } from '../../src/punch/client.js';
 import {
@@ -23,14 +21,9 @@ import {
   FALLBACK_WINDOW,
 } from '../../src/punch/fire-fallback.js';
 import type { CoordinationDialer } from '../../src/overlay/types.js';
-import { clientOpts, listenerOpts } from '../helpers/punch-loopback.js';
+import { clientOpts, listenerOpts, portDialer, enginePair } from '../helpers/punch-loopback.js';
 
-const engA = new PunchEngine();
-const engB = new PunchEngine();
-after(async () => {
-  await engA.stop();
-  await engB.stop();
-});
+const { engA, engB } = enginePair();
 
 const ONION = 'x'.repeat(56) + '.onion';
 const HOLD_MS = 1500;
@@ -113,15 +106,7 @@ async function holdingOverlay(
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  const dialer: CoordinationDialer = {
-    kind: 'tor',
-    dial: () =>
-      new Promise<Duplex>((resolve, reject) => {
-        const s = connect(port, '127.0.0.1', () => resolve(s));
-        s.once('error', reject);
-      }),
-    close: async () => undefined,
-  };
+  const dialer = portDialer(port);
   return { server, dialer, setHold: (on) => (hold = on) };
 }
 

@@ -7,24 +7,18 @@
  * eim-shift NAT hashes the port), so the observer reports 127.0.0.1:110 for the first `bad` ports it is asked
  * about and the true local port afterwards (loopback needs the true one to connect).
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
-import { PunchEngine } from '../../src/native/engine.js';
 import { createPunchListener } from '../../src/punch/listener.js';
 import { PunchClient } from '../../src/punch/client.js';
 import { PunchSessionError } from '../../src/punch/errors.js';
 import { MAX_PUNCH_PORT_TRIES, preparePunchPort } from '../../src/punch/punch-port.js';
 import type { DiscoveryResult } from '../../src/nat/mapping.js';
 import type { Endpoint, Observer } from '../../src/nat/types.js';
-import { clientOpts, listenerOpts, loopbackOverlay } from '../helpers/punch-loopback.js';
+import { clientOpts, listenerOpts, loopbackOverlay, enginePair } from '../helpers/punch-loopback.js';
 
-const engA = new PunchEngine();
-const engB = new PunchEngine();
-after(async () => {
-  await engA.stop();
-  await engB.stop();
-});
+const { engA, engB } = enginePair();
 
 const ONION = 'x'.repeat(56) + '.onion';
 const NATCHECK: Endpoint = { address: '127.0.0.1', port: 9 }; // never contacted: the observer below answers

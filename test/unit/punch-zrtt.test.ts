@@ -4,11 +4,9 @@
  * discovery, the refusal when A holds no warm port, B's fallback to the measured-RTT flow (and its back-off),
  * and the redirect guard on A's zero-RTT opendpoint.
  */
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect, createServer, type Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
-import { PunchEngine } from '../../src/native/engine.js';
+import { createServer, type Socket } from 'node:net';
 import { createPunchListener } from '../../src/punch/listener.js';
 import { PunchClient, type PunchTarget } from '../../src/punch/client.js';
 import { StreamChannel } from '../../src/punch/channel.js';
@@ -17,14 +15,9 @@ import { FLAG_ZERO_RTT, type CoordMessage } from '../../src/punch/messages.js';
 import { NODE_HOLEPUNCH, NODE_HOLEPUNCH_ZRTT } from '../../src/wire/constants.js';
 import type { CoordinationDialer } from '../../src/overlay/types.js';
 import type { Endpoint } from '../../src/nat/types.js';
-import { clientOpts, codec, listenerOpts, loopbackOverlay } from '../helpers/punch-loopback.js';
+import { clientOpts, codec, listenerOpts, loopbackOverlay, portDialer, enginePair } from '../helpers/punch-loopback.js';
 
-const engA = new PunchEngine();
-const engB = new PunchEngine();
-after(async () => {
-  await engA.stop();
-  await engB.stop();
-});
+const { engA, engB } = enginePair();
 
 const ONION = 'x'.repeat(56) + '.onion';
 
@@ -83,15 +76,7 @@ async function fakeA(
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  const dialer: CoordinationDialer = {
-    kind: 'tor',
-    dial: () =>
-      new Promise<Duplex>((resolve, reject) => {
-        const s = connect(port, '127.0.0.1', () => resolve(s));
-        s.once('error', reject);
-      }),
-    close: async () => undefined,
-  };
+  const dialer = portDialer(port);
   return { dialer, port, close: () => server.close(), firsts };
 }
 
