@@ -94,6 +94,7 @@ test(
         `leaks: ${JSON.stringify(s.resources)}`,
       );
       assert.ok(s.syns.a >= s.connected && s.syns.b >= s.connected, `SYNs ${JSON.stringify(s.syns)}`);
+      assert.ok(Number.isInteger(s.fireFallbacks) && s.fireFallbacks >= 0 && s.fireFallbacks <= s.connected);
       assert.ok(s.resources.before.some((x) => x.who === 'A') && s.resources.after.some((x) => x.who === 'B2'));
       assert.ok(s.conntrack.peak['a-router']! > s.conntrack.before['a-router']!, "A's router's conntrack rose");
       assert.equal(r.code, s.connected >= 99 ? 0 : 1);

@@ -106,7 +106,8 @@ export async function main(args: string[]): Promise<number> {
         `${r.connected} connected (${(r.successRate * 100).toFixed(2)}%)`,
       `time to connect: p50 ${f(r.p50Ms)}, p90 ${f(r.p90Ms)}, p99 ${f(r.p99Ms)}, max ${f(r.maxMs)}` +
         (r.p99OverMedian !== null ? ` (p99/median ${r.p99OverMedian})` : ''),
-      `SYNs: A ${r.syns.a}, B ${r.syns.b} (${r.syns.perSession} per session)`,
+      `SYNs: A ${r.syns.a}, B ${r.syns.b} (${r.syns.perSession} per session); A fired without a late opfire ` +
+        `in ${r.fireFallbacks}`,
       `leaks: ${r.leaks.fds} fds, ${r.leaks.threads} threads, ${r.leaks.engineSockets} engine sockets on A; ` +
         `A's RSS ${r.leaks.aRssKb >= 0 ? '+' : ''}${r.leaks.aRssKb} kB, ` +
         `A's heap after GC ${r.leaks.aHeapKb ?? '?'} kB (bound ${r.leaks.aHeapBoundKb} kB)`,

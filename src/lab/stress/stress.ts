@@ -115,6 +115,8 @@ export interface StressResult {
   failures: Record<string, number>;
   /** SYNs (and prime SYNs) the engines sent during the run. */
   syns: { a: number; b: number; perSession: number };
+  /** Connected sessions in which A fired without B's opfire, it being late (docs/PROTOCOL.md). */
+  fireFallbacks: number;
   /** Resource use: before the run (after one warm-up session per B), the peak during it, after it settled. */
   resources: { before: ProcessUse[]; peak: ProcessUse[]; after: ProcessUse[]; cpuMsDuring: Record<string, number> };
   /** Conntrack entries per router: before, peak during, after. */
@@ -678,6 +680,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
       totalP99Ms: q(tot, 0.99),
       failures,
       syns: { a: synA, b: synB, perSession: total ? round1((synA + synB) / total) : 0 },
+      fireFallbacks: outcomes.filter((o) => o.aSteps?.['fire-fallback'] !== undefined).length,
       resources: {
         before: before.map(use),
         peak: [...peak.values()].map(use),
