@@ -11,6 +11,14 @@
  */
 import { PunchRig, type ResourceSample, type RigSite } from '../demo/rig.js';
 import type { WorkerMessage } from '../demo/jsonl.js';
+import {
+  eventsOf,
+  outcomeLabel,
+  sampleTimelines,
+  type Events,
+  type Sample,
+  type SampleInput,
+} from './sampled-timelines.js';
 import { wallMs } from '../demo/jsonl.js';
 import { LOSS_TABLES, lossRuleset } from '../topology/nft.js';
 import { quantile, round1 } from '../stats.js';
@@ -186,27 +194,6 @@ function use(s: ResourceSample): ProcessUse {
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-type Events = Array<{ at: number; who: string; event: string; detail?: string }>;
-/** One session a worker's TailSampler kept: its measure (ms; none for a failure) and its message fields. */
-type Sample = { ms?: number; data: Record<string, unknown> };
-
-/** Engine and session timelines of a worker message → one list of wall-clock events. */
-function eventsOf(who: string, m: Record<string, unknown>): Events {
-  const out: Events = [];
-  const tl = m.timeline as { start: number; events: Array<{ t: number; event: string; detail?: string }> } | undefined;
-  for (const e of tl?.events ?? []) {
-    out.push({ at: tl!.start + e.t, who, event: e.event, ...(e.detail ? { detail: e.detail } : {}) });
-  }
-  const eng = m.engine as Array<{ kind: string; at: number; remote?: string; errno?: string }> | undefined;
-  if (eng) {
-    for (const e of eng) {
-      const d = [e.remote, e.errno].filter(Boolean).join(' ');
-      out.push({ at: e.at, who, event: `engine:${e.kind}`, ...(d ? { detail: d } : {}) });
-    }
-  }
-  return out;
-}
-
 /** Runs one stress run: builds the rig, runs the sessions (and faults), measures, tears everything down. */
 export async function runStress(opts: StressOptions): Promise<StressResult> {
   const faults = opts.faults ?? [];
@@ -341,72 +328,13 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     return { samples: list(m?.samples), totals: list(m?.totals) };
   }
 
-  /**
-   * The report's sampled sessions: the first TIMELINES (as they come), then the tail: A's slowest with B's side
-   * joined when B kept that session too, B's slowest that A did not keep, and the first failures of each side.
-   */
+  /** The report's sampled sessions (sampled-timelines.ts) from what the live workers kept. */
   async function sampledTimelines(outcomes: SessionOutcome[]): Promise<StressResult['timelines']> {
-    const idOf = new Map([...sessionIds].map(([id, sid]) => [sid, id]));
-    const byId = new Map(outcomes.map((o) => [o.id, o]));
-    const what = (o: SessionOutcome): string => (o.ok ? `${o.timeToConnectMs ?? '?'} ms` : label(o));
-    const out: StressResult['timelines'] = [];
-    const shown = new Set<string>();
-    for (const [sid, ev] of aDetailed) {
-      if (out.length >= TIMELINES) break;
-      const o = byId.get(idOf.get(sid) ?? NaN);
-      if (!o) continue;
-      shown.add(sid);
-      const events = [...ev, ...(bDetailed.get(sid) ?? [])].sort((x, y) => x.at - y.at);
-      out.push({ label: `first #${o.id + 1} (${what(o)})`, b: o.b, events });
-    }
-    const bKept = new Map<string, { who: string; data: Record<string, unknown> }>();
-    const bSlow: Array<{ who: string; ms: number; data: Record<string, unknown> }> = [];
-    const bFailed: Array<{ who: string; data: Record<string, unknown> }> = [];
-    for (const b of rig.bWorkerNames) {
-      if (killed.has(b)) continue;
-      const got = await tailSamples(b);
-      for (const s of got.samples) {
-        if (typeof s.data.sessionId === 'string') bKept.set(s.data.sessionId, { who: b, data: s.data });
-        if (typeof s.ms !== 'number') bFailed.push({ who: b, data: s.data });
-      }
-      for (const s of got.totals) if (typeof s.ms === 'number') bSlow.push({ who: b, ms: s.ms, data: s.data });
-    }
-    const aSamples = (await tailSamples('A')).samples;
-    const sorted = (e: Events): Events => e.sort((x, y) => x.at - y.at);
-    for (const s of aSamples) {
-      const sid = s.data.sessionId;
-      if (typeof s.ms !== 'number' || typeof sid !== 'string' || shown.has(sid)) continue;
-      const o = byId.get(idOf.get(sid) ?? NaN);
-      if (!o) continue; // the warm-up
-      shown.add(sid);
-      const b = bKept.get(sid);
-      const events = sorted([...eventsOf('A', s.data), ...(b ? eventsOf(b.who, b.data) : [])]);
-      out.push({ label: `slowest #${o.id + 1} (${what(o)}${b ? '' : ', A only'})`, b: o.b, events });
-    }
-    bSlow.sort((x, y) => y.ms - x.ms);
-    let bOnly = 0;
-    for (const s of bSlow) {
-      const sid = s.data.sessionId;
-      if (bOnly >= B_ONLY_SLOWEST || (typeof sid === 'string' && shown.has(sid))) continue;
-      const o = byId.get(Number(s.data.id));
-      if (!o) continue;
-      if (typeof sid === 'string') shown.add(sid);
-      bOnly++;
-      const name = `slowest on B #${o.id + 1} (B ${Math.round(s.ms)} ms, A ${what(o)}, B only)`;
-      out.push({ label: name, b: o.b, events: sorted(eventsOf(s.who, s.data)) });
-    }
-    for (const s of bFailed) {
-      const o = byId.get(Number(s.data.id));
-      if (!o) continue;
-      out.push({ label: `failed #${o.id + 1} (${label(o)}, B)`, b: o.b, events: sorted(eventsOf(s.who, s.data)) });
-    }
-    for (const s of aSamples) {
-      if (typeof s.ms === 'number') continue;
-      const e = s.data.error as { code?: string } | undefined;
-      const events = sorted(eventsOf('A', s.data));
-      out.push({ label: `failed on A (${e?.code ?? 'unknown'}, A only)`, b: 'unknown B', events });
-    }
-    return out;
+    const bTails: SampleInput['bTails'] = [];
+    for (const b of rig.bWorkerNames) if (!killed.has(b)) bTails.push({ who: b, ...(await tailSamples(b)) });
+    const aTail = (await tailSamples('A')).samples;
+    const first = TIMELINES;
+    return sampleTimelines({ outcomes, sessionIds, aDetailed, bDetailed, aTail, bTails, first, bOnly: B_ONLY_SLOWEST });
   }
 
   function routerNodes(): string[] {
@@ -640,14 +568,14 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     const tot = outcomes.flatMap((o) => (o.ok && o.totalMs !== undefined ? [o.totalMs] : []));
     const q = (xs: number[], p: number): number | null => (xs.length ? round1(quantile(xs, p)) : null);
     const failures: Record<string, number> = {};
-    for (const o of outcomes) if (!o.ok) failures[label(o)] = (failures[label(o)] ?? 0) + 1;
+    for (const o of outcomes) if (!o.ok) failures[outcomeLabel(o)] = (failures[outcomeLabel(o)] ?? 0) + 1;
     const connected = outcomes.filter((o) => o.ok).length;
     const p50 = q(ttc, 0.5);
     const p99 = q(ttc, 0.99);
     const fr: FaultReport[] = faultReports.map((f) => {
       const touched = outcomes.filter((o) => o.startedAt <= f.endedAt && o.endedAt >= f.startedAt);
       const outc: Record<string, number> = {};
-      for (const o of touched) outc[label(o)] = (outc[label(o)] ?? 0) + 1;
+      for (const o of touched) outc[outcomeLabel(o)] = (outc[outcomeLabel(o)] ?? 0) + 1;
       const later = outcomes.filter((o) => o.startedAt > f.endedAt);
       return {
         ...f,
@@ -657,7 +585,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
         outcomes: outc,
         sessions: touched.map((o) => ({
           id: o.id,
-          outcome: label(o),
+          outcome: outcomeLabel(o),
           ...(o.totalMs !== undefined ? { totalMs: o.totalMs } : {}),
         })),
         after: { sessions: later.length, connected: later.filter((o) => o.ok).length },
@@ -761,9 +689,6 @@ function failure(e: LabError): Record<string, string> {
 }
 
 /** `CODE (side)` of a failed outcome, `connected` of a good one. */
-function label(o: SessionOutcome): string {
-  return o.ok ? 'connected' : `${o.code ?? '?'}${o.side ? ` (${o.side})` : ''}`;
-}
 
 /** The final JSON line of `lab stress --json` without the per-session lists (those go to --report). */
 export function stressSummary(r: StressResult): Omit<StressResult, 'outcomes' | 'samples' | 'timelines'> {
