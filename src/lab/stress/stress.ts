@@ -303,27 +303,34 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     await rig.down();
   }
 
-  async function engineStats(who: string): Promise<WorkerMessage | undefined> {
-    const p = new Promise<WorkerMessage>((resolve) => statsWait.set(who, resolve));
-    if (!rig.send(who, { cmd: 'stats' })) {
-      statsWait.delete(who);
+  /** Sends `cmd` to a worker and waits (at most 5 s) for its answer through `waits`; undefined when none came. */
+  async function ask(
+    who: string,
+    cmd: string,
+    waits: Map<string, (m: WorkerMessage) => void>,
+  ): Promise<WorkerMessage | undefined> {
+    const p = new Promise<WorkerMessage>((resolve) => waits.set(who, resolve));
+    if (!rig.send(who, { cmd })) {
+      waits.delete(who);
       return undefined;
     }
-    return Promise.race([p, sleep(5000).then(() => undefined)]);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<undefined>((r) => (timer = setTimeout(() => r(undefined), 5000)));
+    try {
+      return await Promise.race([p, late]);
+    } finally {
+      clearTimeout(timer);
+      waits.delete(who);
+    }
   }
 
-  /**
-   * The tail timelines a worker kept (TailSampler samples: `samples`, and on B `totals`, its slowest whole
-   * sessions), or none when it does not answer within 5 s.
-   */
+  function engineStats(who: string): Promise<WorkerMessage | undefined> {
+    return ask(who, 'stats', statsWait);
+  }
+
+  /** The tail timelines a worker kept (TailSampler samples; on B also `totals`, its slowest whole sessions). */
   async function tailSamples(who: string): Promise<{ samples: Sample[]; totals: Sample[] }> {
-    const p = new Promise<WorkerMessage>((resolve) => tailWait.set(who, resolve));
-    if (!rig.send(who, { cmd: 'timelines' })) {
-      tailWait.delete(who);
-      return { samples: [], totals: [] };
-    }
-    const m = await Promise.race([p, sleep(5000).then(() => undefined)]);
-    tailWait.delete(who);
+    const m = await ask(who, 'timelines', tailWait);
     const list = (x: unknown): Sample[] => (Array.isArray(x) ? (x as Sample[]) : []);
     return { samples: list(m?.samples), totals: list(m?.totals) };
   }
