@@ -285,7 +285,8 @@ async function roleA(cfg: WorkerConfig): Promise<void> {
     const est = info.timeline.at('established');
     const ttcMs = req !== undefined && est !== undefined ? est - req : undefined;
     if (ttcMs !== undefined) {
-      tail.offer(ttcMs, () => ({ sessionId: info.sessionId, ttcMs, ...whole(info.timeline, info.engineTimeline) }));
+      const make = (): Record<string, unknown> => whole(info.timeline, info.engineTimeline, info.spray);
+      tail.offer(ttcMs, () => ({ sessionId: info.sessionId, ttcMs, ...make() }));
     }
     emit('connected', {
       remote: info.remote,
