@@ -6,6 +6,7 @@
 import type { Duplex } from 'node:stream';
 import type { CoordMessage } from './messages.js';
 import { PunchSessionError } from './errors.js';
+import { randomNonce } from './session-common.js';
 
 /** Turns messages into frames and a byte stream back into messages. */
 export interface FrameCodec {
@@ -24,6 +25,13 @@ export interface CoordChannel {
    * the channel (PUNCH_PROTOCOL). Optional: a channel without it drops them all.
    */
   onStall?(fn: ((m: Extract<CoordMessage, { cmd: 'opstall' }>) => void) | undefined): void;
+  /**
+   * Follows this turn's write with a trailing `ping` of the channel's own, {@link TRAIL_MS} later in a write of
+   * its own, so a lost segment is recovered in about one round trip (docs/PROTOCOL.md "Trailing ping"). The
+   * answering `pong` is the channel's and never reaches `next()`. At most {@link MAX_TRAILS} per channel.
+   * Optional: a channel without it sends none.
+   */
+  trail?(): void;
   close(): void;
   readonly closed: boolean;
   /** Bytes received so far (memory accounting, tests). */
@@ -44,7 +52,19 @@ export const COORD_MAX_QUEUED_OUT = 8 * 1024;
 /** Stall reports a peer may send in one session (docs/PROTOCOL.md `opstall`: a handful are ever useful). */
 export const MAX_STALL_REPORTS = 8;
 
+/**
+ * Delay of a trailing ping after the write it follows: long enough that tor packs it in a cell (and the kernel in
+ * a segment) of its own, far below the round trip it saves.
+ */
+export const TRAIL_MS = 5;
+/** Trailing pings one channel sends (a session has three writes whose loss holds it up). */
+export const MAX_TRAILS = 4;
+
 export class StreamChannel implements CoordChannel {
+  private trailWanted = false;
+  private trails = 0;
+  /** Nonces of our trailing pings whose pong has not come back. */
+  private readonly trailNonces = new Set<bigint>();
   private stallHandler: ((m: Extract<CoordMessage, { cmd: 'opstall' }>) => void) | undefined;
   private stallReports = 0;
   private readonly queue: CoordMessage[] = [];
@@ -108,6 +128,7 @@ export class StreamChannel implements CoordChannel {
       this.send({ cmd: 'pong', nonce: m.nonce });
       return;
     }
+    if (m.cmd === 'pong' && this.trailNonces.delete(m.nonce)) return;
     if (m.cmd === 'opstall') {
       if (++this.stallReports > MAX_STALL_REPORTS) {
         this.fail(new PunchSessionError('PUNCH_PROTOCOL', `peer sent more than ${MAX_STALL_REPORTS} opstall`));
@@ -162,6 +183,12 @@ export class StreamChannel implements CoordChannel {
     }
   }
 
+  trail(): void {
+    if (this.trails >= MAX_TRAILS || this.isClosed) return;
+    this.trails++;
+    this.trailWanted = true;
+  }
+
   private flush(): void {
     this.flushScheduled = false;
     if (this.pendingOut.length === 0 || this.stream.destroyed) return;
@@ -169,6 +196,18 @@ export class StreamChannel implements CoordChannel {
     this.pendingOut = [];
     this.pendingBytes = 0;
     this.stream.write(b);
+    if (this.trailWanted) {
+      this.trailWanted = false;
+      // A lone segment whose loss the peer cannot report waits for TCP's tail-loss probe (2 RTT + 200 ms with one
+      // segment in flight) or its retransmission timeout; one more segment behind it is SACKed and RACK re-sends
+      // the lost one about a round trip later.
+      setTimeout(() => {
+        if (this.isClosed || this.stream.destroyed) return;
+        const nonce = randomNonce();
+        this.trailNonces.add(nonce);
+        this.send({ cmd: 'ping', nonce });
+      }, TRAIL_MS).unref();
+    }
   }
 
   /** Ends the channel at once, dropping queued output: nothing more is worth sending to this peer. */

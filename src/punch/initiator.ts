@@ -172,6 +172,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
       sent.set(n, performance.now());
       ch.send({ cmd: 'ping', nonce: n });
     }
+    ch.trail?.();
     tl.mark('endpoints-sent', mine.map((e) => `${e.address}:${e.port}`).join(' '));
 
     let gotVersion = false;
@@ -271,6 +272,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     const delayUs = Math.round((opts.fireDelayMs ?? 15) * 1000);
     const deadlineMs = opts.deadlineMs ?? 5000;
     ch.send({ cmd: 'opfire', sessionId, delayUs, profile, deadlineMs });
+    ch.trail?.();
     const sentNs = opts.engine.now();
     tl.mark(
       'fire-sent',
@@ -394,6 +396,7 @@ async function zeroRttSession(ch: CoordChannel, opts: InitiatorOptions, c: ZeroR
   });
   ch.send({ cmd: 'ping', nonce: pingNonce });
   ch.send({ cmd: 'opfire', sessionId, delayUs: 0, profile: c.profile, deadlineMs });
+  ch.trail?.();
   const sentAt = performance.now();
   tl.mark('zero-rtt-sent', `fire at once at ${target.address}:${target.port}`);
   const tuning = { ...(opts.tuning ?? {}), profile: c.profile };

@@ -229,6 +229,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     tl.mark('request', `B version ${v.userAgent}`);
     ch.send({ cmd: 'version', nonce: randomNonce(), userAgent: USER_AGENT });
     ch.send({ cmd: 'verack' });
+    ch.trail?.();
 
     phase('wait-endpoint');
     const eEnd = Math.min(performance.now() + stepMs, requestEnd);
@@ -350,6 +351,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       flags,
       endpoints: mine.map((e) => ({ address: e.address, port: e.port })),
     });
+    ch.trail?.();
     tl.mark('endpoints-sent');
 
     phase('wait-fire');
