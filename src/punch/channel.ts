@@ -57,7 +57,7 @@ export const MAX_STALL_REPORTS = 8;
  * a segment) of its own, far below the round trip it saves.
  */
 export const TRAIL_MS = 5;
-/** Trailing pings one channel sends (a session has three writes whose loss holds it up). */
+/** Trailing pings one channel sends (a session trails one write per side; a few spare). */
 export const MAX_TRAILS = 4;
 
 export class StreamChannel implements CoordChannel {

@@ -172,7 +172,6 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
       sent.set(n, performance.now());
       ch.send({ cmd: 'ping', nonce: n });
     }
-    ch.trail?.();
     tl.mark('endpoints-sent', mine.map((e) => `${e.address}:${e.port}`).join(' '));
 
     let gotVersion = false;
@@ -272,6 +271,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     const delayUs = Math.round((opts.fireDelayMs ?? 15) * 1000);
     const deadlineMs = opts.deadlineMs ?? 5000;
     ch.send({ cmd: 'opfire', sessionId, delayUs, profile, deadlineMs });
+    // The last write the peer waits for: a lost one is re-sent a round trip later (PROTOCOL.md "Trailing ping").
     ch.trail?.();
     const sentNs = opts.engine.now();
     tl.mark(
@@ -396,6 +396,7 @@ async function zeroRttSession(ch: CoordChannel, opts: InitiatorOptions, c: ZeroR
   });
   ch.send({ cmd: 'ping', nonce: pingNonce });
   ch.send({ cmd: 'opfire', sessionId, delayUs: 0, profile: c.profile, deadlineMs });
+  // The last write the peer waits for: a lost one is re-sent a round trip later (PROTOCOL.md "Trailing ping").
   ch.trail?.();
   const sentAt = performance.now();
   tl.mark('zero-rtt-sent', `fire at once at ${target.address}:${target.port}`);

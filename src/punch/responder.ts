@@ -229,7 +229,6 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     tl.mark('request', `B version ${v.userAgent}`);
     ch.send({ cmd: 'version', nonce: randomNonce(), userAgent: USER_AGENT });
     ch.send({ cmd: 'verack' });
-    ch.trail?.();
 
     phase('wait-endpoint');
     const eEnd = Math.min(performance.now() + stepMs, requestEnd);
@@ -351,6 +350,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       flags,
       endpoints: mine.map((e) => ({ address: e.address, port: e.port })),
     });
+    // The last write the peer waits for: a lost one is re-sent a round trip later (PROTOCOL.md "Trailing ping").
     ch.trail?.();
     tl.mark('endpoints-sent');
 
