@@ -17,10 +17,9 @@
  * (the relays' secrets, hence their fan-out choices). Asserted: every pair is covered in both, the two CDFs differ by
  * at most 0.2 anywhere on 0..12 s and by at most 1 s in area (the mean absolute difference of delays, Wasserstein-1),
  * and a simulator with twice the pull period differs by more than 0.2 and is the farther one in area (the comparison
- * can fail). Not the medians: the
- * curve climbs in steps, one per pull, so the 24th of 48 delays sits on either side of a flat stretch and two runs
- * whose curves differ by 0.04 there have medians 1.3 s apart. Set OP_RELAY_LAB_OUT=FILE to keep both curves
- * (docs/SIMULATION.md).
+ * can fail). Not the medians: the curve climbs in steps, one per pull, so the 24th of 48 delays sits on either side
+ * of a flat stretch and two runs whose curves differ by 0.04 there have medians 1.3 s apart. Set
+ * OP_RELAY_LAB_OUT=FILE to keep both curves (docs/SIMULATION.md).
  * ~40 s.
  */
 import { describe, test } from 'node:test';
