@@ -63,6 +63,7 @@ export const MAX_TRAILS = 4;
 export class StreamChannel implements CoordChannel {
   private trailWanted = false;
   private trails = 0;
+  private trailTimer: NodeJS.Timeout | undefined;
   /** Nonces of our trailing pings whose pong has not come back. */
   private readonly trailNonces = new Set<bigint>();
   private stallHandler: ((m: Extract<CoordMessage, { cmd: 'opstall' }>) => void) | undefined;
@@ -184,7 +185,8 @@ export class StreamChannel implements CoordChannel {
   }
 
   trail(): void {
-    if (this.trails >= MAX_TRAILS || this.isClosed) return;
+    // Only behind a write of this turn: a trail asked for with nothing queued would ride on some later write.
+    if (this.trails >= MAX_TRAILS || this.isClosed || this.pendingOut.length === 0) return;
     this.trails++;
     this.trailWanted = true;
   }
@@ -201,17 +203,20 @@ export class StreamChannel implements CoordChannel {
       // A lone segment whose loss the peer cannot report waits for TCP's tail-loss probe (2 RTT + 200 ms with one
       // segment in flight) or its retransmission timeout; one more segment behind it is SACKed and RACK re-sends
       // the lost one about a round trip later.
-      setTimeout(() => {
-        if (this.isClosed || this.stream.destroyed) return;
+      clearTimeout(this.trailTimer);
+      this.trailTimer = setTimeout(() => {
+        this.trailTimer = undefined;
         const nonce = randomNonce();
         this.trailNonces.add(nonce);
         this.send({ cmd: 'ping', nonce });
-      }, TRAIL_MS).unref();
+      }, TRAIL_MS);
+      this.trailTimer.unref();
     }
   }
 
   /** Ends the channel at once, dropping queued output: nothing more is worth sending to this peer. */
   private abort(err: PunchSessionError): void {
+    clearTimeout(this.trailTimer);
     this.pendingOut = [];
     this.pendingBytes = 0;
     this.isClosed = true;
@@ -251,6 +256,8 @@ export class StreamChannel implements CoordChannel {
 
   close(): void {
     if (this.isClosed) return;
+    clearTimeout(this.trailTimer);
+    this.trailWanted = false; // nothing follows the last flush of a closing channel
     this.flush();
     this.isClosed = true;
     // end() lets queued frames (opresult/opreject) go out before FIN; destroy after a grace period.

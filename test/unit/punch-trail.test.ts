@@ -51,15 +51,14 @@ test('trail(): the write is followed by a ping of its own, and the pong to it st
     ch.send(opfire);
     ch.trail();
     await sleep(TRAIL_MS + 50);
-    assert.equal(chunks.length, 2, `two reads at the far end: ${JSON.stringify(chunks.map((c) => c.msgs.length))}`);
+    // Two writes 5 ms apart; a descheduled test process may read both at once, so check order and timing, not reads.
+    const got = chunks.flatMap((c) => c.msgs.map((m) => ({ m, at: c.at })));
     assert.deepEqual(
-      chunks[0]!.msgs.map((m) => m.cmd),
-      ['opfire'],
+      got.map((x) => x.m.cmd),
+      ['opfire', 'ping'],
     );
-    const ping = chunks[1]!.msgs[0]!;
-    assert.equal(ping.cmd, 'ping');
-    assert.equal(chunks[1]!.msgs.length, 1);
-    assert.ok(chunks[1]!.at - sentAt >= TRAIL_MS - 1, 'the ping leaves TRAIL_MS after the write');
+    const ping = got[1]!.m;
+    assert.ok(got[1]!.at - sentAt >= TRAIL_MS - 1, 'the ping leaves TRAIL_MS after the write');
 
     // The far end answers it, and also sends a pong the channel did not ask for, then a real message.
     const nonce = ping.cmd === 'ping' ? ping.nonce : 0n;
