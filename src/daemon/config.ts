@@ -424,8 +424,8 @@ export const CONFIG_KEYS = {
     max: SPRAY_LIMITS.maxSpreadUs,
     default: SPRAY_LIMITS.spreadUs,
     doc:
-      "window a spray's SYNs are paced over, asked of both sides (proxy, `hardnat=1`; a burst can fill a " +
-      "small router's conntrack table)",
+      "longest window a spray's SYNs are paced over, asked of both sides (proxy, `hardnat=1`; each side sends " +
+      "at 8,192 SYNs/s within it; a burst can fill a small router's conntrack table)",
   }),
   maxsessions: key<number>({
     verbs: ['serve'],

@@ -389,14 +389,20 @@ export interface SprayPlan {
   startDelayMs?: number;
   deadlineMs: number;
   synCnt?: number;
-  /** `hard` (the follower): the settle period, default {@link SPRAY_SETTLE_MS} (see {@link PunchPlan.settleMs}). */
+  /**
+   * One connection for both sides: the leader's first established connection wins and every other socket is
+   * reset (`resetLosers`); the follower keeps what establishes until one survives the leader's resets or carries
+   * its data (`settleMs`). Exactly one side of a spray leads. Default: the easy side leads.
+   */
+  lead?: boolean;
+  /** The follower's settle period, default {@link SPRAY_SETTLE_MS} (see {@link PunchPlan.settleMs}). */
   settleMs?: number;
   signal?: AbortSignal;
 }
 
 /**
- * Default settle period of a spray's hard side: a spray usually establishes several connections; the easy side
- * keeps its first and resets the rest, the hard side waits this long (or 2 × the RTT) for the resets to arrive.
+ * Default settle period of a spray's follower: a spray usually establishes several connections; the leader
+ * keeps its first and resets the rest, the follower waits this long (or 2 × the RTT) for the resets to arrive.
  */
 export const SPRAY_SETTLE_MS = 100;
 
@@ -464,10 +470,11 @@ export function sprayToPunchPlan(s: SprayPlan): PunchPlan {
     resynIntervalUs: 0,
     deadlineMs: s.deadlineMs,
   };
-  // One connection for both sides: the easy side leads (first established wins, the rest reset), the hard side
-  // follows (keeps what establishes until the leader's resets leave one). See docs/ENGINE.md.
-  if (s.role === 'hard') plan.settleMs = s.settleMs ?? SPRAY_SETTLE_MS;
-  else plan.resetLosers = true;
+  // One connection for both sides: the leader's first established wins, the rest are reset; the follower keeps
+  // what establishes until the leader's resets leave one, or the leader's data names it. See docs/ENGINE.md.
+  if (s.lead !== undefined && typeof s.lead !== 'boolean') throw invalid('lead must be a boolean');
+  if (s.lead ?? s.role === 'easy') plan.resetLosers = true;
+  else plan.settleMs = s.settleMs ?? SPRAY_SETTLE_MS;
   if (s.startAtNs !== undefined) plan.startAtNs = s.startAtNs;
   if (s.startDelayMs !== undefined) plan.startDelayMs = s.startDelayMs;
   if (s.synCnt !== undefined) plan.synCnt = s.synCnt;

@@ -53,6 +53,8 @@ export interface SprayPlanLike {
   startAtNs?: bigint;
   deadlineMs: number;
   synCnt?: number;
+  /** This side's first connection wins and the rest are reset (the leader); default: the easy side leads. */
+  lead?: boolean;
   signal?: AbortSignal;
 }
 

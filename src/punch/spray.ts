@@ -68,16 +68,19 @@ export const SPRAY_MIN_SIDE = 16;
 export const SPRAY_DEADLINE_MS = 2500;
 
 /**
- * N and M for a range of `range` ports. B asked, so B pays: B's side gets the large count (up to `bMax`), A's
- * the small one (at least SPRAY_MIN_SIDE, at most `aMax`). The easy side's M never exceeds the range.
+ * N and M for a range of `range` ports: N·M = SPRAY_TARGET_PAIRS·range, split as evenly as A's cap `aMax`
+ * allows (√ of the pairs each: the fewest SYNs in all, and the shortest pacing windows, so the earliest first
+ * match), B taking the rest up to `bMax` (B asked, so B pays beyond A's cap). Each side sends at least
+ * SPRAY_MIN_SIDE; the easy side's M never exceeds the range.
  */
 export function sprayShape(range: number, hard: Side, bMax: number, aMax: number): { sockets: number; probes: number } {
   const pairs = SPRAY_TARGET_PAIRS * range;
   const easyMax = Math.max(1, range);
   const aCap = Math.max(1, Math.min(aMax, hard === 'A' ? aMax : easyMax));
   const bCap = Math.max(1, Math.min(bMax, hard === 'B' ? bMax : easyMax));
-  const aSide = Math.min(aCap, Math.max(SPRAY_MIN_SIDE, Math.ceil(pairs / bCap)));
-  const bSide = Math.min(bCap, Math.ceil(pairs / aSide));
+  const even = Math.ceil(Math.sqrt(pairs));
+  const aSide = Math.min(aCap, Math.max(SPRAY_MIN_SIDE, even, Math.ceil(pairs / bCap)));
+  const bSide = Math.min(bCap, Math.max(SPRAY_MIN_SIDE, Math.ceil(pairs / aSide)));
   return hard === 'B' ? { sockets: bSide, probes: aSide } : { sockets: aSide, probes: bSide };
 }
 
@@ -124,9 +127,25 @@ export function probePorts(count: number, low: number, high: number): number[] {
   return good.slice(0, n);
 }
 
+/**
+ * The pacing window of our side `side` of agreed parameters `p`: our SYNs at SPRAY_LIMITS.synsPerSecond, over
+ * at most the agreed window. A connection needs both SYNs of a matching pair sent, so a side with few SYNs
+ * should not spread them over the window a side with 2,000 needs: it would only make the first match later.
+ * The rate is the peak a router sees from either side, the same as 2,048 SYNs over 250 ms.
+ */
+export function sprayPacingUs(p: SprayParams, side: SpraySide): number {
+  const ours = side.role === 'hard' ? p.sockets : p.probes;
+  return Math.min(p.spreadUs, Math.ceil((ours * 1e6) / SPRAY_LIMITS.synsPerSecond));
+}
+
 /** What our side of an agreed spray does. */
 export interface SpraySide {
   role: 'hard' | 'easy';
+  /**
+   * B leads, A follows (docs/PROTOCOL.md, `opspray` step 5): B's first connection wins, and B, the outbound
+   * Bitcoin peer, writes first on it, so A learns the choice from the data it waits for anyway.
+   */
+  lead: boolean;
   /** hard: N sockets to the easy side's endpoint; easy: M probes, one per port. */
   count: number;
   /** easy: the ports probed at the hard side's IP. */
@@ -135,8 +154,9 @@ export interface SpraySide {
 
 /** Our side of agreed parameters `p`, we being `me`. */
 export function ourSide(p: SprayParams, me: Side): SpraySide {
-  if (p.hard === me) return { role: 'hard', count: p.sockets };
-  return { role: 'easy', count: p.probes, ports: probePorts(p.probes, p.probeLow, p.probeHigh) };
+  const lead = me === 'B';
+  if (p.hard === me) return { role: 'hard', lead, count: p.sockets };
+  return { role: 'easy', lead, count: p.probes, ports: probePorts(p.probes, p.probeLow, p.probeHigh) };
 }
 
 /**
@@ -156,10 +176,11 @@ export async function runSpraySide(
   if (!engine.spray) throw new EngineError('ENGINE_INVALID', 'this engine cannot spray');
   const common = {
     count: side.count,
-    spreadUs: p.spreadUs,
+    spreadUs: sprayPacingUs(p, side),
     startAtNs,
     deadlineMs: Math.min(deadlineMs, SPRAY_DEADLINE_MS),
     synCnt: 1,
+    lead: side.lead,
     signal,
   };
   if (side.role === 'hard') {

@@ -239,6 +239,11 @@ export const SPRAY_LIMITS = Object.freeze({
    */
   spreadUs: 250_000,
   /**
+   * Pacing rate (SYNs per second) of either side of a spray, within the agreed window: a side with fewer SYNs
+   * finishes sooner (the first match comes earlier); the largest spray still spans the 250 ms window.
+   */
+  synsPerSecond: 8192,
+  /**
    * Hard ceilings of the operator's caps (config keys `spraymaxsyns`, `sprayrate`, `sprayburst`, `spraydialsyns`,
    * `sprayspread`; facade `hardNat`): a cap may be lowered freely, never raised past these. With them an outsider
    * can make A send at most 1,024 SYNs per spray and 60 sprays a minute (burst 16), whatever A's configuration.

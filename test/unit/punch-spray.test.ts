@@ -11,7 +11,15 @@ import { createPunchListener } from '../../src/punch/listener.js';
 import { PunchClient } from '../../src/punch/client.js';
 import { PunchSessionError } from '../../src/punch/errors.js';
 import { isBadPort } from '../../src/punch/bad-ports.js';
-import { probePorts, sprayOdds, sprayShape, sprayRequest, checkSprayAnswer } from '../../src/punch/spray.js';
+import {
+  checkSprayAnswer,
+  ourSide,
+  probePorts,
+  sprayOdds,
+  sprayPacingUs,
+  sprayRequest,
+  sprayShape,
+} from '../../src/punch/spray.js';
 import { decodePayload, encodePayload, SPRAY_LIMITS, WireError } from '../../src/wire/index.js';
 import type { FrameCodec } from '../../src/punch/channel.js';
 import {
@@ -76,10 +84,13 @@ test('opspray: byte layout, round trip, every bound refused', () => {
   assert.throws(() => decodePayload('opspray', raw.subarray(0, 28)), WireError, 'truncated');
 });
 
-test('spray shape: the requester (B) pays, A stays small, the odds reach 99%', () => {
+test("spray shape: as even as A's cap allows, B pays the rest, the odds reach 99%", () => {
   const wide = sprayShape(64_512, 'B', SPRAY_LIMITS.bSynsPerSession, SPRAY_LIMITS.aSynsPerSession);
-  assert.deepEqual(wide, { sockets: 2035, probes: 146 });
+  // √(4.6 × 64,512) ≈ 545 each would be even; A stops at its cap of 256 and B takes the rest.
+  assert.deepEqual(wide, { sockets: 1161, probes: 256 });
   assert.ok(sprayOdds(wide.sockets, wide.probes, 64_512) >= 0.99);
+  // A port block: even, about 69 each for 1,024 ports (not 16 against 295).
+  assert.deepEqual(sprayShape(1024, 'A', 2048, 256), { sockets: 69, probes: 69 });
   for (const range of [1024, 1445, 2067]) {
     for (const hard of ['A', 'B'] as const) {
       const s = sprayShape(range, hard, SPRAY_LIMITS.bSynsPerSession, SPRAY_LIMITS.aSynsPerSession);
@@ -92,6 +103,8 @@ test('spray shape: the requester (B) pays, A stays small, the odds reach 99%', (
   assert.ok(block.probes >= 16 && block.probes <= 256 && sprayOdds(block.sockets, block.probes, 1024) >= 0.99);
   // A asks no more of itself than its cap, whatever B can pay.
   assert.ok(sprayShape(64_512, 'B', 16, 256).probes <= 256);
+  // A's cap is what A sends, whatever an even split would be.
+  assert.deepEqual(sprayShape(64_512, 'A', 2048, 100), { sockets: 100, probes: 2048 });
   const ports = probePorts(500, 1, 1100);
   assert.equal(new Set(ports).size, 500);
   assert.ok(
@@ -105,6 +118,23 @@ test('spray shape: the requester (B) pays, A stays small, the odds reach 99%', (
   assert.match(checkSprayAnswer(asked, { ...asked, probes: asked.probes + 1 }) ?? '', /more than/);
   assert.match(checkSprayAnswer(asked, { ...asked, hard: 'A' }) ?? '', /hard side/);
   assert.match(checkSprayAnswer(asked, { ...asked, probeLow: 2000 }) ?? '', /range/);
+});
+
+test('spray sides: B leads, A follows, whichever is hard; each side paced at the rate within the window', () => {
+  const agreed = { ...sprayRequest(sid, { role: 'hard', range: { low: 1024, high: 65535 }, maxSyns: 2048 }) };
+  for (const hard of ['A', 'B'] as const) {
+    const p = { ...agreed, hard, probeLow: 1024, probeHigh: 65535 };
+    assert.equal(ourSide(p, 'B').lead, true, `B leads (${hard} hard)`);
+    assert.equal(ourSide(p, 'A').lead, false, `A follows (${hard} hard)`);
+  }
+  // 1,161 sockets at 8,192 a second: 142 ms of the 250 ms window; A's 256 probes: 32 ms.
+  assert.equal(agreed.sockets, 1161);
+  assert.equal(agreed.spreadUs, 250_000);
+  assert.equal(sprayPacingUs(agreed, ourSide(agreed, 'B')), Math.ceil((1161 * 1e6) / 8192));
+  assert.equal(sprayPacingUs(agreed, ourSide(agreed, 'A')), 31_250);
+  // The agreed window stays the ceiling: 4,096 SYNs at the rate would take 500 ms.
+  const big = { ...agreed, sockets: 4096 };
+  assert.equal(sprayPacingUs(big, ourSide(big, 'B')), 250_000);
 });
 
 test(
