@@ -62,6 +62,13 @@ export const INITIATOR_DEFAULTS = {
   stepTimeoutMs: 15_000,
   sessionDeadlineMs: 45_000,
   maxIgnoredMessages: 16,
+  /**
+   * A's margin between receiving `opfire` and firing: time for A to submit its plan, which takes well under a
+   * millisecond (a spray's 1,000 sockets are paced from the start instant anyway, so a late start only bunches
+   * the first few). Every ms of it is a ms of time to connect; B fires this much later too, so it moves neither
+   * side relative to the other.
+   */
+  fireDelayMs: 5,
 } as const;
 
 export interface InitiatorOptions {
@@ -84,7 +91,7 @@ export interface InitiatorOptions {
   expectIp?: string;
   /** RTT probes over the overlay (1..3; the minimum is used). */
   pings?: number;
-  /** Margin A gets between receiving opfire and firing (ms). */
+  /** Margin A gets between receiving opfire and firing (ms); default INITIATOR_DEFAULTS.fireDelayMs. */
   fireDelayMs?: number;
   /** Engine deadline for the simultaneous open (ms). */
   deadlineMs?: number;
@@ -268,7 +275,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     }
     const usable = checked.usable;
 
-    const delayUs = Math.round((opts.fireDelayMs ?? 15) * 1000);
+    const delayUs = Math.round((opts.fireDelayMs ?? INITIATOR_DEFAULTS.fireDelayMs) * 1000);
     const deadlineMs = opts.deadlineMs ?? 5000;
     ch.send({ cmd: 'opfire', sessionId, delayUs, profile, deadlineMs });
     // The last write the peer waits for: a lost one is re-sent a round trip later (PROTOCOL.md "Trailing ping").
