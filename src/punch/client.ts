@@ -291,6 +291,7 @@ export class PunchClient {
           });
       prepared.catch(() => undefined); // awaited below; avoid an unhandled rejection meanwhile
       let stream;
+      const dialStart = performance.now();
       try {
         stream = await this.opts.dialer.dial(target.address, target.port, {
           timeoutMs: this.opts.dialTimeoutMs ?? 60_000,
@@ -304,7 +305,8 @@ export class PunchClient {
           { step: 'dial', side: 'B', cause: err, timeline: tl },
         );
       }
-      tl.mark('overlay-connected');
+      const overlayDialMs = performance.now() - dialStart;
+      tl.mark('overlay-connected', `${overlayDialMs.toFixed(1)} ms`);
       stream.on('error', () => undefined);
       const ch = new StreamChannel(stream, this.opts.codec);
       // The punch port is final once its mapping is known. B's opendpoint waits for the mapping anyway, so
@@ -316,6 +318,7 @@ export class PunchClient {
         discovery: prepared.then((p) => p.discovery),
         policy: { ...(this.opts.policy ?? {}), ...(this.opts.allowLab ? { allowLab: true } : {}) },
         timeline: tl,
+        overlayDialMs,
         ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),
         ...(spray ? { spray } : {}),
         ...(this.opts.limits?.maxSynsPerSession !== undefined

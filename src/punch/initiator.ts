@@ -91,6 +91,14 @@ export interface InitiatorOptions {
   expectIp?: string;
   /** RTT probes over the overlay (1..3; the minimum is used). */
   pings?: number;
+  /**
+   * How long the overlay dial of this stream took (ms), when known: it holds at least one round trip to A's end
+   * of the overlay (a Tor stream's BEGIN → CONNECTED, an I2P stream's connect, a TCP handshake), so it bounds the
+   * RTT B fires on from above, independently of the pings. Those all ride B's first write and A's reply: one cell
+   * lost there (Tor re-sends it on the relay hop's TCP, 200 ms or more later) inflates every ping alike, and B,
+   * firing rtt/2 after its `opfire`, fired that much late — the Tor tail (docs/BENCHMARKS.md).
+   */
+  overlayDialMs?: number;
   /** Margin A gets between receiving opfire and firing (ms); default INITIATOR_DEFAULTS.fireDelayMs. */
   fireDelayMs?: number;
   /** Engine deadline for the simultaneous open (ms). */
@@ -254,7 +262,14 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
       }
     }
     const rttMs = Math.min(...rtts);
-    tl.mark('rtt', `${rttMs.toFixed(1)} ms over the overlay`);
+    // B fires on the smaller of the pings' RTT and the dial's: the opfire's one way is rarely the slow one.
+    const dialMs = opts.overlayDialMs !== undefined && opts.overlayDialMs > 0 ? opts.overlayDialMs : Infinity;
+    const fireRttMs = Math.min(rttMs, dialMs);
+    tl.mark(
+      'rtt',
+      `${rttMs.toFixed(1)} ms over the overlay` +
+        (fireRttMs < rttMs ? `; fire on the dial's ${fireRttMs.toFixed(1)} ms` : ''),
+    );
     // Redirect guard: a forged announcement (victim IP + the attacker's coordination endpoint) must not make B
     // punch, and hand bitcoind a "verified" socket, to a host other than the one it asked for.
     if (opts.expectIp !== undefined) {
@@ -283,10 +298,10 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     const sentNs = opts.engine.now();
     tl.mark(
       'fire-sent',
-      `A fires in ${(delayUs / 1000).toFixed(0)} ms after receipt; B in ${(delayUs / 1000 + rttMs / 2).toFixed(1)} ms`,
+      `A fires in ${(delayUs / 1000).toFixed(0)} ms after receipt; B in ${(delayUs / 1000 + fireRttMs / 2).toFixed(1)} ms`,
     );
     const tuning = { ...(opts.tuning ?? {}), profile };
-    const startAtNs = sentNs + BigInt(delayUs) * 1000n + BigInt(Math.round((rttMs / 2) * 1e6));
+    const startAtNs = sentNs + BigInt(delayUs) * 1000n + BigInt(Math.round((fireRttMs / 2) * 1e6));
     let outcome;
     let won: SprayOutcomeLike | undefined;
     let expected = usable;
