@@ -68,7 +68,8 @@ struct PlanSpec {
   // Pacing: within each wave, attempt r of n sends its SYN at wave + spread_ns * r / n (0 = all at once).
   // A spray of thousands of SYNs in a millisecond can overflow a small router's conntrack table.
   int64_t spread_ns = 0;
-  // Spray follower (in a session A, whichever side is hard; docs/ENGINE.md "Spray: one connection for both sides").
+  // Spray follower (in a session: A, whichever side is hard; docs/ENGINE.md "Spray: one connection for
+  // both sides").
   // 0 = the first established connection wins. > 0: every connection that establishes is kept and no new SYN
   // is sent; the plan wins with the one connection still alive once none has established or died for
   // max(settle_ns, 2 x its RTT) (at most 4 x settle_ns), or at once with one the peer sent data on. The

@@ -296,10 +296,8 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     // The last write the peer waits for: a lost one is re-sent a round trip later (PROTOCOL.md "Trailing ping").
     ch.trail?.();
     const sentNs = opts.engine.now();
-    tl.mark(
-      'fire-sent',
-      `A fires in ${(delayUs / 1000).toFixed(0)} ms after receipt; B in ${(delayUs / 1000 + fireRttMs / 2).toFixed(1)} ms`,
-    );
+    const bInMs = delayUs / 1000 + fireRttMs / 2;
+    tl.mark('fire-sent', `A fires in ${(delayUs / 1000).toFixed(0)} ms after receipt; B in ${bInMs.toFixed(1)} ms`);
     const tuning = { ...(opts.tuning ?? {}), profile };
     const startAtNs = sentNs + BigInt(delayUs) * 1000n + BigInt(Math.round((fireRttMs / 2) * 1e6));
     let outcome;
