@@ -199,9 +199,10 @@ class Engine {
   void abort(uint64_t id);
   /**
    * The peer's stall report arrived (through the caller): every attempt of plan `id` still handshaking in a state
-   * `mode` allows, whose SYN left at least stall_ns ago, gets a fresh socket and SYN now (a SYN_RECV socket is
-   * closed silently first, or left alone without CAP_NET_ADMIN), at most kMaxNudges times per plan. No-op unless
-   * the plan has stall_report, or once it ended. Thread-safe.
+   * `mode` allows, whose SYN left at least stall_ns ago and which the kernel has not re-sent from (a re-sent SYN or
+   * SYN-ACK may be answered by now), gets a fresh socket and SYN now (a SYN_RECV socket is closed silently first,
+   * or left alone without CAP_NET_ADMIN), at most kMaxNudges times per plan. No-op unless the plan has
+   * stall_report, or once it ended. Thread-safe.
    */
   void nudge(uint64_t id, NudgeMode mode);
   /**

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include <cstddef>
 #include <cstdio>
 
 namespace onionpunch {
@@ -182,6 +183,14 @@ int tcp_state(int fd) {
   socklen_t l = sizeof ti;
   if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) != 0 || l < 1) return -1;
   return ti.tcpi_state;
+}
+
+int tcp_retransmissions(int fd) {
+  tcp_info ti{};
+  socklen_t l = sizeof ti;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) != 0 || l < offsetof(tcp_info, tcpi_total_retrans) + 4)
+    return -1;
+  return static_cast<int>(ti.tcpi_total_retrans);
 }
 
 bool make_silent(int fd) {

@@ -118,7 +118,8 @@ export class StallLink {
   /**
    * The peer reported its own stall: give every attempt still handshaking a fresh SYN now — in SYN_SENT or
    * SYN_RECV (`any`: the peer is in SYN_SENT and holds none of our sequence numbers), or only in SYN_RECV
-   * (`recv-only`). At most twice per plan; a no-op before the plan starts and after it ends.
+   * (`recv-only`). Only sockets whose SYN left at least `afterMs` ago and that the kernel has not re-sent from. At
+   * most twice per plan; a no-op before the plan starts and after it ends.
    */
   nudge(mode: NudgeModeName): void {
     this.bound?.(mode);

@@ -170,6 +170,16 @@ describe('stall coordination (opstall → nudge) through lab NATs', ROOT, () => 
     assert.ok(r.b.establishedMs! < 600, `B connected after ${r.b.establishedMs} ms`);
   });
 
+  test('a nudge after the kernel re-sent our SYN is ignored: that copy may be answered by now', async () => {
+    // A's first SYN and the kernel's retransmission at 1 s are lost at B's router; B's SYNs at A's. The nudge at
+    // 1.2 s comes after A's socket re-sent: its old ISN may have reached B by then, so A keeps it.
+    await dropFirst('a', 'tcp flags & (syn | ack) == syn', 130);
+    await dropFirst('b', 'tcp flags & (syn | ack) == syn', 130);
+    const r = await punch({ offsetMs: 0, nudges: [{ atMs: 1200, mode: 'any' }] }, { offsetMs: 0 });
+    assert.equal(count(r.a, 'nudge'), 0, JSON.stringify(r.a.events));
+    assert.equal(count(r.a, 'syn'), 1, JSON.stringify(r.a.events));
+  });
+
   test('a peer cannot make us re-send more than twice per plan', async () => {
     // Every SYN is lost both ways: a black hole, the nudges' only effect is SYNs.
     await dropFirst('a', 'tcp flags & (syn | ack) == syn', 1_000_000);
