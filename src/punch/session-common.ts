@@ -282,10 +282,15 @@ export const MAX_STALLS_PER_SESSION = 2;
 /**
  * Stall coordination around one plain punch (docs/PROTOCOL.md `opstall`, docs/ENGINE.md "Stall report"). A
  * fresh ISN is only safe where the far side holds none of our old sequence numbers, and only the far side knows
- * that, so B reports its stalls and A decides: A re-sends only while its own socket is still in SYN_SENT too
- * (both stalled: neither holds the other's sequence numbers, and A's socket is older than the stall period, so a
- * SYN of A's that reached B late would already have been answered). A report is stale by the overlay's latency:
- * re-sends from SYN_RECV, or by both sides, were measured to start RST storms under load. `end()` after the punch.
+ * that, so each side reports its own SYN_SENT stall and the other decides from its own state:
+ * - A, on B's report, re-sends from SYN_SENT (both stalled: neither holds the other's sequence numbers, and A's
+ *   socket is older than the stall period, so a SYN of A's that reached B late would already have been answered);
+ *   from SYN_RECV too (B's SYN arrived, A's SYN-ACK was lost) while A itself has sent no report.
+ * - B, on A's report, re-sends only from SYN_RECV (A's SYN arrived, B's SYN-ACK was lost: A, still in SYN_SENT,
+ *   holds none of B's numbers) and only while B itself has sent no report.
+ * "Only while we sent no report" makes the two exclusive: a side acts on a report only if it gave the other none
+ * to act on before, so at most one side's re-send meets a state the other's report described. The engine skips a
+ * socket the kernel has already re-sent from, or that is younger than the stall period. `end()` after the punch.
  */
 export function stallCoordination(
   ch: CoordChannel,
@@ -296,16 +301,18 @@ export function stallCoordination(
   let sent = 0;
   let acted = 0;
   const link = new StallLink(STALL_REPORT_MS, () => {
-    if (side === 'A' || sent >= MAX_STALLS_PER_SESSION) return; // A's own stalls count only as its SYN_SENT state
+    if (sent >= MAX_STALLS_PER_SESSION) return;
     sent++;
     tl.mark('stall-sent');
     ch.send({ cmd: 'opstall', sessionId });
   });
   ch.onStall?.((m) => {
-    if (side === 'B' || !m.sessionId.equals(sessionId) || acted >= MAX_STALLS_PER_SESSION) return;
+    if (!m.sessionId.equals(sessionId) || acted >= MAX_STALLS_PER_SESSION) return;
+    const mode = side === 'A' ? (sent === 0 ? 'any' : 'sent-only') : sent === 0 ? 'recv-only' : undefined;
+    if (!mode) return;
     acted++;
-    tl.mark('stall-received');
-    link.nudge('sent-only');
+    tl.mark('stall-received', mode);
+    link.nudge(mode);
   });
   return { link, end: () => ch.onStall?.(undefined) };
 }

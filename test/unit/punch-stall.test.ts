@@ -92,7 +92,7 @@ function fakeChannel() {
   };
 }
 
-test(`B: its stalls become opstall (at most ${MAX_STALLS_PER_SESSION}); A's reports change nothing on B`, () => {
+test(`B: its stalls become opstall (at most ${MAX_STALLS_PER_SESSION}); after that, A's reports change nothing`, () => {
   const f = fakeChannel();
   const tl = new Timeline();
   const { link, end } = stallCoordination(f.ch, SID, 'B', tl);
@@ -105,23 +105,39 @@ test(`B: its stalls become opstall (at most ${MAX_STALLS_PER_SESSION}); A's repo
     Array(MAX_STALLS_PER_SESSION).fill('opstall'),
   );
   f.deliver(SID);
-  assert.deepEqual(nudges, []);
+  assert.deepEqual(nudges, [], 'A may be acting on our report: we keep our sequence numbers');
   assert.ok(tl.at('stall-sent') !== undefined);
   end();
   assert.equal(f.listening, false);
 });
 
-test(`A: sends no opstall; B's reports become nudge('sent-only'), at most ${MAX_STALLS_PER_SESSION}`, () => {
+test(`B, having reported nothing: A's reports become nudge('recv-only'), at most ${MAX_STALLS_PER_SESSION}`, () => {
+  const f = fakeChannel();
+  const { link } = stallCoordination(f.ch, SID, 'B', new Timeline());
+  const nudges: string[] = [];
+  link.bind((m) => nudges.push(m));
+  f.deliver(OTHER); // another session's report: ignored
+  for (let i = 0; i < 4; i++) f.deliver(SID);
+  assert.deepEqual(nudges, Array(MAX_STALLS_PER_SESSION).fill('recv-only'));
+  assert.deepEqual(f.sent, []);
+});
+
+test(`A: B's reports become nudge('any') before A reported, 'sent-only' after; A's stalls are reported too`, () => {
   const f = fakeChannel();
   const tl = new Timeline();
   const { link, end } = stallCoordination(f.ch, SID, 'A', tl);
   const nudges: string[] = [];
   link.bind((m) => nudges.push(m));
-  link.stalled();
-  assert.deepEqual(f.sent, []);
   f.deliver(OTHER); // another session's report: ignored
+  f.deliver(SID);
+  assert.deepEqual(nudges, ['any']);
+  link.stalled();
+  assert.deepEqual(
+    f.sent.map((m) => m.cmd),
+    ['opstall'],
+  );
   for (let i = 0; i < 4; i++) f.deliver(SID);
-  assert.deepEqual(nudges, Array(MAX_STALLS_PER_SESSION).fill('sent-only'));
+  assert.deepEqual(nudges, ['any', 'sent-only'], `at most ${MAX_STALLS_PER_SESSION} acted on`);
   assert.ok(tl.at('stall-received') !== undefined);
   end();
   assert.equal(f.listening, false);
