@@ -246,6 +246,10 @@ test(
       command: 'connect',
       destination: { host: '127.0.0.1', port: 18444 },
       timeout: 100_000,
+    }).catch((err: unknown) => {
+      // The SOCKS reply code alone does not say which step failed: the daemons' own records do.
+      const tail = lines.filter((l) => !l.includes('"announcement-')).slice(-40);
+      throw new Error(`${(err as Error).message}; the daemons' last lines:\n${tail.join('\n')}`);
     });
     t.after(() => void socket.destroy());
     const b = new Peer(socket, { network: 'regtest', role: 'initiator', handshakeTimeoutMs: 20_000 });
