@@ -542,12 +542,12 @@ struct Engine::Impl {
       // A socket younger than its stall period has a SYN (or our answer) still in flight: replacing it would
       // put a fresh ISN behind that packet, and the peer's answer to it would meet the new socket (a RST).
       if (now - a.sent_ns < p.spec.stall_ns) continue;
-      int st = tcp_state(a.fd.get());
+      int resent = -1;
+      int st = tcp_state(a.fd.get(), &resent);
       bool ok = st == TCP_SYN_RECV ? mode != NudgeMode::SentOnly : st == TCP_SYN_SENT && mode != NudgeMode::RecvOnly;
-      if (!ok) continue;
       // Once the kernel has re-sent our SYN (or SYN-ACK) on its own timer, that copy may be reaching the peer
       // now and be answered: the report that brought us here predates it, so the old sequence numbers stay.
-      if (tcp_retransmissions(a.fd.get()) != 0) continue;
+      if (!ok || resent != 0) continue;
       // A SYN_RECV socket's close() would send a FIN (and linger as an orphan holding the 4-tuple) or, with
       // SO_LINGER 0, a RST that moves both NATs' conntrack entries to CLOSE, where the next SYNs from outside
       // are invalid: only a silent close (repair mode) makes room for the fresh SYN. Without the privilege the

@@ -178,19 +178,15 @@ int socket_error(int fd) {
   return e;
 }
 
-int tcp_state(int fd) {
+int tcp_state(int fd, int* retransmissions) {
   tcp_info ti{};
   socklen_t l = sizeof ti;
-  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) != 0 || l < 1) return -1;
-  return ti.tcpi_state;
-}
-
-int tcp_retransmissions(int fd) {
-  tcp_info ti{};
-  socklen_t l = sizeof ti;
-  if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) != 0 || l < offsetof(tcp_info, tcpi_total_retrans) + 4)
-    return -1;
-  return static_cast<int>(ti.tcpi_total_retrans);
+  bool ok = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 && l >= 1;
+  if (retransmissions) {
+    bool has = ok && l >= offsetof(tcp_info, tcpi_total_retrans) + sizeof ti.tcpi_total_retrans;
+    *retransmissions = has ? static_cast<int>(ti.tcpi_total_retrans) : -1;
+  }
+  return ok ? ti.tcpi_state : -1;
 }
 
 bool make_silent(int fd) {

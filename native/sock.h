@@ -103,13 +103,12 @@ int set_ttl(int fd, int family, int ttl);
 /** The pending error of a socket (SO_ERROR), 0 if none. */
 int socket_error(int fd);
 
-/** The TCP state of a socket (TCP_INFO tcpi_state: TCP_SYN_SENT, TCP_SYN_RECV, ...), -1 if unknown. */
-int tcp_state(int fd);
 /**
- * Segments the kernel has re-sent on a socket (TCP_INFO tcpi_total_retrans: for a handshaking socket, its SYN or
- * SYN-ACK on the kernel's own timer), -1 if unknown.
+ * The TCP state of a socket (TCP_INFO tcpi_state: TCP_SYN_SENT, TCP_SYN_RECV, ...), -1 if unknown. With
+ * `retransmissions`, also the segments the kernel has re-sent on it (tcpi_total_retrans: for a handshaking socket,
+ * its SYN or SYN-ACK on the kernel's own timer; -1 if unknown), from the same TCP_INFO read.
  */
-int tcp_retransmissions(int fd);
+int tcp_state(int fd, int* retransmissions = nullptr);
 /**
  * Puts a socket in TCP repair mode so that its close() sends nothing (no FIN, no RST) and frees the 4-tuple at
  * once. Needs CAP_NET_ADMIN in the socket's network namespace; false (errno set) without it.
