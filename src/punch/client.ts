@@ -16,6 +16,7 @@ import type { TargetPolicy } from '../nat/address.js';
 import { formatEndpoint } from '../ip.js';
 import { StreamChannel, type FrameCodec } from './channel.js';
 import { runInitiator } from './initiator.js';
+import { FireRttMemory } from './fire-rtt.js';
 import type { PunchEngineLike } from './engine-port.js';
 import type { PlanTuning, PunchedConnection } from './session-common.js';
 import { allocateLocalEndpoint } from './local-port.js';
@@ -145,6 +146,8 @@ export class PunchClient {
   private readonly perNetgroup: KeyedCaps<string>;
   /** Per coordination endpoint: consecutive fast-path failures, and until when it gets the measured flow. */
   private readonly zrttBackoff = new Map<string, { fails: number; until: number }>();
+  /** Per coordination endpoint: the RTT estimates of recent verified sessions, bounding the one B fires on. */
+  private readonly fireRtt = new FireRttMemory();
 
   constructor(private readonly opts: PunchClientOptions) {
     const l = opts.limits ?? {};
@@ -312,13 +315,15 @@ export class PunchClient {
       // The punch port is final once its mapping is known. B's opendpoint waits for the mapping anyway, so
       // waiting here costs no round trip; a failed discovery is reported by the session (PUNCH_DISCOVERY).
       const port = await prepared.catch(() => undefined);
-      return await runInitiator(ch, {
+      const fireRttBoundMs = this.fireRtt.boundMs(key);
+      const r = await runInitiator(ch, {
         engine: this.opts.engine,
         local: port?.local ?? first,
         discovery: prepared.then((p) => p.discovery),
         policy: { ...(this.opts.policy ?? {}), ...(this.opts.allowLab ? { allowLab: true } : {}) },
         timeline: tl,
         overlayDialMs,
+        ...(fireRttBoundMs !== undefined ? { fireRttBoundMs } : {}),
         ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),
         ...(spray ? { spray } : {}),
         ...(this.opts.limits?.maxSynsPerSession !== undefined
@@ -346,6 +351,9 @@ export class PunchClient {
         ...(this.opts.pings !== undefined ? { pings: this.opts.pings } : {}),
         ...(popts.signal ? { signal: popts.signal } : {}),
       });
+      // Verified (runInitiator resolves only then): its own estimate, before the bound, joins the memory.
+      if (r.overlayRttMs !== undefined) this.fireRtt.record(key, Math.min(r.overlayRttMs, overlayDialMs));
+      return r;
     }
   }
 }

@@ -17,6 +17,7 @@
  * before). A session that fell back contributes its fallback time × FALLBACK_FACTOR, so if the overlay slows for
  * good the estimate rises instead of keeping A firing early.
  */
+import { RecentMedian } from './recent-median.js';
 
 export const FALLBACK_FACTOR = 2;
 export const FALLBACK_MARGIN_MS = 50;
@@ -29,8 +30,7 @@ export const FALLBACK_DEADLINE_MS = 5_000;
 export const FALLBACK_WINDOW = 31;
 
 export class FireFallback {
-  private readonly ring: number[] = [];
-  private next = 0;
+  private readonly recent = new RecentMedian(FALLBACK_WINDOW);
 
   /**
    * One verified session: the `opendpoint` to `opfire` delay A saw (ms), or, when A fell back, the fallback it
@@ -38,17 +38,13 @@ export class FireFallback {
    */
   record(opfireDelayMs: number | undefined, fellBackAfterMs?: number): void {
     const v = opfireDelayMs ?? (fellBackAfterMs !== undefined ? fellBackAfterMs * FALLBACK_FACTOR : undefined);
-    if (v === undefined || !Number.isFinite(v) || v < 0) return;
-    if (this.ring.length < FALLBACK_WINDOW) this.ring.push(v);
-    else this.ring[this.next] = v;
-    this.next = (this.next + 1) % FALLBACK_WINDOW;
+    if (v !== undefined) this.recent.record(v);
   }
 
   /** How long A waits for `opfire` before it fires anyway (ms), or undefined while too few sessions are known. */
   afterMs(): number | undefined {
-    if (this.ring.length < FALLBACK_MIN_SAMPLES) return undefined;
-    const s = [...this.ring].sort((a, b) => a - b);
-    const median = s[Math.floor(s.length / 2)]!;
+    const median = this.recent.median(FALLBACK_MIN_SAMPLES);
+    if (median === undefined) return undefined;
     const ms = FALLBACK_FACTOR * median + FALLBACK_MARGIN_MS;
     return Math.round(Math.min(FALLBACK_MAX_MS, Math.max(FALLBACK_MIN_MS, ms)));
   }

@@ -99,6 +99,12 @@ export interface InitiatorOptions {
    * firing rtt/2 after its `opfire`, fired that much late — the Tor tail (docs/BENCHMARKS.md).
    */
   overlayDialMs?: number;
+  /**
+   * The most B fires on (ms): FIRE_RTT_FACTOR × the median estimate of B's recent verified sessions with this A
+   * (PunchClient's FireRttMemory, fire-rtt.ts), when known. A session whose pings and dial were both delayed
+   * (a re-sent dial SYN, an A that read the request late) would otherwise fire that much late.
+   */
+  fireRttBoundMs?: number;
   /** Margin A gets between receiving opfire and firing (ms); default INITIATOR_DEFAULTS.fireDelayMs. */
   fireDelayMs?: number;
   /** Engine deadline for the simultaneous open (ms). */
@@ -264,11 +270,17 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     const rttMs = Math.min(...rtts);
     // B fires on the smaller of the pings' RTT and the dial's: the opfire's one way is rarely the slow one.
     const dialMs = opts.overlayDialMs !== undefined && opts.overlayDialMs > 0 ? opts.overlayDialMs : Infinity;
-    const fireRttMs = Math.min(rttMs, dialMs);
+    const ownMs = Math.min(rttMs, dialMs);
+    const boundMs = opts.fireRttBoundMs !== undefined && opts.fireRttBoundMs > 0 ? opts.fireRttBoundMs : Infinity;
+    const fireRttMs = Math.min(ownMs, boundMs);
     tl.mark(
       'rtt',
       `${rttMs.toFixed(1)} ms over the overlay` +
-        (fireRttMs < rttMs ? `; fire on the dial's ${fireRttMs.toFixed(1)} ms` : ''),
+        (fireRttMs < ownMs
+          ? `; fire on recent sessions' ${fireRttMs.toFixed(1)} ms (dial ${dialMs.toFixed(1)} ms)`
+          : fireRttMs < rttMs
+            ? `; fire on the dial's ${fireRttMs.toFixed(1)} ms`
+            : ''),
     );
     // Redirect guard: a forged announcement (victim IP + the attacker's coordination endpoint) must not make B
     // punch, and hand bitcoind a "verified" socket, to a host other than the one it asked for.
