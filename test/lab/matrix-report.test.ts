@@ -54,6 +54,10 @@ test(
       const p = out.pairs[0]!;
       assert.equal(p.pair, 'eim×eim (drop)');
       assert.equal(p.attempts.length, RUNS);
+      // The uncounted warm-up came first: 3 connected (or up to 5 tried), each told on its own line.
+      assert.ok(p.warmup && p.warmup.tries >= 3 && p.warmup.tries <= 5, `warm-up: ${JSON.stringify(p.warmup)}`);
+      assert.ok(p.warmup.ok === 3 || p.warmup.tries === 5, `warm-up: ${JSON.stringify(p.warmup)}`);
+      assert.match(r.stderr, /^eim×eim \(drop\) warm-up #1 \(not counted\): /m);
       // The rig's A used to refuse the fifth punch from the same B (per-target-IP burst 4).
       const codes = p.attempts.filter((a) => !a.ok).map((a) => a.code);
       assert.ok(

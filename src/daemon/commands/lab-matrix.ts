@@ -48,6 +48,11 @@ const MATRIX = {
       "after each pair, wait S seconds and read the routers' conntrack counts again (SYN_SENT: 120 s; default 0)",
       integer(0, 600),
     ),
+    warmup: value(
+      'N',
+      'uncounted punches before each pair, as a running daemon is warm (default 3; 0: measure cold)',
+      integer(0, 20),
+    ),
     'no-install': flag('do not install missing packages (apt-get); print the command and stop'),
     json: flag('one JSON object; per pair ratio = median / (1.5 x overlay RTT + 2 x direct RTT), p90OverMedian'),
     report: value('FILE', 'also write a self-contained HTML report (charts inlined, opens offline)', text),
@@ -69,6 +74,7 @@ export async function main(args: string[]): Promise<number> {
   if (v.pair.length > 0) opts.pairs = v.pair;
   if (v.zrtt) opts.zeroRtt = true;
   if (v['conntrack-wait'] !== undefined) opts.conntrackWaitS = v['conntrack-wait'];
+  if (v.warmup !== undefined) opts.warmup = v.warmup;
   if (v['nat-a'] !== undefined || v['nat-b'] !== undefined) {
     if (v.pair.length > 0) throw new UsageError('give --pair or --nat-a/--nat-b, not both');
     const [a, b] = [v['nat-a'] ?? {}, v['nat-b'] ?? {}];

@@ -6,6 +6,19 @@
 import { PunchRig, type AttemptResult, type ResourceSample, type RigSite } from '../demo/rig.js';
 import { median, quantile, round1 } from '../stats.js';
 import { statusOnly, type ProgressSink } from '../progress.js';
+import { FALLBACK_MIN_SAMPLES } from '../../punch/fire-fallback.js';
+
+/**
+ * Uncounted punches before each pair's measured ones (`--warmup`, default): a long-running daemon's onion has
+ * been reached before and its estimates (A's fire fallback, fire-fallback.ts, which needs FALLBACK_MIN_SAMPLES
+ * sessions; B's fire-RTT bound, fire-rtt.ts) are warm, while every pair here starts a new A with a new onion.
+ * Measured cold, a pair's first attempts carried that instead of the NATs: an onion B's tor could not reach for
+ * ~2 minutes after publication (2 failed attempts), an `opfire` held 1.1 s by Tor with no fallback yet
+ * (docs/BENCHMARKS.md). `--warmup 0` measures cold.
+ */
+export const MATRIX_WARMUP = FALLBACK_MIN_SAMPLES;
+/** Most warm-up tries per pair: the warm-up may fail (a fresh onion not reachable yet), never without end. */
+export const MATRIX_WARMUP_EXTRA_TRIES = 2;
 
 export interface MatrixPair {
   name: string;
@@ -134,6 +147,8 @@ export interface PairReport {
    * The routers' conntrack entry counts before the pair's first attempt, right after its last, and (with
    * `conntrackWaitS`) that many seconds later, when a spray's SYN_SENT entries (120 s) have timed out.
    */
+  /** The uncounted warm-up punches before the measured ones: how many connected, tried, and how long (ms). */
+  warmup?: { ok: number; tries: number; ms: number };
   conntrack?: {
     before: Record<string, number>;
     after: Record<string, number>;
@@ -239,6 +254,8 @@ export interface MatrixOptions {
   progress?: ProgressSink;
   /** After each pair's last attempt, wait this long (s) and read the routers' conntrack counts again (default 0). */
   conntrackWaitS?: number;
+  /** Uncounted punches before each pair's measured ones (default MATRIX_WARMUP; 0 = measure cold). */
+  warmup?: number;
 }
 
 /** Picks the attempts whose whole timelines the report shows. */
@@ -330,6 +347,29 @@ export function summarizePair(
   };
 }
 
+/** A pair's uncounted warm-up (MATRIX_WARMUP): until that many connected, at most MATRIX_WARMUP_EXTRA_TRIES more. */
+async function warmUp(
+  rig: PunchRig,
+  p: MatrixPair,
+  opts: MatrixOptions,
+): Promise<{ ok: number; tries: number; ms: number } | undefined> {
+  const want = opts.warmup ?? MATRIX_WARMUP;
+  if (want <= 0) return undefined;
+  const t0 = performance.now();
+  let ok = 0;
+  let tries = 0;
+  while (ok < want && tries < want + MATRIX_WARMUP_EXTRA_TRIES) {
+    const r = await rig.attempt();
+    tries++;
+    if (r.ok) ok++;
+    const how = r.ok ? `ok ${r.timeToConnectMs?.toFixed(1)} ms` : `FAIL ${r.error?.code}: ${r.error?.message}`;
+    const line = `${p.name} warm-up #${tries} (not counted): ${how}`;
+    if (opts.progress) opts.progress.log(line);
+    else opts.log?.(line);
+  }
+  return { ok, tries, ms: Math.round(performance.now() - t0) };
+}
+
 async function runPairs(
   rig: PunchRig,
   pairs: MatrixPair[],
@@ -341,6 +381,7 @@ async function runPairs(
   for (const p of pairs) {
     if (!fresh) await rig.reconfigure(p.a, p.b, p.family);
     fresh = false;
+    const warmup = p.expectOk ? await warmUp(rig, p, opts) : undefined;
     const results: AttemptResult[] = [];
     const zrtt: AttemptResult[] = [];
     const ctBefore = await rig.conntrackCounts();
@@ -375,7 +416,11 @@ async function runPairs(
       conntrack.afterWait = await rig.conntrackCounts();
       conntrack.waitS = waitS;
     }
-    const rep: PairReport = { ...summarizePair(p, results, eim, resources), conntrack };
+    const rep: PairReport = {
+      ...summarizePair(p, results, eim, resources),
+      ...(warmup ? { warmup } : {}),
+      conntrack,
+    };
     if (opts.zeroRtt) rep.zeroRtt = summarizeZeroRtt(zrtt);
     const use = (r: ResourceSample | undefined): string =>
       r ? `${r.fds} fds, ${r.threads} threads, ${(r.rssKb / 1024).toFixed(1)} MB` : '-';
@@ -503,6 +548,11 @@ export function matrixTable(reports: PairReport[]): string {
           `| ${reasons || '–'} |`,
       );
     }
+  }
+  const warm = reports.filter((r) => r.warmup);
+  if (warm.length) {
+    const w = warm.map((r) => `${r.pair} ${r.warmup!.ok}/${r.warmup!.tries} in ${(r.warmup!.ms / 1000).toFixed(1)} s`);
+    lines.push('', `Not counted: each pair's warm-up punches first (connected/tried): ${w.join('; ')}.`);
   }
   return lines.join('\n');
 }
