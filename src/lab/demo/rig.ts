@@ -19,10 +19,17 @@ import type { WorkerConfig } from './worker-config.js';
 import type { Endpoint } from '../../nat/types.js';
 import type { ProgressSink } from '../progress.js';
 import { NodeSites, type FlowEvent, type FlowResult, type NodeKind } from '../nodes/flow.js';
+import { FALLBACK_MIN_SAMPLES } from '../../punch/fire-fallback.js';
+import { FIRE_RTT_MIN_SAMPLES } from '../../punch/fire-rtt.js';
 
 const WORKER = join(dirname(fileURLToPath(import.meta.url)), 'worker.js');
 /** The TCP port of A's coordination server with `overlay: 'direct'` (forwarded by A's router). */
 export const DIRECT_PORT = 9333;
+/**
+ * Sessions after which a fresh A and B have warm estimates (A's fire fallback, B's fire-RTT bound: both need this
+ * many verified sessions): lab matrix and lab stress run that many uncounted first, as a running daemon is warm.
+ */
+export const WARM_SESSIONS = Math.max(FALLBACK_MIN_SAMPLES, FIRE_RTT_MIN_SAMPLES);
 const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
 
 export interface SiteBehaviour {

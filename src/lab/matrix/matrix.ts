@@ -3,20 +3,19 @@
  * Pairs that differ only in NAT rules share one lab (routers are reconfigured in place between pairs);
  * the carrier-NAT pair needs its own topology and gets a second lab.
  */
-import { PunchRig, type AttemptResult, type ResourceSample, type RigSite } from '../demo/rig.js';
+import { PunchRig, WARM_SESSIONS, type AttemptResult, type ResourceSample, type RigSite } from '../demo/rig.js';
 import { median, quantile, round1 } from '../stats.js';
 import { statusOnly, type ProgressSink } from '../progress.js';
-import { FALLBACK_MIN_SAMPLES } from '../../punch/fire-fallback.js';
 
 /**
  * Uncounted punches before each pair's measured ones (`--warmup`, default): a long-running daemon's onion has
- * been reached before and its estimates (A's fire fallback, fire-fallback.ts, which needs FALLBACK_MIN_SAMPLES
- * sessions; B's fire-RTT bound, fire-rtt.ts) are warm, while every pair here starts a new A with a new onion.
+ * been reached before and its estimates (A's fire fallback, fire-fallback.ts; B's fire-RTT bound, fire-rtt.ts;
+ * WARM_SESSIONS) are warm, while every pair here starts a new A with a new onion.
  * Measured cold, a pair's first attempts carried that instead of the NATs: an onion B's tor could not reach for
  * ~2 minutes after publication (2 failed attempts), an `opfire` held 1.1 s by Tor with no fallback yet
  * (docs/BENCHMARKS.md). `--warmup 0` measures cold.
  */
-export const MATRIX_WARMUP = FALLBACK_MIN_SAMPLES;
+export const MATRIX_WARMUP = WARM_SESSIONS;
 /** Most warm-up tries per pair: the warm-up may fail (a fresh onion not reachable yet), never without end. */
 export const MATRIX_WARMUP_EXTRA_TRIES = 2;
 

@@ -9,7 +9,7 @@
  * fds and threads before, during and after, conntrack entries on every router, and leaks after the run.
  * Faults, each on request, are injected while sessions run; the sessions they touched are reported one by one.
  */
-import { PunchRig, type ResourceSample, type RigSite } from '../demo/rig.js';
+import { PunchRig, WARM_SESSIONS, type ResourceSample, type RigSite } from '../demo/rig.js';
 import type { WorkerMessage } from '../demo/jsonl.js';
 import {
   eventsOf,
@@ -125,7 +125,7 @@ export interface StressResult {
   syns: { a: number; b: number; perSession: number };
   /** Connected sessions in which A fired without B's opfire, it being late (docs/PROTOCOL.md). */
   fireFallbacks: number;
-  /** Resource use: before the run (after one warm-up session per B), the peak during it, after it settled. */
+  /** Resource use: before the run (after WARM_SESSIONS warm-up sessions per B), the peak during it, after it settled. */
   resources: { before: ProcessUse[]; peak: ProcessUse[]; after: ProcessUse[]; cpuMsDuring: Record<string, number> };
   /** Conntrack entries per router: before, peak during, after. */
   conntrack: { before: Record<string, number>; peak: Record<string, number>; after: Record<string, number> };
@@ -276,7 +276,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
     lossPct,
     profile: 'plain',
     sessionDeadlineMs: deadlineMs,
-    timelines: TIMELINES + nb,
+    timelines: TIMELINES + nb * WARM_SESSIONS,
     tail: TAIL_TIMELINES,
     steps: true,
     // A serves the whole run's concurrency: the lab's budgets sized to it (their defaults are a node's).
@@ -419,8 +419,13 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
 
   async function measured(): Promise<StressResult> {
     const bNames = rig.bWorkerNames;
-    // Warm-up: one session per B (first use loads code and starts the engine's thread); not counted.
-    await Promise.all(bNames.map((b, i) => session(-1 - i, b, 0)));
+    // Warm-up, not counted: WARM_SESSIONS sessions per B, one after another (first use loads code and starts the
+    // engine's thread; A's fire fallback and B's fire-RTT bound need that many verified sessions).
+    await Promise.all(
+      bNames.map(async (b, i) => {
+        for (let k = 0; k < WARM_SESSIONS; k++) await session(-1 - i - k * bNames.length, b, 0);
+      }),
+    );
     await sleep(1500);
     const before = rig.resources();
     const ctBefore = await conntrack();
