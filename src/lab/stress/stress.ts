@@ -125,7 +125,7 @@ export interface StressResult {
   syns: { a: number; b: number; perSession: number };
   /** Connected sessions in which A fired without B's opfire, it being late (docs/PROTOCOL.md). */
   fireFallbacks: number;
-  /** Resource use: before the run (after WARM_SESSIONS warm-up sessions per B), the peak during it, after it settled. */
+  /** Resource use: before the run (after the warm-up, WARM_SESSIONS per B), the peak during it, after it settled. */
   resources: { before: ProcessUse[]; peak: ProcessUse[]; after: ProcessUse[]; cpuMsDuring: Record<string, number> };
   /** Conntrack entries per router: before, peak during, after. */
   conntrack: { before: Record<string, number>; peak: Record<string, number>; after: Record<string, number> };
