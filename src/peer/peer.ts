@@ -356,12 +356,19 @@ export class Peer extends EventEmitter<PeerEvents> {
         if (v.nonce === this.ourNonce && v.nonce !== 0n)
           throw new PeerError('PEER_SELF_CONNECT', 'connected to ourselves (nonce echo)');
         this.peerVersion = v;
-        this.sendVersion();
-        // BIP339: only when the common version (min of both) is >= 70016.
-        const common = Math.min(v.version, this.opts.protocolVersion ?? PROTOCOL_VERSION);
-        if ((this.opts.wtxidRelay ?? true) && common >= 70016) this.send('wtxidrelay', {});
-        if (this.opts.sendAddrV2 ?? true) this.send('sendaddrv2', {});
-        this.send('verack', {});
+        // Our answer (version as responder, then wtxidrelay, sendaddrv2, verack) leaves in one write: one
+        // syscall and segment instead of up to four (lab stress: a few percent of A's CPU per session).
+        this.stream.cork();
+        try {
+          this.sendVersion();
+          // BIP339: only when the common version (min of both) is >= 70016.
+          const common = Math.min(v.version, this.opts.protocolVersion ?? PROTOCOL_VERSION);
+          if ((this.opts.wtxidRelay ?? true) && common >= 70016) this.send('wtxidrelay', {});
+          if (this.opts.sendAddrV2 ?? true) this.send('sendaddrv2', {});
+          this.send('verack', {});
+        } finally {
+          this.stream.uncork();
+        }
         this.sentVerack = true;
         break;
       }

@@ -316,3 +316,50 @@ test('maxPayload: a header declaring more is refused before its payload is read 
     await done();
   }
 });
+
+test('the answer to a version leaves in one write (version, wtxidrelay, sendaddrv2, verack together)', async () => {
+  const { Duplex } = await import('node:stream');
+  // Each write the Peer's stream hands down: one entry per _write/_writev call, with its frames' commands.
+  const writes: string[][] = [];
+  const commands = (b: Buffer): string[] => {
+    const out: string[] = [];
+    for (let o = 0; o + 24 <= b.length; o += 24 + b.readUInt32LE(o + 16)) {
+      out.push(
+        b
+          .subarray(o + 4, o + 16)
+          .toString('latin1')
+          .replace(/\0+$/, ''),
+      );
+    }
+    return out;
+  };
+  const d = new Duplex({
+    read() {},
+    write(chunk: Buffer, _enc, cb) {
+      writes.push(commands(chunk));
+      cb();
+    },
+    writev(chunks, cb) {
+      writes.push(chunks.flatMap((c) => commands(c.chunk as Buffer)));
+      cb();
+    },
+  });
+  const peer = new Peer(d, { network: 'signet', role: 'responder' });
+  const hs = peer.handshake().catch(() => undefined);
+  const version = encodeMessage('signet', 'version', {
+    version: 70016,
+    services: 0n,
+    timestamp: 0n,
+    addrRecv: { services: 0n, address: '::', port: 0 },
+    addrFrom: { services: 0n, address: '::', port: 0 },
+    nonce: 7n,
+    userAgent: '/test/',
+    startHeight: 0,
+    relay: false,
+  });
+  d.push(version);
+  await new Promise((r) => setImmediate(r));
+  assert.deepEqual(writes, [['version', 'wtxidrelay', 'sendaddrv2', 'verack']]);
+  peer.close();
+  await hs;
+});
