@@ -142,12 +142,12 @@ export interface PairReport {
   timelines: SampledTimeline[];
   /** A's and B's resource use before the first attempt and after each one. */
   resources: ResourceSample[];
+  /** The uncounted warm-up punches before the measured ones: how many connected, tried, and how long (ms). */
+  warmup?: { ok: number; tries: number; ms: number };
   /**
    * The routers' conntrack entry counts before the pair's first attempt, right after its last, and (with
    * `conntrackWaitS`) that many seconds later, when a spray's SYN_SENT entries (120 s) have timed out.
    */
-  /** The uncounted warm-up punches before the measured ones: how many connected, tried, and how long (ms). */
-  warmup?: { ok: number; tries: number; ms: number };
   conntrack?: {
     before: Record<string, number>;
     after: Record<string, number>;
