@@ -493,7 +493,7 @@ export class PunchListener extends EventEmitter {
     })
       .then((c: PunchedConnection) => {
         this.stats.connected++;
-        if (!c.zeroRtt && !c.spray) {
+        if (!c.zeroRtt) {
           // Verified: its opendpoint-to-opfire delay may move the fallback (fire-fallback.ts).
           const sent = c.timeline.at('endpoints-sent');
           const got = c.timeline.at('fire-received');

@@ -101,7 +101,7 @@ export interface ResponderOptions {
   maxDeadlineMs?: number;
   /**
    * Fire without B's `opfire` this long after our `opendpoint` (ms; the listener's FireFallback estimate), on the
-   * ordinary punch only (not sprays, not zero-round-trip). Undefined: wait for it (up to the step timeout).
+   * ordinary punch or a spray (not zero-round-trip). Undefined: wait for it (up to the step timeout).
    */
   fireFallbackMs?: number;
   /** SYN cap for one session (bounds waves × remotes). */
@@ -358,7 +358,8 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     const sentAt = performance.now();
     const stepEnd = sentAt + stepMs;
     // A late opfire (lost on the overlay, held by its retransmission) need not hold A's SYN: fire-fallback.ts.
-    const fallbackMs = spray || warm ? undefined : opts.fireFallbackMs;
+    // A spray falls back too: its parameters were agreed before the opendpoint, only the instant was missing.
+    const fallbackMs = warm ? undefined : opts.fireFallbackMs;
     const fallbackEnd = fallbackMs !== undefined ? sentAt + fallbackMs : Infinity;
     let fire: Extract<CoordMessage, { cmd: 'opfire' }>;
     let fellBack = false;

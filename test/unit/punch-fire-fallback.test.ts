@@ -1,6 +1,6 @@
 /**
  * A fires without B's late `opfire` (src/punch/fire-fallback.ts): the estimator's rules, and whole sessions over
- * loopback streams with the real native engine.
+ * loopback streams with the real native engine, an ordinary punch and a spray.
  *
  * The overlay in the session tests is a fake, named as such: a relay between B's stream and A's that holds back
  * B's `opfire` frame (and what follows it) for HOLD_MS, as a lost segment waits for its retransmission. netem
@@ -21,7 +21,9 @@ import {
   FALLBACK_WINDOW,
 } from '../../src/punch/fire-fallback.js';
 import type { CoordinationDialer } from '../../src/overlay/types.js';
-import { clientOpts, listenerOpts, portDialer, enginePair } from '../helpers/punch-loopback.js';
+import type { PunchSessionError } from '../../src/punch/errors.js';
+import { Timeline } from '../../src/punch/timeline.js';
+import { clientOpts, edmAt, listenerOpts, portDialer, enginePair } from '../helpers/punch-loopback.js';
 
 const { engA, engB } = enginePair();
 
@@ -110,6 +112,8 @@ async function holdingOverlay(
   return { server, dialer, setHold: (on) => (hold = on) };
 }
 
+const target = { address: ONION, port: 8333, expectIp: '127.0.0.1' };
+
 async function sessions(fireFallback: boolean): Promise<Array<{ info: ConnectionInfo; bMs: number }>> {
   const listener = await createPunchListener(listenerOpts(engA, '127.0.0.1', { fireFallback }));
   const aServer = createServer((s) => listener.handle(s, {}));
@@ -121,11 +125,7 @@ async function sessions(fireFallback: boolean): Promise<Array<{ info: Connection
       overlay.setHold(i === FALLBACK_MIN_SAMPLES); // the last session's opfire is held back
       const gotA = new Promise<[Socket, ConnectionInfo]>((r) => listener.once('connection', (s, x) => r([s, x])));
       const t0 = performance.now();
-      const r = await new PunchClient(clientOpts(engB, overlay.dialer)).punch({
-        address: ONION,
-        port: 8333,
-        expectIp: '127.0.0.1',
-      });
+      const r = await new PunchClient(clientOpts(engB, overlay.dialer)).punch(target);
       const bMs = performance.now() - t0;
       const [aSock, info] = await gotA;
       out.push({ info, bMs });
@@ -171,5 +171,52 @@ test(
     assert.equal(last.info.timeline.at('fire-fallback'), undefined);
     assert.ok(last.info.timeline.at('fire-received') !== undefined);
     assert.ok(last.bMs >= HOLD_MS, `B waited for A, which waited for the opfire (${last.bMs.toFixed(0)} ms)`);
+  },
+);
+
+test(
+  `a spray whose opfire is held back ${HOLD_MS} ms: A runs its agreed side without it`,
+  { timeout: 30_000 },
+  async () => {
+    const listener = await createPunchListener(listenerOpts(engA, '127.0.0.1', { spray: { maxSyns: 64 } }));
+    const aServer = createServer((s) => listener.handle(s, {}));
+    await new Promise<void>((r) => aServer.listen(0, '127.0.0.1', r));
+    const overlay = await holdingOverlay((aServer.address() as { port: number }).port);
+    const ended: Timeline[] = [];
+    listener.on('failure', (e: PunchSessionError) => e.timeline instanceof Timeline && ended.push(e.timeline));
+    listener.on('connection', (s: Socket, info: ConnectionInfo) => (s.destroy(), ended.push(info.timeline)));
+    try {
+      // Ordinary sessions seed the listener's estimate (one estimate for both kinds: B's opfire follows A's
+      // opendpoint by a round trip in either).
+      for (let i = 0; i < FALLBACK_MIN_SAMPLES; i++) {
+        (await new PunchClient(clientOpts(engB, overlay.dialer)).punch(target)).socket.destroy();
+      }
+      overlay.setHold(true);
+      const hard = new PunchClient(
+        clientOpts(engB, overlay.dialer, { eim: edmAt('127.0.0.1'), spray: { maxSyns: 64 } }),
+      );
+      // Over loopback a spray's pairs rarely meet (no NAT keeps a refused SYN's port): the outcome is not the point.
+      await hard.punch(target).then(
+        (r) => r.socket.destroy(),
+        () => undefined,
+      );
+      // A's session may end after B's (A's spray has its own deadline).
+      const spray = () => ended.find((t) => t.at('spray-agreed') !== undefined);
+      for (let i = 0; i < 100 && !spray(); i++) await new Promise((r) => setTimeout(r, 100));
+      const tl = spray();
+      assert.ok(tl, "A's spray session ended with a timeline");
+      const fb = tl.at('fire-fallback');
+      assert.ok(fb !== undefined, 'A fell back on the spray');
+      assert.equal(tl.at('fire-received'), undefined, 'the held opfire was not read');
+      const waited = fb - tl.at('endpoints-sent')!;
+      assert.ok(
+        waited >= FALLBACK_MIN_MS && waited < HOLD_MS,
+        `A sprayed ${waited.toFixed(0)} ms after its opendpoint`,
+      );
+    } finally {
+      await listener.close();
+      overlay.server.close();
+      aServer.close();
+    }
   },
 );
