@@ -4,6 +4,7 @@
  * (`FrameCodec`); `wire-codec.ts` provides the real one over src/wire/.
  */
 import type { Duplex } from 'node:stream';
+import { MAX_OP_PAYLOAD } from '../wire/constants.js';
 import type { CoordMessage } from './messages.js';
 import { PunchSessionError } from './errors.js';
 import { randomNonce } from './session-common.js';
@@ -26,10 +27,11 @@ export interface CoordChannel {
    */
   onStall?(fn: ((m: Extract<CoordMessage, { cmd: 'opstall' }>) => void) | undefined): void;
   /**
-   * Follows this turn's write with a trailing `ping` of the channel's own, {@link TRAIL_MS} later in a write of
-   * its own, so a lost segment is recovered in about one round trip (docs/PROTOCOL.md "Trailing ping"). The
-   * answering `pong` is the channel's and never reaches `next()`. At most {@link MAX_TRAILS} per channel.
-   * Optional: a channel without it sends none.
+   * Follows this turn's write with a trailing `ping` of the channel's own and {@link TRAIL_PAD_BYTES} of
+   * `oppad`, {@link TRAIL_MS} later in a write of its own, so a lost segment is recovered in about one round trip
+   * (docs/PROTOCOL.md "Trailing ping"). The answering `pong` is the channel's and never reaches `next()`; the
+   * peer's `oppad` never does either. At most {@link MAX_TRAILS} per channel. Optional: a channel without it
+   * sends none.
    */
   trail?(): void;
   close(): void;
@@ -43,8 +45,8 @@ const MAX_QUEUED = 64;
 
 /**
  * Most bytes of our output that may wait for the peer (not yet written plus the stream's queue). A whole session
- * sends a version, a verack, an opendpoint/opfire/opresult or opreject (each frame ≤ 24 + 1024 bytes) and a pong
- * per ping: a few hundred bytes. A peer that lets more pile up is not reading (e.g. it floods pings and never
+ * sends a version, a verack, an opendpoint/opfire/opresult or opreject (each frame ≤ 24 + 1024 bytes), a pong
+ * per ping and a trail (ping and padding, ~2 KB) or two. A peer that lets more pile up is not reading (e.g. it floods pings and never
  * reads the pongs), or sends hundreds of pings at once; the channel is then destroyed with PUNCH_SEND_BUFFER_FULL.
  */
 export const COORD_MAX_QUEUED_OUT = 8 * 1024;
@@ -59,6 +61,15 @@ export const MAX_STALL_REPORTS = 8;
 export const TRAIL_MS = 5;
 /** Trailing pings one channel sends (a session trails one write per side; a few spare). */
 export const MAX_TRAILS = 4;
+/**
+ * Padding behind each trailing ping. tor leaves Nagle on for its relay connections, so a small trailing cell
+ * waits there behind an unacknowledged one, i.e. behind the very segment whose loss it should reveal; a full-sized
+ * segment is never held. 2,000 bytes are 5 relay cells (498 data bytes each), more than one 1,448-1,460-byte
+ * segment on any relay hop. Measured: docs/BENCHMARKS.md "A trail tor does not hold back".
+ */
+export const TRAIL_PAD_BYTES = 2000;
+/** `oppad` frames one channel accepts (a trail is 2 of them; a peer sends at most MAX_TRAILS trails). */
+export const MAX_PAD_FRAMES = 16;
 
 export class StreamChannel implements CoordChannel {
   private trailWanted = false;
@@ -68,6 +79,7 @@ export class StreamChannel implements CoordChannel {
   private readonly trailNonces = new Set<bigint>();
   private stallHandler: ((m: Extract<CoordMessage, { cmd: 'opstall' }>) => void) | undefined;
   private stallReports = 0;
+  private padFrames = 0;
   private readonly queue: CoordMessage[] = [];
   private waiter: ((m: CoordMessage | Error) => void) | undefined;
   private failure: Error | undefined;
@@ -130,6 +142,11 @@ export class StreamChannel implements CoordChannel {
       return;
     }
     if (m.cmd === 'pong' && this.trailNonces.delete(m.nonce)) return;
+    if (m.cmd === 'oppad') {
+      if (++this.padFrames > MAX_PAD_FRAMES)
+        this.fail(new PunchSessionError('PUNCH_PROTOCOL', `peer sent more than ${MAX_PAD_FRAMES} oppad`));
+      return;
+    }
     if (m.cmd === 'opstall') {
       if (++this.stallReports > MAX_STALL_REPORTS) {
         this.fail(new PunchSessionError('PUNCH_PROTOCOL', `peer sent more than ${MAX_STALL_REPORTS} opstall`));
@@ -209,6 +226,9 @@ export class StreamChannel implements CoordChannel {
         const nonce = randomNonce();
         this.trailNonces.add(nonce);
         this.send({ cmd: 'ping', nonce });
+        for (let left = TRAIL_PAD_BYTES; left > 0; left -= MAX_OP_PAYLOAD) {
+          this.send({ cmd: 'oppad', length: Math.min(left, MAX_OP_PAYLOAD) });
+        }
       }, TRAIL_MS);
       this.trailTimer.unref();
     }

@@ -41,6 +41,11 @@ export type CoordMessage =
    * SYN_SENT. An old peer decodes it as an unknown command and ignores it.
    */
   | { cmd: 'opstall'; sessionId: Buffer }
+  /**
+   * Padding behind a trailing ping (docs/PROTOCOL.md "Trailing ping"): the channel drops it on receipt. An old
+   * peer decodes it as an unknown command and ignores it.
+   */
+  | { cmd: 'oppad'; length: number }
   /** Any other command: ignored by the session (Bitcoin's rule for unknown messages). */
   | { cmd: 'other'; command: string };
 

@@ -72,6 +72,8 @@ export function wireCodec(network: NetworkName = 'main'): FrameCodec {
           const { cmd: _c, ...p } = m;
           return encodeMessage(network, 'opspray', p);
         }
+        case 'oppad':
+          return encodeMessage(network, 'oppad', { length: m.length });
         case 'other':
           throw new PunchSessionError('PUNCH_PROTOCOL', `cannot send unknown command ${m.command}`);
       }
@@ -147,6 +149,9 @@ export function wireCodec(network: NetworkName = 'main'): FrameCodec {
                 break;
               case 'opstall':
                 out.push({ cmd: 'opstall', sessionId: decodePayload('opstall', f.payload).sessionId });
+                break;
+              case 'oppad':
+                out.push({ cmd: 'oppad', length: decodePayload('oppad', f.payload).length });
                 break;
               default:
                 out.push({ cmd: 'other', command: c });

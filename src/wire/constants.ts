@@ -156,6 +156,7 @@ export const CMD = Object.freeze({
   OPREJECT: 'opreject',
   OPSPRAY: 'opspray',
   OPSTALL: 'opstall',
+  OPPAD: 'oppad',
 } as const);
 
 /** Largest payload of any op* coordination message. */

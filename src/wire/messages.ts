@@ -186,6 +186,14 @@ export interface OpStallPayload {
   state: number;
 }
 
+/**
+ * Padding (docs/PROTOCOL.md "Trailing ping"): `length` bytes the receiver drops unread, 1..MAX_OP_PAYLOAD.
+ * Sent as zeros. An old peer decodes it as an unknown command and ignores it.
+ */
+export interface OpPadPayload {
+  length: number;
+}
+
 /** Decoded payload type of each known command. */
 export interface PayloadMap {
   version: VersionPayload;
@@ -207,6 +215,7 @@ export interface PayloadMap {
   opreject: OpRejectPayload;
   opspray: OpSprayPayload;
   opstall: OpStallPayload;
+  oppad: OpPadPayload;
 }
 export type KnownCommand = keyof PayloadMap;
 
@@ -811,6 +820,24 @@ export const opStallCodec: Codec<OpStallPayload> = {
     }),
 };
 
+export const opPadCodec: Codec<OpPadPayload> = {
+  size: (v) => {
+    if (!Number.isInteger(v.length) || v.length < 1) throw bad('oppad', 'length', `${v.length} (should be ≥ 1)`);
+    return opSize('oppad', v.length);
+  },
+  write: (v, buf, off) => {
+    buf.fill(0, off, off + v.length);
+    return off + v.length;
+  },
+  read: (r) =>
+    opRead('oppad', r, () => {
+      const length = r.remaining;
+      if (length < 1) throw r.bad('length', 'empty padding');
+      r.bytes(length, 'padding');
+      return { length };
+    }),
+};
+
 /** The codec of every known command. */
 export const CODECS: { readonly [K in KnownCommand]: Codec<PayloadMap[K]> } = Object.freeze({
   version: versionCodec,
@@ -832,6 +859,7 @@ export const CODECS: { readonly [K in KnownCommand]: Codec<PayloadMap[K]> } = Ob
   opreject: opRejectCodec,
   opspray: opSprayCodec,
   opstall: opStallCodec,
+  oppad: opPadCodec,
 });
 
 /** True if we have a codec for `cmd` (others pass through as raw bytes). */

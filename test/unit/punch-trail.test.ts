@@ -1,14 +1,16 @@
 /**
  * The coordination channel's trailing ping (docs/PROTOCOL.md "Trailing ping"), over real loopback TCP: a write
- * marked with trail() is followed, in a write of its own, by a ping of the channel's; the peer's pong to it never
- * reaches the session, any other pong does; a channel sends at most MAX_TRAILS; a closed channel sends none.
+ * marked with trail() is followed, in a write of its own, by a ping of the channel's and TRAIL_PAD_BYTES of
+ * `oppad`; the peer's pong to it never reaches the session, any other pong does; the peer's padding never does,
+ * and more than MAX_PAD_FRAMES of it is a protocol error; a channel sends at most MAX_TRAILS; a closed channel
+ * sends none.
  * What the trailing segment buys on a lossy path (RACK re-sends the lost one a round trip later instead of the
  * tail-loss probe's 2 RTT + 200 ms) is measured in docs/BENCHMARKS.md, not here.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Socket } from 'node:net';
-import { MAX_TRAILS, StreamChannel, TRAIL_MS } from '../../src/punch/channel.js';
+import { MAX_PAD_FRAMES, MAX_TRAILS, StreamChannel, TRAIL_MS, TRAIL_PAD_BYTES } from '../../src/punch/channel.js';
 import type { CoordMessage } from '../../src/punch/messages.js';
 import { PunchSessionError } from '../../src/punch/errors.js';
 import { codec } from '../helpers/punch-loopback.js';
@@ -55,10 +57,14 @@ test('trail(): the write is followed by a ping of its own, and the pong to it st
     const got = chunks.flatMap((c) => c.msgs.map((m) => ({ m, at: c.at })));
     assert.deepEqual(
       got.map((x) => x.m.cmd),
-      ['opfire', 'ping'],
+      ['opfire', 'ping', 'oppad', 'oppad'],
     );
     const ping = got[1]!.m;
     assert.ok(got[1]!.at - sentAt >= TRAIL_MS - 1, 'the ping leaves TRAIL_MS after the write');
+    // Padding enough for a full-sized segment behind the ping: a relay hop with Nagle on never holds that one.
+    const pad = got.reduce((n, x) => n + (x.m.cmd === 'oppad' ? x.m.length : 0), 0);
+    assert.equal(pad, TRAIL_PAD_BYTES);
+    assert.ok(pad > 1460, 'more than one TCP segment at a 1,500-byte MTU');
 
     // The far end answers it, and also sends a pong the channel did not ask for, then a real message.
     const nonce = ping.cmd === 'ping' ? ping.nonce : 0n;
@@ -108,5 +114,21 @@ test('trail(): no ping without it, at most MAX_TRAILS per channel, none once clo
     await assert.rejects(late.ch.next(100, 'test'), (e: unknown) => e instanceof PunchSessionError);
   } finally {
     late.done();
+  }
+});
+
+test("the peer's oppad never reaches the session; more than MAX_PAD_FRAMES fails the channel", async () => {
+  const { ch, far, done } = await pair();
+  try {
+    for (let i = 0; i < MAX_PAD_FRAMES; i++) far.write(codec.encode({ cmd: 'oppad', length: 1024 }));
+    far.write(codec.encode({ cmd: 'verack' }));
+    assert.equal((await ch.next(1000, 'test')).cmd, 'verack', 'padding is dropped, what follows it is delivered');
+    far.write(codec.encode({ cmd: 'oppad', length: 1 }));
+    await assert.rejects(
+      ch.next(1000, 'test'),
+      (e: unknown) => e instanceof PunchSessionError && e.code === 'PUNCH_PROTOCOL',
+    );
+  } finally {
+    done();
   }
 });

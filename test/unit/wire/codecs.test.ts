@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   CODECS,
   FrameParser,
+  MAX_OP_PAYLOAD,
   NODE_HOLEPUNCH,
   NODE_NETWORK,
   NODE_WITNESS,
@@ -382,6 +383,15 @@ test('op* coordination messages: byte tables, round trips, every rejection', () 
   }
   assert.equal(decodePayload('opreject', hex('0900')).code, 'no-warm-port');
   assert.throws(() => decodePayload('opreject', hex('0103aa')), isWire('WIRE_TRUNCATED', /reason/));
+
+  // oppad: `length` zero bytes, any content read back as its length, 1..MAX_OP_PAYLOAD.
+  assert.equal(encodePayload('oppad', { length: 3 }).toString('hex'), '000000');
+  assert.deepEqual(decodePayload('oppad', hex('ab cd')), { length: 2 });
+  assert.deepEqual(decodePayload('oppad', Buffer.alloc(MAX_OP_PAYLOAD)), { length: MAX_OP_PAYLOAD });
+  assert.throws(() => decodePayload('oppad', Buffer.alloc(0)), isWire('WIRE_BAD_FIELD'));
+  assert.throws(() => decodePayload('oppad', Buffer.alloc(MAX_OP_PAYLOAD + 1)), isWire('WIRE_OVERSIZE'));
+  for (const length of [0, -1, 1.5, MAX_OP_PAYLOAD + 1])
+    assert.throws(() => encodePayload('oppad', { length }), isWire('WIRE_BAD_FIELD'));
 });
 
 test('every codec round-trips through a framed message and tryDecodePayload never throws', () => {
