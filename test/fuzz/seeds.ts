@@ -92,6 +92,8 @@ const values: { [K in KnownCommand]?: PayloadMap[K] } = {
   opresult: { sessionId: sid, status: 'connected', elapsedMs: 812, reason: '' },
   opreject: { code: 'busy', reason: 'too many sessions' },
   opstall: { sessionId: sid, state: 1 },
+  opspray: { sessionId: sid, hard: 'B', probeLow: 1024, probeHigh: 65535, sockets: 512, probes: 256, spreadUs: 20_000 },
+  oppad: { length: 16 },
 };
 
 const payloads: Array<[KnownCommand, Buffer]> = [];
