@@ -46,8 +46,9 @@ const MAX_QUEUED = 64;
 /**
  * Most bytes of our output that may wait for the peer (not yet written plus the stream's queue). A whole session
  * sends a version, a verack, an opendpoint/opfire/opresult or opreject (each frame ≤ 24 + 1024 bytes), a pong
- * per ping and a trail (ping and padding, ~2 KB) or two. A peer that lets more pile up is not reading (e.g. it floods pings and never
- * reads the pongs), or sends hundreds of pings at once; the channel is then destroyed with PUNCH_SEND_BUFFER_FULL.
+ * per ping and a trail (ping and padding, ~2 KB) or two. A peer that lets more pile up is not reading (e.g. it
+ * floods pings and never reads the pongs), or sends hundreds of pings at once; the channel is then destroyed with
+ * PUNCH_SEND_BUFFER_FULL.
  */
 export const COORD_MAX_QUEUED_OUT = 8 * 1024;
 
