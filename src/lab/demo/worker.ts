@@ -26,6 +26,7 @@ import { emit, wallMs } from './jsonl.js';
 import type { CoordinationDialer, CoordinationEndpoint } from '../../overlay/types.js';
 import type { WorkerConfig } from './worker-config.js';
 import { TailSampler } from './tail-sampler.js';
+import { TurnPacer } from './turn-pacer.js';
 export type { WorkerConfig } from './worker-config.js';
 
 function fail(err: unknown): never {
@@ -364,6 +365,7 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
     ...(cfg.fireDelayMs !== undefined ? { fireDelayMs: cfg.fireDelayMs } : {}),
     ...(cfg.hardNat ? { spray: { maxSyns: SPRAY_LIMITS.bSynsPerSession, spreadUs: SPRAY_LIMITS.spreadUs } } : {}),
   });
+  const starts = new TurnPacer();
   emit('ready', { eim: verdict.mapping });
   onCommands(async (c) => {
     if (c.cmd === 'stats') emitStats(engine);
@@ -376,8 +378,10 @@ async function roleB(cfg: WorkerConfig): Promise<void> {
     }
     if (c.cmd !== 'punch') return;
     if (typeof c.id === 'number') {
-      // lab stress: sessions run side by side (not chained), each answered by one compact `session` line.
-      void stressSession(client, cfg, network, c.id);
+      // lab stress: sessions run side by side (not chained), each answered by one compact `session` line; a
+      // burst of them starts one per loop turn (turn-pacer.ts).
+      const id = c.id;
+      starts.push(() => void stressSession(client, cfg, network, id));
       return;
     }
     const t0 = wallMs();
