@@ -145,6 +145,10 @@ test(
     assert.ok(f.touched > 0 && f.sessions.length === f.touched, JSON.stringify(f));
     // Each touched session ended as connected or a typed failure; none hung.
     for (const x of f.sessions) assert.match(x.outcome, /^(connected|[A-Z][A-Z0-9_]+( \((A|B)\))?)$/);
+    // ... and a failure says what happened, not only its code.
+    for (const x of f.sessions.filter((y) => y.outcome !== 'connected')) {
+      assert.ok(typeof x.message === 'string' && x.message.length > 0, JSON.stringify(x));
+    }
     assert.ok(!Object.keys(s.failures).some((k) => k.startsWith('LAB_SESSION_NO_OUTCOME')), JSON.stringify(s.failures));
     assert.ok(
       (f.outcomes['LAB_WORKER_EXITED (B)'] ?? 0) > 0,

@@ -60,6 +60,9 @@ export interface StressOptions {
   progress?: ProgressSink;
 }
 
+/** Longest failure message an outcome keeps. */
+const MESSAGE_CHARS = 300;
+
 /** One session's outcome. Times are ms since the run started. */
 export interface SessionOutcome {
   id: number;
@@ -71,6 +74,8 @@ export interface SessionOutcome {
   /** B's punch() from start to established (ms; includes the overlay dial). */
   totalMs?: number;
   code?: string;
+  /** The failure's message, cut to {@link MESSAGE_CHARS} (a report must stay small whatever B said). */
+  message?: string;
   side?: string;
   step?: string;
   startedAt: number;
@@ -90,7 +95,8 @@ export interface FaultReport {
   /** Sessions in flight at some moment of [startedAt, endedAt]: their outcomes, by code (`connected`). */
   touched: number;
   outcomes: Record<string, number>;
-  sessions: Array<{ id: number; outcome: string; totalMs?: number }>;
+  /** Every touched session; a failed one with its (cut) message. */
+  sessions: Array<{ id: number; outcome: string; totalMs?: number; message?: string }>;
   /** Sessions started after the fault ended: how many, how many connected (A recovered by itself). */
   after: { sessions: number; connected: number };
 }
@@ -599,6 +605,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
           id: o.id,
           outcome: outcomeLabel(o),
           ...(o.totalMs !== undefined ? { totalMs: o.totalMs } : {}),
+          ...(o.message !== undefined ? { message: o.message } : {}),
         })),
         after: { sessions: later.length, connected: later.filter((o) => o.ok).length },
       };
@@ -666,6 +673,7 @@ export async function runStress(opts: StressOptions): Promise<StressResult> {
         endedAt: round1(wallMs() - t0),
         ...(typeof wm.totalMs === 'number' ? { totalMs: round1(wm.totalMs) } : {}),
         ...(err?.code ? { code: err.code } : {}),
+        ...(typeof err?.message === 'string' ? { message: err.message.slice(0, MESSAGE_CHARS) } : {}),
         ...(err?.side ? { side: err.side } : {}),
         ...(err?.step ? { step: err.step } : {}),
         ...(wm.steps ? { bSteps: wm.steps as Record<string, number> } : {}),
