@@ -28,6 +28,7 @@ import { tmpdir } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { connect as netConnect } from 'node:net';
 import { LabError } from '../errors.js';
+import { atProcessEnd } from '../process-cleanup.js';
 import type { ProgressSink } from '../progress.js';
 import { i2pdConf } from './private-i2p-config.js';
 import { reapStalePrivateI2p, writeOwner, PRIVATE_I2P_DIR_PREFIX } from './private-i2p-reaper.js';
@@ -139,27 +140,6 @@ interface Live {
   routers: Router[];
   ownNetns: string[];
   rmDirs: string[];
-}
-
-const live = new Set<Live>();
-let exitHookInstalled = false;
-
-/** Last-resort cleanup when the process exits without `stop()` (a failed test, an exception). */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const l of live) cleanupSync(l);
-  });
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    const h = () => {
-      for (const l of live) cleanupSync(l);
-      live.clear();
-      process.off(sig, h);
-      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    };
-    process.on(sig, h);
-  }
 }
 
 function cleanupSync(l: Live): void {
@@ -304,8 +284,9 @@ export async function startPrivateI2p(opts: PrivateI2pOptions = {}): Promise<Pri
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const state: Live = { routers: [], ownNetns: [], rmDirs: [] };
   reapStalePrivateI2p();
-  installExitHook();
-  live.add(state);
+  // Last resort when the process ends without stop() (a failed test, an exception, a signal).
+  const unregisterCleanup = atProcessEnd({ name: 'the private I2P network', sync: () => cleanupSync(state) });
+  let stopped = false;
   const root = opts.dir ? mkdtempSync(join(opts.dir, 'i2p-')) : mkdtempSync(join(tmpdir(), PRIVATE_I2P_DIR_PREFIX));
   const record = () =>
     writeOwner(root, {
@@ -317,11 +298,13 @@ export async function startPrivateI2p(opts: PrivateI2pOptions = {}): Promise<Pri
   state.rmDirs.push(root);
 
   const stop = async () => {
-    if (!live.has(state)) return;
-    live.delete(state);
+    if (stopped) return;
+    stopped = true;
     await Promise.all(state.routers.map((r) => stopProc(r.proc)));
     for (const ns of state.ownNetns) await ip(['netns', 'del', ns]).catch(() => {});
     if (!opts.dir) rmSync(root, { recursive: true, force: true });
+    // Only now: a process that ends while stop() runs still gets the synchronous cleanup.
+    unregisterCleanup();
   };
   // Keep the directory when the caller chose it (logs for a post-mortem); remove it otherwise.
   if (opts.dir) state.rmDirs.length = 0;

@@ -3,13 +3,14 @@
  *
  * `const lab = await Lab.up(spec)` builds it (root only), `lab.exec(node, argv)` / `lab.spawn(node, argv)` run
  * commands inside a namespace, `await lab.down()` removes everything. A lab is also removed when its process
- * exits (the 'exit' hook) or gets SIGINT/SIGTERM; when the process is SIGKILLed its delay lines die with it
- * (PR_SET_PDEATHSIG) and `onionpunch lab down --all` (the reaper) removes the namespaces.
+ * exits or gets SIGINT/SIGTERM/SIGHUP (../process-cleanup.ts); when the process is SIGKILLed its delay lines die
+ * with it (PR_SET_PDEATHSIG) and `onionpunch lab down --all` (the reaper) removes the namespaces.
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { LabError } from '../errors.js';
+import { atProcessEnd } from '../process-cleanup.js';
 import { mustRun, pool, run, type RunOptions, type RunResult } from './run.js';
 import { untilReady } from './ready.js';
 import {
@@ -46,24 +47,6 @@ export function delayLinePath(): string {
 export function assertRoot(): void {
   if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
     throw new LabError('LAB_NOT_ROOT', 'the NAT lab needs root (network namespaces, veth, nftables)');
-  }
-}
-
-const liveLabs = new Set<Lab>();
-let hooksInstalled = false;
-
-function installHooks(): void {
-  if (hooksInstalled) return;
-  hooksInstalled = true;
-  process.on('exit', () => {
-    for (const lab of liveLabs) lab.downSync();
-  });
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.on(sig, () => {
-      const code = 128 + (sig === 'SIGINT' ? 2 : sig === 'SIGTERM' ? 15 : 1);
-      const labs = [...liveLabs];
-      void Promise.allSettled(labs.map((l) => l.down())).finally(() => process.exit(code));
-    });
   }
 }
 
@@ -148,6 +131,8 @@ export class Lab {
   private readonly helpers: ChildProcess[] = [];
   private state: LabState;
   private downPromise: Promise<void> | null = null;
+  /** Takes the lab off the process-end cleanup once it is down (a no-op for a detached lab). */
+  private unregisterCleanup: () => void = () => {};
 
   private constructor(plan: LabPlan, state: LabState, detached: boolean) {
     this.plan = plan;
@@ -184,8 +169,11 @@ export class Lab {
     writeState(state);
     const lab = new Lab(plan, state, opts.detached === true);
     if (!lab.detached) {
-      installHooks();
-      liveLabs.add(lab);
+      lab.unregisterCleanup = atProcessEnd({
+        name: `lab ${lab.name}`,
+        sync: () => lab.downSync(),
+        async: () => lab.down(),
+      });
     }
     try {
       await pool(state.namespaces, 8, (ns) => mustRun('ip', ['netns', 'add', ns], { timeoutMs: STEP_TIMEOUT_MS }));
@@ -262,7 +250,7 @@ export class Lab {
     for (const pid of this.state.helperPids) killHelper(pid, 'SIGTERM');
     await pool(this.namespaces, 8, removeNs);
     removeState(this.prefix);
-    liveLabs.delete(this);
+    this.unregisterCleanup();
   }
 
   /** Synchronous last-resort cleanup for the process 'exit' hook. */
@@ -271,7 +259,7 @@ export class Lab {
     for (const pid of this.state.helperPids) killHelper(pid, 'SIGKILL');
     for (const ns of this.namespaces) removeNsSync(ns);
     removeState(this.prefix);
-    liveLabs.delete(this);
+    this.unregisterCleanup();
   }
 
   /** Pids of the lab's delay-line processes (one per delayed access link). */

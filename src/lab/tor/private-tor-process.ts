@@ -1,12 +1,13 @@
 /**
  * Processes of the private Tor network: spawning tor (optionally inside a network namespace), waiting on its
- * log, stopping it, and a process-exit hook that kills every tor still running and removes the temp dirs.
+ * log, stopping it, and a process-end hook that kills every tor still running and removes the temp dirs.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { OnionpunchError } from '../../errors.js';
+import { atProcessEnd } from '../process-cleanup.js';
 
 /** A failure of the private Tor network. Codes: LAB_TOR_KEYS, LAB_TOR_EXITED, LAB_TOR_TIMEOUT, LAB_TOR_SPAWN. */
 export class PrivateTorError extends OnionpunchError {}
@@ -15,18 +16,22 @@ const live = new Set<ChildProcess>();
 const dirs = new Set<string>();
 let hooked = false;
 
+/** Last resort when the process ends without stop() (../process-cleanup.ts): kill every tor, remove the dirs. */
 function hookExit(): void {
   if (hooked) return;
   hooked = true;
-  process.on('exit', () => {
-    for (const p of live) {
-      try {
-        p.kill('SIGKILL');
-      } catch {
-        /* already gone */
+  atProcessEnd({
+    name: 'the private Tor network',
+    sync: () => {
+      for (const p of live) {
+        try {
+          p.kill('SIGKILL');
+        } catch {
+          /* already gone */
+        }
       }
-    }
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+    },
   });
 }
 
