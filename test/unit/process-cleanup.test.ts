@@ -12,6 +12,24 @@ function script(body: string): string[] {
   return ['--input-type=module', '-e', `import { atProcessEnd } from ${JSON.stringify(mod)};\n${body}`];
 }
 
+/** Runs `body` in a child that prints 'ready' and idles; `onReady` signals it. Resolves its exit code and stdout. */
+async function idleChild(body: string, onReady: (kill: (sig: NodeJS.Signals) => void) => void) {
+  const child = spawn(process.execPath, script(`${body}\nconsole.log('ready');\nsetInterval(() => {}, 1000);`), {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let ready = false;
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    if (!ready && out.startsWith('ready\n')) {
+      ready = true;
+      onReady((sig) => child.kill(sig));
+    }
+  });
+  const status = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+  return { status, lines: out.trim().split('\n') };
+}
+
 test("'exit' runs every sync step, newest first, past one that throws; an unregistered one does not run", () => {
   const r = spawnSync(
     process.execPath,
@@ -36,53 +54,33 @@ for (const [sig, code] of [
   ['SIGHUP', 129],
 ] as const) {
   test(`${sig}: the async steps run (sync where there is none), then exit ${code}`, async () => {
-    const child = spawn(
-      process.execPath,
-      script(`
+    const r = await idleChild(
+      `
         atProcessEnd({ name: 'plain', sync: () => console.log('sync plain') });
         atProcessEnd({
           name: 'gentle',
           sync: () => console.log('sync gentle'),
           async: () => new Promise((r) => setTimeout(() => { console.log('async gentle'); r(); }, 100)),
         });
-        console.log('ready');
-        setInterval(() => {}, 1000);
-      `),
-      { stdio: ['ignore', 'pipe', 'pipe'] },
+      `,
+      (kill) => kill(sig),
     );
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (out.startsWith('ready\n') && !child.killed) child.kill(sig);
-    });
-    const status = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-    assert.equal(status, code);
+    assert.equal(r.status, code);
     // 'sync plain' is the stand-in run at the signal, then again at 'exit'; 'sync gentle' runs only at 'exit'.
-    assert.deepEqual(out.trim().split('\n'), ['ready', 'sync plain', 'async gentle', 'sync gentle', 'sync plain']);
+    assert.deepEqual(r.lines, ['ready', 'sync plain', 'async gentle', 'sync gentle', 'sync plain']);
   });
 }
 
 test('a second signal exits at once, without waiting for a hung async step', async () => {
-  const child = spawn(
-    process.execPath,
-    script(`
-      atProcessEnd({ name: 'hung', sync: () => console.log('sync hung'), async: () => new Promise(() => {}) });
-      console.log('ready');
-      setInterval(() => {}, 1000);
-    `),
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    if (out === 'ready\n') {
-      child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGINT'), 300);
-    }
-  });
   const t0 = Date.now();
-  const status = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
-  assert.equal(status, 130);
+  const r = await idleChild(
+    "atProcessEnd({ name: 'hung', sync: () => console.log('sync hung'), async: () => new Promise(() => {}) });",
+    (kill) => {
+      kill('SIGTERM');
+      setTimeout(() => kill('SIGINT'), 300);
+    },
+  );
+  assert.equal(r.status, 130);
   assert.ok(Date.now() - t0 < 10_000, 'exited long before the 15 s async deadline');
-  assert.deepEqual(out.trim().split('\n'), ['ready', 'sync hung']);
+  assert.deepEqual(r.lines, ['ready', 'sync hung']);
 });
