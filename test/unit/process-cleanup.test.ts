@@ -37,7 +37,8 @@ test("'exit' runs every sync step, newest first, past one that throws; an unregi
       atProcessEnd({ name: 'first', sync: () => console.log('sync first') });
       atProcessEnd({ name: 'thrower', sync: () => { throw new Error('boom'); } });
       const off = atProcessEnd({ name: 'gone', sync: () => console.log('sync gone') });
-      atProcessEnd({ name: 'last', sync: () => console.log('sync last'), async: async () => console.log('async last') });
+      const last = async () => console.log('async last');
+      atProcessEnd({ name: 'last', sync: () => console.log('sync last'), async: last });
       off();
       process.exitCode = 3;
     `),
