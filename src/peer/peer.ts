@@ -459,13 +459,17 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.closeError = err;
     this.clearTimers();
     this.clearStall();
-    const why = err ?? new PeerError('PEER_CLOSED', 'connection closed by us');
-    for (const p of this.pings.values()) {
-      clearTimeout(p.timer);
-      p.reject(why);
+    // The error is built only when something waits for it: a clean close usually has nothing pending, and an
+    // Error captures a stack (measurable per session on a busy A: docs/BENCHMARKS.md, worker profile).
+    if (this.pings.size > 0 || this.handshakeFail !== undefined) {
+      const why = err ?? new PeerError('PEER_CLOSED', 'connection closed by us');
+      for (const p of this.pings.values()) {
+        clearTimeout(p.timer);
+        p.reject(why);
+      }
+      this.failHandshake(why);
     }
     this.pings.clear();
-    this.failHandshake(why);
     this.stream.off('data', this.onData);
     this.stream.off('end', this.onEnd);
     this.stream.off('close', this.onClose);

@@ -120,12 +120,17 @@ export class StreamChannel implements CoordChannel {
       }
       for (const m of msgs) this.deliver(m);
     });
-    const onEnd = (): void => this.fail(new PunchSessionError('PUNCH_CLOSED', 'coordination stream closed by peer'));
+    // Errors capture a stack: after our own close() (or a first failure) 'end' and 'close' still fire, and
+    // building one per stream for nothing was measurable on a busy A (docs/BENCHMARKS.md, worker profile).
+    const onEnd = (): void => {
+      if (!this.failure) this.fail(new PunchSessionError('PUNCH_CLOSED', 'coordination stream closed by peer'));
+    };
     stream.on('end', onEnd);
     stream.on('close', onEnd);
-    stream.on('error', (err: Error) =>
-      this.fail(new PunchSessionError('PUNCH_CLOSED', `coordination stream error: ${err.message}`, { cause: err })),
-    );
+    stream.on('error', (err: Error) => {
+      if (this.failure) return;
+      this.fail(new PunchSessionError('PUNCH_CLOSED', `coordination stream error: ${err.message}`, { cause: err }));
+    });
   }
 
   onStall(fn: ((m: Extract<CoordMessage, { cmd: 'opstall' }>) => void) | undefined): void {
@@ -285,6 +290,6 @@ export class StreamChannel implements CoordChannel {
     this.stream.end();
     const t = setTimeout(() => this.stream.destroy(), 2000);
     t.unref();
-    this.fail(new PunchSessionError('PUNCH_CLOSED', 'coordination stream closed'));
+    if (!this.failure) this.fail(new PunchSessionError('PUNCH_CLOSED', 'coordination stream closed'));
   }
 }
