@@ -20,7 +20,6 @@
  * src/nat/natcheck-server.ts). Every connection has the handshake deadline, a payload cap and Peer's send-buffer
  * bounds.
  */
-import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { connectPeer, Peer } from '../peer/index.js';
 import {
@@ -42,6 +41,7 @@ import type { Logger } from './log.js';
 import { isOverlayHost } from './announce.js';
 import { waitForShutdown } from './shutdown.js';
 import type { DaemonHooks } from './punch-setup.js';
+import { randomNonce } from '../wire/nonce.js';
 
 /**
  * Largest payload accepted from a relay peer: an addrv2 of 1000 entries of up to 69 bytes (a holepunch entry
@@ -222,7 +222,7 @@ export class RelayNode {
       }
       if (c.peer.sendPaused) continue;
       try {
-        c.peer.send('ping', { nonce: randomBytes(8).readBigUInt64LE(0) });
+        c.peer.send('ping', { nonce: randomNonce() });
       } catch {
         // closed meanwhile
       }

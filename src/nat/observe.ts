@@ -13,9 +13,9 @@ import {
   type NetworkName,
 } from '../wire/index.js';
 import { unmapIPv4 } from '../ip.js';
-import { randomBytes } from 'node:crypto';
 import type { Endpoint, Observer } from './types.js';
 import { NatError } from './errors.js';
+import { randomNonce } from '../wire/nonce.js';
 
 export interface ObserverOptions {
   network?: NetworkName;
@@ -101,7 +101,7 @@ export function nativeObserver(o: ObserverOptions = {}): Observer {
             timestamp: BigInt(Math.floor(Date.now() / 1000)),
             addrRecv: { services: 0n, address: peer.address, port: peer.port },
             addrFrom: { services: 0n, address: '::', port: 0 },
-            nonce: randomBytes(8).readBigUInt64LE(0),
+            nonce: randomNonce(),
             userAgent: USER_AGENT,
             startHeight: 0,
             relay: false,

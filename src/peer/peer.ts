@@ -21,7 +21,6 @@
  * At most {@link PEER_MAX_PRE_VERACK} messages are accepted before the peer's verack (PEER_PRE_VERACK_FLOOD).
  */
 import { EventEmitter } from 'node:events';
-import { randomBytes } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import {
   FrameParser,
@@ -38,6 +37,7 @@ import {
   type PayloadMap,
   type VersionPayload,
 } from '../wire/index.js';
+import { randomNonce } from '../wire/nonce.js';
 import { PeerError } from './errors.js';
 
 /** Queued output (bytes) above which we stop reading the peer until the queue drains. */
@@ -156,7 +156,7 @@ export class Peer extends EventEmitter<PeerEvents> {
     this.sendPause = Math.max(opts.sendPauseBytes ?? PEER_SEND_PAUSE_BYTES, stream.writableHighWaterMark ?? 0);
     this.sendMax = Math.max(opts.sendMaxBytes ?? PEER_SEND_MAX_BYTES, this.sendPause);
     this.maxPreVerack = opts.maxPreVerackMessages ?? PEER_MAX_PRE_VERACK;
-    this.ourNonce = opts.nonce ?? randomBytes(8).readBigUInt64LE(0);
+    this.ourNonce = opts.nonce ?? randomNonce();
     this.onData = this.onData.bind(this);
     this.onEnd = this.onEnd.bind(this);
     this.onError = this.onError.bind(this);
@@ -235,7 +235,7 @@ export class Peer extends EventEmitter<PeerEvents> {
   /** Sends a ping and resolves the round-trip time in milliseconds (fractional). */
   ping(timeoutMs = this.opts.pingTimeoutMs ?? 10_000): Promise<number> {
     if (this.closed) return Promise.reject(new PeerError('PEER_CLOSED', 'cannot ping: connection closed'));
-    const nonce = randomBytes(8).readBigUInt64LE(0);
+    const nonce = randomNonce();
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pings.delete(nonce);

@@ -7,7 +7,7 @@ import type { Duplex } from 'node:stream';
 import { MAX_OP_PAYLOAD } from '../wire/constants.js';
 import type { CoordMessage } from './messages.js';
 import { PunchSessionError } from './errors.js';
-import { randomNonce } from './session-common.js';
+import { randomNonce } from '../wire/nonce.js';
 
 /** Turns messages into frames and a byte stream back into messages. */
 export interface FrameCodec {

@@ -25,7 +25,6 @@ import {
   familyOf,
   newSessionId,
   ownEndpoints,
-  randomNonce,
   reportConnected,
   reportEngineFailure,
   stallCoordination,
@@ -42,6 +41,7 @@ import {
   sprayReport,
   sprayRequest,
 } from './spray.js';
+import { randomNonce } from '../wire/nonce.js';
 
 /** B's error for each opreject code (and, for a spray refusal, which of A's limits refused). */
 const REJECTED_AS: Record<RejectCode, { code: PunchSessionCode; limit?: SprayLimit }> = {

@@ -27,7 +27,6 @@ import {
   capPlan,
   checkTargets,
   ownEndpoints,
-  randomNonce,
   reportConnected,
   reportEngineFailure,
   stallCoordination,
@@ -46,6 +45,7 @@ import {
   sprayReport,
   sprayShape,
 } from './spray.js';
+import { randomNonce } from '../wire/nonce.js';
 
 /** Where a responder session is; the listener evicts only sessions waiting for B (`wait-*`). */
 export type ResponderPhase = 'wait-version' | 'wait-endpoint' | 'discovery' | 'wait-fire' | 'punching' | 'done';

@@ -213,10 +213,6 @@ export function newSessionId(): Buffer {
   return randomBytes(16);
 }
 
-export function randomNonce(): bigint {
-  return randomBytes(8).readBigUInt64LE(0);
-}
-
 /**
  * Bounds a plan so one session never sends more than `maxSyns` SYNs: each wave costs (1 + prime) SYNs per
  * remote, and re-SYNs after a failure come at most every `resynIntervalUs` within the deadline; the
