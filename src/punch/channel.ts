@@ -84,6 +84,8 @@ export class StreamChannel implements CoordChannel {
   private readonly queue: CoordMessage[] = [];
   private waiter: ((m: CoordMessage | Error) => void) | undefined;
   private failure: Error | undefined;
+  /** Our own close() with nothing waiting: its PUNCH_CLOSED is built only if a later next() asks for it. */
+  private closedQuietly = false;
   private isClosed = false;
   private pendingOut: Buffer[] = [];
   private pendingBytes = 0;
@@ -123,12 +125,12 @@ export class StreamChannel implements CoordChannel {
     // Errors capture a stack: after our own close() (or a first failure) 'end' and 'close' still fire, and
     // building one per stream for nothing was measurable on a busy A (docs/BENCHMARKS.md, worker profile).
     const onEnd = (): void => {
-      if (!this.failure) this.fail(new PunchSessionError('PUNCH_CLOSED', 'coordination stream closed by peer'));
+      if (!this.failed) this.fail(new PunchSessionError('PUNCH_CLOSED', 'coordination stream closed by peer'));
     };
     stream.on('end', onEnd);
     stream.on('close', onEnd);
     stream.on('error', (err: Error) => {
-      if (this.failure) return;
+      if (this.failed) return;
       this.fail(new PunchSessionError('PUNCH_CLOSED', `coordination stream error: ${err.message}`, { cause: err }));
     });
   }
@@ -174,8 +176,13 @@ export class StreamChannel implements CoordChannel {
     this.queue.push(m);
   }
 
+  /** A first failure is known (or our quiet close stands for one): later ones are not recorded. */
+  private get failed(): boolean {
+    return this.failure !== undefined || this.closedQuietly;
+  }
+
   private fail(err: Error): void {
-    if (this.failure) return;
+    if (this.failed) return;
     this.failure = err;
     if (this.waiter) {
       const w = this.waiter;
@@ -253,6 +260,7 @@ export class StreamChannel implements CoordChannel {
   next(timeoutMs: number, step: string, signal?: AbortSignal): Promise<CoordMessage> {
     const queued = this.queue.shift();
     if (queued) return Promise.resolve(queued);
+    if (this.closedQuietly && !this.failure) this.failure = closedError();
     if (this.failure) return Promise.reject(this.failure);
     if (signal?.aborted)
       return Promise.reject(new PunchSessionError('PUNCH_ABORTED', `aborted during ${step}`, { step }));
@@ -290,6 +298,12 @@ export class StreamChannel implements CoordChannel {
     this.stream.end();
     const t = setTimeout(() => this.stream.destroy(), 2000);
     t.unref();
-    if (!this.failure) this.fail(new PunchSessionError('PUNCH_CLOSED', 'coordination stream closed'));
+    if (this.failed) return;
+    if (this.waiter) this.fail(closedError());
+    else this.closedQuietly = true;
   }
+}
+
+function closedError(): PunchSessionError {
+  return new PunchSessionError('PUNCH_CLOSED', 'coordination stream closed');
 }

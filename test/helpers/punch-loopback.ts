@@ -26,6 +26,22 @@ export const UNKNOWN_24 = encodeRaw('regtest', 'xyzzy');
 export const LOOPBACK_TUNING = { profile: 'plain' as const, resynIntervalUs: 1000 };
 export const LOOPBACK_TUNING_B = { profile: 'plain' as const, resynIntervalUs: 1037 };
 
+/** A connected loopback TCP pair: `near` (a channel's end) and `far`; `close()` destroys both and the server. */
+export async function tcpPair(): Promise<{ near: Socket; far: Socket; close: () => void }> {
+  const srv = createServer();
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  const accepted = new Promise<Socket>((r) => srv.once('connection', r));
+  const near = connect((srv.address() as { port: number }).port, '127.0.0.1');
+  await new Promise((r) => near.once('connect', r));
+  const far = await accepted;
+  const close = (): void => {
+    near.destroy();
+    far.destroy();
+    srv.close();
+  };
+  return { near, far, close };
+}
+
 /** A port-preserving EIM verdict whose public address is `ip` (a loopback "NAT" maps to itself). */
 export function eimAt(ip = '127.0.0.1'): EimVerdict {
   return {

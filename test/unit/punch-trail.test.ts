@@ -9,11 +9,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { MAX_PAD_FRAMES, MAX_TRAILS, StreamChannel, TRAIL_MS, TRAIL_PAD_BYTES } from '../../src/punch/channel.js';
 import type { CoordMessage } from '../../src/punch/messages.js';
 import { PunchSessionError } from '../../src/punch/errors.js';
-import { codec } from '../helpers/punch-loopback.js';
+import { codec, tcpPair } from '../helpers/punch-loopback.js';
 
 interface Chunk {
   at: number;
@@ -22,12 +22,7 @@ interface Chunk {
 
 /** A loopback TCP pair: our channel on one end, the raw far end recording each chunk it reads. */
 async function pair(): Promise<{ ch: StreamChannel; far: Socket; chunks: Chunk[]; done: () => void }> {
-  const srv = createServer();
-  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
-  const accepted = new Promise<Socket>((r) => srv.once('connection', r));
-  const near = connect((srv.address() as { port: number }).port, '127.0.0.1');
-  await new Promise((r) => near.once('connect', r));
-  const far = await accepted;
+  const { near, far, close } = await tcpPair();
   far.setNoDelay(true);
   const chunks: Chunk[] = [];
   const dec = codec.decoder();
@@ -35,9 +30,7 @@ async function pair(): Promise<{ ch: StreamChannel; far: Socket; chunks: Chunk[]
   const ch = new StreamChannel(near, codec);
   const done = (): void => {
     ch.close();
-    near.destroy();
-    far.destroy();
-    srv.close();
+    close();
   };
   return { ch, far, chunks, done };
 }
