@@ -18,12 +18,35 @@ export interface WorkerMessage {
   [k: string]: unknown;
 }
 
-/** Writes one message line to stdout. */
+let unsent: string[] = [];
+let flushQueued = false;
+let exitHooked = false;
+
+function flushLines(): void {
+  flushQueued = false;
+  if (unsent.length === 0) return;
+  const out = unsent.join('');
+  unsent = [];
+  process.stdout.write(out);
+}
+
+/**
+ * Writes one message line to stdout. The lines of one event-loop turn leave in one write: stdout to a pipe is a
+ * synchronous syscall on Linux, and a `lab stress` worker emits a line per session (about 2% of a worker's CPU
+ * in a profile, docs/BENCHMARKS.md). What is still queued when the process exits is written on 'exit'.
+ */
 export function emit(type: string, fields: Record<string, unknown> = {}): void {
-  process.stdout.write(
-    JSON.stringify({ type, at: wallMs(), ...fields }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) +
-      '\n',
+  const line = JSON.stringify({ type, at: wallMs(), ...fields }, (_k, v: unknown) =>
+    typeof v === 'bigint' ? v.toString() : v,
   );
+  unsent.push(line + '\n');
+  if (flushQueued) return;
+  if (!exitHooked) {
+    exitHooked = true;
+    process.on('exit', flushLines);
+  }
+  flushQueued = true;
+  setImmediate(flushLines);
 }
 
 /** Calls `onMessage` for every JSON line of `stream`; non-JSON lines go to `onText`. */
