@@ -341,15 +341,21 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       o.Set("localPort", Napi::Number::New(env, out.local.port()));
       o.Set("remoteAddress", Napi::String::New(env, out.remote.address()));
       o.Set("remotePort", Napi::Number::New(env, out.remote.port()));
-      o.Set("fd", Napi::Number::New(env, out.fd.release()));  // from here on JS owns the descriptor
+      // JS owns the descriptor only once the object holding it exists: in a worker being terminated every N-API
+      // call fails (the throw is swallowed: NODE_API_SWALLOW_UNTHROWABLE_EXCEPTIONS), and the Outcome's Fd then
+      // closes it instead of leaking it.
+      napi_value fdv = nullptr;
+      if (!o.IsEmpty() && napi_create_int32(env, out.fd.get(), &fdv) == napi_ok &&
+          napi_set_named_property(env, o, "fd", fdv) == napi_ok)
+        out.fd.release();
     } else {
       o.Set("fd", Napi::Number::New(env, -1));
     }
     // Timeline rows of 5 int64: kind, remote, errno, target (-1 = none), actual.
     size_t n = out.timeline.size();
     Napi::BigInt64Array tl = Napi::BigInt64Array::New(env, n * 5);
-    int64_t* d = tl.Data();
-    for (size_t i = 0; i < n; i++) {
+    int64_t* d = tl.IsEmpty() ? nullptr : tl.Data();  // no array in a terminating env: nothing to fill
+    for (size_t i = 0; d != nullptr && i < n; i++) {
       const auto& ev = out.timeline[i];
       d[i * 5 + 0] = static_cast<int64_t>(ev.kind);
       d[i * 5 + 1] = ev.remote;
