@@ -233,7 +233,9 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
     // then dialed). Usually tor answers 0xF2 (introduction failed) within seconds; when every intro point has
     // refused while a descriptor refetch races the stream, tor parks it and ends it at SocksTimeout with 0x06
     // (TTL expired) instead, and the dialer's one retry usually, not always, gets the 0xF2. Either way the
-    // error is tor's own typed SOCKS answer, never our local timeout.
+    // error is tor's own typed SOCKS answer, never our local timeout. Once (a clean-clone CI, session 18) tor
+    // answered the first dial with a bare general failure (0x01), which it also gives once every HSDir was asked
+    // in vain (src/overlay/tor/dialer.ts): still tor's answer.
     const gone = await TorCoordinationEndpoint.create({ control: control(), log });
     await gone.close();
     const t0 = Date.now();
@@ -254,10 +256,11 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
           'TOR_SOCKS_HS_INTRO_TIMEDOUT',
           'TOR_SOCKS_HS_DESC_NOT_FOUND',
           'TOR_SOCKS_TTL_EXPIRED',
+          'TOR_SOCKS_GENERAL_FAILURE',
         ].includes(err.code),
         err.message,
       );
-      assert.ok(err.reply === 0x06 || (err.reply! >= 0xf0 && err.reply! <= 0xf7));
+      assert.ok(err.reply === 0x01 || err.reply === 0x06 || (err.reply! >= 0xf0 && err.reply! <= 0xf7));
     }
     log(`after DEL_ONION: ${errs.map((e) => (e as TorSocksError).code).join(', ')} within ${Date.now() - t0} ms`);
     // An onion that was never published: the HSDirs have no descriptor (0xF0).
