@@ -82,11 +82,15 @@ test('workers terminated while outcomes stream in: no abort of the process, thre
     const fds = fdCount();
     const threads = threadCount();
     for (let i = 0; i < 30; i++) {
+      // The worker submits plans until terminated: terminate it even when an assertion fails first.
       const w = new Worker(CHILD, { workerData: { mode: 'stream', port: hole.port } });
-      const [msg] = (await once(w, 'message')) as [string];
-      assert.equal(msg, 'ready');
-      await new Promise((r) => setTimeout(r, i % 7));
-      await w.terminate();
+      try {
+        const [msg] = (await once(w, 'message')) as [string];
+        assert.equal(msg, 'ready');
+        await new Promise((r) => setTimeout(r, i % 7));
+      } finally {
+        await w.terminate();
+      }
     }
     await waitFor(() => threadCount() === threads, 5000, 'worker and engine threads to end');
     await waitFor(() => fdCount() === fds, 5000, 'every attempt socket to close');
