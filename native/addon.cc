@@ -104,6 +104,27 @@ Napi::Value ProbeBind(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// reservePort(address, port) -> {port, fd} | {errno, code, syscall}: as probeBind, but the bound socket stays
+// open and its descriptor goes to the caller, who closes it (PortReservation.release() in src/native/engine.ts).
+Napi::Value ReservePort(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SockAddr local;
+  if (!ReadAddr(env, info[0], info[1], &local)) return env.Undefined();
+  uint16_t port = 0;
+  onionpunch::Fd fd;
+  onionpunch::SysError e = onionpunch::probe_bind(local, &port, &fd);
+  if (e) return ErrorObject(env, e.err, e.syscall);
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("port", Napi::Number::New(env, port));
+  // JS owns the descriptor only once the object holding it exists (as for an outcome's fd): otherwise the Fd
+  // here closes it and JS sees no `fd`.
+  napi_value fdv = nullptr;
+  if (!o.IsEmpty() && napi_create_int32(env, fd.get(), &fdv) == napi_ok &&
+      napi_set_named_property(env, o, "fd", fdv) == napi_ok)
+    fd.release();
+  return o;
+}
+
 // sendFd(path, fd, meta: Buffer) -> {} | {errno, code, syscall}: hands a duplicate of `fd` with `meta` to the
 // Unix socket at `path` (SCM_RIGHTS). Non-blocking; the caller still owns `fd`.
 Napi::Value SendFd(const Napi::CallbackInfo& info) {
@@ -145,7 +166,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                         InstanceMethod("stats", &EngineWrap::Stats)});
   }
 
-  // new Engine(wake: () => void, {realtimePriority?, spinNs?}): `wake` runs on the JS thread whenever outcomes are ready; it calls drain().
+  // new Engine(wake: () => void, {realtimePriority?, spinNs?}): `wake` runs on the JS thread whenever outcomes are
+  // ready; it calls drain().
   explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info), env_(info.Env()) {
     Napi::Env env = info.Env();
     if (!info[0].IsFunction()) {
@@ -558,6 +580,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("monotonicNs", Napi::Function::New(env, MonotonicNs, "monotonicNs"));
   exports.Set("errnoName", Napi::Function::New(env, ErrnoName, "errnoName"));
   exports.Set("probeBind", Napi::Function::New(env, ProbeBind, "probeBind"));
+  exports.Set("reservePort", Napi::Function::New(env, ReservePort, "reservePort"));
   exports.Set("raiseFdLimit", Napi::Function::New(env, RaiseFdLimit, "raiseFdLimit"));
   exports.Set("sendFd", Napi::Function::New(env, SendFd, "sendFd"));
   exports.Set("Engine", EngineWrap::Define(env));

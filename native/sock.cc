@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdio>
+#include <utility>
 
 namespace onionpunch {
 
@@ -227,7 +228,7 @@ long raise_fd_limit(long want) {
   return static_cast<long>(rl.rlim_cur);
 }
 
-SysError probe_bind(const SockAddr& local, uint16_t* port) {
+SysError probe_bind(const SockAddr& local, uint16_t* port, Fd* keep) {
   SysError err;
   SocketOptions opt;
   Fd fd = open_bound_socket(local, opt, &err);
@@ -236,6 +237,7 @@ SysError probe_bind(const SockAddr& local, uint16_t* port) {
   err = local_name(fd.get(), &name);
   if (err) return err;
   *port = name.port();
+  if (keep) *keep = std::move(fd);
   return {};
 }
 

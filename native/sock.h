@@ -121,7 +121,10 @@ SysError peer_name(int fd, SockAddr* out);
 /** Raises RLIMIT_NOFILE (soft, and hard when permitted) to at least `want`. Returns the new soft limit. */
 long raise_fd_limit(long want);
 
-/** Binds a reusable socket to `local` and returns the port the kernel gave it (then closes it). */
-SysError probe_bind(const SockAddr& local, uint16_t* port);
+/**
+ * Binds a reusable socket to `local` and returns the port the kernel gave it. The socket is closed again, unless
+ * `keep` is given: it then receives the bound socket (a reservation, see docs/ENGINE.md "Local ports").
+ */
+SysError probe_bind(const SockAddr& local, uint16_t* port, Fd* keep = nullptr);
 
 }  // namespace onionpunch

@@ -22,7 +22,14 @@ export {
 } from './facade/onionpunch.js';
 
 // Building blocks: the engine, both roles of a punch session, the NAT check.
-export { PunchEngine, StallLink, probeBind, type PunchEngineOptions } from './native/engine.js';
+export {
+  PunchEngine,
+  StallLink,
+  probeBind,
+  reservePort,
+  PortReservation,
+  type PunchEngineOptions,
+} from './native/engine.js';
 export {
   createPunchListener,
   PunchListener,
@@ -37,7 +44,7 @@ export { StreamChannel, type CoordChannel, type FrameCodec } from './punch/chann
 export { wireCodec } from './punch/wire-codec.js';
 export { Timeline, type TimelineEvent } from './punch/timeline.js';
 export type { PunchedConnection, PlanTuning } from './punch/session-common.js';
-export type { PunchEngineLike, PunchPlanLike, PunchOutcomeLike } from './punch/engine-port.js';
+export type { PunchEngineLike, PunchPlanLike, PunchOutcomeLike, PortReservationLike } from './punch/engine-port.js';
 export type { PunchProfile, RejectCode } from './punch/messages.js';
 export { eimCheck, EimCache, type EimVerdict, type EimCheckOptions, type MappingVerdict } from './nat/eim-check.js';
 export { nativeObserver, type ObserverOptions } from './nat/observe.js';

@@ -211,6 +211,10 @@ interface EngineBinding {
   monotonicNs(): bigint;
   errnoName(n: number): string;
   probeBind(address: string, port: number): { port: number } | { errno: number; code: string; syscall: number };
+  reservePort(
+    address: string,
+    port: number,
+  ): { port: number; fd?: number } | { errno: number; code: string; syscall: number };
   raiseFdLimit(n: number): number;
   Engine: new (wake: () => void, opts?: { realtimePriority?: number; spinNs?: number }) => NativeEngine;
 }
@@ -516,6 +520,11 @@ export class PunchEngine {
     return probeBind(local);
   }
 
+  /** {@link reservePort}, as the engine port's held port allocation (src/punch/engine-port.ts). */
+  reservePort(local: Endpoint): PortReservation {
+    return reservePort(local);
+  }
+
   /** Plans submitted and not settled yet. */
   inFlight(): number {
     return this.pending.size;
@@ -754,6 +763,51 @@ export function probeBind(local: Endpoint): Endpoint {
   const r = binding().probeBind(local.address, local.port);
   if ('errno' in r) throw new NativeError(r.code, r.errno, enumName(SYSCALL, r.syscall, '') || 'bind');
   return { address: local.address, port: r.port };
+}
+
+/**
+ * A punch port held by a bound socket (SO_REUSEADDR + SO_REUSEPORT, never listening) from its choice until
+ * the plan that uses it has bound its own sockets. A port merely probed and released can be taken in between
+ * by connect()'s ephemeral choice for any other connection of the host (thousands of them in a busy run); the
+ * plan's bind then fails with EADDRINUSE although the peer was already told the port. While this socket is
+ * bound, connect() skips the port; the plan's sockets bind beside it (both reusable). Incoming SYNs are not
+ * affected: nothing listens. See docs/ENGINE.md "Local ports".
+ */
+export class PortReservation {
+  /** The endpoint held (the port the kernel chose when 0 was asked). */
+  readonly local: Endpoint;
+  private fd: number | undefined;
+
+  /** @internal made by {@link reservePort}. */
+  constructor(local: Endpoint, fd: number) {
+    this.local = local;
+    this.fd = fd;
+  }
+
+  /** True until {@link release}. */
+  get held(): boolean {
+    return this.fd !== undefined;
+  }
+
+  /** Closes the holding socket (idempotent). Sockets bound to the port meanwhile keep it. */
+  release(): void {
+    const fd = this.fd;
+    this.fd = undefined;
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+/**
+ * As {@link probeBind}, but the socket stays bound until `release()`: the port cannot be taken by another
+ * connection's ephemeral choice before the plan binds it. Throws `NativeError` (EADDRINUSE, EADDRNOTAVAIL, ...).
+ */
+export function reservePort(local: Endpoint): PortReservation {
+  checkEndpoint(local, 'local', true);
+  const r = binding().reservePort(local.address, local.port);
+  if ('errno' in r) throw new NativeError(r.code, r.errno, enumName(SYSCALL, r.syscall, '') || 'bind');
+  // No fd: the addon could not hand the descriptor over (a terminating worker) and closed it.
+  if (r.fd === undefined) throw new NativeError('EBADF', 9, 'bind');
+  return new PortReservation({ address: local.address, port: r.port }, r.fd);
 }
 
 /** Raises RLIMIT_NOFILE to at least `n` (as far as permitted). Returns the new soft limit. */

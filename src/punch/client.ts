@@ -19,7 +19,7 @@ import { runInitiator } from './initiator.js';
 import { FireRttMemory } from './fire-rtt.js';
 import type { PunchEngineLike } from './engine-port.js';
 import type { PlanTuning, PunchedConnection } from './session-common.js';
-import { allocateLocalEndpoint } from './local-port.js';
+import { HeldPorts } from './local-port.js';
 import { preparePunchPort, type PreparedPunchPort } from './punch-port.js';
 import { PunchSessionError } from './errors.js';
 import { Timeline } from './timeline.js';
@@ -257,9 +257,11 @@ export class PunchClient {
     zrtt?: Endpoint,
     sessionDeadlineMs?: number,
   ): Promise<PunchedConnection> {
-    {
-      const family = this.opts.family ?? 4;
-      const first = await allocateLocalEndpoint(this.opts.engine, family, this.opts.localAddress);
+    const family = this.opts.family ?? 4;
+    // Every port this attempt takes stays held until the punch is over (local-port.ts HeldPorts).
+    const held = new HeldPorts(this.opts.engine, family, this.opts.localAddress);
+    try {
+      const first = held.take();
       tl.mark('start', `punch port ${first.port}`);
       const d = this.opts.discovery;
       const hard = spray?.role === 'hard' && v ? hardDiscovery(v) : undefined;
@@ -267,7 +269,7 @@ export class PunchClient {
       const allocate = (): Promise<Endpoint> => {
         const l = unused;
         unused = undefined;
-        return l ? Promise.resolve(l) : allocateLocalEndpoint(this.opts.engine, family, this.opts.localAddress);
+        return l ? Promise.resolve(l) : Promise.resolve().then(() => held.take());
       };
       // Runs during the overlay dial. A mapping on the bad-port list takes another port (A would refuse it).
       const prepared: Promise<PreparedPunchPort> = hard
@@ -354,6 +356,8 @@ export class PunchClient {
       // Verified (runInitiator resolves only then): its own estimate, before the bound, joins the memory.
       if (r.overlayRttMs !== undefined) this.fireRtt.record(key, Math.min(r.overlayRttMs, overlayDialMs));
       return r;
+    } finally {
+      held.releaseAll();
     }
   }
 }

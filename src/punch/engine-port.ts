@@ -77,4 +77,17 @@ export interface PunchEngineLike {
    * local-port.ts). The punch layer allocates ports only through this, never from the addon directly.
    */
   probeBind(local: Endpoint): Endpoint;
+  /**
+   * As `probeBind`, but the port stays held by a bound socket until `release()` (src/native/engine.ts
+   * `PortReservation`): another connection's ephemeral port cannot take it before the plan binds it. Optional:
+   * without it the punch layer probes (the gap stays open).
+   */
+  reservePort?(local: Endpoint): PortReservationLike;
+}
+
+/** A held punch port (src/native/engine.ts `PortReservation`). */
+export interface PortReservationLike {
+  readonly local: Endpoint;
+  /** Closes the holding socket; idempotent. */
+  release(): void;
 }

@@ -26,7 +26,7 @@ import { StreamChannel, type FrameCodec } from './channel.js';
 import { runResponder, type ResponderPhase, type WarmPort } from './responder.js';
 import type { PunchEngineLike } from './engine-port.js';
 import { ownEndpoints, type PlanTuning, type PunchedConnection } from './session-common.js';
-import { allocateLocalEndpoint } from './local-port.js';
+import { HeldPorts, allocateLocalEndpoint } from './local-port.js';
 import { badMappings, preparePunchPort } from './punch-port.js';
 import { FireFallback } from './fire-fallback.js';
 import { PunchSessionError } from './errors.js';
@@ -427,6 +427,14 @@ export class PunchListener extends EventEmitter {
     const fallbackMs = this.opts.fireFallback === false ? undefined : this.fireFallback.afterMs();
     const lab = this.opts.allowLab === true;
     const l = this.opts.limits ?? {};
+    // The ports this session allocates stay held until it ends (local-port.ts HeldPorts); a warm port is not.
+    const held = new Map<4 | 6, HeldPorts>();
+    const take = (family: 4 | 6): Promise<Endpoint> => {
+      const address = family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4;
+      let h = held.get(family);
+      if (!h) held.set(family, (h = new HeldPorts(this.opts.engine, family, address)));
+      return Promise.resolve().then(() => h.take());
+    };
     runResponder(ch, {
       engine: this.opts.engine,
       localEndpoint: (family) => {
@@ -446,7 +454,7 @@ export class PunchListener extends EventEmitter {
           this.warm = undefined;
           this.prewarm();
         }
-        return this.allocate(family);
+        return take(family);
       },
       discover: (local: Endpoint, signal: AbortSignal): Promise<DiscoveryResult> => {
         const key = `${local.address}|${local.port}`;
@@ -527,7 +535,10 @@ export class PunchListener extends EventEmitter {
         }
         if (this.listenerCount('failure') > 0) this.emit('failure', e);
       })
-      .finally(() => rec.finish());
+      .finally(() => {
+        for (const h of held.values()) h.releaseAll();
+        rec.finish();
+      });
   }
 
   /**

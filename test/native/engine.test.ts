@@ -8,6 +8,7 @@ import {
   NativeError,
   connectFrom,
   probeBind,
+  reservePort,
   type TimelineEvent,
 } from '../../src/native/engine.js';
 import { fdCount, synBlackhole, threadCount, waitFor } from './helpers.js';
@@ -79,6 +80,26 @@ test('refused without retry: ENGINE_REFUSED with a NativeError ECONNREFUSED caus
     assert.deepEqual(kinds(e.timeline), ['syn', 'rst']);
     return true;
   });
+});
+
+test('reservePort holds one descriptor until release (idempotent); a bad address is a NativeError', () => {
+  const before = fdCount();
+  const a = reservePort({ address: LO, port: 0 });
+  const b = reservePort({ address: LO, port: 0 });
+  assert.equal(fdCount(), before + 2, 'each reservation is one bound socket');
+  assert.ok(a.held && b.held);
+  assert.notEqual(a.local.port, b.local.port, 'a held port is not chosen again');
+  assert.equal(a.local.address, LO);
+  a.release();
+  a.release();
+  b.release();
+  assert.equal(a.held, false);
+  assert.equal(fdCount(), before, 'released, twice for one of them, and nothing closed beyond');
+  assert.throws(
+    () => reservePort({ address: '192.0.2.1', port: 0 }),
+    (e: unknown) => e instanceof NativeError && e.code === 'EADDRNOTAVAIL' && e.syscall === 'bind',
+  );
+  assert.equal(fdCount(), before);
 });
 
 test('bind errors: ENGINE_BIND / NativeError EADDRINUSE and EADDRNOTAVAIL', async () => {
