@@ -104,15 +104,15 @@ Napi::Value ProbeBind(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// reservePort(address, port) -> {port, fd} | {errno, code, syscall}: as probeBind, but the bound socket stays
-// open and its descriptor goes to the caller, who closes it (PortReservation.release() in src/native/engine.ts).
+// reservePort(address, port) -> {port, fd} | {errno, code, syscall}: a port held by a bound socket (sock.h
+// reserve_port); its descriptor goes to the caller, who closes it (PortReservation.release() in src/native/engine.ts).
 Napi::Value ReservePort(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SockAddr local;
   if (!ReadAddr(env, info[0], info[1], &local)) return env.Undefined();
   uint16_t port = 0;
   onionpunch::Fd fd;
-  onionpunch::SysError e = onionpunch::probe_bind(local, &port, &fd);
+  onionpunch::SysError e = onionpunch::reserve_port(local, &port, &fd);
   if (e) return ErrorObject(env, e.err, e.syscall);
   Napi::Object o = Napi::Object::New(env);
   o.Set("port", Napi::Number::New(env, port));

@@ -7,8 +7,10 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdio>
+#include <random>
 #include <utility>
 
 namespace onionpunch {
@@ -228,7 +230,7 @@ long raise_fd_limit(long want) {
   return static_cast<long>(rl.rlim_cur);
 }
 
-SysError probe_bind(const SockAddr& local, uint16_t* port, Fd* keep) {
+SysError probe_bind(const SockAddr& local, uint16_t* port) {
   SysError err;
   SocketOptions opt;
   Fd fd = open_bound_socket(local, opt, &err);
@@ -237,7 +239,90 @@ SysError probe_bind(const SockAddr& local, uint16_t* port, Fd* keep) {
   err = local_name(fd.get(), &name);
   if (err) return err;
   *port = name.port();
-  if (keep) *keep = std::move(fd);
+  return {};
+}
+
+namespace {
+
+/** The ephemeral range of this process's network namespace, read once (a process does not change it). */
+struct EphemeralRange {
+  unsigned lo = 32768, hi = 60999;
+  EphemeralRange() {
+    FILE* f = fopen("/proc/sys/net/ipv4/ip_local_port_range", "r");
+    if (!f) return;
+    unsigned a = 0, b = 0;
+    if (fscanf(f, "%u %u", &a, &b) == 2 && a > 0 && b >= a && b <= 65535) {
+      lo = a;
+      hi = b;
+    }
+    fclose(f);
+  }
+};
+
+/**
+ * Binds `port` only if no socket at all uses it (no reuse option at bind time: TIME_WAIT and bound sockets
+ * conflict), then makes the holder reusable so the plan's sockets bind beside it. The kernel checks a later
+ * bind against each owner's current options when the port's fast path does not apply, which is the case here.
+ */
+Fd bind_free_port(const SockAddr& local, SysError* err) {
+  *err = SysError{};
+  Fd fd(socket(local.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP));
+  if (!fd) {
+    *err = {errno, Syscall::Socket};
+    return Fd();
+  }
+  int one = 1;
+  if (local.family() == AF_INET6 && setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one) != 0) {
+    *err = {errno, Syscall::Setsockopt};
+    return Fd();
+  }
+  if (bind(fd.get(), local.sa(), local.len) != 0) {
+    *err = {errno, Syscall::Bind};
+    return Fd();
+  }
+  if (setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+      setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) != 0) {
+    *err = {errno, Syscall::Setsockopt};
+    return Fd();
+  }
+  return fd;
+}
+
+}  // namespace
+
+SysError reserve_port(const SockAddr& local, uint16_t* port, Fd* out) {
+  SysError err;
+  if (local.port() != 0) {
+    SocketOptions opt;
+    Fd fd = open_bound_socket(local, opt, &err);
+    if (err) return err;
+    *port = local.port();
+    *out = std::move(fd);
+    return {};
+  }
+  static const EphemeralRange range;
+  static std::atomic<unsigned> cursor{std::random_device{}()};
+  const unsigned span = range.hi - range.lo + 1;
+  SockAddr a = local;
+  for (unsigned tries = 0; tries < span && tries < 4096; tries++) {
+    a.set_port(static_cast<uint16_t>(range.lo + cursor.fetch_add(1, std::memory_order_relaxed) % span));
+    Fd fd = bind_free_port(a, &err);
+    if (fd) {
+      *port = a.port();
+      *out = std::move(fd);
+      return {};
+    }
+    if (err.err != EADDRINUSE) return err;
+  }
+  // Crowded range: the kernel's own search (slow, but it finds what is left).
+  SocketOptions opt;
+  Fd fd = open_bound_socket(local, opt, &err);
+  if (err) return err;
+  SockAddr name;
+  err = local_name(fd.get(), &name);
+  if (err) return err;
+  *port = name.port();
+  *out = std::move(fd);
   return {};
 }
 

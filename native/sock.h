@@ -121,10 +121,15 @@ SysError peer_name(int fd, SockAddr* out);
 /** Raises RLIMIT_NOFILE (soft, and hard when permitted) to at least `want`. Returns the new soft limit. */
 long raise_fd_limit(long want);
 
+/** Binds a reusable socket to `local` and returns the port the kernel gave it (then closes it). */
+SysError probe_bind(const SockAddr& local, uint16_t* port);
+
 /**
- * Binds a reusable socket to `local` and returns the port the kernel gave it. The socket is closed again, unless
- * `keep` is given: it then receives the bound socket (a reservation, see docs/ENGINE.md "Local ports").
+ * A punch port held by a bound, reusable socket, handed to `out` (docs/ENGINE.md "Local ports"). Port 0:
+ * a cursor over this namespace's ephemeral range takes the next port no socket uses at all, not even a
+ * TIME_WAIT one (bind(port 0) would search linearly and, with thousands of such ports, spend most of a busy
+ * process's CPU in the kernel); after 4096 misses the kernel searches. Another port: that one, reusably.
  */
-SysError probe_bind(const SockAddr& local, uint16_t* port, Fd* keep = nullptr);
+SysError reserve_port(const SockAddr& local, uint16_t* port, Fd* out);
 
 }  // namespace onionpunch

@@ -15,6 +15,7 @@ interface Result {
   port: number;
   other: string;
   punch: string;
+  ports?: number[];
   fdsBefore: number;
   fdsAfter: number;
 }
@@ -24,12 +25,12 @@ describe('punch port reservation', { ...needsRoot('a network namespace'), timeou
   const made: string[] = [];
   // One namespace per mode: the first run's closed connection stays in TIME_WAIT on the only ephemeral port,
   // and an automatic bind in the second run would find no port at all.
-  const inFreshNs = (mode: 'probe' | 'reserve'): Result => {
+  const inFreshNs = (mode: 'probe' | 'reserve' | 'timewait', range = '40000 40000'): Result => {
     const ns = `op-portres-${mode}-${process.pid}`;
     execFileSync('ip', ['netns', 'add', ns]);
     made.push(ns);
     execFileSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
-    execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', 'net.ipv4.ip_local_port_range=40000 40000']);
+    execFileSync('ip', ['netns', 'exec', ns, 'sysctl', '-qw', `net.ipv4.ip_local_port_range=${range}`]);
     const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, fixture, mode], {
       encoding: 'utf8',
       timeout: 30_000,
@@ -54,5 +55,11 @@ describe('punch port reservation', { ...needsRoot('a network namespace'), timeou
     assert.equal(r.other, 'EADDRNOTAVAIL', 'connect() skipped the held port');
     assert.equal(r.punch, `established from ${r.port}`);
     assert.ok(r.fdsAfter <= r.fdsBefore, `fds ${r.fdsBefore} -> ${r.fdsAfter}: the reservation was closed`);
+  });
+
+  test('a reservation never takes a port in TIME_WAIT (the punch from it could collide)', (t) => {
+    const r = inFreshNs('timewait', '40000 40001');
+    t.diagnostic(JSON.stringify(r));
+    assert.deepEqual(r.ports, Array(10).fill(40001));
   });
 });
