@@ -24,10 +24,10 @@ import type { EimVerdict } from '../nat/eim-check.js';
 import type { TargetPolicy } from '../nat/address.js';
 import { StreamChannel, type FrameCodec } from './channel.js';
 import { runResponder, type ResponderPhase, type WarmPort } from './responder.js';
-import type { PunchEngineLike } from './engine-port.js';
+import type { PortReservationLike, PunchEngineLike } from './engine-port.js';
 import { ownEndpoints, type PlanTuning, type PunchedConnection } from './session-common.js';
-import { HeldPorts, allocateLocalEndpoint } from './local-port.js';
-import { badMappings, preparePunchPort } from './punch-port.js';
+import { HeldPorts } from './local-port.js';
+import { badMappings, preparePunchPort, type PreparedPunchPort } from './punch-port.js';
 import { FireFallback } from './fire-fallback.js';
 import { PunchSessionError } from './errors.js';
 import { Timeline } from './timeline.js';
@@ -185,7 +185,8 @@ export class PunchListener extends EventEmitter {
   private readonly discoveryBudget: TokenBucket;
   private readonly ac = new AbortController();
   private closing = false;
-  private warm: { local: Endpoint; result: DiscoveryResult; at: number } | undefined;
+  /** A spare punch port, discovered and held (its reservation goes to the session that takes it). */
+  private warm: { local: Endpoint; result: DiscoveryResult; at: number; hold?: PortReservationLike } | undefined;
   /** When A fires without a late opfire, learned from this listener's verified sessions. */
   private readonly fireFallback = new FireFallback();
   private warming = false;
@@ -193,6 +194,8 @@ export class PunchListener extends EventEmitter {
   /** The warm announced punch port (zero-round-trip coordination) and when its mapping was last confirmed. */
   private announced: (WarmPort & { at: number }) | undefined;
   private announcedLocal: Endpoint | undefined;
+  /** Holds the announced port while it is announced: no other connection of the host may take it. */
+  private announcedHold: PortReservationLike | undefined;
   private zrttTimer: NodeJS.Timeout | undefined;
   private zrttFirst: Promise<Endpoint | undefined> = Promise.resolve(undefined);
   private readonly onStream = (s: Duplex, info: AcceptedStreamInfo): void => this.handle(s, info);
@@ -238,13 +241,16 @@ export class PunchListener extends EventEmitter {
           // First check, or the NAT now maps the announced port onto the bad-port list (B would refuse it):
           // announce another port.
           this.announcedLocal = undefined;
-          ({ local, discovery: r } = await preparePunchPort({
-            allocate: () => this.allocate(fam),
-            discover: (l) => this.discoverFor(l, this.ac.signal),
-            family: fam,
-            side: 'A',
-          }));
+          this.announcedHold?.release();
+          this.announcedHold = undefined;
+          let hold: PortReservationLike | undefined;
+          ({ local, discovery: r, hold } = await this.prepareHeld(fam));
+          if (this.closing) {
+            hold?.release();
+            return undefined;
+          }
           this.announcedLocal = local;
+          this.announcedHold = hold;
         }
         const mapped = ownEndpoints(r.endpoints, fam)[0];
         if (!mapped) throw new Error(`no IPv${fam} mapping`);
@@ -327,14 +333,10 @@ export class PunchListener extends EventEmitter {
     if (this.warming || this.closing || !this.wantsWarm()) return;
     this.warming = true;
     const fam: 4 | 6 = this.opts.localAddress?.v6 && !this.opts.localAddress.v4 ? 6 : 4;
-    void preparePunchPort({
-      allocate: () => this.allocate(fam),
-      discover: (l) => this.discoverFor(l, this.ac.signal),
-      family: fam,
-      side: 'A',
-    })
-      .then(({ local, discovery }) => {
-        this.warm = { local, result: discovery, at: performance.now() };
+    void this.prepareHeld(fam)
+      .then(({ local, discovery, hold }) => {
+        if (this.closing) hold?.release();
+        else this.warm = { local, result: discovery, at: performance.now(), ...(hold ? { hold } : {}) };
       })
       .catch(() => undefined)
       .finally(() => {
@@ -342,10 +344,27 @@ export class PunchListener extends EventEmitter {
       });
   }
 
-  /** A fresh local punch port of `family` on the configured address. */
-  private allocate(family: 4 | 6): Promise<Endpoint> {
-    const address = family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4;
-    return allocateLocalEndpoint(this.opts.engine, family, address);
+  /**
+   * A punch port of `family` on the configured address, discovered and off the bad-port list, held: the
+   * reservation of the chosen port is returned (the caller releases it), those of refused ports are released.
+   */
+  private async prepareHeld(family: 4 | 6): Promise<PreparedPunchPort & { hold: PortReservationLike | undefined }> {
+    const h = new HeldPorts(
+      this.opts.engine,
+      family,
+      family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4,
+    );
+    try {
+      const p = await preparePunchPort({
+        allocate: () => Promise.resolve().then(() => h.take()),
+        discover: (l) => this.discoverFor(l, this.ac.signal),
+        family,
+        side: 'A',
+      });
+      return { ...p, hold: h.detach(p.local) };
+    } finally {
+      h.releaseAll();
+    }
   }
 
   private verdict(): EimVerdict | undefined {
@@ -427,13 +446,13 @@ export class PunchListener extends EventEmitter {
     const fallbackMs = this.opts.fireFallback === false ? undefined : this.fireFallback.afterMs();
     const lab = this.opts.allowLab === true;
     const l = this.opts.limits ?? {};
-    // The ports this session allocates stay held until it ends (local-port.ts HeldPorts); a warm port is not.
+    // The ports this session takes stay held until it ends (local-port.ts HeldPorts), the warm one included.
     const held = new Map<4 | 6, HeldPorts>();
-    const take = (family: 4 | 6): Promise<Endpoint> => {
+    const heldFor = (family: 4 | 6): HeldPorts => {
       const address = family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4;
       let h = held.get(family);
       if (!h) held.set(family, (h = new HeldPorts(this.opts.engine, family, address)));
-      return Promise.resolve().then(() => h.take());
+      return h;
     };
     runResponder(ch, {
       engine: this.opts.engine,
@@ -445,6 +464,7 @@ export class PunchListener extends EventEmitter {
           (w.local.address.includes(':') ? 6 : 4) === family
         ) {
           this.warm = undefined;
+          if (w.hold) heldFor(family).adopt(w.hold);
           const key = `${w.local.address}|${w.local.port}`;
           this.taken.set(key, w.result);
           this.prewarm();
@@ -452,9 +472,11 @@ export class PunchListener extends EventEmitter {
         }
         if (w && performance.now() - w.at >= (this.opts.warmMaxAgeMs ?? 20_000)) {
           this.warm = undefined;
+          w.hold?.release();
           this.prewarm();
         }
-        return take(family);
+        const h = heldFor(family);
+        return Promise.resolve().then(() => h.take());
       },
       discover: (local: Endpoint, signal: AbortSignal): Promise<DiscoveryResult> => {
         const key = `${local.address}|${local.port}`;
@@ -573,6 +595,10 @@ export class PunchListener extends EventEmitter {
   async close(): Promise<void> {
     this.closing = true;
     if (this.zrttTimer) clearInterval(this.zrttTimer);
+    this.warm?.hold?.release();
+    this.warm = undefined;
+    this.announcedHold?.release();
+    this.announcedHold = undefined;
     this.opts.endpoint?.off('stream', this.onStream);
     this.ac.abort();
   }

@@ -4,22 +4,10 @@ import type { PortReservationLike, PunchEngineLike } from './engine-port.js';
 import { PunchSessionError } from './errors.js';
 
 /**
- * Synchronous on purpose (a reusable bind + close in the addon, through the engine port): the session can then
- * answer in the same event-loop turn, so A's version, verack, pong and opendpoint leave in one write.
- */
-export async function allocateLocalEndpoint(
-  engine: PunchEngineLike,
-  family: 4 | 6,
-  address?: string,
-): Promise<Endpoint> {
-  return engine.probeBind({ address: address ?? (family === 6 ? '::' : '0.0.0.0'), port: 0 });
-}
-
-/**
  * A fresh punch port held until `release()` (the engine's `reservePort`, or a plain probe with nothing to release
  * when the engine has none). A session holds its port from its choice to the end of the punch: between a probe
  * and the plan's bind, another connection's ephemeral port could take it (a `bind-error` EADDRINUSE seen in
- * `lab stress`, docs/BENCHMARKS.md). Synchronous, like {@link allocateLocalEndpoint}.
+ * `lab stress`, docs/BENCHMARKS.md). Synchronous: a session can take its port while it dials the overlay.
  */
 export function reserveLocalEndpoint(engine: PunchEngineLike, family: 4 | 6, address?: string): PortReservationLike {
   const local = { address: address ?? (family === 6 ? '::' : '0.0.0.0'), port: 0 };
@@ -47,6 +35,18 @@ export class HeldPorts {
     const r = reserveLocalEndpoint(this.engine, this.family, this.address);
     this.held.push(r);
     return r.local;
+  }
+
+  /** Hands `local`'s reservation to the caller: {@link releaseAll} no longer releases it. */
+  detach(local: Endpoint): PortReservationLike | undefined {
+    const i = this.held.findIndex((r) => r.local.port === local.port && r.local.address === local.address);
+    return i < 0 ? undefined : this.held.splice(i, 1)[0];
+  }
+
+  /** Holds `r` with this set's ports (released by {@link releaseAll}; at once when that already ran). */
+  adopt(r: PortReservationLike): void {
+    if (this.ended) r.release();
+    else this.held.push(r);
   }
 
   releaseAll(): void {

@@ -16,6 +16,7 @@ import { PunchSessionError } from '../../src/punch/errors.js';
 import { MAX_PUNCH_PORT_TRIES, preparePunchPort } from '../../src/punch/punch-port.js';
 import type { DiscoveryResult } from '../../src/nat/mapping.js';
 import type { Endpoint, Observer } from '../../src/nat/types.js';
+import type { PunchEngineLike } from '../../src/punch/engine-port.js';
 import { clientOpts, listenerOpts, loopbackOverlay, enginePair } from '../helpers/punch-loopback.js';
 
 const { engA, engB } = enginePair();
@@ -190,5 +191,55 @@ test(
     } finally {
       await listener.close();
     }
+  },
+);
+
+test(
+  'A holds its announced and prewarmed ports while it has them; refused ports at once, the rest at close',
+  { timeout: 20_000 },
+  async () => {
+    const held = new Map<number, boolean>(); // port -> still held
+    const engine: PunchEngineLike = {
+      punch: (p) => engA.punch(p),
+      now: () => engA.now(),
+      probeBind: (l) => engA.probeBind(l),
+      reservePort: (l) => {
+        const r = engA.reservePort(l);
+        held.set(r.local.port, true);
+        return {
+          local: r.local,
+          release: () => {
+            r.release();
+            held.set(r.local.port, false);
+          },
+        };
+      },
+    };
+    const nat = badFirst(2);
+    const listener = await createPunchListener(
+      listenerOpts(engine, '127.0.0.1', {
+        zeroRtt: true,
+        prewarm: true,
+        discovery: { methods: ['natcheck'], natcheckServers: [NATCHECK], observe: nat.observe },
+      }),
+    );
+    try {
+      const announced = await listener.zeroRttReady();
+      assert.ok(announced);
+      for (let i = 0; i < 50 && nat.asked.length < 4; i++) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 20)); // the prewarm's result lands after its discovery
+      assert.equal(held.size, 4, 'every port the listener took was reserved');
+      const still = [...held].filter(([, h]) => h).map(([p]) => p);
+      assert.equal(still.length, 2, `the announced and the warm port are held (${JSON.stringify([...held])})`);
+      assert.ok(still.includes(announced.port));
+      for (const p of nat.asked.slice(0, 2)) assert.equal(held.get(p), false, `refused port ${p} released`);
+    } finally {
+      await listener.close();
+    }
+    assert.deepEqual(
+      [...held].filter(([, h]) => h),
+      [],
+      'close() released them',
+    );
   },
 );
