@@ -230,7 +230,10 @@ long raise_fd_limit(long want) {
   return static_cast<long>(rl.rlim_cur);
 }
 
-SysError probe_bind(const SockAddr& local, uint16_t* port) {
+namespace {
+
+/** A reusable socket bound to `local` (port 0: the kernel searches) into `out`, and the port it got. */
+SysError bind_reusable(const SockAddr& local, uint16_t* port, Fd* out) {
   SysError err;
   SocketOptions opt;
   Fd fd = open_bound_socket(local, opt, &err);
@@ -239,10 +242,9 @@ SysError probe_bind(const SockAddr& local, uint16_t* port) {
   err = local_name(fd.get(), &name);
   if (err) return err;
   *port = name.port();
+  *out = std::move(fd);
   return {};
 }
-
-namespace {
 
 /** The ephemeral range of this process's network namespace, read once (a process does not change it). */
 struct EphemeralRange {
@@ -290,16 +292,14 @@ Fd bind_free_port(const SockAddr& local, SysError* err) {
 
 }  // namespace
 
+SysError probe_bind(const SockAddr& local, uint16_t* port) {
+  Fd fd;
+  return bind_reusable(local, port, &fd);
+}
+
 SysError reserve_port(const SockAddr& local, uint16_t* port, Fd* out) {
+  if (local.port() != 0) return bind_reusable(local, port, out);
   SysError err;
-  if (local.port() != 0) {
-    SocketOptions opt;
-    Fd fd = open_bound_socket(local, opt, &err);
-    if (err) return err;
-    *port = local.port();
-    *out = std::move(fd);
-    return {};
-  }
   static const EphemeralRange range;
   static std::atomic<unsigned> cursor{std::random_device{}()};
   const unsigned span = range.hi - range.lo + 1;
@@ -315,15 +315,7 @@ SysError reserve_port(const SockAddr& local, uint16_t* port, Fd* out) {
     if (err.err != EADDRINUSE) return err;
   }
   // Crowded range: the kernel's own search (slow, but it finds what is left).
-  SocketOptions opt;
-  Fd fd = open_bound_socket(local, opt, &err);
-  if (err) return err;
-  SockAddr name;
-  err = local_name(fd.get(), &name);
-  if (err) return err;
-  *port = name.port();
-  *out = std::move(fd);
-  return {};
+  return bind_reusable(local, port, out);
 }
 
 }  // namespace onionpunch
