@@ -74,7 +74,7 @@ export interface PunchEngineLike {
   /**
    * Port allocation: binds a reusable socket to `local` (port 0: the kernel picks), closes it again and returns
    * the endpoint with the port chosen; the plan's socket later binds the same port. Synchronous on purpose (see
-   * local-port.ts). The punch layer allocates ports only through this, never from the addon directly.
+   * local-port.ts). The punch layer allocates ports only through this and `reservePort`, never from the addon.
    */
   probeBind(local: Endpoint): Endpoint;
   /**
