@@ -7,10 +7,12 @@
 #include <string.h>
 #include <sys/resource.h>
 
+#include <unistd.h>
+
 #include <atomic>
+#include <chrono>
 #include <cstddef>
 #include <cstdio>
-#include <random>
 #include <utility>
 
 namespace onionpunch {
@@ -301,7 +303,10 @@ SysError reserve_port(const SockAddr& local, uint16_t* port, Fd* out) {
   if (local.port() != 0) return bind_reusable(local, port, out);
   SysError err;
   static const EphemeralRange range;
-  static std::atomic<unsigned> cursor{std::random_device{}()};
+  // Any start will do (the ports are told to the peer anyway); std::random_device may throw, this cannot.
+  static std::atomic<unsigned> cursor{
+      static_cast<unsigned>(std::chrono::steady_clock::now().time_since_epoch().count()) ^
+      static_cast<unsigned>(getpid()) * 2654435761u};
   const unsigned span = range.hi - range.lo + 1;
   SockAddr a = local;
   for (unsigned tries = 0; tries < span && tries < 4096; tries++) {

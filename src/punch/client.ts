@@ -269,7 +269,7 @@ export class PunchClient {
       const allocate = (): Promise<Endpoint> => {
         const l = unused;
         unused = undefined;
-        return l ? Promise.resolve(l) : Promise.resolve().then(() => held.take());
+        return l ? Promise.resolve(l) : held.allocate();
       };
       // Runs during the overlay dial. A mapping on the bad-port list takes another port (A would refuse it).
       const prepared: Promise<PreparedPunchPort> = hard

@@ -194,7 +194,7 @@ export class PunchListener extends EventEmitter {
   /** The warm announced punch port (zero-round-trip coordination) and when its mapping was last confirmed. */
   private announced: (WarmPort & { at: number }) | undefined;
   private announcedLocal: Endpoint | undefined;
-  /** Holds the announced port while it is announced: no other connection of the host may take it. */
+  /** Holds `announcedLocal` while it is the announced port: no other connection of the host may take it. */
   private announcedHold: PortReservationLike | undefined;
   private zrttTimer: NodeJS.Timeout | undefined;
   private zrttFirst: Promise<Endpoint | undefined> = Promise.resolve(undefined);
@@ -349,14 +349,10 @@ export class PunchListener extends EventEmitter {
    * reservation of the chosen port is returned (the caller releases it), those of refused ports are released.
    */
   private async prepareHeld(family: 4 | 6): Promise<PreparedPunchPort & { hold: PortReservationLike | undefined }> {
-    const h = new HeldPorts(
-      this.opts.engine,
-      family,
-      family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4,
-    );
+    const h = this.heldPorts(family);
     try {
       const p = await preparePunchPort({
-        allocate: () => Promise.resolve().then(() => h.take()),
+        allocate: () => h.allocate(),
         discover: (l) => this.discoverFor(l, this.ac.signal),
         family,
         side: 'A',
@@ -365,6 +361,15 @@ export class PunchListener extends EventEmitter {
     } finally {
       h.releaseAll();
     }
+  }
+
+  /** An empty set of held ports of `family` on the configured address. */
+  private heldPorts(family: 4 | 6): HeldPorts {
+    return new HeldPorts(
+      this.opts.engine,
+      family,
+      family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4,
+    );
   }
 
   private verdict(): EimVerdict | undefined {
@@ -449,9 +454,8 @@ export class PunchListener extends EventEmitter {
     // The ports this session takes stay held until it ends (local-port.ts HeldPorts), the warm one included.
     const held = new Map<4 | 6, HeldPorts>();
     const heldFor = (family: 4 | 6): HeldPorts => {
-      const address = family === 6 ? this.opts.localAddress?.v6 : this.opts.localAddress?.v4;
       let h = held.get(family);
-      if (!h) held.set(family, (h = new HeldPorts(this.opts.engine, family, address)));
+      if (!h) held.set(family, (h = this.heldPorts(family)));
       return h;
     };
     runResponder(ch, {
@@ -475,8 +479,7 @@ export class PunchListener extends EventEmitter {
           w.hold?.release();
           this.prewarm();
         }
-        const h = heldFor(family);
-        return Promise.resolve().then(() => h.take());
+        return heldFor(family).allocate();
       },
       discover: (local: Endpoint, signal: AbortSignal): Promise<DiscoveryResult> => {
         const key = `${local.address}|${local.port}`;

@@ -7,7 +7,8 @@ import { PunchSessionError } from './errors.js';
  * A fresh punch port held until `release()` (the engine's `reservePort`, or a plain probe with nothing to release
  * when the engine has none). A session holds its port from its choice to the end of the punch: between a probe
  * and the plan's bind, another connection's ephemeral port could take it (a `bind-error` EADDRINUSE seen in
- * `lab stress`, docs/BENCHMARKS.md). Synchronous: a session can take its port while it dials the overlay.
+ * `lab stress`, docs/BENCHMARKS.md). Synchronous on purpose (a bind in the addon): A's session then answers in
+ * the same event-loop turn, so its version, verack, pong and opendpoint leave in one write.
  */
 export function reserveLocalEndpoint(engine: PunchEngineLike, family: 4 | 6, address?: string): PortReservationLike {
   const local = { address: address ?? (family === 6 ? '::' : '0.0.0.0'), port: 0 };
@@ -35,6 +36,11 @@ export class HeldPorts {
     const r = reserveLocalEndpoint(this.engine, this.family, this.address);
     this.held.push(r);
     return r.local;
+  }
+
+  /** {@link take} as a promise for the `allocate` callbacks: a failed bind rejects it instead of throwing. */
+  allocate(): Promise<Endpoint> {
+    return Promise.resolve().then(() => this.take());
   }
 
   /** Hands `local`'s reservation to the caller: {@link releaseAll} no longer releases it. */
