@@ -141,6 +141,12 @@ Napi::Value SendFd(const Napi::CallbackInfo& info) {
   return Napi::Object::New(env);
 }
 
+// lastDataReceivedNs(fd) -> bigint | -1n: when the TCP socket `fd` last received data (sock.h).
+Napi::Value LastDataReceivedNs(const Napi::CallbackInfo& info) {
+  int fd = info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
+  return Napi::BigInt::New(info.Env(), fd >= 0 ? onionpunch::last_data_received_ns(fd) : int64_t{-1});
+}
+
 Napi::Value RaiseFdLimit(const Napi::CallbackInfo& info) {
   double want = info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0;
   return Napi::Number::New(info.Env(), static_cast<double>(onionpunch::raise_fd_limit(static_cast<long>(want))));
@@ -581,6 +587,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("errnoName", Napi::Function::New(env, ErrnoName, "errnoName"));
   exports.Set("probeBind", Napi::Function::New(env, ProbeBind, "probeBind"));
   exports.Set("reservePort", Napi::Function::New(env, ReservePort, "reservePort"));
+  exports.Set("lastDataReceivedNs", Napi::Function::New(env, LastDataReceivedNs, "lastDataReceivedNs"));
   exports.Set("raiseFdLimit", Napi::Function::New(env, RaiseFdLimit, "raiseFdLimit"));
   exports.Set("sendFd", Napi::Function::New(env, SendFd, "sendFd"));
   exports.Set("Engine", EngineWrap::Define(env));

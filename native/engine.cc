@@ -20,12 +20,6 @@
 
 namespace onionpunch {
 
-int64_t monotonic_ns() {
-  timespec ts{};
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000LL + ts.tv_nsec;
-}
-
 namespace {
 
 constexpr uint64_t kEventTok = 1;  // epoll tokens below kFirstSerial are the engine's own fds

@@ -16,9 +16,6 @@
 
 namespace onionpunch {
 
-/** CLOCK_MONOTONIC in nanoseconds. */
-int64_t monotonic_ns();
-
 enum class Profile : uint8_t { Plain = 0, Prime = 1, kCount };
 inline constexpr const char* kProfileNames[] = {"plain", "prime"};
 static_assert(sizeof kProfileNames / sizeof kProfileNames[0] == static_cast<size_t>(Profile::kCount),

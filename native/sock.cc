@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include <unistd.h>
 
@@ -192,6 +193,24 @@ int tcp_state(int fd, int* retransmissions) {
     *retransmissions = has ? static_cast<int>(ti.tcpi_total_retrans) : -1;
   }
   return ok ? ti.tcpi_state : -1;
+}
+
+int64_t monotonic_ns() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000LL + ts.tv_nsec;
+}
+
+int64_t last_data_received_ns(int fd) {
+  tcp_info ti{};
+  socklen_t l = sizeof ti;
+  int64_t now = monotonic_ns();
+  bool ok = getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &l) == 0 &&
+            l >= offsetof(tcp_info, tcpi_last_data_recv) + sizeof ti.tcpi_last_data_recv;
+  // Before any data the kernel's stamp is the handshake's: callers ask only after they have read something.
+  if (!ok || ti.tcpi_state == 0) return -1;
+  int64_t age = static_cast<int64_t>(ti.tcpi_last_data_recv) * 1000000;
+  return age < now ? now - age : -1;
 }
 
 bool make_silent(int fd) {

@@ -11,6 +11,9 @@
 
 namespace onionpunch {
 
+/** CLOCK_MONOTONIC in nanoseconds: the clock of every plan instant and of last_data_received_ns. */
+int64_t monotonic_ns();
+
 /** An IPv4 or IPv6 socket address. */
 struct SockAddr {
   sockaddr_storage ss{};
@@ -109,6 +112,12 @@ int socket_error(int fd);
  * its SYN or SYN-ACK on the kernel's own timer; -1 if unknown), from the same TCP_INFO read.
  */
 int tcp_state(int fd, int* retransmissions = nullptr);
+/**
+ * When a TCP socket last received data, on monotonic_ns()'s clock: now minus TCP_INFO tcpi_last_data_recv, which
+ * the kernel keeps in jiffies (so it is off by up to one tick either way, 4 ms at HZ=250). -1 for a descriptor
+ * that is not a TCP socket. Before any data it is the handshake's time.
+ */
+int64_t last_data_received_ns(int fd);
 /**
  * Puts a socket in TCP repair mode so that its close() sends nothing (no FIN, no RST) and frees the 4-tuple at
  * once. Needs CAP_NET_ADMIN in the socket's network namespace; false (errno set) without it.

@@ -216,6 +216,7 @@ interface EngineBinding {
     port: number,
   ): { port: number; fd?: number } | { errno: number; code: string; syscall: number };
   raiseFdLimit(n: number): number;
+  lastDataReceivedNs(fd: number): bigint;
   Engine: new (wake: () => void, opts?: { realtimePriority?: number; spinNs?: number }) => NativeEngine;
 }
 
@@ -525,6 +526,11 @@ export class PunchEngine {
     return reservePort(local);
   }
 
+  /** {@link lastDataReceivedNs}, as the engine port's receipt clock (src/punch/engine-port.ts). */
+  lastDataReceivedNs(stream: unknown): bigint | undefined {
+    return lastDataReceivedNs(stream);
+  }
+
   /** Plans submitted and not settled yet. */
   inFlight(): number {
     return this.pending.size;
@@ -808,6 +814,22 @@ export function reservePort(local: Endpoint): PortReservation {
   // No fd: the addon could not hand the descriptor over (a terminating worker) and closed it.
   if (r.fd === undefined) throw new NativeError('EBADF', 9, 'bind');
   return new PortReservation({ address: local.address, port: r.port }, r.fd);
+}
+
+/**
+ * When the kernel last received data on `stream`'s TCP socket, on {@link PunchEngine.now}'s clock (ns); undefined
+ * when `stream` is not a connected kernel TCP socket (a PassThrough in a test, a socket already closed). A busy
+ * event loop reads a message tens of ms after it arrived (docs/BENCHMARKS.md "The direct tail is the fire
+ * window"); this is when it did arrive. The kernel keeps the time in jiffies (TCP_INFO tcpi_last_data_recv): off
+ * by up to one tick either way (4 ms at HZ=250), and data that came after the message moves it later.
+ */
+export function lastDataReceivedNs(stream: unknown): bigint | undefined {
+  if (!(stream instanceof net.Socket)) return undefined;
+  // Node exposes a socket's descriptor only on its handle; the handle is gone once the socket closes.
+  const fd = (stream as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  if (typeof fd !== 'number' || fd < 0) return undefined;
+  const ns = binding().lastDataReceivedNs(fd);
+  return ns > 0n ? ns : undefined;
 }
 
 /** Raises RLIMIT_NOFILE to at least `n` (as far as permitted). Returns the new soft limit. */

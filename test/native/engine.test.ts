@@ -9,8 +9,10 @@ import {
   connectFrom,
   probeBind,
   reservePort,
+  lastDataReceivedNs,
   type TimelineEvent,
 } from '../../src/native/engine.js';
+import { PassThrough } from 'node:stream';
 import { fdCount, synBlackhole, threadCount, waitFor } from './helpers.js';
 
 const LO = '127.0.0.1';
@@ -100,6 +102,36 @@ test('reservePort holds one descriptor until release (idempotent); a bad address
     (e: unknown) => e instanceof NativeError && e.code === 'EADDRNOTAVAIL' && e.syscall === 'bind',
   );
   assert.equal(fdCount(), before);
+});
+
+test('lastDataReceivedNs: when data reached the socket, not when the loop read it; else undefined', async () => {
+  assert.equal(lastDataReceivedNs(new PassThrough()), undefined);
+  assert.equal(lastDataReceivedNs({}), undefined);
+  const srv = net.createServer();
+  srv.listen(0, LO);
+  await once(srv, 'listening');
+  const accepted = once(srv, 'connection');
+  const c = net.connect((srv.address() as net.AddressInfo).port, LO);
+  const [s] = (await accepted) as [net.Socket];
+  await once(c, 'connect');
+  try {
+    c.write('x'); // on loopback the kernel has it on `s` when write() returns
+    const sentNs = engine.now();
+    const end = performance.now() + 60; // and this loop reads it 60 ms later
+    while (performance.now() < end);
+    await once(s, 'data');
+    const readNs = engine.now();
+    const got = lastDataReceivedNs(s);
+    assert.ok(got !== undefined);
+    // A jiffy (4 ms at HZ=250) either way.
+    assert.ok(got >= sentNs - 5_000_000n && got < sentNs + 20_000_000n, `${Number(got - sentNs) / 1e6} ms after`);
+    assert.ok(readNs - got > 40_000_000n);
+  } finally {
+    c.destroy();
+    s.destroy();
+    srv.close();
+  }
+  assert.equal(lastDataReceivedNs(s), undefined, 'a closed socket has no descriptor');
 });
 
 test('bind errors: ENGINE_BIND / NativeError EADDRINUSE and EADDRNOTAVAIL', async () => {
