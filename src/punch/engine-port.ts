@@ -83,6 +83,12 @@ export interface PunchEngineLike {
    * without it the punch layer probes (the gap stays open).
    */
   reservePort?(local: Endpoint): PortReservationLike;
+  /**
+   * When the kernel last received data on a coordination stream, on `now()`'s clock (src/native/engine.ts
+   * `lastDataReceivedNs`), undefined when not known. Optional: without it A counts B's fire delay from when its
+   * loop read the `opfire`.
+   */
+  lastDataReceivedNs?(stream: unknown): bigint | undefined;
 }
 
 /** A held punch port (src/native/engine.ts `PortReservation`). */

@@ -458,8 +458,10 @@ export class PunchListener extends EventEmitter {
       if (!h) held.set(family, (h = this.heldPorts(family)));
       return h;
     };
+    const engine = this.opts.engine;
     runResponder(ch, {
-      engine: this.opts.engine,
+      engine,
+      arrivedNs: () => engine.lastDataReceivedNs?.(stream),
       localEndpoint: (family) => {
         const w = this.warm;
         if (

@@ -104,6 +104,12 @@ export interface ResponderOptions {
    * ordinary punch or a spray (not zero-round-trip). Undefined: wait for it (up to the step timeout).
    */
   fireFallbackMs?: number;
+  /**
+   * When the coordination stream's last bytes reached this host (`engine.now()`'s clock, ns; the listener asks
+   * the engine about its stream). A fires `delay_us` after the `opfire` arrived rather than after its loop read it.
+   * Undefined (or no answer): from the read.
+   */
+  arrivedNs?(): bigint | undefined;
   /** SYN cap for one session (bounds waves × remotes). */
   maxSynsPerSession?: number;
   /**
@@ -208,6 +214,23 @@ function agreeSpray(
 }
 
 /** Runs one session on an accepted coordination stream. Resolves with the verified punched socket. */
+/**
+ * The instant B's `opfire` counts from (`delay_us` after it, docs/PROTOCOL.md). A busy loop (1,000 sessions at
+ * once on two cores) reads it 20–60 ms after it arrived, and A's SYN left that much after B's: outside the one-way
+ * delay both SYNs need to pass each other's NAT (docs/BENCHMARKS.md "The direct tail is the fire window"). So
+ * when the kernel knows, the instant is the data's arrival: never before our `opendpoint` (B answers it) nor after
+ * the read. `sentNs` undefined (A fell back, no `opfire`): now.
+ */
+function receiptNs(opts: ResponderOptions, sentNs: bigint | undefined, tl: Timeline): bigint {
+  const readNs = opts.engine.now();
+  const arrived = sentNs === undefined ? undefined : opts.arrivedNs?.();
+  if (arrived === undefined || sentNs === undefined) return readNs;
+  const at = arrived < sentNs ? sentNs : arrived > readNs ? readNs : arrived;
+  const lagMs = Number(readNs - at) / 1e6;
+  tl.markAt('fire-arrived', performance.now() - lagMs, `read ${lagMs.toFixed(1)} ms after it arrived`);
+  return at;
+}
+
 export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Promise<PunchedConnection> {
   const tl = opts.timeline ?? new Timeline();
   const d = RESPONDER_DEFAULTS;
@@ -356,6 +379,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
 
     phase('wait-fire');
     const sentAt = performance.now();
+    const sentNs = opts.engine.now();
     const stepEnd = sentAt + stepMs;
     // A late opfire (lost on the overlay, held by its retransmission) need not hold A's SYN: fire-fallback.ts.
     // A spray falls back too: its parameters were agreed before the opendpoint, only the instant was missing.
@@ -371,7 +395,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       tl.mark('fire-fallback', `no opfire ${fallbackMs} ms after our opendpoint: A fires without it`);
       fire = { cmd: 'opfire', sessionId, delayUs: 0, profile: 'plain', deadlineMs: FALLBACK_DEADLINE_MS };
     }
-    const recvNs = opts.engine.now();
+    const recvNs = receiptNs(opts, fellBack ? undefined : sentNs, tl);
     if (!fire.sessionId.equals(sessionId)) {
       throw new PunchSessionError('PUNCH_PROTOCOL', 'opfire carries another session id', { step: 'opfire', side: 'B' });
     }
