@@ -38,46 +38,52 @@ function busy(ms: number): void {
   while (performance.now() < end);
 }
 
+/**
+ * One session against a listener on `engine`: B's request, then its `opfire` (delay DELAY_MS) in one write with
+ * nothing after it (a raw B sends no trailing ping, so the kernel's last receipt is the opfire's), then the loop
+ * held HOLD_MS. Resolves A's start instant (ms after the write), its plans and its timeline.
+ */
+async function fireAfterHold(
+  engine: PunchEngineLike,
+  plans: PunchPlanLike[],
+  id: number,
+): Promise<{ startMs: number; timeline: Timeline | undefined }> {
+  const listener = await createPunchListener(listenerOpts(engine));
+  const { server, port } = await loopbackOverlay(listener);
+  const failed = new Promise<PunchSessionError>((r) => listener.once('failure', r));
+  try {
+    const p = await rawPeer(port);
+    const sessionId = Buffer.alloc(16, id);
+    p.send({ cmd: 'version', nonce: 9n, userAgent: '/b/' });
+    p.send({ cmd: 'opendpoint', sessionId, flags: 0, endpoints: [{ address: '127.0.0.1', port: 40_000 + id }] });
+    await until(p, ['opendpoint']);
+    p.sock.write(
+      codec.encode({ cmd: 'opfire', sessionId, delayUs: DELAY_MS * 1000, profile: 'plain', deadlineMs: 1000 }),
+    );
+    const writtenNs = engA.now();
+    busy(HOLD_MS);
+    const e = await failed;
+    p.sock.destroy();
+    assert.equal(plans.length, 1, 'A fired once');
+    return { startMs: Number(plans[0]!.startAtNs! - writtenNs) / 1e6, timeline: e.timeline as Timeline | undefined };
+  } finally {
+    await listener.close();
+    server.close();
+  }
+}
+
 test(
   "A fires delay_us after the opfire arrived, although its loop read it 80 ms later (kernel's receipt time)",
   { timeout: 10_000 },
   async () => {
     const plans: PunchPlanLike[] = [];
-    const listener = await createPunchListener(listenerOpts(recordingEngine(plans)));
-    const { server, port } = await loopbackOverlay(listener);
-    const failed = new Promise<PunchSessionError>((r) => listener.once('failure', r));
-    try {
-      const p = await rawPeer(port);
-      const sessionId = Buffer.alloc(16, 3);
-      p.send({ cmd: 'version', nonce: 9n, userAgent: '/b/' });
-      p.send({ cmd: 'opendpoint', sessionId, flags: 0, endpoints: [{ address: '127.0.0.1', port: 40_013 }] });
-      await until(p, ['opendpoint']);
-      // One write, nothing after it (a raw B sends no trailing ping): the kernel's last receipt is the opfire's.
-      const frame = codec.encode({
-        cmd: 'opfire',
-        sessionId,
-        delayUs: DELAY_MS * 1000,
-        profile: 'plain',
-        deadlineMs: 1000,
-      });
-      p.sock.write(frame);
-      const writtenNs = engA.now();
-      busy(HOLD_MS);
-      const e = await failed;
-      assert.equal(plans.length, 1, 'A fired once');
-      const startMs = Number(plans[0]!.startAtNs! - writtenNs) / 1e6;
-      // Counted from the read it would be ≥ DELAY_MS + HOLD_MS; the kernel's clock is off by ≤ 1 jiffy (4 ms).
-      assert.ok(startMs >= DELAY_MS - 5 && startMs < DELAY_MS + HOLD_MS / 2, `A starts ${startMs.toFixed(1)} ms after`);
-      const tl = e.timeline as Timeline | undefined;
-      const arrived = tl?.events.find((x) => x.event === 'fire-arrived');
-      assert.ok(arrived, 'the timeline marks the arrival');
-      const received = tl?.at('fire-received');
-      assert.ok(received !== undefined && received - arrived.t >= HOLD_MS / 2, 'marked where it arrived, in order');
-      p.sock.destroy();
-    } finally {
-      await listener.close();
-      server.close();
-    }
+    const { startMs, timeline: tl } = await fireAfterHold(recordingEngine(plans), plans, 3);
+    // Counted from the read it would be ≥ DELAY_MS + HOLD_MS; the kernel's clock is off by ≤ 1 jiffy (4 ms).
+    assert.ok(startMs >= DELAY_MS - 5 && startMs < DELAY_MS + HOLD_MS / 2, `A starts ${startMs.toFixed(1)} ms after`);
+    const arrived = tl?.events.find((x) => x.event === 'fire-arrived');
+    assert.ok(arrived, 'the timeline marks the arrival');
+    const received = tl?.at('fire-received');
+    assert.ok(received !== undefined && received - arrived.t >= HOLD_MS / 2, 'marked where it arrived, in order');
   },
 );
 
@@ -87,28 +93,8 @@ test(
   async () => {
     const plans: PunchPlanLike[] = [];
     const { lastDataReceivedNs: _, ...noClock } = recordingEngine(plans);
-    const listener = await createPunchListener(listenerOpts(noClock));
-    const { server, port } = await loopbackOverlay(listener);
-    const failed = new Promise<PunchSessionError>((r) => listener.once('failure', r));
-    try {
-      const p = await rawPeer(port);
-      const sessionId = Buffer.alloc(16, 4);
-      p.send({ cmd: 'version', nonce: 9n, userAgent: '/b/' });
-      p.send({ cmd: 'opendpoint', sessionId, flags: 0, endpoints: [{ address: '127.0.0.1', port: 40_014 }] });
-      await until(p, ['opendpoint']);
-      p.sock.write(
-        codec.encode({ cmd: 'opfire', sessionId, delayUs: DELAY_MS * 1000, profile: 'plain', deadlineMs: 1000 }),
-      );
-      const writtenNs = engA.now();
-      busy(HOLD_MS);
-      const e = await failed;
-      const startMs = Number(plans[0]!.startAtNs! - writtenNs) / 1e6;
-      assert.ok(startMs >= DELAY_MS + HOLD_MS, `A starts ${startMs.toFixed(1)} ms after: from the read`);
-      assert.equal((e.timeline as Timeline | undefined)?.at('fire-arrived'), undefined);
-      p.sock.destroy();
-    } finally {
-      await listener.close();
-      server.close();
-    }
+    const { startMs, timeline } = await fireAfterHold(noClock, plans, 4);
+    assert.ok(startMs >= DELAY_MS + HOLD_MS, `A starts ${startMs.toFixed(1)} ms after: from the read`);
+    assert.equal(timeline?.at('fire-arrived'), undefined);
   },
 );
