@@ -6,7 +6,7 @@
  */
 import type { CoordChannel } from './channel.js';
 import type { CoordMessage, PunchProfile } from './messages.js';
-import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, FLAG_ZERO_RTT, USER_AGENT } from './messages.js';
+import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, FLAG_ZERO_RTT, USER_AGENT, fireMarginOf } from './messages.js';
 import { PunchSessionError, type PunchSessionCode, type SprayLimit } from './errors.js';
 import type { PunchEngineLike } from './engine-port.js';
 import type { Endpoint } from '../nat/types.js';
@@ -302,14 +302,21 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     }
     const usable = checked.usable;
 
-    const delayUs = Math.round((opts.fireDelayMs ?? INITIATOR_DEFAULTS.fireDelayMs) * 1000);
+    // A busy A asks for a margin (its loop reads our opfire that late; it counts the delay from the arrival). Not
+    // for a spray: its pacing dwarfs the lag, and its median has no ms to spare (docs/BENCHMARKS.md).
+    const marginMs = agreed ? 0 : fireMarginOf(peerEp.flags);
+    const delayUs = Math.round(((opts.fireDelayMs ?? INITIATOR_DEFAULTS.fireDelayMs) + marginMs) * 1000);
     const deadlineMs = opts.deadlineMs ?? 5000;
     ch.send({ cmd: 'opfire', sessionId, delayUs, profile, deadlineMs });
     // The last write the peer waits for: a lost one is re-sent a round trip later (PROTOCOL.md "Trailing ping").
     ch.trail?.();
     const sentNs = opts.engine.now();
     const bInMs = delayUs / 1000 + fireRttMs / 2;
-    tl.mark('fire-sent', `A fires in ${(delayUs / 1000).toFixed(0)} ms after receipt; B in ${bInMs.toFixed(1)} ms`);
+    const askedMargin = marginMs > 0 ? ` (A asked for ${marginMs} ms more)` : '';
+    tl.mark(
+      'fire-sent',
+      `A fires in ${(delayUs / 1000).toFixed(0)} ms after receipt${askedMargin}; B in ${bInMs.toFixed(1)} ms`,
+    );
     const tuning = { ...(opts.tuning ?? {}), profile };
     const startAtNs = sentNs + BigInt(delayUs) * 1000n + BigInt(Math.round((fireRttMs / 2) * 1e6));
     let outcome;

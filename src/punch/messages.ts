@@ -4,6 +4,7 @@
  */
 import type { Endpoint } from '../nat/types.js';
 import type { OpSprayPayload } from '../wire/messages.js';
+import { OPENDPOINT_MARGIN_MASK, OPENDPOINT_MARGIN_SHIFT, OPENDPOINT_MARGIN_UNIT_MS } from '../wire/constants.js';
 import type { OpRejectCode } from '../wire/constants.js';
 
 /** opendpoint flags. */
@@ -11,6 +12,21 @@ export const FLAG_PORT_PRESERVING = 0x01;
 export const FLAG_PREDICTED = 0x02;
 /** Zero-round-trip coordination (docs/PROTOCOL.md): B has fired at A's announced endpoint; opfire follows. */
 export const FLAG_ZERO_RTT = 0x04;
+
+/** The most fire margin an opendpoint can ask for (ms): 7 units. */
+export const MAX_FIRE_MARGIN_MS = (OPENDPOINT_MARGIN_MASK >> OPENDPOINT_MARGIN_SHIFT) * OPENDPOINT_MARGIN_UNIT_MS;
+
+/** opendpoint flag bits asking for `ms` of fire margin: to the nearest unit, at most MAX_FIRE_MARGIN_MS. */
+export function fireMarginFlags(ms: number): number {
+  if (!(ms > 0)) return 0;
+  const units = Math.min(OPENDPOINT_MARGIN_MASK >> OPENDPOINT_MARGIN_SHIFT, Math.round(ms / OPENDPOINT_MARGIN_UNIT_MS));
+  return units << OPENDPOINT_MARGIN_SHIFT;
+}
+
+/** The fire margin (ms) an opendpoint's flags ask for. */
+export function fireMarginOf(flags: number): number {
+  return ((flags & OPENDPOINT_MARGIN_MASK) >> OPENDPOINT_MARGIN_SHIFT) * OPENDPOINT_MARGIN_UNIT_MS;
+}
 
 /** opfire schedule ids. */
 export const PROFILE_IDS = { plain: 0, prime: 1 } as const;

@@ -10,7 +10,7 @@
  */
 import type { CoordChannel } from './channel.js';
 import type { CoordMessage, RejectCode, SprayParams } from './messages.js';
-import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, FLAG_ZERO_RTT, USER_AGENT } from './messages.js';
+import { FLAG_PORT_PRESERVING, FLAG_PREDICTED, FLAG_ZERO_RTT, USER_AGENT, fireMarginFlags } from './messages.js';
 import { PunchSessionError, type SprayLimit } from './errors.js';
 import type { PunchEngineLike, SprayOutcomeLike } from './engine-port.js';
 import type { Endpoint } from '../nat/types.js';
@@ -110,6 +110,13 @@ export interface ResponderOptions {
    * Undefined (or no answer): from the read.
    */
   arrivedNs?(): bigint | undefined;
+  /**
+   * The fire margin to ask B for in our `opendpoint` (ms; docs/PROTOCOL.md): how late our loop has been reading
+   * B's `opfire` lately (the listener's estimate from `onReadLag`). Undefined or 0: none.
+   */
+  fireMarginMs?: number;
+  /** Told how long after its arrival our loop read B's `opfire` (ms), when the kernel's receipt time is known. */
+  onReadLag?(lagMs: number): void;
   /** SYN cap for one session (bounds waves × remotes). */
   maxSynsPerSession?: number;
   /**
@@ -221,12 +228,14 @@ function agreeSpray(
  * when the kernel knows, the instant is the data's arrival: never before our `opendpoint` (B answers it) nor after
  * the read. `sentNs` undefined (A fell back, no `opfire`): now.
  */
-function receiptNs(opts: ResponderOptions, sentNs: bigint | undefined, tl: Timeline): bigint {
+function receiptNs(opts: ResponderOptions, sentNs: bigint | undefined, tl: Timeline, zeroRtt: boolean): bigint {
   const readNs = opts.engine.now();
   const arrived = sentNs === undefined ? undefined : opts.arrivedNs?.();
   if (arrived === undefined || sentNs === undefined) return readNs;
   const at = arrived < sentNs ? sentNs : arrived > readNs ? readNs : arrived;
   const lagMs = Number(readNs - at) / 1e6;
+  // A zero-round-trip opfire rode B's first write, read after our answer on purpose: not a sample of our lag.
+  if (!zeroRtt) opts.onReadLag?.(lagMs);
   tl.markAt('fire-arrived', performance.now() - lagMs, `read ${lagMs.toFixed(1)} ms after it arrived`);
   return at;
 }
@@ -361,7 +370,9 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     const flags =
       (disco.portPreserving ? FLAG_PORT_PRESERVING : 0) |
       (disco.predicted ? FLAG_PREDICTED : 0) |
-      (warm ? FLAG_ZERO_RTT : 0);
+      (warm ? FLAG_ZERO_RTT : 0) |
+      // Zero-round-trip: B has fired already, a margin is too late to ask for.
+      (warm ? 0 : fireMarginFlags(opts.fireMarginMs ?? 0));
     // The agreed spray goes first: B reads an opendpoint without one before it as "A does not spray".
     if (spray) {
       ch.send({ cmd: 'opspray', ...spray });
@@ -395,7 +406,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       tl.mark('fire-fallback', `no opfire ${fallbackMs} ms after our opendpoint: A fires without it`);
       fire = { cmd: 'opfire', sessionId, delayUs: 0, profile: 'plain', deadlineMs: FALLBACK_DEADLINE_MS };
     }
-    const recvNs = receiptNs(opts, fellBack ? undefined : sentNs, tl);
+    const recvNs = receiptNs(opts, fellBack ? undefined : sentNs, tl, warm !== undefined);
     if (!fire.sessionId.equals(sessionId)) {
       throw new PunchSessionError('PUNCH_PROTOCOL', 'opfire carries another session id', { step: 'opfire', side: 'B' });
     }

@@ -173,7 +173,14 @@ export const OPENDPOINT_FLAG_EIM_PORT_PRESERVING = 0x01;
 export const OPENDPOINT_FLAG_PREDICTED = 0x02;
 /** Zero-round-trip request (B) / answer (A): B fires at once at A's announced endpoint, its opfire follows. */
 export const OPENDPOINT_FLAG_ZERO_RTT = 0x04;
-export const OPENDPOINT_FLAGS_KNOWN = 0x07;
+/**
+ * Bits 3–5, A → B only: the fire margin A asks for, in OPENDPOINT_MARGIN_UNIT_MS (0–7: 0–56 ms), added to B's
+ * `opfire` delay; its loop reads B's messages that late (docs/PROTOCOL.md, `opendpoint`). B sends 0.
+ */
+export const OPENDPOINT_MARGIN_SHIFT = 3;
+export const OPENDPOINT_MARGIN_MASK = 0x38;
+export const OPENDPOINT_MARGIN_UNIT_MS = 8;
+export const OPENDPOINT_FLAGS_KNOWN = 0x3f;
 
 /** opstall states: the sender's attempt socket is still in SYN_SENT (nothing came back from the peer). */
 export const OPSTALL_STATE_SYN_SENT = 1;

@@ -11,13 +11,24 @@ import type { PunchEngineLike, PunchPlanLike } from '../../src/punch/engine-port
 import { createPunchListener } from '../../src/punch/listener.js';
 import { PunchSessionError } from '../../src/punch/errors.js';
 import type { Timeline } from '../../src/punch/timeline.js';
-import { codec, listenerOpts, loopbackOverlay, rawPeer, until } from '../helpers/punch-loopback.js';
+import { codec, listenerOpts, loopbackOverlay, rawPeer, tcpPair, until } from '../helpers/punch-loopback.js';
+import { FIRE_MARGIN_MIN_SAMPLES } from '../../src/punch/listener.js';
+import { fireMarginFlags, fireMarginOf, MAX_FIRE_MARGIN_MS } from '../../src/punch/messages.js';
+import { StreamChannel } from '../../src/punch/channel.js';
+import { runInitiator, INITIATOR_DEFAULTS } from '../../src/punch/initiator.js';
 
 const engA = new PunchEngine();
 after(() => engA.stop());
 
 const DELAY_MS = 100;
+/** Nine sessions in a row from one source to one target: no rate limit in the way. */
+const LOOSE = { sessionsPerSec: 1000, sessionBurst: 1000, targetIpPerSec: 1000, targetIpBurst: 1000 };
 const HOLD_MS = 80;
+
+/** Initiator options with the recording engine (B's side of the last test). */
+function recordingEngineOpts(plans: PunchPlanLike[]): { engine: PunchEngineLike } {
+  return { engine: recordingEngine(plans) };
+}
 
 /** engA, except that punch() only records the plan (and fails, ending the session). */
 function recordingEngine(plans: PunchPlanLike[]): PunchEngineLike {
@@ -50,25 +61,39 @@ async function fireAfterHold(
 ): Promise<{ startMs: number; timeline: Timeline | undefined }> {
   const listener = await createPunchListener(listenerOpts(engine));
   const { server, port } = await loopbackOverlay(listener);
-  const failed = new Promise<PunchSessionError>((r) => listener.once('failure', r));
   try {
-    const p = await rawPeer(port);
+    const r = await session(listener, port, id, HOLD_MS);
+    assert.equal(plans.length, 1, 'A fired once');
+    return { startMs: Number(plans[0]!.startAtNs! - r.writtenNs) / 1e6, timeline: r.timeline };
+  } finally {
+    await listener.close();
+    server.close();
+  }
+}
+
+/** One raw B session on `port`, its loop held `holdMs` after the opfire; A's opendpoint flags and timeline. */
+async function session(
+  listener: Awaited<ReturnType<typeof createPunchListener>>,
+  port: number,
+  id: number,
+  holdMs: number,
+): Promise<{ flags: number; writtenNs: bigint; timeline: Timeline | undefined }> {
+  const failed = new Promise<PunchSessionError>((r) => listener.once('failure', r));
+  const p = await rawPeer(port);
+  try {
     const sessionId = Buffer.alloc(16, id);
     p.send({ cmd: 'version', nonce: 9n, userAgent: '/b/' });
     p.send({ cmd: 'opendpoint', sessionId, flags: 0, endpoints: [{ address: '127.0.0.1', port: 40_000 + id }] });
-    await until(p, ['opendpoint']);
+    const ep = await until(p, ['opendpoint']);
     p.sock.write(
       codec.encode({ cmd: 'opfire', sessionId, delayUs: DELAY_MS * 1000, profile: 'plain', deadlineMs: 1000 }),
     );
     const writtenNs = engA.now();
-    busy(HOLD_MS);
+    busy(holdMs);
     const e = await failed;
-    p.sock.destroy();
-    assert.equal(plans.length, 1, 'A fired once');
-    return { startMs: Number(plans[0]!.startAtNs! - writtenNs) / 1e6, timeline: e.timeline as Timeline | undefined };
+    return { flags: ep.flags, writtenNs, timeline: e.timeline as Timeline | undefined };
   } finally {
-    await listener.close();
-    server.close();
+    p.sock.destroy();
   }
 }
 
@@ -98,3 +123,82 @@ test(
     assert.equal(timeline?.at('fire-arrived'), undefined);
   },
 );
+
+test(
+  'a listener whose loop reads opfires late asks B for a fire margin in its opendpoint',
+  { timeout: 20_000 },
+  async () => {
+    const plans: PunchPlanLike[] = [];
+    const listener = await createPunchListener(listenerOpts(recordingEngine(plans), '127.0.0.1', { limits: LOOSE }));
+    const { server, port } = await loopbackOverlay(listener);
+    try {
+      const margins: number[] = [];
+      for (let i = 0; i <= FIRE_MARGIN_MIN_SAMPLES; i++)
+        margins.push(fireMarginOf((await session(listener, port, 20 + i, 30)).flags));
+      assert.deepEqual(
+        margins.slice(0, FIRE_MARGIN_MIN_SAMPLES),
+        Array(FIRE_MARGIN_MIN_SAMPLES).fill(0),
+        'too few samples',
+      );
+      // Read lags ≈ 30 ms: the 75th percentile less a 4 ms tick, to the nearest 8 ms unit.
+      const m = margins[FIRE_MARGIN_MIN_SAMPLES]!;
+      assert.ok(m >= 16 && m <= 40, `margin ${m} ms`);
+    } finally {
+      await listener.close();
+      server.close();
+    }
+  },
+);
+
+test('fire margin bits: nearest 8 ms unit, capped at 56 ms, nothing for none', () => {
+  assert.equal(fireMarginFlags(0), 0);
+  assert.equal(fireMarginFlags(-3), 0);
+  assert.equal(fireMarginFlags(Number.NaN), 0);
+  assert.equal(fireMarginOf(fireMarginFlags(3)), 0);
+  assert.equal(fireMarginOf(fireMarginFlags(26)), 24);
+  assert.equal(fireMarginOf(fireMarginFlags(1000)), MAX_FIRE_MARGIN_MS);
+  assert.equal(MAX_FIRE_MARGIN_MS, 56);
+  assert.equal(fireMarginFlags(1000) & ~0x38, 0, 'bits 3-5 only');
+});
+
+test("B adds the margin A's opendpoint asks for to its opfire delay", { timeout: 10_000 }, async () => {
+  const { near, far, close } = await tcpPair();
+  const plans: PunchPlanLike[] = [];
+  const b = runInitiator(new StreamChannel(near, codec), {
+    ...recordingEngineOpts(plans),
+    local: { address: '127.0.0.1', port: 5 },
+    discovery: Promise.resolve({
+      endpoints: [{ address: '127.0.0.1', port: 5, method: 'predict' as const }],
+      predicted: true,
+      portPreserving: true,
+      failures: [],
+      elapsedMs: 0,
+    }),
+    policy: { allowLoopback: true },
+    tuning: { profile: 'plain' },
+  });
+  b.catch(() => undefined);
+  const a = new StreamChannel(far, codec);
+  try {
+    let ep: Extract<Awaited<ReturnType<typeof a.next>>, { cmd: 'opendpoint' }> | undefined;
+    while (!ep) {
+      const m = await a.next(3000, 'test');
+      if (m.cmd === 'opendpoint') ep = m;
+    }
+    a.send({ cmd: 'version', nonce: 3n, userAgent: '/a/' });
+    a.send({
+      cmd: 'opendpoint',
+      sessionId: ep.sessionId,
+      flags: fireMarginFlags(24),
+      endpoints: [{ address: '127.0.0.1', port: 6 }],
+    });
+    let fire: Extract<Awaited<ReturnType<typeof a.next>>, { cmd: 'opfire' }> | undefined;
+    while (!fire) {
+      const m = await a.next(3000, 'test');
+      if (m.cmd === 'opfire') fire = m;
+    }
+    assert.equal(fire.delayUs, (INITIATOR_DEFAULTS.fireDelayMs + 24) * 1000);
+  } finally {
+    close();
+  }
+});

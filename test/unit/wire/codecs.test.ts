@@ -307,11 +307,13 @@ test('op* coordination messages: byte tables, round trips, every rejection', () 
     isWire('WIRE_BAD_FIELD', /trailing/),
   );
   assert.throws(
-    () => decodePayload('opendpoint', Buffer.concat([sid, hex('08 01 01c61200059c41')])),
+    () => decodePayload('opendpoint', Buffer.concat([sid, hex('40 01 01c61200059c41')])),
     isWire('WIRE_BAD_FIELD', /flags/),
   );
-  // bit2: zero-round-trip coordination (docs/PROTOCOL.md)
+  assert.throws(() => encodePayload('opendpoint', { ...ep, flags: 0x80 }), isWire('WIRE_BAD_FIELD', /flags/));
+  // bit2: zero-round-trip coordination; bits 3-5: A's fire margin in 8 ms units (docs/PROTOCOL.md)
   assert.equal(decodePayload('opendpoint', Buffer.concat([sid, hex('04 01 01c61200059c41')])).flags, 4);
+  assert.equal(decodePayload('opendpoint', Buffer.concat([sid, hex('38 01 01c61200059c41')])).flags, 0x38);
   assert.throws(
     () => decodePayload('opendpoint', Buffer.concat([sid, hex('00 00')])),
     isWire('WIRE_BAD_FIELD', /count/),
@@ -466,7 +468,7 @@ test('remaining rejection paths of decoders and encoders', () => {
     isWire('WIRE_BAD_FIELD', /code/),
   );
   assert.throws(
-    () => encodePayload('opendpoint', { sessionId: sid, flags: 8, endpoints: [{ address: '1.2.3.4', port: 1 }] }),
+    () => encodePayload('opendpoint', { sessionId: sid, flags: 0x40, endpoints: [{ address: '1.2.3.4', port: 1 }] }),
     isWire('WIRE_BAD_FIELD', /flags/),
   );
   assert.throws(
