@@ -220,7 +220,6 @@ function agreeSpray(
   return { ...asked, probeLow: r.low, probeHigh: r.high, sockets: shape.sockets, probes, spreadUs };
 }
 
-/** Runs one session on an accepted coordination stream. Resolves with the verified punched socket. */
 /**
  * The instant B's `opfire` counts from (`delay_us` after it, docs/PROTOCOL.md). A busy loop (1,000 sessions at
  * once on two cores) reads it 20–60 ms after it arrived, and A's SYN left that much after B's: outside the one-way
@@ -240,6 +239,7 @@ function receiptNs(opts: ResponderOptions, sentNs: bigint | undefined, tl: Timel
   return at;
 }
 
+/** Runs one session on an accepted coordination stream. Resolves with the verified punched socket. */
 export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Promise<PunchedConnection> {
   const tl = opts.timeline ?? new Timeline();
   const d = RESPONDER_DEFAULTS;

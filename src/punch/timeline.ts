@@ -12,9 +12,7 @@ export class Timeline {
     this.t0 = t0;
   }
   mark(event: string, detail?: string): number {
-    const t = Math.round((performance.now() - this.t0) * 100) / 100;
-    this.events.push(detail === undefined ? { t, event } : { t, event, detail });
-    return t;
+    return this.markAt(event, performance.now(), detail);
   }
   /**
    * An event that happened earlier than now (`atMs` on performance.now()'s clock; the arrival of data our loop
