@@ -24,6 +24,22 @@ const skip = rootSkip || (bcoinAvailable() ? false : 'bcoin is not installed (np
  */
 const KILL_BLOCKS = 1500;
 
+/**
+ * What a failed flow leaves to read: the flow's timeline and the last log lines of serve and proxy (punch-start,
+ * punch-failed, announcement, ...). A failure is otherwise one line ("height 101 not reached") with no cause.
+ */
+function flowDump(rig: PunchRig | undefined): string {
+  const s = rig?.nodeSites;
+  if (!s) return '(no node sites)';
+  const tail = (v: { lines: Array<Record<string, unknown>> } | undefined): string =>
+    (v?.lines ?? [])
+      .slice(-25)
+      .map((l) => `    ${JSON.stringify(l).slice(0, 300)}`)
+      .join('\n');
+  const ev = s.events.map((e) => `    ${JSON.stringify(e).slice(0, 200)}`).join('\n');
+  return `\n  flow events:\n${ev}\n  serve (last 25):\n${tail(s.serve)}\n  proxy (last 25):\n${tail(s.proxy)}`;
+}
+
 test(
   "eim×eim: B's node syncs A's chain over a punched connection it was asked to make; ss -K mid-sync → fresh punch",
   { timeout: 300_000, skip },
@@ -76,7 +92,7 @@ test(
     assert.ok(secondTtc > 0, 'a second time-to-connect');
 
     const r = await rig.syncNodes(150_000, KILL_BLOCKS);
-    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    assert.equal(r.error, undefined, `${JSON.stringify(r.error)}${r.error ? flowDump(rig) : ''}`);
     assert.equal(r.heightA, KILL_BLOCKS);
     assert.equal(r.heightB, KILL_BLOCKS);
     assert.equal(r.hashB, r.hashA, "B's best block is A's");
@@ -157,7 +173,7 @@ for (const c of [
       },
     );
     const r = await rig.syncNodes(90_000);
-    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    assert.equal(r.error, undefined, `${JSON.stringify(r.error)}${r.error ? flowDump(rig) : ''}`);
     assert.equal(r.heightB, 101);
     assert.equal(r.hashB, r.hashA);
     assert.ok(r.inboundOnA && r.outboundOnB, 'B inbound on A, A outbound on B');
