@@ -289,6 +289,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     }
     s.resyn_ns = ReadI64(o.Get("resynNs"), s.resyn_ns);
     s.stall_ns = std::max<int64_t>(0, ReadI64(o.Get("stallNs"), 0));
+    s.ack_probe_ns = std::max<int64_t>(0, ReadI64(o.Get("ackProbeNs"), 0));
     Napi::Value sr = o.Get("stallReport");
     s.stall_report = sr.IsBoolean() && sr.As<Napi::Boolean>().Value();
     s.profile = ReadI64(o.Get("profile"), 0) == 1 ? onionpunch::Profile::Prime : onionpunch::Profile::Plain;

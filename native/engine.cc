@@ -53,7 +53,7 @@ EventKind failure_kind(int err) {
   }
 }
 
-enum class TimerKind : uint8_t { Wave, Fire, Resyn, Deadline, Stagger, Stall, Settle };
+enum class TimerKind : uint8_t { Wave, Fire, Resyn, Deadline, Stagger, Stall, Settle, AckProbe };
 
 struct Timer {
   int64_t at;
@@ -73,9 +73,12 @@ struct Attempt {
   bool out = false;      // taken out of the race (failure with retries off)
   int64_t base_ns = 0;   // grid origin for re-SYNs
   uint32_t gen = 0;      // bumps when a wave supersedes the attempt: stale timers are ignored
-  uint32_t sends = 0;    // full SYN sockets opened: a Stall timer names the one it watches
+  uint32_t sends = 0;    // full SYN sockets opened: a Stall or AckProbe timer names the one it watches
   uint32_t stalls = 0;   // stall re-sends since the wave began (the interval doubles with each)
   int64_t sent_ns = 0;   // when the current socket's SYN left (a nudge leaves a younger socket alone)
+  uint32_t probes = 0;   // ACK probes sent from the current socket (kMaxAckProbes: no more)
+  bool recv_seen = false;  // the last AckProbe check found it in SYN_RECV already
+  int64_t probed_ns = 0; // when the last one left
   int last_err = 0;
   bool est = false;      // spray follower: established and kept (watched for data, FIN or RST)
   int64_t est_ns = 0;
@@ -382,8 +385,14 @@ struct Engine::Impl {
     by_serial.emplace(serial, Ref{&p, r});
     uint64_t n = st_sockets.fetch_add(1, std::memory_order_relaxed) + 1;
     if (n > st_max_sockets.load(std::memory_order_relaxed)) st_max_sockets.store(n, std::memory_order_relaxed);
-    if (!prime && p.spec.stall_ns > 0) {
+    if (!prime) {
       a.sends++;
+      a.probes = 0;
+      a.recv_seen = false;
+      int64_t at = actual + p.spec.ack_probe_ns;
+      if (p.spec.ack_probe_ns > 0 && at < p.spec.deadline_ns) push_timer(at, p.id, r, a.sends, TimerKind::AckProbe);
+    }
+    if (!prime && p.spec.stall_ns > 0) {
       int64_t wait = p.spec.stall_ns;
       for (uint32_t i = 0; i < a.stalls && wait < kMaxStallNs; i++) wait *= 2;
       int64_t at = actual + std::min(wait, std::max(kMaxStallNs, p.spec.stall_ns));
@@ -496,6 +505,8 @@ struct Engine::Impl {
         open_attempt(p, t.arg, false, t.at);
         return;
       }
+      case TimerKind::AckProbe:
+        return ack_probe(p, t);
       case TimerKind::Stall: {
         Attempt& a = p.att[t.arg];
         if (a.out || a.sends != t.gen || !a.fd || a.prime) return;
@@ -519,6 +530,27 @@ struct Engine::Impl {
         return;
       }
     }
+  }
+
+  /** An AckProbe timer: a socket still in SYN_RECV asks the peer for the handshake's final ACK again. */
+  void ack_probe(Plan& p, const Timer& t) {
+    Attempt& a = p.att[t.arg];
+    if (a.out || a.sends != t.gen || !a.fd || a.prime || a.est || a.probes >= kMaxAckProbes) return;
+    int st = tcp_state(a.fd.get());
+    if (st != TCP_SYN_SENT && st != TCP_SYN_RECV) return;  // established (or dead): nothing to ask for
+    int64_t now = monotonic_ns();
+    // In SYN_RECV at two checks in a row: the final ACK is at least a check period late (one sighting may be
+    // a handshake whose ACK is still on its way; a probe then is harmless, but needless).
+    bool late = st == TCP_SYN_RECV && a.recv_seen;
+    a.recv_seen = st == TCP_SYN_RECV;
+    if (late && (a.probes == 0 || now - a.probed_ns >= kAckProbeSpacingNs)) {
+      int err = send_ack_probe(a.fd.get(), p.spec.remotes[t.arg]);
+      record(p, EventKind::AckProbe, static_cast<int>(t.arg), err, t.at, now);
+      a.probes = err == 0 ? a.probes + 1 : kMaxAckProbes;  // without the privileges: the kernel's timer
+      a.probed_ns = now;
+    }
+    int64_t at = t.at + p.spec.ack_probe_ns;
+    if (a.probes < kMaxAckProbes && at < p.spec.deadline_ns) push_timer(at, p.id, t.arg, t.gen, TimerKind::AckProbe);
   }
 
   /** Engine::nudge on the thread: a fresh SYN for every attempt still handshaking in a state `mode` allows. */
@@ -665,7 +697,8 @@ struct Engine::Impl {
     if (it == plans.end() || it->second->finished) return true;
     if (t.kind == TimerKind::Fire || t.kind == TimerKind::Resyn || t.kind == TimerKind::Stagger)
       return it->second->att[t.arg].gen != t.gen;
-    if (t.kind == TimerKind::Stall) return it->second->att[t.arg].sends != t.gen || !it->second->att[t.arg].fd;
+    if (t.kind == TimerKind::Stall || t.kind == TimerKind::AckProbe)
+      return it->second->att[t.arg].sends != t.gen || !it->second->att[t.arg].fd;
     if (t.kind == TimerKind::Settle) return it->second->settle_gen != t.gen;
     if (it->second->collecting && t.kind != TimerKind::Deadline) return true;  // no new SYN while collecting
     return false;
@@ -712,6 +745,8 @@ struct Engine::Impl {
         break;
       case TimerKind::Stall:
         break;  // a fresh socket cannot be bound beside the stalled one: open_attempt() opens it
+      case TimerKind::AckProbe:
+        break;  // no socket of ours to open
       case TimerKind::Deadline:
       case TimerKind::Settle:
         break;

@@ -35,6 +35,11 @@ static_assert(sizeof kPortModeNames / sizeof kPortModeNames[0] == static_cast<si
 /** The stall re-send interval doubles up to this (the kernel's own first SYN retransmission comes at 1 s). */
 inline constexpr int64_t kMaxStallNs = 1'000'000'000;
 
+/** ACK probes per attempt socket, and their least spacing: the peer's TCP answers one segment below its window
+ * per tcp_invalid_ratelimit (500 ms by default) and ignores the rest. */
+inline constexpr uint32_t kMaxAckProbes = 4;
+inline constexpr int64_t kAckProbeSpacingNs = 600'000'000;
+
 /** At most this many attempts (remotes) per plan: the timeline's remote index is an int16_t. */
 inline constexpr size_t kMaxAttempts = 16384;
 
@@ -53,6 +58,13 @@ struct PlanSpec {
   // With stall_ns: the stall timer reports (Engine::take_stalls) instead of re-sending; the caller asks the peer,
   // whose answer comes back as nudge(). A fresh ISN is then sent only by the side that knows it is safe.
   bool stall_report = false;
+  // Every ack_probe_ns from its SYN an attempt socket is checked; one found in SYN_RECV at two checks in a row
+  // has had the peer's SYN, sent its SYN-ACK and still waits for the handshake's final ACK. When that ACK is lost
+  // the kernel re-sends the SYN-ACK only on its SYN timer (1 s, 3 s after the SYN), while the peer is already
+  // established. An ACK probe (sock.h send_ack_probe) makes the peer repeat it now, with no new ISN; at most
+  // kMaxAckProbes per socket, kAckProbeSpacingNs apart. Needs CAP_NET_ADMIN + CAP_NET_RAW (else one
+  // `ack-probe` event with the errno and the kernel's timer). 0 = off.
+  int64_t ack_probe_ns = 0;
   Profile profile = Profile::Plain;
   int prime_ttl = 2;
   int64_t prime_delay_ns = 100'000'000;
@@ -86,10 +98,10 @@ inline constexpr int64_t kMaxCollectNs = 1'000'000'000;
 
 // Stall: a SYN_SENT socket got no answer within the plan's stall_ns and is about to be re-sent.
 enum class EventKind : uint8_t {
-  Syn = 0, Prime, Rst, Icmp, Error, Timeout, Established, Abort, Stall, Nudge, kCount
+  Syn = 0, Prime, Rst, Icmp, Error, Timeout, Established, Abort, Stall, Nudge, AckProbe, kCount
 };
-inline constexpr const char* kEventKindNames[] = {"syn",     "prime",       "rst",   "icmp",  "error",
-                                                  "timeout", "established", "abort", "stall", "nudge"};
+inline constexpr const char* kEventKindNames[] = {"syn",     "prime",       "rst",   "icmp",  "error",   "timeout",
+                                                  "established", "abort", "stall", "nudge", "ack-probe"};
 static_assert(sizeof kEventKindNames / sizeof kEventKindNames[0] == static_cast<size_t>(EventKind::kCount),
               "kEventKindNames must name every EventKind");
 

@@ -220,6 +220,94 @@ bool make_silent(int fd) {
   return setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &one, sizeof one) == 0;
 }
 
+namespace {
+
+/** The Internet checksum (RFC 1071) of `n` bytes, continuing `sum`. */
+uint32_t csum_add(uint32_t sum, const uint8_t* b, size_t n) {
+  for (size_t i = 0; i + 1 < n; i += 2) sum += static_cast<uint32_t>(b[i] << 8 | b[i + 1]);
+  if (n & 1) sum += static_cast<uint32_t>(b[n - 1] << 8);
+  return sum;
+}
+
+uint16_t csum_fold(uint32_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(~sum & 0xffff);
+}
+
+/** The socket's next send and receive sequence numbers, read in repair mode (which is left again at once). */
+int queue_seqs(int fd, uint32_t* snd, uint32_t* rcv) {
+  int on = TCP_REPAIR_ON;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &on, sizeof on) != 0) return errno;
+  int err = 0;
+  int q = TCP_SEND_QUEUE;
+  socklen_t l = sizeof *snd;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof q) != 0 ||
+      getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, snd, &l) != 0)
+    err = errno;
+  q = TCP_RECV_QUEUE;
+  l = sizeof *rcv;
+  if (err == 0 && (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR_QUEUE, &q, sizeof q) != 0 ||
+                   getsockopt(fd, IPPROTO_TCP, TCP_QUEUE_SEQ, rcv, &l) != 0))
+    err = errno;
+  // Out of repair whatever happened, without the window probe TCP_REPAIR_OFF sends; leaving repair also clears
+  // SO_REUSEADDR (sk_reuse), which the punch port's other sockets rely on.
+  int off = TCP_REPAIR_OFF_NO_WP;
+  int one = 1;
+  if (setsockopt(fd, IPPROTO_TCP, TCP_REPAIR, &off, sizeof off) != 0 && err == 0) err = errno;
+  if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 && err == 0) err = errno;
+  return err;
+}
+
+}  // namespace
+
+int send_ack_probe(int fd, const SockAddr& remote) {
+  SockAddr local;
+  if (SysError e = local_name(fd, &local)) return e.err;
+  if (local.family() != remote.family()) return EAFNOSUPPORT;
+  uint32_t snd = 0, rcv = 0;
+  if (int e = queue_seqs(fd, &snd, &rcv)) return e;
+  Fd raw(socket(local.family(), SOCK_RAW | SOCK_CLOEXEC, IPPROTO_TCP));
+  if (!raw) return errno;
+  SockAddr src = local;
+  src.set_port(0);  // a raw socket's "port" is its protocol: 0 takes the socket's own
+  SockAddr dst = remote;
+  dst.set_port(0);
+  if (bind(raw.get(), src.sa(), src.len) != 0) return errno;
+  // A bare ACK one sequence number back (a keepalive's shape): below the peer's window whatever its state, so
+  // its TCP drops it and answers with an ACK carrying its current numbers — the final ACK of the handshake.
+  uint8_t h[20] = {};
+  auto put16 = [&](size_t at, uint32_t v) {
+    h[at] = static_cast<uint8_t>(v >> 8);
+    h[at + 1] = static_cast<uint8_t>(v);
+  };
+  auto put32 = [&](size_t at, uint32_t v) {
+    put16(at, v >> 16);
+    put16(at + 2, v & 0xffff);
+  };
+  put16(0, local.port());
+  put16(2, remote.port());
+  put32(4, snd - 1);
+  put32(8, rcv);
+  h[12] = 5 << 4;  // 20-byte header, no options
+  h[13] = 0x10;    // ACK
+  put16(14, 1024);
+  if (local.family() == AF_INET6) {
+    int offset = 16;  // the kernel fills in the checksum (pseudo-header included) for an IPv6 raw socket
+    if (setsockopt(raw.get(), IPPROTO_IPV6, IPV6_CHECKSUM, &offset, sizeof offset) != 0) return errno;
+  } else {
+    const auto* s4 = reinterpret_cast<const sockaddr_in*>(&local.ss);
+    const auto* d4 = reinterpret_cast<const sockaddr_in*>(&remote.ss);
+    uint8_t pseudo[12] = {};
+    memcpy(pseudo, &s4->sin_addr, 4);
+    memcpy(pseudo + 4, &d4->sin_addr, 4);
+    pseudo[9] = IPPROTO_TCP;
+    pseudo[11] = sizeof h;
+    put16(16, csum_fold(csum_add(csum_add(0, pseudo, sizeof pseudo), h, sizeof h)));
+  }
+  if (sendto(raw.get(), h, sizeof h, 0, dst.sa(), dst.len) != static_cast<ssize_t>(sizeof h)) return errno;
+  return 0;
+}
+
 SysError local_name(int fd, SockAddr* out) {
   *out = SockAddr{};
   out->len = sizeof out->ss;

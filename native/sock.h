@@ -124,6 +124,14 @@ int64_t last_data_received_ns(int fd);
  */
 bool make_silent(int fd);
 
+/**
+ * Makes the peer repeat its last ACK: sends, from a raw socket, a bare ACK one sequence number behind what the TCP
+ * socket `fd` (connected to `remote`) has sent. Any TCP state of the peer drops it and answers with an ACK of its
+ * current numbers, which is what a SYN_RECV socket whose handshake's final ACK was lost is waiting for; nothing
+ * of the connection changes (no new ISN). Needs CAP_NET_ADMIN (TCP_REPAIR, to read the sequence numbers) and
+ * CAP_NET_RAW. Returns 0 or the errno (EPERM without the privileges).
+ */
+int send_ack_probe(int fd, const SockAddr& remote);
 SysError local_name(int fd, SockAddr* out);
 SysError peer_name(int fd, SockAddr* out);
 

@@ -60,6 +60,16 @@ export interface PunchPlan {
    * distinct ports, and when re-SYNs are off.
    */
   stallResynMs?: number;
+  /**
+   * Every this many ms from its SYN an attempt socket is checked; one found in SYN_RECV twice in a row (the peer's
+   * SYN came, our SYN-ACK went, the handshake's final ACK has not come: lost, while the peer is established) sends
+   * an ACK probe, which makes the peer repeat that ACK with no new ISN — instead of the kernel re-sending the
+   * SYN-ACK only on the SYN's 1 s / 3 s timer (docs/ENGINE.md "ACK probe"). At most 4 per socket, 600 ms apart.
+   * Needs CAP_NET_ADMIN and CAP_NET_RAW; without them the timeline gets one `ack-probe` with the errno. Default
+   * {@link DEFAULT_ACK_PROBE_MS}; 0 = off; ignored (0) for sprays (spread, distinct ports) and plans of more than
+   * 16 remotes.
+   */
+  ackProbeMs?: number;
   /** 'prime' = per wave a low-TTL SYN, then after primeDelayMs a full-TTL SYN from a fresh socket. */
   profile?: 'plain' | 'prime';
   /** TTL / hop limit of prime SYNs (default 2). */
@@ -322,6 +332,13 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
   if (plan.stallLink && stallAsked > 0) throw invalid('stallLink and stallResynMs exclude each other');
   const stallWant = plan.stallLink ? plan.stallLink.afterMs : stallAsked;
   const stallMs = stallOff || stallWant === 0 ? 0 : Math.max(stallWant, resynUs / 1000);
+  const probeAsked = plan.ackProbeMs ?? DEFAULT_ACK_PROBE_MS;
+  if (!(probeAsked >= 0) || !Number.isFinite(probeAsked) || probeAsked > 10_000) {
+    throw invalid('ackProbeMs must be 0..10000');
+  }
+  // Sprays: thousands of sockets, and the follower keeps every established one; a check each would cost more than
+  // the lost ACK it recovers.
+  const probeMs = spray || plan.remotes.length > 16 ? 0 : probeAsked;
   const ttlOk = (t: number | undefined): boolean => t === undefined || (Number.isInteger(t) && t >= 1 && t <= 255);
   if (!ttlOk(plan.primeTtl) || !ttlOk(plan.firstSynTtl)) throw invalid('TTLs must be integers 1..255');
   if (plan.synCnt !== undefined && !(Number.isInteger(plan.synCnt) && plan.synCnt >= 1 && plan.synCnt <= 127))
@@ -349,6 +366,7 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
     resynNs: Math.round(resynUs * 1000),
     stallNs: msToNs(stallMs),
     stallReport: plan.stallLink !== undefined && stallMs > 0,
+    ackProbeNs: msToNs(probeMs),
     profile: plan.profile === 'prime' ? 1 : 0,
     primeTtl: plan.primeTtl ?? 2,
     primeDelayNs: msToNs(primeDelayMs),
@@ -368,6 +386,12 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
  * above most terrestrial paths' RTT, so a SYN whose answer is merely in flight is rarely replaced.
  */
 export const DEFAULT_STALL_RESYN_MS = 200;
+
+/**
+ * The {@link PunchPlan.ackProbeMs} default: a lost final ACK costs one to two of these plus a round trip (instead
+ * of the kernel's 1 s), for a getsockopt per handshaking socket every 50 ms.
+ */
+export const DEFAULT_ACK_PROBE_MS = 50;
 
 /** At most this many attempts in one spray plan (the engine's timeline indexes them in 16 bits). */
 export const MAX_SPRAY_ATTEMPTS = 16384;

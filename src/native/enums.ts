@@ -30,6 +30,7 @@ export const EVENT_KIND = [
   'abort',
   'stall',
   'nudge',
+  'ack-probe',
 ] as const;
 
 /** `onionpunch::Syscall`: the call behind a failure ('' = none). Node's `syscall` spelling. */

@@ -171,6 +171,9 @@ test('invalid plans reject with ENGINE_INVALID and never reach the engine', asyn
     { local: { address: LO, port: 0 }, remotes: [{ address: '::1', port: 1 }], deadlineMs: 10 },
     { local: { address: LO, port: 0 }, remotes: [{ address: LO, port: 70000 }], deadlineMs: 10 },
     { local: { address: LO, port: 0 }, remotes: [{ address: LO, port: 1 }], deadlineMs: -1 },
+    { local: { address: LO, port: 0 }, remotes: [{ address: LO, port: 1 }], deadlineMs: 10, ackProbeMs: -1 },
+    { local: { address: LO, port: 0 }, remotes: [{ address: LO, port: 1 }], deadlineMs: 10, ackProbeMs: NaN },
+    { local: { address: LO, port: 0 }, remotes: [{ address: LO, port: 1 }], deadlineMs: 10, ackProbeMs: 10_001 },
   ];
   for (const plan of bad) {
     await assert.rejects(engine.punch(plan), (e: unknown) => e instanceof EngineError && e.code === 'ENGINE_INVALID');
