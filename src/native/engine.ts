@@ -66,8 +66,8 @@ export interface PunchPlan {
    * an ACK probe, which makes the peer repeat that ACK with no new ISN — instead of the kernel re-sending the
    * SYN-ACK only on the SYN's 1 s / 3 s timer (docs/ENGINE.md "ACK probe"). At most 4 per socket, 600 ms apart.
    * Needs CAP_NET_ADMIN and CAP_NET_RAW; without them the timeline gets one `ack-probe` with the errno. Default
-   * {@link DEFAULT_ACK_PROBE_MS}; 0 = off; ignored (0) for sprays (spread, distinct ports) and plans of more than
-   * 16 remotes.
+   * {@link DEFAULT_ACK_PROBE_MS}; 0 = off; ignored (0) for sprays (spread, distinct ports), plans of more than
+   * 16 remotes and with the blind {@link PunchPlan.stallResynMs} re-send (a {@link PunchPlan.stallLink} keeps it).
    */
   ackProbeMs?: number;
   /** 'prime' = per wave a low-TTL SYN, then after primeDelayMs a full-TTL SYN from a fresh socket. */
@@ -338,7 +338,10 @@ function toNativePlan(plan: PunchPlan, now: bigint): object {
   }
   // Sprays: thousands of sockets, and the follower keeps every established one; a check each would cost more than
   // the lost ACK it recovers.
-  const probeMs = spray || plan.remotes.length > 16 ? 0 : probeAsked;
+  // The blind stall re-send (stallResynMs) replaces sockets with fresh ISNs on its own clock; the probe's premise is
+  // an untouched handshake, and the two together lost the stall test's connection 1 run in 5 here (0 in 6 without).
+  const blindResend = stallMs > 0 && plan.stallLink === undefined;
+  const probeMs = spray || blindResend || plan.remotes.length > 16 ? 0 : probeAsked;
   const ttlOk = (t: number | undefined): boolean => t === undefined || (Number.isInteger(t) && t >= 1 && t <= 255);
   if (!ttlOk(plan.primeTtl) || !ttlOk(plan.firstSynTtl)) throw invalid('TTLs must be integers 1..255');
   if (plan.synCnt !== undefined && !(Number.isInteger(plan.synCnt) && plan.synCnt >= 1 && plan.synCnt <= 127))

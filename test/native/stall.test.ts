@@ -143,11 +143,12 @@ test("both first SYNs lost: the stall re-send connects at ~stall, not at the ker
 
 test("a socket that got the peer's SYN (SYN_RECV) is never re-sent: no fresh ISN into a handshake", ROOT, async () => {
   // Every SYN-ACK is lost: both sides receive each other's SYN (SYN_SENT -> SYN_RECV) and then hear nothing.
+  // The ACK probe is off: its pure ACK would complete the handshake (the next test), and this one is about stalls.
   const pair = makeNsPair();
   try {
     dropIn(pair.a, 'tcp flags & (syn | ack) == syn | ack');
     dropIn(pair.b, 'tcp flags & (syn | ack) == syn | ack');
-    const [a, b] = await punchPair(pair, { stallResynMs: 100, deadlineMs: 1200 });
+    const [a, b] = await punchPair(pair, { stallResynMs: 100, ackProbeMs: 0, deadlineMs: 1200 });
     for (const s of [a, b]) {
       assert.equal(s.ok, false, JSON.stringify(s));
       assert.equal(s.code, 'ENGINE_TIMEOUT');
@@ -161,6 +162,29 @@ test("a socket that got the peer's SYN (SYN_RECV) is never re-sent: no fresh ISN
     pair.destroy();
   }
 });
+
+test(
+  'every SYN-ACK lost: the ACK probe completes the handshake from SYN_RECV (the kernel never would)',
+  ROOT,
+  async () => {
+    // Both sides sit in SYN_RECV; each SYN-ACK re-send of the kernel is dropped too, so without the probe both time
+    // out (the test above). A probe's pure ACK passes: the peer answers it with its own, which completes our side,
+    // and our answer to its probe completes the peer's. Found by stop 31's CI, when the test above still ran with it.
+    const pair = makeNsPair();
+    try {
+      dropIn(pair.a, 'tcp flags & (syn | ack) == syn | ack');
+      dropIn(pair.b, 'tcp flags & (syn | ack) == syn | ack');
+      const sides = await punchPair(pair, { deadlineMs: 1200 });
+      for (const s of sides) assert.equal(s.ok, true, JSON.stringify(s));
+      assert.ok(
+        sides.some((s) => s.kinds!.includes('ack-probe')),
+        sides.map((s) => JSON.stringify(s.kinds)).join(' '),
+      );
+    } finally {
+      pair.destroy();
+    }
+  },
+);
 
 test('stall reports and outcomes interleaved by the thousand: every plan settles (one drain)', async () => {
   // The engine wakes JS only when its queues go from empty to not; JS once drained the reports and the outcomes
