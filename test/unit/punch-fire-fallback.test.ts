@@ -193,8 +193,12 @@ test(
     try {
       // Ordinary sessions seed the listener's estimate (one estimate for both kinds: B's opfire follows A's
       // opendpoint by a round trip in either).
+      // A records a sample when its own side resolves, which may be after B's: wait for each (ci33 started the
+      // spray with two samples known, and A then waited for the held opfire).
       for (let i = 0; i < FALLBACK_MIN_SAMPLES; i++) {
+        const gotA = new Promise<void>((r) => listener.once('connection', () => r()));
         (await new PunchClient(clientOpts(engB, overlay.dialer)).punch(target)).socket.destroy();
+        await gotA;
       }
       overlay.setHold(true);
       const hard = new PunchClient(
@@ -211,7 +215,8 @@ test(
       const tl = spray();
       assert.ok(tl, "A's spray session ended with a timeline");
       const fb = tl.at('fire-fallback');
-      assert.ok(fb !== undefined, 'A fell back on the spray');
+      const steps = (): string => tl.events.map((e) => `${e.t.toFixed(0)} ${e.event}`).join(', ');
+      assert.ok(fb !== undefined, `A fell back on the spray (A's steps: ${steps()})`);
       assert.equal(tl.at('fire-received'), undefined, 'the held opfire was not read');
       const waited = fb - tl.at('endpoints-sent')!;
       assert.ok(
