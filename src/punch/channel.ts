@@ -34,6 +34,11 @@ export interface CoordChannel {
    * sends none.
    */
   trail?(): void;
+  /**
+   * Whether a message of command `cmd` has been received and waits for `next()` (A asks, right after its
+   * `opendpoint`, whether B's `opfire` came before it: pre-timed). Optional: a channel without it answers no.
+   */
+  hasQueued?(cmd: CoordMessage['cmd']): boolean;
   close(): void;
   readonly closed: boolean;
   /** Bytes received so far (memory accounting, tests). */
@@ -141,6 +146,10 @@ export class StreamChannel implements CoordChannel {
 
   get closed(): boolean {
     return this.isClosed;
+  }
+
+  hasQueued(cmd: CoordMessage['cmd']): boolean {
+    return this.queue.some((m) => m.cmd === cmd);
   }
 
   private deliver(m: CoordMessage): void {

@@ -318,6 +318,7 @@ export class PunchClient {
       // waiting here costs no round trip; a failed discovery is reported by the session (PUNCH_DISCOVERY).
       const port = await prepared.catch(() => undefined);
       const fireRttBoundMs = this.fireRtt.boundMs(key);
+      const pretimedRttMs = spray ? this.fireRtt.pretimeRttMs(key, spray.role === 'hard') : undefined;
       const r = await runInitiator(ch, {
         engine: this.opts.engine,
         local: port?.local ?? first,
@@ -326,6 +327,7 @@ export class PunchClient {
         timeline: tl,
         overlayDialMs,
         ...(fireRttBoundMs !== undefined ? { fireRttBoundMs } : {}),
+        ...(pretimedRttMs !== undefined ? { pretimedRttMs } : {}),
         ...(this.opts.tuning ? { tuning: this.opts.tuning } : {}),
         ...(spray ? { spray } : {}),
         ...(this.opts.limits?.maxSynsPerSession !== undefined
@@ -354,7 +356,8 @@ export class PunchClient {
         ...(popts.signal ? { signal: popts.signal } : {}),
       });
       // Verified (runInitiator resolves only then): its own estimate, before the bound, joins the memory.
-      if (r.overlayRttMs !== undefined) this.fireRtt.record(key, Math.min(r.overlayRttMs, overlayDialMs));
+      if (r.overlayRttMs !== undefined)
+        this.fireRtt.record(key, Math.min(r.overlayRttMs, overlayDialMs), r.spray !== undefined);
       return r;
     } finally {
       held.releaseAll();

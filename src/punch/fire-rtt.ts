@@ -27,6 +27,8 @@ export const FIRE_RTT_TTL_MS = 10 * 60_000;
 interface Entry {
   recent: RecentMedian;
   lastAt: number;
+  /** The last verified session with this endpoint was a birthday spray (A was hard, or B was). */
+  sprayed: boolean;
 }
 
 export class FireRttMemory {
@@ -39,18 +41,22 @@ export class FireRttMemory {
     return this.map.size;
   }
 
-  /** One verified session to `key`: the RTT estimate it had before any bound (the smaller of pings and dial). */
-  record(key: string, rttMs: number): void {
+  /**
+   * One verified session to `key`: the RTT estimate it had before any bound (the smaller of pings and dial), and
+   * whether it was a spray.
+   */
+  record(key: string, rttMs: number, sprayed = false): void {
     if (!Number.isFinite(rttMs) || rttMs <= 0) return;
     let e = this.fresh(key);
     if (e)
       this.map.delete(key); // to the most recent end
     else {
       if (this.map.size >= FIRE_RTT_MAX_KEYS) this.map.delete(this.map.keys().next().value!);
-      e = { recent: new RecentMedian(FIRE_RTT_WINDOW), lastAt: 0 };
+      e = { recent: new RecentMedian(FIRE_RTT_WINDOW), lastAt: 0, sprayed: false };
     }
     e.recent.record(rttMs);
     e.lastAt = this.now();
+    e.sprayed = sprayed;
     this.map.set(key, e);
   }
 
@@ -58,6 +64,19 @@ export class FireRttMemory {
   boundMs(key: string): number | undefined {
     const m = this.fresh(key)?.recent.median(FIRE_RTT_MIN_SAMPLES);
     return m === undefined ? undefined : FIRE_RTT_FACTOR * m;
+  }
+
+  /**
+   * The RTT a pre-timed spray fire counts on (ms; docs/PROTOCOL.md "Pre-timed spray fire"): the median estimate of
+   * the recent verified sessions with `key` — not the bound, whose factor 2 would spend the round trip the
+   * pre-timing saves — when at least FIRE_RTT_MIN_SAMPLES are known and this session will be a spray: B is the
+   * hard side (`bHard`), or the last verified session with `key` was a spray (A was hard then, and a NAT rarely
+   * changes its kind between sessions). Undefined otherwise: B sends its `opfire` after A's `opendpoint`.
+   */
+  pretimeRttMs(key: string, bHard: boolean): number | undefined {
+    const e = this.fresh(key);
+    if (!e || !(bHard || e.sprayed)) return undefined;
+    return e.recent.median(FIRE_RTT_MIN_SAMPLES);
   }
 
   private fresh(key: string): Entry | undefined {

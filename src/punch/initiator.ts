@@ -105,6 +105,13 @@ export interface InitiatorOptions {
    * (a re-sent dial SYN, an A that read the request late) would otherwise fire that much late.
    */
   fireRttBoundMs?: number;
+  /**
+   * Pre-timed spray fire (docs/PROTOCOL.md): the RTT estimate (ms) of B's recent verified sessions with this A
+   * (FireRttMemory.pretimeRttMs), given when this session will be a spray. B's `opfire` then rides its first
+   * write with a `delay_us` that A counts from its own `opendpoint`, and B fires on A's `opendpoint` at the same
+   * instant: the `opfire`'s own trip (half an overlay round trip) is off the spray's time. Ignored without `spray`.
+   */
+  pretimedRttMs?: number;
   /** Margin A gets between receiving opfire and firing (ms); default INITIATOR_DEFAULTS.fireDelayMs. */
   fireDelayMs?: number;
   /** Engine deadline for the simultaneous open (ms). */
@@ -194,10 +201,23 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
       ch.send({ cmd: 'ping', nonce: n });
     }
     tl.mark('endpoints-sent', mine.map((e) => `${e.address}:${e.port}`).join(' '));
+    const fireDelayMs = opts.fireDelayMs ?? INITIATOR_DEFAULTS.fireDelayMs;
+    const deadlineMs = opts.deadlineMs ?? 5000;
+    // Pre-timed: A fires `pre.delayUs` after its opendpoint leaves, half our recent RTT estimate (its trip to us)
+    // plus the fire delay, and we fire on its arrival at that instant. A queues the opfire until it has answered
+    // (as a zero-round-trip one), so any A counts it from its answer: an A that reads it later than that fires late.
+    const pretimed = asked && opts.pretimedRttMs !== undefined && opts.pretimedRttMs > 0 ? opts.pretimedRttMs : 0;
+    const pre = pretimed > 0 ? { delayUs: Math.round((pretimed / 2 + fireDelayMs) * 1000) } : undefined;
+    if (pre) {
+      ch.send({ cmd: 'opfire', sessionId, delayUs: pre.delayUs, profile, deadlineMs });
+      ch.trail?.();
+      tl.mark('fire-sent', `pre-timed: A fires ${(pre.delayUs / 1000).toFixed(1)} ms after its opendpoint`);
+    }
 
     let gotVersion = false;
     let peerEp: Extract<CoordMessage, { cmd: 'opendpoint' }> | undefined;
     let agreed: SprayParams | undefined;
+    let peerEpNs = 0n;
     const rtts: number[] = [];
     // Until A's version, its opendpoint, and every pong (or A's opendpoint plus one pong) arrived.
     // Each wait ends at an absolute instant: the handshake step from the start, then one step from A's version.
@@ -242,6 +262,7 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
             throw new PunchSessionError('PUNCH_SPRAY_UNSUPPORTED', why, { step: 'opspray', side: 'A' });
           }
           peerEp = m;
+          peerEpNs = opts.engine.now();
           tl.mark('peer-endpoints', m.endpoints.map((e) => `${e.address}:${e.port}`).join(' '));
           break;
         case 'opspray': {
@@ -302,23 +323,33 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     }
     const usable = checked.usable;
 
-    // A busy A asks for a margin (its loop reads our opfire that late; it counts the delay from the arrival). Not
-    // for a spray: its pacing dwarfs the lag, and its median has no ms to spare (docs/BENCHMARKS.md).
-    const marginMs = agreed ? 0 : fireMarginOf(peerEp.flags);
-    const delayUs = Math.round(((opts.fireDelayMs ?? INITIATOR_DEFAULTS.fireDelayMs) + marginMs) * 1000);
-    const deadlineMs = opts.deadlineMs ?? 5000;
-    ch.send({ cmd: 'opfire', sessionId, delayUs, profile, deadlineMs });
-    // The last write the peer waits for: a lost one is re-sent a round trip later (PROTOCOL.md "Trailing ping").
-    ch.trail?.();
-    const sentNs = opts.engine.now();
-    const bInMs = delayUs / 1000 + fireRttMs / 2;
-    const askedMargin = marginMs > 0 ? ` (A asked for ${marginMs} ms more)` : '';
-    tl.mark(
-      'fire-sent',
-      `A fires in ${(delayUs / 1000).toFixed(0)} ms after receipt${askedMargin}; B in ${bInMs.toFixed(1)} ms`,
-    );
+    let startAtNs: bigint;
+    if (pre) {
+      // A's opendpoint left it half a round trip before it reached us; A fires pre.delayUs after that.
+      const aFiresNs = peerEpNs - BigInt(Math.round((fireRttMs / 2) * 1e6)) + BigInt(pre.delayUs) * 1000n;
+      const now = opts.engine.now();
+      startAtNs = aFiresNs > now ? aFiresNs : now;
+      const inMs = Number(startAtNs - now) / 1e6;
+      const late = aFiresNs < now ? ` (${(Number(now - aFiresNs) / 1e6).toFixed(1)} ms after A)` : '';
+      tl.mark('fire-pretimed', `B fires in ${inMs.toFixed(1)} ms, with A${late}`);
+    } else {
+      // A busy A asks for a margin (its loop reads our opfire that late; it counts the delay from the arrival).
+      // Not for a spray: its pacing dwarfs the lag, and its median has no ms to spare (docs/BENCHMARKS.md).
+      const marginMs = agreed ? 0 : fireMarginOf(peerEp.flags);
+      const delayUs = Math.round((fireDelayMs + marginMs) * 1000);
+      ch.send({ cmd: 'opfire', sessionId, delayUs, profile, deadlineMs });
+      // The last write the peer waits for: a lost one is re-sent a round trip later (PROTOCOL.md "Trailing ping").
+      ch.trail?.();
+      const sentNs = opts.engine.now();
+      const bInMs = delayUs / 1000 + fireRttMs / 2;
+      const askedMargin = marginMs > 0 ? ` (A asked for ${marginMs} ms more)` : '';
+      tl.mark(
+        'fire-sent',
+        `A fires in ${(delayUs / 1000).toFixed(0)} ms after receipt${askedMargin}; B in ${bInMs.toFixed(1)} ms`,
+      );
+      startAtNs = sentNs + BigInt(delayUs) * 1000n + BigInt(Math.round((fireRttMs / 2) * 1e6));
+    }
     const tuning = { ...(opts.tuning ?? {}), profile };
-    const startAtNs = sentNs + BigInt(delayUs) * 1000n + BigInt(Math.round((fireRttMs / 2) * 1e6));
     let outcome;
     let won: SprayOutcomeLike | undefined;
     let expected = usable;

@@ -227,14 +227,26 @@ function agreeSpray(
  * when the kernel knows, the instant is the data's arrival: never before our `opendpoint` (B answers it) nor after
  * the read. `sentNs` undefined (A fell back, no `opfire`): now.
  */
-function receiptNs(opts: ResponderOptions, sentNs: bigint | undefined, tl: Timeline, zeroRtt: boolean): bigint {
+function receiptNs(
+  opts: ResponderOptions,
+  sentNs: bigint | undefined,
+  tl: Timeline,
+  early: { zeroRtt: boolean; preTimed: boolean },
+): bigint {
   const readNs = opts.engine.now();
+  if (early.preTimed && sentNs !== undefined) {
+    // It was here before our answer (it rode B's first write): B counts on our answer, and it is no sample of
+    // our loop's lag (it would only pull the margin down).
+    const ago = Number(readNs - sentNs) / 1e6;
+    tl.markAt('fire-arrived', performance.now() - ago, 'before our opendpoint (pre-timed)');
+    return sentNs;
+  }
   const arrived = sentNs === undefined ? undefined : opts.arrivedNs?.();
   if (arrived === undefined || sentNs === undefined) return readNs;
   const at = arrived < sentNs ? sentNs : arrived > readNs ? readNs : arrived;
   const lagMs = Number(readNs - at) / 1e6;
   // A zero-round-trip opfire rode B's first write, read after our answer on purpose: not a sample of our lag.
-  if (!zeroRtt) opts.onReadLag?.(lagMs);
+  if (!early.zeroRtt) opts.onReadLag?.(lagMs);
   tl.markAt('fire-arrived', performance.now() - lagMs, `read ${lagMs.toFixed(1)} ms after it arrived`);
   return at;
 }
@@ -391,6 +403,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
     phase('wait-fire');
     const sentAt = performance.now();
     const sentNs = opts.engine.now();
+    const preTimed = !warm && ch.hasQueued?.('opfire') === true;
     const stepEnd = sentAt + stepMs;
     // A late opfire (lost on the overlay, held by its retransmission) need not hold A's SYN: fire-fallback.ts.
     // A spray falls back too: its parameters were agreed before the opendpoint, only the instant was missing.
@@ -406,7 +419,7 @@ export async function runResponder(ch: CoordChannel, opts: ResponderOptions): Pr
       tl.mark('fire-fallback', `no opfire ${fallbackMs} ms after our opendpoint: A fires without it`);
       fire = { cmd: 'opfire', sessionId, delayUs: 0, profile: 'plain', deadlineMs: FALLBACK_DEADLINE_MS };
     }
-    const recvNs = receiptNs(opts, fellBack ? undefined : sentNs, tl, warm !== undefined);
+    const recvNs = receiptNs(opts, fellBack ? undefined : sentNs, tl, { zeroRtt: warm !== undefined, preTimed });
     if (!fire.sessionId.equals(sessionId)) {
       throw new PunchSessionError('PUNCH_PROTOCOL', 'opfire carries another session id', { step: 'opfire', side: 'B' });
     }
