@@ -18,6 +18,7 @@
  * good the estimate rises instead of keeping A firing early.
  */
 import { RecentMedian } from './recent-median.js';
+import type { Timeline } from './timeline.js';
 
 export const FALLBACK_FACTOR = 2;
 export const FALLBACK_MARGIN_MS = 50;
@@ -39,6 +40,20 @@ export class FireFallback {
   record(opfireDelayMs: number | undefined, fellBackAfterMs?: number): void {
     const v = opfireDelayMs ?? (fellBackAfterMs !== undefined ? fellBackAfterMs * FALLBACK_FACTOR : undefined);
     if (v !== undefined) this.recent.record(v);
+  }
+
+  /**
+   * Records one verified session from its timeline (A's marks `endpoints-sent`, `fire-received`,
+   * `fire-fallback`). Not a zero-round-trip or pre-timed one (`fire-pretimed`): their `opfire` rode B's first
+   * write and was read right after our answer, a delay of ~0 that says nothing of the overlay — enough of them
+   * would pull the fallback down to FALLBACK_MIN_MS and make A fire early on a slow circuit.
+   */
+  recordSession(tl: Timeline, zeroRtt: boolean): void {
+    const sent = tl.at('endpoints-sent');
+    if (zeroRtt || sent === undefined || tl.at('fire-pretimed') !== undefined) return;
+    const got = tl.at('fire-received');
+    const fb = tl.at('fire-fallback');
+    this.record(got !== undefined ? got - sent : undefined, fb !== undefined ? fb - sent : undefined);
   }
 
   /** How long A waits for `opfire` before it fires anyway (ms), or undefined while too few sessions are known. */

@@ -548,17 +548,8 @@ export class PunchListener extends EventEmitter {
     })
       .then((c: PunchedConnection) => {
         this.stats.connected++;
-        if (!c.zeroRtt) {
-          // Verified: its opendpoint-to-opfire delay may move the fallback (fire-fallback.ts).
-          const sent = c.timeline.at('endpoints-sent');
-          const got = c.timeline.at('fire-received');
-          const fb = c.timeline.at('fire-fallback');
-          if (sent !== undefined)
-            this.fireFallback.record(
-              got !== undefined ? got - sent : undefined,
-              fb !== undefined ? fb - sent : undefined,
-            );
-        }
+        // Verified: its opendpoint-to-opfire delay may move the fallback (fire-fallback.ts).
+        this.fireFallback.recordSession(c.timeline, c.zeroRtt === true);
         const info2: ConnectionInfo = {
           remote: c.remote,
           local: c.local,

@@ -238,7 +238,7 @@ function receiptNs(
     // It was here before our answer (it rode B's first write): B counts on our answer, and it is no sample of
     // our loop's lag (it would only pull the margin down).
     const ago = Number(readNs - sentNs) / 1e6;
-    tl.markAt('fire-arrived', performance.now() - ago, 'before our opendpoint (pre-timed)');
+    tl.markAt('fire-pretimed', performance.now() - ago, 'the opfire came before our opendpoint: counted from it');
     return sentNs;
   }
   const arrived = sentNs === undefined ? undefined : opts.arrivedNs?.();

@@ -14,6 +14,7 @@ import { StreamChannel } from '../../src/punch/channel.js';
 import { runInitiator, INITIATOR_DEFAULTS } from '../../src/punch/initiator.js';
 import type { CoordMessage } from '../../src/punch/messages.js';
 import { FireRttMemory, FIRE_RTT_MIN_SAMPLES } from '../../src/punch/fire-rtt.js';
+import { FireFallback, FALLBACK_MIN_SAMPLES } from '../../src/punch/fire-fallback.js';
 import { Timeline } from '../../src/punch/timeline.js';
 import { codec, edmAt, listenerOpts, loopbackOverlay, rawPeer, tcpPair, until } from '../helpers/punch-loopback.js';
 
@@ -133,8 +134,8 @@ test(
       assert.ok(tl instanceof Timeline);
       assert.equal(plans.length, 1, 'A sprayed once');
       assert.equal(tl.at('fire-fallback'), undefined);
-      const arrived = tl.events.find((x) => x.event === 'fire-arrived');
-      assert.match(arrived?.detail ?? '', /pre-timed/);
+      assert.ok(tl.at('fire-pretimed') !== undefined, 'A saw the opfire before its answer');
+      assert.equal(tl.at('fire-arrived'), undefined, 'no read-lag sample');
       // Counted from A's answer (B read it here, ≤ a few ms later), not from the opfire's arrival before it.
       const startMs = Number(plans[0]!.startAtNs! - answeredNs) / 1e6;
       assert.ok(startMs > DELAY_MS - 10 && startMs <= DELAY_MS, `A fires ${startMs.toFixed(1)} ms after its answer`);
@@ -160,4 +161,21 @@ test('B pre-times only a spray it expects, on the median of enough verified sess
   assert.equal(m.boundMs(key), 2 * 64);
   now += 11 * 60_000;
   assert.equal(m.pretimeRttMs(key, true), undefined, 'an old estimate is forgotten');
+});
+
+test("A's fire fallback learns nothing from pre-timed or zero-round-trip sessions (their opfire was early)", () => {
+  const session = (opfireMs: number, pretimed: boolean): Timeline => {
+    const tl = new Timeline(0);
+    tl.markAt('endpoints-sent', 100);
+    if (pretimed) tl.markAt('fire-pretimed', 100);
+    tl.markAt('fire-received', 100 + opfireMs);
+    return tl;
+  };
+  const f = new FireFallback();
+  for (let i = 0; i < FALLBACK_MIN_SAMPLES; i++) f.recordSession(session(300, false), false);
+  const slow = f.afterMs();
+  assert.equal(slow, 2 * 300 + 50, 'a 300 ms circuit');
+  for (let i = 0; i < 10; i++) f.recordSession(session(0.2, true), false);
+  for (let i = 0; i < 10; i++) f.recordSession(session(0.2, false), true);
+  assert.equal(f.afterMs(), slow, 'unchanged: A keeps waiting as long for the measured flow');
 });
