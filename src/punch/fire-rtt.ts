@@ -23,6 +23,11 @@ export const FIRE_RTT_WINDOW = 15;
 export const FIRE_RTT_MIN_SAMPLES = 3;
 export const FIRE_RTT_MAX_KEYS = 256;
 export const FIRE_RTT_TTL_MS = 10 * 60_000;
+/**
+ * Slowest recent median a pre-timed fire counts on (ms): its `delay_us` (half of it) must stay well inside what
+ * any A accepts (5 s here); a path this slow gains little from half a round trip next to its own jitter.
+ */
+export const PRETIME_MAX_RTT_MS = 4000;
 
 interface Entry {
   recent: RecentMedian;
@@ -71,12 +76,14 @@ export class FireRttMemory {
    * the recent verified sessions with `key` — not the bound, whose factor 2 would spend the round trip the
    * pre-timing saves — when at least FIRE_RTT_MIN_SAMPLES are known and this session will be a spray: B is the
    * hard side (`bHard`), or the last verified session with `key` was a spray (A was hard then, and a NAT rarely
-   * changes its kind between sessions). Undefined otherwise: B sends its `opfire` after A's `opendpoint`.
+   * changes its kind between sessions), and the median is at most PRETIME_MAX_RTT_MS. Undefined otherwise: B
+   * sends its `opfire` after A's `opendpoint`.
    */
   pretimeRttMs(key: string, bHard: boolean): number | undefined {
     const e = this.fresh(key);
     if (!e || !(bHard || e.sprayed)) return undefined;
-    return e.recent.median(FIRE_RTT_MIN_SAMPLES);
+    const m = e.recent.median(FIRE_RTT_MIN_SAMPLES);
+    return m !== undefined && m <= PRETIME_MAX_RTT_MS ? m : undefined;
   }
 
   private fresh(key: string): Entry | undefined {

@@ -13,7 +13,7 @@ import { PunchSessionError } from '../../src/punch/errors.js';
 import { StreamChannel } from '../../src/punch/channel.js';
 import { runInitiator, INITIATOR_DEFAULTS } from '../../src/punch/initiator.js';
 import type { CoordMessage } from '../../src/punch/messages.js';
-import { FireRttMemory, FIRE_RTT_MIN_SAMPLES } from '../../src/punch/fire-rtt.js';
+import { FireRttMemory, FIRE_RTT_MIN_SAMPLES, PRETIME_MAX_RTT_MS } from '../../src/punch/fire-rtt.js';
 import { FireFallback, FALLBACK_MIN_SAMPLES } from '../../src/punch/fire-fallback.js';
 import { Timeline } from '../../src/punch/timeline.js';
 import { codec, edmAt, listenerOpts, loopbackOverlay, rawPeer, tcpPair, until } from '../helpers/punch-loopback.js';
@@ -159,6 +159,9 @@ test('B pre-times only a spray it expects, on the median of enough verified sess
   m.record(key, 64, true);
   assert.equal(m.pretimeRttMs(key, false), 64, 'B easy: A sprayed last time');
   assert.equal(m.boundMs(key), 2 * 64);
+  const slow = 'slow.i2p:0';
+  for (let i = 0; i < FIRE_RTT_MIN_SAMPLES; i++) m.record(slow, PRETIME_MAX_RTT_MS + 1, true);
+  assert.equal(m.pretimeRttMs(slow, true), undefined, 'too slow a path: its delay_us would near what A accepts');
   now += 11 * 60_000;
   assert.equal(m.pretimeRttMs(key, true), undefined, 'an old estimate is forgotten');
 });
