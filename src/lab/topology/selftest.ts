@@ -114,8 +114,13 @@ export async function runSelftest(opts: SelftestOptions = {}): Promise<SelftestR
       try {
         await startNatcheckServers(lab, pubs, ncPort);
         const peers = pubs.map((p) => `${p.ip}:${ncPort}`);
+        const check = (site: string) => natCheck(lab, site, peers).catch((e: unknown) => ({ error: String(e) }));
         for (const site of ['eim', 'shift', 'edm', 'cgn', 'pba']) {
-          nc[site] = await natCheck(lab, site, peers).catch((e: unknown) => ({ error: String(e) }));
+          let r = await check(site);
+          // A random-port NAT gives both connections one port by chance (1 in 1,024 in edm-pba's block: seen in a
+          // CI run); a second check tells that from a NAT that maps independently (1 in a million twice).
+          if ((site === 'edm' || site === 'pba') && !('error' in r) && r.mapping === 'eim') r = await check(site);
+          nc[site] = r;
         }
       } catch (e) {
         for (const site of ['eim', 'shift', 'edm', 'cgn', 'pba']) nc[site] = { error: String(e) };
