@@ -174,8 +174,13 @@ test(
     try {
       dropIn(pair.a, 'tcp flags & (syn | ack) == syn | ack');
       dropIn(pair.b, 'tcp flags & (syn | ack) == syn | ack');
-      const sides = await punchPair(pair, { deadlineMs: 1200 });
-      for (const s of sides) assert.equal(s.ok, true, JSON.stringify(s));
+      // The case needs both first SYNs to cross. On the bare veth (µs one way) a SYN that leaves before the peer's
+      // connect() meets no socket and draws a RST, and then each side's re-SYN finds the other between sockets:
+      // refused to the deadline, no SYN_RECV at all (1 run in 6; ci37). Such a run says nothing of the probe: retry.
+      const refusedOnly = (s: Side): boolean => !s.ok && (s.kinds ?? []).every((k) => /^(syn|rst|timeout)/.test(k));
+      let sides = await punchPair(pair, { deadlineMs: 1200 });
+      for (let i = 0; i < 4 && sides.every(refusedOnly); i++) sides = await punchPair(pair, { deadlineMs: 1200 });
+      for (const s of sides) assert.equal(s.ok, true, JSON.stringify(sides));
       assert.ok(
         sides.some((s) => s.kinds!.includes('ack-probe')),
         sides.map((s) => JSON.stringify(s.kinds)).join(' '),
