@@ -1,7 +1,8 @@
 /**
  * Onion-service coordination over a real private Tor network (loopback, no root needed): one network shared by
  * the tests of this file. ADD_ONION/DEL_ONION, an endpoint reached from the second client through SOCKS5 with
- * bytes both ways and a version/verack handshake, tor restart with automatic re-publication, typed dial errors.
+ * bytes both ways and a version/verack handshake, a second B client (its own tor, as a second B home) reaching it
+ * too, tor restart with automatic re-publication, typed dial errors.
  */
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -70,6 +71,7 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
       log,
       timeoutMs: 120_000,
       extraTorrc: { b: [`ControlPort 127.0.0.1:${bControlPort}`, 'CookieAuthentication 1'] },
+      roles: { bs: [{}] },
     });
     log(`bring-up ${JSON.stringify(net.timings)}`);
     dialer = new TorCoordinationDialer({ socksPort: net.socksB.port });
@@ -156,6 +158,27 @@ describe('tor onion coordination over a private Tor network', { timeout: 230_000
       log(`publish ${publishMs} ms, first connect ${firstConnectMs} ms, second ${secondConnectMs} ms`);
     } finally {
       h.destroy();
+    }
+  });
+
+  test('a second B client: its own tor process and SocksPort, and it reaches the endpoint too', async () => {
+    assert.ok(ep && net);
+    assert.equal(net.socksBs.length, 2);
+    assert.deepEqual(net.socksBs[0], net.socksB);
+    assert.notEqual(net.socksBs[1]!.port, net.socksB.port);
+    const [b1, b2] = ['b', 'b2'].map((r) => net!.nodes().find((n) => n.role === r));
+    assert.ok(b1?.pid && b2?.pid && b1.pid !== b2.pid, JSON.stringify(net.nodes()));
+    assert.notEqual(b1.dataDir, b2.dataDir);
+    const d2 = new TorCoordinationDialer({ socksPort: net.socksBs[1]!.port });
+    try {
+      const h = await d2.dial(ep.address, ep.port, { isolationKey: 'second-home', timeoutMs: 90_000 });
+      try {
+        assert.equal(await withTimeout(handshake(h, true), 20_000, 'version handshake from b2'), 70016);
+      } finally {
+        h.destroy();
+      }
+    } finally {
+      await d2.close();
     }
   });
 

@@ -21,11 +21,7 @@ const STRESS = {
     "SYNs, both sides' CPU/RSS/fds/threads, conntrack entries, leaks; injects faults on request. Exit 0 when\n" +
     'every session ended in time, nothing leaked, and (without faults) at least 99% connected.',
   options: {
-    sites: value(
-      'N',
-      'B sites, 1..25 (default 1; over Tor only 1: the private network has one B client)',
-      integer(1, 25),
-    ),
+    sites: value('N', 'B sites, 1..25 (default 1; over Tor each with its own tor client)', integer(1, 25)),
     sessions: value('M', 'sessions in all, 1..100000 (default 200)', integer(1, 100_000), 200),
     rounds: value('R', "rounds of M sessions in one lab, A's heap measured after each (default 1)", integer(1, 100), 1),
     concurrency: value('K', 'sessions at once, 1..5000 (default 20)', integer(1, 5000), 20),
@@ -66,9 +62,6 @@ export async function main(args: string[]): Promise<number> {
   if (v.nat.length > 2) throw new UsageError('--nat: once (every site) or twice (A, then the B sites)');
   if (v.nat.some((s) => s.ipv6 !== undefined)) throw new UsageError('--nat: lab stress punches over IPv4 (no fw6)');
   const sites = v.sites ?? 1;
-  if (v.overlay === 'tor' && sites > 1) {
-    throw new UsageError('--sites: the private Tor network has one B client; use --overlay i2p or direct for more');
-  }
   const [na, nb] = [v.nat[0], v.nat[1] ?? v.nat[0]];
   const opts: StressOptions = {
     overlay: v.overlay,

@@ -55,7 +55,10 @@ export interface RigOptions {
    * A, to load the engine and the protocol past what the private Tor network carries.
    */
   overlay?: 'tor' | 'i2p' | 'direct';
-  /** How many B sites (b, c, d, ...; default 1), each behaving as `b` with its own B worker. Not over Tor. */
+  /**
+   * How many B sites (b, c, d, ...; default 1), each behaving as `b` with its own B worker — over Tor also with
+   * its own tor client in its host (one B home each: its own circuits over its own access link).
+   */
   bSites?: number;
   /** A's listener limits and B's client limits instead of the lab's defaults (lab stress). */
   aLimits?: Record<string, number>;
@@ -227,9 +230,6 @@ export class PunchRig {
     const overlay = o.overlay ?? 'tor';
     const nb = o.bSites ?? 1;
     if (nb < 1 || nb > 25) throw new LabError('LAB_BAD_SPEC', `bSites must be 1..25 (got ${nb})`);
-    if (overlay === 'tor' && nb > 1) {
-      throw new LabError('LAB_BAD_SPEC', 'the private Tor network has one B client: one B site (more: i2p, direct)');
-    }
     if (overlay === 'direct' && o.a.cgnat) {
       throw new LabError('LAB_BAD_SPEC', "direct coordination needs a port forward on A's router: A cannot be cgnat");
     }
@@ -283,14 +283,17 @@ export class PunchRig {
     if (overlay === 'direct') {
       this.log(`direct: plain TCP coordination to ${this.lab.sites.a!.publicIp}:${DIRECT_PORT} (forwarded to A)`);
     } else if (overlay === 'tor') {
-      this.log('tor: starting a private network (authority + 3 relays on public hosts, clients in A and B)');
+      const bHosts = bNames.map((n) => this.lab.sites[n]!.host);
+      const clients = nb > 1 ? `A and ${nb} B sites` : 'A and B';
+      this.log(`tor: starting a private network (authority + 3 relays on public hosts, clients in ${clients})`);
       const ph = this.lab.publicHosts;
       this.tor = await startPrivateTor({
         roles: {
           authority: { netns: ph[2]!.ns, ip: ph[2]!.ip },
           relays: [3, 4, 5].map((i) => ({ netns: ph[i]!.ns, ip: ph[i]!.ip })),
           a: { netns: this.lab.sites.a!.host.ns, ip: this.lab.sites.a!.host.ip },
-          b: { netns: this.lab.sites.b!.host.ns, ip: this.lab.sites.b!.host.ip },
+          b: { netns: bHosts[0]!.ns, ip: bHosts[0]!.ip },
+          bs: bHosts.slice(1).map((h) => ({ netns: h.ns, ip: h.ip })),
         },
         log: (l) => this.log(`[tor] ${l}`),
         ...(o.progress ? { progress: o.progress } : {}),
@@ -422,7 +425,8 @@ export class PunchRig {
     const i2p = this.i2p;
     const site = this.bSiteNames[i]!;
     const cb = this.workerConfig('b', site);
-    if (tor) cb.socks = { host: tor.socksB.host, port: tor.socksB.port };
+    const socks = tor?.socksBs[i];
+    if (socks) cb.socks = { host: socks.host, port: socks.port };
     if (i2p) {
       // B sites spread over two routers A does not use (lab stress --fault i2pd-kill kills router 0).
       const sam = i2p.sam[[3, 1][i % 2]!]!;

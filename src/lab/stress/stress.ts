@@ -1,6 +1,6 @@
 /**
  * `onionpunch lab stress`: many concurrent punches from one or more B sites to site A through the lab, on the
- * demo rig (src/lab/demo/rig.ts): over the private Tor network (one B site: it has one B client), the private
+ * demo rig (src/lab/demo/rig.ts): over the private Tor network (each B site with its own tor client), the private
  * I2P network, or `direct` (plain TCP coordination to a port A's router forwards, named as such: it loads the
  * engine and the protocol past what the private Tor network carries).
  *
@@ -35,7 +35,7 @@ export type StressFault = (typeof STRESS_FAULTS)[number];
 
 export interface StressOptions {
   overlay: 'tor' | 'i2p' | 'direct';
-  /** B sites (default 1; Tor has one B client). */
+  /** B sites (default 1; over Tor each runs its own tor client). */
   sites?: number;
   sessions: number;
   concurrency: number;

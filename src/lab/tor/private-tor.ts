@@ -1,7 +1,8 @@
 /**
  * A private Tor network started by our own code for tests, the lab and the demo (recipe: PRIVATE-TOR.md):
  * one directory authority + three relays (onion-service circuits need 4 distinct relays), node A (a client with
- * a ControlPort that hosts onion services) and node B (a client with a SocksPort that dials them).
+ * a ControlPort that hosts onion services) and node B (a client with a SocksPort that dials them) — or several
+ * B clients (`roles.bs`), one per B home: each builds its own circuits over its own access link.
  *
  * Loopback mode (default): every tor on 127.0.0.1 with free ports. Namespace mode: a role with `netns` runs as
  * `ip netns exec NS tor -f torrc` and binds/advertises its `ip`; A's ControlPort and B's SocksPort then listen
@@ -45,7 +46,14 @@ export interface PrivateTorRole {
 export interface PrivateTorOptions {
   /** Parent of the network's temp dir (default os.tmpdir()); the temp dir is removed by stop(). */
   dir?: string;
-  roles?: { authority?: PrivateTorRole; relays?: PrivateTorRole[]; a?: PrivateTorRole; b?: PrivateTorRole };
+  roles?: {
+    authority?: PrivateTorRole;
+    relays?: PrivateTorRole[];
+    a?: PrivateTorRole;
+    b?: PrivateTorRole;
+    /** B clients after the first (`b2`, `b3`, ...; at most {@link MAX_B_CLIENTS} in all), each its own tor. */
+    bs?: PrivateTorRole[];
+  };
   /** A's control-port authentication: cookie (default) or a password (HashedControlPassword). */
   controlPassword?: string;
   /**
@@ -80,7 +88,11 @@ export interface PrivateTorSocks {
   netns?: string;
 }
 
-export type PrivateTorRoleName = 'authority' | 'relay1' | 'relay2' | 'relay3' | 'a' | 'b';
+/** `b` is the first B client; `b2`, `b3`, ... the further ones (`roles.bs`). */
+export type PrivateTorRoleName = 'authority' | 'relay1' | 'relay2' | 'relay3' | 'a' | 'b' | `b${number}`;
+
+/** B clients one network runs at most (each ≈ 13 MB RSS; the lab has at most 25 B sites). */
+export const MAX_B_CLIENTS = 25;
 
 export interface PrivateTorNode {
   role: PrivateTorRoleName;
@@ -103,6 +115,8 @@ export interface PrivateTorTimings {
 export interface PrivateTor {
   controlA: PrivateTorControl;
   socksB: PrivateTorSocks;
+  /** Every B client's SocksPort: `socksBs[0]` is `socksB`, then `roles.bs`' in order. */
+  socksBs: PrivateTorSocks[];
   /** Total bring-up time (= timings.clientsReadyMs). */
   bringUpMs: number;
   timings: PrivateTorTimings;
@@ -167,8 +181,15 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
     const relays = relayRoles.map((r, i) => mk(`relay${i + 1}` as PrivateTorRoleName, `relay${i + 1}${tag}`, r));
     const aRole = roles.a ?? {};
     const bRole = roles.b ?? {};
+    const bRoles = [bRole, ...(roles.bs ?? [])];
+    if (bRoles.length > MAX_B_CLIENTS) {
+      throw new PrivateTorError('LAB_TOR_SPEC', `at most ${MAX_B_CLIENTS} B clients (asked for ${bRoles.length})`);
+    }
     const a = mk('a', `clienta${tag}`, aRole);
-    const b = mk('b', `clientb${tag}`, bRole);
+    const bClients = bRoles.map((r, i) =>
+      mk(i === 0 ? 'b' : `b${i + 1}`, `client${i === 0 ? 'b' : `b${i + 1}`}${tag}`, r),
+    );
+    const b = bClients[0]!;
     for (const s of specs) await mkdir(join(s.dataDir, 'keys'), { recursive: true, mode: 0o700 });
     const dirPort = await alloc(authRole);
     auth.orPort = await alloc(authRole);
@@ -236,7 +257,8 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
     await writeFile(auth.torrc, authorityTorrc(c(auth)) + extra(auth));
     for (const r of relays) await writeFile(r.torrc, relayTorrc(c(r), r.ip, r.orPort!) + extra(r));
     const controlPort = await alloc(aRole.netns ? aRole : {});
-    const socksPort = await alloc(bRole.netns ? bRole : {});
+    const socksPorts: number[] = [];
+    for (const r of bRoles) socksPorts.push(await alloc(r.netns ? r : {}));
     let hashedPassword: string | undefined;
     if (opts.controlPassword !== undefined) {
       const out = await run('tor', ['--quiet', '--hash-password', opts.controlPassword]);
@@ -247,7 +269,9 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
       clientATorrc(c(a), { host: '127.0.0.1', port: controlPort, ...(hashedPassword ? { hashedPassword } : {}) }) +
         extra(a),
     );
-    await writeFile(b.torrc, clientBTorrc(c(b), { host: '127.0.0.1', port: socksPort }) + extra(b));
+    for (const [i, s] of bClients.entries()) {
+      await writeFile(s.torrc, clientBTorrc(c(s), { host: '127.0.0.1', port: socksPorts[i]! }) + extra(s));
+    }
 
     // ---- stage 1: authority + relays ----
     const servers = [auth, ...relays];
@@ -283,13 +307,18 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
 
     // ---- stage 2: clients ----
     launch(a);
-    launch(b);
-    await Promise.all([waitBootstrapped(a, 0, deadline()), waitBootstrapped(b, 0, deadline())]);
+    for (const s of bClients) launch(s);
+    await Promise.all([a, ...bClients].map((s) => waitBootstrapped(s, 0, deadline())));
     const clientsReadyMs = Date.now() - t0;
-    log(`private tor: A and B bootstrapped at ${clientsReadyMs} ms`);
+    const bs = bClients.length > 1 ? ` (${bClients.length} B clients)` : '';
+    log(`private tor: A and B bootstrapped at ${clientsReadyMs} ms${bs}`);
     opts.progress?.advance('tor: A and B bootstrapped');
 
     let stopped = false;
+    const socksOf = (i: number): PrivateTorSocks => {
+      const r = bRoles[i]!;
+      return { host: '127.0.0.1', port: socksPorts[i]!, ...(r.netns ? { netns: r.netns } : {}) };
+    };
     const net: PrivateTor = {
       controlA: {
         host: '127.0.0.1',
@@ -299,7 +328,8 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
           ? { password: opts.controlPassword }
           : { cookieFile: join(a.dataDir, 'control_auth_cookie') }),
       },
-      socksB: { host: '127.0.0.1', port: socksPort, ...(bRole.netns ? { netns: bRole.netns } : {}) },
+      socksB: socksOf(0),
+      socksBs: bRoles.map((_r, i) => socksOf(i)),
       bringUpMs: clientsReadyMs,
       timings: { keysMs, firstConsensusMs, relaysReadyMs, clientsReadyMs },
       dir,
