@@ -133,7 +133,9 @@ function ipStable(obs: Observation[]): boolean | null {
 
 /**
  * Pure verdict from two (or more) observations from one local port, plus optional spread samples from
- * fresh local ports (they only add `publicIpStable` evidence and, for edm, `portSpread`).
+ * fresh local ports (they add `publicIpStable` evidence and, for edm, `portSpread`). Spread samples from one
+ * local port toward different peers that saw different public ports overrule an EIM reading of `observed`: a
+ * random-port NAT gave the checked port's two connections one port by chance ({@link confirmPair}).
  */
 export function verdictFrom(
   localPort: number,
@@ -183,7 +185,8 @@ export function verdictFrom(
         `or multihoming`,
     };
   }
-  if (!samePort) {
+  const split = samePort ? splitPair(spread.filter((o) => o.address === first.address)) : undefined;
+  if (!samePort || split) {
     const samePublic = spread.filter((o) => o.address === first.address);
     const spreadOf = portSpreadOf([...observed, ...samePublic].map((o) => o.port));
     return {
@@ -192,12 +195,23 @@ export function verdictFrom(
       portPreserving: null,
       publicAddress: first.address,
       ...(spreadOf ? { portSpread: spreadOf } : {}),
-      reason:
-        `mapped port differs per destination (${observed.map((o) => o.port).join(', ')}): endpoint-dependent ` +
-        `mapping`,
+      reason: split
+        ? `one local port met one public port toward both peers (${first.port}), but local port ${split.localPort} ` +
+          `met ${split.ports.join(' and ')}: endpoint-dependent mapping (the first pair agreed by chance)`
+        : `mapped port differs per destination (${observed.map((o) => o.port).join(', ')}): endpoint-dependent ` +
+          `mapping`,
     };
   }
   return { ...base, mapping: 'eim', portPreserving: first.port === localPort, publicAddress: first.address };
+}
+
+/** Two samples from one local port toward different peers that saw different public ports, if any. */
+function splitPair(spread: SpreadObservation[]): { localPort: number; ports: number[] } | undefined {
+  for (const a of spread) {
+    const b = spread.find((o) => o.localPort === a.localPort && o.peer !== a.peer && o.port !== a.port);
+    if (a.localPort !== 0 && b) return { localPort: a.localPort, ports: [a.port, b.port] };
+  }
+  return undefined;
 }
 
 export interface EimCheckOptions {
@@ -251,10 +265,12 @@ export async function eimCheck(opts: EimCheckOptions): Promise<EimVerdict> {
   // Keep the peers' order stable for output.
   const order = opts.peers.map(formatEndpoint);
   observed.sort((a, b) => order.indexOf(a.peer) - order.indexOf(b.peer));
-  const first = verdictFrom(opts.local.port, observed, failures);
+  let first = verdictFrom(opts.local.port, observed, failures);
+  const confirm = first.mapping === 'eim' && first.portPreserving === false ? await confirmPair(opts, failures) : [];
+  if (confirm.length) first = verdictFrom(opts.local.port, observed, failures, confirm);
   const samples = Math.max(0, Math.min(64, Math.floor(opts.spreadSamples ?? DEFAULT_SPREAD_SAMPLES)));
   if (first.mapping !== 'edm' || samples === 0) return { ...first, checkedAt: clock() };
-  const spread: SpreadObservation[] = [];
+  const spread: SpreadObservation[] = [...confirm];
   for (let i = 0; i < samples && !opts.signal?.aborted; i++) {
     const p = opts.peers[i % opts.peers.length]!;
     // Port 0: the engine gives every plan its own free port, never the checked one (which it still holds).
@@ -267,6 +283,36 @@ export async function eimCheck(opts: EimCheckOptions): Promise<EimVerdict> {
     }
   }
   return { ...verdictFrom(opts.local.port, observed, failures, spread), checkedAt: clock() };
+}
+
+/**
+ * A port-translating EIM reading is checked once more: a NAT that picks a random port per connection gives the
+ * checked port's two connections one port by chance (1 in its range: 1 in 1,024 in a port block, which a lab
+ * run met), and such a verdict would make the peer punch a mapping that is not there until the next check.
+ * So one fresh local port connects to the first two peers in turn: an EIM NAT maps it to one port toward
+ * both, a random one almost never again (1 in the range squared for both pairs). A port-preserving reading
+ * needs no second pair: a random NAT picking the local port twice is 1 in the range squared already. Two
+ * connections more, only for port-translating NATs; failures only join `failures` (the EIM reading stands).
+ */
+async function confirmPair(opts: EimCheckOptions, failures: string[]): Promise<SpreadObservation[]> {
+  const timeoutMs = opts.timeoutMs ?? 5000;
+  const got: SpreadObservation[] = [];
+  // Port 0 the first time: the engine picks a free port, never the checked one; the second reuses it.
+  let local: Endpoint = { address: opts.local.address, port: 0 };
+  for (const p of opts.peers.slice(0, 2)) {
+    if (opts.signal?.aborted) break;
+    try {
+      const o = await opts.observe(local, p, { timeoutMs, ...(opts.signal ? { signal: opts.signal } : {}) });
+      const localPort = o.localPort ?? local.port;
+      if (localPort === 0) break; // the observer cannot tell its port: no pair to compare
+      got.push({ peer: formatEndpoint(p), address: o.address, port: o.port, localPort });
+      local = { address: opts.local.address, port: localPort };
+    } catch (err) {
+      failures.push(`confirm ${formatEndpoint(p)}: ${(err as Error).message}`);
+      break;
+    }
+  }
+  return got.length === 2 ? got : [];
 }
 
 /** What identifies "the same network" for the cache. */

@@ -138,3 +138,51 @@ test('endpoint text forms', () => {
   assert.equal(parseEndpoint('host:0'), undefined);
   assert.equal(formatEndpoint({ address: 'fd00::1', port: 1 }), '[fd00::1]:1');
 });
+
+test('eimCheck: a port-translating EIM reading is confirmed from a fresh local port; a chance match is edm', async () => {
+  const peers = [
+    { address: '198.18.0.1', port: 8333 },
+    { address: '198.18.0.2', port: 8333 },
+  ];
+  const local = { address: '0.0.0.0', port: 40_000 };
+  // STAND-IN observers (the NAT behaviours, not a network): each call reports the mapping and its local port.
+  const run = async (map: (localPort: number, peer: string, call: number) => number) => {
+    const calls: Array<{ local: number; peer: string }> = [];
+    let fresh = 50_000;
+    const v = await eimCheck({
+      local,
+      peers,
+      spreadSamples: 3,
+      observe: async (l, p) => {
+        const localPort = l.port === 0 ? fresh++ : l.port;
+        calls.push({ local: localPort, peer: p.address });
+        return { address: '198.18.9.9', port: map(localPort, p.address, calls.length), localPort };
+      },
+    });
+    return { v, calls };
+  };
+  // Port-translating EIM (every local port to one public port, whatever the peer): eim after two more.
+  const shift = await run((l) => l + 1000);
+  assert.equal(shift.v.mapping, 'eim');
+  assert.equal(shift.v.portPreserving, false);
+  assert.deepEqual(
+    shift.calls.slice(2).map((c) => c.local),
+    [50_000, 50_000],
+    'one fresh local port, toward both peers',
+  );
+  assert.deepEqual(
+    shift.calls.slice(2).map((c) => c.peer),
+    peers.map((p) => p.address),
+  );
+  // A random-port NAT whose first two connections met one port by chance (the 1 in 1,024 a lab run met).
+  const chance = await run((_l, _p, call) => (call <= 2 ? 61_000 : 60_000 + call * 37));
+  assert.equal(chance.v.mapping, 'edm');
+  assert.match(chance.v.reason!, /by chance/);
+  assert.ok(chance.v.portSpread, 'an edm verdict gets its spread samples (the pair among them)');
+  assert.equal(chance.calls.length, 2 + 2 + 3);
+  // Port-preserving: no second pair (a random NAT picking the local port twice is 1 in the range squared).
+  const same = await run((l) => l);
+  assert.equal(same.v.mapping, 'eim');
+  assert.equal(same.v.portPreserving, true);
+  assert.equal(same.calls.length, 2);
+});
