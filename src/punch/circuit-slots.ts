@@ -4,8 +4,8 @@
  * at the same time to the same endpoint get distinct circuits, up to {@link MAX_CIRCUITS_PER_ENDPOINT}. Tor
  * carries every stream of a circuit in order, so one stall on a shared circuit (a segment lost on one of its
  * links) holds every session on it at once: measured in `lab stress` over the private Tor network, where 100
- * sessions on one circuit put p99 above 3 × the median in about 1 run in 9, and 16 circuits kept it at
- * 2.07–2.22 (docs/BENCHMARKS.md, session 24). A node's own client runs one session per endpoint at a time
+ * sessions on one circuit gave p99 ÷ median 1.90–3.68 in 12 runs (2 above 3), and slots 1.58–2.41 in 12
+ * (docs/BENCHMARKS.md, session 24). A node's own client runs one session per endpoint at a time
  * (`perEndpoint`, default 1), so it always rides slot 0: the circuit it had before.
  */
 
