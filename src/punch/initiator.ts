@@ -203,15 +203,15 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     tl.mark('endpoints-sent', mine.map((e) => `${e.address}:${e.port}`).join(' '));
     const fireDelayMs = opts.fireDelayMs ?? INITIATOR_DEFAULTS.fireDelayMs;
     const deadlineMs = opts.deadlineMs ?? 5000;
-    // Pre-timed: A fires `pre.delayUs` after its opendpoint leaves, half our recent RTT estimate (its trip to us)
+    // Pre-timed: A fires `preDelayUs` after its opendpoint leaves, half our recent RTT estimate (its trip to us)
     // plus the fire delay, and we fire on its arrival at that instant. A queues the opfire until it has answered
     // (as a zero-round-trip one), so any A counts it from its answer: an A that reads it later than that fires late.
-    const pretimed = asked && opts.pretimedRttMs !== undefined && opts.pretimedRttMs > 0 ? opts.pretimedRttMs : 0;
-    const pre = pretimed > 0 ? { delayUs: Math.round((pretimed / 2 + fireDelayMs) * 1000) } : undefined;
-    if (pre) {
-      ch.send({ cmd: 'opfire', sessionId, delayUs: pre.delayUs, profile, deadlineMs });
+    const rtt = opts.pretimedRttMs ?? 0;
+    const preDelayUs = asked && rtt > 0 ? Math.round((rtt / 2 + fireDelayMs) * 1000) : undefined;
+    if (preDelayUs !== undefined) {
+      ch.send({ cmd: 'opfire', sessionId, delayUs: preDelayUs, profile, deadlineMs });
       ch.trail?.();
-      tl.mark('fire-sent', `pre-timed: A fires ${(pre.delayUs / 1000).toFixed(1)} ms after its opendpoint`);
+      tl.mark('fire-sent', `pre-timed: A fires ${(preDelayUs / 1000).toFixed(1)} ms after its opendpoint`);
     }
 
     let gotVersion = false;
@@ -324,9 +324,9 @@ export async function runInitiator(ch: CoordChannel, opts: InitiatorOptions): Pr
     const usable = checked.usable;
 
     let startAtNs: bigint;
-    if (pre) {
-      // A's opendpoint left it half a round trip before it reached us; A fires pre.delayUs after that.
-      const aFiresNs = peerEpNs - BigInt(Math.round((fireRttMs / 2) * 1e6)) + BigInt(pre.delayUs) * 1000n;
+    if (preDelayUs !== undefined) {
+      // A's opendpoint left it half a round trip before it reached us; A fires preDelayUs after that.
+      const aFiresNs = peerEpNs - BigInt(Math.round((fireRttMs / 2) * 1e6)) + BigInt(preDelayUs) * 1000n;
       const now = opts.engine.now();
       startAtNs = aFiresNs > now ? aFiresNs : now;
       const inMs = Number(startAtNs - now) / 1e6;
