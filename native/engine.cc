@@ -78,6 +78,7 @@ struct Attempt {
   int64_t sent_ns = 0;   // when the current socket's SYN left (a nudge leaves a younger socket alone)
   uint32_t probes = 0;   // ACK probes sent from the current socket (kMaxAckProbes: no more)
   bool recv_seen = false;  // the last AckProbe check found it in SYN_RECV already
+  bool reported = false;   // this socket's stall was reported to the peer (which may nudge): no ACK probes
   int64_t probed_ns = 0; // when the last one left
   int last_err = 0;
   bool est = false;      // spray follower: established and kept (watched for data, FIN or RST)
@@ -389,6 +390,7 @@ struct Engine::Impl {
       a.sends++;
       a.probes = 0;
       a.recv_seen = false;
+      a.reported = false;
       int64_t at = actual + p.spec.ack_probe_ns;
       if (p.spec.ack_probe_ns > 0 && at < p.spec.deadline_ns) push_timer(at, p.id, r, a.sends, TimerKind::AckProbe);
     }
@@ -517,6 +519,7 @@ struct Engine::Impl {
         record(p, EventKind::Stall, static_cast<int>(t.arg), 0, t.at, monotonic_ns());
         a.stalls++;
         if (p.spec.stall_report) {
+          a.reported = true;
           // Report only: whether a fresh ISN is safe depends on the far side's state, which only it knows.
           stall_reports.push_back(StallReport{p.id, static_cast<int>(t.arg), monotonic_ns()});
           int64_t wait = p.spec.stall_ns;
@@ -536,6 +539,13 @@ struct Engine::Impl {
   void ack_probe(Plan& p, const Timer& t) {
     Attempt& a = p.att[t.arg];
     if (a.out || a.sends != t.gen || !a.fd || a.prime || a.est || a.probes >= kMaxAckProbes) return;
+    // After our stall report the peer may have replaced its socket (nudge: a fresh ISN on the same 4-tuple),
+    // and a SYN_RECV here may be answering that fresh SYN. The peer's NAT still tracks the old ISN until our
+    // SYN-ACK reaches it (conntrack re-syncs on a SYN-ACK to a SYN it ignored); a bare ACK probe for the fresh
+    // ISN is invalid there, so the peer's router answers it with a RST, which kills this socket and starts a
+    // reset storm to the deadline (test/lab/stall-nudge.test.ts; seen in lab stress and clean-clone CI). Such
+    // a socket is left to the kernel's SYN-ACK retransmission, which re-syncs that NAT.
+    if (a.reported) return;
     int st = tcp_state(a.fd.get());
     if (st != TCP_SYN_SENT && st != TCP_SYN_RECV) return;  // established (or dead): nothing to ask for
     int64_t now = monotonic_ns();

@@ -147,6 +147,22 @@ describe('stall coordination (opstall → nudge) through lab NATs', ROOT, () => 
     assert.ok(r.a.establishedMs! < 600, `A connected after ${r.a.establishedMs} ms`);
   });
 
+  test("A nudged, then B's SYN-ACK to the fresh SYN lost: B does not probe into A's stale NAT entry", async () => {
+    // As above, and B's first SYN-ACK (its answer to A's fresh SYN) is lost at A's router too. A's NAT still
+    // tracks A's old ISN (it ignored the fresh SYN), so a bare ACK from B for the fresh ISN is invalid there and
+    // A's router answers it with a RST: B's ACK probe did that and both sides then reset each other to the
+    // deadline (a clean-clone CI failure, and lab stress's reset storms). B reported a stall, so its SYN_RECV may
+    // answer a nudged SYN: it leaves the socket to its kernel, whose SYN-ACK re-syncs A's NAT at ~1 s.
+    await dropFirst('b', 'tcp flags & (syn | ack) == syn | ack');
+    await dropFirst('a', 'tcp flags & (syn | ack) == syn | ack');
+    const r = await punch({ offsetMs: 0, nudges: [{ atMs: 340, mode: 'any' }] }, { offsetMs: 40 });
+    assert.equal(count(r.a, 'nudge'), 1, JSON.stringify(r.a.events));
+    assert.equal(count(r.b, 'ack-probe'), 0, JSON.stringify(r.b.events));
+    assert.equal(count(r.a, 'rst') + count(r.b, 'rst'), 0, JSON.stringify(r));
+    assert.ok(r.a.ok && r.b.ok, JSON.stringify(r));
+    assert.ok(r.b.establishedMs! < 1500, `B connected after ${r.b.establishedMs} ms`);
+  });
+
   test('recv-only leaves a SYN_SENT socket alone; a nudge right after a re-send is ignored', async () => {
     await dropFirst('a', 'tcp flags & (syn | ack) == syn');
     await dropFirst('b', 'tcp flags & (syn | ack) == syn');
