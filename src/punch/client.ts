@@ -17,7 +17,6 @@ import { formatEndpoint } from '../ip.js';
 import { StreamChannel, type FrameCodec } from './channel.js';
 import { runInitiator } from './initiator.js';
 import { FireRttMemory } from './fire-rtt.js';
-import { CircuitSlots } from './circuit-slots.js';
 import type { PunchEngineLike } from './engine-port.js';
 import type { PlanTuning, PunchedConnection } from './session-common.js';
 import { HeldPorts } from './local-port.js';
@@ -149,8 +148,6 @@ export class PunchClient {
   private readonly zrttBackoff = new Map<string, { fails: number; until: number }>();
   /** Per coordination endpoint: the RTT estimates of recent verified sessions, bounding the one B fires on. */
   private readonly fireRtt = new FireRttMemory();
-  /** Per coordination endpoint: which circuit each session in flight rides (circuit-slots.ts). */
-  private readonly circuits = new CircuitSlots();
 
   constructor(private readonly opts: PunchClientOptions) {
     const l = opts.limits ?? {};
@@ -263,8 +260,6 @@ export class PunchClient {
     const family = this.opts.family ?? 4;
     // Every port this attempt takes stays held until the punch is over (local-port.ts HeldPorts).
     const held = new HeldPorts(this.opts.engine, family, this.opts.localAddress);
-    // Sessions at once to one endpoint ride distinct circuits: one stalled circuit holds every stream on it.
-    const circuit = this.circuits.acquire(key);
     try {
       const first = held.take();
       tl.mark('start', `punch port ${first.port}`);
@@ -305,7 +300,7 @@ export class PunchClient {
       try {
         stream = await this.opts.dialer.dial(target.address, target.port, {
           timeoutMs: this.opts.dialTimeoutMs ?? 60_000,
-          isolationKey: circuit.isolationKey,
+          isolationKey: key,
           ...(popts.signal ? { signal: popts.signal } : {}),
         });
       } catch (err) {
@@ -365,7 +360,6 @@ export class PunchClient {
         this.fireRtt.record(key, Math.min(r.overlayRttMs, overlayDialMs), r.spray !== undefined);
       return r;
     } finally {
-      circuit.release();
       held.releaseAll();
     }
   }
