@@ -139,7 +139,9 @@ test('endpoint text forms', () => {
   assert.equal(formatEndpoint({ address: 'fd00::1', port: 1 }), '[fd00::1]:1');
 });
 
-test('eimCheck: a port-translating EIM reading is confirmed from a fresh local port; a chance match is edm', async () => {
+const confirmTitle =
+  'eimCheck: a port-translating EIM reading is confirmed from a fresh local port; a chance match is edm';
+test(confirmTitle, async () => {
   const peers = [
     { address: '198.18.0.1', port: 8333 },
     { address: '198.18.0.2', port: 8333 },

@@ -9,8 +9,10 @@ import { createServer } from 'node:net';
 import { OnionpunchError } from '../../errors.js';
 import { atProcessEnd } from '../process-cleanup.js';
 
-/** A failure of the private Tor network. Codes: LAB_TOR_KEYS, LAB_TOR_EXITED, LAB_TOR_TIMEOUT, LAB_TOR_SPAWN,
- * LAB_TOR_SPEC. */
+/**
+ * A failure of the private Tor network. Codes: LAB_TOR_KEYS, LAB_TOR_EXITED, LAB_TOR_TIMEOUT, LAB_TOR_SPAWN,
+ * LAB_TOR_SPEC.
+ */
 export class PrivateTorError extends OnionpunchError {}
 
 const live = new Set<ChildProcess>();

@@ -186,9 +186,10 @@ export async function startPrivateTor(opts: PrivateTorOptions = {}): Promise<Pri
       throw new PrivateTorError('LAB_TOR_SPEC', `at most ${MAX_B_CLIENTS} B clients (asked for ${bRoles.length})`);
     }
     const a = mk('a', `clienta${tag}`, aRole);
-    const bClients = bRoles.map((r, i) =>
-      mk(i === 0 ? 'b' : `b${i + 1}`, `client${i === 0 ? 'b' : `b${i + 1}`}${tag}`, r),
-    );
+    const bClients = bRoles.map((r, i) => {
+      const role = i === 0 ? 'b' : (`b${i + 1}` as const);
+      return mk(role, `client${role}${tag}`, r);
+    });
     const b = bClients[0]!;
     for (const s of specs) await mkdir(join(s.dataDir, 'keys'), { recursive: true, mode: 0o700 });
     const dirPort = await alloc(authRole);
