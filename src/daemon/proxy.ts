@@ -64,13 +64,7 @@ export function destinationPolicy(cfg: Pick<DaemonConfig, 'resolvenames' | 'allo
 
 /** Resolves `host` (only called when resolvenames is on) within the signal; one address. */
 async function resolveOne(host: string, signal: AbortSignal): Promise<string> {
-  const aborted = new Promise<never>((_r, rej) => {
-    const onAbort = (): void => rej(signal.reason ?? new SocksServerError('SOCKS_CLOSED', 'connect aborted'));
-    if (signal.aborted) onAbort();
-    else signal.addEventListener('abort', onAbort, { once: true });
-  });
-  aborted.catch(() => undefined);
-  const r = await Promise.race([lookup(host, { verbatim: true }), aborted]);
+  const r = await untilAborted(lookup(host, { verbatim: true }), signal);
   return r.address;
 }
 
@@ -125,10 +119,19 @@ export function samI2pRoute(
 ): OverlayRoute & { close: () => Promise<void> } {
   type Dialer = import('../overlay/i2p/dialer.js').I2pCoordinationDialer;
   let dialerP: Promise<Dialer> | undefined;
+  // Ends a session creation still under way when the proxy shuts down: without it close() would wait for the
+  // creation's own deadline (OVERLAY_DIAL_TIMEOUT_MS) before the daemon could exit.
+  const closing = new AbortController();
   const route = async (host: string, port: number, signal: AbortSignal): Promise<Socket> => {
+    if (closing.signal.aborted) throw new SamError('SAM_CLOSED', 'the proxy is shutting down');
     if (!dialerP) {
       const p = import('../overlay/i2p/dialer.js').then(({ I2pCoordinationDialer }) =>
-        I2pCoordinationDialer.create({ sam, sessionOptions, timeoutMs: OVERLAY_DIAL_TIMEOUT_MS }),
+        I2pCoordinationDialer.create({
+          sam,
+          sessionOptions,
+          timeoutMs: OVERLAY_DIAL_TIMEOUT_MS,
+          signal: closing.signal,
+        }),
       );
       dialerP = p;
       p.then(
@@ -143,7 +146,8 @@ export function samI2pRoute(
         },
       );
     }
-    const dialer = await dialerP;
+    // The session is shared; this request stops waiting for it when its own signal fires.
+    const dialer = await untilAborted(dialerP, signal);
     const s = await dialer.dial(host, port, { timeoutMs: OVERLAY_DIAL_TIMEOUT_MS, signal });
     // SamSession.connect gives the SAM bridge's TCP socket, which is what the bridge and the server need.
     if (!(s instanceof Socket)) {
@@ -154,6 +158,7 @@ export function samI2pRoute(
   };
   return Object.assign(route, {
     close: async (): Promise<void> => {
+      closing.abort(new SamError('SAM_CLOSED', 'the proxy is shutting down'));
       const p = dialerP;
       dialerP = undefined;
       if (p)
@@ -162,6 +167,18 @@ export function samI2pRoute(
           () => undefined,
         );
     },
+  });
+}
+
+/** `p`, or the signal's reason as soon as it fires (`p` itself goes on; its rejection is handled). */
+function untilAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+  p.catch(() => undefined);
+  const reason = (): unknown => signal.reason ?? new SocksServerError('SOCKS_CLOSED', 'connect aborted');
+  if (signal.aborted) return Promise.reject(reason());
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => reject(reason());
+    signal.addEventListener('abort', onAbort, { once: true });
+    p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
 }
 

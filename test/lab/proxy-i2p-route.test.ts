@@ -49,11 +49,17 @@ describe(
       const p = await startProxy(['--i2psam', `${sam.host}:${sam.port}`, '--i2phops', '0']);
       try {
         // The proxy's SAM session is made on the first .b32.i2p request (~20 s: i2pd's readiness cycle).
+        const t0 = Date.now();
         const r = await socksConnect(p.port, server!.address, 8333, 150_000);
-        assert.notEqual(typeof r, 'string', `CONNECT failed: ${String(r)}`);
+        // On failure the proxy's own log says which step (session, lookup, connect) took the time.
+        const trail = (): string =>
+          `after ${Date.now() - t0} ms; proxy log: ${JSON.stringify(p.recs().filter((x) => x.event !== 'ready'))}`;
+        assert.notEqual(typeof r, 'string', `CONNECT failed: ${String(r)} ${trail()}`);
         const s = r as Exclude<typeof r, string>;
         s.write('ping 1');
-        const [d] = (await once(s, 'data')) as [Buffer];
+        const [d] = (await once(s, 'data', { signal: AbortSignal.timeout(30_000) }).catch((e: unknown) => {
+          throw new Error(`no echo: ${String(e)} ${trail()}`);
+        })) as [Buffer];
         assert.equal(d.toString(), 'echo:ping 1');
         s.destroy();
         const recs = p.recs();
