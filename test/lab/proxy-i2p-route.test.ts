@@ -44,31 +44,42 @@ describe(
       await net?.stop();
     });
 
-    test('a SOCKS client gets bytes through the proxy to the server behind the b32 address', async () => {
+    test('a SOCKS client gets bytes through the proxy to the server behind the b32 address', async (t) => {
       const sam = net!.sam[3]!;
       const p = await startProxy(['--i2psam', `${sam.host}:${sam.port}`, '--i2phops', '0']);
       try {
-        // The proxy's SAM session is made on the first .b32.i2p request (~20 s: i2pd's readiness cycle).
+        // The proxy's SAM session is made on the first .b32.i2p request (~20 s: i2pd's readiness cycle). A SOCKS
+        // client that gets no answer reconnects, as bitcoind does: now and then i2pd accepts a STREAM CONNECT and
+        // never sends its packets (docs/I2P.md, "Where SAM clients go"), which no proxy can see. Every try that
+        // failed is printed, with the proxy's own log, so a run that needed one says why.
         const t0 = Date.now();
-        const r = await socksConnect(p.port, server!.address, 8333, 150_000);
-        // On failure the proxy's own log says which step (session, lookup, connect) took the time.
         const trail = (): string =>
           `after ${Date.now() - t0} ms; proxy log: ${JSON.stringify(p.recs().filter((x) => x.event !== 'ready'))}`;
-        assert.notEqual(typeof r, 'string', `CONNECT failed: ${String(r)} ${trail()}`);
-        const s = r as Exclude<typeof r, string>;
-        s.write('ping 1');
-        const [d] = (await once(s, 'data', { signal: AbortSignal.timeout(30_000) }).catch((e: unknown) => {
-          throw new Error(`no echo: ${String(e)} ${trail()}`);
-        })) as [Buffer];
-        assert.equal(d.toString(), 'echo:ping 1');
-        s.destroy();
+        const failed: string[] = [];
+        let echo: string | undefined;
+        for (let i = 0; i < 3 && echo === undefined && Date.now() - t0 < 170_000; i++) {
+          const r = await socksConnect(p.port, server!.address, 8333, Math.max(10_000, 170_000 - (Date.now() - t0)));
+          if (typeof r === 'string') {
+            failed.push(`try ${i + 1}: CONNECT failed: ${r} ${trail()}`);
+            continue;
+          }
+          r.write('ping 1');
+          const d = await once(r, 'data', { signal: AbortSignal.timeout(25_000) }).then(
+            ([b]) => (b as Buffer).toString(),
+            (e: unknown) => (failed.push(`try ${i + 1}: no echo in 25 s: ${String(e)} ${trail()}`), undefined),
+          );
+          r.destroy();
+          echo = d;
+        }
+        for (const f of failed) t.diagnostic(f);
+        assert.equal(echo, 'echo:ping 1', `no try got the echo:\n${failed.join('\n')}`);
         const recs = p.recs();
         assert.ok(
           recs.some((x) => x.event === 'socks-connected' && x['host'] === server!.address),
           'bridged',
         );
         assert.ok(!recs.some((x) => x.error?.code === 'ENOTFOUND' || x.error?.code === 'EAI_AGAIN'), 'no DNS');
-        assert.equal(accepted.length, 1, 'one stream reached the server');
+        assert.ok(accepted.length >= 1, 'a stream reached the server');
       } finally {
         assert.equal(await p.stop(), 0);
       }
