@@ -290,6 +290,8 @@ export async function runProxy(
   const directory = new AnnouncementDirectory();
   let clientP: Promise<PunchClient> | undefined;
   let dialer: CoordinationDialer | undefined;
+  // Ends an I2P session creation of the punch client still under way at shutdown (it waits for tunnels).
+  const stopping = new AbortController();
   // The punch client (native engine, overlay dialer, NAT check) is built on the first punch only.
   const client = (): Promise<PunchClient> => {
     clientP ??= (async () => {
@@ -303,6 +305,7 @@ export async function runProxy(
           sam: { host: cfg.i2psam.host, port: cfg.i2psam.port },
           sessionOptions: i2pTunnelOptions(cfg.i2phops),
           timeoutMs: 120_000,
+          signal: stopping.signal,
         });
       }
       const { maxSynsPerSession, ...punch } = await configuredPunch(cfg, log, 'B');
@@ -382,6 +385,8 @@ export async function runProxy(
   collector.stop();
   outbound?.stop();
   await server.close(cfg.shutdowngrace * 1000);
+  stopping.abort();
+  await clientP?.catch(() => undefined); // a creation in progress ends now; one that finished is closed below
   await dialer?.close().catch(() => undefined);
   await routes.close().catch(() => undefined);
   log.info('stopped');

@@ -1,11 +1,14 @@
 /**
  * The proxy stops promptly while its `.b32.i2p` route is still creating its SAM session. The SAM bridge is a FAKE
  * (test/helpers/fake-sam.ts): a real i2pd cannot be made to hold SESSION CREATE open on demand. Before the fix
- * the shutdown waited for the creation's own deadline (110 s), and a SOCKS client waited as long.
+ * the shutdown waited for the creation's own deadline (110 s), and a SOCKS client waited as long; the punch
+ * client's own I2P session creation (overlay i2p) went on after the stop.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import type { Socket } from 'node:net';
 import { fakeSamLines } from '../helpers/fake-sam.js';
 import { startProxy, socksConnect } from '../helpers/proxy-daemon.js';
 import { formatB32 } from '../../src/wire/address.js';
@@ -45,6 +48,35 @@ test(
         recs.some((x) => x.event === 'stopped'),
         'the proxy logged its stop',
       );
+    } finally {
+      f.close();
+    }
+  },
+);
+
+test(
+  'proxy over I2P: SIGTERM while the punch client creates its SAM session ends it at once',
+  { timeout: 60_000 },
+  async () => {
+    let sawCreate!: (s: Socket) => void;
+    const created = new Promise<Socket>((r) => (sawCreate = r));
+    const f = await fakeSamLines((line, s) => {
+      if (line.startsWith('HELLO')) s.write('HELLO REPLY RESULT=OK VERSION=3.1\n');
+      else if (line.startsWith('SESSION CREATE')) sawCreate(s);
+    });
+    try {
+      const known = `${formatB32(randomBytes(32))}:8333@198.51.100.7:8333`;
+      const p = await startProxy(['--overlay', 'i2p', '--i2psam', `${f.sam.host}:${f.sam.port}`, '--known', known]);
+      // A CONNECT to the announced clearnet address is punched: the punch client is built, its dialer first.
+      const client = socksConnect(p.port, '198.51.100.7', 8333, 50_000);
+      const control = await created;
+      const closed = once(control, 'close');
+      const code = await within(p.stop(), 10_000);
+      assert.equal(code, 0, 'the proxy exits 0 within 10 s');
+      // The creation itself ends with the proxy: left running it would hold a SAM session (and its tunnels)
+      // after the stop, up to its 120 s deadline, or for good if the router answered.
+      assert.notEqual(await within(closed, 5_000), 'late', 'the stop closes the SAM control connection');
+      assert.equal(typeof (await within(client, 10_000)), 'string', 'the SOCKS client is answered, not left waiting');
     } finally {
       f.close();
     }
