@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { Socket } from 'node:net';
-import { fakeSamLines } from '../helpers/fake-sam.js';
+import { fakeSamLines, type FakeSamBridge } from '../helpers/fake-sam.js';
 import { startProxy, socksConnect } from '../helpers/proxy-daemon.js';
 import { formatB32 } from '../../src/wire/address.js';
 
@@ -24,16 +24,22 @@ async function within<T>(p: Promise<T>, ms: number): Promise<T | 'late'> {
   }
 }
 
+/** A fake SAM bridge that greets and never answers SESSION CREATE; `created` gives that command's connection. */
+async function silentSam(): Promise<{ f: FakeSamBridge; created: Promise<Socket> }> {
+  let sawCreate!: (s: Socket) => void;
+  const created = new Promise<Socket>((r) => (sawCreate = r));
+  const f = await fakeSamLines((line, s) => {
+    if (line.startsWith('HELLO')) s.write('HELLO REPLY RESULT=OK VERSION=3.1\n');
+    else if (line.startsWith('SESSION CREATE')) sawCreate(s); // never answered: tunnels that never get built
+  });
+  return { f, created };
+}
+
 test(
   'proxy: SIGTERM during the SAM session creation of a .b32.i2p CONNECT ends it at once',
   { timeout: 60_000 },
   async () => {
-    let sawCreate!: () => void;
-    const created = new Promise<void>((r) => (sawCreate = r));
-    const f = await fakeSamLines((line, s) => {
-      if (line.startsWith('HELLO')) s.write('HELLO REPLY RESULT=OK VERSION=3.1\n');
-      else if (line.startsWith('SESSION CREATE')) sawCreate(); // never answered: tunnels that never get built
-    });
+    const { f, created } = await silentSam();
     try {
       const p = await startProxy(['--i2psam', `${f.sam.host}:${f.sam.port}`]);
       const dest = formatB32(randomBytes(32));
@@ -58,12 +64,7 @@ test(
   'proxy over I2P: SIGTERM while the punch client creates its SAM session ends it at once',
   { timeout: 60_000 },
   async () => {
-    let sawCreate!: (s: Socket) => void;
-    const created = new Promise<Socket>((r) => (sawCreate = r));
-    const f = await fakeSamLines((line, s) => {
-      if (line.startsWith('HELLO')) s.write('HELLO REPLY RESULT=OK VERSION=3.1\n');
-      else if (line.startsWith('SESSION CREATE')) sawCreate(s);
-    });
+    const { f, created } = await silentSam();
     try {
       const known = `${formatB32(randomBytes(32))}:8333@198.51.100.7:8333`;
       const p = await startProxy(['--overlay', 'i2p', '--i2psam', `${f.sam.host}:${f.sam.port}`, '--known', known]);
